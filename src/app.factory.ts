@@ -1,0 +1,58 @@
+import { RequestMethod, type INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
+import { AppModule } from './app.module';
+import { loadConfig, type HttpConfig } from './config/app-config';
+import type { RawEnvironment } from './config/env.validation';
+
+export const API_PREFIX = 'api';
+
+function setupSwagger(app: INestApplication): void {
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Realtime backend')
+      .setDescription(
+        'REST companion of the real-time API: accounts, rooms, membership and message history. ' +
+          'Every error has the shape { code, message, details }.',
+      )
+      .setVersion('1')
+      .addBearerAuth()
+      .build(),
+  );
+  SwaggerModule.setup(`${API_PREFIX}/docs`, app, document, {
+    jsonDocumentUrl: `${API_PREFIX}/docs-json`,
+  });
+}
+
+function applyHttpSettings(app: NestExpressApplication, http: HttpConfig): void {
+  app.set('trust proxy', http.trustProxy);
+  app.disable('x-powered-by');
+  app.useBodyParser('json', { limit: http.bodyLimitBytes });
+  app.enableCors({ origin: http.corsOrigins.includes('*') ? true : http.corsOrigins, credentials: true });
+  app.setGlobalPrefix(API_PREFIX, {
+    exclude: [
+      { path: 'health/live', method: RequestMethod.GET },
+      { path: 'health/ready', method: RequestMethod.GET },
+      { path: 'metrics', method: RequestMethod.GET },
+    ],
+  });
+}
+
+/**
+ * Builds the whole application, as the service runs it and as tests drive it.
+ * Configuration is validated first, so a bad value stops here with its name.
+ */
+export async function createApp(env?: RawEnvironment): Promise<NestExpressApplication> {
+  const config = loadConfig(env ?? process.env);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env), {
+    bufferLogs: true,
+    bodyParser: false,
+  });
+  app.useLogger(app.get(Logger));
+  applyHttpSettings(app, config.http);
+  setupSwagger(app);
+  return app;
+}

@@ -1,0 +1,38 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { AuthModule } from './auth/auth.module';
+import { CommonModule } from './common/common.module';
+import { AppConfigModule } from './config/config.module';
+import type { RawEnvironment } from './config/env.validation';
+import { DatabaseModule } from './database/database.module';
+import { DeliveryModule } from './delivery/delivery.module';
+import { HealthModule } from './health/health.module';
+import { LoggingModule } from './logging/logging.module';
+import { MessagesModule } from './messages/messages.module';
+import { MetricsModule } from './metrics/metrics.module';
+import { RoomsModule } from './rooms/rooms.module';
+import { ThrottlingModule } from './throttling/throttling.module';
+import { UsersModule } from './users/users.module';
+
+@Module({})
+export class AppModule {
+  /** `env` replaces `process.env` (tests); the service itself reads the environment. */
+  static forRoot(env?: RawEnvironment): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        AppConfigModule.forRoot(env),
+        LoggingModule,
+        CommonModule,
+        ThrottlingModule,
+        DatabaseModule,
+        MetricsModule,
+        HealthModule,
+        DeliveryModule,
+        UsersModule,
+        AuthModule,
+        RoomsModule,
+        MessagesModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,51 @@
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Post } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ErrorCode } from '@app/common/errors/error-code';
+import { ApiErrors } from '@app/common/swagger/api-errors.decorator';
+import { StrictRateLimit } from '@app/throttling/strict-rate-limit.decorator';
+import { UserView } from '@app/users/dto/user.view';
+import type { AuthUser } from './auth-user';
+import { AuthService } from './auth.service';
+import { Authenticated } from './authenticated.decorator';
+import { CurrentUser } from './current-user.decorator';
+import { LoginDto, RegisterDto } from './dto/credentials.dto';
+import { TokenView } from './dto/token.view';
+
+@ApiTags('auth')
+@ApiErrors(ErrorCode.RateLimited)
+@Controller('auth')
+export class AuthController {
+  constructor(private readonly auth: AuthService) {}
+
+  @Post('register')
+  @StrictRateLimit()
+  @ApiCreatedResponse({ type: UserView })
+  @ApiErrors(ErrorCode.ValidationFailed, ErrorCode.Conflict)
+  async register(@Body() dto: RegisterDto): Promise<UserView> {
+    return UserView.from(await this.auth.register(dto));
+  }
+
+  @Post('login')
+  @HttpCode(HttpStatus.OK)
+  @StrictRateLimit()
+  @ApiOkResponse({ type: TokenView })
+  @ApiErrors(ErrorCode.ValidationFailed, ErrorCode.Unauthorized)
+  login(@Body() dto: LoginDto): Promise<TokenView> {
+    return this.auth.login(dto);
+  }
+
+  @Get('me')
+  @Authenticated()
+  @ApiOkResponse({ type: UserView })
+  async me(@CurrentUser() user: AuthUser): Promise<UserView> {
+    return UserView.from(await this.auth.profile(user.id));
+  }
+
+  @Delete('me')
+  @Authenticated()
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @ApiNoContentResponse({ description: 'The account is deleted; its tokens stop working' })
+  deleteMe(@CurrentUser() user: AuthUser): Promise<void> {
+    return this.auth.deleteAccount(user.id);
+  }
+}

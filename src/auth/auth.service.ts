@@ -1,0 +1,41 @@
+import { Injectable } from '@nestjs/common';
+import { AppException } from '@app/common/errors/app.exception';
+import type { User } from '@app/users/user.entity';
+import { UsersService } from '@app/users/users.service';
+import type { LoginDto, RegisterDto } from './dto/credentials.dto';
+import { PasswordHasher } from './password-hasher';
+import { TokenService, type IssuedToken } from './token.service';
+
+@Injectable()
+export class AuthService {
+  constructor(
+    private readonly users: UsersService,
+    private readonly hasher: PasswordHasher,
+    private readonly tokens: TokenService,
+  ) {}
+
+  async register({ username, password }: RegisterDto): Promise<User> {
+    const passwordHash = await this.hasher.hash(password);
+    return this.users.create({ username, passwordHash });
+  }
+
+  /** Unknown user and wrong password give the same answer after the same work. */
+  async login({ username, password }: LoginDto): Promise<IssuedToken> {
+    const user = await this.users.findActiveByUsernameWithHash(username);
+    const valid = user
+      ? await this.hasher.verify(password, user.passwordHash)
+      : await this.hasher.verifyAgainstNothing(password);
+    if (!user || !valid) throw AppException.unauthorized('Invalid username or password');
+    return this.tokens.issue(user);
+  }
+
+  async profile(userId: string): Promise<User> {
+    const user = await this.users.findActiveById(userId);
+    if (!user) throw AppException.unauthorized('Invalid or expired token');
+    return user;
+  }
+
+  deleteAccount(userId: string): Promise<void> {
+    return this.users.softDelete(userId);
+  }
+}

@@ -1,0 +1,9 @@
+import { createParamDecorator, ExecutionContext } from '@nestjs/common';
+import type { AuthUser } from './auth-user';
+import type { AuthenticatedRequest } from './jwt-auth.guard';
+
+/** The caller authenticated by `@Authenticated()`. */
+export const CurrentUser = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): AuthUser =>
+    context.switchToHttp().getRequest<AuthenticatedRequest>().user,
+);

@@ -1,0 +1,36 @@
+import { createHash } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import bcrypt from 'bcryptjs';
+import type { AllConfig } from '@app/config/app-config';
+
+/**
+ * bcrypt reads only the first 72 bytes of its input, so passwords are
+ * pre-hashed to a fixed 44 characters: every character of a long password counts.
+ */
+function prehash(password: string): string {
+  return createHash('sha256').update(password, 'utf8').digest('base64');
+}
+
+@Injectable()
+export class PasswordHasher {
+  /** Compared against when a username does not exist, so both paths cost the same. */
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(private readonly config: ConfigService<AllConfig, true>) {}
+
+  hash(password: string): Promise<string> {
+    return bcrypt.hash(prehash(password), this.config.get('auth.bcryptRounds', { infer: true }));
+  }
+
+  verify(password: string, hash: string): Promise<boolean> {
+    return bcrypt.compare(prehash(password), hash);
+  }
+
+  /** Spends the time of a real comparison and always fails. */
+  async verifyAgainstNothing(password: string): Promise<false> {
+    this.dummyHash ??= this.hash('not-a-real-password');
+    await bcrypt.compare(prehash(password), await this.dummyHash);
+    return false;
+  }
+}

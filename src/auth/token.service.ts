@@ -1,0 +1,66 @@
+import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { JwtService } from '@nestjs/jwt';
+import { AppException } from '@app/common/errors/app.exception';
+import type { AllConfig } from '@app/config/app-config';
+import type { User } from '@app/users/user.entity';
+import { UsersService } from '@app/users/users.service';
+import type { AccessTokenClaims, AuthUser } from './auth-user';
+
+export const JWT_ALGORITHM = 'HS256';
+
+export interface IssuedToken {
+  accessToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+}
+
+function hasAccessTokenClaims(payload: unknown): payload is AccessTokenClaims {
+  const claims = payload as Partial<AccessTokenClaims> | null;
+  return (
+    typeof claims?.sub === 'string' &&
+    typeof claims.username === 'string' &&
+    typeof claims.exp === 'number'
+  );
+}
+
+/**
+ * Issues and verifies access tokens. Every transport (REST, Socket.IO, raw
+ * WebSocket, SSE) authenticates through `verify`, so all reject the same tokens.
+ */
+@Injectable()
+export class TokenService {
+  constructor(
+    private readonly jwt: JwtService,
+    private readonly users: UsersService,
+    private readonly config: ConfigService<AllConfig, true>,
+  ) {}
+
+  async issue(user: Pick<User, 'id' | 'username'>): Promise<IssuedToken> {
+    const expiresIn = this.config.get('auth.jwtExpiresInSeconds', { infer: true });
+    const accessToken = await this.jwt.signAsync(
+      { sub: user.id, username: user.username },
+      { algorithm: JWT_ALGORITHM, expiresIn },
+    );
+    return { accessToken, tokenType: 'Bearer', expiresIn };
+  }
+
+  /** Resolves the token's user, or throws UNAUTHORIZED for any bad or missing token. */
+  async verify(token: string | undefined | null): Promise<AuthUser> {
+    if (!token) throw AppException.unauthorized();
+    const claims = await this.decode(token);
+    const user = await this.users.findActiveById(claims.sub);
+    if (!user) throw AppException.unauthorized('Invalid or expired token');
+    return { id: user.id, username: user.username, tokenExpiresAt: claims.exp * 1000 };
+  }
+
+  private async decode(token: string): Promise<AccessTokenClaims> {
+    try {
+      const payload: unknown = await this.jwt.verifyAsync(token, { algorithms: [JWT_ALGORITHM] });
+      if (hasAccessTokenClaims(payload)) return payload;
+    } catch {
+      // Expired, malformed and wrongly signed tokens all fall through to one answer.
+    }
+    throw AppException.unauthorized('Invalid or expired token');
+  }
+}

@@ -1,0 +1,49 @@
+import { ErrorCode } from './error-code';
+import type { ErrorBody, FieldError } from './error-body';
+
+/**
+ * The exception every layer throws for a failure the client should see.
+ * Transport filters turn it into the contract's error shape.
+ */
+export class AppException extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: FieldError[] = [],
+  ) {
+    super(message);
+    this.name = 'AppException';
+  }
+
+  toBody(): ErrorBody {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+
+  static unauthorized(message = 'Authentication required'): AppException {
+    return new AppException(ErrorCode.Unauthorized, message);
+  }
+
+  static forbidden(message: string): AppException {
+    return new AppException(ErrorCode.Forbidden, message);
+  }
+
+  static notFound(message: string): AppException {
+    return new AppException(ErrorCode.NotFound, message);
+  }
+
+  static conflict(message: string): AppException {
+    return new AppException(ErrorCode.Conflict, message);
+  }
+
+  static validation(message: string, details: FieldError[] = []): AppException {
+    return new AppException(ErrorCode.ValidationFailed, message, details);
+  }
+
+  static rateLimited(message = 'Too many requests'): AppException {
+    return new AppException(ErrorCode.RateLimited, message);
+  }
+
+  static unavailable(message = 'Service temporarily unavailable'): AppException {
+    return new AppException(ErrorCode.Unavailable, message);
+  }
+}

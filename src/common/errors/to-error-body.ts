@@ -1,0 +1,97 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+import { ThrottlerException } from '@nestjs/throttler';
+import { AppException } from './app.exception';
+import { ErrorCode } from './error-code';
+import type { ErrorBody } from './error-body';
+
+const CODE_BY_HTTP_STATUS: Partial<Record<number, ErrorCode>> = {
+  [HttpStatus.BAD_REQUEST]: ErrorCode.ValidationFailed,
+  [HttpStatus.UNAUTHORIZED]: ErrorCode.Unauthorized,
+  [HttpStatus.FORBIDDEN]: ErrorCode.Forbidden,
+  [HttpStatus.NOT_FOUND]: ErrorCode.NotFound,
+  [HttpStatus.METHOD_NOT_ALLOWED]: ErrorCode.NotFound,
+  [HttpStatus.CONFLICT]: ErrorCode.Conflict,
+  [HttpStatus.PAYLOAD_TOO_LARGE]: ErrorCode.PayloadTooLarge,
+  [HttpStatus.UNSUPPORTED_MEDIA_TYPE]: ErrorCode.ValidationFailed,
+  [HttpStatus.TOO_MANY_REQUESTS]: ErrorCode.RateLimited,
+  [HttpStatus.SERVICE_UNAVAILABLE]: ErrorCode.Unavailable,
+};
+
+/** Errors thrown by body-parser carry a `type` and a `status`. */
+interface BodyParserError {
+  type: string;
+  status: number;
+}
+
+function isBodyParserError(error: unknown): error is BodyParserError {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    typeof (error as BodyParserError).type === 'string' &&
+    typeof (error as BodyParserError).status === 'number'
+  );
+}
+
+/** Database drivers report a lost or refused connection with these codes. */
+const UNAVAILABLE_DRIVER_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+  'SQLITE_BUSY',
+]);
+
+export function isUnavailableError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && UNAVAILABLE_DRIVER_CODES.has(code)) return true;
+  const message = (error as { message?: unknown }).message;
+  return (
+    typeof message === 'string' &&
+    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+      message,
+    )
+  );
+}
+
+function fromHttpException(error: HttpException): ErrorBody {
+  const status = error.getStatus();
+  const code = CODE_BY_HTTP_STATUS[status] ?? (status >= 500 ? ErrorCode.Internal : ErrorCode.ValidationFailed);
+  const message = status >= 500 ? 'Internal server error' : error.message;
+  return { code, message, details: [] };
+}
+
+function fromBodyParserError(error: BodyParserError): ErrorBody {
+  if (error.type === 'entity.too.large') {
+    return { code: ErrorCode.PayloadTooLarge, message: 'Request body is too large', details: [] };
+  }
+  if (error.type === 'entity.parse.failed') {
+    return { code: ErrorCode.ValidationFailed, message: 'Malformed JSON body', details: [] };
+  }
+  return { code: ErrorCode.ValidationFailed, message: 'Unreadable request body', details: [] };
+}
+
+/**
+ * Turns anything thrown anywhere into the contract's error shape.
+ * Unknown errors become INTERNAL with a fixed message, so nothing leaks.
+ */
+export function toErrorBody(error: unknown): ErrorBody {
+  if (error instanceof AppException) return error.toBody();
+  if (error instanceof ThrottlerException) {
+    return { code: ErrorCode.RateLimited, message: 'Too many requests', details: [] };
+  }
+  if (error instanceof SyntaxError) {
+    return { code: ErrorCode.ValidationFailed, message: 'Malformed JSON body', details: [] };
+  }
+  if (error instanceof HttpException) return fromHttpException(error);
+  if (isBodyParserError(error)) return fromBodyParserError(error);
+  if (isUnavailableError(error)) {
+    return { code: ErrorCode.Unavailable, message: 'Service temporarily unavailable', details: [] };
+  }
+  return { code: ErrorCode.Internal, message: 'Internal server error', details: [] };
+}

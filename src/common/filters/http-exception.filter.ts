@@ -1,0 +1,25 @@
+import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
+import type { Response } from 'express';
+import { ErrorCode, HTTP_STATUS_BY_CODE } from '@app/common/errors/error-code';
+import { toErrorBody } from '@app/common/errors/to-error-body';
+
+/** The REST transport's one filter: every failure leaves as the contract's error shape. */
+@Catch()
+export class HttpExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger(HttpExceptionFilter.name);
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const response = host.switchToHttp().getResponse<Response>();
+    const body = toErrorBody(exception);
+    if (body.code === ErrorCode.Internal) {
+      this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+    } else if (body.code === ErrorCode.Unavailable) {
+      this.logger.warn(`Dependency unavailable: ${(exception as Error).message}`);
+    }
+    if (response.headersSent) {
+      response.end();
+      return;
+    }
+    response.status(HTTP_STATUS_BY_CODE[body.code]).json(body);
+  }
+}

@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import { isAbsolute, resolve } from 'node:path';
+import { parseDuration } from './duration';
+import { validateEnvironment, type RawEnvironment } from './env.validation';
+
+export interface HttpConfig {
+  nodeEnv: 'development' | 'production' | 'test';
+  host: string;
+  port: number;
+  corsOrigins: string[];
+  bodyLimitBytes: number;
+  trustProxy: boolean;
+  shutdownTimeoutMs: number;
+  logLevel: string;
+  serviceName: string;
+}
+
+export type DatabaseConfig =
+  | {
+      type: 'postgres';
+      url: string;
+      schema?: string;
+      poolSize: number;
+      migrationsRun: boolean;
+    }
+  | {
+      type: 'better-sqlite3';
+      path: string;
+      migrationsRun: boolean;
+    };
+
+export interface AuthConfig {
+  jwtSecret: string;
+  /** True when no JWT_SECRET was given and a per-process one was generated. */
+  jwtSecretGenerated: boolean;
+  jwtExpiresInSeconds: number;
+  bcryptRounds: number;
+}
+
+export interface RedisConfig {
+  url?: string;
+  keyPrefix: string;
+}
+
+export interface ThrottleConfig {
+  defaultLimit: number;
+  defaultTtlMs: number;
+  authLimit: number;
+  authTtlMs: number;
+}
+
+/** The whole typed configuration, read through `ConfigService<AllConfig, true>`. */
+export interface AllConfig {
+  http: HttpConfig;
+  database: DatabaseConfig;
+  auth: AuthConfig;
+  redis: RedisConfig;
+  throttle: ThrottleConfig;
+}
+
+function splitList(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
+export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
+  const env = validateEnvironment(raw);
+  const migrationsRun = env.MIGRATIONS_RUN;
+  return {
+    http: {
+      nodeEnv: env.NODE_ENV,
+      host: env.HOST,
+      port: env.PORT,
+      corsOrigins: splitList(env.CORS_ORIGINS),
+      bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      trustProxy: env.TRUST_PROXY,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+      logLevel: env.LOG_LEVEL,
+      serviceName: env.SERVICE_NAME ?? 'realtime-backend',
+    },
+    database: env.DATABASE_URL
+      ? {
+          type: 'postgres',
+          url: env.DATABASE_URL,
+          schema: env.DATABASE_SCHEMA,
+          poolSize: env.DATABASE_POOL_SIZE,
+          migrationsRun,
+        }
+      : {
+          type: 'better-sqlite3',
+          path: isAbsolute(env.SQLITE_PATH) ? env.SQLITE_PATH : resolve(env.SQLITE_PATH),
+          migrationsRun,
+        },
+    auth: {
+      jwtSecret: env.JWT_SECRET ?? randomBytes(48).toString('base64url'),
+      jwtSecretGenerated: !env.JWT_SECRET,
+      jwtExpiresInSeconds: parseDuration(env.JWT_EXPIRES_IN),
+      bcryptRounds: env.BCRYPT_ROUNDS,
+    },
+    redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
+    throttle: {
+      defaultLimit: env.THROTTLE_DEFAULT_LIMIT,
+      defaultTtlMs: env.THROTTLE_DEFAULT_TTL_MS,
+      authLimit: env.THROTTLE_AUTH_LIMIT,
+      authTtlMs: env.THROTTLE_AUTH_TTL_MS,
+    },
+  };
+}

@@ -1,0 +1,168 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateIf,
+  validateSync,
+} from 'class-validator';
+
+export const NODE_ENVS = ['development', 'production', 'test'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const toInt = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+
+const toBool = ({ value }: { value: unknown }) => {
+  if (typeof value !== 'string') return value;
+  const normalized = value.trim().toLowerCase();
+  if (['true', '1', 'yes'].includes(normalized)) return true;
+  if (['false', '0', 'no'].includes(normalized)) return false;
+  return value;
+};
+
+/** A duration such as `3600`, `90s`, `15m`, `1h` or `7d`. */
+export const DURATION_PATTERN = /^\d+(s|m|h|d)?$/;
+
+/**
+ * Every environment variable the service reads, with its rules and default.
+ * Anything not valid stops start-up with a message naming the variable.
+ */
+export class EnvironmentVariables {
+  @IsIn(NODE_ENVS)
+  NODE_ENV: (typeof NODE_ENVS)[number] = 'development';
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  PORT = 3000;
+
+  @IsString()
+  HOST = '0.0.0.0';
+
+  @IsOptional()
+  @Matches(/^postgres(ql)?:\/\/\S+$/, { message: 'DATABASE_URL must be a postgres:// URL' })
+  DATABASE_URL?: string;
+
+  @IsOptional()
+  @Matches(/^[a-z_][a-z0-9_]{0,62}$/, {
+    message: 'DATABASE_SCHEMA must be a lower-case SQL identifier',
+  })
+  DATABASE_SCHEMA?: string;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(200)
+  DATABASE_POOL_SIZE = 10;
+
+  @IsString()
+  @MinLength(1)
+  SQLITE_PATH = 'data/app.sqlite';
+
+  @Transform(toBool)
+  @IsBoolean()
+  MIGRATIONS_RUN = true;
+
+  @IsOptional()
+  @Matches(/^rediss?:\/\/\S+$/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
+  REDIS_URL?: string;
+
+  @IsString()
+  @Matches(/^[\w:.-]{1,64}$/, { message: 'REDIS_KEY_PREFIX must be 1-64 of [A-Za-z0-9_:.-]' })
+  REDIS_KEY_PREFIX = 'rt:';
+
+  @ValidateIf((env: EnvironmentVariables) => env.NODE_ENV === 'production' || !!env.JWT_SECRET)
+  @IsString({ message: 'JWT_SECRET is required when NODE_ENV=production' })
+  @MinLength(32, { message: 'JWT_SECRET must be at least 32 characters long' })
+  JWT_SECRET?: string;
+
+  @Matches(DURATION_PATTERN, { message: 'JWT_EXPIRES_IN must be a duration like 3600, 15m or 1h' })
+  JWT_EXPIRES_IN = '1h';
+
+  @IsString()
+  CORS_ORIGINS = '';
+
+  @IsIn(LOG_LEVELS)
+  LOG_LEVEL: (typeof LOG_LEVELS)[number] = 'info';
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1024)
+  @Max(64 * 1024 * 1024)
+  BODY_LIMIT_BYTES = 1024 * 1024;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(4)
+  @Max(15)
+  BCRYPT_ROUNDS = 12;
+
+  @Transform(toBool)
+  @IsBoolean()
+  TRUST_PROXY = false;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  THROTTLE_DEFAULT_LIMIT = 300;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  THROTTLE_DEFAULT_TTL_MS = 60_000;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  THROTTLE_AUTH_LIMIT = 10;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  THROTTLE_AUTH_TTL_MS = 60_000;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(600_000)
+  SHUTDOWN_TIMEOUT_MS = 10_000;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  SERVICE_NAME?: string;
+}
+
+export type RawEnvironment = Record<string, string | undefined>;
+
+/** Thrown when the environment is invalid; its message names every bad variable. */
+export class InvalidConfigurationError extends Error {
+  override name = 'InvalidConfigurationError';
+}
+
+function withoutEmptyValues(raw: RawEnvironment): RawEnvironment {
+  return Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== ''));
+}
+
+export function validateEnvironment(raw: RawEnvironment): EnvironmentVariables {
+  const env = plainToInstance(EnvironmentVariables, withoutEmptyValues(raw), {
+    excludeExtraneousValues: false,
+  });
+  const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
+  if (errors.length > 0) {
+    const lines = errors.map(
+      (error) => `  ${error.property}: ${Object.values(error.constraints ?? {}).join('; ')}`,
+    );
+    throw new InvalidConfigurationError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return env;
+}

@@ -1,0 +1,26 @@
+/** Socket.IO event names of the wire contract, shared by server, SDK and tests. */
+export const ClientEvent = {
+  Join: 'chat:join',
+  Leave: 'chat:leave',
+  Message: 'chat:message',
+  Typing: 'chat:typing',
+  Presence: 'room:presence',
+} as const;
+export type ClientEvent = (typeof ClientEvent)[keyof typeof ClientEvent];
+
+export const ServerEvent = {
+  Message: 'chat:message',
+  UserJoined: 'chat:userJoined',
+  UserLeft: 'chat:userLeft',
+  Typing: 'chat:typing',
+  RoomBroadcast: 'room:broadcast',
+  Notification: 'notification',
+  Error: 'error',
+} as const;
+export type ServerEvent = (typeof ServerEvent)[keyof typeof ServerEvent];
+
+export const NotificationType = {
+  Mention: 'mention',
+  RoomInvited: 'room:invited',
+} as const;
+export type NotificationType = (typeof NotificationType)[keyof typeof NotificationType];

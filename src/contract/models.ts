@@ -1,0 +1,29 @@
+/** Wire shapes of the contract, as JSON: shared by server, SDK and tests. */
+export interface UserSummaryJson {
+  id: string;
+  username: string;
+}
+
+export interface RoomJson {
+  id: string;
+  name: string;
+  isPrivate: boolean;
+  ownerId: string;
+  createdAt: string;
+  lastSeq: number;
+}
+
+export interface MessageJson {
+  id: string;
+  roomId: string;
+  seq: number;
+  userId: string;
+  username: string;
+  text: string;
+  clientMsgId: string | null;
+  createdAt: string;
+}
+
+export type NotificationJson =
+  | { type: 'mention'; message: MessageJson }
+  | { type: 'room:invited'; room: RoomJson; by: UserSummaryJson };

@@ -1,0 +1,14 @@
+import { QueryFailedError } from 'typeorm';
+
+const UNIQUE_VIOLATION_CODES = new Set([
+  '23505', // PostgreSQL unique_violation
+  'SQLITE_CONSTRAINT_UNIQUE',
+  'SQLITE_CONSTRAINT_PRIMARYKEY',
+]);
+
+/** True when an insert failed because a unique index already holds the key. */
+export function isUniqueViolation(error: unknown): boolean {
+  if (!(error instanceof QueryFailedError)) return false;
+  const driverError = error.driverError as { code?: string } | undefined;
+  return UNIQUE_VIOLATION_CODES.has(driverError?.code ?? '');
+}

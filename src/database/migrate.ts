@@ -1,0 +1,31 @@
+import 'reflect-metadata';
+import dataSource from './data-source';
+import { revertLastMigration, runMigrations } from './prepare-database';
+
+/** `node dist/src/database/migrate.js run|revert`: the migration step of deployments. */
+async function main(command: string | undefined): Promise<void> {
+  if (command !== 'run' && command !== 'revert') {
+    throw new Error('Usage: migrate.js run|revert');
+  }
+  await dataSource.initialize();
+  try {
+    if (command === 'run') {
+      const applied = await runMigrations(dataSource);
+      console.log(
+        applied.length === 0
+          ? 'No pending migrations'
+          : `Applied: ${applied.map((migration) => migration.name).join(', ')}`,
+      );
+    } else {
+      await revertLastMigration(dataSource);
+      console.log('Reverted the last migration');
+    }
+  } finally {
+    await dataSource.destroy();
+  }
+}
+
+main(process.argv[2]).catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,47 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DataSourceOptions, LoggerOptions } from 'typeorm';
+import { MIGRATIONS } from '../../migrations';
+import type { DatabaseConfig } from '@app/config/app-config';
+import { ENTITIES } from './entities';
+
+const MIGRATIONS_TABLE = 'migrations';
+
+/**
+ * The one set of TypeORM options, used by the app and by the CLI data source.
+ * Schema changes only ever come from migrations.
+ */
+export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
+  const common = {
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTableName: MIGRATIONS_TABLE,
+    // Read by our own start-up step, which locks and creates the schema first.
+    migrationsRun: config.migrationsRun,
+    synchronize: false,
+    logging: ['error'] as LoggerOptions,
+  };
+  if (config.type === 'postgres') {
+    return {
+      ...common,
+      type: 'postgres',
+      url: config.url,
+      schema: config.schema,
+      poolSize: config.poolSize,
+      extra: {
+        max: config.poolSize,
+        connectionTimeoutMillis: 5_000,
+        // Unqualified names in migrations resolve into the configured schema.
+        ...(config.schema ? { options: `-c search_path=${config.schema}` } : {}),
+      },
+    };
+  }
+  mkdirSync(dirname(config.path), { recursive: true });
+  return {
+    ...common,
+    type: 'better-sqlite3',
+    database: config.path,
+    enableWAL: true,
+    timeout: 10_000,
+  };
+}

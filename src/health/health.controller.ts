@@ -1,0 +1,49 @@
+import { Controller, Get, HttpStatus, Res } from '@nestjs/common';
+import { ApiOkResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { HealthCheckService, TypeOrmHealthIndicator, type HealthCheckResult } from '@nestjs/terminus';
+import { SkipThrottle } from '@nestjs/throttler';
+import type { Response } from 'express';
+import { ErrorCode } from '@app/common/errors/error-code';
+import { ReadinessChecks } from './readiness-checks';
+
+@ApiTags('health')
+@SkipThrottle()
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly database: TypeOrmHealthIndicator,
+    private readonly extraChecks: ReadinessChecks,
+  ) {}
+
+  @Get('live')
+  @ApiOkResponse({ description: 'The process is up' })
+  live(): { status: 'ok' } {
+    return { status: 'ok' };
+  }
+
+  /** 200 when every dependency answers; 503 with the contract's error shape and each check's state. */
+  @Get('ready')
+  @ApiOkResponse({ description: 'Database (and Redis, when configured) reachable' })
+  @ApiServiceUnavailableResponse({ description: 'A dependency is down; `checks` says which' })
+  async ready(@Res({ passthrough: true }) response: Response) {
+    try {
+      const result = await this.health.check([
+        () => this.database.pingCheck('database', { timeout: 2_000 }),
+        ...this.extraChecks.all(),
+      ]);
+      return { status: result.status, checks: result.details };
+    } catch (error) {
+      const result = (error as { response?: HealthCheckResult }).response;
+      const down = Object.keys(result?.error ?? {});
+      response.status(HttpStatus.SERVICE_UNAVAILABLE);
+      return {
+        code: ErrorCode.Unavailable,
+        message: `Not ready: ${down.join(', ') || 'health check failed'}`,
+        details: [],
+        status: 'error',
+        checks: result?.details ?? {},
+      };
+    }
+  }
+}

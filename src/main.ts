@@ -1,0 +1,46 @@
+import 'reflect-metadata';
+import { ConfigService } from '@nestjs/config';
+import { Logger } from 'nestjs-pino';
+import { createApp } from './app.factory';
+import type { AllConfig } from './config/app-config';
+import { InvalidConfigurationError } from './config/env.validation';
+
+async function bootstrap(): Promise<void> {
+  const app = await createApp();
+  const config = app.get(ConfigService<AllConfig, true>);
+  const http = config.get('http', { infer: true });
+  const logger = app.get(Logger);
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.log(`${signal} received: draining and shutting down`);
+    // A last resort if something refuses to close.
+    setTimeout(() => {
+      logger.error(`Shutdown took longer than ${http.shutdownTimeoutMs} ms: exiting`);
+      process.exit(1);
+    }, http.shutdownTimeoutMs).unref();
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+
+  await app.listen(http.port, http.host);
+  logger.log(`Listening on ${await app.getUrl()}`);
+}
+
+bootstrap().catch((error: unknown) => {
+  if (error instanceof InvalidConfigurationError) {
+    console.error(error.message);
+  } else {
+    console.error('Start-up failed:', error instanceof Error ? error.message : error);
+  }
+  process.exit(1);
+});

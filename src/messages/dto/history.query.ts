@@ -1,0 +1,27 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { LimitQuery, toQueryInt } from '@app/common/pagination/page-query.dto';
+
+const MAX_SEQ = 2 ** 31 - 1;
+
+export class HistoryQuery extends LimitQuery {
+  @ApiPropertyOptional({ description: 'Ascending page of the messages after this seq', minimum: 0 })
+  @IsOptional()
+  @Transform(toQueryInt)
+  @IsInt()
+  @Min(0)
+  @Max(MAX_SEQ)
+  since?: number;
+
+  @ApiPropertyOptional({
+    description: 'Descending page of the messages before this seq (default: the newest)',
+    minimum: 1,
+  })
+  @IsOptional()
+  @Transform(toQueryInt)
+  @IsInt()
+  @Min(1)
+  @Max(MAX_SEQ)
+  before?: number;
+}

@@ -1,0 +1,89 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { LessThan, MoreThan, Repository } from 'typeorm';
+import type { AuthUser } from '@app/auth/auth-user';
+import { AppException } from '@app/common/errors/app.exception';
+import { DEFAULT_PAGE_SIZE } from '@app/common/pagination/page-query.dto';
+import { DeliveryService } from '@app/delivery/delivery.service';
+import { RoomsService } from '@app/rooms/rooms.service';
+import { UsersService } from '@app/users/users.service';
+import type { MessageBodyDto } from './dto/send-message.dto';
+import { MessageView } from './dto/message.view';
+import { extractMentions } from './mentions';
+import { MessageStore } from './message-store.service';
+import { Message } from './message.entity';
+
+export interface HistoryRequest {
+  since?: number;
+  before?: number;
+  limit?: number;
+}
+
+export interface HistoryPage {
+  items: MessageView[];
+  nextCursor: number | null;
+}
+
+/** Sending and reading messages, on behalf of any transport. */
+@Injectable()
+export class MessagesService {
+  constructor(
+    @InjectRepository(Message) private readonly messages: Repository<Message>,
+    private readonly store: MessageStore,
+    private readonly rooms: RoomsService,
+    private readonly users: UsersService,
+    private readonly delivery: DeliveryService,
+  ) {}
+
+  /** Stores the message, then delivers it to the room and notifies mentioned members. */
+  async send(sender: AuthUser, roomId: string, body: MessageBodyDto): Promise<MessageView> {
+    const room = await this.rooms.findAccessible(sender.id, roomId);
+    const { message, created } = await this.store.append({
+      roomId: room.id,
+      userId: sender.id,
+      username: sender.username,
+      text: body.text,
+      clientMsgId: body.clientMsgId,
+    });
+    const view = MessageView.from(message);
+    if (created) {
+      this.delivery.messageCreated(view);
+      await this.notifyMentions(view);
+    }
+    return view;
+  }
+
+  async history(reader: AuthUser, roomId: string, request: HistoryRequest): Promise<HistoryPage> {
+    const room = await this.rooms.findAccessible(reader.id, roomId);
+    return this.page(room.id, request);
+  }
+
+  /** A page of a room's messages the caller already has access to. */
+  async page(roomId: string, { since, before, limit = DEFAULT_PAGE_SIZE }: HistoryRequest): Promise<HistoryPage> {
+    if (since !== undefined && before !== undefined) {
+      throw AppException.validation('since and before cannot be combined');
+    }
+    const ascending = since !== undefined;
+    const rows = await this.messages.find({
+      where: {
+        roomId,
+        ...(ascending ? { seq: MoreThan(since) } : {}),
+        ...(before !== undefined ? { seq: LessThan(before) } : {}),
+      },
+      order: { seq: ascending ? 'ASC' : 'DESC' },
+      take: limit + 1,
+    });
+    const items = rows.slice(0, limit).map((row) => MessageView.from(row));
+    const hasMore = rows.length > limit;
+    return { items, nextCursor: hasMore ? items[items.length - 1].seq : null };
+  }
+
+  private async notifyMentions(message: MessageView): Promise<void> {
+    const names = extractMentions(message.text);
+    if (names.length === 0) return;
+    const mentioned = await this.users.findActiveByUsernames(names);
+    const candidates = mentioned.map((user) => user.id).filter((id) => id !== message.userId);
+    const members = await this.rooms.membersAmong(message.roomId, candidates);
+    for (const userId of members) this.delivery.mentioned(userId, message);
+  }
+}

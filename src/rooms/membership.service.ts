@@ -1,0 +1,53 @@
+import { Injectable } from '@nestjs/common';
+import type { AuthUser } from '@app/auth/auth-user';
+import { AppException } from '@app/common/errors/app.exception';
+import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
+import { NotificationType } from '@app/contract/events';
+import { DeliveryService } from '@app/delivery/delivery.service';
+import { UsersService } from '@app/users/users.service';
+import { MemberView, RoomView } from './dto/room.view';
+import { RoomsService } from './rooms.service';
+
+/** Who may add and remove members, and who is told about it. */
+@Injectable()
+export class MembershipService {
+  constructor(
+    private readonly rooms: RoomsService,
+    private readonly users: UsersService,
+    private readonly delivery: DeliveryService,
+  ) {}
+
+  /** The owner adds anyone; in a public room anyone may add themself. */
+  async add(actor: AuthUser, roomId: string, userId: string): Promise<MemberView> {
+    const room = await this.rooms.findAccessible(actor.id, roomId);
+    if (userId !== actor.id && room.ownerId !== actor.id) {
+      throw AppException.forbidden('Only the room owner can add other members');
+    }
+    const user = await this.users.findActiveById(userId.toLowerCase());
+    if (!user) throw AppException.notFound('User not found');
+    const { added, joinedAt } = await this.rooms.addMember(room.id, user.id);
+    if (!added) throw AppException.conflict('User is already a member');
+    if (user.id !== actor.id) {
+      this.delivery.notify(user.id, {
+        type: NotificationType.RoomInvited,
+        room: RoomView.from(room),
+        by: { id: actor.id, username: actor.username },
+      });
+    }
+    return { roomId: room.id, id: user.id, username: user.username, joinedAt: joinedAt.toISOString() };
+  }
+
+  /** The owner removes anyone but themself; a member may leave. */
+  async remove(actor: AuthUser, roomId: string, userId: string): Promise<void> {
+    const room = await this.rooms.findAccessible(actor.id, roomId);
+    const target = userId.toLowerCase();
+    if (target !== actor.id && room.ownerId !== actor.id) {
+      throw AppException.forbidden('Only the room owner can remove other members');
+    }
+    if (!UUID_PATTERN.test(target)) throw AppException.notFound('Member not found');
+    if (target === room.ownerId) throw AppException.conflict('The owner cannot leave the room');
+    if (!(await this.rooms.removeMember(room.id, target))) {
+      throw AppException.notFound('Member not found');
+    }
+  }
+}

@@ -1,0 +1,23 @@
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+
+@Entity({ name: 'rooms' })
+export class Room {
+  @PrimaryColumn({ type: 'uuid' })
+  id: string;
+
+  @Column({ type: 'varchar', length: 100 })
+  name: string;
+
+  @Column({ name: 'is_private', type: 'boolean' })
+  isPrivate: boolean;
+
+  @Column({ name: 'owner_id', type: 'uuid' })
+  ownerId: string;
+
+  @Column({ name: 'created_at' })
+  createdAt: Date;
+
+  /** The seq of the room's newest message; the message store advances it. */
+  @Column({ name: 'last_seq', type: 'integer' })
+  lastSeq: number;
+}

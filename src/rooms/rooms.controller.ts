@@ -1,0 +1,79 @@
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Query } from '@nestjs/common';
+import {
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { AuthUser } from '@app/auth/auth-user';
+import { Authenticated } from '@app/auth/authenticated.decorator';
+import { CurrentUser } from '@app/auth/current-user.decorator';
+import { ErrorCode } from '@app/common/errors/error-code';
+import { ApiErrors } from '@app/common/swagger/api-errors.decorator';
+import { AddMemberDto } from './dto/add-member.dto';
+import { CreateRoomDto } from './dto/create-room.dto';
+import { ListRoomsQuery } from './dto/list-rooms.query';
+import { MemberView, RoomPage, RoomView } from './dto/room.view';
+import { MembershipService } from './membership.service';
+import { RoomsService } from './rooms.service';
+
+@ApiTags('rooms')
+@Authenticated()
+@ApiErrors(ErrorCode.RateLimited)
+@Controller('rooms')
+export class RoomsController {
+  constructor(
+    private readonly rooms: RoomsService,
+    private readonly membership: MembershipService,
+  ) {}
+
+  @Post()
+  @ApiCreatedResponse({ type: RoomView, description: 'The room; its creator is its owner and first member' })
+  @ApiErrors(ErrorCode.ValidationFailed)
+  async create(@CurrentUser() user: AuthUser, @Body() dto: CreateRoomDto): Promise<RoomView> {
+    return RoomView.from(await this.rooms.create(user.id, dto));
+  }
+
+  @Get()
+  @ApiOkResponse({ type: RoomPage, description: "Public rooms and the caller's private rooms" })
+  @ApiErrors(ErrorCode.ValidationFailed)
+  async list(@CurrentUser() user: AuthUser, @Query() query: ListRoomsQuery): Promise<RoomPage> {
+    const page = await this.rooms.listVisible(user.id, query.limit, query.cursor);
+    return { items: page.items.map((room) => RoomView.from(room)), nextCursor: page.nextCursor };
+  }
+
+  @Get(':id')
+  @ApiParam({ name: 'id', format: 'uuid' })
+  @ApiOkResponse({ type: RoomView })
+  @ApiErrors(ErrorCode.NotFound)
+  async get(@CurrentUser() user: AuthUser, @Param('id') id: string): Promise<RoomView> {
+    return RoomView.from(await this.rooms.findAccessible(user.id, id));
+  }
+
+  @Post(':id/members')
+  @ApiParam({ name: 'id', format: 'uuid' })
+  @ApiCreatedResponse({ type: MemberView, description: 'The invitee gets a room:invited notification' })
+  @ApiErrors(ErrorCode.ValidationFailed, ErrorCode.Forbidden, ErrorCode.NotFound, ErrorCode.Conflict)
+  addMember(
+    @CurrentUser() user: AuthUser,
+    @Param('id') id: string,
+    @Body() dto: AddMemberDto,
+  ): Promise<MemberView> {
+    return this.membership.add(user, id, dto.userId);
+  }
+
+  @Delete(':id/members/:userId')
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @ApiParam({ name: 'id', format: 'uuid' })
+  @ApiParam({ name: 'userId', format: 'uuid' })
+  @ApiNoContentResponse({ description: 'Removed' })
+  @ApiErrors(ErrorCode.Forbidden, ErrorCode.NotFound, ErrorCode.Conflict)
+  removeMember(
+    @CurrentUser() user: AuthUser,
+    @Param('id') id: string,
+    @Param('userId') userId: string,
+  ): Promise<void> {
+    return this.membership.remove(user, id, userId);
+  }
+}

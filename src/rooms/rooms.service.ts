@@ -1,0 +1,122 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Brackets, In, Repository } from 'typeorm';
+import { AppException } from '@app/common/errors/app.exception';
+import { uuidv7, UUID_PATTERN } from '@app/common/ids/uuid-v7';
+import type { UserSummaryJson } from '@app/contract/models';
+import { isUniqueViolation } from '@app/database/database-errors';
+import { TransactionRunner } from '@app/database/transaction-runner';
+import { User } from '@app/users/user.entity';
+import type { CreateRoomDto } from './dto/create-room.dto';
+import { RoomMember } from './room-member.entity';
+import { Room } from './room.entity';
+
+export interface RoomPageResult {
+  items: Room[];
+  nextCursor: string | null;
+}
+
+/**
+ * Rooms and who may see them. A private room is invisible to non-members:
+ * every lookup answers NOT_FOUND, exactly as for a room that does not exist.
+ */
+@Injectable()
+export class RoomsService {
+  constructor(
+    @InjectRepository(Room) private readonly rooms: Repository<Room>,
+    @InjectRepository(RoomMember) private readonly members: Repository<RoomMember>,
+    private readonly transactions: TransactionRunner,
+  ) {}
+
+  async create(ownerId: string, dto: CreateRoomDto): Promise<Room> {
+    const now = new Date();
+    const room = this.rooms.create({
+      id: uuidv7(),
+      name: dto.name,
+      isPrivate: dto.isPrivate ?? false,
+      ownerId,
+      createdAt: now,
+      lastSeq: 0,
+    });
+    await this.transactions.run(async (manager) => {
+      await manager.insert(Room, room);
+      await manager.insert(RoomMember, { roomId: room.id, userId: ownerId, joinedAt: now });
+    });
+    return room;
+  }
+
+  /** Public rooms and the caller's private rooms, oldest first (ids are time-ordered). */
+  async listVisible(userId: string, limit: number, cursor?: string): Promise<RoomPageResult> {
+    const query = this.rooms
+      .createQueryBuilder('room')
+      .where(
+        new Brackets((visible) =>
+          visible
+            .where('NOT room.isPrivate')
+            .orWhere(
+              'EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = room.id AND m.user_id = :userId)',
+              { userId },
+            ),
+        ),
+      )
+      .orderBy('room.id', 'ASC')
+      .take(limit + 1);
+    if (cursor) query.andWhere('room.id > :cursor', { cursor: cursor.toLowerCase() });
+    const rows = await query.getMany();
+    const items = rows.slice(0, limit);
+    return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
+  }
+
+  /** The room if the user may see it (public, or a member); NOT_FOUND otherwise. */
+  async findAccessible(userId: string, roomId: string): Promise<Room> {
+    const room = UUID_PATTERN.test(roomId)
+      ? await this.rooms.findOneBy({ id: roomId.toLowerCase() })
+      : null;
+    if (!room || (room.isPrivate && !(await this.isMember(room.id, userId)))) {
+      throw AppException.notFound('Room not found');
+    }
+    return room;
+  }
+
+  isMember(roomId: string, userId: string): Promise<boolean> {
+    return this.members.existsBy({ roomId, userId });
+  }
+
+  /** Which of the given users are members of the room. */
+  async membersAmong(roomId: string, userIds: string[]): Promise<string[]> {
+    if (userIds.length === 0) return [];
+    const rows = await this.members.findBy({ roomId, userId: In(userIds) });
+    return rows.map((row) => row.userId);
+  }
+
+  async listMembers(roomId: string): Promise<UserSummaryJson[]> {
+    const rows = await this.members
+      .createQueryBuilder('member')
+      .innerJoin(User, 'user', 'user.id = member.userId')
+      .select(['user.id AS id', 'user.username AS username'])
+      .where('member.roomId = :roomId', { roomId })
+      .andWhere('user.deletedAt IS NULL')
+      .orderBy('member.joinedAt', 'ASC')
+      .getRawMany<UserSummaryJson>();
+    return rows.map(({ id, username }) => ({ id, username }));
+  }
+
+  /** Adds a member; false when they already were one. */
+  async addMember(roomId: string, userId: string): Promise<{ added: boolean; joinedAt: Date }> {
+    const existing = await this.members.findOneBy({ roomId, userId });
+    if (existing) return { added: false, joinedAt: existing.joinedAt };
+    const joinedAt = new Date();
+    try {
+      await this.members.insert({ roomId, userId, joinedAt });
+    } catch (error) {
+      if (isUniqueViolation(error)) return { added: false, joinedAt };
+      throw error;
+    }
+    return { added: true, joinedAt };
+  }
+
+  async removeMember(roomId: string, userId: string): Promise<boolean> {
+    const result = await this.members.delete({ roomId, userId });
+    return (result.affected ?? 0) > 0;
+  }
+}

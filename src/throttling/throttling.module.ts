@@ -1,0 +1,38 @@
+import { Module } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { APP_GUARD } from '@nestjs/core';
+import { ThrottlerGuard, ThrottlerModule, type ThrottlerModuleOptions } from '@nestjs/throttler';
+import type { ExecutionContext } from '@nestjs/common';
+import type { AllConfig } from '@app/config/app-config';
+import { STRICT_RATE_LIMIT } from './strict-rate-limit.decorator';
+
+export const THROTTLER_DEFAULT = 'default';
+export const THROTTLER_STRICT = 'strict';
+
+function isStrictRoute(context: ExecutionContext): boolean {
+  return Reflect.getMetadata(STRICT_RATE_LIMIT, context.getHandler()) === true;
+}
+
+function throttlerOptions(config: ConfigService<AllConfig, true>): ThrottlerModuleOptions {
+  const throttle = config.get('throttle', { infer: true });
+  return {
+    throttlers: [
+      { name: THROTTLER_DEFAULT, limit: throttle.defaultLimit, ttl: throttle.defaultTtlMs },
+      {
+        name: THROTTLER_STRICT,
+        limit: throttle.authLimit,
+        ttl: throttle.authTtlMs,
+        skipIf: (context) => !isStrictRoute(context),
+      },
+    ],
+  };
+}
+
+/** REST rate limits per client address, applied to every route. */
+@Module({
+  imports: [
+    ThrottlerModule.forRootAsync({ inject: [ConfigService], useFactory: throttlerOptions }),
+  ],
+  providers: [{ provide: APP_GUARD, useClass: ThrottlerGuard }],
+})
+export class ThrottlingModule {}

@@ -1,0 +1,60 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { In, IsNull, Repository } from 'typeorm';
+import { AppException } from '@app/common/errors/app.exception';
+import { uuidv7 } from '@app/common/ids/uuid-v7';
+import { isUniqueViolation } from '@app/database/database-errors';
+import { User } from './user.entity';
+
+export interface NewUser {
+  username: string;
+  passwordHash: string;
+}
+
+@Injectable()
+export class UsersService {
+  constructor(@InjectRepository(User) private readonly users: Repository<User>) {}
+
+  async create({ username, passwordHash }: NewUser): Promise<User> {
+    const user = this.users.create({
+      id: uuidv7(),
+      username,
+      usernameKey: username.toLowerCase(),
+      passwordHash,
+      createdAt: new Date(),
+      deletedAt: null,
+    });
+    try {
+      await this.users.insert(user);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw AppException.conflict('Username is already taken');
+      throw error;
+    }
+    return user;
+  }
+
+  findActiveById(id: string): Promise<User | null> {
+    return this.users.findOneBy({ id, deletedAt: IsNull() });
+  }
+
+  /** Includes the password hash, which is never selected otherwise. */
+  findActiveByUsernameWithHash(username: string): Promise<User | null> {
+    return this.users
+      .createQueryBuilder('user')
+      .addSelect('user.passwordHash')
+      .where('user.usernameKey = :key', { key: username.toLowerCase() })
+      .andWhere('user.deletedAt IS NULL')
+      .getOne();
+  }
+
+  /** Active users among the given names, matched regardless of case. */
+  findActiveByUsernames(usernames: string[]): Promise<User[]> {
+    if (usernames.length === 0) return Promise.resolve([]);
+    const keys = [...new Set(usernames.map((name) => name.toLowerCase()))];
+    return this.users.findBy({ usernameKey: In(keys), deletedAt: IsNull() });
+  }
+
+  async softDelete(id: string): Promise<void> {
+    await this.users.update({ id, deletedAt: IsNull() }, { deletedAt: new Date() });
+  }
+}
