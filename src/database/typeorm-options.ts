@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { DataSourceOptions, LoggerOptions } from 'typeorm';
+import type { DataSourceOptions } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
 import type { DatabaseConfig } from '@app/config/app-config';
 import { ENTITIES } from './entities';
@@ -19,7 +19,8 @@ export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
     // Read by our own start-up step, which locks and creates the schema first.
     migrationsRun: config.migrationsRun,
     synchronize: false,
-    logging: ['error'] as LoggerOptions,
+    // Failed queries surface as exceptions; TypeORM's own log would print their parameters.
+    logging: false,
   };
   if (config.type === 'postgres') {
     return {

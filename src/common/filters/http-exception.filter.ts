@@ -20,6 +20,14 @@ export class HttpExceptionFilter implements ExceptionFilter {
       response.end();
       return;
     }
+    if (body.code === ErrorCode.RateLimited) exposeRetryAfter(response);
     response.status(HTTP_STATUS_BY_CODE[body.code]).json(body);
   }
+}
+
+/** The throttler names its header per budget (`Retry-After-strict`); clients look for `Retry-After`. */
+function exposeRetryAfter(response: Response): void {
+  if (response.getHeader('Retry-After') !== undefined) return;
+  const named = Object.keys(response.getHeaders()).find((name) => name.startsWith('retry-after-'));
+  if (named) response.setHeader('Retry-After', String(response.getHeader(named)));
 }

@@ -1,0 +1,143 @@
+import request from 'supertest';
+import { databaseKinds } from '../support/databases';
+import { forgeToken, nowSeconds, registerUser, uniqueUsername } from '../support/api';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+describe.each(databaseKinds())('auth REST (%s)', (kind) => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp(kind);
+  });
+  afterAll(() => t.close());
+
+  describe('POST /api/auth/register', () => {
+    it('creates the user and never returns the password', async () => {
+      const username = uniqueUsername('ada');
+      const response = await request(t.url)
+        .post('/api/auth/register')
+        .send({ username, password: 'password-123' })
+        .expect(201);
+      expect(response.body).toEqual({
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        username,
+        createdAt: expect.any(String),
+      });
+      expect(new Date(response.body.createdAt).toISOString()).toBe(response.body.createdAt);
+    });
+
+    it('answers 409 for a taken username, regardless of case', async () => {
+      const username = uniqueUsername('Bob');
+      await request(t.url).post('/api/auth/register').send({ username, password: 'password-123' }).expect(201);
+      const response = await request(t.url)
+        .post('/api/auth/register')
+        .send({ username: username.toLowerCase(), password: 'password-123' })
+        .expect(409);
+      expect(response.body).toEqual({ code: 'CONFLICT', message: expect.any(String), details: [] });
+    });
+
+    it.each([
+      ['a missing username', { password: 'password-123' }, 'username'],
+      ['a too short username', { username: 'ab', password: 'password-123' }, 'username'],
+      ['a too long username', { username: 'a'.repeat(33), password: 'password-123' }, 'username'],
+      ['a username with other characters', { username: 'ada lovelace', password: 'password-123' }, 'username'],
+      ['a number for a username', { username: 12345, password: 'password-123' }, 'username'],
+      ['a too short password', { username: 'someone', password: 'short' }, 'password'],
+      ['a too long password', { username: 'someone', password: 'p'.repeat(129) }, 'password'],
+      ['a number for a password', { username: 'someone', password: 12345678 }, 'password'],
+      ['an unknown field', { username: 'someone', password: 'password-123', admin: true }, 'admin'],
+    ])('refuses %s with VALIDATION_FAILED', async (_case, body, field) => {
+      const response = await request(t.url).post('/api/auth/register').send(body).expect(400);
+      expect(response.body.code).toBe('VALIDATION_FAILED');
+      expect(typeof response.body.message).toBe('string');
+      expect(response.body.details).toEqual(
+        expect.arrayContaining([expect.objectContaining({ field, constraints: expect.any(Array) })]),
+      );
+    });
+
+    it('accepts the edge lengths', async () => {
+      const username = `${uniqueUsername('e')}`.padEnd(32, 'x').slice(0, 32);
+      await request(t.url).post('/api/auth/register').send({ username, password: 'p'.repeat(128) }).expect(201);
+      await request(t.url).post('/api/auth/register').send({ username: `a.${Date.now() % 1000}`, password: '12345678' }).expect(201);
+    });
+  });
+
+  describe('POST /api/auth/login', () => {
+    it('issues an HS256 bearer token with the contract claims', async () => {
+      const user = await registerUser(t.url);
+      const response = await request(t.url)
+        .post('/api/auth/login')
+        .send({ username: user.username, password: 'password-123' })
+        .expect(200);
+      expect(response.body).toEqual({ accessToken: expect.any(String), tokenType: 'Bearer', expiresIn: 3600 });
+      const [header, payload] = (response.body.accessToken as string)
+        .split('.')
+        .slice(0, 2)
+        .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()));
+      expect(header.alg).toBe('HS256');
+      expect(payload).toEqual({ sub: user.id, username: user.username, iat: expect.any(Number), exp: expect.any(Number) });
+      expect(payload.exp - payload.iat).toBe(3600);
+    });
+
+    it('gives the same answer for a wrong password and an unknown user', async () => {
+      const user = await registerUser(t.url);
+      const wrongPassword = await request(t.url)
+        .post('/api/auth/login')
+        .send({ username: user.username, password: 'not-the-password' })
+        .expect(401);
+      const unknownUser = await request(t.url)
+        .post('/api/auth/login')
+        .send({ username: uniqueUsername('ghost'), password: 'not-the-password' })
+        .expect(401);
+      expect(wrongPassword.body).toEqual(unknownUser.body);
+      expect(wrongPassword.body.code).toBe('UNAUTHORIZED');
+    });
+
+    it('refuses a malformed body with VALIDATION_FAILED', async () => {
+      const response = await request(t.url).post('/api/auth/login').send({ username: 'x' }).expect(400);
+      expect(response.body.code).toBe('VALIDATION_FAILED');
+    });
+  });
+
+  describe('GET /api/auth/me and token checks', () => {
+    it('returns the caller', async () => {
+      const user = await registerUser(t.url);
+      const response = await request(t.url).get('/api/auth/me').set('Authorization', `Bearer ${user.token}`).expect(200);
+      expect(response.body).toEqual({ id: user.id, username: user.username, createdAt: expect.any(String) });
+    });
+
+    it('refuses every bad token exactly like a missing one', async () => {
+      const user = await registerUser(t.url);
+      const claims = { sub: user.id, username: user.username, iat: nowSeconds() };
+      const badTokens = [
+        forgeToken({ ...claims, iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 }),
+        forgeToken({ ...claims, exp: nowSeconds() + 3600 }, { secret: 'another-secret-of-sufficient-length-000000' }),
+        forgeToken({ ...claims, exp: nowSeconds() + 3600 }, { alg: 'none' }),
+        forgeToken({ ...claims, exp: nowSeconds() + 3600 }, { alg: 'HS512' }),
+        forgeToken({ sub: 42, username: user.username, exp: nowSeconds() + 3600 }),
+        'not.a.token',
+        'garbage',
+      ];
+      const missing = await request(t.url).get('/api/auth/me').expect(401);
+      expect(missing.body).toEqual({ code: 'UNAUTHORIZED', message: expect.any(String), details: [] });
+      for (const token of badTokens) {
+        const response = await request(t.url).get('/api/auth/me').set('Authorization', `Bearer ${token}`).expect(401);
+        expect(response.body.code).toBe('UNAUTHORIZED');
+      }
+      await request(t.url).get('/api/auth/me').set('Authorization', `Basic ${user.token}`).expect(401);
+    });
+
+    it('does not accept ?token= on ordinary REST routes', async () => {
+      const user = await registerUser(t.url);
+      await request(t.url).get(`/api/auth/me?token=${user.token}`).expect(401);
+    });
+
+    it('refuses the tokens of a deleted account', async () => {
+      const user = await registerUser(t.url);
+      await request(t.url).delete('/api/auth/me').set('Authorization', `Bearer ${user.token}`).expect(204);
+      const response = await request(t.url).get('/api/auth/me').set('Authorization', `Bearer ${user.token}`).expect(401);
+      expect(response.body.code).toBe('UNAUTHORIZED');
+      await request(t.url).post('/api/auth/login').send({ username: user.username, password: 'password-123' }).expect(401);
+    });
+  });
+});

@@ -1,0 +1,179 @@
+import request from 'supertest';
+import { createRoom, registerUser, type TestUser } from '../support/api';
+import { databaseKinds } from '../support/databases';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
+  let t: TestApp;
+  let owner: TestUser;
+  let other: TestUser;
+  const auth = (user: TestUser) => ({ Authorization: `Bearer ${user.token}` });
+
+  beforeAll(async () => {
+    t = await startTestApp(kind);
+    owner = await registerUser(t.url);
+    other = await registerUser(t.url);
+  });
+  afterAll(() => t.close());
+
+  it('creates a room whose creator is its owner and first member', async () => {
+    const room = await createRoom(t.url, owner, { name: '  general  ' });
+    expect(room).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      name: 'general',
+      isPrivate: false,
+      ownerId: owner.id,
+      createdAt: expect.any(String),
+      lastSeq: 0,
+    });
+    const fetched = await request(t.url).get(`/api/rooms/${room.id}`).set(auth(other)).expect(200);
+    expect(fetched.body).toEqual(room);
+  });
+
+  it.each([
+    ['no name', {}],
+    ['an empty name', { name: '   ' }],
+    ['a too long name', { name: 'n'.repeat(101) }],
+    ['a number for a name', { name: 5 }],
+    ['a string for isPrivate', { name: 'x', isPrivate: 'true' }],
+    ['an unknown field', { name: 'x', topic: 'y' }],
+  ])('refuses %s', async (_case, body) => {
+    const response = await request(t.url).post('/api/rooms').set(auth(owner)).send(body).expect(400);
+    expect(response.body.code).toBe('VALIDATION_FAILED');
+    expect(response.body.details.length).toBeGreaterThan(0);
+  });
+
+  it('requires a token', async () => {
+    const response = await request(t.url).post('/api/rooms').send({ name: 'x' }).expect(401);
+    expect(response.body.code).toBe('UNAUTHORIZED');
+  });
+
+  it('hides private rooms from non-members with 404, never 403', async () => {
+    const room = await createRoom(t.url, owner, { name: 'secret', isPrivate: true });
+    const hidden = await request(t.url).get(`/api/rooms/${room.id}`).set(auth(other)).expect(404);
+    const absent = await request(t.url).get('/api/rooms/01a21548-0000-7000-8000-000000000000').set(auth(other)).expect(404);
+    expect(hidden.body).toEqual(absent.body);
+    await request(t.url).get(`/api/rooms/${room.id}/messages`).set(auth(other)).expect(404);
+    await request(t.url).post(`/api/rooms/${room.id}/messages`).set(auth(other)).send({ text: 'hi' }).expect(404);
+    await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(other)).send({ userId: other.id }).expect(404);
+  });
+
+  it('answers 404 for a malformed room id', async () => {
+    const response = await request(t.url).get('/api/rooms/not-a-uuid').set(auth(owner)).expect(404);
+    expect(response.body.code).toBe('NOT_FOUND');
+  });
+
+  describe('listing', () => {
+    let lister: TestUser;
+    let visible: string[];
+
+    beforeAll(async () => {
+      lister = await registerUser(t.url);
+    });
+
+    it('pages through public rooms and the caller\'s private rooms, and nothing else', async () => {
+      const before = await listAll(lister);
+      const mine = await createRoom(t.url, lister, { name: 'mine', isPrivate: true });
+      const theirs = await createRoom(t.url, other, { name: 'theirs', isPrivate: true });
+      const open = await createRoom(t.url, other, { name: 'open' });
+      visible = await listAll(lister);
+      expect(visible).toEqual([...before, mine.id, open.id]);
+      expect(visible).not.toContain(theirs.id);
+    });
+
+    it('has nextCursor null exactly on the last page', async () => {
+      const total = (await listAll(lister, 200)).length;
+      const full = await request(t.url).get(`/api/rooms?limit=${total}`).set(auth(lister)).expect(200);
+      expect(full.body.items).toHaveLength(total);
+      expect(full.body.nextCursor).toBeNull();
+      const short = await request(t.url).get(`/api/rooms?limit=${total - 1}`).set(auth(lister)).expect(200);
+      expect(short.body.nextCursor).toBe(short.body.items[total - 2].id);
+      const rest = await request(t.url)
+        .get(`/api/rooms?limit=${total - 1}&cursor=${short.body.nextCursor}`)
+        .set(auth(lister))
+        .expect(200);
+      expect(rest.body.items).toHaveLength(1);
+      expect(rest.body.nextCursor).toBeNull();
+    });
+
+    it.each(['limit=0', 'limit=201', 'limit=abc', 'limit=1.5', 'limit=-1', 'cursor=nope', 'extra=1'])(
+      'refuses ?%s with 400',
+      async (query) => {
+        const response = await request(t.url).get(`/api/rooms?${query}`).set(auth(lister)).expect(400);
+        expect(response.body.code).toBe('VALIDATION_FAILED');
+      },
+    );
+
+    async function listAll(user: TestUser, limit = 2): Promise<string[]> {
+      const ids: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const query: string = cursor ? `limit=${limit}&cursor=${cursor}` : `limit=${limit}`;
+        const page = await request(t.url).get(`/api/rooms?${query}`).set(auth(user)).expect(200);
+        ids.push(...page.body.items.map((room: { id: string }) => room.id));
+        cursor = page.body.nextCursor;
+      } while (cursor);
+      return ids;
+    }
+  });
+
+  describe('membership', () => {
+    it('lets the owner invite to a private room, and notifies nobody else', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const response = await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(owner))
+        .send({ userId: other.id })
+        .expect(201);
+      expect(response.body).toEqual({ roomId: room.id, id: other.id, username: other.username, joinedAt: expect.any(String) });
+      await request(t.url).get(`/api/rooms/${room.id}`).set(auth(other)).expect(200);
+      await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(owner)).send({ userId: other.id }).expect(409);
+    });
+
+    it('forbids a member who is not the owner to add others to a private room', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const third = await registerUser(t.url);
+      await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(owner)).send({ userId: other.id }).expect(201);
+      const response = await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(other))
+        .send({ userId: third.id })
+        .expect(403);
+      expect(response.body.code).toBe('FORBIDDEN');
+    });
+
+    it('lets anyone add themself to a public room, but not others', async () => {
+      const room = await createRoom(t.url, owner);
+      const third = await registerUser(t.url);
+      await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(other)).send({ userId: other.id }).expect(201);
+      await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(other)).send({ userId: third.id }).expect(403);
+    });
+
+    it('answers 404 for an unknown user and 400 for a malformed one', async () => {
+      const room = await createRoom(t.url, owner);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(owner))
+        .send({ userId: '01a21548-0000-7000-8000-000000000000' })
+        .expect(404);
+      const malformed = await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(owner)).send({ userId: 'x' }).expect(400);
+      expect(malformed.body.details[0].field).toBe('userId');
+      await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(owner)).send({ userId: 7 }).expect(400);
+    });
+
+    it('removes members: the owner anyone, a member only themself, the owner never', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const third = await registerUser(t.url);
+      for (const user of [other, third]) {
+        await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(owner)).send({ userId: user.id }).expect(201);
+      }
+      await request(t.url).delete(`/api/rooms/${room.id}/members/${third.id}`).set(auth(other)).expect(403);
+      await request(t.url).delete(`/api/rooms/${room.id}/members/${other.id}`).set(auth(other)).expect(204);
+      await request(t.url).get(`/api/rooms/${room.id}`).set(auth(other)).expect(404);
+      await request(t.url).delete(`/api/rooms/${room.id}/members/${owner.id}`).set(auth(owner)).expect(409);
+      await request(t.url).delete(`/api/rooms/${room.id}/members/${third.id}`).set(auth(owner)).expect(204);
+      await request(t.url).delete(`/api/rooms/${room.id}/members/${third.id}`).set(auth(owner)).expect(404);
+      await request(t.url).delete(`/api/rooms/${room.id}/members/not-a-uuid`).set(auth(owner)).expect(404);
+    });
+  });
+});

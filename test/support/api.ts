@@ -1,0 +1,67 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import request from 'supertest';
+import type { MessageJson, RoomJson } from '@app/contract/models';
+import { TEST_JWT_SECRET } from './test-app';
+
+export interface TestUser {
+  id: string;
+  username: string;
+  token: string;
+}
+
+let counter = 0;
+
+/** A username no other test has taken. */
+export function uniqueUsername(prefix = 'u'): string {
+  counter += 1;
+  return `${prefix}${counter}_${randomBytes(3).toString('hex')}`;
+}
+
+export async function registerUser(url: string, username = uniqueUsername()): Promise<TestUser> {
+  const password = 'password-123';
+  const registered = await request(url).post('/api/auth/register').send({ username, password }).expect(201);
+  const login = await request(url).post('/api/auth/login').send({ username, password }).expect(200);
+  return { id: registered.body.id, username, token: login.body.accessToken };
+}
+
+export async function createRoom(url: string, user: TestUser, body: { name?: string; isPrivate?: boolean } = {}): Promise<RoomJson> {
+  const response = await request(url)
+    .post('/api/rooms')
+    .set('Authorization', `Bearer ${user.token}`)
+    .send({ name: body.name ?? 'room', ...(body.isPrivate !== undefined ? { isPrivate: body.isPrivate } : {}) })
+    .expect(201);
+  return response.body as RoomJson;
+}
+
+export async function postMessage(url: string, user: TestUser, roomId: string, text: string, clientMsgId?: string): Promise<MessageJson> {
+  const response = await request(url)
+    .post(`/api/rooms/${roomId}/messages`)
+    .set('Authorization', `Bearer ${user.token}`)
+    .send({ text, ...(clientMsgId ? { clientMsgId } : {}) })
+    .expect(201);
+  return response.body as MessageJson;
+}
+
+function base64url(value: object | string): string {
+  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+}
+
+/** Hand-made tokens for the failure cases: expired, wrongly signed, `alg: none`, other algorithms. */
+export function forgeToken(
+  claims: Record<string, unknown>,
+  options: { secret?: string; alg?: string } = {},
+): string {
+  const alg = options.alg ?? 'HS256';
+  const header = base64url({ alg, typ: 'JWT' });
+  const payload = base64url(claims);
+  if (alg === 'none') return `${header}.${payload}.`;
+  const hmac = alg === 'HS512' ? 'sha512' : alg === 'HS384' ? 'sha384' : 'sha256';
+  const signature = createHmac(hmac, options.secret ?? TEST_JWT_SECRET)
+    .update(`${header}.${payload}`)
+    .digest('base64url');
+  return `${header}.${payload}.${signature}`;
+}
+
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}

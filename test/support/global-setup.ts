@@ -1,0 +1,23 @@
+import { Client } from 'pg';
+
+/**
+ * Under CI the PostgreSQL suites must run: a missing or unreachable
+ * DATABASE_URL fails the whole run instead of silently skipping them.
+ */
+export default async function globalSetup(): Promise<void> {
+  const url = process.env.DATABASE_URL;
+  if (!url) {
+    if (process.env.CI === 'true') throw new Error('CI=true requires DATABASE_URL (PostgreSQL)');
+    console.warn('\nDATABASE_URL is not set: PostgreSQL suites are skipped, SQLite suites run.\n');
+    return;
+  }
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+  } catch (error) {
+    throw new Error(`PostgreSQL at DATABASE_URL is unreachable: ${(error as Error).message}`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
