@@ -31,7 +31,10 @@ function applyHttpSettings(app: NestExpressApplication, http: HttpConfig): void 
   app.set('trust proxy', http.trustProxy);
   app.disable('x-powered-by');
   app.useBodyParser('json', { limit: http.bodyLimitBytes });
-  app.enableCors({ origin: http.corsOrigins.includes('*') ? true : http.corsOrigins, credentials: true });
+  app.enableCors({
+    origin: http.corsOrigins.includes('*') ? true : http.corsOrigins,
+    credentials: true,
+  });
   app.setGlobalPrefix(API_PREFIX, {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },

@@ -11,11 +11,7 @@ export interface AuthenticatedOptions {
 
 /** Requires a valid access token, and documents it in Swagger. */
 export function Authenticated(options: AuthenticatedOptions = {}) {
-  const decorators = [
-    UseGuards(JwtAuthGuard),
-    ApiBearerAuth(),
-    ApiErrors(ErrorCode.Unauthorized),
-  ];
+  const decorators = [UseGuards(JwtAuthGuard), ApiBearerAuth(), ApiErrors(ErrorCode.Unauthorized)];
   if (options.allowQueryToken) {
     decorators.push(
       SetMetadata(ALLOW_QUERY_TOKEN, true),

@@ -23,7 +23,8 @@ export class JwtAuthGuard implements CanActivate {
       context.getHandler(),
       context.getClass(),
     ]);
-    const token = bearerToken(request) ?? (allowQuery ? queryToken(request.originalUrl) : undefined);
+    const token =
+      bearerToken(request) ?? (allowQuery ? queryToken(request.originalUrl) : undefined);
     request.user = await this.tokens.verify(token);
     return true;
   }

@@ -30,11 +30,19 @@ export class DeliveryService {
   }
 
   messageCreated(message: MessageJson): void {
-    this.publish({ channel: roomNames.chat(message.roomId), event: ServerEvent.Message, payload: message });
+    this.publish({
+      channel: roomNames.chat(message.roomId),
+      event: ServerEvent.Message,
+      payload: message,
+    });
   }
 
   notify(userId: string, notification: NotificationJson): void {
-    this.publish({ channel: roomNames.user(userId), event: ServerEvent.Notification, payload: notification });
+    this.publish({
+      channel: roomNames.user(userId),
+      event: ServerEvent.Notification,
+      payload: notification,
+    });
   }
 
   mentioned(userId: string, message: MessageJson): void {

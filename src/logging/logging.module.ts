@@ -12,7 +12,8 @@ const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
 /** Reuses a well-formed incoming request id (from a proxy), or makes one. */
 function requestId(request: IncomingMessage, response: ServerResponse): string {
   const incoming = request.headers[REQUEST_ID_HEADER];
-  const id = typeof incoming === 'string' && REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID();
+  const id =
+    typeof incoming === 'string' && REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID();
   response.setHeader(REQUEST_ID_HEADER, id);
   return id;
 }
@@ -34,7 +35,10 @@ function loggerParams(config: ConfigService<AllConfig, true>): Params {
         }),
         res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
       },
-      redact: { paths: ['password', '*.password', 'token', '*.token', 'accessToken'], censor: '[redacted]' },
+      redact: {
+        paths: ['password', '*.password', 'token', '*.token', 'accessToken'],
+        censor: '[redacted]',
+      },
     },
   };
 }

@@ -22,8 +22,10 @@ export interface AppendResult {
 }
 
 /** Carries an earlier message with the same clientMsgId out of a transaction it rolls back. */
-class DuplicateMessage {
-  constructor(readonly original: Message) {}
+class DuplicateMessage extends Error {
+  constructor(readonly original: Message) {
+    super('A message with this clientMsgId exists');
+  }
 }
 
 /**

@@ -19,7 +19,10 @@ export class MessagesController {
   constructor(private readonly messages: MessagesService) {}
 
   @Get()
-  @ApiOkResponse({ type: MessagePage, description: 'since: ascending after it; otherwise descending' })
+  @ApiOkResponse({
+    type: MessagePage,
+    description: 'since: ascending after it; otherwise descending',
+  })
   history(
     @CurrentUser() user: AuthUser,
     @Param('roomId') roomId: string,
@@ -29,7 +32,10 @@ export class MessagesController {
   }
 
   @Post()
-  @ApiCreatedResponse({ type: MessageView, description: 'Committed, then delivered live on every transport' })
+  @ApiCreatedResponse({
+    type: MessageView,
+    description: 'Committed, then delivered live on every transport',
+  })
   @ApiErrors(ErrorCode.Unavailable)
   send(
     @CurrentUser() user: AuthUser,

@@ -59,7 +59,10 @@ export class MessagesService {
   }
 
   /** A page of a room's messages the caller already has access to. */
-  async page(roomId: string, { since, before, limit = DEFAULT_PAGE_SIZE }: HistoryRequest): Promise<HistoryPage> {
+  async page(
+    roomId: string,
+    { since, before, limit = DEFAULT_PAGE_SIZE }: HistoryRequest,
+  ): Promise<HistoryPage> {
     if (since !== undefined && before !== undefined) {
       throw AppException.validation('since and before cannot be combined');
     }

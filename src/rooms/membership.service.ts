@@ -34,7 +34,12 @@ export class MembershipService {
         by: { id: actor.id, username: actor.username },
       });
     }
-    return { roomId: room.id, id: user.id, username: user.username, joinedAt: joinedAt.toISOString() };
+    return {
+      roomId: room.id,
+      id: user.id,
+      username: user.username,
+      joinedAt: joinedAt.toISOString(),
+    };
   }
 
   /** The owner removes anyone but themself; a member may leave. */

@@ -1,4 +1,14 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Query } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  HttpStatus,
+  Param,
+  Post,
+  Query,
+} from '@nestjs/common';
 import {
   ApiCreatedResponse,
   ApiNoContentResponse,
@@ -29,7 +39,10 @@ export class RoomsController {
   ) {}
 
   @Post()
-  @ApiCreatedResponse({ type: RoomView, description: 'The room; its creator is its owner and first member' })
+  @ApiCreatedResponse({
+    type: RoomView,
+    description: 'The room; its creator is its owner and first member',
+  })
   @ApiErrors(ErrorCode.ValidationFailed)
   async create(@CurrentUser() user: AuthUser, @Body() dto: CreateRoomDto): Promise<RoomView> {
     return RoomView.from(await this.rooms.create(user.id, dto));
@@ -53,8 +66,16 @@ export class RoomsController {
 
   @Post(':id/members')
   @ApiParam({ name: 'id', format: 'uuid' })
-  @ApiCreatedResponse({ type: MemberView, description: 'The invitee gets a room:invited notification' })
-  @ApiErrors(ErrorCode.ValidationFailed, ErrorCode.Forbidden, ErrorCode.NotFound, ErrorCode.Conflict)
+  @ApiCreatedResponse({
+    type: MemberView,
+    description: 'The invitee gets a room:invited notification',
+  })
+  @ApiErrors(
+    ErrorCode.ValidationFailed,
+    ErrorCode.Forbidden,
+    ErrorCode.NotFound,
+    ErrorCode.Conflict,
+  )
   addMember(
     @CurrentUser() user: AuthUser,
     @Param('id') id: string,

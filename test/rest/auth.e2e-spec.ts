@@ -28,7 +28,10 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
 
     it('answers 409 for a taken username, regardless of case', async () => {
       const username = uniqueUsername('Bob');
-      await request(t.url).post('/api/auth/register').send({ username, password: 'password-123' }).expect(201);
+      await request(t.url)
+        .post('/api/auth/register')
+        .send({ username, password: 'password-123' })
+        .expect(201);
       const response = await request(t.url)
         .post('/api/auth/register')
         .send({ username: username.toLowerCase(), password: 'password-123' })
@@ -40,7 +43,11 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
       ['a missing username', { password: 'password-123' }, 'username'],
       ['a too short username', { username: 'ab', password: 'password-123' }, 'username'],
       ['a too long username', { username: 'a'.repeat(33), password: 'password-123' }, 'username'],
-      ['a username with other characters', { username: 'ada lovelace', password: 'password-123' }, 'username'],
+      [
+        'a username with other characters',
+        { username: 'ada lovelace', password: 'password-123' },
+        'username',
+      ],
       ['a number for a username', { username: 12345, password: 'password-123' }, 'username'],
       ['a too short password', { username: 'someone', password: 'short' }, 'password'],
       ['a too long password', { username: 'someone', password: 'p'.repeat(129) }, 'password'],
@@ -51,14 +58,22 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
       expect(response.body.code).toBe('VALIDATION_FAILED');
       expect(typeof response.body.message).toBe('string');
       expect(response.body.details).toEqual(
-        expect.arrayContaining([expect.objectContaining({ field, constraints: expect.any(Array) })]),
+        expect.arrayContaining([
+          expect.objectContaining({ field, constraints: expect.any(Array) }),
+        ]),
       );
     });
 
     it('accepts the edge lengths', async () => {
       const username = `${uniqueUsername('e')}`.padEnd(32, 'x').slice(0, 32);
-      await request(t.url).post('/api/auth/register').send({ username, password: 'p'.repeat(128) }).expect(201);
-      await request(t.url).post('/api/auth/register').send({ username: `a.${Date.now() % 1000}`, password: '12345678' }).expect(201);
+      await request(t.url)
+        .post('/api/auth/register')
+        .send({ username, password: 'p'.repeat(128) })
+        .expect(201);
+      await request(t.url)
+        .post('/api/auth/register')
+        .send({ username: `a.${Date.now() % 1000}`, password: '12345678' })
+        .expect(201);
     });
   });
 
@@ -69,13 +84,22 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
         .post('/api/auth/login')
         .send({ username: user.username, password: 'password-123' })
         .expect(200);
-      expect(response.body).toEqual({ accessToken: expect.any(String), tokenType: 'Bearer', expiresIn: 3600 });
+      expect(response.body).toEqual({
+        accessToken: expect.any(String),
+        tokenType: 'Bearer',
+        expiresIn: 3600,
+      });
       const [header, payload] = (response.body.accessToken as string)
         .split('.')
         .slice(0, 2)
         .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()));
       expect(header.alg).toBe('HS256');
-      expect(payload).toEqual({ sub: user.id, username: user.username, iat: expect.any(Number), exp: expect.any(Number) });
+      expect(payload).toEqual({
+        sub: user.id,
+        username: user.username,
+        iat: expect.any(Number),
+        exp: expect.any(Number),
+      });
       expect(payload.exp - payload.iat).toBe(3600);
     });
 
@@ -94,7 +118,10 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
     });
 
     it('refuses a malformed body with VALIDATION_FAILED', async () => {
-      const response = await request(t.url).post('/api/auth/login').send({ username: 'x' }).expect(400);
+      const response = await request(t.url)
+        .post('/api/auth/login')
+        .send({ username: 'x' })
+        .expect(400);
       expect(response.body.code).toBe('VALIDATION_FAILED');
     });
   });
@@ -102,8 +129,15 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
   describe('GET /api/auth/me and token checks', () => {
     it('returns the caller', async () => {
       const user = await registerUser(t.url);
-      const response = await request(t.url).get('/api/auth/me').set('Authorization', `Bearer ${user.token}`).expect(200);
-      expect(response.body).toEqual({ id: user.id, username: user.username, createdAt: expect.any(String) });
+      const response = await request(t.url)
+        .get('/api/auth/me')
+        .set('Authorization', `Bearer ${user.token}`)
+        .expect(200);
+      expect(response.body).toEqual({
+        id: user.id,
+        username: user.username,
+        createdAt: expect.any(String),
+      });
     });
 
     it('refuses every bad token exactly like a missing one', async () => {
@@ -111,7 +145,10 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
       const claims = { sub: user.id, username: user.username, iat: nowSeconds() };
       const badTokens = [
         forgeToken({ ...claims, iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 }),
-        forgeToken({ ...claims, exp: nowSeconds() + 3600 }, { secret: 'another-secret-of-sufficient-length-000000' }),
+        forgeToken(
+          { ...claims, exp: nowSeconds() + 3600 },
+          { secret: 'another-secret-of-sufficient-length-000000' },
+        ),
         forgeToken({ ...claims, exp: nowSeconds() + 3600 }, { alg: 'none' }),
         forgeToken({ ...claims, exp: nowSeconds() + 3600 }, { alg: 'HS512' }),
         forgeToken({ sub: 42, username: user.username, exp: nowSeconds() + 3600 }),
@@ -119,12 +156,22 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
         'garbage',
       ];
       const missing = await request(t.url).get('/api/auth/me').expect(401);
-      expect(missing.body).toEqual({ code: 'UNAUTHORIZED', message: expect.any(String), details: [] });
+      expect(missing.body).toEqual({
+        code: 'UNAUTHORIZED',
+        message: expect.any(String),
+        details: [],
+      });
       for (const token of badTokens) {
-        const response = await request(t.url).get('/api/auth/me').set('Authorization', `Bearer ${token}`).expect(401);
+        const response = await request(t.url)
+          .get('/api/auth/me')
+          .set('Authorization', `Bearer ${token}`)
+          .expect(401);
         expect(response.body.code).toBe('UNAUTHORIZED');
       }
-      await request(t.url).get('/api/auth/me').set('Authorization', `Basic ${user.token}`).expect(401);
+      await request(t.url)
+        .get('/api/auth/me')
+        .set('Authorization', `Basic ${user.token}`)
+        .expect(401);
     });
 
     it('does not accept ?token= on ordinary REST routes', async () => {
@@ -134,10 +181,19 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
 
     it('refuses the tokens of a deleted account', async () => {
       const user = await registerUser(t.url);
-      await request(t.url).delete('/api/auth/me').set('Authorization', `Bearer ${user.token}`).expect(204);
-      const response = await request(t.url).get('/api/auth/me').set('Authorization', `Bearer ${user.token}`).expect(401);
+      await request(t.url)
+        .delete('/api/auth/me')
+        .set('Authorization', `Bearer ${user.token}`)
+        .expect(204);
+      const response = await request(t.url)
+        .get('/api/auth/me')
+        .set('Authorization', `Bearer ${user.token}`)
+        .expect(401);
       expect(response.body.code).toBe('UNAUTHORIZED');
-      await request(t.url).post('/api/auth/login').send({ username: user.username, password: 'password-123' }).expect(401);
+      await request(t.url)
+        .post('/api/auth/login')
+        .send({ username: user.username, password: 'password-123' })
+        .expect(401);
     });
   });
 });

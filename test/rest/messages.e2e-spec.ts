@@ -45,8 +45,16 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
     ['an unknown field', { text: 'hi', roomId: 'x' }],
   ])('refuses %s and takes no seq', async (_case, body) => {
     const room = await createRoom(t.url, ada);
-    const response = await request(t.url).post(`/api/rooms/${room.id}/messages`).set(auth(ada)).send(body).expect(400);
-    expect(response.body).toEqual({ code: 'VALIDATION_FAILED', message: expect.any(String), details: expect.any(Array) });
+    const response = await request(t.url)
+      .post(`/api/rooms/${room.id}/messages`)
+      .set(auth(ada))
+      .send(body)
+      .expect(400);
+    expect(response.body).toEqual({
+      code: 'VALIDATION_FAILED',
+      message: expect.any(String),
+      details: expect.any(Array),
+    });
     const next = await postMessage(t.url, ada, room.id, 'after');
     expect(next.seq).toBe(1);
   });
@@ -65,7 +73,9 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
       .send({ text: 'x'.repeat(4001) })
       .expect(400);
     expect(response.body.message).toBe('text must be shorter than or equal to 4000 characters');
-    expect(response.body.details).toEqual([{ field: 'text', constraints: [response.body.message] }]);
+    expect(response.body.details).toEqual([
+      { field: 'text', constraints: [response.body.message] },
+    ]);
   });
 
   describe('history', () => {
@@ -77,7 +87,12 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
     });
 
     const page = async (query: string) =>
-      (await request(t.url).get(`/api/rooms/${roomId}/messages?${query}`).set(auth(bob)).expect(200)).body as {
+      (
+        await request(t.url)
+          .get(`/api/rooms/${roomId}/messages?${query}`)
+          .set(auth(bob))
+          .expect(200)
+      ).body as {
         items: MessageJson[];
         nextCursor: number | null;
       };
@@ -106,13 +121,21 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
       expect((await page('limit=200')).nextCursor).toBeNull();
     });
 
-    it.each(['limit=201', 'limit=0', 'since=-1', 'since=abc', 'before=0', 'since=1&before=5', 'limit=1e2'])(
-      'refuses ?%s with 400',
-      async (query) => {
-        const response = await request(t.url).get(`/api/rooms/${roomId}/messages?${query}`).set(auth(bob)).expect(400);
-        expect(response.body.code).toBe('VALIDATION_FAILED');
-      },
-    );
+    it.each([
+      'limit=201',
+      'limit=0',
+      'since=-1',
+      'since=abc',
+      'before=0',
+      'since=1&before=5',
+      'limit=1e2',
+    ])('refuses ?%s with 400', async (query) => {
+      const response = await request(t.url)
+        .get(`/api/rooms/${roomId}/messages?${query}`)
+        .set(auth(bob))
+        .expect(400);
+      expect(response.body.code).toBe('VALIDATION_FAILED');
+    });
   });
 
   describe('ordering and idempotency under concurrency', () => {
@@ -122,9 +145,16 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
       const results = await Promise.all(
         Array.from({ length: 100 }, (_, i) => postMessage(t.url, senders[i % 2], room.id, `n${i}`)),
       );
-      expect(results.map((m) => m.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
-      const history = await request(t.url).get(`/api/rooms/${room.id}/messages?since=0&limit=200`).set(auth(ada)).expect(200);
-      expect(history.body.items.map((m: MessageJson) => m.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+      expect(results.map((m) => m.seq).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 100 }, (_, i) => i + 1),
+      );
+      const history = await request(t.url)
+        .get(`/api/rooms/${room.id}/messages?since=0&limit=200`)
+        .set(auth(ada))
+        .expect(200);
+      expect(history.body.items.map((m: MessageJson) => m.seq)).toEqual(
+        Array.from({ length: 100 }, (_, i) => i + 1),
+      );
     });
 
     it('stores 10 concurrent posts with one clientMsgId once, and answers all 10 with it', async () => {
@@ -133,7 +163,10 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
         Array.from({ length: 10 }, () => postMessage(t.url, ada, room.id, 'once', 'same-id')),
       );
       for (const response of responses) expect(response).toEqual(responses[0]);
-      const history = await request(t.url).get(`/api/rooms/${room.id}/messages`).set(auth(ada)).expect(200);
+      const history = await request(t.url)
+        .get(`/api/rooms/${room.id}/messages`)
+        .set(auth(ada))
+        .expect(200);
       expect(history.body.items).toHaveLength(1);
       expect(history.body.items[0]).toEqual(responses[0]);
     });

@@ -38,7 +38,11 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
     ['a string for isPrivate', { name: 'x', isPrivate: 'true' }],
     ['an unknown field', { name: 'x', topic: 'y' }],
   ])('refuses %s', async (_case, body) => {
-    const response = await request(t.url).post('/api/rooms').set(auth(owner)).send(body).expect(400);
+    const response = await request(t.url)
+      .post('/api/rooms')
+      .set(auth(owner))
+      .send(body)
+      .expect(400);
     expect(response.body.code).toBe('VALIDATION_FAILED');
     expect(response.body.details.length).toBeGreaterThan(0);
   });
@@ -51,11 +55,22 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
   it('hides private rooms from non-members with 404, never 403', async () => {
     const room = await createRoom(t.url, owner, { name: 'secret', isPrivate: true });
     const hidden = await request(t.url).get(`/api/rooms/${room.id}`).set(auth(other)).expect(404);
-    const absent = await request(t.url).get('/api/rooms/01a21548-0000-7000-8000-000000000000').set(auth(other)).expect(404);
+    const absent = await request(t.url)
+      .get('/api/rooms/01a21548-0000-7000-8000-000000000000')
+      .set(auth(other))
+      .expect(404);
     expect(hidden.body).toEqual(absent.body);
     await request(t.url).get(`/api/rooms/${room.id}/messages`).set(auth(other)).expect(404);
-    await request(t.url).post(`/api/rooms/${room.id}/messages`).set(auth(other)).send({ text: 'hi' }).expect(404);
-    await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(other)).send({ userId: other.id }).expect(404);
+    await request(t.url)
+      .post(`/api/rooms/${room.id}/messages`)
+      .set(auth(other))
+      .send({ text: 'hi' })
+      .expect(404);
+    await request(t.url)
+      .post(`/api/rooms/${room.id}/members`)
+      .set(auth(other))
+      .send({ userId: other.id })
+      .expect(404);
   });
 
   it('answers 404 for a malformed room id', async () => {
@@ -71,7 +86,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       lister = await registerUser(t.url);
     });
 
-    it('pages through public rooms and the caller\'s private rooms, and nothing else', async () => {
+    it("pages through public rooms and the caller's private rooms, and nothing else", async () => {
       const before = await listAll(lister);
       const mine = await createRoom(t.url, lister, { name: 'mine', isPrivate: true });
       const theirs = await createRoom(t.url, other, { name: 'theirs', isPrivate: true });
@@ -83,10 +98,16 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
 
     it('has nextCursor null exactly on the last page', async () => {
       const total = (await listAll(lister, 200)).length;
-      const full = await request(t.url).get(`/api/rooms?limit=${total}`).set(auth(lister)).expect(200);
+      const full = await request(t.url)
+        .get(`/api/rooms?limit=${total}`)
+        .set(auth(lister))
+        .expect(200);
       expect(full.body.items).toHaveLength(total);
       expect(full.body.nextCursor).toBeNull();
-      const short = await request(t.url).get(`/api/rooms?limit=${total - 1}`).set(auth(lister)).expect(200);
+      const short = await request(t.url)
+        .get(`/api/rooms?limit=${total - 1}`)
+        .set(auth(lister))
+        .expect(200);
       expect(short.body.nextCursor).toBe(short.body.items[total - 2].id);
       const rest = await request(t.url)
         .get(`/api/rooms?limit=${total - 1}&cursor=${short.body.nextCursor}`)
@@ -96,13 +117,21 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       expect(rest.body.nextCursor).toBeNull();
     });
 
-    it.each(['limit=0', 'limit=201', 'limit=abc', 'limit=1.5', 'limit=-1', 'cursor=nope', 'extra=1'])(
-      'refuses ?%s with 400',
-      async (query) => {
-        const response = await request(t.url).get(`/api/rooms?${query}`).set(auth(lister)).expect(400);
-        expect(response.body.code).toBe('VALIDATION_FAILED');
-      },
-    );
+    it.each([
+      'limit=0',
+      'limit=201',
+      'limit=abc',
+      'limit=1.5',
+      'limit=-1',
+      'cursor=nope',
+      'extra=1',
+    ])('refuses ?%s with 400', async (query) => {
+      const response = await request(t.url)
+        .get(`/api/rooms?${query}`)
+        .set(auth(lister))
+        .expect(400);
+      expect(response.body.code).toBe('VALIDATION_FAILED');
+    });
 
     async function listAll(user: TestUser, limit = 2): Promise<string[]> {
       const ids: string[] = [];
@@ -125,15 +154,28 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .set(auth(owner))
         .send({ userId: other.id })
         .expect(201);
-      expect(response.body).toEqual({ roomId: room.id, id: other.id, username: other.username, joinedAt: expect.any(String) });
+      expect(response.body).toEqual({
+        roomId: room.id,
+        id: other.id,
+        username: other.username,
+        joinedAt: expect.any(String),
+      });
       await request(t.url).get(`/api/rooms/${room.id}`).set(auth(other)).expect(200);
-      await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(owner)).send({ userId: other.id }).expect(409);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(owner))
+        .send({ userId: other.id })
+        .expect(409);
     });
 
     it('forbids a member who is not the owner to add others to a private room', async () => {
       const room = await createRoom(t.url, owner, { isPrivate: true });
       const third = await registerUser(t.url);
-      await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(owner)).send({ userId: other.id }).expect(201);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(owner))
+        .send({ userId: other.id })
+        .expect(201);
       const response = await request(t.url)
         .post(`/api/rooms/${room.id}/members`)
         .set(auth(other))
@@ -145,8 +187,16 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
     it('lets anyone add themself to a public room, but not others', async () => {
       const room = await createRoom(t.url, owner);
       const third = await registerUser(t.url);
-      await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(other)).send({ userId: other.id }).expect(201);
-      await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(other)).send({ userId: third.id }).expect(403);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(other))
+        .send({ userId: other.id })
+        .expect(201);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(other))
+        .send({ userId: third.id })
+        .expect(403);
     });
 
     it('answers 404 for an unknown user and 400 for a malformed one', async () => {
@@ -156,24 +206,54 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .set(auth(owner))
         .send({ userId: '01a21548-0000-7000-8000-000000000000' })
         .expect(404);
-      const malformed = await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(owner)).send({ userId: 'x' }).expect(400);
+      const malformed = await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(owner))
+        .send({ userId: 'x' })
+        .expect(400);
       expect(malformed.body.details[0].field).toBe('userId');
-      await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(owner)).send({ userId: 7 }).expect(400);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(owner))
+        .send({ userId: 7 })
+        .expect(400);
     });
 
     it('removes members: the owner anyone, a member only themself, the owner never', async () => {
       const room = await createRoom(t.url, owner, { isPrivate: true });
       const third = await registerUser(t.url);
       for (const user of [other, third]) {
-        await request(t.url).post(`/api/rooms/${room.id}/members`).set(auth(owner)).send({ userId: user.id }).expect(201);
+        await request(t.url)
+          .post(`/api/rooms/${room.id}/members`)
+          .set(auth(owner))
+          .send({ userId: user.id })
+          .expect(201);
       }
-      await request(t.url).delete(`/api/rooms/${room.id}/members/${third.id}`).set(auth(other)).expect(403);
-      await request(t.url).delete(`/api/rooms/${room.id}/members/${other.id}`).set(auth(other)).expect(204);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${third.id}`)
+        .set(auth(other))
+        .expect(403);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${other.id}`)
+        .set(auth(other))
+        .expect(204);
       await request(t.url).get(`/api/rooms/${room.id}`).set(auth(other)).expect(404);
-      await request(t.url).delete(`/api/rooms/${room.id}/members/${owner.id}`).set(auth(owner)).expect(409);
-      await request(t.url).delete(`/api/rooms/${room.id}/members/${third.id}`).set(auth(owner)).expect(204);
-      await request(t.url).delete(`/api/rooms/${room.id}/members/${third.id}`).set(auth(owner)).expect(404);
-      await request(t.url).delete(`/api/rooms/${room.id}/members/not-a-uuid`).set(auth(owner)).expect(404);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${owner.id}`)
+        .set(auth(owner))
+        .expect(409);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${third.id}`)
+        .set(auth(owner))
+        .expect(204);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${third.id}`)
+        .set(auth(owner))
+        .expect(404);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/not-a-uuid`)
+        .set(auth(owner))
+        .expect(404);
     });
   });
 });

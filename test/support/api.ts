@@ -19,21 +19,37 @@ export function uniqueUsername(prefix = 'u'): string {
 
 export async function registerUser(url: string, username = uniqueUsername()): Promise<TestUser> {
   const password = 'password-123';
-  const registered = await request(url).post('/api/auth/register').send({ username, password }).expect(201);
+  const registered = await request(url)
+    .post('/api/auth/register')
+    .send({ username, password })
+    .expect(201);
   const login = await request(url).post('/api/auth/login').send({ username, password }).expect(200);
   return { id: registered.body.id, username, token: login.body.accessToken };
 }
 
-export async function createRoom(url: string, user: TestUser, body: { name?: string; isPrivate?: boolean } = {}): Promise<RoomJson> {
+export async function createRoom(
+  url: string,
+  user: TestUser,
+  body: { name?: string; isPrivate?: boolean } = {},
+): Promise<RoomJson> {
   const response = await request(url)
     .post('/api/rooms')
     .set('Authorization', `Bearer ${user.token}`)
-    .send({ name: body.name ?? 'room', ...(body.isPrivate !== undefined ? { isPrivate: body.isPrivate } : {}) })
+    .send({
+      name: body.name ?? 'room',
+      ...(body.isPrivate !== undefined ? { isPrivate: body.isPrivate } : {}),
+    })
     .expect(201);
   return response.body as RoomJson;
 }
 
-export async function postMessage(url: string, user: TestUser, roomId: string, text: string, clientMsgId?: string): Promise<MessageJson> {
+export async function postMessage(
+  url: string,
+  user: TestUser,
+  roomId: string,
+  text: string,
+  clientMsgId?: string,
+): Promise<MessageJson> {
   const response = await request(url)
     .post(`/api/rooms/${roomId}/messages`)
     .set('Authorization', `Bearer ${user.token}`)
@@ -43,7 +59,9 @@ export async function postMessage(url: string, user: TestUser, roomId: string, t
 }
 
 function base64url(value: object | string): string {
-  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString(
+    'base64url',
+  );
 }
 
 /** Hand-made tokens for the failure cases: expired, wrongly signed, `alg: none`, other algorithms. */

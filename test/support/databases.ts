@@ -38,7 +38,7 @@ export async function createTestDatabase(kind: DatabaseKind): Promise<TestDataba
     return {
       kind,
       env: { SQLITE_PATH: join(dir, 'app.sqlite') },
-      drop: async () => rmSync(dir, { recursive: true, force: true }),
+      drop: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })),
     };
   }
   const schema = uniqueName();
@@ -46,6 +46,9 @@ export async function createTestDatabase(kind: DatabaseKind): Promise<TestDataba
   return {
     kind,
     env: { DATABASE_URL: process.env.DATABASE_URL, DATABASE_SCHEMA: schema },
-    drop: () => withPostgres((client) => client.query(`DROP SCHEMA "${schema}" CASCADE`)).then(() => undefined),
+    drop: () =>
+      withPostgres((client) => client.query(`DROP SCHEMA "${schema}" CASCADE`)).then(
+        () => undefined,
+      ),
   };
 }

@@ -25,7 +25,10 @@ export interface TestApp {
 }
 
 /** The whole service, listening on a free port, on a fresh database of the given kind. */
-export async function startTestApp(kind: DatabaseKind, overrides: RawEnvironment = {}): Promise<TestApp> {
+export async function startTestApp(
+  kind: DatabaseKind,
+  overrides: RawEnvironment = {},
+): Promise<TestApp> {
   const database = await createTestDatabase(kind);
   const app = await createApp({ ...BASE_TEST_ENV, ...database.env, ...overrides });
   await app.listen(0, '127.0.0.1');

@@ -61,7 +61,9 @@ export function isUnavailableError(error: unknown): boolean {
 
 function fromHttpException(error: HttpException): ErrorBody {
   const status = error.getStatus();
-  const code = CODE_BY_HTTP_STATUS[status] ?? (status >= 500 ? ErrorCode.Internal : ErrorCode.ValidationFailed);
+  const code =
+    CODE_BY_HTTP_STATUS[status] ??
+    (status >= 500 ? ErrorCode.Internal : ErrorCode.ValidationFailed);
   const message = status >= 500 ? 'Internal server error' : error.message;
   return { code, message, details: [] };
 }

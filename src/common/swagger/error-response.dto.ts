@@ -5,7 +5,10 @@ export class FieldErrorDto {
   @ApiProperty({ example: 'text' })
   field: string;
 
-  @ApiProperty({ type: [String], example: ['text must be shorter than or equal to 4000 characters'] })
+  @ApiProperty({
+    type: [String],
+    example: ['text must be shorter than or equal to 4000 characters'],
+  })
   constraints: string[];
 }
 

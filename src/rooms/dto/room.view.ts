@@ -38,7 +38,11 @@ export class RoomPage {
   @ApiProperty({ type: [RoomView] })
   items: RoomView[];
 
-  @ApiProperty({ type: String, nullable: true, description: 'null exactly when there is nothing more' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'null exactly when there is nothing more',
+  })
   nextCursor: string | null;
 }
 

@@ -1,0 +1,61 @@
+# syntax=docker/dockerfile:1
+#
+# Two stages: `build` compiles TypeScript and the native better-sqlite3 addon
+# with the same npm scripts the tests use, then prunes dev dependencies;
+# `runtime` is a slim Node 20 image with only package.json, the pruned
+# node_modules and dist/, running as the unprivileged `node` user.
+#
+# Nothing secret goes into the image: configuration (JWT_SECRET, DATABASE_URL,
+# REDIS_URL, ...) comes from the environment at run time, see
+# src/config/env.validation.ts and docker-compose.yml.
+#
+#   docker build -t realtime-backend .
+#   docker run --rm -e JWT_SECRET=... -e DATABASE_URL=postgres://... realtime-backend node dist/src/database/migrate.js run
+#   docker run --rm -p 3000:3000 -e JWT_SECRET=... -e DATABASE_URL=postgres://... -e MIGRATIONS_RUN=false realtime-backend
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+
+# better-sqlite3 falls back to compiling from source (node-gyp) when no
+# prebuilt binary can be fetched.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+
+# Dependencies first, so that this layer is cached until the lockfile changes.
+COPY package.json package-lock.json ./
+RUN npm ci
+
+COPY nest-cli.json tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY migrations ./migrations
+RUN npm run build \
+ && npm prune --omit=dev \
+ && npm cache clean --force
+
+# ---------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+
+# The code stays owned by root (read-only for the app); only data/ (the
+# default SQLITE_PATH, used when DATABASE_URL is unset) is writable.
+RUN mkdir -p /app/data && chown node:node /app/data
+
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+
+USER node
+EXPOSE 3000
+
+# Slim images have no curl: ask Node itself. Liveness only (the process
+# answers); readiness (/health/ready) is for the orchestrator.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "const p=process.env.PORT||3000;require('node:http').get({host:'127.0.0.1',port:p,path:'/health/live',timeout:4000},r=>process.exit(r.statusCode===200?0:1)).on('timeout',()=>process.exit(1)).on('error',()=>process.exit(1))"]
+
+# main.ts drains on SIGTERM (SHUTDOWN_TIMEOUT_MS), so run node directly as PID 1.
+CMD ["node", "dist/src/main.js"]

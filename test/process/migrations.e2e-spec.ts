@@ -1,0 +1,70 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { DataSource } from 'typeorm';
+import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases';
+import { REPO_ROOT } from '../support/service-process';
+
+const run = promisify(execFile);
+const MIGRATE = join(REPO_ROOT, 'dist', 'src', 'database', 'migrate.js');
+
+async function tables(database: TestDatabase): Promise<string[]> {
+  const dataSource = new DataSource(
+    database.kind === 'sqlite'
+      ? { type: 'better-sqlite3', database: database.env.SQLITE_PATH! }
+      : { type: 'postgres', url: database.env.DATABASE_URL },
+  );
+  await dataSource.initialize();
+  try {
+    const rows: Array<{ name: string }> =
+      database.kind === 'sqlite'
+        ? await dataSource.query(
+            `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`,
+          )
+        : await dataSource.query(
+            `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = $1`,
+            [database.env.DATABASE_SCHEMA],
+          );
+    return rows.map((row) => row.name).sort();
+  } finally {
+    await dataSource.destroy();
+  }
+}
+
+describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(kind);
+  });
+  afterAll(() => database.drop());
+
+  const migrate = (command: string) =>
+    run(process.execPath, [MIGRATE, command], {
+      env: { PATH: process.env.PATH, ...database.env },
+      cwd: REPO_ROOT,
+    });
+
+  it('applies, reverts and re-applies the same migrations', async () => {
+    const first = await migrate('run');
+    expect(first.stdout).toContain('Applied: InitialSchema1764028800000');
+    expect(await tables(database)).toEqual([
+      'messages',
+      'migrations',
+      'room_members',
+      'rooms',
+      'users',
+    ]);
+
+    expect((await migrate('run')).stdout).toContain('No pending migrations');
+
+    await migrate('revert');
+    expect(await tables(database)).toEqual(['migrations']);
+
+    expect((await migrate('run')).stdout).toContain('Applied: InitialSchema1764028800000');
+  });
+
+  it('refuses an unknown command', async () => {
+    await expect(migrate('sideways')).rejects.toMatchObject({ code: 1 });
+  });
+});

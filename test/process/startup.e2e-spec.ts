@@ -1,0 +1,114 @@
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  freePort,
+  spawnService,
+  waitUntilReady,
+  type ServiceProcess,
+} from '../support/service-process';
+
+/** The built service as it runs in production: start-up checks, logs, shutdown. */
+describe('service process', () => {
+  let dir: string;
+  const running: ServiceProcess[] = [];
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rt-proc-'));
+  });
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((service) => service.stop('SIGKILL')));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const start = async (env: Record<string, string>) => {
+    const port = String(await freePort());
+    const service = spawnService({
+      HOST: '127.0.0.1',
+      PORT: port,
+      SQLITE_PATH: join(dir, 'data', 'app.sqlite'),
+      ...env,
+    });
+    running.push(service);
+    return service;
+  };
+
+  it.each([
+    [{ PORT: 'eighty' }, 'PORT'],
+    [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
+    [{ DATABASE_URL: 'mysql://localhost/x' }, 'DATABASE_URL'],
+    [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
+    [{ JWT_EXPIRES_IN: 'soon' }, 'JWT_EXPIRES_IN'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ MIGRATIONS_RUN: 'maybe' }, 'MIGRATIONS_RUN'],
+    [{ NODE_ENV: 'production' }, 'JWT_SECRET'],
+    [{ NODE_ENV: 'production', JWT_SECRET: 'short' }, 'JWT_SECRET'],
+  ])('refuses to start on %j, naming %s', async (env, variable) => {
+    const service = await start(env);
+    const { code } = await service.exited;
+    expect(code).toBe(1);
+    expect(service.output()).toContain('Invalid configuration');
+    expect(service.output()).toContain(variable);
+  });
+
+  it('starts on embedded defaults: creates the SQLite file, applies migrations, serves', async () => {
+    const service = await start({});
+    await waitUntilReady(service);
+    expect(existsSync(join(dir, 'data', 'app.sqlite'))).toBe(true);
+    expect(service.output()).toContain('Applied migration InitialSchema');
+    expect(service.output()).toContain('JWT_SECRET is not set');
+    const { code } = await service.stop('SIGTERM');
+    expect(code).toBe(0);
+  });
+
+  it('writes structured JSON logs with request ids and never a password or token', async () => {
+    const service = await start({ LOG_LEVEL: 'info', JWT_SECRET: 'x'.repeat(40) });
+    await waitUntilReady(service);
+    const password = 'very-secret-password';
+    await fetch(`${service.url}/api/auth/register`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'logger', password }),
+    });
+    const login = await fetch(`${service.url}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Request-Id': 'req-login-1' },
+      body: JSON.stringify({ username: 'logger', password }),
+    });
+    const { accessToken } = (await login.json()) as { accessToken: string };
+    await fetch(`${service.url}/api/auth/me?token=${accessToken}`, {
+      headers: { Authorization: `Bearer ${accessToken}` },
+    });
+    await service.stop('SIGTERM');
+
+    const lines = service.output().trim().split('\n');
+    const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const loginEntry = entries.find(
+      (entry) => (entry.req as { id?: string } | undefined)?.id === 'req-login-1',
+    );
+    expect(loginEntry).toMatchObject({
+      level: 30,
+      req: { method: 'POST', url: '/api/auth/login' },
+      res: { statusCode: 200 },
+    });
+    expect(
+      entries.some(
+        (entry) =>
+          (entry.req as { url?: string } | undefined)?.url === '/api/auth/me?token=%5Bredacted%5D',
+      ),
+    ).toBe(true);
+    expect(service.output()).not.toContain(password);
+    expect(service.output()).not.toContain(accessToken);
+    expect(service.output()).not.toContain(accessToken.split('.')[2]);
+  });
+
+  it('drains and exits 0 on SIGTERM', async () => {
+    const service = await start({});
+    await waitUntilReady(service);
+    const started = Date.now();
+    const { code } = await service.stop('SIGTERM');
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(service.output()).toContain('SIGTERM received');
+  });
+});

@@ -1,0 +1,79 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { RawEnvironment } from '@app/config/env.validation';
+
+export const REPO_ROOT = join(__dirname, '..', '..');
+export const SERVICE_ENTRY = join(REPO_ROOT, 'dist', 'src', 'main.js');
+
+/** The built service as a separate process, with its output captured. */
+export interface ServiceProcess {
+  child: ChildProcess;
+  url: string;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+function assertBuilt(): void {
+  if (!existsSync(SERVICE_ENTRY)) {
+    throw new Error(`${SERVICE_ENTRY} is missing: run "npm run build" (npm test does it first)`);
+  }
+}
+
+/** Starts the service; `env` is the whole environment besides PATH. */
+export function spawnService(env: RawEnvironment, cwd = REPO_ROOT): ServiceProcess {
+  assertBuilt();
+  const port = env.PORT ?? '0';
+  const child = spawn(process.execPath, [SERVICE_ENTRY], {
+    cwd,
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    url: `http://127.0.0.1:${port}`,
+    output: () => output,
+    exited,
+    stop: (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Resolves once `/health/ready` answers 200; rejects if the process dies or time runs out. */
+export async function waitUntilReady(service: ServiceProcess, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (service.child.exitCode !== null) {
+      throw new Error(`Service exited with ${service.child.exitCode}:\n${service.output()}`);
+    }
+    try {
+      const response = await fetch(`${service.url}/health/ready`);
+      if (response.status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Service not ready after ${timeoutMs} ms:\n${service.output()}`);
+}
