@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # Two stages: `build` compiles TypeScript and the native better-sqlite3 addon
 # with the same npm scripts the tests use, then prunes dev dependencies;
 # `runtime` is a slim Node 20 image with only package.json, the pruned

@@ -4,6 +4,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import { AppIoAdapter } from './realtime/app-io.adapter';
 import { loadConfig, type HttpConfig } from './config/app-config';
 import type { RawEnvironment } from './config/env.validation';
 
@@ -56,6 +57,7 @@ export async function createApp(env?: RawEnvironment): Promise<NestExpressApplic
   });
   app.useLogger(app.get(Logger));
   applyHttpSettings(app, config.http);
+  app.useWebSocketAdapter(new AppIoAdapter(app));
   setupSwagger(app);
   return app;
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
-import { parseDuration } from './duration';
+import { parseDuration, parseRate } from './duration';
 import { validateEnvironment, type RawEnvironment } from './env.validation';
 
 export interface HttpConfig {
@@ -49,6 +49,25 @@ export interface ThrottleConfig {
   authTtlMs: number;
 }
 
+/** Everything a user can do over a live connection that has its own budget. */
+export type RateLimitedAction = 'message' | 'typing' | 'join' | 'presence' | 'connect';
+
+export interface Rate {
+  limit: number;
+  windowMs: number;
+}
+
+export interface RealtimeConfig {
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  maxPayloadBytes: number;
+  maxSocketsPerUser: number;
+  maxRoomsPerConnection: number;
+  sseHeartbeatMs: number;
+  maxSseStreamsPerUser: number;
+  rates: Record<RateLimitedAction, Rate>;
+}
+
 /** The whole typed configuration, read through `ConfigService<AllConfig, true>`. */
 export interface AllConfig {
   http: HttpConfig;
@@ -56,6 +75,7 @@ export interface AllConfig {
   auth: AuthConfig;
   redis: RedisConfig;
   throttle: ThrottleConfig;
+  realtime: RealtimeConfig;
 }
 
 function splitList(value: string): string[] {
@@ -100,6 +120,22 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       bcryptRounds: env.BCRYPT_ROUNDS,
     },
     redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
+    realtime: {
+      pingIntervalMs: env.WS_PING_INTERVAL_MS,
+      pingTimeoutMs: env.WS_PING_TIMEOUT_MS,
+      maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,
+      maxSocketsPerUser: env.MAX_SOCKETS_PER_USER,
+      maxRoomsPerConnection: env.MAX_ROOMS_PER_CONNECTION,
+      sseHeartbeatMs: env.SSE_HEARTBEAT_MS,
+      maxSseStreamsPerUser: env.MAX_SSE_STREAMS_PER_USER,
+      rates: {
+        message: parseRate(env.RATE_LIMIT_CHAT_MESSAGE),
+        typing: parseRate(env.RATE_LIMIT_CHAT_TYPING),
+        join: parseRate(env.RATE_LIMIT_CHAT_JOIN),
+        presence: parseRate(env.RATE_LIMIT_ROOM_PRESENCE),
+        connect: parseRate(env.RATE_LIMIT_CONNECTIONS_PER_IP),
+      },
+    },
     throttle: {
       defaultLimit: env.THROTTLE_DEFAULT_LIMIT,
       defaultTtlMs: env.THROTTLE_DEFAULT_TTL_MS,

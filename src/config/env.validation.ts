@@ -28,6 +28,10 @@ const toBool = ({ value }: { value: unknown }) => {
   return value;
 };
 
+/** A rate such as `20/10s`: at most 20 per 10 seconds. */
+export const RATE_PATTERN = /^[1-9]\d*\/[1-9]\d*(ms|s|m|h)?$/;
+const RATE_MESSAGE = (name: string) => `${name} must be a rate like 20/10s (count/window)`;
+
 /** A duration such as `3600`, `90s`, `15m`, `1h` or `7d`. */
 export const DURATION_PATTERN = /^\d+(s|m|h|d)?$/;
 
@@ -140,6 +144,57 @@ export class EnvironmentVariables {
   @IsString()
   @MaxLength(64)
   SERVICE_NAME?: string;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  WS_PING_INTERVAL_MS = 25_000;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  WS_PING_TIMEOUT_MS = 20_000;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1024)
+  @Max(16 * 1024 * 1024)
+  WS_MAX_PAYLOAD_BYTES = 64 * 1024;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  MAX_SOCKETS_PER_USER = 20;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  MAX_ROOMS_PER_CONNECTION = 100;
+
+  @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_CHAT_MESSAGE') })
+  RATE_LIMIT_CHAT_MESSAGE = '20/10s';
+
+  @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_CHAT_TYPING') })
+  RATE_LIMIT_CHAT_TYPING = '5/1s';
+
+  @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_CHAT_JOIN') })
+  RATE_LIMIT_CHAT_JOIN = '30/60s';
+
+  @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_ROOM_PRESENCE') })
+  RATE_LIMIT_ROOM_PRESENCE = '60/60s';
+
+  @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_CONNECTIONS_PER_IP') })
+  RATE_LIMIT_CONNECTIONS_PER_IP = '120/60s';
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  SSE_HEARTBEAT_MS = 30_000;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  MAX_SSE_STREAMS_PER_USER = 10;
 }
 
 export type RawEnvironment = Record<string, string | undefined>;

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { NotificationType, ServerEvent } from '@app/contract/events';
-import type { MessageJson, NotificationJson } from '@app/contract/models';
+import type { MessageJson, NotificationJson, UserSummaryJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 
 /** One event for one channel (`chat:<roomId>` or `user:<userId>`). */
@@ -8,13 +8,17 @@ export interface Delivery {
   channel: string;
   event: ServerEvent;
   payload: unknown;
+  /** Not to these: all connections of a user, or one connection. */
+  except?: { userId?: string; connectionId?: string };
+  /** May be dropped for a connection that is not ready (typing indicators). */
+  volatile?: boolean;
 }
 
 export type DeliveryListener = (delivery: Delivery) => void;
 
 /**
- * The one path by which the domain tells clients something. Transports
- * subscribe and deliver to their own local subscribers of the channel.
+ * The one path by which the domain tells clients something. Each transport
+ * subscribes and hands a delivery to its own local subscribers of the channel.
  */
 @Injectable()
 export class DeliveryService {
@@ -47,5 +51,41 @@ export class DeliveryService {
 
   mentioned(userId: string, message: MessageJson): void {
     this.notify(userId, { type: NotificationType.Mention, message });
+  }
+
+  userJoined(roomId: string, user: UserSummaryJson, connectionId: string): void {
+    this.publish({
+      channel: roomNames.chat(roomId),
+      event: ServerEvent.UserJoined,
+      payload: { roomId, user },
+      except: { connectionId },
+    });
+  }
+
+  userLeft(roomId: string, user: UserSummaryJson): void {
+    this.publish({
+      channel: roomNames.chat(roomId),
+      event: ServerEvent.UserLeft,
+      payload: { roomId, user },
+    });
+  }
+
+  typing(roomId: string, user: UserSummaryJson): void {
+    this.publish({
+      channel: roomNames.chat(roomId),
+      event: ServerEvent.Typing,
+      payload: { roomId, user },
+      except: { userId: user.id },
+      volatile: true,
+    });
+  }
+
+  broadcast(roomId: string, payload: unknown, from: UserSummaryJson, connectionId: string): void {
+    this.publish({
+      channel: roomNames.chat(roomId),
+      event: ServerEvent.RoomBroadcast,
+      payload: { roomId, payload, from },
+      except: { connectionId },
+    });
   }
 }

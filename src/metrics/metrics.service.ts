@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * The app's own Prometheus registry (not the global one, so that several
@@ -14,6 +14,47 @@ export class MetricsService {
     help: 'Duration of HTTP requests by method, route and status',
     labelNames: ['method', 'route', 'status'] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly connections = new Gauge({
+    name: 'realtime_connections',
+    help: 'Open live connections by transport',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+
+  readonly roomsWithMembers = new Gauge({
+    name: 'realtime_rooms_with_members',
+    help: 'Rooms with at least one connected member on this node',
+    registers: [this.registry],
+  });
+
+  readonly presenceEntries = new Gauge({
+    name: 'realtime_presence_entries',
+    help: 'Connections joined to rooms (one per connection and room) on this node',
+    registers: [this.registry],
+  });
+
+  readonly messages = new Counter({
+    name: 'realtime_messages_total',
+    help: 'Messages stored, by the transport they were sent on',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rejectedEvents = new Counter({
+    name: 'realtime_rejected_events_total',
+    help: 'Live events answered with an error, by transport, event and error code',
+    labelNames: ['transport', 'event', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ackDuration = new Histogram({
+    name: 'realtime_ack_duration_seconds',
+    help: 'Time from receiving a live event to acknowledging it',
+    labelNames: ['event'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
 

@@ -1,9 +1,10 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule, type ThrottlerModuleOptions } from '@nestjs/throttler';
 import type { ExecutionContext } from '@nestjs/common';
 import type { AllConfig } from '@app/config/app-config';
+import { RateLimitService } from './rate-limit.service';
 import { STRICT_RATE_LIMIT } from './strict-rate-limit.decorator';
 
 export const THROTTLER_DEFAULT = 'default';
@@ -29,10 +30,12 @@ function throttlerOptions(config: ConfigService<AllConfig, true>): ThrottlerModu
 }
 
 /** REST rate limits per client address, applied to every route. */
+@Global()
 @Module({
   imports: [
     ThrottlerModule.forRootAsync({ inject: [ConfigService], useFactory: throttlerOptions }),
   ],
-  providers: [{ provide: APP_GUARD, useClass: ThrottlerGuard }],
+  providers: [{ provide: APP_GUARD, useClass: ThrottlerGuard }, RateLimitService],
+  exports: [RateLimitService],
 })
 export class ThrottlingModule {}

@@ -1,0 +1,145 @@
+import { UseFilters, UseGuards, UseInterceptors, UsePipes } from '@nestjs/common';
+import {
+  ConnectedSocket,
+  MessageBody,
+  type OnGatewayConnection,
+  type OnGatewayDisconnect,
+  type OnGatewayInit,
+  SubscribeMessage,
+  WebSocketGateway,
+} from '@nestjs/websockets';
+import { AppException } from '@app/common/errors/app.exception';
+import { WsExceptionFilter } from '@app/common/filters/ws-exception.filter';
+import { WsRoomAccessGuard } from '@app/common/guards/ws-room-access.guard';
+import { WsAckInterceptor } from '@app/common/interceptors/ws-ack.interceptor';
+import { WsThrottleInterceptor } from '@app/common/interceptors/ws-throttle.interceptor';
+import { createValidationPipe } from '@app/common/pipes/validation.pipe';
+import { ClientEvent, ServerEvent } from '@app/contract/events';
+import type { MessageJson } from '@app/contract/models';
+import { roomNames } from '@app/contract/room-names';
+import type { JoinResult, PresenceResult } from '@app/contract/socket-events';
+import { MessagesService } from '@app/messages/messages.service';
+import { MetricsService } from '@app/metrics/metrics.service';
+import type { AppServer, AppSocket } from '@app/realtime/socket-data';
+import { RateLimit } from '@app/throttling/rate-limit.decorator';
+import { ChatService, type Connection } from './chat.service';
+import { JoinRoomDto } from './dto/join-room.dto';
+import { RoomRefDto } from './dto/room-ref.dto';
+import { SendChatMessageDto } from './dto/send-chat-message.dto';
+import { JoinPayloadPipe } from './join-payload.pipe';
+import { SocketIoDelivery } from './socket-io.delivery';
+
+/** Longest delay `setTimeout` accepts. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const connectionOf = (socket: AppSocket): Connection => ({ id: socket.id, user: socket.data.user });
+
+/**
+ * The Socket.IO edge of chat: translates events into service calls and
+ * results into acks. Authentication happened in the handshake.
+ */
+@WebSocketGateway()
+@UseFilters(WsExceptionFilter)
+@UseInterceptors(WsThrottleInterceptor, WsAckInterceptor)
+@UsePipes(createValidationPipe())
+export class ChatGateway
+  implements
+    OnGatewayInit<AppServer>,
+    OnGatewayConnection<AppSocket>,
+    OnGatewayDisconnect<AppSocket>
+{
+  private readonly expiryTimers = new WeakMap<AppSocket, NodeJS.Timeout>();
+
+  constructor(
+    private readonly chat: ChatService,
+    private readonly messages: MessagesService,
+    private readonly socketDelivery: SocketIoDelivery,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  afterInit(server: AppServer): void {
+    this.socketDelivery.attach(server);
+  }
+
+  async handleConnection(socket: AppSocket): Promise<void> {
+    this.metrics.connections.inc({ transport: 'socket.io' });
+    this.disconnectWhenTokenExpires(socket);
+    await socket.join(roomNames.user(socket.data.user.id));
+  }
+
+  handleDisconnect(socket: AppSocket): void {
+    this.metrics.connections.dec({ transport: 'socket.io' });
+    clearTimeout(this.expiryTimers.get(socket));
+    this.chat.disconnected(connectionOf(socket));
+  }
+
+  @SubscribeMessage(ClientEvent.Join)
+  @UseGuards(WsRoomAccessGuard)
+  @RateLimit('join')
+  join(
+    @ConnectedSocket() socket: AppSocket,
+    @MessageBody(JoinPayloadPipe) payload: JoinRoomDto | string,
+  ): Promise<JoinResult> {
+    const { roomId, since } = payload as JoinRoomDto;
+    return this.chat.join(
+      connectionOf(socket),
+      roomId,
+      since,
+      (id) => void socket.join(roomNames.chat(id)),
+    );
+  }
+
+  @SubscribeMessage(ClientEvent.Leave)
+  async leave(
+    @ConnectedSocket() socket: AppSocket,
+    @MessageBody() { roomId }: RoomRefDto,
+  ): Promise<Record<string, never>> {
+    await socket.leave(roomNames.chat(roomId.toLowerCase()));
+    this.chat.leave(connectionOf(socket), roomId);
+    return {};
+  }
+
+  @SubscribeMessage(ClientEvent.Message)
+  @UseGuards(WsRoomAccessGuard)
+  @RateLimit('message')
+  async send(
+    @ConnectedSocket() socket: AppSocket,
+    @MessageBody() { roomId, text, clientMsgId }: SendChatMessageDto,
+  ): Promise<MessageJson> {
+    const message = await this.messages.send(socket.data.user, roomId, { text, clientMsgId });
+    this.metrics.messages.inc({ transport: 'socket.io' });
+    return message;
+  }
+
+  @SubscribeMessage(ClientEvent.Typing)
+  @UseGuards(WsRoomAccessGuard)
+  @RateLimit('typing')
+  typing(
+    @ConnectedSocket() socket: AppSocket,
+    @MessageBody() { roomId }: RoomRefDto,
+  ): Record<string, never> {
+    this.chat.typing(connectionOf(socket), roomId);
+    return {};
+  }
+
+  @SubscribeMessage(ClientEvent.Presence)
+  @UseGuards(WsRoomAccessGuard)
+  @RateLimit('presence')
+  presence(@MessageBody() { roomId }: RoomRefDto): PresenceResult {
+    return this.chat.whoIsHere(roomId);
+  }
+
+  /** An expired token ends the connection, so that the client reconnects with a fresh one. */
+  private disconnectWhenTokenExpires(socket: AppSocket): void {
+    const remaining = socket.data.user.tokenExpiresAt - Date.now();
+    const timer = setTimeout(
+      () => {
+        socket.emit(ServerEvent.Error, AppException.unauthorized('Token expired').toBody());
+        socket.disconnect(true);
+      },
+      Math.min(Math.max(remaining, 0), MAX_TIMER_MS),
+    );
+    timer.unref();
+    this.expiryTimers.set(socket, timer);
+  }
+}

@@ -1,0 +1,46 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { IoAdapter } from '@nestjs/platform-socket.io';
+import type { ServerOptions } from 'socket.io';
+import { TokenService } from '@app/auth/token.service';
+import type { AllConfig } from '@app/config/app-config';
+import { RateLimitService } from '@app/throttling/rate-limit.service';
+import { ConnectionTracker } from './connection-tracker';
+import { isOriginAllowed } from './origin-policy';
+import type { AppServer } from './socket-data';
+import { socketHandshake } from './socket-handshake';
+
+/**
+ * The Socket.IO server as the contract wants it: options from configuration,
+ * Origin allowlist on polling and WebSocket alike, and authentication in the
+ * handshake. Subclasses add a cross-node adapter.
+ */
+export class AppIoAdapter extends IoAdapter {
+  constructor(protected readonly app: INestApplicationContext) {
+    super(app);
+  }
+
+  override createIOServer(port: number, options?: Partial<ServerOptions>): AppServer {
+    const config = this.app.get(ConfigService<AllConfig, true>);
+    const realtime = config.get('realtime', { infer: true });
+    const http = config.get('http', { infer: true });
+    const server = super.createIOServer(port, {
+      ...options,
+      pingInterval: realtime.pingIntervalMs,
+      pingTimeout: realtime.pingTimeoutMs,
+      maxHttpBufferSize: realtime.maxPayloadBytes,
+      cors: { origin: http.corsOrigins.includes('*') ? true : http.corsOrigins, credentials: true },
+      allowRequest: (request, callback) =>
+        callback(null, isOriginAllowed(request, http.corsOrigins)),
+    } satisfies Partial<ServerOptions>) as AppServer;
+    server.use(
+      socketHandshake({
+        tokens: this.app.get(TokenService, { strict: false }),
+        rateLimits: this.app.get(RateLimitService, { strict: false }),
+        connections: this.app.get(ConnectionTracker, { strict: false }),
+        trustProxy: http.trustProxy,
+      }),
+    );
+    return server;
+  }
+}

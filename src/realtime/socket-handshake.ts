@@ -1,0 +1,49 @@
+import { toErrorBody } from '@app/common/errors/to-error-body';
+import { ErrorCode } from '@app/common/errors/error-code';
+import type { TokenService } from '@app/auth/token.service';
+import { bearerToken } from '@app/auth/token-extraction';
+import type { RateLimitService } from '@app/throttling/rate-limit.service';
+import { clientAddress } from './client-address';
+import type { ConnectionTracker } from './connection-tracker';
+import type { AppSocket } from './socket-data';
+
+export const AUTHENTICATION_FAILED = 'Authentication failed';
+
+export interface HandshakeDependencies {
+  tokens: TokenService;
+  rateLimits: RateLimitService;
+  connections: ConnectionTracker;
+  trustProxy: boolean;
+}
+
+/** The error `connect_error` carries: a fixed message and the contract's error as `data`. */
+function handshakeError(error: unknown): Error & { data: unknown } {
+  const body = toErrorBody(error);
+  const message = body.code === ErrorCode.Unauthorized ? AUTHENTICATION_FAILED : body.message;
+  return Object.assign(new Error(message), { data: body });
+}
+
+function handshakeToken(socket: AppSocket): string | undefined {
+  const auth = socket.handshake.auth as { token?: unknown } | undefined;
+  return bearerToken(socket.request) ?? (typeof auth?.token === 'string' ? auth.token : undefined);
+}
+
+/**
+ * Socket.IO middleware: runs once per connection, before any socket exists.
+ * Limits attempts per address, authenticates, and reserves a connection slot.
+ */
+export function socketHandshake(deps: HandshakeDependencies) {
+  return (socket: AppSocket, next: (error?: Error) => void): void => {
+    const authenticate = async () => {
+      await deps.rateLimits.consume('connect', clientAddress(socket.request, deps.trustProxy));
+      const user = await deps.tokens.verify(handshakeToken(socket));
+      deps.connections.acquire(user.id);
+      socket.data.user = user;
+      socket.once('disconnect', () => deps.connections.release(user.id));
+    };
+    authenticate().then(
+      () => next(),
+      (error: unknown) => next(handshakeError(error)),
+    );
+  };
+}

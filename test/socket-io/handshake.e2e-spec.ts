@@ -1,0 +1,126 @@
+import { io } from 'socket.io-client';
+import { forgeToken, nowSeconds, registerUser, type TestUser } from '../support/api';
+import { databaseKinds } from '../support/databases';
+import { connectSocket, nextEvent, type ClientSocket } from '../support/sockets';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+type ConnectError = Error & { data?: { code: string; message: string; details: unknown[] } };
+
+describe.each(databaseKinds())('Socket.IO handshake (%s)', (kind) => {
+  let t: TestApp;
+  let user: TestUser;
+  const open: ClientSocket[] = [];
+
+  beforeAll(async () => {
+    t = await startTestApp(kind, { CORS_ORIGINS: 'https://app.example.com' });
+    user = await registerUser(t.url);
+  });
+  afterEach(() => open.splice(0).forEach((socket) => socket.close()));
+  afterAll(() => t.close());
+
+  const refused = (token: string | undefined, options = {}): Promise<ConnectError> =>
+    connectSocket(t.url, token, options).then(
+      (socket) => {
+        open.push(socket);
+        throw new Error('connected');
+      },
+      (error: ConnectError) => error,
+    );
+
+  it('accepts auth.token and the Authorization header', async () => {
+    open.push(await connectSocket(t.url, user.token));
+    open.push(
+      await connectSocket(t.url, undefined, {
+        extraHeaders: { Authorization: `Bearer ${user.token}` },
+      }),
+    );
+  });
+
+  it('refuses missing, malformed, expired, wrongly signed and alg:none tokens the same way', async () => {
+    const claims = { sub: user.id, username: user.username };
+    const tokens = [
+      undefined,
+      'garbage',
+      forgeToken({ ...claims, iat: nowSeconds() - 100, exp: nowSeconds() - 10 }),
+      forgeToken({ ...claims, exp: nowSeconds() + 600 }, { secret: 'x'.repeat(40) }),
+      forgeToken({ ...claims, exp: nowSeconds() + 600 }, { alg: 'none' }),
+      forgeToken({ ...claims, exp: nowSeconds() + 600 }, { alg: 'HS384' }),
+    ];
+    for (const token of tokens) {
+      const error = await refused(token);
+      expect(error.message).toBe('Authentication failed');
+      expect(error.data).toEqual({
+        code: 'UNAUTHORIZED',
+        message: expect.any(String),
+        details: [],
+      });
+    }
+  });
+
+  it('does not take a token from the query string', async () => {
+    const error = await refused(undefined, { query: { token: user.token } });
+    expect(error.data?.code).toBe('UNAUTHORIZED');
+  });
+
+  it('refuses the token of a deleted user', async () => {
+    const doomed = await registerUser(t.url);
+    await fetch(`${t.url}/api/auth/me`, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${doomed.token}` },
+    });
+    expect((await refused(doomed.token)).data?.code).toBe('UNAUTHORIZED');
+  });
+
+  it('disconnects a socket whose token expires, after an UNAUTHORIZED error event', async () => {
+    const shortLived = forgeToken({
+      sub: user.id,
+      username: user.username,
+      iat: nowSeconds(),
+      exp: nowSeconds() + 2,
+    });
+    const socket = await connectSocket(t.url, shortLived);
+    open.push(socket);
+    const error = nextEvent<{ code: string }>(socket, 'error', () => true, 5_000);
+    const disconnected = new Promise<string>((resolve) => socket.once('disconnect', resolve));
+    expect((await error).code).toBe('UNAUTHORIZED');
+    expect(await disconnected).toBe('io server disconnect');
+  });
+
+  describe('Origin allowlist', () => {
+    const withOrigin = (origin: string, transport: 'polling' | 'websocket') =>
+      connectSocket(t.url, user.token, {
+        transports: [transport],
+        extraHeaders: { Origin: origin },
+      });
+
+    it.each(['polling', 'websocket'] as const)(
+      'refuses a foreign Origin on %s',
+      async (transport) => {
+        await expect(withOrigin('https://evil.example.net', transport)).rejects.toThrow();
+      },
+    );
+
+    it.each(['polling', 'websocket'] as const)(
+      'accepts an allowed Origin and the own origin on %s',
+      async (transport) => {
+        open.push(await withOrigin('https://app.example.com', transport));
+        open.push(await withOrigin(t.url, transport));
+      },
+    );
+  });
+
+  it('opens no socket for a refused handshake', async () => {
+    const socket = io(t.url, {
+      auth: { token: 'bad' },
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+    });
+    await new Promise((resolve) => socket.once('connect_error', resolve));
+    expect(socket.connected).toBe(false);
+    socket.close();
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    const openSockets = /realtime_connections\{transport="socket.io"\} (\d+)/.exec(metrics);
+    expect(Number(openSockets?.[1] ?? 0)).toBe(open.filter((s) => s.connected).length);
+  });
+});
