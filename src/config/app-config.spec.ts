@@ -1,0 +1,98 @@
+import { loadConfig } from './app-config';
+import { parseDuration, parseRate } from './duration';
+import { InvalidConfigurationError } from './env.validation';
+
+describe('loadConfig', () => {
+  it('applies the embedded defaults', () => {
+    const config = loadConfig({});
+    expect(config.http).toMatchObject({
+      port: 3000,
+      nodeEnv: 'development',
+      corsOrigins: [],
+      bodyLimitBytes: 1048576,
+    });
+    expect(config.database).toMatchObject({ type: 'better-sqlite3', migrationsRun: true });
+    expect(config.database.type === 'better-sqlite3' && config.database.path).toMatch(
+      /data\/app\.sqlite$/,
+    );
+    expect(config.auth).toMatchObject({ jwtSecretGenerated: true, jwtExpiresInSeconds: 3600 });
+    expect(config.auth.jwtSecret.length).toBeGreaterThanOrEqual(32);
+    expect(config.realtime.rates.message).toEqual({ limit: 20, windowMs: 10_000 });
+    expect(config.realtime).toMatchObject({
+      pingIntervalMs: 25_000,
+      pingTimeoutMs: 20_000,
+      maxPayloadBytes: 65_536,
+    });
+  });
+
+  it('reads PostgreSQL, Redis and lists', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://u@db:5432/app',
+      DATABASE_SCHEMA: 'tenant_a',
+      REDIS_URL: 'redis://cache:6379',
+      CORS_ORIGINS: 'https://a.example, https://b.example',
+      MIGRATIONS_RUN: 'false',
+    });
+    expect(config.database).toEqual({
+      type: 'postgres',
+      url: 'postgres://u@db:5432/app',
+      schema: 'tenant_a',
+      poolSize: 10,
+      migrationsRun: false,
+    });
+    expect(config.redis.url).toBe('redis://cache:6379');
+    expect(config.http.corsOrigins).toEqual(['https://a.example', 'https://b.example']);
+  });
+
+  it('requires a long JWT_SECRET in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/JWT_SECRET is required/);
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' })).toThrow(
+      /JWT_SECRET must be at least 32/,
+    );
+    expect(
+      loadConfig({ NODE_ENV: 'production', JWT_SECRET: 's'.repeat(32) }).auth.jwtSecretGenerated,
+    ).toBe(false);
+  });
+
+  it('names every bad variable at once', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        PORT: '70000',
+        RATE_LIMIT_CHAT_MESSAGE: '0/10s',
+        DATABASE_SCHEMA: 'Robert"); DROP',
+      });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(InvalidConfigurationError);
+    const message = (error as Error).message;
+    for (const name of ['PORT', 'RATE_LIMIT_CHAT_MESSAGE', 'DATABASE_SCHEMA'])
+      expect(message).toContain(name);
+  });
+
+  it('treats empty values as unset', () => {
+    expect(loadConfig({ PORT: '', REDIS_URL: '' }).http.port).toBe(3000);
+  });
+});
+
+describe('durations and rates', () => {
+  it.each([
+    ['3600', 3600],
+    ['90s', 90],
+    ['15m', 900],
+    ['1h', 3600],
+    ['7d', 604800],
+  ])('parses %s', (value, seconds) => expect(parseDuration(value)).toBe(seconds));
+
+  it.each([
+    ['20/10s', { limit: 20, windowMs: 10_000 }],
+    ['5/1', { limit: 5, windowMs: 1000 }],
+    ['100/500ms', { limit: 100, windowMs: 500 }],
+    ['30/1m', { limit: 30, windowMs: 60_000 }],
+  ])('parses the rate %s', (value, rate) => expect(parseRate(value)).toEqual(rate));
+
+  it.each(['0/1s', '1/0', 'x/1', '1h'])('refuses the rate %s', (value) =>
+    expect(() => parseRate(value)).toThrow(),
+  );
+});

@@ -1,0 +1,16 @@
+import { extractMentions } from './mentions';
+
+describe('extractMentions', () => {
+  it('finds names at word starts, lower-cased, without duplicates', () => {
+    expect(extractMentions('@Ada and @bob, also @ADA')).toEqual(['ada', 'bob']);
+  });
+
+  it('keeps both spellings when a name ends in punctuation', () => {
+    expect(extractMentions('thanks @ada.')).toEqual(['ada.', 'ada']);
+    expect(extractMentions('see @j.doe-')).toEqual(['j.doe-', 'j.doe']);
+  });
+
+  it('ignores e-mail addresses, short names and a lone @', () => {
+    expect(extractMentions('mail ada@example.com or @ab or @ or @@ada')).toEqual([]);
+  });
+});

@@ -1,0 +1,350 @@
+import request from 'supertest';
+import type { MessageJson, NotificationJson } from '@app/contract/models';
+import type { JoinResult, RoomUserEvent } from '@app/contract/socket-events';
+import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
+import { databaseKinds } from '../support/databases';
+import {
+  collect,
+  connectSocket,
+  emitAck,
+  emitOk,
+  nextEvent,
+  sleep,
+  type ClientSocket,
+} from '../support/sockets';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+const ABSENT_ROOM = '01a21548-0000-7000-8000-000000000000';
+
+describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
+  let t: TestApp;
+  let ada: TestUser;
+  let bob: TestUser;
+  const open: ClientSocket[] = [];
+
+  beforeAll(async () => {
+    t = await startTestApp(kind);
+    ada = await registerUser(t.url, `ada_${Date.now() % 100000}`);
+    bob = await registerUser(t.url, `bob_${Date.now() % 100000}`);
+  });
+  afterEach(() => open.splice(0).forEach((socket) => socket.close()));
+  afterAll(() => t.close());
+
+  const connect = async (user: TestUser) => {
+    const socket = await connectSocket(t.url, user.token);
+    open.push(socket);
+    return socket;
+  };
+
+  describe('chat:join', () => {
+    it('joins with { roomId }, returning the room, its members and no missed messages', async () => {
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(bob);
+      const result = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id });
+      expect(result).toEqual({
+        room,
+        members: expect.arrayContaining([
+          { id: ada.id, username: ada.username },
+          { id: bob.id, username: bob.username },
+        ]),
+        missed: [],
+        truncated: false,
+      });
+      expect(result.members).toHaveLength(2);
+    });
+
+    it('accepts a bare roomId string, as clients of the reference design send it', async () => {
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(ada);
+      const result = await emitOk<JoinResult>(socket, 'chat:join', room.id);
+      expect(result.room.id).toBe(room.id);
+    });
+
+    it('returns every message after since, in order', async () => {
+      const room = await createRoom(t.url, ada);
+      for (let i = 1; i <= 5; i += 1) await postMessage(t.url, ada, room.id, `m${i}`);
+      const socket = await connect(bob);
+      const result = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id, since: 2 });
+      expect(result.missed.map((m) => m.seq)).toEqual([3, 4, 5]);
+      expect(result.truncated).toBe(false);
+    });
+
+    it('tells others chat:userJoined, not the joiner', async () => {
+      const room = await createRoom(t.url, ada);
+      const adaSocket = await connect(ada);
+      await emitOk(adaSocket, 'chat:join', { roomId: room.id });
+      const bobSocket = await connect(bob);
+      const bobSees = collect<RoomUserEvent>(bobSocket, 'chat:userJoined');
+      const joined = nextEvent<RoomUserEvent>(adaSocket, 'chat:userJoined');
+      await emitOk(bobSocket, 'chat:join', { roomId: room.id });
+      expect(await joined).toEqual({
+        roomId: room.id,
+        user: { id: bob.id, username: bob.username },
+      });
+      await sleep(100);
+      expect(bobSees).toEqual([]);
+    });
+
+    it.each([
+      ['no payload', undefined, 'VALIDATION_FAILED'],
+      ['no roomId', {}, 'VALIDATION_FAILED'],
+      ['a malformed roomId', { roomId: 'lobby' }, 'VALIDATION_FAILED'],
+      ['a number for roomId', { roomId: 7 }, 'VALIDATION_FAILED'],
+      ['a string for since', { roomId: ABSENT_ROOM, since: '3' }, 'NOT_FOUND'],
+      ['an unknown room', { roomId: ABSENT_ROOM }, 'NOT_FOUND'],
+      ['an unknown field', { roomId: ABSENT_ROOM, extra: 1 }, 'NOT_FOUND'],
+    ])('refuses %s', async (_case, payload, code) => {
+      const socket = await connect(ada);
+      const response = await emitAck(socket, 'chat:join', payload);
+      expect(response).toEqual({
+        ok: false,
+        error: { code, message: expect.any(String), details: expect.any(Array) },
+      });
+    });
+
+    it.each([
+      ['a string for since', { since: '3' }],
+      ['a negative since', { since: -1 }],
+      ['a fractional since', { since: 1.5 }],
+      ['an unknown field', { extra: 1 }],
+    ])('refuses %s in an accessible room with VALIDATION_FAILED', async (_case, extra) => {
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(ada);
+      const response = await emitAck(socket, 'chat:join', { roomId: room.id, ...extra });
+      expect(response.ok).toBe(false);
+      expect(!response.ok && response.error.code).toBe('VALIDATION_FAILED');
+    });
+
+    it("answers NOT_FOUND for someone else's private room, for every event", async () => {
+      const room = await createRoom(t.url, ada, { isPrivate: true });
+      const socket = await connect(bob);
+      for (const [event, payload] of [
+        ['chat:join', { roomId: room.id }],
+        ['chat:message', { roomId: room.id, text: 'hi' }],
+        ['chat:typing', { roomId: room.id }],
+        ['room:presence', { roomId: room.id }],
+      ] as const) {
+        const response = await emitAck(socket, event, payload);
+        expect({ event, response }).toEqual({
+          event,
+          response: { ok: false, error: expect.objectContaining({ code: 'NOT_FOUND' }) },
+        });
+      }
+      const history = await request(t.url)
+        .get(`/api/rooms/${room.id}/messages`)
+        .set('Authorization', `Bearer ${ada.token}`);
+      expect(history.body.items).toEqual([]);
+    });
+
+    it('emits an error event when the client sent no ack', async () => {
+      const socket = await connect(ada);
+      const error = nextEvent<{ code: string }>(socket, 'error');
+      socket.emit('chat:join', { roomId: 'lobby' });
+      expect(await error).toEqual({
+        code: 'VALIDATION_FAILED',
+        message: expect.any(String),
+        details: expect.any(Array),
+      });
+    });
+  });
+
+  describe('chat:message', () => {
+    it('stores, acks with the message, and delivers it to every member, sender included', async () => {
+      const room = await createRoom(t.url, ada);
+      const adaSocket = await connect(ada);
+      const bobSocket = await connect(bob);
+      await emitOk(adaSocket, 'chat:join', room.id);
+      await emitOk(bobSocket, 'chat:join', room.id);
+      const toAda = nextEvent<MessageJson>(adaSocket, 'chat:message');
+      const toBob = nextEvent<MessageJson>(bobSocket, 'chat:message');
+      const acked = await emitOk<MessageJson>(adaSocket, 'chat:message', {
+        roomId: room.id,
+        text: ' hi there ',
+        clientMsgId: 'c-1',
+      });
+      expect(acked).toMatchObject({
+        roomId: room.id,
+        seq: 1,
+        userId: ada.id,
+        username: ada.username,
+        text: 'hi there',
+        clientMsgId: 'c-1',
+      });
+      expect(await toAda).toEqual(acked);
+      expect(await toBob).toEqual(acked);
+    });
+
+    it('is idempotent per clientMsgId: the retry gets the original and nothing is delivered twice', async () => {
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(ada);
+      await emitOk(socket, 'chat:join', room.id);
+      const received = collect<MessageJson>(socket, 'chat:message');
+      const first = await emitOk<MessageJson>(socket, 'chat:message', {
+        roomId: room.id,
+        text: 'once',
+        clientMsgId: 'dup',
+      });
+      const retry = await emitOk<MessageJson>(socket, 'chat:message', {
+        roomId: room.id,
+        text: 'once',
+        clientMsgId: 'dup',
+      });
+      expect(retry).toEqual(first);
+      await sleep(150);
+      expect(received).toEqual([first]);
+    });
+
+    it('delivers a message posted over REST to socket members', async () => {
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(bob);
+      await emitOk(socket, 'chat:join', room.id);
+      const live = nextEvent<MessageJson>(socket, 'chat:message');
+      const posted = await postMessage(t.url, ada, room.id, 'from REST');
+      expect(await live).toEqual(posted);
+    });
+
+    it.each([
+      ['no text', {}],
+      ['blank text', { text: '  ' }],
+      ['text over 4000 characters', { text: 'x'.repeat(4001) }],
+      ['a number for text', { text: 5 }],
+      ['a number for clientMsgId', { text: 'x', clientMsgId: 5 }],
+      ['a too long clientMsgId', { text: 'x', clientMsgId: 'c'.repeat(65) }],
+      ['an unknown field', { text: 'x', html: '<b>' }],
+    ])('refuses %s with VALIDATION_FAILED and takes no seq', async (_case, body) => {
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(ada);
+      const response = await emitAck(socket, 'chat:message', { roomId: room.id, ...body });
+      expect(!response.ok && response.error.code).toBe('VALIDATION_FAILED');
+      const next = await emitOk<MessageJson>(socket, 'chat:message', {
+        roomId: room.id,
+        text: 'valid',
+      });
+      expect(next.seq).toBe(1);
+    });
+
+    it('notifies a mentioned member, and nobody for a non-member or an unknown name', async () => {
+      const room = await createRoom(t.url, ada);
+      const carol = await registerUser(t.url);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set('Authorization', `Bearer ${bob.token}`)
+        .send({ userId: bob.id });
+      const bobSocket = await connect(bob);
+      const carolSocket = await connect(carol);
+      const bobNotes = collect<NotificationJson>(bobSocket, 'notification');
+      const carolNotes = collect<NotificationJson>(carolSocket, 'notification');
+      const adaSocket = await connect(ada);
+      const message = await emitOk<MessageJson>(adaSocket, 'chat:message', {
+        roomId: room.id,
+        text: `hey @${bob.username.toUpperCase()}, @${carol.username} and @nobody_here.`,
+      });
+      await sleep(200);
+      expect(bobNotes).toEqual([{ type: 'mention', message }]);
+      expect(carolNotes).toEqual([]);
+    });
+
+    it('sends room:invited to the invitee', async () => {
+      const room = await createRoom(t.url, ada, { isPrivate: true });
+      const socket = await connect(bob);
+      const note = nextEvent<NotificationJson>(socket, 'notification');
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set('Authorization', `Bearer ${ada.token}`)
+        .send({ userId: bob.id })
+        .expect(201);
+      expect(await note).toEqual({
+        type: 'room:invited',
+        room,
+        by: { id: ada.id, username: ada.username },
+      });
+    });
+  });
+
+  describe('chat:leave, chat:typing and room:presence', () => {
+    it('shows who is here, and tells chat:userLeft only when the last socket of a user leaves', async () => {
+      const room = await createRoom(t.url, ada);
+      const watcher = await connect(ada);
+      await emitOk(watcher, 'chat:join', room.id);
+      const left = collect<RoomUserEvent>(watcher, 'chat:userLeft');
+      const joined = collect<RoomUserEvent>(watcher, 'chat:userJoined');
+      const bob1 = await connect(bob);
+      const bob2 = await connect(bob);
+      await emitOk(bob1, 'chat:join', room.id);
+      await emitOk(bob2, 'chat:join', room.id);
+      const present = await emitOk<{ users: unknown[] }>(watcher, 'room:presence', {
+        roomId: room.id,
+      });
+      expect(present.users).toEqual(
+        expect.arrayContaining([
+          { id: ada.id, username: ada.username },
+          { id: bob.id, username: bob.username },
+        ]),
+      );
+      expect(present.users).toHaveLength(2);
+
+      expect(await emitOk(bob1, 'chat:leave', { roomId: room.id })).toEqual({});
+      await sleep(100);
+      expect(left).toEqual([]);
+      bob2.close();
+      await nextEvent(watcher, 'chat:userLeft');
+      expect(joined).toEqual([{ roomId: room.id, user: { id: bob.id, username: bob.username } }]);
+      expect(left).toEqual([{ roomId: room.id, user: { id: bob.id, username: bob.username } }]);
+      expect(
+        (await emitOk<{ users: unknown[] }>(watcher, 'room:presence', { roomId: room.id })).users,
+      ).toEqual([{ id: ada.id, username: ada.username }]);
+    });
+
+    it('stops delivering to a socket that left', async () => {
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(bob);
+      await emitOk(socket, 'chat:join', room.id);
+      await emitOk(socket, 'chat:leave', { roomId: room.id });
+      const received = collect(socket, 'chat:message');
+      await postMessage(t.url, ada, room.id, 'after leaving');
+      await sleep(150);
+      expect(received).toEqual([]);
+    });
+
+    it('sends chat:typing to others, never to any socket of the typist', async () => {
+      const room = await createRoom(t.url, ada);
+      const ada1 = await connect(ada);
+      const ada2 = await connect(ada);
+      const bobSocket = await connect(bob);
+      for (const socket of [ada1, ada2, bobSocket]) await emitOk(socket, 'chat:join', room.id);
+      const adaSees = collect(ada2, 'chat:typing');
+      const typing = nextEvent<RoomUserEvent>(bobSocket, 'chat:typing');
+      await emitOk(ada1, 'chat:typing', { roomId: room.id });
+      expect(await typing).toEqual({
+        roomId: room.id,
+        user: { id: ada.id, username: ada.username },
+      });
+      await sleep(100);
+      expect(adaSees).toEqual([]);
+    });
+
+    it('refuses typing in a room the socket has not joined', async () => {
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(bob);
+      const response = await emitAck(socket, 'chat:typing', { roomId: room.id });
+      expect(!response.ok && response.error.code).toBe('FORBIDDEN');
+    });
+
+    it.each([
+      ['chat:leave', 'lobby'],
+      ['chat:leave', {}],
+      ['chat:typing', { roomId: 3 }],
+      ['room:presence', {}],
+      ['room:presence', { roomId: ABSENT_ROOM, extra: true }],
+    ])('refuses %s with %j', async (event, payload) => {
+      const socket = await connect(ada);
+      const response = await emitAck(socket, event, payload);
+      expect(response).toEqual({
+        ok: false,
+        error: expect.objectContaining({
+          code: expect.stringMatching(/^(VALIDATION_FAILED|NOT_FOUND)$/),
+        }),
+      });
+    });
+  });
+});

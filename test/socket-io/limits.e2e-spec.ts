@@ -1,0 +1,124 @@
+import request from 'supertest';
+import { createRoom, registerUser, type TestUser } from '../support/api';
+import { databaseKinds } from '../support/databases';
+import { connectSocket, emitAck, emitOk, sleep, type ClientSocket } from '../support/sockets';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+type ConnectError = Error & { data?: { code: string } };
+
+describe.each(databaseKinds())('Socket.IO limits (%s)', (kind) => {
+  let t: TestApp;
+  let ada: TestUser;
+  let bob: TestUser;
+  const open: ClientSocket[] = [];
+
+  beforeAll(async () => {
+    t = await startTestApp(kind, {
+      RATE_LIMIT_CHAT_MESSAGE: '5/10s',
+      RATE_LIMIT_CHAT_TYPING: '2/1s',
+      MAX_ROOMS_PER_CONNECTION: '2',
+      MAX_SOCKETS_PER_USER: '2',
+    });
+    ada = await registerUser(t.url);
+    bob = await registerUser(t.url);
+  });
+  afterEach(() => open.splice(0).forEach((socket) => socket.close()));
+  afterAll(() => t.close());
+
+  const connect = async (user: TestUser) => {
+    const socket = await connectSocket(t.url, user.token);
+    open.push(socket);
+    return socket;
+  };
+
+  it('refuses messages over the budget with RATE_LIMITED, stores none of them, and leaves other users alone', async () => {
+    const room = await createRoom(t.url, ada);
+    const adaSocket = await connect(ada);
+    const bobSocket = await connect(bob);
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        emitAck(adaSocket, 'chat:message', { roomId: room.id, text: `flood ${i}` }),
+      ),
+    );
+    expect(answers.filter((answer) => answer.ok)).toHaveLength(5);
+    for (const answer of answers.filter((a) => !a.ok)) {
+      expect(answer).toEqual({
+        ok: false,
+        error: { code: 'RATE_LIMITED', message: expect.any(String), details: [] },
+      });
+    }
+    const bobAnswer = await emitOk<{ seq: number }>(bobSocket, 'chat:message', {
+      roomId: room.id,
+      text: 'unaffected',
+    });
+    expect(bobAnswer.seq).toBe(6);
+    const history = await request(t.url)
+      .get(`/api/rooms/${room.id}/messages?since=0`)
+      .set('Authorization', `Bearer ${ada.token}`);
+    expect(history.body.items.map((m: { seq: number }) => m.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('limits typing per user', async () => {
+    const room = await createRoom(t.url, ada);
+    const socket = await connect(ada);
+    await emitOk(socket, 'chat:join', room.id);
+    const answers = await Promise.all(
+      [1, 2, 3].map(() => emitAck(socket, 'chat:typing', { roomId: room.id })),
+    );
+    // All three are in flight at once: whichever two come first pass.
+    expect(answers.filter((answer) => answer.ok)).toHaveLength(2);
+    expect(answers.find((answer) => !answer.ok)).toEqual({
+      ok: false,
+      error: expect.objectContaining({ code: 'RATE_LIMITED' }),
+    });
+  });
+
+  it('caps the rooms one socket may join', async () => {
+    const socket = await connect(bob);
+    const rooms = await Promise.all([1, 2, 3].map(() => createRoom(t.url, bob)));
+    await emitOk(socket, 'chat:join', rooms[0].id);
+    await emitOk(socket, 'chat:join', rooms[1].id);
+    const third = await emitAck(socket, 'chat:join', rooms[2].id);
+    expect(third).toEqual({ ok: false, error: expect.objectContaining({ code: 'FORBIDDEN' }) });
+    await emitOk(socket, 'chat:join', rooms[1].id);
+    await emitOk(socket, 'chat:leave', { roomId: rooms[0].id });
+    await emitOk(socket, 'chat:join', rooms[2].id);
+  });
+
+  it('caps concurrent sockets per user, and frees the slot on disconnect', async () => {
+    const carol = await registerUser(t.url);
+    const first = await connect(carol);
+    await connect(carol);
+    const error = await connectSocket(t.url, carol.token).then(
+      () => {
+        throw new Error('connected');
+      },
+      (e: ConnectError) => e,
+    );
+    expect(error.data?.code).toBe('RATE_LIMITED');
+    first.close();
+    await sleep(100);
+    await connect(carol);
+  });
+});
+
+describe.each(databaseKinds())('Socket.IO connection attempts per address (%s)', (kind) => {
+  it('refuses connection attempts over the budget with RATE_LIMITED', async () => {
+    const t = await startTestApp(kind, { RATE_LIMIT_CONNECTIONS_PER_IP: '3/60s' });
+    const sockets: ClientSocket[] = [];
+    try {
+      const user = await registerUser(t.url);
+      for (let i = 0; i < 3; i += 1) sockets.push(await connectSocket(t.url, user.token));
+      const error = await connectSocket(t.url, user.token).then(
+        () => {
+          throw new Error('connected');
+        },
+        (e: ConnectError) => e,
+      );
+      expect(error.data?.code).toBe('RATE_LIMITED');
+    } finally {
+      sockets.forEach((socket) => socket.close());
+      await t.close();
+    }
+  });
+});
