@@ -10,6 +10,7 @@ import { HealthModule } from './health/health.module';
 import { LoggingModule } from './logging/logging.module';
 import { MessagesModule } from './messages/messages.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { RawWsModule } from './raw-ws/raw-ws.module';
 import { RealtimeModule } from './realtime/realtime.module';
 import { RoomsModule } from './rooms/rooms.module';
 import { ThrottlingModule } from './throttling/throttling.module';
@@ -36,6 +37,7 @@ export class AppModule {
         MessagesModule,
         RealtimeModule,
         ChatModule,
+        RawWsModule,
       ],
     };
   }

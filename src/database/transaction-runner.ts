@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { SerialQueue } from './serial-queue';
+import { SerialQueue } from '@app/common/serial-queue';
 
 /**
  * The way to run a transaction. better-sqlite3 gives TypeORM a single

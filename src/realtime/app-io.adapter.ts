@@ -29,6 +29,8 @@ export class AppIoAdapter extends IoAdapter {
       pingInterval: realtime.pingIntervalMs,
       pingTimeout: realtime.pingTimeoutMs,
       maxHttpBufferSize: realtime.maxPayloadBytes,
+      // Other upgrades (`/ws`) are answered by their own transport, sometimes after an async auth check.
+      destroyUpgrade: false,
       cors: { origin: http.corsOrigins.includes('*') ? true : http.corsOrigins, credentials: true },
       allowRequest: (request, callback) =>
         callback(null, isOriginAllowed(request, http.corsOrigins)),

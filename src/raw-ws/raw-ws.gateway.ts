@@ -1,0 +1,272 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  Injectable,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { HttpAdapterHost } from '@nestjs/core';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { AuthUser } from '@app/auth/auth-user';
+import { TokenService } from '@app/auth/token.service';
+import { ChatService } from '@app/chat/chat.service';
+import { AppException } from '@app/common/errors/app.exception';
+import { toErrorBody } from '@app/common/errors/to-error-body';
+import type { AllConfig } from '@app/config/app-config';
+import { ServerEvent } from '@app/contract/events';
+import { roomNames } from '@app/contract/room-names';
+import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
+import { LocalChannels } from '@app/delivery/local-channels';
+import { MetricsService } from '@app/metrics/metrics.service';
+import { ConnectionTracker } from '@app/realtime/connection-tracker';
+import { isOriginAllowed } from '@app/realtime/origin-policy';
+import { RoomsService } from '@app/rooms/rooms.service';
+import { RateLimitService } from '@app/throttling/rate-limit.service';
+import {
+  ClientFrameType,
+  ServerFrameType,
+  type BroadcastFrameDto,
+  type RoomFrameDto,
+} from './dto/frames.dto';
+import { parseFrame, type ClientFrame } from './frame-parser';
+import { WsCloseCode, WsConnection } from './ws-connection';
+import { authenticateUpgrade, rejectUpgrade } from './ws-upgrade';
+
+export const RAW_WS_PATH = '/ws';
+const SOCKET_IO_PATH = '/socket.io/';
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The frame a delivery becomes on `/ws`; events this transport does not speak become nothing. */
+function frameOf({ event, payload }: Delivery): object | undefined {
+  const { roomId } = payload as { roomId?: string };
+  switch (event) {
+    case ServerEvent.Message:
+      return { type: ServerFrameType.ChatMessage, room: roomId, message: payload };
+    case ServerEvent.RoomBroadcast:
+      return {
+        type: ServerFrameType.Message,
+        room: roomId,
+        payload: (payload as { payload: unknown }).payload,
+      };
+    case ServerEvent.Notification:
+      return { type: ServerFrameType.Notification, notification: payload };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The raw WebSocket edge (`/ws`, the `ws` library) on the HTTP server all
+ * transports share: plain JSON frames, the same rooms, rules and budgets.
+ */
+@Injectable()
+export class RawWsGateway implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly server: WebSocketServer;
+  private readonly connections = new Set<WsConnection>();
+  private readonly channels = new LocalChannels<WsConnection>();
+  private readonly expiryTimers = new WeakMap<WsConnection, NodeJS.Timeout>();
+  private heartbeat?: NodeJS.Timeout;
+  private detachDelivery?: () => void;
+
+  constructor(
+    private readonly httpAdapterHost: HttpAdapterHost,
+    private readonly config: ConfigService<AllConfig, true>,
+    private readonly tokens: TokenService,
+    private readonly rateLimits: RateLimitService,
+    private readonly connectionSlots: ConnectionTracker,
+    private readonly chat: ChatService,
+    private readonly rooms: RoomsService,
+    private readonly delivery: DeliveryService,
+    private readonly metrics: MetricsService,
+  ) {
+    this.server = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.config.get('realtime.maxPayloadBytes', { infer: true }),
+      // Compression stays off: nothing to inflate, so no compression bomb.
+      perMessageDeflate: false,
+    });
+  }
+
+  onApplicationBootstrap(): void {
+    const httpServer =
+      this.httpAdapterHost.httpAdapter.getHttpServer() as import('node:http').Server;
+    httpServer.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.handleUpgrade(request, socket, head);
+    });
+    this.detachDelivery = this.delivery.subscribe((delivery) => this.deliver(delivery));
+    const interval = this.config.get('realtime.pingIntervalMs', { infer: true });
+    this.heartbeat = setInterval(() => this.checkHeartbeats(), interval);
+    this.heartbeat.unref();
+  }
+
+  beforeApplicationShutdown(): void {
+    clearInterval(this.heartbeat);
+    this.detachDelivery?.();
+    for (const connection of this.connections)
+      connection.close(WsCloseCode.GoingAway, 'Server shutting down');
+    this.server.close();
+  }
+
+  get openConnections(): number {
+    return this.connections.size;
+  }
+
+  private async handleUpgrade(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+  ): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    if (path !== RAW_WS_PATH) {
+      // Socket.IO answers its own upgrades; nobody answers any other path.
+      if (!path.startsWith(SOCKET_IO_PATH)) rejectUpgrade(socket, 404, 'Not Found');
+      return;
+    }
+    const http = this.config.get('http', { infer: true });
+    if (!isOriginAllowed(request, http.corsOrigins)) return rejectUpgrade(socket, 403, 'Forbidden');
+    const outcome = await authenticateUpgrade(request, {
+      tokens: this.tokens,
+      rateLimits: this.rateLimits,
+      connections: this.connectionSlots,
+      trustProxy: http.trustProxy,
+    });
+    this.server.handleUpgrade(request, socket, head, (ws) => {
+      if ('refusal' in outcome) ws.close(outcome.refusal.code, outcome.refusal.reason);
+      else this.accept(ws, outcome.user);
+    });
+  }
+
+  private accept(ws: WebSocket, user: AuthUser): void {
+    const connection = new WsConnection(ws, user);
+    this.connections.add(connection);
+    this.metrics.connections.inc({ transport: 'ws' });
+    this.subscribe(connection, roomNames.user(user.id));
+    ws.on('pong', () => (connection.alive = true));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      void connection.frames.run(() => this.handleFrame(connection, data, isBinary));
+    });
+    ws.on('close', () => this.handleClose(connection));
+    ws.on('error', () => undefined); // a close always follows (1009 for an oversized frame)
+    this.closeWhenTokenExpires(connection);
+    connection.send({ type: ServerFrameType.Connected, userId: user.id });
+  }
+
+  private async handleFrame(
+    connection: WsConnection,
+    data: RawData,
+    isBinary: boolean,
+  ): Promise<void> {
+    let type = 'unknown';
+    try {
+      if (Date.now() >= connection.user.tokenExpiresAt) return this.expire(connection);
+      const frame = await parseFrame(data, isBinary);
+      type = frame.type;
+      await this.dispatch(connection, frame);
+    } catch (error) {
+      const body = toErrorBody(error);
+      this.metrics.rejectedEvents.inc({ transport: 'ws', event: type, code: body.code });
+      connection.sendError(body);
+    }
+  }
+
+  private dispatch(connection: WsConnection, frame: ClientFrame): Promise<void> {
+    switch (frame.type) {
+      case ClientFrameType.Join:
+        return this.join(connection, frame);
+      case ClientFrameType.Leave:
+        return Promise.resolve(this.leave(connection, frame));
+      case ClientFrameType.Broadcast:
+        return this.broadcast(connection, frame);
+    }
+  }
+
+  private async join(connection: WsConnection, { room }: RoomFrameDto): Promise<void> {
+    await this.rateLimits.consume('join', connection.user.id);
+    const joined = await this.chat.enter(connection, room);
+    this.subscribe(connection, roomNames.chat(joined.id));
+    connection.send({ type: ServerFrameType.Joined, room: joined.id });
+  }
+
+  private leave(connection: WsConnection, { room }: RoomFrameDto): void {
+    const roomId = room.toLowerCase();
+    this.unsubscribe(connection, roomNames.chat(roomId));
+    this.chat.leave(connection, roomId);
+    connection.send({ type: ServerFrameType.Left, room: roomId });
+  }
+
+  /** Ephemeral: to every other member of the room on every transport, never stored. */
+  private async broadcast(
+    connection: WsConnection,
+    { room, payload }: BroadcastFrameDto,
+  ): Promise<void> {
+    await this.rateLimits.consume('message', connection.user.id);
+    const target = await this.rooms.findAccessible(connection.user.id, room);
+    const from = { id: connection.user.id, username: connection.user.username };
+    this.delivery.broadcast(target.id, payload, from, connection.id);
+  }
+
+  /** Serializes each delivery once, then hands the same text to every local subscriber. */
+  private deliver(delivery: Delivery): void {
+    const subscribers = this.channels.subscribers(delivery.channel);
+    if (subscribers.size === 0) return;
+    const frame = frameOf(delivery);
+    if (!frame) return;
+    const text = JSON.stringify(frame);
+    for (const connection of subscribers) {
+      if (
+        connection.id === delivery.except?.connectionId ||
+        connection.user.id === delivery.except?.userId
+      )
+        continue;
+      connection.sendText(text);
+    }
+  }
+
+  private checkHeartbeats(): void {
+    for (const connection of this.connections) {
+      if (!connection.alive) {
+        connection.socket.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.socket.ping();
+    }
+  }
+
+  private handleClose(connection: WsConnection): void {
+    if (!this.connections.delete(connection)) return;
+    clearTimeout(this.expiryTimers.get(connection));
+    for (const channel of connection.channels) this.channels.remove(channel, connection);
+    connection.channels.clear();
+    this.chat.disconnected(connection);
+    this.connectionSlots.release(connection.user.id);
+    this.metrics.connections.dec({ transport: 'ws' });
+  }
+
+  private subscribe(connection: WsConnection, channel: string): void {
+    connection.channels.add(channel);
+    this.channels.add(channel, connection);
+  }
+
+  private unsubscribe(connection: WsConnection, channel: string): void {
+    connection.channels.delete(channel);
+    this.channels.remove(channel, connection);
+  }
+
+  private closeWhenTokenExpires(connection: WsConnection): void {
+    const remaining = connection.user.tokenExpiresAt - Date.now();
+    const timer = setTimeout(
+      () => this.expire(connection),
+      Math.min(Math.max(remaining, 0), MAX_TIMER_MS),
+    );
+    timer.unref();
+    this.expiryTimers.set(connection, timer);
+  }
+
+  private expire(connection: WsConnection): void {
+    connection.sendError(AppException.unauthorized('Token expired').toBody());
+    connection.close(WsCloseCode.Unauthorized, 'Unauthorized');
+  }
+}

@@ -1,0 +1,60 @@
+import { randomUUID } from 'node:crypto';
+import { WebSocket } from 'ws';
+import type { AuthUser } from '@app/auth/auth-user';
+import type { Connection } from '@app/chat/chat.service';
+import type { ErrorBody } from '@app/common/errors/error-body';
+import { SerialQueue } from '@app/common/serial-queue';
+import { ServerFrameType } from './dto/frames.dto';
+
+/** Close codes of `/ws`. */
+export const WsCloseCode = {
+  GoingAway: 1001,
+  PolicyViolation: 1008,
+  TooBig: 1009,
+  InternalError: 1011,
+  TryAgainLater: 1013,
+  Unauthorized: 4001,
+  RateLimited: 4029,
+} as const;
+
+/** One authenticated raw WebSocket client. */
+export class WsConnection implements Connection {
+  readonly id = `ws:${randomUUID()}`;
+  /** Cleared on each ping, set again by the pong: a peer that stays silent for a whole interval is dead. */
+  alive = true;
+  /** Channels this connection receives, to drop them all on close. */
+  readonly channels = new Set<string>();
+  /** Frames are handled one at a time, in the order the client sent them. */
+  readonly frames = new SerialQueue();
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly user: AuthUser,
+  ) {}
+
+  get open(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  send(frame: object): void {
+    this.sendText(JSON.stringify(frame));
+  }
+
+  /** For deliveries serialized once for all their recipients. */
+  sendText(text: string): void {
+    if (this.open) this.socket.send(text);
+  }
+
+  sendError(error: ErrorBody): void {
+    this.send({ type: ServerFrameType.Error, ...error });
+  }
+
+  close(code: number, reason: string): void {
+    if (
+      this.socket.readyState === WebSocket.OPEN ||
+      this.socket.readyState === WebSocket.CONNECTING
+    ) {
+      this.socket.close(code, reason);
+    }
+  }
+}

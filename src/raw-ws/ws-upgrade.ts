@@ -1,0 +1,60 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AuthUser } from '@app/auth/auth-user';
+import { bearerToken, queryToken } from '@app/auth/token-extraction';
+import type { TokenService } from '@app/auth/token.service';
+import { ErrorCode } from '@app/common/errors/error-code';
+import { toErrorBody } from '@app/common/errors/to-error-body';
+import { clientAddress } from '@app/realtime/client-address';
+import type { ConnectionTracker } from '@app/realtime/connection-tracker';
+import type { RateLimitService } from '@app/throttling/rate-limit.service';
+import { WsCloseCode } from './ws-connection';
+
+export interface UpgradeDependencies {
+  tokens: TokenService;
+  rateLimits: RateLimitService;
+  connections: ConnectionTracker;
+  trustProxy: boolean;
+}
+
+/** Why an upgrade is completed only to be closed at once, as the contract wants for bad tokens. */
+export interface Refusal {
+  code: number;
+  reason: string;
+}
+
+export type UpgradeOutcome = { user: AuthUser } | { refusal: Refusal };
+
+function refusalFor(error: unknown): Refusal {
+  switch (toErrorBody(error).code) {
+    case ErrorCode.Unauthorized:
+      return { code: WsCloseCode.Unauthorized, reason: 'Unauthorized' };
+    case ErrorCode.RateLimited:
+      return { code: WsCloseCode.RateLimited, reason: 'Rate limited' };
+    default:
+      return { code: WsCloseCode.TryAgainLater, reason: 'Try again later' };
+  }
+}
+
+/**
+ * Authenticates an upgrade to `/ws`: the per-address attempt budget, the
+ * token (Authorization header, else `?token=`), and a connection slot.
+ */
+export async function authenticateUpgrade(
+  request: IncomingMessage,
+  deps: UpgradeDependencies,
+): Promise<UpgradeOutcome> {
+  try {
+    await deps.rateLimits.consume('connect', clientAddress(request, deps.trustProxy));
+    const user = await deps.tokens.verify(bearerToken(request) ?? queryToken(request.url));
+    deps.connections.acquire(user.id);
+    return { user };
+  } catch (error) {
+    return { refusal: refusalFor(error) };
+  }
+}
+
+/** Answers an upgrade that must not become a WebSocket at all (a foreign Origin). */
+export function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}

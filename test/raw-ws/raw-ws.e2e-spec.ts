@@ -1,0 +1,340 @@
+import { createConnection } from 'node:net';
+import { WebSocket } from 'ws';
+import type { MessageJson } from '@app/contract/models';
+import {
+  createRoom,
+  forgeToken,
+  nowSeconds,
+  postMessage,
+  registerUser,
+  type TestUser,
+} from '../support/api';
+import { databaseKinds } from '../support/databases';
+import { RawClient } from '../support/raw-ws';
+import { connectSocket, emitOk, nextEvent, sleep, type ClientSocket } from '../support/sockets';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
+  let t: TestApp;
+  let ada: TestUser;
+  let bob: TestUser;
+  const open: Array<RawClient | ClientSocket> = [];
+
+  beforeAll(async () => {
+    t = await startTestApp(kind, {
+      CORS_ORIGINS: 'https://app.example.com',
+      WS_PING_INTERVAL_MS: '1000',
+    });
+    ada = await registerUser(t.url);
+    bob = await registerUser(t.url);
+  });
+  afterEach(() => open.splice(0).forEach((client) => client.close()));
+  afterAll(() => t.close());
+
+  const raw = async (user: TestUser) => {
+    const client = await RawClient.connect(t.url, user.token);
+    open.push(client);
+    return client;
+  };
+
+  describe('handshake', () => {
+    it('greets with connected and the user id', async () => {
+      const client = RawClient.open(t.url, ada.token);
+      open.push(client);
+      expect(await client.next(() => true)).toEqual({ type: 'connected', userId: ada.id });
+    });
+
+    it('also takes the token from the Authorization header', async () => {
+      const client = RawClient.open(t.url, undefined, {
+        headers: { Authorization: `Bearer ${ada.token}` },
+      });
+      open.push(client);
+      expect((await client.next(() => true)).type).toBe('connected');
+    });
+
+    it.each([
+      ['no token', undefined],
+      ['garbage', 'garbage'],
+      ['an expired token', 'expired'],
+      ['alg none', 'none'],
+    ])('completes the upgrade and closes 4001 Unauthorized for %s', async (_case, kindOfToken) => {
+      const claims = { sub: ada.id, username: ada.username };
+      const token =
+        kindOfToken === 'expired'
+          ? forgeToken({ ...claims, iat: nowSeconds() - 100, exp: nowSeconds() - 1 })
+          : kindOfToken === 'none'
+            ? forgeToken({ ...claims, exp: nowSeconds() + 600 }, { alg: 'none' })
+            : kindOfToken;
+      const client = RawClient.open(t.url, token);
+      const opened = new Promise<boolean>((resolve) =>
+        client.socket.once('open', () => resolve(true)),
+      );
+      expect(await opened).toBe(true);
+      expect(await client.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
+      expect(client.frames).toEqual([]);
+    });
+
+    it('refuses a foreign Origin before upgrading', async () => {
+      const socket = new WebSocket(`${t.url.replace('http', 'ws')}/ws?token=${ada.token}`, {
+        headers: { Origin: 'https://evil.example.net' },
+      });
+      const status = await new Promise<number | undefined>((resolve) => {
+        socket.once('unexpected-response', (_request, response) => resolve(response.statusCode));
+        socket.once('open', () => resolve(undefined));
+      });
+      expect(status).toBe(403);
+      socket.on('error', () => undefined);
+      socket.terminate();
+      const allowed = RawClient.open(t.url, ada.token, {
+        headers: { Origin: 'https://app.example.com' },
+      });
+      open.push(allowed);
+      expect((await allowed.next(() => true)).type).toBe('connected');
+    });
+
+    it('closes with 4001 when the token expires mid-connection', async () => {
+      const token = forgeToken({
+        sub: ada.id,
+        username: ada.username,
+        iat: nowSeconds(),
+        exp: nowSeconds() + 2,
+      });
+      const client = await RawClient.connect(t.url, token);
+      expect(await client.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
+      expect(client.frames).toEqual([
+        expect.objectContaining({ type: 'error', code: 'UNAUTHORIZED' }),
+      ]);
+    });
+
+    it('answers an upgrade to an unknown path with 404', async () => {
+      const socket = new WebSocket(`${t.url.replace('http', 'ws')}/elsewhere`);
+      const status = await new Promise<number>((resolve) =>
+        socket.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)),
+      );
+      expect(status).toBe(404);
+      socket.on('error', () => undefined);
+      socket.terminate();
+    });
+  });
+
+  describe('frames of the reference design', () => {
+    it('joins and leaves rooms', async () => {
+      const room = await createRoom(t.url, ada);
+      const client = await raw(bob);
+      expect(await client.request({ type: 'join', room: room.id }, 'joined')).toEqual({
+        type: 'joined',
+        room: room.id,
+      });
+      expect(await client.request({ type: 'leave', room: room.id }, 'left')).toEqual({
+        type: 'left',
+        room: room.id,
+      });
+    });
+
+    it('broadcasts to every other member, on raw WebSocket and Socket.IO, without storing', async () => {
+      const room = await createRoom(t.url, ada);
+      const sender = await raw(ada);
+      const sameUserOther = await raw(ada);
+      const peer = await raw(bob);
+      for (const client of [sender, sameUserOther, peer])
+        await client.request({ type: 'join', room: room.id }, 'joined');
+      const socket = await connectSocket(t.url, bob.token);
+      open.push(socket);
+      await emitOk(socket, 'chat:join', room.id);
+      const onSocket = nextEvent(socket, 'room:broadcast');
+
+      sender.send({ type: 'broadcast', room: room.id, payload: { cursor: [1, 2] } });
+      expect(await peer.next((f) => f.type === 'message')).toEqual({
+        type: 'message',
+        room: room.id,
+        payload: { cursor: [1, 2] },
+      });
+      expect(await sameUserOther.next((f) => f.type === 'message')).toEqual({
+        type: 'message',
+        room: room.id,
+        payload: { cursor: [1, 2] },
+      });
+      expect(await onSocket).toEqual({
+        roomId: room.id,
+        payload: { cursor: [1, 2] },
+        from: { id: ada.id, username: ada.username },
+      });
+      await sleep(100);
+      expect(sender.frames.filter((f) => f.type === 'message')).toEqual([]);
+      const history = await fetch(`${t.url}/api/rooms/${room.id}/messages`, {
+        headers: { Authorization: `Bearer ${ada.token}` },
+      });
+      expect(((await history.json()) as { items: unknown[] }).items).toEqual([]);
+    });
+
+    it('delivers chat messages of joined rooms from Socket.IO and REST', async () => {
+      const room = await createRoom(t.url, ada);
+      const client = await raw(bob);
+      await client.request({ type: 'join', room: room.id }, 'joined');
+      const socket = await connectSocket(t.url, ada.token);
+      open.push(socket);
+      const fromSocket = await emitOk<MessageJson>(socket, 'chat:message', {
+        roomId: room.id,
+        text: 'from socket.io',
+      });
+      const fromRest = await postMessage(t.url, ada, room.id, 'from REST');
+      expect(await client.next((f) => f.type === 'chat:message')).toEqual({
+        type: 'chat:message',
+        room: room.id,
+        message: fromSocket,
+      });
+      expect(await client.next((f) => f.type === 'chat:message')).toEqual({
+        type: 'chat:message',
+        room: room.id,
+        message: fromRest,
+      });
+    });
+
+    it('keeps private rooms of others invisible: NOT_FOUND for join and broadcast', async () => {
+      const room = await createRoom(t.url, ada, { isPrivate: true });
+      const client = await raw(bob);
+      expect(await client.request({ type: 'join', room: room.id }, 'joined')).toMatchObject({
+        type: 'error',
+        code: 'NOT_FOUND',
+      });
+      expect(
+        await client.request({ type: 'broadcast', room: room.id, payload: 1 }, 'never'),
+      ).toMatchObject({ type: 'error', code: 'NOT_FOUND' });
+    });
+
+    it.each([
+      ['invalid JSON', '{"type": "join", '],
+      ['a JSON array', '[1,2]'],
+      ['a JSON string', '"join"'],
+      ['an unknown type', { type: 'shout', room: 'x' }],
+      ['no type', { room: 'x' }],
+      ['a malformed room', { type: 'join', room: 'lobby' }],
+      ['a number for room', { type: 'leave', room: 12 }],
+      [
+        'a broadcast without payload',
+        { type: 'broadcast', room: '01a21548-0000-7000-8000-000000000000' },
+      ],
+      [
+        'an unknown field',
+        { type: 'join', room: '01a21548-0000-7000-8000-000000000000', extra: 1 },
+      ],
+      [
+        'a deeply nested payload',
+        {
+          type: 'broadcast',
+          room: '01a21548-0000-7000-8000-000000000000',
+          payload: JSON.parse('['.repeat(40) + ']'.repeat(40)),
+        },
+      ],
+    ])('answers %s with VALIDATION_FAILED and keeps the connection', async (_case, frame) => {
+      const client = await raw(ada);
+      const error = await client.request(frame, 'never');
+      expect(error).toEqual({
+        type: 'error',
+        code: 'VALIDATION_FAILED',
+        message: expect.any(String),
+        details: expect.any(Array),
+      });
+      const room = await createRoom(t.url, ada);
+      expect(await client.request({ type: 'join', room: room.id }, 'joined')).toEqual({
+        type: 'joined',
+        room: room.id,
+      });
+    });
+
+    it('answers a binary frame with VALIDATION_FAILED', async () => {
+      const client = await raw(ada);
+      client.socket.send(Buffer.from([1, 2, 3]), { binary: true });
+      expect(await client.next((f) => f.type === 'error')).toMatchObject({
+        code: 'VALIDATION_FAILED',
+      });
+    });
+  });
+
+  describe('limits and liveness', () => {
+    it('closes with 1009 on a frame over 64 KiB, and keeps serving others', async () => {
+      const client = await raw(ada);
+      client.send({
+        type: 'broadcast',
+        room: '01a21548-0000-7000-8000-000000000000',
+        payload: 'x'.repeat(70 * 1024),
+      });
+      expect((await client.closed).code).toBe(1009);
+      const other = await raw(ada);
+      const room = await createRoom(t.url, ada);
+      expect(await other.request({ type: 'join', room: room.id }, 'joined')).toEqual({
+        type: 'joined',
+        room: room.id,
+      });
+    });
+
+    it('negotiates no compression, so a deflate bomb cannot be sent', async () => {
+      const client = RawClient.open(t.url, ada.token, { perMessageDeflate: true });
+      open.push(client);
+      await client.next((f) => f.type === 'connected');
+      expect(client.socket.extensions).toBe('');
+    });
+
+    it('terminates a peer that stops answering pings, and cleans up its presence', async () => {
+      const room = await createRoom(t.url, ada);
+      const watcher = await connectSocket(t.url, ada.token);
+      open.push(watcher);
+      await emitOk(watcher, 'chat:join', room.id);
+      const silent = await RawClient.connect(t.url, bob.token, { autoPong: false });
+      await silent.request({ type: 'join', room: room.id }, 'joined');
+      expect(
+        (await emitOk<{ users: unknown[] }>(watcher, 'room:presence', { roomId: room.id })).users,
+      ).toHaveLength(2);
+      const left = nextEvent(watcher, 'chat:userLeft', () => true, 8_000);
+      expect((await silent.closed).code).toBe(1006);
+      expect(await left).toEqual({ roomId: room.id, user: { id: bob.id, username: bob.username } });
+      expect(
+        (await emitOk<{ users: unknown[] }>(watcher, 'room:presence', { roomId: room.id })).users,
+      ).toHaveLength(1);
+    });
+
+    it('keeps a peer that answers pings', async () => {
+      const client = await raw(ada);
+      await sleep(2_500);
+      expect(client.socket.readyState).toBe(WebSocket.OPEN);
+    });
+
+    it('shares the per-user message budget with Socket.IO', async () => {
+      const limited = await startTestApp(kind, { RATE_LIMIT_CHAT_MESSAGE: '3/60s' });
+      try {
+        const user = await registerUser(limited.url);
+        const room = await createRoom(limited.url, user);
+        const socket = await connectSocket(limited.url, user.token);
+        open.push(socket);
+        await emitOk(socket, 'chat:message', { roomId: room.id, text: 'one' });
+        await emitOk(socket, 'chat:message', { roomId: room.id, text: 'two' });
+        const client = await RawClient.connect(limited.url, user.token);
+        open.push(client);
+        client.send({ type: 'broadcast', room: room.id, payload: 'three' });
+        client.send({ type: 'broadcast', room: room.id, payload: 'four' });
+        expect(await client.next((f) => f.type === 'error')).toMatchObject({
+          code: 'RATE_LIMITED',
+        });
+        const other = await registerUser(limited.url);
+        const otherClient = await RawClient.connect(limited.url, other.token);
+        open.push(otherClient);
+        otherClient.send({ type: 'broadcast', room: room.id, payload: 'fine' });
+        await sleep(200);
+        expect(otherClient.frames.filter((f) => f.type === 'error')).toEqual([]);
+      } finally {
+        await limited.close();
+      }
+    });
+
+    it('survives a raw TCP client sending a broken upgrade', async () => {
+      const port = new URL(t.url).port;
+      const tcp = createConnection(Number(port), '127.0.0.1');
+      await new Promise((resolve) => tcp.once('connect', resolve));
+      tcp.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      await sleep(100);
+      tcp.destroy();
+      const client = await raw(ada);
+      expect(client.socket.readyState).toBe(WebSocket.OPEN);
+    });
+  });
+});
