@@ -13,6 +13,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { RawWsModule } from './raw-ws/raw-ws.module';
 import { RealtimeModule } from './realtime/realtime.module';
 import { RoomsModule } from './rooms/rooms.module';
+import { SseModule } from './sse/sse.module';
 import { ThrottlingModule } from './throttling/throttling.module';
 import { UsersModule } from './users/users.module';
 
@@ -38,6 +39,7 @@ export class AppModule {
         RealtimeModule,
         ChatModule,
         RawWsModule,
+        SseModule,
       ],
     };
   }

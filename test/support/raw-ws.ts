@@ -11,7 +11,9 @@ export class RawClient {
   readonly closed: Promise<{ code: number; reason: string }>;
 
   private constructor(readonly socket: WebSocket) {
-    socket.on('message', (data: Buffer) => this.frames.push(JSON.parse(data.toString('utf8')) as Frame));
+    socket.on('message', (data: Buffer) =>
+      this.frames.push(JSON.parse(data.toString('utf8')) as Frame),
+    );
     this.closed = new Promise((resolve) =>
       socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
     );

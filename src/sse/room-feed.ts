@@ -1,0 +1,56 @@
+import { SerialQueue } from '@app/common/serial-queue';
+import { ServerEvent } from '@app/contract/events';
+import type { MessageJson } from '@app/contract/models';
+import type { HistoryPage, HistoryRequest } from '@app/messages/messages.service';
+import type { SseStream } from './sse-stream';
+
+const REPLAY_PAGE_SIZE = 200;
+
+export type PageReader = (request: HistoryRequest) => Promise<HistoryPage>;
+
+/**
+ * A room's messages on one stream, each exactly once and in seq order:
+ * stored messages after `since` first, then live ones. A live message that
+ * skips ahead (one committed meanwhile, or delivered out of order) first
+ * brings in the missing ones from storage.
+ */
+export class RoomFeed {
+  private readonly queue = new SerialQueue();
+
+  constructor(
+    private readonly stream: SseStream,
+    private readonly readPage: PageReader,
+    private lastSent: number,
+  ) {}
+
+  /** Call once, after subscribing to live messages. */
+  replay(): Promise<void> {
+    return this.queue.run(() => this.catchUp(Number.MAX_SAFE_INTEGER));
+  }
+
+  live(message: MessageJson): void {
+    void this.queue.run(() => this.deliver(message)).catch(() => this.stream.end());
+  }
+
+  private async deliver(message: MessageJson): Promise<void> {
+    if (message.seq <= this.lastSent || this.stream.closed) return;
+    if (message.seq > this.lastSent + 1) await this.catchUp(message.seq - 1);
+    if (message.seq === this.lastSent + 1) await this.send(message);
+  }
+
+  private async catchUp(upTo: number): Promise<void> {
+    while (!this.stream.closed && this.lastSent < upTo) {
+      const page = await this.readPage({ since: this.lastSent, limit: REPLAY_PAGE_SIZE });
+      for (const message of page.items) {
+        if (message.seq > upTo) return;
+        await this.send(message);
+      }
+      if (page.nextCursor === null) return;
+    }
+  }
+
+  private async send(message: MessageJson): Promise<void> {
+    this.lastSent = message.seq;
+    await this.stream.send(ServerEvent.Message, message, message.seq);
+  }
+}

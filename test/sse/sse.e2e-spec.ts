@@ -1,0 +1,241 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { EventSource } from 'eventsource';
+import { SseHub } from '@app/sse/sse.hub';
+import {
+  createRoom,
+  forgeToken,
+  nowSeconds,
+  postMessage,
+  registerUser,
+  type TestUser,
+} from '../support/api';
+import { databaseKinds } from '../support/databases';
+import { eventually, sleep } from '../support/sockets';
+import { openSse, type SseConnection } from '../support/sse';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+const json = (data: string) => JSON.parse(data) as unknown;
+
+describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
+  let t: TestApp;
+  let ada: TestUser;
+  let bob: TestUser;
+  const open: SseConnection[] = [];
+
+  beforeAll(async () => {
+    t = await startTestApp(kind, { SSE_HEARTBEAT_MS: '1000', MAX_SSE_STREAMS_PER_USER: '3' });
+    ada = await registerUser(t.url);
+    bob = await registerUser(t.url);
+  });
+  afterEach(() => open.splice(0).forEach((connection) => connection.close()));
+  afterAll(() => t.close());
+
+  const stream = async (
+    path: string,
+    user: TestUser | undefined,
+    headers: Record<string, string> = {},
+  ) => {
+    const separator = path.includes('?') ? '&' : '?';
+    const connection = await openSse(
+      `${t.url}${path}${user ? `${separator}token=${user.token}` : ''}`,
+      headers,
+    );
+    open.push(connection);
+    return connection;
+  };
+
+  describe('GET /api/events', () => {
+    it('refuses a missing or bad token with 401 in the error shape, before any stream', async () => {
+      for (const user of [undefined, { ...ada, token: 'garbage' }]) {
+        const connection = await stream('/api/events', user);
+        expect(connection.status).toBe(401);
+        expect(connection.body).toEqual({
+          code: 'UNAUTHORIZED',
+          message: expect.any(String),
+          details: [],
+        });
+      }
+    });
+
+    it('accepts the Authorization header as well', async () => {
+      const connection = await stream('/api/events', undefined, {
+        Authorization: `Bearer ${ada.token}`,
+      });
+      expect(connection.status).toBe(200);
+    });
+
+    it('streams connected first, then notifications, with the right headers and heartbeats', async () => {
+      const connection = await stream('/api/events', bob);
+      expect(connection.status).toBe(200);
+      expect(connection.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      expect(connection.headers.get('cache-control')).toContain('no-cache');
+      expect(connection.headers.get('x-accel-buffering')).toBe('no');
+      const connected = await connection.next(() => true);
+      expect(connected.event).toBe('connected');
+      expect(json(connected.data)).toEqual({ userId: bob.id });
+
+      const room = await createRoom(t.url, ada, { isPrivate: true });
+      await fetch(`${t.url}/api/rooms/${room.id}/members`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ userId: bob.id }),
+      });
+      const invited = await connection.next((event) => event.event === 'notification');
+      expect(json(invited.data)).toEqual({
+        type: 'room:invited',
+        room,
+        by: { id: ada.id, username: ada.username },
+      });
+
+      const mention = await postMessage(t.url, ada, room.id, `hello @${bob.username}`);
+      const mentioned = await connection.next((event) => event.event === 'notification');
+      expect(json(mentioned.data)).toEqual({ type: 'mention', message: mention });
+      expect(mentioned.id).toBeUndefined();
+
+      expect(await connection.next((event) => event.event === ':comment', 3_000)).toEqual({
+        event: ':comment',
+        data: 'heartbeat',
+      });
+    });
+  });
+
+  describe('GET /api/rooms/:id/events', () => {
+    it('streams chat:message events with id = seq', async () => {
+      const room = await createRoom(t.url, ada);
+      const connection = await stream(`/api/rooms/${room.id}/events`, bob);
+      expect(connection.status).toBe(200);
+      const posted = await postMessage(t.url, ada, room.id, 'live');
+      const event = await connection.next((e) => e.event === 'chat:message');
+      expect(event).toEqual({ id: '1', event: 'chat:message', data: JSON.stringify(posted) });
+    });
+
+    it('replays after Last-Event-ID, then continues live, with no gap and no duplicate', async () => {
+      const room = await createRoom(t.url, ada);
+      for (let i = 1; i <= 5; i += 1) await postMessage(t.url, ada, room.id, `m${i}`);
+      const connection = await stream(`/api/rooms/${room.id}/events`, bob, {
+        'Last-Event-ID': '2',
+      });
+      await postMessage(t.url, ada, room.id, 'm6');
+      await eventually(
+        () => connection.received.filter((e) => e.event === 'chat:message').length >= 4,
+      );
+      await sleep(100);
+      expect(
+        connection.received.filter((e) => e.event === 'chat:message').map((e) => e.id),
+      ).toEqual(['3', '4', '5', '6']);
+    });
+
+    it('resumes with ?since= too, and lets Last-Event-ID win', async () => {
+      const room = await createRoom(t.url, ada);
+      for (let i = 1; i <= 3; i += 1) await postMessage(t.url, ada, room.id, `m${i}`);
+      const bySince = await stream(`/api/rooms/${room.id}/events?since=1`, bob);
+      await eventually(
+        () => bySince.received.filter((e) => e.event === 'chat:message').length === 2,
+      );
+      const both = await stream(`/api/rooms/${room.id}/events?since=0`, bob, {
+        'Last-Event-ID': '2',
+      });
+      await eventually(() => both.received.some((e) => e.event === 'chat:message'));
+      await sleep(100);
+      expect(both.received.filter((e) => e.event === 'chat:message').map((e) => e.id)).toEqual([
+        '3',
+      ]);
+    });
+
+    it('answers 404 for a private room of someone else and 400 for a bad resume point', async () => {
+      const secret = await createRoom(t.url, ada, { isPrivate: true });
+      const hidden = await stream(`/api/rooms/${secret.id}/events`, bob);
+      expect(hidden.status).toBe(404);
+      expect(hidden.body).toMatchObject({ code: 'NOT_FOUND' });
+      const room = await createRoom(t.url, ada);
+      for (const [path, headers] of [
+        [`/api/rooms/${room.id}/events`, { 'Last-Event-ID': 'abc' }],
+        [`/api/rooms/${room.id}/events?since=-1`, {}],
+        [`/api/rooms/${room.id}/events?since=x`, {}],
+        [`/api/rooms/${room.id}/events?other=1`, {}],
+      ] as const) {
+        const bad = await stream(path, bob, headers);
+        expect({ path, status: bad.status, code: (bad.body as { code: string }).code }).toEqual({
+          path,
+          status: 400,
+          code: 'VALIDATION_FAILED',
+        });
+      }
+    });
+
+    it('resumes a real EventSource after a forced disconnect while messages keep arriving: seqs 1..N exactly once', async () => {
+      const room = await createRoom(t.url, ada);
+      const server: Server = t.app.getHttpServer();
+      const streamSockets = new Set<Socket>();
+      const track = (request: IncomingMessage) => {
+        if (request.url?.includes('/events')) streamSockets.add(request.socket);
+      };
+      server.on('request', track);
+      const received: number[] = [];
+      let opens = 0;
+      const source = new EventSource(`${t.url}/api/rooms/${room.id}/events?token=${bob.token}`);
+      source.addEventListener('open', () => (opens += 1));
+      source.addEventListener('chat:message', (event) => received.push(Number(event.lastEventId)));
+      try {
+        await eventually(() => opens === 1);
+        const total = 60;
+        for (let i = 1; i <= total; i += 1) {
+          await postMessage(t.url, ada, room.id, `n${i}`);
+          if (i === 20) {
+            // The network drops the stream; the sender goes on.
+            for (const socket of streamSockets) socket.destroy();
+          }
+        }
+        await eventually(() => received.length >= total, 20_000);
+        await sleep(200);
+        expect(opens).toBeGreaterThanOrEqual(2);
+        expect(received).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      } finally {
+        source.close();
+        server.off('request', track);
+      }
+    }, 40_000);
+
+    it('ends the stream when its token expires', async () => {
+      const room = await createRoom(t.url, ada);
+      const shortLived = {
+        ...bob,
+        token: forgeToken({
+          sub: bob.id,
+          username: bob.username,
+          iat: nowSeconds(),
+          exp: nowSeconds() + 2,
+        }),
+      };
+      const connection = await stream(`/api/rooms/${room.id}/events`, shortLived);
+      expect(connection.status).toBe(200);
+      await connection.closed;
+    });
+  });
+
+  describe('resources', () => {
+    it('caps concurrent streams per user with 429', async () => {
+      const carol = await registerUser(t.url);
+      for (let i = 0; i < 3; i += 1) expect((await stream('/api/events', carol)).status).toBe(200);
+      const refused = await stream('/api/events', carol);
+      expect(refused.status).toBe(429);
+      expect(refused.body).toMatchObject({ code: 'RATE_LIMITED' });
+    });
+
+    it('leaves no listener or timer behind after 500 open/close cycles', async () => {
+      const room = await createRoom(t.url, ada);
+      const hub = t.app.get(SseHub);
+      await eventually(() => hub.streamCount === 0);
+      const heapBefore = process.memoryUsage().heapUsed;
+      for (let i = 0; i < 500; i += 1) {
+        const connection = await openSse(`${t.url}/api/rooms/${room.id}/events?token=${ada.token}`);
+        connection.close();
+        await connection.closed;
+      }
+      await eventually(() => hub.streamCount === 0 && hub.channelCount === 0, 10_000);
+      global.gc?.();
+      expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(50 * 1024 * 1024);
+    }, 60_000);
+  });
+});
