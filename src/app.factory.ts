@@ -5,10 +5,19 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { AppIoAdapter } from './realtime/app-io.adapter';
+import { RedisIoAdapter } from './realtime/redis-io.adapter';
 import { loadConfig, type HttpConfig } from './config/app-config';
 import type { RawEnvironment } from './config/env.validation';
 
 export const API_PREFIX = 'api';
+
+/** With Redis, Socket.IO joins the other nodes through its Redis adapter, connected before listen. */
+async function createIoAdapter(app: INestApplication, scaledOut: boolean): Promise<AppIoAdapter> {
+  if (!scaledOut) return new AppIoAdapter(app);
+  const adapter = new RedisIoAdapter(app);
+  await adapter.connect();
+  return adapter;
+}
 
 function setupSwagger(app: INestApplication): void {
   const document = SwaggerModule.createDocument(
@@ -57,7 +66,7 @@ export async function createApp(env?: RawEnvironment): Promise<NestExpressApplic
   });
   app.useLogger(app.get(Logger));
   applyHttpSettings(app, config.http);
-  app.useWebSocketAdapter(new AppIoAdapter(app));
+  app.useWebSocketAdapter(await createIoAdapter(app, config.redis.url !== undefined));
   setupSwagger(app);
   return app;
 }

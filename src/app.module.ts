@@ -12,6 +12,7 @@ import { MessagesModule } from './messages/messages.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { RawWsModule } from './raw-ws/raw-ws.module';
 import { RealtimeModule } from './realtime/realtime.module';
+import { RedisModule } from './redis/redis.module';
 import { RoomsModule } from './rooms/rooms.module';
 import { SseModule } from './sse/sse.module';
 import { ThrottlingModule } from './throttling/throttling.module';
@@ -29,6 +30,7 @@ export class AppModule {
         CommonModule,
         ThrottlingModule,
         DatabaseModule,
+        RedisModule,
         MetricsModule,
         HealthModule,
         DeliveryModule,

@@ -20,6 +20,7 @@ import { roomNames } from '@app/contract/room-names';
 import type { JoinResult, PresenceResult } from '@app/contract/socket-events';
 import { MessagesService } from '@app/messages/messages.service';
 import { MetricsService } from '@app/metrics/metrics.service';
+import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
 import { ChatService, type Connection } from './chat.service';
@@ -55,10 +56,17 @@ export class ChatGateway
     private readonly messages: MessagesService,
     private readonly socketDelivery: SocketIoDelivery,
     private readonly metrics: MetricsService,
+    private readonly shutdown: GracefulShutdown,
   ) {}
 
   afterInit(server: AppServer): void {
     this.socketDelivery.attach(server);
+    this.shutdown.register('tell-clients', () => this.dropLocalSockets(server));
+  }
+
+  /** Closes the transport without a disconnect packet, so that clients reconnect (elsewhere) at once. */
+  private dropLocalSockets(server: AppServer): void {
+    for (const socket of server.sockets.sockets.values()) socket.conn.close();
   }
 
   async handleConnection(socket: AppSocket): Promise<void> {
@@ -67,10 +75,10 @@ export class ChatGateway
     await socket.join(roomNames.user(socket.data.user.id));
   }
 
-  handleDisconnect(socket: AppSocket): void {
+  async handleDisconnect(socket: AppSocket): Promise<void> {
     this.metrics.connections.dec({ transport: 'socket.io' });
     clearTimeout(this.expiryTimers.get(socket));
-    this.chat.disconnected(connectionOf(socket));
+    await this.chat.disconnected(connectionOf(socket));
   }
 
   @SubscribeMessage(ClientEvent.Join)
@@ -95,7 +103,7 @@ export class ChatGateway
     @MessageBody() { roomId }: RoomRefDto,
   ): Promise<Record<string, never>> {
     await socket.leave(roomNames.chat(roomId.toLowerCase()));
-    this.chat.leave(connectionOf(socket), roomId);
+    await this.chat.leave(connectionOf(socket), roomId);
     return {};
   }
 
@@ -118,14 +126,19 @@ export class ChatGateway
     @ConnectedSocket() socket: AppSocket,
     @MessageBody() { roomId }: RoomRefDto,
   ): Record<string, never> {
-    this.chat.typing(connectionOf(socket), roomId);
+    const typing = this.chat.typing(connectionOf(socket), roomId);
+    // Socket.IO only and fine to lose: straight through the Socket.IO adapter, to every node.
+    socket
+      .to(roomNames.chat(typing.roomId))
+      .except(roomNames.user(typing.user.id))
+      .volatile.emit(ServerEvent.Typing, typing);
     return {};
   }
 
   @SubscribeMessage(ClientEvent.Presence)
   @UseGuards(WsRoomAccessGuard)
   @RateLimit('presence')
-  presence(@MessageBody() { roomId }: RoomRefDto): PresenceResult {
+  presence(@MessageBody() { roomId }: RoomRefDto): Promise<PresenceResult> {
     return this.chat.whoIsHere(roomId);
   }
 

@@ -4,13 +4,14 @@ import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
 import type { AllConfig } from '@app/config/app-config';
 import type { UserSummaryJson } from '@app/contract/models';
-import type { JoinResult, PresenceResult } from '@app/contract/socket-events';
+import type { JoinResult, PresenceResult, RoomUserEvent } from '@app/contract/socket-events';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { RoomView } from '@app/rooms/dto/room.view';
 import type { Room } from '@app/rooms/room.entity';
 import { RoomsService } from '@app/rooms/rooms.service';
-import { PresenceService } from './presence.service';
+import { LiveDelivery } from './live-delivery';
+import { PresenceService, type PresenceChange } from './presence.service';
 
 /** At most this many missed messages come with a join; the client pages the rest over REST. */
 export const MAX_MISSED_ON_JOIN = 1000;
@@ -32,7 +33,10 @@ export class ChatService {
     private readonly presence: PresenceService,
     private readonly delivery: DeliveryService,
     private readonly config: ConfigService<AllConfig, true>,
-  ) {}
+    private readonly live: LiveDelivery,
+  ) {
+    presence.whenExpired(({ roomId, user }) => this.delivery.userLeft(roomId, user));
+  }
 
   /**
    * Enters the room. `subscribe` runs before missed messages are read, so a
@@ -69,33 +73,36 @@ export class ChatService {
       throw AppException.forbidden(`A connection may join at most ${maxRooms} rooms`);
     }
     if (!room.isPrivate) await this.rooms.addMember(room.id, connection.user.id);
-    const change = this.presence.enter(room.id, summary(connection.user), connection.id);
+    this.live.track(room.id, room.lastSeq);
+    const change = await this.presence.enter(room.id, summary(connection.user), connection.id);
     if (change.changed) this.delivery.userJoined(room.id, change.user, connection.id);
     return room;
   }
 
-  leave(connection: Connection, roomId: string): void {
-    const change = this.presence.leave(
-      roomId.toLowerCase(),
-      summary(connection.user),
-      connection.id,
-    );
+  async leave(connection: Connection, roomId: string): Promise<void> {
+    const id = roomId.toLowerCase();
+    const change = await this.presence.leave(id, summary(connection.user), connection.id);
+    this.afterLeaving(change);
+  }
+
+  async disconnected(connection: Connection): Promise<void> {
+    const changes = await this.presence.leaveAll(summary(connection.user), connection.id);
+    for (const change of changes) this.afterLeaving(change);
+  }
+
+  private afterLeaving(change: PresenceChange): void {
     if (change.changed) this.delivery.userLeft(change.roomId, change.user);
+    if (!this.presence.hasLocalMembers(change.roomId)) this.live.untrack(change.roomId);
   }
 
-  disconnected(connection: Connection): void {
-    for (const change of this.presence.leaveAll(summary(connection.user), connection.id)) {
-      if (change.changed) this.delivery.userLeft(change.roomId, change.user);
-    }
-  }
-
-  typing(connection: Connection, roomId: string): void {
+  /** The typing indicator to show others; only a connection in the room may send one. */
+  typing(connection: Connection, roomId: string): RoomUserEvent {
     this.assertJoined(connection, roomId);
-    this.delivery.typing(roomId.toLowerCase(), summary(connection.user));
+    return { roomId: roomId.toLowerCase(), user: summary(connection.user) };
   }
 
-  whoIsHere(roomId: string): PresenceResult {
-    return { users: this.presence.users(roomId.toLowerCase()) };
+  async whoIsHere(roomId: string): Promise<PresenceResult> {
+    return { users: await this.presence.users(roomId.toLowerCase()) };
   }
 
   hasJoined(connection: Connection, roomId: string): boolean {

@@ -1,40 +1,61 @@
+import type { ConfigService } from '@nestjs/config';
+import type { AllConfig } from '@app/config/app-config';
 import { MetricsService } from '@app/metrics/metrics.service';
+import { LocalPresenceStore, type PresenceStore } from './presence-store';
 import { PresenceService } from './presence.service';
+
+const config = { get: () => 30_000 } as unknown as ConfigService<AllConfig, true>;
 
 describe('PresenceService', () => {
   const ada = { id: 'a', username: 'ada' };
   let presence: PresenceService;
   let metrics: MetricsService;
 
-  beforeEach(() => {
+  const create = (store: PresenceStore) => {
     metrics = new MetricsService();
-    presence = new PresenceService(metrics);
-  });
+    presence = new PresenceService(store, metrics, config);
+  };
 
-  it('changes only on the first connection in and the last one out', () => {
-    expect(presence.enter('r', ada, 'c1').changed).toBe(true);
-    expect(presence.enter('r', ada, 'c2').changed).toBe(false);
-    expect(presence.enter('r', ada, 'c2').changed).toBe(false);
-    expect(presence.users('r')).toEqual([ada]);
-    expect(presence.leave('r', ada, 'c1').changed).toBe(false);
-    expect(presence.leave('r', ada, 'c1').changed).toBe(false);
-    expect(presence.leave('r', ada, 'c2').changed).toBe(true);
-    expect(presence.users('r')).toEqual([]);
+  beforeEach(() => create(new LocalPresenceStore()));
+
+  it('changes only on the first connection in and the last one out', async () => {
+    expect((await presence.enter('r', ada, 'c1')).changed).toBe(true);
+    expect((await presence.enter('r', ada, 'c2')).changed).toBe(false);
+    expect((await presence.enter('r', ada, 'c2')).changed).toBe(false);
+    expect(await presence.users('r')).toEqual([ada]);
+    expect((await presence.leave('r', ada, 'c1')).changed).toBe(false);
+    expect((await presence.leave('r', ada, 'c1')).changed).toBe(false);
+    expect((await presence.leave('r', ada, 'c2')).changed).toBe(true);
+    expect(await presence.users('r')).toEqual([]);
   });
 
   it('removes a closed connection from every room, leaving nothing behind', async () => {
-    presence.enter('r1', ada, 'c1');
-    presence.enter('r2', ada, 'c1');
-    presence.enter('r2', ada, 'c2');
-    const changes = presence.leaveAll(ada, 'c1');
+    await presence.enter('r1', ada, 'c1');
+    await presence.enter('r2', ada, 'c1');
+    await presence.enter('r2', ada, 'c2');
+    const changes = await presence.leaveAll(ada, 'c1');
     expect(changes.map((c) => [c.roomId, c.changed])).toEqual([
       ['r1', true],
       ['r2', false],
     ]);
     expect(presence.roomsOf('c1').size).toBe(0);
-    presence.leaveAll(ada, 'c2');
+    expect(presence.hasLocalMembers('r2')).toBe(true);
+    await presence.leaveAll(ada, 'c2');
+    expect(presence.hasLocalMembers('r2')).toBe(false);
     const text = await metrics.render();
     expect(text).toMatch(/^realtime_rooms_with_members 0$/m);
     expect(text).toMatch(/^realtime_presence_entries 0$/m);
+  });
+
+  it('falls back to its own connections when the shared store fails', async () => {
+    const failing = new LocalPresenceStore();
+    const down = () => Promise.reject(new Error('Redis is down'));
+    Object.assign(failing, { enter: down, leave: down, users: down });
+    create(failing);
+    expect((await presence.enter('r', ada, 'c1')).changed).toBe(true);
+    expect((await presence.enter('r', ada, 'c2')).changed).toBe(false);
+    expect(await presence.users('r')).toEqual([ada]);
+    expect((await presence.leave('r', ada, 'c1')).changed).toBe(false);
+    expect((await presence.leave('r', ada, 'c2')).changed).toBe(true);
   });
 });

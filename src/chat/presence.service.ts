@@ -1,96 +1,190 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import type { AllConfig } from '@app/config/app-config';
 import type { UserSummaryJson } from '@app/contract/models';
 import { MetricsService } from '@app/metrics/metrics.service';
+import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
+import { PresenceStore, type ExpiredPresence } from './presence-store';
 
 export interface PresenceChange {
   roomId: string;
   user: UserSummaryJson;
-  /** True on the user's first connection into the room / last one out of it. */
+  /** True on the user's first connection into the room / last one out of it, over all nodes. */
   changed: boolean;
 }
 
-interface RoomPresence {
-  /** userId → the user's connections in the room */
-  connections: Map<string, Set<string>>;
-  users: Map<string, UserSummaryJson>;
-}
+type Expiry = (expired: ExpiredPresence) => void;
 
 /**
- * Who is connected to which room, on any transport: a user is present while
- * at least one of their connections has joined the room.
+ * Presence of this node's connections, kept in the shared store. The local
+ * index answers "which rooms did this connection join" without a round trip
+ * and keeps the node's entries alive with heartbeats. Should the store fail,
+ * the local index decides first-in/last-out, so joins never fail on it.
  */
 @Injectable()
-export class PresenceService {
-  private readonly rooms = new Map<string, RoomPresence>();
-  /** connectionId → rooms it joined, for clean-up on disconnect */
+export class PresenceService implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(PresenceService.name);
+  /** connectionId → rooms it joined */
   private readonly roomsByConnection = new Map<string, Set<string>>();
-  private entries = 0;
+  /** roomId → userId → this node's connections of the user in the room */
+  private readonly local = new Map<
+    string,
+    Map<string, { user: UserSummaryJson; connections: Set<string> }>
+  >();
+  private readonly pending = new Set<Promise<unknown>>();
+  private entryCount = 0;
+  private timer?: NodeJS.Timeout;
+  private onExpiry: Expiry = () => undefined;
 
-  constructor(private readonly metrics: MetricsService) {}
+  constructor(
+    private readonly store: PresenceStore,
+    private readonly metrics: MetricsService,
+    private readonly config: ConfigService<AllConfig, true>,
+    shutdown?: GracefulShutdown,
+  ) {
+    shutdown?.register('finish-writes', () => this.settled());
+  }
 
-  enter(roomId: string, user: UserSummaryJson, connectionId: string): PresenceChange {
-    const room = this.rooms.get(roomId) ?? this.createRoom(roomId);
-    const connections = room.connections.get(user.id) ?? new Set<string>();
-    const changed = connections.size === 0;
-    if (!connections.has(connectionId)) {
-      connections.add(connectionId);
-      this.entries += 1;
-    }
-    room.connections.set(user.id, connections);
-    room.users.set(user.id, { id: user.id, username: user.username });
-    this.joinedRooms(connectionId).add(roomId);
-    this.updateGauges();
+  onModuleInit(): void {
+    const interval = Math.floor(this.config.get('redis.presenceTtlMs', { infer: true }) / 3);
+    this.timer = setInterval(() => void this.maintain(), interval);
+    this.timer.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.settled();
+  }
+
+  /** Called for users whose node died: they left every room they were in. */
+  whenExpired(handler: Expiry): void {
+    this.onExpiry = handler;
+  }
+
+  async enter(
+    roomId: string,
+    user: UserSummaryJson,
+    connectionId: string,
+  ): Promise<PresenceChange> {
+    const firstHere = this.addLocal(roomId, user, connectionId);
+    const changed = await this.track(this.store.enter(roomId, user, connectionId), firstHere);
     return { roomId, user, changed };
   }
 
-  leave(roomId: string, user: UserSummaryJson, connectionId: string): PresenceChange {
-    const room = this.rooms.get(roomId);
-    const connections = room?.connections.get(user.id);
-    this.roomsByConnection.get(connectionId)?.delete(roomId);
-    if (!room || !connections?.delete(connectionId)) return { roomId, user, changed: false };
-    this.entries -= 1;
-    const changed = connections.size === 0;
-    if (changed) {
-      room.connections.delete(user.id);
-      room.users.delete(user.id);
-      if (room.connections.size === 0) this.rooms.delete(roomId);
-    }
-    this.updateGauges();
+  async leave(
+    roomId: string,
+    user: UserSummaryJson,
+    connectionId: string,
+  ): Promise<PresenceChange> {
+    const lastHere = this.removeLocal(roomId, user, connectionId);
+    if (lastHere === undefined) return { roomId, user, changed: false };
+    const changed = await this.track(this.store.leave(roomId, user, connectionId), lastHere);
     return { roomId, user, changed };
   }
 
-  /** Removes a closed connection from every room it had joined. */
-  leaveAll(user: UserSummaryJson, connectionId: string): PresenceChange[] {
+  leaveAll(user: UserSummaryJson, connectionId: string): Promise<PresenceChange[]> {
     const rooms = [...(this.roomsByConnection.get(connectionId) ?? [])];
-    this.roomsByConnection.delete(connectionId);
-    return rooms.map((roomId) => this.leave(roomId, user, connectionId));
+    return Promise.all(rooms.map((roomId) => this.leave(roomId, user, connectionId)));
   }
 
   roomsOf(connectionId: string): ReadonlySet<string> {
     return this.roomsByConnection.get(connectionId) ?? new Set();
   }
 
-  users(roomId: string): UserSummaryJson[] {
-    return [...(this.rooms.get(roomId)?.users.values() ?? [])];
+  /** True while some connection of this node has joined the room. */
+  hasLocalMembers(roomId: string): boolean {
+    return this.local.has(roomId);
   }
 
-  private createRoom(roomId: string): RoomPresence {
-    const room: RoomPresence = { connections: new Map(), users: new Map() };
-    this.rooms.set(roomId, room);
-    return room;
+  async users(roomId: string): Promise<UserSummaryJson[]> {
+    try {
+      return await this.store.users(roomId);
+    } catch (error) {
+      this.logger.warn(
+        `Presence store unavailable, answering for this node only: ${(error as Error).message}`,
+      );
+      return [...(this.local.get(roomId)?.values() ?? [])].map((entry) => entry.user);
+    }
   }
 
-  private joinedRooms(connectionId: string): Set<string> {
+  /** Resolves once every store update already started has finished. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
+  }
+
+  private async track(update: Promise<boolean>, localAnswer: boolean): Promise<boolean> {
+    this.pending.add(update);
+    try {
+      return await update;
+    } catch {
+      return localAnswer;
+    } finally {
+      this.pending.delete(update);
+    }
+  }
+
+  private addLocal(roomId: string, user: UserSummaryJson, connectionId: string): boolean {
+    const users =
+      this.local.get(roomId) ??
+      new Map<string, { user: UserSummaryJson; connections: Set<string> }>();
+    this.local.set(roomId, users);
+    const entry = users.get(user.id) ?? { user, connections: new Set<string>() };
+    users.set(user.id, entry);
+    const first = entry.connections.size === 0;
+    if (!entry.connections.has(connectionId)) this.entryCount += 1;
+    entry.connections.add(connectionId);
     let rooms = this.roomsByConnection.get(connectionId);
     if (!rooms) {
       rooms = new Set();
       this.roomsByConnection.set(connectionId, rooms);
     }
-    return rooms;
+    rooms.add(roomId);
+    this.updateGauges();
+    return first;
+  }
+
+  /** undefined when the connection was not in the room; else whether it was the user's last one here. */
+  private removeLocal(
+    roomId: string,
+    user: UserSummaryJson,
+    connectionId: string,
+  ): boolean | undefined {
+    const rooms = this.roomsByConnection.get(connectionId);
+    rooms?.delete(roomId);
+    if (rooms?.size === 0) this.roomsByConnection.delete(connectionId);
+    const users = this.local.get(roomId);
+    const entry = users?.get(user.id);
+    if (!users || !entry?.connections.delete(connectionId)) return undefined;
+    this.entryCount -= 1;
+    const last = entry.connections.size === 0;
+    if (last) users.delete(user.id);
+    if (users.size === 0) this.local.delete(roomId);
+    this.updateGauges();
+    return last;
+  }
+
+  /** Heartbeat of this node's entries, then the sweep of dead nodes' entries. */
+  private async maintain(): Promise<void> {
+    try {
+      await this.store.refresh(this.localEntries());
+      for (const expired of await this.store.sweep()) this.onExpiry(expired);
+    } catch (error) {
+      this.logger.warn(`Presence heartbeat failed: ${(error as Error).message}`);
+    }
+  }
+
+  private localEntries() {
+    const entries: Array<{ roomId: string; user: UserSummaryJson; connectionId: string }> = [];
+    for (const [roomId, users] of this.local) {
+      for (const { user, connections } of users.values()) {
+        for (const connectionId of connections) entries.push({ roomId, user, connectionId });
+      }
+    }
+    return entries;
   }
 
   private updateGauges(): void {
-    this.metrics.roomsWithMembers.set(this.rooms.size);
-    this.metrics.presenceEntries.set(this.entries);
+    this.metrics.roomsWithMembers.set(this.local.size);
+    this.metrics.presenceEntries.set(this.entryCount);
   }
 }

@@ -1,18 +1,19 @@
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { roomNames } from '@app/contract/room-names';
-import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
+import type { Delivery } from '@app/delivery/delivery.service';
 import type { AppServer } from '@app/realtime/socket-data';
+import { LiveDelivery } from './live-delivery';
 
 /** Hands every delivery to this node's Socket.IO sockets subscribed to its channel. */
 @Injectable()
 export class SocketIoDelivery implements OnModuleDestroy {
   private detach?: () => void;
 
-  constructor(private readonly delivery: DeliveryService) {}
+  constructor(private readonly live: LiveDelivery) {}
 
   attach(server: AppServer): void {
     this.detach?.();
-    this.detach = this.delivery.subscribe((delivery) => this.deliver(server, delivery));
+    this.detach = this.live.subscribe((delivery) => this.deliver(server, delivery));
   }
 
   onModuleDestroy(): void {

@@ -40,6 +40,8 @@ export interface AuthConfig {
 export interface RedisConfig {
   url?: string;
   keyPrefix: string;
+  /** How long a node's presence and connection entries outlive its last heartbeat. */
+  presenceTtlMs: number;
 }
 
 export interface ThrottleConfig {
@@ -119,7 +121,11 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       jwtExpiresInSeconds: parseDuration(env.JWT_EXPIRES_IN),
       bcryptRounds: env.BCRYPT_ROUNDS,
     },
-    redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
+    redis: {
+      url: env.REDIS_URL,
+      keyPrefix: env.REDIS_KEY_PREFIX,
+      presenceTtlMs: env.PRESENCE_TTL_MS,
+    },
     realtime: {
       pingIntervalMs: env.WS_PING_INTERVAL_MS,
       pingTimeoutMs: env.WS_PING_TIMEOUT_MS,

@@ -193,6 +193,12 @@ export class EnvironmentVariables {
 
   @Transform(toInt)
   @IsInt()
+  @Min(1500)
+  @Max(600_000)
+  PRESENCE_TTL_MS = 30_000;
+
+  @Transform(toInt)
+  @IsInt()
   @Min(1)
   MAX_SSE_STREAMS_PER_USER = 10;
 }

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { NotificationType, ServerEvent } from '@app/contract/events';
 import type { MessageJson, NotificationJson, UserSummaryJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
+import { DeliveryBus } from './delivery-bus';
 
 /** One event for one channel (`chat:<roomId>` or `user:<userId>`). */
 export interface Delivery {
@@ -18,19 +19,27 @@ export type DeliveryListener = (delivery: Delivery) => void;
 
 /**
  * The one path by which the domain tells clients something. Each transport
- * subscribes and hands a delivery to its own local subscribers of the channel.
+ * subscribes and hands a delivery to its own local subscribers of the channel;
+ * the bus carries it to the other nodes.
  */
 @Injectable()
 export class DeliveryService {
   private readonly listeners = new Set<DeliveryListener>();
+
+  constructor(private readonly bus: DeliveryBus) {
+    bus.onReceive((delivery) => {
+      for (const listener of this.listeners) listener(delivery);
+    });
+  }
 
   subscribe(listener: DeliveryListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
+  /** To every subscriber of the channel, on every transport and every node. */
   publish(delivery: Delivery): void {
-    for (const listener of this.listeners) listener(delivery);
+    this.bus.publish(delivery);
   }
 
   messageCreated(message: MessageJson): void {
@@ -67,16 +76,6 @@ export class DeliveryService {
       channel: roomNames.chat(roomId),
       event: ServerEvent.UserLeft,
       payload: { roomId, user },
-    });
-  }
-
-  typing(roomId: string, user: UserSummaryJson): void {
-    this.publish({
-      channel: roomNames.chat(roomId),
-      event: ServerEvent.Typing,
-      payload: { roomId, user },
-      except: { userId: user.id },
-      volatile: true,
     });
   }
 

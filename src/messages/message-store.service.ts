@@ -5,6 +5,7 @@ import { AppException } from '@app/common/errors/app.exception';
 import { uuidv7 } from '@app/common/ids/uuid-v7';
 import { isUniqueViolation } from '@app/database/database-errors';
 import { TransactionRunner } from '@app/database/transaction-runner';
+import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { Message } from './message.entity';
 
 export interface AppendMessage {
@@ -36,12 +37,31 @@ class DuplicateMessage extends Error {
  */
 @Injectable()
 export class MessageStore {
+  private readonly inFlight = new Set<Promise<AppendResult>>();
+
   constructor(
     @InjectRepository(Message) private readonly messages: Repository<Message>,
     private readonly transactions: TransactionRunner,
-  ) {}
+    shutdown: GracefulShutdown,
+  ) {
+    shutdown.register('finish-writes', () => this.idle());
+  }
 
-  async append(input: AppendMessage): Promise<AppendResult> {
+  /** Resolves when the message is committed (or the retry matched an earlier one). */
+  append(input: AppendMessage): Promise<AppendResult> {
+    const write = this.write(input);
+    this.inFlight.add(write);
+    const forget = () => this.inFlight.delete(write);
+    write.then(forget, forget);
+    return write;
+  }
+
+  /** Resolves once every write already started has finished. */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async write(input: AppendMessage): Promise<AppendResult> {
     const earlier = await this.findByClientMsgId(this.messages.manager, input);
     if (earlier) return { message: earlier, created: false };
     try {

@@ -2,8 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   Injectable,
-  type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
+  type OnApplicationShutdown,
 } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
@@ -11,6 +11,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { AuthUser } from '@app/auth/auth-user';
 import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
+import { LiveDelivery } from '@app/chat/live-delivery';
 import { AppException } from '@app/common/errors/app.exception';
 import { toErrorBody } from '@app/common/errors/to-error-body';
 import type { AllConfig } from '@app/config/app-config';
@@ -20,6 +21,7 @@ import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
 import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
+import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { isOriginAllowed } from '@app/realtime/origin-policy';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
@@ -36,6 +38,7 @@ import { authenticateUpgrade, rejectUpgrade } from './ws-upgrade';
 export const RAW_WS_PATH = '/ws';
 const SOCKET_IO_PATH = '/socket.io/';
 const MAX_TIMER_MS = 2 ** 31 - 1;
+const CLOSE_GRACE_MS = 2_000;
 
 /** The frame a delivery becomes on `/ws`; events this transport does not speak become nothing. */
 function frameOf({ event, payload }: Delivery): object | undefined {
@@ -61,7 +64,7 @@ function frameOf({ event, payload }: Delivery): object | undefined {
  * transports share: plain JSON frames, the same rooms, rules and budgets.
  */
 @Injectable()
-export class RawWsGateway implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly server: WebSocketServer;
   private readonly connections = new Set<WsConnection>();
   private readonly channels = new LocalChannels<WsConnection>();
@@ -78,8 +81,11 @@ export class RawWsGateway implements OnApplicationBootstrap, BeforeApplicationSh
     private readonly chat: ChatService,
     private readonly rooms: RoomsService,
     private readonly delivery: DeliveryService,
+    private readonly live: LiveDelivery,
     private readonly metrics: MetricsService,
+    shutdown: GracefulShutdown,
   ) {
+    shutdown.register('tell-clients', () => this.tellClientsToLeave());
     this.server = new WebSocketServer({
       noServer: true,
       maxPayload: this.config.get('realtime.maxPayloadBytes', { infer: true }),
@@ -94,18 +100,26 @@ export class RawWsGateway implements OnApplicationBootstrap, BeforeApplicationSh
     httpServer.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       void this.handleUpgrade(request, socket, head);
     });
-    this.detachDelivery = this.delivery.subscribe((delivery) => this.deliver(delivery));
+    this.detachDelivery = this.live.subscribe((delivery) => this.deliver(delivery));
     const interval = this.config.get('realtime.pingIntervalMs', { infer: true });
     this.heartbeat = setInterval(() => this.checkHeartbeats(), interval);
     this.heartbeat.unref();
   }
 
-  beforeApplicationShutdown(): void {
+  onApplicationShutdown(): void {
     clearInterval(this.heartbeat);
     this.detachDelivery?.();
+    this.server.close();
+  }
+
+  /** Close 1001 to every client, so that it reconnects elsewhere; stragglers are cut after a grace period. */
+  private async tellClientsToLeave(): Promise<void> {
     for (const connection of this.connections)
       connection.close(WsCloseCode.GoingAway, 'Server shutting down');
-    this.server.close();
+    const deadline = Date.now() + CLOSE_GRACE_MS;
+    while (this.connections.size > 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const connection of this.connections) connection.socket.terminate();
   }
 
   get openConnections(): number {
@@ -132,14 +146,20 @@ export class RawWsGateway implements OnApplicationBootstrap, BeforeApplicationSh
       connections: this.connectionSlots,
       trustProxy: http.trustProxy,
     });
+    // A client gone before the upgrade completes must not keep its connection slot.
+    const releaseSlot = () => {
+      if ('user' in outcome) this.connectionSlots.release(outcome.user.id, outcome.connectionId);
+    };
+    socket.once('close', releaseSlot);
     this.server.handleUpgrade(request, socket, head, (ws) => {
+      socket.off('close', releaseSlot);
       if ('refusal' in outcome) ws.close(outcome.refusal.code, outcome.refusal.reason);
-      else this.accept(ws, outcome.user);
+      else this.accept(ws, outcome.user, outcome.connectionId);
     });
   }
 
-  private accept(ws: WebSocket, user: AuthUser): void {
-    const connection = new WsConnection(ws, user);
+  private accept(ws: WebSocket, user: AuthUser, connectionId: string): void {
+    const connection = new WsConnection(connectionId, ws, user);
     this.connections.add(connection);
     this.metrics.connections.inc({ transport: 'ws' });
     this.subscribe(connection, roomNames.user(user.id));
@@ -176,7 +196,7 @@ export class RawWsGateway implements OnApplicationBootstrap, BeforeApplicationSh
       case ClientFrameType.Join:
         return this.join(connection, frame);
       case ClientFrameType.Leave:
-        return Promise.resolve(this.leave(connection, frame));
+        return this.leave(connection, frame);
       case ClientFrameType.Broadcast:
         return this.broadcast(connection, frame);
     }
@@ -189,10 +209,10 @@ export class RawWsGateway implements OnApplicationBootstrap, BeforeApplicationSh
     connection.send({ type: ServerFrameType.Joined, room: joined.id });
   }
 
-  private leave(connection: WsConnection, { room }: RoomFrameDto): void {
+  private async leave(connection: WsConnection, { room }: RoomFrameDto): Promise<void> {
     const roomId = room.toLowerCase();
     this.unsubscribe(connection, roomNames.chat(roomId));
-    this.chat.leave(connection, roomId);
+    await this.chat.leave(connection, roomId);
     connection.send({ type: ServerFrameType.Left, room: roomId });
   }
 
@@ -240,8 +260,8 @@ export class RawWsGateway implements OnApplicationBootstrap, BeforeApplicationSh
     clearTimeout(this.expiryTimers.get(connection));
     for (const channel of connection.channels) this.channels.remove(channel, connection);
     connection.channels.clear();
-    this.chat.disconnected(connection);
-    this.connectionSlots.release(connection.user.id);
+    void this.chat.disconnected(connection);
+    this.connectionSlots.release(connection.user.id, connection.id);
     this.metrics.connections.dec({ transport: 'ws' });
   }
 

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
 import type { AuthUser } from '@app/auth/auth-user';
 import type { Connection } from '@app/chat/chat.service';
@@ -19,7 +18,6 @@ export const WsCloseCode = {
 
 /** One authenticated raw WebSocket client. */
 export class WsConnection implements Connection {
-  readonly id = `ws:${randomUUID()}`;
   /** Cleared on each ping, set again by the pong: a peer that stays silent for a whole interval is dead. */
   alive = true;
   /** Channels this connection receives, to drop them all on close. */
@@ -28,6 +26,7 @@ export class WsConnection implements Connection {
   readonly frames = new SerialQueue();
 
   constructor(
+    readonly id: string,
     readonly socket: WebSocket,
     readonly user: AuthUser,
   ) {}

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AuthUser } from '@app/auth/auth-user';
@@ -23,7 +24,7 @@ export interface Refusal {
   reason: string;
 }
 
-export type UpgradeOutcome = { user: AuthUser } | { refusal: Refusal };
+export type UpgradeOutcome = { user: AuthUser; connectionId: string } | { refusal: Refusal };
 
 function refusalFor(error: unknown): Refusal {
   switch (toErrorBody(error).code) {
@@ -47,8 +48,9 @@ export async function authenticateUpgrade(
   try {
     await deps.rateLimits.consume('connect', clientAddress(request, deps.trustProxy));
     const user = await deps.tokens.verify(bearerToken(request) ?? queryToken(request.url));
-    deps.connections.acquire(user.id);
-    return { user };
+    const connectionId = `ws:${randomUUID()}`;
+    await deps.connections.acquire(user.id, connectionId);
+    return { user, connectionId };
   } catch (error) {
     return { refusal: refusalFor(error) };
   }

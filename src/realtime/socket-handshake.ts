@@ -37,9 +37,9 @@ export function socketHandshake(deps: HandshakeDependencies) {
     const authenticate = async () => {
       await deps.rateLimits.consume('connect', clientAddress(socket.request, deps.trustProxy));
       const user = await deps.tokens.verify(handshakeToken(socket));
-      deps.connections.acquire(user.id);
+      await deps.connections.acquire(user.id, socket.id);
       socket.data.user = user;
-      socket.once('disconnect', () => deps.connections.release(user.id));
+      socket.once('disconnect', () => deps.connections.release(user.id, socket.id));
     };
     authenticate().then(
       () => next(),

@@ -1,10 +1,11 @@
-import { Injectable, type BeforeApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
 import type { AllConfig } from '@app/config/app-config';
 import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
 import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
+import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 
 export interface SseSubscriber {
   userId: string;
@@ -17,7 +18,7 @@ export interface SseSubscriber {
  * a cap per user, and every stream ended on shutdown.
  */
 @Injectable()
-export class SseHub implements OnModuleInit, BeforeApplicationShutdown {
+export class SseHub implements OnModuleInit, OnApplicationShutdown {
   private readonly channels = new LocalChannels<SseSubscriber>();
   private readonly open = new Set<SseSubscriber>();
   private readonly openByUser = new Map<string, number>();
@@ -27,7 +28,10 @@ export class SseHub implements OnModuleInit, BeforeApplicationShutdown {
     private readonly delivery: DeliveryService,
     private readonly config: ConfigService<AllConfig, true>,
     private readonly metrics: MetricsService,
-  ) {}
+    shutdown: GracefulShutdown,
+  ) {
+    shutdown.register('tell-clients', () => this.endAll());
+  }
 
   onModuleInit(): void {
     this.detach = this.delivery.subscribe((delivery) => {
@@ -36,8 +40,12 @@ export class SseHub implements OnModuleInit, BeforeApplicationShutdown {
     });
   }
 
-  beforeApplicationShutdown(): void {
+  onApplicationShutdown(): void {
     this.detach?.();
+  }
+
+  /** Ends every stream: EventSource reconnects, to another node, resuming with Last-Event-ID. */
+  private endAll(): void {
     for (const subscriber of [...this.open]) subscriber.close();
   }
 

@@ -4,7 +4,9 @@ import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule, type ThrottlerModuleOptions } from '@nestjs/throttler';
 import type { ExecutionContext } from '@nestjs/common';
 import type { AllConfig } from '@app/config/app-config';
+import { RedisService } from '@app/redis/redis.service';
 import { RateLimitService } from './rate-limit.service';
+import { RedisThrottlerStorage } from './redis-throttler.storage';
 import { STRICT_RATE_LIMIT } from './strict-rate-limit.decorator';
 
 export const THROTTLER_DEFAULT = 'default';
@@ -14,9 +16,14 @@ function isStrictRoute(context: ExecutionContext): boolean {
   return Reflect.getMetadata(STRICT_RATE_LIMIT, context.getHandler()) === true;
 }
 
-function throttlerOptions(config: ConfigService<AllConfig, true>): ThrottlerModuleOptions {
+function throttlerOptions(
+  config: ConfigService<AllConfig, true>,
+  redis: RedisService,
+): ThrottlerModuleOptions {
   const throttle = config.get('throttle', { infer: true });
   return {
+    // With Redis, every budget is shared by all nodes.
+    storage: redis.enabled ? new RedisThrottlerStorage(redis) : undefined,
     throttlers: [
       { name: THROTTLER_DEFAULT, limit: throttle.defaultLimit, ttl: throttle.defaultTtlMs },
       {
@@ -33,7 +40,10 @@ function throttlerOptions(config: ConfigService<AllConfig, true>): ThrottlerModu
 @Global()
 @Module({
   imports: [
-    ThrottlerModule.forRootAsync({ inject: [ConfigService], useFactory: throttlerOptions }),
+    ThrottlerModule.forRootAsync({
+      inject: [ConfigService, RedisService],
+      useFactory: throttlerOptions,
+    }),
   ],
   providers: [{ provide: APP_GUARD, useClass: ThrottlerGuard }, RateLimitService],
   exports: [RateLimitService],

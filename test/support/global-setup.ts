@@ -5,6 +5,9 @@ import { Client } from 'pg';
  * DATABASE_URL fails the whole run instead of silently skipping them.
  */
 export default async function globalSetup(): Promise<void> {
+  if (process.env.CI === 'true' && !process.env.REDIS_URL) {
+    throw new Error('CI=true requires REDIS_URL: the Redis and multi-node suites must run');
+  }
   const url = process.env.DATABASE_URL;
   if (!url) {
     if (process.env.CI === 'true') throw new Error('CI=true requires DATABASE_URL (PostgreSQL)');

@@ -1,0 +1,66 @@
+import type { UserSummaryJson } from '@app/contract/models';
+
+/** A user gone from a room because the node holding their connections stopped heartbeating. */
+export interface ExpiredPresence {
+  roomId: string;
+  user: UserSummaryJson;
+}
+
+/**
+ * Who is connected to which room, over all nodes. A user is present while
+ * at least one of their connections, on any node, has joined the room.
+ */
+export abstract class PresenceStore {
+  /** True when this is the user's first connection in the room. */
+  abstract enter(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean>;
+  /** True when this was the user's last connection in the room. */
+  abstract leave(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean>;
+  abstract users(roomId: string): Promise<UserSummaryJson[]>;
+  /** Keeps this node's entries alive; entries of a dead node expire. */
+  abstract refresh(
+    entries: Array<{ roomId: string; user: UserSummaryJson; connectionId: string }>,
+  ): Promise<void>;
+  /** Removes expired entries; returns the users that thereby left. */
+  abstract sweep(): Promise<ExpiredPresence[]>;
+}
+
+/** One node alone: presence is this process's memory, and nothing expires. */
+export class LocalPresenceStore extends PresenceStore {
+  /** roomId → userId → connection ids */
+  private readonly rooms = new Map<string, Map<string, Set<string>>>();
+  private readonly names = new Map<string, UserSummaryJson>();
+
+  enter(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean> {
+    const users = this.rooms.get(roomId) ?? new Map<string, Set<string>>();
+    this.rooms.set(roomId, users);
+    const connections = users.get(user.id) ?? new Set<string>();
+    users.set(user.id, connections);
+    const first = connections.size === 0;
+    connections.add(connectionId);
+    this.names.set(user.id, { id: user.id, username: user.username });
+    return Promise.resolve(first);
+  }
+
+  leave(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean> {
+    const users = this.rooms.get(roomId);
+    const connections = users?.get(user.id);
+    if (!users || !connections?.delete(connectionId)) return Promise.resolve(false);
+    if (connections.size > 0) return Promise.resolve(false);
+    users.delete(user.id);
+    if (users.size === 0) this.rooms.delete(roomId);
+    return Promise.resolve(true);
+  }
+
+  users(roomId: string): Promise<UserSummaryJson[]> {
+    const ids = [...(this.rooms.get(roomId)?.keys() ?? [])];
+    return Promise.resolve(ids.map((id) => this.names.get(id)!));
+  }
+
+  refresh(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  sweep(): Promise<ExpiredPresence[]> {
+    return Promise.resolve([]);
+  }
+}

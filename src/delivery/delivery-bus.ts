@@ -1,0 +1,25 @@
+import type { Delivery } from './delivery.service';
+
+export type DeliveryHandler = (delivery: Delivery) => void;
+
+/**
+ * Carries deliveries to every node. Each node hands what it receives, its
+ * own publications included, to its local transports exactly once.
+ */
+export abstract class DeliveryBus {
+  abstract publish(delivery: Delivery): void;
+  abstract onReceive(handler: DeliveryHandler): void;
+}
+
+/** One node alone: deliveries never leave the process. */
+export class LocalDeliveryBus extends DeliveryBus {
+  private handler: DeliveryHandler = () => undefined;
+
+  publish(delivery: Delivery): void {
+    this.handler(delivery);
+  }
+
+  onReceive(handler: DeliveryHandler): void {
+    this.handler = handler;
+  }
+}

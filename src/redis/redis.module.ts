@@ -1,0 +1,30 @@
+import { Global, Module, type OnModuleInit } from '@nestjs/common';
+import { HealthIndicatorService } from '@nestjs/terminus';
+import { ReadinessChecks } from '@app/health/readiness-checks';
+import { RedisService } from './redis.service';
+
+const PING_TIMEOUT_MS = 1_000;
+
+/** Redis connections for scale-out; idle when REDIS_URL is not set. */
+@Global()
+@Module({ providers: [RedisService], exports: [RedisService] })
+export class RedisModule implements OnModuleInit {
+  constructor(
+    private readonly redis: RedisService,
+    private readonly readiness: ReadinessChecks,
+    private readonly indicators: HealthIndicatorService,
+  ) {}
+
+  onModuleInit(): void {
+    if (!this.redis.enabled) return;
+    this.readiness.register(async () => {
+      const indicator = this.indicators.check('redis');
+      try {
+        await this.redis.ping(PING_TIMEOUT_MS);
+        return indicator.up();
+      } catch (error) {
+        return indicator.down({ message: (error as Error).message });
+      }
+    });
+  }
+}

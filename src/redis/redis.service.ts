@@ -1,0 +1,98 @@
+import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { createClient, type RedisClientType } from 'redis';
+import type { AllConfig } from '@app/config/app-config';
+
+const CONNECT_TIMEOUT_MS = 5_000;
+const MAX_RECONNECT_DELAY_MS = 2_000;
+
+type Client = RedisClientType;
+
+/**
+ * The node's Redis connections: one for commands and publishing, one for
+ * subscriptions. Commands fail fast while Redis is away (no offline queue),
+ * so callers degrade to local behaviour; both reconnect on their own.
+ */
+@Injectable()
+export class RedisService implements OnApplicationShutdown {
+  private readonly logger = new Logger(RedisService.name);
+  private commandClient?: Client;
+  private subscriberClient?: Client;
+  private closed = false;
+
+  constructor(private readonly config: ConfigService<AllConfig, true>) {}
+
+  get enabled(): boolean {
+    return this.config.get('redis.url', { infer: true }) !== undefined;
+  }
+
+  get client(): Client {
+    if (!this.commandClient) throw new Error('Redis is not connected');
+    return this.commandClient;
+  }
+
+  get subscriber(): Client {
+    if (!this.subscriberClient) throw new Error('Redis is not connected');
+    return this.subscriberClient;
+  }
+
+  get ready(): boolean {
+    return !!this.commandClient?.isReady && !!this.subscriberClient?.isReady;
+  }
+
+  /** Every key and channel of the service lives under the configured prefix. */
+  key(...parts: string[]): string {
+    return `${this.config.get('redis.keyPrefix', { infer: true })}${parts.join(':')}`;
+  }
+
+  /** Connects both clients once; start-up waits for them, then they reconnect by themselves. */
+  async connect(): Promise<void> {
+    if (!this.enabled || this.commandClient) return;
+    this.commandClient = this.createClient('commands');
+    this.subscriberClient = this.commandClient.duplicate();
+    this.listen(this.subscriberClient, 'subscriber');
+    await Promise.all([this.commandClient.connect(), this.subscriberClient.connect()]);
+  }
+
+  async ping(timeoutMs: number): Promise<void> {
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error('Redis ping timed out')), timeoutMs).unref(),
+    );
+    await Promise.race([this.client.ping(), timeout]);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.closed = true;
+    const clients = [this.commandClient, this.subscriberClient].filter(
+      (client) => client !== undefined,
+    );
+    await Promise.allSettled(clients.map((client) => client.close().catch(() => client.destroy())));
+  }
+
+  private createClient(role: string): Client {
+    const client: Client = createClient({
+      url: this.config.get('redis.url', { infer: true }),
+      disableOfflineQueue: true,
+      pingInterval: 10_000,
+      socket: {
+        connectTimeout: CONNECT_TIMEOUT_MS,
+        reconnectStrategy: (retries) =>
+          this.closed ? false : Math.min(100 * 2 ** retries, MAX_RECONNECT_DELAY_MS),
+      },
+    });
+    this.listen(client, role);
+    return client;
+  }
+
+  private listen(client: Client, role: string): void {
+    let healthy = true;
+    client.on('error', (error: Error) => {
+      if (healthy) this.logger.warn(`Redis ${role} connection lost: ${error.message}`);
+      healthy = false;
+    });
+    client.on('ready', () => {
+      if (!healthy) this.logger.log(`Redis ${role} connection restored`);
+      healthy = true;
+    });
+  }
+}

@@ -1,0 +1,55 @@
+import { Logger } from '@nestjs/common';
+import { ThrottlerStorageService, type ThrottlerStorage } from '@nestjs/throttler';
+import type { RedisService } from '@app/redis/redis.service';
+
+type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
+
+/* Fixed window per key; once over the limit, the key stays blocked for the block duration. */
+const INCREMENT = `
+local hits = redis.call('INCR', KEYS[1])
+if hits == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+local blocked = redis.call('PTTL', KEYS[2])
+if blocked <= 0 and hits > tonumber(ARGV[2]) and tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  blocked = tonumber(ARGV[3])
+end
+return { hits, ttl, blocked }`;
+
+/**
+ * The throttler's counters in Redis, so that a budget is one budget over all
+ * nodes. While Redis is away, each node counts in its own memory.
+ */
+export class RedisThrottlerStorage implements ThrottlerStorage {
+  private readonly logger = new Logger(RedisThrottlerStorage.name);
+  private readonly fallback = new ThrottlerStorageService();
+
+  constructor(private readonly redis: RedisService) {}
+
+  async increment(
+    key: string,
+    ttl: number,
+    limit: number,
+    blockDuration: number,
+    throttlerName: string,
+  ): Promise<ThrottlerStorageRecord> {
+    try {
+      const [totalHits, ttlMs, blockedMs] = (await this.redis.client.eval(INCREMENT, {
+        keys: [
+          this.redis.key('throttle', throttlerName, key),
+          this.redis.key('throttle', throttlerName, key, 'blocked'),
+        ],
+        arguments: [String(ttl), String(limit), String(blockDuration)],
+      })) as [number, number, number];
+      return {
+        totalHits,
+        timeToExpire: Math.ceil(Math.max(ttlMs, 0) / 1000),
+        isBlocked: blockedMs > 0,
+        timeToBlockExpire: Math.ceil(Math.max(blockedMs, 0) / 1000),
+      };
+    } catch (error) {
+      this.logger.warn(`Rate limits counted on this node only: ${(error as Error).message}`);
+      return this.fallback.increment(key, ttl, limit, blockDuration, throttlerName);
+    }
+  }
+}

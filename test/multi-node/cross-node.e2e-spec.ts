@@ -1,0 +1,147 @@
+import type { MessageJson, NotificationJson } from '@app/contract/models';
+import type { RoomUserEvent } from '@app/contract/socket-events';
+import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
+import { Cluster, clusterServicesAvailable } from '../support/cluster';
+import { RawClient } from '../support/raw-ws';
+import {
+  collect,
+  connectSocket,
+  emitAck,
+  emitOk,
+  eventually,
+  nextEvent,
+  sleep,
+  type ClientSocket,
+} from '../support/sockets';
+import { openSse, type SseConnection } from '../support/sse';
+
+const describeCluster = clusterServicesAvailable() ? describe : describe.skip;
+
+describeCluster('three nodes over Redis: every cross-node path', () => {
+  let cluster: Cluster;
+  let urls: string[];
+  const open: Array<ClientSocket | RawClient | SseConnection> = [];
+
+  beforeAll(async () => {
+    cluster = await Cluster.start(3, {
+      RATE_LIMIT_CHAT_MESSAGE: '30/60s',
+      MAX_SOCKETS_PER_USER: '4',
+    });
+    urls = cluster.nodes.map((node) => node.url);
+  }, 60_000);
+  afterEach(() => open.splice(0).forEach((client) => client.close()));
+  afterAll(() => cluster?.stop());
+
+  const socketOn = async (node: number, user: TestUser) => {
+    const socket = await connectSocket(urls[node], user.token);
+    open.push(socket);
+    return socket;
+  };
+
+  it('carries room traffic, joins, leaves, presence, typing and broadcasts across nodes and transports', async () => {
+    const [ada, bob, carol, dan] = await Promise.all(
+      [0, 1, 2, 0].map((node) => registerUser(urls[node])),
+    );
+    const room = await createRoom(urls[0], ada);
+
+    const adaSocket = await socketOn(0, ada);
+    await emitOk(adaSocket, 'chat:join', room.id);
+    const joined = collect<RoomUserEvent>(adaSocket, 'chat:userJoined');
+    const left = collect<RoomUserEvent>(adaSocket, 'chat:userLeft');
+
+    const bobOn1 = await socketOn(1, bob);
+    await emitOk(bobOn1, 'chat:join', room.id);
+    const bobOn2 = await socketOn(2, bob);
+    await emitOk(bobOn2, 'chat:join', room.id);
+    const carolWs = await RawClient.connect(urls[2], carol.token);
+    open.push(carolWs);
+    await carolWs.request({ type: 'join', room: room.id }, 'joined');
+    const danSse = await openSse(`${urls[2]}/api/rooms/${room.id}/events?token=${dan.token}`);
+    open.push(danSse);
+
+    await eventually(() => joined.length === 2);
+    expect(joined.map((event) => event.user.id).sort()).toEqual([bob.id, carol.id].sort());
+
+    const present = await emitOk<{ users: Array<{ id: string }> }>(bobOn2, 'room:presence', {
+      roomId: room.id,
+    });
+    expect(present.users.map((user) => user.id).sort()).toEqual([ada.id, bob.id, carol.id].sort());
+
+    const bobGets = nextEvent<MessageJson>(bobOn1, 'chat:message');
+    const message = await emitOk<MessageJson>(adaSocket, 'chat:message', {
+      roomId: room.id,
+      text: 'across nodes',
+    });
+    expect(await bobGets).toEqual(message);
+    expect(await carolWs.next((f) => f.type === 'chat:message')).toEqual({
+      type: 'chat:message',
+      room: room.id,
+      message,
+    });
+    expect(JSON.parse((await danSse.next((e) => e.event === 'chat:message')).data)).toEqual(
+      message,
+    );
+
+    const broadcast = nextEvent(adaSocket, 'room:broadcast');
+    carolWs.send({ type: 'broadcast', room: room.id, payload: { hi: 'from node 2' } });
+    expect(await broadcast).toEqual({
+      roomId: room.id,
+      payload: { hi: 'from node 2' },
+      from: { id: carol.id, username: carol.username },
+    });
+
+    const typing = nextEvent<RoomUserEvent>(bobOn1, 'chat:typing');
+    await emitOk(adaSocket, 'chat:typing', { roomId: room.id });
+    expect(await typing).toEqual({ roomId: room.id, user: { id: ada.id, username: ada.username } });
+
+    bobOn1.close();
+    await sleep(300);
+    expect(left).toEqual([]);
+    bobOn2.close();
+    await eventually(() => left.length === 1);
+    expect(left[0]).toEqual({ roomId: room.id, user: { id: bob.id, username: bob.username } });
+  });
+
+  it('sends notifications to a user connected to another node, on Socket.IO and SSE', async () => {
+    const [ada, bob] = await Promise.all([registerUser(urls[0]), registerUser(urls[1])]);
+    const bobSocket = await socketOn(1, bob);
+    const bobStream = await openSse(`${urls[2]}/api/events?token=${bob.token}`);
+    open.push(bobStream);
+    const room = await createRoom(urls[0], ada, { isPrivate: true });
+    const invited = nextEvent<NotificationJson>(bobSocket, 'notification');
+    await fetch(`${urls[0]}/api/rooms/${room.id}/members`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ userId: bob.id }),
+    });
+    expect(await invited).toMatchObject({ type: 'room:invited', room: { id: room.id } });
+    expect(
+      JSON.parse((await bobStream.next((e) => e.event === 'notification')).data),
+    ).toMatchObject({ type: 'room:invited' });
+
+    const mentioned = nextEvent<NotificationJson>(bobSocket, 'notification');
+    const message = await postMessage(urls[2], ada, room.id, `@${bob.username} look`);
+    expect(await mentioned).toEqual({ type: 'mention', message });
+  });
+
+  it('shares each user’s message budget and connection cap across nodes', async () => {
+    const eve = await registerUser(urls[0]);
+    const room = await createRoom(urls[0], eve);
+    const sockets = await Promise.all([0, 1, 2, 0].map((node) => socketOn(node, eve)));
+    await expect(connectSocket(urls[1], eve.token)).rejects.toMatchObject({
+      data: { code: 'RATE_LIMITED' },
+    });
+
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        emitAck(sockets[i % 3], 'chat:message', { roomId: room.id, text: `m${i}` }),
+      ),
+    );
+    expect(answers.filter((answer) => answer.ok)).toHaveLength(30);
+    expect(
+      answers
+        .filter((answer) => !answer.ok)
+        .every((answer) => !answer.ok && answer.error.code === 'RATE_LIMITED'),
+    ).toBe(true);
+  });
+});
