@@ -89,12 +89,37 @@ export class ChatGateway
     @MessageBody(JoinPayloadPipe) payload: JoinRoomDto | string,
   ): Promise<JoinResult> {
     const { roomId, since } = payload as JoinRoomDto;
-    return this.chat.join(
-      connectionOf(socket),
-      roomId,
-      since,
-      (id) => void socket.join(roomNames.chat(id)),
-    );
+    if (since === undefined) {
+      return this.chat.join(
+        connectionOf(socket),
+        roomId,
+        since,
+        (id) => void socket.join(roomNames.chat(id)),
+      );
+    }
+    return this.rejoin(socket, roomId, since);
+  }
+
+  /** A join with `since`: live messages wait behind the ack, so that none comes twice. */
+  private async rejoin(socket: AppSocket, roomId: string, since: number): Promise<JoinResult> {
+    let channel: string | undefined;
+    let lastSeq = since;
+    try {
+      const result = await this.chat.join(connectionOf(socket), roomId, since, (id) => {
+        channel = roomNames.chat(id);
+        this.socketDelivery.fence(socket, channel);
+        void socket.join(channel);
+      });
+      lastSeq = result.missed.at(-1)?.seq ?? since;
+      return result;
+    } finally {
+      // After the ack has gone out (it is sent once this handler's promise settles).
+      if (channel)
+        setImmediate(
+          (fenced: string) => this.socketDelivery.release(socket, fenced, lastSeq),
+          channel,
+        );
+    }
   }
 
   @SubscribeMessage(ClientEvent.Leave)

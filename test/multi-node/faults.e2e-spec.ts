@@ -1,0 +1,288 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { MessageJson } from '@app/contract/models';
+import type { RoomUserEvent } from '@app/contract/socket-events';
+import { createRoom, registerUser } from '../support/api';
+import { Cluster, ClusterNode, clusterServicesAvailable, OwnRedis } from '../support/cluster';
+import { RoomMember } from '../support/member';
+import { RawClient } from '../support/raw-ws';
+import {
+  collect,
+  connectSocket,
+  emitAck,
+  emitOk,
+  eventually,
+  nextEvent,
+  sleep,
+} from '../support/sockets';
+import { openSse } from '../support/sse';
+
+const describeCluster = clusterServicesAvailable() ? describe : describe.skip;
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+const seqs = (messages: MessageJson[]) => messages.map((message) => message.seq);
+
+async function readiness(
+  url: string,
+): Promise<{ status: number; body: { checks?: Record<string, { status: string }> } }> {
+  const response = await fetch(`${url}/health/ready`);
+  return {
+    status: response.status,
+    body: (await response.json()) as { checks?: Record<string, { status: string }> },
+  };
+}
+
+describeCluster('faults of a three-node cluster', () => {
+  it('drops the users of a SIGKILLed node from presence, with chat:userLeft, within the TTL', async () => {
+    const cluster = await Cluster.start(3);
+    try {
+      const [url0, , url2] = cluster.nodes.map((node) => node.url);
+      const [ada, bob] = await Promise.all([registerUser(url0), registerUser(url0)]);
+      const room = await createRoom(url0, ada);
+      const watcher = await connectSocket(url0, ada.token);
+      await emitOk(watcher, 'chat:join', room.id);
+      const doomed = await connectSocket(url2, bob.token, { reconnection: false });
+      await emitOk(doomed, 'chat:join', room.id);
+      await eventually(
+        async () =>
+          (await emitOk<{ users: unknown[] }>(watcher, 'room:presence', { roomId: room.id })).users
+            .length === 2,
+      );
+
+      const left = nextEvent<RoomUserEvent>(watcher, 'chat:userLeft', () => true, 10_000);
+      const killedAt = Date.now();
+      await cluster.nodes[2].kill('SIGKILL');
+      expect(await left).toEqual({ roomId: room.id, user: { id: bob.id, username: bob.username } });
+      expect(Date.now() - killedAt).toBeLessThan(10_000);
+      expect(
+        (
+          await emitOk<{ users: Array<{ id: string }> }>(watcher, 'room:presence', {
+            roomId: room.id,
+          })
+        ).users,
+      ).toEqual([{ id: ada.id, username: ada.username }]);
+      watcher.close();
+      doomed.close();
+    } finally {
+      await cluster.stop();
+    }
+  }, 60_000);
+
+  it('loses no acknowledged message when a node is SIGKILLed mid-traffic: every member gets each once, in seq order', async () => {
+    const cluster = await Cluster.start(3);
+    const members: RoomMember[] = [];
+    try {
+      const urls = cluster.nodes.map((node) => node.url);
+      const alive = () =>
+        urls.filter(
+          (_, i) =>
+            cluster.nodes[i].process.child.exitCode === null &&
+            cluster.nodes[i].process.child.signalCode === null,
+        );
+      const owner = await registerUser(urls[0]);
+      const room = await createRoom(urls[0], owner);
+      const users = await Promise.all(range(6).map(() => registerUser(urls[0])));
+      for (const [i, user] of users.slice(0, 3).entries()) {
+        const member = new RoomMember(user.token, room.id, alive);
+        await member.join(urls[i]);
+        members.push(member);
+      }
+      const senders = await Promise.all(
+        users.slice(3).map((user, i) => connectSocket(urls[i % 2], user.token)),
+      );
+      const acked: MessageJson[] = [];
+      let sending = true;
+      const sendLoops = senders.map(async (socket, s) => {
+        for (let i = 0; sending; i += 1) {
+          const answer = await emitAck<MessageJson>(socket, 'chat:message', {
+            roomId: room.id,
+            text: `s${s}-${i}`,
+            clientMsgId: `s${s}-${i}`,
+          });
+          if (answer.ok) acked.push(answer.data);
+          await sleep(5);
+        }
+      });
+      await eventually(() => acked.length >= 60, 20_000);
+      await cluster.nodes[2].kill('SIGKILL');
+      await eventually(() => members[2].reconnections >= 1, 20_000);
+      await eventually(() => acked.length >= 180, 30_000);
+      sending = false;
+      await Promise.all(sendLoops);
+      senders.forEach((socket) => socket.close());
+
+      const total = Math.max(...seqs(acked));
+      expect(new Set(seqs(acked)).size).toBe(acked.length);
+      for (const member of members) {
+        await eventually(() => member.lastSeq >= total, 20_000);
+        expect(seqs(member.received)).toEqual(range(total));
+      }
+    } finally {
+      members.forEach((member) => member.close());
+      await cluster.stop();
+    }
+  }, 120_000);
+
+  it('keeps serving local clients while Redis is down, says so in readiness, and resumes cross-node delivery when it returns', async () => {
+    const redis = await OwnRedis.start();
+    const cluster = await Cluster.start(2, { REDIS_URL: redis.url });
+    try {
+      const [url0, url1] = cluster.nodes.map((node) => node.url);
+      const [ada, bob, carol] = await Promise.all([
+        registerUser(url0),
+        registerUser(url0),
+        registerUser(url0),
+      ]);
+      const room = await createRoom(url0, ada);
+      const sender = await connectSocket(url0, ada.token);
+      const localMember = await connectSocket(url0, carol.token);
+      await emitOk(localMember, 'chat:join', room.id);
+      const localReceived = collect<MessageJson>(localMember, 'chat:message');
+      const remote = new RoomMember(bob.token, room.id, () => [url1]);
+      await remote.join(url1);
+
+      await emitOk(sender, 'chat:message', { roomId: room.id, text: 'before' });
+      await eventually(() => remote.lastSeq === 1);
+
+      await redis.halt();
+      await eventually(async () => (await readiness(url0)).status === 503, 10_000);
+      expect((await readiness(url0)).body.checks?.redis?.status).toBe('down');
+      expect((await readiness(url0)).body.checks?.database?.status).toBe('up');
+      for (let i = 0; i < 5; i += 1) {
+        const stored = await emitOk<MessageJson>(sender, 'chat:message', {
+          roomId: room.id,
+          text: `during ${i}`,
+        });
+        expect(stored.seq).toBe(i + 2);
+      }
+      await eventually(() => localReceived.length === 6);
+      expect(seqs(localReceived)).toEqual(range(6));
+
+      await redis.resume();
+      await eventually(
+        async () =>
+          (await readiness(url0)).status === 200 && (await readiness(url1)).status === 200,
+        20_000,
+      );
+      await sleep(500);
+      await emitOk(sender, 'chat:message', { roomId: room.id, text: 'after' });
+      await eventually(() => remote.lastSeq === 7, 10_000);
+      expect(seqs(remote.received)).toEqual(range(7));
+      sender.close();
+      localMember.close();
+      remote.close();
+    } finally {
+      await cluster.stop();
+      await redis.halt();
+    }
+  }, 90_000);
+
+  it('drains on SIGTERM: tells every client, finishes acknowledged writes, exits 0', async () => {
+    const cluster = await Cluster.start(2);
+    try {
+      const [url0, url1] = cluster.nodes.map((node) => node.url);
+      const [ada, bob] = await Promise.all([registerUser(url0), registerUser(url0)]);
+      const room = await createRoom(url0, ada);
+      const socket = await connectSocket(url1, ada.token);
+      const ws = await RawClient.connect(url1, bob.token);
+      const sse = await openSse(`${url1}/api/rooms/${room.id}/events?token=${bob.token}`);
+      const socketGone = new Promise<string>((resolve) => socket.once('disconnect', resolve));
+
+      const acks = Array.from({ length: 20 }, (_, i) =>
+        emitAck<MessageJson>(socket, 'chat:message', { roomId: room.id, text: `m${i}` }).catch(
+          () => undefined,
+        ),
+      );
+      const started = Date.now();
+      const exit = await cluster.nodes[1].kill('SIGTERM');
+      expect(exit.code).toBe(0);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(await socketGone).toBe('transport close');
+      expect(await ws.closed).toEqual({ code: 1001, reason: 'Server shutting down' });
+      await sse.closed;
+
+      const answered = (await Promise.all(acks)).filter((answer) => answer?.ok);
+      const history = await fetch(`${url0}/api/rooms/${room.id}/messages?since=0&limit=200`, {
+        headers: { Authorization: `Bearer ${ada.token}` },
+      });
+      const stored = ((await history.json()) as { items: MessageJson[] }).items;
+      for (const answer of answered)
+        expect(stored).toContainEqual(answer?.ok ? answer.data : undefined);
+      expect(seqs(stored)).toEqual(range(stored.length));
+      socket.close();
+    } finally {
+      await cluster.stop();
+    }
+  }, 60_000);
+});
+
+describeCluster('PostgreSQL unreachable', () => {
+  /** A TCP proxy in front of PostgreSQL that the test can cut and restore. */
+  class CuttableProxy {
+    private server?: Server;
+    private readonly sockets = new Set<Socket>();
+    constructor(
+      readonly port: number,
+      private readonly target: { host: string; port: number },
+    ) {}
+    async open(): Promise<void> {
+      this.server = createServer((client) => {
+        const upstream = connect(this.target.port, this.target.host);
+        for (const socket of [client, upstream]) {
+          this.sockets.add(socket);
+          socket.on('error', () => undefined);
+          socket.on('close', () => this.sockets.delete(socket));
+        }
+        client.pipe(upstream).pipe(client);
+      });
+      await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
+    }
+    async cut(): Promise<void> {
+      for (const socket of this.sockets) socket.destroy();
+      await new Promise((resolve) => this.server?.close(resolve));
+    }
+  }
+
+  it('answers UNAVAILABLE, acknowledges and delivers nothing unstored, and recovers by itself', async () => {
+    const databaseUrl = new URL(process.env.DATABASE_URL!);
+    const { freePort } = await import('../support/service-process');
+    const proxy = new CuttableProxy(await freePort(), {
+      host: databaseUrl.hostname,
+      port: Number(databaseUrl.port || 5432),
+    });
+    await proxy.open();
+    const proxied = new URL(databaseUrl);
+    proxied.hostname = '127.0.0.1';
+    proxied.port = String(proxy.port);
+    const cluster = await Cluster.start(1, { DATABASE_URL: proxied.toString() });
+    const node: ClusterNode = cluster.nodes[0];
+    try {
+      const ada = await registerUser(node.url);
+      const room = await createRoom(node.url, ada);
+      const socket = await connectSocket(node.url, ada.token);
+      await emitOk(socket, 'chat:join', room.id);
+      const received = collect<MessageJson>(socket, 'chat:message');
+      await emitOk(socket, 'chat:message', { roomId: room.id, text: 'stored' });
+
+      await proxy.cut();
+      const refused = await emitAck(socket, 'chat:message', { roomId: room.id, text: 'lost?' });
+      expect(refused).toEqual({
+        ok: false,
+        error: { code: 'UNAVAILABLE', message: expect.any(String), details: [] },
+      });
+      expect((await readiness(node.url)).status).toBe(503);
+
+      await proxy.open();
+      await eventually(async () => (await readiness(node.url)).status === 200, 20_000);
+      const next = await emitOk<MessageJson>(socket, 'chat:message', {
+        roomId: room.id,
+        text: 'after recovery',
+      });
+      expect(next.seq).toBe(2);
+      await eventually(() => received.length === 2);
+      expect(received.map((message) => message.text)).toEqual(['stored', 'after recovery']);
+      socket.close();
+    } finally {
+      await cluster.stop();
+      await proxy.cut();
+    }
+  }, 90_000);
+});
