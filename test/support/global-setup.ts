@@ -1,13 +1,28 @@
 import { Client } from 'pg';
+import { createClient } from 'redis';
 
 /**
  * Under CI the PostgreSQL suites must run: a missing or unreachable
  * DATABASE_URL fails the whole run instead of silently skipping them.
  */
+async function assertRedisReachable(url: string): Promise<void> {
+  const client = createClient({ url, socket: { connectTimeout: 5_000, reconnectStrategy: false } });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (error) {
+    throw new Error(`Redis at REDIS_URL is unreachable: ${(error as Error).message}`);
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
 export default async function globalSetup(): Promise<void> {
   if (process.env.CI === 'true' && !process.env.REDIS_URL) {
     throw new Error('CI=true requires REDIS_URL: the Redis and multi-node suites must run');
   }
+  if (process.env.REDIS_URL) await assertRedisReachable(process.env.REDIS_URL);
   const url = process.env.DATABASE_URL;
   if (!url) {
     if (process.env.CI === 'true') throw new Error('CI=true requires DATABASE_URL (PostgreSQL)');
