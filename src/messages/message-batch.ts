@@ -1,0 +1,120 @@
+import type { EntityManager } from 'typeorm';
+import { AppException } from '@app/common/errors/app.exception';
+import { uuidv7 } from '@app/common/ids/uuid-v7';
+import { Message } from './message.entity';
+
+export interface AppendMessage {
+  roomId: string;
+  userId: string;
+  username: string;
+  text: string;
+  clientMsgId?: string;
+}
+
+export type BatchOutcome = { message: Message; created: boolean } | { error: AppException };
+
+const idempotencyKey = (roomId: string, userId: string, clientMsgId: string) =>
+  `${roomId}\u0000${userId}\u0000${clientMsgId}`;
+
+/**
+ * Writes a batch of messages in the caller's transaction: locks the rooms'
+ * rows (in id order, so that concurrent batches on other nodes cannot
+ * deadlock), skips retries whose clientMsgId is already stored (or earlier in
+ * the batch), gives the rest the next seqs and inserts them in one statement.
+ */
+export async function writeBatch(
+  manager: EntityManager,
+  items: AppendMessage[],
+): Promise<BatchOutcome[]> {
+  const lastSeqs = await lockRooms(manager, [...new Set(items.map((item) => item.roomId))]);
+  const earlier = await findEarlier(manager, items);
+  const outcomes: BatchOutcome[] = [];
+  const fresh: Message[] = [];
+  const now = new Date();
+  for (const item of items) {
+    const lastSeq = lastSeqs.get(item.roomId);
+    if (lastSeq === undefined) {
+      outcomes.push({ error: AppException.notFound('Room not found') });
+      continue;
+    }
+    const key = item.clientMsgId
+      ? idempotencyKey(item.roomId, item.userId, item.clientMsgId)
+      : undefined;
+    const original = key ? earlier.get(key) : undefined;
+    if (original) {
+      outcomes.push({ message: original, created: false });
+      continue;
+    }
+    const message = manager.create(Message, {
+      id: uuidv7(),
+      roomId: item.roomId,
+      seq: lastSeq + 1,
+      userId: item.userId,
+      username: item.username,
+      text: item.text,
+      clientMsgId: item.clientMsgId ?? null,
+      createdAt: now,
+    });
+    lastSeqs.set(item.roomId, message.seq);
+    if (key) earlier.set(key, message);
+    fresh.push(message);
+    outcomes.push({ message, created: true });
+  }
+  if (fresh.length > 0) {
+    await advanceRooms(manager, lastSeqs);
+    await manager.insert(Message, fresh);
+  }
+  return outcomes;
+}
+
+/** The rooms' current last seqs, their rows locked until commit. */
+async function lockRooms(manager: EntityManager, roomIds: string[]): Promise<Map<string, number>> {
+  const sorted = [...roomIds].sort();
+  const postgres = manager.connection.options.type === 'postgres';
+  const rows = (await manager.query(
+    postgres
+      ? 'SELECT id, last_seq FROM rooms WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE'
+      : `SELECT id, last_seq FROM rooms WHERE id IN (${sorted.map(() => '?').join(', ')})`,
+    postgres ? [sorted] : sorted,
+  )) as Array<{ id: string; last_seq: number | string }>;
+  return new Map(rows.map((row) => [row.id, Number(row.last_seq)]));
+}
+
+async function findEarlier(
+  manager: EntityManager,
+  items: AppendMessage[],
+): Promise<Map<string, Message>> {
+  const keyed = items.filter((item) => item.clientMsgId !== undefined);
+  if (keyed.length === 0) return new Map();
+  const query = manager.createQueryBuilder(Message, 'message');
+  keyed.forEach((item, i) =>
+    query.orWhere(
+      `(message.roomId = :room${i} AND message.userId = :user${i} AND message.clientMsgId = :client${i})`,
+      {
+        [`room${i}`]: item.roomId,
+        [`user${i}`]: item.userId,
+        [`client${i}`]: item.clientMsgId,
+      },
+    ),
+  );
+  const found = await query.getMany();
+  return new Map(
+    found.map((message) => [
+      idempotencyKey(message.roomId, message.userId, message.clientMsgId!),
+      message,
+    ]),
+  );
+}
+
+async function advanceRooms(manager: EntityManager, lastSeqs: Map<string, number>): Promise<void> {
+  for (const [roomId, lastSeq] of [...lastSeqs].sort(([a], [b]) => a.localeCompare(b))) {
+    await manager.query(
+      manager.connection.options.type === 'postgres'
+        ? 'UPDATE rooms SET last_seq = $1 WHERE id = $2 AND last_seq < $1'
+        : 'UPDATE rooms SET last_seq = ? WHERE id = ? AND last_seq < ?',
+      manager.connection.options.type === 'postgres'
+        ? [lastSeq, roomId]
+        : [lastSeq, roomId, lastSeq],
+    );
+  }
+}

@@ -1,0 +1,105 @@
+import { createApp } from '@app/app.factory';
+import { MessageStore } from '@app/messages/message-store.service';
+import { createRoom, postMessage, registerUser } from '../support/api';
+import { databaseKinds } from '../support/databases';
+import { BASE_TEST_ENV, startTestApp, type TestApp } from '../support/test-app';
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp(kind);
+  });
+  afterAll(() => t.close());
+
+  it('commits concurrent appends to several rooms together, each room gapless from 1', async () => {
+    const user = await registerUser(t.url);
+    const rooms = await Promise.all([1, 2, 3].map(() => createRoom(t.url, user)));
+    const store = t.app.get(MessageStore);
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        store.append({
+          roomId: rooms[i % 3].id,
+          userId: user.id,
+          username: user.username,
+          text: `m${i}`,
+        }),
+      ),
+    );
+    for (const room of rooms) {
+      const seqs = results.filter((r) => r.message.roomId === room.id).map((r) => r.message.seq);
+      expect(seqs).toEqual(range(100));
+    }
+  });
+
+  it('fails only the bad message of a batch', async () => {
+    const user = await registerUser(t.url);
+    const room = await createRoom(t.url, user);
+    const store = t.app.get(MessageStore);
+    const base = { userId: user.id, username: user.username, text: 'x' };
+    const [good, bad, alsoGood] = await Promise.allSettled([
+      store.append({ ...base, roomId: room.id }),
+      store.append({ ...base, roomId: '01a21548-0000-7000-8000-000000000000' }),
+      store.append({ ...base, roomId: room.id }),
+    ]);
+    expect(good).toMatchObject({
+      status: 'fulfilled',
+      value: { created: true, message: { seq: 1 } },
+    });
+    expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'NOT_FOUND' } });
+    expect(alsoGood).toMatchObject({
+      status: 'fulfilled',
+      value: { created: true, message: { seq: 2 } },
+    });
+  });
+
+  it('stores a clientMsgId repeated within one batch once', async () => {
+    const user = await registerUser(t.url);
+    const room = await createRoom(t.url, user);
+    const store = t.app.get(MessageStore);
+    const input = {
+      roomId: room.id,
+      userId: user.id,
+      username: user.username,
+      text: 'once',
+      clientMsgId: 'k',
+    };
+    const results = await Promise.all([
+      store.append(input),
+      store.append(input),
+      store.append({ ...input, clientMsgId: 'other' }),
+    ]);
+    expect(results.map((r) => [r.message.seq, r.created])).toEqual([
+      [1, true],
+      [1, false],
+      [2, true],
+    ]);
+  });
+});
+
+describe('message store: two app instances, each with its own pool, writing one room (postgres)', () => {
+  const run = process.env.DATABASE_URL ? it : it.skip;
+
+  run('keeps seqs gapless and unique when two app instances post concurrently', async () => {
+    const first = await startTestApp('postgres');
+    const second = await createApp({ ...BASE_TEST_ENV, ...first.database.env });
+    await second.listen(0, '127.0.0.1');
+    const secondUrl = (await second.getUrl()).replace('[::1]', '127.0.0.1');
+    try {
+      const user = await registerUser(first.url);
+      const room = await createRoom(first.url, user);
+      const posted = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          postMessage(i % 2 ? first.url : secondUrl, user, room.id, `n${i}`, `c${i % 90}`),
+        ),
+      );
+      const unique = new Map(posted.map((message) => [message.id, message.seq]));
+      expect([...unique.values()].sort((a, b) => a - b)).toEqual(range(90));
+    } finally {
+      await second.close();
+      await first.close();
+    }
+  });
+});
