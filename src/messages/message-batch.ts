@@ -71,12 +71,12 @@ export async function writeBatch(
 async function lockRooms(manager: EntityManager, roomIds: string[]): Promise<Map<string, number>> {
   const sorted = [...roomIds].sort();
   const postgres = manager.connection.options.type === 'postgres';
-  const rows = (await manager.query(
+  const rows = await manager.query<Array<{ id: string; last_seq: number | string }>>(
     postgres
       ? 'SELECT id, last_seq FROM rooms WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE'
       : `SELECT id, last_seq FROM rooms WHERE id IN (${sorted.map(() => '?').join(', ')})`,
     postgres ? [sorted] : sorted,
-  )) as Array<{ id: string; last_seq: number | string }>;
+  );
   return new Map(rows.map((row) => [row.id, Number(row.last_seq)]));
 }
 
