@@ -37,9 +37,9 @@ export class MessagesService {
 
   /** Stores the message, then delivers it to the room and notifies mentioned members. */
   async send(sender: AuthUser, roomId: string, body: MessageBodyDto): Promise<MessageView> {
-    const room = await this.rooms.findAccessible(sender.id, roomId);
+    const id = await this.rooms.assertAccessible(sender.id, roomId);
     const { message, created } = await this.store.append({
-      roomId: room.id,
+      roomId: id,
       userId: sender.id,
       username: sender.username,
       text: body.text,

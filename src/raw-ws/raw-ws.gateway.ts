@@ -222,9 +222,9 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     { room, payload }: BroadcastFrameDto,
   ): Promise<void> {
     await this.rateLimits.consume('message', connection.user.id);
-    const target = await this.rooms.findAccessible(connection.user.id, room);
+    const roomId = await this.rooms.assertAccessible(connection.user.id, room);
     const from = { id: connection.user.id, username: connection.user.username };
-    this.delivery.broadcast(target.id, payload, from, connection.id);
+    this.delivery.broadcast(roomId, payload, from, connection.id);
   }
 
   /** Serializes each delivery once, then hands the same text to every local subscriber. */

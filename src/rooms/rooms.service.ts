@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Brackets, In, Repository } from 'typeorm';
 import { AppException } from '@app/common/errors/app.exception';
+import { ExpiringCache } from '@app/common/expiring-cache';
 import { uuidv7, UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import type { UserSummaryJson } from '@app/contract/models';
 import { isUniqueViolation } from '@app/database/database-errors';
@@ -10,6 +11,9 @@ import { User } from '@app/users/user.entity';
 import type { CreateRoomDto } from './dto/create-room.dto';
 import { RoomMember } from './room-member.entity';
 import { Room } from './room.entity';
+
+/** How long a live connection may act on a membership removed on another node. */
+const MEMBERSHIP_CACHE_MS = 5_000;
 
 export interface RoomPageResult {
   items: Room[];
@@ -27,6 +31,10 @@ export class RoomsService {
     @InjectRepository(RoomMember) private readonly members: Repository<RoomMember>,
     private readonly transactions: TransactionRunner,
   ) {}
+
+  /** Whether a room is private never changes, so it may be kept for long. */
+  private readonly privacyCache = new ExpiringCache<{ isPrivate: boolean }>(10 * 60_000, 50_000);
+  private readonly membershipCache = new ExpiringCache<boolean>(MEMBERSHIP_CACHE_MS, 100_000);
 
   async create(ownerId: string, dto: CreateRoomDto): Promise<Room> {
     const now = new Date();
@@ -67,7 +75,22 @@ export class RoomsService {
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
   }
 
-  /** The room if the user may see it (public, or a member); NOT_FOUND otherwise. */
+  /**
+   * Whether the user may use the room (public, or a member), answered from a
+   * short-lived cache: it runs for every live event. NOT_FOUND otherwise.
+   * A membership change on this node takes effect at once, on others within
+   * the cache's lifetime.
+   */
+  async assertAccessible(userId: string, roomId: string): Promise<string> {
+    const id = UUID_PATTERN.test(roomId) ? roomId.toLowerCase() : undefined;
+    const privacy = id === undefined ? undefined : await this.privacyOf(id);
+    if (privacy === undefined || (privacy.isPrivate && !(await this.isMemberCached(id!, userId)))) {
+      throw AppException.notFound('Room not found');
+    }
+    return id!;
+  }
+
+  /** The room, read fresh, if the user may see it (public, or a member); NOT_FOUND otherwise. */
   async findAccessible(userId: string, roomId: string): Promise<Room> {
     const room = UUID_PATTERN.test(roomId)
       ? await this.rooms.findOneBy({ id: roomId.toLowerCase() })
@@ -80,6 +103,28 @@ export class RoomsService {
 
   isMember(roomId: string, userId: string): Promise<boolean> {
     return this.members.existsBy({ roomId, userId });
+  }
+
+  private async privacyOf(roomId: string): Promise<{ isPrivate: boolean } | undefined> {
+    const cached = this.privacyCache.get(roomId);
+    if (cached) return cached;
+    const room = await this.rooms.findOne({
+      where: { id: roomId },
+      select: { id: true, isPrivate: true },
+    });
+    if (!room) return undefined;
+    const privacy = { isPrivate: room.isPrivate };
+    this.privacyCache.set(roomId, privacy);
+    return privacy;
+  }
+
+  private async isMemberCached(roomId: string, userId: string): Promise<boolean> {
+    const key = `${roomId}:${userId}`;
+    const cached = this.membershipCache.get(key);
+    if (cached !== undefined) return cached;
+    const member = await this.isMember(roomId, userId);
+    this.membershipCache.set(key, member);
+    return member;
   }
 
   /** Which of the given users are members of the room. */
@@ -106,6 +151,7 @@ export class RoomsService {
     const existing = await this.members.findOneBy({ roomId, userId });
     if (existing) return { added: false, joinedAt: existing.joinedAt };
     const joinedAt = new Date();
+    this.membershipCache.delete(`${roomId}:${userId}`);
     try {
       await this.members.insert({ roomId, userId, joinedAt });
     } catch (error) {
@@ -116,6 +162,7 @@ export class RoomsService {
   }
 
   async removeMember(roomId: string, userId: string): Promise<boolean> {
+    this.membershipCache.delete(`${roomId}:${userId}`);
     const result = await this.members.delete({ roomId, userId });
     return (result.affected ?? 0) > 0;
   }

@@ -13,34 +13,34 @@ function contextFor(tokenExpiresAt: number, payload: unknown): ExecutionContext 
 }
 
 describe('WsRoomAccessGuard', () => {
-  const findAccessible = jest.fn();
-  const guard = new WsRoomAccessGuard({ findAccessible } as unknown as RoomsService);
+  const assertAccessible = jest.fn();
+  const guard = new WsRoomAccessGuard({ assertAccessible } as unknown as RoomsService);
 
-  beforeEach(() => findAccessible.mockReset().mockResolvedValue({}));
+  beforeEach(() => assertAccessible.mockReset().mockResolvedValue({}));
 
   it('refuses a token that expired since the handshake, before any lookup', async () => {
     await expect(
       guard.canActivate(contextFor(Date.now() - 1, { roomId: ROOM_ID })),
     ).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
-    expect(findAccessible).not.toHaveBeenCalled();
+    expect(assertAccessible).not.toHaveBeenCalled();
   });
 
   it('checks access to the named room, from an object or a bare id', async () => {
     await guard.canActivate(contextFor(Date.now() + 60_000, { roomId: ROOM_ID }));
     await guard.canActivate(contextFor(Date.now() + 60_000, ROOM_ID));
-    expect(findAccessible).toHaveBeenNthCalledWith(1, 'u1', ROOM_ID);
-    expect(findAccessible).toHaveBeenNthCalledWith(2, 'u1', ROOM_ID);
+    expect(assertAccessible).toHaveBeenNthCalledWith(1, 'u1', ROOM_ID);
+    expect(assertAccessible).toHaveBeenNthCalledWith(2, 'u1', ROOM_ID);
   });
 
   it('passes payloads without a usable room id on to validation', async () => {
     for (const payload of [undefined, {}, { roomId: 5 }, { roomId: 'lobby' }]) {
       await expect(guard.canActivate(contextFor(Date.now() + 60_000, payload))).resolves.toBe(true);
     }
-    expect(findAccessible).not.toHaveBeenCalled();
+    expect(assertAccessible).not.toHaveBeenCalled();
   });
 
   it('lets the room lookup refuse', async () => {
-    findAccessible.mockRejectedValue(AppException.notFound('Room not found'));
+    assertAccessible.mockRejectedValue(AppException.notFound('Room not found'));
     await expect(
       guard.canActivate(contextFor(Date.now() + 60_000, { roomId: ROOM_ID })),
     ).rejects.toMatchObject({ code: 'NOT_FOUND' });

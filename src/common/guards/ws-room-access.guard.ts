@@ -23,7 +23,7 @@ export class WsRoomAccessGuard implements CanActivate {
     const user = context.switchToWs().getClient<AppSocket>().data.user;
     if (Date.now() >= user.tokenExpiresAt) throw AppException.unauthorized('Token expired');
     const roomId = roomIdOf(context.switchToWs().getData());
-    if (roomId !== undefined) await this.rooms.findAccessible(user.id, roomId);
+    if (roomId !== undefined) await this.rooms.assertAccessible(user.id, roomId);
     return true;
   }
 }

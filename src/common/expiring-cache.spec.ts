@@ -1,0 +1,26 @@
+import { ExpiringCache } from './expiring-cache';
+
+describe('ExpiringCache', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('forgets entries after their lifetime', () => {
+    jest.useFakeTimers({ now: 1_000 });
+    const cache = new ExpiringCache<boolean>(100, 10);
+    cache.set('a', false);
+    expect(cache.get('a')).toBe(false);
+    jest.setSystemTime(1_099);
+    expect(cache.get('a')).toBe(false);
+    jest.setSystemTime(1_100);
+    expect(cache.get('a')).toBeUndefined();
+  });
+
+  it('drops the oldest entry when full, and forgets on delete', () => {
+    const cache = new ExpiringCache<number>(60_000, 2);
+    cache.set('a', 1);
+    cache.set('b', 2);
+    cache.set('c', 3);
+    expect([cache.get('a'), cache.get('b'), cache.get('c')]).toEqual([undefined, 2, 3]);
+    cache.delete('b');
+    expect(cache.get('b')).toBeUndefined();
+  });
+});
