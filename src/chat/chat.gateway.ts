@@ -1,4 +1,10 @@
-import { UseFilters, UseGuards, UseInterceptors, UsePipes } from '@nestjs/common';
+import {
+  type OnModuleDestroy,
+  UseFilters,
+  UseGuards,
+  UseInterceptors,
+  UsePipes,
+} from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -8,12 +14,14 @@ import {
   SubscribeMessage,
   WebSocketGateway,
 } from '@nestjs/websockets';
+import { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
 import { WsExceptionFilter } from '@app/common/filters/ws-exception.filter';
 import { WsRoomAccessGuard } from '@app/common/guards/ws-room-access.guard';
 import { WsAckInterceptor } from '@app/common/interceptors/ws-ack.interceptor';
 import { WsThrottleInterceptor } from '@app/common/interceptors/ws-throttle.interceptor';
 import { createValidationPipe } from '@app/common/pipes/validation.pipe';
+import type { AllConfig } from '@app/config/app-config';
 import { ClientEvent, ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
@@ -21,6 +29,7 @@ import type { JoinResult, PresenceResult } from '@app/contract/socket-events';
 import { MessagesService } from '@app/messages/messages.service';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
+import { dropSlowConsumers, SLOW_CONSUMER_CHECK_MS } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
 import { ChatService, type Connection } from './chat.service';
@@ -47,9 +56,11 @@ export class ChatGateway
   implements
     OnGatewayInit<AppServer>,
     OnGatewayConnection<AppSocket>,
-    OnGatewayDisconnect<AppSocket>
+    OnGatewayDisconnect<AppSocket>,
+    OnModuleDestroy
 {
   private readonly expiryTimers = new WeakMap<AppSocket, NodeJS.Timeout>();
+  private slowConsumerCheck?: NodeJS.Timeout;
 
   constructor(
     private readonly chat: ChatService,
@@ -57,11 +68,22 @@ export class ChatGateway
     private readonly socketDelivery: SocketIoDelivery,
     private readonly metrics: MetricsService,
     private readonly shutdown: GracefulShutdown,
+    private readonly config: ConfigService<AllConfig, true>,
   ) {}
 
   afterInit(server: AppServer): void {
     this.socketDelivery.attach(server);
     this.shutdown.register('tell-clients', () => this.dropLocalSockets(server));
+    const limit = this.config.get('realtime.slowConsumerLimitBytes', { infer: true });
+    this.slowConsumerCheck = setInterval(() => {
+      const dropped = dropSlowConsumers(server, limit);
+      if (dropped > 0) this.metrics.slowConsumersDropped.inc({ transport: 'socket.io' }, dropped);
+    }, SLOW_CONSUMER_CHECK_MS);
+    this.slowConsumerCheck.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.slowConsumerCheck);
   }
 
   /** Closes the transport without a disconnect packet, so that clients reconnect (elsewhere) at once. */

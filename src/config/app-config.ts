@@ -65,6 +65,8 @@ export interface RealtimeConfig {
   maxPayloadBytes: number;
   maxSocketsPerUser: number;
   maxRoomsPerConnection: number;
+  /** A connection with more outgoing data waiting than this is dropped. */
+  slowConsumerLimitBytes: number;
   sseHeartbeatMs: number;
   maxSseStreamsPerUser: number;
   rates: Record<RateLimitedAction, Rate>;
@@ -132,6 +134,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,
       maxSocketsPerUser: env.MAX_SOCKETS_PER_USER,
       maxRoomsPerConnection: env.MAX_ROOMS_PER_CONNECTION,
+      slowConsumerLimitBytes: env.SLOW_CONSUMER_LIMIT_BYTES,
       sseHeartbeatMs: env.SSE_HEARTBEAT_MS,
       maxSseStreamsPerUser: env.MAX_SSE_STREAMS_PER_USER,
       rates: {

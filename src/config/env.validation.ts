@@ -171,6 +171,11 @@ export class EnvironmentVariables {
   @Min(1)
   MAX_ROOMS_PER_CONNECTION = 100;
 
+  @Transform(toInt)
+  @IsInt()
+  @Min(64 * 1024)
+  SLOW_CONSUMER_LIMIT_BYTES = 1024 * 1024;
+
   @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_CHAT_MESSAGE') })
   RATE_LIMIT_CHAT_MESSAGE = '20/10s';
 

@@ -50,6 +50,13 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly slowConsumersDropped = new Counter({
+    name: 'realtime_slow_consumers_dropped_total',
+    help: 'Connections dropped because their outgoing backlog passed the limit',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+
   readonly ackDuration = new Histogram({
     name: 'realtime_ack_duration_seconds',
     help: 'Time from receiving a live event to acknowledging it',

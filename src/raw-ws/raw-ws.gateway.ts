@@ -159,7 +159,12 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private accept(ws: WebSocket, user: AuthUser, connectionId: string): void {
-    const connection = new WsConnection(connectionId, ws, user);
+    const connection = new WsConnection(
+      connectionId,
+      ws,
+      user,
+      this.config.get('realtime.slowConsumerLimitBytes', { infer: true }),
+    );
     this.connections.add(connection);
     this.metrics.connections.inc({ transport: 'ws' });
     this.subscribe(connection, roomNames.user(user.id));
@@ -240,7 +245,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
         connection.user.id === delivery.except?.userId
       )
         continue;
-      connection.sendText(text);
+      if (!connection.sendText(text)) this.metrics.slowConsumersDropped.inc({ transport: 'ws' });
     }
   }
 

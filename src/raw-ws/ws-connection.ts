@@ -29,6 +29,7 @@ export class WsConnection implements Connection {
     readonly id: string,
     readonly socket: WebSocket,
     readonly user: AuthUser,
+    private readonly slowConsumerLimitBytes: number,
   ) {}
 
   get open(): boolean {
@@ -39,9 +40,19 @@ export class WsConnection implements Connection {
     this.sendText(JSON.stringify(frame));
   }
 
-  /** For deliveries serialized once for all their recipients. */
-  sendText(text: string): void {
-    if (this.open) this.socket.send(text);
+  /**
+   * For deliveries serialized once for all their recipients. A client that
+   * stopped reading is cut off once its backlog passes the limit.
+   * @returns false when the connection was dropped as too slow
+   */
+  sendText(text: string): boolean {
+    if (!this.open) return true;
+    if (this.socket.bufferedAmount > this.slowConsumerLimitBytes) {
+      this.socket.terminate();
+      return false;
+    }
+    this.socket.send(text);
+    return true;
   }
 
   sendError(error: ErrorBody): void {

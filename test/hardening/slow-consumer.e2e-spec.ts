@@ -1,0 +1,76 @@
+import type { Socket as NetSocket } from 'node:net';
+import { createRoom, registerUser } from '../support/api';
+import { RawClient } from '../support/raw-ws';
+import { connectSocket, emitOk, eventually, sleep, type ClientSocket } from '../support/sockets';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+/** The TCP socket under a client, to stop reading from it as a stuck client would. */
+function tcpOfRaw(client: RawClient): NetSocket {
+  return (client.socket as unknown as { _socket: NetSocket })._socket;
+}
+
+function tcpOfSocketIo(socket: ClientSocket): NetSocket {
+  const engine = socket.io.engine as unknown as { transport: { ws: { _socket: NetSocket } } };
+  return engine.transport.ws._socket;
+}
+
+async function metric(url: string, name: string, transport: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(
+    new RegExp(`^${name}\\{transport="${transport}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0,
+  );
+}
+
+describe('slow consumers (in-process service)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp('sqlite', {
+      RATE_LIMIT_CHAT_MESSAGE: '1000000/1s',
+      SLOW_CONSUMER_LIMIT_BYTES: String(1024 * 1024),
+    });
+  });
+  afterAll(() => t.close());
+
+  it('drops a client that stops reading once its backlog passes 1 MiB, on /ws and Socket.IO, and keeps serving the others', async () => {
+    const [sender, fast, slowWs, slowIo] = await Promise.all(
+      [1, 2, 3, 4].map(() => registerUser(t.url)),
+    );
+    const room = await createRoom(t.url, sender);
+    const senderClient = await RawClient.connect(t.url, sender.token);
+    const fastClient = await RawClient.connect(t.url, fast.token);
+    const stuckWs = await RawClient.connect(t.url, slowWs.token);
+    const stuckIo = await connectSocket(t.url, slowIo.token);
+    for (const client of [senderClient, fastClient, stuckWs])
+      await client.request({ type: 'join', room: room.id }, 'joined');
+    await emitOk(stuckIo, 'chat:join', room.id);
+
+    tcpOfRaw(stuckWs).pause();
+    tcpOfSocketIo(stuckIo).pause();
+    const heapBefore = process.memoryUsage().heapUsed;
+    let fastReceived = 0;
+    fastClient.socket.on('message', () => (fastReceived += 1));
+
+    const payload = 'p'.repeat(32 * 1024);
+    let sent = 0;
+    const dropped = async () =>
+      (await metric(t.url, 'realtime_slow_consumers_dropped_total', 'ws')) >= 1 &&
+      (await metric(t.url, 'realtime_slow_consumers_dropped_total', 'socket.io')) >= 1;
+    while (sent < 3000 && !(await dropped())) {
+      for (let i = 0; i < 50; i += 1)
+        senderClient.send({ type: 'broadcast', room: room.id, payload });
+      sent += 50;
+      await sleep(5);
+    }
+    expect(await dropped()).toBe(true);
+    for (let i = 0; i < 20; i += 1)
+      senderClient.send({ type: 'broadcast', room: room.id, payload });
+    sent += 20;
+    await eventually(() => fastReceived === sent, 20_000);
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(150 * 1024 * 1024);
+    await eventually(async () => (await metric(t.url, 'realtime_connections', 'ws')) === 2, 10_000);
+
+    for (const client of [senderClient, fastClient, stuckWs]) client.socket.terminate();
+    stuckIo.close();
+  }, 60_000);
+});
