@@ -67,6 +67,8 @@ export interface RealtimeConfig {
   maxRoomsPerConnection: number;
   /** A connection with more outgoing data waiting than this is dropped. */
   slowConsumerLimitBytes: number;
+  /** Packets a connection may send per second (bursts of twice that): beyond, it is cut off. */
+  maxPacketsPerSecond: number;
   sseHeartbeatMs: number;
   maxSseStreamsPerUser: number;
   rates: Record<RateLimitedAction, Rate>;
@@ -135,6 +137,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       maxSocketsPerUser: env.MAX_SOCKETS_PER_USER,
       maxRoomsPerConnection: env.MAX_ROOMS_PER_CONNECTION,
       slowConsumerLimitBytes: env.SLOW_CONSUMER_LIMIT_BYTES,
+      maxPacketsPerSecond: env.MAX_PACKETS_PER_SECOND,
       sseHeartbeatMs: env.SSE_HEARTBEAT_MS,
       maxSseStreamsPerUser: env.MAX_SSE_STREAMS_PER_USER,
       rates: {

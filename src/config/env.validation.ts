@@ -176,6 +176,11 @@ export class EnvironmentVariables {
   @Min(64 * 1024)
   SLOW_CONSUMER_LIMIT_BYTES = 1024 * 1024;
 
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  MAX_PACKETS_PER_SECOND = 100;
+
   @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_CHAT_MESSAGE') })
   RATE_LIMIT_CHAT_MESSAGE = '20/10s';
 

@@ -23,6 +23,7 @@ import { MetricsService } from '@app/metrics/metrics.service';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { isOriginAllowed } from '@app/realtime/origin-policy';
+import { TokenBucket } from '@app/realtime/token-bucket';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import {
@@ -169,7 +170,12 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     this.metrics.connections.inc({ transport: 'ws' });
     this.subscribe(connection, roomNames.user(user.id));
     ws.on('pong', () => (connection.alive = true));
+    const packets = new TokenBucket(
+      this.config.get('realtime.maxPacketsPerSecond', { infer: true }),
+      2 * this.config.get('realtime.maxPacketsPerSecond', { infer: true }),
+    );
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (!packets.take()) return connection.close(WsCloseCode.RateLimited, 'Rate limited');
       void connection.frames.run(() => this.handleFrame(connection, data, isBinary));
     });
     ws.on('close', () => this.handleClose(connection));

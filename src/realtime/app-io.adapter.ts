@@ -7,7 +7,8 @@ import type { AllConfig } from '@app/config/app-config';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { ConnectionTracker } from './connection-tracker';
 import { isOriginAllowed } from './origin-policy';
-import type { AppServer } from './socket-data';
+import type { AppServer, AppSocket } from './socket-data';
+import { limitPacketRate } from './packet-rate';
 import { socketHandshake } from './socket-handshake';
 
 /**
@@ -35,6 +36,9 @@ export class AppIoAdapter extends IoAdapter {
       allowRequest: (request, callback) =>
         callback(null, isOriginAllowed(request, http.corsOrigins)),
     } satisfies Partial<ServerOptions>) as AppServer;
+    server.on('connection', (socket: AppSocket) =>
+      limitPacketRate(socket, realtime.maxPacketsPerSecond),
+    );
     server.use(
       socketHandshake({
         tokens: this.app.get(TokenService, { strict: false }),

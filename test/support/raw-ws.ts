@@ -11,6 +11,7 @@ export class RawClient {
   readonly closed: Promise<{ code: number; reason: string }>;
 
   private constructor(readonly socket: WebSocket) {
+    socket.on('error', () => undefined); // a close follows, which the tests look at
     socket.on('message', (data: Buffer) =>
       this.frames.push(JSON.parse(data.toString('utf8')) as Frame),
     );

@@ -15,6 +15,7 @@ export const BASE_TEST_ENV: RawEnvironment = {
   BCRYPT_ROUNDS: '4',
   THROTTLE_AUTH_LIMIT: '100000',
   THROTTLE_DEFAULT_LIMIT: '100000',
+  MAX_PACKETS_PER_SECOND: '100000',
 };
 
 export interface TestApp {

@@ -1,6 +1,7 @@
-import { ValidationPipe, type ValidationError } from '@nestjs/common';
+import { type ArgumentMetadata, ValidationPipe, type ValidationError } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
 import type { FieldError } from '@app/common/errors/error-body';
+import { MAX_INPUT_DEPTH, nestingDepth } from './nesting-depth';
 
 function flatten(errors: ValidationError[], prefix = ''): FieldError[] {
   return errors.flatMap((error) => {
@@ -19,12 +20,24 @@ export function validationException(errors: ValidationError[]): AppException {
   return AppException.validation(message, details);
 }
 
+/** Refuses absurdly nested input first: class-transformer walks values recursively. */
+class BoundedValidationPipe extends ValidationPipe {
+  override transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (this.toValidate(metadata) && nestingDepth(value) > MAX_INPUT_DEPTH) {
+      return Promise.reject(
+        AppException.validation(`Input may be nested at most ${MAX_INPUT_DEPTH} levels deep`),
+      );
+    }
+    return super.transform(value, metadata) as Promise<unknown>;
+  }
+}
+
 /**
  * The one validation pipe of every transport: strips nothing silently
- * (unknown fields are refused) and never coerces types.
+ * (unknown fields are refused), never coerces types, and bounds nesting.
  */
 export function createValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
+  return new BoundedValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
     forbidUnknownValues: true,

@@ -1,0 +1,114 @@
+import { fork } from 'node:child_process';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MessageJson } from '@app/contract/models';
+import { createRoom, registerUser } from '../support/api';
+import {
+  freePort,
+  spawnService,
+  waitUntilReady,
+  type ServiceProcess,
+} from '../support/service-process';
+import { connectSocket, emitOk, sleep, type ClientSocket } from '../support/sockets';
+import { CLUSTER_ENV } from '../support/cluster';
+
+function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+interface FloodReport {
+  limited: number;
+  refusedConnections: number;
+  httpAnswers: string[];
+  bombClose: number;
+}
+
+const median = (values: number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+async function ackLatencies(
+  socket: ClientSocket,
+  roomId: string,
+  count: number,
+): Promise<number[]> {
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const started = performance.now();
+    await emitOk<MessageJson>(socket, 'chat:message', { roomId, text: `probe ${i}` });
+    latencies.push(performance.now() - started);
+    await sleep(20);
+  }
+  return latencies;
+}
+
+describe('floods against the service process', () => {
+  let service: ServiceProcess;
+  let port: number;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rt-flood-'));
+    port = await freePort();
+    service = spawnService({
+      ...CLUSTER_ENV,
+      PORT: String(port),
+      SQLITE_PATH: join(dir, 'app.sqlite'),
+      RATE_LIMIT_CHAT_MESSAGE: '40/60s',
+      RATE_LIMIT_CONNECTIONS_PER_IP: '200/60s',
+      MAX_PACKETS_PER_SECOND: '100',
+    });
+    await waitUntilReady(service);
+  });
+  afterAll(async () => {
+    await service.stop('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('survives every flood; other users keep their ack latency and memory returns to baseline', async () => {
+    const url = `http://127.0.0.1:${port}`;
+    const [victim, attacker] = await Promise.all([registerUser(url), registerUser(url)]);
+    const room = await createRoom(url, victim);
+    const victimSocket = await connectSocket(url, victim.token);
+    await ackLatencies(victimSocket, room.id, 3);
+    const quiet = median(await ackLatencies(victimSocket, room.id, 8));
+    const rssBefore = rssBytes(service.child.pid!);
+
+    const flooder = fork(
+      join(__dirname, '..', 'support', 'flood-client.js'),
+      [url, attacker.token, room.id],
+      { stdio: 'ignore' },
+    );
+    await sleep(300);
+    const during = await ackLatencies(victimSocket, room.id, 10);
+    flooder.send('report');
+    const { limited, refusedConnections, httpAnswers, bombClose } = await new Promise<FloodReport>(
+      (resolve) => flooder.once('message', resolve),
+    );
+    flooder.kill('SIGKILL');
+    console.log(
+      `floods: ${JSON.stringify({ limited, refusedConnections, httpAnswers, bombClose })}`,
+    );
+
+    expect(limited).toBeGreaterThan(0);
+    expect(refusedConnections).toBeGreaterThan(0);
+    // 431, or the connection cut while the client is still writing its headers.
+    expect(httpAnswers).toEqual([
+      expect.stringMatching(/^(HTTP\/1\.1 431.*)?$/),
+      expect.stringMatching(/^HTTP\/1\.1 (400|413)/),
+    ]);
+    expect(bombClose).toBe(1002);
+    // Loose on purpose: a shared 2-core machine runs the flood, the service and this test.
+    console.log(
+      `victim ack latency: quiet ${quiet.toFixed(1)} ms, during floods ${median(during).toFixed(1)} ms`,
+    );
+    expect(median(during)).toBeLessThan(Math.max(2 * quiet, quiet + 50));
+
+    await sleep(3_000);
+    const health = await fetch(`${url}/health/ready`);
+    expect(health.status).toBe(200);
+    expect(rssBytes(service.child.pid!) - rssBefore).toBeLessThan(96 * 1024 * 1024);
+    victimSocket.close();
+  }, 90_000);
+});

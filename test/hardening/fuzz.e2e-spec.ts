@@ -1,0 +1,164 @@
+import fc from 'fast-check';
+import request from 'supertest';
+import { ERROR_CODES } from '@app/common/errors/error-code';
+import { createRoom, registerUser, type TestUser } from '../support/api';
+import { databaseKinds } from '../support/databases';
+import { connectSocket, emitAck, type ClientSocket } from '../support/sockets';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+const RUNS = 60;
+
+/** Any JSON value, and near-misses of a valid body: each field replaced by something of another kind. */
+function payloads(valid: Record<string, unknown>): fc.Arbitrary<unknown> {
+  const mutated = fc
+    .record(
+      Object.fromEntries(
+        Object.keys(valid).map((key) => [key, fc.oneof(fc.constant(valid[key]), fc.anything())]),
+      ),
+    )
+    .chain((body) =>
+      fc.oneof(
+        fc.constant(body),
+        fc.dictionary(fc.string(), fc.jsonValue()).map((extra) => ({ ...body, ...extra })),
+      ),
+    );
+  return fc.oneof(fc.jsonValue(), mutated, fc.string(), fc.constant(null));
+}
+
+const errorShape = {
+  code: expect.stringMatching(new RegExp(`^(${ERROR_CODES.join('|')})$`)),
+  message: expect.any(String),
+  details: expect.any(Array),
+};
+
+describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
+  let t: TestApp;
+  let user: TestUser;
+  let roomId: string;
+  let socket: ClientSocket;
+
+  beforeAll(async () => {
+    t = await startTestApp(kind, {
+      RATE_LIMIT_CHAT_MESSAGE: '1000000/1s',
+      RATE_LIMIT_CHAT_JOIN: '1000000/1s',
+      RATE_LIMIT_CHAT_TYPING: '1000000/1s',
+      RATE_LIMIT_ROOM_PRESENCE: '1000000/1s',
+    });
+    user = await registerUser(t.url);
+    roomId = (await createRoom(t.url, user)).id;
+    socket = await connectSocket(t.url, user.token);
+  });
+  afterAll(async () => {
+    socket.close();
+    await t.close();
+  });
+
+  const routes: Array<{
+    method: 'post' | 'get';
+    path: () => string;
+    valid: () => Record<string, unknown>;
+    query?: boolean;
+  }> = [
+    {
+      method: 'post',
+      path: () => '/api/auth/register',
+      valid: () => ({ username: 'fuzzed_user', password: 'password-123' }),
+    },
+    {
+      method: 'post',
+      path: () => '/api/auth/login',
+      valid: () => ({ username: user.username, password: 'password-123' }),
+    },
+    { method: 'post', path: () => '/api/rooms', valid: () => ({ name: 'fuzz', isPrivate: false }) },
+    {
+      method: 'post',
+      path: () => `/api/rooms/${roomId}/members`,
+      valid: () => ({ userId: user.id }),
+    },
+    {
+      method: 'post',
+      path: () => `/api/rooms/${roomId}/messages`,
+      valid: () => ({ text: 'hello', clientMsgId: 'c-1' }),
+    },
+    {
+      method: 'get',
+      path: () => `/api/rooms/${roomId}/messages`,
+      valid: () => ({ since: '1', limit: '10' }),
+      query: true,
+    },
+    { method: 'get', path: () => '/api/rooms', valid: () => ({ limit: '5' }), query: true },
+  ];
+
+  it.each(routes.map((route) => [`${route.method.toUpperCase()} ${route.path()}`, route] as const))(
+    '%s answers every input with success or the error shape, never a 500',
+    async (_name, route) => {
+      await fc.assert(
+        fc.asyncProperty(payloads(route.valid()), async (payload) => {
+          const agent = request(t.url);
+          const call = (
+            route.method === 'get' ? agent.get(route.path()) : agent.post(route.path())
+          ).set('Authorization', `Bearer ${user.token}`);
+          const response = route.query
+            ? await call.query(
+                typeof payload === 'object' && payload !== null
+                  ? (payload as Record<string, string>)
+                  : {},
+              )
+            : await call.set('Content-Type', 'application/json').send(JSON.stringify(payload));
+          expect(response.status).toBeLessThan(500);
+          if (response.status >= 400) expect(response.body).toEqual(errorShape);
+        }),
+        { numRuns: RUNS },
+      );
+    },
+  );
+
+  it('stores a message for exactly the valid inputs', async () => {
+    const fresh = await createRoom(t.url, user);
+    let accepted = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        payloads({ text: 'hello', clientMsgId: 'c' }),
+        fc.nat(),
+        async (payload, n) => {
+          const body =
+            typeof payload === 'object' && payload !== null && 'clientMsgId' in payload
+              ? { ...payload, clientMsgId: `c${n}-${accepted}` }
+              : payload;
+          const response = await request(t.url)
+            .post(`/api/rooms/${fresh.id}/messages`)
+            .set('Authorization', `Bearer ${user.token}`)
+            .set('Content-Type', 'application/json')
+            .send(JSON.stringify(body));
+          if (response.status === 201) accepted += 1;
+          else expect(response.body).toEqual(errorShape);
+        },
+      ),
+      { numRuns: RUNS * 2 },
+    );
+    const stored = await request(t.url)
+      .get(`/api/rooms/${fresh.id}/messages?limit=200`)
+      .set('Authorization', `Bearer ${user.token}`);
+    expect(stored.body.items).toHaveLength(accepted);
+  });
+
+  it.each([
+    ['chat:join', () => ({ roomId, since: 0 })],
+    ['chat:message', () => ({ roomId, text: 'hi', clientMsgId: 'x' })],
+    ['chat:leave', () => ({ roomId })],
+    ['chat:typing', () => ({ roomId })],
+    ['room:presence', () => ({ roomId })],
+  ])('%s acks every input with ok or the error shape, never INTERNAL', async (event, valid) => {
+    await fc.assert(
+      fc.asyncProperty(payloads(valid()), async (payload) => {
+        const answer = await emitAck(socket, event, payload);
+        if (!answer.ok) {
+          expect(answer.error).toEqual(errorShape);
+          expect(answer.error.code).not.toBe('INTERNAL');
+        }
+      }),
+      { numRuns: RUNS },
+    );
+    expect(socket.connected).toBe(true);
+  });
+});

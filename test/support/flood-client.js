@@ -1,0 +1,120 @@
+// Hostile clients in a process of their own, so that their work does not slow
+// the test that measures how the service treats everyone else. Floods until
+// asked for a report on IPC, then reports what the service answered.
+const { connect: tcpConnect } = require('node:net');
+const { deflateRawSync } = require('node:zlib');
+const { io } = require('socket.io-client');
+const { WebSocket } = require('ws');
+
+const [url, token, roomId] = process.argv.slice(2);
+const port = Number(new URL(url).port);
+const report = { limited: 0, refusedConnections: 0, httpAnswers: [], bombClose: undefined };
+let flooding = true;
+
+function floodMessages() {
+  const socket = io(url, {
+    auth: { token },
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+  });
+  socket.on('connect', () => {
+    const flood = () => {
+      if (!socket.connected || !flooding) return;
+      for (let i = 0; i < 50; i += 1) {
+        socket.emit('chat:message', { roomId, text: 'spam' }, (answer) => {
+          if (answer && !answer.ok && answer.error.code === 'RATE_LIMITED') report.limited += 1;
+        });
+      }
+      setImmediate(flood);
+    };
+    flood();
+  });
+  socket.on('error', () => (report.limited += 1));
+  socket.on('disconnect', () => flooding && setTimeout(floodMessages, 50));
+  socket.on('connect_error', () => flooding && setTimeout(floodMessages, 200));
+}
+
+function burstOfConnections() {
+  const attempts = Array.from(
+    { length: 500 },
+    () =>
+      new Promise((resolve) => {
+        const socket = io(url, {
+          auth: { token },
+          transports: ['websocket'],
+          reconnection: false,
+          forceNew: true,
+        });
+        socket.once('connect', () => resolve(socket.close() && false));
+        socket.once('connect_error', () => resolve(true));
+      }),
+  );
+  return Promise.all(attempts).then(
+    (refused) => (report.refusedConnections = refused.filter(Boolean).length),
+  );
+}
+
+function rawRequest(text) {
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (chunk) => (answer += chunk.toString('latin1')));
+    socket.on('error', () => resolve(answer.split('\r\n')[0]));
+    socket.on('close', () => resolve(answer.split('\r\n')[0]));
+    socket.write(text);
+    setTimeout(() => socket.destroy(), 10000);
+  });
+}
+
+async function hostileHttp() {
+  const headers = Array.from({ length: 2000 }, (_, i) => `X-H${i}: ${i}`).join('\r\n');
+  const nested = '['.repeat(200000) + ']'.repeat(200000);
+  report.httpAnswers = [
+    await rawRequest(`GET /health/live HTTP/1.1\r\nHost: x\r\n${headers}\r\n\r\n`),
+    await rawRequest(
+      `POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${nested.length}\r\nConnection: close\r\n\r\n${nested}`,
+    ),
+  ];
+}
+
+/** A frame with the compression bit set although no compression was agreed. */
+function deflateBombFrame() {
+  const payload = deflateRawSync(Buffer.alloc(16 * 1024 * 1024));
+  const header = Buffer.alloc(14);
+  header[0] = 0xc1;
+  header[1] = 0x80 | 127;
+  header.writeBigUInt64BE(BigInt(payload.length), 2);
+  const mask = Buffer.from([1, 2, 3, 4]);
+  mask.copy(header, 10);
+  return Buffer.concat([header, Buffer.from(payload.map((byte, i) => byte ^ mask[i % 4]))]);
+}
+
+function hostileWebSocket() {
+  return new Promise((resolve) => {
+    const bomb = new WebSocket(`${url.replace('http', 'ws')}/ws?token=${token}`);
+    bomb.on('error', () => undefined);
+    bomb.once('message', () => {
+      bomb._socket.write(deflateBombFrame());
+    });
+    bomb.once('close', (code) => {
+      report.bombClose = code;
+      resolve();
+    });
+  });
+}
+
+async function main() {
+  // The WebSocket and HTTP floods first: the connection burst spends this address's budget.
+  await hostileWebSocket();
+  await hostileHttp();
+  floodMessages();
+  await burstOfConnections();
+}
+
+const done = main().catch((error) => (report.crashed = String(error)));
+process.on('message', async () => {
+  await done;
+  flooding = false;
+  process.send(report);
+});
