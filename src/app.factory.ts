@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { RequestMethod, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -54,6 +56,12 @@ function applyHttpSettings(app: NestExpressApplication, http: HttpConfig): void 
   });
 }
 
+/** The chat page (built by `npm run build`); only existing files are answered, so no route is shadowed. */
+function serveChatPage(app: NestExpressApplication, webRoot: string): void {
+  if (existsSync(join(webRoot, 'index.html')))
+    app.useStaticAssets(webRoot, { index: 'index.html' });
+}
+
 /**
  * Builds the whole application, as the service runs it and as tests drive it.
  * Configuration is validated first, so a bad value stops here with its name.
@@ -66,6 +74,7 @@ export async function createApp(env?: RawEnvironment): Promise<NestExpressApplic
   });
   app.useLogger(app.get(Logger));
   applyHttpSettings(app, config.http);
+  serveChatPage(app, config.http.webRoot);
   app.useWebSocketAdapter(await createIoAdapter(app, config.redis.url !== undefined));
   setupSwagger(app);
   return app;

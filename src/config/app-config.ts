@@ -13,6 +13,8 @@ export interface HttpConfig {
   shutdownTimeoutMs: number;
   logLevel: string;
   serviceName: string;
+  /** The built chat page, served at `/` when the folder exists. */
+  webRoot: string;
 }
 
 export type DatabaseConfig =
@@ -105,6 +107,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       logLevel: env.LOG_LEVEL,
       serviceName: env.SERVICE_NAME ?? 'realtime-backend',
+      webRoot: resolve(env.WEB_ROOT),
     },
     database: env.DATABASE_URL
       ? {

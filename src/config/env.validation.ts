@@ -145,6 +145,9 @@ export class EnvironmentVariables {
   @MaxLength(64)
   SERVICE_NAME?: string;
 
+  @IsString()
+  WEB_ROOT = 'dist/web';
+
   @Transform(toInt)
   @IsInt()
   @Min(1000)

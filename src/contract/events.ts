@@ -24,3 +24,6 @@ export const NotificationType = {
   RoomInvited: 'room:invited',
 } as const;
 export type NotificationType = (typeof NotificationType)[keyof typeof NotificationType];
+
+/** Server-Sent Events names besides `chat:message` and `notification`. */
+export const SseEvent = { Connected: 'connected' } as const;

@@ -27,3 +27,19 @@ export interface MessageJson {
 export type NotificationJson =
   | { type: 'mention'; message: MessageJson }
   | { type: 'room:invited'; room: RoomJson; by: UserSummaryJson };
+
+export interface UserJson extends UserSummaryJson {
+  createdAt: string;
+}
+
+export interface AccessTokenJson {
+  accessToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+}
+
+/** A page of a listing: `nextCursor` is null exactly when there is nothing more. */
+export interface PageJson<T, Cursor = string> {
+  items: T[];
+  nextCursor: Cursor | null;
+}

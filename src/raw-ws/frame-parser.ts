@@ -1,9 +1,10 @@
 import type { RawData } from 'ws';
 import { AppException } from '@app/common/errors/app.exception';
 import { createValidationPipe } from '@app/common/pipes/validation.pipe';
-import { BroadcastFrameDto, ClientFrameType, FrameTypeDto, RoomFrameDto } from './dto/frames.dto';
+import { WsClientFrameType } from '@app/contract/ws-frames';
+import { BroadcastFrameDto, FrameTypeDto, PingFrameDto, RoomFrameDto } from './dto/frames.dto';
 
-export type ClientFrame = RoomFrameDto | BroadcastFrameDto;
+export type ClientFrame = RoomFrameDto | BroadcastFrameDto | PingFrameDto;
 
 const validation = createValidationPipe();
 
@@ -32,7 +33,12 @@ export async function parseFrame(data: RawData, isBinary: boolean): Promise<Clie
     throw AppException.validation('Frame must be a JSON object');
   }
   const { type } = await validate({ type: (value as { type?: unknown }).type }, FrameTypeDto);
-  return type === ClientFrameType.Broadcast
-    ? validate(value, BroadcastFrameDto)
-    : validate(value, RoomFrameDto);
+  switch (type) {
+    case WsClientFrameType.Broadcast:
+      return validate(value, BroadcastFrameDto);
+    case WsClientFrameType.Ping:
+      return validate(value, PingFrameDto);
+    default:
+      return validate(value, RoomFrameDto);
+  }
 }

@@ -17,6 +17,11 @@ import { toErrorBody } from '@app/common/errors/to-error-body';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent } from '@app/contract/events';
 import { roomNames } from '@app/contract/room-names';
+import {
+  WsClientFrameType as ClientFrameType,
+  WsCloseCode,
+  WsServerFrameType as ServerFrameType,
+} from '@app/contract/ws-frames';
 import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
 import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
@@ -26,14 +31,9 @@ import { isOriginAllowed } from '@app/realtime/origin-policy';
 import { TokenBucket } from '@app/realtime/token-bucket';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
-import {
-  ClientFrameType,
-  ServerFrameType,
-  type BroadcastFrameDto,
-  type RoomFrameDto,
-} from './dto/frames.dto';
+import type { BroadcastFrameDto, RoomFrameDto } from './dto/frames.dto';
 import { parseFrame, type ClientFrame } from './frame-parser';
-import { WsCloseCode, WsConnection } from './ws-connection';
+import { WsConnection } from './ws-connection';
 import { authenticateUpgrade, rejectUpgrade } from './ws-upgrade';
 
 export const RAW_WS_PATH = '/ws';
@@ -210,6 +210,9 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
         return this.leave(connection, frame);
       case ClientFrameType.Broadcast:
         return this.broadcast(connection, frame);
+      case ClientFrameType.Ping:
+        connection.send({ type: ServerFrameType.Pong });
+        return Promise.resolve();
     }
   }
 

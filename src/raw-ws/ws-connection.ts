@@ -3,18 +3,7 @@ import type { AuthUser } from '@app/auth/auth-user';
 import type { Connection } from '@app/chat/chat.service';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { SerialQueue } from '@app/common/serial-queue';
-import { ServerFrameType } from './dto/frames.dto';
-
-/** Close codes of `/ws`. */
-export const WsCloseCode = {
-  GoingAway: 1001,
-  PolicyViolation: 1008,
-  TooBig: 1009,
-  InternalError: 1011,
-  TryAgainLater: 1013,
-  Unauthorized: 4001,
-  RateLimited: 4029,
-} as const;
+import { WsServerFrameType as ServerFrameType } from '@app/contract/ws-frames';
 
 /** One authenticated raw WebSocket client. */
 export class WsConnection implements Connection {

@@ -9,7 +9,7 @@ import { toErrorBody } from '@app/common/errors/to-error-body';
 import { clientAddress } from '@app/realtime/client-address';
 import type { ConnectionTracker } from '@app/realtime/connection-tracker';
 import type { RateLimitService } from '@app/throttling/rate-limit.service';
-import { WsCloseCode } from './ws-connection';
+import { WsCloseCode } from '@app/contract/ws-frames';
 
 export interface UpgradeDependencies {
   tokens: TokenService;

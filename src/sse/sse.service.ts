@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import type { Request, Response } from 'express';
 import type { AuthUser } from '@app/auth/auth-user';
 import type { AllConfig } from '@app/config/app-config';
-import { ServerEvent } from '@app/contract/events';
+import { ServerEvent, SseEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 import type { Delivery } from '@app/delivery/delivery.service';
@@ -31,7 +31,7 @@ export class SseService {
         void stream.send(delivery.event, delivery.payload);
     });
     stream.open(this.heartbeatMs);
-    void stream.send('connected', { userId: user.id });
+    void stream.send(SseEvent.Connected, { userId: user.id });
   }
 
   /** Stored messages after `since` (default: none), then live ones, each once and in order. */

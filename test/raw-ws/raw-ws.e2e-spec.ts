@@ -242,6 +242,11 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       });
     });
 
+    it('answers ping with pong, for clients that cannot see protocol pings', async () => {
+      const client = await raw(ada);
+      expect(await client.request({ type: 'ping' }, 'pong')).toEqual({ type: 'pong' });
+    });
+
     it('answers a binary frame with VALIDATION_FAILED', async () => {
       const client = await raw(ada);
       client.socket.send(Buffer.from([1, 2, 3]), { binary: true });

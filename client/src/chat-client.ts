@@ -1,0 +1,348 @@
+import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
+import type { BackoffOptions } from './backoff';
+import type { ConnectionState, TokenProvider } from './connection-state';
+import {
+  ClientEvent,
+  ErrorCode,
+  ServerEvent,
+  type AckResponse,
+  type ClientToServerEvents,
+  type ErrorBody,
+  type JoinResult,
+  type MessageJson,
+  type NotificationJson,
+  type PresenceResult,
+  type RoomBroadcastEvent,
+  type RoomJson,
+  type RoomUserEvent,
+  type ServerToClientEvents,
+  type UserSummaryJson,
+} from './contract';
+import { TypedEmitter } from './emitter';
+import { ChatError, clientError, isErrorBody, isFinalError } from './errors';
+import { Outbox, type PendingMessage } from './outbox';
+import { Reconnector } from './reconnector';
+import { RestClient, type FetchLike } from './rest';
+import { RoomFeed } from './room-feed';
+
+export interface ChatClientOptions {
+  /** The service's origin, e.g. `http://127.0.0.1:3000` or `location.origin`. */
+  url: string;
+  /** Called before every (re)connection, so that an expired token is replaced. */
+  token: TokenProvider;
+  backoff?: Partial<BackoffOptions>;
+  /** How long to wait for an ack before treating the request as lost. */
+  ackTimeoutMs?: number;
+  /** Extra socket.io-client options; reconnection always stays with the SDK. */
+  socketOptions?: Partial<ManagerOptions & SocketOptions>;
+  /** REST access for filling gaps; built from `url` and `token` when absent. */
+  rest?: RestClient;
+  fetch?: FetchLike;
+}
+
+export interface JoinedEvent {
+  room: RoomJson;
+  members: UserSummaryJson[];
+}
+
+export interface ChatClientEvents {
+  state: ConnectionState;
+  /** Every message of the joined rooms, per room in seq order, without gaps or duplicates. */
+  message: MessageJson;
+  /** After every successful (re)join of a room. */
+  joined: JoinedEvent;
+  /** A room could not be joined again (removed, deleted): it is dropped. */
+  roomLost: { roomId: string; error: ErrorBody };
+  userJoined: RoomUserEvent;
+  userLeft: RoomUserEvent;
+  typing: RoomUserEvent;
+  broadcast: RoomBroadcastEvent;
+  notification: NotificationJson;
+  /** Errors the server reported without an ack, and failures the SDK could not hide. */
+  error: ErrorBody;
+}
+
+type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+type AckedEvent = 'chat:join' | 'chat:leave' | 'chat:message' | 'room:presence';
+type PayloadOf<E extends AckedEvent> = Exclude<Parameters<ClientToServerEvents[E]>[0], string>;
+type AckDataOf<E extends AckedEvent> =
+  NonNullable<Parameters<ClientToServerEvents[E]>[1]> extends (
+    response: AckResponse<infer T>,
+  ) => void
+    ? T
+    : never;
+
+interface JoinedRoom {
+  feed: RoomFeed;
+  firstJoin: Deferred<JoinResult>;
+  retryTimer?: ReturnType<typeof setTimeout>;
+}
+
+const DEFAULT_ACK_TIMEOUT_MS = 10_000;
+const REJOIN_RETRY_MS = 2_000;
+const HISTORY_PAGE_LIMIT = 200;
+
+/**
+ * The Socket.IO client of the chat service. It keeps a connection up with its
+ * own jittered backoff and a fresh token on every attempt, re-joins rooms with
+ * `since` after a reconnect so that messages reach the application in order
+ * and exactly once, and sends through an outbox that survives disconnections.
+ */
+export class ChatClient extends TypedEmitter<ChatClientEvents> {
+  private readonly socket: ChatSocket;
+  private readonly reconnector: Reconnector;
+  private readonly outbox: Outbox;
+  private readonly rest: RestClient;
+  private readonly rooms = new Map<string, JoinedRoom>();
+  private readonly ackTimeoutMs: number;
+
+  constructor(options: ChatClientOptions) {
+    super();
+    this.ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+    this.rest =
+      options.rest ??
+      new RestClient({ baseUrl: options.url, token: options.token, fetch: options.fetch });
+    this.socket = io(options.url, {
+      // Polling would need sticky sessions behind a load balancer; the service speaks WebSocket.
+      transports: ['websocket'],
+      ...options.socketOptions,
+      autoConnect: false,
+      reconnection: false,
+      forceNew: true,
+    });
+    this.reconnector = new Reconnector({
+      token: options.token,
+      backoff: options.backoff,
+      open: (token) => this.open(token),
+    });
+    this.reconnector.on('state', (state) => this.emit('state', state));
+    const socket = this.socket;
+    this.outbox = new Outbox({
+      get ready() {
+        return socket.connected;
+      },
+      send: (payload) => this.request(ClientEvent.Message, payload),
+    });
+    this.listen();
+  }
+
+  get state(): ConnectionState {
+    return this.reconnector.state;
+  }
+
+  /** Messages sent but not yet acknowledged, oldest first per room. */
+  get pendingMessages(): PendingMessage[] {
+    return this.outbox.pending;
+  }
+
+  connect(): void {
+    this.reconnector.start();
+  }
+
+  /** Tries at once instead of waiting for the backoff, or starts again after giving up. */
+  reconnectNow(): void {
+    this.reconnector.retryNow();
+  }
+
+  /** Disconnects for good: rooms are forgotten and unsent messages rejected. */
+  close(): void {
+    this.reconnector.stop();
+    this.socket.disconnect();
+    for (const room of this.rooms.values()) clearTimeout(room.retryTimer);
+    this.rooms.clear();
+    this.outbox.discard('The client was closed');
+  }
+
+  /**
+   * Joins a room, now or as soon as connected, and again after every reconnect.
+   * With `since`, every message after it is delivered first; without it, the
+   * feed starts with the messages newer than the room's `lastSeq` at join time.
+   */
+  join(roomId: string, options: { since?: number } = {}): Promise<JoinResult> {
+    const id = roomId.toLowerCase();
+    const existing = this.rooms.get(id);
+    if (existing) return existing.firstJoin.promise;
+    const room: JoinedRoom = {
+      feed: new RoomFeed({
+        roomId: id,
+        since: options.since,
+        deliver: (message) => this.emit('message', message),
+        fetchAfter: (feedRoomId, since) =>
+          this.rest.history(feedRoomId, { since, limit: HISTORY_PAGE_LIMIT }),
+      }),
+      firstJoin: deferred(),
+    };
+    this.rooms.set(id, room);
+    if (this.socket.connected) this.sendJoin(room);
+    return room.firstJoin.promise;
+  }
+
+  async leave(roomId: string): Promise<void> {
+    const id = roomId.toLowerCase();
+    const room = this.rooms.get(id);
+    if (!room) return;
+    clearTimeout(room.retryTimer);
+    this.rooms.delete(id);
+    room.firstJoin.reject(new ChatError(clientError(ErrorCode.Conflict, 'Left before joining')));
+    if (this.socket.connected)
+      await this.request(ClientEvent.Leave, { roomId: id }).catch(() => undefined);
+  }
+
+  /** The last seq delivered for a joined room. */
+  lastSeq(roomId: string): number | undefined {
+    return this.rooms.get(roomId.toLowerCase())?.feed.since;
+  }
+
+  /**
+   * Sends a message, now or once connected, resending it with the same
+   * `clientMsgId` until the server acknowledges it: stored exactly once.
+   * Rejects only when the server refuses it for good.
+   */
+  send(roomId: string, text: string, options: { clientMsgId?: string } = {}): Promise<MessageJson> {
+    return this.outbox.send(roomId.toLowerCase(), text, options.clientMsgId);
+  }
+
+  /** Tells the room that the user is typing; dropped while disconnected. */
+  typing(roomId: string): void {
+    if (this.socket.connected) this.socket.volatile.emit(ClientEvent.Typing, { roomId });
+  }
+
+  async presence(roomId: string): Promise<UserSummaryJson[]> {
+    const result: PresenceResult = unwrap(await this.request(ClientEvent.Presence, { roomId }));
+    return result.users;
+  }
+
+  private open(token: string): void {
+    this.socket.auth = { token };
+    this.socket.connect();
+  }
+
+  private listen(): void {
+    this.socket.on('connect', () => this.connected());
+    this.socket.on('connect_error', (error: Error & { data?: unknown }) => {
+      if (isErrorBody(error.data) && error.data.code === ErrorCode.Unauthorized) {
+        this.reconnector.rejected(error.data);
+      } else {
+        this.reconnector.lost();
+      }
+    });
+    this.socket.on('disconnect', (reason) => {
+      if (reason !== 'io client disconnect') this.reconnector.lost();
+    });
+    this.socket.on(ServerEvent.Message, (message) => this.receive(message));
+    this.socket.on(ServerEvent.UserJoined, (event) => this.emit('userJoined', event));
+    this.socket.on(ServerEvent.UserLeft, (event) => this.emit('userLeft', event));
+    this.socket.on(ServerEvent.Typing, (event) => this.emit('typing', event));
+    this.socket.on(ServerEvent.RoomBroadcast, (event) => this.emit('broadcast', event));
+    this.socket.on(ServerEvent.Notification, (event) => this.emit('notification', event));
+    this.socket.on(ServerEvent.Error, (error) => this.emit('error', error));
+  }
+
+  private connected(): void {
+    this.reconnector.succeeded();
+    for (const room of this.rooms.values()) this.sendJoin(room);
+    this.outbox.flush();
+  }
+
+  private receive(message: MessageJson): void {
+    const room = this.rooms.get(message.roomId.toLowerCase());
+    if (room) this.track(room.feed.receive(message));
+  }
+
+  private sendJoin(room: JoinedRoom): void {
+    clearTimeout(room.retryTimer);
+    room.feed.beginSync();
+    const roomId = room.feed.roomId;
+    this.request(ClientEvent.Join, { roomId, since: room.feed.since }).then(
+      (response) => {
+        if (this.rooms.get(roomId) !== room) return;
+        if (response.ok) this.joined(room, response.data);
+        else if (isFinalError(response.error)) this.lose(room, response.error);
+        else this.retryJoin(room);
+      },
+      // No ack: a timeout is retried; a lost connection re-joins on reconnect.
+      () => this.retryJoin(room),
+    );
+  }
+
+  private joined(room: JoinedRoom, result: JoinResult): void {
+    this.emit('joined', { room: result.room, members: result.members });
+    room.firstJoin.resolve(result);
+    this.track(
+      room.feed.endSync({
+        roomLastSeq: result.room.lastSeq,
+        missed: result.missed,
+        truncated: result.truncated,
+      }),
+    );
+  }
+
+  private retryJoin(room: JoinedRoom): void {
+    if (!this.socket.connected) return;
+    room.retryTimer = setTimeout(() => {
+      if (this.socket.connected && this.rooms.get(room.feed.roomId) === room) this.sendJoin(room);
+    }, REJOIN_RETRY_MS);
+  }
+
+  private lose(room: JoinedRoom, error: ErrorBody): void {
+    this.rooms.delete(room.feed.roomId);
+    room.firstJoin.reject(new ChatError(error));
+    this.emit('roomLost', { roomId: room.feed.roomId, error });
+  }
+
+  /** A REST gap fill that failed is retried by the next message or reconnect; the app hears of it. */
+  private track(fill: Promise<void>): void {
+    fill.catch((error: unknown) => {
+      this.emit(
+        'error',
+        error instanceof ChatError ? error.body : clientError(ErrorCode.Unavailable, String(error)),
+      );
+    });
+  }
+
+  private request<E extends AckedEvent>(
+    event: E,
+    payload: PayloadOf<E>,
+  ): Promise<AckResponse<AckDataOf<E>>> {
+    return new Promise((resolve, reject) => {
+      if (!this.socket.connected) {
+        reject(new ChatError(clientError(ErrorCode.Unavailable, 'Not connected')));
+        return;
+      }
+      // socket.io-client cannot type an emit generic over the event name; this is the one cast.
+      const emitter = this.socket.timeout(this.ackTimeoutMs) as unknown as {
+        emit(
+          event: E,
+          payload: PayloadOf<E>,
+          ack: (error: Error | null, response: AckResponse<AckDataOf<E>>) => void,
+        ): void;
+      };
+      emitter.emit(event, payload, (error, response) =>
+        error ? reject(error) : resolve(response),
+      );
+    });
+  }
+}
+
+function unwrap<T>(response: AckResponse<T>): T {
+  if (!response.ok) throw new ChatError(response.error);
+  return response.data;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A join nobody awaits must not become an unhandled rejection.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}

@@ -1,0 +1,25 @@
+/**
+ * The wire contract as the SDK sees it: names and shapes come from the
+ * service's own contract files, never re-declared here.
+ */
+export { ClientEvent, ServerEvent, NotificationType } from '../../src/contract/events';
+export type {
+  MessageJson,
+  NotificationJson,
+  RoomJson,
+  UserSummaryJson,
+} from '../../src/contract/models';
+export type {
+  AckResponse,
+  ClientToServerEvents,
+  JoinPayload,
+  JoinResult,
+  PresenceResult,
+  RoomBroadcastEvent,
+  RoomRef,
+  RoomUserEvent,
+  SendPayload,
+  ServerToClientEvents,
+} from '../../src/contract/socket-events';
+export { ErrorCode } from '../../src/common/errors/error-code';
+export type { ErrorBody, FieldError } from '../../src/common/errors/error-body';

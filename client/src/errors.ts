@@ -1,0 +1,48 @@
+import { ErrorCode, type ErrorBody } from './contract';
+
+/** An error of the contract's shape, from any transport, thrown or rejected by the SDK. */
+export class ChatError extends Error {
+  override readonly name = 'ChatError';
+
+  constructor(
+    readonly body: ErrorBody,
+    /** The HTTP status when the error came from REST. */
+    readonly status?: number,
+  ) {
+    super(body.message);
+  }
+
+  get code(): ErrorBody['code'] {
+    return this.body.code;
+  }
+}
+
+/** Errors that no retry can fix: the request itself is wrong or not allowed. */
+const FINAL_CODES: ReadonlySet<ErrorBody['code']> = new Set([
+  ErrorCode.ValidationFailed,
+  ErrorCode.NotFound,
+  ErrorCode.Forbidden,
+  ErrorCode.PayloadTooLarge,
+]);
+
+export function isFinalError(body: ErrorBody): boolean {
+  return FINAL_CODES.has(body.code);
+}
+
+const ERROR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/** Whether a value received from the server has the contract's error shape. */
+export function isErrorBody(value: unknown): value is ErrorBody {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Partial<Record<keyof ErrorBody, unknown>>;
+  return (
+    typeof candidate.code === 'string' &&
+    ERROR_CODES.has(candidate.code) &&
+    typeof candidate.message === 'string'
+  );
+}
+
+/** A contract error for failures that happen on the client side (timeouts, lost connections). */
+export function clientError(code: ErrorBody['code'], message: string): ErrorBody {
+  return { code, message, details: [] };
+}

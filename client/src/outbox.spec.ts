@@ -1,0 +1,172 @@
+import type { AckResponse, MessageJson, SendPayload } from './contract';
+import { ChatError } from './errors';
+import { Outbox, type OutboxTransport } from './outbox';
+
+const ROOM = 'room-1';
+
+/**
+ * A server that stores by (room, clientMsgId) like the real one, behind a
+ * connection the test can cut, and that can be told to lose acks.
+ */
+class FakeTransport implements OutboxTransport {
+  ready = false;
+  readonly stored: MessageJson[] = [];
+  readonly sent: SendPayload[] = [];
+  /** Store the next N messages but never answer (connection dropped before the ack). */
+  loseAcks = 0;
+  /** Answer the next sends with this error. */
+  errors: AckResponse<MessageJson>[] = [];
+  private readonly waiting: Array<(error: Error) => void> = [];
+
+  send(payload: SendPayload): Promise<AckResponse<MessageJson>> {
+    this.sent.push(payload);
+    const error = this.errors.shift();
+    if (error) return Promise.resolve(error);
+    const message = this.store(payload);
+    if (this.loseAcks > 0) {
+      this.loseAcks -= 1;
+      return new Promise((_, reject) => this.waiting.push(reject));
+    }
+    return Promise.resolve({ ok: true, data: message });
+  }
+
+  disconnect(): void {
+    this.ready = false;
+    for (const reject of this.waiting.splice(0)) reject(new Error('socket has been disconnected'));
+  }
+
+  private store({ roomId, text, clientMsgId }: SendPayload): MessageJson {
+    const existing = this.stored.find((m) => m.clientMsgId === clientMsgId && m.roomId === roomId);
+    if (existing) return existing;
+    const message: MessageJson = {
+      id: `m${this.stored.length + 1}`,
+      roomId,
+      seq: this.stored.length + 1,
+      userId: 'u1',
+      username: 'ada',
+      text,
+      clientMsgId: clientMsgId ?? null,
+      createdAt: new Date(0).toISOString(),
+    };
+    this.stored.push(message);
+    return message;
+  }
+}
+
+const flushPromises = () =>
+  new Promise((resolve) =>
+    jest.requireActual<typeof import('timers')>('timers').setImmediate(resolve),
+  );
+
+describe('Outbox', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('queues while offline and sends everything once connected', async () => {
+    const transport = new FakeTransport();
+    const outbox = new Outbox(transport);
+    const sent = [outbox.send(ROOM, 'one'), outbox.send(ROOM, 'two')];
+    await flushPromises();
+    expect(transport.sent).toEqual([]);
+    expect(outbox.pending.map((p) => p.text)).toEqual(['one', 'two']);
+
+    transport.ready = true;
+    outbox.flush();
+    const messages = await Promise.all(sent);
+    expect(messages.map((m) => m.text)).toEqual(['one', 'two']);
+    expect(transport.stored.map((m) => m.text)).toEqual(['one', 'two']);
+    expect(outbox.pending).toEqual([]);
+  });
+
+  it('stores a message exactly once when the connection drops between send and ack', async () => {
+    const transport = new FakeTransport();
+    transport.ready = true;
+    transport.loseAcks = 1;
+    const outbox = new Outbox(transport);
+    const sending = outbox.send(ROOM, 'hello');
+    await flushPromises();
+    transport.disconnect();
+    await flushPromises();
+
+    transport.ready = true;
+    outbox.flush();
+    const message = await sending;
+    expect(transport.sent).toHaveLength(2);
+    expect(new Set(transport.sent.map((p) => p.clientMsgId)).size).toBe(1);
+    expect(transport.stored).toEqual([message]);
+  });
+
+  it('resends after an ack timeout while still connected', async () => {
+    const transport = new FakeTransport();
+    transport.ready = true;
+    const outbox = new Outbox(transport);
+    let timeouts = 1;
+    const send = transport.send.bind(transport);
+    transport.send = (payload) => {
+      const answer = send(payload);
+      return timeouts-- > 0
+        ? answer.then(() => Promise.reject(new Error('operation has timed out')))
+        : answer;
+    };
+    const sending = outbox.send(ROOM, 'hi');
+    await flushPromises();
+    await jest.advanceTimersByTimeAsync(1_000);
+    await expect(sending).resolves.toMatchObject({ text: 'hi', seq: 1 });
+    expect(transport.sent).toHaveLength(2);
+    expect(transport.stored).toHaveLength(1);
+  });
+
+  it('keeps the order of a room’s messages across retries', async () => {
+    const transport = new FakeTransport();
+    transport.ready = true;
+    transport.loseAcks = 1;
+    const outbox = new Outbox(transport);
+    const all = Promise.all(['a', 'b', 'c'].map((text) => outbox.send(ROOM, text)));
+    await flushPromises();
+    expect(transport.sent.map((p) => p.text)).toEqual(['a']);
+    transport.disconnect();
+    await flushPromises();
+    transport.ready = true;
+    outbox.flush();
+    await all;
+    expect(transport.stored.map((m) => m.text)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('rejects on a final error and goes on with the next message', async () => {
+    const transport = new FakeTransport();
+    transport.ready = true;
+    transport.errors.push({
+      ok: false,
+      error: { code: 'VALIDATION_FAILED', message: 'text must not be empty', details: [] },
+    });
+    const outbox = new Outbox(transport);
+    const rejected = outbox.send(ROOM, ' ');
+    const next = outbox.send(ROOM, 'ok');
+    await expect(rejected).rejects.toBeInstanceOf(ChatError);
+    await expect(rejected).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    await expect(next).resolves.toMatchObject({ text: 'ok' });
+  });
+
+  it('retries a rate-limited message later instead of failing it', async () => {
+    const transport = new FakeTransport();
+    transport.ready = true;
+    transport.errors.push({
+      ok: false,
+      error: { code: 'RATE_LIMITED', message: 'slow down', details: [] },
+    });
+    const outbox = new Outbox(transport);
+    const sending = outbox.send(ROOM, 'patient');
+    await flushPromises();
+    expect(transport.stored).toHaveLength(0);
+    await jest.advanceTimersByTimeAsync(10_000);
+    await expect(sending).resolves.toMatchObject({ text: 'patient' });
+  });
+
+  it('keeps a caller-chosen clientMsgId', async () => {
+    const transport = new FakeTransport();
+    transport.ready = true;
+    const outbox = new Outbox(transport);
+    await outbox.send(ROOM, 'x', 'my-id-1');
+    expect(transport.sent[0].clientMsgId).toBe('my-id-1');
+  });
+});

@@ -1,0 +1,129 @@
+import { Backoff, type BackoffOptions } from './backoff';
+import { TypedEmitter } from './emitter';
+import type { ErrorBody } from './contract';
+import type { ConnectionState, TokenProvider } from './connection-state';
+
+export interface ReconnectorOptions {
+  token: TokenProvider;
+  backoff?: Partial<BackoffOptions>;
+  /** Starts one connection attempt with a fresh token; its outcome is reported back. */
+  open(token: string): void;
+}
+
+/**
+ * The reconnection policy shared by the Socket.IO and raw WebSocket clients:
+ * a fresh token for every attempt, jittered backoff after a loss, and one
+ * immediate retry with a re-issued token after an authentication refusal —
+ * a second refusal in a row stops for good instead of storming the server.
+ */
+export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
+  private current: ConnectionState = { status: 'offline', reason: 'not-started' };
+  private readonly backoff: Backoff;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Set once the token provider was asked again after a refusal. */
+  private authRetried = false;
+  /** Tells stale token lookups apart from the current attempt. */
+  private generation = 0;
+
+  constructor(private readonly options: ReconnectorOptions) {
+    super();
+    this.backoff = new Backoff(options.backoff);
+  }
+
+  get state(): ConnectionState {
+    return this.current;
+  }
+
+  /** Whether the client wants a connection (it is connected or working on it). */
+  get active(): boolean {
+    return ['connecting', 'connected', 'reconnecting'].includes(this.current.status);
+  }
+
+  start(): void {
+    if (this.active) return;
+    this.authRetried = false;
+    this.backoff.reset();
+    this.attempt();
+  }
+
+  /** Skips the wait of a pending retry, or starts again after giving up. */
+  retryNow(): void {
+    if (this.current.status === 'connected' || this.current.status === 'connecting') return;
+    this.clearRetry();
+    this.authRetried = false;
+    this.attempt();
+  }
+
+  stop(): void {
+    this.clearRetry();
+    this.generation += 1;
+    this.setState({ status: 'offline', reason: 'closed' });
+  }
+
+  succeeded(): void {
+    this.authRetried = false;
+    this.backoff.connected();
+    this.setState({ status: 'connected' });
+  }
+
+  /** The connection dropped or an attempt failed for a reason a retry may cure. */
+  lost(): void {
+    if (!this.active || this.retryTimer !== undefined) return;
+    this.backoff.disconnected();
+    const delay = this.backoff.next();
+    if (delay === null) {
+      this.setState({ status: 'offline', reason: 'retries-exhausted' });
+      return;
+    }
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.attempt();
+    }, delay);
+    this.setState({
+      status: 'reconnecting',
+      attempt: this.backoff.attempt,
+      retryInMs: delay,
+      retryAt: Date.now() + delay,
+    });
+  }
+
+  /** The server refused the token. */
+  rejected(error: ErrorBody): void {
+    if (!this.active) return;
+    this.backoff.disconnected();
+    if (this.authRetried) {
+      this.clearRetry();
+      this.setState({ status: 'unauthorized', error });
+      return;
+    }
+    this.authRetried = true;
+    this.clearRetry();
+    this.attempt();
+  }
+
+  private attempt(): void {
+    const generation = ++this.generation;
+    this.setState({ status: 'connecting', attempt: this.backoff.attempt });
+    Promise.resolve()
+      .then(() => this.options.token())
+      .then(
+        (token) => {
+          if (generation === this.generation) this.options.open(token);
+        },
+        () => {
+          // The provider itself failed (for example its refresh call): a retry may cure it.
+          if (generation === this.generation) this.lost();
+        },
+      );
+  }
+
+  private clearRetry(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  private setState(state: ConnectionState): void {
+    this.current = state;
+    this.emit('state', state);
+  }
+}

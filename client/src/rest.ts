@@ -1,0 +1,132 @@
+import type { TokenProvider } from './connection-state';
+import type { MessageJson, RoomJson } from './contract';
+import type { AccessTokenJson, PageJson, UserJson } from '../../src/contract/models';
+import { ChatError, clientError, isErrorBody } from './errors';
+
+export type { AccessTokenJson, PageJson, UserJson } from '../../src/contract/models';
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+export interface HistoryQuery {
+  /** Ascending page of the messages after this seq. */
+  since?: number;
+  /** Descending page of the messages before this seq; the newest without either. */
+  before?: number;
+  /** At most 200; the server's default is 50. */
+  limit?: number;
+}
+
+export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+
+export interface RestClientOptions {
+  /** The service's origin, e.g. `http://127.0.0.1:3000`; `''` for the page's own origin. */
+  baseUrl: string;
+  token?: TokenProvider;
+  fetch?: FetchLike;
+}
+
+type Query = Record<string, string | number | undefined>;
+
+/** A typed wrapper of the REST routes the SDK and the page use; failures throw a `ChatError`. */
+export class RestClient {
+  private readonly fetchImpl: FetchLike;
+
+  constructor(private readonly options: RestClientOptions) {
+    this.fetchImpl = options.fetch ?? ((url, init) => fetch(url, init));
+  }
+
+  register(credentials: Credentials): Promise<UserJson> {
+    return this.request('POST', '/auth/register', { body: credentials, anonymous: true });
+  }
+
+  login(credentials: Credentials): Promise<AccessTokenJson> {
+    return this.request('POST', '/auth/login', { body: credentials, anonymous: true });
+  }
+
+  me(): Promise<UserJson> {
+    return this.request('GET', '/auth/me');
+  }
+
+  listRooms(query: { limit?: number; cursor?: string } = {}): Promise<PageJson<RoomJson, string>> {
+    return this.request('GET', '/rooms', { query });
+  }
+
+  createRoom(body: { name: string; isPrivate?: boolean }): Promise<RoomJson> {
+    return this.request('POST', '/rooms', { body });
+  }
+
+  getRoom(roomId: string): Promise<RoomJson> {
+    return this.request('GET', `/rooms/${encodeURIComponent(roomId)}`);
+  }
+
+  history(roomId: string, query: HistoryQuery = {}): Promise<PageJson<MessageJson, number>> {
+    return this.request('GET', `/rooms/${encodeURIComponent(roomId)}/messages`, {
+      query: { ...query },
+    });
+  }
+
+  postMessage(roomId: string, body: { text: string; clientMsgId?: string }): Promise<MessageJson> {
+    return this.request('POST', `/rooms/${encodeURIComponent(roomId)}/messages`, { body });
+  }
+
+  private async request<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    options: { body?: object; query?: Query; anonymous?: boolean } = {},
+  ): Promise<T> {
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (options.body) headers['Content-Type'] = 'application/json';
+    if (!options.anonymous && this.options.token) {
+      headers.Authorization = `Bearer ${await this.options.token()}`;
+    }
+    const response = await this.send(this.url(path, options.query), {
+      method,
+      headers,
+      body: options.body ? JSON.stringify(options.body) : undefined,
+    });
+    const payload = await readJson(response);
+    if (!response.ok) throw new ChatError(errorBodyOf(payload, response.status), response.status);
+    return payload as T;
+  }
+
+  private async send(url: string, init: RequestInit): Promise<Response> {
+    try {
+      return await this.fetchImpl(url, init);
+    } catch (error) {
+      const reason = describeNetworkError(error);
+      throw new ChatError(clientError('UNAVAILABLE', `Network error: ${reason}`));
+    }
+  }
+
+  private url(path: string, query: Query = {}): string {
+    const search = Object.entries(query)
+      .filter((entry): entry is [string, string | number] => entry[1] !== undefined)
+      .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`)
+      .join('&');
+    return `${this.options.baseUrl}/api${path}${search ? `?${search}` : ''}`;
+  }
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  const text = await response.text();
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function errorBodyOf(payload: unknown, status: number) {
+  return isErrorBody(payload) ? payload : clientError('INTERNAL', `HTTP ${status}`);
+}
+
+/** fetch hides the reason (refused, reset, DNS) in `cause`; errors may come from another realm. */
+function describeNetworkError(error: unknown): string {
+  const { message, cause } = (error ?? {}) as { message?: unknown; cause?: { message?: unknown } };
+  const text = typeof message === 'string' ? message : String(error);
+  return typeof cause?.message === 'string' ? `${text} (${cause.message})` : text;
+}

@@ -1,0 +1,149 @@
+import type { MessageJson } from './contract';
+import { RoomFeed, type MessagePage } from './room-feed';
+
+const ROOM = '0190b0b0-0000-7000-8000-000000000001';
+
+function message(seq: number): MessageJson {
+  return {
+    id: `m${seq}`,
+    roomId: ROOM,
+    seq,
+    userId: 'u1',
+    username: 'ada',
+    text: `message ${seq}`,
+    clientMsgId: null,
+    createdAt: new Date(0).toISOString(),
+  };
+}
+
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => message(from + i));
+
+/** A REST history of `stored` messages, served in pages of `pageSize`. */
+function history(stored: number, pageSize = 200) {
+  const calls: number[] = [];
+  const fetchAfter = (_roomId: string, since: number): Promise<MessagePage> => {
+    calls.push(since);
+    const items = range(since + 1, Math.min(stored, since + pageSize));
+    const last = items.at(-1)?.seq;
+    return Promise.resolve({
+      items,
+      nextCursor: last !== undefined && last < stored ? last : null,
+    });
+  };
+  return { fetchAfter, calls };
+}
+
+function feed(options: { since?: number; stored?: number; pageSize?: number } = {}) {
+  const delivered: number[] = [];
+  const rest = history(options.stored ?? 0, options.pageSize);
+  const instance = new RoomFeed({
+    roomId: ROOM,
+    since: options.since,
+    deliver: (m) => delivered.push(m.seq),
+    fetchAfter: rest.fetchAfter,
+  });
+  return { feed: instance, delivered, calls: rest.calls };
+}
+
+const seqs = (from: number, to: number) => range(from, to).map((m) => m.seq);
+
+describe('RoomFeed', () => {
+  it('delivers missed messages, then live ones, in order', async () => {
+    const { feed: f, delivered } = feed({ since: 3 });
+    f.beginSync();
+    await f.endSync({ missed: range(4, 6), truncated: false });
+    await f.receive(message(7));
+    expect(delivered).toEqual(seqs(4, 7));
+  });
+
+  it('holds live messages that arrive before the join ack and drops their duplicates', async () => {
+    const { feed: f, delivered, calls } = feed({ since: 3 });
+    f.beginSync();
+    await f.receive(message(6));
+    await f.receive(message(7));
+    expect(delivered).toEqual([]);
+    await f.endSync({ missed: range(4, 6), truncated: false });
+    expect(delivered).toEqual(seqs(4, 7));
+    expect(calls).toEqual([]);
+  });
+
+  it('drops duplicates and anything at or before the last seq', async () => {
+    const { feed: f, delivered } = feed({ since: 5 });
+    f.beginSync();
+    await f.endSync({ missed: [message(6), message(6), message(5), message(4)], truncated: false });
+    await f.receive(message(6));
+    await f.receive(message(7));
+    await f.receive(message(7));
+    expect(delivered).toEqual([6, 7]);
+  });
+
+  it('fills a gap in the live stream from REST', async () => {
+    const { feed: f, delivered, calls } = feed({ since: 2, stored: 9 });
+    f.beginSync();
+    await f.endSync({ missed: [], truncated: false });
+    await f.receive(message(3));
+    await f.receive(message(6));
+    expect(calls).toEqual([3]);
+    expect(delivered).toEqual(seqs(3, 9));
+  });
+
+  it('leaves gaps to the join ack while a join is in flight', async () => {
+    const { feed: f, delivered, calls } = feed({ since: 2, stored: 10 });
+    f.beginSync();
+    await f.receive(message(9));
+    expect(calls).toEqual([]);
+    await f.endSync({ missed: range(3, 9), truncated: false });
+    expect(calls).toEqual([]);
+    expect(delivered).toEqual(seqs(3, 9));
+  });
+
+  it('pages the rest over REST when the join ack is truncated', async () => {
+    const { feed: f, delivered, calls } = feed({ since: 0, stored: 2_500, pageSize: 200 });
+    f.beginSync();
+    await f.receive(message(2_500));
+    await f.endSync({ missed: range(1, 1_000), truncated: true });
+    expect(delivered).toEqual(seqs(1, 2_500));
+    expect(calls[0]).toBe(1_000);
+    expect(calls).toHaveLength(8);
+  });
+
+  it('starts at the room’s newest seq when the application gave none', async () => {
+    const { feed: f, delivered } = feed({ stored: 0 });
+    f.beginSync();
+    await f.receive(message(43));
+    await f.endSync({ roomLastSeq: 42, missed: [], truncated: false });
+    await f.receive(message(44));
+    expect(delivered).toEqual([43, 44]);
+  });
+
+  it('keeps what it holds when a fill fails, and completes on the next trigger', async () => {
+    let failing = true;
+    const delivered: number[] = [];
+    const rest = history(8);
+    const f = new RoomFeed({
+      roomId: ROOM,
+      since: 2,
+      deliver: (m) => delivered.push(m.seq),
+      fetchAfter: (roomId, since) =>
+        failing ? Promise.reject(new Error('down')) : rest.fetchAfter(roomId, since),
+    });
+    await expect(f.receive(message(5))).rejects.toThrow('down');
+    expect(delivered).toEqual([]);
+    f.beginSync();
+    failing = false;
+    await expect(f.endSync({ missed: [], truncated: false })).resolves.toBeUndefined();
+    expect(delivered).toEqual(seqs(3, 8));
+  });
+
+  it('delivers any arrival order exactly once, in seq order', async () => {
+    const { feed: f, delivered } = feed({ since: 0, stored: 30 });
+    f.beginSync();
+    const shuffled = [...range(1, 30), ...range(10, 20)].sort(() => Math.random() - 0.5);
+    const [missed, live] = [shuffled.slice(0, 15), shuffled.slice(15)];
+    for (const m of live.slice(0, 5)) await f.receive(m);
+    await f.endSync({ missed, truncated: false });
+    for (const m of live.slice(5)) await f.receive(m);
+    expect(delivered).toEqual(seqs(1, 30));
+  });
+});

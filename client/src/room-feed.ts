@@ -1,0 +1,134 @@
+import type { MessageJson } from './contract';
+
+export interface MessagePage {
+  items: MessageJson[];
+  nextCursor: number | null;
+}
+
+/** What a (re)join brought: the room's newest seq at join time and what was missed. */
+export interface SyncResult {
+  /** Where the feed starts when it has no position yet. */
+  roomLastSeq?: number;
+  missed: readonly MessageJson[];
+  /** More was missed than `missed` holds: fetch the rest. */
+  truncated: boolean;
+}
+
+export interface RoomFeedOptions {
+  roomId: string;
+  /** The last seq the application already has; without it the feed starts at the room's newest. */
+  since?: number;
+  deliver(message: MessageJson): void;
+  /** One ascending page of the room's messages after `since` (REST history). */
+  fetchAfter(roomId: string, since: number): Promise<MessagePage>;
+}
+
+/**
+ * Turns the messages of one room, arriving live, in join acks and from REST,
+ * in any order and any number of times, into one delivery in seq order with
+ * no gap and no duplicate. Seqs are gapless per room, so a message is handed
+ * on only when it is exactly the next one; anything ahead waits in `pending`
+ * until the missing ones are fetched.
+ */
+export class RoomFeed {
+  readonly roomId: string;
+  private lastSeq: number | undefined;
+  private readonly pending = new Map<number, MessageJson>();
+  /** A join is in flight: its ack will bring what is missing, so no REST fill meanwhile. */
+  private syncing = false;
+  private filling: Promise<void> | undefined;
+
+  constructor(private readonly options: RoomFeedOptions) {
+    this.roomId = options.roomId;
+    this.lastSeq = options.since;
+  }
+
+  /** The seq of the last message delivered, to resume from. */
+  get since(): number | undefined {
+    return this.lastSeq;
+  }
+
+  /** Messages received ahead of a gap, waiting for it to be filled. */
+  get waiting(): number {
+    return this.pending.size;
+  }
+
+  /** A (re)join has been sent. */
+  beginSync(): void {
+    this.syncing = true;
+  }
+
+  /** The join ack arrived: deliver `missed`, then fill whatever is still missing. */
+  async endSync(result: SyncResult): Promise<void> {
+    this.syncing = false;
+    this.lastSeq ??= result.roomLastSeq;
+    this.accept(result.missed);
+    if (result.truncated || this.pending.size > 0) await this.fill(result.truncated);
+  }
+
+  /** A live message; a gap before it is filled from REST unless a join is about to. */
+  receive(message: MessageJson): Promise<void> {
+    this.accept([message]);
+    if (this.syncing || this.pending.size === 0) return Promise.resolve();
+    return this.fill(false);
+  }
+
+  private accept(messages: readonly MessageJson[]): void {
+    for (const message of messages) {
+      if (this.lastSeq === undefined || message.seq > this.lastSeq) {
+        this.pending.set(message.seq, message);
+      }
+    }
+    this.drain();
+  }
+
+  private drain(): void {
+    if (this.lastSeq === undefined) return;
+    for (
+      let next = this.pending.get(this.lastSeq + 1);
+      next;
+      next = this.pending.get(this.lastSeq + 1)
+    ) {
+      this.pending.delete(next.seq);
+      this.lastSeq = next.seq;
+      this.options.deliver(next);
+    }
+  }
+
+  /** One fill at a time; a fill already running covers the new gap too, or loops for it. */
+  private fill(behind: boolean): Promise<void> {
+    this.filling ??= this.fillUntilContiguous(behind).finally(() => {
+      this.filling = undefined;
+    });
+    return this.filling;
+  }
+
+  private async fillUntilContiguous(behind: boolean): Promise<void> {
+    let catchUp = behind;
+    while (catchUp || this.pending.size > 0) {
+      catchUp = false;
+      const before = this.lastSeq;
+      await this.fetchEverythingAfter();
+      if (this.lastSeq === before && this.pending.size > 0) this.skipUnfillableGap();
+    }
+  }
+
+  private async fetchEverythingAfter(): Promise<void> {
+    let since: number | null = this.lastSeq ?? 0;
+    while (since !== null) {
+      const page = await this.options.fetchAfter(this.roomId, since);
+      this.accept(page.items);
+      since = page.nextCursor;
+    }
+  }
+
+  /**
+   * The store has nothing for the gap (it cannot happen with gapless seqs, but
+   * a stalled feed would be worse than a hole): carry on from the next message held.
+   */
+  private skipUnfillableGap(): void {
+    const next = Math.min(...this.pending.keys());
+    this.lastSeq = next - 1;
+    this.drain();
+  }
+}

@@ -1,0 +1,166 @@
+import { SseEvent } from '../../src/contract/events';
+import { Backoff, type BackoffOptions } from './backoff';
+import type { TokenProvider } from './connection-state';
+import {
+  ErrorCode,
+  ServerEvent,
+  type ErrorBody,
+  type MessageJson,
+  type NotificationJson,
+} from './contract';
+import { clientError } from './errors';
+
+type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
+
+export interface SseMessageEvent {
+  data: string;
+  lastEventId: string;
+}
+
+/** What the helpers need of an EventSource: the browser's and the `eventsource` package's both qualify. */
+export interface EventSourceLike {
+  readonly readyState: number;
+  close(): void;
+  onopen: Handler<unknown> | null;
+  onerror: Handler<{ code?: number }> | null;
+  addEventListener(type: string, listener: Handler<SseMessageEvent>): void;
+}
+
+export type EventSourceConstructor = new (url: string) => EventSourceLike;
+
+const CLOSED = 2;
+const HTTP_UNAUTHORIZED = 401;
+/** The first event of the personal stream (not a Socket.IO event, so not in ServerEvent). */
+export const SSE_CONNECTED_EVENT = SseEvent.Connected;
+
+export interface SseOptions {
+  /** The service's origin, e.g. `http://127.0.0.1:3000`; `''` for the page's own. */
+  url: string;
+  /** Read for every new stream; a token in the URL is fixed for that stream's native retries. */
+  token: TokenProvider;
+  EventSource?: EventSourceConstructor;
+  /** Delays between re-opened streams once the EventSource itself has given up. */
+  backoff?: Partial<BackoffOptions>;
+  /** The stream stopped for good (a token refused twice, or retries exhausted). */
+  onFatal?(error: ErrorBody): void;
+}
+
+export interface SseSubscription {
+  close(): void;
+}
+
+export interface RoomEventsOptions extends SseOptions {
+  roomId: string;
+  /** Replay every message after this seq first. */
+  since?: number;
+  onMessage(message: MessageJson): void;
+}
+
+export interface PersonalEventsOptions extends SseOptions {
+  onConnected?(event: { userId: string }): void;
+  onNotification(notification: NotificationJson): void;
+}
+
+/**
+ * A room's live feed. A dropped connection resumes natively (Last-Event-ID);
+ * when the EventSource gives up (an expired token answers 401), a new one is
+ * opened with a fresh token and `since` the last seq received.
+ */
+export function subscribeRoomEvents(options: RoomEventsOptions): SseSubscription {
+  let lastSeq = options.since;
+  return openResilientStream(options, {
+    path: `/api/rooms/${encodeURIComponent(options.roomId)}/events`,
+    query: () => (lastSeq === undefined ? {} : { since: lastSeq }),
+    listeners: {
+      [ServerEvent.Message]: (event) => {
+        const message = JSON.parse(event.data) as MessageJson;
+        if (lastSeq !== undefined && message.seq <= lastSeq) return;
+        lastSeq = message.seq;
+        options.onMessage(message);
+      },
+    },
+  });
+}
+
+/** The caller's personal stream: `connected`, then notifications (mentions, invitations). */
+export function subscribePersonalEvents(options: PersonalEventsOptions): SseSubscription {
+  return openResilientStream(options, {
+    path: '/api/events',
+    query: () => ({}),
+    listeners: {
+      [SSE_CONNECTED_EVENT]: (event) =>
+        options.onConnected?.(JSON.parse(event.data) as { userId: string }),
+      [ServerEvent.Notification]: (event) =>
+        options.onNotification(JSON.parse(event.data) as NotificationJson),
+    },
+  });
+}
+
+interface StreamSpec {
+  path: string;
+  /** Query parameters of the next stream opened (the resume point). */
+  query: () => { since?: number };
+  listeners: Record<string, (event: SseMessageEvent) => void>;
+}
+
+function openResilientStream(
+  options: SseOptions,
+  { path, query, listeners }: StreamSpec,
+): SseSubscription {
+  const EventSourceImpl = options.EventSource ?? globalEventSource();
+  const backoff = new Backoff(options.backoff);
+  let source: EventSourceLike | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
+  let refusedInARow = 0;
+
+  const open = async () => {
+    const token = await options.token();
+    if (closed) return;
+    const params = new URLSearchParams({ token });
+    const { since } = query();
+    if (since !== undefined) params.set('since', String(since));
+    const current = new EventSourceImpl(`${options.url}${path}?${params.toString()}`);
+    source = current;
+    current.onopen = () => {
+      refusedInARow = 0;
+      backoff.connected();
+    };
+    current.onerror = (event) => {
+      if (current.readyState === CLOSED && source === current) gaveUp(event.code);
+    };
+    for (const [type, listener] of Object.entries(listeners))
+      current.addEventListener(type, listener);
+  };
+
+  const gaveUp = (status: number | undefined) => {
+    backoff.disconnected();
+    refusedInARow = status === HTTP_UNAUTHORIZED ? refusedInARow + 1 : 0;
+    if (refusedInARow >= 2)
+      return fatal(clientError(ErrorCode.Unauthorized, 'Token refused twice'));
+    const delay = refusedInARow === 1 ? 0 : backoff.next();
+    if (delay === null) return fatal(clientError(ErrorCode.Unavailable, 'Retries exhausted'));
+    timer = setTimeout(() => void open().catch(() => gaveUp(undefined)), delay);
+  };
+
+  const fatal = (error: ErrorBody) => {
+    closed = true;
+    options.onFatal?.(error);
+  };
+
+  void open().catch(() => gaveUp(undefined));
+  return {
+    close: () => {
+      closed = true;
+      clearTimeout(timer);
+      source?.close();
+    },
+  };
+}
+
+function globalEventSource(): EventSourceConstructor {
+  const candidate = (globalThis as { EventSource?: EventSourceConstructor }).EventSource;
+  if (!candidate)
+    throw new Error('No global EventSource: pass one, e.g. from the eventsource package');
+  return candidate;
+}

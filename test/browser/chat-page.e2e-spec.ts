@@ -1,0 +1,188 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { postMessage, registerUser, uniqueUsername } from '../support/api';
+import { REPO_ROOT } from '../support/service-process';
+import { fullHistory, RestartableService } from '../sdk/sdk-harness';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const PAGE_BUILD = join(REPO_ROOT, 'dist', 'web', 'index.html');
+const SCREENSHOT = join(REPO_ROOT, 'artifacts', 'chat-page.png');
+const PASSWORD = 'password-123';
+/** Generous: a loaded 2-core machine runs a browser, a service and Jest at once. */
+const UI_TIMEOUT_MS = 30_000;
+
+jest.setTimeout(240_000);
+
+/** Without Chromium the suite may skip locally, never under CI. */
+function browserAvailable(): boolean {
+  if (existsSync(CHROMIUM)) return true;
+  const message = `${CHROMIUM} is missing: install it with "apt-get install -y chromium"`;
+  if (process.env.CI === 'true') throw new Error(`${message} (required when CI=true)`);
+  console.warn(`${message}; skipping the chat page test.`);
+  return false;
+}
+
+const describeWithBrowser = browserAvailable() ? describe : describe.skip;
+
+describeWithBrowser('the chat page in Chromium', () => {
+  let service: RestartableService;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    if (!existsSync(PAGE_BUILD)) throw new Error(`${PAGE_BUILD} is missing: run "npm run build"`);
+    service = await RestartableService.start();
+    await expectPageServed(service.url);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await service?.dispose();
+  });
+
+  async function openPage(): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(UI_TIMEOUT_MS);
+    await page.goto(service.url);
+    return page;
+  }
+
+  async function register(page: Page, username: string): Promise<void> {
+    await page.fill('#auth-form [name=username]', username);
+    await page.fill('#auth-form [name=password]', PASSWORD);
+    await page.click('#register');
+    await page.waitForSelector('#chat-view', { state: 'visible' });
+    await expectConnected(page);
+  }
+
+  const expectConnected = (page: Page) =>
+    page.waitForSelector('#connection[data-status=connected]');
+
+  async function openRoom(page: Page, name: string): Promise<void> {
+    await page.click('#refresh-rooms');
+    await page.click(`#room-list button:text-is("# ${name}")`);
+    await page.waitForSelector(`#room-title:text-is("# ${name}")`);
+    await page.waitForSelector('#composer input:not([disabled])');
+  }
+
+  async function send(page: Page, text: string): Promise<void> {
+    await page.fill('#composer [name=text]', text);
+    await page.press('#composer [name=text]', 'Enter');
+  }
+
+  const messageWithText = (text: string) => `#message-list .message:has(.text:text-is("${text}"))`;
+
+  const seqsShown = (page: Page) =>
+    page.$$eval('#message-list .message', (items) =>
+      items.map((item) => Number(item.getAttribute('data-seq'))),
+    );
+
+  it('two users chat, see presence and typing, and come back by themselves after a restart', async () => {
+    const [adaName, bobName] = [uniqueUsername('ada'), uniqueUsername('bob')];
+    const [ada, bob] = [await openPage(), await openPage()];
+    await register(ada, adaName);
+    await register(bob, bobName);
+
+    await ada.fill('#create-room [name=name]', 'lobby');
+    await ada.click('#create-room button');
+    await ada.waitForSelector('#room-title:text-is("# lobby")');
+    await openRoom(bob, 'lobby');
+
+    await ada.waitForSelector(`#presence-list li:text-is("${bobName}")`);
+    await bob.waitForSelector(`#presence-list li:text-is("${adaName}")`);
+
+    await ada.type('#composer [name=text]', 'hel');
+    await bob.waitForSelector(`#typing:text-is("${adaName} is typing…")`);
+    await ada.fill('#composer [name=text]', '');
+    await send(ada, `hello @${bobName}`);
+    await bob.waitForSelector(`${messageWithText(`hello @${bobName}`)}.mention`);
+    await ada.waitForSelector(`${messageWithText(`hello @${bobName}`)}.mine`);
+    await bob.waitForSelector('#typing:text-is("")');
+    await send(bob, 'hi ada');
+    await ada.waitForSelector(messageWithText('hi ada'));
+
+    // A crash: both pages notice and count down to their next attempt.
+    const carol = await registerUser(service.url, uniqueUsername('carol'));
+    await service.kill();
+    await ada.waitForSelector('#connection[data-status=reconnecting]');
+    await bob.waitForSelector('#connection[data-status=reconnecting]');
+    await ada.waitForSelector('#connection:has-text("Reconnecting in")');
+
+    await service.start();
+    const roomId = await ada.$eval('#room-list li.selected', (li) =>
+      li.getAttribute('data-room-id'),
+    );
+    await postMessage(service.url, carol, roomId as string, 'posted while you were away');
+    await Promise.all([expectConnected(ada), expectConnected(bob)]);
+    await ada.waitForSelector(messageWithText('posted while you were away'));
+    await bob.waitForSelector(messageWithText('posted while you were away'));
+
+    await send(ada, 'after the restart');
+    await bob.waitForSelector(messageWithText('after the restart'));
+    await bob.waitForSelector(`#presence-list li:text-is("${adaName}")`);
+
+    const history = await fullHistory(service.url, carol.token, roomId as string);
+    const expected = history.map((m) => m.seq);
+    expect(await seqsShown(ada)).toEqual(expected);
+    expect(await seqsShown(bob)).toEqual(expected);
+
+    mkdirSync(join(REPO_ROOT, 'artifacts'), { recursive: true });
+    await bob.screenshot({ path: SCREENSHOT });
+  });
+
+  it('scrolls back through older history page by page', async () => {
+    const dan = await registerUser(service.url, uniqueUsername('dan'));
+    const roomId = await createRoomAs(dan.token, 'archive');
+    for (let i = 1; i <= 70; i += 1) await postMessage(service.url, dan, roomId, `old ${i}`);
+
+    const page = await openPage();
+    await page.fill('#auth-form [name=username]', dan.username);
+    await page.fill('#auth-form [name=password]', PASSWORD);
+    await page.click('#login');
+    await expectConnected(page);
+    await openRoom(page, 'archive');
+    await page.waitForSelector(messageWithText('old 70'));
+    expect(await seqsShown(page)).toEqual(range(21, 70));
+
+    await page.click('#load-older');
+    await page.waitForSelector(messageWithText('old 1'));
+    expect(await seqsShown(page)).toEqual(range(1, 70));
+    await page.waitForSelector('#load-older', { state: 'hidden' });
+  });
+
+  async function createRoomAs(token: string, name: string): Promise<string> {
+    const response = await fetch(`${service.url}/api/rooms`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name }),
+    });
+    return ((await response.json()) as { id: string }).id;
+  }
+});
+
+/** The service itself serves the built page at `/` (dist/web). */
+async function expectPageServed(url: string): Promise<void> {
+  const response = await fetch(url);
+  const type = response.headers.get('content-type') ?? '';
+  if (response.status !== 200 || !type.includes('text/html')) {
+    throw new Error(
+      `GET / answered ${response.status} ${type}: the service must serve dist/web at /`,
+    );
+  }
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}

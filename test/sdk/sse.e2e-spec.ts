@@ -1,0 +1,113 @@
+import { EventSource } from 'eventsource';
+import {
+  createRoom,
+  forgeToken,
+  nowSeconds,
+  postMessage,
+  registerUser,
+  type TestUser,
+} from '../support/api';
+import { startTestApp, type TestApp } from '../support/test-app';
+import {
+  subscribePersonalEvents,
+  subscribeRoomEvents,
+  type ErrorBody,
+  type MessageJson,
+  type NotificationJson,
+  type SseSubscription,
+} from '../../client/src';
+import { waitFor } from './sdk-harness';
+
+jest.setTimeout(60_000);
+
+describe('SSE helpers against the real event streams', () => {
+  let app: TestApp;
+  let ada: TestUser;
+  let bob: TestUser;
+  let roomId: string;
+  const subscriptions: SseSubscription[] = [];
+
+  beforeAll(async () => {
+    app = await startTestApp('sqlite');
+    ada = await registerUser(app.url);
+    bob = await registerUser(app.url);
+    roomId = (await createRoom(app.url, ada, { name: 'sse' })).id;
+  });
+  afterEach(() => subscriptions.splice(0).forEach((subscription) => subscription.close()));
+  afterAll(() => app?.close());
+
+  it('follows a room feed, replaying from `since` first', async () => {
+    const first = await postMessage(app.url, ada, roomId, 'stored 1');
+    await postMessage(app.url, ada, roomId, 'stored 2');
+    const seen: MessageJson[] = [];
+    subscriptions.push(
+      subscribeRoomEvents({
+        url: app.url,
+        token: () => ada.token,
+        EventSource,
+        roomId,
+        since: first.seq,
+        onMessage: (message) => seen.push(message),
+      }),
+    );
+    await waitFor('the replay', () => seen.length === 1);
+    await postMessage(app.url, bob, roomId, 'live');
+    await waitFor('the live message', () => seen.length === 2);
+    expect(seen.map((m) => m.text)).toEqual(['stored 2', 'live']);
+  });
+
+  it('delivers personal notifications (a mention) after `connected`', async () => {
+    const notifications: NotificationJson[] = [];
+    let connectedAs: string | undefined;
+    subscriptions.push(
+      subscribePersonalEvents({
+        url: app.url,
+        token: () => bob.token,
+        EventSource,
+        onConnected: ({ userId }) => (connectedAs = userId),
+        onNotification: (notification) => notifications.push(notification),
+      }),
+    );
+    await waitFor('connected', () => connectedAs !== undefined);
+    // Mentions reach members only: bob adds himself to the public room.
+    const joined = await fetch(`${app.url}/api/rooms/${roomId}/members`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${bob.token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ userId: bob.id }),
+    });
+    expect(joined.status).toBe(201);
+    expect(connectedAs).toBe(bob.id);
+    await postMessage(app.url, ada, roomId, `hello @${bob.username}`);
+    await waitFor('the mention', () => notifications.length === 1);
+    expect(notifications[0]).toMatchObject({
+      type: 'mention',
+      message: { text: `hello @${bob.username}` },
+    });
+  });
+
+  it('stops and says so when the token is refused twice', async () => {
+    const bad = forgeToken(
+      { sub: ada.id, username: ada.username, iat: nowSeconds(), exp: nowSeconds() + 600 },
+      { secret: 'not-the-server-secret-0123456789abcdef' },
+    );
+    let asked = 0;
+    let fatal: ErrorBody | undefined;
+    subscriptions.push(
+      subscribeRoomEvents({
+        url: app.url,
+        token: () => {
+          asked += 1;
+          return bad;
+        },
+        EventSource,
+        roomId,
+        onMessage: () => undefined,
+        onFatal: (error) => (fatal = error),
+      }),
+    );
+    await waitFor('the fatal error', () => fatal !== undefined);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(asked).toBe(2);
+    expect(fatal).toMatchObject({ code: 'UNAUTHORIZED' });
+  });
+});

@@ -1,0 +1,98 @@
+import { forgeToken, nowSeconds, registerUser, createRoom, type TestUser } from '../support/api';
+import { startTestApp, type TestApp } from '../support/test-app';
+import { ChatClient, type ConnectionState } from '../../client/src';
+import { waitFor, waitForStatus } from './sdk-harness';
+
+jest.setTimeout(60_000);
+
+/** The token provider is asked again on every (re)connection, so expiry is not an outage. */
+describe('ChatClient token provider', () => {
+  let app: TestApp;
+  let ada: TestUser;
+  let roomId: string;
+  const clients: ChatClient[] = [];
+
+  beforeAll(async () => {
+    app = await startTestApp('sqlite');
+    ada = await registerUser(app.url);
+    roomId = (await createRoom(app.url, ada, { name: 'tokens' })).id;
+  });
+  afterEach(() => clients.splice(0).forEach((client) => client.close()));
+  afterAll(() => app?.close());
+
+  const tokenFor = (user: TestUser, lifetimeSeconds: number) =>
+    forgeToken({
+      sub: user.id,
+      username: user.username,
+      iat: nowSeconds(),
+      exp: nowSeconds() + lifetimeSeconds,
+    });
+
+  /** A provider that hands out `first`, then the user's fresh login token; it counts its calls. */
+  function provider(first: string, fresh = ada.token) {
+    const calls: string[] = [];
+    return {
+      calls,
+      token: () => {
+        const token = calls.length === 0 ? first : fresh;
+        calls.push(token);
+        return token;
+      },
+    };
+  }
+
+  function client(token: () => string) {
+    const instance = new ChatClient({
+      url: app.url,
+      token,
+      backoff: { baseMs: 200, capMs: 1_000 },
+    });
+    const states: ConnectionState[] = [];
+    instance.on('state', (state) => states.push(state));
+    clients.push(instance);
+    return { instance, states };
+  }
+
+  it('reconnects with a refreshed token when the server ends a session whose token expired', async () => {
+    const tokens = provider(tokenFor(ada, 3));
+    const { instance, states } = client(tokens.token);
+    instance.connect();
+    await instance.join(roomId);
+    expect(tokens.calls).toHaveLength(1);
+
+    await waitFor('a second token', () => tokens.calls.length >= 2, 15_000);
+    await waitForStatus(instance, 'connected');
+    expect(states.filter((s) => s.status === 'connected').length).toBeGreaterThanOrEqual(2);
+    expect(states.some((s) => s.status === 'unauthorized')).toBe(false);
+    // The room was re-joined on the new connection: sending and receiving still work.
+    const received = new Promise((resolve) => instance.on('message', resolve));
+    await instance.send(roomId, 'after refresh');
+    await expect(received).resolves.toMatchObject({ text: 'after refresh' });
+  });
+
+  it('asks the provider again at once when the handshake refuses an already expired token', async () => {
+    const tokens = provider(tokenFor(ada, -60));
+    const { instance, states } = client(tokens.token);
+    instance.connect();
+    await waitForStatus(instance, 'connected', 15_000);
+    expect(tokens.calls).toHaveLength(2);
+    expect(states.some((s) => s.status === 'reconnecting')).toBe(false);
+  });
+
+  it('stops as unauthorized when the refreshed token is refused too: no retry storm', async () => {
+    const bad = forgeToken(
+      { sub: ada.id, username: ada.username, iat: nowSeconds(), exp: nowSeconds() + 600 },
+      { secret: 'not-the-server-secret-0123456789abcdef' },
+    );
+    const tokens = provider(bad, bad);
+    const { instance } = client(tokens.token);
+    instance.connect();
+    await waitForStatus(instance, 'unauthorized', 15_000);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(tokens.calls).toHaveLength(2);
+    expect(instance.state).toMatchObject({
+      status: 'unauthorized',
+      error: { code: 'UNAUTHORIZED' },
+    });
+  });
+});

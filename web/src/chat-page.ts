@@ -1,0 +1,209 @@
+import {
+  ChatClient,
+  newClientMsgId,
+  type MessageJson,
+  type RestClient,
+  type RoomJson,
+  type RoomUserEvent,
+} from '../../client/src';
+import { ConnectionView } from './connection-view';
+import { byId, errorText } from './dom';
+import { MessagesView } from './messages-view';
+import { PresenceView } from './presence-view';
+import { RoomsView } from './rooms-view';
+import type { Session } from './session';
+import { TypingView } from './typing-view';
+
+const HISTORY_PAGE = 50;
+/** The server allows a few typing events a second; one every 2 s is plenty for the indicator. */
+const TYPING_EVERY_MS = 2_000;
+
+/** The signed-in page: rooms, the open conversation, presence and the connection state. */
+export class ChatPage {
+  private readonly client: ChatClient;
+  private readonly connection = new ConnectionView(byId('connection'), byId('retry-now'));
+  private readonly messages: MessagesView;
+  private readonly presence: PresenceView;
+  private readonly typing = new TypingView(byId('typing'));
+  private readonly rooms: RoomsView;
+  private readonly composer = byId<HTMLFormElement>('composer');
+  private readonly loadOlder = byId<HTMLButtonElement>('load-older');
+  private readonly unsubscribers: Array<() => void> = [];
+  /** Removes every DOM listener of this page at sign-out, so that a new sign-in starts clean. */
+  private readonly abort = new AbortController();
+  private current: RoomJson | undefined;
+  private lastTypingSent = 0;
+  private loadingOlder = false;
+
+  constructor(
+    private readonly session: Session,
+    private readonly rest: RestClient,
+    private readonly onSignedOut: (reason: string) => void,
+  ) {
+    this.client = new ChatClient({ url: location.origin, token: () => session.token });
+    this.messages = new MessagesView(
+      byId('messages'),
+      byId<HTMLOListElement>('message-list'),
+      byId<HTMLOListElement>('pending-list'),
+      session.username,
+    );
+    this.presence = new PresenceView(byId<HTMLUListElement>('presence-list'), session.username);
+    this.rooms = new RoomsView(rest, this.abort.signal, {
+      open: (room) => void this.open(room),
+      error: (message) => this.notice(message),
+    });
+    this.listen();
+  }
+
+  start(): void {
+    byId('chat-view').hidden = false;
+    this.client.connect();
+    void this.rooms.refresh();
+  }
+
+  stop(): void {
+    this.client.close();
+    this.abort.abort();
+    for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
+    this.typing.reset();
+    this.messages.reset();
+    this.presence.replace([]);
+    this.setComposerEnabled(false);
+    byId('chat-view').hidden = true;
+  }
+
+  private listen(): void {
+    const client = this.client;
+    this.unsubscribers.push(
+      client.on('state', (state) => {
+        this.connection.render(state);
+        if (state.status === 'unauthorized')
+          this.onSignedOut('Your session expired: log in again.');
+      }),
+      client.on('message', (message) => this.received(message)),
+      client.on('joined', ({ room }) => this.rejoined(room.id)),
+      client.on('userJoined', (event) =>
+        this.inCurrentRoom(event, () => this.presence.joined(event.user)),
+      ),
+      client.on('userLeft', (event) =>
+        this.inCurrentRoom(event, () => this.presence.left(event.user)),
+      ),
+      client.on('typing', (event) =>
+        this.inCurrentRoom(event, () => this.someoneTypes(event.user.username)),
+      ),
+      client.on('roomLost', ({ roomId }) => {
+        if (roomId === this.current?.id) this.notice('You no longer have access to this room.');
+      }),
+    );
+    const { signal } = this.abort;
+    byId('retry-now').addEventListener('click', () => this.client.reconnectNow(), { signal });
+    this.composer.addEventListener('submit', (event) => this.submit(event), { signal });
+    this.composer.addEventListener('input', () => this.announceTyping(), { signal });
+    this.loadOlder.addEventListener('click', () => void this.loadOlderPage(), { signal });
+    const scroller = byId('messages');
+    scroller.addEventListener(
+      'scroll',
+      () => {
+        if (scroller.scrollTop === 0 && !this.loadOlder.hidden) void this.loadOlderPage();
+      },
+      { signal },
+    );
+  }
+
+  /** Shows the newest page from REST, then joins with `since` so that the SDK delivers the rest. */
+  private async open(room: RoomJson): Promise<void> {
+    if (this.current?.id === room.id) return;
+    if (this.current) await this.client.leave(this.current.id);
+    this.current = room;
+    this.rooms.select(room.id);
+    this.notice('');
+    byId('room-title').textContent = `# ${room.name}`;
+    this.messages.reset();
+    this.typing.reset();
+    this.presence.replace([]);
+    try {
+      const page = await this.rest.history(room.id, { limit: HISTORY_PAGE });
+      this.messages.prepend([...page.items].reverse());
+      this.loadOlder.hidden = page.nextCursor === null;
+      this.messages.scrollToBottom();
+      this.setComposerEnabled(true);
+      await this.client.join(room.id, { since: this.messages.newestSeq ?? 0 });
+    } catch (error) {
+      this.notice(`Could not open the room: ${errorText(error)}`);
+    }
+  }
+
+  private async loadOlderPage(): Promise<void> {
+    const room = this.current;
+    const before = this.messages.oldestSeq;
+    if (!room || before === undefined || this.loadingOlder) return;
+    this.loadingOlder = true;
+    try {
+      const page = await this.rest.history(room.id, { before, limit: HISTORY_PAGE });
+      if (this.current !== room) return;
+      this.messages.prepend([...page.items].reverse());
+      this.loadOlder.hidden = page.nextCursor === null;
+    } catch (error) {
+      this.notice(`Could not load older messages: ${errorText(error)}`);
+    } finally {
+      this.loadingOlder = false;
+    }
+  }
+
+  private received(message: MessageJson): void {
+    if (message.roomId !== this.current?.id) return;
+    this.typing.stopped(message.username);
+    this.messages.append(message);
+  }
+
+  /** Presence is per node and per connection: ask again after every (re)join. */
+  private rejoined(roomId: string): void {
+    if (roomId !== this.current?.id) return;
+    this.client.presence(roomId).then(
+      (users) => roomId === this.current?.id && this.presence.replace(users),
+      () => undefined,
+    );
+  }
+
+  private submit(event: SubmitEvent): void {
+    event.preventDefault();
+    const input = this.composer.elements.namedItem('text') as HTMLInputElement;
+    const text = input.value.trim();
+    const room = this.current;
+    if (!text || !room) return;
+    input.value = '';
+    const clientMsgId = newClientMsgId();
+    this.messages.addPending(clientMsgId, text);
+    this.client.send(room.id, text, { clientMsgId }).then(
+      (message) => this.current === room && this.messages.confirm(message),
+      (error: unknown) => this.messages.failPending(clientMsgId, errorText(error)),
+    );
+  }
+
+  private announceTyping(): void {
+    const now = Date.now();
+    if (!this.current || now - this.lastTypingSent < TYPING_EVERY_MS) return;
+    this.lastTypingSent = now;
+    this.client.typing(this.current.id);
+  }
+
+  private inCurrentRoom(event: RoomUserEvent, update: () => void): void {
+    if (event.roomId === this.current?.id) update();
+  }
+
+  private someoneTypes(username: string): void {
+    if (username !== this.session.username) this.typing.typing(username);
+  }
+
+  private setComposerEnabled(enabled: boolean): void {
+    for (const control of this.composer.querySelectorAll<HTMLInputElement | HTMLButtonElement>(
+      'input, button',
+    )) {
+      control.disabled = !enabled;
+    }
+  }
+
+  private notice(message: string): void {
+    byId('notice').textContent = message;
+  }
+}

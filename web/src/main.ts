@@ -1,0 +1,40 @@
+import { RestClient } from '../../client/src';
+import { AuthView } from './auth-view';
+import { ChatPage } from './chat-page';
+import { byId } from './dom';
+import { clearSession, loadSession, saveSession, type Session } from './session';
+
+/** Entry point: the log-in form, or the chat page for a session kept in this tab. */
+function main(): void {
+  let page: ChatPage | undefined;
+  const rest = new RestClient({
+    baseUrl: location.origin,
+    token: () => loadSession()?.token ?? '',
+  });
+
+  const signOut = (message = '') => {
+    page?.stop();
+    page = undefined;
+    clearSession();
+    byId('whoami').textContent = '';
+    byId('logout').hidden = true;
+    auth.show(message);
+  };
+
+  const signIn = (session: Session) => {
+    saveSession(session);
+    auth.hide();
+    byId('whoami').textContent = session.username;
+    byId('logout').hidden = false;
+    page = new ChatPage(session, rest, signOut);
+    page.start();
+  };
+
+  const auth = new AuthView(rest, signIn);
+  byId('logout').addEventListener('click', () => signOut());
+  const session = loadSession();
+  if (session) signIn(session);
+  else auth.show();
+}
+
+main();

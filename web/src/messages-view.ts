@@ -1,0 +1,119 @@
+import type { MessageJson } from '../../client/src';
+import { element, formatTime } from './dom';
+
+/** Whether `text` mentions `@username` as a whole name (not a longer name that starts the same). */
+export function mentions(text: string, username: string): boolean {
+  const escaped = username.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
+  return new RegExp(`(^|[^\\w.-])@${escaped}(?![\\w.-])`, 'i').test(text);
+}
+
+/**
+ * The conversation: stored messages in seq order, older pages prepended
+ * without moving what the reader looks at, and the user's own messages shown
+ * as pending until the server has stored them.
+ */
+export class MessagesView {
+  private readonly seqs = new Set<number>();
+  private oldest: number | undefined;
+  private newest: number | undefined;
+
+  constructor(
+    private readonly scroller: HTMLElement,
+    private readonly list: HTMLOListElement,
+    private readonly pendingList: HTMLOListElement,
+    private readonly me: string,
+  ) {}
+
+  get oldestSeq(): number | undefined {
+    return this.oldest;
+  }
+
+  get newestSeq(): number | undefined {
+    return this.newest;
+  }
+
+  reset(): void {
+    this.seqs.clear();
+    this.oldest = this.newest = undefined;
+    this.list.replaceChildren();
+    this.pendingList.replaceChildren();
+  }
+
+  /** A page of older messages, oldest first. */
+  prepend(messages: readonly MessageJson[]): void {
+    const fresh = messages.filter((m) => !this.seqs.has(m.seq));
+    if (fresh.length === 0) return;
+    const heightBefore = this.scroller.scrollHeight;
+    this.list.prepend(...fresh.map((m) => this.render(m)));
+    this.scroller.scrollTop += this.scroller.scrollHeight - heightBefore;
+  }
+
+  /** A newer message, in seq order as the SDK delivers them. */
+  append(message: MessageJson): void {
+    if (this.seqs.has(message.seq)) return;
+    const stickToBottom = this.isNearBottom();
+    if (message.clientMsgId) this.pendingItem(message.clientMsgId)?.remove();
+    this.list.append(this.render(message));
+    if (stickToBottom) this.scrollToBottom();
+  }
+
+  addPending(clientMsgId: string, text: string): void {
+    const item = element('li', { className: 'message mine pending', data: { clientMsgId } }, [
+      element('span', { className: 'author', text: this.me }),
+      element('span', { className: 'text', text }),
+      element('span', { className: 'meta', text: 'sending…' }),
+    ]);
+    this.pendingList.append(item);
+    this.scrollToBottom();
+  }
+
+  failPending(clientMsgId: string, reason: string): void {
+    const item = this.pendingItem(clientMsgId);
+    if (!item) return;
+    item.classList.replace('pending', 'failed');
+    item.querySelector('.meta')?.replaceChildren(`not sent: ${reason}`);
+  }
+
+  /** A message the server acknowledged; the live copy may already have replaced the pending one. */
+  confirm(message: MessageJson): void {
+    this.append(message);
+  }
+
+  scrollToBottom(): void {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  private render(message: MessageJson): HTMLLIElement {
+    this.track(message.seq);
+    const classes = ['message'];
+    if (message.username === this.me) classes.push('mine');
+    if (message.username !== this.me && mentions(message.text, this.me)) classes.push('mention');
+    return element('li', { className: classes.join(' '), data: { seq: String(message.seq) } }, [
+      element('span', { className: 'author', text: message.username }),
+      element('span', { className: 'text', text: message.text }),
+      element('time', {
+        className: 'meta',
+        text: formatTime(message.createdAt),
+        title: message.createdAt,
+      }),
+    ]);
+  }
+
+  private track(seq: number): void {
+    this.seqs.add(seq);
+    this.oldest = Math.min(this.oldest ?? seq, seq);
+    this.newest = Math.max(this.newest ?? seq, seq);
+  }
+
+  private pendingItem(clientMsgId: string): HTMLElement | undefined {
+    return [...this.pendingList.children].find(
+      (item): item is HTMLElement =>
+        item instanceof HTMLElement && item.dataset.clientMsgId === clientMsgId,
+    );
+  }
+
+  private isNearBottom(): boolean {
+    const { scrollTop, scrollHeight, clientHeight } = this.scroller;
+    return scrollHeight - scrollTop - clientHeight < 80;
+  }
+}
