@@ -1,4 +1,4 @@
-# Two stages: `build` compiles TypeScript and the native better-sqlite3 addon
+# Two stages: `build` compiles TypeScript, the chat page and the native better-sqlite3 addon
 # with the same npm scripts the tests use, then prunes dev dependencies;
 # `runtime` is a slim Node 20 image with only package.json, the pruned
 # node_modules and dist/, running as the unprivileged `node` user.
@@ -30,6 +30,9 @@ RUN npm ci
 COPY nest-cli.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY migrations ./migrations
+# The chat page (web/) and the SDK it is built on (client/), bundled by Vite.
+COPY client ./client
+COPY web ./web
 RUN npm run build \
  && npm prune --omit=dev \
  && npm cache clean --force

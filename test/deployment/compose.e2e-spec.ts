@@ -367,6 +367,27 @@ describe('deployment files', () => {
       expect(runs.indexOf('npm ci')).toBeLessThan(runs.indexOf('npm run build'));
     });
 
+    it('copies into the build stage every folder `npm run build` reads', () => {
+      const copied = build
+        .filter((line) => /^COPY\s/i.test(line) && !/--from/i.test(line))
+        .flatMap((line) =>
+          line
+            .replace(/^COPY\s+/i, '')
+            .split(/\s+/)
+            .slice(0, -1),
+        );
+      for (const folder of [
+        'src',
+        'migrations',
+        'client',
+        'web',
+        'nest-cli.json',
+        'tsconfig.build.json',
+      ]) {
+        expect(copied).toContain(folder);
+      }
+    });
+
     it('runs the final stage as the non-root node user', () => {
       const users = runtime.filter((line) => /^USER\s/i.test(line));
       expect(users.length).toBeGreaterThan(0);
