@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Client } from 'pg';
 import type { RawEnvironment } from '@app/config/env.validation';
+import { withPostgres } from './databases';
 import { freePort, spawnService, waitUntilReady, type ServiceProcess } from './service-process';
 import { TEST_JWT_SECRET } from './test-app';
 
@@ -85,15 +85,6 @@ export class Cluster {
   }
 }
 
-async function withPostgres<T>(work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: process.env.DATABASE_URL });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** A Redis server of the test's own, which the test may stop and start again. */
 export class OwnRedis {

@@ -22,7 +22,8 @@ function uniqueName(): string {
   return `t_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
 }
 
-async function withPostgres<T>(work: (client: Client) => Promise<T>): Promise<T> {
+/** A short-lived connection to the PostgreSQL of DATABASE_URL, for test set-up. */
+export async function withPostgres<T>(work: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: process.env.DATABASE_URL });
   await client.connect();
   try {
