@@ -14,7 +14,7 @@ describe('packet floods on one connection', () => {
   it('cuts off a Socket.IO client sending far more packets than any budget allows', async () => {
     const user = await registerUser(t.url);
     const socket = await connectSocket(t.url, user.token);
-    const error = nextEvent<{ code: string }>(socket, 'error');
+    const error = nextEvent<{ code: string }>(socket, 'error', (e) => e.code === 'RATE_LIMITED');
     const gone = new Promise<string>((resolve) => socket.once('disconnect', resolve));
     for (let i = 0; i < 100; i += 1) socket.emit('room:presence', { roomId: 'x' });
     expect((await error).code).toBe('RATE_LIMITED');

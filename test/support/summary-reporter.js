@@ -1,13 +1,13 @@
 /**
  * Ends the run with one plain line, `tests: N passed, N failed, N skipped`,
- * after Jest's own summary, so that CI can read the outcome from the last line.
+ * after everything Jest prints, so that CI can read the outcome from the last line.
  */
 class SummaryReporter {
   onRunComplete(_contexts, results) {
     const failed = results.numFailedTests + results.numRuntimeErrorTestSuites;
-    process.stdout.write(
-      `\ntests: ${results.numPassedTests} passed, ${failed} failed, ${results.numPendingTests} skipped\n`,
-    );
+    const line = `tests: ${results.numPassedTests} passed, ${failed} failed, ${results.numPendingTests} skipped\n`;
+    // Jest prints its own summary after the reporters; the process's exit comes after that.
+    process.once('exit', () => process.stderr.write(`\n${line}`));
   }
 }
 
