@@ -1,0 +1,105 @@
+import type { Summary } from './summary';
+
+/** IPC between the orchestrator (`run.ts`) and the load generators (`load/*.ts`). */
+
+/** The service speaks the contract (auth, acks with stored messages); a baseline is bare. */
+export type Target = 'service' | 'baseline';
+
+export interface MemberPlan {
+  /** `http://127.0.0.1:<port>`: the node this member connects to. */
+  url: string;
+  /** Access token (service only). */
+  token?: string;
+  /** A label the baselines use in place of an authenticated user id. */
+  userId: string;
+  sender: boolean;
+}
+
+export interface RoomPlan {
+  roomId: string;
+  members: MemberPlan[];
+}
+
+export interface SetupCommand {
+  type: 'setup';
+  target: Target;
+  rooms: RoomPlan[];
+  textBytes: number;
+  concurrency: number;
+  timeoutMs: number;
+}
+
+export type RunMode = 'fixed' | 'max';
+
+export interface RunCommand {
+  type: 'run';
+  mode: RunMode;
+  /** Messages per second over all senders (fixed mode). */
+  ratePerSec: number;
+  /** Unsettled messages a sender may have in flight (max mode). */
+  window: number;
+  durationMs: number;
+  drainMs: number;
+}
+
+/** Idle connections: open connections until `total` are open. */
+export interface ConnectCommand {
+  type: 'connect';
+  target: Target;
+  url: string;
+  tokens: string[];
+  total: number;
+  concurrency: number;
+  timeoutMs: number;
+}
+
+export interface CheckCommand {
+  type: 'check';
+}
+
+export interface CloseCommand {
+  type: 'close';
+}
+
+export type LoaderCommand =
+  SetupCommand | RunCommand | ConnectCommand | CheckCommand | CloseCommand;
+
+export interface RunResult {
+  mode: RunMode;
+  sent: number;
+  acked: number;
+  ackErrors: number;
+  /** Fixed-mode sends skipped because the sender had too many unsettled messages. */
+  skipped: number;
+  deliveries: number;
+  expectedDeliveries: number;
+  lost: number;
+  duplicates: number;
+  disconnects: number;
+  drained: boolean;
+  /** From the first send to the last send. */
+  sendMs: number;
+  /** From the first send to the last delivery (or ack). */
+  activeMs: number;
+  /** Send to delivery, at receivers that do not send. */
+  latencyMs: Summary;
+  /** Send to ack, at senders. */
+  ackMs: Summary;
+  firstError?: string;
+}
+
+export interface ConnectResult {
+  open: number;
+  failed: number;
+  dropped: number;
+  connectMs: Summary;
+  firstError?: string;
+}
+
+export type LoaderReply =
+  | { type: 'ready'; connectMs: Summary; connections: number }
+  | { type: 'result'; result: RunResult }
+  | { type: 'connected'; result: ConnectResult }
+  | { type: 'checked'; open: number; dropped: number }
+  | { type: 'closed' }
+  | { type: 'error'; message: string };

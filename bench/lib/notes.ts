@@ -1,0 +1,81 @@
+import type { BenchContext } from './context';
+import type { LoadMeasurement } from './measure';
+import type { Results } from './results';
+
+/** At or above this share of its core, a load generator is what limits a run. */
+const SATURATED_PERCENT = 90;
+
+/** The header lines: machine, pinning, sizes. */
+export function describe(ctx: BenchContext): string[] {
+  const { config: c, host } = ctx;
+  const pinning = host.taskset
+    ? `taskset: servers on CPU ${c.serverCpu}, load generators on CPU ${c.loadCpu} (PostgreSQL and Redis unpinned)`
+    : 'taskset not found: nothing pinned';
+  return [
+    `${c.quick ? 'quick' : 'full'} run · ${host.cpus} CPUs · Node ${host.node} · ${pinning}`,
+    `CLK_TCK ${host.clockTicks} · open files soft/hard ${host.openFiles.soft}/${host.openFiles.hard}`,
+    `runs of ${c.durationMs / 1000} s (drain ≤ ${c.drainMs / 1000} s) · fan-out ${c.rooms} rooms × ${c.members} members, ` +
+      `${c.sendersPerRoom} sender(s)/room, fixed ${c.ratePerSec} msg/s, max window ${c.window} · durable ${c.durableSenders} senders · ` +
+      `two nodes ${c.clusterRatePerSec} msg/s · ` +
+      `text ${c.textBytes} B · idle steps ${c.idleSteps.join(', ')}`,
+  ];
+}
+
+function allMeasurements(results: Results): Array<[string, LoadMeasurement]> {
+  const list: Array<[string, LoadMeasurement]> = [];
+  for (const [name, runs] of Object.entries(results.fanout))
+    for (const m of runs ?? []) list.push([`fan-out ${m.mode} · ${name}`, m]);
+  for (const [name, m] of Object.entries(results.durable))
+    if (m) list.push([`durable · ${name}`, m]);
+  for (const [name, runs] of Object.entries(results.rawWs))
+    for (const m of runs ?? []) list.push([`raw ws ${m.mode} · ${name}`, m]);
+  if (results.cluster)
+    list.push(
+      ['two nodes · one node', results.cluster.oneNode],
+      ['two nodes · cross-node', results.cluster.crossNode],
+    );
+  return list;
+}
+
+function saturationNote(label: string, m: LoadMeasurement): string | undefined {
+  if (m.loaderCpuPercent < SATURATED_PERCENT) return undefined;
+  const cores = `load generator at ${m.loaderCpuPercent.toFixed(0)}% of its core, server at ${m.serverCpuPercent.toFixed(0)}%`;
+  const bound =
+    m.serverCpuPercent >= SATURATED_PERCENT
+      ? 'both saturated, throughput is a lower bound for either'
+      : 'the client bounds this run';
+  return `${label}: ${cores}: ${bound}`;
+}
+
+function loadNotes(results: Results): string[] {
+  return allMeasurements(results).flatMap(([label, m]) =>
+    [m.firstError && `${label}: ${m.firstError}`, saturationNote(label, m)].filter(
+      (note): note is string => Boolean(note),
+    ),
+  );
+}
+
+function idleNotes(ctx: BenchContext, results: Results): string[] {
+  const notes = Object.entries(results.idle).flatMap(([target, idle]) =>
+    (idle?.steps ?? [])
+      .filter((step) => step.loaderCpuPercent >= SATURATED_PERCENT)
+      .map(
+        (step) =>
+          `idle @${step.connections} · ${target}: load generator at ${step.loaderCpuPercent.toFixed(0)}% of its core while connecting: the client bounds the connect rate`,
+      ),
+  );
+  for (const [target, idle] of Object.entries(results.idle))
+    for (const step of idle?.steps ?? [])
+      if (step.firstError) notes.push(`idle @${step.connections} · ${target}: ${step.firstError}`);
+  const skipped = results.idle.service?.skippedSteps ?? [];
+  if (skipped.length > 0)
+    notes.push(
+      `idle steps skipped (open-file hard limit ${ctx.host.openFiles.hard}): ${skipped.join(', ')}`,
+    );
+  return notes;
+}
+
+/** Runs with errors, and runs whose load generator used (nearly) all of its core. */
+export function runNotes(ctx: BenchContext, results: Results): string[] {
+  return [...loadNotes(results), ...idleNotes(ctx, results)];
+}

@@ -1,0 +1,115 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { sleep } from '../common/clock';
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A child process in its own process group, stopped with the whole group. */
+export interface ManagedProcess {
+  name: string;
+  child: ChildProcess;
+  pid: number;
+  exited: Promise<Exit>;
+  isRunning(): boolean;
+  output(): string;
+  stop(graceMs?: number): Promise<Exit>;
+}
+
+export interface LaunchOptions {
+  name: string;
+  /** A Node.js script, run with this process's `node`. */
+  script: string;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Pin to this CPU with `taskset` (when it exists). */
+  cpu?: number;
+  /** Raise the soft limit of open files to this for the child. */
+  openFiles?: number;
+  ipc?: boolean;
+}
+
+const OUTPUT_LIMIT = 20_000;
+const running = new Set<ManagedProcess>();
+/** Set by `killAllNow`: nothing starts after it. */
+let killed = false;
+
+let tasksetChecked: boolean | undefined;
+
+export function hasTaskset(): boolean {
+  tasksetChecked ??= spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+  return tasksetChecked;
+}
+
+function commandLine(options: LaunchOptions): string[] {
+  let argv = [process.execPath, options.script];
+  if (options.cpu !== undefined && hasTaskset())
+    argv = ['taskset', '-c', String(options.cpu), ...argv];
+  if (options.openFiles !== undefined)
+    argv = ['sh', '-c', 'ulimit -n "$0" && exec "$@"', String(options.openFiles), ...argv];
+  return argv;
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+export function launch(options: LaunchOptions): ManagedProcess {
+  if (killed) throw new Error(`not starting ${options.name}: the bench is stopping`);
+  const [command, ...args] = commandLine(options);
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe', ...(options.ipc ? (['ipc'] as const) : [])],
+  });
+  if (child.pid === undefined) throw new Error(`Could not start ${options.name}`);
+  const pid = child.pid;
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-OUTPUT_LIMIT);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<Exit>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const isRunning = () => child.exitCode === null && child.signalCode === null;
+  const managed: ManagedProcess = {
+    name: options.name,
+    child,
+    pid,
+    exited,
+    isRunning,
+    output: () => output,
+    stop: async (graceMs = 5_000) => {
+      if (isRunning()) signalGroup(pid, 'SIGTERM');
+      const exit = await Promise.race([exited, sleep(graceMs).then(() => undefined)]);
+      signalGroup(pid, 'SIGKILL');
+      running.delete(managed);
+      return exit ?? exited;
+    },
+  };
+  running.add(managed);
+  void exited.then(() => {
+    running.delete(managed);
+    signalGroup(pid, 'SIGKILL');
+  });
+  return managed;
+}
+
+/** Last resort on exit or a signal: SIGKILL every process group still around. */
+export function killAllNow(): void {
+  killed = true;
+  for (const managed of running) signalGroup(managed.pid, 'SIGKILL');
+  running.clear();
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((managed) => managed.stop()));
+}

@@ -1,0 +1,323 @@
+import type { IdleResult, IdleStep } from '../phases/idle';
+import type { BenchContext } from './context';
+import { kib, num, percentiles, ratio } from './format';
+import type { LoadMeasurement } from './measure';
+import { DATABASE_LABEL, type Database, type Results } from './results';
+
+export type Verdict = 'PASS' | 'FAIL' | 'SKIP' | '';
+
+export interface Row {
+  /** A section title; the other fields are empty. */
+  section?: string;
+  metric: string;
+  service: string;
+  baseline: string;
+  ratio?: number;
+  target: string;
+  verdict: Verdict;
+}
+
+/** The targets of bench/README.md, as ratios service / baseline. */
+export const TARGETS = {
+  cpuPerDelivery: 1.15,
+  rawWsCpuPerDelivery: 1.15,
+  rssPerConnection: 1.2,
+  durablePostgres: 0.5,
+  heldConnections: 10_000,
+} as const;
+
+const DATABASES: Database[] = ['sqlite', 'postgres'];
+
+function section(title: string): Row {
+  return { section: title, metric: '', service: '', baseline: '', target: '', verdict: '' };
+}
+
+function row(metric: string, service: string, baseline: string, extra: Partial<Row> = {}): Row {
+  return { metric, service, baseline, target: '', verdict: '', ...extra };
+}
+
+function atMost(value: number | undefined, limit: number): Partial<Row> {
+  return {
+    ratio: value,
+    target: `≤ ${limit.toFixed(2)}`,
+    verdict: value === undefined ? 'SKIP' : value <= limit ? 'PASS' : 'FAIL',
+  };
+}
+
+function atLeast(value: number | undefined, limit: number): Partial<Row> {
+  return {
+    ratio: value,
+    target: `≥ ${limit.toFixed(2)}`,
+    verdict: value === undefined ? 'SKIP' : value >= limit ? 'PASS' : 'FAIL',
+  };
+}
+
+function lossText(m?: LoadMeasurement): string {
+  if (!m) return '—';
+  return `${m.lost} / ${m.duplicates}${m.drained ? '' : ' (undrained)'}${m.disconnects ? `, ${m.disconnects} drop` : ''}`;
+}
+
+function lossVerdict(m?: LoadMeasurement): Partial<Row> {
+  if (!m) return { target: '0 / 0', verdict: 'SKIP' };
+  const clean =
+    m.lost === 0 && m.duplicates === 0 && m.drained && m.disconnects === 0 && m.ackErrors === 0;
+  return { target: '0 / 0', verdict: clean ? 'PASS' : 'FAIL' };
+}
+
+/* ---------- 1. idle ---------- */
+
+function stepAt(result: IdleResult | undefined, connections: number): IdleStep | undefined {
+  return result?.steps.find((step) => step.connections === connections);
+}
+
+function idleStepRows(
+  s: IdleStep | undefined,
+  b: IdleStep | undefined,
+  connections: number,
+): Row[] {
+  const both = (pick: (step: IdleStep) => number) => ratio(s ? pick(s) : NaN, b ? pick(b) : NaN);
+  const show = (step: IdleStep | undefined, text: (step: IdleStep) => string) =>
+    step ? text(step) : '—';
+  const at = `@${num(connections)}`;
+  const connect = (step: IdleStep) =>
+    `${percentiles(step.connectMs, ['p50', 'p99'])}, ${num(step.connectsPerSec)}/s`;
+  const cpu = (step: IdleStep) => `${num(step.serverCpuUsPerConnect)} µs`;
+  return [
+    row(
+      `RSS per connection ${at}`,
+      show(s, (step) => kib(step.rssPerConnectionBytes)),
+      show(b, (step) => kib(step.rssPerConnectionBytes)),
+      atMost(
+        both((step) => step.rssPerConnectionBytes),
+        TARGETS.rssPerConnection,
+      ),
+    ),
+    row(`connect p50 / p99, rate ${at}`, show(s, connect), show(b, connect), {
+      ratio: both((step) => step.connectMs.p50),
+    }),
+    row(`server CPU per connect ${at}`, show(s, cpu), show(b, cpu), {
+      ratio: both((step) => step.serverCpuUsPerConnect),
+    }),
+  ];
+}
+
+function heldText(result?: IdleResult): string {
+  if (!result) return '—';
+  const { open, connections, dropped, failed } = result.held;
+  return `${num(open)}/${num(connections)} open, ${failed} failed, ${dropped} dropped`;
+}
+
+function heldVerdict(result?: IdleResult): Partial<Row> {
+  const target = `${num(TARGETS.heldConnections)}, no drop`;
+  if (!result || result.held.connections < TARGETS.heldConnections)
+    return { target, verdict: 'SKIP' };
+  const { open, connections, dropped, failed } = result.held;
+  return {
+    target,
+    verdict: open === connections && dropped === 0 && failed === 0 ? 'PASS' : 'FAIL',
+  };
+}
+
+function idleRows(results: Results): Row[] {
+  const { service, baseline } = results.idle;
+  if (!service && !baseline) return [];
+  const counts = [
+    ...new Set(
+      [...(service?.steps ?? []), ...(baseline?.steps ?? [])].map((step) => step.connections),
+    ),
+  ];
+  return [
+    section(
+      '1. Idle authenticated connections: service (SQLite) vs bare Socket.IO; ratio of p50 for connect',
+    ),
+    ...counts.flatMap((n) => idleStepRows(stepAt(service, n), stepAt(baseline, n), n)),
+    row(
+      'all held after the hold time',
+      heldText(service),
+      heldText(baseline),
+      heldVerdict(service),
+    ),
+  ];
+}
+
+/* ---------- 2. and 4. fan-out ---------- */
+
+function modeLabel(ctx: BenchContext, m: LoadMeasurement): string {
+  return m.mode === 'fixed'
+    ? `fixed ${num(ctx.config.ratePerSec)} msg/s`
+    : `max (window ${ctx.config.window})`;
+}
+
+type Measured = LoadMeasurement | undefined;
+
+/** One metric of two measurements: their texts, and the ratio of `value` (checked by `check`). */
+function compare(
+  metric: string,
+  [s, b]: [Measured, Measured],
+  text: (m: LoadMeasurement) => string,
+  value: (m: LoadMeasurement) => number,
+  check: (ratio: number | undefined) => Partial<Row> = (r) => ({ ratio: r }),
+): Row {
+  const shown = (m: Measured) => (m ? text(m) : '—');
+  return row(metric, shown(s), shown(b), check(ratio(s ? value(s) : NaN, b ? value(b) : NaN)));
+}
+
+function messagesText(m: LoadMeasurement): string {
+  return `${num(m.messagesPerSec)}${m.skipped ? ` (${num(m.skipped)} skipped)` : ''}`;
+}
+
+const latencyText = (m: LoadMeasurement) => percentiles(m.latencyMs, ['p50', 'p95', 'p99']);
+
+function fanoutRows(label: string, pair: [Measured, Measured], cpuLimit: number): Row[] {
+  return [
+    compare(`${label} · messages/s`, pair, messagesText, (m) => m.messagesPerSec),
+    compare(
+      `${label} · deliveries/s`,
+      pair,
+      (m) => num(m.deliveriesPerSec),
+      (m) => m.deliveriesPerSec,
+    ),
+    compare(
+      `${label} · server CPU µs/delivery`,
+      pair,
+      (m) => num(m.cpuUsPerDelivery, 2),
+      (m) => m.cpuUsPerDelivery,
+      (r) => atMost(r, cpuLimit),
+    ),
+    compare(`${label} · latency p50/p95/p99`, pair, latencyText, (m) => m.latencyMs.p50),
+    row(`${label} · lost / duplicated`, lossText(pair[0]), lossText(pair[1]), lossVerdict(pair[0])),
+  ];
+}
+
+function socketIoFanoutRows(ctx: BenchContext, results: Results): Row[] {
+  const baseline = results.fanout.baseline ?? [];
+  const { rooms, members, sendersPerRoom } = ctx.config;
+  const rows: Row[] = [];
+  for (const [index, b] of baseline.entries())
+    for (const db of DATABASES) {
+      const s = results.fanout[db]?.[index];
+      if (s)
+        rows.push(
+          ...fanoutRows(
+            `${modeLabel(ctx, s)} · ${DATABASE_LABEL[db]}`,
+            [s, b],
+            TARGETS.cpuPerDelivery,
+          ),
+        );
+    }
+  if (rows.length === 0) return [];
+  const title = `2. Socket.IO fan-out, ${rooms} rooms × ${members} members, ${sendersPerRoom} sender(s)/room: service vs bare Socket.IO; ratio of p50 for latency`;
+  return [section(title), ...rows];
+}
+
+function rawWsRows(ctx: BenchContext, results: Results): Row[] {
+  const { service = [], baseline = [] } = results.rawWs;
+  const rows = service.flatMap((s, index) =>
+    fanoutRows(modeLabel(ctx, s), [s, baseline[index]], TARGETS.rawWsCpuPerDelivery),
+  );
+  if (rows.length === 0) return [];
+  return [
+    section(`4. Raw WebSocket broadcast fan-out, same rooms: service /ws (SQLite) vs bare ws`),
+    ...rows,
+  ];
+}
+
+/* ---------- 3. durable ---------- */
+
+const ackText = (m: LoadMeasurement) => percentiles(m.ackMs, ['p50', 'p99']);
+
+function durableRows(ctx: BenchContext, results: Results): Row[] {
+  const b = results.durable.baseline;
+  const rows = DATABASES.flatMap((db) => {
+    const s = results.durable[db];
+    if (!s) return [];
+    const pair: [Measured, Measured] = [s, b];
+    const label = DATABASE_LABEL[db];
+    const target = (r: number | undefined) =>
+      db === 'postgres' ? atLeast(r, TARGETS.durablePostgres) : { ratio: r };
+    return [
+      compare(
+        `${label} · messages/s`,
+        pair,
+        (m) => num(m.messagesPerSec),
+        (m) => m.messagesPerSec,
+        target,
+      ),
+      compare(`${label} · ack p50 / p99`, pair, ackText, (m) => m.ackMs.p50),
+      row(`${label} · lost / duplicated`, lossText(s), lossText(b), lossVerdict(s)),
+    ];
+  });
+  if (rows.length === 0) return [];
+  const title = `3. Durable sends, ${ctx.config.durableSenders} senders (one room each, next on ack): stored vs bare un-stored acks`;
+  return [section(title), ...rows];
+}
+
+/* ---------- 5. two nodes ---------- */
+
+function clusterRows(ctx: BenchContext, results: Results): Row[] {
+  const cluster = results.cluster;
+  if (!cluster) return [];
+  const pair: [Measured, Measured] = [cluster.crossNode, cluster.oneNode];
+  const rate = num(ctx.config.clusterRatePerSec);
+  const title = `5. Two nodes over Redis (PostgreSQL), fixed ${rate} msg/s, both nodes on the server CPU: columns = senders on A, receivers on B | all on A`;
+  return [
+    section(title),
+    compare('latency p50/p95/p99', pair, latencyText, (m) => m.latencyMs.p50),
+    compare(
+      'deliveries/s',
+      pair,
+      (m) => num(m.deliveriesPerSec),
+      (m) => m.deliveriesPerSec,
+    ),
+    compare(
+      'CPU µs/delivery (both nodes)',
+      pair,
+      (m) => num(m.cpuUsPerDelivery, 2),
+      (m) => m.cpuUsPerDelivery,
+    ),
+    row('lost / duplicated', lossText(pair[0]), lossText(pair[1]), lossVerdict(pair[0])),
+  ];
+}
+
+export function buildRows(ctx: BenchContext, results: Results): Row[] {
+  return [
+    ...idleRows(results),
+    ...socketIoFanoutRows(ctx, results),
+    ...durableRows(ctx, results),
+    ...rawWsRows(ctx, results),
+    ...clusterRows(ctx, results),
+  ];
+}
+
+/* ---------- rendering ---------- */
+
+const HEADERS = ['metric', 'service', 'baseline', 'ratio', 'target', 'result'];
+
+function cells(r: Row): string[] {
+  return [
+    r.metric,
+    r.service,
+    r.baseline,
+    r.ratio === undefined ? '' : r.ratio.toFixed(2),
+    r.target,
+    r.verdict,
+  ];
+}
+
+export function renderTable(rows: Row[]): string {
+  const body = rows.filter((r) => !r.section).map(cells);
+  const widths = HEADERS.map((header, column) =>
+    Math.max(header.length, ...body.map((line) => line[column].length)),
+  );
+  const format = (line: string[]) =>
+    line
+      .map((cell, column) =>
+        column === 3 ? cell.padStart(widths[column]) : cell.padEnd(widths[column]),
+      )
+      .join('  ')
+      .trimEnd();
+  const rule = '-'.repeat(widths.reduce((total, width) => total + width + 2, -2));
+  const lines = [format(HEADERS), rule];
+  for (const r of rows) lines.push(r.section ? `\n${r.section}` : format(cells(r)));
+  return lines.join('\n');
+}

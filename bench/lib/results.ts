@@ -1,0 +1,24 @@
+import type { IdleResult } from '../phases/idle';
+import type { ClusterResult } from '../phases/rooms';
+import type { LoadMeasurement } from './measure';
+
+export type Database = 'sqlite' | 'postgres';
+
+/** Everything one run measured; the table and the JSON file are made from it. */
+export interface Results {
+  idle: { service?: IdleResult; baseline?: IdleResult };
+  fanout: Partial<Record<Database | 'baseline', LoadMeasurement[]>>;
+  durable: Partial<Record<Database | 'baseline', LoadMeasurement>>;
+  rawWs: { service?: LoadMeasurement[]; baseline?: LoadMeasurement[] };
+  cluster?: ClusterResult;
+  errors: Array<{ phase: string; message: string }>;
+}
+
+export function emptyResults(): Results {
+  return { idle: {}, fanout: {}, durable: {}, rawWs: {}, errors: [] };
+}
+
+export const DATABASE_LABEL: Record<Database, string> = {
+  sqlite: 'SQLite',
+  postgres: 'PostgreSQL',
+};

@@ -1,0 +1,163 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { sleep, waitUntil, withTimeout } from '../common/clock';
+import { launch, type ManagedProcess } from './processes';
+import { REPO_ROOT, SERVICE_ENTRY, scripts } from './paths';
+import { waitUntilReady } from './service-api';
+
+/** One server under test: one process (or one per node), and where it listens. */
+export interface ServerHandle {
+  label: string;
+  urls: string[];
+  processes: ManagedProcess[];
+  stop(): Promise<void>;
+}
+
+export interface ServerPlacement {
+  cpu: number;
+  openFiles?: number;
+}
+
+const START_TIMEOUT_MS = 60_000;
+/** How long to wait for `dist/src/main.js` while someone else rebuilds. */
+const BUILD_WAIT_MS = 120_000;
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+const PASS_THROUGH = 'BENCH_SERVICE_';
+
+/** `BENCH_SERVICE_<NAME>=value` in the bench's environment becomes `<NAME>=value` for the service. */
+function passedThrough(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env))
+    if (name.startsWith(PASS_THROUGH)) env[name.slice(PASS_THROUGH.length)] = value;
+  return env;
+}
+
+/**
+ * Settings for every service process: quiet, and limits far above what the
+ * bench sends (the baselines have none), overridable with `BENCH_SERVICE_*`.
+ */
+export function serviceEnv(jwtSecret: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    JWT_SECRET: jwtSecret,
+    LOG_LEVEL: 'warn',
+    BCRYPT_ROUNDS: '4',
+    THROTTLE_AUTH_LIMIT: '1000000',
+    THROTTLE_DEFAULT_LIMIT: '1000000',
+    RATE_LIMIT_CHAT_MESSAGE: '1000000/1s',
+    RATE_LIMIT_CHAT_JOIN: '1000000/1s',
+    RATE_LIMIT_CONNECTIONS_PER_IP: '1000000/1s',
+    MAX_SOCKETS_PER_USER: '100000',
+    MAX_PACKETS_PER_SECOND: '1000000',
+    SLOW_CONSUMER_LIMIT_BYTES: String(64 * 1024 * 1024),
+    WS_PING_INTERVAL_MS: '25000',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    ...passedThrough(),
+  };
+}
+
+export function newJwtSecret(): string {
+  return randomBytes(20).toString('hex');
+}
+
+async function startServiceNode(
+  name: string,
+  env: NodeJS.ProcessEnv,
+  placement: ServerPlacement,
+): Promise<{ process: ManagedProcess; url: string }> {
+  if (!(await waitUntil(() => existsSync(SERVICE_ENTRY), BUILD_WAIT_MS, 500)))
+    throw new Error(`${SERVICE_ENTRY} is missing: run "npm run build"`);
+  const port = await freePort();
+  const child = launch({
+    name,
+    script: SERVICE_ENTRY,
+    env: { ...env, PORT: String(port) },
+    cwd: REPO_ROOT,
+    ...placement,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitUntilReady(url, () => child.isRunning(), START_TIMEOUT_MS);
+  } catch (error) {
+    await child.stop();
+    throw new Error(
+      `${name}: ${error instanceof Error ? error.message : String(error)}\n${child.output()}`,
+    );
+  }
+  return { process: child, url };
+}
+
+/** Starts `nodes` processes of the built service with the same settings (one shared store). */
+export async function startService(
+  label: string,
+  env: NodeJS.ProcessEnv,
+  placement: ServerPlacement,
+  nodes = 1,
+): Promise<ServerHandle> {
+  const started = await Promise.all(
+    Array.from({ length: nodes }, (_, index) =>
+      startServiceNode(`${label} #${index + 1}`, env, placement),
+    ),
+  );
+  const processes = started.map((node) => node.process);
+  return {
+    label,
+    urls: started.map((node) => node.url),
+    processes,
+    stop: async () => {
+      await Promise.all(processes.map((child) => child.stop()));
+    },
+  };
+}
+
+export type BaselineKind = 'socketio' | 'ws';
+
+/** Starts a bare baseline server and waits for its `listening` message. */
+export async function startBaseline(
+  kind: BaselineKind,
+  placement: ServerPlacement,
+): Promise<ServerHandle> {
+  const label = kind === 'socketio' ? 'bare Socket.IO' : 'bare ws';
+  const port = await freePort();
+  const child = launch({
+    name: label,
+    script: kind === 'socketio' ? scripts.socketioBaseline : scripts.wsBaseline,
+    env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port) },
+    cwd: REPO_ROOT,
+    ipc: true,
+    ...placement,
+  });
+  const listening = new Promise<void>((resolve) => child.child.once('message', () => resolve()));
+  const died = child.exited.then((exit) => {
+    throw new Error(`${label} exited (${exit.code ?? exit.signal}): ${child.output()}`);
+  });
+  try {
+    await withTimeout(Promise.race([listening, died]), START_TIMEOUT_MS, `${label} did not listen`);
+  } catch (error) {
+    await child.stop();
+    throw error;
+  }
+  await sleep(100);
+  return {
+    label,
+    urls: [`http://127.0.0.1:${port}`],
+    processes: [child],
+    stop: async () => {
+      await child.stop();
+    },
+  };
+}

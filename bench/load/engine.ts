@@ -1,0 +1,199 @@
+import { now, sleep, waitUntil } from '../common/clock';
+import type { Stamp } from '../common/message-text';
+import type { RunCommand, RunResult } from '../common/protocol';
+import { Recorder } from '../common/summary';
+import type { StreamTracker } from './stream-tracker';
+
+/** A sending connection, as the engine sees it; the transport fills in `transmit`. */
+export interface Sender {
+  key: string;
+  /** Deliveries one of its messages makes (the room's receiving connections). */
+  audience: number;
+  /** Last counter used. */
+  n: number;
+  /** Sent and not yet settled (acked, or seen by the room's probe receiver). */
+  outstanding: number;
+  transmit(stamp: Stamp): void;
+}
+
+/** A receiving connection. */
+export interface Receiver {
+  tracker: StreamTracker;
+  /** Whether its deliveries count towards the latency figures (senders' own echoes do not). */
+  timed: boolean;
+}
+
+/** Unsettled messages a sender may have in fixed mode before sends are skipped. */
+const FIXED_MODE_MAX_OUTSTANDING = 256;
+const TICK_MS = 5;
+
+class RunState {
+  readonly start = now();
+  sending = true;
+  sent = 0;
+  acked = 0;
+  ackErrors = 0;
+  skipped = 0;
+  deliveries = 0;
+  expectedDeliveries = 0;
+  lastSendAt = this.start;
+  lastEventAt = this.start;
+  disconnectsAtStart: number;
+  firstError?: string;
+  readonly latency = new Recorder();
+  readonly ack = new Recorder();
+
+  constructor(
+    readonly command: RunCommand,
+    disconnects: number,
+  ) {
+    this.disconnectsAtStart = disconnects;
+  }
+}
+
+/**
+ * Paces senders (a fixed rate, or as fast as a window of unsettled messages
+ * allows), and counts what receivers get: deliveries, latency, loss, duplicates.
+ */
+export class LoadEngine {
+  /** Per stream, the last number that every receiver of it must get. */
+  readonly expected = new Map<string, number>();
+  readonly senders: Sender[] = [];
+  readonly receivers: Receiver[] = [];
+  disconnects = 0;
+  /** How the first unexpected disconnect happened. */
+  firstDisconnect?: string;
+  private state?: RunState;
+
+  /** A connection closed that the load generator did not close. */
+  disconnected(detail: string): void {
+    this.disconnects += 1;
+    this.firstDisconnect ??= detail;
+  }
+
+  /** A message reached a receiver. */
+  delivered(receiver: Receiver, stream: string, n: number, sentAt: number): void {
+    receiver.tracker.see(stream, n);
+    const state = this.state;
+    if (!state) return;
+    const at = now();
+    state.deliveries += 1;
+    state.lastEventAt = Math.max(state.lastEventAt, at);
+    if (receiver.timed) state.latency.add(at - sentAt);
+  }
+
+  /** The server acknowledged a message; `n` is its number in `stream`. */
+  acked(sender: Sender, stream: string, n: number, sentAt: number): void {
+    this.expect(stream, n, sender.audience);
+    const state = this.state;
+    if (state) {
+      state.acked += 1;
+      state.ack.add(now() - sentAt);
+    }
+    this.release(sender);
+  }
+
+  /** A message went out that will not be acknowledged (raw WebSocket): expect it at once. */
+  sentUnacked(sender: Sender, stream: string, n: number): void {
+    this.expect(stream, n, sender.audience);
+  }
+
+  failed(sender: Sender, error: string): void {
+    const state = this.state;
+    if (state) {
+      state.ackErrors += 1;
+      state.firstError ??= error;
+    }
+    this.release(sender);
+  }
+
+  /** One of the sender's messages is settled: it may send another. */
+  release(sender: Sender): void {
+    sender.outstanding = Math.max(0, sender.outstanding - 1);
+    const state = this.state;
+    if (state) state.lastEventAt = Math.max(state.lastEventAt, now());
+    this.pump(sender);
+  }
+
+  async run(command: RunCommand): Promise<RunResult> {
+    for (const receiver of this.receivers) receiver.tracker.resetCounts();
+    const state = new RunState(command, this.disconnects);
+    this.state = state;
+    const ticker = command.mode === 'fixed' ? this.startTicker(state) : undefined;
+    if (command.mode === 'max') for (const sender of this.senders) this.pump(sender);
+    await sleep(command.durationMs);
+    state.sending = false;
+    clearInterval(ticker);
+    const settled = await waitUntil(
+      () => this.senders.every((s) => s.outstanding === 0),
+      command.drainMs,
+    );
+    const complete = await waitUntil(
+      () => state.deliveries >= state.expectedDeliveries,
+      command.drainMs,
+    );
+    this.state = undefined;
+    return this.resultOf(state, settled && complete);
+  }
+
+  private expect(stream: string, n: number, audience: number): void {
+    if (n > (this.expected.get(stream) ?? 0)) this.expected.set(stream, n);
+    if (this.state) this.state.expectedDeliveries += audience;
+  }
+
+  private send(sender: Sender, state: RunState): void {
+    const sentAt = now();
+    sender.n += 1;
+    sender.outstanding += 1;
+    state.sent += 1;
+    state.lastSendAt = sentAt;
+    sender.transmit({ sender: sender.key, n: sender.n, sentAt });
+  }
+
+  private pump(sender: Sender): void {
+    const state = this.state;
+    if (!state?.sending || state.command.mode !== 'max') return;
+    while (state.sending && sender.outstanding < state.command.window) this.send(sender, state);
+  }
+
+  private startTicker(state: RunState): NodeJS.Timeout {
+    let turn = 0;
+    return setInterval(() => {
+      const due = Math.floor((state.command.ratePerSec * (now() - state.start)) / 1000);
+      const count = due - state.sent - state.skipped;
+      for (let i = 0; i < count && state.sending; i++) {
+        const sender = this.senders[turn++ % this.senders.length];
+        if (sender.outstanding >= FIXED_MODE_MAX_OUTSTANDING) state.skipped += 1;
+        else this.send(sender, state);
+      }
+    }, TICK_MS);
+  }
+
+  private resultOf(state: RunState, drained: boolean): RunResult {
+    const disconnects = this.disconnects - state.disconnectsAtStart;
+    let lost = 0;
+    let duplicates = 0;
+    for (const { tracker } of this.receivers) {
+      lost += tracker.lost(this.expected);
+      duplicates += tracker.duplicates;
+    }
+    return {
+      mode: state.command.mode,
+      sent: state.sent,
+      acked: state.acked,
+      ackErrors: state.ackErrors,
+      skipped: state.skipped,
+      deliveries: state.deliveries,
+      expectedDeliveries: state.expectedDeliveries,
+      lost,
+      duplicates,
+      disconnects,
+      drained,
+      sendMs: state.lastSendAt - state.start,
+      activeMs: state.lastEventAt - state.start,
+      latencyMs: state.latency.summary(),
+      ackMs: state.ack.summary(),
+      firstError: state.firstError ?? (disconnects > 0 ? this.firstDisconnect : undefined),
+    };
+  }
+}

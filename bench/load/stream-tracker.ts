@@ -1,0 +1,44 @@
+/**
+ * What one receiver saw of the numbered streams it should receive: a room's
+ * seq (service) or a sender's counter (baselines). Numbers must arrive
+ * consecutively; a jump counts the skipped ones lost, a repeat counts a duplicate.
+ */
+export class StreamTracker {
+  private readonly last = new Map<string, number>();
+  private gaps = 0;
+  duplicates = 0;
+
+  constructor(readonly streams: readonly string[]) {}
+
+  /** Where a stream starts for this receiver (e.g. the room's seq when it joined). */
+  seed(stream: string, last: number): void {
+    this.last.set(stream, last);
+  }
+
+  see(stream: string, n: number): void {
+    const previous = this.last.get(stream) ?? 0;
+    if (n <= previous) {
+      this.duplicates += 1;
+      return;
+    }
+    this.gaps += n - previous - 1;
+    this.last.set(stream, n);
+  }
+
+  lastOf(stream: string): number {
+    return this.last.get(stream) ?? 0;
+  }
+
+  /** Skipped numbers plus those never seen at the tail, given each stream's last settled number. */
+  lost(expected: ReadonlyMap<string, number>): number {
+    let tail = 0;
+    for (const stream of this.streams)
+      tail += Math.max(0, (expected.get(stream) ?? 0) - this.lastOf(stream));
+    return this.gaps + tail;
+  }
+
+  resetCounts(): void {
+    this.gaps = 0;
+    this.duplicates = 0;
+  }
+}

@@ -1,0 +1,146 @@
+import { sleep } from '../common/clock';
+import type { Target } from '../common/protocol';
+import type { Summary } from '../common/summary';
+import { openFilesFor, type BenchContext } from '../lib/context';
+import { Loader } from '../lib/loader-client';
+import { cpuMs, rssBytes } from '../lib/proc-stats';
+import type { ServerHandle } from '../lib/servers';
+
+export interface IdleStep {
+  connections: number;
+  open: number;
+  failed: number;
+  rssBytes: number;
+  rssPerConnectionBytes: number;
+  connectMs: Summary;
+  connectsPerSec: number;
+  /** Server CPU time per connection opened in this step (handshake, auth, bookkeeping). */
+  serverCpuUsPerConnect: number;
+  loaderCpuPercent: number;
+  firstError?: string;
+}
+
+export interface IdleResult {
+  baseRssBytes: number;
+  steps: IdleStep[];
+  /** After the last step and `holdMs`: connections still open, and drops since connecting. */
+  held: { connections: number; open: number; dropped: number; failed: number };
+  skippedSteps: number[];
+}
+
+const WARM_UP_CONNECTIONS = 200;
+
+/** Steps the open-file limit allows; the others are reported as skipped. */
+export function idleSteps(ctx: BenchContext): { steps: number[]; skipped: number[] } {
+  const steps = ctx.config.idleSteps.filter((n) => n <= ctx.host.maxConnections);
+  const skipped = ctx.config.idleSteps.filter((n) => n > ctx.host.maxConnections);
+  return { steps, skipped };
+}
+
+/** Connects and drops a few connections, so that lazily built code paths are in the base RSS. */
+async function warmUp(
+  ctx: BenchContext,
+  server: ServerHandle,
+  target: Target,
+  tokens: string[],
+): Promise<void> {
+  const loader = Loader.start('socketio', ctx.config.loadCpu);
+  try {
+    await loader.request(
+      connectCommand(ctx, server, target, tokens, WARM_UP_CONNECTIONS),
+      'connected',
+      60_000,
+    );
+  } finally {
+    await loader.close();
+  }
+  await sleep(ctx.config.settleMs);
+}
+
+function connectCommand(
+  ctx: BenchContext,
+  server: ServerHandle,
+  target: Target,
+  tokens: string[],
+  total: number,
+) {
+  return {
+    type: 'connect' as const,
+    target,
+    url: server.urls[0],
+    tokens,
+    total,
+    concurrency: ctx.config.connectConcurrency,
+    timeoutMs: 30_000,
+  };
+}
+
+interface StepInput {
+  ctx: BenchContext;
+  server: ServerHandle;
+  loader: Loader;
+  target: Target;
+  tokens: string[];
+  baseRssBytes: number;
+}
+
+/** Opens connections up to `connections`, lets the server settle, and reads its RSS. */
+async function measureStep(
+  input: StepInput,
+  connections: number,
+  opened: number,
+): Promise<IdleStep> {
+  const { ctx, server, loader, target, tokens, baseRssBytes } = input;
+  const pid = server.processes[0].pid;
+  const command = connectCommand(ctx, server, target, tokens, connections);
+  const [cpu0, load0, t0] = [cpuMs(pid), loader.cpuMs(), Date.now()];
+  const { result } = await loader.request(command, 'connected', 60_000 + connections * 20);
+  const [cpu1, load1, t1] = [cpuMs(pid), loader.cpuMs(), Date.now()];
+  await sleep(ctx.config.settleMs);
+  const rss = rssBytes(pid);
+  const added = Math.max(1, result.open - opened);
+  return {
+    connections,
+    open: result.open,
+    failed: result.failed,
+    rssBytes: rss,
+    rssPerConnectionBytes: (rss - baseRssBytes) / Math.max(1, result.open),
+    connectMs: result.connectMs,
+    connectsPerSec: added / (Math.max(1, t1 - t0) / 1000),
+    serverCpuUsPerConnect: ((cpu1 - cpu0) * 1000) / added,
+    loaderCpuPercent: ((load1 - load0) / Math.max(1, t1 - t0)) * 100,
+    firstError: result.firstError,
+  };
+}
+
+/** Server RSS per idle connection at each step, from a warmed-up base. */
+export async function measureIdle(
+  ctx: BenchContext,
+  server: ServerHandle,
+  target: Target,
+  tokens: string[],
+): Promise<IdleResult> {
+  const { steps, skipped } = idleSteps(ctx);
+  await warmUp(ctx, server, target, tokens);
+  const baseRssBytes = rssBytes(server.processes[0].pid);
+  const openFiles = openFilesFor(ctx.host, Math.max(0, ...steps));
+  const loader = Loader.start('socketio', ctx.config.loadCpu, openFiles);
+  try {
+    const input = { ctx, server, loader, target, tokens, baseRssBytes };
+    const measured: IdleStep[] = [];
+    for (const connections of steps)
+      measured.push(await measureStep(input, connections, measured.at(-1)?.open ?? 0));
+    await sleep(ctx.config.holdMs);
+    const check = await loader.request({ type: 'check' }, 'checked', 30_000);
+    const failed = measured.reduce((total, step) => total + step.failed, 0);
+    const held = {
+      connections: steps.at(-1) ?? 0,
+      open: check.open,
+      dropped: check.dropped,
+      failed,
+    };
+    return { baseRssBytes, steps: measured, held, skippedSteps: skipped };
+  } finally {
+    await loader.close();
+  }
+}
