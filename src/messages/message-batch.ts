@@ -1,4 +1,5 @@
 import type { EntityManager } from 'typeorm';
+import { DateUtils } from 'typeorm/util/DateUtils';
 import { AppException } from '@app/common/errors/app.exception';
 import { uuidv7 } from '@app/common/ids/uuid-v7';
 import { Message } from './message.entity';
@@ -45,7 +46,7 @@ export async function writeBatch(
       outcomes.push({ message: original, created: false });
       continue;
     }
-    const message = manager.create(Message, {
+    const message = Object.assign(new Message(), {
       id: uuidv7(),
       roomId: item.roomId,
       seq: lastSeq + 1,
@@ -62,7 +63,7 @@ export async function writeBatch(
   }
   if (fresh.length > 0) {
     await advanceRooms(manager, lastSeqs);
-    await manager.insert(Message, fresh);
+    await insertMessages(manager, fresh);
   }
   return outcomes;
 }
@@ -106,15 +107,44 @@ async function findEarlier(
   );
 }
 
+/** Positional placeholders in the driver's own syntax: `$1, $2` for PostgreSQL, `?` for SQLite. */
+function placeholders(postgres: boolean) {
+  let count = 0;
+  return () => (postgres ? `$${(count += 1)}` : '?');
+}
+
+/** One statement moves every room of the batch to its new last seq. */
 async function advanceRooms(manager: EntityManager, lastSeqs: Map<string, number>): Promise<void> {
-  for (const [roomId, lastSeq] of [...lastSeqs].sort(([a], [b]) => a.localeCompare(b))) {
-    await manager.query(
-      manager.connection.options.type === 'postgres'
-        ? 'UPDATE rooms SET last_seq = $1 WHERE id = $2 AND last_seq < $1'
-        : 'UPDATE rooms SET last_seq = ? WHERE id = ? AND last_seq < ?',
-      manager.connection.options.type === 'postgres'
-        ? [lastSeq, roomId]
-        : [lastSeq, roomId, lastSeq],
-    );
-  }
+  const postgres = manager.connection.options.type === 'postgres';
+  const next = placeholders(postgres);
+  const rooms = [...lastSeqs];
+  const cases = rooms
+    .map(() => `WHEN ${next()} THEN ${next()}${postgres ? '::integer' : ''}`)
+    .join(' ');
+  const ids = rooms.map(() => next()).join(', ');
+  await manager.query(`UPDATE rooms SET last_seq = CASE id ${cases} END WHERE id IN (${ids})`, [
+    ...rooms.flat(),
+    ...rooms.map(([roomId]) => roomId),
+  ]);
+}
+
+/** One multi-row insert, in plain SQL: the ORM's insert path costs more than the write itself. */
+async function insertMessages(manager: EntityManager, messages: Message[]): Promise<void> {
+  const postgres = manager.connection.options.type === 'postgres';
+  const next = placeholders(postgres);
+  const rows = messages.map(() => `(${Array.from({ length: 8 }, next).join(', ')})`).join(', ');
+  const values = messages.flatMap((message) => [
+    message.id,
+    message.roomId,
+    message.seq,
+    message.userId,
+    message.username,
+    message.text,
+    message.clientMsgId,
+    postgres ? message.createdAt : DateUtils.mixedDateToUtcDatetimeString(message.createdAt),
+  ]);
+  await manager.query(
+    `INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at) VALUES ${rows}`,
+    values,
+  );
 }

@@ -1,7 +1,9 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { IoAdapter } from '@nestjs/platform-socket.io';
-import type { ServerOptions } from 'socket.io';
+import type { MessageMappingProperties } from '@nestjs/websockets';
+import type { Observable } from 'rxjs';
+import type { ServerOptions, Socket } from 'socket.io';
 import { TokenService } from '@app/auth/token.service';
 import type { AllConfig } from '@app/config/app-config';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
@@ -48,5 +50,35 @@ export class AppIoAdapter extends IoAdapter {
       }),
     );
     return server;
+  }
+
+  /**
+   * Nest's default builds RxJS pipelines per socket and handler, which costs
+   * every idle connection kilobytes. Here a socket holds plain listeners, and
+   * RxJS is only used per event, to run the handler's result through Nest.
+   */
+  override bindMessageHandlers(
+    socket: Socket,
+    handlers: MessageMappingProperties[],
+    transform: (data: unknown) => Observable<unknown>,
+  ): void {
+    for (const { message, callback, isAckHandledManually } of handlers) {
+      socket.on(message as string, (...payload: unknown[]) => {
+        const { data, ack } = this.mapPayload(payload) as {
+          data: unknown;
+          ack?: (response: unknown) => void;
+        };
+        transform(callback(data, ack)).subscribe({
+          next: (response) => {
+            if (response === undefined || response === null) return;
+            const event = (response as { event?: string; data?: unknown }).event;
+            if (event) socket.emit(event, (response as { data?: unknown }).data);
+            else if (!isAckHandledManually && typeof ack === 'function') ack(response);
+          },
+          // Failures were answered by the exception filter; nothing may escape to the process.
+          error: () => undefined,
+        });
+      });
+    }
   }
 }

@@ -6,6 +6,7 @@ import type { ExecutionContext } from '@nestjs/common';
 import type { AllConfig } from '@app/config/app-config';
 import { RedisService } from '@app/redis/redis.service';
 import { RateLimitService } from './rate-limit.service';
+import { MemoryThrottlerStorage } from './memory-throttler.storage';
 import { RedisThrottlerStorage } from './redis-throttler.storage';
 import { STRICT_RATE_LIMIT } from './strict-rate-limit.decorator';
 
@@ -23,7 +24,7 @@ function throttlerOptions(
   const throttle = config.get('throttle', { infer: true });
   return {
     // With Redis, every budget is shared by all nodes.
-    storage: redis.enabled ? new RedisThrottlerStorage(redis) : undefined,
+    storage: redis.enabled ? new RedisThrottlerStorage(redis) : new MemoryThrottlerStorage(),
     throttlers: [
       { name: THROTTLER_DEFAULT, limit: throttle.defaultLimit, ttl: throttle.defaultTtlMs },
       {

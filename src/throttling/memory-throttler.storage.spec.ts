@@ -1,0 +1,30 @@
+import { MemoryThrottlerStorage } from './memory-throttler.storage';
+
+describe('MemoryThrottlerStorage', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('counts hits in a fixed window and starts a new one when it expires', async () => {
+    jest.useFakeTimers({ now: 0 });
+    const storage = new MemoryThrottlerStorage();
+    for (let i = 1; i <= 3; i += 1)
+      expect((await storage.increment('k', 1000, 2, 0, 't')).totalHits).toBe(i);
+    expect((await storage.increment('other', 1000, 2, 0, 't')).totalHits).toBe(1);
+    jest.setSystemTime(1000);
+    expect((await storage.increment('k', 1000, 2, 0, 't')).totalHits).toBe(1);
+  });
+
+  it('blocks for the block duration once over the limit', async () => {
+    jest.useFakeTimers({ now: 0 });
+    const storage = new MemoryThrottlerStorage();
+    await storage.increment('k', 1000, 1, 5000, 't');
+    const over = await storage.increment('k', 1000, 1, 5000, 't');
+    expect(over).toMatchObject({ isBlocked: true, timeToBlockExpire: 5 });
+    jest.setSystemTime(2000);
+    expect((await storage.increment('k', 1000, 1, 5000, 't')).isBlocked).toBe(true);
+    jest.setSystemTime(5000);
+    expect(await storage.increment('k', 1000, 1, 5000, 't')).toMatchObject({
+      isBlocked: false,
+      totalHits: 1,
+    });
+  });
+});

@@ -1,0 +1,56 @@
+import type { ThrottlerStorage } from '@nestjs/throttler';
+
+type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
+
+interface Window {
+  hits: number;
+  expiresAt: number;
+  blockedUntil: number;
+}
+
+const SWEEP_INTERVAL_MS = 10_000;
+
+/**
+ * Fixed-window counters in this process's memory. Unlike the throttler's
+ * default storage, it sets no timer per hit: expired windows are swept.
+ */
+export class MemoryThrottlerStorage implements ThrottlerStorage {
+  private readonly windows = new Map<string, Window>();
+  private readonly sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+
+  constructor() {
+    this.sweeper.unref();
+  }
+
+  increment(
+    key: string,
+    ttl: number,
+    limit: number,
+    blockDuration: number,
+    throttlerName: string,
+  ): Promise<ThrottlerStorageRecord> {
+    const now = Date.now();
+    const id = `${throttlerName}:${key}`;
+    let window = this.windows.get(id);
+    if (!window || (window.expiresAt <= now && window.blockedUntil <= now)) {
+      window = { hits: 0, expiresAt: now + ttl, blockedUntil: 0 };
+      this.windows.set(id, window);
+    }
+    window.hits += 1;
+    if (window.hits > limit && blockDuration > 0 && window.blockedUntil <= now)
+      window.blockedUntil = now + blockDuration;
+    return Promise.resolve({
+      totalHits: window.hits,
+      timeToExpire: Math.ceil((window.expiresAt - now) / 1000),
+      isBlocked: window.blockedUntil > now,
+      timeToBlockExpire: Math.max(0, Math.ceil((window.blockedUntil - now) / 1000)),
+    });
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, window] of this.windows) {
+      if (window.expiresAt <= now && window.blockedUntil <= now) this.windows.delete(id);
+    }
+  }
+}
