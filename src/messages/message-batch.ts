@@ -133,7 +133,7 @@ async function insertMessages(manager: EntityManager, messages: Message[]): Prom
   const postgres = manager.connection.options.type === 'postgres';
   const next = placeholders(postgres);
   const rows = messages.map(() => `(${Array.from({ length: 8 }, next).join(', ')})`).join(', ');
-  const values = messages.flatMap((message) => [
+  const values = messages.flatMap((message): unknown[] => [
     message.id,
     message.roomId,
     message.seq,
@@ -141,7 +141,7 @@ async function insertMessages(manager: EntityManager, messages: Message[]): Prom
     message.username,
     message.text,
     message.clientMsgId,
-    postgres ? message.createdAt : DateUtils.mixedDateToUtcDatetimeString(message.createdAt),
+    postgres ? message.createdAt : (DateUtils.mixedDateToUtcDatetimeString(message.createdAt) as string),
   ]);
   await manager.query(
     `INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at) VALUES ${rows}`,
