@@ -141,7 +141,9 @@ async function insertMessages(manager: EntityManager, messages: Message[]): Prom
     message.username,
     message.text,
     message.clientMsgId,
-    postgres ? message.createdAt : (DateUtils.mixedDateToUtcDatetimeString(message.createdAt) as string),
+    postgres
+      ? message.createdAt
+      : (DateUtils.mixedDateToUtcDatetimeString(message.createdAt) as string),
   ]);
   await manager.query(
     `INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at) VALUES ${rows}`,

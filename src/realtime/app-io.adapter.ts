@@ -63,7 +63,9 @@ export class AppIoAdapter extends IoAdapter {
     transform: (data: unknown) => Observable<unknown>,
   ): void {
     for (const { message, callback, isAckHandledManually } of handlers) {
-      socket.on(message as string, (...payload: unknown[]) => {
+      socket.on(message as string, (...args: unknown[]) => {
+        // As RxJS's fromEvent hands them over: one argument as itself, several as an array.
+        const payload = args.length <= 1 ? args[0] : args;
         const { data, ack } = this.mapPayload(payload) as {
           data: unknown;
           ack?: (response: unknown) => void;

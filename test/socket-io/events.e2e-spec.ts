@@ -174,6 +174,15 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       expect(await toBob).toEqual(acked);
     });
 
+    it('stores and delivers a message sent without an ack', async () => {
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(bob);
+      await emitOk(socket, 'chat:join', room.id);
+      const delivered = nextEvent<MessageJson>(socket, 'chat:message');
+      socket.emit('chat:message', { roomId: room.id, text: 'fire and forget' });
+      expect(await delivered).toMatchObject({ roomId: room.id, seq: 1, text: 'fire and forget' });
+    });
+
     it('is idempotent per clientMsgId: the retry gets the original and nothing is delivered twice', async () => {
       const room = await createRoom(t.url, ada);
       const socket = await connect(ada);
