@@ -1,6 +1,7 @@
-import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
 @Entity({ name: 'rooms' })
+@Index('IDX_rooms_public', ['isPrivate', 'id'])
 export class Room {
   @PrimaryColumn({ type: 'uuid' })
   id: string;
@@ -18,6 +19,6 @@ export class Room {
   createdAt: Date;
 
   /** The seq of the room's newest message; the message store advances it. */
-  @Column({ name: 'last_seq', type: 'integer' })
+  @Column({ name: 'last_seq', type: 'integer', default: 0 })
   lastSeq: number;
 }
