@@ -1,0 +1,26 @@
+import type { ConfigService } from '@nestjs/config';
+import type { AllConfig } from '@app/config/app-config';
+import { PasswordHasher } from './password-hasher';
+
+const config = { get: () => 4 } as unknown as ConfigService<AllConfig, true>;
+
+describe('PasswordHasher', () => {
+  const hasher = new PasswordHasher(config);
+
+  it('verifies the right password and refuses others', async () => {
+    const hash = await hasher.hash('correct horse battery');
+    expect(hash).toMatch(/^\$2[aby]\$04\$/);
+    await expect(hasher.verify('correct horse battery', hash)).resolves.toBe(true);
+    await expect(hasher.verify('correct horse batterY', hash)).resolves.toBe(false);
+  });
+
+  it('counts every character of a long password, past bcrypt’s 72 bytes', async () => {
+    const long = 'x'.repeat(100);
+    const hash = await hasher.hash(long);
+    await expect(hasher.verify(`${'x'.repeat(99)}y`, hash)).resolves.toBe(false);
+  });
+
+  it('spends a comparison and fails when there is no user', async () => {
+    await expect(hasher.verifyAgainstNothing('anything')).resolves.toBe(false);
+  });
+});

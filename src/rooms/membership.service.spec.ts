@@ -1,0 +1,98 @@
+import type { AuthUser } from '@app/auth/auth-user';
+import type { DeliveryService } from '@app/delivery/delivery.service';
+import type { UsersService } from '@app/users/users.service';
+import { MembershipService } from './membership.service';
+import type { Room } from './room.entity';
+import type { RoomsService } from './rooms.service';
+
+const OWNER = '01a21548-0000-7000-8000-00000000000a';
+const OTHER = '01a21548-0000-7000-8000-00000000000b';
+const THIRD = '01a21548-0000-7000-8000-00000000000c';
+const ROOM = '01a21548-0000-7000-8000-0000000000f0';
+
+const user = (id: string): AuthUser => ({
+  id,
+  username: `u${id.slice(-1)}`,
+  tokenExpiresAt: Date.now() + 60_000,
+});
+
+function setUp(room: Partial<Room>, { added = true, removed = true } = {}) {
+  const rooms = {
+    findAccessible: jest
+      .fn()
+      .mockResolvedValue({
+        id: ROOM,
+        ownerId: OWNER,
+        isPrivate: false,
+        name: 'r',
+        createdAt: new Date(0),
+        lastSeq: 0,
+        ...room,
+      }),
+    addMember: jest.fn().mockResolvedValue({ added, joinedAt: new Date(0) }),
+    removeMember: jest.fn().mockResolvedValue(removed),
+  };
+  const users = {
+    findActiveById: jest.fn((id: string) =>
+      Promise.resolve(
+        [OWNER, OTHER, THIRD].includes(id) ? { id, username: `u${id.slice(-1)}` } : null,
+      ),
+    ),
+  };
+  const delivery = { notify: jest.fn() };
+  const service = new MembershipService(
+    rooms as unknown as RoomsService,
+    users as unknown as UsersService,
+    delivery as unknown as DeliveryService,
+  );
+  return { service, rooms, delivery };
+}
+
+describe('MembershipService', () => {
+  it('lets the owner add anyone and tells the invitee', async () => {
+    const { service, delivery } = setUp({ isPrivate: true });
+    await expect(service.add(user(OWNER), ROOM, OTHER)).resolves.toMatchObject({
+      roomId: ROOM,
+      id: OTHER,
+    });
+    expect(delivery.notify).toHaveBeenCalledWith(
+      OTHER,
+      expect.objectContaining({ type: 'room:invited', by: { id: OWNER, username: 'ua' } }),
+    );
+  });
+
+  it('lets a user add only themself, silently', async () => {
+    const { service, delivery } = setUp({});
+    await expect(service.add(user(OTHER), ROOM, OTHER)).resolves.toMatchObject({ id: OTHER });
+    expect(delivery.notify).not.toHaveBeenCalled();
+    await expect(service.add(user(OTHER), ROOM, THIRD)).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+    });
+  });
+
+  it('answers NOT_FOUND for an unknown user and CONFLICT for a member', async () => {
+    await expect(
+      setUp({}).service.add(user(OWNER), ROOM, '01a21548-0000-7000-8000-0000000000ee'),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(
+      setUp({}, { added: false }).service.add(user(OWNER), ROOM, OTHER),
+    ).rejects.toMatchObject({ code: 'CONFLICT' });
+  });
+
+  it('removes: the owner anyone but themself, a member only themself', async () => {
+    await expect(setUp({}).service.remove(user(OWNER), ROOM, OTHER)).resolves.toBeUndefined();
+    await expect(setUp({}).service.remove(user(OTHER), ROOM, OTHER)).resolves.toBeUndefined();
+    await expect(setUp({}).service.remove(user(OTHER), ROOM, THIRD)).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+    });
+    await expect(setUp({}).service.remove(user(OWNER), ROOM, OWNER)).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
+    await expect(
+      setUp({}, { removed: false }).service.remove(user(OWNER), ROOM, OTHER),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(setUp({}).service.remove(user(OWNER), ROOM, 'not-a-uuid')).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+  });
+});
