@@ -12,7 +12,7 @@ import {
   emitOk,
   eventually,
   sleep,
-  type ClientSocket,
+  socketPool,
 } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -23,7 +23,7 @@ const range = (from: number, to: number) =>
 describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)', (kind) => {
   let t: TestApp;
   let owner: TestUser;
-  const open: ClientSocket[] = [];
+  const sockets = socketPool(() => t.url);
 
   beforeAll(async () => {
     t = await startTestApp(kind, {
@@ -33,14 +33,10 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
     });
     owner = await registerUser(t.url);
   });
-  afterEach(() => open.splice(0).forEach((socket) => socket.close()));
+  afterEach(() => sockets.closeAll());
   afterAll(() => t.close());
 
-  const connect = async (user: TestUser) => {
-    const socket = await connectSocket(t.url, user.token);
-    open.push(socket);
-    return socket;
-  };
+  const connect = (user: TestUser) => sockets.connect(user);
 
   it('delivers 5 senders × 50 messages to every member in seq order, no gap, no duplicate, as REST stores them', async () => {
     const room = await createRoom(t.url, owner);

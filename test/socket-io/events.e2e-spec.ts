@@ -3,15 +3,7 @@ import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { JoinResult, RoomUserEvent } from '@app/contract/socket-events';
 import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
-import {
-  collect,
-  connectSocket,
-  emitAck,
-  emitOk,
-  nextEvent,
-  sleep,
-  type ClientSocket,
-} from '../support/sockets';
+import { collect, emitAck, emitOk, nextEvent, sleep, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const ABSENT_ROOM = '01a21548-0000-7000-8000-000000000000';
@@ -20,21 +12,17 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
   let t: TestApp;
   let ada: TestUser;
   let bob: TestUser;
-  const open: ClientSocket[] = [];
+  const sockets = socketPool(() => t.url);
 
   beforeAll(async () => {
     t = await startTestApp(kind);
     ada = await registerUser(t.url, `ada_${Date.now() % 100000}`);
     bob = await registerUser(t.url, `bob_${Date.now() % 100000}`);
   });
-  afterEach(() => open.splice(0).forEach((socket) => socket.close()));
+  afterEach(() => sockets.closeAll());
   afterAll(() => t.close());
 
-  const connect = async (user: TestUser) => {
-    const socket = await connectSocket(t.url, user.token);
-    open.push(socket);
-    return socket;
-  };
+  const connect = (user: TestUser) => sockets.connect(user);
 
   describe('chat:join', () => {
     it('joins with { roomId }, returning the room, its members and no missed messages', async () => {

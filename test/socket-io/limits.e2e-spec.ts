@@ -1,7 +1,14 @@
 import request from 'supertest';
 import { createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
-import { connectSocket, emitAck, emitOk, sleep, type ClientSocket } from '../support/sockets';
+import {
+  connectSocket,
+  emitAck,
+  emitOk,
+  sleep,
+  type ClientSocket,
+  socketPool,
+} from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 type ConnectError = Error & { data?: { code: string } };
@@ -10,7 +17,7 @@ describe.each(databaseKinds())('Socket.IO limits (%s)', (kind) => {
   let t: TestApp;
   let ada: TestUser;
   let bob: TestUser;
-  const open: ClientSocket[] = [];
+  const sockets = socketPool(() => t.url);
 
   beforeAll(async () => {
     t = await startTestApp(kind, {
@@ -22,14 +29,10 @@ describe.each(databaseKinds())('Socket.IO limits (%s)', (kind) => {
     ada = await registerUser(t.url);
     bob = await registerUser(t.url);
   });
-  afterEach(() => open.splice(0).forEach((socket) => socket.close()));
+  afterEach(() => sockets.closeAll());
   afterAll(() => t.close());
 
-  const connect = async (user: TestUser) => {
-    const socket = await connectSocket(t.url, user.token);
-    open.push(socket);
-    return socket;
-  };
+  const connect = (user: TestUser) => sockets.connect(user);
 
   it('refuses messages over the budget with RATE_LIMITED, stores none of them, and leaves other users alone', async () => {
     const room = await createRoom(t.url, ada);

@@ -85,7 +85,6 @@ export class Cluster {
   }
 }
 
-
 /** A Redis server of the test's own, which the test may stop and start again. */
 export class OwnRedis {
   private child?: ChildProcess;

@@ -109,3 +109,18 @@ export async function eventually(
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The sockets a suite opens, to close them all after each test. */
+export function socketPool(url: () => string) {
+  const open: ClientSocket[] = [];
+  return {
+    async connect(user: { token: string }): Promise<ClientSocket> {
+      const socket = await connectSocket(url(), user.token);
+      open.push(socket);
+      return socket;
+    },
+    closeAll(): void {
+      open.splice(0).forEach((socket) => socket.close());
+    },
+  };
+}
