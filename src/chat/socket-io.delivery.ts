@@ -1,7 +1,6 @@
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
-import { roomNames } from '@app/contract/room-names';
 import type { Delivery } from '@app/delivery/delivery.service';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { LiveDelivery } from './live-delivery';
@@ -47,19 +46,14 @@ export class SocketIoDelivery implements OnModuleDestroy {
     }
   }
 
-  private deliver(
-    server: AppServer,
-    { channel, event, payload, except, volatile }: Delivery,
-  ): void {
+  private deliver(server: AppServer, { channel, event, payload, except }: Delivery): void {
     let target = server.local.to(channel);
     const fenced = event === ServerEvent.Message ? this.fences.get(channel) : undefined;
     if (fenced) {
       for (const held of fenced.values()) held.push(payload as MessageJson);
       target = target.except([...fenced.keys()]);
     }
-    if (except?.userId) target = target.except(roomNames.user(except.userId));
     if (except?.connectionId) target = target.except(except.connectionId);
-    if (volatile) target = target.volatile;
     (target.emit as (event: string, payload: unknown) => boolean)(event, payload);
   }
 }

@@ -9,10 +9,8 @@ export interface Delivery {
   channel: string;
   event: ServerEvent;
   payload: unknown;
-  /** Not to these: all connections of a user, or one connection. */
-  except?: { userId?: string; connectionId?: string };
-  /** May be dropped for a connection that is not ready (typing indicators). */
-  volatile?: boolean;
+  /** Not to this connection (the one the event came from). */
+  except?: { connectionId: string };
 }
 
 export type DeliveryListener = (delivery: Delivery) => void;

@@ -249,11 +249,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     if (!frame) return;
     const text = JSON.stringify(frame);
     for (const connection of subscribers) {
-      if (
-        connection.id === delivery.except?.connectionId ||
-        connection.user.id === delivery.except?.userId
-      )
-        continue;
+      if (connection.id === delivery.except?.connectionId) continue;
       if (!connection.sendText(text)) this.metrics.slowConsumersDropped.inc({ transport: 'ws' });
     }
   }

@@ -18,17 +18,15 @@ const user = (id: string): AuthUser => ({
 
 function setUp(room: Partial<Room>, { added = true, removed = true } = {}) {
   const rooms = {
-    findAccessible: jest
-      .fn()
-      .mockResolvedValue({
-        id: ROOM,
-        ownerId: OWNER,
-        isPrivate: false,
-        name: 'r',
-        createdAt: new Date(0),
-        lastSeq: 0,
-        ...room,
-      }),
+    findAccessible: jest.fn().mockResolvedValue({
+      id: ROOM,
+      ownerId: OWNER,
+      isPrivate: false,
+      name: 'r',
+      createdAt: new Date(0),
+      lastSeq: 0,
+      ...room,
+    }),
     addMember: jest.fn().mockResolvedValue({ added, joinedAt: new Date(0) }),
     removeMember: jest.fn().mockResolvedValue(removed),
   };
