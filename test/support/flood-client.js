@@ -8,8 +8,16 @@ const { WebSocket } = require('ws');
 
 const [url, token, roomId] = process.argv.slice(2);
 const port = Number(new URL(url).port);
-const report = { limited: 0, refusedConnections: 0, httpAnswers: [], bombClose: undefined };
+const report = {
+  limited: 0,
+  cutOff: 0,
+  refusedConnections: 0,
+  httpAnswers: [],
+  bombClose: undefined,
+};
 let flooding = true;
+let floodStarted;
+const flooding$ = new Promise((resolve) => (floodStarted = resolve));
 
 function floodMessages() {
   const socket = io(url, {
@@ -19,6 +27,7 @@ function floodMessages() {
     forceNew: true,
   });
   socket.on('connect', () => {
+    floodStarted();
     const flood = () => {
       if (!socket.connected || !flooding) return;
       for (let i = 0; i < 50; i += 1) {
@@ -31,7 +40,10 @@ function floodMessages() {
     flood();
   });
   socket.on('error', () => (report.limited += 1));
-  socket.on('disconnect', () => flooding && setTimeout(floodMessages, 50));
+  socket.on('disconnect', (reason) => {
+    if (reason === 'io server disconnect') report.cutOff += 1;
+    if (flooding) setTimeout(floodMessages, 50);
+  });
   socket.on('connect_error', () => flooding && setTimeout(floodMessages, 200));
 }
 
@@ -109,6 +121,9 @@ async function main() {
   await hostileWebSocket();
   await hostileHttp();
   floodMessages();
+  // Flooding first: the connection burst then spends this address's connection budget.
+  await flooding$;
+  await new Promise((resolve) => setTimeout(resolve, 300));
   await burstOfConnections();
 }
 
