@@ -124,23 +124,20 @@ export class ChatGateway
 
   /** A join with `since`: live messages wait behind the ack, so that none comes twice. */
   private async rejoin(socket: AppSocket, roomId: string, since: number): Promise<JoinResult> {
-    let channel: string | undefined;
+    let fenced: string | undefined;
     let lastSeq = since;
     try {
       const result = await this.chat.join(connectionOf(socket), roomId, since, (id) => {
-        channel = roomNames.chat(id);
-        this.socketDelivery.fence(socket, channel);
-        void socket.join(channel);
+        fenced = id;
+        this.socketDelivery.fence(socket, id);
+        void socket.join(roomNames.chat(id));
       });
       lastSeq = result.missed.at(-1)?.seq ?? since;
       return result;
     } finally {
       // After the ack has gone out (it is sent once this handler's promise settles).
-      if (channel)
-        setImmediate(
-          (fenced: string) => this.socketDelivery.release(socket, fenced, lastSeq),
-          channel,
-        );
+      if (fenced)
+        setImmediate((id: string) => this.socketDelivery.release(socket, id, lastSeq), fenced);
     }
   }
 

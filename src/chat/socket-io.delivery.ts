@@ -1,21 +1,34 @@
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
+import { roomNames } from '@app/contract/room-names';
 import type { Delivery } from '@app/delivery/delivery.service';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { LiveDelivery } from './live-delivery';
 
 /**
+ * A socket rejoining with `since` gets the missed messages in its join ack,
+ * read from storage. Until the ack is out its live messages are held back;
+ * after it, live messages up to the last missed one are skipped for it, as
+ * this node's live stream may still be behind what storage already showed.
+ */
+interface Fence {
+  /** Live messages held back while the join runs; undefined once the ack is out. */
+  held?: MessageJson[];
+  /** The last seq the socket already has. */
+  floor: number;
+}
+
+/**
  * Hands every delivery to this node's Socket.IO sockets subscribed to its
- * channel. A socket rejoining with `since` is fenced: its live messages wait
- * until the join ack (with the missed ones) is out, and only those after the
- * last missed one follow, so that it sees each message exactly once.
+ * channel, so that each socket sees a room's messages exactly once, in seq
+ * order, also across a rejoin with `since`.
  */
 @Injectable()
 export class SocketIoDelivery implements OnModuleDestroy {
   private detach?: () => void;
-  /** channel → socketId → live messages held back during the socket's join */
-  private readonly fences = new Map<string, Map<string, MessageJson[]>>();
+  /** channel → socketId → fence */
+  private readonly fences = new Map<string, Map<string, Fence>>();
 
   constructor(private readonly live: LiveDelivery) {}
 
@@ -28,32 +41,60 @@ export class SocketIoDelivery implements OnModuleDestroy {
     this.detach?.();
   }
 
-  /** Starts holding back the socket's live messages of the channel. */
-  fence(socket: AppSocket, channel: string): void {
-    const fenced = this.fences.get(channel) ?? new Map<string, MessageJson[]>();
-    fenced.set(socket.id, []);
+  /** Starts holding back the socket's live messages of the room. */
+  fence(socket: AppSocket, roomId: string): void {
+    const channel = roomNames.chat(roomId);
+    const fenced = this.fences.get(channel) ?? new Map<string, Fence>();
+    fenced.set(socket.id, { held: [], floor: Number.POSITIVE_INFINITY });
     this.fences.set(channel, fenced);
   }
 
-  /** Sends what was held back, after `lastSeq` (the last message the socket already has). */
-  release(socket: AppSocket, channel: string, lastSeq: number): void {
-    const fenced = this.fences.get(channel);
-    const held = fenced?.get(socket.id) ?? [];
-    fenced?.delete(socket.id);
-    if (fenced?.size === 0) this.fences.delete(channel);
+  /**
+   * Called once the join ack is out: sends what was held back after `lastSeq`
+   * (the last message the socket already has), and keeps skipping live
+   * messages up to `lastSeq` until this node's live stream has passed it.
+   */
+  release(socket: AppSocket, roomId: string, lastSeq: number): void {
+    const channel = roomNames.chat(roomId);
+    const fence = this.fences.get(channel)?.get(socket.id);
+    if (!fence) return;
+    const held = fence.held ?? [];
+    fence.held = undefined;
+    fence.floor = lastSeq;
     for (const message of held) {
       if (message.seq > lastSeq && socket.connected) socket.emit(ServerEvent.Message, message);
     }
+    const caughtUp = (this.live.deliveredSeq(roomId) ?? Number.POSITIVE_INFINITY) >= lastSeq;
+    if (caughtUp || !socket.connected) this.unfence(channel, socket.id);
   }
 
   private deliver(server: AppServer, { channel, event, payload, except }: Delivery): void {
     let target = server.local.to(channel);
     const fenced = event === ServerEvent.Message ? this.fences.get(channel) : undefined;
-    if (fenced) {
-      for (const held of fenced.values()) held.push(payload as MessageJson);
-      target = target.except([...fenced.keys()]);
-    }
+    if (fenced) target = target.except(this.fencedOff(channel, fenced, payload as MessageJson));
     if (except?.connectionId) target = target.except(except.connectionId);
     (target.emit as (event: string, payload: unknown) => boolean)(event, payload);
+  }
+
+  /** The sockets that must not get this message now; fences the live stream has passed go. */
+  private fencedOff(channel: string, fenced: Map<string, Fence>, message: MessageJson): string[] {
+    const skipped: string[] = [];
+    for (const [socketId, fence] of fenced) {
+      if (fence.held) {
+        fence.held.push(message);
+        skipped.push(socketId);
+      } else if (message.seq <= fence.floor) {
+        skipped.push(socketId);
+      } else {
+        this.unfence(channel, socketId);
+      }
+    }
+    return skipped;
+  }
+
+  private unfence(channel: string, socketId: string): void {
+    const fenced = this.fences.get(channel);
+    fenced?.delete(socketId);
+    if (fenced?.size === 0) this.fences.delete(channel);
   }
 }

@@ -1,0 +1,86 @@
+import type { MessageJson } from '@app/contract/models';
+import { ServerEvent } from '@app/contract/events';
+import { roomNames } from '@app/contract/room-names';
+import type { Delivery, DeliveryListener } from '@app/delivery/delivery.service';
+import type { AppServer, AppSocket } from '@app/realtime/socket-data';
+import type { LiveDelivery } from './live-delivery';
+import { SocketIoDelivery } from './socket-io.delivery';
+
+const ROOM = '0190c0de-0000-7000-8000-000000000002';
+const message = (seq: number) => ({ roomId: ROOM, seq }) as MessageJson;
+
+/** Records, per emitted message, which sockets of the room were left out. */
+function fakeServer() {
+  const sent: Array<{ seq: number; except: string[] }> = [];
+  const operator = (except: string[]) => ({
+    except: (ids: string | string[]) => operator([...except, ...[ids].flat()]),
+    emit: (_event: string, payload: MessageJson) => sent.push({ seq: payload.seq, except }),
+  });
+  const server = { local: { to: () => operator([]) } } as unknown as AppServer;
+  return { server, sent };
+}
+
+describe('SocketIoDelivery', () => {
+  let listener: DeliveryListener;
+  let deliveredSeq: number;
+  let socketDelivery: SocketIoDelivery;
+  let sent: Array<{ seq: number; except: string[] }>;
+  const socket = { id: 'rejoining', connected: true, emit: jest.fn() };
+
+  const live = (seq: number) =>
+    listener({
+      channel: roomNames.chat(ROOM),
+      event: ServerEvent.Message,
+      payload: message(seq),
+    } satisfies Delivery);
+
+  beforeEach(() => {
+    socket.emit.mockClear();
+    deliveredSeq = 0;
+    const fakeLive = {
+      subscribe: (l: DeliveryListener) => {
+        listener = l;
+        return () => undefined;
+      },
+      deliveredSeq: () => deliveredSeq,
+    } as unknown as LiveDelivery;
+    socketDelivery = new SocketIoDelivery(fakeLive);
+    const fake = fakeServer();
+    sent = fake.sent;
+    socketDelivery.attach(fake.server);
+    socketDelivery.fence(socket as unknown as AppSocket, ROOM);
+  });
+
+  it('holds live messages back during the join and sends only those after the missed ones', () => {
+    live(5);
+    live(6);
+    deliveredSeq = 6;
+    socketDelivery.release(socket as unknown as AppSocket, ROOM, 5);
+    expect(sent).toEqual([
+      { seq: 5, except: ['rejoining'] },
+      { seq: 6, except: ['rejoining'] },
+    ]);
+    expect(socket.emit.mock.calls).toEqual([[ServerEvent.Message, message(6)]]);
+
+    live(7);
+    expect(sent.at(-1)).toEqual({ seq: 7, except: [] });
+  });
+
+  it('after the ack, skips what the join already read from storage until the live stream passes it', () => {
+    deliveredSeq = 3;
+    socketDelivery.release(socket as unknown as AppSocket, ROOM, 6);
+    live(4);
+    live(5);
+    live(6);
+    live(7);
+    live(8);
+    expect(sent).toEqual([
+      { seq: 4, except: ['rejoining'] },
+      { seq: 5, except: ['rejoining'] },
+      { seq: 6, except: ['rejoining'] },
+      { seq: 7, except: [] },
+      { seq: 8, except: [] },
+    ]);
+    expect(socket.emit).not.toHaveBeenCalled();
+  });
+});
