@@ -56,6 +56,11 @@ export class LiveDelivery implements OnModuleInit, OnModuleDestroy {
     if (!this.rooms.has(roomId)) this.rooms.set(roomId, { lastSeq, backlog: [], filling: false });
   }
 
+  /** The last seq this node delivered live in the room; undefined while it does not track it. */
+  deliveredSeq(roomId: string): number | undefined {
+    return this.rooms.get(roomId)?.lastSeq;
+  }
+
   untrack(roomId: string): void {
     this.rooms.delete(roomId);
   }
@@ -86,32 +91,47 @@ export class LiveDelivery implements OnModuleInit, OnModuleDestroy {
   }
 
   private async fill(order: RoomOrder, next: MessageJson): Promise<void> {
+    const stored = await this.storedBetween(order.lastSeq, next);
+    order.filling = false;
+    const backlog = order.backlog.splice(0);
+    if (this.rooms.get(next.roomId) !== order) {
+      // The room was untracked meanwhile (and maybe tracked anew): its current state decides.
+      for (const delivery of backlog) this.receive(delivery);
+      return;
+    }
+    for (const message of stored ?? []) {
+      if (message.seq <= order.lastSeq || message.seq >= next.seq) continue;
+      order.lastSeq = message.seq;
+      this.emit({
+        channel: roomNames.chat(next.roomId),
+        event: ServerEvent.Message,
+        payload: message,
+      });
+    }
+    // Without storage, move on: clients see the jump in seq and recover the gap themselves.
+    if (!stored) order.lastSeq = Math.max(order.lastSeq, next.seq - 1);
+    for (const delivery of backlog) {
+      if (order.filling) order.backlog.push(delivery);
+      else this.inOrder(order, delivery);
+    }
+  }
+
+  /** The stored messages after `lastSeq` and before `next`; undefined when storage failed. */
+  private async storedBetween(
+    lastSeq: number,
+    next: MessageJson,
+  ): Promise<MessageJson[] | undefined> {
     try {
       const page = await this.messages.page(next.roomId, {
-        since: order.lastSeq,
-        limit: next.seq - order.lastSeq - 1,
+        since: lastSeq,
+        limit: next.seq - lastSeq - 1,
       });
-      for (const message of page.items) {
-        if (message.seq <= order.lastSeq || message.seq >= next.seq) continue;
-        order.lastSeq = message.seq;
-        this.emit({
-          channel: roomNames.chat(next.roomId),
-          event: ServerEvent.Message,
-          payload: message,
-        });
-      }
+      return page.items;
     } catch (error) {
       this.logger.warn(
         `Could not fill a gap before seq ${next.seq} in room ${next.roomId}: ${(error as Error).message}`,
       );
-      // Move on: clients see the jump in seq and recover the gap themselves.
-      order.lastSeq = Math.max(order.lastSeq, next.seq - 1);
-    }
-    order.filling = false;
-    const backlog = order.backlog.splice(0);
-    for (const delivery of backlog) {
-      if (order.filling) order.backlog.push(delivery);
-      else this.inOrder(order, delivery);
+      return undefined;
     }
   }
 

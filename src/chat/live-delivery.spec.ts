@@ -1,0 +1,108 @@
+import { ServerEvent } from '@app/contract/events';
+import type { MessageJson } from '@app/contract/models';
+import { roomNames } from '@app/contract/room-names';
+import { LocalDeliveryBus } from '@app/delivery/delivery-bus';
+import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
+import type { HistoryPage, MessagesService } from '@app/messages/messages.service';
+import { LiveDelivery } from './live-delivery';
+
+const ROOM = '0190c0de-0000-7000-8000-000000000001';
+
+const message = (seq: number): MessageJson => ({
+  id: `m${seq}`,
+  roomId: ROOM,
+  seq,
+  userId: 'u',
+  username: 'ada',
+  text: `m${seq}`,
+  clientMsgId: null,
+  createdAt: new Date(0).toISOString(),
+});
+
+/** Storage whose page reads the test answers when it chooses. */
+class HeldStorage {
+  readonly reads: Array<{
+    since?: number;
+    limit?: number;
+    answer: (seqs: number[]) => void;
+    fail: () => void;
+  }> = [];
+
+  page(_roomId: string, { since, limit }: { since?: number; limit?: number }) {
+    return new Promise<HistoryPage>((resolve, reject) =>
+      this.reads.push({
+        since,
+        limit,
+        answer: (seqs) => resolve({ items: seqs.map(message), nextCursor: null }),
+        fail: () => reject(new Error('storage down')),
+      }),
+    );
+  }
+}
+
+describe('LiveDelivery', () => {
+  let delivery: DeliveryService;
+  let storage: HeldStorage;
+  let live: LiveDelivery;
+  let delivered: number[];
+
+  beforeEach(() => {
+    delivery = new DeliveryService(new LocalDeliveryBus());
+    storage = new HeldStorage();
+    live = new LiveDelivery(delivery, storage as unknown as MessagesService);
+    live.onModuleInit();
+    delivered = [];
+    live.subscribe((d: Delivery) => delivered.push((d.payload as MessageJson).seq));
+  });
+
+  const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('delivers in seq order: drops repeats and fills a gap from storage first', async () => {
+    live.track(ROOM, 0);
+    delivery.messageCreated(message(1));
+    delivery.messageCreated(message(1));
+    delivery.messageCreated(message(4));
+    delivery.messageCreated(message(3));
+    delivery.messageCreated(message(5));
+    expect(delivered).toEqual([1]);
+    expect(storage.reads).toMatchObject([{ since: 1, limit: 2 }]);
+
+    storage.reads[0].answer([2, 3]);
+    await flush();
+    expect(delivered).toEqual([1, 2, 3, 4, 5]);
+    expect(live.deliveredSeq(ROOM)).toBe(5);
+  });
+
+  it('passes events of untracked rooms and other events straight through', () => {
+    delivery.messageCreated(message(7));
+    delivery.publish({
+      channel: roomNames.chat(ROOM),
+      event: ServerEvent.Typing,
+      payload: { seq: -1 },
+    });
+    expect(delivered).toEqual([7, -1]);
+    expect(live.deliveredSeq(ROOM)).toBeUndefined();
+  });
+
+  it('lets a fill that outlived its room deliver nothing stale once the room is tracked anew', async () => {
+    live.track(ROOM, 0);
+    delivery.messageCreated(message(3));
+    live.untrack(ROOM);
+    live.track(ROOM, 3);
+    delivery.messageCreated(message(4));
+
+    storage.reads[0].answer([1, 2]);
+    await flush();
+    expect(delivered).toEqual([4]);
+    expect(live.deliveredSeq(ROOM)).toBe(4);
+  });
+
+  it('moves on past a gap when storage fails, so that clients see the jump', async () => {
+    live.track(ROOM, 0);
+    delivery.messageCreated(message(3));
+    storage.reads[0].fail();
+    await flush();
+    expect(delivered).toEqual([3]);
+    expect(live.deliveredSeq(ROOM)).toBe(3);
+  });
+});
