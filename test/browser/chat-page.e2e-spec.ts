@@ -145,7 +145,7 @@ describeWithBrowser('the chat page in Chromium', () => {
   it('scrolls back through older history page by page', async () => {
     const dan = await registerUser(service.url, uniqueUsername('dan'));
     const roomId = await createRoomAs(dan.token, 'archive');
-    for (let i = 1; i <= 70; i += 1) await postMessage(service.url, dan, roomId, `old ${i}`);
+    for (let i = 1; i <= 120; i += 1) await postMessage(service.url, dan, roomId, `old ${i}`);
 
     const page = await openPage();
     await page.fill('#auth-form [name=username]', dan.username);
@@ -153,12 +153,19 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.click('#login');
     await expectConnected(page);
     await openRoom(page, 'archive');
-    await page.waitForSelector(messageWithText('old 70'));
-    expect(await seqsShown(page)).toEqual(range(21, 70));
+    await page.waitForSelector(messageWithText('old 120'));
+    expect(await seqsShown(page)).toEqual(range(71, 120));
 
-    await page.click('#load-older');
+    // Scrolling to the top brings the previous page, without moving what the reader looks at.
+    await page.$eval('#messages', (scroller) => scroller.scrollTo({ top: 0 }));
+    await page.waitForSelector(messageWithText('old 21'));
+    expect(await seqsShown(page)).toEqual(range(21, 120));
+    expect(await page.$eval('#messages', (scroller) => scroller.scrollTop)).toBeGreaterThan(0);
+
+    // The button does the same without scrolling (a click that scrolled would load by itself).
+    await page.locator('#load-older').dispatchEvent('click');
     await page.waitForSelector(messageWithText('old 1'));
-    expect(await seqsShown(page)).toEqual(range(1, 70));
+    expect(await seqsShown(page)).toEqual(range(1, 120));
     await page.waitForSelector('#load-older', { state: 'hidden' });
   });
 
