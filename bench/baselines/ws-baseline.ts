@@ -75,3 +75,5 @@ wss.on('connection', (ws, request) => {
 
 wss.on('listening', () => process.send?.({ type: 'listening', port }));
 process.on('disconnect', () => process.exit(0));
+// A clean exit, so that `--cpu-prof` writes its profile.
+process.on('SIGTERM', () => process.exit(0));

@@ -1,7 +1,7 @@
 import { cpus } from 'node:os';
 import type { BenchConfig } from './config';
 import { postgresReachable, redisReachable } from './databases';
-import { hasTaskset } from './processes';
+import { pinningEnabled, profiling } from './processes';
 import { clockTicks, openFileLimits } from './proc-stats';
 
 /** What the machine allows, found once at the start. */
@@ -9,6 +9,8 @@ export interface HostInfo {
   cpus: number;
   node: string;
   taskset: boolean;
+  /** Servers write CPU profiles (`BENCH_CPU_PROF_DIR`). */
+  profiling: boolean;
   clockTicks: number;
   openFiles: { soft: number; hard: number };
   /** The most connections one process may hold (open-file hard limit minus headroom). */
@@ -32,7 +34,8 @@ export async function probeHost(config: BenchConfig): Promise<HostInfo> {
   return {
     cpus: cpus().length,
     node: process.version,
-    taskset: hasTaskset(),
+    taskset: pinningEnabled(),
+    profiling: profiling(),
     clockTicks: clockTicks(),
     openFiles,
     maxConnections: Math.min(openFiles.hard, 1 << 20) - FD_HEADROOM,

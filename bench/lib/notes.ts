@@ -10,7 +10,9 @@ export function describe(ctx: BenchContext): string[] {
   const { config: c, host } = ctx;
   const pinning = host.taskset
     ? `taskset: servers on CPU ${c.serverCpu}, load generators on CPU ${c.loadCpu} (PostgreSQL and Redis unpinned)`
-    : 'taskset not found: nothing pinned';
+    : host.profiling
+      ? 'profiling: nothing pinned, so that the V8 sampler sees the server busy'
+      : 'taskset not found: nothing pinned';
   return [
     `${c.quick ? 'quick' : 'full'} run · ${host.cpus} CPUs · Node ${host.node} · ${pinning}`,
     `CLK_TCK ${host.clockTicks} · open files soft/hard ${host.openFiles.soft}/${host.openFiles.hard}`,

@@ -21,6 +21,8 @@ export interface LaunchOptions {
   name: string;
   /** A Node.js script, run with this process's `node`. */
   script: string;
+  /** Options for `node` itself, before the script. */
+  nodeArgs?: string[];
   env: NodeJS.ProcessEnv;
   cwd: string;
   /** Pin to this CPU with `taskset` (when it exists). */
@@ -42,9 +44,19 @@ export function hasTaskset(): boolean {
   return tasksetChecked;
 }
 
+/** Whether `taskset` pins: not while profiling, since V8's sampling thread would share the pinned core and miss most busy time. */
+export function pinningEnabled(): boolean {
+  return hasTaskset() && !profiling();
+}
+
+/** With `BENCH_CPU_PROF_DIR`, every server process writes a V8 CPU profile there when it stops. */
+export function profiling(): boolean {
+  return Boolean(process.env.BENCH_CPU_PROF_DIR);
+}
+
 function commandLine(options: LaunchOptions): string[] {
-  let argv = [process.execPath, options.script];
-  if (options.cpu !== undefined && hasTaskset())
+  let argv = [process.execPath, ...(options.nodeArgs ?? []), options.script];
+  if (options.cpu !== undefined && pinningEnabled())
     argv = ['taskset', '-c', String(options.cpu), ...argv];
   if (options.openFiles !== undefined)
     argv = ['sh', '-c', 'ulimit -n "$0" && exec "$@"', String(options.openFiles), ...argv];

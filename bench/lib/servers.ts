@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { sleep, waitUntil, withTimeout } from '../common/clock';
-import { launch, type ManagedProcess } from './processes';
+import { launch, profiling, type ManagedProcess } from './processes';
 import { REPO_ROOT, SERVICE_ENTRY, scripts } from './paths';
 import { waitUntilReady } from './service-api';
 
@@ -74,6 +74,11 @@ export function newJwtSecret(): string {
   return randomBytes(20).toString('hex');
 }
 
+/** Every server process (service and baselines) profiles itself while `BENCH_CPU_PROF_DIR` is set. */
+function profilingArgs(): string[] {
+  return profiling() ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+}
+
 async function startServiceNode(
   name: string,
   env: NodeJS.ProcessEnv,
@@ -85,6 +90,7 @@ async function startServiceNode(
   const child = launch({
     name,
     script: SERVICE_ENTRY,
+    nodeArgs: profilingArgs(),
     env: { ...env, PORT: String(port) },
     cwd: REPO_ROOT,
     ...placement,
@@ -136,6 +142,7 @@ export async function startBaseline(
   const child = launch({
     name: label,
     script: kind === 'socketio' ? scripts.socketioBaseline : scripts.wsBaseline,
+    nodeArgs: profilingArgs(),
     env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port) },
     cwd: REPO_ROOT,
     ipc: true,
