@@ -10,6 +10,7 @@ import { AppIoAdapter } from './realtime/app-io.adapter';
 import { RedisIoAdapter } from './realtime/redis-io.adapter';
 import { loadConfig, type HttpConfig } from './config/app-config';
 import type { RawEnvironment } from './config/env.validation';
+import { REFERENCE_PERSONAL_EVENTS_PATH } from './sse/sse.controller';
 
 export const API_PREFIX = 'api';
 
@@ -52,6 +53,7 @@ function applyHttpSettings(app: NestExpressApplication, http: HttpConfig): void 
       { path: 'health/live', method: RequestMethod.GET },
       { path: 'health/ready', method: RequestMethod.GET },
       { path: 'metrics', method: RequestMethod.GET },
+      { path: REFERENCE_PERSONAL_EVENTS_PATH, method: RequestMethod.GET },
     ],
   });
 }

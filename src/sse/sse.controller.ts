@@ -12,6 +12,9 @@ import { SseService } from './sse.service';
 
 const LAST_EVENT_ID = /^\d{1,10}$/;
 
+/** The reference design's path of the personal stream, served as it is (outside the API prefix). */
+export const REFERENCE_PERSONAL_EVENTS_PATH = 'events/:userId';
+
 function resumePoint(
   lastEventId: string | undefined,
   since: number | undefined,
@@ -41,6 +44,23 @@ export class SseController {
     @Req() request: Request,
     @Res() response: Response,
   ): void {
+    this.sse.openPersonal(user, request, response);
+  }
+
+  /** The personal stream where clients of the reference design look for it: `/events/<own id>`. */
+  @Get(REFERENCE_PERSONAL_EVENTS_PATH)
+  @ApiParam({ name: 'userId', format: 'uuid', description: "the caller's own id" })
+  @ApiOkResponse({ description: 'the same stream as `GET /api/events`' })
+  @ApiErrors(ErrorCode.Forbidden)
+  personalAt(
+    @CurrentUser() user: AuthUser,
+    @Param('userId') userId: string,
+    @Req() request: Request,
+    @Res() response: Response,
+  ): void {
+    if (userId.toLowerCase() !== user.id) {
+      throw AppException.forbidden('A user may only stream their own events');
+    }
     this.sse.openPersonal(user, request, response);
   }
 

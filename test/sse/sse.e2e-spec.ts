@@ -100,6 +100,38 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
     });
   });
 
+  describe('GET /events/:userId (the reference design path)', () => {
+    it("streams the caller's own personal stream, connected first, then notifications", async () => {
+      const connection = await stream(`/events/${bob.id}`, bob);
+      expect(connection.status).toBe(200);
+      expect(connection.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      const connected = await connection.next(() => true);
+      expect(connected.event).toBe('connected');
+      expect(json(connected.data)).toEqual({ userId: bob.id });
+
+      const room = await createRoom(t.url, ada);
+      await fetch(`${t.url}/api/rooms/${room.id}/members`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ userId: bob.id }),
+      });
+      const invited = await connection.next((event) => event.event === 'notification');
+      expect(json(invited.data)).toMatchObject({ type: 'room:invited', room });
+      const mention = await postMessage(t.url, ada, room.id, `hi @${bob.username}`);
+      const mentioned = await connection.next((event) => event.event === 'notification');
+      expect(json(mentioned.data)).toEqual({ type: 'mention', message: mention });
+    });
+
+    it("refuses someone else's stream with 403 and a missing token with 401, in the error shape", async () => {
+      const foreign = await stream(`/events/${ada.id}`, bob);
+      expect(foreign.status).toBe(403);
+      expect(foreign.body).toEqual({ code: 'FORBIDDEN', message: expect.any(String), details: [] });
+      const anonymous = await stream(`/events/${bob.id}`, undefined);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.body).toMatchObject({ code: 'UNAUTHORIZED' });
+    });
+  });
+
   describe('GET /api/rooms/:id/events', () => {
     it('streams chat:message events with id = seq', async () => {
       const room = await createRoom(t.url, ada);
