@@ -100,6 +100,7 @@ export class ChatGateway
   async handleDisconnect(socket: AppSocket): Promise<void> {
     this.metrics.connections.dec({ transport: 'socket.io' });
     clearTimeout(this.expiryTimers.get(socket));
+    this.socketDelivery.forget(socket);
     await this.chat.disconnected(connectionOf(socket));
   }
 
@@ -147,6 +148,7 @@ export class ChatGateway
     @MessageBody() { roomId }: RoomRefDto,
   ): Promise<Record<string, never>> {
     await socket.leave(roomNames.chat(roomId.toLowerCase()));
+    this.socketDelivery.forget(socket, roomId.toLowerCase());
     await this.chat.leave(connectionOf(socket), roomId);
     return {};
   }

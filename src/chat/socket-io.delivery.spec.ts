@@ -83,4 +83,12 @@ describe('SocketIoDelivery', () => {
     ]);
     expect(socket.emit).not.toHaveBeenCalled();
   });
+
+  it('forgets a fence when the socket leaves the room', () => {
+    deliveredSeq = 3;
+    socketDelivery.release(socket as unknown as AppSocket, ROOM, 6);
+    socketDelivery.forget(socket as unknown as AppSocket, ROOM);
+    live(4);
+    expect(sent).toEqual([{ seq: 4, except: [] }]);
+  });
 });

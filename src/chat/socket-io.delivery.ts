@@ -68,6 +68,12 @@ export class SocketIoDelivery implements OnModuleDestroy {
     if (caughtUp || !socket.connected) this.unfence(channel, socket.id);
   }
 
+  /** Drops the socket's fences: of one room when it leaves it, of all when it disconnects. */
+  forget(socket: AppSocket, roomId?: string): void {
+    const channels = roomId === undefined ? [...this.fences.keys()] : [roomNames.chat(roomId)];
+    for (const channel of channels) this.unfence(channel, socket.id);
+  }
+
   private deliver(server: AppServer, { channel, event, payload, except }: Delivery): void {
     let target = server.local.to(channel);
     const fenced = event === ServerEvent.Message ? this.fences.get(channel) : undefined;
