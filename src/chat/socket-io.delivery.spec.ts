@@ -16,8 +16,12 @@ function fakeServer() {
     except: (ids: string | string[]) => operator([...except, ...[ids].flat()]),
     emit: (_event: string, payload: MessageJson) => sent.push({ seq: payload.seq, except }),
   });
-  const server = { local: { to: () => operator([]) } } as unknown as AppServer;
-  return { server, sent };
+  const rooms = new Map([[roomNames.chat(ROOM), new Set(['rejoining', 'other'])]]);
+  const server = {
+    local: { to: () => operator([]) },
+    sockets: { adapter: { rooms } },
+  } as unknown as AppServer;
+  return { server, sent, rooms };
 }
 
 describe('SocketIoDelivery', () => {
@@ -25,6 +29,7 @@ describe('SocketIoDelivery', () => {
   let deliveredSeq: number;
   let socketDelivery: SocketIoDelivery;
   let sent: Array<{ seq: number; except: string[] }>;
+  let rooms: Map<string, Set<string>>;
   const socket = { id: 'rejoining', connected: true, emit: jest.fn() };
 
   const live = (seq: number) =>
@@ -47,6 +52,7 @@ describe('SocketIoDelivery', () => {
     socketDelivery = new SocketIoDelivery(fakeLive);
     const fake = fakeServer();
     sent = fake.sent;
+    rooms = fake.rooms;
     socketDelivery.attach(fake.server);
     socketDelivery.fence(socket as unknown as AppSocket, ROOM);
   });
@@ -90,5 +96,12 @@ describe('SocketIoDelivery', () => {
     socketDelivery.forget(socket as unknown as AppSocket, ROOM);
     live(4);
     expect(sent).toEqual([{ seq: 4, except: [] }]);
+  });
+
+  it('encodes nothing for a room no Socket.IO socket of this node is in', () => {
+    socketDelivery.forget(socket as unknown as AppSocket, ROOM);
+    rooms.clear();
+    live(1);
+    expect(sent).toEqual([]);
   });
 });

@@ -75,8 +75,10 @@ export class SocketIoDelivery implements OnModuleDestroy {
   }
 
   private deliver(server: AppServer, { channel, event, payload, except }: Delivery): void {
-    let target = server.local.to(channel);
     const fenced = event === ServerEvent.Message ? this.fences.get(channel) : undefined;
+    // Rooms followed only over /ws or SSE here: no packet to encode for Socket.IO.
+    if (!fenced && !server.sockets.adapter.rooms.has(channel)) return;
+    let target = server.local.to(channel);
     if (fenced) target = target.except(this.fencedOff(channel, fenced, payload as MessageJson));
     if (except?.connectionId) target = target.except(except.connectionId);
     (target.emit as (event: string, payload: unknown) => boolean)(event, payload);

@@ -241,13 +241,13 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     this.delivery.broadcast(roomId, payload, from, connection.id);
   }
 
-  /** Serializes each delivery once, then hands the same text to every local subscriber. */
+  /** Serializes and encodes each delivery once, then hands the same bytes to every local subscriber. */
   private deliver(delivery: Delivery): void {
     const subscribers = this.channels.subscribers(delivery.channel);
     if (subscribers.size === 0) return;
     const frame = frameOf(delivery);
     if (!frame) return;
-    const text = JSON.stringify(frame);
+    const text = Buffer.from(JSON.stringify(frame));
     for (const connection of subscribers) {
       if (connection.id === delivery.except?.connectionId) continue;
       if (!connection.sendText(text)) this.metrics.slowConsumersDropped.inc({ transport: 'ws' });

@@ -30,17 +30,18 @@ export class WsConnection implements Connection {
   }
 
   /**
-   * For deliveries serialized once for all their recipients. A client that
-   * stopped reading is cut off once its backlog passes the limit.
+   * A text frame; deliveries pass UTF-8 bytes encoded once for all their
+   * recipients. A client that stopped reading is cut off once its backlog
+   * passes the limit.
    * @returns false when the connection was dropped as too slow
    */
-  sendText(text: string): boolean {
+  sendText(text: string | Buffer): boolean {
     if (!this.open) return true;
     if (this.socket.bufferedAmount > this.slowConsumerLimitBytes) {
       this.socket.terminate();
       return false;
     }
-    this.socket.send(text);
+    this.socket.send(text, { binary: false });
     return true;
   }
 
