@@ -6,7 +6,8 @@ import { SerialQueue } from '@app/common/serial-queue';
 /**
  * The way to run a transaction. better-sqlite3 gives TypeORM a single
  * connection, where two concurrent transactions would silently nest; there
- * they take turns. PostgreSQL runs them concurrently on pooled connections.
+ * they take turns. PostgreSQL runs them concurrently on pooled connections,
+ * READ COMMITTED by the session default (see `typeormOptions`).
  */
 @Injectable()
 export class TransactionRunner {
@@ -19,7 +20,7 @@ export class TransactionRunner {
   }
 
   run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    if (this.isPostgres) return this.dataSource.transaction('READ COMMITTED', work);
+    if (this.isPostgres) return this.dataSource.transaction(work);
     return this.sqliteQueue.run(() => this.dataSource.transaction(work));
   }
 }

@@ -8,6 +8,18 @@ import { ENTITIES } from './entities';
 const MIGRATIONS_TABLE = 'migrations';
 
 /**
+ * Settings of every PostgreSQL session. Transactions are READ COMMITTED
+ * whatever the server's default (the message store's row locks rely on it),
+ * set once per connection rather than by a statement per transaction.
+ * Unqualified names in migrations resolve into the configured schema.
+ */
+function sessionOptions(schema: string | undefined): string {
+  const options = ['-c default_transaction_isolation=read\\ committed'];
+  if (schema) options.push(`-c search_path=${schema}`);
+  return options.join(' ');
+}
+
+/**
  * The one set of TypeORM options, used by the app and by the CLI data source.
  * Schema changes only ever come from migrations.
  */
@@ -32,8 +44,7 @@ export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
       extra: {
         max: config.poolSize,
         connectionTimeoutMillis: 5_000,
-        // Unqualified names in migrations resolve into the configured schema.
-        ...(config.schema ? { options: `-c search_path=${config.schema}` } : {}),
+        options: sessionOptions(config.schema),
       },
     };
   }

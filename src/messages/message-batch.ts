@@ -61,10 +61,7 @@ export async function writeBatch(
     fresh.push(message);
     outcomes.push({ message, created: true });
   }
-  if (fresh.length > 0) {
-    await advanceRooms(manager, lastSeqs);
-    await insertMessages(manager, fresh);
-  }
+  if (fresh.length > 0) await store(manager, lastSeqs, fresh);
   return outcomes;
 }
 
@@ -107,33 +104,62 @@ async function findEarlier(
   );
 }
 
+interface Statement {
+  sql: string;
+  parameters: unknown[];
+}
+
 /** Positional placeholders in the driver's own syntax: `$1, $2` for PostgreSQL, `?` for SQLite. */
 function placeholders(postgres: boolean) {
   let count = 0;
   return () => (postgres ? `$${(count += 1)}` : '?');
 }
 
-/** One statement moves every room of the batch to its new last seq. */
-async function advanceRooms(manager: EntityManager, lastSeqs: Map<string, number>): Promise<void> {
+/**
+ * Moves the rooms to their new last seqs and inserts the messages: one
+ * statement (a data-modifying CTE) on PostgreSQL, two on SQLite.
+ */
+async function store(
+  manager: EntityManager,
+  lastSeqs: Map<string, number>,
+  messages: Message[],
+): Promise<void> {
   const postgres = manager.connection.options.type === 'postgres';
   const next = placeholders(postgres);
+  const advance = advanceRooms(lastSeqs, next, postgres);
+  const insert = insertMessages(messages, next, postgres);
+  if (postgres) {
+    await manager.query(`WITH advanced AS (${advance.sql}) ${insert.sql}`, [
+      ...advance.parameters,
+      ...insert.parameters,
+    ]);
+    return;
+  }
+  await manager.query(advance.sql, advance.parameters);
+  await manager.query(insert.sql, insert.parameters);
+}
+
+/** One statement moves every room of the batch to its new last seq. */
+function advanceRooms(
+  lastSeqs: Map<string, number>,
+  next: () => string,
+  postgres: boolean,
+): Statement {
   const rooms = [...lastSeqs];
   const cases = rooms
     .map(() => `WHEN ${next()} THEN ${next()}${postgres ? '::integer' : ''}`)
     .join(' ');
   const ids = rooms.map(() => next()).join(', ');
-  await manager.query(`UPDATE rooms SET last_seq = CASE id ${cases} END WHERE id IN (${ids})`, [
-    ...rooms.flat(),
-    ...rooms.map(([roomId]) => roomId),
-  ]);
+  return {
+    sql: `UPDATE rooms SET last_seq = CASE id ${cases} END WHERE id IN (${ids})`,
+    parameters: [...rooms.flat(), ...rooms.map(([roomId]) => roomId)],
+  };
 }
 
 /** One multi-row insert, in plain SQL: the ORM's insert path costs more than the write itself. */
-async function insertMessages(manager: EntityManager, messages: Message[]): Promise<void> {
-  const postgres = manager.connection.options.type === 'postgres';
-  const next = placeholders(postgres);
+function insertMessages(messages: Message[], next: () => string, postgres: boolean): Statement {
   const rows = messages.map(() => `(${Array.from({ length: 8 }, next).join(', ')})`).join(', ');
-  const values = messages.flatMap((message): unknown[] => [
+  const parameters = messages.flatMap((message): unknown[] => [
     message.id,
     message.roomId,
     message.seq,
@@ -145,8 +171,8 @@ async function insertMessages(manager: EntityManager, messages: Message[]): Prom
       ? message.createdAt
       : (DateUtils.mixedDateToUtcDatetimeString(message.createdAt) as string),
   ]);
-  await manager.query(
-    `INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at) VALUES ${rows}`,
-    values,
-  );
+  return {
+    sql: `INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at) VALUES ${rows}`,
+    parameters,
+  };
 }

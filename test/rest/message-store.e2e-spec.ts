@@ -1,7 +1,8 @@
 import { createApp } from '@app/app.factory';
+import { TransactionRunner } from '@app/database/transaction-runner';
 import { MessageStore } from '@app/messages/message-store.service';
 import { createRoom, postMessage, registerUser } from '../support/api';
-import { databaseKinds } from '../support/databases';
+import { databaseKinds, withPostgres } from '../support/databases';
 import { BASE_TEST_ENV, startTestApp, type TestApp } from '../support/test-app';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
@@ -102,4 +103,39 @@ describe('message store: two app instances, each with its own pool, writing one 
       await first.close();
     }
   });
+
+  run(
+    'runs transactions READ COMMITTED, which the room row locks rely on, whatever the server default',
+    async () => {
+      const name = `iso_${Date.now().toString(36)}_${process.pid}`;
+      await withPostgres(async (client) => {
+        await client.query(`CREATE DATABASE "${name}"`);
+        await client.query(
+          `ALTER DATABASE "${name}" SET default_transaction_isolation = 'serializable'`,
+        );
+      });
+      const url = new URL(process.env.DATABASE_URL!);
+      url.pathname = `/${name}`;
+      const app = await createApp({ ...BASE_TEST_ENV, DATABASE_URL: url.toString() });
+      try {
+        const levels = await Promise.all(
+          Array.from({ length: 3 }, () =>
+            app
+              .get(TransactionRunner)
+              .run((manager) =>
+                manager.query<Array<{ transaction_isolation: string }>>(
+                  'SHOW transaction_isolation',
+                ),
+              ),
+          ),
+        );
+        expect(levels.flat()).toEqual(
+          Array.from({ length: 3 }, () => ({ transaction_isolation: 'read committed' })),
+        );
+      } finally {
+        await app.close();
+        await withPostgres((client) => client.query(`DROP DATABASE "${name}" WITH (FORCE)`));
+      }
+    },
+  );
 });
