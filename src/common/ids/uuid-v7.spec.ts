@@ -12,4 +12,10 @@ describe('uuidv7', () => {
     const ids = [1_000, 2_000, 2_001, 1_700_000_000_000].map((ms) => uuidv7(ms));
     expect([...ids].sort()).toEqual(ids);
   });
+
+  it('never repeats, also across refills of its entropy pool', () => {
+    const ids = Array.from({ length: 2_000 }, () => uuidv7(1_700_000_000_000));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(new Set(ids.map((id) => id.slice(24))).size).toBe(ids.length);
+  });
 });
