@@ -19,6 +19,11 @@ export class TransactionRunner {
     return this.dataSource.options.type === 'postgres';
   }
 
+  /** For single statements, each of which commits alone. */
+  get manager(): EntityManager {
+    return this.dataSource.manager;
+  }
+
   run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return this.dataSource.transaction(work);
     return this.sqliteQueue.run(() => this.dataSource.transaction(work));

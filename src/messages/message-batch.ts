@@ -2,6 +2,8 @@ import type { EntityManager } from 'typeorm';
 import { DateUtils } from 'typeorm/util/DateUtils';
 import { AppException } from '@app/common/errors/app.exception';
 import { uuidv7 } from '@app/common/ids/uuid-v7';
+import { isUniqueViolation } from '@app/database/database-errors';
+import type { TransactionRunner } from '@app/database/transaction-runner';
 import { Message } from './message.entity';
 
 export interface AppendMessage {
@@ -14,68 +16,139 @@ export interface AppendMessage {
 
 export type BatchOutcome = { message: Message; created: boolean } | { error: AppException };
 
+/** A message of the batch: a new one (seq 0 until stored) or the original of a retry. */
+interface Planned {
+  message: Message;
+  created: boolean;
+}
+
+/** The new messages of a batch, in order, with their ordinal within their room (1, 2, …). */
+interface Fresh {
+  messages: Message[];
+  ordinals: number[];
+  perRoom: Map<string, number>;
+}
+
+/** A racing retry of the same clientMsgId on another node is seen on the next attempt. */
+const MAX_ATTEMPTS = 3;
+
 const idempotencyKey = (roomId: string, userId: string, clientMsgId: string) =>
   `${roomId}\u0000${userId}\u0000${clientMsgId}`;
 
 /**
- * Writes a batch of messages in the caller's transaction: locks the rooms'
- * rows (in id order, so that concurrent batches on other nodes cannot
- * deadlock), skips retries whose clientMsgId is already stored (or earlier in
- * the batch), gives the rest the next seqs and inserts them in one statement.
+ * Writes a batch of messages and resolves once it is committed. A retry whose
+ * clientMsgId is already stored (or earlier in the batch) gets the original;
+ * the rest get their rooms' next seqs, gapless, or NOT_FOUND for a room that
+ * does not exist.
  */
-export async function writeBatch(
+export function writeBatch(
+  transactions: TransactionRunner,
+  items: AppendMessage[],
+): Promise<BatchOutcome[]> {
+  return transactions.isPostgres
+    ? writeOnPostgres(transactions.manager, items)
+    : transactions.run((manager) => writeOnSqlite(manager, items));
+}
+
+/**
+ * One statement, one round trip: it locks the rooms' rows in id order (so
+ * that concurrent batches on other nodes cannot deadlock), advances their
+ * last seqs and inserts the messages, committing alone. The clientMsgId check
+ * before it takes no lock: a retry racing in from another node meanwhile
+ * fails the insert on the unique index, and the next attempt finds it.
+ */
+async function writeOnPostgres(
   manager: EntityManager,
   items: AppendMessage[],
 ): Promise<BatchOutcome[]> {
-  const lastSeqs = await lockRooms(manager, [...new Set(items.map((item) => item.roomId))]);
-  const earlier = await findEarlier(manager, items);
-  const outcomes: BatchOutcome[] = [];
-  const fresh: Message[] = [];
-  const now = new Date();
-  for (const item of items) {
-    const lastSeq = lastSeqs.get(item.roomId);
-    if (lastSeq === undefined) {
-      outcomes.push({ error: AppException.notFound('Room not found') });
-      continue;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const planned = plan(items, await findEarlier(manager, items));
+      const fresh = freshOf(planned);
+      if (fresh.messages.length > 0) {
+        const advanced = await advanceAndInsert(manager, fresh);
+        const before = new Map(
+          [...advanced].map(([roomId, lastSeq]) => [roomId, lastSeq - fresh.perRoom.get(roomId)!]),
+        );
+        assignSeqs(fresh, before);
+      }
+      return planned.map(outcomeOf);
+    } catch (error) {
+      if (!isUniqueViolation(error) || attempt >= MAX_ATTEMPTS) throw error;
     }
+  }
+}
+
+/** In the caller's transaction, which SQLite runs alone: read, advance, insert. */
+async function writeOnSqlite(
+  manager: EntityManager,
+  items: AppendMessage[],
+): Promise<BatchOutcome[]> {
+  const planned = plan(items, await findEarlier(manager, items));
+  const fresh = freshOf(planned);
+  if (fresh.messages.length > 0) {
+    const before = await lastSeqsOf(manager, [...fresh.perRoom.keys()]);
+    const stored = assignSeqs(fresh, before);
+    if (stored.length > 0) {
+      await advanceRoomsOnSqlite(manager, fresh, before);
+      await insertOnSqlite(manager, stored);
+    }
+  }
+  return planned.map(outcomeOf);
+}
+
+/** New messages for the items, and for retries the original (stored, or earlier in the batch). */
+function plan(items: AppendMessage[], earlier: Map<string, Message>): Planned[] {
+  const now = new Date();
+  return items.map((item) => {
     const key = item.clientMsgId
       ? idempotencyKey(item.roomId, item.userId, item.clientMsgId)
       : undefined;
     const original = key ? earlier.get(key) : undefined;
-    if (original) {
-      outcomes.push({ message: original, created: false });
-      continue;
-    }
+    if (original) return { message: original, created: false };
     const message = Object.assign(new Message(), {
       id: uuidv7(),
       roomId: item.roomId,
-      seq: lastSeq + 1,
+      seq: 0,
       userId: item.userId,
       username: item.username,
       text: item.text,
       clientMsgId: item.clientMsgId ?? null,
       createdAt: now,
     });
-    lastSeqs.set(item.roomId, message.seq);
     if (key) earlier.set(key, message);
-    fresh.push(message);
-    outcomes.push({ message, created: true });
-  }
-  if (fresh.length > 0) await store(manager, lastSeqs, fresh);
-  return outcomes;
+    return { message, created: true };
+  });
 }
 
-/** The rooms' current last seqs, their rows locked until commit. */
-async function lockRooms(manager: EntityManager, roomIds: string[]): Promise<Map<string, number>> {
-  const sorted = [...roomIds].sort();
-  const postgres = manager.connection.options.type === 'postgres';
-  const rows = await manager.query<Array<{ id: string; last_seq: number | string }>>(
-    postgres
-      ? 'SELECT id, last_seq FROM rooms WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE'
-      : `SELECT id, last_seq FROM rooms WHERE id IN (${sorted.map(() => '?').join(', ')})`,
-    postgres ? [sorted] : sorted,
-  );
-  return new Map(rows.map((row) => [row.id, Number(row.last_seq)]));
+function freshOf(planned: Planned[]): Fresh {
+  const fresh: Fresh = { messages: [], ordinals: [], perRoom: new Map() };
+  for (const { message, created } of planned) {
+    if (!created) continue;
+    const ordinal = (fresh.perRoom.get(message.roomId) ?? 0) + 1;
+    fresh.perRoom.set(message.roomId, ordinal);
+    fresh.messages.push(message);
+    fresh.ordinals.push(ordinal);
+  }
+  return fresh;
+}
+
+/** Seq = the room's last seq before the batch + the ordinal; rooms not in `before` keep seq 0. */
+function assignSeqs(fresh: Fresh, before: Map<string, number>): Message[] {
+  const stored: Message[] = [];
+  fresh.messages.forEach((message, i) => {
+    const lastSeq = before.get(message.roomId);
+    if (lastSeq === undefined) return;
+    message.seq = lastSeq + fresh.ordinals[i];
+    stored.push(message);
+  });
+  return stored;
+}
+
+function outcomeOf({ message, created }: Planned): BatchOutcome {
+  return message.seq > 0
+    ? { message, created }
+    : { error: AppException.notFound('Room not found') };
 }
 
 async function findEarlier(
@@ -104,62 +177,81 @@ async function findEarlier(
   );
 }
 
-interface Statement {
-  sql: string;
-  parameters: unknown[];
-}
+const ADVANCE_AND_INSERT = `
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::varchar[], $6::text[],
+                       $7::varchar[], $8::timestamptz[])
+    AS i(id, room_id, ordinal, user_id, username, text, client_msg_id, created_at)
+), counts AS (
+  SELECT room_id, count(*)::int AS n FROM input GROUP BY room_id
+), locked AS (
+  SELECT rooms.id FROM rooms JOIN counts ON counts.room_id = rooms.id
+  ORDER BY rooms.id FOR UPDATE OF rooms
+), advanced AS (
+  UPDATE rooms SET last_seq = rooms.last_seq + counts.n
+  FROM locked JOIN counts ON counts.room_id = locked.id
+  WHERE rooms.id = locked.id
+  RETURNING rooms.id, rooms.last_seq
+), inserted AS (
+  INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at)
+  SELECT i.id, i.room_id, a.last_seq - c.n + i.ordinal, i.user_id, i.username, i.text,
+         i.client_msg_id, i.created_at
+  FROM input i JOIN counts c ON c.room_id = i.room_id JOIN advanced a ON a.id = i.room_id
+)
+SELECT id, last_seq FROM advanced`;
 
-/** Positional placeholders in the driver's own syntax: `$1, $2` for PostgreSQL, `?` for SQLite. */
-function placeholders(postgres: boolean) {
-  let count = 0;
-  return () => (postgres ? `$${(count += 1)}` : '?');
-}
-
-/**
- * Moves the rooms to their new last seqs and inserts the messages: one
- * statement (a data-modifying CTE) on PostgreSQL, two on SQLite.
- */
-async function store(
+/** The rooms' last seqs after the batch; a room missing from it does not exist. */
+async function advanceAndInsert(
   manager: EntityManager,
-  lastSeqs: Map<string, number>,
-  messages: Message[],
-): Promise<void> {
-  const postgres = manager.connection.options.type === 'postgres';
-  const next = placeholders(postgres);
-  const advance = advanceRooms(lastSeqs, next, postgres);
-  const insert = insertMessages(messages, next, postgres);
-  if (postgres) {
-    await manager.query(`WITH advanced AS (${advance.sql}) ${insert.sql}`, [
-      ...advance.parameters,
-      ...insert.parameters,
-    ]);
-    return;
-  }
-  await manager.query(advance.sql, advance.parameters);
-  await manager.query(insert.sql, insert.parameters);
+  fresh: Fresh,
+): Promise<Map<string, number>> {
+  const column = <T>(pick: (message: Message) => T) => fresh.messages.map(pick);
+  const rows = await manager.query<Array<{ id: string; last_seq: number | string }>>(
+    ADVANCE_AND_INSERT,
+    [
+      column((m) => m.id),
+      column((m) => m.roomId),
+      fresh.ordinals,
+      column((m) => m.userId),
+      column((m) => m.username),
+      column((m) => m.text),
+      column((m) => m.clientMsgId),
+      column((m) => m.createdAt),
+    ],
+  );
+  return new Map(rows.map((row) => [row.id, Number(row.last_seq)]));
+}
+
+async function lastSeqsOf(manager: EntityManager, roomIds: string[]): Promise<Map<string, number>> {
+  const rows = await manager.query<Array<{ id: string; last_seq: number | string }>>(
+    `SELECT id, last_seq FROM rooms WHERE id IN (${roomIds.map(() => '?').join(', ')})`,
+    roomIds,
+  );
+  return new Map(rows.map((row) => [row.id, Number(row.last_seq)]));
 }
 
 /** One statement moves every room of the batch to its new last seq. */
-function advanceRooms(
-  lastSeqs: Map<string, number>,
-  next: () => string,
-  postgres: boolean,
-): Statement {
-  const rooms = [...lastSeqs];
-  const cases = rooms
-    .map(() => `WHEN ${next()} THEN ${next()}${postgres ? '::integer' : ''}`)
-    .join(' ');
-  const ids = rooms.map(() => next()).join(', ');
-  return {
-    sql: `UPDATE rooms SET last_seq = CASE id ${cases} END WHERE id IN (${ids})`,
-    parameters: [...rooms.flat(), ...rooms.map(([roomId]) => roomId)],
-  };
+async function advanceRoomsOnSqlite(
+  manager: EntityManager,
+  fresh: Fresh,
+  before: Map<string, number>,
+): Promise<void> {
+  const rooms = [...before].map(([roomId, lastSeq]) => [
+    roomId,
+    lastSeq + fresh.perRoom.get(roomId)!,
+  ]);
+  const cases = rooms.map(() => 'WHEN ? THEN ?').join(' ');
+  const ids = rooms.map(() => '?').join(', ');
+  await manager.query(`UPDATE rooms SET last_seq = CASE id ${cases} END WHERE id IN (${ids})`, [
+    ...rooms.flat(),
+    ...rooms.map(([roomId]) => roomId),
+  ]);
 }
 
 /** One multi-row insert, in plain SQL: the ORM's insert path costs more than the write itself. */
-function insertMessages(messages: Message[], next: () => string, postgres: boolean): Statement {
-  const rows = messages.map(() => `(${Array.from({ length: 8 }, next).join(', ')})`).join(', ');
-  const parameters = messages.flatMap((message): unknown[] => [
+async function insertOnSqlite(manager: EntityManager, messages: Message[]): Promise<void> {
+  const rows = messages.map(() => `(${Array.from({ length: 8 }, () => '?').join(', ')})`);
+  const values = messages.flatMap((message): unknown[] => [
     message.id,
     message.roomId,
     message.seq,
@@ -167,12 +259,10 @@ function insertMessages(messages: Message[], next: () => string, postgres: boole
     message.username,
     message.text,
     message.clientMsgId,
-    postgres
-      ? message.createdAt
-      : (DateUtils.mixedDateToUtcDatetimeString(message.createdAt) as string),
+    DateUtils.mixedDateToUtcDatetimeString(message.createdAt) as string,
   ]);
-  return {
-    sql: `INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at) VALUES ${rows}`,
-    parameters,
-  };
+  await manager.query(
+    `INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at) VALUES ${rows.join(', ')}`,
+    values,
+  );
 }

@@ -70,11 +70,9 @@ export class MessageStore {
 
   private async commit(batch: Pending[]): Promise<void> {
     try {
-      const outcomes = await this.transactions.run((manager) =>
-        writeBatch(
-          manager,
-          batch.map((item) => item.input),
-        ),
+      const outcomes = await writeBatch(
+        this.transactions,
+        batch.map((item) => item.input),
       );
       batch.forEach((item, i) => settle(item, outcomes[i]));
     } catch (error) {

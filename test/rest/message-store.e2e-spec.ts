@@ -105,6 +105,35 @@ describe('message store: two app instances, each with its own pool, writing one 
   });
 
   run(
+    'stores a clientMsgId racing in from two app instances once, with no gap in seq',
+    async () => {
+      const first = await startTestApp('postgres');
+      const second = await createApp({ ...BASE_TEST_ENV, ...first.database.env });
+      try {
+        const user = await registerUser(first.url);
+        const room = await createRoom(first.url, user);
+        const stores = [first.app.get(MessageStore), second.get(MessageStore)];
+        for (let round = 0; round < 20; round += 1) {
+          const input = {
+            roomId: room.id,
+            userId: user.id,
+            username: user.username,
+            text: `r${round}`,
+            clientMsgId: `race-${round}`,
+          };
+          const results = await Promise.all(stores.map((store) => store.append(input)));
+          expect(results[0].message).toEqual(results[1].message);
+          expect(results.filter((result) => result.created)).toHaveLength(1);
+          expect(results[0].message.seq).toBe(round + 1);
+        }
+      } finally {
+        await second.close();
+        await first.close();
+      }
+    },
+  );
+
+  run(
     'runs transactions READ COMMITTED, which the room row locks rely on, whatever the server default',
     async () => {
       const name = `iso_${Date.now().toString(36)}_${process.pid}`;
