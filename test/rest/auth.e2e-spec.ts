@@ -117,12 +117,17 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
       expect(wrongPassword.body.code).toBe('UNAUTHORIZED');
     });
 
-    it('refuses a malformed body with VALIDATION_FAILED', async () => {
-      const response = await request(t.url)
-        .post('/api/auth/login')
-        .send({ username: 'x' })
-        .expect(400);
-      expect(response.body.code).toBe('VALIDATION_FAILED');
+    it.each([
+      ['no password', { username: 'x' }],
+      ['a NUL character in the username', { username: 'ad\u0000a', password: 'password-123' }],
+      ['a lone surrogate in the username', { username: 'ada\udfff', password: 'password-123' }],
+    ])('refuses %s with VALIDATION_FAILED', async (_case, body) => {
+      const response = await request(t.url).post('/api/auth/login').send(body).expect(400);
+      expect(response.body).toEqual({
+        code: 'VALIDATION_FAILED',
+        message: expect.any(String),
+        details: expect.any(Array),
+      });
     });
   });
 

@@ -43,6 +43,9 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
     ['a number for clientMsgId', { text: 'hi', clientMsgId: 7 }],
     ['a clientMsgId over 64 characters', { text: 'hi', clientMsgId: 'c'.repeat(65) }],
     ['an unknown field', { text: 'hi', roomId: 'x' }],
+    ['a NUL character in text', { text: 'a\u0000b' }],
+    ['a lone surrogate in text', { text: 'broken \ud83d emoji' }],
+    ['a NUL character in clientMsgId', { text: 'hi', clientMsgId: 'c\u0000' }],
   ])('refuses %s and takes no seq', async (_case, body) => {
     const room = await createRoom(t.url, ada);
     const response = await request(t.url)

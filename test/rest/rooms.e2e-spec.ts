@@ -37,6 +37,8 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
     ['a number for a name', { name: 5 }],
     ['a string for isPrivate', { name: 'x', isPrivate: 'true' }],
     ['an unknown field', { name: 'x', topic: 'y' }],
+    ['a NUL character in the name', { name: 'lob\u0000by' }],
+    ['a lone surrogate in the name', { name: 'lobby \ud800' }],
   ])('refuses %s', async (_case, body) => {
     const response = await request(t.url)
       .post('/api/rooms')

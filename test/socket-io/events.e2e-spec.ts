@@ -208,6 +208,7 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       ['a number for clientMsgId', { text: 'x', clientMsgId: 5 }],
       ['a too long clientMsgId', { text: 'x', clientMsgId: 'c'.repeat(65) }],
       ['an unknown field', { text: 'x', html: '<b>' }],
+      ['a NUL character in text', { text: 'a\u0000b' }],
     ])('refuses %s with VALIDATION_FAILED and takes no seq', async (_case, body) => {
       const room = await createRoom(t.url, ada);
       const socket = await connect(ada);

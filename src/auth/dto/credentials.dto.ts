@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { IsString, Length, Matches } from 'class-validator';
+import { IsStorableText } from '@app/common/validators/storable-text';
 
 export const USERNAME_PATTERN = /^[a-zA-Z0-9_.-]+$/;
 
@@ -21,6 +22,7 @@ export class LoginDto {
   @ApiProperty({ example: 'ada' })
   @IsString()
   @Length(1, 128)
+  @IsStorableText()
   username: string;
 
   @ApiProperty({ example: 'correct horse battery' })

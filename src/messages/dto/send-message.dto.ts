@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsOptional, IsString, Length } from 'class-validator';
+import { IsStorableText } from '@app/common/validators/storable-text';
 
 export const MESSAGE_MAX_LENGTH = 4000;
 export const CLIENT_MSG_ID_MAX_LENGTH = 64;
@@ -14,6 +15,7 @@ export class MessageBodyDto {
   @Transform(trimText)
   @IsString()
   @Length(1, MESSAGE_MAX_LENGTH)
+  @IsStorableText()
   text: string;
 
   @ApiPropertyOptional({
@@ -24,5 +26,6 @@ export class MessageBodyDto {
   @IsOptional()
   @IsString()
   @Length(1, CLIENT_MSG_ID_MAX_LENGTH)
+  @IsStorableText()
   clientMsgId?: string;
 }

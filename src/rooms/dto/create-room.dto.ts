@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsOptional, IsString, Length } from 'class-validator';
+import { IsStorableText } from '@app/common/validators/storable-text';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
@@ -9,6 +10,7 @@ export class CreateRoomDto {
   @Transform(trim)
   @IsString()
   @Length(1, 100)
+  @IsStorableText()
   name: string;
 
   @ApiPropertyOptional({ default: false })

@@ -1,0 +1,14 @@
+import { isStorableText } from './storable-text';
+
+describe('isStorableText', () => {
+  it.each(['hello', 'multi\nline\ttext', 'émoji 😀 and 中文', ''])('accepts %j', (text) => {
+    expect(isStorableText(text)).toBe(true);
+  });
+
+  it.each(['a\u0000b', '\ud800', 'x\ud83dy', '\ude00', 'ok\udc00', 42, undefined])(
+    'refuses %j',
+    (value) => {
+      expect(isStorableText(value)).toBe(false);
+    },
+  );
+});
