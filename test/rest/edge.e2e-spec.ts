@@ -91,13 +91,17 @@ describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', 
         'DELETE /api/rooms/{id}/members/{userId}',
         'GET /api/rooms/{roomId}/messages',
         'POST /api/rooms/{roomId}/messages',
+        'GET /api/events',
+        'GET /api/rooms/{id}/events',
+        'GET /events/{userId}',
         'GET /health/live',
         'GET /health/ready',
         'GET /metrics',
       ]),
     );
     for (const { route, operation } of routes.filter(
-      (r) => r.route.includes('/api/rooms') || r.route.endsWith('/me'),
+      (r) =>
+        r.route.includes('/api/rooms') || r.route.endsWith('/me') || r.route.includes('events'),
     )) {
       expect({ route, security: operation.security }).toEqual({
         route,
