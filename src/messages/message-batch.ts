@@ -63,7 +63,7 @@ async function writeOnPostgres(
 ): Promise<BatchOutcome[]> {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      const planned = plan(items, await findEarlierOnPostgres(manager, items));
+      const planned = plan(items, await findEarlier(manager, items, storedOnPostgres));
       const fresh = freshOf(planned);
       if (fresh.messages.length > 0) {
         const advanced = await advanceAndInsert(manager, fresh);
@@ -84,7 +84,7 @@ async function writeOnSqlite(
   manager: EntityManager,
   items: AppendMessage[],
 ): Promise<BatchOutcome[]> {
-  const planned = plan(items, await findEarlierOnSqlite(manager, items));
+  const planned = plan(items, await findEarlier(manager, items, storedOnSqlite));
   const fresh = freshOf(planned);
   if (fresh.messages.length > 0) {
     const before = await lastSeqsOf(manager, [...fresh.perRoom.keys()]);
@@ -151,15 +151,26 @@ function outcomeOf({ message, created }: Planned): BatchOutcome {
     : { error: AppException.notFound('Room not found') };
 }
 
-const byIdempotencyKey = (messages: Message[]) =>
-  new Map(
-    messages.map((message) => [
+type StoredLookUp = (manager: EntityManager, keyed: AppendMessage[]) => Promise<Message[]>;
+
+/** The stored originals of the items that carry a clientMsgId, by idempotency key. */
+async function findEarlier(
+  manager: EntityManager,
+  items: AppendMessage[],
+  lookUp: StoredLookUp,
+): Promise<Map<string, Message>> {
+  const keyed = items.filter((item) => item.clientMsgId !== undefined);
+  if (keyed.length === 0) return new Map();
+  const found = await lookUp(manager, keyed);
+  return new Map(
+    found.map((message) => [
       idempotencyKey(message.roomId, message.userId, message.clientMsgId!),
       message,
     ]),
   );
+}
 
-const FIND_EARLIER = `
+const FIND_STORED = `
 SELECT m.id, m.room_id, m.seq, m.user_id, m.username, m.text, m.client_msg_id, m.created_at
 FROM messages m
 JOIN unnest($1::uuid[], $2::uuid[], $3::varchar[]) AS k(room_id, user_id, client_msg_id)
@@ -176,40 +187,28 @@ interface MessageRow {
   created_at: Date;
 }
 
-/** Stored messages with the items' clientMsgIds, by one query over arrays: the ORM's builder costs more. */
-async function findEarlierOnPostgres(
-  manager: EntityManager,
-  items: AppendMessage[],
-): Promise<Map<string, Message>> {
-  const keyed = items.filter((item) => item.clientMsgId !== undefined);
-  if (keyed.length === 0) return new Map();
-  const rows = await manager.query<MessageRow[]>(FIND_EARLIER, [
+/** One query over arrays: the ORM's query builder, with three parameters per key, costs more. */
+const storedOnPostgres: StoredLookUp = async (manager, keyed) => {
+  const rows = await manager.query<MessageRow[]>(FIND_STORED, [
     keyed.map((item) => item.roomId),
     keyed.map((item) => item.userId),
     keyed.map((item) => item.clientMsgId),
   ]);
-  return byIdempotencyKey(
-    rows.map((row) =>
-      Object.assign(new Message(), {
-        id: row.id,
-        roomId: row.room_id,
-        seq: Number(row.seq),
-        userId: row.user_id,
-        username: row.username,
-        text: row.text,
-        clientMsgId: row.client_msg_id,
-        createdAt: row.created_at,
-      }),
-    ),
+  return rows.map((row) =>
+    Object.assign(new Message(), {
+      id: row.id,
+      roomId: row.room_id,
+      seq: Number(row.seq),
+      userId: row.user_id,
+      username: row.username,
+      text: row.text,
+      clientMsgId: row.client_msg_id,
+      createdAt: row.created_at,
+    }),
   );
-}
+};
 
-async function findEarlierOnSqlite(
-  manager: EntityManager,
-  items: AppendMessage[],
-): Promise<Map<string, Message>> {
-  const keyed = items.filter((item) => item.clientMsgId !== undefined);
-  if (keyed.length === 0) return new Map();
+const storedOnSqlite: StoredLookUp = (manager, keyed) => {
   const query = manager.createQueryBuilder(Message, 'message');
   keyed.forEach((item, i) =>
     query.orWhere(
@@ -221,8 +220,8 @@ async function findEarlierOnSqlite(
       },
     ),
   );
-  return byIdempotencyKey(await query.getMany());
-}
+  return query.getMany();
+};
 
 const ADVANCE_AND_INSERT = `
 WITH input AS (
