@@ -20,18 +20,18 @@ interface Pending {
   reject(error: unknown): void;
 }
 
-/** How many messages one transaction commits at most. */
+/** How many messages one write commits at most. */
 export const MAX_BATCH = 256;
 
 /**
  * The only code that writes messages. `append` resolves once the message is
  * committed with its room's next seq: strictly increasing and gapless, since
- * the counter lives on the room row, locked (on every node) by the
- * transaction that advances it together with the insert.
+ * the counter lives on the room row, locked (on every node) by the write
+ * that advances it together with the insert (see `writeBatch`).
  *
- * Group commit: while one transaction is in flight, new messages queue and
- * the next transaction takes them all, so concurrent senders share commits
- * without giving up ack-after-commit.
+ * Group commit: while one write is in flight, new messages queue and the
+ * next write takes them all, so concurrent senders share commits without
+ * giving up ack-after-commit.
  */
 @Injectable()
 export class MessageStore {

@@ -1,3 +1,4 @@
+import type { EntityManager } from 'typeorm';
 import { createApp } from '@app/app.factory';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import { MessageStore } from '@app/messages/message-store.service';
@@ -83,11 +84,24 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
 describe('message store: two app instances, each with its own pool, writing one room (postgres)', () => {
   const run = process.env.DATABASE_URL ? it : it.skip;
 
-  run('keeps seqs gapless and unique when two app instances post concurrently', async () => {
+  /** Two listening app instances on one fresh schema, each with its own pool. */
+  async function twoInstances() {
     const first = await startTestApp('postgres');
     const second = await createApp({ ...BASE_TEST_ENV, ...first.database.env });
     await second.listen(0, '127.0.0.1');
-    const secondUrl = (await second.getUrl()).replace('[::1]', '127.0.0.1');
+    return {
+      first,
+      second,
+      secondUrl: (await second.getUrl()).replace('[::1]', '127.0.0.1'),
+      close: async () => {
+        await second.close();
+        await first.close();
+      },
+    };
+  }
+
+  run('keeps seqs gapless and unique when two app instances post concurrently', async () => {
+    const { first, secondUrl, close } = await twoInstances();
     try {
       const user = await registerUser(first.url);
       const room = await createRoom(first.url, user);
@@ -99,16 +113,14 @@ describe('message store: two app instances, each with its own pool, writing one 
       const unique = new Map(posted.map((message) => [message.id, message.seq]));
       expect([...unique.values()].sort((a, b) => a - b)).toEqual(range(90));
     } finally {
-      await second.close();
-      await first.close();
+      await close();
     }
   });
 
   run(
     'stores a clientMsgId racing in from two app instances once, with no gap in seq',
     async () => {
-      const first = await startTestApp('postgres');
-      const second = await createApp({ ...BASE_TEST_ENV, ...first.database.env });
+      const { first, second, close } = await twoInstances();
       try {
         const user = await registerUser(first.url);
         const room = await createRoom(first.url, user);
@@ -127,14 +139,13 @@ describe('message store: two app instances, each with its own pool, writing one 
           expect(results[0].message.seq).toBe(round + 1);
         }
       } finally {
-        await second.close();
-        await first.close();
+        await close();
       }
     },
   );
 
   run(
-    'runs transactions READ COMMITTED, which the room row locks rely on, whatever the server default',
+    'runs READ COMMITTED, which the room row locks rely on, whatever the server default',
     async () => {
       const name = `iso_${Date.now().toString(36)}_${process.pid}`;
       await withPostgres(async (client) => {
@@ -147,19 +158,16 @@ describe('message store: two app instances, each with its own pool, writing one 
       url.pathname = `/${name}`;
       const app = await createApp({ ...BASE_TEST_ENV, DATABASE_URL: url.toString() });
       try {
-        const levels = await Promise.all(
-          Array.from({ length: 3 }, () =>
-            app
-              .get(TransactionRunner)
-              .run((manager) =>
-                manager.query<Array<{ transaction_isolation: string }>>(
-                  'SHOW transaction_isolation',
-                ),
-              ),
-          ),
-        );
+        const transactions = app.get(TransactionRunner);
+        const isolation = (manager: EntityManager) =>
+          manager.query<Array<{ transaction_isolation: string }>>('SHOW transaction_isolation');
+        // Transactions on pooled connections, and the single statements the message store runs.
+        const levels = await Promise.all([
+          ...Array.from({ length: 3 }, () => transactions.run(isolation)),
+          isolation(transactions.manager),
+        ]);
         expect(levels.flat()).toEqual(
-          Array.from({ length: 3 }, () => ({ transaction_isolation: 'read committed' })),
+          Array.from({ length: 4 }, () => ({ transaction_isolation: 'read committed' })),
         );
       } finally {
         await app.close();
