@@ -26,12 +26,14 @@ export class RoomMember {
   async join(url: string, since?: number): Promise<void> {
     const socket = await connectSocket(url, this.token);
     socket.on('chat:message', (message) => this.received.push(message));
-    const result = await emitOk<JoinResult>(
+    // Recorded in the ack callback itself: after an `await`, a live message that came in the
+    // same read as the ack would already have been recorded ahead of the missed ones.
+    await emitOk<JoinResult>(
       socket,
       'chat:join',
       since === undefined ? { roomId: this.roomId } : { roomId: this.roomId, since },
+      (result) => this.received.push(...result.missed),
     );
-    this.received.push(...result.missed);
     socket.once('disconnect', () => void this.failOver(url));
     this.socket = socket;
   }

@@ -31,31 +31,42 @@ export function connectSocket(
   });
 }
 
-/** Emits an event with an ack and resolves with the server's answer. */
+/**
+ * Emits an event with an ack and resolves with the server's answer.
+ * `onAnswer` runs in the ack callback itself, before any other packet of the
+ * same read is handled (a promise continuation runs only after them).
+ */
 export function emitAck<T = unknown>(
   socket: ClientSocket,
   event: string,
   payload?: unknown,
+  onAnswer?: (response: AckResponse<T>) => void,
 ): Promise<AckResponse<T>> {
   const emit = socket.timeout(DEFAULT_TIMEOUT_MS).emit as unknown as (
     event: string,
     ...args: unknown[]
   ) => void;
   return new Promise((resolve, reject) => {
-    const callback = (error: Error | null, response: AckResponse<T>) =>
-      error ? reject(error) : resolve(response);
+    const callback = (error: Error | null, response: AckResponse<T>) => {
+      if (error) return reject(error);
+      onAnswer?.(response);
+      resolve(response);
+    };
     if (payload === undefined) emit.call(socket.timeout(DEFAULT_TIMEOUT_MS), event, callback);
     else emit.call(socket.timeout(DEFAULT_TIMEOUT_MS), event, payload, callback);
   });
 }
 
-/** Resolves with the ack's data, failing the test on `{ ok: false }`. */
+/** Resolves with the ack's data, failing the test on `{ ok: false }`; `onData` as `emitAck`'s `onAnswer`. */
 export async function emitOk<T = unknown>(
   socket: ClientSocket,
   event: string,
   payload?: unknown,
+  onData?: (data: T) => void,
 ): Promise<T> {
-  const response = await emitAck<T>(socket, event, payload);
+  const response = await emitAck<T>(socket, event, payload, (answer) => {
+    if (answer.ok) onData?.(answer.data);
+  });
   if (!response.ok) throw new Error(`${event} failed: ${JSON.stringify(response.error)}`);
   return response.data;
 }
