@@ -53,6 +53,18 @@ async function measureRun(loader: Loader, server: ServerHandle, run: RunCommand)
   return { ...result, ...derive(result, cpu1 - cpu0, load1 - load0, t1 - t0) };
 }
 
+/**
+ * Runs the scenario's first run at the maximum rate for `warmupMs`, unmeasured,
+ * so that every server is measured with its hot paths compiled (V8 is still
+ * optimizing a large application's code for seconds after its first
+ * messages; a plain baseline has far less to compile).
+ */
+async function warmUp(loader: Loader, first: RunCommand, warmupMs: number): Promise<void> {
+  if (warmupMs <= 0) return;
+  const run: RunCommand = { ...first, mode: 'max', durationMs: warmupMs };
+  await loader.request(run, 'result', warmupMs + 2 * run.drainMs + 60_000);
+}
+
 /** Connects and joins every member in a fresh load generator, then performs each run in turn. */
 export async function runScenario(
   ctx: BenchContext,
@@ -73,6 +85,7 @@ export async function runScenario(
       'ready',
       SETUP_TIMEOUT_MS,
     );
+    await warmUp(loader, scenario.runs[0], ctx.config.warmupMs);
     const measurements: LoadMeasurement[] = [];
     for (const run of scenario.runs) {
       const measured = await measureRun(loader, server, run);

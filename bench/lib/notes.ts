@@ -16,7 +16,7 @@ export function describe(ctx: BenchContext): string[] {
   return [
     `${c.quick ? 'quick' : 'full'} run · ${host.cpus} CPUs · Node ${host.node} · ${pinning}`,
     `CLK_TCK ${host.clockTicks} · open files soft/hard ${host.openFiles.soft}/${host.openFiles.hard}`,
-    `runs of ${c.durationMs / 1000} s (drain ≤ ${c.drainMs / 1000} s) · fan-out ${c.rooms} rooms × ${c.members} members, ` +
+    `runs of ${c.durationMs / 1000} s after a ${c.warmupMs / 1000} s unmeasured warm-up at max rate (drain ≤ ${c.drainMs / 1000} s) · fan-out ${c.rooms} rooms × ${c.members} members, ` +
       `${c.sendersPerRoom} sender(s)/room, fixed ${c.ratePerSec} msg/s, max window ${c.window} · durable ${c.durableSenders} senders · ` +
       `two nodes ${c.clusterRatePerSec} msg/s · ` +
       `text ${c.textBytes} B · idle steps ${c.idleSteps.join(', ')}`,
