@@ -4,7 +4,7 @@ import { RequestMethod, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Logger } from 'nestjs-pino';
+import { AppLogger } from './logging/app-logger';
 import { AppModule } from './app.module';
 import { AppIoAdapter } from './realtime/app-io.adapter';
 import { RedisIoAdapter } from './realtime/redis-io.adapter';
@@ -74,7 +74,7 @@ export async function createApp(env?: RawEnvironment): Promise<NestExpressApplic
     bufferLogs: true,
     bodyParser: false,
   });
-  app.useLogger(app.get(Logger));
+  app.useLogger(app.get(AppLogger));
   applyHttpSettings(app, config.http);
   serveChatPage(app, config.http.webRoot);
   app.useWebSocketAdapter(await createIoAdapter(app, config.redis.url !== undefined));

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { ConfigService } from '@nestjs/config';
-import { Logger } from 'nestjs-pino';
+import { AppLogger } from './logging/app-logger';
 import { createApp } from './app.factory';
 import type { AllConfig } from './config/app-config';
 import { InvalidConfigurationError } from './config/env.validation';
@@ -9,7 +9,7 @@ async function bootstrap(): Promise<void> {
   const app = await createApp();
   const config = app.get(ConfigService<AllConfig, true>);
   const http = config.get('http', { infer: true });
-  const logger = app.get(Logger);
+  const logger = app.get(AppLogger);
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

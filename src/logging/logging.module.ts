@@ -1,13 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Module } from '@nestjs/common';
+import {
+  Global,
+  Inject,
+  type MiddlewareConsumer,
+  Module,
+  type NestModule,
+  RequestMethod,
+} from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { LoggerModule, type Params } from 'nestjs-pino';
+import pino, { type Logger as Pino } from 'pino';
+import { pinoHttp } from 'pino-http';
 import type { AllConfig } from '@app/config/app-config';
+import { AppLogger } from './app-logger';
 import { redactUrl } from './redact-url';
 
 const REQUEST_ID_HEADER = 'x-request-id';
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
+
+/** The root pino logger, for whoever needs pino itself rather than Nest's interface. */
+export const ROOT_LOGGER = Symbol('ROOT_LOGGER');
 
 /** Reuses a well-formed incoming request id (from a proxy), or makes one. */
 function requestId(request: IncomingMessage, response: ServerResponse): string {
@@ -18,33 +30,57 @@ function requestId(request: IncomingMessage, response: ServerResponse): string {
   return id;
 }
 
-function loggerParams(config: ConfigService<AllConfig, true>): Params {
-  const http = config.get('http', { infer: true });
-  return {
-    pinoHttp: {
-      level: http.logLevel,
-      base: { service: http.serviceName },
-      genReqId: requestId,
-      autoLogging: { ignore: (request) => /^\/(health|metrics)/.test(request.url ?? '') },
-      // Only what is needed to follow a request: never headers, bodies or query tokens.
-      serializers: {
-        req: (request: { id: string; method: string; url: string }) => ({
-          id: request.id,
-          method: request.method,
-          url: redactUrl(request.url),
-        }),
-        res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
-      },
-      redact: {
-        paths: ['password', '*.password', 'token', '*.token', 'accessToken'],
-        censor: '[redacted]',
-      },
+/** Logs every request once, on completion, with its id; never headers, bodies or query tokens. */
+function requestLogging(root: Pino) {
+  return pinoHttp({
+    logger: root,
+    genReqId: requestId,
+    autoLogging: { ignore: (request) => /^\/(health|metrics)/.test(request.url ?? '') },
+    serializers: {
+      req: (request: { id: string; method: string; url: string }) => ({
+        id: request.id,
+        method: request.method,
+        url: redactUrl(request.url),
+      }),
+      res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
     },
-  };
+  });
 }
 
-/** Structured JSON logs with a request id on every line of a request. */
+function rootLogger(config: ConfigService<AllConfig, true>): Pino {
+  const http = config.get('http', { infer: true });
+  return pino({
+    level: http.logLevel,
+    base: { service: http.serviceName },
+    redact: {
+      paths: ['password', '*.password', 'token', '*.token', 'accessToken'],
+      censor: '[redacted]',
+    },
+  });
+}
+
+/**
+ * Structured JSON logs: one line per request with its id (`req.log`, which
+ * the HTTP exception filter also uses), and Nest's own logs.
+ *
+ * No AsyncLocalStorage binds requests to log calls: on Node 20 an active one
+ * runs a hook for every promise in the process, Socket.IO events included,
+ * which cost about 8 % of the CPU of live traffic.
+ */
+@Global()
 @Module({
-  imports: [LoggerModule.forRootAsync({ inject: [ConfigService], useFactory: loggerParams })],
+  providers: [
+    { provide: ROOT_LOGGER, inject: [ConfigService], useFactory: rootLogger },
+    { provide: AppLogger, inject: [ROOT_LOGGER], useFactory: (root: Pino) => new AppLogger(root) },
+  ],
+  exports: [ROOT_LOGGER, AppLogger],
 })
-export class LoggingModule {}
+export class LoggingModule implements NestModule {
+  constructor(@Inject(ROOT_LOGGER) private readonly root: Pino) {}
+
+  configure(consumer: MiddlewareConsumer): void {
+    consumer
+      .apply(requestLogging(this.root))
+      .forRoutes({ path: '*', method: RequestMethod.ALL });
+  }
+}

@@ -1,12 +1,22 @@
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DataSource } from 'typeorm';
 import {
   freePort,
   spawnService,
   waitUntilReady,
   type ServiceProcess,
 } from '../support/service-process';
+
+async function breakRoomsTable(sqlitePath: string): Promise<void> {
+  const db = await new DataSource({ type: 'better-sqlite3', database: sqlitePath }).initialize();
+  try {
+    await db.query('ALTER TABLE rooms RENAME TO rooms_gone');
+  } finally {
+    await db.destroy();
+  }
+}
 
 /** The built service as it runs in production: start-up checks, logs, shutdown. */
 describe('service process', () => {
@@ -79,6 +89,12 @@ describe('service process', () => {
     await fetch(`${service.url}/api/auth/me?token=${accessToken}`, {
       headers: { Authorization: `Bearer ${accessToken}` },
     });
+    // A table that vanished under the service: an unexpected failure, logged with its request id.
+    await breakRoomsTable(join(dir, 'data', 'app.sqlite'));
+    const failed = await fetch(`${service.url}/api/rooms`, {
+      headers: { Authorization: `Bearer ${accessToken}`, 'X-Request-Id': 'req-broken-1' },
+    });
+    expect(failed.status).toBe(500);
     await service.stop('SIGTERM');
 
     const lines = service.output().trim().split('\n');
@@ -97,6 +113,14 @@ describe('service process', () => {
           (entry.req as { url?: string } | undefined)?.url === '/api/auth/me?token=%5Bredacted%5D',
       ),
     ).toBe(true);
+    const errorEntry = entries.find(
+      (entry) =>
+        entry.level === 50 && (entry.req as { id?: string } | undefined)?.id === 'req-broken-1',
+    );
+    expect(errorEntry).toMatchObject({
+      context: 'HttpExceptionFilter',
+      err: { message: expect.stringContaining('no such table') },
+    });
     expect(service.output()).not.toContain(password);
     expect(service.output()).not.toContain(accessToken);
     expect(service.output()).not.toContain(accessToken.split('.')[2]);

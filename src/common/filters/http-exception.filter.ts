@@ -1,5 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
+import type { Logger as Pino } from 'pino';
 import { ErrorCode, HTTP_STATUS_BY_CODE } from '@app/common/errors/error-code';
 import { toErrorBody } from '@app/common/errors/to-error-body';
 
@@ -9,10 +10,11 @@ export class HttpExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger(HttpExceptionFilter.name);
 
   catch(exception: unknown, host: ArgumentsHost): void {
-    const response = host.switchToHttp().getResponse<Response>();
+    const http = host.switchToHttp();
+    const response = http.getResponse<Response>();
     const body = toErrorBody(exception);
     if (body.code === ErrorCode.Internal) {
-      this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+      this.logError(http.getRequest<Request>(), exception);
     } else if (body.code === ErrorCode.Unavailable) {
       this.logger.warn(`Dependency unavailable: ${(exception as Error).message}`);
     }
@@ -22,6 +24,11 @@ export class HttpExceptionFilter implements ExceptionFilter {
     }
     if (body.code === ErrorCode.RateLimited) exposeRetryAfter(response);
     response.status(HTTP_STATUS_BY_CODE[body.code]).json(body);
+  }
+  /** With the request's own logger where there is one, so that the line carries the request id. */
+  private logError(request: Request & { log?: Pino }, exception: unknown): void {
+    if (request.log) request.log.error({ err: exception, context: HttpExceptionFilter.name });
+    else this.logger.error(exception instanceof Error ? exception.stack : String(exception));
   }
 }
 
