@@ -18,7 +18,6 @@ import { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
 import { WsExceptionFilter } from '@app/common/filters/ws-exception.filter';
 import { WsRoomAccessGuard } from '@app/common/guards/ws-room-access.guard';
-import { WsAckInterceptor } from '@app/common/interceptors/ws-ack.interceptor';
 import { WsThrottleInterceptor } from '@app/common/interceptors/ws-throttle.interceptor';
 import { createValidationPipe } from '@app/common/pipes/validation.pipe';
 import type { AllConfig } from '@app/config/app-config';
@@ -50,7 +49,7 @@ const connectionOf = (socket: AppSocket): Connection => ({ id: socket.id, user: 
  */
 @WebSocketGateway()
 @UseFilters(WsExceptionFilter)
-@UseInterceptors(WsThrottleInterceptor, WsAckInterceptor)
+@UseInterceptors(WsThrottleInterceptor)
 @UsePipes(createValidationPipe())
 export class ChatGateway
   implements

@@ -99,6 +99,27 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
     expect(rejoined.truncated).toBe(false);
   });
 
+  it('times every answered event in realtime_ack_duration_seconds, and no rejected one', async () => {
+    const room = await createRoom(t.url, owner);
+    const ackCount = async (event: string) => {
+      const text = await (await fetch(`${t.url}/metrics`)).text();
+      const line = new RegExp(
+        `^realtime_ack_duration_seconds_count\\{event="${event}"\\} (\\d+)`,
+        'm',
+      ).exec(text);
+      return Number(line?.[1] ?? 0);
+    };
+    const [joins, messages] = [await ackCount('chat:join'), await ackCount('chat:message')];
+    const socket = await connect(owner);
+    await emitOk(socket, 'chat:join', room.id);
+    await emitOk(socket, 'chat:message', { roomId: room.id, text: 'timed' });
+    await emitOk(socket, 'chat:message', { roomId: room.id, text: 'timed too' });
+    const rejected = await emitAck(socket, 'chat:message', { roomId: room.id, text: '' });
+    expect(rejected).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED' } });
+    expect(await ackCount('chat:join')).toBe(joins + 1);
+    expect(await ackCount('chat:message')).toBe(messages + 2);
+  });
+
   it('caps missed messages at 1000 and says truncated', async () => {
     const room = await createRoom(t.url, owner);
     const store = t.app.get(MessageStore);
