@@ -12,14 +12,19 @@ const THROTTLER_NAME = 'realtime';
  */
 @Injectable()
 export class RateLimitService {
+  /** Read once: this runs for every live event, and configuration does not change. */
+  private readonly rates: AllConfig['realtime']['rates'];
+
   constructor(
     @InjectThrottlerStorage() private readonly storage: ThrottlerStorage,
-    private readonly config: ConfigService<AllConfig, true>,
-  ) {}
+    config: ConfigService<AllConfig, true>,
+  ) {
+    this.rates = config.get('realtime.rates', { infer: true });
+  }
 
   /** Counts one use of `action` by `subject`; RATE_LIMITED once the budget is spent. */
   async consume(action: RateLimitedAction, subject: string): Promise<void> {
-    const { limit, windowMs } = this.config.get('realtime.rates', { infer: true })[action];
+    const { limit, windowMs } = this.rates[action];
     const record = await this.storage.increment(
       `rt:${action}:${subject}`,
       windowMs,
