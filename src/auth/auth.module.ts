@@ -1,3 +1,4 @@
+import { createSecretKey } from 'node:crypto';
 import { Logger, Module } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { JwtModule, type JwtModuleOptions } from '@nestjs/jwt';
@@ -16,8 +17,11 @@ function jwtOptions(config: ConfigService<AllConfig, true>): JwtModuleOptions {
       'JWT_SECRET is not set: using a random per-process secret. Tokens will not survive a restart or work across nodes.',
     );
   }
+  const secretKey = createSecretKey(Buffer.from(auth.jwtSecret));
   return {
-    secret: auth.jwtSecret,
+    // A KeyObject made once: given a string, jsonwebtoken first tries it as a PEM
+    // public key on every verify and builds the secret key from the failure.
+    secretOrKeyProvider: () => secretKey,
     signOptions: { algorithm: JWT_ALGORITHM },
     verifyOptions: { algorithms: [JWT_ALGORITHM] },
   };

@@ -145,6 +145,21 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
       });
     });
 
+    it('accepts an HS256 token signed with JWT_SECRET by anyone, not only by itself', async () => {
+      const user = await registerUser(t.url);
+      const token = forgeToken({
+        sub: user.id,
+        username: user.username,
+        iat: nowSeconds(),
+        exp: nowSeconds() + 3600,
+      });
+      const response = await request(t.url)
+        .get('/api/auth/me')
+        .set('Authorization', `Bearer ${token}`)
+        .expect(200);
+      expect(response.body.id).toBe(user.id);
+    });
+
     it('refuses every bad token exactly like a missing one', async () => {
       const user = await registerUser(t.url);
       const claims = { sub: user.id, username: user.username, iat: nowSeconds() };
