@@ -4,10 +4,12 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { SerialQueue } from '@app/common/serial-queue';
 
 /**
- * The way to run a transaction. better-sqlite3 gives TypeORM a single
- * connection, where two concurrent transactions would silently nest; there
- * they take turns. PostgreSQL runs them concurrently on pooled connections,
- * READ COMMITTED by the session default (see `typeormOptions`).
+ * The way to run a transaction, or a write that commits alone. better-sqlite3
+ * gives TypeORM a single connection, where two concurrent transactions would
+ * silently nest, and a lone write issued while a transaction is open would
+ * join it (and be undone by its rollback); there all of them take turns.
+ * PostgreSQL runs them concurrently on pooled connections, READ COMMITTED by
+ * the session default (see `typeormOptions`).
  */
 @Injectable()
 export class TransactionRunner {
@@ -19,7 +21,7 @@ export class TransactionRunner {
     return this.dataSource.options.type === 'postgres';
   }
 
-  /** For single statements, each of which commits alone. */
+  /** For PostgreSQL statements, each of which commits alone on its pooled connection. */
   get manager(): EntityManager {
     return this.dataSource.manager;
   }
@@ -27,5 +29,11 @@ export class TransactionRunner {
   run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return this.dataSource.transaction(work);
     return this.sqliteQueue.run(() => this.dataSource.transaction(work));
+  }
+
+  /** A write outside any transaction, which commits alone: on SQLite, in its turn. */
+  write<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    if (this.isPostgres) return work(this.dataSource.manager);
+    return this.sqliteQueue.run(() => work(this.dataSource.manager));
   }
 }

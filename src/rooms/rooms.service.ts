@@ -153,7 +153,9 @@ export class RoomsService {
     const joinedAt = new Date();
     this.membershipCache.delete(`${roomId}:${userId}`);
     try {
-      await this.members.insert({ roomId, userId, joinedAt });
+      await this.transactions.write((manager) =>
+        manager.insert(RoomMember, { roomId, userId, joinedAt }),
+      );
     } catch (error) {
       if (isUniqueViolation(error)) return { added: false, joinedAt };
       throw error;
@@ -163,7 +165,9 @@ export class RoomsService {
 
   async removeMember(roomId: string, userId: string): Promise<boolean> {
     this.membershipCache.delete(`${roomId}:${userId}`);
-    const result = await this.members.delete({ roomId, userId });
+    const result = await this.transactions.write((manager) =>
+      manager.delete(RoomMember, { roomId, userId }),
+    );
     return (result.affected ?? 0) > 0;
   }
 }

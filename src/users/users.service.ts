@@ -4,6 +4,7 @@ import { In, IsNull, Repository } from 'typeorm';
 import { AppException } from '@app/common/errors/app.exception';
 import { uuidv7 } from '@app/common/ids/uuid-v7';
 import { isUniqueViolation } from '@app/database/database-errors';
+import { TransactionRunner } from '@app/database/transaction-runner';
 import { User } from './user.entity';
 
 export interface NewUser {
@@ -13,7 +14,10 @@ export interface NewUser {
 
 @Injectable()
 export class UsersService {
-  constructor(@InjectRepository(User) private readonly users: Repository<User>) {}
+  constructor(
+    @InjectRepository(User) private readonly users: Repository<User>,
+    private readonly transactions: TransactionRunner,
+  ) {}
 
   async create({ username, passwordHash }: NewUser): Promise<User> {
     const user = this.users.create({
@@ -25,7 +29,7 @@ export class UsersService {
       deletedAt: null,
     });
     try {
-      await this.users.insert(user);
+      await this.transactions.write((manager) => manager.insert(User, user));
     } catch (error) {
       if (isUniqueViolation(error)) throw AppException.conflict('Username is already taken');
       throw error;
@@ -55,6 +59,8 @@ export class UsersService {
   }
 
   async softDelete(id: string): Promise<void> {
-    await this.users.update({ id, deletedAt: IsNull() }, { deletedAt: new Date() });
+    await this.transactions.write((manager) =>
+      manager.update(User, { id, deletedAt: IsNull() }, { deletedAt: new Date() }),
+    );
   }
 }
