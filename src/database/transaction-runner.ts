@@ -21,17 +21,15 @@ export class TransactionRunner {
     return this.dataSource.options.type === 'postgres';
   }
 
-  /** For PostgreSQL statements, each of which commits alone on its pooled connection. */
-  get manager(): EntityManager {
-    return this.dataSource.manager;
-  }
-
   run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return this.dataSource.transaction(work);
     return this.sqliteQueue.run(() => this.dataSource.transaction(work));
   }
 
-  /** A write outside any transaction, which commits alone: on SQLite, in its turn. */
+  /**
+   * Statements outside any transaction, each of which commits alone: on
+   * PostgreSQL on a pooled connection, on SQLite in its turn.
+   */
   write<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return work(this.dataSource.manager);
     return this.sqliteQueue.run(() => work(this.dataSource.manager));

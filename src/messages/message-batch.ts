@@ -46,7 +46,7 @@ export function writeBatch(
   items: AppendMessage[],
 ): Promise<BatchOutcome[]> {
   return transactions.isPostgres
-    ? writeOnPostgres(transactions.manager, items)
+    ? transactions.write((manager) => writeOnPostgres(manager, items))
     : transactions.run((manager) => writeOnSqlite(manager, items));
 }
 

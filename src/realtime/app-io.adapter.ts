@@ -25,6 +25,14 @@ export class AppIoAdapter extends IoAdapter {
     super(app);
   }
 
+  private metricsService?: MetricsService;
+
+  /** Resolved once, not for every connection that binds its handlers. */
+  private metrics(): MetricsService {
+    this.metricsService ??= this.app.get(MetricsService, { strict: false });
+    return this.metricsService;
+  }
+
   override createIOServer(port: number, options?: Partial<ServerOptions>): AppServer {
     const config = this.app.get(ConfigService<AllConfig, true>);
     const realtime = config.get('realtime', { infer: true });
@@ -69,7 +77,7 @@ export class AppIoAdapter extends IoAdapter {
     handlers: MessageMappingProperties[],
     transform: (data: unknown) => Observable<unknown>,
   ): void {
-    const metrics = this.app.get(MetricsService, { strict: false });
+    const metrics = this.metrics();
     for (const { message, callback, isAckHandledManually } of handlers) {
       const event = message as string;
       socket.on(event, (...args: unknown[]) => {

@@ -164,7 +164,7 @@ describe('message store: two app instances, each with its own pool, writing one 
         // Transactions on pooled connections, and the single statements the message store runs.
         const levels = await Promise.all([
           ...Array.from({ length: 3 }, () => transactions.run(isolation)),
-          isolation(transactions.manager),
+          transactions.write(isolation),
         ]);
         expect(levels.flat()).toEqual(
           Array.from({ length: 4 }, () => ({ transaction_isolation: 'read committed' })),

@@ -25,6 +25,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
     if (body.code === ErrorCode.RateLimited) exposeRetryAfter(response);
     response.status(HTTP_STATUS_BY_CODE[body.code]).json(body);
   }
+
   /** With the request's own logger where there is one, so that the line carries the request id. */
   private logError(request: Request & { log?: Pino }, exception: unknown): void {
     if (request.log) request.log.error({ err: exception, context: HttpExceptionFilter.name });
