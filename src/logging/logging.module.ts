@@ -18,8 +18,8 @@ import { redactUrl } from './redact-url';
 const REQUEST_ID_HEADER = 'x-request-id';
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
 
-/** The root pino logger, for whoever needs pino itself rather than Nest's interface. */
-export const ROOT_LOGGER = Symbol('ROOT_LOGGER');
+/** The root pino logger: Nest's logs and the request lines write through it. */
+const ROOT_LOGGER = Symbol('ROOT_LOGGER');
 
 /** Reuses a well-formed incoming request id (from a proxy), or makes one. */
 function requestId(request: IncomingMessage, response: ServerResponse): string {
@@ -73,7 +73,7 @@ function rootLogger(config: ConfigService<AllConfig, true>): Pino {
     { provide: ROOT_LOGGER, inject: [ConfigService], useFactory: rootLogger },
     { provide: AppLogger, inject: [ROOT_LOGGER], useFactory: (root: Pino) => new AppLogger(root) },
   ],
-  exports: [ROOT_LOGGER, AppLogger],
+  exports: [AppLogger],
 })
 export class LoggingModule implements NestModule {
   constructor(@Inject(ROOT_LOGGER) private readonly root: Pino) {}
