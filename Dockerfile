@@ -24,7 +24,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # Dependencies first, so that this layer is cached until the lockfile changes.
+# `npm ci` applies patches/ to node_modules (postinstall), so they come with it.
 COPY package.json package-lock.json ./
+COPY patches ./patches
 RUN npm ci
 
 COPY nest-cli.json tsconfig.json tsconfig.build.json ./

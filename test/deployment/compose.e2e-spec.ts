@@ -15,6 +15,11 @@ const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
 const DOCKERFILE = join(ROOT, 'Dockerfile');
 const DOCKERIGNORE = join(ROOT, '.dockerignore');
 const NGINX_CONF = join(ROOT, 'deploy', 'nginx.conf');
+const PACKAGE_JSON = join(ROOT, 'package.json');
+
+interface PackageJson {
+  scripts: Record<string, string>;
+}
 
 type Mapping = Record<string, unknown>;
 
@@ -367,6 +372,15 @@ describe('deployment files', () => {
       expect(runs.indexOf('npm ci')).toBeLessThan(runs.indexOf('npm run build'));
     });
 
+    it('copies the dependency patches before `npm ci`, which applies them', () => {
+      const patches = build.findIndex((line) => /^COPY\s+patches\s/i.test(line));
+      const install = build.findIndex((line) => /^RUN\s.*\bnpm ci\b/i.test(line));
+      expect(patches).toBeGreaterThanOrEqual(0);
+      expect(patches).toBeLessThan(install);
+      const scripts = (JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as PackageJson).scripts;
+      expect(scripts.postinstall).toBe('patch-package');
+    });
+
     it('copies into the build stage every folder `npm run build` reads', () => {
       const copied = build
         .filter((line) => /^COPY\s/i.test(line) && !/--from/i.test(line))
@@ -455,6 +469,7 @@ describe('deployment files', () => {
       for (const needed of [
         'package.json',
         'package-lock.json',
+        'patches',
         'src',
         'migrations',
         'tsconfig.json',
