@@ -93,7 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Ben
     clusterRatePerSec: n('BENCH_CLUSTER_RATE', 50, 50),
     window: n('BENCH_WINDOW', 8, 8),
     durationMs: n('BENCH_DURATION_MS', 10_000, 3_000),
-    warmupMs: n('BENCH_WARMUP_MS', 5_000, 1_000),
+    warmupMs: n('BENCH_WARMUP_MS', 30_000, 1_000),
     drainMs: n('BENCH_DRAIN_MS', 10_000, 5_000),
     durableSenders: n('BENCH_DURABLE_SENDERS', 50, 20),
     textBytes: n('BENCH_TEXT_BYTES', 100, 100),
