@@ -19,6 +19,7 @@ const PACKAGE_JSON = join(ROOT, 'package.json');
 
 interface PackageJson {
   scripts: Record<string, string>;
+  dependencies: Record<string, string>;
 }
 
 type Mapping = Record<string, unknown>;
@@ -377,8 +378,10 @@ describe('deployment files', () => {
       const install = build.findIndex((line) => /^RUN\s.*\bnpm ci\b/i.test(line));
       expect(patches).toBeGreaterThanOrEqual(0);
       expect(patches).toBeLessThan(install);
-      const scripts = (JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as PackageJson).scripts;
-      expect(scripts.postinstall).toBe('patch-package');
+      const manifest = JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as PackageJson;
+      expect(manifest.scripts.postinstall).toBe('patch-package');
+      // A production install (`npm ci --omit=dev`) runs postinstall too.
+      expect(manifest.dependencies).toHaveProperty('patch-package');
     });
 
     it('copies into the build stage every folder `npm run build` reads', () => {
