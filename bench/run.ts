@@ -85,7 +85,8 @@ function envOf(storage: Storage[]): NodeJS.ProcessEnv {
 
 /** Phases 1 to 3 on the bare Socket.IO server. */
 async function benchBareSocketIo(ctx: BenchContext, results: Results): Promise<void> {
-  const { phases } = ctx.config;
+  const { phases, baselines } = ctx.config;
+  if (!baselines.has('socketio')) return;
   if (!phases.has('idle') && !phases.has('fanout') && !phases.has('durable')) return;
   await attempt(results, 'bare Socket.IO', () =>
     withServer(
@@ -159,7 +160,7 @@ async function benchService(ctx: BenchContext, results: Results, db: Database): 
 }
 
 async function benchBareWs(ctx: BenchContext, results: Results): Promise<void> {
-  if (!ctx.config.phases.has('rawws')) return;
+  if (!ctx.config.phases.has('rawws') || !ctx.config.baselines.has('ws')) return;
   await attempt(results, '4 raw WebSocket · bare ws', () =>
     withServer(
       () => Promise.resolve([]),
@@ -193,12 +194,14 @@ async function benchCluster(ctx: BenchContext, results: Results): Promise<void> 
 function writeJson(ctx: BenchContext, results: Results, table: string, startedAt: Date): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = join(RESULTS_DIR, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  const config: Omit<BenchConfig, 'phases' | 'databases'> & {
+  const config: Omit<BenchConfig, 'phases' | 'baselines' | 'databases'> & {
     phases: string[];
+    baselines: string[];
     databases: string[];
   } = {
     ...ctx.config,
     phases: [...ctx.config.phases],
+    baselines: [...ctx.config.baselines],
     databases: [...ctx.config.databases],
   };
   const rows = buildRows(ctx, results);

@@ -2,6 +2,7 @@
 export interface BenchConfig {
   quick: boolean;
   phases: Set<Phase>;
+  baselines: Set<Baseline>;
   databases: Set<'sqlite' | 'postgres'>;
   idleSteps: number[];
   rooms: number;
@@ -27,6 +28,9 @@ export interface BenchConfig {
 
 export const PHASES = ['idle', 'fanout', 'durable', 'rawws', 'cluster'] as const;
 export type Phase = (typeof PHASES)[number];
+
+export const BASELINES = ['socketio', 'ws'] as const;
+export type Baseline = (typeof BASELINES)[number];
 
 type Source = Record<string, string | undefined>;
 
@@ -65,6 +69,19 @@ function phasesOf(source: Source): Set<Phase> {
   return new Set(names as Phase[]);
 }
 
+/** `none` runs the service alone, e.g. to compare two builds of it run after run. */
+function baselinesOf(source: Source): Set<Baseline> {
+  const names = listOf(source, 'BENCH_BASELINES', BASELINES.join(',')).filter(
+    (name) => name !== 'none',
+  );
+  for (const name of names)
+    if (!(BASELINES as readonly string[]).includes(name))
+      throw new Error(
+        `BENCH_BASELINES: unknown baseline "${name}" (known: ${BASELINES.join(', ')}, none)`,
+      );
+  return new Set(names as Baseline[]);
+}
+
 function databasesOf(source: Source): Set<'sqlite' | 'postgres'> {
   const names = listOf(source, 'BENCH_DATABASES', 'sqlite,postgres');
   for (const name of names)
@@ -82,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Ben
   return {
     quick,
     phases: phasesOf(source),
+    baselines: baselinesOf(source),
     databases: databasesOf(source),
     idleSteps: listOf(source, 'BENCH_IDLE_STEPS', quick ? '500,1000' : '1000,5000,10000').map(
       Number,

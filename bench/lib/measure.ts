@@ -2,6 +2,7 @@ import type { RoomPlan, RunCommand, RunResult, Target } from '../common/protocol
 import type { Summary } from '../common/summary';
 import type { BenchContext } from './context';
 import { Loader, type LoaderKind } from './loader-client';
+import { startPerfRecord } from './perf-record';
 import { totalCpuMs } from './proc-stats';
 import type { ServerHandle } from './servers';
 
@@ -21,6 +22,8 @@ export interface LoadMeasurement extends RunResult {
 }
 
 export interface Scenario {
+  /** The phase it belongs to, naming its perf recordings. */
+  name: string;
   loader: LoaderKind;
   target: Target;
   rooms: RoomPlan[];
@@ -44,12 +47,14 @@ function derive(result: RunResult, serverCpuMs: number, loaderCpuMs: number, wal
   };
 }
 
-async function measureRun(loader: Loader, server: ServerHandle, run: RunCommand) {
+async function measureRun(loader: Loader, server: ServerHandle, run: RunCommand, label: string) {
   const pids = server.processes.map((child) => child.pid);
   const timeoutMs = run.durationMs + 2 * run.drainMs + 60_000;
+  const stopPerf = startPerfRecord(`${label} ${server.label} ${run.mode}`, pids);
   const [cpu0, load0, t0] = [totalCpuMs(pids), loader.cpuMs(), Date.now()];
   const { result } = await loader.request(run, 'result', timeoutMs);
   const [cpu1, load1, t1] = [totalCpuMs(pids), loader.cpuMs(), Date.now()];
+  await stopPerf();
   return { ...result, ...derive(result, cpu1 - cpu0, load1 - load0, t1 - t0) };
 }
 
@@ -88,7 +93,7 @@ export async function runScenario(
     await warmUp(loader, scenario.runs[0], ctx.config.warmupMs);
     const measurements: LoadMeasurement[] = [];
     for (const run of scenario.runs) {
-      const measured = await measureRun(loader, server, run);
+      const measured = await measureRun(loader, server, run, scenario.name);
       measurements.push({
         ...measured,
         connections: ready.connections,

@@ -1,5 +1,7 @@
+import { BASELINES } from './config';
 import type { BenchContext } from './context';
 import type { LoadMeasurement } from './measure';
+import { perfDir } from './perf-record';
 import type { Results } from './results';
 
 /** At or above this share of its core, a load generator is what limits a run. */
@@ -20,7 +22,18 @@ export function describe(ctx: BenchContext): string[] {
       `${c.sendersPerRoom} sender(s)/room, fixed ${c.ratePerSec} msg/s, max window ${c.window} · durable ${c.durableSenders} senders · ` +
       `two nodes ${c.clusterRatePerSec} msg/s · ` +
       `text ${c.textBytes} B · idle steps ${c.idleSteps.join(', ')}`,
+    ...optionLines(ctx),
   ];
+}
+
+/** Settings that change what a run measures or leaves behind. */
+function optionLines({ config }: BenchContext): string[] {
+  const lines: string[] = [];
+  if (config.baselines.size < BASELINES.length)
+    lines.push(`baselines: ${[...config.baselines].join(', ') || 'none'}`);
+  const perf = perfDir();
+  if (perf) lines.push(`perf: every measured run sampled into ${perf}`);
+  return lines;
 }
 
 function allMeasurements(results: Results): Array<[string, LoadMeasurement]> {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { sleep, waitUntil, withTimeout } from '../common/clock';
+import { keepNewestPerfSymbols, perfNodeArgs } from './perf-record';
 import { launch, profiling, type ManagedProcess } from './processes';
 import { REPO_ROOT, SERVICE_ENTRY, scripts } from './paths';
 import { waitUntilReady } from './service-api';
@@ -74,9 +75,12 @@ export function newJwtSecret(): string {
   return randomBytes(20).toString('hex');
 }
 
-/** Every server process (service and baselines) profiles itself while `BENCH_CPU_PROF_DIR` is set. */
+/** Every server process (service and baselines) profiles itself with `BENCH_CPU_PROF_DIR`, and names its frames for `perf` with `BENCH_PERF_DIR`. */
 function profilingArgs(): string[] {
-  return profiling() ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+  const cpuProf = profiling()
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`]
+    : [];
+  return [...cpuProf, ...perfNodeArgs()];
 }
 
 async function startServiceNode(
@@ -126,6 +130,7 @@ export async function startService(
     processes,
     stop: async () => {
       await Promise.all(processes.map((child) => child.stop()));
+      for (const child of processes) keepNewestPerfSymbols(child.pid);
     },
   };
 }
@@ -165,6 +170,7 @@ export async function startBaseline(
     processes: [child],
     stop: async () => {
       await child.stop();
+      keepNewestPerfSymbols(child.pid);
     },
   };
 }

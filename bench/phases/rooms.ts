@@ -25,6 +25,7 @@ function onOneNode(server: ServerHandle): Placement {
 }
 
 async function scenario(
+  name: string,
   ctx: BenchContext,
   server: ServerHandle,
   loader: LoaderKind,
@@ -34,7 +35,7 @@ async function scenario(
   placement = onOneNode(server),
 ): Promise<LoadMeasurement[]> {
   const rooms = await roomsFor(ctx, target, placement, shape);
-  return runScenario(ctx, server, { loader, target, rooms, runs });
+  return runScenario(ctx, server, { name, loader, target, rooms, runs });
 }
 
 /** Socket.IO fan-out: R rooms × M members, at a fixed rate and then at the max rate. */
@@ -43,7 +44,7 @@ export function measureFanout(
   server: ServerHandle,
   target: Target,
 ): Promise<LoadMeasurement[]> {
-  return scenario(ctx, server, 'socketio', target, fanoutShape(ctx), fanoutRuns(ctx));
+  return scenario('fanout', ctx, server, 'socketio', target, fanoutShape(ctx), fanoutRuns(ctx));
 }
 
 /** Raw WebSocket broadcast fan-out, same shape and runs. */
@@ -52,7 +53,7 @@ export function measureRawWs(
   server: ServerHandle,
   target: Target,
 ): Promise<LoadMeasurement[]> {
-  return scenario(ctx, server, 'ws', target, fanoutShape(ctx), fanoutRuns(ctx));
+  return scenario('rawws', ctx, server, 'ws', target, fanoutShape(ctx), fanoutRuns(ctx));
 }
 
 /** Durable sends: N senders, each alone in its room, sending the next message once the last is acked. */
@@ -64,7 +65,7 @@ export async function measureDurable(
   const shape = { rooms: ctx.config.durableSenders, members: 1, sendersPerRoom: 1 };
   const { ratePerSec, durationMs, drainMs } = ctx.config;
   const run: RunCommand = { type: 'run', mode: 'max', window: 1, ratePerSec, durationMs, drainMs };
-  const [measurement] = await scenario(ctx, server, 'socketio', target, shape, [run]);
+  const [measurement] = await scenario('durable', ctx, server, 'socketio', target, shape, [run]);
   return measurement;
 }
 
@@ -82,13 +83,31 @@ export async function measureCluster(
   fixed.ratePerSec = ctx.config.clusterRatePerSec;
   const [a, b] = cluster.urls;
   const shape = fanoutShape(ctx);
-  const [oneNode] = await scenario(ctx, cluster, 'socketio', 'service', shape, [fixed], {
-    senderUrl: a,
-    receiverUrl: a,
-  });
-  const [crossNode] = await scenario(ctx, cluster, 'socketio', 'service', shape, [fixed], {
-    senderUrl: a,
-    receiverUrl: b,
-  });
+  const [oneNode] = await scenario(
+    'cluster-one-node',
+    ctx,
+    cluster,
+    'socketio',
+    'service',
+    shape,
+    [fixed],
+    {
+      senderUrl: a,
+      receiverUrl: a,
+    },
+  );
+  const [crossNode] = await scenario(
+    'cluster-cross-node',
+    ctx,
+    cluster,
+    'socketio',
+    'service',
+    shape,
+    [fixed],
+    {
+      senderUrl: a,
+      receiverUrl: b,
+    },
+  );
   return { oneNode, crossNode };
 }
