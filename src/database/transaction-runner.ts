@@ -1,7 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, type EntityManager } from 'typeorm';
+import type { Pool } from 'pg';
+import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
+import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { SerialQueue } from '@app/common/serial-queue';
+
+/** A PostgreSQL statement that each pooled connection parses and plans once, by its name. */
+export interface PreparedStatement {
+  name: string;
+  text: string;
+}
 
 /**
  * The way to run a transaction, or a write that commits alone. better-sqlite3
@@ -33,5 +41,24 @@ export class TransactionRunner {
   write<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return work(this.dataSource.manager);
     return this.sqliteQueue.run(() => work(this.dataSource.manager));
+  }
+
+  /**
+   * One statement outside any transaction (a write commits alone), on
+   * PostgreSQL only, prepared once per pooled connection and run on the pool
+   * directly: for the per-message statements, which would otherwise be
+   * planned anew each time and pay for an ORM query runner. Failures are the
+   * ORM's `QueryFailedError`, as anywhere else.
+   */
+  async executePrepared<Row>(statement: PreparedStatement, values: unknown[]): Promise<Row[]> {
+    if (!this.isPostgres)
+      throw new Error(`${statement.name}: prepared statements are for PostgreSQL`);
+    const pool = (this.dataSource.driver as PostgresDriver).master as Pool;
+    try {
+      const result = await pool.query<Row & object>({ ...statement, values });
+      return result.rows;
+    } catch (error) {
+      throw new QueryFailedError(statement.text, values, error as Error);
+    }
   }
 }

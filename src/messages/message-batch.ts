@@ -3,7 +3,7 @@ import { DateUtils } from 'typeorm/util/DateUtils';
 import { AppException } from '@app/common/errors/app.exception';
 import { uuidv7 } from '@app/common/ids/uuid-v7';
 import { isUniqueViolation } from '@app/database/database-errors';
-import type { TransactionRunner } from '@app/database/transaction-runner';
+import type { PreparedStatement, TransactionRunner } from '@app/database/transaction-runner';
 import { Message } from './message.entity';
 
 export interface AppendMessage {
@@ -46,7 +46,7 @@ export function writeBatch(
   items: AppendMessage[],
 ): Promise<BatchOutcome[]> {
   return transactions.isPostgres
-    ? transactions.write((manager) => writeOnPostgres(manager, items))
+    ? writeOnPostgres(transactions, items)
     : transactions.run((manager) => writeOnSqlite(manager, items));
 }
 
@@ -58,15 +58,15 @@ export function writeBatch(
  * fails the insert on the unique index, and the next attempt finds it.
  */
 async function writeOnPostgres(
-  manager: EntityManager,
+  transactions: TransactionRunner,
   items: AppendMessage[],
 ): Promise<BatchOutcome[]> {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      const planned = plan(items, await findEarlier(manager, items, storedOnPostgres));
+      const planned = plan(items, await findEarlier(items, storedOnPostgres(transactions)));
       const fresh = freshOf(planned);
       if (fresh.messages.length > 0) {
-        const advanced = await advanceAndInsert(manager, fresh);
+        const advanced = await advanceAndInsert(transactions, fresh);
         const before = new Map(
           [...advanced].map(([roomId, lastSeq]) => [roomId, lastSeq - fresh.perRoom.get(roomId)!]),
         );
@@ -84,7 +84,7 @@ async function writeOnSqlite(
   manager: EntityManager,
   items: AppendMessage[],
 ): Promise<BatchOutcome[]> {
-  const planned = plan(items, await findEarlier(manager, items, storedOnSqlite));
+  const planned = plan(items, await findEarlier(items, storedOnSqlite(manager)));
   const fresh = freshOf(planned);
   if (fresh.messages.length > 0) {
     const before = await lastSeqsOf(manager, [...fresh.perRoom.keys()]);
@@ -151,17 +151,16 @@ function outcomeOf({ message, created }: Planned): BatchOutcome {
     : { error: AppException.notFound('Room not found') };
 }
 
-type StoredLookUp = (manager: EntityManager, keyed: AppendMessage[]) => Promise<Message[]>;
+type StoredLookUp = (keyed: AppendMessage[]) => Promise<Message[]>;
 
 /** The stored originals of the items that carry a clientMsgId, by idempotency key. */
 async function findEarlier(
-  manager: EntityManager,
   items: AppendMessage[],
   lookUp: StoredLookUp,
 ): Promise<Map<string, Message>> {
   const keyed = items.filter((item) => item.clientMsgId !== undefined);
   if (keyed.length === 0) return new Map();
-  const found = await lookUp(manager, keyed);
+  const found = await lookUp(keyed);
   return new Map(
     found.map((message) => [
       idempotencyKey(message.roomId, message.userId, message.clientMsgId!),
@@ -170,11 +169,14 @@ async function findEarlier(
   );
 }
 
-const FIND_STORED = `
+const FIND_STORED: PreparedStatement = {
+  name: 'messages.find-stored',
+  text: `
 SELECT m.id, m.room_id, m.seq, m.user_id, m.username, m.text, m.client_msg_id, m.created_at
 FROM messages m
 JOIN unnest($1::uuid[], $2::uuid[], $3::varchar[]) AS k(room_id, user_id, client_msg_id)
-  ON m.room_id = k.room_id AND m.user_id = k.user_id AND m.client_msg_id = k.client_msg_id`;
+  ON m.room_id = k.room_id AND m.user_id = k.user_id AND m.client_msg_id = k.client_msg_id`,
+};
 
 interface MessageRow {
   id: string;
@@ -188,42 +190,48 @@ interface MessageRow {
 }
 
 /** One query over arrays: the ORM's query builder, with three parameters per key, costs more. */
-const storedOnPostgres: StoredLookUp = async (manager, keyed) => {
-  const rows = await manager.query<MessageRow[]>(FIND_STORED, [
-    keyed.map((item) => item.roomId),
-    keyed.map((item) => item.userId),
-    keyed.map((item) => item.clientMsgId),
-  ]);
-  return rows.map((row) =>
-    Object.assign(new Message(), {
-      id: row.id,
-      roomId: row.room_id,
-      seq: Number(row.seq),
-      userId: row.user_id,
-      username: row.username,
-      text: row.text,
-      clientMsgId: row.client_msg_id,
-      createdAt: row.created_at,
-    }),
-  );
-};
+const storedOnPostgres =
+  (transactions: TransactionRunner): StoredLookUp =>
+  async (keyed) => {
+    const rows = await transactions.executePrepared<MessageRow>(FIND_STORED, [
+      keyed.map((item) => item.roomId),
+      keyed.map((item) => item.userId),
+      keyed.map((item) => item.clientMsgId),
+    ]);
+    return rows.map((row) =>
+      Object.assign(new Message(), {
+        id: row.id,
+        roomId: row.room_id,
+        seq: Number(row.seq),
+        userId: row.user_id,
+        username: row.username,
+        text: row.text,
+        clientMsgId: row.client_msg_id,
+        createdAt: row.created_at,
+      }),
+    );
+  };
 
-const storedOnSqlite: StoredLookUp = (manager, keyed) => {
-  const query = manager.createQueryBuilder(Message, 'message');
-  keyed.forEach((item, i) =>
-    query.orWhere(
-      `(message.roomId = :room${i} AND message.userId = :user${i} AND message.clientMsgId = :client${i})`,
-      {
-        [`room${i}`]: item.roomId,
-        [`user${i}`]: item.userId,
-        [`client${i}`]: item.clientMsgId,
-      },
-    ),
-  );
-  return query.getMany();
-};
+const storedOnSqlite =
+  (manager: EntityManager): StoredLookUp =>
+  (keyed) => {
+    const query = manager.createQueryBuilder(Message, 'message');
+    keyed.forEach((item, i) =>
+      query.orWhere(
+        `(message.roomId = :room${i} AND message.userId = :user${i} AND message.clientMsgId = :client${i})`,
+        {
+          [`room${i}`]: item.roomId,
+          [`user${i}`]: item.userId,
+          [`client${i}`]: item.clientMsgId,
+        },
+      ),
+    );
+    return query.getMany();
+  };
 
-const ADVANCE_AND_INSERT = `
+const ADVANCE_AND_INSERT: PreparedStatement = {
+  name: 'messages.advance-and-insert',
+  text: `
 WITH input AS (
   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::varchar[], $6::text[],
                        $7::varchar[], $8::timestamptz[])
@@ -244,15 +252,16 @@ WITH input AS (
          i.client_msg_id, i.created_at
   FROM input i JOIN counts c ON c.room_id = i.room_id JOIN advanced a ON a.id = i.room_id
 )
-SELECT id, last_seq FROM advanced`;
+SELECT id, last_seq FROM advanced`,
+};
 
 /** The rooms' last seqs after the batch; a room missing from it does not exist. */
 async function advanceAndInsert(
-  manager: EntityManager,
+  transactions: TransactionRunner,
   fresh: Fresh,
 ): Promise<Map<string, number>> {
   const column = <T>(pick: (message: Message) => T) => fresh.messages.map(pick);
-  const rows = await manager.query<Array<{ id: string; last_seq: number | string }>>(
+  const rows = await transactions.executePrepared<{ id: string; last_seq: number | string }>(
     ADVANCE_AND_INSERT,
     [
       column((m) => m.id),

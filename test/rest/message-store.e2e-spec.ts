@@ -165,9 +165,13 @@ describe('message store: two app instances, each with its own pool, writing one 
         const levels = await Promise.all([
           ...Array.from({ length: 3 }, () => transactions.run(isolation)),
           transactions.write(isolation),
+          transactions.executePrepared<{ transaction_isolation: string }>(
+            { name: 'test.isolation', text: 'SHOW transaction_isolation' },
+            [],
+          ),
         ]);
         expect(levels.flat()).toEqual(
-          Array.from({ length: 4 }, () => ({ transaction_isolation: 'read committed' })),
+          Array.from({ length: 5 }, () => ({ transaction_isolation: 'read committed' })),
         );
       } finally {
         await app.close();
