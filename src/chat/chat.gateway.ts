@@ -1,10 +1,4 @@
-import {
-  type OnModuleDestroy,
-  UseFilters,
-  UseGuards,
-  UseInterceptors,
-  UsePipes,
-} from '@nestjs/common';
+import { type OnModuleDestroy, UseFilters, UseGuards, UsePipes } from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -18,7 +12,7 @@ import { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
 import { WsExceptionFilter } from '@app/common/filters/ws-exception.filter';
 import { WsRoomAccessGuard } from '@app/common/guards/ws-room-access.guard';
-import { WsThrottleInterceptor } from '@app/common/interceptors/ws-throttle.interceptor';
+import { WsThrottleGuard } from '@app/common/guards/ws-throttle.guard';
 import { createValidationPipe } from '@app/common/pipes/validation.pipe';
 import type { AllConfig } from '@app/config/app-config';
 import { ClientEvent, ServerEvent } from '@app/contract/events';
@@ -49,7 +43,7 @@ const connectionOf = (socket: AppSocket): Connection => ({ id: socket.id, user: 
  */
 @WebSocketGateway()
 @UseFilters(WsExceptionFilter)
-@UseInterceptors(WsThrottleInterceptor)
+@UseGuards(WsThrottleGuard)
 @UsePipes(createValidationPipe())
 export class ChatGateway
   implements

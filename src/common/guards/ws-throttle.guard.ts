@@ -1,0 +1,32 @@
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { RateLimitedAction } from '@app/config/app-config';
+import type { AppSocket } from '@app/realtime/socket-data';
+import { RATE_LIMITED_ACTION } from '@app/throttling/rate-limit.decorator';
+import { RateLimitService } from '@app/throttling/rate-limit.service';
+
+/**
+ * Throttles live events per user and action (`@RateLimit(...)` on the
+ * handler), before anything is looked up, validated, stored or delivered.
+ * A guard, as Nest's own throttler is: it runs first, and spares every event
+ * the Observable chain an interceptor would put around the handler.
+ */
+@Injectable()
+export class WsThrottleGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly rateLimits: RateLimitService,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const action = this.reflector.get<RateLimitedAction | undefined>(
+      RATE_LIMITED_ACTION,
+      context.getHandler(),
+    );
+    if (action) {
+      const user = context.switchToWs().getClient<AppSocket>().data.user;
+      await this.rateLimits.consume(action, user.id);
+    }
+    return true;
+  }
+}
