@@ -10,6 +10,10 @@ describe('extractMentions', () => {
     expect(extractMentions('see @j.doe-')).toEqual(['j.doe-', 'j.doe']);
   });
 
+  it('finds nothing in text without an @', () => {
+    expect(extractMentions('hello ada, hello bob')).toEqual([]);
+  });
+
   it('ignores e-mail addresses, short names and a lone @', () => {
     expect(extractMentions('mail ada@example.com or @ab or @ or @@ada')).toEqual([]);
   });
