@@ -28,23 +28,28 @@ function hasPerf(): boolean {
   return perfChecked;
 }
 
-const fileName = (label: string) => `${label.replace(/[^\w.-]+/g, '-').replace(/^-|-$/g, '')}.data`;
+const baseName = (label: string) => label.replace(/[^\w.-]+/g, '-').replace(/^-|-$/g, '');
 
-/** Starts sampling `pids` into `<BENCH_PERF_DIR>/<label>.data`; the returned function stops it. */
+/**
+ * Starts sampling `pids` into `<BENCH_PERF_DIR>/<label>.data`. The returned
+ * function stops it and keeps each process's symbols as they were at that
+ * moment, in `<label>.perf-<pid>.map` (see `keepNewestSymbols`).
+ */
 export function startPerfRecord(label: string, pids: number[]): () => Promise<void> {
   const dir = perfDir();
   if (!dir || !hasPerf()) return () => Promise.resolve();
   mkdirSync(dir, { recursive: true });
-  const output = join(dir, fileName(label));
+  const base = join(dir, baseName(label));
   const perf = spawn(
     'perf',
-    ['record', '--quiet', '-F', '999', '-g', '-p', pids.join(','), '-o', output],
+    ['record', '--quiet', '-F', '999', '-g', '-p', pids.join(','), '-o', `${base}.data`],
     { stdio: 'ignore' },
   );
   const exited = new Promise<void>((resolve) => perf.once('exit', () => resolve()));
   return async () => {
     perf.kill('SIGINT');
     await exited;
+    for (const pid of pids) keepNewestSymbols(pid, `${base}.perf-${pid}.map`);
   };
 }
 
@@ -67,14 +72,16 @@ function placeOf(kept: MapEntry[], entry: MapEntry): number {
 }
 
 /**
- * Rewrites a stopped server's `/tmp/perf-<pid>.map` keeping, where entries
+ * Copies a server's `/tmp/perf-<pid>.map` to `target`, keeping, where entries
  * overlap, only the newest. V8 frees code and creates new code at the same
- * addresses, and appends each creation to the map; `perf` would otherwise
- * name a sample after whatever code was there first, often startup code.
+ * addresses, appending each creation to the map, and `perf` would name a
+ * sample after whatever code was there first (often startup code); code
+ * created after the run (at shutdown, say) must not name it either, hence a
+ * copy per run, made when it ends.
  */
-export function keepNewestPerfSymbols(pid: number): void {
+function keepNewestSymbols(pid: number, target: string): void {
   const file = `/tmp/perf-${pid}.map`;
-  if (!perfDir() || !existsSync(file)) return;
+  if (!existsSync(file)) return;
   const entries = readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
@@ -88,5 +95,5 @@ export function keepNewestPerfSymbols(pid: number): void {
     if (at < kept.length && kept[at].start < entry.end) continue;
     kept.splice(at, 0, entry);
   }
-  writeFileSync(file, `${kept.map((entry) => entry.line).join('\n')}\n`);
+  writeFileSync(target, `${kept.map((entry) => entry.line).join('\n')}\n`);
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { sleep, waitUntil, withTimeout } from '../common/clock';
-import { keepNewestPerfSymbols, perfNodeArgs } from './perf-record';
+import { perfNodeArgs } from './perf-record';
 import { launch, profiling, type ManagedProcess } from './processes';
 import { REPO_ROOT, SERVICE_ENTRY, scripts } from './paths';
 import { waitUntilReady } from './service-api';
@@ -130,7 +130,6 @@ export async function startService(
     processes,
     stop: async () => {
       await Promise.all(processes.map((child) => child.stop()));
-      for (const child of processes) keepNewestPerfSymbols(child.pid);
     },
   };
 }
@@ -170,7 +169,6 @@ export async function startBaseline(
     processes: [child],
     stop: async () => {
       await child.stop();
-      keepNewestPerfSymbols(child.pid);
     },
   };
 }
