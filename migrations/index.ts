@@ -1,4 +1,5 @@
 import { InitialSchema1764028800000 } from './1764028800000-InitialSchema';
+import { PartialClientMsgIdIndex1796193060000 } from './1796193060000-PartialClientMsgIdIndex';
 
 /** Every migration, oldest first. A new migration file is added here too. */
-export const MIGRATIONS = [InitialSchema1764028800000];
+export const MIGRATIONS = [InitialSchema1764028800000, PartialClientMsgIdIndex1796193060000];

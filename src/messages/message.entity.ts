@@ -2,7 +2,10 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
 @Entity({ name: 'messages' })
 @Index('UQ_messages_room_seq', ['roomId', 'seq'], { unique: true })
-@Index('UQ_messages_room_user_client_msg', ['roomId', 'userId', 'clientMsgId'], { unique: true })
+@Index('UQ_messages_room_user_client_msg', ['roomId', 'userId', 'clientMsgId'], {
+  unique: true,
+  where: '"client_msg_id" IS NOT NULL',
+})
 export class Message {
   @PrimaryColumn({ type: 'uuid' })
   id: string;

@@ -8,7 +8,10 @@ import { REPO_ROOT } from '../support/service-process';
 const run = promisify(execFile);
 const MIGRATE = join(REPO_ROOT, 'dist', 'src', 'database', 'migrate.js');
 
-async function tables(database: TestDatabase): Promise<string[]> {
+async function inDatabase<T>(
+  database: TestDatabase,
+  work: (dataSource: DataSource) => Promise<T>,
+): Promise<T> {
   const dataSource = new DataSource(
     database.kind === 'sqlite'
       ? { type: 'better-sqlite3', database: database.env.SQLITE_PATH! }
@@ -16,6 +19,14 @@ async function tables(database: TestDatabase): Promise<string[]> {
   );
   await dataSource.initialize();
   try {
+    return await work(dataSource);
+  } finally {
+    await dataSource.destroy();
+  }
+}
+
+function tables(database: TestDatabase): Promise<string[]> {
+  return inDatabase(database, async (dataSource) => {
     const rows: Array<{ name: string }> =
       database.kind === 'sqlite'
         ? await dataSource.query(
@@ -26,10 +37,26 @@ async function tables(database: TestDatabase): Promise<string[]> {
             [database.env.DATABASE_SCHEMA],
           );
     return rows.map((row) => row.name).sort();
-  } finally {
-    await dataSource.destroy();
-  }
+  });
 }
+
+/** The definition of an index, as the database reports it. */
+function indexDefinition(database: TestDatabase, name: string): Promise<string> {
+  return inDatabase(database, async (dataSource) => {
+    const rows: Array<{ definition: string }> =
+      database.kind === 'sqlite'
+        ? await dataSource.query(`SELECT sql AS definition FROM sqlite_master WHERE name = ?`, [
+            name,
+          ])
+        : await dataSource.query(
+            `SELECT indexdef AS definition FROM pg_indexes WHERE schemaname = $1 AND indexname = $2`,
+            [database.env.DATABASE_SCHEMA, name],
+          );
+    return rows[0]?.definition ?? '';
+  });
+}
+
+const CLIENT_MSG_INDEX = 'UQ_messages_room_user_client_msg';
 
 describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
   let database: TestDatabase;
@@ -46,8 +73,8 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
     });
 
   it('applies, reverts and re-applies the same migrations', async () => {
-    const first = await migrate('run');
-    expect(first.stdout).toContain('Applied: InitialSchema1764028800000');
+    const applied = 'Applied: InitialSchema1764028800000, PartialClientMsgIdIndex1796193060000';
+    expect((await migrate('run')).stdout).toContain(applied);
     expect(await tables(database)).toEqual([
       'messages',
       'migrations',
@@ -55,13 +82,18 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
       'rooms',
       'users',
     ]);
+    expect(await indexDefinition(database, CLIENT_MSG_INDEX)).toMatch(
+      /WHERE \(?"?client_msg_id"? IS NOT NULL\)?$/,
+    );
 
     expect((await migrate('run')).stdout).toContain('No pending migrations');
 
     await migrate('revert');
+    expect(await indexDefinition(database, CLIENT_MSG_INDEX)).not.toContain('WHERE');
+    await migrate('revert');
     expect(await tables(database)).toEqual(['migrations']);
 
-    expect((await migrate('run')).stdout).toContain('Applied: InitialSchema1764028800000');
+    expect((await migrate('run')).stdout).toContain(applied);
   });
 
   it('refuses an unknown command', async () => {
