@@ -65,8 +65,21 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  /** The ack histogram's series of each event, resolved once rather than for every ack. */
+  private readonly ackSeries = new Map<string, { observe(seconds: number): void }>();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Records the delay of an ack for `event`, from `receivedAt` (`performance.now()`) until now. */
+  observeAck(event: string, receivedAt: number): void {
+    let series = this.ackSeries.get(event);
+    if (!series) {
+      series = this.ackDuration.labels(event);
+      this.ackSeries.set(event, series);
+    }
+    series.observe((performance.now() - receivedAt) / 1000);
   }
 
   render(): Promise<string> {

@@ -15,14 +15,14 @@ import type { AppServer, AppSocket } from './socket-data';
 import { limitPacketRate } from './packet-rate';
 import { socketHandshake } from './socket-handshake';
 
+/** Failures were answered by the exception filter; nothing may escape to the process. */
+const ignoreFailure = () => undefined;
+
 /**
  * The Socket.IO server as the contract wants it: options from configuration,
  * Origin allowlist on polling and WebSocket alike, and authentication in the
  * handshake. Subclasses add a cross-node adapter.
  */
-/** Failures were answered by the exception filter; nothing may escape to the process. */
-const ignoreFailure = () => undefined;
-
 export class AppIoAdapter extends IoAdapter {
   constructor(protected readonly app: INestApplicationContext) {
     super(app);
@@ -91,7 +91,7 @@ export class AppIoAdapter extends IoAdapter {
           ack?: (response: AckResponse<unknown>) => void;
         };
         const answers = !isAckHandledManually && typeof ack === 'function';
-        const stopTimer = answers ? metrics.ackDuration.startTimer({ event }) : undefined;
+        const receivedAt = performance.now();
         let answered = false;
         // The exception filter answers failures with this too; a success must then not follow.
         const reply =
@@ -102,7 +102,7 @@ export class AppIoAdapter extends IoAdapter {
           });
         const succeed = (result: unknown) => {
           if (!answers || answered) return;
-          stopTimer?.();
+          metrics.observeAck(event, receivedAt);
           reply!({ ok: true, data: result ?? {} });
         };
         // An Observable (from an interceptor) runs its handler only once subscribed.
