@@ -271,7 +271,7 @@ async function advanceAndInsert(
       column((m) => m.username),
       column((m) => m.text),
       column((m) => m.clientMsgId),
-      column((m) => m.createdAt),
+      column((m) => m.createdAt.toISOString()),
     ],
   );
   return new Map(rows.map((row) => [row.id, Number(row.last_seq)]));
