@@ -17,6 +17,7 @@ import { buildRows, renderTable } from './lib/report';
 import { DATABASE_LABEL, emptyResults, type Database, type Results } from './lib/results';
 import { registerUsers } from './lib/service-api';
 import {
+  migrate,
   newJwtSecret,
   serviceEnv,
   startBaseline,
@@ -159,6 +160,38 @@ async function benchService(ctx: BenchContext, results: Results, db: Database): 
   );
 }
 
+/** Phases 2 and 3 on the bare Socket.IO server that stores, on fresh storage of `db`. */
+async function benchStoredSocketIo(
+  ctx: BenchContext,
+  results: Results,
+  db: Database,
+): Promise<void> {
+  const { phases, baselines, databases } = ctx.config;
+  if (!baselines.has('stored') || !databases.has(db)) return;
+  if (!phases.has('fanout') && !phases.has('durable')) return;
+  if (db === 'postgres' && ctx.host.postgres) return;
+  const label = `bare Socket.IO, storing (${DATABASE_LABEL[db]})`;
+  await attempt(results, label, () =>
+    withServer(
+      () => storageFor(ctx, db),
+      async ([storage]) => {
+        await migrate(storage.env);
+        return startBaseline('stored', placement(ctx), storage.env);
+      },
+      async (server) => {
+        if (phases.has('fanout'))
+          await attempt(results, `2 fan-out · ${label}`, async () => {
+            results.stored.fanout[db] = await measureFanout(ctx, server, 'baseline');
+          });
+        if (phases.has('durable'))
+          await attempt(results, `3 durable · ${label}`, async () => {
+            results.stored.durable[db] = await measureDurable(ctx, server, 'baseline');
+          });
+      },
+    ),
+  );
+}
+
 async function benchBareWs(ctx: BenchContext, results: Results): Promise<void> {
   if (!ctx.config.phases.has('rawws') || !ctx.config.baselines.has('ws')) return;
   await attempt(results, '4 raw WebSocket · bare ws', () =>
@@ -229,7 +262,9 @@ async function main(): Promise<number> {
   try {
     await benchBareSocketIo(ctx, results);
     await benchService(ctx, results, 'sqlite');
+    await benchStoredSocketIo(ctx, results, 'sqlite');
     await benchService(ctx, results, 'postgres');
+    await benchStoredSocketIo(ctx, results, 'postgres');
     await benchBareWs(ctx, results);
     await benchCluster(ctx, results);
   } finally {

@@ -29,7 +29,7 @@ export interface BenchConfig {
 export const PHASES = ['idle', 'fanout', 'durable', 'rawws', 'cluster'] as const;
 export type Phase = (typeof PHASES)[number];
 
-export const BASELINES = ['socketio', 'ws'] as const;
+export const BASELINES = ['socketio', 'ws', 'stored'] as const;
 export type Baseline = (typeof BASELINES)[number];
 
 type Source = Record<string, string | undefined>;

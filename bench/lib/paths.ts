@@ -15,10 +15,12 @@ function findRepoRoot(from: string): string {
 export const BENCH_OUT = resolve(__dirname, '..');
 export const REPO_ROOT = findRepoRoot(__dirname);
 export const SERVICE_ENTRY = join(REPO_ROOT, 'dist', 'src', 'main.js');
+export const MIGRATE_ENTRY = join(REPO_ROOT, 'dist', 'src', 'database', 'migrate.js');
 export const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 
 export const scripts = {
   socketioBaseline: join(BENCH_OUT, 'baselines', 'socketio-baseline.js'),
+  storedBaseline: join(BENCH_OUT, 'baselines', 'socketio-stored-baseline.js'),
   wsBaseline: join(BENCH_OUT, 'baselines', 'ws-baseline.js'),
   socketioLoad: join(BENCH_OUT, 'load', 'socketio-load.js'),
   wsLoad: join(BENCH_OUT, 'load', 'ws-load.js'),

@@ -23,6 +23,8 @@ export interface LaunchOptions {
   script: string;
   /** Options for `node` itself, before the script. */
   nodeArgs?: string[];
+  /** Arguments of the script. */
+  args?: string[];
   env: NodeJS.ProcessEnv;
   cwd: string;
   /** Pin to this CPU with `taskset` (when it exists). */
@@ -55,7 +57,12 @@ export function profiling(): boolean {
 }
 
 function commandLine(options: LaunchOptions): string[] {
-  let argv = [process.execPath, ...(options.nodeArgs ?? []), options.script];
+  let argv = [
+    process.execPath,
+    ...(options.nodeArgs ?? []),
+    options.script,
+    ...(options.args ?? []),
+  ];
   if (options.cpu !== undefined && pinningEnabled())
     argv = ['taskset', '-c', String(options.cpu), ...argv];
   if (options.openFiles !== undefined)

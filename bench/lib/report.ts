@@ -252,6 +252,66 @@ function durableRows(ctx: BenchContext, results: Results): Row[] {
   return [section(title), ...rows];
 }
 
+/* ---------- 6. storing alone ---------- */
+
+function storedFanoutRows(ctx: BenchContext, results: Results, db: Database): Row[] {
+  const stored = results.stored.fanout[db] ?? [];
+  return stored.flatMap((floor, index) => {
+    const label = `${modeLabel(ctx, floor)} · ${DATABASE_LABEL[db]} · CPU µs/delivery`;
+    const cpu = (m: LoadMeasurement) => num(m.cpuUsPerDelivery, 2);
+    const bare = results.fanout.baseline?.[index];
+    const service = results.fanout[db]?.[index];
+    return [
+      compare(`${label}, storing | bare`, [floor, bare], cpu, (m) => m.cpuUsPerDelivery),
+      compare(`${label}, service | storing`, [service, floor], cpu, (m) => m.cpuUsPerDelivery),
+      row(
+        `${modeLabel(ctx, floor)} · ${DATABASE_LABEL[db]} · storing: lost / duplicated`,
+        lossText(floor),
+        '',
+        lossVerdict(floor),
+      ),
+    ];
+  });
+}
+
+function storedDurableRows(results: Results, db: Database): Row[] {
+  const floor = results.stored.durable[db];
+  if (!floor) return [];
+  const label = `durable · ${DATABASE_LABEL[db]} · messages/s`;
+  const rate = (m: LoadMeasurement) => num(m.messagesPerSec);
+  return [
+    compare(
+      `${label}, storing | bare`,
+      [floor, results.durable.baseline],
+      rate,
+      (m) => m.messagesPerSec,
+    ),
+    compare(
+      `${label}, service | storing`,
+      [results.durable[db], floor],
+      rate,
+      (m) => m.messagesPerSec,
+    ),
+    row(
+      `durable · ${DATABASE_LABEL[db]} · storing: lost / duplicated`,
+      lossText(floor),
+      '',
+      lossVerdict(floor),
+    ),
+  ];
+}
+
+function storedRows(ctx: BenchContext, results: Results): Row[] {
+  const rows = DATABASES.flatMap((db) => [
+    ...storedFanoutRows(ctx, results, db),
+    ...storedDurableRows(results, db),
+  ]);
+  if (rows.length === 0) return [];
+  const title =
+    '6. What storing alone costs: bare Socket.IO that commits each message before it emits and acks it (the reference design with its saveMessage), against the bare server and the service; columns = the two servers the row names';
+  return [section(title), ...rows];
+}
+
 /* ---------- 5. two nodes ---------- */
 
 function clusterRows(ctx: BenchContext, results: Results): Row[] {
@@ -286,6 +346,7 @@ export function buildRows(ctx: BenchContext, results: Results): Row[] {
     ...durableRows(ctx, results),
     ...rawWsRows(ctx, results),
     ...clusterRows(ctx, results),
+    ...storedRows(ctx, results),
   ];
 }
 

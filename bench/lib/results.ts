@@ -10,12 +10,24 @@ export interface Results {
   fanout: Partial<Record<Database | 'baseline', LoadMeasurement[]>>;
   durable: Partial<Record<Database | 'baseline', LoadMeasurement>>;
   rawWs: { service?: LoadMeasurement[]; baseline?: LoadMeasurement[] };
+  /** The bare Socket.IO server that stores each message first, on each database. */
+  stored: {
+    fanout: Partial<Record<Database, LoadMeasurement[]>>;
+    durable: Partial<Record<Database, LoadMeasurement>>;
+  };
   cluster?: ClusterResult;
   errors: Array<{ phase: string; message: string }>;
 }
 
 export function emptyResults(): Results {
-  return { idle: {}, fanout: {}, durable: {}, rawWs: {}, errors: [] };
+  return {
+    idle: {},
+    fanout: {},
+    durable: {},
+    rawWs: {},
+    stored: { fanout: {}, durable: {} },
+    errors: [],
+  };
 }
 
 export const DATABASE_LABEL: Record<Database, string> = {

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { sleep, waitUntil, withTimeout } from '../common/clock';
 import { perfNodeArgs } from './perf-record';
 import { launch, profiling, type ManagedProcess } from './processes';
-import { REPO_ROOT, SERVICE_ENTRY, scripts } from './paths';
+import { MIGRATE_ENTRY, REPO_ROOT, SERVICE_ENTRY, scripts } from './paths';
 import { waitUntilReady } from './service-api';
 
 /** One server under test: one process (or one per node), and where it listens. */
@@ -134,20 +134,49 @@ export async function startService(
   };
 }
 
-export type BaselineKind = 'socketio' | 'ws';
+export type BaselineKind = 'socketio' | 'ws' | 'stored';
 
-/** Starts a bare baseline server and waits for its `listening` message. */
+const BASELINE: Record<BaselineKind, { label: string; script: string }> = {
+  socketio: { label: 'bare Socket.IO', script: scripts.socketioBaseline },
+  ws: { label: 'bare ws', script: scripts.wsBaseline },
+  stored: { label: 'bare Socket.IO, storing', script: scripts.storedBaseline },
+};
+
+/** Creates the service's tables in `storage` with its own migration script. */
+export async function migrate(storage: NodeJS.ProcessEnv): Promise<void> {
+  const child = launch({
+    name: 'migrate',
+    script: MIGRATE_ENTRY,
+    args: ['run'],
+    env: { PATH: process.env.PATH, ...storage },
+    cwd: REPO_ROOT,
+  });
+  const exit = await child.exited;
+  if (exit.code !== 0) throw new Error(`migrations failed: ${child.output()}`);
+}
+
+/**
+ * Starts a bare baseline server and waits for its `listening` message; the
+ * storing one gets `storage` (the variables the service would read).
+ */
 export async function startBaseline(
   kind: BaselineKind,
   placement: ServerPlacement,
+  storage: NodeJS.ProcessEnv = {},
 ): Promise<ServerHandle> {
-  const label = kind === 'socketio' ? 'bare Socket.IO' : 'bare ws';
+  const { label, script } = BASELINE[kind];
   const port = await freePort();
   const child = launch({
     name: label,
-    script: kind === 'socketio' ? scripts.socketioBaseline : scripts.wsBaseline,
+    script,
     nodeArgs: profilingArgs(),
-    env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port) },
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      ...storage,
+    },
     cwd: REPO_ROOT,
     ipc: true,
     ...placement,
