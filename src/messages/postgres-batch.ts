@@ -1,0 +1,140 @@
+import { isUniqueViolation } from '@app/database/database-errors';
+import type { PreparedStatement, TransactionRunner } from '@app/database/transaction-runner';
+import {
+  assignSeqs,
+  byIdempotencyKey,
+  freshOf,
+  keyedItems,
+  outcomeOf,
+  plan,
+  type AppendMessage,
+  type BatchOutcome,
+  type Fresh,
+} from './batch-plan';
+import { Message } from './message.entity';
+
+/** A racing retry of the same clientMsgId on another node is seen on the next attempt. */
+const MAX_ATTEMPTS = 3;
+
+/**
+ * One statement, one round trip: it locks the rooms' rows in id order (so
+ * that concurrent batches on other nodes cannot deadlock), advances their
+ * last seqs and inserts the messages, committing alone. The clientMsgId check
+ * before it takes no lock: a retry racing in from another node meanwhile
+ * fails the insert on the unique index, and the next attempt finds it.
+ */
+export async function writeOnPostgres(
+  transactions: TransactionRunner,
+  items: AppendMessage[],
+): Promise<BatchOutcome[]> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const planned = plan(items, byIdempotencyKey(await storedOnPostgres(transactions, items)));
+      const fresh = freshOf(planned);
+      if (fresh.messages.length > 0) {
+        const advanced = await advanceAndInsert(transactions, fresh);
+        const before = new Map(
+          [...advanced].map(([roomId, lastSeq]) => [roomId, lastSeq - fresh.perRoom.get(roomId)!]),
+        );
+        assignSeqs(fresh, before);
+      }
+      return planned.map(outcomeOf);
+    } catch (error) {
+      if (!isUniqueViolation(error) || attempt >= MAX_ATTEMPTS) throw error;
+    }
+  }
+}
+
+const FIND_STORED: PreparedStatement = {
+  name: 'messages.find-stored',
+  text: `
+SELECT m.id, m.room_id, m.seq, m.user_id, m.username, m.text, m.client_msg_id, m.created_at
+FROM messages m
+JOIN unnest($1::uuid[], $2::uuid[], $3::varchar[]) AS k(room_id, user_id, client_msg_id)
+  ON m.room_id = k.room_id AND m.user_id = k.user_id AND m.client_msg_id = k.client_msg_id`,
+};
+
+interface MessageRow {
+  id: string;
+  room_id: string;
+  seq: number;
+  user_id: string;
+  username: string;
+  text: string;
+  client_msg_id: string;
+  created_at: Date;
+}
+
+/** The stored originals of the items that carry a clientMsgId: one query over arrays. */
+async function storedOnPostgres(
+  transactions: TransactionRunner,
+  items: AppendMessage[],
+): Promise<Message[]> {
+  const keyed = keyedItems(items);
+  if (keyed.length === 0) return [];
+  const rows = await transactions.executePrepared<MessageRow>(FIND_STORED, [
+    keyed.map((item) => item.roomId),
+    keyed.map((item) => item.userId),
+    keyed.map((item) => item.clientMsgId),
+  ]);
+  return rows.map((row) =>
+    Object.assign(new Message(), {
+      id: row.id,
+      roomId: row.room_id,
+      seq: Number(row.seq),
+      userId: row.user_id,
+      username: row.username,
+      text: row.text,
+      clientMsgId: row.client_msg_id,
+      createdAt: row.created_at,
+    }),
+  );
+}
+
+const ADVANCE_AND_INSERT: PreparedStatement = {
+  name: 'messages.advance-and-insert',
+  text: `
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::varchar[], $6::text[],
+                       $7::varchar[], $8::timestamptz[])
+    AS i(id, room_id, ordinal, user_id, username, text, client_msg_id, created_at)
+), counts AS (
+  SELECT room_id, count(*)::int AS n FROM input GROUP BY room_id
+), locked AS (
+  SELECT rooms.id FROM rooms JOIN counts ON counts.room_id = rooms.id
+  ORDER BY rooms.id FOR UPDATE OF rooms
+), advanced AS (
+  UPDATE rooms SET last_seq = rooms.last_seq + counts.n
+  FROM locked JOIN counts ON counts.room_id = locked.id
+  WHERE rooms.id = locked.id
+  RETURNING rooms.id, rooms.last_seq
+), inserted AS (
+  INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at)
+  SELECT i.id, i.room_id, a.last_seq - c.n + i.ordinal, i.user_id, i.username, i.text,
+         i.client_msg_id, i.created_at
+  FROM input i JOIN counts c ON c.room_id = i.room_id JOIN advanced a ON a.id = i.room_id
+)
+SELECT id, last_seq FROM advanced`,
+};
+
+/** The rooms' last seqs after the batch; a room missing from it does not exist. */
+async function advanceAndInsert(
+  transactions: TransactionRunner,
+  fresh: Fresh,
+): Promise<Map<string, number>> {
+  const column = <T>(pick: (message: Message) => T) => fresh.messages.map(pick);
+  const rows = await transactions.executePrepared<{ id: string; last_seq: number | string }>(
+    ADVANCE_AND_INSERT,
+    [
+      column((m) => m.id),
+      column((m) => m.roomId),
+      fresh.ordinals,
+      column((m) => m.userId),
+      column((m) => m.username),
+      column((m) => m.text),
+      column((m) => m.clientMsgId),
+      column((m) => m.createdAt.toISOString()),
+    ],
+  );
+  return new Map(rows.map((row) => [row.id, Number(row.last_seq)]));
+}

@@ -1,0 +1,119 @@
+import type { Database, Statement } from 'better-sqlite3';
+import type { TransactionRunner } from '@app/database/transaction-runner';
+import {
+  assignSeqs,
+  byIdempotencyKey,
+  freshOf,
+  keyedItems,
+  outcomeOf,
+  plan,
+  type AppendMessage,
+  type BatchOutcome,
+  type Fresh,
+} from './batch-plan';
+import { Message } from './message.entity';
+
+interface MessageRow {
+  id: string;
+  room_id: string;
+  seq: number;
+  user_id: string;
+  username: string;
+  text: string;
+  client_msg_id: string;
+  created_at: string;
+}
+
+/** The batch's statements, prepared once on the connection. */
+interface Statements {
+  findStored: Statement<[string, string, string], MessageRow>;
+  lastSeq: Statement<[string], { last_seq: number }>;
+  advance: Statement<[number, string]>;
+  insert: Statement<[string, string, number, string, string, string, string | null, string]>;
+}
+
+const prepared = new WeakMap<Database, Statements>();
+
+function statementsOf(db: Database): Statements {
+  let statements = prepared.get(db);
+  if (!statements) {
+    statements = {
+      findStored: db.prepare(
+        `SELECT id, room_id, seq, user_id, username, text, client_msg_id, created_at FROM messages
+         WHERE room_id = ? AND user_id = ? AND client_msg_id = ?`,
+      ),
+      lastSeq: db.prepare('SELECT last_seq FROM rooms WHERE id = ?'),
+      advance: db.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
+      insert: db.prepare(
+        `INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+    };
+    prepared.set(db, statements);
+  }
+  return statements;
+}
+
+/** SQLite's own text for an instant, as the ORM writes and reads it: UTC, a space, milliseconds. */
+const toSqliteTime = (date: Date) => date.toISOString().replace('T', ' ').slice(0, -1);
+const fromSqliteTime = (text: string) => new Date(`${text.replace(' ', 'T')}Z`);
+
+function storedOnSqlite({ findStored }: Statements, items: AppendMessage[]): Message[] {
+  return keyedItems(items).flatMap((item) => {
+    const row = findStored.get(item.roomId, item.userId, item.clientMsgId!);
+    if (!row) return [];
+    return Object.assign(new Message(), {
+      id: row.id,
+      roomId: row.room_id,
+      seq: row.seq,
+      userId: row.user_id,
+      username: row.username,
+      text: row.text,
+      clientMsgId: row.client_msg_id,
+      createdAt: fromSqliteTime(row.created_at),
+    });
+  });
+}
+
+/** Each room's last seq; rooms that do not exist are left out. */
+function lastSeqs({ lastSeq }: Statements, fresh: Fresh): Map<string, number> {
+  const before = new Map<string, number>();
+  for (const roomId of fresh.perRoom.keys()) {
+    const row = lastSeq.get(roomId);
+    if (row) before.set(roomId, row.last_seq);
+  }
+  return before;
+}
+
+function store({ advance, insert }: Statements, fresh: Fresh, before: Map<string, number>): void {
+  for (const [roomId, lastSeq] of before) advance.run(lastSeq + fresh.perRoom.get(roomId)!, roomId);
+  for (const message of assignSeqs(fresh, before)) {
+    insert.run(
+      message.id,
+      message.roomId,
+      message.seq,
+      message.userId,
+      message.username,
+      message.text,
+      message.clientMsgId,
+      toSqliteTime(message.createdAt),
+    );
+  }
+}
+
+/**
+ * In one transaction that SQLite runs alone, start to end without yielding:
+ * read the originals of retries and the rooms' last seqs, advance, insert.
+ */
+export function writeOnSqlite(
+  transactions: TransactionRunner,
+  items: AppendMessage[],
+): Promise<BatchOutcome[]> {
+  return transactions.sqliteTransaction((db) => {
+    const statements = statementsOf(db);
+    const planned = plan(items, byIdempotencyKey(storedOnSqlite(statements, items)));
+    const fresh = freshOf(planned);
+    if (fresh.messages.length > 0) store(statements, fresh, lastSeqs(statements, fresh));
+    return planned.map(outcomeOf);
+  });
+}
