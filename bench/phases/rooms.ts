@@ -83,31 +83,12 @@ export async function measureCluster(
   fixed.ratePerSec = ctx.config.clusterRatePerSec;
   const [a, b] = cluster.urls;
   const shape = fanoutShape(ctx);
-  const [oneNode] = await scenario(
-    'cluster-one-node',
-    ctx,
-    cluster,
-    'socketio',
-    'service',
-    shape,
-    [fixed],
-    {
+  const withReceiversOn = (name: string, receiverUrl: string) =>
+    scenario(name, ctx, cluster, 'socketio', 'service', shape, [fixed], {
       senderUrl: a,
-      receiverUrl: a,
-    },
-  );
-  const [crossNode] = await scenario(
-    'cluster-cross-node',
-    ctx,
-    cluster,
-    'socketio',
-    'service',
-    shape,
-    [fixed],
-    {
-      senderUrl: a,
-      receiverUrl: b,
-    },
-  );
+      receiverUrl,
+    });
+  const [oneNode] = await withReceiversOn('cluster-one-node', a);
+  const [crossNode] = await withReceiversOn('cluster-cross-node', b);
   return { oneNode, crossNode };
 }

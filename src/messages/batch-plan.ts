@@ -25,6 +25,31 @@ export interface Fresh {
   perRoom: Map<string, number>;
 }
 
+/** A stored message as both databases return it. */
+export interface MessageRow {
+  id: string;
+  room_id: string;
+  seq: number | string;
+  user_id: string;
+  username: string;
+  text: string;
+  client_msg_id: string | null;
+  created_at: Date;
+}
+
+export function messageOfRow(row: MessageRow): Message {
+  return Object.assign(new Message(), {
+    id: row.id,
+    roomId: row.room_id,
+    seq: Number(row.seq),
+    userId: row.user_id,
+    username: row.username,
+    text: row.text,
+    clientMsgId: row.client_msg_id,
+    createdAt: row.created_at,
+  });
+}
+
 const idempotencyKey = (roomId: string, userId: string, clientMsgId: string) =>
   `${roomId}\u0000${userId}\u0000${clientMsgId}`;
 

@@ -5,13 +5,15 @@ import {
   byIdempotencyKey,
   freshOf,
   keyedItems,
+  messageOfRow,
   outcomeOf,
   plan,
   type AppendMessage,
   type BatchOutcome,
   type Fresh,
+  type MessageRow,
 } from './batch-plan';
-import { Message } from './message.entity';
+import type { Message } from './message.entity';
 
 /** A racing retry of the same clientMsgId on another node is seen on the next attempt. */
 const MAX_ATTEMPTS = 3;
@@ -54,17 +56,6 @@ JOIN unnest($1::uuid[], $2::uuid[], $3::varchar[]) AS k(room_id, user_id, client
   ON m.room_id = k.room_id AND m.user_id = k.user_id AND m.client_msg_id = k.client_msg_id`,
 };
 
-interface MessageRow {
-  id: string;
-  room_id: string;
-  seq: number;
-  user_id: string;
-  username: string;
-  text: string;
-  client_msg_id: string;
-  created_at: Date;
-}
-
 /** The stored originals of the items that carry a clientMsgId: one query over arrays. */
 async function storedOnPostgres(
   transactions: TransactionRunner,
@@ -77,18 +68,7 @@ async function storedOnPostgres(
     keyed.map((item) => item.userId),
     keyed.map((item) => item.clientMsgId),
   ]);
-  return rows.map((row) =>
-    Object.assign(new Message(), {
-      id: row.id,
-      roomId: row.room_id,
-      seq: Number(row.seq),
-      userId: row.user_id,
-      username: row.username,
-      text: row.text,
-      clientMsgId: row.client_msg_id,
-      createdAt: row.created_at,
-    }),
-  );
+  return rows.map(messageOfRow);
 }
 
 const ADVANCE_AND_INSERT: PreparedStatement = {

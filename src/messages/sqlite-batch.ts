@@ -5,28 +5,22 @@ import {
   byIdempotencyKey,
   freshOf,
   keyedItems,
+  messageOfRow,
   outcomeOf,
   plan,
   type AppendMessage,
   type BatchOutcome,
   type Fresh,
+  type MessageRow,
 } from './batch-plan';
-import { Message } from './message.entity';
+import type { Message } from './message.entity';
 
-interface MessageRow {
-  id: string;
-  room_id: string;
-  seq: number;
-  user_id: string;
-  username: string;
-  text: string;
-  client_msg_id: string;
-  created_at: string;
-}
+/** SQLite keeps instants as text. */
+type SqliteMessageRow = Omit<MessageRow, 'created_at'> & { created_at: string };
 
 /** The batch's statements, prepared once on the connection. */
 interface Statements {
-  findStored: Statement<[string, string, string], MessageRow>;
+  findStored: Statement<[string, string, string], SqliteMessageRow>;
   lastSeq: Statement<[string], { last_seq: number }>;
   advance: Statement<[number, string]>;
   insert: Statement<[string, string, number, string, string, string, string | null, string]>;
@@ -62,16 +56,7 @@ function storedOnSqlite({ findStored }: Statements, items: AppendMessage[]): Mes
   return keyedItems(items).flatMap((item) => {
     const row = findStored.get(item.roomId, item.userId, item.clientMsgId!);
     if (!row) return [];
-    return Object.assign(new Message(), {
-      id: row.id,
-      roomId: row.room_id,
-      seq: row.seq,
-      userId: row.user_id,
-      username: row.username,
-      text: row.text,
-      clientMsgId: row.client_msg_id,
-      createdAt: fromSqliteTime(row.created_at),
-    });
+    return [messageOfRow({ ...row, created_at: fromSqliteTime(row.created_at) })];
   });
 }
 
