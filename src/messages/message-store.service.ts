@@ -24,48 +24,66 @@ interface Pending {
 export const MAX_BATCH = 256;
 
 /**
+ * On PostgreSQL a second write may start while one is in flight, once this
+ * many messages wait: the database then works on one batch while the next
+ * is sent, and a batch that small would cost more per message than it saves.
+ */
+export const OVERLAP_BATCH = 8;
+const MAX_WRITES_IN_FLIGHT = 2;
+
+/**
  * The only code that writes messages. `append` resolves once the message is
  * committed with its room's next seq: strictly increasing and gapless, since
  * the counter lives on the room row, locked (on every node) by the write
- * that advances it together with the insert (see `writeBatch`).
+ * that advances it together with the insert (see `writeBatch`). Two writes
+ * in flight at once therefore number a room's messages in the order they
+ * were appended: the second waits for the first's lock on a room they share.
+ * (A batch that fails, and is written again message by message, may fall
+ * behind a batch that started after it.)
  *
- * Group commit: while one write is in flight, new messages queue and the
- * next write takes them all, so concurrent senders share commits without
- * giving up ack-after-commit.
+ * Group commit: while a write is in flight, new messages queue and the next
+ * write takes them all, so concurrent senders share commits without giving
+ * up ack-after-commit.
  */
 @Injectable()
 export class MessageStore {
   private queue: Pending[] = [];
-  private flushing?: Promise<void>;
+  private readonly writes = new Set<Promise<void>>();
+  private readonly maxWrites: number;
 
   constructor(
     private readonly transactions: TransactionRunner,
     shutdown: GracefulShutdown,
   ) {
+    this.maxWrites = transactions.isPostgres ? MAX_WRITES_IN_FLIGHT : 1;
     shutdown.register('finish-writes', () => this.idle());
   }
 
   append(input: AppendMessage): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ input, resolve, reject });
-      this.flushing ??= this.flush();
+      this.startWrites();
     });
   }
 
   /** Resolves once every write already queued has finished. */
   async idle(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    while (this.writes.size > 0) await Promise.all(this.writes);
   }
 
-  private async flush(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, MAX_BATCH);
-        await this.commit(batch);
-      }
-    } finally {
-      this.flushing = undefined;
+  private startWrites(): void {
+    while (this.queue.length > 0 && this.mayStartWrite()) {
+      const write = this.commit(this.queue.splice(0, MAX_BATCH)).finally(() => {
+        this.writes.delete(write);
+        this.startWrites();
+      });
+      this.writes.add(write);
     }
+  }
+
+  private mayStartWrite(): boolean {
+    if (this.writes.size === 0) return true;
+    return this.writes.size < this.maxWrites && this.queue.length >= OVERLAP_BATCH;
   }
 
   private async commit(batch: Pending[]): Promise<void> {

@@ -36,6 +36,50 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
     }
   });
 
+  it('overlaps two writes on PostgreSQL only, each room still numbered in append order', async () => {
+    const user = await registerUser(t.url);
+    const rooms = await Promise.all([1, 2].map(() => createRoom(t.url, user)));
+    const store = t.app.get(MessageStore);
+    const transactions = t.app.get(TransactionRunner);
+    let writing = 0;
+    let mostAtOnce = 0;
+    const write = kind === 'postgres' ? 'executePrepared' : 'sqliteTransaction';
+    const original = transactions[write].bind(transactions) as (
+      ...args: unknown[]
+    ) => Promise<unknown>;
+    const spy = jest.spyOn(transactions, write).mockImplementation(async (...args: unknown[]) => {
+      writing += 1;
+      mostAtOnce = Math.max(mostAtOnce, writing);
+      try {
+        return await original(...args);
+      } finally {
+        writing -= 1;
+      }
+    });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          store.append({
+            roomId: rooms[i % 2].id,
+            userId: user.id,
+            username: user.username,
+            text: `m${i}`,
+          }),
+        ),
+      );
+      expect(mostAtOnce).toBe(kind === 'postgres' ? 2 : 1);
+      for (const room of rooms) {
+        const inAppendOrder = results.filter((r) => r.message.roomId === room.id);
+        expect(inAppendOrder.map((r) => r.message.text)).toEqual(
+          range(100).map((n) => `m${(n - 1) * 2 + rooms.indexOf(room)}`),
+        );
+        expect(inAppendOrder.map((r) => r.message.seq)).toEqual(range(100));
+      }
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('fails only the bad message of a batch', async () => {
     const user = await registerUser(t.url);
     const room = await createRoom(t.url, user);
