@@ -8,6 +8,7 @@ import {
   waitUntilReady,
   type ServiceProcess,
 } from '../support/service-process';
+import { eventually } from '../support/sockets';
 
 async function breakRoomsTable(sqlitePath: string): Promise<void> {
   const db = await new DataSource({ type: 'better-sqlite3', database: sqlitePath }).initialize();
@@ -65,7 +66,9 @@ describe('service process', () => {
     const service = await start({});
     await waitUntilReady(service);
     expect(existsSync(join(dir, 'data', 'app.sqlite'))).toBe(true);
-    expect(service.output()).toContain('Applied migration InitialSchema');
+    // The log lines come through a pipe, which the readiness answer can overtake.
+    await eventually(() => service.output().includes('Applied migration InitialSchema'));
+    expect(service.output()).toContain('Applied migration PartialClientMsgIdIndex');
     expect(service.output()).toContain('JWT_SECRET is not set');
     const { code } = await service.stop('SIGTERM');
     expect(code).toBe(0);
