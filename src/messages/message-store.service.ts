@@ -5,6 +5,7 @@ import { TransactionRunner } from '@app/database/transaction-runner';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { writeBatch, type AppendMessage, type BatchOutcome } from './message-batch';
 import type { Message } from './message.entity';
+import { RoomWriteQueue } from './room-write-queue';
 
 export type { AppendMessage } from './message-batch';
 
@@ -25,8 +26,9 @@ export const MAX_BATCH = 256;
 
 /**
  * On PostgreSQL a second write may start while one is in flight, once this
- * many messages wait: the database then works on one batch while the next
- * is sent, and a batch that small would cost more per message than it saves.
+ * many messages of rooms the first does not hold wait: the database then
+ * works on one batch while the next is sent, and a batch that small would
+ * cost more per message than it saves.
  */
 export const OVERLAP_BATCH = 8;
 const MAX_WRITES_IN_FLIGHT = 2;
@@ -36,10 +38,9 @@ const MAX_WRITES_IN_FLIGHT = 2;
  * committed with its room's next seq: strictly increasing and gapless, since
  * the counter lives on the room row, locked (on every node) by the write
  * that advances it together with the insert (see `writeBatch`). Two writes
- * in flight at once therefore number a room's messages in the order they
- * were appended: the second waits for the first's lock on a room they share.
- * (A batch that fails, and is written again message by message, may fall
- * behind a batch that started after it.)
+ * in flight at once never share a room (see `RoomWriteQueue`), so each room's
+ * messages are numbered in the order they were appended, even when a batch
+ * fails and is written again message by message.
  *
  * Group commit: while a write is in flight, new messages queue and the next
  * write takes them all, so concurrent senders share commits without giving
@@ -47,7 +48,7 @@ const MAX_WRITES_IN_FLIGHT = 2;
  */
 @Injectable()
 export class MessageStore {
-  private queue: Pending[] = [];
+  private readonly pending = new RoomWriteQueue<Pending>();
   private readonly writes = new Set<Promise<void>>();
   private readonly maxWrites: number;
 
@@ -61,7 +62,7 @@ export class MessageStore {
 
   append(input: AppendMessage): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ input, resolve, reject });
+      this.pending.push({ input, resolve, reject });
       this.startWrites();
     });
   }
@@ -72,8 +73,10 @@ export class MessageStore {
   }
 
   private startWrites(): void {
-    while (this.queue.length > 0 && this.mayStartWrite()) {
-      const write = this.commit(this.queue.splice(0, MAX_BATCH)).finally(() => {
+    while (this.mayStartWrite()) {
+      const batch = this.pending.take(MAX_BATCH);
+      const write = this.commit(batch).finally(() => {
+        this.pending.release(batch);
         this.writes.delete(write);
         this.startWrites();
       });
@@ -82,8 +85,9 @@ export class MessageStore {
   }
 
   private mayStartWrite(): boolean {
-    if (this.writes.size === 0) return true;
-    return this.writes.size < this.maxWrites && this.queue.length >= OVERLAP_BATCH;
+    const takeable = this.pending.takeable;
+    if (this.writes.size === 0) return takeable > 0;
+    return this.writes.size < this.maxWrites && takeable >= OVERLAP_BATCH;
   }
 
   private async commit(batch: Pending[]): Promise<void> {

@@ -1,0 +1,80 @@
+import fc from 'fast-check';
+import { RoomWriteQueue } from './room-write-queue';
+
+interface Item {
+  input: { roomId: string };
+  n: number;
+}
+
+const item = (roomId: string, n: number): Item => ({ input: { roomId }, n });
+const numbers = (items: Item[]) => items.map((i) => i.n);
+
+type Step =
+  | { kind: 'push'; room: number }
+  | { kind: 'take'; max: number }
+  | { kind: 'release'; which: number };
+
+const steps = fc.array(
+  fc.oneof(
+    fc.record({ kind: fc.constant('push' as const), room: fc.integer({ min: 0, max: 3 }) }),
+    fc.record({ kind: fc.constant('take' as const), max: fc.integer({ min: 1, max: 5 }) }),
+    fc.record({ kind: fc.constant('release' as const), which: fc.nat() }),
+  ),
+  { maxLength: 80 },
+);
+
+describe('RoomWriteQueue', () => {
+  it('takes in append order up to the limit, skipping rooms a write in flight holds', () => {
+    const queue = new RoomWriteQueue<Item>();
+    ['a', 'b', 'a', 'c', 'b', 'c'].forEach((room, n) => queue.push(item(room, n)));
+
+    const first = queue.take(3);
+    expect(numbers(first)).toEqual([0, 1, 2]);
+    expect(queue.takeable).toBe(2);
+    expect(numbers(queue.take(10))).toEqual([3, 5]);
+    expect(queue.takeable).toBe(0);
+
+    queue.release(first);
+    expect(queue.takeable).toBe(1);
+    expect(numbers(queue.take(10))).toEqual([4]);
+  });
+
+  it('never lets two writes in flight share a room, and hands each room out in append order', () => {
+    fc.assert(
+      fc.property(steps, (script: Step[]) => {
+        const queue = new RoomWriteQueue<Item>();
+        const inFlight: Item[][] = [];
+        const pushed = new Map<string, number[]>();
+        const handedOut = new Map<string, number[]>();
+        let waiting: Item[] = [];
+        script.forEach((step, n) => {
+          if (step.kind === 'push') {
+            const roomId = `r${step.room}`;
+            queue.push(item(roomId, n));
+            waiting.push(item(roomId, n));
+            pushed.set(roomId, [...(pushed.get(roomId) ?? []), n]);
+          } else if (step.kind === 'take') {
+            const batch = queue.take(step.max);
+            expect(batch.length).toBeLessThanOrEqual(step.max);
+            const held = new Set(inFlight.flat().map((i) => i.input.roomId));
+            expect(batch.some((i) => held.has(i.input.roomId))).toBe(false);
+            for (const taken of batch) {
+              const roomId = taken.input.roomId;
+              handedOut.set(roomId, [...(handedOut.get(roomId) ?? []), taken.n]);
+            }
+            waiting = waiting.filter((w) => !batch.some((b) => b.n === w.n));
+            if (batch.length > 0) inFlight.push(batch);
+          } else if (inFlight.length > 0) {
+            queue.release(inFlight.splice(step.which % inFlight.length, 1)[0]);
+          }
+          const held = new Set(inFlight.flat().map((i) => i.input.roomId));
+          expect(queue.takeable).toBe(waiting.filter((w) => !held.has(w.input.roomId)).length);
+        });
+        for (const [roomId, order] of handedOut) {
+          expect(order).toEqual(pushed.get(roomId)!.slice(0, order.length));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
