@@ -8,6 +8,25 @@ import { BASE_TEST_ENV, startTestApp, type TestApp } from '../support/test-app';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
+/** Appends `count` messages `m0`, `m1`, … at once, to the rooms in turn. */
+function appendRoundRobin(
+  store: MessageStore,
+  user: { id: string; username: string },
+  rooms: Array<{ id: string }>,
+  count: number,
+) {
+  return Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      store.append({
+        roomId: rooms[i % rooms.length].id,
+        userId: user.id,
+        username: user.username,
+        text: `m${i}`,
+      }),
+    ),
+  );
+}
+
 describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
   let t: TestApp;
 
@@ -20,16 +39,7 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
     const user = await registerUser(t.url);
     const rooms = await Promise.all([1, 2, 3].map(() => createRoom(t.url, user)));
     const store = t.app.get(MessageStore);
-    const results = await Promise.all(
-      Array.from({ length: 300 }, (_, i) =>
-        store.append({
-          roomId: rooms[i % 3].id,
-          userId: user.id,
-          username: user.username,
-          text: `m${i}`,
-        }),
-      ),
-    );
+    const results = await appendRoundRobin(store, user, rooms, 300);
     for (const room of rooms) {
       const seqs = results.filter((r) => r.message.roomId === room.id).map((r) => r.message.seq);
       expect(seqs).toEqual(range(100));
@@ -57,16 +67,7 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
       }
     });
     try {
-      const results = await Promise.all(
-        Array.from({ length: 200 }, (_, i) =>
-          store.append({
-            roomId: rooms[i % 2].id,
-            userId: user.id,
-            username: user.username,
-            text: `m${i}`,
-          }),
-        ),
-      );
+      const results = await appendRoundRobin(store, user, rooms, 200);
       expect(mostAtOnce).toBe(kind === 'postgres' ? 2 : 1);
       for (const room of rooms) {
         const inAppendOrder = results.filter((r) => r.message.roomId === room.id);
