@@ -15,6 +15,22 @@ function asQueryFailure(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
+type SqliteTransaction = <T>(work: (db: SqliteDatabase) => T) => T;
+
+/** better-sqlite3's transaction wrapper, built once per connection: building it costs more than a small write. */
+const sqliteTransactions = new WeakMap<SqliteDatabase, SqliteTransaction>();
+
+function transactionOf(db: SqliteDatabase): SqliteTransaction {
+  let transaction = sqliteTransactions.get(db);
+  if (!transaction) {
+    transaction = db.transaction((work: (db: SqliteDatabase) => unknown) =>
+      work(db),
+    ) as SqliteTransaction;
+    sqliteTransactions.set(db, transaction);
+  }
+  return transaction;
+}
+
 /** A PostgreSQL statement that each pooled connection parses and plans once, by its name. */
 export interface PreparedStatement {
   name: string;
@@ -64,9 +80,10 @@ export class TransactionRunner {
   sqliteTransaction<T>(work: (db: SqliteDatabase) => T): Promise<T> {
     if (this.isPostgres) throw new Error('sqliteTransaction is for SQLite');
     const db = (this.dataSource.driver as BetterSqlite3Driver).databaseConnection as SqliteDatabase;
+    const inTransaction = transactionOf(db);
     return this.sqliteQueue.run(() => {
       try {
-        return Promise.resolve(db.transaction(work)(db));
+        return Promise.resolve(inTransaction(work));
       } catch (error) {
         return Promise.reject(asQueryFailure(error));
       }

@@ -21,8 +21,7 @@ type SqliteMessageRow = Omit<MessageRow, 'created_at'> & { created_at: string };
 /** The batch's statements, prepared once on the connection. */
 interface Statements {
   findStored: Statement<[string, string, string], SqliteMessageRow>;
-  lastSeq: Statement<[string], { last_seq: number }>;
-  advance: Statement<[number, string]>;
+  advance: Statement<[number, string], { last_seq: number }>;
   insert: Statement<[string, string, number, string, string, string, string | null, string]>;
 }
 
@@ -36,8 +35,9 @@ function statementsOf(db: Database): Statements {
         `SELECT id, room_id, seq, user_id, username, text, client_msg_id, created_at FROM messages
          WHERE room_id = ? AND user_id = ? AND client_msg_id = ?`,
       ),
-      lastSeq: db.prepare('SELECT last_seq FROM rooms WHERE id = ?'),
-      advance: db.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
+      advance: db.prepare(
+        'UPDATE rooms SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq',
+      ),
       insert: db.prepare(
         `INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -60,18 +60,17 @@ function storedOnSqlite({ findStored }: Statements, items: AppendMessage[]): Mes
   });
 }
 
-/** Each room's last seq; rooms that do not exist are left out. */
-function lastSeqs({ lastSeq }: Statements, fresh: Fresh): Map<string, number> {
+/** Advances each room's last seq by its new messages; the last seqs before, of the rooms that exist. */
+function advanceRooms({ advance }: Statements, fresh: Fresh): Map<string, number> {
   const before = new Map<string, number>();
-  for (const roomId of fresh.perRoom.keys()) {
-    const row = lastSeq.get(roomId);
-    if (row) before.set(roomId, row.last_seq);
+  for (const [roomId, count] of fresh.perRoom) {
+    const row = advance.get(count, roomId);
+    if (row) before.set(roomId, row.last_seq - count);
   }
   return before;
 }
 
-function store({ advance, insert }: Statements, fresh: Fresh, before: Map<string, number>): void {
-  for (const [roomId, lastSeq] of before) advance.run(lastSeq + fresh.perRoom.get(roomId)!, roomId);
+function insertAll({ insert }: Statements, fresh: Fresh, before: Map<string, number>): void {
   for (const message of assignSeqs(fresh, before)) {
     insert.run(
       message.id,
@@ -88,7 +87,7 @@ function store({ advance, insert }: Statements, fresh: Fresh, before: Map<string
 
 /**
  * In one transaction that SQLite runs alone, start to end without yielding:
- * read the originals of retries and the rooms' last seqs, advance, insert.
+ * read the originals of retries, advance the rooms' last seqs, insert.
  */
 export function writeOnSqlite(
   transactions: TransactionRunner,
@@ -98,7 +97,7 @@ export function writeOnSqlite(
     const statements = statementsOf(db);
     const planned = plan(items, byIdempotencyKey(storedOnSqlite(statements, items)));
     const fresh = freshOf(planned);
-    if (fresh.messages.length > 0) store(statements, fresh, lastSeqs(statements, fresh));
+    if (fresh.messages.length > 0) insertAll(statements, fresh, advanceRooms(statements, fresh));
     return planned.map(outcomeOf);
   });
 }
