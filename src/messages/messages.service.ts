@@ -37,7 +37,9 @@ export class MessagesService {
 
   /** Stores the message, then delivers it to the room and notifies mentioned members. */
   async send(sender: AuthUser, roomId: string, body: MessageBodyDto): Promise<MessageView> {
-    const id = await this.rooms.assertAccessible(sender.id, roomId);
+    const id =
+      this.rooms.knownAccessible(sender.id, roomId) ??
+      (await this.rooms.assertAccessible(sender.id, roomId));
     const { message, created } = await this.store.append({
       roomId: id,
       userId: sender.id,
@@ -48,7 +50,8 @@ export class MessagesService {
     const view = MessageView.from(message);
     if (created) {
       this.delivery.messageCreated(view);
-      await this.notifyMentions(view);
+      const mentioned = extractMentions(view.text);
+      if (mentioned.length > 0) await this.notifyMentions(view, mentioned);
     }
     return view;
   }
@@ -81,9 +84,7 @@ export class MessagesService {
     return { items, nextCursor: hasMore ? items[items.length - 1].seq : null };
   }
 
-  private async notifyMentions(message: MessageView): Promise<void> {
-    const names = extractMentions(message.text);
-    if (names.length === 0) return;
+  private async notifyMentions(message: MessageView, names: string[]): Promise<void> {
     const mentioned = await this.users.findActiveByUsernames(names);
     const candidates = mentioned.map((user) => user.id).filter((id) => id !== message.userId);
     const members = await this.rooms.membersAmong(message.roomId, candidates);

@@ -1,6 +1,6 @@
 import type { ThrottlerStorage } from '@nestjs/throttler';
 
-type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
+export type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
 interface Window {
   hits: number;
@@ -29,6 +29,17 @@ export class MemoryThrottlerStorage implements ThrottlerStorage {
     blockDuration: number,
     throttlerName: string,
   ): Promise<ThrottlerStorageRecord> {
+    return Promise.resolve(this.incrementNow(key, ttl, limit, blockDuration, throttlerName));
+  }
+
+  /** `increment`, answered at once: the windows are in this process. */
+  incrementNow(
+    key: string,
+    ttl: number,
+    limit: number,
+    blockDuration: number,
+    throttlerName: string,
+  ): ThrottlerStorageRecord {
     const now = Date.now();
     const id = `${throttlerName}:${key}`;
     let window = this.windows.get(id);
@@ -39,12 +50,12 @@ export class MemoryThrottlerStorage implements ThrottlerStorage {
     window.hits += 1;
     if (window.hits > limit && blockDuration > 0 && window.blockedUntil <= now)
       window.blockedUntil = now + blockDuration;
-    return Promise.resolve({
+    return {
       totalHits: window.hits,
       timeToExpire: Math.ceil((window.expiresAt - now) / 1000),
       isBlocked: window.blockedUntil > now,
       timeToBlockExpire: Math.max(0, Math.ceil((window.blockedUntil - now) / 1000)),
-    });
+    };
   }
 
   private sweep(): void {

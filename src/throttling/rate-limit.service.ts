@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { InjectThrottlerStorage, type ThrottlerStorage } from '@nestjs/throttler';
 import { AppException } from '@app/common/errors/app.exception';
 import type { AllConfig, RateLimitedAction } from '@app/config/app-config';
+import { MemoryThrottlerStorage, type ThrottlerStorageRecord } from './memory-throttler.storage';
 
 const THROTTLER_NAME = 'realtime';
 
@@ -26,15 +27,40 @@ export class RateLimitService {
   async consume(action: RateLimitedAction, subject: string): Promise<void> {
     const { limit, windowMs } = this.rates[action];
     const record = await this.storage.increment(
-      `rt:${action}:${subject}`,
+      keyOf(action, subject),
       windowMs,
       limit,
       0,
       THROTTLER_NAME,
     );
-    if (record.totalHits > limit) {
-      const retryInSeconds = Math.max(1, Math.ceil(record.timeToExpire));
-      throw AppException.rateLimited(`Too many ${action} requests: retry in ${retryInSeconds} s`);
-    }
+    assertWithin(action, limit, record);
+  }
+
+  /**
+   * `consume` without waiting, where the budgets live in this process: true
+   * once counted (and within budget). False when they are kept elsewhere
+   * (Redis), where only `consume` can count; nothing was counted then.
+   */
+  consumeNow(action: RateLimitedAction, subject: string): boolean {
+    if (!(this.storage instanceof MemoryThrottlerStorage)) return false;
+    const { limit, windowMs } = this.rates[action];
+    const record = this.storage.incrementNow(
+      keyOf(action, subject),
+      windowMs,
+      limit,
+      0,
+      THROTTLER_NAME,
+    );
+    assertWithin(action, limit, record);
+    return true;
+  }
+}
+
+const keyOf = (action: RateLimitedAction, subject: string) => `rt:${action}:${subject}`;
+
+function assertWithin(action: RateLimitedAction, limit: number, record: ThrottlerStorageRecord) {
+  if (record.totalHits > limit) {
+    const retryInSeconds = Math.max(1, Math.ceil(record.timeToExpire));
+    throw AppException.rateLimited(`Too many ${action} requests: retry in ${retryInSeconds} s`);
   }
 }

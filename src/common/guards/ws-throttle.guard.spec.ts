@@ -1,8 +1,11 @@
 import type { ExecutionContext } from '@nestjs/common';
+import type { ConfigService } from '@nestjs/config';
 import { Reflector } from '@nestjs/core';
-import { AppException } from '@app/common/errors/app.exception';
+import type { ThrottlerStorage } from '@nestjs/throttler';
+import type { AllConfig } from '@app/config/app-config';
+import { MemoryThrottlerStorage } from '@app/throttling/memory-throttler.storage';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
-import type { RateLimitService } from '@app/throttling/rate-limit.service';
+import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { WsThrottleGuard } from './ws-throttle.guard';
 
 class Gateway {
@@ -20,27 +23,74 @@ function contextFor(handler: () => void): ExecutionContext {
   } as unknown as ExecutionContext;
 }
 
+const config = {
+  get: () => ({ message: { limit: 2, windowMs: 60_000 } }),
+} as unknown as ConfigService<AllConfig, true>;
+
+/** A storage kept outside the process, as Redis is: it can only answer later. */
+function remoteStorage(): ThrottlerStorage & { keys: string[] } {
+  const memory = new MemoryThrottlerStorage();
+  const keys: string[] = [];
+  return {
+    keys,
+    increment: async (key, ttl, limit, blockDuration, name) => {
+      keys.push(key);
+      await new Promise((resolve) => setImmediate(resolve));
+      return memory.increment(key, ttl, limit, blockDuration, name);
+    },
+  };
+}
+
 describe('WsThrottleGuard', () => {
-  const consume = jest.fn();
-  const guard = new WsThrottleGuard(new Reflector(), { consume } as unknown as RateLimitService);
   const gateway = new Gateway();
 
-  beforeEach(() => consume.mockReset().mockResolvedValue(undefined));
+  describe('with budgets in memory', () => {
+    const guardWith = () =>
+      new WsThrottleGuard(
+        new Reflector(),
+        new RateLimitService(new MemoryThrottlerStorage(), config),
+      );
 
-  it("spends the user's budget for the handler's action", async () => {
-    await expect(guard.canActivate(contextFor(gateway.send))).resolves.toBe(true);
-    expect(consume).toHaveBeenCalledWith('message', 'u1');
+    it("spends the user's budget at once, with nothing to await", () => {
+      const guard = guardWith();
+      expect(guard.canActivate(contextFor(gateway.send))).toBe(true);
+      expect(guard.canActivate(contextFor(gateway.send))).toBe(true);
+    });
+
+    it('refuses with RATE_LIMITED once the budget is spent', () => {
+      const guard = guardWith();
+      expect(guard.canActivate(contextFor(gateway.send))).toBe(true);
+      expect(guard.canActivate(contextFor(gateway.send))).toBe(true);
+      expect(() => guard.canActivate(contextFor(gateway.send))).toThrow(
+        expect.objectContaining({ code: 'RATE_LIMITED' }),
+      );
+    });
+
+    it('lets handlers without a rate limit through without counting', () => {
+      const guard = guardWith();
+      for (let i = 0; i < 5; i += 1)
+        expect(guard.canActivate(contextFor(gateway.leave))).toBe(true);
+      expect(guard.canActivate(contextFor(gateway.send))).toBe(true);
+    });
   });
 
-  it('lets handlers without a rate limit through without counting', async () => {
-    await expect(guard.canActivate(contextFor(gateway.leave))).resolves.toBe(true);
-    expect(consume).not.toHaveBeenCalled();
-  });
+  describe('with budgets kept elsewhere', () => {
+    it("waits for the storage to count the user's budget", async () => {
+      const storage = remoteStorage();
+      const guard = new WsThrottleGuard(new Reflector(), new RateLimitService(storage, config));
+      await expect(guard.canActivate(contextFor(gateway.send))).resolves.toBe(true);
+      expect(storage.keys).toEqual(['rt:message:u1']);
+    });
 
-  it('refuses with RATE_LIMITED once the budget is spent', async () => {
-    consume.mockRejectedValue(AppException.rateLimited('Too many message requests'));
-    await expect(guard.canActivate(contextFor(gateway.send))).rejects.toMatchObject({
-      code: 'RATE_LIMITED',
+    it('refuses with RATE_LIMITED once the budget is spent, counting each event once', async () => {
+      const storage = remoteStorage();
+      const guard = new WsThrottleGuard(new Reflector(), new RateLimitService(storage, config));
+      await guard.canActivate(contextFor(gateway.send));
+      await guard.canActivate(contextFor(gateway.send));
+      await expect(guard.canActivate(contextFor(gateway.send))).rejects.toMatchObject({
+        code: 'RATE_LIMITED',
+      });
+      expect(storage.keys).toHaveLength(3);
     });
   });
 });

@@ -1,0 +1,81 @@
+import type { Repository } from 'typeorm';
+import type { TransactionRunner } from '@app/database/transaction-runner';
+import type { RoomMember } from './room-member.entity';
+import type { Room } from './room.entity';
+import { RoomsService } from './rooms.service';
+
+const PUBLIC_ROOM = '01A21548-0000-7000-8000-00000000000A';
+const PRIVATE_ROOM = '01a21548-0000-7000-8000-00000000000b';
+
+function serviceWith(members: Set<string>) {
+  const findOne = jest.fn(({ where: { id } }: { where: { id: string } }) =>
+    Promise.resolve(
+      id === PUBLIC_ROOM.toLowerCase() || id === PRIVATE_ROOM
+        ? { id, isPrivate: id === PRIVATE_ROOM }
+        : null,
+    ),
+  );
+  const existsBy = jest.fn(({ roomId, userId }: { roomId: string; userId: string }) =>
+    Promise.resolve(members.has(`${roomId}:${userId}`)),
+  );
+  const rooms = { findOne } as unknown as Repository<Room>;
+  const memberRows = {
+    existsBy,
+    delete: () => Promise.resolve({ affected: 1 }),
+  } as unknown as Repository<RoomMember>;
+  const transactions = {
+    write: (work: (manager: unknown) => Promise<unknown>) =>
+      work({ delete: () => Promise.resolve({ affected: 1 }) }),
+  } as unknown as TransactionRunner;
+  return { service: new RoomsService(rooms, memberRows, transactions), findOne, existsBy };
+}
+
+describe('RoomsService access checks', () => {
+  it('knows nothing before a lookup, then answers from the cache in canonical form', async () => {
+    const { service, findOne } = serviceWith(new Set());
+    expect(service.knownAccessible('u1', PUBLIC_ROOM)).toBeUndefined();
+    await expect(service.assertAccessible('u1', PUBLIC_ROOM)).resolves.toBe(
+      PUBLIC_ROOM.toLowerCase(),
+    );
+    expect(service.knownAccessible('u1', PUBLIC_ROOM)).toBe(PUBLIC_ROOM.toLowerCase());
+    await service.assertAccessible('u2', PUBLIC_ROOM);
+    expect(findOne).toHaveBeenCalledTimes(1);
+  });
+
+  it('knows a private room only for users whose membership it has seen', async () => {
+    const { service } = serviceWith(new Set([`${PRIVATE_ROOM}:member`]));
+    await expect(service.assertAccessible('member', PRIVATE_ROOM)).resolves.toBe(PRIVATE_ROOM);
+    expect(service.knownAccessible('member', PRIVATE_ROOM)).toBe(PRIVATE_ROOM);
+    expect(service.knownAccessible('stranger', PRIVATE_ROOM)).toBeUndefined();
+    await expect(service.assertAccessible('stranger', PRIVATE_ROOM)).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    expect(service.knownAccessible('stranger', PRIVATE_ROOM)).toBeUndefined();
+  });
+
+  it('forgets a membership as soon as it is removed on this node', async () => {
+    const members = new Set([`${PRIVATE_ROOM}:member`]);
+    const { service } = serviceWith(members);
+    await service.assertAccessible('member', PRIVATE_ROOM);
+    members.delete(`${PRIVATE_ROOM}:member`);
+    await service.removeMember(PRIVATE_ROOM, 'member');
+    expect(service.knownAccessible('member', PRIVATE_ROOM)).toBeUndefined();
+    await expect(service.assertAccessible('member', PRIVATE_ROOM)).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+  });
+
+  it('never knows rooms that do not exist or ids that are not UUIDs', async () => {
+    const { service, findOne } = serviceWith(new Set());
+    const missing = '01a21548-0000-7000-8000-00000000000c';
+    await expect(service.assertAccessible('u1', missing)).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    expect(service.knownAccessible('u1', missing)).toBeUndefined();
+    await expect(service.assertAccessible('u1', 'lobby')).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    expect(service.knownAccessible('u1', 'lobby')).toBeUndefined();
+    expect(findOne).toHaveBeenCalledTimes(1);
+  });
+});
