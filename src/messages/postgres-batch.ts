@@ -75,9 +75,9 @@ const ADVANCE_AND_INSERT: PreparedStatement = {
   name: 'messages.advance-and-insert',
   text: `
 WITH input AS (
-  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::varchar[], $6::text[],
-                       $7::varchar[], $8::timestamptz[])
-    AS i(id, room_id, ordinal, user_id, username, text, client_msg_id, created_at)
+  SELECT * FROM json_to_recordset($1::json)
+    AS i(id uuid, room_id uuid, ordinal int, user_id uuid, username varchar, text text,
+         client_msg_id varchar, created_at timestamptz)
 ), counts AS (
   SELECT room_id, count(*)::int AS n FROM input GROUP BY room_id
 ), locked AS (
@@ -102,19 +102,27 @@ async function advanceAndInsert(
   transactions: TransactionRunner,
   fresh: Fresh,
 ): Promise<Map<string, number>> {
-  const column = <T>(pick: (message: Message) => T) => fresh.messages.map(pick);
   const rows = await transactions.executePrepared<{ id: string; last_seq: number | string }>(
     ADVANCE_AND_INSERT,
-    [
-      column((m) => m.id),
-      column((m) => m.roomId),
-      fresh.ordinals,
-      column((m) => m.userId),
-      column((m) => m.username),
-      column((m) => m.text),
-      column((m) => m.clientMsgId),
-      column((m) => m.createdAt.toISOString()),
-    ],
+    [JSON.stringify(fresh.messages.map((message, i) => inputRow(message, fresh.ordinals[i])))],
   );
   return new Map(rows.map((row) => [row.id, Number(row.last_seq)]));
+}
+
+/**
+ * One message as a row of the statement's input, all of them sent as one JSON
+ * parameter: serialized natively, where arrays would be escaped element by
+ * element in JavaScript. Storable text holds no NUL, which PostgreSQL refuses.
+ */
+function inputRow(message: Message, ordinal: number) {
+  return {
+    id: message.id,
+    room_id: message.roomId,
+    ordinal,
+    user_id: message.userId,
+    username: message.username,
+    text: message.text,
+    client_msg_id: message.clientMsgId,
+    created_at: message.createdAt.toISOString(),
+  };
 }
