@@ -117,7 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Ben
     textBytes: n('BENCH_TEXT_BYTES', 100, 100),
     users: n('BENCH_USERS', 20, 10),
     settleMs: n('BENCH_SETTLE_MS', 3_000, 1_000),
-    holdMs: n('BENCH_HOLD_MS', 5_000, 2_000),
+    holdMs: n('BENCH_HOLD_MS', 10_000, 2_000),
     connectConcurrency: n('BENCH_CONNECT_CONCURRENCY', 100, 100),
     serverCpu: n('BENCH_SERVER_CPU', 0, 0),
     loadCpu: n('BENCH_LOAD_CPU', 1, 1),

@@ -137,6 +137,12 @@ function idleRows(results: Results): Row[] {
       heldText(baseline),
       heldVerdict(service),
     ),
+    row(
+      'server CPU while holding them, ms/s',
+      service ? num(service.holdCpuMsPerSec) : '—',
+      baseline ? num(baseline.holdCpuMsPerSec) : '—',
+      { ratio: ratio(service?.holdCpuMsPerSec ?? NaN, baseline?.holdCpuMsPerSec ?? NaN) },
+    ),
   ];
 }
 

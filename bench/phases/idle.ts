@@ -25,6 +25,8 @@ export interface IdleResult {
   steps: IdleStep[];
   /** After the last step and `holdMs`: connections still open, and drops since connecting. */
   held: { connections: number; open: number; dropped: number; failed: number };
+  /** Server CPU while it holds them and nothing happens (timers, pings, GC), per second of the hold. */
+  holdCpuMsPerSec: number;
   skippedSteps: number[];
 }
 
@@ -130,7 +132,10 @@ export async function measureIdle(
     const measured: IdleStep[] = [];
     for (const connections of steps)
       measured.push(await measureStep(input, connections, measured.at(-1)?.open ?? 0));
+    const pid = server.processes[0].pid;
+    const [cpu0, t0] = [cpuMs(pid), Date.now()];
     await sleep(ctx.config.holdMs);
+    const holdCpuMsPerSec = ((cpuMs(pid) - cpu0) * 1000) / Math.max(1, Date.now() - t0);
     const check = await loader.request({ type: 'check' }, 'checked', 30_000);
     const failed = measured.reduce((total, step) => total + step.failed, 0);
     const held = {
@@ -139,7 +144,7 @@ export async function measureIdle(
       dropped: check.dropped,
       failed,
     };
-    return { baseRssBytes, steps: measured, held, skippedSteps: skipped };
+    return { baseRssBytes, steps: measured, held, holdCpuMsPerSec, skippedSteps: skipped };
   } finally {
     await loader.close();
   }
