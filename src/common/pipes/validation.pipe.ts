@@ -31,11 +31,16 @@ export function validationException(errors: ValidationError[]): AppException {
  * recursively. Input that the DTO's validation plan accepts is built from the
  * plan at a fraction of the cost; everything else, invalid input included,
  * takes the full class-transformer and class-validator path, which names each
- * error.
+ * error. A parameter that is not validated (the socket of a live event)
+ * costs no second look at its metadata.
  */
 class BoundedValidationPipe extends ValidationPipe {
   override transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    if (!this.toValidate(metadata)) return super.transform(value, metadata) as Promise<unknown>;
+    if (!this.toValidate(metadata)) {
+      return Promise.resolve(
+        this.isTransformEnabled ? this.transformPrimitive(value, metadata) : value,
+      );
+    }
     if (nestingDepth(value) > MAX_INPUT_DEPTH) {
       return Promise.reject(
         AppException.validation(`Input may be nested at most ${MAX_INPUT_DEPTH} levels deep`),
