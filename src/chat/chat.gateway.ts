@@ -22,7 +22,7 @@ import type { JoinResult, PresenceResult } from '@app/contract/socket-events';
 import { MessagesService } from '@app/messages/messages.service';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
-import { dropSlowConsumers, SLOW_CONSUMER_CHECK_MS } from '@app/realtime/slow-consumers';
+import { SLOW_CONSUMER_CHECK_MS, SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
 import { ChatService, type Connection } from './chat.service';
@@ -62,6 +62,7 @@ export class ChatGateway
     private readonly metrics: MetricsService,
     private readonly shutdown: GracefulShutdown,
     private readonly config: ConfigService<AllConfig, true>,
+    private readonly slowConsumers: SlowConsumerWatch,
   ) {}
 
   afterInit(server: AppServer): void {
@@ -69,7 +70,7 @@ export class ChatGateway
     this.shutdown.register('tell-clients', () => this.dropLocalSockets(server));
     const limit = this.config.get('realtime.slowConsumerLimitBytes', { infer: true });
     this.slowConsumerCheck = setInterval(() => {
-      const dropped = dropSlowConsumers(server, limit);
+      const dropped = this.slowConsumers.check(server, limit);
       if (dropped > 0) this.metrics.slowConsumersDropped.inc({ transport: 'socket.io' }, dropped);
     }, SLOW_CONSUMER_CHECK_MS);
     this.slowConsumerCheck.unref();

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { AllConfig } from '@app/config/app-config';
+import { SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import { RedisService } from '@app/redis/redis.service';
 import { MessagesModule } from '@app/messages/messages.module';
 import { RoomsModule } from '@app/rooms/rooms.module';
@@ -28,6 +29,7 @@ function createPresenceStore(
     ChatService,
     PresenceService,
     SocketIoDelivery,
+    SlowConsumerWatch,
     LiveDelivery,
     {
       provide: PresenceStore,

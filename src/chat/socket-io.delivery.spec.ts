@@ -2,6 +2,7 @@ import type { MessageJson } from '@app/contract/models';
 import { ServerEvent } from '@app/contract/events';
 import { roomNames } from '@app/contract/room-names';
 import type { Delivery, DeliveryListener } from '@app/delivery/delivery.service';
+import { SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import type { LiveDelivery } from './live-delivery';
 import { SocketIoDelivery } from './socket-io.delivery';
@@ -49,7 +50,7 @@ describe('SocketIoDelivery', () => {
       },
       deliveredSeq: () => deliveredSeq,
     } as unknown as LiveDelivery;
-    socketDelivery = new SocketIoDelivery(fakeLive);
+    socketDelivery = new SocketIoDelivery(fakeLive, new SlowConsumerWatch());
     const fake = fakeServer();
     sent = fake.sent;
     rooms = fake.rooms;

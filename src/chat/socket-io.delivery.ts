@@ -3,6 +3,7 @@ import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 import type { Delivery } from '@app/delivery/delivery.service';
+import { SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { LiveDelivery } from './live-delivery';
 
@@ -30,7 +31,10 @@ export class SocketIoDelivery implements OnModuleDestroy {
   /** channel → socketId → fence */
   private readonly fences = new Map<string, Map<string, Fence>>();
 
-  constructor(private readonly live: LiveDelivery) {}
+  constructor(
+    private readonly live: LiveDelivery,
+    private readonly slowConsumers: SlowConsumerWatch,
+  ) {}
 
   attach(server: AppServer): void {
     this.detach?.();
@@ -82,6 +86,7 @@ export class SocketIoDelivery implements OnModuleDestroy {
     if (fenced) target = target.except(this.fencedOff(channel, fenced, payload as MessageJson));
     if (except?.connectionId) target = target.except(except.connectionId);
     (target.emit as (event: string, payload: unknown) => boolean)(event, payload);
+    this.slowConsumers.sent(channel);
   }
 
   /** The sockets that must not get this message now; fences the live stream has passed go. */
