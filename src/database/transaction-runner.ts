@@ -17,7 +17,7 @@ function asQueryFailure(error: unknown): Error {
 
 type SqliteTransaction = <T>(work: (db: SqliteDatabase) => T) => T;
 
-/** better-sqlite3's transaction wrapper, built once per connection: building it costs more than a small write. */
+/** better-sqlite3's transaction wrapper (four closures and their properties), built once per connection rather than per batch. */
 const sqliteTransactions = new WeakMap<SqliteDatabase, SqliteTransaction>();
 
 function transactionOf(db: SqliteDatabase): SqliteTransaction {
