@@ -25,6 +25,7 @@ export class RateLimitService {
 
   /** Counts one use of `action` by `subject`; RATE_LIMITED once the budget is spent. */
   async consume(action: RateLimitedAction, subject: string): Promise<void> {
+    if (this.consumeNow(action, subject)) return;
     const { limit, windowMs } = this.rates[action];
     const record = await this.storage.increment(
       keyOf(action, subject),
