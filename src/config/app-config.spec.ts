@@ -11,7 +11,11 @@ describe('loadConfig', () => {
       corsOrigins: [],
       bodyLimitBytes: 1048576,
     });
-    expect(config.database).toMatchObject({ type: 'better-sqlite3', migrationsRun: true });
+    expect(config.database).toMatchObject({
+      type: 'better-sqlite3',
+      synchronous: 'full',
+      migrationsRun: true,
+    });
     expect(config.database.type === 'better-sqlite3' && config.database.path).toMatch(
       /data\/app\.sqlite$/,
     );

@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import { parseDuration, parseRate } from './duration';
-import { validateEnvironment, type RawEnvironment } from './env.validation';
+import {
+  validateEnvironment,
+  type RawEnvironment,
+  type SQLITE_SYNCHRONOUS_MODES,
+} from './env.validation';
 
 export interface HttpConfig {
   nodeEnv: 'development' | 'production' | 'test';
@@ -28,6 +32,12 @@ export type DatabaseConfig =
   | {
       type: 'better-sqlite3';
       path: string;
+      /**
+       * `full` syncs every commit to disk, so an acknowledged message survives
+       * a power loss; `normal` syncs only at WAL checkpoints, surviving a crash
+       * of the process but not of the machine.
+       */
+      synchronous: (typeof SQLITE_SYNCHRONOUS_MODES)[number];
       migrationsRun: boolean;
     };
 
@@ -120,6 +130,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       : {
           type: 'better-sqlite3',
           path: isAbsolute(env.SQLITE_PATH) ? env.SQLITE_PATH : resolve(env.SQLITE_PATH),
+          synchronous: env.SQLITE_SYNCHRONOUS,
           migrationsRun,
         },
     auth: {

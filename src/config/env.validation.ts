@@ -16,6 +16,7 @@ import {
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const SQLITE_SYNCHRONOUS_MODES = ['full', 'normal'] as const;
 
 const toInt = ({ value }: { value: unknown }) =>
   typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
@@ -71,6 +72,9 @@ export class EnvironmentVariables {
   @IsString()
   @MinLength(1)
   SQLITE_PATH = 'data/app.sqlite';
+
+  @IsIn(SQLITE_SYNCHRONOUS_MODES)
+  SQLITE_SYNCHRONOUS: (typeof SQLITE_SYNCHRONOUS_MODES)[number] = 'full';
 
   @Transform(toBool)
   @IsBoolean()

@@ -53,6 +53,11 @@ export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
     ...common,
     type: 'better-sqlite3',
     database: config.path,
+    // Set on every open: SQLite's default differs between a new file and a
+    // reopened WAL file (FULL, then NORMAL), and with it whether an
+    // acknowledged message survives a power loss.
+    prepareDatabase: (db: { pragma(source: string): unknown }) =>
+      db.pragma(`synchronous = ${config.synchronous}`),
     enableWAL: true,
     timeout: 10_000,
   };

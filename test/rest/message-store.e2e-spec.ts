@@ -1,9 +1,10 @@
-import type { EntityManager } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { createApp } from '@app/app.factory';
+import type { RawEnvironment } from '@app/config/env.validation';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import { MessageStore } from '@app/messages/message-store.service';
 import { createRoom, postMessage, registerUser } from '../support/api';
-import { databaseKinds, withPostgres } from '../support/databases';
+import { createTestDatabase, databaseKinds, withPostgres } from '../support/databases';
 import { BASE_TEST_ENV, startTestApp, type TestApp } from '../support/test-app';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
@@ -224,4 +225,36 @@ describe('message store: two app instances, each with its own pool, writing one 
       }
     },
   );
+});
+
+describe('message store: SQLite durability of a commit', () => {
+  /** `PRAGMA synchronous` of a service started on the file: 2 is FULL, 1 NORMAL. */
+  async function synchronousOf(env: RawEnvironment): Promise<number> {
+    const app = await createApp({ ...BASE_TEST_ENV, ...env });
+    try {
+      const rows: Array<{ synchronous: number }> = await app
+        .get(DataSource)
+        .query('PRAGMA synchronous');
+      return rows[0].synchronous;
+    } finally {
+      await app.close();
+    }
+  }
+
+  it('syncs every commit on a new file and on a reopened one, unless told otherwise', async () => {
+    const database = await createTestDatabase('sqlite');
+    try {
+      expect(await synchronousOf(database.env)).toBe(2);
+      expect(await synchronousOf(database.env)).toBe(2);
+      expect(await synchronousOf({ ...database.env, SQLITE_SYNCHRONOUS: 'normal' })).toBe(1);
+    } finally {
+      await database.drop();
+    }
+  });
+
+  it('refuses an unknown synchronous mode at start', async () => {
+    await expect(createApp({ ...BASE_TEST_ENV, SQLITE_SYNCHRONOUS: 'off' })).rejects.toThrow(
+      /SQLITE_SYNCHRONOUS/,
+    );
+  });
 });
