@@ -25,8 +25,9 @@ import {
   type ServerHandle,
   type ServerPlacement,
 } from './lib/servers';
+import { runInTurns, type LoadMeasurement, type Scenario } from './lib/measure';
 import { idleSteps, measureIdle } from './phases/idle';
-import { measureCluster, measureDurable, measureFanout, measureRawWs } from './phases/rooms';
+import { durableScenario, fanoutScenario, measureCluster, rawWsScenario } from './phases/rooms';
 
 function log(message: string): void {
   console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
@@ -84,125 +85,205 @@ function envOf(storage: Storage[]): NodeJS.ProcessEnv {
   ) as NodeJS.ProcessEnv;
 }
 
-/** Phases 1 to 3 on the bare Socket.IO server. */
-async function benchBareSocketIo(ctx: BenchContext, results: Results): Promise<void> {
-  const { phases, baselines } = ctx.config;
-  if (!baselines.has('socketio')) return;
-  if (!phases.has('idle') && !phases.has('fanout') && !phases.has('durable')) return;
-  await attempt(results, 'bare Socket.IO', () =>
-    withServer(
-      () => Promise.resolve([]),
-      () => startBaseline('socketio', placement(ctx)),
-      async (server) => {
-        const target: Target = 'baseline';
-        if (phases.has('idle'))
-          await attempt(results, '1 idle · bare Socket.IO', async () => {
-            results.idle.baseline = await measureIdle(ctx, server, target, []);
-          });
-        if (phases.has('fanout'))
-          await attempt(results, '2 fan-out · bare Socket.IO', async () => {
-            results.fanout.baseline = await measureFanout(ctx, server, target);
-          });
-        if (phases.has('durable'))
-          await attempt(results, '3 durable · bare Socket.IO', async () => {
-            results.durable.baseline = await measureDurable(ctx, server, target);
-          });
-      },
-    ),
-  );
-}
-
 async function storageFor(ctx: BenchContext, db: Database): Promise<Storage[]> {
   return db === 'sqlite' ? [sqliteStorage()] : [await postgresStorage(ctx.config.databaseUrl)];
 }
 
-/** Phases 1 to 4 on the service (1 and 4 only on SQLite: storage plays no part in them). */
-async function benchService(ctx: BenchContext, results: Results, db: Database): Promise<void> {
-  const { phases, databases } = ctx.config;
-  const sqlite = db === 'sqlite';
-  const wanted =
-    phases.has('fanout') ||
-    phases.has('durable') ||
-    (sqlite && (phases.has('idle') || phases.has('rawws')));
-  if (!wanted || !databases.has(db)) return;
-  if (!sqlite && ctx.host.postgres)
-    return void ctx.notes.push(`PostgreSQL runs skipped: ${ctx.host.postgres}`);
+/** Phase 1, one server after the other: the bare Socket.IO server, then the service (storage plays no part). */
+async function benchIdle(ctx: BenchContext, results: Results): Promise<void> {
+  const { phases, baselines, databases } = ctx.config;
+  if (!phases.has('idle')) return;
+  if (baselines.has('socketio'))
+    await attempt(results, '1 idle · bare Socket.IO', () =>
+      withServer(
+        () => Promise.resolve([]),
+        () => startBaseline('socketio', placement(ctx)),
+        async (server) => {
+          results.idle.baseline = await measureIdle(ctx, server, 'baseline', []);
+        },
+      ),
+    );
+  if (databases.has('sqlite'))
+    await attempt(results, '1 idle · service (SQLite)', () =>
+      withServer(
+        () => storageFor(ctx, 'sqlite'),
+        (storage) => startService('service (SQLite)', envOf(storage), placement(ctx)),
+        async (server) => {
+          const users = await registerUsers(server.urls[0], 'idle', ctx.config.users);
+          const tokens = users.map((user) => user.token);
+          results.idle.service = await measureIdle(ctx, server, 'service', tokens);
+        },
+      ),
+    );
+}
+
+/** A server that takes turns with the others of a phase, on fresh storage of its own. */
+interface Contender {
+  label: string;
+  target: Target;
+  storage(): Promise<Storage[]>;
+  start(storage: Storage[]): Promise<ServerHandle>;
+  /** Where its results go: one measurement per run of the phase. */
+  record(measured: LoadMeasurement[]): void;
+}
+
+function bareSocketIo(ctx: BenchContext, record: Contender['record']): Contender {
+  return {
+    label: 'bare Socket.IO',
+    target: 'baseline',
+    storage: () => Promise.resolve([]),
+    start: () => startBaseline('socketio', placement(ctx)),
+    record,
+  };
+}
+
+function service(ctx: BenchContext, db: Database, record: Contender['record']): Contender {
   const label = `service (${DATABASE_LABEL[db]})`;
-  await attempt(results, label, () =>
-    withServer(
-      () => storageFor(ctx, db),
-      (storage) => startService(label, envOf(storage), placement(ctx)),
-      async (server) => {
-        if (sqlite && phases.has('idle'))
-          await attempt(results, `1 idle · ${label}`, async () => {
-            const users = await registerUsers(server.urls[0], 'idle', ctx.config.users);
-            results.idle.service = await measureIdle(
-              ctx,
-              server,
-              'service',
-              users.map((user) => user.token),
-            );
-          });
-        if (phases.has('fanout'))
-          await attempt(results, `2 fan-out · ${label}`, async () => {
-            results.fanout[db] = await measureFanout(ctx, server, 'service');
-          });
-        if (phases.has('durable'))
-          await attempt(results, `3 durable · ${label}`, async () => {
-            results.durable[db] = await measureDurable(ctx, server, 'service');
-          });
-        if (sqlite && phases.has('rawws'))
-          await attempt(results, `4 raw WebSocket · ${label}`, async () => {
-            results.rawWs.service = await measureRawWs(ctx, server, 'service');
-          });
-      },
-    ),
+  return {
+    label,
+    target: 'service',
+    storage: () => storageFor(ctx, db),
+    start: (storage) => startService(label, envOf(storage), placement(ctx)),
+    record,
+  };
+}
+
+function storingSocketIo(ctx: BenchContext, db: Database, record: Contender['record']): Contender {
+  return {
+    label: `bare Socket.IO, storing (${DATABASE_LABEL[db]})`,
+    target: 'baseline',
+    storage: () => storageFor(ctx, db),
+    start: async ([storage]) => {
+      await migrate(storage.env);
+      return startBaseline('stored', placement(ctx), storage.env);
+    },
+    record,
+  };
+}
+
+/** The databases the service (and the storing baseline) run on in this bench. */
+function databasesIn(ctx: BenchContext): Database[] {
+  const all: Database[] = ['sqlite', 'postgres'];
+  return all.filter(
+    (db) => ctx.config.databases.has(db) && (db === 'sqlite' || !ctx.host.postgres),
   );
 }
 
-/** Phases 2 and 3 on the bare Socket.IO server that stores, on fresh storage of `db`. */
-async function benchStoredSocketIo(
+/** Phases 2 and 3: the bare Socket.IO server, the service and the storing baseline on each database. */
+function socketIoContenders(
   ctx: BenchContext,
   results: Results,
-  db: Database,
-): Promise<void> {
-  const { phases, baselines, databases } = ctx.config;
-  if (!baselines.has('stored') || !databases.has(db)) return;
-  if (!phases.has('fanout') && !phases.has('durable')) return;
-  if (db === 'postgres' && ctx.host.postgres) return;
-  const label = `bare Socket.IO, storing (${DATABASE_LABEL[db]})`;
-  await attempt(results, label, () =>
-    withServer(
-      () => storageFor(ctx, db),
-      async ([storage]) => {
-        await migrate(storage.env);
-        return startBaseline('stored', placement(ctx), storage.env);
-      },
-      async (server) => {
-        if (phases.has('fanout'))
-          await attempt(results, `2 fan-out · ${label}`, async () => {
-            results.stored.fanout[db] = await measureFanout(ctx, server, 'baseline');
-          });
-        if (phases.has('durable'))
-          await attempt(results, `3 durable · ${label}`, async () => {
-            results.stored.durable[db] = await measureDurable(ctx, server, 'baseline');
-          });
-      },
-    ),
-  );
+  phase: 'fanout' | 'durable',
+): Contender[] {
+  const { baselines } = ctx.config;
+  const keep =
+    phase === 'fanout'
+      ? (slot: Database | 'baseline', stored = false) =>
+          (measured: LoadMeasurement[]) => {
+            if (stored) results.stored.fanout[slot as Database] = measured;
+            else results.fanout[slot] = measured;
+          }
+      : (slot: Database | 'baseline', stored = false) =>
+          ([measured]: LoadMeasurement[]) => {
+            if (stored) results.stored.durable[slot as Database] = measured;
+            else results.durable[slot] = measured;
+          };
+  const contenders: Contender[] = [];
+  if (baselines.has('socketio')) contenders.push(bareSocketIo(ctx, keep('baseline')));
+  for (const db of databasesIn(ctx)) contenders.push(service(ctx, db, keep(db)));
+  if (baselines.has('stored'))
+    for (const db of databasesIn(ctx)) contenders.push(storingSocketIo(ctx, db, keep(db, true)));
+  return contenders;
 }
 
-async function benchBareWs(ctx: BenchContext, results: Results): Promise<void> {
-  if (!ctx.config.phases.has('rawws') || !ctx.config.baselines.has('ws')) return;
-  await attempt(results, '4 raw WebSocket · bare ws', () =>
-    withServer(
-      () => Promise.resolve([]),
-      () => startBaseline('ws', placement(ctx)),
-      async (server) => {
-        results.rawWs.baseline = await measureRawWs(ctx, server, 'baseline');
+/** Phase 4: the service's `/ws` against the bare `ws` server. */
+function rawWsContenders(ctx: BenchContext, results: Results): Contender[] {
+  const contenders: Contender[] = [];
+  if (ctx.config.databases.has('sqlite'))
+    contenders.push(
+      service(ctx, 'sqlite', (measured) => {
+        results.rawWs.service = measured;
+      }),
+    );
+  if (ctx.config.baselines.has('ws'))
+    contenders.push({
+      label: 'bare ws',
+      target: 'baseline',
+      storage: () => Promise.resolve([]),
+      start: () => startBaseline('ws', placement(ctx)),
+      record: (measured) => {
+        results.rawWs.baseline = measured;
       },
-    ),
-  );
+    });
+  return contenders;
+}
+
+type ScenarioOf = (ctx: BenchContext, server: ServerHandle, target: Target) => Promise<Scenario>;
+
+/**
+ * Starts every contender of a phase (one that fails to start is recorded and
+ * left out), lets them take turns run by run (`runInTurns`), and stops them all.
+ */
+async function benchInTurns(
+  ctx: BenchContext,
+  results: Results,
+  phase: string,
+  contenders: Contender[],
+  scenarioOf: ScenarioOf,
+): Promise<void> {
+  if (contenders.length === 0) return;
+  await attempt(results, phase, async () => {
+    const running: Array<{ contender: Contender; server: ServerHandle }> = [];
+    const drops: Array<() => Promise<void>> = [];
+    try {
+      for (const contender of contenders) {
+        const storage = await contender.storage();
+        drops.push(...storage.map((store) => registerCleanup(() => store.drop())));
+        await attempt(results, `${phase} · start ${contender.label}`, async () => {
+          running.push({ contender, server: await contender.start(storage) });
+        });
+      }
+      const entrants = [];
+      for (const { contender, server } of running)
+        entrants.push({ server, scenario: await scenarioOf(ctx, server, contender.target) });
+      const measured = await runInTurns(ctx, entrants);
+      running.forEach(({ contender }, i) => contender.record(measured[i]));
+    } finally {
+      for (const { server } of running) await server.stop();
+      for (const drop of drops)
+        await drop().catch((error: unknown) => log(`cleanup: ${errorText(error)}`));
+    }
+  });
+}
+
+async function benchFanoutDurableRawWs(ctx: BenchContext, results: Results): Promise<void> {
+  const { phases } = ctx.config;
+  if (ctx.config.databases.has('postgres') && ctx.host.postgres)
+    ctx.notes.push(`PostgreSQL runs skipped: ${ctx.host.postgres}`);
+  if (phases.has('fanout'))
+    await benchInTurns(
+      ctx,
+      results,
+      '2 fan-out',
+      socketIoContenders(ctx, results, 'fanout'),
+      fanoutScenario,
+    );
+  if (phases.has('durable'))
+    await benchInTurns(
+      ctx,
+      results,
+      '3 durable',
+      socketIoContenders(ctx, results, 'durable'),
+      durableScenario,
+    );
+  if (phases.has('rawws'))
+    await benchInTurns(
+      ctx,
+      results,
+      '4 raw WebSocket',
+      rawWsContenders(ctx, results),
+      rawWsScenario,
+    );
 }
 
 async function benchCluster(ctx: BenchContext, results: Results): Promise<void> {
@@ -260,12 +341,8 @@ async function main(): Promise<number> {
   for (const line of describe(ctx)) log(line);
   const results = emptyResults();
   try {
-    await benchBareSocketIo(ctx, results);
-    await benchService(ctx, results, 'sqlite');
-    await benchStoredSocketIo(ctx, results, 'sqlite');
-    await benchService(ctx, results, 'postgres');
-    await benchStoredSocketIo(ctx, results, 'postgres');
-    await benchBareWs(ctx, results);
+    await benchIdle(ctx, results);
+    await benchFanoutDurableRawWs(ctx, results);
     await benchCluster(ctx, results);
   } finally {
     await stopAll();

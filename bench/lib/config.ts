@@ -12,6 +12,8 @@ export interface BenchConfig {
   clusterRatePerSec: number;
   window: number;
   durationMs: number;
+  /** Measured runs per scenario and mode, servers taking turns; the median counts. */
+  repeats: number;
   warmupMs: number;
   drainMs: number;
   durableSenders: number;
@@ -111,6 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Ben
     clusterRatePerSec: n('BENCH_CLUSTER_RATE', 50, 50),
     window: n('BENCH_WINDOW', 8, 8),
     durationMs: n('BENCH_DURATION_MS', 10_000, 3_000),
+    repeats: Math.max(1, Math.round(n('BENCH_REPEATS', 3, 1))),
     warmupMs: n('BENCH_WARMUP_MS', 30_000, 1_000),
     drainMs: n('BENCH_DRAIN_MS', 10_000, 5_000),
     durableSenders: n('BENCH_DURABLE_SENDERS', 50, 20),

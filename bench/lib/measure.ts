@@ -19,6 +19,8 @@ export interface LoadMeasurement extends RunResult {
   /** Server CPU time over wall time, in percent of one core (summed over nodes). */
   serverCpuPercent: number;
   loaderCpuPercent: number;
+  /** With several repeats: this is the median one, and these are the figures of each, in order. */
+  repeats?: number[];
 }
 
 export interface Scenario {
@@ -28,6 +30,8 @@ export interface Scenario {
   target: Target;
   rooms: RoomPlan[];
   runs: RunCommand[];
+  /** The figure that picks the median of repeated runs: CPU per delivery unless given. */
+  figure?: (measurement: LoadMeasurement) => number;
 }
 
 const SETUP_TIMEOUT_MS = 180_000;
@@ -82,12 +86,15 @@ async function warmUp(ctx: BenchContext, loader: Loader, scenario: Scenario): Pr
     );
 }
 
-/** Connects and joins every member in a fresh load generator, then performs each run in turn. */
-export async function runScenario(
-  ctx: BenchContext,
-  server: ServerHandle,
-  scenario: Scenario,
-): Promise<LoadMeasurement[]> {
+/** A scenario's load generator, connected, joined and warmed up. */
+interface Ready {
+  loader: Loader;
+  connections: number;
+  connectMs: Summary;
+}
+
+/** Connects and joins every member in a fresh load generator, then warms the server up. */
+async function prepare(ctx: BenchContext, scenario: Scenario): Promise<Ready> {
   const loader = Loader.start(scenario.loader, ctx.config.loadCpu);
   try {
     const ready = await loader.request(
@@ -103,19 +110,77 @@ export async function runScenario(
       SETUP_TIMEOUT_MS,
     );
     await warmUp(ctx, loader, scenario);
-    const measurements: LoadMeasurement[] = [];
-    for (const run of scenario.runs) {
-      const measured = await measureRun(loader, server, run, scenario.name);
-      measurements.push({
-        ...measured,
-        connections: ready.connections,
-        connectMs: ready.connectMs,
-      });
-    }
-    return measurements;
-  } finally {
+    return { loader, connections: ready.connections, connectMs: ready.connectMs };
+  } catch (error) {
     await loader.close();
+    throw error;
   }
+}
+
+/** Performs each run of the scenario in turn, once. */
+export async function runScenario(
+  ctx: BenchContext,
+  server: ServerHandle,
+  scenario: Scenario,
+): Promise<LoadMeasurement[]> {
+  const [measured] = await runInTurns(ctx, [{ server, scenario }], 1);
+  return measured;
+}
+
+/** One server and what to run against it, among others that take turns with it. */
+export interface Entrant {
+  server: ServerHandle;
+  scenario: Scenario;
+}
+
+/**
+ * Servers taking turns: every entrant is set up and warmed up, then each run
+ * (fixed, max) is performed `repeats` times by every entrant in turn, the
+ * order rotating by one each round, so that entrants compared in one table
+ * row are measured minutes apart at most rather than a phase apart, under
+ * the same drift of a shared machine. Each entrant's result per run is its
+ * median repeat by the scenario's figure. All entrants must have the same
+ * runs.
+ */
+export async function runInTurns(
+  ctx: BenchContext,
+  entrants: Entrant[],
+  repeats = ctx.config.repeats,
+): Promise<LoadMeasurement[][]> {
+  const ready: Ready[] = [];
+  try {
+    for (const { scenario } of entrants) ready.push(await prepare(ctx, scenario));
+    const runs = entrants[0].scenario.runs;
+    const taken = entrants.map(() => runs.map((): LoadMeasurement[] => []));
+    for (const [r, run] of runs.entries())
+      for (let round = 0; round < repeats; round += 1)
+        for (let k = 0; k < entrants.length; k += 1) {
+          const i = (k + round) % entrants.length;
+          const { server, scenario } = entrants[i];
+          const label = repeats > 1 ? `${scenario.name} #${round + 1}` : scenario.name;
+          const measured = await measureRun(ready[i].loader, server, run, label);
+          taken[i][r].push({
+            ...measured,
+            connections: ready[i].connections,
+            connectMs: ready[i].connectMs,
+          });
+        }
+    return taken.map((perRun, i) =>
+      perRun.map((measured) => median(measured, entrants[i].scenario.figure)),
+    );
+  } finally {
+    for (const { loader } of ready) await loader.close();
+  }
+}
+
+/** The median repeat by `figure` (the lower middle one of an even count), with every repeat's figure. */
+function median(
+  measured: LoadMeasurement[],
+  figure: (m: LoadMeasurement) => number = (m) => m.cpuUsPerDelivery,
+): LoadMeasurement {
+  if (measured.length === 1) return measured[0];
+  const sorted = [...measured].sort((a, b) => figure(a) - figure(b));
+  return { ...sorted[(sorted.length - 1) >> 1], repeats: measured.map(figure) };
 }
 
 /** The fixed-rate run and the max-rate run of the configured duration. */

@@ -40,8 +40,12 @@ function allMeasurements(results: Results): Array<[string, LoadMeasurement]> {
   const list: Array<[string, LoadMeasurement]> = [];
   for (const [name, runs] of Object.entries(results.fanout))
     for (const m of runs ?? []) list.push([`fan-out ${m.mode} · ${name}`, m]);
+  for (const [name, runs] of Object.entries(results.stored.fanout))
+    for (const m of runs ?? []) list.push([`fan-out ${m.mode} · storing ${name}`, m]);
   for (const [name, m] of Object.entries(results.durable))
     if (m) list.push([`durable · ${name}`, m]);
+  for (const [name, m] of Object.entries(results.stored.durable))
+    if (m) list.push([`durable · storing ${name}`, m]);
   for (const [name, runs] of Object.entries(results.rawWs))
     for (const m of runs ?? []) list.push([`raw ws ${m.mode} · ${name}`, m]);
   if (results.cluster)
@@ -90,7 +94,28 @@ function idleNotes(ctx: BenchContext, results: Results): string[] {
   return notes;
 }
 
-/** Runs with errors, and runs whose load generator used (nearly) all of its core. */
+/**
+ * The spread behind each median, one line per kind of run: the lowest and
+ * highest figure (CPU µs per delivery, or messages a second for durable
+ * sends) of each server's repeats.
+ */
+function repeatNotes(results: Results): string[] {
+  const lines = new Map<string, string[]>();
+  for (const [label, m] of allMeasurements(results)) {
+    if (!m.repeats || m.repeats.length < 2) continue;
+    const [kind, server] = label.split(' · ');
+    const low = Math.min(...m.repeats);
+    const high = Math.max(...m.repeats);
+    const digits = high >= 100 ? 0 : 2;
+    const spread = `${server} ${low.toFixed(digits)}–${high.toFixed(digits)}`;
+    lines.set(kind, [...(lines.get(kind) ?? []), spread]);
+  }
+  return [...lines].map(
+    ([kind, spreads]) => `${kind}: repeats ranged ${spreads.join(', ')} (median shown)`,
+  );
+}
+
+/** Runs with errors, runs whose load generator used (nearly) all of its core, and the spread of repeats. */
 export function runNotes(ctx: BenchContext, results: Results): string[] {
-  return [...loadNotes(results), ...idleNotes(ctx, results)];
+  return [...loadNotes(results), ...idleNotes(ctx, results), ...repeatNotes(results)];
 }

@@ -1,7 +1,6 @@
 import type { RoomPlan, RunCommand, Target } from '../common/protocol';
 import type { BenchContext } from '../lib/context';
-import type { LoaderKind } from '../lib/loader-client';
-import { fanoutRuns, runScenario, type LoadMeasurement } from '../lib/measure';
+import { fanoutRuns, runScenario, type LoadMeasurement, type Scenario } from '../lib/measure';
 import type { ServerHandle } from '../lib/servers';
 import { baselineRooms, serviceRooms, type Placement, type RoomShape } from '../lib/topology';
 
@@ -24,49 +23,63 @@ function onOneNode(server: ServerHandle): Placement {
   return { senderUrl: server.urls[0], receiverUrl: server.urls[0] };
 }
 
-async function scenario(
-  name: string,
+/** A scenario on one server: its rooms planned, members placed on `placement`'s nodes. */
+async function scenarioOn(
   ctx: BenchContext,
   server: ServerHandle,
-  loader: LoaderKind,
-  target: Target,
-  shape: RoomShape,
-  runs: RunCommand[],
+  plan: Omit<Scenario, 'rooms'> & { shape: RoomShape },
   placement = onOneNode(server),
-): Promise<LoadMeasurement[]> {
-  const rooms = await roomsFor(ctx, target, placement, shape);
-  return runScenario(ctx, server, { name, loader, target, rooms, runs });
+): Promise<Scenario> {
+  const { shape, ...scenario } = plan;
+  return { ...scenario, rooms: await roomsFor(ctx, plan.target, placement, shape) };
 }
 
 /** Socket.IO fan-out: R rooms × M members, at a fixed rate and then at the max rate. */
-export function measureFanout(
+export function fanoutScenario(
   ctx: BenchContext,
   server: ServerHandle,
   target: Target,
-): Promise<LoadMeasurement[]> {
-  return scenario('fanout', ctx, server, 'socketio', target, fanoutShape(ctx), fanoutRuns(ctx));
+): Promise<Scenario> {
+  return scenarioOn(ctx, server, {
+    name: 'fanout',
+    loader: 'socketio',
+    target,
+    shape: fanoutShape(ctx),
+    runs: fanoutRuns(ctx),
+  });
 }
 
 /** Raw WebSocket broadcast fan-out, same shape and runs. */
-export function measureRawWs(
+export function rawWsScenario(
   ctx: BenchContext,
   server: ServerHandle,
   target: Target,
-): Promise<LoadMeasurement[]> {
-  return scenario('rawws', ctx, server, 'ws', target, fanoutShape(ctx), fanoutRuns(ctx));
+): Promise<Scenario> {
+  return scenarioOn(ctx, server, {
+    name: 'rawws',
+    loader: 'ws',
+    target,
+    shape: fanoutShape(ctx),
+    runs: fanoutRuns(ctx),
+  });
 }
 
 /** Durable sends: N senders, each alone in its room, sending the next message once the last is acked. */
-export async function measureDurable(
+export function durableScenario(
   ctx: BenchContext,
   server: ServerHandle,
   target: Target,
-): Promise<LoadMeasurement> {
-  const shape = { rooms: ctx.config.durableSenders, members: 1, sendersPerRoom: 1 };
+): Promise<Scenario> {
   const { ratePerSec, durationMs, drainMs } = ctx.config;
   const run: RunCommand = { type: 'run', mode: 'max', window: 1, ratePerSec, durationMs, drainMs };
-  const [measurement] = await scenario('durable', ctx, server, 'socketio', target, shape, [run]);
-  return measurement;
+  return scenarioOn(ctx, server, {
+    name: 'durable',
+    loader: 'socketio',
+    target,
+    shape: { rooms: ctx.config.durableSenders, members: 1, sendersPerRoom: 1 },
+    runs: [run],
+    figure: (m: LoadMeasurement) => m.messagesPerSec,
+  });
 }
 
 export interface ClusterResult {
@@ -83,11 +96,12 @@ export async function measureCluster(
   fixed.ratePerSec = ctx.config.clusterRatePerSec;
   const [a, b] = cluster.urls;
   const shape = fanoutShape(ctx);
-  const withReceiversOn = (name: string, receiverUrl: string) =>
-    scenario(name, ctx, cluster, 'socketio', 'service', shape, [fixed], {
-      senderUrl: a,
-      receiverUrl,
-    });
+  const withReceiversOn = async (name: string, receiverUrl: string) => {
+    const plan = { name, loader: 'socketio' as const, target: 'service' as const, shape };
+    const placement = { senderUrl: a, receiverUrl };
+    const scenario = await scenarioOn(ctx, cluster, { ...plan, runs: [fixed] }, placement);
+    return runScenario(ctx, cluster, scenario);
+  };
   const [oneNode] = await withReceiversOn('cluster-one-node', a);
   const [crossNode] = await withReceiversOn('cluster-cross-node', b);
   return { oneNode, crossNode };
