@@ -56,8 +56,9 @@ export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
     // Set on every open: SQLite's default differs between a new file and a
     // reopened WAL file (FULL, then NORMAL), and with it whether an
     // acknowledged message survives a power loss.
-    prepareDatabase: (db: { pragma(source: string): unknown }) =>
-      db.pragma(`synchronous = ${config.synchronous}`),
+    prepareDatabase: (db: { pragma(source: string): unknown }) => {
+      db.pragma(`synchronous = ${config.synchronous}`);
+    },
     enableWAL: true,
     timeout: 10_000,
   };
