@@ -169,51 +169,62 @@ function databasesIn(ctx: BenchContext): Database[] {
   );
 }
 
-/** Phases 2 and 3: the bare Socket.IO server, the service and the storing baseline on each database. */
-function socketIoContenders(
-  ctx: BenchContext,
-  results: Results,
-  phase: 'fanout' | 'durable',
-): Contender[] {
+type Sink = Contender['record'];
+
+/** Where each Socket.IO server's results go. */
+interface SocketIoSinks {
+  bare: Sink;
+  service(db: Database): Sink;
+  storing(db: Database): Sink;
+}
+
+/** The bare Socket.IO server, the service and the storing baseline on each database. */
+function socketIoContenders(ctx: BenchContext, sinks: SocketIoSinks): Contender[] {
   const { baselines } = ctx.config;
-  const keep =
-    phase === 'fanout'
-      ? (slot: Database | 'baseline', stored = false) =>
-          (measured: LoadMeasurement[]) => {
-            if (stored) results.stored.fanout[slot as Database] = measured;
-            else results.fanout[slot] = measured;
-          }
-      : (slot: Database | 'baseline', stored = false) =>
-          ([measured]: LoadMeasurement[]) => {
-            if (stored) results.stored.durable[slot as Database] = measured;
-            else results.durable[slot] = measured;
-          };
   const contenders: Contender[] = [];
-  if (baselines.has('socketio')) contenders.push(bareSocketIo(ctx, keep('baseline')));
-  for (const db of databasesIn(ctx)) contenders.push(service(ctx, db, keep(db)));
+  if (baselines.has('socketio')) contenders.push(bareSocketIo(ctx, sinks.bare));
+  for (const db of databasesIn(ctx)) contenders.push(service(ctx, db, sinks.service(db)));
   if (baselines.has('stored'))
-    for (const db of databasesIn(ctx)) contenders.push(storingSocketIo(ctx, db, keep(db, true)));
+    for (const db of databasesIn(ctx)) contenders.push(storingSocketIo(ctx, db, sinks.storing(db)));
   return contenders;
+}
+
+/** Phase 2 (and 6): a fixed-rate and a max-rate measurement each. */
+function fanoutContenders(ctx: BenchContext, results: Results): Contender[] {
+  return socketIoContenders(ctx, {
+    bare: (measured) => void (results.fanout.baseline = measured),
+    service: (db) => (measured) => void (results.fanout[db] = measured),
+    storing: (db) => (measured) => void (results.stored.fanout[db] = measured),
+  });
+}
+
+/** Phase 3 (and 6): one measurement each. */
+function durableContenders(ctx: BenchContext, results: Results): Contender[] {
+  return socketIoContenders(ctx, {
+    bare: ([measured]) => void (results.durable.baseline = measured),
+    service:
+      (db) =>
+      ([measured]) =>
+        void (results.durable[db] = measured),
+    storing:
+      (db) =>
+      ([measured]) =>
+        void (results.stored.durable[db] = measured),
+  });
 }
 
 /** Phase 4: the service's `/ws` against the bare `ws` server. */
 function rawWsContenders(ctx: BenchContext, results: Results): Contender[] {
   const contenders: Contender[] = [];
   if (ctx.config.databases.has('sqlite'))
-    contenders.push(
-      service(ctx, 'sqlite', (measured) => {
-        results.rawWs.service = measured;
-      }),
-    );
+    contenders.push(service(ctx, 'sqlite', (measured) => void (results.rawWs.service = measured)));
   if (ctx.config.baselines.has('ws'))
     contenders.push({
       label: 'bare ws',
       target: 'baseline',
       storage: () => Promise.resolve([]),
       start: () => startBaseline('ws', placement(ctx)),
-      record: (measured) => {
-        results.rawWs.baseline = measured;
-      },
+      record: (measured) => void (results.rawWs.baseline = measured),
     });
   return contenders;
 }
@@ -261,21 +272,9 @@ async function benchFanoutDurableRawWs(ctx: BenchContext, results: Results): Pro
   if (ctx.config.databases.has('postgres') && ctx.host.postgres)
     ctx.notes.push(`PostgreSQL runs skipped: ${ctx.host.postgres}`);
   if (phases.has('fanout'))
-    await benchInTurns(
-      ctx,
-      results,
-      '2 fan-out',
-      socketIoContenders(ctx, results, 'fanout'),
-      fanoutScenario,
-    );
+    await benchInTurns(ctx, results, '2 fan-out', fanoutContenders(ctx, results), fanoutScenario);
   if (phases.has('durable'))
-    await benchInTurns(
-      ctx,
-      results,
-      '3 durable',
-      socketIoContenders(ctx, results, 'durable'),
-      durableScenario,
-    );
+    await benchInTurns(ctx, results, '3 durable', durableContenders(ctx, results), durableScenario);
   if (phases.has('rawws'))
     await benchInTurns(
       ctx,
