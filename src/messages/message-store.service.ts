@@ -42,14 +42,16 @@ const MAX_WRITES_IN_FLIGHT = 2;
  * messages are numbered in the order they were appended, even when a batch
  * fails and is written again message by message.
  *
- * Group commit: while a write is in flight, new messages queue and the next
- * write takes them all, so concurrent senders share commits without giving
- * up ack-after-commit.
+ * Group commit: messages that arrive in one turn of the event loop, and
+ * while a write is in flight, queue and the next write takes them all, so
+ * concurrent senders share commits without giving up ack-after-commit.
  */
 @Injectable()
 export class MessageStore {
   private readonly pending = new RoomWriteQueue<Pending>();
   private readonly writes = new Set<Promise<void>>();
+  /** The start of writes at the end of this turn of the event loop, once scheduled. */
+  private soon?: Promise<void>;
   private readonly maxWrites: number;
 
   constructor(
@@ -63,13 +65,28 @@ export class MessageStore {
   append(input: AppendMessage): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
       this.pending.push({ input, resolve, reject });
-      this.startWrites();
+      if (this.writes.size === 0) this.startWritesSoon();
+      else this.startWrites();
     });
   }
 
   /** Resolves once every write already queued has finished. */
   async idle(): Promise<void> {
-    while (this.writes.size > 0) await Promise.all(this.writes);
+    while (this.writes.size > 0 || this.soon) await Promise.all([...this.writes, this.soon]);
+  }
+
+  /**
+   * With no write in flight, the first message waits for the rest of this
+   * turn of the event loop: every message read from the sockets in it joins
+   * the same batch. Otherwise each would commit alone as it arrives (on
+   * SQLite synchronously, with a sync to disk each), since nothing else is
+   * in flight for later messages to wait behind.
+   */
+  private startWritesSoon(): void {
+    this.soon ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.soon = undefined;
+      this.startWrites();
+    });
   }
 
   private startWrites(): void {

@@ -47,9 +47,27 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
     }
   });
 
+  it('commits the messages of one turn of the event loop in one write, even the first', async () => {
+    const user = await registerUser(t.url);
+    const room = await createRoom(t.url, user);
+    const store = t.app.get(MessageStore);
+    const transactions = t.app.get(TransactionRunner);
+    const spy = jest.spyOn(
+      transactions,
+      kind === 'postgres' ? 'executePrepared' : 'sqliteTransaction',
+    );
+    try {
+      const results = await appendRoundRobin(store, user, [room], 20);
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(results.map((r) => r.message.seq)).toEqual(range(20));
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('overlaps two writes on PostgreSQL only, each room still numbered in append order', async () => {
     const user = await registerUser(t.url);
-    const rooms = await Promise.all([1, 2].map(() => createRoom(t.url, user)));
+    const rooms = await Promise.all([1, 2, 3, 4].map(() => createRoom(t.url, user)));
     const store = t.app.get(MessageStore);
     const transactions = t.app.get(TransactionRunner);
     let writing = 0;
@@ -68,15 +86,21 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
       }
     });
     try {
-      const results = await appendRoundRobin(store, user, rooms, 200);
+      const pairs = [rooms.slice(0, 2), rooms.slice(2)];
+      const first = appendRoundRobin(store, user, pairs[0], 100);
+      // Once this turn of the event loop ends, the first write holds the first two rooms.
+      await new Promise((resolve) => setImmediate(resolve));
+      const second = appendRoundRobin(store, user, pairs[1], 100);
+      const results = [...(await first), ...(await second)];
       expect(mostAtOnce).toBe(kind === 'postgres' ? 2 : 1);
-      for (const room of rooms) {
-        const inAppendOrder = results.filter((r) => r.message.roomId === room.id);
-        expect(inAppendOrder.map((r) => r.message.text)).toEqual(
-          range(100).map((n) => `m${(n - 1) * 2 + rooms.indexOf(room)}`),
-        );
-        expect(inAppendOrder.map((r) => r.message.seq)).toEqual(range(100));
-      }
+      for (const pair of pairs)
+        for (const [index, room] of pair.entries()) {
+          const inAppendOrder = results.filter((r) => r.message.roomId === room.id);
+          expect(inAppendOrder.map((r) => r.message.text)).toEqual(
+            range(50).map((n) => `m${(n - 1) * 2 + index}`),
+          );
+          expect(inAppendOrder.map((r) => r.message.seq)).toEqual(range(50));
+        }
     } finally {
       spy.mockRestore();
     }
