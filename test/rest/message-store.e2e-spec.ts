@@ -65,6 +65,18 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
     }
   });
 
+  it('waits, when asked to finish its writes, for one that has not started yet', async () => {
+    const user = await registerUser(t.url);
+    const room = await createRoom(t.url, user);
+    const store = t.app.get(MessageStore);
+    let committed = false;
+    void store
+      .append({ roomId: room.id, userId: user.id, username: user.username, text: 'last' })
+      .then(() => (committed = true));
+    await store.idle();
+    expect(committed).toBe(true);
+  });
+
   it('overlaps two writes on PostgreSQL only, each room still numbered in append order', async () => {
     const user = await registerUser(t.url);
     const rooms = await Promise.all([1, 2, 3, 4].map(() => createRoom(t.url, user)));
