@@ -30,6 +30,8 @@ function appendRoundRobin(
 
 describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
   let t: TestApp;
+  /** The TransactionRunner method each write of a batch goes through. */
+  const writeMethod = kind === 'postgres' ? 'executePrepared' : 'sqliteTransaction';
 
   beforeAll(async () => {
     t = await startTestApp(kind);
@@ -52,10 +54,7 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
     const room = await createRoom(t.url, user);
     const store = t.app.get(MessageStore);
     const transactions = t.app.get(TransactionRunner);
-    const spy = jest.spyOn(
-      transactions,
-      kind === 'postgres' ? 'executePrepared' : 'sqliteTransaction',
-    );
+    const spy = jest.spyOn(transactions, writeMethod);
     try {
       const results = await appendRoundRobin(store, user, [room], 20);
       expect(spy).toHaveBeenCalledTimes(1);
@@ -84,19 +83,20 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
     const transactions = t.app.get(TransactionRunner);
     let writing = 0;
     let mostAtOnce = 0;
-    const write = kind === 'postgres' ? 'executePrepared' : 'sqliteTransaction';
-    const original = transactions[write].bind(transactions) as (
+    const original = transactions[writeMethod].bind(transactions) as (
       ...args: unknown[]
     ) => Promise<unknown>;
-    const spy = jest.spyOn(transactions, write).mockImplementation(async (...args: unknown[]) => {
-      writing += 1;
-      mostAtOnce = Math.max(mostAtOnce, writing);
-      try {
-        return await original(...args);
-      } finally {
-        writing -= 1;
-      }
-    });
+    const spy = jest
+      .spyOn(transactions, writeMethod)
+      .mockImplementation(async (...args: unknown[]) => {
+        writing += 1;
+        mostAtOnce = Math.max(mostAtOnce, writing);
+        try {
+          return await original(...args);
+        } finally {
+          writing -= 1;
+        }
+      });
     try {
       const pairs = [rooms.slice(0, 2), rooms.slice(2)];
       const first = appendRoundRobin(store, user, pairs[0], 100);
