@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { Database } from 'better-sqlite3';
 import type { DataSourceOptions } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
 import type { DatabaseConfig } from '@app/config/app-config';
@@ -56,7 +57,7 @@ export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
     // Set on every open: SQLite's default differs between a new file and a
     // reopened WAL file (FULL, then NORMAL), and with it whether an
     // acknowledged message survives a power loss.
-    prepareDatabase: (db: { pragma(source: string): unknown }) => {
+    prepareDatabase: (db: Database) => {
       db.pragma(`synchronous = ${config.synchronous}`);
     },
     enableWAL: true,
