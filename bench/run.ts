@@ -269,7 +269,8 @@ async function benchInTurns(
 
 async function benchFanoutDurableRawWs(ctx: BenchContext, results: Results): Promise<void> {
   const { phases } = ctx.config;
-  if (ctx.config.databases.has('postgres') && ctx.host.postgres)
+  const usesPostgres = phases.has('fanout') || phases.has('durable');
+  if (usesPostgres && ctx.config.databases.has('postgres') && ctx.host.postgres)
     ctx.notes.push(`PostgreSQL runs skipped: ${ctx.host.postgres}`);
   if (phases.has('fanout'))
     await benchInTurns(ctx, results, '2 fan-out', fanoutContenders(ctx, results), fanoutScenario);
