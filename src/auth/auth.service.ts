@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
+import { DeliveryService } from '@app/delivery/delivery.service';
 import type { User } from '@app/users/user.entity';
 import { UsersService } from '@app/users/users.service';
 import type { LoginDto, RegisterDto } from './dto/credentials.dto';
@@ -12,6 +13,7 @@ export class AuthService {
     private readonly users: UsersService,
     private readonly hasher: PasswordHasher,
     private readonly tokens: TokenService,
+    private readonly delivery: DeliveryService,
   ) {}
 
   async register({ username, password }: RegisterDto): Promise<User> {
@@ -35,7 +37,9 @@ export class AuthService {
     return user;
   }
 
-  deleteAccount(userId: string): Promise<void> {
-    return this.users.softDelete(userId);
+  /** Also closes the user's live connections on every node: they authenticated before. */
+  async deleteAccount(userId: string): Promise<void> {
+    await this.users.softDelete(userId);
+    this.delivery.accountClosed(userId);
   }
 }

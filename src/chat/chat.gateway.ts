@@ -19,13 +19,14 @@ import { ClientEvent, ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 import type { JoinResult, PresenceResult } from '@app/contract/socket-events';
+import { DeliveryEffectKind, type DeliveryEffect } from '@app/delivery/delivery.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { SLOW_CONSUMER_CHECK_MS, SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
-import { ChatService, type Connection } from './chat.service';
+import { ChatService, resumePoint, type Connection } from './chat.service';
 import { JoinRoomDto } from './dto/join-room.dto';
 import { RoomRefDto } from './dto/room-ref.dto';
 import { SendChatMessageDto } from './dto/send-chat-message.dto';
@@ -35,7 +36,13 @@ import { SocketIoDelivery } from './socket-io.delivery';
 /** Longest delay `setTimeout` accepts. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-const connectionOf = (socket: AppSocket): Connection => ({ id: socket.id, user: socket.data.user });
+const connectionOf = (socket: AppSocket): Connection => ({
+  id: socket.id,
+  user: socket.data.user,
+  get open() {
+    return socket.connected;
+  },
+});
 
 /**
  * The Socket.IO edge of chat: translates events into service calls and
@@ -66,7 +73,7 @@ export class ChatGateway
   ) {}
 
   afterInit(server: AppServer): void {
-    this.socketDelivery.attach(server);
+    this.socketDelivery.attach(server, (socket, effect) => this.applyEffect(socket, effect));
     this.shutdown.register('tell-clients', () => this.dropLocalSockets(server));
     const limit = this.config.get('realtime.slowConsumerLimitBytes', { infer: true });
     this.slowConsumerCheck = setInterval(() => {
@@ -127,7 +134,7 @@ export class ChatGateway
         this.socketDelivery.fence(socket, id);
         void socket.join(roomNames.chat(id));
       });
-      lastSeq = result.missed.at(-1)?.seq ?? since;
+      lastSeq = result.missed.at(-1)?.seq ?? resumePoint(since, result.room.lastSeq);
       return result;
     } finally {
       // After the ack has gone out (it is sent once this handler's promise settles).
@@ -141,10 +148,20 @@ export class ChatGateway
     @ConnectedSocket() socket: AppSocket,
     @MessageBody() { roomId }: RoomRefDto,
   ): Promise<Record<string, never>> {
-    await socket.leave(roomNames.chat(roomId.toLowerCase()));
-    this.socketDelivery.forget(socket, roomId.toLowerCase());
-    await this.chat.leave(connectionOf(socket), roomId);
+    await this.leaveRoom(socket, roomId.toLowerCase());
     return {};
+  }
+
+  private async leaveRoom(socket: AppSocket, roomId: string): Promise<void> {
+    await socket.leave(roomNames.chat(roomId));
+    this.socketDelivery.forget(socket, roomId);
+    await this.chat.leave(connectionOf(socket), roomId);
+  }
+
+  /** The delivery that carried the effect has already told the socket why. */
+  private applyEffect(socket: AppSocket, effect: DeliveryEffect): void {
+    if (effect.kind === DeliveryEffectKind.LeaveRoom) void this.leaveRoom(socket, effect.roomId);
+    else socket.disconnect(true);
   }
 
   @SubscribeMessage(ClientEvent.Message)

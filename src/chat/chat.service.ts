@@ -20,9 +20,24 @@ export const MAX_MISSED_ON_JOIN = 1000;
 export interface Connection {
   id: string;
   user: AuthUser;
+  /** False once the transport has closed it (and cleaned up after it). */
+  readonly open: boolean;
+}
+
+/**
+ * Where a rejoin resumes: the client's `since`, but never past the room's
+ * last seq (a restored database, another room's seq), or it would wait for
+ * seqs that come long after the messages it is missing.
+ */
+export function resumePoint(since: number, roomLastSeq: number): number {
+  return Math.min(since, roomLastSeq);
 }
 
 const summary = (user: AuthUser): UserSummaryJson => ({ id: user.id, username: user.username });
+
+function assertOpen(connection: Connection): void {
+  if (!connection.open) throw AppException.unavailable('The connection closed');
+}
 
 /** Joining, leaving, presence and typing for live connections of every transport. */
 @Injectable()
@@ -54,7 +69,10 @@ export class ChatService {
       this.rooms.listMembers(room.id),
       since === undefined
         ? undefined
-        : this.messages.page(room.id, { since, limit: MAX_MISSED_ON_JOIN }),
+        : this.messages.page(room.id, {
+            since: resumePoint(since, room.lastSeq),
+            limit: MAX_MISSED_ON_JOIN,
+          }),
     ]);
     return {
       room: RoomView.from(room),
@@ -64,7 +82,11 @@ export class ChatService {
     };
   }
 
-  /** Access, membership of public rooms, the per-connection cap, and presence. */
+  /**
+   * Access, membership of public rooms, the per-connection cap, and presence.
+   * A connection that closes meanwhile has already been cleaned up after, so
+   * it must not enter anything: it would stay present for good.
+   */
   async enter(connection: Connection, roomId: string): Promise<Room> {
     const room = await this.rooms.findAccessible(connection.user.id, roomId);
     const joined = this.presence.roomsOf(connection.id);
@@ -73,9 +95,12 @@ export class ChatService {
       throw AppException.forbidden(`A connection may join at most ${maxRooms} rooms`);
     }
     if (!room.isPrivate) await this.rooms.addMember(room.id, connection.user.id);
+    assertOpen(connection);
     this.live.track(room.id, room.lastSeq);
     const change = await this.presence.enter(room.id, summary(connection.user), connection.id);
     if (change.changed) this.delivery.userJoined(room.id, change.user, connection.id);
+    // Closed while presence was stored: the close's cleanup has taken it out again.
+    assertOpen(connection);
     return room;
   }
 

@@ -1,26 +1,39 @@
 import type { MessageJson } from '@app/contract/models';
 import { ServerEvent } from '@app/contract/events';
 import { roomNames } from '@app/contract/room-names';
-import type { Delivery, DeliveryListener } from '@app/delivery/delivery.service';
+import {
+  DeliveryEffectKind,
+  type Delivery,
+  type DeliveryEffect,
+  type DeliveryListener,
+} from '@app/delivery/delivery.service';
 import { SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import type { LiveDelivery } from './live-delivery';
 import { SocketIoDelivery } from './socket-io.delivery';
 
 const ROOM = '0190c0de-0000-7000-8000-000000000002';
+const USER = '0190c0de-0000-7000-8000-000000000003';
 const message = (seq: number) => ({ roomId: ROOM, seq }) as MessageJson;
 
 /** Records, per emitted message, which sockets of the room were left out. */
-function fakeServer() {
+function fakeServer(order: string[]) {
   const sent: Array<{ seq: number; except: string[] }> = [];
   const operator = (except: string[]) => ({
     except: (ids: string | string[]) => operator([...except, ...[ids].flat()]),
-    emit: (_event: string, payload: MessageJson) => sent.push({ seq: payload.seq, except }),
+    emit: (_event: string, payload: MessageJson) => {
+      order.push('emit');
+      sent.push({ seq: payload.seq, except });
+    },
   });
-  const rooms = new Map([[roomNames.chat(ROOM), new Set(['rejoining', 'other'])]]);
+  const rooms = new Map([
+    [roomNames.chat(ROOM), new Set(['rejoining', 'other'])],
+    [roomNames.user(USER), new Set(['phone', 'laptop'])],
+  ]);
+  const sockets = new Map(['rejoining', 'other', 'phone', 'laptop'].map((id) => [id, { id }]));
   const server = {
     local: { to: () => operator([]) },
-    sockets: { adapter: { rooms } },
+    sockets: { adapter: { rooms }, sockets },
   } as unknown as AppServer;
   return { server, sent, rooms };
 }
@@ -31,6 +44,10 @@ describe('SocketIoDelivery', () => {
   let socketDelivery: SocketIoDelivery;
   let sent: Array<{ seq: number; except: string[] }>;
   let rooms: Map<string, Set<string>>;
+  let order: string[];
+  const applyEffect = jest.fn((socket: AppSocket, _effect: DeliveryEffect) =>
+    order.push(`effect ${socket.id}`),
+  );
   const socket = { id: 'rejoining', connected: true, emit: jest.fn() };
 
   const live = (seq: number) =>
@@ -42,6 +59,8 @@ describe('SocketIoDelivery', () => {
 
   beforeEach(() => {
     socket.emit.mockClear();
+    applyEffect.mockClear();
+    order = [];
     deliveredSeq = 0;
     const fakeLive = {
       subscribe: (l: DeliveryListener) => {
@@ -51,10 +70,10 @@ describe('SocketIoDelivery', () => {
       deliveredSeq: () => deliveredSeq,
     } as unknown as LiveDelivery;
     socketDelivery = new SocketIoDelivery(fakeLive, new SlowConsumerWatch());
-    const fake = fakeServer();
+    const fake = fakeServer(order);
     sent = fake.sent;
     rooms = fake.rooms;
-    socketDelivery.attach(fake.server);
+    socketDelivery.attach(fake.server, applyEffect);
     socketDelivery.fence(socket as unknown as AppSocket, ROOM);
   });
 
@@ -97,6 +116,23 @@ describe('SocketIoDelivery', () => {
     socketDelivery.forget(socket as unknown as AppSocket, ROOM);
     live(4);
     expect(sent).toEqual([{ seq: 4, except: [] }]);
+  });
+
+  it("applies a delivery's effect to each local socket of its channel, after the event", () => {
+    const effect = { kind: DeliveryEffectKind.LeaveRoom, userId: USER, roomId: ROOM } as const;
+    listener({
+      channel: roomNames.user(USER),
+      event: ServerEvent.Notification,
+      payload: message(0),
+      effect,
+    } satisfies Delivery);
+    expect(order).toEqual(['emit', 'effect phone', 'effect laptop']);
+    expect(applyEffect.mock.calls.map(([, applied]) => applied)).toEqual([effect, effect]);
+  });
+
+  it('applies no effect for a delivery without one', () => {
+    live(1);
+    expect(applyEffect).not.toHaveBeenCalled();
   });
 
   it('encodes nothing for a room no Socket.IO socket of this node is in', () => {

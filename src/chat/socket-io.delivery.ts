@@ -2,7 +2,7 @@ import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
-import type { Delivery } from '@app/delivery/delivery.service';
+import type { Delivery, DeliveryEffect } from '@app/delivery/delivery.service';
 import { SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { LiveDelivery } from './live-delivery';
@@ -20,6 +20,8 @@ interface Fence {
   floor: number;
 }
 
+export type EffectHandler = (socket: AppSocket, effect: DeliveryEffect) => void;
+
 /**
  * Hands every delivery to this node's Socket.IO sockets subscribed to its
  * channel, so that each socket sees a room's messages exactly once, in seq
@@ -36,9 +38,13 @@ export class SocketIoDelivery implements OnModuleDestroy {
     private readonly slowConsumers: SlowConsumerWatch,
   ) {}
 
-  attach(server: AppServer): void {
+  /** `applyEffect` runs for each local socket a delivery with an effect reached. */
+  attach(server: AppServer, applyEffect: EffectHandler): void {
     this.detach?.();
-    this.detach = this.live.subscribe((delivery) => this.deliver(server, delivery));
+    this.detach = this.live.subscribe((delivery) => {
+      this.deliver(server, delivery);
+      if (delivery.effect) this.forEachSocket(server, delivery.channel, delivery.effect, applyEffect);
+    });
   }
 
   onModuleDestroy(): void {
@@ -87,6 +93,19 @@ export class SocketIoDelivery implements OnModuleDestroy {
     if (except?.connectionId) target = target.except(except.connectionId);
     (target.emit as (event: string, payload: unknown) => boolean)(event, payload);
     this.slowConsumers.sent(channel);
+  }
+
+  private forEachSocket(
+    server: AppServer,
+    channel: string,
+    effect: DeliveryEffect,
+    applyEffect: EffectHandler,
+  ): void {
+    const socketIds = [...(server.sockets.adapter.rooms.get(channel) ?? [])];
+    for (const socketId of socketIds) {
+      const socket = server.sockets.sockets.get(socketId);
+      if (socket) applyEffect(socket, effect);
+    }
   }
 
   /** The sockets that must not get this message now; fences the live stream has passed go. */

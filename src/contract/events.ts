@@ -22,6 +22,7 @@ export type ServerEvent = (typeof ServerEvent)[keyof typeof ServerEvent];
 export const NotificationType = {
   Mention: 'mention',
   RoomInvited: 'room:invited',
+  RoomRemoved: 'room:removed',
 } as const;
 export type NotificationType = (typeof NotificationType)[keyof typeof NotificationType];
 

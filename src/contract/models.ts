@@ -26,7 +26,8 @@ export interface MessageJson {
 
 export type NotificationJson =
   | { type: 'mention'; message: MessageJson }
-  | { type: 'room:invited'; room: RoomJson; by: UserSummaryJson };
+  | { type: 'room:invited'; room: RoomJson; by: UserSummaryJson }
+  | { type: 'room:removed'; room: RoomJson; by: UserSummaryJson };
 
 export interface UserJson extends UserSummaryJson {
   createdAt: string;

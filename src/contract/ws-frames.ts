@@ -41,7 +41,7 @@ export type WsClientFrame =
 
 export type WsServerFrame =
   | { type: typeof WsServerFrameType.Connected; userId: string }
-  | { type: typeof WsServerFrameType.Joined; room: string }
+  | { type: typeof WsServerFrameType.Joined; room: string; lastSeq?: number }
   | { type: typeof WsServerFrameType.Left; room: string }
   | { type: typeof WsServerFrameType.Message; room: string; payload: unknown }
   | { type: typeof WsServerFrameType.ChatMessage; room: string; message: MessageJson }

@@ -1,8 +1,27 @@
 import { Injectable } from '@nestjs/common';
 import { NotificationType, ServerEvent } from '@app/contract/events';
-import type { MessageJson, NotificationJson, UserSummaryJson } from '@app/contract/models';
+import { AppException } from '@app/common/errors/app.exception';
+import type {
+  MessageJson,
+  NotificationJson,
+  RoomJson,
+  UserSummaryJson,
+} from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 import { DeliveryBus } from './delivery-bus';
+
+/** What a delivery does to the connections it reaches, besides telling them. */
+export const DeliveryEffectKind = {
+  /** They stop receiving the room and leave its presence. */
+  LeaveRoom: 'leave-room',
+  /** They are closed as unauthorized. */
+  Disconnect: 'disconnect',
+} as const;
+
+/** Always published on the user's own channel, `user:<userId>`. */
+export type DeliveryEffect =
+  | { kind: typeof DeliveryEffectKind.LeaveRoom; userId: string; roomId: string }
+  | { kind: typeof DeliveryEffectKind.Disconnect; userId: string };
 
 /** One event for one channel (`chat:<roomId>` or `user:<userId>`). */
 export interface Delivery {
@@ -11,6 +30,8 @@ export interface Delivery {
   payload: unknown;
   /** Not to this connection (the one the event came from). */
   except?: { connectionId: string };
+  /** Applied by every transport to its local subscribers of the channel, after the event. */
+  effect?: DeliveryEffect;
 }
 
 export type DeliveryListener = (delivery: Delivery) => void;
@@ -53,6 +74,29 @@ export class DeliveryService {
       channel: roomNames.user(userId),
       event: ServerEvent.Notification,
       payload: notification,
+    });
+  }
+
+  /**
+   * The user is no longer a member of the room: they are told, and every
+   * connection of theirs, on every transport and node, leaves the room.
+   */
+  membershipEnded(userId: string, room: RoomJson, by: UserSummaryJson): void {
+    this.publish({
+      channel: roomNames.user(userId),
+      event: ServerEvent.Notification,
+      payload: { type: NotificationType.RoomRemoved, room, by },
+      effect: { kind: DeliveryEffectKind.LeaveRoom, userId, roomId: room.id },
+    });
+  }
+
+  /** The account is gone: every connection of the user is told so and closed. */
+  accountClosed(userId: string): void {
+    this.publish({
+      channel: roomNames.user(userId),
+      event: ServerEvent.Error,
+      payload: AppException.unauthorized('Account deleted').toBody(),
+      effect: { kind: DeliveryEffectKind.Disconnect, userId },
     });
   }
 

@@ -13,6 +13,7 @@ import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
 import { LiveDelivery } from '@app/chat/live-delivery';
 import { AppException } from '@app/common/errors/app.exception';
+import type { ErrorBody } from '@app/common/errors/error-body';
 import { toErrorBody } from '@app/common/errors/to-error-body';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent } from '@app/contract/events';
@@ -22,7 +23,12 @@ import {
   WsCloseCode,
   WsServerFrameType as ServerFrameType,
 } from '@app/contract/ws-frames';
-import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
+import {
+  DeliveryEffectKind,
+  DeliveryService,
+  type Delivery,
+  type DeliveryEffect,
+} from '@app/delivery/delivery.service';
 import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
@@ -55,6 +61,8 @@ function frameOf({ event, payload }: Delivery): object | undefined {
       };
     case ServerEvent.Notification:
       return { type: ServerFrameType.Notification, notification: payload };
+    case ServerEvent.Error:
+      return { type: ServerFrameType.Error, ...(payload as ErrorBody) };
     default:
       return undefined;
   }
@@ -220,14 +228,30 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     await this.rateLimits.consume('join', connection.user.id);
     const joined = await this.chat.enter(connection, room);
     this.subscribe(connection, roomNames.chat(joined.id));
-    connection.send({ type: ServerFrameType.Joined, room: joined.id });
+    connection.send({ type: ServerFrameType.Joined, room: joined.id, lastSeq: joined.lastSeq });
   }
 
-  private async leave(connection: WsConnection, { room }: RoomFrameDto): Promise<void> {
-    const roomId = room.toLowerCase();
+  private leave(connection: WsConnection, { room }: RoomFrameDto): Promise<void> {
+    return this.leaveRoom(connection, room.toLowerCase());
+  }
+
+  private async leaveRoom(connection: WsConnection, roomId: string): Promise<void> {
     this.unsubscribe(connection, roomNames.chat(roomId));
     await this.chat.leave(connection, roomId);
     connection.send({ type: ServerFrameType.Left, room: roomId });
+  }
+
+  /**
+   * In the connection's frame order, so that a join still running when the
+   * effect arrives is undone too. The delivery has already told the client why.
+   */
+  private applyEffect(connection: WsConnection, effect: DeliveryEffect): void {
+    if (effect.kind === DeliveryEffectKind.Disconnect)
+      return connection.close(WsCloseCode.Unauthorized, 'Unauthorized');
+    void connection.frames.run(async () => {
+      if (!connection.channels.has(roomNames.chat(effect.roomId))) return;
+      await this.leaveRoom(connection, effect.roomId);
+    });
   }
 
   /** Ephemeral: to every other member of the room on every transport, never stored. */
@@ -246,10 +270,15 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     const subscribers = this.channels.subscribers(delivery.channel);
     if (subscribers.size === 0) return;
     const frame = frameOf(delivery);
-    if (!frame) return;
+    if (frame) this.sendToAll(subscribers, frame, delivery.except?.connectionId);
+    const effect = delivery.effect;
+    if (effect) for (const connection of [...subscribers]) this.applyEffect(connection, effect);
+  }
+
+  private sendToAll(subscribers: Iterable<WsConnection>, frame: object, exceptId?: string): void {
     const text = Buffer.from(JSON.stringify(frame));
     for (const connection of subscribers) {
-      if (connection.id === delivery.except?.connectionId) continue;
+      if (connection.id === exceptId) continue;
       if (!connection.sendText(text)) this.metrics.slowConsumersDropped.inc({ transport: 'ws' });
     }
   }

@@ -37,7 +37,7 @@ function setUp(room: Partial<Room>, { added = true, removed = true } = {}) {
       ),
     ),
   };
-  const delivery = { notify: jest.fn() };
+  const delivery = { notify: jest.fn(), membershipEnded: jest.fn() };
   const service = new MembershipService(
     rooms as unknown as RoomsService,
     users as unknown as UsersService,
@@ -68,6 +68,14 @@ describe('MembershipService', () => {
     });
   });
 
+  it('recognises the caller in an upper-case user id', async () => {
+    const { service, delivery } = setUp({});
+    await expect(service.add(user(OTHER), ROOM, OTHER.toUpperCase())).resolves.toMatchObject({
+      id: OTHER,
+    });
+    expect(delivery.notify).not.toHaveBeenCalled();
+  });
+
   it('answers NOT_FOUND for an unknown user and CONFLICT for a member', async () => {
     await expect(
       setUp({}).service.add(user(OWNER), ROOM, '01a21548-0000-7000-8000-0000000000ee'),
@@ -75,6 +83,24 @@ describe('MembershipService', () => {
     await expect(
       setUp({}, { added: false }).service.add(user(OWNER), ROOM, OTHER),
     ).rejects.toMatchObject({ code: 'CONFLICT' });
+  });
+
+  it('tells the removed member, who leaves the room everywhere', async () => {
+    const { service, delivery } = setUp({ isPrivate: true });
+    await service.remove(user(OWNER), ROOM, OTHER.toUpperCase());
+    expect(delivery.membershipEnded).toHaveBeenCalledWith(
+      OTHER,
+      expect.objectContaining({ id: ROOM, isPrivate: true }),
+      { id: OWNER, username: 'ua' },
+    );
+  });
+
+  it('tells nobody when nothing was removed', async () => {
+    const { service, delivery } = setUp({}, { removed: false });
+    await expect(service.remove(user(OWNER), ROOM, OTHER)).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    expect(delivery.membershipEnded).not.toHaveBeenCalled();
   });
 
   it('removes: the owner anyone but themself, a member only themself', async () => {

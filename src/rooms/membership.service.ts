@@ -1,29 +1,44 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
 import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import { NotificationType } from '@app/contract/events';
-import { DeliveryService } from '@app/delivery/delivery.service';
+import { DeliveryEffectKind, DeliveryService } from '@app/delivery/delivery.service';
 import { UsersService } from '@app/users/users.service';
 import { MemberView, RoomView } from './dto/room.view';
 import { RoomsService } from './rooms.service';
 
 /** Who may add and remove members, and who is told about it. */
 @Injectable()
-export class MembershipService {
+export class MembershipService implements OnModuleInit, OnModuleDestroy {
+  private detach?: () => void;
+
   constructor(
     private readonly rooms: RoomsService,
     private readonly users: UsersService,
     private readonly delivery: DeliveryService,
   ) {}
 
+  /** A removal on any node ends the membership this node may still have cached. */
+  onModuleInit(): void {
+    this.detach = this.delivery.subscribe(({ effect }) => {
+      if (effect?.kind === DeliveryEffectKind.LeaveRoom)
+        this.rooms.forgetMembership(effect.roomId, effect.userId);
+    });
+  }
+
+  onModuleDestroy(): void {
+    this.detach?.();
+  }
+
   /** The owner adds anyone; in a public room anyone may add themself. */
   async add(actor: AuthUser, roomId: string, userId: string): Promise<MemberView> {
     const room = await this.rooms.findAccessible(actor.id, roomId);
-    if (userId !== actor.id && room.ownerId !== actor.id) {
+    const target = userId.toLowerCase();
+    if (target !== actor.id && room.ownerId !== actor.id) {
       throw AppException.forbidden('Only the room owner can add other members');
     }
-    const user = await this.users.findActiveById(userId.toLowerCase());
+    const user = await this.users.findActiveById(target);
     if (!user) throw AppException.notFound('User not found');
     const { added, joinedAt } = await this.rooms.addMember(room.id, user.id);
     if (!added) throw AppException.conflict('User is already a member');
@@ -42,7 +57,10 @@ export class MembershipService {
     };
   }
 
-  /** The owner removes anyone but themself; a member may leave. */
+  /**
+   * The owner removes anyone but themself; a member may leave. Either way
+   * every connection of theirs leaves the room, on every node.
+   */
   async remove(actor: AuthUser, roomId: string, userId: string): Promise<void> {
     const room = await this.rooms.findAccessible(actor.id, roomId);
     const target = userId.toLowerCase();
@@ -54,5 +72,7 @@ export class MembershipService {
     if (!(await this.rooms.removeMember(room.id, target))) {
       throw AppException.notFound('Member not found');
     }
+    const by = { id: actor.id, username: actor.username };
+    this.delivery.membershipEnded(target, RoomView.from(room), by);
   }
 }

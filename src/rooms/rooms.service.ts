@@ -143,6 +143,11 @@ export class RoomsService {
     return member;
   }
 
+  /** Drops what this node cached about the membership, so that the next check reads it. */
+  forgetMembership(roomId: string, userId: string): void {
+    this.membershipCache.delete(`${roomId}:${userId}`);
+  }
+
   /** Which of the given users are members of the room. */
   async membersAmong(roomId: string, userIds: string[]): Promise<string[]> {
     if (userIds.length === 0) return [];
@@ -167,7 +172,7 @@ export class RoomsService {
     const existing = await this.members.findOneBy({ roomId, userId });
     if (existing) return { added: false, joinedAt: existing.joinedAt };
     const joinedAt = new Date();
-    this.membershipCache.delete(`${roomId}:${userId}`);
+    this.forgetMembership(roomId, userId);
     try {
       await this.transactions.write((manager) =>
         manager.insert(RoomMember, { roomId, userId, joinedAt }),
@@ -180,7 +185,7 @@ export class RoomsService {
   }
 
   async removeMember(roomId: string, userId: string): Promise<boolean> {
-    this.membershipCache.delete(`${roomId}:${userId}`);
+    this.forgetMembership(roomId, userId);
     const result = await this.transactions.write((manager) =>
       manager.delete(RoomMember, { roomId, userId }),
     );

@@ -124,6 +124,63 @@ describeCluster('three nodes over Redis: every cross-node path', () => {
     expect(await mentioned).toEqual({ type: 'mention', message });
   });
 
+  it('ends a removed member’s access on every node at once, on every transport', async () => {
+    const [ada, bob] = await Promise.all([registerUser(urls[0]), registerUser(urls[1])]);
+    const room = await createRoom(urls[0], ada, { isPrivate: true });
+    await fetch(`${urls[0]}/api/rooms/${room.id}/members`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ userId: bob.id }),
+    });
+    const adaSocket = await socketOn(0, ada);
+    await emitOk(adaSocket, 'chat:join', room.id);
+    const bobSocket = await socketOn(1, bob);
+    await emitOk(bobSocket, 'chat:join', room.id);
+    const bobWs = await RawClient.connect(urls[2], bob.token);
+    open.push(bobWs);
+    await bobWs.request({ type: 'join', room: room.id }, 'joined');
+    // Node 1 now has bob's membership cached.
+    await emitOk(bobSocket, 'chat:message', { roomId: room.id, text: 'before' });
+    const bobGets = collect<MessageJson>(bobSocket, 'chat:message');
+    const notified = nextEvent<NotificationJson>(bobSocket, 'notification');
+
+    const removed = await fetch(`${urls[0]}/api/rooms/${room.id}/members/${bob.id}`, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${ada.token}` },
+    });
+    expect(removed.status).toBe(204);
+
+    expect(await notified).toMatchObject({ type: 'room:removed', room: { id: room.id } });
+    await bobWs.next((frame) => frame.type === 'left');
+    const refused = await emitAck(bobSocket, 'chat:message', { roomId: room.id, text: 'after' });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+    const adaGets = nextEvent<MessageJson>(adaSocket, 'chat:message');
+    await postMessage(urls[0], ada, room.id, 'without bob');
+    await adaGets;
+    await sleep(200);
+    expect(bobGets).toEqual([]);
+    const afterRemoval = (frame: { type: string; message?: unknown }) =>
+      frame.type === 'chat:message' && (frame.message as MessageJson).text === 'without bob';
+    expect(bobWs.frames.filter(afterRemoval)).toEqual([]);
+  });
+
+  it('closes a deleted account’s connections on every node', async () => {
+    const bob = await registerUser(urls[0]);
+    const bobSocket = await socketOn(1, bob);
+    const disconnected = new Promise<string>((resolve) => bobSocket.once('disconnect', resolve));
+    const bobWs = await RawClient.connect(urls[2], bob.token);
+    open.push(bobWs);
+
+    const deleted = await fetch(`${urls[0]}/api/auth/me`, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${bob.token}` },
+    });
+    expect(deleted.status).toBe(204);
+
+    expect(await disconnected).toBe('io server disconnect');
+    expect(await bobWs.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
+  });
+
   it('shares each user’s message budget and connection cap across nodes', async () => {
     const eve = await registerUser(urls[0]);
     const room = await createRoom(urls[0], eve);

@@ -1,0 +1,181 @@
+import request from 'supertest';
+import type { MessageJson, NotificationJson } from '@app/contract/models';
+import type { RoomUserEvent } from '@app/contract/socket-events';
+import type { ErrorBody } from '@app/common/errors/error-body';
+import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
+import { databaseKinds } from '../support/databases';
+import { RawClient } from '../support/raw-ws';
+import {
+  collect,
+  emitAck,
+  emitOk,
+  nextEvent,
+  sleep,
+  socketPool,
+  type ClientSocket,
+} from '../support/sockets';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) => {
+  let t: TestApp;
+  let owner: TestUser;
+  const sockets = socketPool(() => t.url);
+  const rawClients: RawClient[] = [];
+
+  beforeAll(async () => {
+    t = await startTestApp(kind);
+    owner = await registerUser(t.url);
+  });
+  afterEach(() => {
+    sockets.closeAll();
+    rawClients.splice(0).forEach((client) => client.close());
+  });
+  afterAll(() => t.close());
+
+  const rawClient = async (user: TestUser) => {
+    const client = await RawClient.connect(t.url, user.token);
+    rawClients.push(client);
+    return client;
+  };
+
+  const addMember = (roomId: string, userId: string) =>
+    request(t.url)
+      .post(`/api/rooms/${roomId}/members`)
+      .set('Authorization', `Bearer ${owner.token}`)
+      .send({ userId })
+      .expect(201);
+
+  const removeMember = (actor: TestUser, roomId: string, userId: string) =>
+    request(t.url)
+      .delete(`/api/rooms/${roomId}/members/${userId}`)
+      .set('Authorization', `Bearer ${actor.token}`)
+      .expect(204);
+
+  /** The owner's socket in the room: it sees what the room sees. */
+  const ownerIn = async (roomId: string) => {
+    const socket = await sockets.connect(owner);
+    await emitOk(socket, 'chat:join', { roomId });
+    return socket;
+  };
+
+  /** Posts a message and waits until the owner's socket has it, so that everyone else had the chance. */
+  const postAndSettle = async (ownerSocket: ClientSocket, roomId: string, text: string) => {
+    const seen = nextEvent<MessageJson>(ownerSocket, 'chat:message');
+    await postMessage(t.url, owner, roomId, text);
+    await seen;
+    await sleep(100);
+  };
+
+  it('takes a member removed from a private room out of it on Socket.IO and /ws, and tells them', async () => {
+    const member = await registerUser(t.url);
+    const room = await createRoom(t.url, owner, { isPrivate: true });
+    await addMember(room.id, member.id);
+    const ownerSocket = await ownerIn(room.id);
+    const memberSocket = await sockets.connect(member);
+    await emitOk(memberSocket, 'chat:join', { roomId: room.id });
+    const memberWs = await rawClient(member);
+    await memberWs.request({ type: 'join', room: room.id }, 'joined');
+    const memberGets = collect<MessageJson>(memberSocket, 'chat:message');
+    const notified = nextEvent<NotificationJson>(memberSocket, 'notification');
+    const userLeft = nextEvent<RoomUserEvent>(ownerSocket, 'chat:userLeft');
+
+    await removeMember(owner, room.id, member.id);
+
+    const removal = {
+      type: 'room:removed',
+      room: expect.objectContaining({ id: room.id, isPrivate: true }),
+      by: { id: owner.id, username: owner.username },
+    };
+    expect(await notified).toEqual(removal);
+    expect(await memberWs.next((frame) => frame.type === 'notification')).toEqual({
+      type: 'notification',
+      notification: removal,
+    });
+    expect(await memberWs.next((frame) => frame.type === 'left')).toEqual({
+      type: 'left',
+      room: room.id,
+    });
+    expect(await userLeft).toEqual({
+      roomId: room.id,
+      user: { id: member.id, username: member.username },
+    });
+
+    await postAndSettle(ownerSocket, room.id, 'after the removal');
+    expect(memberGets).toEqual([]);
+    expect(memberWs.frames.filter((frame) => frame.type === 'chat:message')).toEqual([]);
+    const presence = await emitOk<{ users: Array<{ id: string }> }>(ownerSocket, 'room:presence', {
+      roomId: room.id,
+    });
+    expect(presence.users.map((user) => user.id)).toEqual([owner.id]);
+    const send = await emitAck(memberSocket, 'chat:message', { roomId: room.id, text: 'still?' });
+    expect(send).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+  });
+
+  it('takes a member who leaves a public room over REST out of it on every connection; they may join again', async () => {
+    const member = await registerUser(t.url);
+    const room = await createRoom(t.url, owner);
+    const ownerSocket = await ownerIn(room.id);
+    const phone = await sockets.connect(member);
+    const laptop = await sockets.connect(member);
+    await emitOk(phone, 'chat:join', { roomId: room.id });
+    await emitOk(laptop, 'chat:join', { roomId: room.id });
+    const phoneGets = collect<MessageJson>(phone, 'chat:message');
+    const laptopGets = collect<MessageJson>(laptop, 'chat:message');
+    const notified = nextEvent<NotificationJson>(laptop, 'notification');
+
+    await removeMember(member, room.id, member.id);
+
+    expect(await notified).toMatchObject({ type: 'room:removed', room: { id: room.id } });
+    await postAndSettle(ownerSocket, room.id, 'after leaving');
+    expect([...phoneGets, ...laptopGets]).toEqual([]);
+
+    await emitOk(phone, 'chat:join', { roomId: room.id });
+    await postAndSettle(ownerSocket, room.id, 'after joining again');
+    expect(phoneGets.map((message) => message.text)).toEqual(['after joining again']);
+  });
+
+  it('leaves the member’s other rooms and other users alone', async () => {
+    const member = await registerUser(t.url);
+    const bystander = await registerUser(t.url);
+    const [left, kept] = [await createRoom(t.url, owner), await createRoom(t.url, owner)];
+    const ownerSocket = await ownerIn(left.id);
+    const memberSocket = await sockets.connect(member);
+    const bystanderSocket = await sockets.connect(bystander);
+    for (const roomId of [left.id, kept.id]) await emitOk(memberSocket, 'chat:join', { roomId });
+    await emitOk(bystanderSocket, 'chat:join', { roomId: left.id });
+    const notified = nextEvent(memberSocket, 'notification');
+
+    await removeMember(owner, left.id, member.id);
+    await notified;
+
+    const bystanderGets = nextEvent<MessageJson>(bystanderSocket, 'chat:message');
+    await postAndSettle(ownerSocket, left.id, 'to the bystander');
+    expect((await bystanderGets).text).toBe('to the bystander');
+    const memberGets = nextEvent<MessageJson>(memberSocket, 'chat:message');
+    await postMessage(t.url, owner, kept.id, 'in the kept room');
+    expect((await memberGets).roomId).toBe(kept.id);
+  });
+
+  it('closes every live connection of a deleted account, telling it why', async () => {
+    const leaving = await registerUser(t.url);
+    const socket = await sockets.connect(leaving);
+    const ws = await rawClient(leaving);
+    const told = nextEvent<ErrorBody>(socket, 'error');
+    const disconnected = new Promise<string>((resolve) => socket.once('disconnect', resolve));
+
+    await request(t.url)
+      .delete('/api/auth/me')
+      .set('Authorization', `Bearer ${leaving.token}`)
+      .expect(204);
+
+    expect(await told).toEqual({ code: 'UNAUTHORIZED', message: 'Account deleted', details: [] });
+    expect(await disconnected).toBe('io server disconnect');
+    expect(await ws.next((frame) => frame.type === 'error')).toEqual({
+      type: 'error',
+      code: 'UNAUTHORIZED',
+      message: 'Account deleted',
+      details: [],
+    });
+    expect(await ws.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
+  });
+});

@@ -1,0 +1,106 @@
+import { LiveDelivery } from '@app/chat/live-delivery';
+import { PresenceService } from '@app/chat/presence.service';
+import type { JoinResult } from '@app/contract/socket-events';
+import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
+import type { Room } from '@app/rooms/room.entity';
+import { RoomsService } from '@app/rooms/rooms.service';
+import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
+import { databaseKinds } from '../support/databases';
+import { RawClient } from '../support/raw-ws';
+import { emitOk, eventually, nextEvent, sleep, socketPool } from '../support/sockets';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
+  let t: TestApp;
+  let owner: TestUser;
+  const sockets = socketPool(() => t.url);
+
+  beforeAll(async () => {
+    t = await startTestApp(kind);
+    owner = await registerUser(t.url);
+  });
+  afterEach(() => {
+    sockets.closeAll();
+    jest.restoreAllMocks();
+  });
+  afterAll(() => t.close());
+
+  /** Holds the next room lookup until `release`; `started` resolves when it begins. */
+  function holdNextRoomLookup() {
+    const rooms = t.app.get(RoomsService);
+    const lookUp = rooms.findAccessible.bind(rooms);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let begin!: () => void;
+    const started = new Promise<void>((resolve) => (begin = resolve));
+    jest.spyOn(rooms, 'findAccessible').mockImplementationOnce(async (...args): Promise<Room> => {
+      begin();
+      await released;
+      return lookUp(...args);
+    });
+    return { started, release };
+  }
+
+  const presentIds = async (roomId: string) =>
+    (await t.app.get(PresenceService).users(roomId)).map((user) => user.id);
+
+  it('leaves no presence behind for a Socket.IO join whose socket disconnected meanwhile', async () => {
+    const room = await createRoom(t.url, owner);
+    const joiner = await registerUser(t.url);
+    const socket = await sockets.connect(joiner);
+    const lookup = holdNextRoomLookup();
+    socket.emit('chat:join', { roomId: room.id });
+    await lookup.started;
+    socket.disconnect();
+    await sleep(200); // the server has handled the disconnect
+    lookup.release();
+    await sleep(200);
+
+    expect(await presentIds(room.id)).not.toContain(joiner.id);
+    expect(t.app.get(LiveDelivery).deliveredSeq(room.id)).toBeUndefined();
+  });
+
+  it('leaves no presence or subscription behind for a /ws join whose connection closed meanwhile', async () => {
+    const room = await createRoom(t.url, owner);
+    const joiner = await registerUser(t.url);
+    const gateway = t.app.get(RawWsGateway);
+    const before = gateway.openConnections;
+    const client = await RawClient.connect(t.url, joiner.token);
+    const lookup = holdNextRoomLookup();
+    client.send({ type: 'join', room: room.id });
+    await lookup.started;
+    client.socket.terminate();
+    await eventually(() => gateway.openConnections === before);
+    lookup.release();
+    await sleep(200);
+
+    expect(await presentIds(room.id)).not.toContain(joiner.id);
+    expect(t.app.get(LiveDelivery).deliveredSeq(room.id)).toBeUndefined();
+  });
+
+  it('resumes a rejoin whose since is past the room’s last seq from the room’s end', async () => {
+    const room = await createRoom(t.url, owner);
+    await postMessage(t.url, owner, room.id, 'one');
+    const socket = await sockets.connect(owner);
+    const joined = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id, since: 50 });
+    expect(joined.missed).toEqual([]);
+    const next = nextEvent<{ seq: number }>(socket, 'chat:message');
+    await postMessage(t.url, owner, room.id, 'two');
+    expect(await next).toMatchObject({ seq: 2 });
+  });
+
+  it('tells a /ws client the room’s last seq when it joins', async () => {
+    const room = await createRoom(t.url, owner);
+    await postMessage(t.url, owner, room.id, 'one');
+    const client = await RawClient.connect(t.url, owner.token);
+    try {
+      expect(await client.request({ type: 'join', room: room.id }, 'joined')).toEqual({
+        type: 'joined',
+        room: room.id,
+        lastSeq: 1,
+      });
+    } finally {
+      client.close();
+    }
+  });
+});
