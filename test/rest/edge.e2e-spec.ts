@@ -1,8 +1,49 @@
+import { gzipSync } from 'node:zlib';
+import { getMetadataStorage, IS_LENGTH, MAX_LENGTH, MIN_LENGTH } from 'class-validator';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
+import { LoginDto, RegisterDto } from '@app/auth/dto/credentials.dto';
+import { CHAR_LENGTH } from '@app/common/validators/char-length';
+import { MessageBodyDto } from '@app/messages/dto/send-message.dto';
+import { AddMemberDto } from '@app/rooms/dto/add-member.dto';
+import { CreateRoomDto } from '@app/rooms/dto/create-room.dto';
 import { registerUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { startTestApp, type TestApp } from '../support/test-app';
+
+/** Every DTO a REST route reads from a body; the spec names each schema after its class. */
+const REQUEST_BODIES = [RegisterDto, LoginDto, CreateRoomDto, AddMemberDto, MessageBodyDto];
+
+type Lengths = Record<string, { minLength?: number; maxLength?: number }>;
+
+function documentedLengths(properties: Lengths): Lengths {
+  const lengths: Lengths = {};
+  for (const [field, { minLength, maxLength }] of Object.entries(properties)) {
+    if (minLength !== undefined || maxLength !== undefined)
+      lengths[field] = { minLength, maxLength };
+  }
+  return lengths;
+}
+
+const validationsOf = (dto: new () => object) =>
+  getMetadataStorage().getTargetValidationMetadatas(dto, '', true, false);
+
+function enforcedLengths(dto: new () => object): Lengths {
+  const lengths: Lengths = {};
+  for (const { name, propertyName, constraints } of validationsOf(dto)) {
+    if (name !== CHAR_LENGTH) continue;
+    const [minLength, maxLength] = constraints as [number, number];
+    lengths[propertyName] = { minLength, maxLength };
+  }
+  return lengths;
+}
+
+/** class-validator's length checks count fewer characters than the database and JSON Schema. */
+function validatorsCountingOtherwise(dto: new () => object): string[] {
+  return validationsOf(dto)
+    .filter(({ name }) => name === IS_LENGTH || name === MIN_LENGTH || name === MAX_LENGTH)
+    .map(({ propertyName, name }) => `${propertyName}: ${name}`);
+}
 
 describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', (kind) => {
   let t: TestApp;
@@ -52,6 +93,55 @@ describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', 
       code: 'PAYLOAD_TOO_LARGE',
       message: expect.any(String),
       details: [],
+    });
+  });
+
+  /** By fetch: superagent would serialise a Buffer sent as JSON. */
+  const postLogin = async (headers: Record<string, string>, body: Buffer | string) => {
+    const response = await fetch(`${t.url}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...headers },
+      body,
+    });
+    return { status: response.status, body: await response.json() };
+  };
+  const unreadable = { code: 'VALIDATION_FAILED', message: 'Unreadable request body', details: [] };
+
+  it.each([
+    ['a corrupt gzip', 'gzip', Buffer.from('{"name":"x"}')],
+    ['a corrupt deflate', 'deflate', Buffer.from('{"name":"x"}')],
+    ['a corrupt br', 'br', Buffer.from('{"name":"x"}')],
+    ['a truncated gzip', 'gzip', gzipSync('{"username":"ada"}').subarray(0, 12)],
+  ])('answers %s body with 400 VALIDATION_FAILED', async (_case, encoding, body) => {
+    expect(await postLogin({ 'Content-Encoding': encoding }, body)).toEqual({
+      status: 400,
+      body: unreadable,
+    });
+  });
+
+  it('reads a well-formed compressed body', async () => {
+    const body = gzipSync(JSON.stringify({ username: 'nobody', password: 'whatever1' }));
+    const response = await postLogin({ 'Content-Encoding': 'gzip' }, body);
+    expect(response).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED' } });
+  });
+
+  it('answers a compressed body that inflates past 1 MiB with 413 PAYLOAD_TOO_LARGE', async () => {
+    const body = gzipSync(
+      JSON.stringify({ username: 'big', password: 'x'.repeat(2 * 1024 * 1024) }),
+    );
+    expect(await postLogin({ 'Content-Encoding': 'gzip' }, body)).toEqual({
+      status: 413,
+      body: { code: 'PAYLOAD_TOO_LARGE', message: 'Request body is too large', details: [] },
+    });
+  });
+
+  it.each([
+    ['an unsupported content encoding', { 'Content-Encoding': 'compress' }],
+    ['an unsupported charset', { 'Content-Type': 'application/json; charset=latin1' }],
+  ])('answers %s with 400 VALIDATION_FAILED', async (_case, headers) => {
+    expect(await postLogin(headers, '{"username":"ada"}')).toEqual({
+      status: 400,
+      body: unreadable,
     });
   });
 
@@ -111,6 +201,45 @@ describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', 
     }
     expect(spec.components.schemas.ErrorResponseDto.properties.code.enum).toContain('RATE_LIMITED');
   });
+
+  it('documents the length limits of the request bodies the contract states', async () => {
+    const spec = (await request(t.url).get('/api/docs-json').expect(200)).body;
+    const lengths = (schema: string, field: string) => {
+      const { minLength, maxLength } = spec.components.schemas[schema].properties[field];
+      return [minLength, maxLength];
+    };
+    expect({
+      register: [lengths('RegisterDto', 'username'), lengths('RegisterDto', 'password')],
+      login: [lengths('LoginDto', 'username'), lengths('LoginDto', 'password')],
+      room: lengths('CreateRoomDto', 'name'),
+      message: [lengths('MessageBodyDto', 'text'), lengths('MessageBodyDto', 'clientMsgId')],
+    }).toEqual({
+      register: [
+        [3, 32],
+        [8, 128],
+      ],
+      login: [
+        [1, 128],
+        [1, 1024],
+      ],
+      room: [1, 100],
+      message: [
+        [1, 4000],
+        [1, 64],
+      ],
+    });
+  });
+
+  it.each(REQUEST_BODIES.map((dto) => [dto.name, dto] as const))(
+    'documents exactly the length limits %s enforces',
+    async (_name, dto) => {
+      const spec = (await request(t.url).get('/api/docs-json').expect(200)).body;
+      expect(documentedLengths(spec.components.schemas[dto.name].properties)).toEqual(
+        enforcedLengths(dto),
+      );
+      expect(validatorsCountingOtherwise(dto)).toEqual([]);
+    },
+  );
 
   it('reports readiness with the state of the database', async () => {
     const response = await request(t.url).get('/health/ready').expect(200);

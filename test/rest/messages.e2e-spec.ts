@@ -42,6 +42,11 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
     ['an array for text', { text: ['hi'] }],
     ['a number for clientMsgId', { text: 'hi', clientMsgId: 7 }],
     ['a clientMsgId over 64 characters', { text: 'hi', clientMsgId: 'c'.repeat(65) }],
+    [
+      'a clientMsgId PostgreSQL counts as 128 characters',
+      { text: 'hi', clientMsgId: 'c\uFE0F'.repeat(64) },
+    ],
+    ['text PostgreSQL counts as 4002 characters', { text: 'x\uFE0F'.repeat(2001) }],
     ['an unknown field', { text: 'hi', roomId: 'x' }],
     ['a NUL character in text', { text: 'a\u0000b' }],
     ['a lone surrogate in text', { text: 'broken \ud83d emoji' }],
@@ -79,6 +84,27 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
     expect(response.body.details).toEqual([
       { field: 'text', constraints: [response.body.message] },
     ]);
+  });
+
+  it('stores a clientMsgId of exactly 64 characters with variation selectors, as sent', async () => {
+    const room = await createRoom(t.url, ada);
+    const clientMsgId = 'c\uFE0F'.repeat(32);
+    const message = await postMessage(t.url, ada, room.id, 'selected', clientMsgId);
+    expect(message).toMatchObject({ seq: 1, clientMsgId });
+    const retry = await postMessage(t.url, ada, room.id, 'selected', clientMsgId);
+    expect(retry).toEqual(message);
+  });
+
+  it('names the clientMsgId limit in characters as PostgreSQL counts them', async () => {
+    const room = await createRoom(t.url, ada);
+    const response = await request(t.url)
+      .post(`/api/rooms/${room.id}/messages`)
+      .set(auth(ada))
+      .send({ text: 'hi', clientMsgId: '\u2764\uFE0F'.repeat(64) })
+      .expect(400);
+    expect(response.body.message).toBe(
+      'clientMsgId must be shorter than or equal to 64 characters',
+    );
   });
 
   describe('history', () => {

@@ -1,4 +1,6 @@
 import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { Room } from '@app/rooms/room.entity';
 import { createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { startTestApp, type TestApp } from '../support/test-app';
@@ -47,6 +49,33 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       .expect(400);
     expect(response.body.code).toBe('VALIDATION_FAILED');
     expect(response.body.details.length).toBeGreaterThan(0);
+  });
+
+  describe('name length, counted as PostgreSQL counts varchar(100)', () => {
+    const storedRooms = (name: string) =>
+      t.app.get(DataSource).getRepository(Room).countBy({ name });
+
+    it('refuses 100 letters each with a variation selector: 200 characters', async () => {
+      const name = 'a\uFE0F'.repeat(100);
+      const response = await request(t.url)
+        .post('/api/rooms')
+        .set(auth(owner))
+        .send({ name })
+        .expect(400);
+      expect(response.body).toEqual({
+        code: 'VALIDATION_FAILED',
+        message: 'name must be shorter than or equal to 100 characters',
+        details: [{ field: 'name', constraints: [response.body.message] }],
+      });
+      expect(await storedRooms(name)).toBe(0);
+    });
+
+    it('stores exactly 100 of them, as sent', async () => {
+      const name = 'b\uFE0F'.repeat(50);
+      const room = await createRoom(t.url, owner, { name });
+      expect(room.name).toBe(name);
+      expect(await storedRooms(name)).toBe(1);
+    });
   });
 
   it('requires a token', async () => {

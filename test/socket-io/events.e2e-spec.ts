@@ -221,6 +221,33 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       expect(next.seq).toBe(1);
     });
 
+    it.each([
+      [
+        'a clientMsgId PostgreSQL counts as 128 characters',
+        { text: 'x', clientMsgId: 'c\uFE0F'.repeat(64) },
+      ],
+      ['text PostgreSQL counts as 4002 characters', { text: 'x\uFE0F'.repeat(2001) }],
+    ])('refuses %s with VALIDATION_FAILED and takes no seq', async (_case, body) => {
+      // A sender of its own: the cases above spend much of ada's chat:message budget.
+      const sender = await registerUser(t.url);
+      const room = await createRoom(t.url, sender);
+      const socket = await connect(sender);
+      const response = await emitAck(socket, 'chat:message', { roomId: room.id, ...body });
+      expect(response).toEqual({
+        ok: false,
+        error: {
+          code: 'VALIDATION_FAILED',
+          message: expect.any(String),
+          details: expect.any(Array),
+        },
+      });
+      const next = await emitOk<MessageJson>(socket, 'chat:message', {
+        roomId: room.id,
+        text: 'valid',
+      });
+      expect(next.seq).toBe(1);
+    });
+
     it('notifies a mentioned member, and nobody for a non-member or an unknown name', async () => {
       const room = await createRoom(t.url, ada);
       const carol = await registerUser(t.url);

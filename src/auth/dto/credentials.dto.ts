@@ -1,32 +1,42 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsString, Length, Matches } from 'class-validator';
+import { IsString, Matches } from 'class-validator';
+import { CharLength, charRangeSchema, type CharRange } from '@app/common/validators/char-length';
 import { IsStorableText } from '@app/common/validators/storable-text';
 
 export const USERNAME_PATTERN = /^[a-zA-Z0-9_.-]+$/;
+/** Within the users' `varchar(32)` columns. */
+export const USERNAME_LENGTH: CharRange = { min: 3, max: 32 };
+export const PASSWORD_LENGTH: CharRange = { min: 8, max: 128 };
+export const LOGIN_USERNAME_LENGTH: CharRange = { min: 1, max: 128 };
+export const LOGIN_PASSWORD_LENGTH: CharRange = { min: 1, max: 1024 };
 
 export class RegisterDto {
-  @ApiProperty({ minLength: 3, maxLength: 32, pattern: USERNAME_PATTERN.source, example: 'ada' })
+  @ApiProperty({
+    ...charRangeSchema(USERNAME_LENGTH),
+    pattern: USERNAME_PATTERN.source,
+    example: 'ada',
+  })
   @IsString()
-  @Length(3, 32)
+  @CharLength(USERNAME_LENGTH)
   @Matches(USERNAME_PATTERN, { message: 'username may contain only letters, digits, _ . and -' })
   username: string;
 
-  @ApiProperty({ minLength: 8, maxLength: 128, example: 'correct horse battery' })
+  @ApiProperty({ ...charRangeSchema(PASSWORD_LENGTH), example: 'correct horse battery' })
   @IsString()
-  @Length(8, 128)
+  @CharLength(PASSWORD_LENGTH)
   password: string;
 }
 
 /** Login checks only shape: rules that would tell which usernames exist are not applied. */
 export class LoginDto {
-  @ApiProperty({ example: 'ada' })
+  @ApiProperty({ ...charRangeSchema(LOGIN_USERNAME_LENGTH), example: 'ada' })
   @IsString()
-  @Length(1, 128)
+  @CharLength(LOGIN_USERNAME_LENGTH)
   @IsStorableText()
   username: string;
 
-  @ApiProperty({ example: 'correct horse battery' })
+  @ApiProperty({ ...charRangeSchema(LOGIN_PASSWORD_LENGTH), example: 'correct horse battery' })
   @IsString()
-  @Length(1, 1024)
+  @CharLength(LOGIN_PASSWORD_LENGTH)
   password: string;
 }

@@ -21,11 +21,43 @@ describe('toErrorBody', () => {
     expect(toErrorBody(new ThrottlerException()).code).toBe('RATE_LIMITED');
   });
 
+  /** Shaped as `http-errors` makes them: `expose` is true for every 4xx. */
+  const httpError = (status: number, props: object = {}) =>
+    Object.assign(new Error('from the body parser'), {
+      status,
+      statusCode: status,
+      expose: status < 500,
+      ...props,
+    });
+
   it('maps body-parser errors', () => {
-    expect(toErrorBody({ type: 'entity.too.large', status: 413 }).code).toBe('PAYLOAD_TOO_LARGE');
-    expect(toErrorBody({ type: 'entity.parse.failed', status: 400 }).code).toBe(
+    expect(toErrorBody(httpError(413, { type: 'entity.too.large' }))).toEqual({
+      code: 'PAYLOAD_TOO_LARGE',
+      message: 'Request body is too large',
+      details: [],
+    });
+    expect(toErrorBody(httpError(400, { type: 'entity.parse.failed' })).code).toBe(
       'VALIDATION_FAILED',
     );
+    expect(toErrorBody(httpError(415, { type: 'charset.unsupported' })).code).toBe(
+      'VALIDATION_FAILED',
+    );
+  });
+
+  it('maps a corrupt compressed body, which body-parser wraps without a type', () => {
+    const zlibError = httpError(400, { errno: -3, code: 'Z_DATA_ERROR' });
+    expect(toErrorBody(zlibError)).toEqual({
+      code: 'VALIDATION_FAILED',
+      message: 'Unreadable request body',
+      details: [],
+    });
+  });
+
+  it('maps any exposed 4xx by its status, and keeps a 5xx internal', () => {
+    expect(toErrorBody(httpError(403)).code).toBe('FORBIDDEN');
+    expect(toErrorBody(httpError(408)).code).toBe('VALIDATION_FAILED');
+    expect(toErrorBody(httpError(400, { expose: false })).code).toBe('INTERNAL');
+    expect(toErrorBody(httpError(500, { type: 'stream.encoding.set' })).code).toBe('INTERNAL');
   });
 
   it('reports a lost database as UNAVAILABLE', () => {

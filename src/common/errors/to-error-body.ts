@@ -17,19 +17,21 @@ const CODE_BY_HTTP_STATUS: Partial<Record<number, ErrorCode>> = {
   [HttpStatus.SERVICE_UNAVAILABLE]: ErrorCode.Unavailable,
 };
 
-/** Errors thrown by body-parser carry a `type` and a `status`. */
-interface BodyParserError {
-  type: string;
+/**
+ * An error made with `http-errors`, as body-parser and raw-body throw them:
+ * `expose` marks a 4xx the request caused. Most carry a `type`, but a corrupt
+ * compressed body is wrapped without one (`createError(400, zlibError)`).
+ */
+interface RequestHttpError {
   status: number;
+  expose: true;
+  type?: unknown;
 }
 
-function isBodyParserError(error: unknown): error is BodyParserError {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    typeof (error as BodyParserError).type === 'string' &&
-    typeof (error as BodyParserError).status === 'number'
-  );
+function isRequestHttpError(error: unknown): error is RequestHttpError {
+  if (typeof error !== 'object' || error === null) return false;
+  const { status, expose } = error as Partial<RequestHttpError>;
+  return expose === true && typeof status === 'number' && status >= 400 && status < 500;
 }
 
 /** Database drivers report a lost or refused connection with these codes. */
@@ -68,14 +70,15 @@ function fromHttpException(error: HttpException): ErrorBody {
   return { code, message, details: [] };
 }
 
-function fromBodyParserError(error: BodyParserError): ErrorBody {
-  if (error.type === 'entity.too.large') {
-    return { code: ErrorCode.PayloadTooLarge, message: 'Request body is too large', details: [] };
+function fromRequestHttpError(error: RequestHttpError): ErrorBody {
+  const code = CODE_BY_HTTP_STATUS[error.status] ?? ErrorCode.ValidationFailed;
+  if (code === ErrorCode.PayloadTooLarge) {
+    return { code, message: 'Request body is too large', details: [] };
   }
   if (error.type === 'entity.parse.failed') {
-    return { code: ErrorCode.ValidationFailed, message: 'Malformed JSON body', details: [] };
+    return { code, message: 'Malformed JSON body', details: [] };
   }
-  return { code: ErrorCode.ValidationFailed, message: 'Unreadable request body', details: [] };
+  return { code, message: 'Unreadable request body', details: [] };
 }
 
 /**
@@ -91,7 +94,7 @@ export function toErrorBody(error: unknown): ErrorBody {
     return { code: ErrorCode.ValidationFailed, message: 'Malformed JSON body', details: [] };
   }
   if (error instanceof HttpException) return fromHttpException(error);
-  if (isBodyParserError(error)) return fromBodyParserError(error);
+  if (isRequestHttpError(error)) return fromRequestHttpError(error);
   if (isUnavailableError(error)) {
     return { code: ErrorCode.Unavailable, message: 'Service temporarily unavailable', details: [] };
   }
