@@ -69,6 +69,12 @@ describe('toErrorBody', () => {
     expect(toErrorBody(new Error('Connection terminated unexpectedly')).code).toBe('UNAVAILABLE');
   });
 
+  it('reports a pool with no free connection in time as UNAVAILABLE, also wrapped by the ORM', () => {
+    const poolTimeout = new Error('timeout exceeded when trying to connect');
+    expect(toErrorBody(poolTimeout).code).toBe('UNAVAILABLE');
+    expect(toErrorBody(new QueryFailedError('SELECT 1', [], poolTimeout)).code).toBe('UNAVAILABLE');
+  });
+
   it('never leaks the text of an unknown error', () => {
     const sqlError = new QueryFailedError(
       'SELECT * FROM "users" WHERE password_hash = $1',

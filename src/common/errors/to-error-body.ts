@@ -48,17 +48,16 @@ const UNAVAILABLE_DRIVER_CODES = new Set([
   'SQLITE_BUSY',
 ]);
 
+/** ...and these without a code; the last is pg-pool finding no free connection in time. */
+const UNAVAILABLE_DRIVER_MESSAGE =
+  /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i;
+
 export function isUnavailableError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && UNAVAILABLE_DRIVER_CODES.has(code)) return true;
   const message = (error as { message?: unknown }).message;
-  return (
-    typeof message === 'string' &&
-    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
-      message,
-    )
-  );
+  return typeof message === 'string' && UNAVAILABLE_DRIVER_MESSAGE.test(message);
 }
 
 function fromHttpException(error: HttpException): ErrorBody {
