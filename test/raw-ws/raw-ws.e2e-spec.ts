@@ -124,6 +124,7 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       expect(await client.request({ type: 'join', room: room.id }, 'joined')).toEqual({
         type: 'joined',
         room: room.id,
+        lastSeq: 0,
       });
       expect(await client.request({ type: 'leave', room: room.id }, 'left')).toEqual({
         type: 'left',
@@ -239,6 +240,7 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       expect(await client.request({ type: 'join', room: room.id }, 'joined')).toEqual({
         type: 'joined',
         room: room.id,
+        lastSeq: 0,
       });
     });
 
@@ -270,6 +272,7 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       expect(await other.request({ type: 'join', room: room.id }, 'joined')).toEqual({
         type: 'joined',
         room: room.id,
+        lastSeq: 0,
       });
     });
 
