@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { inspect } from 'node:util';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { LessThan, MoreThan, Repository } from 'typeorm';
 import type { AuthUser } from '@app/auth/auth-user';
@@ -27,6 +28,8 @@ export interface HistoryPage {
 /** Sending and reading messages, on behalf of any transport. */
 @Injectable()
 export class MessagesService {
+  private readonly logger = new Logger(MessagesService.name);
+
   constructor(
     @InjectRepository(Message) private readonly messages: Repository<Message>,
     private readonly store: MessageStore,
@@ -35,7 +38,11 @@ export class MessagesService {
     private readonly delivery: DeliveryService,
   ) {}
 
-  /** Stores the message, then delivers it to the room and notifies mentioned members. */
+  /**
+   * Stores the message, then delivers it to the room and notifies mentioned
+   * members. Once committed the send has succeeded: nothing after the commit
+   * can fail it.
+   */
   async send(sender: AuthUser, roomId: string, body: MessageBodyDto): Promise<MessageView> {
     const id =
       this.rooms.knownAccessible(sender.id, roomId) ??
@@ -48,11 +55,10 @@ export class MessagesService {
       clientMsgId: body.clientMsgId,
     });
     const view = MessageView.from(message);
-    if (created) {
-      this.delivery.messageCreated(view);
-      const mentioned = extractMentions(view.text);
-      if (mentioned.length > 0) await this.notifyMentions(view, mentioned);
-    }
+    // Also when answered from storage: the attempt that committed it may have
+    // failed before delivering it. Every live path drops a seq it already delivered.
+    this.delivery.messageCreated(view);
+    if (created) this.notifyMentionsInBackground(view);
     return view;
   }
 
@@ -84,10 +90,25 @@ export class MessagesService {
     return { items, nextCursor: hasMore ? items[items.length - 1].seq : null };
   }
 
+  /** After the message's own delivery; a failure loses the notifications, never the send. */
+  private notifyMentionsInBackground(message: MessageView): void {
+    const names = extractMentions(message.text);
+    if (names.length === 0) return;
+    this.notifyMentions(message, names).catch((error: unknown) =>
+      this.logger.warn(
+        `Could not notify the mentions of message ${message.id}: ${reasonOf(error)}`,
+      ),
+    );
+  }
+
   private async notifyMentions(message: MessageView, names: string[]): Promise<void> {
     const mentioned = await this.users.findActiveByUsernames(names);
     const candidates = mentioned.map((user) => user.id).filter((id) => id !== message.userId);
     const members = await this.rooms.membersAmong(message.roomId, candidates);
     for (const userId of members) this.delivery.mentioned(userId, message);
   }
+}
+
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : inspect(error);
 }

@@ -1,7 +1,10 @@
+import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import type { MessageJson } from '@app/contract/models';
+import { UsersService } from '@app/users/users.service';
 import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
+import { eventually } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 describe.each(databaseKinds())('messages REST (%s)', (kind) => {
@@ -164,6 +167,35 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
         .set(auth(bob))
         .expect(400);
       expect(response.body.code).toBe('VALIDATION_FAILED');
+    });
+  });
+
+  describe('after the commit', () => {
+    it('answers 201 with the stored message when mention notifications fail, and logs it', async () => {
+      const room = await createRoom(t.url, ada);
+      const users = jest
+        .spyOn(t.app.get(UsersService), 'findActiveByUsernames')
+        .mockRejectedValueOnce(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+      const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        const response = await request(t.url)
+          .post(`/api/rooms/${room.id}/messages`)
+          .set(auth(ada))
+          .send({ text: `hi @${bob.username}` })
+          .expect(201);
+        expect(response.body).toMatchObject({ seq: 1, text: `hi @${bob.username}` });
+        await eventually(() =>
+          warn.mock.calls.some(([message]) => String(message).includes('read ECONNRESET')),
+        );
+        const history = await request(t.url)
+          .get(`/api/rooms/${room.id}/messages`)
+          .set(auth(ada))
+          .expect(200);
+        expect(history.body.items).toEqual([response.body]);
+      } finally {
+        users.mockRestore();
+        warn.mockRestore();
+      }
     });
   });
 

@@ -1,10 +1,14 @@
+import { Logger } from '@nestjs/common';
 import { WebSocket } from 'ws';
 import request from 'supertest';
-import type { MessageJson } from '@app/contract/models';
+import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { JoinResult } from '@app/contract/socket-events';
 import { MessageStore } from '@app/messages/message-store.service';
+import { RoomsService } from '@app/rooms/rooms.service';
 import { createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
+import { RawClient } from '../support/raw-ws';
+import { openSse, type SseConnection } from '../support/sse';
 import {
   collect,
   connectSocket,
@@ -19,6 +23,13 @@ import { startTestApp, type TestApp } from '../support/test-app';
 const seqs = (messages: MessageJson[]) => messages.map((message) => message.seq);
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const connectionReset = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+const sseSeqs = (connection: SseConnection) =>
+  connection.received.filter((event) => event.event === 'chat:message').map((event) => event.id);
+const rawSeqs = (client: RawClient) =>
+  client.frames
+    .filter((frame) => frame.type === 'chat:message')
+    .map((frame) => (frame.message as MessageJson).seq);
 
 describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)', (kind) => {
   let t: TestApp;
@@ -204,5 +215,130 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
     expect(
       (await emitAck(socket, 'room:presence', { roomId: (await createRoom(t.url, owner)).id })).ok,
     ).toBe(true);
+  });
+
+  it('acks a message whose mention notifications fail, delivers it, and logs the failure', async () => {
+    const room = await createRoom(t.url, owner);
+    const bob = await registerUser(t.url);
+    const socket = await connect(owner);
+    await emitOk(socket, 'chat:join', room.id);
+    const inbox = collect<MessageJson>(socket, 'chat:message');
+    const rooms = jest
+      .spyOn(t.app.get(RoomsService), 'membersAmong')
+      .mockRejectedValueOnce(connectionReset());
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      const message = await emitOk<MessageJson>(socket, 'chat:message', {
+        roomId: room.id,
+        text: `hi @${bob.username}`,
+      });
+      expect(message.seq).toBe(1);
+      await eventually(() =>
+        warn.mock.calls.some(([message]) => String(message).includes('read ECONNRESET')),
+      );
+      await eventually(() => inbox.length === 1);
+      expect(inbox).toEqual([message]);
+    } finally {
+      rooms.mockRestore();
+      warn.mockRestore();
+    }
+  });
+
+  describe('a send committed but reported failed', () => {
+    const joinAll = async (roomId: string, reader: TestUser) => {
+      const socket = await connect(reader);
+      await emitOk(socket, 'chat:join', roomId);
+      const raw = await RawClient.connect(t.url, reader.token);
+      await raw.request({ type: 'join', room: roomId }, 'joined');
+      const sse = await openSse(`${t.url}/api/rooms/${roomId}/events`, {
+        Authorization: `Bearer ${reader.token}`,
+      });
+      return {
+        socketInbox: collect<MessageJson>(socket, 'chat:message'),
+        raw,
+        sse,
+        close: () => {
+          raw.close();
+          sse.close();
+        },
+      };
+    };
+
+    /** The first append commits, then reports a lost connection, as after ECONNRESET on COMMIT. */
+    const failAfterCommitOnce = () => {
+      const store = t.app.get(MessageStore);
+      const append = store.append.bind(store);
+      return jest.spyOn(store, 'append').mockImplementationOnce(async (input) => {
+        await append(input);
+        throw connectionReset();
+      });
+    };
+
+    it('is delivered live by its retry, once per subscriber, also after a second retry', async () => {
+      const room = await createRoom(t.url, owner);
+      const reader = await registerUser(t.url);
+      const subscribers = await joinAll(room.id, reader);
+      try {
+        const sender = await connect(owner);
+        const payload = { roomId: room.id, text: 'committed', clientMsgId: 'lost-ack' };
+        const append = failAfterCommitOnce();
+        try {
+          expect(await emitAck(sender, 'chat:message', payload)).toMatchObject({
+            ok: false,
+            error: { code: 'UNAVAILABLE' },
+          });
+        } finally {
+          append.mockRestore();
+        }
+        await sleep(100);
+        expect(subscribers.socketInbox).toEqual([]);
+
+        const stored = await emitOk<MessageJson>(sender, 'chat:message', payload);
+        expect(stored.seq).toBe(1);
+        await eventually(() => subscribers.socketInbox.length === 1);
+        await eventually(() => sseSeqs(subscribers.sse).length === 1);
+        expect(subscribers.socketInbox).toEqual([stored]);
+
+        expect(await emitOk(sender, 'chat:message', payload)).toEqual(stored);
+        const next = await emitOk<MessageJson>(sender, 'chat:message', {
+          roomId: room.id,
+          text: 'next',
+        });
+        await eventually(() => subscribers.socketInbox.length >= 2);
+        await eventually(() => sseSeqs(subscribers.sse).includes('2'));
+        await eventually(() => rawSeqs(subscribers.raw).includes(2));
+        await sleep(100);
+        expect(subscribers.socketInbox).toEqual([stored, next]);
+        expect(sseSeqs(subscribers.sse)).toEqual(['1', '2']);
+        expect(rawSeqs(subscribers.raw)).toEqual([1, 2]);
+      } finally {
+        subscribers.close();
+      }
+    });
+
+    it('does not send mention notifications again when a retry is answered from storage', async () => {
+      const room = await createRoom(t.url, owner);
+      const bob = await registerUser(t.url);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set('Authorization', `Bearer ${bob.token}`)
+        .send({ userId: bob.id })
+        .expect(201);
+      const bobNotes = collect<NotificationJson>(await connect(bob), 'notification');
+      const sender = await connect(owner);
+      const payload = { roomId: room.id, text: `hi @${bob.username}`, clientMsgId: 'mention' };
+      const first = await emitOk<MessageJson>(sender, 'chat:message', payload);
+      expect(await emitOk(sender, 'chat:message', payload)).toEqual(first);
+      const second = await emitOk<MessageJson>(sender, 'chat:message', {
+        roomId: room.id,
+        text: `again @${bob.username}`,
+      });
+      await eventually(() => bobNotes.length >= 2);
+      await sleep(100);
+      expect(bobNotes).toEqual([
+        { type: 'mention', message: first },
+        { type: 'mention', message: second },
+      ]);
+    });
   });
 });
