@@ -1,13 +1,26 @@
 import type { Response } from 'express';
 
-/** One open `text/event-stream` response: events, heartbeats and back-pressure. */
+/** setTimeout fires at once for longer delays. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * One open `text/event-stream` response: events, heartbeats and back-pressure.
+ * It ends once, whichever way: the client leaves, its token expires, or the
+ * server ends it; then the `onEnd` listeners run.
+ */
 export class SseStream {
   private heartbeat?: NodeJS.Timeout;
+  private expiry?: NodeJS.Timeout;
   private ended = false;
+  private readonly endListeners: (() => void)[] = [];
 
-  constructor(private readonly response: Response) {}
+  constructor(private readonly response: Response) {
+    // Emitted when the client leaves, and after our own end().
+    response.once('close', () => this.end());
+  }
 
-  open(heartbeatMs: number): void {
+  /** Sends the headers; the stream ends with its token, and EventSource reconnects to authenticate again. */
+  open(heartbeatMs: number, tokenExpiresAt: number): void {
     this.response.status(200);
     this.response.set({
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -18,10 +31,21 @@ export class SseStream {
     this.response.flushHeaders();
     this.heartbeat = setInterval(() => this.write(':heartbeat\n\n'), heartbeatMs);
     this.heartbeat.unref();
+    const untilExpiry = Math.min(Math.max(tokenExpiresAt - Date.now(), 0), MAX_TIMER_MS);
+    this.expiry = setTimeout(() => this.end(), untilExpiry);
+    this.expiry.unref();
   }
 
+  /**
+   * Also true when the client left before the stream was opened (during an
+   * await before it): its 'close' has been emitted already and will not be again.
+   */
   get closed(): boolean {
     return this.ended || this.response.writableEnded || this.response.destroyed;
+  }
+
+  onEnd(listener: () => void): void {
+    this.endListeners.push(listener);
   }
 
   /** Writes one event; resolves when the client can take more, so that replays cannot flood memory. */
@@ -34,7 +58,9 @@ export class SseStream {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.heartbeat);
+    clearTimeout(this.expiry);
     if (!this.response.writableEnded) this.response.end();
+    for (const listener of this.endListeners) listener();
   }
 
   private write(chunk: string): Promise<void> {

@@ -1,29 +1,24 @@
-import { Controller, Get, Headers, Param, Query, Req, Res } from '@nestjs/common';
+import { Controller, Get, Headers, Param, Query, Res } from '@nestjs/common';
 import { ApiHeader, ApiOkResponse, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import type { AuthUser } from '@app/auth/auth-user';
 import { Authenticated } from '@app/auth/authenticated.decorator';
 import { CurrentUser } from '@app/auth/current-user.decorator';
 import { AppException } from '@app/common/errors/app.exception';
 import { ErrorCode } from '@app/common/errors/error-code';
 import { ApiErrors } from '@app/common/swagger/api-errors.decorator';
-import { RoomEventsQuery } from './dto/room-events.query';
+import { RoomEventsQuery, sinceFromLastEventId } from './dto/room-events.query';
 import { SseService } from './sse.service';
-
-const LAST_EVENT_ID = /^\d{1,10}$/;
 
 /** The reference design's path of the personal stream, served as it is (outside the API prefix). */
 export const REFERENCE_PERSONAL_EVENTS_PATH = 'events/:userId';
 
+/** Last-Event-ID, sent by a reconnecting EventSource, wins over `?since`. */
 function resumePoint(
   lastEventId: string | undefined,
   since: number | undefined,
 ): number | undefined {
-  if (lastEventId === undefined || lastEventId === '') return since;
-  if (!LAST_EVENT_ID.test(lastEventId.trim())) {
-    throw AppException.validation('Last-Event-ID must be the seq of a received message');
-  }
-  return Number(lastEventId.trim());
+  return lastEventId ? sinceFromLastEventId(lastEventId) : since;
 }
 
 /** Server-Sent Events: server-to-client streams, resumable with Last-Event-ID. */
@@ -39,12 +34,8 @@ export class SseController {
   @ApiOkResponse({
     description: '`connected` { userId }, then `notification` events; `:heartbeat` comments',
   })
-  personal(
-    @CurrentUser() user: AuthUser,
-    @Req() request: Request,
-    @Res() response: Response,
-  ): void {
-    this.sse.openPersonal(user, request, response);
+  personal(@CurrentUser() user: AuthUser, @Res() response: Response): void {
+    this.sse.openPersonal(user, response);
   }
 
   /** The personal stream where clients of the reference design look for it: `/events/<own id>`. */
@@ -55,13 +46,12 @@ export class SseController {
   personalAt(
     @CurrentUser() user: AuthUser,
     @Param('userId') userId: string,
-    @Req() request: Request,
     @Res() response: Response,
   ): void {
     if (userId.toLowerCase() !== user.id) {
       throw AppException.forbidden('A user may only stream their own events');
     }
-    this.sse.openPersonal(user, request, response);
+    this.sse.openPersonal(user, response);
   }
 
   @Get('rooms/:id/events')
@@ -81,15 +71,8 @@ export class SseController {
     @Param('id') roomId: string,
     @Headers('last-event-id') lastEventId: string | undefined,
     @Query() query: RoomEventsQuery,
-    @Req() request: Request,
     @Res() response: Response,
   ): Promise<void> {
-    return this.sse.openRoom(
-      user,
-      roomId,
-      resumePoint(lastEventId, query.since),
-      request,
-      response,
-    );
+    return this.sse.openRoom(user, roomId, resumePoint(lastEventId, query.since), response);
   }
 }

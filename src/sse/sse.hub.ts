@@ -2,26 +2,36 @@ import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nest
 import { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
 import type { AllConfig } from '@app/config/app-config';
-import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
+import { roomNames } from '@app/contract/room-names';
+import {
+  DeliveryEffectKind,
+  DeliveryService,
+  type Delivery,
+  type DeliveryEffect,
+} from '@app/delivery/delivery.service';
 import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 
 export interface SseSubscriber {
   userId: string;
+  channel: string;
   receive(delivery: Delivery): void;
+  /** Ends the stream, which detaches it. */
   close(): void;
 }
 
 /**
  * This node's open event streams: one delivery listener for all of them,
- * a cap per user, and every stream ended on shutdown.
+ * a cap per user, and every stream ended on shutdown or when its user's
+ * access ends.
  */
 @Injectable()
 export class SseHub implements OnModuleInit, OnApplicationShutdown {
   private readonly channels = new LocalChannels<SseSubscriber>();
+  /** The same bookkeeping keyed by user id: for the cap, and for the effects on a user. */
+  private readonly streamsByUser = new LocalChannels<SseSubscriber>();
   private readonly open = new Set<SseSubscriber>();
-  private readonly openByUser = new Map<string, number>();
   private detach?: () => void;
 
   constructor(
@@ -34,28 +44,20 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   }
 
   onModuleInit(): void {
-    this.detach = this.delivery.subscribe((delivery) => {
-      for (const subscriber of this.channels.subscribers(delivery.channel))
-        subscriber.receive(delivery);
-    });
+    this.detach = this.delivery.subscribe((delivery) => this.deliver(delivery));
   }
 
   onApplicationShutdown(): void {
     this.detach?.();
   }
 
-  /** Ends every stream: EventSource reconnects, to another node, resuming with Last-Event-ID. */
-  private endAll(): void {
-    for (const subscriber of [...this.open]) subscriber.close();
-  }
-
-  /** Registers a stream on a channel; RATE_LIMITED when the user has too many open. */
-  attach(channel: string, subscriber: SseSubscriber): () => void {
-    const count = this.openByUser.get(subscriber.userId) ?? 0;
-    if (count >= this.config.get('realtime.maxSseStreamsPerUser', { infer: true })) {
+  /** Registers a stream on its channel; RATE_LIMITED when the user has too many open. */
+  attach(subscriber: SseSubscriber): () => void {
+    const { userId, channel } = subscriber;
+    if (this.streamsByUser.subscribers(userId).size >= this.maxStreamsPerUser) {
       throw AppException.rateLimited('Too many open event streams for this user');
     }
-    this.openByUser.set(subscriber.userId, count + 1);
+    this.streamsByUser.add(userId, subscriber);
     this.open.add(subscriber);
     this.channels.add(channel, subscriber);
     this.metrics.connections.inc({ transport: 'sse' });
@@ -65,7 +67,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
       attached = false;
       this.channels.remove(channel, subscriber);
       this.open.delete(subscriber);
-      this.release(subscriber.userId);
+      this.streamsByUser.remove(userId, subscriber);
       this.metrics.connections.dec({ transport: 'sse' });
     };
   }
@@ -78,9 +80,31 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
     return this.channels.channelCount;
   }
 
-  private release(userId: string): void {
-    const count = (this.openByUser.get(userId) ?? 1) - 1;
-    if (count <= 0) this.openByUser.delete(userId);
-    else this.openByUser.set(userId, count);
+  /** The event first, so that the personal stream tells the client why its streams end. */
+  private deliver(delivery: Delivery): void {
+    for (const subscriber of this.channels.subscribers(delivery.channel))
+      subscriber.receive(delivery);
+    if (delivery.effect) this.apply(delivery.effect);
+  }
+
+  /** EventSource reconnects to a closed stream: it then gets 404 for a room it left, 401 without an account. */
+  private apply(effect: DeliveryEffect): void {
+    for (const subscriber of this.streamsEndedBy(effect)) subscriber.close();
+  }
+
+  private streamsEndedBy(effect: DeliveryEffect): SseSubscriber[] {
+    const streams = [...this.streamsByUser.subscribers(effect.userId)];
+    if (effect.kind === DeliveryEffectKind.Disconnect) return streams;
+    const room = roomNames.chat(effect.roomId);
+    return streams.filter((stream) => stream.channel === room);
+  }
+
+  /** Ends every stream: EventSource reconnects, to another node, resuming with Last-Event-ID. */
+  private endAll(): void {
+    for (const subscriber of [...this.open]) subscriber.close();
+  }
+
+  private get maxStreamsPerUser(): number {
+    return this.config.get('realtime.maxSseStreamsPerUser', { infer: true });
   }
 }

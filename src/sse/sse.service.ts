@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import type { AuthUser } from '@app/auth/auth-user';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent, SseEvent } from '@app/contract/events';
@@ -10,8 +10,17 @@ import type { Delivery } from '@app/delivery/delivery.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RoomFeed } from './room-feed';
-import { SseHub, type SseSubscriber } from './sse.hub';
+import { SseHub } from './sse.hub';
 import { SseStream } from './sse-stream';
+
+/**
+ * Where a room stream starts: after `since`, but never past the room's last
+ * seq (a restored database, another room's Last-Event-ID), or every new
+ * message would look like one already sent.
+ */
+function startingSeq(since: number | undefined, lastSeq: number): number {
+  return Math.min(since ?? lastSeq, lastSeq);
+}
 
 /** Opens the event streams: the caller's personal stream and a room's feed. */
 @Injectable()
@@ -24,14 +33,13 @@ export class SseService {
   ) {}
 
   /** `connected`, then every notification of the user. */
-  openPersonal(user: AuthUser, request: Request, response: Response): void {
+  openPersonal(user: AuthUser, response: Response): void {
     const stream = new SseStream(response);
-    this.attach(user, roomNames.user(user.id), stream, request, (delivery) => {
+    const started = this.start(user, roomNames.user(user.id), stream, (delivery) => {
       if (delivery.event === ServerEvent.Notification)
         void stream.send(delivery.event, delivery.payload);
     });
-    stream.open(this.heartbeatMs);
-    void stream.send(SseEvent.Connected, { userId: user.id });
+    if (started) void stream.send(SseEvent.Connected, { userId: user.id });
   }
 
   /** Stored messages after `since` (default: none), then live ones, each once and in order. */
@@ -39,7 +47,6 @@ export class SseService {
     user: AuthUser,
     roomId: string,
     since: number | undefined,
-    request: Request,
     response: Response,
   ): Promise<void> {
     const room = await this.rooms.findAccessible(user.id, roomId);
@@ -47,33 +54,29 @@ export class SseService {
     const feed = new RoomFeed(
       stream,
       (page) => this.messages.page(room.id, page),
-      since ?? room.lastSeq,
+      startingSeq(since, room.lastSeq),
     );
-    this.attach(user, roomNames.chat(room.id), stream, request, (delivery) => {
+    const started = this.start(user, roomNames.chat(room.id), stream, (delivery) => {
       if (delivery.event === ServerEvent.Message) feed.live(delivery.payload as MessageJson);
     });
-    stream.open(this.heartbeatMs);
-    await feed.replay();
+    if (started) await feed.replay();
   }
 
-  private attach(
+  /**
+   * Registers the stream until it ends and opens it; false when the client
+   * left while it was being authorized or the room looked up.
+   */
+  private start(
     user: AuthUser,
     channel: string,
     stream: SseStream,
-    request: Request,
     receive: (delivery: Delivery) => void,
-  ): void {
-    const subscriber: SseSubscriber = { userId: user.id, receive, close: () => stream.end() };
-    const detach = this.hub.attach(channel, subscriber);
-    const closeAt = Math.min(user.tokenExpiresAt - Date.now(), 2 ** 31 - 1);
-    // The stream ends with its token; EventSource then reconnects and authenticates again.
-    const expiry = setTimeout(() => stream.end(), Math.max(closeAt, 0));
-    expiry.unref();
-    request.once('close', () => {
-      clearTimeout(expiry);
-      detach();
-      stream.end();
-    });
+  ): boolean {
+    if (stream.closed) return false;
+    const close = () => stream.end();
+    stream.onEnd(this.hub.attach({ userId: user.id, channel, receive, close }));
+    stream.open(this.heartbeatMs, user.tokenExpiresAt);
+    return true;
   }
 
   private get heartbeatMs(): number {

@@ -1,7 +1,10 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { EventSource } from 'eventsource';
+import { TokenService } from '@app/auth/token.service';
+import { RoomsService } from '@app/rooms/rooms.service';
 import { SseHub } from '@app/sse/sse.hub';
+import { SseService } from '@app/sse/sse.service';
 import {
   createRoom,
   forgeToken,
@@ -17,6 +20,43 @@ import { startTestApp, type TestApp } from '../support/test-app';
 
 const json = (data: string) => JSON.parse(data) as unknown;
 
+const MAX_STREAMS_PER_USER = 3;
+const MAX_SEQ = 2 ** 31 - 1;
+
+/** Makes the next call of `target[method]` wait for `until` before it runs. */
+function holdNextCall<T extends object>(
+  target: T,
+  method: jest.FunctionPropertyNames<Required<T>>,
+  until: Promise<unknown>,
+): Promise<void> {
+  const original = (target[method] as (...args: unknown[]) => unknown).bind(target);
+  return new Promise((reached) => {
+    jest.spyOn(target, method).mockImplementationOnce((async (...args: unknown[]) => {
+      reached();
+      await until;
+      return original(...args);
+    }) as never);
+  });
+}
+
+/** The server side of every request to a path: whether the server has seen each one close. */
+function trackResponses(server: Server, path: string) {
+  const closed: boolean[] = [];
+  const track = (request: IncomingMessage, response: ServerResponse) => {
+    if (!request.url?.startsWith(path)) return;
+    const index = closed.push(false) - 1;
+    response.once('close', () => (closed[index] = true));
+  };
+  server.on('request', track);
+  return {
+    count: () => closed.length,
+    allClosed: () => closed.every(Boolean),
+    /** Resolves when the server sees the first request to the path close. */
+    firstClosed: () => eventually(() => closed[0] === true),
+    stop: () => server.off('request', track),
+  };
+}
+
 describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
   let t: TestApp;
   let ada: TestUser;
@@ -24,11 +64,17 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
   const open: SseConnection[] = [];
 
   beforeAll(async () => {
-    t = await startTestApp(kind, { SSE_HEARTBEAT_MS: '1000', MAX_SSE_STREAMS_PER_USER: '3' });
+    t = await startTestApp(kind, {
+      SSE_HEARTBEAT_MS: '1000',
+      MAX_SSE_STREAMS_PER_USER: String(MAX_STREAMS_PER_USER),
+    });
     ada = await registerUser(t.url);
     bob = await registerUser(t.url);
   });
-  afterEach(() => open.splice(0).forEach((connection) => connection.close()));
+  afterEach(() => {
+    jest.restoreAllMocks();
+    open.splice(0).forEach((connection) => connection.close());
+  });
   afterAll(() => t.close());
 
   const stream = async (
@@ -43,6 +89,13 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
     );
     open.push(connection);
     return connection;
+  };
+
+  /** No stream of the user is left over: they may open as many as the cap allows. */
+  const expectFullAllowance = async (user: TestUser) => {
+    for (let i = 0; i < MAX_STREAMS_PER_USER; i += 1) {
+      expect((await stream('/api/events', user)).status).toBe(200);
+    }
   };
 
   describe('GET /api/events', () => {
@@ -196,6 +249,44 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
       }
     });
 
+    it("starts at the room's last seq when the resume point is past it, so that new messages arrive", async () => {
+      const reader = await registerUser(t.url);
+      const room = await createRoom(t.url, ada);
+      await postMessage(t.url, ada, room.id, 'm1');
+      const byHeader = await stream(`/api/rooms/${room.id}/events`, reader, {
+        'Last-Event-ID': '100',
+      });
+      const bySince = await stream(`/api/rooms/${room.id}/events?since=100`, reader);
+      const posted = await postMessage(t.url, ada, room.id, 'm2');
+      for (const connection of [byHeader, bySince]) {
+        const event = await connection.next((e) => e.event === 'chat:message');
+        expect(event).toEqual({ id: '2', event: 'chat:message', data: JSON.stringify(posted) });
+      }
+    });
+
+    it('holds Last-Event-ID to the rule of ?since: the same values refused with 400, the same accepted', async () => {
+      const reader = await registerUser(t.url);
+      const room = await createRoom(t.url, ada);
+      const path = `/api/rooms/${room.id}/events`;
+      for (const value of ['5000000000', String(MAX_SEQ + 1), '-1', '1.5', '1e3', 'abc']) {
+        const byHeader = await stream(path, reader, { 'Last-Event-ID': value });
+        const bySince = await stream(`${path}?since=${encodeURIComponent(value)}`, reader);
+        expect({ value, byHeader: byHeader.status, bySince: bySince.status }).toEqual({
+          value,
+          byHeader: 400,
+          bySince: 400,
+        });
+        expect(byHeader.body).toEqual({
+          code: 'VALIDATION_FAILED',
+          message: expect.stringContaining('Last-Event-ID'),
+          details: [{ field: 'Last-Event-ID', constraints: [expect.any(String)] }],
+        });
+      }
+      const highest = String(MAX_SEQ);
+      expect((await stream(path, reader, { 'Last-Event-ID': highest })).status).toBe(200);
+      expect((await stream(`${path}?since=${highest}`, reader)).status).toBe(200);
+    });
+
     it('resumes a real EventSource after a forced disconnect while messages keep arriving: seqs 1..N exactly once', async () => {
       const room = await createRoom(t.url, ada);
       const server: Server = t.app.getHttpServer();
@@ -229,13 +320,14 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
       }
     }, 40_000);
 
-    it('ends the stream when its token expires', async () => {
+    it('ends the stream when its token expires, and frees its place', async () => {
+      const carol = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
       const shortLived = {
-        ...bob,
+        ...carol,
         token: forgeToken({
-          sub: bob.id,
-          username: bob.username,
+          sub: carol.id,
+          username: carol.username,
           iat: nowSeconds(),
           exp: nowSeconds() + 2,
         }),
@@ -243,6 +335,83 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
       const connection = await stream(`/api/rooms/${room.id}/events`, shortLived);
       expect(connection.status).toBe(200);
       await connection.closed;
+      await expectFullAllowance(carol);
+    });
+  });
+
+  describe('clients that leave before their stream opens', () => {
+    /** Asks for `path` and leaves while the server is held in `hold`; resolves when the handler is done. */
+    const leaveWhileHeld = async (
+      path: string,
+      user: TestUser,
+      hold: (serverSawLeave: Promise<unknown>) => Promise<void>,
+    ) => {
+      const responses = trackResponses(t.app.getHttpServer(), path);
+      const handlers = [
+        jest.spyOn(t.app.get(SseService), 'openRoom'),
+        jest.spyOn(t.app.get(SseService), 'openPersonal'),
+      ];
+      try {
+        const held = hold(responses.firstClosed());
+        const client = new AbortController();
+        const asked = fetch(`${t.url}${path}?token=${user.token}`, { signal: client.signal });
+        await held;
+        client.abort();
+        await asked.catch(() => undefined);
+        await eventually(() => handlers.some((handler) => handler.mock.results.length > 0));
+        await Promise.allSettled(handlers.flatMap((h) => h.mock.results.map((r) => r.value)));
+      } finally {
+        responses.stop();
+      }
+    };
+
+    it('keeps no room stream whose client left during the room lookup', async () => {
+      const carol = await registerUser(t.url);
+      const secret = await createRoom(t.url, carol, { isPrivate: true });
+      const hub = t.app.get(SseHub);
+      await eventually(() => hub.streamCount === 0);
+      await leaveWhileHeld(`/api/rooms/${secret.id}/events`, carol, (serverSawLeave) =>
+        holdNextCall(t.app.get(RoomsService), 'findAccessible', serverSawLeave),
+      );
+      expect(hub.streamCount).toBe(0);
+      expect(hub.channelCount).toBe(0);
+      await expectFullAllowance(carol);
+    });
+
+    it('keeps no personal stream whose client left during authentication', async () => {
+      const carol = await registerUser(t.url);
+      const hub = t.app.get(SseHub);
+      await eventually(() => hub.streamCount === 0);
+      await leaveWhileHeld('/api/events', carol, (serverSawLeave) =>
+        holdNextCall(t.app.get(TokenService), 'verify', serverSawLeave),
+      );
+      expect(hub.streamCount).toBe(0);
+      expect(hub.channelCount).toBe(0);
+      await expectFullAllowance(carol);
+    });
+
+    it('does not lock a user out after many requests aborted within milliseconds', async () => {
+      const carol = await registerUser(t.url);
+      const secret = await createRoom(t.url, carol, { isPrivate: true });
+      const paths = [`/api/rooms/${secret.id}/events`, '/api/events'];
+      const server: Server = t.app.getHttpServer();
+      const responses = paths.map((path) => trackResponses(server, path));
+      try {
+        for (let i = 0; i < 20; i += 1) {
+          for (const path of paths) {
+            const client = new AbortController();
+            const asked = fetch(`${t.url}${path}?token=${carol.token}`, { signal: client.signal });
+            await sleep(i % 4);
+            client.abort();
+            await asked.catch(() => undefined);
+          }
+        }
+        await sleep(100);
+        await eventually(() => responses.every((tracked) => tracked.allClosed()));
+      } finally {
+        responses.forEach((tracked) => tracked.stop());
+      }
+      await expectFullAllowance(carol);
     });
   });
 

@@ -1,22 +1,42 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
+import { plainToInstance, Transform } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Max, Min, validateSync } from 'class-validator';
+import { AppException } from '@app/common/errors/app.exception';
 import { toQueryInt } from '@app/common/pagination/page-query.dto';
+
+/** Seqs are PostgreSQL integers. */
+const MAX_SEQ = 2 ** 31 - 1;
 
 export class RoomEventsQuery {
   @ApiPropertyOptional({
     description:
       'Replay the messages after this seq first (Last-Event-ID wins when both are given)',
+    minimum: 0,
+    maximum: MAX_SEQ,
   })
   @IsOptional()
   @Transform(toQueryInt)
   @IsInt()
   @Min(0)
-  @Max(2 ** 31 - 1)
+  @Max(MAX_SEQ)
   since?: number;
 
   /** Read by the auth guard; declared so that validation accepts it. */
   @IsOptional()
   @IsString()
   token?: string;
+}
+
+/**
+ * Last-Event-ID is the `since` of a reconnecting EventSource, valid under
+ * exactly the rule of `?since`. EventSource sends the same id on every
+ * reconnect and gives up only on a non-200 answer, so a bad one is refused.
+ */
+export function sinceFromLastEventId(lastEventId: string): number {
+  const query = plainToInstance(RoomEventsQuery, { since: lastEventId });
+  if (query.since === undefined || validateSync(query).length > 0) {
+    const message = `Last-Event-ID must be the seq of a received message, 0 to ${MAX_SEQ}`;
+    throw AppException.validation(message, [{ field: 'Last-Event-ID', constraints: [message] }]);
+  }
+  return query.since;
 }

@@ -1,0 +1,112 @@
+import request from 'supertest';
+import type { MessageJson, RoomJson } from '@app/contract/models';
+import { DeliveryService } from '@app/delivery/delivery.service';
+import { RoomsService } from '@app/rooms/rooms.service';
+import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
+import { databaseKinds } from '../support/databases';
+import { sleep } from '../support/sockets';
+import { openSse, type SseConnection } from '../support/sse';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+const ENDED_WITHIN_MS = 5_000;
+
+/** Whether the server ends the stream within `ms`. */
+const endsWithin = (connection: SseConnection, ms: number) =>
+  Promise.race([connection.closed.then(() => true), sleep(ms).then(() => false)]);
+
+/**
+ * The effects are published here directly through DeliveryService, as the
+ * REST routes that publish them do, so that only the SSE side is under test.
+ */
+describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
+  let t: TestApp;
+  let owner: TestUser;
+  const open: SseConnection[] = [];
+
+  beforeAll(async () => {
+    t = await startTestApp(kind);
+    owner = await registerUser(t.url);
+  });
+  afterEach(() => open.splice(0).forEach((connection) => connection.close()));
+  afterAll(() => t.close());
+
+  const stream = async (path: string, user: TestUser) => {
+    const connection = await openSse(`${t.url}${path}?token=${user.token}`);
+    open.push(connection);
+    return connection;
+  };
+
+  const streamOk = async (path: string, user: TestUser) => {
+    const connection = await stream(path, user);
+    expect(connection.status).toBe(200);
+    return connection;
+  };
+
+  const privateRoomWith = async (...members: TestUser[]) => {
+    const room = await createRoom(t.url, owner, { isPrivate: true });
+    for (const member of members) {
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set('Authorization', `Bearer ${owner.token}`)
+        .send({ userId: member.id })
+        .expect(201);
+    }
+    return room;
+  };
+
+  const receives = async (connection: SseConnection, message: MessageJson) => {
+    const event = await connection.next((e) => e.id === String(message.seq));
+    expect(JSON.parse(event.data)).toEqual(message);
+  };
+
+  const delivery = () => t.app.get(DeliveryService);
+  const by = () => ({ id: owner.id, username: owner.username });
+
+  it("ends a removed member's streams of that room, after telling their personal stream, and nothing else", async () => {
+    const [bob, carol] = await Promise.all([registerUser(t.url), registerUser(t.url)]);
+    const left: RoomJson = await privateRoomWith(bob, carol);
+    const kept = await privateRoomWith(bob);
+    const bobPersonal = await streamOk('/api/events', bob);
+    const bobLeft = await streamOk(`/api/rooms/${left.id}/events`, bob);
+    const bobLeftAgain = await streamOk(`/api/rooms/${left.id}/events`, bob);
+    const bobKept = await streamOk(`/api/rooms/${kept.id}/events`, bob);
+    const carolLeft = await streamOk(`/api/rooms/${left.id}/events`, carol);
+
+    await t.app.get(RoomsService).removeMember(left.id, bob.id);
+    delivery().membershipEnded(bob.id, left, by());
+
+    const notified = await bobPersonal.next((e) => e.event === 'notification');
+    expect(JSON.parse(notified.data)).toEqual({ type: 'room:removed', room: left, by: by() });
+    expect(await endsWithin(bobLeft, ENDED_WITHIN_MS)).toBe(true);
+    expect(await endsWithin(bobLeftAgain, ENDED_WITHIN_MS)).toBe(true);
+    // What EventSource meets when it reconnects.
+    expect((await stream(`/api/rooms/${left.id}/events`, bob)).status).toBe(404);
+
+    await receives(carolLeft, await postMessage(t.url, owner, left.id, 'still here'));
+    const mention = await postMessage(t.url, owner, kept.id, `still yours @${bob.username}`);
+    await receives(bobKept, mention);
+    const mentioned = await bobPersonal.next((e) => e.event === 'notification');
+    expect(JSON.parse(mentioned.data)).toEqual({ type: 'mention', message: mention });
+  });
+
+  it("ends every stream of a closed account, personal and room, and no one else's", async () => {
+    const [bob, carol] = await Promise.all([registerUser(t.url), registerUser(t.url)]);
+    const room = await privateRoomWith(bob, carol);
+    const publicRoom = await createRoom(t.url, owner);
+    const bobStreams = [
+      await streamOk('/api/events', bob),
+      await streamOk(`/api/rooms/${room.id}/events`, bob),
+      await streamOk(`/api/rooms/${publicRoom.id}/events`, bob),
+    ];
+    const carolPersonal = await streamOk('/api/events', carol);
+    const carolRoom = await streamOk(`/api/rooms/${room.id}/events`, carol);
+
+    delivery().accountClosed(bob.id);
+
+    for (const connection of bobStreams) {
+      expect(await endsWithin(connection, ENDED_WITHIN_MS)).toBe(true);
+    }
+    await receives(carolRoom, await postMessage(t.url, owner, room.id, 'still here'));
+    expect(await endsWithin(carolPersonal, 100)).toBe(false);
+  });
+});
