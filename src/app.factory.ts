@@ -7,6 +7,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppLogger } from './logging/app-logger';
 import { AppModule } from './app.module';
 import { AppIoAdapter } from './realtime/app-io.adapter';
+import { trustRule } from './realtime/client-address';
 import { RedisIoAdapter } from './realtime/redis-io.adapter';
 import { loadConfig, type HttpConfig } from './config/app-config';
 import type { RawEnvironment } from './config/env.validation';
@@ -41,7 +42,7 @@ function setupSwagger(app: INestApplication): void {
 }
 
 function applyHttpSettings(app: NestExpressApplication, http: HttpConfig): void {
-  app.set('trust proxy', http.trustProxy);
+  app.set('trust proxy', trustRule(http.trustProxy));
   app.disable('x-powered-by');
   app.useBodyParser('json', { limit: http.bodyLimitBytes });
   app.enableCors({

@@ -6,6 +6,7 @@ import {
   type RawEnvironment,
   type SQLITE_SYNCHRONOUS_MODES,
 } from './env.validation';
+import { parseTrustProxy, type TrustProxy } from './trust-proxy';
 
 export interface HttpConfig {
   nodeEnv: 'development' | 'production' | 'test';
@@ -13,7 +14,7 @@ export interface HttpConfig {
   port: number;
   corsOrigins: string[];
   bodyLimitBytes: number;
-  trustProxy: boolean;
+  trustProxy: TrustProxy;
   shutdownTimeoutMs: number;
   logLevel: string;
   serviceName: string;
@@ -113,7 +114,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       port: env.PORT,
       corsOrigins: splitList(env.CORS_ORIGINS),
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
-      trustProxy: env.TRUST_PROXY,
+      trustProxy: parseTrustProxy(env.TRUST_PROXY),
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
       logLevel: env.LOG_LEVEL,
       serviceName: env.SERVICE_NAME ?? 'realtime-backend',

@@ -10,9 +10,13 @@ import {
   MaxLength,
   Min,
   MinLength,
+  ValidateBy,
   ValidateIf,
   validateSync,
+  type ValidationOptions,
 } from 'class-validator';
+import { parseDuration } from './duration';
+import { parseTrustProxy } from './trust-proxy';
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -35,6 +39,49 @@ const RATE_MESSAGE = (name: string) => `${name} must be a rate like 20/10s (coun
 
 /** A duration such as `3600`, `90s`, `15m`, `1h` or `7d`. */
 export const DURATION_PATTERN = /^\d+(s|m|h|d)?$/;
+
+/** Long enough to log in and then connect; short enough that a leaked token does not serve for months. */
+const JWT_LIFETIME = { min: '1m', max: '30d' };
+
+/**
+ * The longest interval or timeout a setting may ask for. Node fires any
+ * timer above 2^31-1 ms after 1 ms; far below that, ten minutes is already
+ * longer than any heartbeat or grace period worth having.
+ */
+const MAX_TIMER_MS = 10 * 60_000;
+
+/** The longest REST throttle window: a day. */
+const MAX_THROTTLE_WINDOW_MS = 24 * 60 * 60_000;
+
+/** A duration from `bounds.min` to `bounds.max`; a malformed one is left to DURATION_PATTERN to report. */
+function IsDurationWithin(bounds: { min: string; max: string }, options: ValidationOptions) {
+  const [min, max] = [parseDuration(bounds.min), parseDuration(bounds.max)];
+  const isWithin = (value: unknown) => {
+    if (typeof value !== 'string' || !DURATION_PATTERN.test(value)) return true;
+    const seconds = parseDuration(value);
+    return seconds >= min && seconds <= max;
+  };
+  return ValidateBy({ name: 'isDurationWithin', validator: { validate: isWithin } }, options);
+}
+
+/** Valid when `parse` reads the value; otherwise what it threw is the message. */
+function IsReadBy(parse: (value: string) => unknown) {
+  const problemWith = (value: unknown): string | undefined => {
+    try {
+      parse(String(value));
+      return undefined;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+  return ValidateBy({
+    name: 'isReadBy',
+    validator: {
+      validate: (value) => problemWith(value) === undefined,
+      defaultMessage: (args) => problemWith(args?.value) ?? '',
+    },
+  });
+}
 
 /**
  * Every environment variable the service reads, with its rules and default.
@@ -94,6 +141,9 @@ export class EnvironmentVariables {
   JWT_SECRET?: string;
 
   @Matches(DURATION_PATTERN, { message: 'JWT_EXPIRES_IN must be a duration like 3600, 15m or 1h' })
+  @IsDurationWithin(JWT_LIFETIME, {
+    message: `JWT_EXPIRES_IN must be from ${JWT_LIFETIME.min} to ${JWT_LIFETIME.max}`,
+  })
   JWT_EXPIRES_IN = '1h';
 
   @IsString()
@@ -114,9 +164,8 @@ export class EnvironmentVariables {
   @Max(15)
   BCRYPT_ROUNDS = 12;
 
-  @Transform(toBool)
-  @IsBoolean()
-  TRUST_PROXY = false;
+  @IsReadBy(parseTrustProxy)
+  TRUST_PROXY = 'false';
 
   @Transform(toInt)
   @IsInt()
@@ -126,6 +175,7 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(100)
+  @Max(MAX_THROTTLE_WINDOW_MS)
   THROTTLE_DEFAULT_TTL_MS = 60_000;
 
   @Transform(toInt)
@@ -136,12 +186,13 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(100)
+  @Max(MAX_THROTTLE_WINDOW_MS)
   THROTTLE_AUTH_TTL_MS = 60_000;
 
   @Transform(toInt)
   @IsInt()
   @Min(100)
-  @Max(600_000)
+  @Max(MAX_TIMER_MS)
   SHUTDOWN_TIMEOUT_MS = 10_000;
 
   @IsOptional()
@@ -155,11 +206,13 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(1000)
+  @Max(MAX_TIMER_MS)
   WS_PING_INTERVAL_MS = 25_000;
 
   @Transform(toInt)
   @IsInt()
   @Min(1000)
+  @Max(MAX_TIMER_MS)
   WS_PING_TIMEOUT_MS = 20_000;
 
   @Transform(toInt)
@@ -206,12 +259,13 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(1000)
+  @Max(MAX_TIMER_MS)
   SSE_HEARTBEAT_MS = 30_000;
 
   @Transform(toInt)
   @IsInt()
   @Min(1500)
-  @Max(600_000)
+  @Max(MAX_TIMER_MS)
   PRESENCE_TTL_MS = 30_000;
 
   @Transform(toInt)

@@ -31,6 +31,7 @@ import {
 } from '@app/delivery/delivery.service';
 import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
+import { trustRule, type TrustRule } from '@app/realtime/client-address';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { isOriginAllowed } from '@app/realtime/origin-policy';
@@ -78,6 +79,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly connections = new Set<WsConnection>();
   private readonly channels = new LocalChannels<WsConnection>();
   private readonly expiryTimers = new WeakMap<WsConnection, NodeJS.Timeout>();
+  private readonly trust: TrustRule;
   private heartbeat?: NodeJS.Timeout;
   private detachDelivery?: () => void;
 
@@ -95,6 +97,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     shutdown: GracefulShutdown,
   ) {
     shutdown.register('tell-clients', () => this.tellClientsToLeave());
+    this.trust = trustRule(this.config.get('http.trustProxy', { infer: true }));
     this.server = new WebSocketServer({
       noServer: true,
       maxPayload: this.config.get('realtime.maxPayloadBytes', { infer: true }),
@@ -153,7 +156,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       tokens: this.tokens,
       rateLimits: this.rateLimits,
       connections: this.connectionSlots,
-      trustProxy: http.trustProxy,
+      trust: this.trust,
     });
     // A client gone before the upgrade completes must not keep its connection slot.
     const releaseSlot = () => {

@@ -6,7 +6,7 @@ import { bearerToken, queryToken } from '@app/auth/token-extraction';
 import type { TokenService } from '@app/auth/token.service';
 import { ErrorCode } from '@app/common/errors/error-code';
 import { toErrorBody } from '@app/common/errors/to-error-body';
-import { clientAddress } from '@app/realtime/client-address';
+import { clientAddress, type TrustRule } from '@app/realtime/client-address';
 import type { ConnectionTracker } from '@app/realtime/connection-tracker';
 import type { RateLimitService } from '@app/throttling/rate-limit.service';
 import { WsCloseCode } from '@app/contract/ws-frames';
@@ -15,7 +15,7 @@ export interface UpgradeDependencies {
   tokens: TokenService;
   rateLimits: RateLimitService;
   connections: ConnectionTracker;
-  trustProxy: boolean;
+  trust: TrustRule;
 }
 
 /** Why an upgrade is completed only to be closed at once, as the contract wants for bad tokens. */
@@ -46,7 +46,7 @@ export async function authenticateUpgrade(
   deps: UpgradeDependencies,
 ): Promise<UpgradeOutcome> {
   try {
-    await deps.rateLimits.consume('connect', clientAddress(request, deps.trustProxy));
+    await deps.rateLimits.consume('connect', clientAddress(request, deps.trust));
     const user = await deps.tokens.verify(bearerToken(request) ?? queryToken(request.url));
     const connectionId = `ws:${randomUUID()}`;
     await deps.connections.acquire(user.id, connectionId);

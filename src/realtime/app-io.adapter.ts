@@ -9,6 +9,7 @@ import type { AllConfig } from '@app/config/app-config';
 import type { AckResponse } from '@app/contract/socket-events';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
+import { trustRule } from './client-address';
 import { ConnectionTracker } from './connection-tracker';
 import { isOriginAllowed } from './origin-policy';
 import type { AppServer, AppSocket } from './socket-data';
@@ -59,7 +60,7 @@ export class AppIoAdapter extends IoAdapter {
         tokens: this.app.get(TokenService, { strict: false }),
         rateLimits: this.app.get(RateLimitService, { strict: false }),
         connections: this.app.get(ConnectionTracker, { strict: false }),
-        trustProxy: http.trustProxy,
+        trust: trustRule(http.trustProxy),
       }),
     );
     return server;

@@ -1,10 +1,25 @@
 import type { IncomingMessage } from 'node:http';
+import proxyAddr from 'proxy-addr';
+import type { TrustProxy } from '@app/config/trust-proxy';
 
-/** The client's address: the first `X-Forwarded-For` hop behind a trusted proxy. */
-export function clientAddress(request: IncomingMessage, trustProxy: boolean): string {
-  const forwarded = request.headers['x-forwarded-for'];
-  if (trustProxy && typeof forwarded === 'string' && forwarded.length > 0) {
-    return forwarded.split(',')[0].trim();
-  }
-  return request.socket.remoteAddress ?? 'unknown';
+/** Whether the peer at `address`, `hop` steps away (0: the socket's peer), is a proxy to believe. */
+export type TrustRule = (address: string, hop: number) => boolean;
+
+/**
+ * TRUST_PROXY as Express compiles `trust proxy`. Express is given this very
+ * function, so that `req.ip` and the upgrade paths cannot disagree.
+ */
+export function trustRule(trustProxy: TrustProxy): TrustRule {
+  if (typeof trustProxy === 'number') return (_address, hop) => hop < trustProxy;
+  return proxyAddr.compile(trustProxy);
+}
+
+/**
+ * The client's address as Express's `req.ip`: the nearest `X-Forwarded-For`
+ * entry not written by a trusted proxy, else the socket's peer.
+ */
+export function clientAddress(request: IncomingMessage, trust: TrustRule): string {
+  // Undefined, whatever the typings say, once the socket is gone.
+  const address: string | undefined = proxyAddr(request, trust);
+  return address ?? 'unknown';
 }

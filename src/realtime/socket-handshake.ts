@@ -3,7 +3,7 @@ import { ErrorCode } from '@app/common/errors/error-code';
 import type { TokenService } from '@app/auth/token.service';
 import { bearerToken } from '@app/auth/token-extraction';
 import type { RateLimitService } from '@app/throttling/rate-limit.service';
-import { clientAddress } from './client-address';
+import { clientAddress, type TrustRule } from './client-address';
 import type { ConnectionTracker } from './connection-tracker';
 import type { AppSocket } from './socket-data';
 
@@ -13,7 +13,7 @@ export interface HandshakeDependencies {
   tokens: TokenService;
   rateLimits: RateLimitService;
   connections: ConnectionTracker;
-  trustProxy: boolean;
+  trust: TrustRule;
 }
 
 /** The error `connect_error` carries: a fixed message and the contract's error as `data`. */
@@ -35,7 +35,7 @@ function handshakeToken(socket: AppSocket): string | undefined {
 export function socketHandshake(deps: HandshakeDependencies) {
   return (socket: AppSocket, next: (error?: Error) => void): void => {
     const authenticate = async () => {
-      await deps.rateLimits.consume('connect', clientAddress(socket.request, deps.trustProxy));
+      await deps.rateLimits.consume('connect', clientAddress(socket.request, deps.trust));
       const user = await deps.tokens.verify(handshakeToken(socket));
       await deps.connections.acquire(user.id, socket.id);
       socket.data.user = user;

@@ -240,7 +240,8 @@ describe('deployment files', () => {
       const env = environmentOf(app);
       expect(env.MIGRATIONS_RUN).toBe('false');
       expect(env.NODE_ENV).toBe('production');
-      expect(env.TRUST_PROXY).toBe('true');
+      // One hop, nginx: trusting every hop would let clients pick their address.
+      expect(env.TRUST_PROXY).toBe('1');
     });
 
     it('takes JWT_SECRET from the environment, never from a literal', () => {

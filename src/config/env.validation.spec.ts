@@ -1,0 +1,70 @@
+import { InvalidConfigurationError, validateEnvironment } from './env.validation';
+
+/** setTimeout's largest delay; above it Node fires after 1 ms. */
+const NODE_TIMER_LIMIT_MS = 2 ** 31 - 1;
+
+const refusal = (env: Record<string, string>): string => {
+  try {
+    validateEnvironment(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidConfigurationError);
+    return (error as Error).message;
+  }
+  throw new Error(`${JSON.stringify(env)} was accepted`);
+};
+
+describe('JWT_EXPIRES_IN', () => {
+  it.each(['1m', '60', '3600', '15m', '1h', '7d', '30d'])('accepts %s', (value) =>
+    expect(validateEnvironment({ JWT_EXPIRES_IN: value }).JWT_EXPIRES_IN).toBe(value),
+  );
+
+  it.each(['0', '0s', '0h', '0d', '59', '59s', '31d', '745h', '99999999999d'])(
+    'refuses %s, a lifetime under a minute or over 30 days',
+    (value) =>
+      expect(refusal({ JWT_EXPIRES_IN: value })).toMatch(
+        /JWT_EXPIRES_IN: JWT_EXPIRES_IN must be from 1m to 30d/,
+      ),
+  );
+
+  it('names only the format when the value is no duration at all', () => {
+    expect(refusal({ JWT_EXPIRES_IN: 'soon' })).toBe(
+      'Invalid configuration:\n  JWT_EXPIRES_IN: JWT_EXPIRES_IN must be a duration like 3600, 15m or 1h',
+    );
+  });
+});
+
+describe('settings that end up in a timer', () => {
+  const TIMER_SETTINGS = [
+    'WS_PING_INTERVAL_MS',
+    'WS_PING_TIMEOUT_MS',
+    'SSE_HEARTBEAT_MS',
+    'PRESENCE_TTL_MS',
+    'SHUTDOWN_TIMEOUT_MS',
+  ];
+
+  it.each(TIMER_SETTINGS)('%s accepts ten minutes', (name) =>
+    expect(validateEnvironment({ [name]: '600000' })).toMatchObject({ [name]: 600_000 }),
+  );
+
+  it.each(TIMER_SETTINGS)('%s refuses more than ten minutes', (name) =>
+    expect(refusal({ [name]: '600001' })).toContain(
+      `${name}: ${name} must not be greater than 600000`,
+    ),
+  );
+
+  it.each(TIMER_SETTINGS)('%s refuses what Node would clamp to 1 ms', (name) =>
+    expect(refusal({ [name]: String(NODE_TIMER_LIMIT_MS + 1) })).toContain(name),
+  );
+});
+
+describe('throttle windows', () => {
+  it.each(['THROTTLE_DEFAULT_TTL_MS', 'THROTTLE_AUTH_TTL_MS'])(
+    '%s accepts a day and refuses more',
+    (name) => {
+      expect(validateEnvironment({ [name]: '86400000' })).toMatchObject({ [name]: 86_400_000 });
+      expect(refusal({ [name]: '86400001' })).toContain(
+        `${name}: ${name} must not be greater than 86400000`,
+      );
+    },
+  );
+});

@@ -1,0 +1,51 @@
+import { loadConfig } from './app-config';
+import { InvalidConfigurationError } from './env.validation';
+import { parseTrustProxy } from './trust-proxy';
+
+describe('parseTrustProxy', () => {
+  it.each([
+    ['false', 0],
+    ['FALSE', 0],
+    ['0', 0],
+    ['1', 1],
+    [' 2 ', 2],
+    ['loopback', ['loopback']],
+    ['loopback, 10.0.0.0/8', ['loopback', '10.0.0.0/8']],
+    [
+      'linklocal,uniquelocal, ::1, fd00::/8, 192.168.0.0/255.255.0.0',
+      ['linklocal', 'uniquelocal', '::1', 'fd00::/8', '192.168.0.0/255.255.0.0'],
+    ],
+  ])('reads %j', (value, expected) => expect(parseTrustProxy(value)).toEqual(expected));
+
+  it.each(['true', 'True', ' yes '])('refuses %j, which would trust every hop', (value) =>
+    expect(() => parseTrustProxy(value)).toThrow(/every hop.*hop count/s),
+  );
+
+  it.each(['nginx', 'no', '10.0.0.0/33', '10.0.0.0/0', '-1', '1.5', ',', 'loopback, proxy'])(
+    'refuses %j, naming the accepted forms',
+    (value) => expect(() => parseTrustProxy(value)).toThrow(/TRUST_PROXY must be false, a hop/),
+  );
+});
+
+describe('TRUST_PROXY in the configuration', () => {
+  it('trusts no proxy by default', () => {
+    expect(loadConfig({}).http.trustProxy).toBe(0);
+  });
+
+  it('passes a hop count or a list of addresses on', () => {
+    expect(loadConfig({ TRUST_PROXY: '1' }).http.trustProxy).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: 'loopback,172.16.0.0/12' }).http.trustProxy).toEqual([
+      'loopback',
+      '172.16.0.0/12',
+    ]);
+  });
+
+  it.each([
+    ['true', /TRUST_PROXY: TRUST_PROXY=true would trust every hop/],
+    ['nginx', /TRUST_PROXY: TRUST_PROXY must be false, a hop count.*nginx/],
+  ])('stops start-up on %j with a message naming TRUST_PROXY', (value, message) => {
+    const load = () => loadConfig({ TRUST_PROXY: value });
+    expect(load).toThrow(InvalidConfigurationError);
+    expect(load).toThrow(message);
+  });
+});
