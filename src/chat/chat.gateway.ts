@@ -9,6 +9,7 @@ import {
   WebSocketGateway,
 } from '@nestjs/websockets';
 import { ConfigService } from '@nestjs/config';
+import { whenTokenExpires } from '@app/auth/token-expiry';
 import { AppException } from '@app/common/errors/app.exception';
 import { WsExceptionFilter } from '@app/common/filters/ws-exception.filter';
 import { WsRoomAccessGuard } from '@app/common/guards/ws-room-access.guard';
@@ -21,20 +22,18 @@ import { roomNames } from '@app/contract/room-names';
 import type { JoinResult, PresenceResult } from '@app/contract/socket-events';
 import { DeliveryEffectKind, type DeliveryEffect } from '@app/delivery/delivery.service';
 import { MessagesService } from '@app/messages/messages.service';
+import { resumePoint } from '@app/messages/seq';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { SLOW_CONSUMER_CHECK_MS, SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
-import { ChatService, resumePoint, type Connection } from './chat.service';
+import { ChatService, type Connection } from './chat.service';
 import { JoinRoomDto } from './dto/join-room.dto';
 import { RoomRefDto } from './dto/room-ref.dto';
 import { SendChatMessageDto } from './dto/send-chat-message.dto';
 import { JoinPayloadPipe } from './join-payload.pipe';
 import { SocketIoDelivery } from './socket-io.delivery';
-
-/** Longest delay `setTimeout` accepts. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const connectionOf = (socket: AppSocket): Connection => ({
   id: socket.id,
@@ -201,15 +200,10 @@ export class ChatGateway
 
   /** An expired token ends the connection, so that the client reconnects with a fresh one. */
   private disconnectWhenTokenExpires(socket: AppSocket): void {
-    const remaining = socket.data.user.tokenExpiresAt - Date.now();
-    const timer = setTimeout(
-      () => {
-        socket.emit(ServerEvent.Error, AppException.unauthorized('Token expired').toBody());
-        socket.disconnect(true);
-      },
-      Math.min(Math.max(remaining, 0), MAX_TIMER_MS),
-    );
-    timer.unref();
+    const timer = whenTokenExpires(socket.data.user.tokenExpiresAt, () => {
+      socket.emit(ServerEvent.Error, AppException.unauthorized('Token expired').toBody());
+      socket.disconnect(true);
+    });
     this.expiryTimers.set(socket, timer);
   }
 }

@@ -7,6 +7,7 @@ import type { UserSummaryJson } from '@app/contract/models';
 import type { JoinResult, PresenceResult, RoomUserEvent } from '@app/contract/socket-events';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { MessagesService } from '@app/messages/messages.service';
+import { resumePoint } from '@app/messages/seq';
 import { RoomView } from '@app/rooms/dto/room.view';
 import type { Room } from '@app/rooms/room.entity';
 import { RoomsService } from '@app/rooms/rooms.service';
@@ -24,14 +25,6 @@ export interface Connection {
   readonly open: boolean;
 }
 
-/**
- * Where a rejoin resumes: the client's `since`, but never past the room's
- * last seq (a restored database, another room's seq), or it would wait for
- * seqs that come long after the messages it is missing.
- */
-export function resumePoint(since: number, roomLastSeq: number): number {
-  return Math.min(since, roomLastSeq);
-}
 
 const summary = (user: AuthUser): UserSummaryJson => ({ id: user.id, username: user.username });
 

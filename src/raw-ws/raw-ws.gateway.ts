@@ -9,6 +9,7 @@ import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { AuthUser } from '@app/auth/auth-user';
+import { whenTokenExpires } from '@app/auth/token-expiry';
 import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
 import { LiveDelivery } from '@app/chat/live-delivery';
@@ -45,7 +46,6 @@ import { authenticateUpgrade, rejectUpgrade } from './ws-upgrade';
 
 export const RAW_WS_PATH = '/ws';
 const SOCKET_IO_PATH = '/socket.io/';
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const CLOSE_GRACE_MS = 2_000;
 
 /** The frame a delivery becomes on `/ws`; events this transport does not speak become nothing. */
@@ -318,12 +318,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private closeWhenTokenExpires(connection: WsConnection): void {
-    const remaining = connection.user.tokenExpiresAt - Date.now();
-    const timer = setTimeout(
-      () => this.expire(connection),
-      Math.min(Math.max(remaining, 0), MAX_TIMER_MS),
-    );
-    timer.unref();
+    const timer = whenTokenExpires(connection.user.tokenExpiresAt, () => this.expire(connection));
     this.expiryTimers.set(connection, timer);
   }
 

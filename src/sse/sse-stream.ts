@@ -1,7 +1,5 @@
 import type { Response } from 'express';
-
-/** setTimeout fires at once for longer delays. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+import { whenTokenExpires } from '@app/auth/token-expiry';
 
 /**
  * One open `text/event-stream` response: events, heartbeats and back-pressure.
@@ -31,9 +29,7 @@ export class SseStream {
     this.response.flushHeaders();
     this.heartbeat = setInterval(() => this.write(':heartbeat\n\n'), heartbeatMs);
     this.heartbeat.unref();
-    const untilExpiry = Math.min(Math.max(tokenExpiresAt - Date.now(), 0), MAX_TIMER_MS);
-    this.expiry = setTimeout(() => this.end(), untilExpiry);
-    this.expiry.unref();
+    this.expiry = whenTokenExpires(tokenExpiresAt, () => this.end());
   }
 
   /**

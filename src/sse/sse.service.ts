@@ -8,19 +8,11 @@ import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 import type { Delivery } from '@app/delivery/delivery.service';
 import { MessagesService } from '@app/messages/messages.service';
+import { resumePoint } from '@app/messages/seq';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RoomFeed } from './room-feed';
 import { SseHub } from './sse.hub';
 import { SseStream } from './sse-stream';
-
-/**
- * Where a room stream starts: after `since`, but never past the room's last
- * seq (a restored database, another room's Last-Event-ID), or every new
- * message would look like one already sent.
- */
-function startingSeq(since: number | undefined, lastSeq: number): number {
-  return Math.min(since ?? lastSeq, lastSeq);
-}
 
 /** Opens the event streams: the caller's personal stream and a room's feed. */
 @Injectable()
@@ -54,7 +46,7 @@ export class SseService {
     const feed = new RoomFeed(
       stream,
       (page) => this.messages.page(room.id, page),
-      startingSeq(since, room.lastSeq),
+      resumePoint(since ?? room.lastSeq, room.lastSeq),
     );
     const started = this.start(user, roomNames.chat(room.id), stream, (delivery) => {
       if (delivery.event === ServerEvent.Message) feed.live(delivery.payload as MessageJson);

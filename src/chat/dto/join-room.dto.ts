@@ -1,4 +1,5 @@
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { MAX_SEQ } from '@app/messages/seq';
 import { RoomRefDto } from './room-ref.dto';
 
 export class JoinRoomDto extends RoomRefDto {
@@ -6,6 +7,6 @@ export class JoinRoomDto extends RoomRefDto {
   @IsOptional()
   @IsInt()
   @Min(0)
-  @Max(2 ** 31 - 1)
+  @Max(MAX_SEQ)
   since?: number;
 }

@@ -2,8 +2,7 @@ import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 import { LimitQuery, toQueryInt } from '@app/common/pagination/page-query.dto';
-
-const MAX_SEQ = 2 ** 31 - 1;
+import { MAX_SEQ } from '../seq';
 
 export class HistoryQuery extends LimitQuery {
   @ApiPropertyOptional({ description: 'Ascending page of the messages after this seq', minimum: 0 })

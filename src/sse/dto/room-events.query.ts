@@ -3,9 +3,7 @@ import { plainToInstance, Transform } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, Min, validateSync } from 'class-validator';
 import { AppException } from '@app/common/errors/app.exception';
 import { toQueryInt } from '@app/common/pagination/page-query.dto';
-
-/** Seqs are PostgreSQL integers. */
-const MAX_SEQ = 2 ** 31 - 1;
+import { MAX_SEQ } from '@app/messages/seq';
 
 export class RoomEventsQuery {
   @ApiPropertyOptional({
