@@ -16,6 +16,9 @@ export const DEFAULT_BACKOFF: BackoffOptions = {
   stableAfterMs: 10_000,
 };
 
+/** Between tries of a join the server refused for a passing reason (rate limit, outage). */
+export const REJOIN_BACKOFF: Partial<BackoffOptions> = { baseMs: 2_000, capMs: 30_000 };
+
 export interface BackoffClock {
   now(): number;
   /** Uniform in [0, 1). */

@@ -1,9 +1,10 @@
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
-import type { BackoffOptions } from './backoff';
+import { Backoff, REJOIN_BACKOFF, type BackoffOptions } from './backoff';
 import type { ConnectionState, TokenProvider } from './connection-state';
 import {
   ClientEvent,
   ErrorCode,
+  NotificationType,
   ServerEvent,
   type AckResponse,
   type ClientToServerEvents,
@@ -31,6 +32,8 @@ export interface ChatClientOptions {
   /** Called before every (re)connection, so that an expired token is replaced. */
   token: TokenProvider;
   backoff?: Partial<BackoffOptions>;
+  /** A token provider that has not answered by then fails the attempt (default 15 s). */
+  tokenTimeoutMs?: number;
   /** How long to wait for an ack before treating the request as lost. */
   ackTimeoutMs?: number;
   /** Extra socket.io-client options; reconnection always stays with the SDK. */
@@ -75,11 +78,11 @@ type AckDataOf<E extends AckedEvent> =
 interface JoinedRoom {
   feed: RoomFeed;
   firstJoin: Deferred<JoinResult>;
+  rejoin: Backoff;
   retryTimer?: ReturnType<typeof setTimeout>;
 }
 
 const DEFAULT_ACK_TIMEOUT_MS = 10_000;
-const REJOIN_RETRY_MS = 2_000;
 const HISTORY_PAGE_LIMIT = 200;
 
 /**
@@ -113,6 +116,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     this.reconnector = new Reconnector({
       token: options.token,
       backoff: options.backoff,
+      tokenTimeoutMs: options.tokenTimeoutMs,
       open: (token) => this.open(token),
     });
     this.reconnector.on('state', (state) => this.emit('state', state));
@@ -171,6 +175,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
           this.rest.history(feedRoomId, { since, limit: HISTORY_PAGE_LIMIT }),
       }),
       firstJoin: deferred(),
+      rejoin: new Backoff(REJOIN_BACKOFF),
     };
     this.rooms.set(id, room);
     if (this.socket.connected) this.sendJoin(room);
@@ -179,11 +184,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
 
   async leave(roomId: string): Promise<void> {
     const id = roomId.toLowerCase();
-    const room = this.rooms.get(id);
-    if (!room) return;
-    clearTimeout(room.retryTimer);
-    this.rooms.delete(id);
-    room.firstJoin.reject(new ChatError(clientError(ErrorCode.Conflict, 'Left before joining')));
+    if (!this.forget(id, clientError(ErrorCode.Conflict, 'Left before joining'))) return;
     if (this.socket.connected)
       await this.request(ClientEvent.Leave, { roomId: id }).catch(() => undefined);
   }
@@ -234,7 +235,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     this.socket.on(ServerEvent.UserLeft, (event) => this.emit('userLeft', event));
     this.socket.on(ServerEvent.Typing, (event) => this.emit('typing', event));
     this.socket.on(ServerEvent.RoomBroadcast, (event) => this.emit('broadcast', event));
-    this.socket.on(ServerEvent.Notification, (event) => this.emit('notification', event));
+    this.socket.on(ServerEvent.Notification, (event) => this.notification(event));
     this.socket.on(ServerEvent.Error, (error) => this.emit('error', error));
   }
 
@@ -242,6 +243,24 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     this.reconnector.succeeded();
     for (const room of this.rooms.values()) this.sendJoin(room);
     this.outbox.flush();
+  }
+
+  private notification(notification: NotificationJson): void {
+    if (notification.type === NotificationType.RoomRemoved) {
+      const error = clientError(ErrorCode.Forbidden, 'Removed from the room');
+      this.forget(notification.room.id.toLowerCase(), error);
+    }
+    this.emit('notification', notification);
+  }
+
+  /** Stops treating the room as joined (no re-join, no gap fill); a pending first join fails. */
+  private forget(id: string, error: ErrorBody): boolean {
+    const room = this.rooms.get(id);
+    if (!room) return false;
+    clearTimeout(room.retryTimer);
+    this.rooms.delete(id);
+    room.firstJoin.reject(new ChatError(error));
+    return true;
   }
 
   private receive(message: MessageJson): void {
@@ -266,6 +285,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   }
 
   private joined(room: JoinedRoom, result: JoinResult): void {
+    room.rejoin.reset();
     this.emit('joined', { room: result.room, members: result.members });
     room.firstJoin.resolve(result);
     this.track(
@@ -279,14 +299,18 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
 
   private retryJoin(room: JoinedRoom): void {
     if (!this.socket.connected) return;
+    const delay = room.rejoin.next();
+    if (delay === null) {
+      this.lose(room, clientError(ErrorCode.Unavailable, 'Join retries exhausted'));
+      return;
+    }
     room.retryTimer = setTimeout(() => {
       if (this.socket.connected && this.rooms.get(room.feed.roomId) === room) this.sendJoin(room);
-    }, REJOIN_RETRY_MS);
+    }, delay);
   }
 
   private lose(room: JoinedRoom, error: ErrorBody): void {
-    this.rooms.delete(room.feed.roomId);
-    room.firstJoin.reject(new ChatError(error));
+    this.forget(room.feed.roomId, error);
     this.emit('roomLost', { roomId: room.feed.roomId, error });
   }
 

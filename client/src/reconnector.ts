@@ -6,9 +6,13 @@ import type { ConnectionState, TokenProvider } from './connection-state';
 export interface ReconnectorOptions {
   token: TokenProvider;
   backoff?: Partial<BackoffOptions>;
+  /** A token provider that has not answered by then failed the attempt. */
+  tokenTimeoutMs?: number;
   /** Starts one connection attempt with a fresh token; its outcome is reported back. */
   open(token: string): void;
 }
+
+const DEFAULT_TOKEN_TIMEOUT_MS = 15_000;
 
 /**
  * The reconnection policy shared by the Socket.IO and raw WebSocket clients:
@@ -19,6 +23,7 @@ export interface ReconnectorOptions {
 export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
   private current: ConnectionState = { status: 'offline', reason: 'not-started' };
   private readonly backoff: Backoff;
+  private readonly tokenTimeoutMs: number;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Set once the token provider was asked again after a refusal. */
   private authRetried = false;
@@ -28,6 +33,7 @@ export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
   constructor(private readonly options: ReconnectorOptions) {
     super();
     this.backoff = new Backoff(options.backoff);
+    this.tokenTimeoutMs = options.tokenTimeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS;
   }
 
   get state(): ConnectionState {
@@ -104,17 +110,16 @@ export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
   private attempt(): void {
     const generation = ++this.generation;
     this.setState({ status: 'connecting', attempt: this.backoff.attempt });
-    Promise.resolve()
-      .then(() => this.options.token())
-      .then(
-        (token) => {
-          if (generation === this.generation) this.options.open(token);
-        },
-        () => {
-          // The provider itself failed (for example its refresh call): a retry may cure it.
-          if (generation === this.generation) this.lost();
-        },
-      );
+    const token = Promise.resolve().then(() => this.options.token());
+    withTimeout(token, this.tokenTimeoutMs).then(
+      (token) => {
+        if (generation === this.generation) this.options.open(token);
+      },
+      () => {
+        // The provider failed or hung (for example its refresh call): a retry may cure it.
+        if (generation === this.generation) this.lost();
+      },
+    );
   }
 
   private clearRetry(): void {
@@ -126,4 +131,12 @@ export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
     this.current = state;
     this.emit('state', state);
   }
+}
+
+function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`No answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -117,6 +117,29 @@ describe('RoomFeed', () => {
     expect(delivered).toEqual([43, 44]);
   });
 
+  it('drops a live message held before the first ack when the ack puts the position at or past it', async () => {
+    const { feed: f, delivered } = feed({ stored: 7 });
+    f.beginSync();
+    await f.receive(message(5));
+    await f.endSync({ roomLastSeq: 5, missed: [], truncated: false });
+    expect(delivered).toEqual([]);
+    expect(f.waiting).toBe(0);
+    await f.receive(message(8));
+    expect(delivered).toEqual([6, 7, 8]);
+  });
+
+  it('never moves its position backwards', async () => {
+    const { feed: f } = feed({ stored: 9 });
+    const positions: Array<number | undefined> = [];
+    f.beginSync();
+    for (const seq of [4, 5]) await f.receive(message(seq));
+    await f.endSync({ roomLastSeq: 6, missed: [], truncated: false });
+    positions.push(f.since);
+    await f.receive(message(9));
+    positions.push(f.since);
+    expect(positions).toEqual([6, 9]);
+  });
+
   it('keeps what it holds when a fill fails, and completes on the next trigger', async () => {
     let failing = true;
     const delivered: number[] = [];

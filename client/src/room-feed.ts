@@ -62,6 +62,7 @@ export class RoomFeed {
   async endSync(result: SyncResult): Promise<void> {
     this.syncing = false;
     this.lastSeq ??= result.roomLastSeq;
+    this.dropStale();
     this.accept(result.missed);
     if (result.truncated || this.pending.size > 0) await this.fill(result.truncated);
   }
@@ -80,6 +81,13 @@ export class RoomFeed {
       }
     }
     this.drain();
+  }
+
+  /** Live messages held before the position was known may be at or behind it. */
+  private dropStale(): void {
+    const lastSeq = this.lastSeq;
+    if (lastSeq === undefined) return;
+    for (const seq of this.pending.keys()) if (seq <= lastSeq) this.pending.delete(seq);
   }
 
   private drain(): void {
@@ -128,7 +136,9 @@ export class RoomFeed {
    */
   private skipUnfillableGap(): void {
     const next = Math.min(...this.pending.keys());
-    this.lastSeq = next - 1;
+    // Never backwards: that would deliver again what was delivered.
+    this.lastSeq = Math.max(this.lastSeq ?? 0, next - 1);
+    this.dropStale();
     this.drain();
   }
 }

@@ -8,7 +8,8 @@ import {
   type MessageJson,
   type NotificationJson,
 } from './contract';
-import { clientError } from './errors';
+import { ChatError, clientError } from './errors';
+import { RestClient, type FetchLike } from './rest';
 
 type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
 
@@ -51,9 +52,15 @@ export interface SseSubscription {
 
 export interface RoomEventsOptions extends SseOptions {
   roomId: string;
-  /** Replay every message after this seq first. */
+  /**
+   * Replay every message after this seq first. Without it, the room's lastSeq
+   * is read over REST before the first stream, so that a stream re-opened
+   * before any message arrived still resumes without a gap.
+   */
   since?: number;
   onMessage(message: MessageJson): void;
+  /** For that REST read; the global `fetch` by default. */
+  fetch?: FetchLike;
 }
 
 export interface PersonalEventsOptions extends SseOptions {
@@ -64,13 +71,14 @@ export interface PersonalEventsOptions extends SseOptions {
 /**
  * A room's live feed. A dropped connection resumes natively (Last-Event-ID);
  * when the EventSource gives up (an expired token answers 401), a new one is
- * opened with a fresh token and `since` the last seq received.
+ * opened with a fresh token and `since` the last seq received, or the room's
+ * lastSeq read before the first stream when none was received.
  */
 export function subscribeRoomEvents(options: RoomEventsOptions): SseSubscription {
   let lastSeq = options.since;
   return openResilientStream(options, {
     path: `/api/rooms/${encodeURIComponent(options.roomId)}/events`,
-    query: () => (lastSeq === undefined ? {} : { since: lastSeq }),
+    query: async (token) => ({ since: (lastSeq ??= await roomLastSeq(options, token)) }),
     listeners: {
       [ServerEvent.Message]: (event) => {
         const message = JSON.parse(event.data) as MessageJson;
@@ -80,6 +88,11 @@ export function subscribeRoomEvents(options: RoomEventsOptions): SseSubscription
       },
     },
   });
+}
+
+async function roomLastSeq(options: RoomEventsOptions, token: string): Promise<number> {
+  const rest = new RestClient({ baseUrl: options.url, token: () => token, fetch: options.fetch });
+  return (await rest.getRoom(options.roomId)).lastSeq;
 }
 
 /** The caller's personal stream: `connected`, then notifications (mentions, invitations). */
@@ -99,7 +112,7 @@ export function subscribePersonalEvents(options: PersonalEventsOptions): SseSubs
 interface StreamSpec {
   path: string;
   /** Query parameters of the next stream opened (the resume point). */
-  query: () => { since?: number };
+  query: (token: string) => { since?: number } | Promise<{ since?: number }>;
   listeners: Record<string, (event: SseMessageEvent) => void>;
 }
 
@@ -116,9 +129,9 @@ function openResilientStream(
 
   const open = async () => {
     const token = await options.token();
+    const { since } = await query(token);
     if (closed) return;
     const params = new URLSearchParams({ token });
-    const { since } = query();
     if (since !== undefined) params.set('since', String(since));
     const current = new EventSourceImpl(`${options.url}${path}?${params.toString()}`);
     source = current;
@@ -140,7 +153,7 @@ function openResilientStream(
       return fatal(clientError(ErrorCode.Unauthorized, 'Token refused twice'));
     const delay = refusedInARow === 1 ? 0 : backoff.next();
     if (delay === null) return fatal(clientError(ErrorCode.Unavailable, 'Retries exhausted'));
-    timer = setTimeout(() => void open().catch(() => gaveUp(undefined)), delay);
+    timer = setTimeout(() => void open().catch(failedToOpen), delay);
   };
 
   const fatal = (error: ErrorBody) => {
@@ -148,7 +161,12 @@ function openResilientStream(
     options.onFatal?.(error);
   };
 
-  void open().catch(() => gaveUp(undefined));
+  /** A refused REST read counts like a refused stream. */
+  const failedToOpen = (error: unknown) => {
+    if (!closed) gaveUp(error instanceof ChatError ? error.status : undefined);
+  };
+
+  void open().catch(failedToOpen);
   return {
     close: () => {
       closed = true;

@@ -1,8 +1,10 @@
 import type { ConnectionState } from './connection-state';
-import { WsClient, type WebSocketLike } from './ws-client';
+import type { MessageJson, NotificationJson, RoomJson } from './contract';
+import { WsClient, type WebSocketLike, type WsClientEvents } from './ws-client';
 import { WsServerFrameType } from './ws-frames';
 
 const ROOM = '0190b0b0-0000-7000-8000-0000000000aa';
+const OTHER_ROOM = '0190b0b0-0000-7000-8000-0000000000bb';
 
 /** Stands in for a browser or `ws` socket; the test plays the server. */
 class FakeSocket implements WebSocketLike {
@@ -40,6 +42,24 @@ class FakeSocket implements WebSocketLike {
     this.onmessage?.({ data: JSON.stringify(frame) });
   }
 
+  /** The server's answer to a ping (`/ws` answers `pong`, never an error). */
+  pong(): void {
+    this.frame({ type: WsServerFrameType.Pong });
+  }
+
+  joined(room: string, lastSeq?: number): void {
+    this.frame({ type: WsServerFrameType.Joined, room, lastSeq });
+  }
+
+  error(code: string, message = code): void {
+    this.frame({ type: WsServerFrameType.Error, code, message, details: [] });
+  }
+
+  /** The frames of one type sent so far. */
+  sentOf(type: string) {
+    return this.sent.filter((frame) => frame.type === type);
+  }
+
   /** What the server does with a bad token: completes the upgrade, then closes 4001. */
   refuse(): void {
     this.readyState = 1;
@@ -71,6 +91,59 @@ function client(options: Partial<ConstructorParameters<typeof WsClient>[0]> = {}
   });
   ws.on('state', (state) => states.push(state));
   return { ws, tokens, states };
+}
+
+/** Records an event's payloads. */
+function record<K extends keyof WsClientEvents>(ws: WsClient, event: K): WsClientEvents[K][] {
+  const seen: WsClientEvents[K][] = [];
+  ws.on(event, (payload) => seen.push(payload));
+  return seen;
+}
+
+async function connected(ws: WsClient): Promise<FakeSocket> {
+  ws.connect();
+  await settle();
+  FakeSocket.last.accept();
+  return FakeSocket.last;
+}
+
+function message(seq: number, roomId = ROOM): MessageJson {
+  return {
+    id: `m${seq}`,
+    roomId,
+    seq,
+    userId: 'u1',
+    username: 'ada',
+    text: `message ${seq}`,
+    clientMsgId: null,
+    createdAt: new Date(0).toISOString(),
+  };
+}
+
+/** REST history of a room holding messages 1..`stored`; records the `since` of every call. */
+function restHistory(stored: () => number) {
+  const calls: number[] = [];
+  const fetch = (url: string) => {
+    const since = Number(new URL(url).searchParams.get('since'));
+    calls.push(since);
+    const items = Array.from({ length: Math.max(0, stored() - since) }, (_, i) =>
+      message(since + 1 + i),
+    );
+    return Promise.resolve(new Response(JSON.stringify({ items, nextCursor: null })));
+  };
+  return { fetch, calls };
+}
+
+function removedFrom(roomId: string): NotificationJson {
+  const room: RoomJson = {
+    id: roomId,
+    name: 'gone',
+    isPrivate: true,
+    ownerId: 'u9',
+    createdAt: new Date(0).toISOString(),
+    lastSeq: 3,
+  };
+  return { type: 'room:removed', room, by: { id: 'u9', username: 'owner' } };
 }
 
 describe('WsClient', () => {
@@ -185,12 +258,7 @@ describe('WsClient', () => {
     first.accept();
     await jest.advanceTimersByTimeAsync(1_000);
     expect(first.sent).toEqual([{ type: 'ping' }]);
-    first.frame({
-      type: 'error',
-      code: 'VALIDATION_FAILED',
-      message: 'type must be one of…',
-      details: [],
-    });
+    first.pong();
     expect(errors).toEqual([]);
     await jest.advanceTimersByTimeAsync(1_000);
     expect(first.sent).toHaveLength(2);
@@ -220,5 +288,149 @@ describe('WsClient', () => {
     await jest.advanceTimersByTimeAsync(60_000);
     expect(FakeSocket.instances).toHaveLength(1);
     expect(ws.state).toEqual({ status: 'offline', reason: 'closed' });
+  });
+
+  it('reports every server error after answered probes: a pong settles its probe', async () => {
+    const { ws } = client({ heartbeat: { idleMs: 1_000, timeoutMs: 500 } });
+    const errors = record(ws, 'error');
+    const socket = await connected(ws);
+    for (let probe = 1; probe <= 3; probe += 1) {
+      await jest.advanceTimersByTimeAsync(1_000);
+      expect(socket.sentOf('ping')).toHaveLength(probe);
+      socket.pong();
+    }
+    ws.broadcast('not-a-room', 'x');
+    socket.error('VALIDATION_FAILED', 'room must be a room id (UUID)');
+    expect(errors).toEqual([
+      { code: 'VALIDATION_FAILED', message: 'room must be a room id (UUID)', details: [] },
+    ]);
+    expect(ws.state.status).toBe('connected');
+    ws.close();
+  });
+
+  it('retries a join the server refused for a passing reason, with backoff', async () => {
+    const { ws } = client();
+    const joined = record(ws, 'joined');
+    const errors = record(ws, 'error');
+    ws.join(ROOM);
+    ws.join(OTHER_ROOM);
+    const socket = await connected(ws);
+    socket.joined(ROOM);
+    socket.error('RATE_LIMITED', 'Too many join requests: retry in 1 s');
+    expect(socket.sentOf('join')).toHaveLength(2);
+    await jest.advanceTimersByTimeAsync(2_000);
+    expect(socket.sentOf('join')).toEqual([
+      { type: 'join', room: ROOM },
+      { type: 'join', room: OTHER_ROOM },
+      { type: 'join', room: OTHER_ROOM },
+    ]);
+    socket.joined(OTHER_ROOM);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(socket.sentOf('join')).toHaveLength(3);
+    expect(joined).toEqual([{ room: ROOM }, { room: OTHER_ROOM }]);
+    expect(errors).toEqual([]);
+    ws.close();
+  });
+
+  it('drops a room the server refuses for good, tells the app, and does not join it again', async () => {
+    const { ws } = client();
+    const lost = record(ws, 'roomLost');
+    ws.join(ROOM);
+    const first = await connected(ws);
+    first.error('NOT_FOUND', 'Room not found');
+    expect(lost).toEqual([
+      { room: ROOM, error: { code: 'NOT_FOUND', message: 'Room not found', details: [] } },
+    ]);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(first.sentOf('join')).toHaveLength(1);
+    first.drop();
+    await jest.advanceTimersByTimeAsync(1_001);
+    FakeSocket.last.accept();
+    expect(FakeSocket.instances).toHaveLength(2);
+    expect(FakeSocket.last.sentOf('join')).toEqual([]);
+    ws.close();
+  });
+
+  it('fences a join sent after broadcasts with a ping, so that a refusal is told apart', async () => {
+    const { ws } = client();
+    const errors = record(ws, 'error');
+    const lost = record(ws, 'roomLost');
+    const socket = await connected(ws);
+    ws.broadcast(ROOM, 'unanswered when delivered');
+    ws.join(OTHER_ROOM);
+    expect(socket.sent.map((frame) => frame.type)).toEqual(['broadcast', 'ping', 'join']);
+    // The broadcast went out fine (no answer), the join is refused.
+    socket.pong();
+    socket.error('NOT_FOUND');
+    expect(lost).toMatchObject([{ room: OTHER_ROOM, error: { code: 'NOT_FOUND' } }]);
+    expect(errors).toEqual([]);
+
+    ws.broadcast('not-a-room', 'refused');
+    ws.join(ROOM);
+    // The broadcast is refused, the join succeeds.
+    socket.error('VALIDATION_FAILED');
+    socket.pong();
+    socket.joined(ROOM);
+    expect(errors).toMatchObject([{ code: 'VALIDATION_FAILED' }]);
+    expect(lost).toHaveLength(1);
+    ws.close();
+  });
+
+  it('starts a room without a known position at the lastSeq of the join, to catch up after an outage', async () => {
+    let stored = 5;
+    const rest = restHistory(() => stored);
+    const { ws } = client({ resume: true, fetch: rest.fetch });
+    const seen = record(ws, 'chatMessage');
+    ws.join(ROOM);
+    const first = await connected(ws);
+    first.joined(ROOM, 5);
+    await settle();
+    first.drop();
+    stored = 7; // posted while disconnected
+    await jest.advanceTimersByTimeAsync(1_001);
+    FakeSocket.last.accept();
+    FakeSocket.last.joined(ROOM, 7);
+    await settle();
+    expect(rest.calls).toEqual([5]);
+    expect(seen.map(({ message: m }) => m.seq)).toEqual([6, 7]);
+    ws.close();
+  });
+
+  it('waits for the first live message when the server does not tell the lastSeq of a join', async () => {
+    const rest = restHistory(() => 4);
+    const { ws } = client({ resume: true, fetch: rest.fetch });
+    const seen = record(ws, 'chatMessage');
+    ws.join(ROOM);
+    const socket = await connected(ws);
+    socket.joined(ROOM);
+    socket.frame({ type: WsServerFrameType.ChatMessage, room: ROOM, message: message(4) });
+    await settle();
+    expect(rest.calls).toEqual([]);
+    expect(seen.map(({ message: m }) => m.seq)).toEqual([4]);
+    ws.close();
+  });
+
+  it('stops treating a room as joined when removed from it, and passes the notification on', async () => {
+    const rest = restHistory(() => 9);
+    const { ws } = client({ resume: true, fetch: rest.fetch });
+    const notifications = record(ws, 'notification');
+    const seen = record(ws, 'chatMessage');
+    ws.join(ROOM);
+    ws.join(OTHER_ROOM);
+    const first = await connected(ws);
+    first.joined(ROOM, 3);
+    first.joined(OTHER_ROOM, 0);
+    first.frame({ type: WsServerFrameType.Notification, notification: removedFrom(ROOM) });
+    expect(notifications).toEqual([removedFrom(ROOM)]);
+    first.frame({ type: WsServerFrameType.ChatMessage, room: ROOM, message: message(9) });
+    await settle();
+    expect(seen).toEqual([]);
+    expect(rest.calls).toEqual([]);
+
+    first.drop();
+    await jest.advanceTimersByTimeAsync(1_001);
+    FakeSocket.last.accept();
+    expect(FakeSocket.last.sentOf('join')).toEqual([{ type: 'join', room: OTHER_ROOM }]);
+    ws.close();
   });
 });

@@ -1,8 +1,14 @@
-import type { BackoffOptions } from './backoff';
+import { Backoff, REJOIN_BACKOFF, type BackoffOptions } from './backoff';
 import type { ConnectionState, TokenProvider } from './connection-state';
-import { ErrorCode, type ErrorBody, type MessageJson, type NotificationJson } from './contract';
+import {
+  ErrorCode,
+  NotificationType,
+  type ErrorBody,
+  type MessageJson,
+  type NotificationJson,
+} from './contract';
 import { TypedEmitter } from './emitter';
-import { ChatError, clientError } from './errors';
+import { ChatError, clientError, isFinalError } from './errors';
 import { Reconnector } from './reconnector';
 import { RestClient, type FetchLike } from './rest';
 import { RoomFeed } from './room-feed';
@@ -14,6 +20,7 @@ import {
   type WsClientFrame,
   type WsServerFrame,
 } from './ws-frames';
+import { WsReplies } from './ws-replies';
 
 /** Handler property types checked bivariantly, so that both DOM and `ws` sockets fit. */
 type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
@@ -47,6 +54,8 @@ export interface WsClientOptions {
   /** The WebSocket class: the global one by default, `WebSocket` from `ws` in Node. */
   WebSocket?: WebSocketConstructor;
   backoff?: Partial<BackoffOptions>;
+  /** A token provider that has not answered by then fails the attempt (default 15 s). */
+  tokenTimeoutMs?: number;
   /** Frames kept while not connected; when full, the oldest is dropped (`dropped` event). */
   maxQueued?: number;
   heartbeat?: Partial<HeartbeatOptions>;
@@ -65,6 +74,8 @@ export interface WsClientEvents {
   connected: { userId: string };
   joined: { room: string };
   left: { room: string };
+  /** A room the server refused for good (absent, private): it is dropped. */
+  roomLost: { room: string; error: ErrorBody };
   /** An ephemeral broadcast from another member of the room. */
   message: { room: string; payload: unknown };
   /** Chat messages of the joined rooms, per room in seq order. */
@@ -75,8 +86,15 @@ export interface WsClientEvents {
   dropped: WsClientFrame;
 }
 
-/** The probe the client sends on a silent link: the server answers any unknown frame with an error. */
-const PROBE_FRAME = JSON.stringify({ type: 'ping' });
+/** Sent on a silent link, and after broadcasts to settle them; the server answers `pong`. */
+const PING_FRAME: WsClientFrame = { type: WsClientFrameType.Ping };
+
+interface WsRoom {
+  /** Absent with `resume: false`: chat messages are then passed on as they come. */
+  feed?: RoomFeed;
+  rejoin: Backoff;
+  retryTimer?: ReturnType<typeof setTimeout>;
+}
 
 const DEFAULTS = {
   maxQueued: 100,
@@ -97,14 +115,14 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   private readonly heartbeat: HeartbeatOptions;
   private readonly connectTimeoutMs: number;
   private readonly rest: RestClient | undefined;
-  private readonly rooms = new Map<string, RoomFeed | undefined>();
+  private readonly rooms = new Map<string, WsRoom>();
+  private readonly replies = new WsReplies();
   private readonly queue: WsClientFrame[] = [];
   private socket: WebSocketLike | undefined;
   private ready = false;
   private lastHeardAt = 0;
   private openedAt = 0;
   private probeSentAt: number | undefined;
-  private unansweredProbes = 0;
   private watchdog: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly options: WsClientOptions) {
@@ -123,6 +141,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     this.reconnector = new Reconnector({
       token: options.token,
       backoff: options.backoff,
+      tokenTimeoutMs: options.tokenTimeoutMs,
       open: (token) => this.open(token),
     });
     this.reconnector.on('state', (state) => this.emit('state', state));
@@ -150,17 +169,23 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     this.abandonSocket(1000, 'Client closed');
   }
 
-  /** Joins now or once connected, and again after every reconnect. */
+  /**
+   * Joins now or once connected, and again after every reconnect; a refused
+   * join is retried with backoff, or dropped with `roomLost` when final.
+   */
   join(room: string, options: { since?: number } = {}): void {
     const id = room.toLowerCase();
     if (this.rooms.has(id)) return;
-    this.rooms.set(id, this.createFeed(id, options.since));
+    this.rooms.set(id, {
+      feed: this.createFeed(id, options.since),
+      rejoin: new Backoff(REJOIN_BACKOFF),
+    });
     if (this.ready) this.sendJoin(id);
   }
 
   leave(room: string): void {
     const id = room.toLowerCase();
-    if (!this.rooms.delete(id)) return;
+    if (!this.forget(id)) return;
     if (this.ready) this.write({ type: WsClientFrameType.Leave, room: id });
   }
 
@@ -180,6 +205,15 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
       deliver: (message) => this.emit('chatMessage', { room, message }),
       fetchAfter: (roomId, after) => rest.history(roomId, { since: after, limit: 200 }),
     });
+  }
+
+  /** Stops treating the room as joined: no re-join, no gap fill. */
+  private forget(id: string): boolean {
+    const room = this.rooms.get(id);
+    if (!room) return false;
+    clearTimeout(room.retryTimer);
+    this.rooms.delete(id);
+    return true;
   }
 
   private enqueue(frame: WsClientFrame): void {
@@ -218,15 +252,19 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
       case WsServerFrameType.Connected:
         return this.connected(frame.userId);
       case WsServerFrameType.Joined:
-        return this.joined(frame.room);
+        this.replies.answered(frame);
+        return this.joined(frame.room.toLowerCase(), frame.lastSeq);
       case WsServerFrameType.Left:
+        this.replies.answered(frame);
         return this.emit('left', { room: frame.room });
+      case WsServerFrameType.Pong:
+        return this.replies.answered(frame);
       case WsServerFrameType.Message:
         return this.emit('message', { room: frame.room, payload: frame.payload });
       case WsServerFrameType.ChatMessage:
         return this.chatMessage(frame.room, frame.message);
       case WsServerFrameType.Notification:
-        return this.emit('notification', frame.notification);
+        return this.notification(frame.notification);
       case WsServerFrameType.Error:
         return this.serverError(frame);
     }
@@ -241,22 +279,63 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     for (const frame of this.queue.splice(0)) this.write(frame);
   }
 
-  private sendJoin(room: string): void {
-    this.rooms.get(room)?.beginSync();
-    this.write({ type: WsClientFrameType.Join, room });
+  /** Not queued when the socket is gone: the reconnect joins every room anyway. */
+  private sendJoin(id: string): void {
+    const room = this.rooms.get(id);
+    if (!room) return;
+    clearTimeout(room.retryTimer);
+    room.feed?.beginSync();
+    if (this.replies.needsFence) this.send(PING_FRAME);
+    this.send({ type: WsClientFrameType.Join, room: id });
   }
 
-  private joined(room: string): void {
-    const feed = this.rooms.get(room);
-    this.emit('joined', { room });
-    // Known position: fetch what was missed; unknown: start with the next live message.
-    if (feed?.since !== undefined) this.track(feed.endSync({ missed: [], truncated: true }));
+  private joined(id: string, lastSeq: number | undefined): void {
+    const room = this.rooms.get(id);
+    this.emit('joined', { room: id });
+    if (!room) return;
+    clearTimeout(room.retryTimer);
+    room.rejoin.reset();
+    if (room.feed) this.resume(room.feed, lastSeq);
   }
 
-  private chatMessage(room: string, message: MessageJson): void {
-    const id = room.toLowerCase();
-    if (!this.rooms.has(id)) return;
-    const feed = this.rooms.get(id);
+  /**
+   * Known position: fetch what was missed. Unknown: start at the room's last
+   * seq at join time, so that a later outage can be caught up; servers that
+   * do not tell it leave the start to the first live message.
+   */
+  private resume(feed: RoomFeed, lastSeq: number | undefined): void {
+    const known = feed.since !== undefined;
+    if (known || lastSeq !== undefined) {
+      this.track(feed.endSync({ roomLastSeq: lastSeq, missed: [], truncated: known }));
+    }
+  }
+
+  private joinRefused(id: string, error: ErrorBody): void {
+    const room = this.rooms.get(id);
+    if (!room) return;
+    const delay = isFinalError(error) ? null : room.rejoin.next();
+    if (delay === null) {
+      this.forget(id);
+      this.emit('roomLost', { room: id, error });
+      return;
+    }
+    room.retryTimer = setTimeout(() => {
+      if (this.ready && this.rooms.get(id) === room) this.sendJoin(id);
+    }, delay);
+  }
+
+  private notification(notification: NotificationJson): void {
+    if (notification.type === NotificationType.RoomRemoved) {
+      this.forget(notification.room.id.toLowerCase());
+    }
+    this.emit('notification', notification);
+  }
+
+  private chatMessage(roomId: string, message: MessageJson): void {
+    const id = roomId.toLowerCase();
+    const room = this.rooms.get(id);
+    if (!room) return;
+    const feed = room.feed;
     if (!feed) return this.emit('chatMessage', { room: id, message });
     if (feed.since === undefined) {
       this.track(feed.endSync({ roomLastSeq: message.seq - 1, missed: [], truncated: false }));
@@ -266,12 +345,10 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
 
   private serverError(frame: ErrorBody & { type: string }): void {
     const { code, message, details } = frame;
-    // The answer to a liveness probe is expected and says nothing to the application.
-    if (code === ErrorCode.ValidationFailed && this.unansweredProbes > 0) {
-      this.unansweredProbes -= 1;
-      return;
-    }
-    this.emit('error', { code, message, details: details ?? [] });
+    const error = { code, message, details: details ?? [] };
+    const refused = this.replies.refused();
+    if (refused?.type === WsClientFrameType.Join) return this.joinRefused(refused.room, error);
+    this.emit('error', error);
   }
 
   private closed(code: number, reason: string): void {
@@ -311,18 +388,18 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
       now - this.lastHeardAt >= this.heartbeat.idleMs
     ) {
       this.probeSentAt = now;
-      this.unansweredProbes += 1;
-      this.sendText(PROBE_FRAME);
+      this.send(PING_FRAME);
     }
   }
 
   private write(frame: WsClientFrame): void {
-    if (!this.sendText(JSON.stringify(frame))) this.enqueue(frame);
+    if (!this.send(frame)) this.enqueue(frame);
   }
 
-  private sendText(text: string): boolean {
+  private send(frame: WsClientFrame): boolean {
     if (this.socket?.readyState !== OPEN) return false;
-    this.socket.send(text);
+    this.socket.send(JSON.stringify(frame));
+    this.replies.sent(frame);
     return true;
   }
 
@@ -345,7 +422,9 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     this.socket = undefined;
     this.ready = false;
     this.probeSentAt = undefined;
-    this.unansweredProbes = 0;
+    this.replies.clear();
+    // Every room is joined again on the next connection.
+    for (const room of this.rooms.values()) clearTimeout(room.retryTimer);
   }
 
   private track(work: Promise<void>): void {

@@ -20,6 +20,8 @@ import { waitFor } from './sdk-harness';
 
 jest.setTimeout(60_000);
 
+const OPEN = 1;
+
 describe('SSE helpers against the real event streams', () => {
   let app: TestApp;
   let ada: TestUser;
@@ -54,6 +56,43 @@ describe('SSE helpers against the real event streams', () => {
     await postMessage(app.url, bob, roomId, 'live');
     await waitFor('the live message', () => seen.length === 2);
     expect(seen.map((m) => m.text)).toEqual(['stored 2', 'live']);
+  });
+
+  it('resumes from the room’s position when the stream is re-opened before any message arrived', async () => {
+    const quietRoom = (await createRoom(app.url, ada, { name: 'sse-quiet' })).id;
+    const sources: EventSource[] = [];
+    class RecordingEventSource extends EventSource {
+      constructor(url: string) {
+        super(url);
+        sources.push(this);
+      }
+    }
+    // The server ends the stream when its token expires; EventSource retries with that token
+    // after 3 s, is refused, and the helper opens a new stream with a fresh token.
+    const tokens = [
+      forgeToken({
+        sub: ada.id,
+        username: ada.username,
+        iat: nowSeconds(),
+        exp: nowSeconds() + 2,
+      }),
+    ];
+    const seen: MessageJson[] = [];
+    subscriptions.push(
+      subscribeRoomEvents({
+        url: app.url,
+        token: () => tokens.shift() ?? ada.token,
+        EventSource: RecordingEventSource,
+        roomId: quietRoom,
+        onMessage: (message) => seen.push(message),
+      }),
+    );
+    await waitFor('the stream', () => sources[0]?.readyState === OPEN, 10_000);
+    await waitFor('the stream to end', () => sources[0].readyState !== OPEN, 10_000);
+    await postMessage(app.url, ada, quietRoom, 'while no stream was open');
+    await waitFor('the message', () => seen.length === 1, 15_000);
+    expect(sources.length).toBeGreaterThanOrEqual(2);
+    expect(seen[0]).toMatchObject({ text: 'while no stream was open' });
   });
 
   it('delivers personal notifications (a mention) after `connected`', async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
 import {
   createRoom,
@@ -12,6 +13,27 @@ import { WsClient, type MessageJson, type WsClientEvents } from '../../client/sr
 import { fullHistory, RestartableService, waitFor, waitForStatus } from './sdk-harness';
 
 jest.setTimeout(120_000);
+
+/** A `ws` WebSocket the test can cut off: while cut, it dials a port nobody listens on. */
+class CuttableWebSocket extends WebSocket {
+  private static isCut = false;
+  private static readonly live = new Set<CuttableWebSocket>();
+
+  constructor(url: string) {
+    super(CuttableWebSocket.isCut ? 'ws://127.0.0.1:1/ws' : url);
+    CuttableWebSocket.live.add(this);
+    this.once('close', () => CuttableWebSocket.live.delete(this));
+  }
+
+  static cut(): void {
+    CuttableWebSocket.isCut = true;
+    for (const socket of CuttableWebSocket.live) socket.terminate();
+  }
+
+  static restore(): void {
+    CuttableWebSocket.isCut = false;
+  }
+}
 
 /** Records an event's payloads. */
 function record<K extends keyof WsClientEvents>(client: WsClient, event: K): WsClientEvents[K][] {
@@ -106,15 +128,90 @@ describe('WsClient against the real /ws endpoint', () => {
     expect(tokens).toHaveLength(0);
   });
 
-  it('notices a link that went silent with its probe and the server’s error answer', async () => {
+  it('keeps a silent link alive with probes the server answers with pong, and still reports later errors', async () => {
     const instance = client(() => ada.token, { heartbeat: { idleMs: 300, timeoutMs: 2_000 } });
     const errors = record(instance, 'error');
     instance.connect();
     await waitForStatus(instance, 'connected');
-    // Probes are answered with VALIDATION_FAILED, which keeps the link alive and is not an error to the app.
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     expect(instance.state.status).toBe('connected');
     expect(errors).toEqual([]);
+
+    instance.broadcast('not-a-room', { cursor: 1 });
+    await waitFor('the refusal of the broadcast', () => errors.length === 1, 5_000);
+    expect(errors[0]).toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+
+  it('drops a room the server refuses for good and says so, without retrying', async () => {
+    const instance = client(() => ada.token);
+    const lost = record(instance, 'roomLost');
+    const missing = randomUUID();
+    instance.join(roomId);
+    instance.join(missing);
+    instance.connect();
+    await waitFor('the lost room', () => lost.length === 1, 10_000);
+    expect(lost[0]).toMatchObject({ room: missing, error: { code: 'NOT_FOUND' } });
+  });
+
+  it('catches up on messages posted during an outage in a room where it had seen none yet', async () => {
+    const quietRoom = (await createRoom(app.url, ada, { name: 'quiet' })).id;
+    const instance = client(() => ada.token, { WebSocket: CuttableWebSocket });
+    const joined = record(instance, 'joined');
+    const seen = record(instance, 'chatMessage');
+    try {
+      instance.join(quietRoom);
+      instance.connect();
+      await waitFor('the join', () => joined.length === 1, 10_000);
+
+      CuttableWebSocket.cut();
+      await waitForStatus(instance, 'reconnecting', 10_000);
+      for (const text of ['while away 1', 'while away 2'])
+        await postMessage(app.url, ada, quietRoom, text);
+      CuttableWebSocket.restore();
+      await waitFor('the re-join', () => joined.length === 2, 10_000);
+      await postMessage(app.url, ada, quietRoom, 'after');
+
+      await waitFor('every message', () => seen.length >= 3, 10_000);
+      const history = await fullHistory(app.url, ada.token, quietRoom);
+      expect(seen.map(({ message }) => message)).toEqual(history);
+    } finally {
+      CuttableWebSocket.restore();
+    }
+  });
+});
+
+describe('WsClient under a join rate limit', () => {
+  const JOINS_PER_WINDOW = 6;
+  let app: TestApp;
+  let ada: TestUser;
+  let instance: WsClient | undefined;
+
+  beforeAll(async () => {
+    app = await startTestApp('sqlite', { RATE_LIMIT_CHAT_JOIN: `${JOINS_PER_WINDOW}/2s` });
+    ada = await registerUser(app.url);
+  });
+  afterEach(() => instance?.close());
+  afterAll(() => app?.close());
+
+  it('retries the join the server refused with RATE_LIMITED until it succeeds, then receives', async () => {
+    const rooms: string[] = [];
+    for (let i = 0; i <= JOINS_PER_WINDOW; i += 1)
+      rooms.push((await createRoom(app.url, ada, { name: `limited ${i}` })).id);
+    instance = new WsClient({ url: app.url, token: () => ada.token, WebSocket });
+    const joined = record(instance, 'joined');
+    const seen = record(instance, 'chatMessage');
+    for (const room of rooms) instance.join(room);
+    instance.connect();
+
+    await waitFor(
+      'every room joined',
+      () => new Set(joined.map((j) => j.room)).size === rooms.length,
+      20_000,
+    );
+    const last = rooms[rooms.length - 1];
+    await postMessage(app.url, ada, last, 'in the room joined last');
+    await waitFor('the message', () => seen.length === 1, 10_000);
+    expect(seen[0]).toMatchObject({ room: last, message: { text: 'in the room joined last' } });
   });
 });
 

@@ -1,0 +1,157 @@
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server } from 'socket.io';
+import { ChatClient } from './chat-client';
+import {
+  ClientEvent,
+  ServerEvent,
+  type ClientToServerEvents,
+  type JoinPayload,
+  type MessageJson,
+  type NotificationJson,
+  type RoomJson,
+  type ServerToClientEvents,
+} from './contract';
+
+const ROOM = '0190b0b0-0000-7000-8000-0000000000aa';
+const OTHER_ROOM = '0190b0b0-0000-7000-8000-0000000000bb';
+const ROOM_LAST_SEQ = 3;
+
+function room(id: string): RoomJson {
+  return {
+    id,
+    name: id.slice(-2),
+    isPrivate: true,
+    ownerId: 'u9',
+    createdAt: new Date(0).toISOString(),
+    lastSeq: ROOM_LAST_SEQ,
+  };
+}
+
+function message(roomId: string, seq: number): MessageJson {
+  return {
+    id: `m${seq}`,
+    roomId,
+    seq,
+    userId: 'u9',
+    username: 'owner',
+    text: `message ${seq}`,
+    clientMsgId: null,
+    createdAt: new Date(0).toISOString(),
+  };
+}
+
+const removedFrom = (roomId: string): NotificationJson => ({
+  type: 'room:removed',
+  room: room(roomId),
+  by: { id: 'u9', username: 'owner' },
+});
+
+/** Plays the chat server over real Socket.IO: acks every join, and records it per connection. */
+class FakeChatServer {
+  readonly joinsPerConnection: string[][] = [];
+  private constructor(
+    private readonly http: HttpServer,
+    readonly io: Server<ClientToServerEvents, ServerToClientEvents>,
+  ) {
+    io.on('connection', (socket) => {
+      const joins: string[] = [];
+      this.joinsPerConnection.push(joins);
+      socket.on(ClientEvent.Join, (payload, ack) => {
+        const roomId = (payload as JoinPayload).roomId;
+        joins.push(roomId);
+        ack?.({
+          ok: true,
+          data: { room: room(roomId), members: [], missed: [], truncated: false },
+        });
+      });
+    });
+  }
+
+  static async start(): Promise<FakeChatServer> {
+    const http = createServer();
+    const io = new Server<ClientToServerEvents, ServerToClientEvents>(http);
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    return new FakeChatServer(http, io);
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.http.address() as AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    await this.io.close();
+  }
+}
+
+async function until(what: string, condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('ChatClient', () => {
+  let server: FakeChatServer;
+  let chat: ChatClient;
+  const restCalls: string[] = [];
+
+  beforeEach(async () => {
+    server = await FakeChatServer.start();
+    restCalls.length = 0;
+    chat = new ChatClient({
+      url: server.url,
+      token: () => 't',
+      backoff: { baseMs: 50, capMs: 100 },
+      fetch: (url) => {
+        restCalls.push(url);
+        return Promise.resolve(new Response(JSON.stringify({ items: [], nextCursor: null })));
+      },
+    });
+  });
+  afterEach(async () => {
+    chat.close();
+    await server.close();
+  });
+
+  it('stops treating a room it was removed from as joined, and passes the notification on', async () => {
+    const notifications: NotificationJson[] = [];
+    const messages: MessageJson[] = [];
+    chat.on('notification', (notification) => notifications.push(notification));
+    chat.on('message', (delivered) => messages.push(delivered));
+    chat.connect();
+    await Promise.all([chat.join(ROOM), chat.join(OTHER_ROOM)]);
+
+    server.io.emit(ServerEvent.Notification, removedFrom(ROOM));
+    await until('the notification', () => notifications.length === 1);
+    expect(notifications).toEqual([removedFrom(ROOM)]);
+    expect(chat.lastSeq(ROOM)).toBeUndefined();
+
+    // A message that would open a gap in a joined room: neither delivered nor filled.
+    server.io.emit(ServerEvent.Message, message(ROOM, ROOM_LAST_SEQ + 5));
+    server.io.emit(ServerEvent.Message, message(OTHER_ROOM, ROOM_LAST_SEQ + 1));
+    await until('the other room’s message', () => messages.length === 1);
+    expect(messages.map((delivered) => delivered.roomId)).toEqual([OTHER_ROOM]);
+    expect(restCalls).toEqual([]);
+
+    server.io.disconnectSockets(true);
+    await until(
+      'a second connection’s joins',
+      () => (server.joinsPerConnection[1]?.length ?? 0) > 0,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.joinsPerConnection[1]).toEqual([OTHER_ROOM]);
+  });
+
+  it('fails a first join still pending when the removal arrives', async () => {
+    server.io.removeAllListeners('connection');
+    server.io.on('connection', (socket) => {
+      socket.on(ClientEvent.Join, () => {
+        socket.emit(ServerEvent.Notification, removedFrom(ROOM));
+      });
+    });
+    chat.connect();
+    await expect(chat.join(ROOM)).rejects.toMatchObject({ code: 'FORBIDDEN' });
+  }, 5_000);
+});

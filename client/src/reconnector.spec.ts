@@ -1,0 +1,72 @@
+import type { ConnectionState } from './connection-state';
+import { Reconnector } from './reconnector';
+
+const settle = () => jest.advanceTimersByTimeAsync(0);
+
+/** A token provider whose first answer never comes (a refresh call that hangs), then answers. */
+function hangingOnce() {
+  let calls = 0;
+  const token = () => {
+    calls += 1;
+    return calls === 1 ? new Promise<string>(() => undefined) : `t${calls}`;
+  };
+  return { token, calls: () => calls };
+}
+
+function reconnector(token: () => string | Promise<string>, tokenTimeoutMs?: number) {
+  const opened: string[] = [];
+  const states: ConnectionState[] = [];
+  const instance = new Reconnector({
+    token,
+    tokenTimeoutMs,
+    backoff: { baseMs: 1_000, capMs: 5_000 },
+    open: (value) => opened.push(value),
+  });
+  instance.on('state', (state) => states.push(state));
+  return { instance, opened, states };
+}
+
+describe('Reconnector', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('fails an attempt whose token provider never answers, backs off, and tries again', async () => {
+    const provider = hangingOnce();
+    const { instance, opened, states } = reconnector(provider.token, 3_000);
+    instance.start();
+    await jest.advanceTimersByTimeAsync(2_999);
+    expect(instance.state.status).toBe('connecting');
+    await jest.advanceTimersByTimeAsync(1);
+    expect(states.at(-1)).toMatchObject({ status: 'reconnecting', attempt: 1 });
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(provider.calls()).toBe(2);
+    expect(opened).toEqual(['t2']);
+    instance.stop();
+  });
+
+  it('gives a hanging token provider a default timeout', async () => {
+    const provider = hangingOnce();
+    const { instance } = reconnector(provider.token);
+    instance.start();
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(provider.calls()).toBeGreaterThanOrEqual(2);
+    instance.stop();
+  });
+
+  it('ignores a token that arrives after its attempt timed out', async () => {
+    let answer: (token: string) => void = () => undefined;
+    let calls = 0;
+    const { instance, opened } = reconnector(() => {
+      calls += 1;
+      return calls === 1 ? new Promise<string>((resolve) => (answer = resolve)) : 'fresh';
+    }, 1_000);
+    instance.start();
+    await jest.advanceTimersByTimeAsync(1_000);
+    answer('late');
+    await settle();
+    expect(opened).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(opened).toEqual(['fresh']);
+    instance.stop();
+  });
+});
