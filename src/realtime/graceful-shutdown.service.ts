@@ -2,20 +2,38 @@ import type { Server } from 'node:http';
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 
-/** What a shutdown waits for, in this order. */
-export type ShutdownPhase = 'tell-clients' | 'finish-writes';
+/** What a shutdown does, in this order. */
+export type ShutdownPhase =
+  /** Refuse new work (sends answer UNAVAILABLE); connections stay open. */
+  | 'stop-intake'
+  /** Finish the sends in flight, whose acks then go out on the open connections. */
+  | 'finish-sends'
+  /** Tell every client to go, so that it reconnects to another node at once. */
+  | 'tell-clients'
+  /** Finish what closing the connections started (presence). */
+  | 'finish-writes';
+
+const PHASES: readonly ShutdownPhase[] = [
+  'stop-intake',
+  'finish-sends',
+  'tell-clients',
+  'finish-writes',
+];
 
 type Step = () => void | Promise<void>;
 
 /**
- * The first thing a stopping node does: take no new connections, tell every
- * live client to go (so they reconnect to another node at once), and finish
- * the writes in flight, before Nest closes the servers, the database and Redis.
+ * The first thing a stopping node does: take no new connections or sends,
+ * acknowledge the sends in flight, tell every live client to go (so they
+ * reconnect to another node at once), and finish the writes that leaves,
+ * before Nest closes the servers, the database and Redis.
  */
 @Injectable()
 export class GracefulShutdown implements BeforeApplicationShutdown {
   private readonly logger = new Logger(GracefulShutdown.name);
   private readonly steps: Record<ShutdownPhase, Step[]> = {
+    'stop-intake': [],
+    'finish-sends': [],
     'tell-clients': [],
     'finish-writes': [],
   };
@@ -29,8 +47,10 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     const server = this.httpAdapterHost.httpAdapter?.getHttpServer() as Server | undefined;
     server?.close();
-    for (const phase of ['tell-clients', 'finish-writes'] as const) {
+    for (const phase of PHASES) {
       await Promise.allSettled(this.steps[phase].map(async (step) => step()));
+      // The acks of finished sends are written in the promise callbacks still queued.
+      if (phase === 'finish-sends') await new Promise((resolve) => setImmediate(resolve));
     }
     this.logger.log('Clients told and writes finished');
   }
