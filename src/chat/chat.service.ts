@@ -92,9 +92,20 @@ export class ChatService {
     this.live.track(room.id, room.lastSeq);
     const change = await this.presence.enter(room.id, summary(connection.user), connection.id);
     if (change.changed) this.delivery.userJoined(room.id, change.user, connection.id);
-    // Closed while presence was stored: the close's cleanup has taken it out again.
+    if (room.isPrivate) await this.assertStillMember(connection, room.id);
+    // Closed meanwhile: the close's cleanup has taken its presence out again.
     assertOpen(connection);
     return room;
+  }
+
+  /**
+   * A removal that committed while this join ran found the connection not yet
+   * in the room, so its effect took nothing out: the join must not let it in.
+   */
+  private async assertStillMember(connection: Connection, roomId: string): Promise<void> {
+    if (await this.rooms.isMember(roomId, connection.user.id)) return;
+    await this.leave(connection, roomId);
+    throw AppException.notFound('Room not found');
   }
 
   async leave(connection: Connection, roomId: string): Promise<void> {

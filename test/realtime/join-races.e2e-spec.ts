@@ -1,3 +1,4 @@
+import request from 'supertest';
 import { LiveDelivery } from '@app/chat/live-delivery';
 import { PresenceService } from '@app/chat/presence.service';
 import type { JoinResult } from '@app/contract/socket-events';
@@ -7,7 +8,15 @@ import { RoomsService } from '@app/rooms/rooms.service';
 import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { RawClient } from '../support/raw-ws';
-import { emitOk, eventually, nextEvent, sleep, socketPool } from '../support/sockets';
+import {
+  collect,
+  emitAck,
+  emitOk,
+  eventually,
+  nextEvent,
+  sleep,
+  socketPool,
+} from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
@@ -76,6 +85,43 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
 
     expect(await presentIds(room.id)).not.toContain(joiner.id);
     expect(t.app.get(LiveDelivery).deliveredSeq(room.id)).toBeUndefined();
+  });
+
+  it('refuses a join to a private room whose member was removed while it ran', async () => {
+    const member = await registerUser(t.url);
+    const room = await createRoom(t.url, owner, { isPrivate: true });
+    await request(t.url)
+      .post(`/api/rooms/${room.id}/members`)
+      .set('Authorization', `Bearer ${owner.token}`)
+      .send({ userId: member.id })
+      .expect(201);
+    const socket = await sockets.connect(member);
+    const presence = t.app.get(PresenceService);
+    const enter = presence.enter.bind(presence);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let begin!: () => void;
+    const entering = new Promise<void>((resolve) => (begin = resolve));
+    jest.spyOn(presence, 'enter').mockImplementationOnce(async (...args) => {
+      begin();
+      await released;
+      return enter(...args);
+    });
+
+    const joined = emitAck(socket, 'chat:join', { roomId: room.id });
+    await entering;
+    await request(t.url)
+      .delete(`/api/rooms/${room.id}/members/${member.id}`)
+      .set('Authorization', `Bearer ${owner.token}`)
+      .expect(204);
+    release();
+
+    expect(await joined).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+    expect(await presentIds(room.id)).not.toContain(member.id);
+    const memberGets = collect(socket, 'chat:message');
+    await postMessage(t.url, owner, room.id, 'members only');
+    await sleep(200);
+    expect(memberGets).toEqual([]);
   });
 
   it('resumes a rejoin whose since is past the room’s last seq from the room’s end', async () => {
