@@ -169,11 +169,45 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.waitForSelector('#load-older', { state: 'hidden' });
   });
 
-  async function createRoomAs(token: string, name: string): Promise<string> {
+  it('closes the conversation of a member removed from a private room, and drops it from the list', async () => {
+    const [owner, erin] = [
+      await registerUser(service.url, uniqueUsername('owner')),
+      await registerUser(service.url, uniqueUsername('erin')),
+    ];
+    const roomId = await createRoomAs(owner.token, 'inner circle', true);
+    await call('POST', `/api/rooms/${roomId}/members`, owner.token, { userId: erin.id });
+
+    const page = await openPage();
+    await page.fill('#auth-form [name=username]', erin.username);
+    await page.fill('#auth-form [name=password]', PASSWORD);
+    await page.click('#login');
+    await expectConnected(page);
+    await openRoom(page, 'inner circle');
+
+    await call('DELETE', `/api/rooms/${roomId}/members/${erin.id}`, owner.token);
+    await page.waitForSelector(
+      `#notice:text-is("${owner.username} removed you from # inner circle.")`,
+    );
+    await page.waitForSelector('#composer input[disabled]');
+    await page.waitForSelector('#room-list button:text-is("# inner circle")', {
+      state: 'detached',
+    });
+  });
+
+  async function call(method: string, path: string, token: string, body?: object): Promise<void> {
+    const response = await fetch(`${service.url}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status}`);
+  }
+
+  async function createRoomAs(token: string, name: string, isPrivate = false): Promise<string> {
     const response = await fetch(`${service.url}/api/rooms`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ name }),
+      body: JSON.stringify({ name, isPrivate }),
     });
     return ((await response.json()) as { id: string }).id;
   }

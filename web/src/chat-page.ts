@@ -1,7 +1,9 @@
 import {
   ChatClient,
   newClientMsgId,
+  NotificationType,
   type MessageJson,
+  type NotificationJson,
   type RestClient,
   type RoomJson,
   type RoomUserEvent,
@@ -94,6 +96,7 @@ export class ChatPage {
       client.on('roomLost', ({ roomId }) => {
         if (roomId === this.current?.id) this.notice('You no longer have access to this room.');
       }),
+      client.on('notification', (notification) => this.notified(notification)),
     );
     const { signal } = this.abort;
     byId('retry-now').addEventListener('click', () => this.client.reconnectNow(), { signal });
@@ -185,6 +188,22 @@ export class ChatPage {
     if (!this.current || now - this.lastTypingSent < TYPING_EVERY_MS) return;
     this.lastTypingSent = now;
     this.client.typing(this.current.id);
+  }
+
+  /** Removed from a room: the SDK has left it; the page stops the conversation and lists rooms anew. */
+  private notified(notification: NotificationJson): void {
+    if (notification.type !== NotificationType.RoomRemoved) return;
+    void this.rooms.refresh();
+    const { room, by } = notification;
+    if (room.id !== this.current?.id) return;
+    this.current = undefined;
+    this.setComposerEnabled(false);
+    this.typing.reset();
+    this.presence.replace([]);
+    const self = by.username === this.session.username;
+    this.notice(
+      self ? `You left # ${room.name}.` : `${by.username} removed you from # ${room.name}.`,
+    );
   }
 
   private inCurrentRoom(event: RoomUserEvent, update: () => void): void {
