@@ -10,7 +10,7 @@ import { MessagesService } from '@app/messages/messages.service';
 import { resumePoint } from '@app/messages/seq';
 import { RoomView } from '@app/rooms/dto/room.view';
 import type { Room } from '@app/rooms/room.entity';
-import { RoomsService } from '@app/rooms/rooms.service';
+import { RoomsService, type Admission } from '@app/rooms/rooms.service';
 import { LiveDelivery } from './live-delivery';
 import { PresenceService, type PresenceChange } from './presence.service';
 
@@ -81,7 +81,8 @@ export class ChatService {
    * it must not enter anything: it would stay present for good.
    */
   async enter(connection: Connection, roomId: string): Promise<Room> {
-    const room = await this.rooms.findAccessible(connection.user.id, roomId);
+    const admission = await this.rooms.admit(connection.user.id, roomId);
+    const room = admission.room;
     const joined = this.presence.roomsOf(connection.id);
     const maxRooms = this.config.get('realtime.maxRoomsPerConnection', { infer: true });
     if (!joined.has(room.id) && joined.size >= maxRooms) {
@@ -92,20 +93,20 @@ export class ChatService {
     this.live.track(room.id, room.lastSeq);
     const change = await this.presence.enter(room.id, summary(connection.user), connection.id);
     if (change.changed) this.delivery.userJoined(room.id, change.user, connection.id);
-    if (room.isPrivate) await this.assertStillMember(connection, room.id);
+    await this.confirmOrLeave(connection, admission);
     // Closed meanwhile: the close's cleanup has taken its presence out again.
     assertOpen(connection);
     return room;
   }
 
-  /**
-   * A removal that committed while this join ran found the connection not yet
-   * in the room, so its effect took nothing out: the join must not let it in.
-   */
-  private async assertStillMember(connection: Connection, roomId: string): Promise<void> {
-    if (await this.rooms.isMember(roomId, connection.user.id)) return;
-    await this.leave(connection, roomId);
-    throw AppException.notFound('Room not found');
+  /** Removed while this join ran: out of presence again, and refused. */
+  private async confirmOrLeave(connection: Connection, admission: Admission): Promise<void> {
+    try {
+      admission.confirm();
+    } catch (error) {
+      await this.leave(connection, admission.room.id);
+      throw error;
+    }
   }
 
   async leave(connection: Connection, roomId: string): Promise<void> {

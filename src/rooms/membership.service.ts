@@ -19,11 +19,11 @@ export class MembershipService implements OnModuleInit, OnModuleDestroy {
     private readonly delivery: DeliveryService,
   ) {}
 
-  /** A removal on any node ends the membership this node may still have cached. */
+  /** A removal on any node ends what this node cached of the membership, and admissions under way. */
   onModuleInit(): void {
     this.detach = this.delivery.subscribe(({ effect }) => {
       if (effect?.kind === DeliveryEffectKind.LeaveRoom)
-        this.rooms.forgetMembership(effect.roomId, effect.userId);
+        this.rooms.membershipEnded(effect.roomId, effect.userId);
     });
   }
 

@@ -18,7 +18,9 @@ function serviceWith(members: Set<string>) {
   const existsBy = jest.fn(({ roomId, userId }: { roomId: string; userId: string }) =>
     Promise.resolve(members.has(`${roomId}:${userId}`)),
   );
-  const rooms = { findOne } as unknown as Repository<Room>;
+  const findOneBy = ({ id }: { id: string }) =>
+    findOne({ where: { id } }).then((room) => (room ? ({ ...room, lastSeq: 0 } as Room) : null));
+  const rooms = { findOne, findOneBy } as unknown as Repository<Room>;
   const memberRows = {
     existsBy,
     delete: () => Promise.resolve({ affected: 1 }),
@@ -77,5 +79,31 @@ describe('RoomsService access checks', () => {
     });
     expect(service.knownAccessible('u1', 'lobby')).toBeUndefined();
     expect(findOne).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('RoomsService admissions', () => {
+  const PUBLIC = PUBLIC_ROOM.toLowerCase();
+
+  it('refuses an admission to a private room whose membership ended after the room was read', async () => {
+    const { service } = serviceWith(new Set([`${PRIVATE_ROOM}:member`]));
+    const admission = await service.admit('member', PRIVATE_ROOM);
+    expect(() => admission.confirm()).not.toThrow();
+    service.membershipEnded(PRIVATE_ROOM, 'member');
+    expect(() => admission.confirm()).toThrow('Room not found');
+  });
+
+  it('admits what a removal does not concern: another member, a later admission, a public room', async () => {
+    const { service } = serviceWith(
+      new Set([`${PRIVATE_ROOM}:member`, `${PRIVATE_ROOM}:other`, `${PUBLIC}:member`]),
+    );
+    const other = await service.admit('other', PRIVATE_ROOM);
+    const publicRoom = await service.admit('member', PUBLIC_ROOM);
+    service.membershipEnded(PRIVATE_ROOM, 'member');
+    service.membershipEnded(PUBLIC, 'member');
+    const later = await service.admit('member', PRIVATE_ROOM);
+    expect(() => other.confirm()).not.toThrow();
+    expect(() => publicRoom.confirm()).not.toThrow();
+    expect(() => later.confirm()).not.toThrow();
   });
 });

@@ -14,6 +14,20 @@ import { Room } from './room.entity';
 
 /** How long a live connection may act on a membership removed on another node. */
 const MEMBERSHIP_CACHE_MS = 5_000;
+/** Far longer than any join or stream takes to open. */
+const REMOVAL_MEMORY_MS = 60_000;
+
+/** A room the user may enter, and the check to make just before letting them in. */
+export interface Admission {
+  room: Room;
+  /**
+   * NOT_FOUND when the user's membership of this private room ended since the
+   * room was read: that removal's effect has passed this node's connections
+   * by, so a join or stream opened after it would stay in for good. Call it
+   * synchronously before subscribing.
+   */
+  confirm(this: void): void;
+}
 
 export interface RoomPageResult {
   items: Room[];
@@ -35,6 +49,9 @@ export class RoomsService {
   /** Whether a room is private never changes, so it may be kept for long. */
   private readonly privacyCache = new ExpiringCache<{ isPrivate: boolean }>(10 * 60_000, 50_000);
   private readonly membershipCache = new ExpiringCache<boolean>(MEMBERSHIP_CACHE_MS, 100_000);
+  /** Memberships ended lately (on any node), by the count of removals at the time. */
+  private readonly removals = new ExpiringCache<number>(REMOVAL_MEMORY_MS, 100_000);
+  private removalCount = 0;
 
   async create(ownerId: string, dto: CreateRoomDto): Promise<Room> {
     const now = new Date();
@@ -117,6 +134,17 @@ export class RoomsService {
     return room;
   }
 
+  /** `findAccessible`, for a join or stream that a removal running meanwhile must not let in. */
+  async admit(userId: string, roomId: string): Promise<Admission> {
+    const mark = this.removalCount;
+    const room = await this.findAccessible(userId, roomId);
+    const confirm = () => {
+      const removedAt = this.removals.get(`${room.id}:${userId}`) ?? 0;
+      if (room.isPrivate && removedAt > mark) throw AppException.notFound('Room not found');
+    };
+    return { room, confirm };
+  }
+
   isMember(roomId: string, userId: string): Promise<boolean> {
     return this.members.existsBy({ roomId, userId });
   }
@@ -146,6 +174,13 @@ export class RoomsService {
   /** Drops what this node cached about the membership, so that the next check reads it. */
   forgetMembership(roomId: string, userId: string): void {
     this.membershipCache.delete(`${roomId}:${userId}`);
+  }
+
+  /** A membership ended, on this node or another: for the cache, and for admissions under way. */
+  membershipEnded(roomId: string, userId: string): void {
+    this.forgetMembership(roomId, userId);
+    this.removalCount += 1;
+    this.removals.set(`${roomId}:${userId}`, this.removalCount);
   }
 
   /** Which of the given users are members of the room. */

@@ -41,7 +41,8 @@ export class SseService {
     since: number | undefined,
     response: Response,
   ): Promise<void> {
-    const room = await this.rooms.findAccessible(user.id, roomId);
+    const { room, confirm } = await this.rooms.admit(user.id, roomId);
+    confirm();
     const stream = new SseStream(response);
     const feed = new RoomFeed(
       stream,
