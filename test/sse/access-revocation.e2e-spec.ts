@@ -109,4 +109,30 @@ describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
     await receives(carolRoom, await postMessage(t.url, owner, room.id, 'still here'));
     expect(await endsWithin(carolPersonal, 100)).toBe(false);
   });
+  it('refuses a room stream that a removal overtook while it opened', async () => {
+    const member = await registerUser(t.url);
+    const room = await privateRoomWith(member);
+    const rooms = t.app.get(RoomsService);
+    const lookUp = rooms.findAccessible.bind(rooms);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let begin!: () => void;
+    const looked = new Promise<void>((resolve) => (begin = resolve));
+    jest.spyOn(rooms, 'findAccessible').mockImplementationOnce(async (...args) => {
+      const found = await lookUp(...args);
+      begin();
+      await released;
+      return found;
+    });
+
+    const opening = stream(`/api/rooms/${room.id}/events`, member);
+    await looked;
+    await request(t.url)
+      .delete(`/api/rooms/${room.id}/members/${member.id}`)
+      .set('Authorization', `Bearer ${owner.token}`)
+      .expect(204);
+    release();
+
+    expect((await opening).status).toBe(404);
+  });
 });
