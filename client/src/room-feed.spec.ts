@@ -128,6 +128,15 @@ describe('RoomFeed', () => {
     expect(delivered).toEqual([6, 7, 8]);
   });
 
+  it('resumes from the room’s end when its position is past it, as the server does', async () => {
+    const { feed: f, delivered } = feed({ since: 50, stored: 1 });
+    f.beginSync();
+    await f.endSync({ roomLastSeq: 1, missed: [], truncated: false });
+    expect(f.since).toBe(1);
+    await f.receive(message(2));
+    expect(delivered).toEqual([2]);
+  });
+
   it('never moves its position backwards', async () => {
     const { feed: f } = feed({ stored: 9 });
     const positions: Array<number | undefined> = [];

@@ -61,7 +61,7 @@ export class RoomFeed {
   /** The join ack arrived: deliver `missed`, then fill whatever is still missing. */
   async endSync(result: SyncResult): Promise<void> {
     this.syncing = false;
-    this.lastSeq ??= result.roomLastSeq;
+    this.startAt(result.roomLastSeq);
     this.dropStale();
     this.accept(result.missed);
     if (result.truncated || this.pending.size > 0) await this.fill(result.truncated);
@@ -81,6 +81,16 @@ export class RoomFeed {
       }
     }
     this.drain();
+  }
+
+  /**
+   * Without a position, the feed starts at the room's newest seq. With one past
+   * it (a restored database, a seq of another room), it resumes from the
+   * room's end, as the server does: the only time the position goes down.
+   */
+  private startAt(roomLastSeq: number | undefined): void {
+    if (roomLastSeq === undefined) return;
+    if (this.lastSeq === undefined || roomLastSeq < this.lastSeq) this.lastSeq = roomLastSeq;
   }
 
   /** Live messages held before the position was known may be at or behind it. */
