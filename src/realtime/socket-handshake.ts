@@ -29,6 +29,17 @@ function handshakeToken(socket: AppSocket): string | undefined {
 }
 
 /**
+ * Runs `release` once the socket is gone. A client that leaves while the
+ * middleware awaits is dropped by Socket.IO without a 'disconnect', so the
+ * transport's close is what always comes; releasing twice is harmless.
+ */
+function releaseWhenGone(socket: AppSocket, release: () => void): void {
+  if (socket.conn.readyState !== 'open') return release();
+  socket.conn.once('close', release);
+  socket.once('disconnect', release);
+}
+
+/**
  * Socket.IO middleware: runs once per connection, before any socket exists.
  * Limits attempts per address, authenticates, and reserves a connection slot.
  */
@@ -39,7 +50,7 @@ export function socketHandshake(deps: HandshakeDependencies) {
       const user = await deps.tokens.verify(handshakeToken(socket));
       await deps.connections.acquire(user.id, socket.id);
       socket.data.user = user;
-      socket.once('disconnect', () => deps.connections.release(user.id, socket.id));
+      releaseWhenGone(socket, () => deps.connections.release(user.id, socket.id));
     };
     authenticate().then(
       () => next(),

@@ -1,4 +1,6 @@
 import request from 'supertest';
+import { WebSocket } from 'ws';
+import { TokenService } from '@app/auth/token.service';
 import { createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import {
@@ -102,6 +104,36 @@ describe.each(databaseKinds())('Socket.IO limits (%s)', (kind) => {
     first.close();
     await sleep(100);
     await connect(carol);
+  });
+
+  it('frees the slot of a client that left while its handshake ran', async () => {
+    const dave = await registerUser(t.url);
+    const tokens = t.app.get(TokenService);
+    const verify = tokens.verify.bind(tokens);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let begin!: () => void;
+    const verifying = new Promise<void>((resolve) => (begin = resolve));
+    jest.spyOn(tokens, 'verify').mockImplementationOnce(async (token) => {
+      begin();
+      await released;
+      return verify(token);
+    });
+
+    const raw = new WebSocket(
+      `${t.url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`,
+    );
+    raw.on('error', () => undefined);
+    await new Promise((resolve) => raw.once('open', resolve));
+    raw.send(`40${JSON.stringify({ token: dave.token })}`);
+    await verifying;
+    raw.terminate();
+    await sleep(100);
+    release();
+    await sleep(100);
+
+    await connect(dave);
+    await connect(dave);
   });
 });
 
