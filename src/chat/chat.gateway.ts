@@ -13,7 +13,7 @@ import { whenTokenExpires } from '@app/auth/token-expiry';
 import { AppException } from '@app/common/errors/app.exception';
 import { WsExceptionFilter } from '@app/common/filters/ws-exception.filter';
 import { WsRoomAccessGuard } from '@app/common/guards/ws-room-access.guard';
-import { WsThrottleGuard } from '@app/common/guards/ws-throttle.guard';
+import { UserRateLimitGuard } from '@app/common/guards/user-rate-limit.guard';
 import { createValidationPipe } from '@app/common/pipes/validation.pipe';
 import type { AllConfig } from '@app/config/app-config';
 import { ClientEvent, ServerEvent } from '@app/contract/events';
@@ -49,7 +49,7 @@ const connectionOf = (socket: AppSocket): Connection => ({
  */
 @WebSocketGateway()
 @UseFilters(WsExceptionFilter)
-@UseGuards(WsThrottleGuard)
+@UseGuards(UserRateLimitGuard)
 @UsePipes(createValidationPipe())
 export class ChatGateway
   implements

@@ -1,13 +1,15 @@
-import { Body, Controller, Get, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '@app/auth/auth-user';
 import { Authenticated } from '@app/auth/authenticated.decorator';
 import { CurrentUser } from '@app/auth/current-user.decorator';
 import { ErrorCode } from '@app/common/errors/error-code';
+import { UserRateLimitGuard } from '@app/common/guards/user-rate-limit.guard';
 import { ApiErrors } from '@app/common/swagger/api-errors.decorator';
 import { HistoryQuery } from './dto/history.query';
 import { MessagePage, MessageView } from './dto/message.view';
 import { MessageBodyDto } from './dto/send-message.dto';
+import { RateLimit } from '@app/throttling/rate-limit.decorator';
 import { MessagesService } from './messages.service';
 
 @ApiTags('messages')
@@ -32,6 +34,8 @@ export class MessagesController {
   }
 
   @Post()
+  @UseGuards(UserRateLimitGuard)
+  @RateLimit('message')
   @ApiCreatedResponse({
     type: MessageView,
     description: 'Committed, then delivered live on every transport',

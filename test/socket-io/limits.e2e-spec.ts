@@ -63,6 +63,30 @@ describe.each(databaseKinds())('Socket.IO limits (%s)', (kind) => {
     expect(history.body.items.map((m: { seq: number }) => m.seq)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
+  it('counts REST sends against the same budget as live ones', async () => {
+    const erin = await registerUser(t.url);
+    const room = await createRoom(t.url, erin);
+    const socket = await connect(erin);
+    for (let i = 0; i < 3; i += 1)
+      await emitOk(socket, 'chat:message', { roomId: room.id, text: `live ${i}` });
+    const post = (text: string) =>
+      request(t.url)
+        .post(`/api/rooms/${room.id}/messages`)
+        .set('Authorization', `Bearer ${erin.token}`)
+        .send({ text });
+    expect((await post('rest 1')).status).toBe(201);
+    expect((await post('rest 2')).status).toBe(201);
+    const refused = await post('rest 3');
+    expect(refused.status).toBe(429);
+    expect(refused.body).toMatchObject({ code: 'RATE_LIMITED' });
+    const live = await emitAck(socket, 'chat:message', { roomId: room.id, text: 'live 3' });
+    expect(live).toMatchObject({ ok: false, error: { code: 'RATE_LIMITED' } });
+    const history = await request(t.url)
+      .get(`/api/rooms/${room.id}/messages?since=0`)
+      .set('Authorization', `Bearer ${erin.token}`);
+    expect(history.body.items).toHaveLength(5);
+  });
+
   it('limits typing per user', async () => {
     const room = await createRoom(t.url, ada);
     const socket = await connect(ada);

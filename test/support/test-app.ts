@@ -5,7 +5,7 @@ import { createTestDatabase, type DatabaseKind, type TestDatabase } from './data
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
-/** Settings every test app shares: fast hashing, generous limits, quiet logs. */
+/** Settings every test app shares: fast hashing, generous limits (tests of a limit set it), quiet logs. */
 export const BASE_TEST_ENV: RawEnvironment = {
   NODE_ENV: 'test',
   PORT: '0',
@@ -16,6 +16,7 @@ export const BASE_TEST_ENV: RawEnvironment = {
   THROTTLE_AUTH_LIMIT: '100000',
   THROTTLE_DEFAULT_LIMIT: '100000',
   MAX_PACKETS_PER_SECOND: '100000',
+  RATE_LIMIT_CHAT_MESSAGE: '100000/10s',
 };
 
 export interface TestApp {

@@ -6,7 +6,7 @@ import type { AllConfig } from '@app/config/app-config';
 import { MemoryThrottlerStorage } from '@app/throttling/memory-throttler.storage';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
-import { WsThrottleGuard } from './ws-throttle.guard';
+import { UserRateLimitGuard } from './user-rate-limit.guard';
 
 class Gateway {
   @RateLimit('message')
@@ -18,8 +18,19 @@ class Gateway {
 function contextFor(handler: () => void): ExecutionContext {
   const client = { data: { user: { id: 'u1', username: 'ada', tokenExpiresAt: Infinity } } };
   return {
+    getType: () => 'ws',
     getHandler: () => handler,
     switchToWs: () => ({ getClient: () => client }),
+  } as unknown as ExecutionContext;
+}
+
+/** A REST request behind `@Authenticated()`, whose guard has set the user. */
+function httpContextFor(handler: () => void, userId: string): ExecutionContext {
+  const request = { user: { id: userId, username: 'ada', tokenExpiresAt: Infinity } };
+  return {
+    getType: () => 'http',
+    getHandler: () => handler,
+    switchToHttp: () => ({ getRequest: () => request }),
   } as unknown as ExecutionContext;
 }
 
@@ -41,12 +52,12 @@ function remoteStorage(): ThrottlerStorage & { keys: string[] } {
   };
 }
 
-describe('WsThrottleGuard', () => {
+describe('UserRateLimitGuard', () => {
   const gateway = new Gateway();
 
   describe('with budgets in memory', () => {
     const guardWith = () =>
-      new WsThrottleGuard(
+      new UserRateLimitGuard(
         new Reflector(),
         new RateLimitService(new MemoryThrottlerStorage(), config),
       );
@@ -74,17 +85,32 @@ describe('WsThrottleGuard', () => {
     });
   });
 
+  describe('on REST routes', () => {
+    it('spends the same budget as the live events of the user', () => {
+      const guard = new UserRateLimitGuard(
+        new Reflector(),
+        new RateLimitService(new MemoryThrottlerStorage(), config),
+      );
+      expect(guard.canActivate(contextFor(gateway.send))).toBe(true);
+      expect(guard.canActivate(httpContextFor(gateway.send, 'u1'))).toBe(true);
+      expect(() => guard.canActivate(httpContextFor(gateway.send, 'u1'))).toThrow(
+        expect.objectContaining({ code: 'RATE_LIMITED' }),
+      );
+      expect(guard.canActivate(httpContextFor(gateway.send, 'u2'))).toBe(true);
+    });
+  });
+
   describe('with budgets kept elsewhere', () => {
     it("waits for the storage to count the user's budget", async () => {
       const storage = remoteStorage();
-      const guard = new WsThrottleGuard(new Reflector(), new RateLimitService(storage, config));
+      const guard = new UserRateLimitGuard(new Reflector(), new RateLimitService(storage, config));
       await expect(guard.canActivate(contextFor(gateway.send))).resolves.toBe(true);
       expect(storage.keys).toEqual(['rt:message:u1']);
     });
 
     it('refuses with RATE_LIMITED once the budget is spent, counting each event once', async () => {
       const storage = remoteStorage();
-      const guard = new WsThrottleGuard(new Reflector(), new RateLimitService(storage, config));
+      const guard = new UserRateLimitGuard(new Reflector(), new RateLimitService(storage, config));
       await guard.canActivate(contextFor(gateway.send));
       await guard.canActivate(contextFor(gateway.send));
       await expect(guard.canActivate(contextFor(gateway.send))).rejects.toMatchObject({
