@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
@@ -27,7 +27,7 @@ interface RoomOrder {
  * the previous one is), and a message already delivered is dropped.
  */
 @Injectable()
-export class LiveDelivery implements OnModuleInit, OnModuleDestroy {
+export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(LiveDelivery.name);
   private readonly rooms = new Map<string, RoomOrder>();
   private readonly listeners = new Set<DeliveryListener>();
@@ -42,7 +42,7 @@ export class LiveDelivery implements OnModuleInit, OnModuleDestroy {
     this.detach = this.delivery.subscribe((delivery) => this.receive(delivery));
   }
 
-  onModuleDestroy(): void {
+  onApplicationShutdown(): void {
     this.detach?.();
   }
 

@@ -1,4 +1,4 @@
-import { Injectable, OnModuleDestroy } from '@nestjs/common';
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
@@ -28,7 +28,7 @@ export type EffectHandler = (socket: AppSocket, effect: DeliveryEffect) => void;
  * order, also across a rejoin with `since`.
  */
 @Injectable()
-export class SocketIoDelivery implements OnModuleDestroy {
+export class SocketIoDelivery implements OnApplicationShutdown {
   private detach?: () => void;
   /** channel → socketId → fence */
   private readonly fences = new Map<string, Map<string, Fence>>();
@@ -43,11 +43,12 @@ export class SocketIoDelivery implements OnModuleDestroy {
     this.detach?.();
     this.detach = this.live.subscribe((delivery) => {
       this.deliver(server, delivery);
-      if (delivery.effect) this.forEachSocket(server, delivery.channel, delivery.effect, applyEffect);
+      if (delivery.effect)
+        this.forEachSocket(server, delivery.channel, delivery.effect, applyEffect);
     });
   }
 
-  onModuleDestroy(): void {
+  onApplicationShutdown(): void {
     this.detach?.();
   }
 

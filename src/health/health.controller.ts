@@ -8,6 +8,7 @@ import {
 import { SkipThrottle } from '@nestjs/throttler';
 import type { Response } from 'express';
 import { ErrorCode } from '@app/common/errors/error-code';
+import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { ReadinessChecks } from './readiness-checks';
 
 @ApiTags('health')
@@ -18,6 +19,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly database: TypeOrmHealthIndicator,
     private readonly extraChecks: ReadinessChecks,
+    private readonly shutdown: GracefulShutdown,
   ) {}
 
   @Get('live')
@@ -31,6 +33,7 @@ export class HealthController {
   @ApiOkResponse({ description: 'Database (and Redis, when configured) reachable' })
   @ApiServiceUnavailableResponse({ description: 'A dependency is down; `checks` says which' })
   async ready(@Res({ passthrough: true }) response: Response) {
+    if (this.shutdown.draining) return notReady(response, 'shutting down', {});
     try {
       const result = await this.health.check([
         () => this.database.pingCheck('database', { timeout: 2_000 }),
@@ -40,14 +43,18 @@ export class HealthController {
     } catch (error) {
       const result = (error as { response?: HealthCheckResult }).response;
       const down = Object.keys(result?.error ?? {});
-      response.status(HttpStatus.SERVICE_UNAVAILABLE);
-      return {
-        code: ErrorCode.Unavailable,
-        message: `Not ready: ${down.join(', ') || 'health check failed'}`,
-        details: [],
-        status: 'error',
-        checks: result?.details ?? {},
-      };
+      return notReady(response, down.join(', ') || 'health check failed', result?.details ?? {});
     }
   }
+}
+
+function notReady(response: Response, reason: string, checks: HealthCheckResult['details']) {
+  response.status(HttpStatus.SERVICE_UNAVAILABLE);
+  return {
+    code: ErrorCode.Unavailable,
+    message: `Not ready: ${reason}`,
+    details: [],
+    status: 'error',
+    checks,
+  };
 }

@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
 import type { AllConfig } from '@app/config/app-config';
 import { RedisService } from '@app/redis/redis.service';
+import { GracefulShutdown } from './graceful-shutdown.service';
 
 /* One sorted set per user, of their connections on every node, scored by
  * expiry: a dead node's connections stop counting once they expire. */
@@ -28,6 +29,7 @@ export class ConnectionTracker implements OnModuleInit, OnApplicationShutdown {
   constructor(
     private readonly config: ConfigService<AllConfig, true>,
     private readonly redis: RedisService,
+    private readonly shutdown: GracefulShutdown,
   ) {}
 
   onModuleInit(): void {
@@ -40,8 +42,13 @@ export class ConnectionTracker implements OnModuleInit, OnApplicationShutdown {
     clearInterval(this.heartbeat);
   }
 
-  /** Reserves a slot for the connection; RATE_LIMITED when all of the user's are taken. */
+  /**
+   * Reserves a slot for the connection; RATE_LIMITED when all of the user's
+   * are taken, UNAVAILABLE while the node drains (a keep-alive connection
+   * still reaches it after the listener closed, and would hold the exit up).
+   */
   async acquire(userId: string, connectionId: string): Promise<void> {
+    if (this.shutdown.draining) throw AppException.unavailable('The server is shutting down');
     const granted = this.redis.enabled
       ? await this.acquireShared(userId, connectionId)
       : this.localCount(userId) < this.max;

@@ -31,6 +31,7 @@ type Step = () => void | Promise<void>;
 @Injectable()
 export class GracefulShutdown implements BeforeApplicationShutdown {
   private readonly logger = new Logger(GracefulShutdown.name);
+  private stopping = false;
   private readonly steps: Record<ShutdownPhase, Step[]> = {
     'stop-intake': [],
     'finish-sends': [],
@@ -40,11 +41,17 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
 
   constructor(private readonly httpAdapterHost: HttpAdapterHost) {}
 
+  /** From the start of the shutdown: new connections and streams are refused, readiness is 503. */
+  get draining(): boolean {
+    return this.stopping;
+  }
+
   register(phase: ShutdownPhase, step: Step): void {
     this.steps[phase].push(step);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    this.stopping = true;
     const server = this.httpAdapterHost.httpAdapter?.getHttpServer() as Server | undefined;
     server?.close();
     for (const phase of PHASES) {

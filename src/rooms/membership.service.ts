@@ -1,4 +1,4 @@
-import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
 import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
@@ -10,7 +10,7 @@ import { RoomsService } from './rooms.service';
 
 /** Who may add and remove members, and who is told about it. */
 @Injectable()
-export class MembershipService implements OnModuleInit, OnModuleDestroy {
+export class MembershipService implements OnModuleInit, OnApplicationShutdown {
   private detach?: () => void;
 
   constructor(
@@ -27,7 +27,7 @@ export class MembershipService implements OnModuleInit, OnModuleDestroy {
     });
   }
 
-  onModuleDestroy(): void {
+  onApplicationShutdown(): void {
     this.detach?.();
   }
 

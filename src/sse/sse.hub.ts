@@ -38,7 +38,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
     private readonly delivery: DeliveryService,
     private readonly config: ConfigService<AllConfig, true>,
     private readonly metrics: MetricsService,
-    shutdown: GracefulShutdown,
+    private readonly shutdown: GracefulShutdown,
   ) {
     shutdown.register('tell-clients', () => this.endAll());
   }
@@ -54,6 +54,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   /** Registers a stream on its channel; RATE_LIMITED when the user has too many open. */
   attach(subscriber: SseSubscriber): () => void {
     const { userId, channel } = subscriber;
+    if (this.shutdown.draining) throw AppException.unavailable('The server is shutting down');
     if (this.streamsByUser.subscribers(userId).size >= this.maxStreamsPerUser) {
       throw AppException.rateLimited('Too many open event streams for this user');
     }

@@ -1,34 +1,79 @@
+import { connect, type Socket } from 'node:net';
 import type { MessageJson } from '@app/contract/models';
 import { TransactionRunner } from '@app/database/transaction-runner';
+import { ConnectionTracker } from '@app/realtime/connection-tracker';
+import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { createRoom, registerUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { connectSocket, emitAck, eventually, sleep } from '../support/sockets';
-import { startTestApp } from '../support/test-app';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+/** One keep-alive HTTP/1.1 connection, written by hand: the kind that outlives a closed listener. */
+class RawHttp {
+  private readonly socket: Socket;
+  private received = '';
+
+  constructor(url: string) {
+    const { hostname, port } = new URL(url);
+    this.socket = connect(Number(port), hostname);
+    this.socket.on('data', (chunk: Buffer) => (this.received += chunk.toString('utf8')));
+    this.socket.on('error', () => undefined);
+  }
+
+  send(method: string, path: string, headers: Record<string, string> = {}, body = ''): void {
+    const lines = [`${method} ${path} HTTP/1.1`, 'Host: localhost'];
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    if (body) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
+    this.socket.write(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  }
+
+  /** The status of the next response, once it has come; what came is then forgotten. */
+  async nextStatus(): Promise<number> {
+    await eventually(() => /\r\n\r\n/.test(this.received));
+    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(this.received)?.[1]);
+    const length = Number(/content-length: (\d+)/i.exec(this.received)?.[1] ?? 0);
+    await eventually(() => this.received.indexOf('\r\n\r\n') + 4 + length <= this.received.length);
+    this.received = this.received.slice(this.received.indexOf('\r\n\r\n') + 4 + length);
+    return status;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
 
 describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
   /** The TransactionRunner method each write of messages goes through. */
   const writeMethod = kind === 'postgres' ? 'executePrepared' : 'sqliteTransaction';
 
-  it('acknowledges the sends in flight before telling clients to go, and refuses new ones', async () => {
+  /** Holds the next write of messages until `release`; `started` resolves when it begins. */
+  function holdNextWrite(t: TestApp) {
+    const transactions = t.app.get(TransactionRunner);
+    const write = transactions[writeMethod].bind(transactions) as (...args: never[]) => unknown;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let begin!: () => void;
+    const started = new Promise<void>((resolve) => (begin = resolve));
+    jest.spyOn(transactions, writeMethod).mockImplementationOnce((async (...args: never[]) => {
+      begin();
+      await released;
+      return write(...args);
+    }) as never);
+    return { started, release };
+  }
+
+  it('acknowledges and delivers the sends in flight before telling clients to go, and refuses new ones', async () => {
     const t = await startTestApp(kind);
     try {
       const ada = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
       const socket = await connectSocket(t.url, ada.token);
+      await emitAck(socket, 'chat:join', { roomId: room.id });
       const seen: string[] = [];
       socket.on('disconnect', () => seen.push('disconnect'));
+      socket.on('chat:message', () => seen.push('live'));
 
-      const transactions = t.app.get(TransactionRunner);
-      const write = transactions[writeMethod].bind(transactions) as (...args: never[]) => unknown;
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let writeStarted!: () => void;
-      const started = new Promise<void>((resolve) => (writeStarted = resolve));
-      jest.spyOn(transactions, writeMethod).mockImplementationOnce((async (...args: never[]) => {
-        writeStarted();
-        await released;
-        return write(...args);
-      }) as never);
+      const write = holdNextWrite(t);
 
       const inFlight = emitAck<MessageJson>(socket, 'chat:message', {
         roomId: room.id,
@@ -37,7 +82,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
         seen.push('ack');
         return answer;
       });
-      await started;
+      await write.started;
       const closing = t.app.close();
       await sleep(100);
 
@@ -45,13 +90,52 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       expect(refused).toMatchObject({ ok: false, error: { code: 'UNAVAILABLE' } });
       expect(seen).toEqual([]);
 
-      release();
+      write.release();
       expect(await inFlight).toMatchObject({ ok: true, data: { seq: 1, text: 'in flight' } });
       await closing;
       await eventually(() => seen.includes('disconnect'));
-      expect(seen).toEqual(['ack', 'disconnect']);
+      // Delivered live too: the node still delivers while it drains.
+      expect([...seen].sort()).toEqual(['ack', 'disconnect', 'live']);
+      expect(seen.at(-1)).toBe('disconnect');
       socket.close();
     } finally {
+      await t.database.drop();
+    }
+  });
+
+  it('answers not ready and opens no stream on a connection that outlived the listener', async () => {
+    const t = await startTestApp(kind);
+    const http = new RawHttp(t.url);
+    try {
+      const ada = await registerUser(t.url);
+      const room = await createRoom(t.url, ada);
+      const auth = { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' };
+      // Busy when the listener closes (idle connections are closed with it), and kept
+      // open by a last drain step until the test has used it.
+      const write = holdNextWrite(t);
+      http.send('POST', `/api/rooms/${room.id}/messages`, auth, JSON.stringify({ text: 'busy' }));
+      await write.started;
+      let finish!: () => void;
+      const finished = new Promise<void>((resolve) => (finish = resolve));
+      t.app.get(GracefulShutdown).register('finish-writes', () => finished);
+      const closing = t.app.close();
+      await sleep(100);
+      write.release();
+      expect(await http.nextStatus()).toBe(201);
+
+      http.send('GET', '/health/ready');
+      expect(await http.nextStatus()).toBe(503);
+      http.send('GET', `/api/rooms/${room.id}/events`, auth);
+      expect(await http.nextStatus()).toBe(503);
+      // What Socket.IO handshakes and /ws upgrades reserve first.
+      await expect(t.app.get(ConnectionTracker).acquire(ada.id, 'late')).rejects.toMatchObject({
+        code: 'UNAVAILABLE',
+      });
+      finish();
+      const closedWithin = await Promise.race([closing.then(() => true), sleep(3_000)]);
+      expect(closedWithin).toBe(true);
+    } finally {
+      http.close();
       await t.database.drop();
     }
   });
