@@ -63,10 +63,12 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   async users(roomId: string): Promise<UserSummaryJson[]> {
-    const members = await this.redis.client.zRangeByScore(
-      this.redis.key('presence', 'room', roomId),
-      Date.now(),
-      '+inf',
+    const members = await this.redis.answered(
+      this.redis.client.zRangeByScore(
+        this.redis.key('presence', 'room', roomId),
+        Date.now(),
+        '+inf',
+      ),
     );
     const users = new Map<string, UserSummaryJson>();
     for (const member of members) {
@@ -81,10 +83,12 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   async sweep(): Promise<ExpiredPresence[]> {
-    const gone = (await this.redis.client.eval(SWEEP, {
-      keys: [this.redis.key('presence', 'expiry')],
-      arguments: [String(Date.now()), this.redis.key(''), String(SWEEP_BATCH)],
-    })) as string[];
+    const gone = (await this.redis.answered(
+      this.redis.client.eval(SWEEP, {
+        keys: [this.redis.key('presence', 'expiry')],
+        arguments: [String(Date.now()), this.redis.key(''), String(SWEEP_BATCH)],
+      }),
+    )) as string[];
     return gone.map((entry) => {
       const [roomId, id, , username] = entry.split('|');
       return { roomId, user: { id, username } };
@@ -93,13 +97,14 @@ export class RedisPresenceStore extends PresenceStore {
 
   private run(script: string, { roomId, user, connectionId }: Entry): Promise<number> {
     const member = `${user.id}|${connectionId}|${user.username}`;
-    return this.redis.client.eval(script, {
-      keys: [
-        this.redis.key('presence', 'room', roomId),
-        this.redis.key('presence', 'count', roomId),
-        this.redis.key('presence', 'expiry'),
-      ],
-      arguments: [member, `${roomId}|${member}`, String(Date.now() + this.ttlMs), user.id],
-    }) as Promise<number>;
+    const keys = [
+      this.redis.key('presence', 'room', roomId),
+      this.redis.key('presence', 'count', roomId),
+      this.redis.key('presence', 'expiry'),
+    ];
+    const args = [member, `${roomId}|${member}`, String(Date.now() + this.ttlMs), user.id];
+    return this.redis.answered(
+      this.redis.client.eval(script, { keys, arguments: args }),
+    ) as Promise<number>;
   }
 }

@@ -55,6 +55,8 @@ export interface RedisConfig {
   keyPrefix: string;
   /** How long a node's presence and connection entries outlive its last heartbeat. */
   presenceTtlMs: number;
+  /** How long a command may wait for Redis before it fails (and callers fall back to the node). */
+  commandTimeoutMs: number;
 }
 
 export interface ThrottleConfig {
@@ -144,6 +146,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       url: env.REDIS_URL,
       keyPrefix: env.REDIS_KEY_PREFIX,
       presenceTtlMs: env.PRESENCE_TTL_MS,
+      commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
     },
     realtime: {
       pingIntervalMs: env.WS_PING_INTERVAL_MS,

@@ -270,6 +270,12 @@ export class EnvironmentVariables {
 
   @Transform(toInt)
   @IsInt()
+  @Min(100)
+  @Max(MAX_TIMER_MS)
+  REDIS_COMMAND_TIMEOUT_MS = 2_000;
+
+  @Transform(toInt)
+  @IsInt()
   @Min(1)
   MAX_SSE_STREAMS_PER_USER = 10;
 }

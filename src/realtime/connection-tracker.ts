@@ -70,16 +70,10 @@ export class ConnectionTracker implements OnModuleInit, OnApplicationShutdown {
   private async acquireShared(userId: string, connectionId: string): Promise<boolean> {
     try {
       const now = Date.now();
-      const granted = await this.redis.client.eval(ACQUIRE, {
-        keys: [this.key(userId)],
-        arguments: [
-          String(now),
-          String(this.max),
-          String(now + this.ttlMs),
-          connectionId,
-          String(this.ttlMs),
-        ],
-      });
+      const args = [now, this.max, now + this.ttlMs, connectionId, this.ttlMs].map(String);
+      const granted = await this.redis.answered(
+        this.redis.client.eval(ACQUIRE, { keys: [this.key(userId)], arguments: args }),
+      );
       return granted === 1;
     } catch (error) {
       this.logger.warn(`Connection cap checked on this node only: ${(error as Error).message}`);

@@ -11,7 +11,9 @@ type Client = RedisClientType;
 /**
  * The node's Redis connections: one for commands and publishing, one for
  * subscriptions. Commands fail fast while Redis is away (no offline queue),
- * so callers degrade to local behaviour; both reconnect on their own.
+ * and those of live paths (`answered`) after REDIS_COMMAND_TIMEOUT_MS while
+ * it does not answer, so callers degrade to local behaviour; both reconnect
+ * on their own.
  */
 @Injectable()
 export class RedisService implements OnApplicationShutdown {
@@ -38,6 +40,23 @@ export class RedisService implements OnApplicationShutdown {
 
   get ready(): boolean {
     return !!this.commandClient?.isReady && !!this.subscriberClient?.isReady;
+  }
+
+  /**
+   * The answer to a command, or a failure once it has waited
+   * REDIS_COMMAND_TIMEOUT_MS: the client's own timeout covers only the wait
+   * before a command is written, not a Redis that takes it and never answers.
+   */
+  answered<T>(command: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('Redis did not answer in time')), this.timeoutMs);
+    });
+    return Promise.race([command, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private get timeoutMs(): number {
+    return this.config.get('redis.commandTimeoutMs', { infer: true });
   }
 
   /** Every key and channel of the service lives under the configured prefix. */

@@ -35,13 +35,14 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     throttlerName: string,
   ): Promise<ThrottlerStorageRecord> {
     try {
-      const [totalHits, ttlMs, blockedMs] = (await this.redis.client.eval(INCREMENT, {
-        keys: [
-          this.redis.key('throttle', throttlerName, key),
-          this.redis.key('throttle', throttlerName, key, 'blocked'),
-        ],
-        arguments: [String(ttl), String(limit), String(blockDuration)],
-      })) as [number, number, number];
+      const keys = [
+        this.redis.key('throttle', throttlerName, key),
+        this.redis.key('throttle', throttlerName, key, 'blocked'),
+      ];
+      const args = [String(ttl), String(limit), String(blockDuration)];
+      const [totalHits, ttlMs, blockedMs] = (await this.redis.answered(
+        this.redis.client.eval(INCREMENT, { keys, arguments: args }),
+      )) as [number, number, number];
       return {
         totalHits,
         timeToExpire: Math.ceil(Math.max(ttlMs, 0) / 1000),
