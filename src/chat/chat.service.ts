@@ -25,7 +25,6 @@ export interface Connection {
   readonly open: boolean;
 }
 
-
 const summary = (user: AuthUser): UserSummaryJson => ({ id: user.id, username: user.username });
 
 function assertOpen(connection: Connection): void {
@@ -44,6 +43,7 @@ export class ChatService {
     private readonly live: LiveDelivery,
   ) {
     presence.whenExpired(({ roomId, user }) => this.delivery.userLeft(roomId, user));
+    presence.whenReturned(({ roomId, user }) => this.delivery.userJoined(roomId, user));
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { UserSummaryJson } from '@app/contract/models';
 
-/** A user gone from a room because the node holding their connections stopped heartbeating. */
-export interface ExpiredPresence {
+/** A user who left a room, or came back to it, because of their node's heartbeats. */
+export interface RoomPresence {
   roomId: string;
   user: UserSummaryJson;
 }
@@ -16,12 +16,16 @@ export abstract class PresenceStore {
   /** True when this was the user's last connection in the room. */
   abstract leave(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean>;
   abstract users(roomId: string): Promise<UserSummaryJson[]>;
-  /** Keeps this node's entries alive; entries of a dead node expire. */
+  /**
+   * Keeps this node's entries alive; entries of a dead node expire. Returns
+   * the users a sweep had taken out while this node missed its heartbeats,
+   * who are thereby present again.
+   */
   abstract refresh(
     entries: Array<{ roomId: string; user: UserSummaryJson; connectionId: string }>,
-  ): Promise<void>;
+  ): Promise<RoomPresence[]>;
   /** Removes expired entries; returns the users that thereby left. */
-  abstract sweep(): Promise<ExpiredPresence[]>;
+  abstract sweep(): Promise<RoomPresence[]>;
 }
 
 /** One node alone: presence is this process's memory, and nothing expires. */
@@ -56,11 +60,11 @@ export class LocalPresenceStore extends PresenceStore {
     return Promise.resolve(ids.map((id) => this.names.get(id)!));
   }
 
-  refresh(): Promise<void> {
-    return Promise.resolve();
+  refresh(): Promise<RoomPresence[]> {
+    return Promise.resolve([]);
   }
 
-  sweep(): Promise<ExpiredPresence[]> {
+  sweep(): Promise<RoomPresence[]> {
     return Promise.resolve([]);
   }
 }

@@ -4,7 +4,7 @@ import type { AllConfig } from '@app/config/app-config';
 import type { UserSummaryJson } from '@app/contract/models';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
-import { PresenceStore, type ExpiredPresence } from './presence-store';
+import { PresenceStore, type RoomPresence } from './presence-store';
 
 export interface PresenceChange {
   roomId: string;
@@ -13,7 +13,7 @@ export interface PresenceChange {
   changed: boolean;
 }
 
-type Expiry = (expired: ExpiredPresence) => void;
+type PresenceHandler = (change: RoomPresence) => void;
 
 /**
  * Presence of this node's connections, kept in the shared store. The local
@@ -34,7 +34,8 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   private readonly pending = new Set<Promise<unknown>>();
   private entryCount = 0;
   private timer?: NodeJS.Timeout;
-  private onExpiry: Expiry = () => undefined;
+  private onExpiry: PresenceHandler = () => undefined;
+  private onReturn: PresenceHandler = () => undefined;
 
   constructor(
     private readonly store: PresenceStore,
@@ -57,8 +58,13 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** Called for users whose node died: they left every room they were in. */
-  whenExpired(handler: Expiry): void {
+  whenExpired(handler: PresenceHandler): void {
     this.onExpiry = handler;
+  }
+
+  /** Called for users of this node whom a sweep took out while it missed heartbeats: they are back. */
+  whenReturned(handler: PresenceHandler): void {
+    this.onReturn = handler;
   }
 
   async enter(
@@ -166,7 +172,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   /** Heartbeat of this node's entries, then the sweep of dead nodes' entries. */
   private async maintain(): Promise<void> {
     try {
-      await this.store.refresh(this.localEntries());
+      for (const returned of await this.store.refresh(this.localEntries())) this.onReturn(returned);
       for (const expired of await this.store.sweep()) this.onExpiry(expired);
     } catch (error) {
       this.logger.warn(`Presence heartbeat failed: ${(error as Error).message}`);

@@ -1,8 +1,10 @@
 import type { UserSummaryJson } from '@app/contract/models';
 import type { RedisService } from '@app/redis/redis.service';
-import { PresenceStore, type ExpiredPresence } from './presence-store';
+import { PresenceStore, type RoomPresence } from './presence-store';
 
 const SWEEP_BATCH = 500;
+/** How many presence lifetimes a swept user is remembered, to be announced again if their node returns. */
+const SWEPT_MEMORY_TTLS = 20;
 
 /* A connection's entry lives in the room's sorted set (to list who is here)
  * and in one global sorted set (to find expired entries quickly); both are
@@ -15,6 +17,17 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 if added == 1 then return redis.call('HINCRBY', KEYS[2], ARGV[4], 1) end
 return 0`;
 
+/* A heartbeat: ENTER, and 1 when that brings back a user whom a sweep took
+ * out of the room (their node missed heartbeats, then came back), so that
+ * the others hear they are here again. KEYS[4] holds the users swept out. */
+const REFRESH = `
+local added = redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+if added == 0 then return 0 end
+local count = redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
+if redis.call('ZREM', KEYS[4], ARGV[5]) == 1 and count == 1 then return 1 end
+return 0`;
+
 const LEAVE = `
 redis.call('ZREM', KEYS[3], ARGV[2])
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return -1 end
@@ -23,6 +36,7 @@ if left <= 0 then redis.call('HDEL', KEYS[2], ARGV[4]) end
 return left`;
 
 const SWEEP = `
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
 local gone = {}
 for _, entry in ipairs(expired) do
@@ -34,6 +48,7 @@ for _, entry in ipairs(expired) do
     local left = redis.call('HINCRBY', countKey, userId, -1)
     if left <= 0 then
       redis.call('HDEL', countKey, userId)
+      redis.call('ZADD', KEYS[2], ARGV[1], roomId .. '|' .. userId)
       table.insert(gone, entry)
     end
   end
@@ -78,16 +93,19 @@ export class RedisPresenceStore extends PresenceStore {
     return [...users.values()];
   }
 
-  async refresh(entries: Entry[]): Promise<void> {
-    await Promise.all(entries.map((entry) => this.run(ENTER, entry)));
+  async refresh(entries: Entry[]): Promise<RoomPresence[]> {
+    const back = await Promise.all(
+      entries.map(async (entry) => ((await this.run(REFRESH, entry)) === 1 ? [entry] : [])),
+    );
+    return back.flat().map(({ roomId, user }) => ({ roomId, user }));
   }
 
-  async sweep(): Promise<ExpiredPresence[]> {
+  async sweep(): Promise<RoomPresence[]> {
+    const now = Date.now();
+    const keys = [this.redis.key('presence', 'expiry'), this.redis.key('presence', 'swept')];
+    const args = [now, this.redis.key(''), SWEEP_BATCH, now - SWEPT_MEMORY_TTLS * this.ttlMs];
     const gone = (await this.redis.answered(
-      this.redis.client.eval(SWEEP, {
-        keys: [this.redis.key('presence', 'expiry')],
-        arguments: [String(Date.now()), this.redis.key(''), String(SWEEP_BATCH)],
-      }),
+      this.redis.client.eval(SWEEP, { keys, arguments: args.map(String) }),
     )) as string[];
     return gone.map((entry) => {
       const [roomId, id, , username] = entry.split('|');
@@ -101,8 +119,10 @@ export class RedisPresenceStore extends PresenceStore {
       this.redis.key('presence', 'room', roomId),
       this.redis.key('presence', 'count', roomId),
       this.redis.key('presence', 'expiry'),
+      this.redis.key('presence', 'swept'),
     ];
-    const args = [member, `${roomId}|${member}`, String(Date.now() + this.ttlMs), user.id];
+    const expiry = String(Date.now() + this.ttlMs);
+    const args = [member, `${roomId}|${member}`, expiry, user.id, `${roomId}|${user.id}`];
     return this.redis.answered(
       this.redis.client.eval(script, { keys, arguments: args }),
     ) as Promise<number>;

@@ -104,12 +104,13 @@ export class DeliveryService {
     this.notify(userId, { type: NotificationType.Mention, message });
   }
 
-  userJoined(roomId: string, user: UserSummaryJson, connectionId: string): void {
+  /** To everyone in the room but the connection that joined, when there is one. */
+  userJoined(roomId: string, user: UserSummaryJson, connectionId?: string): void {
     this.publish({
       channel: roomNames.chat(roomId),
       event: ServerEvent.UserJoined,
       payload: { roomId, user },
-      except: { connectionId },
+      ...(connectionId === undefined ? {} : { except: { connectionId } }),
     });
   }
 

@@ -66,6 +66,39 @@ describeCluster('faults of a three-node cluster', () => {
     }
   }, 60_000);
 
+  it('announces again, with chat:userJoined, the users of a node that stalled past the TTL and came back', async () => {
+    const cluster = await Cluster.start(2);
+    try {
+      const [url0, url1] = cluster.nodes.map((node) => node.url);
+      const [ada, bob] = await Promise.all([registerUser(url0), registerUser(url0)]);
+      const room = await createRoom(url0, ada);
+      const watcher = await connectSocket(url0, ada.token);
+      await emitOk(watcher, 'chat:join', room.id);
+      const stalled = await connectSocket(url1, bob.token, { reconnection: false });
+      await emitOk(stalled, 'chat:join', room.id);
+      const bobSummary = { id: bob.id, username: bob.username };
+
+      const left = nextEvent<RoomUserEvent>(watcher, 'chat:userLeft', () => true, 10_000);
+      cluster.nodes[1].process.child.kill('SIGSTOP');
+      try {
+        expect(await left).toEqual({ roomId: room.id, user: bobSummary });
+      } finally {
+        cluster.nodes[1].process.child.kill('SIGCONT');
+      }
+
+      const back = nextEvent<RoomUserEvent>(watcher, 'chat:userJoined', () => true, 10_000);
+      expect(await back).toEqual({ roomId: room.id, user: bobSummary });
+      const present = await emitOk<{ users: Array<{ id: string }> }>(watcher, 'room:presence', {
+        roomId: room.id,
+      });
+      expect(present.users.map((user) => user.id).sort()).toEqual([ada.id, bob.id].sort());
+      watcher.close();
+      stalled.close();
+    } finally {
+      await cluster.stop();
+    }
+  }, 60_000);
+
   it('loses no acknowledged message when a node is SIGKILLed mid-traffic: every member gets each once, in seq order', async () => {
     const cluster = await Cluster.start(3);
     const members: RoomMember[] = [];
