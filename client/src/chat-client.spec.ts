@@ -12,6 +12,7 @@ import {
   type RoomJson,
   type ServerToClientEvents,
 } from './contract';
+import { storedMessage } from './test-fixtures';
 
 const ROOM = '0190b0b0-0000-7000-8000-0000000000aa';
 const OTHER_ROOM = '0190b0b0-0000-7000-8000-0000000000bb';
@@ -28,18 +29,7 @@ function room(id: string): RoomJson {
   };
 }
 
-function message(roomId: string, seq: number): MessageJson {
-  return {
-    id: `m${seq}`,
-    roomId,
-    seq,
-    userId: 'u9',
-    username: 'owner',
-    text: `message ${seq}`,
-    clientMsgId: null,
-    createdAt: new Date(0).toISOString(),
-  };
-}
+const message = (roomId: string, seq: number) => storedMessage(roomId, seq);
 
 const removedFrom = (roomId: string): NotificationJson => ({
   type: 'room:removed',

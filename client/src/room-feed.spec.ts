@@ -1,20 +1,9 @@
-import type { MessageJson } from './contract';
 import { RoomFeed, type MessagePage } from './room-feed';
+import { storedMessage } from './test-fixtures';
 
 const ROOM = '0190b0b0-0000-7000-8000-000000000001';
 
-function message(seq: number): MessageJson {
-  return {
-    id: `m${seq}`,
-    roomId: ROOM,
-    seq,
-    userId: 'u1',
-    username: 'ada',
-    text: `message ${seq}`,
-    clientMsgId: null,
-    createdAt: new Date(0).toISOString(),
-  };
-}
+const message = (seq: number) => storedMessage(ROOM, seq);
 
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => message(from + i));

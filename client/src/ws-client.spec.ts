@@ -1,7 +1,8 @@
 import type { ConnectionState } from './connection-state';
-import type { MessageJson, NotificationJson, RoomJson } from './contract';
+import type { NotificationJson, RoomJson } from './contract';
 import { WsClient, type WebSocketLike, type WsClientEvents } from './ws-client';
 import { WsServerFrameType } from './ws-frames';
+import { storedMessage } from './test-fixtures';
 
 const ROOM = '0190b0b0-0000-7000-8000-0000000000aa';
 const OTHER_ROOM = '0190b0b0-0000-7000-8000-0000000000bb';
@@ -107,18 +108,7 @@ async function connected(ws: WsClient): Promise<FakeSocket> {
   return FakeSocket.last;
 }
 
-function message(seq: number, roomId = ROOM): MessageJson {
-  return {
-    id: `m${seq}`,
-    roomId,
-    seq,
-    userId: 'u1',
-    username: 'ada',
-    text: `message ${seq}`,
-    clientMsgId: null,
-    createdAt: new Date(0).toISOString(),
-  };
-}
+const message = (seq: number, roomId = ROOM) => storedMessage(roomId, seq);
 
 /** REST history of a room holding messages 1..`stored`; records the `since` of every call. */
 function restHistory(stored: () => number) {

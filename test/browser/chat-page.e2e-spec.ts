@@ -67,6 +67,13 @@ describeWithBrowser('the chat page in Chromium', () => {
     await expectConnected(page);
   }
 
+  async function logIn(page: Page, username: string): Promise<void> {
+    await page.fill('#auth-form [name=username]', username);
+    await page.fill('#auth-form [name=password]', PASSWORD);
+    await page.click('#login');
+    await expectConnected(page);
+  }
+
   const expectConnected = (page: Page) =>
     page.waitForSelector('#connection[data-status=connected]');
 
@@ -148,10 +155,7 @@ describeWithBrowser('the chat page in Chromium', () => {
     for (let i = 1; i <= 120; i += 1) await postMessage(service.url, dan, roomId, `old ${i}`);
 
     const page = await openPage();
-    await page.fill('#auth-form [name=username]', dan.username);
-    await page.fill('#auth-form [name=password]', PASSWORD);
-    await page.click('#login');
-    await expectConnected(page);
+    await logIn(page, dan.username);
     await openRoom(page, 'archive');
     await page.waitForSelector(messageWithText('old 120'));
     expect(await seqsShown(page)).toEqual(range(71, 120));
@@ -178,10 +182,7 @@ describeWithBrowser('the chat page in Chromium', () => {
     await call('POST', `/api/rooms/${roomId}/members`, owner.token, { userId: erin.id });
 
     const page = await openPage();
-    await page.fill('#auth-form [name=username]', erin.username);
-    await page.fill('#auth-form [name=password]', PASSWORD);
-    await page.click('#login');
-    await expectConnected(page);
+    await logIn(page, erin.username);
     await openRoom(page, 'inner circle');
 
     await call('DELETE', `/api/rooms/${roomId}/members/${erin.id}`, owner.token);

@@ -5,6 +5,7 @@ import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { createRoom, registerUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
+import { holdNextCall } from '../support/hold';
 import { connectSocket, emitAck, eventually, sleep } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -46,21 +47,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
   /** The TransactionRunner method each write of messages goes through. */
   const writeMethod = kind === 'postgres' ? 'executePrepared' : 'sqliteTransaction';
 
-  /** Holds the next write of messages until `release`; `started` resolves when it begins. */
-  function holdNextWrite(t: TestApp) {
-    const transactions = t.app.get(TransactionRunner);
-    const write = transactions[writeMethod].bind(transactions) as (...args: never[]) => unknown;
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let begin!: () => void;
-    const started = new Promise<void>((resolve) => (begin = resolve));
-    jest.spyOn(transactions, writeMethod).mockImplementationOnce((async (...args: never[]) => {
-      begin();
-      await released;
-      return write(...args);
-    }) as never);
-    return { started, release };
-  }
+  const holdNextWrite = (t: TestApp) => holdNextCall(t.app.get(TransactionRunner), writeMethod);
 
   it('acknowledges and delivers the sends in flight before telling clients to go, and refuses new ones', async () => {
     const t = await startTestApp(kind);

@@ -3,10 +3,10 @@ import { LiveDelivery } from '@app/chat/live-delivery';
 import { PresenceService } from '@app/chat/presence.service';
 import type { JoinResult } from '@app/contract/socket-events';
 import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
-import type { Room } from '@app/rooms/room.entity';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
+import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import {
   collect,
@@ -34,21 +34,7 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
   });
   afterAll(() => t.close());
 
-  /** Holds the next room lookup until `release`; `started` resolves when it begins. */
-  function holdNextRoomLookup() {
-    const rooms = t.app.get(RoomsService);
-    const lookUp = rooms.findAccessible.bind(rooms);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let begin!: () => void;
-    const started = new Promise<void>((resolve) => (begin = resolve));
-    jest.spyOn(rooms, 'findAccessible').mockImplementationOnce(async (...args): Promise<Room> => {
-      begin();
-      await released;
-      return lookUp(...args);
-    });
-    return { started, release };
-  }
+  const holdNextRoomLookup = () => holdNextCall(t.app.get(RoomsService), 'findAccessible');
 
   const presentIds = async (roomId: string) =>
     (await t.app.get(PresenceService).users(roomId)).map((user) => user.id);
@@ -96,25 +82,15 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
       .send({ userId: member.id })
       .expect(201);
     const socket = await sockets.connect(member);
-    const presence = t.app.get(PresenceService);
-    const enter = presence.enter.bind(presence);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let begin!: () => void;
-    const entering = new Promise<void>((resolve) => (begin = resolve));
-    jest.spyOn(presence, 'enter').mockImplementationOnce(async (...args) => {
-      begin();
-      await released;
-      return enter(...args);
-    });
+    const entering = holdNextCall(t.app.get(PresenceService), 'enter');
 
     const joined = emitAck(socket, 'chat:join', { roomId: room.id });
-    await entering;
+    await entering.started;
     await request(t.url)
       .delete(`/api/rooms/${room.id}/members/${member.id}`)
       .set('Authorization', `Bearer ${owner.token}`)
       .expect(204);
-    release();
+    entering.release();
 
     expect(await joined).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
     expect(await presentIds(room.id)).not.toContain(member.id);

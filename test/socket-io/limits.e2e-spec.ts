@@ -3,6 +3,7 @@ import { WebSocket } from 'ws';
 import { TokenService } from '@app/auth/token.service';
 import { createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
+import { holdNextCall } from '../support/hold';
 import {
   connectSocket,
   emitAck,
@@ -132,17 +133,7 @@ describe.each(databaseKinds())('Socket.IO limits (%s)', (kind) => {
 
   it('frees the slot of a client that left while its handshake ran', async () => {
     const dave = await registerUser(t.url);
-    const tokens = t.app.get(TokenService);
-    const verify = tokens.verify.bind(tokens);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let begin!: () => void;
-    const verifying = new Promise<void>((resolve) => (begin = resolve));
-    jest.spyOn(tokens, 'verify').mockImplementationOnce(async (token) => {
-      begin();
-      await released;
-      return verify(token);
-    });
+    const verifying = holdNextCall(t.app.get(TokenService), 'verify');
 
     const raw = new WebSocket(
       `${t.url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`,
@@ -150,10 +141,10 @@ describe.each(databaseKinds())('Socket.IO limits (%s)', (kind) => {
     raw.on('error', () => undefined);
     await new Promise((resolve) => raw.once('open', resolve));
     raw.send(`40${JSON.stringify({ token: dave.token })}`);
-    await verifying;
+    await verifying.started;
     raw.terminate();
     await sleep(100);
-    release();
+    verifying.release();
     await sleep(100);
 
     await connect(dave);

@@ -4,6 +4,7 @@ import { DeliveryService } from '@app/delivery/delivery.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
+import { holdNextCall } from '../support/hold';
 import { sleep } from '../support/sockets';
 import { openSse, type SseConnection } from '../support/sse';
 import { startTestApp, type TestApp } from '../support/test-app';
@@ -112,26 +113,15 @@ describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
   it('refuses a room stream that a removal overtook while it opened', async () => {
     const member = await registerUser(t.url);
     const room = await privateRoomWith(member);
-    const rooms = t.app.get(RoomsService);
-    const lookUp = rooms.findAccessible.bind(rooms);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let begin!: () => void;
-    const looked = new Promise<void>((resolve) => (begin = resolve));
-    jest.spyOn(rooms, 'findAccessible').mockImplementationOnce(async (...args) => {
-      const found = await lookUp(...args);
-      begin();
-      await released;
-      return found;
-    });
+    const lookup = holdNextCall(t.app.get(RoomsService), 'findAccessible', { after: true });
 
     const opening = stream(`/api/rooms/${room.id}/events`, member);
-    await looked;
+    await lookup.started;
     await request(t.url)
       .delete(`/api/rooms/${room.id}/members/${member.id}`)
       .set('Authorization', `Bearer ${owner.token}`)
       .expect(204);
-    release();
+    lookup.release();
 
     expect((await opening).status).toBe(404);
   });

@@ -1,0 +1,37 @@
+/** A call held by `holdNextCall`: `started` once it is under way, `release` to let it finish. */
+export interface HeldCall {
+  started: Promise<void>;
+  release(): void;
+}
+
+type AsyncMethod = (...args: never[]) => Promise<unknown>;
+
+/**
+ * Holds the next call of `object[method]`, so that a test can act while it
+ * is under way: before the real call runs, or (`after: true`) once it has
+ * answered, with its answer kept back until `release`.
+ */
+export function holdNextCall<T extends object>(
+  object: T,
+  method: keyof T & string,
+  { after = false }: { after?: boolean } = {},
+): HeldCall {
+  const original = (object[method] as AsyncMethod).bind(object);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let begin!: () => void;
+  const started = new Promise<void>((resolve) => (begin = resolve));
+  const held = async (...args: never[]) => {
+    if (after) {
+      const answer = await original(...args);
+      begin();
+      await released;
+      return answer;
+    }
+    begin();
+    await released;
+    return original(...args);
+  };
+  jest.spyOn(object, method as never).mockImplementationOnce(held as never);
+  return { started, release };
+}
