@@ -126,6 +126,15 @@ describe('RoomFeed', () => {
     expect(delivered).toEqual([2]);
   });
 
+  it('keeps its position when the join read the room’s end before messages it delivered since', async () => {
+    const { feed: f, delivered } = feed({ since: 10, stored: 12 });
+    f.beginSync();
+    await f.receive(message(11));
+    await f.endSync({ roomLastSeq: 10, missed: [message(11)], truncated: false });
+    await f.receive(message(12));
+    expect(delivered).toEqual([11, 12]);
+  });
+
   it('never moves its position backwards', async () => {
     const { feed: f } = feed({ stored: 9 });
     const positions: Array<number | undefined> = [];

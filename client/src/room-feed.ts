@@ -37,6 +37,8 @@ export class RoomFeed {
   /** A join is in flight: its ack will bring what is missing, so no REST fill meanwhile. */
   private syncing = false;
   private filling: Promise<void> | undefined;
+  /** The position a join in flight asked to resume from. */
+  private syncFrom: number | undefined;
 
   constructor(private readonly options: RoomFeedOptions) {
     this.roomId = options.roomId;
@@ -53,9 +55,10 @@ export class RoomFeed {
     return this.pending.size;
   }
 
-  /** A (re)join has been sent. */
+  /** A (re)join has been sent, asking to resume after the current position. */
   beginSync(): void {
     this.syncing = true;
+    this.syncFrom = this.lastSeq;
   }
 
   /** The join ack arrived: deliver `missed`, then fill whatever is still missing. */
@@ -84,13 +87,16 @@ export class RoomFeed {
   }
 
   /**
-   * Without a position, the feed starts at the room's newest seq. With one past
-   * it (a restored database, a seq of another room), it resumes from the
-   * room's end, as the server does: the only time the position goes down.
+   * Without a position, the feed starts at the room's newest seq. When the
+   * join asked to resume past the room's end (a restored database, a seq of
+   * another room), the server resumed from the end, and so does the feed:
+   * the only time the position goes down. A room's end read before messages
+   * this feed has delivered since is no such case.
    */
   private startAt(roomLastSeq: number | undefined): void {
     if (roomLastSeq === undefined) return;
-    if (this.lastSeq === undefined || roomLastSeq < this.lastSeq) this.lastSeq = roomLastSeq;
+    const resumedPastEnd = this.syncFrom !== undefined && roomLastSeq < this.syncFrom;
+    if (this.lastSeq === undefined || resumedPastEnd) this.lastSeq = roomLastSeq;
   }
 
   /** Live messages held before the position was known may be at or behind it. */
