@@ -61,6 +61,12 @@ interface Entry {
   connectionId: string;
 }
 
+/**
+ * Joins, leaves and presence queries answer live events, so they give up on a
+ * Redis that does not answer (the caller then answers for the node). The
+ * heartbeat and the sweep wait: their replies say whom to announce, and the
+ * scripts change Redis whether or not anyone still listens.
+ */
 export class RedisPresenceStore extends PresenceStore {
   constructor(
     private readonly redis: RedisService,
@@ -70,11 +76,11 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   async enter(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean> {
-    return (await this.run(ENTER, { roomId, user, connectionId })) === 1;
+    return (await this.redis.answered(this.run(ENTER, { roomId, user, connectionId }))) === 1;
   }
 
   async leave(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean> {
-    return (await this.run(LEAVE, { roomId, user, connectionId })) === 0;
+    return (await this.redis.answered(this.run(LEAVE, { roomId, user, connectionId }))) === 0;
   }
 
   async users(roomId: string): Promise<UserSummaryJson[]> {
@@ -104,9 +110,10 @@ export class RedisPresenceStore extends PresenceStore {
     const now = Date.now();
     const keys = [this.redis.key('presence', 'expiry'), this.redis.key('presence', 'swept')];
     const args = [now, this.redis.key(''), SWEEP_BATCH, now - SWEPT_MEMORY_TTLS * this.ttlMs];
-    const gone = (await this.redis.answered(
-      this.redis.client.eval(SWEEP, { keys, arguments: args.map(String) }),
-    )) as string[];
+    const gone = (await this.redis.client.eval(SWEEP, {
+      keys,
+      arguments: args.map(String),
+    })) as string[];
     return gone.map((entry) => {
       const [roomId, id, , username] = entry.split('|');
       return { roomId, user: { id, username } };
@@ -123,8 +130,6 @@ export class RedisPresenceStore extends PresenceStore {
     ];
     const expiry = String(Date.now() + this.ttlMs);
     const args = [member, `${roomId}|${member}`, expiry, user.id, `${roomId}|${user.id}`];
-    return this.redis.answered(
-      this.redis.client.eval(script, { keys, arguments: args }),
-    ) as Promise<number>;
+    return this.redis.client.eval(script, { keys, arguments: args }) as Promise<number>;
   }
 }
