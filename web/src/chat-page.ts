@@ -126,6 +126,8 @@ export class ChatPage {
     this.presence.replace([]);
     try {
       const page = await this.rest.history(room.id, { limit: HISTORY_PAGE });
+      // Another room opened, or a removal closed this one, while the history loaded.
+      if (this.current !== room) return;
       this.messages.prepend([...page.items].reverse());
       this.loadOlder.hidden = page.nextCursor === null;
       this.messages.scrollToBottom();
