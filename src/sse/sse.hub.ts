@@ -54,7 +54,6 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   /** Registers a stream on its channel; RATE_LIMITED when the user has too many open. */
   attach(subscriber: SseSubscriber): () => void {
     const { userId, channel } = subscriber;
-    if (this.shutdown.draining) throw AppException.unavailable('The server is shutting down');
     if (this.streamsByUser.subscribers(userId).size >= this.maxStreamsPerUser) {
       throw AppException.rateLimited('Too many open event streams for this user');
     }
@@ -71,6 +70,11 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
       this.streamsByUser.remove(userId, subscriber);
       this.metrics.connections.dec({ transport: 'sse' });
     };
+  }
+
+  /** While the node drains, a new stream is opened and ended at once (see `SseService`). */
+  get draining(): boolean {
+    return this.shutdown.draining;
   }
 
   get streamCount(): number {

@@ -57,7 +57,10 @@ export class SseService {
 
   /**
    * Registers the stream until it ends and opens it; false when the client
-   * left while it was being authorized or the room looked up.
+   * left while it was being authorized or the room looked up, or when the
+   * node drains: then it is opened and ended at once, as the streams already
+   * open were, because EventSource reconnects after an ended stream (to
+   * another node) but gives up for good on an error status.
    */
   private start(
     user: AuthUser,
@@ -66,6 +69,11 @@ export class SseService {
     receive: (delivery: Delivery) => void,
   ): boolean {
     if (stream.closed) return false;
+    if (this.hub.draining) {
+      stream.open(this.heartbeatMs, user.tokenExpiresAt);
+      stream.end();
+      return false;
+    }
     const close = () => stream.end();
     stream.onEnd(this.hub.attach({ userId: user.id, channel, receive, close }));
     stream.open(this.heartbeatMs, user.tokenExpiresAt);
