@@ -10,6 +10,7 @@ import { AppIoAdapter } from './realtime/app-io.adapter';
 import { trustRule } from './realtime/client-address';
 import { RedisIoAdapter } from './realtime/redis-io.adapter';
 import { loadConfig, type HttpConfig } from './config/app-config';
+import { serviceEnvironment } from './config/service-environment';
 import type { RawEnvironment } from './config/env.validation';
 import { REFERENCE_PERSONAL_EVENTS_PATH } from './sse/sse.controller';
 
@@ -69,8 +70,10 @@ function serveChatPage(app: NestExpressApplication, webRoot: string): void {
  * Builds the whole application, as the service runs it and as tests drive it.
  * Configuration is validated first, so a bad value stops here with its name.
  */
-export async function createApp(env?: RawEnvironment): Promise<NestExpressApplication> {
-  const config = loadConfig(env ?? process.env);
+export async function createApp(
+  env: RawEnvironment = serviceEnvironment(),
+): Promise<NestExpressApplication> {
+  const config = loadConfig(env);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env), {
     bufferLogs: true,
     bodyParser: false,

@@ -20,7 +20,7 @@ import { UsersModule } from './users/users.module';
 
 @Module({})
 export class AppModule {
-  /** `env` replaces `process.env` (tests); the service itself reads the environment. */
+  /** `env`: the settings, `serviceEnvironment()` for the service, their own for tests. */
   static forRoot(env?: RawEnvironment): DynamicModule {
     return {
       module: AppModule,

@@ -110,9 +110,10 @@ export class EnvironmentVariables {
   })
   DATABASE_SCHEMA?: string;
 
+  // Migrating holds one connection for its lock and runs on another.
   @Transform(toInt)
   @IsInt()
-  @Min(1)
+  @Min(2, { message: 'DATABASE_POOL_SIZE must be at least 2: migrations take two connections' })
   @Max(200)
   DATABASE_POOL_SIZE = 10;
 

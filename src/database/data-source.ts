@@ -1,10 +1,4 @@
-import 'reflect-metadata';
-import { DataSource } from 'typeorm';
-import { loadConfig } from '@app/config/app-config';
-import { typeormOptions } from './typeorm-options';
+import { migrationDataSource } from './migration-data-source';
 
-/** The data source the TypeORM CLI and the migration script read. */
-export default new DataSource({
-  ...typeormOptions(loadConfig().database),
-  migrationsRun: false,
-});
+/** The data source the TypeORM CLI reads. */
+export default migrationDataSource();

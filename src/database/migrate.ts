@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import dataSource from './data-source';
+import { migrationDataSource } from './migration-data-source';
 import { revertLastMigration, runMigrations } from './prepare-database';
 
 /** `node dist/src/database/migrate.js run|revert`: the migration step of deployments. */
@@ -7,6 +7,7 @@ async function main(command: string | undefined): Promise<void> {
   if (command !== 'run' && command !== 'revert') {
     throw new Error('Usage: migrate.js run|revert');
   }
+  const dataSource = migrationDataSource();
   await dataSource.initialize();
   try {
     if (command === 'run') {

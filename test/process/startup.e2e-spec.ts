@@ -1,9 +1,11 @@
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import {
   freePort,
+  REPO_ROOT,
   spawnService,
   waitUntilReady,
   type ServiceProcess,
@@ -18,6 +20,8 @@ async function breakRoomsTable(sqlitePath: string): Promise<void> {
     await db.destroy();
   }
 }
+
+const MIGRATE_ENTRY = join(REPO_ROOT, 'dist', 'src', 'database', 'migrate.js');
 
 /** The built service as it runs in production: start-up checks, logs, shutdown. */
 describe('service process', () => {
@@ -56,6 +60,7 @@ describe('service process', () => {
     [{ TRUST_PROXY: 'true' }, 'TRUST_PROXY'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ MIGRATIONS_RUN: 'maybe' }, 'MIGRATIONS_RUN'],
+    [{ DATABASE_POOL_SIZE: '1' }, 'DATABASE_POOL_SIZE'],
     [{ NODE_ENV: 'production' }, 'JWT_SECRET'],
     [{ NODE_ENV: 'production', JWT_SECRET: 'short' }, 'JWT_SECRET'],
   ])('refuses to start on %j, naming %s', async (env, variable) => {
@@ -131,6 +136,44 @@ describe('service process', () => {
     expect(service.output()).not.toContain(password);
     expect(service.output()).not.toContain(accessToken);
     expect(service.output()).not.toContain(accessToken.split('.')[2]);
+  });
+
+  it('reads a .env file in its working directory for every setting, the HTTP server’s too', async () => {
+    const port = String(await freePort());
+    writeFileSync(
+      join(dir, '.env'),
+      [
+        `PORT=${port}`,
+        'HOST=127.0.0.1',
+        `SQLITE_PATH=${join(dir, 'app.sqlite')}`,
+        'BODY_LIMIT_BYTES=2048',
+      ].join('\n'),
+    );
+    // The port comes from the environment, which wins over the file: the test knows it.
+    const service = spawnService({ PORT: port }, dir);
+    running.push(service);
+    await waitUntilReady(service);
+    const response = await fetch(`${service.url}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'ada', password: 'x'.repeat(4096) }),
+    });
+    expect(response.status).toBe(413);
+  });
+
+  it('migrates from the command line, and names a bad setting without a stack trace', () => {
+    const migrate = (env: Record<string, string>) =>
+      spawnSync(process.execPath, [MIGRATE_ENTRY, 'run'], {
+        env: { PATH: process.env.PATH, SQLITE_PATH: join(dir, 'app.sqlite'), ...env },
+        encoding: 'utf8',
+      });
+    const done = migrate({});
+    expect(done.status).toBe(0);
+    expect(done.stdout).toContain('Applied');
+    const refused = migrate({ PORT: 'abc' });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('PORT');
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('drains and exits 0 on SIGTERM', async () => {
