@@ -549,5 +549,17 @@ describe('deployment files', () => {
       }
       expect(http).toMatch(/access_log\s+\S+\s+\w+\s*;/);
     });
+
+    it('keeps error-log lines, which quote the request line and its ?token=, out', () => {
+      const levels = [...conf.matchAll(/error_log\s+\S+\s+(\w+)\s*;/g)].map((match) => match[1]);
+      expect(levels.length).toBeGreaterThan(0);
+      for (const level of levels) expect(['crit', 'alert', 'emerg']).toContain(level);
+    });
+
+    it('drops idle upstream connections before the app does (its keep-alive is 5 s)', () => {
+      const upstream = nginxBlock(http, /upstream\s+(\w+)\s*\{/);
+      const timeout = /keepalive_timeout\s+(\d+)s\s*;/.exec(upstream);
+      expect(Number(timeout?.[1])).toBeLessThan(5);
+    });
   });
 });
