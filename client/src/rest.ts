@@ -1,5 +1,5 @@
 import type { TokenProvider } from './connection-state';
-import type { MessageJson, RoomJson } from './contract';
+import type { ErrorBody, MessageJson, RoomJson } from './contract';
 import type { AccessTokenJson, PageJson, UserJson } from '../../src/contract/models';
 import { ChatError, clientError, isErrorBody } from './errors';
 
@@ -89,6 +89,7 @@ export class RestClient {
     });
     const payload = await readJson(response);
     if (!response.ok) throw new ChatError(errorBodyOf(payload, response.status), response.status);
+    if (payload === NOT_JSON) throw new ChatError(clientError('UNAVAILABLE', 'Not a JSON answer'));
     return payload as T;
   }
 
@@ -110,18 +111,43 @@ export class RestClient {
   }
 }
 
+/** A body that is there but is no JSON: a proxy's or a portal's page, not the service's answer. */
+const NOT_JSON = Symbol('not JSON');
+
 async function readJson(response: Response): Promise<unknown> {
-  const text = await response.text();
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (error) {
+    throw new ChatError(
+      clientError('UNAVAILABLE', `Answer cut off: ${describeNetworkError(error)}`),
+    );
+  }
   if (!text) return undefined;
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    return undefined;
+    return NOT_JSON;
   }
 }
 
-function errorBodyOf(payload: unknown, status: number) {
-  return isErrorBody(payload) ? payload : clientError('INTERNAL', `HTTP ${status}`);
+/** What a status means when the body is not the contract's (a proxy answered). */
+const CODE_BY_STATUS: Readonly<Record<number, ErrorBody['code']>> = {
+  400: 'VALIDATION_FAILED',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  429: 'RATE_LIMITED',
+  502: 'UNAVAILABLE',
+  503: 'UNAVAILABLE',
+  504: 'UNAVAILABLE',
+};
+
+function errorBodyOf(payload: unknown, status: number): ErrorBody {
+  if (isErrorBody(payload)) return payload;
+  return clientError(CODE_BY_STATUS[status] ?? 'INTERNAL', `HTTP ${status}`);
 }
 
 /** fetch hides the reason (refused, reset, DNS) in `cause`; errors may come from another realm. */

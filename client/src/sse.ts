@@ -31,6 +31,11 @@ export type EventSourceConstructor = new (url: string) => EventSourceLike;
 
 const CLOSED = 2;
 const HTTP_UNAUTHORIZED = 401;
+/** Refusals no retry changes: the room is gone, or not the caller's to see. */
+const FINAL_REFUSALS: Readonly<Record<number, ErrorBody['code']>> = {
+  403: ErrorCode.Forbidden,
+  404: ErrorCode.NotFound,
+};
 /** The first event of the personal stream (not a Socket.IO event, so not in ServerEvent). */
 export const SSE_CONNECTED_EVENT = SseEvent.Connected;
 
@@ -42,8 +47,10 @@ export interface SseOptions {
   EventSource?: EventSourceConstructor;
   /** Delays between re-opened streams once the EventSource itself has given up. */
   backoff?: Partial<BackoffOptions>;
-  /** The stream stopped for good (a token refused twice, or retries exhausted). */
+  /** The stream stopped for good (a token refused twice, a room not found, or retries exhausted). */
   onFatal?(error: ErrorBody): void;
+  /** For the REST reads the helpers make; the global `fetch` by default. */
+  fetch?: FetchLike;
 }
 
 export interface SseSubscription {
@@ -59,8 +66,6 @@ export interface RoomEventsOptions extends SseOptions {
    */
   since?: number;
   onMessage(message: MessageJson): void;
-  /** For that REST read; the global `fetch` by default. */
-  fetch?: FetchLike;
 }
 
 export interface PersonalEventsOptions extends SseOptions {
@@ -78,7 +83,10 @@ export function subscribeRoomEvents(options: RoomEventsOptions): SseSubscription
   let lastSeq = options.since;
   return openResilientStream(options, {
     path: `/api/rooms/${encodeURIComponent(options.roomId)}/events`,
-    query: async (token) => ({ since: (lastSeq ??= await roomLastSeq(options, token)) }),
+    query: async (token) => ({
+      since: (lastSeq ??= (await restFor(options, token).getRoom(options.roomId)).lastSeq),
+    }),
+    probe: (rest) => rest.getRoom(options.roomId),
     listeners: {
       [ServerEvent.Message]: (event) => {
         const message = JSON.parse(event.data) as MessageJson;
@@ -90,9 +98,8 @@ export function subscribeRoomEvents(options: RoomEventsOptions): SseSubscription
   });
 }
 
-async function roomLastSeq(options: RoomEventsOptions, token: string): Promise<number> {
-  const rest = new RestClient({ baseUrl: options.url, token: () => token, fetch: options.fetch });
-  return (await rest.getRoom(options.roomId)).lastSeq;
+function restFor(options: SseOptions, token: string): RestClient {
+  return new RestClient({ baseUrl: options.url, token: () => token, fetch: options.fetch });
 }
 
 /** The caller's personal stream: `connected`, then notifications (mentions, invitations). */
@@ -100,6 +107,7 @@ export function subscribePersonalEvents(options: PersonalEventsOptions): SseSubs
   return openResilientStream(options, {
     path: '/api/events',
     query: () => ({}),
+    probe: (rest) => rest.me(),
     listeners: {
       [SSE_CONNECTED_EVENT]: (event) =>
         options.onConnected?.(JSON.parse(event.data) as { userId: string }),
@@ -111,6 +119,11 @@ export function subscribePersonalEvents(options: PersonalEventsOptions): SseSubs
 
 interface StreamSpec {
   path: string;
+  /**
+   * A REST read that the same refusal would refuse: browsers' EventSource
+   * does not tell why a stream was refused, so this is asked instead.
+   */
+  probe: (rest: RestClient) => Promise<unknown>;
   /** Query parameters of the next stream opened (the resume point). */
   query: (token: string) => { since?: number } | Promise<{ since?: number }>;
   listeners: Record<string, (event: SseMessageEvent) => void>;
@@ -118,7 +131,7 @@ interface StreamSpec {
 
 function openResilientStream(
   options: SseOptions,
-  { path, query, listeners }: StreamSpec,
+  { path, query, listeners, probe }: StreamSpec,
 ): SseSubscription {
   const EventSourceImpl = options.EventSource ?? globalEventSource();
   const backoff = new Backoff(options.backoff);
@@ -135,19 +148,26 @@ function openResilientStream(
     if (since !== undefined) params.set('since', String(since));
     const current = new EventSourceImpl(`${options.url}${path}?${params.toString()}`);
     source = current;
+    let opened = false;
     current.onopen = () => {
+      opened = true;
       refusedInARow = 0;
       backoff.connected();
     };
     current.onerror = (event) => {
-      if (current.readyState === CLOSED && source === current) gaveUp(event.code);
+      if (current.readyState !== CLOSED || source !== current) return;
+      if (event.code !== undefined || opened) return gaveUp(event.code);
+      probe(restFor(options, token)).then(() => gaveUp(undefined), failedToOpen);
     };
     for (const [type, listener] of Object.entries(listeners))
       current.addEventListener(type, listener);
   };
 
   const gaveUp = (status: number | undefined) => {
+    if (closed) return;
     backoff.disconnected();
+    const final = status === undefined ? undefined : FINAL_REFUSALS[status];
+    if (final) return fatal(clientError(final, `Stream refused with HTTP ${status}`));
     refusedInARow = status === HTTP_UNAUTHORIZED ? refusedInARow + 1 : 0;
     if (refusedInARow >= 2)
       return fatal(clientError(ErrorCode.Unauthorized, 'Token refused twice'));
@@ -162,9 +182,8 @@ function openResilientStream(
   };
 
   /** A refused REST read counts like a refused stream. */
-  const failedToOpen = (error: unknown) => {
-    if (!closed) gaveUp(error instanceof ChatError ? error.status : undefined);
-  };
+  const failedToOpen = (error: unknown) =>
+    gaveUp(error instanceof ChatError ? error.status : undefined);
 
   void open().catch(failedToOpen);
   return {

@@ -149,4 +149,40 @@ describe('SSE helpers against the real event streams', () => {
     expect(asked).toBe(2);
     expect(fatal).toMatchObject({ code: 'UNAUTHORIZED' });
   });
+  /** The browser's EventSource: its error events do not tell the HTTP status. */
+  class StatuslessEventSource extends EventSource {
+    constructor(url: string) {
+      super(url);
+      let handler: ((event: unknown) => void) | null = null;
+      Object.defineProperty(this, 'onerror', {
+        get: () => handler,
+        set: (next: ((event: unknown) => void) | null) => {
+          handler = next;
+          super.onerror = next ? () => next({}) : null;
+        },
+      });
+    }
+  }
+
+  it.each([
+    ['with the HTTP status', EventSource],
+    ['from a browser, which does not say it', StatuslessEventSource],
+  ])('gives up for good on a private room it may not see, %s', async (_how, Source) => {
+    const hidden = (await createRoom(app.url, ada, { name: 'hidden', isPrivate: true })).id;
+    const fatal: ErrorBody[] = [];
+    subscriptions.push(
+      subscribeRoomEvents({
+        url: app.url,
+        token: () => bob.token,
+        EventSource: Source,
+        roomId: hidden,
+        since: 0,
+        backoff: { baseMs: 10, capMs: 50 },
+        onMessage: () => undefined,
+        onFatal: (error) => fatal.push(error),
+      }),
+    );
+    await waitFor('the refusal to end it', () => fatal.length === 1);
+    expect(fatal[0]).toMatchObject({ code: 'NOT_FOUND' });
+  });
 });

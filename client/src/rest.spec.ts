@@ -1,0 +1,58 @@
+import { ChatError } from './errors';
+import { RestClient } from './rest';
+
+/** A fetch that answers every request with this status, body and content type. */
+function answering(status: number, body: string, type = 'text/html') {
+  return () => Promise.resolve(new Response(body, { status, headers: { 'Content-Type': type } }));
+}
+
+const client = (fetch: ReturnType<typeof answering>) =>
+  new RestClient({ baseUrl: 'http://service', token: () => 't', fetch });
+
+async function failure(request: Promise<unknown>): Promise<ChatError> {
+  try {
+    await request;
+  } catch (error) {
+    if (error instanceof ChatError) return error;
+    throw error;
+  }
+  throw new Error('resolved');
+}
+
+describe('RestClient answers that are not the service’s own', () => {
+  it.each([
+    [502, 'UNAVAILABLE'],
+    [503, 'UNAVAILABLE'],
+    [504, 'UNAVAILABLE'],
+    [429, 'RATE_LIMITED'],
+    [413, 'PAYLOAD_TOO_LARGE'],
+    [404, 'NOT_FOUND'],
+    [500, 'INTERNAL'],
+  ])('reads a proxy’s %i page by its status: %s', async (status, code) => {
+    const error = await failure(client(answering(status, '<html>bad gateway</html>')).me());
+    expect(error.code).toBe(code);
+    expect(error.status).toBe(status);
+  });
+
+  it('keeps the contract’s error when the service wrote one', async () => {
+    const body = JSON.stringify({ code: 'CONFLICT', message: 'taken', details: [] });
+    const error = await failure(client(answering(409, body, 'application/json')).me());
+    expect(error.body).toEqual({ code: 'CONFLICT', message: 'taken', details: [] });
+  });
+
+  it('refuses a 200 that is not JSON (a portal’s page) as UNAVAILABLE', async () => {
+    const error = await failure(client(answering(200, '<html>log in to the wifi</html>')).me());
+    expect(error.code).toBe('UNAVAILABLE');
+  });
+
+  it('turns a body cut off mid-read into UNAVAILABLE', async () => {
+    const broken = () =>
+      Promise.resolve({
+        ok: true,
+        status: 200,
+        text: () => Promise.reject(new TypeError('terminated')),
+      } as Response);
+    const error = await failure(client(broken).me());
+    expect(error.code).toBe('UNAVAILABLE');
+  });
+});
