@@ -21,5 +21,6 @@ export type {
   SendPayload,
   ServerToClientEvents,
 } from '../../src/contract/socket-events';
+export { extractMentions } from '../../src/contract/mentions';
 export { ErrorCode } from '../../src/common/errors/error-code';
 export type { ErrorBody, FieldError } from '../../src/common/errors/error-body';

@@ -5,12 +5,12 @@ import { LessThan, MoreThan, Repository } from 'typeorm';
 import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
 import { DEFAULT_PAGE_SIZE } from '@app/common/pagination/page-query.dto';
+import { extractMentions } from '@app/contract/mentions';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { UsersService } from '@app/users/users.service';
 import type { MessageBodyDto } from './dto/send-message.dto';
 import { MessageView } from './dto/message.view';
-import { extractMentions } from './mentions';
 import { MessageStore } from './message-store.service';
 import { Message } from './message.entity';
 

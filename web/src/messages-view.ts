@@ -1,10 +1,9 @@
-import type { MessageJson } from '../../client/src';
+import { extractMentions, type MessageJson } from '../../client/src';
 import { element, formatTime } from './dom';
 
-/** Whether `text` mentions `@username` as a whole name (not a longer name that starts the same). */
+/** Whether `text` mentions `@username`, read exactly as the service reads it to notify. */
 export function mentions(text: string, username: string): boolean {
-  const escaped = username.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
-  return new RegExp(`(^|[^\\w.-])@${escaped}(?![\\w.-])`, 'i').test(text);
+  return extractMentions(text).includes(username.toLowerCase());
 }
 
 /**
