@@ -195,6 +195,29 @@ describeWithBrowser('the chat page in Chromium', () => {
     });
   });
 
+  it('leaves nothing of the signed-out user to the next one', async () => {
+    const [alice, bob] = [
+      await registerUser(service.url, uniqueUsername('alice')),
+      await registerUser(service.url, uniqueUsername('bob')),
+    ];
+    await createRoomAs(alice.token, 'alice only', true);
+    await createRoomAs(bob.token, 'open to all');
+    const page = await openPage();
+    await logIn(page, alice.username);
+    await openRoom(page, 'alice only');
+
+    await page.click('#logout');
+    await page.waitForSelector('#auth-form', { state: 'visible' });
+    await logIn(page, bob.username);
+    expect(await page.textContent('#room-title')).toBe('');
+    await page.click('#refresh-rooms');
+    await page.waitForSelector('#room-list button:text-is("# open to all")');
+    expect(
+      await page.$$eval('#room-list button', (buttons) => buttons.map((b) => b.textContent)),
+    ).not.toContain('# alice only');
+    await page.waitForSelector('#composer input[disabled]');
+  });
+
   async function call(method: string, path: string, token: string, body?: object): Promise<void> {
     const response = await fetch(`${service.url}${path}`, {
       method,

@@ -63,14 +63,19 @@ export class ChatPage {
     void this.rooms.refresh();
   }
 
+  /** Leaves nothing of this user behind for the next: requests still under way find no room. */
   stop(): void {
     this.client.close();
     this.abort.abort();
+    this.current = undefined;
     for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
+    this.rooms.reset();
     this.typing.reset();
     this.messages.reset();
     this.presence.replace([]);
     this.setComposerEnabled(false);
+    this.notice('');
+    byId('room-title').textContent = '';
     byId('chat-view').hidden = true;
   }
 
@@ -132,7 +137,9 @@ export class ChatPage {
       this.loadOlder.hidden = page.nextCursor === null;
       this.messages.scrollToBottom();
       this.setComposerEnabled(true);
-      await this.client.join(room.id, { since: this.messages.newestSeq ?? 0 });
+      // From the history itself: an own message confirmed meanwhile may be newer
+      // than messages of others that only the join will bring.
+      await this.client.join(room.id, { since: page.items[0]?.seq ?? 0 });
     } catch (error) {
       this.notice(`Could not open the room: ${errorText(error)}`);
     }

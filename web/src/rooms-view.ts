@@ -9,7 +9,7 @@ export class RoomsView {
 
   constructor(
     private readonly rest: RestClient,
-    signal: AbortSignal,
+    private readonly signal: AbortSignal,
     private readonly on: { open(room: RoomJson): void; error(message: string): void },
   ) {
     const submit = (event: SubmitEvent) => {
@@ -23,10 +23,16 @@ export class RoomsView {
   async refresh(): Promise<void> {
     try {
       const page = await this.rest.listRooms({ limit: 100 });
-      this.render(page.items);
+      if (!this.signal.aborted) this.render(page.items);
     } catch (error) {
-      this.on.error(`Could not load rooms: ${errorText(error)}`);
+      if (!this.signal.aborted) this.on.error(`Could not load rooms: ${errorText(error)}`);
     }
+  }
+
+  /** Signed out: the list and its buttons go with the user. */
+  reset(): void {
+    this.selected = undefined;
+    this.list.replaceChildren();
   }
 
   select(roomId: string): void {
