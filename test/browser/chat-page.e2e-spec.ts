@@ -113,9 +113,10 @@ describeWithBrowser('the chat page in Chromium', () => {
     await ada.type('#composer [name=text]', 'hel');
     await bob.waitForSelector(`#typing:text-is("${adaName} is typing…")`);
     await ada.fill('#composer [name=text]', '');
-    await send(ada, `hello @${bobName}`);
-    await bob.waitForSelector(`${messageWithText(`hello @${bobName}`)}.mention`);
-    await ada.waitForSelector(`${messageWithText(`hello @${bobName}`)}.mine`);
+    // A trailing full stop is punctuation: the service notifies bob, and the page highlights it.
+    await send(ada, `hello @${bobName}.`);
+    await bob.waitForSelector(`${messageWithText(`hello @${bobName}.`)}.mention`);
+    await ada.waitForSelector(`${messageWithText(`hello @${bobName}.`)}.mine`);
     await bob.waitForSelector('#typing:text-is("")');
     await send(bob, 'hi ada');
     await ada.waitForSelector(messageWithText('hi ada'));
