@@ -53,22 +53,19 @@ export class MessageStore {
   /** The start of writes at the end of this turn of the event loop, once scheduled. */
   private soon?: Promise<void>;
   private readonly maxWrites: number;
-  private closing = false;
 
   constructor(
     private readonly transactions: TransactionRunner,
-    shutdown: GracefulShutdown,
+    private readonly shutdown: GracefulShutdown,
   ) {
     this.maxWrites = transactions.isPostgres ? MAX_WRITES_IN_FLIGHT : 1;
-    shutdown.register('stop-intake', () => {
-      this.closing = true;
-    });
     shutdown.register('finish-sends', () => this.idle());
   }
 
   /** Refused once the node is shutting down: the client sends it again to another node. */
   append(input: AppendMessage): Promise<AppendResult> {
-    if (this.closing) return Promise.reject(AppException.unavailable('The server is shutting down'));
+    if (this.shutdown.draining)
+      return Promise.reject(AppException.unavailable('The server is shutting down'));
     return new Promise((resolve, reject) => {
       this.pending.push({ input, resolve, reject });
       if (this.writes.size === 0) this.startWritesSoon();

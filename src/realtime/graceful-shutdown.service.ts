@@ -2,10 +2,11 @@ import type { Server } from 'node:http';
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 
-/** What a shutdown does, in this order. */
+/**
+ * What a shutdown does, in this order, once it is `draining` (new work
+ * refused, connections still open).
+ */
 export type ShutdownPhase =
-  /** Refuse new work (sends answer UNAVAILABLE); connections stay open. */
-  | 'stop-intake'
   /** Finish the sends in flight, whose acks then go out on the open connections. */
   | 'finish-sends'
   /** Tell every client to go, so that it reconnects to another node at once. */
@@ -13,12 +14,7 @@ export type ShutdownPhase =
   /** Finish what closing the connections started (presence). */
   | 'finish-writes';
 
-const PHASES: readonly ShutdownPhase[] = [
-  'stop-intake',
-  'finish-sends',
-  'tell-clients',
-  'finish-writes',
-];
+const PHASES: readonly ShutdownPhase[] = ['finish-sends', 'tell-clients', 'finish-writes'];
 
 type Step = () => void | Promise<void>;
 
@@ -33,7 +29,6 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
   private readonly logger = new Logger(GracefulShutdown.name);
   private stopping = false;
   private readonly steps: Record<ShutdownPhase, Step[]> = {
-    'stop-intake': [],
     'finish-sends': [],
     'tell-clients': [],
     'finish-writes': [],
