@@ -22,7 +22,12 @@ export class RedisService implements OnApplicationShutdown {
   private subscriberClient?: Client;
   private closed = false;
 
-  constructor(private readonly config: ConfigService<AllConfig, true>) {}
+  /** Read once: `answered` runs on live paths. */
+  private readonly timeoutMs: number;
+
+  constructor(private readonly config: ConfigService<AllConfig, true>) {
+    this.timeoutMs = config.get('redis.commandTimeoutMs', { infer: true });
+  }
 
   get enabled(): boolean {
     return this.config.get('redis.url', { infer: true }) !== undefined;
@@ -53,10 +58,6 @@ export class RedisService implements OnApplicationShutdown {
       timer = setTimeout(() => reject(new Error('Redis did not answer in time')), this.timeoutMs);
     });
     return Promise.race([command, timeout]).finally(() => clearTimeout(timer));
-  }
-
-  private get timeoutMs(): number {
-    return this.config.get('redis.commandTimeoutMs', { infer: true });
   }
 
   /** Every key and channel of the service lives under the configured prefix. */
