@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { postMessage, registerUser, uniqueUsername } from '../support/api';
+import { addMember, postMessage, registerUser, removeMember, uniqueUsername } from '../support/api';
 import { REPO_ROOT } from '../support/service-process';
 import { fullHistory, RestartableService } from '../sdk/sdk-harness';
 
@@ -180,13 +180,13 @@ describeWithBrowser('the chat page in Chromium', () => {
       await registerUser(service.url, uniqueUsername('erin')),
     ];
     const roomId = await createRoomAs(owner.token, 'inner circle', true);
-    await call('POST', `/api/rooms/${roomId}/members`, owner.token, { userId: erin.id });
+    await addMember(service.url, owner, roomId, erin.id);
 
     const page = await openPage();
     await logIn(page, erin.username);
     await openRoom(page, 'inner circle');
 
-    await call('DELETE', `/api/rooms/${roomId}/members/${erin.id}`, owner.token);
+    await removeMember(service.url, owner, roomId, erin.id);
     await page.waitForSelector(
       `#notice:text-is("${owner.username} removed you from # inner circle.")`,
     );
@@ -218,15 +218,6 @@ describeWithBrowser('the chat page in Chromium', () => {
     ).not.toContain('# alice only');
     await page.waitForSelector('#composer input[disabled]');
   });
-
-  async function call(method: string, path: string, token: string, body?: object): Promise<void> {
-    const response = await fetch(`${service.url}${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (!response.ok) throw new Error(`${method} ${path}: ${response.status}`);
-  }
 
   async function createRoomAs(token: string, name: string, isPrivate = false): Promise<string> {
     const response = await fetch(`${service.url}/api/rooms`, {

@@ -1,6 +1,13 @@
 import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { RoomUserEvent } from '@app/contract/socket-events';
-import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
+import {
+  addMember,
+  createRoom,
+  postMessage,
+  registerUser,
+  removeMember,
+  type TestUser,
+} from '../support/api';
 import { Cluster, clusterServicesAvailable } from '../support/cluster';
 import { RawClient } from '../support/raw-ws';
 import {
@@ -109,11 +116,7 @@ describeCluster('three nodes over Redis: every cross-node path', () => {
     open.push(bobStream);
     const room = await createRoom(urls[0], ada, { isPrivate: true });
     const invited = nextEvent<NotificationJson>(bobSocket, 'notification');
-    await fetch(`${urls[0]}/api/rooms/${room.id}/members`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ userId: bob.id }),
-    });
+    await addMember(urls[0], ada, room.id, bob.id);
     expect(await invited).toMatchObject({ type: 'room:invited', room: { id: room.id } });
     expect(
       JSON.parse((await bobStream.next((e) => e.event === 'notification')).data),
@@ -127,11 +130,7 @@ describeCluster('three nodes over Redis: every cross-node path', () => {
   it('ends a removed member’s access on every node at once, on every transport', async () => {
     const [ada, bob] = await Promise.all([registerUser(urls[0]), registerUser(urls[1])]);
     const room = await createRoom(urls[0], ada, { isPrivate: true });
-    await fetch(`${urls[0]}/api/rooms/${room.id}/members`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ userId: bob.id }),
-    });
+    await addMember(urls[0], ada, room.id, bob.id);
     const adaSocket = await socketOn(0, ada);
     await emitOk(adaSocket, 'chat:join', room.id);
     const bobSocket = await socketOn(1, bob);
@@ -144,11 +143,7 @@ describeCluster('three nodes over Redis: every cross-node path', () => {
     const bobGets = collect<MessageJson>(bobSocket, 'chat:message');
     const notified = nextEvent<NotificationJson>(bobSocket, 'notification');
 
-    const removed = await fetch(`${urls[0]}/api/rooms/${room.id}/members/${bob.id}`, {
-      method: 'DELETE',
-      headers: { Authorization: `Bearer ${ada.token}` },
-    });
-    expect(removed.status).toBe(204);
+    await removeMember(urls[0], ada, room.id, bob.id);
 
     expect(await notified).toMatchObject({ type: 'room:removed', room: { id: room.id } });
     await bobWs.next((frame) => frame.type === 'left');

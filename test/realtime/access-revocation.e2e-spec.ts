@@ -2,7 +2,14 @@ import request from 'supertest';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { RoomUserEvent } from '@app/contract/socket-events';
 import type { ErrorBody } from '@app/common/errors/error-body';
-import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
+import {
+  addMember,
+  createRoom,
+  postMessage,
+  registerUser,
+  removeMember,
+  type TestUser,
+} from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { RawClient } from '../support/raw-ws';
 import {
@@ -38,19 +45,6 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     return client;
   };
 
-  const addMember = (roomId: string, userId: string) =>
-    request(t.url)
-      .post(`/api/rooms/${roomId}/members`)
-      .set('Authorization', `Bearer ${owner.token}`)
-      .send({ userId })
-      .expect(201);
-
-  const removeMember = (actor: TestUser, roomId: string, userId: string) =>
-    request(t.url)
-      .delete(`/api/rooms/${roomId}/members/${userId}`)
-      .set('Authorization', `Bearer ${actor.token}`)
-      .expect(204);
-
   /** The owner's socket in the room: it sees what the room sees. */
   const ownerIn = async (roomId: string) => {
     const socket = await sockets.connect(owner);
@@ -69,7 +63,7 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
   it('takes a member removed from a private room out of it on Socket.IO and /ws, and tells them', async () => {
     const member = await registerUser(t.url);
     const room = await createRoom(t.url, owner, { isPrivate: true });
-    await addMember(room.id, member.id);
+    await addMember(t.url, owner, room.id, member.id);
     const ownerSocket = await ownerIn(room.id);
     const memberSocket = await sockets.connect(member);
     await emitOk(memberSocket, 'chat:join', { roomId: room.id });
@@ -79,7 +73,7 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     const notified = nextEvent<NotificationJson>(memberSocket, 'notification');
     const userLeft = nextEvent<RoomUserEvent>(ownerSocket, 'chat:userLeft');
 
-    await removeMember(owner, room.id, member.id);
+    await removeMember(t.url, owner, room.id, member.id);
 
     const removal = {
       type: 'room:removed',
@@ -123,7 +117,7 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     const laptopGets = collect<MessageJson>(laptop, 'chat:message');
     const notified = nextEvent<NotificationJson>(laptop, 'notification');
 
-    await removeMember(member, room.id, member.id);
+    await removeMember(t.url, member, room.id, member.id);
 
     expect(await notified).toMatchObject({ type: 'room:removed', room: { id: room.id } });
     await postAndSettle(ownerSocket, room.id, 'after leaving');
@@ -145,7 +139,7 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     await emitOk(bystanderSocket, 'chat:join', { roomId: left.id });
     const notified = nextEvent(memberSocket, 'notification');
 
-    await removeMember(owner, left.id, member.id);
+    await removeMember(t.url, owner, left.id, member.id);
     await notified;
 
     const bystanderGets = nextEvent<MessageJson>(bystanderSocket, 'chat:message');

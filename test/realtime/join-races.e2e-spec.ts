@@ -1,10 +1,16 @@
-import request from 'supertest';
 import { LiveDelivery } from '@app/chat/live-delivery';
 import { PresenceService } from '@app/chat/presence.service';
 import type { JoinResult } from '@app/contract/socket-events';
 import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
 import { RoomsService } from '@app/rooms/rooms.service';
-import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
+import {
+  addMember,
+  createRoom,
+  postMessage,
+  registerUser,
+  removeMember,
+  type TestUser,
+} from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
@@ -76,20 +82,13 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
   it('refuses a join to a private room whose member was removed while it ran', async () => {
     const member = await registerUser(t.url);
     const room = await createRoom(t.url, owner, { isPrivate: true });
-    await request(t.url)
-      .post(`/api/rooms/${room.id}/members`)
-      .set('Authorization', `Bearer ${owner.token}`)
-      .send({ userId: member.id })
-      .expect(201);
+    await addMember(t.url, owner, room.id, member.id);
     const socket = await sockets.connect(member);
     const entering = holdNextCall(t.app.get(PresenceService), 'enter');
 
     const joined = emitAck(socket, 'chat:join', { roomId: room.id });
     await entering.started;
-    await request(t.url)
-      .delete(`/api/rooms/${room.id}/members/${member.id}`)
-      .set('Authorization', `Bearer ${owner.token}`)
-      .expect(204);
+    await removeMember(t.url, owner, room.id, member.id);
     entering.release();
 
     expect(await joined).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });

@@ -1,8 +1,14 @@
-import request from 'supertest';
 import type { MessageJson, RoomJson } from '@app/contract/models';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { RoomsService } from '@app/rooms/rooms.service';
-import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
+import {
+  addMember,
+  createRoom,
+  postMessage,
+  registerUser,
+  removeMember,
+  type TestUser,
+} from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { holdNextCall } from '../support/hold';
 import { sleep } from '../support/sockets';
@@ -46,11 +52,7 @@ describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
   const privateRoomWith = async (...members: TestUser[]) => {
     const room = await createRoom(t.url, owner, { isPrivate: true });
     for (const member of members) {
-      await request(t.url)
-        .post(`/api/rooms/${room.id}/members`)
-        .set('Authorization', `Bearer ${owner.token}`)
-        .send({ userId: member.id })
-        .expect(201);
+      await addMember(t.url, owner, room.id, member.id);
     }
     return room;
   };
@@ -117,10 +119,7 @@ describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
 
     const opening = stream(`/api/rooms/${room.id}/events`, member);
     await lookup.started;
-    await request(t.url)
-      .delete(`/api/rooms/${room.id}/members/${member.id}`)
-      .set('Authorization', `Bearer ${owner.token}`)
-      .expect(204);
+    await removeMember(t.url, owner, room.id, member.id);
     lookup.release();
 
     expect((await opening).status).toBe(404);

@@ -6,6 +6,7 @@ import { RoomsService } from '@app/rooms/rooms.service';
 import { SseHub } from '@app/sse/sse.hub';
 import { SseService } from '@app/sse/sse.service';
 import {
+  addMember,
   createRoom,
   forgeToken,
   nowSeconds,
@@ -129,11 +130,7 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
       expect(json(connected.data)).toEqual({ userId: bob.id });
 
       const room = await createRoom(t.url, ada, { isPrivate: true });
-      await fetch(`${t.url}/api/rooms/${room.id}/members`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ userId: bob.id }),
-      });
+      await addMember(t.url, ada, room.id, bob.id);
       const invited = await connection.next((event) => event.event === 'notification');
       expect(json(invited.data)).toEqual({
         type: 'room:invited',
@@ -163,11 +160,7 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
       expect(json(connected.data)).toEqual({ userId: bob.id });
 
       const room = await createRoom(t.url, ada);
-      await fetch(`${t.url}/api/rooms/${room.id}/members`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ userId: bob.id }),
-      });
+      await addMember(t.url, ada, room.id, bob.id);
       const invited = await connection.next((event) => event.event === 'notification');
       expect(json(invited.data)).toMatchObject({ type: 'room:invited', room });
       const mention = await postMessage(t.url, ada, room.id, `hi @${bob.username}`);

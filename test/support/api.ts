@@ -58,6 +58,33 @@ export async function postMessage(
   return response.body as MessageJson;
 }
 
+/** `actor` adds `userId` to the room (the owner, or a user adding themself to a public room). */
+export async function addMember(
+  url: string,
+  actor: TestUser,
+  roomId: string,
+  userId: string,
+): Promise<void> {
+  await request(url)
+    .post(`/api/rooms/${roomId}/members`)
+    .set('Authorization', `Bearer ${actor.token}`)
+    .send({ userId })
+    .expect(201);
+}
+
+/** `actor` removes `userId` from the room (the owner, or a member leaving). */
+export async function removeMember(
+  url: string,
+  actor: TestUser,
+  roomId: string,
+  userId: string,
+): Promise<void> {
+  await request(url)
+    .delete(`/api/rooms/${roomId}/members/${userId}`)
+    .set('Authorization', `Bearer ${actor.token}`)
+    .expect(204);
+}
+
 function base64url(value: object | string): string {
   return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString(
     'base64url',
