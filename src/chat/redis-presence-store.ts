@@ -3,6 +3,8 @@ import type { RedisService } from '@app/redis/redis.service';
 import { PresenceStore, type RoomPresence } from './presence-store';
 
 const SWEEP_BATCH = 500;
+/** Entries per heartbeat script: one script for all would keep Redis busy for long at many connections. */
+const REFRESH_BATCH = 500;
 /** How many presence lifetimes a swept user is remembered, to be announced again if their node returns. */
 const SWEPT_MEMORY_TTLS = 20;
 
@@ -17,16 +19,26 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 if added == 1 then return redis.call('HINCRBY', KEYS[2], ARGV[4], 1) end
 return 0`;
 
-/* A heartbeat: ENTER, and 1 when that brings back a user whom a sweep took
- * out of the room (their node missed heartbeats, then came back), so that
- * the others hear they are here again. KEYS[4] holds the users swept out. */
+/* The heartbeat of a batch of this node's entries: ENTER for each, and the
+ * (1-based) positions of those that bring back a user whom a sweep took out
+ * of the room (their node missed heartbeats, then came back), so that the
+ * others hear they are here again. ARGV: key prefix, expiry, then per entry
+ * roomId, userId, member. */
 const REFRESH = `
-local added = redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
-if added == 0 then return 0 end
-local count = redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
-if redis.call('ZREM', KEYS[4], ARGV[5]) == 1 and count == 1 then return 1 end
-return 0`;
+local expiry = ARGV[2]
+local back = {}
+for i = 3, #ARGV, 3 do
+  local roomId, userId, member = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local roomKey = ARGV[1] .. 'presence:room:' .. roomId
+  redis.call('ZADD', KEYS[1], expiry, roomId .. '|' .. member)
+  if redis.call('ZADD', roomKey, expiry, member) == 1 then
+    local count = redis.call('HINCRBY', ARGV[1] .. 'presence:count:' .. roomId, userId, 1)
+    if redis.call('ZREM', KEYS[2], roomId .. '|' .. userId) == 1 and count == 1 then
+      table.insert(back, (i - 3) / 3 + 1)
+    end
+  end
+end
+return back`;
 
 const LEAVE = `
 redis.call('ZREM', KEYS[3], ARGV[2])
@@ -100,10 +112,15 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   async refresh(entries: Entry[]): Promise<RoomPresence[]> {
-    const back = await Promise.all(
-      entries.map(async (entry) => ((await this.run(REFRESH, entry)) === 1 ? [entry] : [])),
-    );
-    return back.flat().map(({ roomId, user }) => ({ roomId, user }));
+    const back: RoomPresence[] = [];
+    for (let start = 0; start < entries.length; start += REFRESH_BATCH) {
+      const batch = entries.slice(start, start + REFRESH_BATCH);
+      for (const position of await this.refreshBatch(batch)) {
+        const { roomId, user } = batch[position - 1];
+        back.push({ roomId, user });
+      }
+    }
+    return back;
   }
 
   async sweep(): Promise<RoomPresence[]> {
@@ -120,16 +137,29 @@ export class RedisPresenceStore extends PresenceStore {
     });
   }
 
+  private refreshBatch(batch: Entry[]): Promise<number[]> {
+    const args = [this.redis.key(''), String(Date.now() + this.ttlMs)];
+    for (const { roomId, user, connectionId } of batch) {
+      args.push(roomId, user.id, memberOf(user, connectionId));
+    }
+    const keys = [this.redis.key('presence', 'expiry'), this.redis.key('presence', 'swept')];
+    return this.redis.client.eval(REFRESH, { keys, arguments: args }) as Promise<number[]>;
+  }
+
   private run(script: string, { roomId, user, connectionId }: Entry): Promise<number> {
-    const member = `${user.id}|${connectionId}|${user.username}`;
+    const member = memberOf(user, connectionId);
     const keys = [
       this.redis.key('presence', 'room', roomId),
       this.redis.key('presence', 'count', roomId),
       this.redis.key('presence', 'expiry'),
-      this.redis.key('presence', 'swept'),
     ];
     const expiry = String(Date.now() + this.ttlMs);
-    const args = [member, `${roomId}|${member}`, expiry, user.id, `${roomId}|${user.id}`];
+    const args = [member, `${roomId}|${member}`, expiry, user.id];
     return this.redis.client.eval(script, { keys, arguments: args }) as Promise<number>;
   }
+}
+
+/** A connection's entry in a room's set; its room id prefixes it in the expiry set. */
+function memberOf(user: UserSummaryJson, connectionId: string): string {
+  return `${user.id}|${connectionId}|${user.username}`;
 }

@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createClient, type RedisClientType } from 'redis';
+import { RedisPresenceStore } from '@app/chat/redis-presence-store';
+import type { RedisService } from '@app/redis/redis.service';
+
+const describeWithRedis = process.env.REDIS_URL ? describe : describe.skip;
+const TTL_MS = 1_000;
+
+/** The cross-node presence store, against a real Redis under a key prefix of its own. */
+describeWithRedis('RedisPresenceStore', () => {
+  let client: RedisClientType;
+  let prefix: string;
+  let store: RedisPresenceStore;
+
+  beforeAll(async () => {
+    client = createClient({ url: process.env.REDIS_URL });
+    await client.connect();
+  });
+  afterAll(() => client.close());
+
+  beforeEach(() => {
+    prefix = `presence-spec:${randomUUID()}:`;
+    const redis = {
+      client,
+      key: (...parts: string[]) => `${prefix}${parts.join(':')}`,
+      answered: <T>(command: Promise<T>) => command,
+    } as unknown as RedisService;
+    store = new RedisPresenceStore(redis, TTL_MS);
+  });
+  afterEach(async () => {
+    const keys = await client.keys(`${prefix}*`);
+    if (keys.length > 0) await client.del(keys);
+  });
+
+  /** More entries than one heartbeat script takes, over several rooms. */
+  const manyEntries = (count: number) =>
+    Array.from({ length: count }, (_, index) => ({
+      roomId: `room-${index % 3}`,
+      user: { id: `user-${index}`, username: `user${index}` },
+      connectionId: `conn-${index}`,
+    }));
+
+  it('keeps every entry of a large heartbeat alive past its first expiry', async () => {
+    const entries = manyEntries(1_234);
+    await Promise.all(
+      entries.map(({ roomId, user, connectionId }) => store.enter(roomId, user, connectionId)),
+    );
+    await sleep(TTL_MS / 2);
+    expect(await store.refresh(entries)).toEqual([]);
+    await sleep(TTL_MS / 2 + 50);
+
+    expect(await store.sweep()).toEqual([]);
+    const present = await Promise.all([0, 1, 2].map((room) => store.users(`room-${room}`)));
+    expect(present.map((users) => users.length)).toEqual([412, 411, 411]);
+  });
+
+  it('announces back exactly the swept users whose node beats again, wherever they sit in the batch', async () => {
+    const entries = manyEntries(1_100);
+    const returning = [entries[3], entries[700], entries[1_099]];
+    for (const { roomId, user, connectionId } of returning) {
+      await store.enter(roomId, user, connectionId);
+    }
+    await sleep(TTL_MS + 50);
+    const swept = await store.sweep();
+    expect(swept).toHaveLength(3);
+    expect(await store.users(returning[1].roomId)).toEqual([]);
+
+    const back = await store.refresh(entries);
+
+    expect(back).toEqual(returning.map(({ roomId, user }) => ({ roomId, user })));
+    expect(await store.users(returning[1].roomId)).toContainEqual(returning[1].user);
+    // Counted once: the user's only connection leaving is their last one out.
+    const { roomId, user, connectionId } = returning[2];
+    expect(await store.leave(roomId, user, connectionId)).toBe(true);
+  });
+
+  it('does not announce back a user whom the sweep left present through another node', async () => {
+    const ada = { id: 'ada', username: 'ada' };
+    await store.enter('r', ada, 'on-stalled-node');
+    await sleep(TTL_MS * 0.6);
+    await store.enter('r', ada, 'on-live-node');
+    await sleep(TTL_MS * 0.5);
+    expect(await store.sweep()).toEqual([]);
+
+    expect(
+      await store.refresh([{ roomId: 'r', user: ada, connectionId: 'on-stalled-node' }]),
+    ).toEqual([]);
+    expect(await store.leave('r', ada, 'on-live-node')).toBe(false);
+    expect(await store.leave('r', ada, 'on-stalled-node')).toBe(true);
+  });
+});
