@@ -52,8 +52,9 @@ class FakeSocket implements WebSocketLike {
     this.frame({ type: WsServerFrameType.Joined, room, lastSeq });
   }
 
-  error(code: string, message = code): void {
-    this.frame({ type: WsServerFrameType.Error, code, message, details: [] });
+  /** An error frame; `request` names the frame it refuses, as the server does. */
+  error(code: string, request: { request?: string; room?: string } = {}, message = code): void {
+    this.frame({ type: WsServerFrameType.Error, code, message, details: [], ...request });
   }
 
   /** The frames of one type sent so far. */
@@ -290,7 +291,7 @@ describe('WsClient', () => {
       socket.pong();
     }
     ws.broadcast('not-a-room', 'x');
-    socket.error('VALIDATION_FAILED', 'room must be a room id (UUID)');
+    socket.error('VALIDATION_FAILED', { request: 'broadcast' }, 'room must be a room id (UUID)');
     expect(errors).toEqual([
       { code: 'VALIDATION_FAILED', message: 'room must be a room id (UUID)', details: [] },
     ]);
@@ -306,7 +307,11 @@ describe('WsClient', () => {
     ws.join(OTHER_ROOM);
     const socket = await connected(ws);
     socket.joined(ROOM);
-    socket.error('RATE_LIMITED', 'Too many join requests: retry in 1 s');
+    socket.error(
+      'RATE_LIMITED',
+      { request: 'join', room: OTHER_ROOM },
+      'Too many join requests: retry in 1 s',
+    );
     expect(socket.sentOf('join')).toHaveLength(2);
     await jest.advanceTimersByTimeAsync(2_000);
     expect(socket.sentOf('join')).toEqual([
@@ -327,7 +332,7 @@ describe('WsClient', () => {
     const lost = record(ws, 'roomLost');
     ws.join(ROOM);
     const first = await connected(ws);
-    first.error('NOT_FOUND', 'Room not found');
+    first.error('NOT_FOUND', { request: 'join', room: ROOM }, 'Room not found');
     expect(lost).toEqual([
       { room: ROOM, error: { code: 'NOT_FOUND', message: 'Room not found', details: [] } },
     ]);
@@ -341,28 +346,49 @@ describe('WsClient', () => {
     ws.close();
   });
 
-  it('fences a join sent after broadcasts with a ping, so that a refusal is told apart', async () => {
+  it('tells a refused join from a refused broadcast by the request the error names', async () => {
     const { ws } = client();
     const errors = record(ws, 'error');
     const lost = record(ws, 'roomLost');
+    const joined = record(ws, 'joined');
     const socket = await connected(ws);
     ws.broadcast(ROOM, 'unanswered when delivered');
     ws.join(OTHER_ROOM);
-    expect(socket.sent.map((frame) => frame.type)).toEqual(['broadcast', 'ping', 'join']);
-    // The broadcast went out fine (no answer), the join is refused.
-    socket.pong();
-    socket.error('NOT_FOUND');
-    expect(lost).toMatchObject([{ room: OTHER_ROOM, error: { code: 'NOT_FOUND' } }]);
-    expect(errors).toEqual([]);
-
     ws.broadcast('not-a-room', 'refused');
     ws.join(ROOM);
-    // The broadcast is refused, the join succeeds.
-    socket.error('VALIDATION_FAILED');
-    socket.pong();
+    expect(socket.sent.map((frame) => frame.type)).toEqual([
+      'broadcast',
+      'join',
+      'broadcast',
+      'join',
+    ]);
+
+    socket.error('NOT_FOUND', { request: 'join', room: OTHER_ROOM.toUpperCase() });
+    socket.error('VALIDATION_FAILED', { request: 'broadcast' });
     socket.joined(ROOM);
+
+    expect(lost).toMatchObject([{ room: OTHER_ROOM, error: { code: 'NOT_FOUND' } }]);
     expect(errors).toMatchObject([{ code: 'VALIDATION_FAILED' }]);
-    expect(lost).toHaveLength(1);
+    expect(joined).toEqual([{ room: ROOM }]);
+    ws.close();
+  });
+
+  it('takes an error that names no request for the server’s own notice, refusing no join', async () => {
+    const { ws } = client();
+    const errors = record(ws, 'error');
+    const lost = record(ws, 'roomLost');
+    const joined = record(ws, 'joined');
+    ws.join(ROOM);
+    const socket = await connected(ws);
+
+    socket.error('INTERNAL', {}, 'Something went wrong');
+    socket.joined(ROOM);
+
+    expect(errors).toMatchObject([{ code: 'INTERNAL' }]);
+    expect(lost).toEqual([]);
+    expect(joined).toEqual([{ room: ROOM }]);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(socket.sentOf('join')).toHaveLength(1);
     ws.close();
   });
 

@@ -18,6 +18,7 @@ import {
   WsClientFrameType,
   WsServerFrameType,
   type WsClientFrame,
+  type WsErrorRequest,
   type WsServerFrame,
 } from './ws-frames';
 import { WsReplies } from './ws-replies';
@@ -285,7 +286,6 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     if (!room) return;
     clearTimeout(room.retryTimer);
     room.feed?.beginSync();
-    if (this.replies.needsFence) this.send(PING_FRAME);
     this.send({ type: WsClientFrameType.Join, room: id });
   }
 
@@ -343,10 +343,10 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     this.track(feed.receive(message));
   }
 
-  private serverError(frame: ErrorBody & { type: string }): void {
+  private serverError(frame: ErrorBody & WsErrorRequest & { type: string }): void {
     const { code, message, details } = frame;
     const error = { code, message, details: details ?? [] };
-    const refused = this.replies.refused();
+    const refused = this.replies.refused(frame);
     if (refused?.type === WsClientFrameType.Join) return this.joinRefused(refused.room, error);
     this.emit('error', error);
   }

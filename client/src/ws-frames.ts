@@ -5,6 +5,7 @@ export {
   WsCloseCode,
   WsServerFrameType,
   type WsClientFrame,
+  type WsErrorRequest,
   type WsServerFrame,
 } from '../../src/contract/ws-frames';
 

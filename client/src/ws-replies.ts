@@ -2,14 +2,12 @@ import {
   WsClientFrameType,
   WsServerFrameType,
   type WsClientFrame,
+  type WsErrorRequest,
   type WsServerFrame,
 } from './ws-frames';
 
-/** A frame the server always answers: with its success frame, or with an error. */
+/** A frame the server answers: with its success frame, or with an error naming it. */
 type AnsweredFrame = Exclude<WsClientFrame, { type: typeof WsClientFrameType.Broadcast }>;
-
-/** Broadcasts are answered only when refused, so a run of them is counted, not kept. */
-type Awaiting = AnsweredFrame | { type: typeof WsClientFrameType.Broadcast; count: number };
 
 type SuccessFrame = Extract<
   WsServerFrame,
@@ -28,59 +26,43 @@ const ANSWERS: Record<SuccessFrame['type'], AnsweredFrame['type']> = {
 };
 
 /**
- * Pairs the server's answers on `/ws` with the frames they answer. The server
- * handles a connection's frames one at a time, in the order sent, so answers
- * come back in that order; an error frame names no request, so its place in
- * that order is what tells which request it refuses. Only a broadcast blurs
- * the order (success goes unanswered): a ping sent after broadcasts, a fence,
- * settles them before the next request whose refusal matters.
+ * Pairs the server's answers on `/ws` with the join, leave and ping frames
+ * they answer. Success frames name their room; an error frame names the
+ * request it refuses (`request`, and `room` once that was a valid id), and
+ * one that names none was sent by the server on its own. The server handles
+ * a connection's frames in the order sent, so an answer also settles every
+ * frame sent before the one it answers. Broadcasts are answered only when
+ * refused, and the error says so: they are not kept.
  */
 export class WsReplies {
-  private readonly awaiting: Awaiting[] = [];
-
-  /** Whether unsettled broadcasts would make the refusal of a frame sent now ambiguous. */
-  get needsFence(): boolean {
-    return this.awaiting.some((entry) => entry.type === WsClientFrameType.Broadcast);
-  }
+  private readonly awaiting: AnsweredFrame[] = [];
 
   sent(frame: WsClientFrame): void {
-    if (frame.type !== WsClientFrameType.Broadcast) {
-      this.awaiting.push(frame);
-      return;
-    }
-    const last = this.awaiting.at(-1);
-    if (last?.type === WsClientFrameType.Broadcast) last.count += 1;
-    else this.awaiting.push({ type: WsClientFrameType.Broadcast, count: 1 });
+    if (frame.type !== WsClientFrameType.Broadcast) this.awaiting.push(frame);
   }
 
-  /** A success answer settles its request and everything sent before it. */
   answered(frame: SuccessFrame): void {
-    const type = ANSWERS[frame.type];
-    const room = 'room' in frame ? frame.room.toLowerCase() : undefined;
-    const index = this.awaiting.findIndex(
-      (entry) => entry.type === type && (!('room' in entry) || entry.room === room),
-    );
     // No match: a frame the server sent on its own (a removal's `left`).
-    if (index >= 0) this.awaiting.splice(0, index + 1);
+    this.settle(ANSWERS[frame.type], 'room' in frame ? frame.room : undefined);
   }
 
-  /**
-   * An error arrived: the join, leave or ping it refuses, or `undefined` when
-   * it refuses a broadcast or answers nothing that was sent.
-   */
-  refused(): AnsweredFrame | undefined {
-    const head = this.awaiting[0];
-    if (head?.type !== WsClientFrameType.Broadcast) {
-      this.awaiting.shift();
-      return head;
-    }
-    head.count -= 1;
-    if (head.count === 0) this.awaiting.shift();
-    return undefined;
+  /** The join, leave or ping an error refuses; `undefined` for a broadcast or the server's own notice. */
+  refused(error: WsErrorRequest): AnsweredFrame | undefined {
+    if (!error.request || error.request === WsClientFrameType.Broadcast) return undefined;
+    return this.settle(error.request, error.room);
   }
 
   /** The connection is gone, and its answers with it. */
   clear(): void {
     this.awaiting.length = 0;
+  }
+
+  private settle(type: AnsweredFrame['type'], room: string | undefined): AnsweredFrame | undefined {
+    const id = room?.toLowerCase();
+    const index = this.awaiting.findIndex(
+      (entry) =>
+        entry.type === type && (id === undefined || !('room' in entry) || entry.room === id),
+    );
+    return index < 0 ? undefined : this.awaiting.splice(0, index + 1).at(-1);
   }
 }

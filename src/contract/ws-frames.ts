@@ -39,6 +39,15 @@ export type WsClientFrame =
   | { type: typeof WsClientFrameType.Broadcast; room: string; payload: unknown }
   | { type: typeof WsClientFrameType.Ping };
 
+/**
+ * What an error frame answers, when the frame it refuses had a known type:
+ * `request` is that type, `room` the room it named once that was a valid id.
+ */
+export interface WsErrorRequest {
+  request?: WsClientFrameType;
+  room?: string;
+}
+
 export type WsServerFrame =
   | { type: typeof WsServerFrameType.Connected; userId: string }
   | { type: typeof WsServerFrameType.Joined; room: string; lastSeq?: number }
@@ -47,4 +56,4 @@ export type WsServerFrame =
   | { type: typeof WsServerFrameType.ChatMessage; room: string; message: MessageJson }
   | { type: typeof WsServerFrameType.Notification; notification: NotificationJson }
   | { type: typeof WsServerFrameType.Pong }
-  | ({ type: typeof WsServerFrameType.Error } & ErrorBody);
+  | ({ type: typeof WsServerFrameType.Error } & ErrorBody & WsErrorRequest);

@@ -1,7 +1,7 @@
 import type { RawData } from 'ws';
 import { AppException } from '@app/common/errors/app.exception';
 import { createValidationPipe } from '@app/common/pipes/validation.pipe';
-import { WsClientFrameType } from '@app/contract/ws-frames';
+import { WsClientFrameType, type WsErrorRequest } from '@app/contract/ws-frames';
 import { BroadcastFrameDto, FrameTypeDto, PingFrameDto, RoomFrameDto } from './dto/frames.dto';
 
 export type ClientFrame = RoomFrameDto | BroadcastFrameDto | PingFrameDto;
@@ -40,16 +40,27 @@ function dtoOf(type: unknown): (new () => ClientFrame) | undefined {
     : undefined;
 }
 
-/** Turns a received frame into a validated command, or throws VALIDATION_FAILED saying why. */
-export async function parseFrame(data: RawData, isBinary: boolean): Promise<ClientFrame> {
+/** A received frame as a JSON object, not yet validated; VALIDATION_FAILED if it is none. */
+export function readFrame(data: RawData, isBinary: boolean): Record<string, unknown> {
   const value = parseJson(data, isBinary);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw AppException.validation('Frame must be a JSON object');
   }
-  const type = (value as { type?: unknown }).type;
-  const dto = dtoOf(type);
+  return value as Record<string, unknown>;
+}
+
+/** Turns a frame into a validated command, or throws VALIDATION_FAILED saying why. */
+export async function validateFrame(value: Record<string, unknown>): Promise<ClientFrame> {
+  const dto = dtoOf(value.type);
   if (dto) return validate(value, dto);
   // Fails, naming the known types.
-  await validate({ type }, FrameTypeDto);
+  await validate({ type: value.type }, FrameTypeDto);
   throw AppException.validation('Unknown frame type');
+}
+
+/** What an error answering this frame names: its type when known, then its room once valid. */
+export function requestOf(value: Record<string, unknown>, frame?: ClientFrame): WsErrorRequest {
+  if (!dtoOf(value.type)) return {};
+  const request = value.type as WsClientFrameType;
+  return frame && 'room' in frame ? { request, room: frame.room.toLowerCase() } : { request };
 }

@@ -23,6 +23,7 @@ import {
   WsClientFrameType as ClientFrameType,
   WsCloseCode,
   WsServerFrameType as ServerFrameType,
+  type WsErrorRequest,
 } from '@app/contract/ws-frames';
 import {
   DeliveryEffectKind,
@@ -40,7 +41,7 @@ import { TokenBucket } from '@app/realtime/token-bucket';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import type { BroadcastFrameDto, RoomFrameDto } from './dto/frames.dto';
-import { parseFrame, type ClientFrame } from './frame-parser';
+import { readFrame, requestOf, validateFrame, type ClientFrame } from './frame-parser';
 import { WsConnection } from './ws-connection';
 import { authenticateUpgrade, rejectUpgrade } from './ws-upgrade';
 
@@ -200,16 +201,19 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     data: RawData,
     isBinary: boolean,
   ): Promise<void> {
-    let type = 'unknown';
+    let request: WsErrorRequest = {};
     try {
       if (Date.now() >= connection.user.tokenExpiresAt) return this.expire(connection);
-      const frame = await parseFrame(data, isBinary);
-      type = frame.type;
+      const value = readFrame(data, isBinary);
+      request = requestOf(value);
+      const frame = await validateFrame(value);
+      request = requestOf(value, frame);
       await this.dispatch(connection, frame);
     } catch (error) {
       const body = toErrorBody(error);
-      this.metrics.rejectedEvents.inc({ transport: 'ws', event: type, code: body.code });
-      connection.sendError(body);
+      const event = request.request ?? 'unknown';
+      this.metrics.rejectedEvents.inc({ transport: 'ws', event, code: body.code });
+      connection.sendError(body, request);
     }
   }
 

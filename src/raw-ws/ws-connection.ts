@@ -3,7 +3,7 @@ import type { AuthUser } from '@app/auth/auth-user';
 import type { Connection } from '@app/chat/chat.service';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { SerialQueue } from '@app/common/serial-queue';
-import { WsServerFrameType as ServerFrameType } from '@app/contract/ws-frames';
+import { WsServerFrameType as ServerFrameType, type WsErrorRequest } from '@app/contract/ws-frames';
 
 /** One authenticated raw WebSocket client. */
 export class WsConnection implements Connection {
@@ -45,8 +45,9 @@ export class WsConnection implements Connection {
     return true;
   }
 
-  sendError(error: ErrorBody): void {
-    this.send({ type: ServerFrameType.Error, ...error });
+  /** `request` names the frame refused, when there is one. */
+  sendError(error: ErrorBody, request: WsErrorRequest = {}): void {
+    this.send({ type: ServerFrameType.Error, ...error, ...request });
   }
 
   close(code: number, reason: string): void {

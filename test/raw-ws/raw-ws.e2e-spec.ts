@@ -204,44 +204,70 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
     });
 
     it.each([
-      ['invalid JSON', '{"type": "join", '],
-      ['a JSON array', '[1,2]'],
-      ['a JSON string', '"join"'],
-      ['an unknown type', { type: 'shout', room: 'x' }],
-      ['no type', { room: 'x' }],
-      ['a malformed room', { type: 'join', room: 'lobby' }],
-      ['a number for room', { type: 'leave', room: 12 }],
+      ['invalid JSON', '{"type": "join", ', {}],
+      ['a JSON array', '[1,2]', {}],
+      ['a JSON string', '"join"', {}],
+      ['an unknown type', { type: 'shout', room: 'x' }, {}],
+      ['no type', { room: 'x' }, {}],
+      ['a malformed room', { type: 'join', room: 'lobby' }, { request: 'join' }],
+      ['a number for room', { type: 'leave', room: 12 }, { request: 'leave' }],
       [
         'a broadcast without payload',
         { type: 'broadcast', room: '01a21548-0000-7000-8000-000000000000' },
+        { request: 'broadcast' },
       ],
       [
         'an unknown field',
         { type: 'join', room: '01a21548-0000-7000-8000-000000000000', extra: 1 },
+        { request: 'join' },
       ],
       [
         'a deeply nested payload',
         {
           type: 'broadcast',
           room: '01a21548-0000-7000-8000-000000000000',
-          payload: JSON.parse('['.repeat(40) + ']'.repeat(40)),
+          payload: JSON.parse('['.repeat(40) + ']'.repeat(40)) as unknown,
         },
+        { request: 'broadcast' },
       ],
-    ])('answers %s with VALIDATION_FAILED and keeps the connection', async (_case, frame) => {
-      const client = await raw(ada);
-      const error = await client.request(frame, 'never');
-      expect(error).toEqual({
-        type: 'error',
-        code: 'VALIDATION_FAILED',
-        message: expect.any(String),
-        details: expect.any(Array),
-      });
-      const room = await createRoom(t.url, ada);
-      expect(await client.request({ type: 'join', room: room.id }, 'joined')).toEqual({
-        type: 'joined',
-        room: room.id,
-        lastSeq: 0,
-      });
+    ])(
+      'answers %s with VALIDATION_FAILED, naming the request when its type is known, and keeps the connection',
+      async (_case, frame, request) => {
+        const client = await raw(ada);
+        const error = await client.request(frame, 'never');
+        expect(error).toEqual({
+          type: 'error',
+          code: 'VALIDATION_FAILED',
+          message: expect.any(String),
+          details: expect.any(Array),
+          ...request,
+        });
+        const room = await createRoom(t.url, ada);
+        expect(await client.request({ type: 'join', room: room.id }, 'joined')).toEqual({
+          type: 'joined',
+          room: room.id,
+          lastSeq: 0,
+        });
+      },
+    );
+
+    it('names the refused request and its room, so that a client can tell which of its frames failed', async () => {
+      const mine = await createRoom(t.url, bob);
+      const hidden = await createRoom(t.url, ada, { isPrivate: true });
+      const client = await raw(bob);
+      client.send({ type: 'broadcast', room: hidden.id.toUpperCase(), payload: 1 });
+      client.send({ type: 'join', room: mine.id });
+      client.send({ type: 'join', room: hidden.id });
+
+      const errors = [
+        await client.next((f) => f.type === 'error'),
+        await client.next((f) => f.type === 'error'),
+      ];
+      expect(errors).toEqual([
+        expect.objectContaining({ code: 'NOT_FOUND', request: 'broadcast', room: hidden.id }),
+        expect.objectContaining({ code: 'NOT_FOUND', request: 'join', room: hidden.id }),
+      ]);
+      expect(client.frames).toContainEqual({ type: 'joined', room: mine.id, lastSeq: 0 });
     });
 
     it('answers ping with pong, for clients that cannot see protocol pings', async () => {
