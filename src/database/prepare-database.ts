@@ -18,23 +18,35 @@ async function withMigrationLock<T>(dataSource: DataSource, work: () => Promise<
   }
 }
 
+/**
+ * Creates the configured schema when it is missing, under the migration lock:
+ * two `CREATE SCHEMA IF NOT EXISTS` at once can both try to create it, and
+ * PostgreSQL checks the database's CREATE privilege even when the schema
+ * exists, which a role given only its own schema lacks.
+ */
 async function ensureSchema(dataSource: DataSource): Promise<void> {
   const options = dataSource.options;
-  if (options.type === 'postgres' && options.schema) {
-    await dataSource.query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`);
-  }
+  if (options.type !== 'postgres' || !options.schema) return;
+  const found: unknown[] = await dataSource.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [
+    options.schema,
+  ]);
+  if (found.length === 0) await dataSource.query(`CREATE SCHEMA "${options.schema}"`);
 }
 
 /**
  * Creates the configured schema and applies pending migrations. Several nodes
  * starting at once take turns through a PostgreSQL advisory lock.
  */
-export async function runMigrations(dataSource: DataSource) {
-  await ensureSchema(dataSource);
-  return withMigrationLock(dataSource, () => dataSource.runMigrations({ transaction: 'each' }));
+export function runMigrations(dataSource: DataSource) {
+  return withMigrationLock(dataSource, async () => {
+    await ensureSchema(dataSource);
+    return dataSource.runMigrations({ transaction: 'each' });
+  });
 }
 
 export async function revertLastMigration(dataSource: DataSource): Promise<void> {
-  await ensureSchema(dataSource);
-  await withMigrationLock(dataSource, () => dataSource.undoLastMigration({ transaction: 'each' }));
+  await withMigrationLock(dataSource, async () => {
+    await ensureSchema(dataSource);
+    await dataSource.undoLastMigration({ transaction: 'each' });
+  });
 }

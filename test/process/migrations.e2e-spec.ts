@@ -1,8 +1,16 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DataSource } from 'typeorm';
-import { createTestDatabase, databaseKinds, type TestDatabase } from '../support/databases';
+import { runMigrations } from '@app/database/prepare-database';
+import { typeormOptions } from '@app/database/typeorm-options';
+import {
+  createTestDatabase,
+  databaseKinds,
+  withPostgres,
+  type TestDatabase,
+} from '../support/databases';
 import { REPO_ROOT } from '../support/service-process';
 
 const run = promisify(execFile);
@@ -98,5 +106,57 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
 
   it('refuses an unknown command', async () => {
     await expect(migrate('sideways')).rejects.toMatchObject({ code: 1 });
+  });
+});
+
+const describePostgres = process.env.DATABASE_URL ? describe : describe.skip;
+
+/** Schemas that the test creates by migrating, dropped afterwards with any role made for them. */
+describePostgres('migrating a PostgreSQL schema that does not exist yet', () => {
+  const suffix = `${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const schema = (name: string) => `t_${name}_${suffix}`;
+  const role = `t_app_${suffix}`;
+
+  afterAll(() =>
+    withPostgres(async (client) => {
+      await client.query(`DROP SCHEMA IF EXISTS "${schema('race')}" CASCADE`);
+      await client.query(`DROP SCHEMA IF EXISTS "${schema('owned')}" CASCADE`);
+      await client.query(`DROP ROLE IF EXISTS "${role}"`);
+    }),
+  );
+
+  const dataSource = (url: string, name: string) =>
+    new DataSource(
+      typeormOptions({ type: 'postgres', url, schema: name, poolSize: 2, migrationsRun: false }),
+    );
+
+  it('lets several nodes starting at once create and migrate it: one applies, none fails', async () => {
+    const nodes = Array.from({ length: 6 }, () =>
+      dataSource(process.env.DATABASE_URL!, schema('race')),
+    );
+    await Promise.all(nodes.map((node) => node.initialize()));
+    try {
+      const applied = await Promise.all(nodes.map((node) => runMigrations(node)));
+
+      expect(applied.map((migrations) => migrations.length).sort()).toEqual([0, 0, 0, 0, 0, 2]);
+    } finally {
+      await Promise.all(nodes.map((node) => node.destroy()));
+    }
+  });
+
+  it('migrates the schema a database administrator gave to a role that may not create schemas', async () => {
+    await withPostgres(async (client) => {
+      await client.query(`CREATE ROLE "${role}" LOGIN`);
+      await client.query(`CREATE SCHEMA "${schema('owned')}" AUTHORIZATION "${role}"`);
+    });
+    const url = new URL(process.env.DATABASE_URL!);
+    url.username = role;
+    const node = dataSource(url.toString(), schema('owned'));
+    await node.initialize();
+    try {
+      expect(await runMigrations(node)).toHaveLength(2);
+    } finally {
+      await node.destroy();
+    }
   });
 });
