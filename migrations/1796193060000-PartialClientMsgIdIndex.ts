@@ -1,26 +1,65 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 const INDEX = 'UQ_messages_room_user_client_msg';
+const BUILDING = 'UQ_messages_room_user_client_msg_next';
 const COLUMNS = '"room_id", "user_id", "client_msg_id"';
+
+/** What follows `CREATE UNIQUE INDEX [CONCURRENTLY]`: the index named `name`. */
+type IndexDefinition = (name: string) => string;
+const PARTIAL: IndexDefinition = (name) =>
+  `"${name}" ON "messages" (${COLUMNS}) WHERE "client_msg_id" IS NOT NULL`;
+const FULL: IndexDefinition = (name) => `"${name}" ON "messages" (${COLUMNS})`;
 
 /**
  * The clientMsgId index only needs the messages that have one: NULLs never
  * conflict in a unique index, so indexing them cost every message without a
  * clientMsgId an index insertion for nothing. Both databases accept the
  * partial index and use it for `client_msg_id = …` look-ups.
+ *
+ * On PostgreSQL the new index is built beside the old one, concurrently, so
+ * that nodes still serving during an upgrade keep reading and writing
+ * messages; a plain DROP and CREATE would lock the table for the whole build.
+ * That cannot run in a transaction, so each step can be repeated after an
+ * interruption.
  */
 export class PartialClientMsgIdIndex1796193060000 implements MigrationInterface {
   name = 'PartialClientMsgIdIndex1796193060000';
+  transaction = false;
 
-  async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(`DROP INDEX "${INDEX}"`);
-    await queryRunner.query(
-      `CREATE UNIQUE INDEX "${INDEX}" ON "messages" (${COLUMNS}) WHERE "client_msg_id" IS NOT NULL`,
-    );
+  up(queryRunner: QueryRunner): Promise<void> {
+    return replaceIndex(queryRunner, PARTIAL);
   }
 
-  async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(`DROP INDEX "${INDEX}"`);
-    await queryRunner.query(`CREATE UNIQUE INDEX "${INDEX}" ON "messages" (${COLUMNS})`);
+  down(queryRunner: QueryRunner): Promise<void> {
+    return replaceIndex(queryRunner, FULL);
+  }
+}
+
+async function replaceIndex(queryRunner: QueryRunner, definition: IndexDefinition): Promise<void> {
+  const postgres = queryRunner.connection.driver.options.type === 'postgres';
+  // TypeORM reverts in a transaction whatever the migration asks for.
+  if (!postgres || queryRunner.isTransactionActive) {
+    return inTransaction(queryRunner, async () => {
+      await queryRunner.query(`DROP INDEX "${INDEX}"`);
+      await queryRunner.query(`CREATE UNIQUE INDEX ${definition(INDEX)}`);
+    });
+  }
+  // Left invalid by an interrupted build: it must go before a new one.
+  await queryRunner.query(`DROP INDEX CONCURRENTLY IF EXISTS "${BUILDING}"`);
+  await queryRunner.query(`CREATE UNIQUE INDEX CONCURRENTLY ${definition(BUILDING)}`);
+  await queryRunner.query(`DROP INDEX CONCURRENTLY IF EXISTS "${INDEX}"`);
+  await queryRunner.query(`ALTER INDEX "${BUILDING}" RENAME TO "${INDEX}"`);
+}
+
+/** In the caller's transaction if there is one, else in one of its own. */
+async function inTransaction(queryRunner: QueryRunner, work: () => Promise<void>): Promise<void> {
+  if (queryRunner.isTransactionActive) return work();
+  await queryRunner.startTransaction();
+  try {
+    await work();
+    await queryRunner.commitTransaction();
+  } catch (error) {
+    await queryRunner.rollbackTransaction();
+    throw error;
   }
 }

@@ -1,14 +1,32 @@
-import type { DataSource } from 'typeorm';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DataSource, QueryRunner } from 'typeorm';
 
 /** Any 64-bit number shared by every node: the lock that serializes migration runs. */
 const MIGRATION_LOCK_KEY = 7_305_112_004;
+const LOCK_RETRY_MS = 200;
+
+/**
+ * Waits for the lock by asking again and again: a session blocked in
+ * `pg_advisory_lock` keeps a snapshot, and an index built CONCURRENTLY by the
+ * node holding the lock waits for every older snapshot to end, so the nodes
+ * would wait on each other for good.
+ */
+async function takeMigrationLock(runner: QueryRunner): Promise<void> {
+  for (;;) {
+    const [{ locked }] = (await runner.query('SELECT pg_try_advisory_lock($1) AS locked', [
+      MIGRATION_LOCK_KEY,
+    ])) as Array<{ locked: boolean }>;
+    if (locked) return;
+    await sleep(LOCK_RETRY_MS);
+  }
+}
 
 async function withMigrationLock<T>(dataSource: DataSource, work: () => Promise<T>): Promise<T> {
   if (dataSource.options.type !== 'postgres') return work();
   const runner = dataSource.createQueryRunner();
   await runner.connect();
   try {
-    await runner.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await takeMigrationLock(runner);
     return await work();
   } finally {
     await runner

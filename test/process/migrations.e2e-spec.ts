@@ -159,4 +159,56 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
       await node.destroy();
     }
   });
+
+  it('rebuilds the clientMsgId index while other nodes go on reading and writing messages', async () => {
+    const database = await createTestDatabase('postgres');
+    const appName = `migrate_${suffix}`;
+    const migrate = (command: string) =>
+      run(process.execPath, [MIGRATE, command], {
+        env: { PATH: process.env.PATH, PGAPPNAME: appName, ...database.env },
+        cwd: REPO_ROOT,
+      });
+    try {
+      await migrate('run');
+      await migrate('revert');
+      await withPostgres(async (reader) => {
+        // A node's transaction that has read messages and is still open.
+        await reader.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
+        await reader.query('BEGIN');
+        await reader.query('SELECT count(*) FROM messages');
+        const upgrade = migrate('run');
+        await waitUntilWaiting(appName);
+
+        await withPostgres(async (other) => {
+          await other.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
+          await other.query(`SET lock_timeout = '2s'`);
+          await expect(other.query('SELECT count(*) FROM messages')).resolves.toBeDefined();
+          await expect(other.query(`UPDATE messages SET text = text`)).resolves.toBeDefined();
+        });
+        await reader.query('COMMIT');
+        expect((await upgrade).stdout).toContain('Applied: PartialClientMsgIdIndex1796193060000');
+      });
+      expect(await indexDefinition(database, CLIENT_MSG_INDEX)).toMatch(
+        /WHERE \(client_msg_id IS NOT NULL\)/,
+      );
+    } finally {
+      await database.drop();
+    }
+  });
 });
+
+/** Resolves once a session of the application waits on a lock. */
+async function waitUntilWaiting(applicationName: string): Promise<void> {
+  for (let tries = 0; tries < 200; tries += 1) {
+    const waiting = await withPostgres(async (client) => {
+      const result = await client.query(
+        `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+        [applicationName],
+      );
+      return result.rowCount ?? 0;
+    });
+    if (waiting > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${applicationName} never waited on a lock`);
+}
