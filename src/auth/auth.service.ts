@@ -33,7 +33,7 @@ export class AuthService {
 
   async profile(userId: string): Promise<User> {
     const user = await this.users.findActiveById(userId);
-    if (!user) throw AppException.unauthorized('Invalid or expired token');
+    if (!user) throw AppException.unauthorized();
     return user;
   }
 

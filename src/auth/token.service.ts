@@ -50,7 +50,7 @@ export class TokenService {
     if (!token) throw AppException.unauthorized();
     const claims = await this.decode(token);
     const user = await this.users.findActiveById(claims.sub);
-    if (!user) throw AppException.unauthorized('Invalid or expired token');
+    if (!user) throw AppException.unauthorized();
     return { id: user.id, username: user.username, tokenExpiresAt: claims.exp * 1000 };
   }
 
@@ -59,8 +59,8 @@ export class TokenService {
       const payload: unknown = await this.jwt.verifyAsync(token, { algorithms: [JWT_ALGORITHM] });
       if (hasAccessTokenClaims(payload)) return payload;
     } catch {
-      // Expired, malformed and wrongly signed tokens all fall through to one answer.
+      // Expired, malformed and wrongly signed tokens are refused like a missing one.
     }
-    throw AppException.unauthorized('Invalid or expired token');
+    throw AppException.unauthorized();
   }
 }
