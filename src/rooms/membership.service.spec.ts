@@ -76,13 +76,19 @@ describe('MembershipService', () => {
     expect(delivery.notify).not.toHaveBeenCalled();
   });
 
-  it('answers NOT_FOUND for an unknown user and CONFLICT for a member', async () => {
+  it('answers NOT_FOUND for an unknown user', async () => {
     await expect(
       setUp({}).service.add(user(OWNER), ROOM, '01a21548-0000-7000-8000-0000000000ee'),
     ).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(
-      setUp({}, { added: false }).service.add(user(OWNER), ROOM, OTHER),
-    ).rejects.toMatchObject({ code: 'CONFLICT' });
+  });
+
+  it('answers an existing membership as it is, and invites nobody again', async () => {
+    const { service, delivery } = setUp({ isPrivate: true }, { added: false });
+    await expect(service.add(user(OWNER), ROOM, OTHER)).resolves.toMatchObject({
+      roomId: ROOM,
+      id: OTHER,
+    });
+    expect(delivery.notify).not.toHaveBeenCalled();
   });
 
   it('tells the removed member, who leaves the room everywhere', async () => {
@@ -103,15 +109,13 @@ describe('MembershipService', () => {
     expect(delivery.membershipEnded).not.toHaveBeenCalled();
   });
 
-  it('removes: the owner anyone but themself, a member only themself', async () => {
+  it('removes: the owner anyone, themself included; a member only themself', async () => {
     await expect(setUp({}).service.remove(user(OWNER), ROOM, OTHER)).resolves.toBeUndefined();
     await expect(setUp({}).service.remove(user(OTHER), ROOM, OTHER)).resolves.toBeUndefined();
     await expect(setUp({}).service.remove(user(OTHER), ROOM, THIRD)).rejects.toMatchObject({
       code: 'FORBIDDEN',
     });
-    await expect(setUp({}).service.remove(user(OWNER), ROOM, OWNER)).rejects.toMatchObject({
-      code: 'CONFLICT',
-    });
+    await expect(setUp({}).service.remove(user(OWNER), ROOM, OWNER)).resolves.toBeUndefined();
     await expect(
       setUp({}, { removed: false }).service.remove(user(OWNER), ROOM, OTHER),
     ).rejects.toMatchObject({ code: 'NOT_FOUND' });

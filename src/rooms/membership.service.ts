@@ -31,7 +31,10 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
     this.detach?.();
   }
 
-  /** The owner adds anyone; in a public room anyone may add themself. */
+  /**
+   * The owner adds anyone; in a public room anyone may add themself. Adding a
+   * member again answers their membership as it is, and tells no one.
+   */
   async add(actor: AuthUser, roomId: string, userId: string): Promise<MemberView> {
     const room = await this.rooms.findAccessible(actor.id, roomId);
     const target = userId.toLowerCase();
@@ -41,8 +44,7 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
     const user = await this.users.findActiveById(target);
     if (!user) throw AppException.notFound('User not found');
     const { added, joinedAt } = await this.rooms.addMember(room.id, user.id);
-    if (!added) throw AppException.conflict('User is already a member');
-    if (user.id !== actor.id) {
+    if (added && user.id !== actor.id) {
       this.delivery.notify(user.id, {
         type: NotificationType.RoomInvited,
         room: RoomView.from(room),
@@ -58,8 +60,8 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * The owner removes anyone but themself; a member may leave. Either way
-   * every connection of theirs leaves the room, on every node.
+   * The owner removes anyone; a member, the owner included, may leave. Either
+   * way every connection of theirs leaves the room, on every node.
    */
   async remove(actor: AuthUser, roomId: string, userId: string): Promise<void> {
     const room = await this.rooms.findAccessible(actor.id, roomId);
@@ -68,8 +70,7 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
       throw AppException.forbidden('Only the room owner can remove other members');
     }
     if (!UUID_PATTERN.test(target)) throw AppException.notFound('Member not found');
-    if (target === room.ownerId) throw AppException.conflict('The owner cannot leave the room');
-    if (!(await this.rooms.removeMember(room.id, target))) {
+    if (!(await this.rooms.removeMember(room, target))) {
       throw AppException.notFound('Member not found');
     }
     const by = { id: actor.id, username: actor.username };

@@ -68,14 +68,10 @@ export class RoomsController {
   @ApiParam({ name: 'id', format: 'uuid' })
   @ApiCreatedResponse({
     type: MemberView,
-    description: 'The invitee gets a room:invited notification',
+    description:
+      'The invitee gets a room:invited notification. Adding a member again answers their membership as it is, and notifies no one.',
   })
-  @ApiErrors(
-    ErrorCode.ValidationFailed,
-    ErrorCode.Forbidden,
-    ErrorCode.NotFound,
-    ErrorCode.Conflict,
-  )
+  @ApiErrors(ErrorCode.ValidationFailed, ErrorCode.Forbidden, ErrorCode.NotFound)
   addMember(
     @CurrentUser() user: AuthUser,
     @Param('id') id: string,
@@ -88,8 +84,11 @@ export class RoomsController {
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiParam({ name: 'id', format: 'uuid' })
   @ApiParam({ name: 'userId', format: 'uuid' })
-  @ApiNoContentResponse({ description: 'Removed' })
-  @ApiErrors(ErrorCode.Forbidden, ErrorCode.NotFound, ErrorCode.Conflict)
+  @ApiNoContentResponse({
+    description:
+      'Removed. An owner who leaves hands the room to its longest-standing remaining member.',
+  })
+  @ApiErrors(ErrorCode.Forbidden, ErrorCode.NotFound)
   removeMember(
     @CurrentUser() user: AuthUser,
     @Param('id') id: string,

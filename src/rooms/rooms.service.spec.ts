@@ -60,7 +60,7 @@ describe('RoomsService access checks', () => {
     const { service } = serviceWith(members);
     await service.assertAccessible('member', PRIVATE_ROOM);
     members.delete(`${PRIVATE_ROOM}:member`);
-    await service.removeMember(PRIVATE_ROOM, 'member');
+    await service.removeMember({ id: PRIVATE_ROOM, ownerId: 'owner' }, 'member');
     expect(service.knownAccessible('member', PRIVATE_ROOM)).toBeUndefined();
     await expect(service.assertAccessible('member', PRIVATE_ROOM)).rejects.toMatchObject({
       code: 'NOT_FOUND',

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { Brackets, In, Repository } from 'typeorm';
+import { Brackets, In, Repository, type EntityManager } from 'typeorm';
 import { AppException } from '@app/common/errors/app.exception';
 import { ExpiringCache } from '@app/common/expiring-cache';
 import { uuidv7, UUID_PATTERN } from '@app/common/ids/uuid-v7';
@@ -207,23 +207,47 @@ export class RoomsService {
     const existing = await this.members.findOneBy({ roomId, userId });
     if (existing) return { added: false, joinedAt: existing.joinedAt };
     const joinedAt = new Date();
-    this.forgetMembership(roomId, userId);
     try {
       await this.transactions.write((manager) =>
         manager.insert(RoomMember, { roomId, userId, joinedAt }),
       );
     } catch (error) {
-      if (isUniqueViolation(error)) return { added: false, joinedAt };
-      throw error;
+      if (!isUniqueViolation(error)) throw error;
+      const raced = await this.members.findOneBy({ roomId, userId });
+      return { added: false, joinedAt: raced?.joinedAt ?? joinedAt };
+    } finally {
+      // After the commit: a check made meanwhile may have cached "not a member".
+      this.forgetMembership(roomId, userId);
     }
     return { added: true, joinedAt };
   }
 
-  async removeMember(roomId: string, userId: string): Promise<boolean> {
-    this.forgetMembership(roomId, userId);
-    const result = await this.transactions.write((manager) =>
-      manager.delete(RoomMember, { roomId, userId }),
-    );
-    return (result.affected ?? 0) > 0;
+  /**
+   * Ends a membership; false when there was none. An owner who leaves hands
+   * the room to its longest-standing remaining member, so that a private
+   * room keeps someone who may add members.
+   */
+  async removeMember(room: Pick<Room, 'id' | 'ownerId'>, userId: string): Promise<boolean> {
+    this.forgetMembership(room.id, userId);
+    return this.transactions.write(async (manager) => {
+      const result = await manager.delete(RoomMember, { roomId: room.id, userId });
+      if ((result.affected ?? 0) === 0) return false;
+      if (userId === room.ownerId) await this.handOver(manager, room.id);
+      return true;
+    });
+  }
+
+  private async handOver(manager: EntityManager, roomId: string): Promise<void> {
+    const successor = await manager
+      .createQueryBuilder(RoomMember, 'member')
+      .innerJoin(User, 'user', 'user.id = member.userId')
+      .select('member.userId', 'userId')
+      .where('member.roomId = :roomId', { roomId })
+      .andWhere('user.deletedAt IS NULL')
+      .orderBy('member.joinedAt', 'ASC')
+      .addOrderBy('member.userId', 'ASC')
+      .limit(1)
+      .getRawOne<{ userId: string }>();
+    if (successor) await manager.update(Room, { id: roomId }, { ownerId: successor.userId });
   }
 }

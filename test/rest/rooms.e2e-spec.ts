@@ -1,8 +1,9 @@
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { Room } from '@app/rooms/room.entity';
-import { createRoom, registerUser, type TestUser } from '../support/api';
+import { addMember, createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
+import { collect, eventually, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
@@ -11,11 +12,14 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
   let other: TestUser;
   const auth = (user: TestUser) => ({ Authorization: `Bearer ${user.token}` });
 
+  const sockets = socketPool(() => t.url);
+
   beforeAll(async () => {
     t = await startTestApp(kind);
     owner = await registerUser(t.url);
     other = await registerUser(t.url);
   });
+  afterEach(() => sockets.closeAll());
   afterAll(() => t.close());
 
   it('creates a room whose creator is its owner and first member', async () => {
@@ -178,13 +182,23 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
   });
 
   describe('membership', () => {
-    it('lets the owner invite to a private room, and notifies nobody else', async () => {
+    it('lets the owner invite to a private room, notifying the invitee once and nobody else', async () => {
+      const third = await registerUser(t.url);
+      const [ownerSocket, otherSocket, thirdSocket] = await Promise.all(
+        [owner, other, third].map((user) => sockets.connect(user)),
+      );
+      const heard = [ownerSocket, otherSocket, thirdSocket].map((socket) =>
+        collect<{ type: string; room: { id: string } }>(socket, 'notification'),
+      );
       const room = await createRoom(t.url, owner, { isPrivate: true });
-      const response = await request(t.url)
-        .post(`/api/rooms/${room.id}/members`)
-        .set(auth(owner))
-        .send({ userId: other.id })
-        .expect(201);
+      const invite = () =>
+        request(t.url)
+          .post(`/api/rooms/${room.id}/members`)
+          .set(auth(owner))
+          .send({ userId: other.id })
+          .expect(201);
+
+      const response = await invite();
       expect(response.body).toEqual({
         roomId: room.id,
         id: other.id,
@@ -192,11 +206,17 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         joinedAt: expect.any(String),
       });
       await request(t.url).get(`/api/rooms/${room.id}`).set(auth(other)).expect(200);
-      await request(t.url)
-        .post(`/api/rooms/${room.id}/members`)
-        .set(auth(owner))
-        .send({ userId: other.id })
-        .expect(409);
+      // Again: the membership as it is, and no second invitation.
+      expect((await invite()).body).toEqual(response.body);
+      const control = await createRoom(t.url, owner, { isPrivate: true });
+      await addMember(t.url, owner, control.id, other.id);
+      await eventually(() => heard[1].length >= 2);
+
+      expect(heard[1].map(({ type, room: { id } }) => ({ type, id }))).toEqual([
+        { type: 'room:invited', id: room.id },
+        { type: 'room:invited', id: control.id },
+      ]);
+      expect([heard[0], heard[2]]).toEqual([[], []]);
     });
 
     it('forbids a member who is not the owner to add others to a private room', async () => {
@@ -250,16 +270,10 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .expect(400);
     });
 
-    it('removes members: the owner anyone, a member only themself, the owner never', async () => {
+    it('removes members: the owner anyone, a member only themself', async () => {
       const room = await createRoom(t.url, owner, { isPrivate: true });
       const third = await registerUser(t.url);
-      for (const user of [other, third]) {
-        await request(t.url)
-          .post(`/api/rooms/${room.id}/members`)
-          .set(auth(owner))
-          .send({ userId: user.id })
-          .expect(201);
-      }
+      for (const user of [other, third]) await addMember(t.url, owner, room.id, user.id);
       await request(t.url)
         .delete(`/api/rooms/${room.id}/members/${third.id}`)
         .set(auth(other))
@@ -269,10 +283,6 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .set(auth(other))
         .expect(204);
       await request(t.url).get(`/api/rooms/${room.id}`).set(auth(other)).expect(404);
-      await request(t.url)
-        .delete(`/api/rooms/${room.id}/members/${owner.id}`)
-        .set(auth(owner))
-        .expect(409);
       await request(t.url)
         .delete(`/api/rooms/${room.id}/members/${third.id}`)
         .set(auth(owner))
@@ -285,6 +295,40 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .delete(`/api/rooms/${room.id}/members/not-a-uuid`)
         .set(auth(owner))
         .expect(404);
+    });
+
+    it('lets the owner leave, handing the room to its longest-standing member', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const third = await registerUser(t.url);
+      for (const user of [other, third]) await addMember(t.url, owner, room.id, user.id);
+
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${owner.id}`)
+        .set(auth(owner))
+        .expect(204);
+
+      await request(t.url).get(`/api/rooms/${room.id}`).set(auth(owner)).expect(404);
+      const handedOver = await request(t.url)
+        .get(`/api/rooms/${room.id}`)
+        .set(auth(third))
+        .expect(200);
+      expect(handedOver.body.ownerId).toBe(other.id);
+      // The new owner manages the room: they may bring the old one back.
+      await addMember(t.url, other, room.id, owner.id);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${third.id}`)
+        .set(auth(other))
+        .expect(204);
+    });
+
+    it('lets the owner leave a room they are alone in; it stays theirs', async () => {
+      const room = await createRoom(t.url, owner);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${owner.id}`)
+        .set(auth(owner))
+        .expect(204);
+      const left = await request(t.url).get(`/api/rooms/${room.id}`).set(auth(owner)).expect(200);
+      expect(left.body.ownerId).toBe(owner.id);
     });
   });
 });
