@@ -12,10 +12,14 @@ export type PageReader = (request: HistoryRequest) => Promise<HistoryPage>;
  * A room's messages on one stream, each exactly once and in seq order:
  * stored messages after `since` first, then live ones. A live message that
  * skips ahead (one committed meanwhile, or delivered out of order) first
- * brings in the missing ones from storage.
+ * brings in the missing ones from storage. Stored messages are read as the
+ * client takes them; live ones are written at once, and those waiting behind
+ * a read count against the stream's limit with what the client left unread.
  */
 export class RoomFeed {
   private readonly queue = new SerialQueue();
+  /** Bytes of live messages queued behind a replay or catch-up. */
+  private waiting = 0;
 
   constructor(
     private readonly stream: SseStream,
@@ -29,13 +33,22 @@ export class RoomFeed {
   }
 
   live(message: MessageJson): void {
-    void this.queue.run(() => this.deliver(message)).catch(() => this.stream.end());
+    const json = JSON.stringify(message);
+    this.waiting += json.length;
+    if (this.stream.overflows(this.waiting)) return;
+    const deliver = () => {
+      this.waiting -= json.length;
+      return this.deliver(message, json);
+    };
+    void this.queue.run(deliver).catch(() => this.stream.end());
   }
 
-  private async deliver(message: MessageJson): Promise<void> {
+  private async deliver(message: MessageJson, json: string): Promise<void> {
     if (message.seq <= this.lastSent || this.stream.closed) return;
     if (message.seq > this.lastSent + 1) await this.catchUp(message.seq - 1);
-    if (message.seq === this.lastSent + 1) await this.send(message);
+    if (message.seq !== this.lastSent + 1) return;
+    this.lastSent = message.seq;
+    this.stream.sendJson(ServerEvent.Message, json, message.seq, this.waiting);
   }
 
   private async catchUp(upTo: number): Promise<void> {
@@ -43,14 +56,15 @@ export class RoomFeed {
       const page = await this.readPage({ since: this.lastSent, limit: REPLAY_PAGE_SIZE });
       for (const message of page.items) {
         if (message.seq > upTo) return;
-        await this.send(message);
+        await this.stream.drained();
+        this.send(message);
       }
       if (page.nextCursor === null) return;
     }
   }
 
-  private async send(message: MessageJson): Promise<void> {
+  private send(message: MessageJson): void {
     this.lastSent = message.seq;
-    await this.stream.send(ServerEvent.Message, message, message.seq);
+    this.stream.send(ServerEvent.Message, message, message.seq, this.waiting);
   }
 }

@@ -1,18 +1,30 @@
 import type { Response } from 'express';
 import { whenTokenExpires } from '@app/auth/token-expiry';
 
+/** What a stream may hold for a client that does not read, and whom to tell when it ends for that. */
+export interface SseBacklogLimit {
+  bytes: number;
+  onOverflow(): void;
+}
+
 /**
  * One open `text/event-stream` response: events, heartbeats and back-pressure.
- * It ends once, whichever way: the client leaves, its token expires, or the
- * server ends it; then the `onEnd` listeners run.
+ * It ends once, whichever way: the client leaves, its token expires, the
+ * client leaves more than the limit unread (it resumes with Last-Event-ID),
+ * or the server ends it; then the `onEnd` listeners run.
  */
 export class SseStream {
   private heartbeat?: NodeJS.Timeout;
   private expiry?: NodeJS.Timeout;
   private ended = false;
   private readonly endListeners: (() => void)[] = [];
+  /** One wait for 'drain' shared by every caller, so that listeners do not pile up. */
+  private drain?: Promise<void>;
 
-  constructor(private readonly response: Response) {
+  constructor(
+    private readonly response: Response,
+    private readonly limit: SseBacklogLimit,
+  ) {
     // Emitted when the client leaves, and after our own end().
     response.once('close', () => this.end());
   }
@@ -27,7 +39,10 @@ export class SseStream {
       'X-Accel-Buffering': 'no',
     });
     this.response.flushHeaders();
-    this.heartbeat = setInterval(() => this.write(':heartbeat\n\n'), heartbeatMs);
+    // Only on an idle connection: data waiting to go out says enough, and counts against the limit.
+    this.heartbeat = setInterval(() => {
+      if (this.backlog === 0) this.write(':heartbeat\n\n');
+    }, heartbeatMs);
     this.heartbeat.unref();
     this.expiry = whenTokenExpires(tokenExpiresAt, () => this.end());
   }
@@ -44,10 +59,53 @@ export class SseStream {
     this.endListeners.push(listener);
   }
 
-  /** Writes one event; resolves when the client can take more, so that replays cannot flood memory. */
-  send(event: string, data: unknown, id?: number): Promise<void> {
+  /** Bytes written and not yet taken by the client. */
+  get backlog(): number {
+    return this.response.writableLength;
+  }
+
+  /**
+   * Writes one event at once, or ends the stream when the client already
+   * leaves more than the limit unread. `waiting` counts bytes the caller holds
+   * back for this stream, not yet written.
+   */
+  send(event: string, data: unknown, id?: number, waiting = 0): void {
+    this.sendJson(event, JSON.stringify(data), id, waiting);
+  }
+
+  /** `send`, for data serialized already. */
+  sendJson(event: string, json: string, id?: number, waiting = 0): void {
     const idLine = id === undefined ? '' : `id: ${id}\n`;
-    return this.write(`${idLine}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    this.write(`${idLine}event: ${event}\ndata: ${json}\n\n`, waiting);
+  }
+
+  /** Resolves once the client has taken what was written (at once when it has). */
+  drained(): Promise<void> {
+    if (this.closed || !this.response.writableNeedDrain) return Promise.resolve();
+    this.drain ??= new Promise<void>((resolve) => {
+      const done = () => {
+        this.response.off('drain', done);
+        this.response.off('close', done);
+        this.drain = undefined;
+        resolve();
+      };
+      this.response.on('drain', done);
+      this.response.on('close', done);
+    });
+    return this.drain;
+  }
+
+  /**
+   * Whether `waiting` more bytes would pass the limit; if so, the connection
+   * is dropped: ending it politely would keep the unread bytes until TCP
+   * gives up.
+   */
+  overflows(waiting: number): boolean {
+    if (this.closed || this.backlog + waiting <= this.limit.bytes) return false;
+    this.limit.onOverflow();
+    this.response.destroy();
+    this.end();
+    return true;
   }
 
   end(): void {
@@ -59,17 +117,8 @@ export class SseStream {
     for (const listener of this.endListeners) listener();
   }
 
-  private write(chunk: string): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    if (this.response.write(chunk)) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.response.off('drain', done);
-        this.response.off('close', done);
-        resolve();
-      };
-      this.response.once('drain', done);
-      this.response.once('close', done);
-    });
+  private write(chunk: string, waiting = 0): void {
+    if (this.closed || this.overflows(waiting)) return;
+    this.response.write(chunk);
   }
 }

@@ -9,10 +9,11 @@ import { roomNames } from '@app/contract/room-names';
 import type { Delivery } from '@app/delivery/delivery.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { resumePoint } from '@app/messages/seq';
+import { MetricsService } from '@app/metrics/metrics.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RoomFeed } from './room-feed';
 import { SseHub } from './sse.hub';
-import { SseStream } from './sse-stream';
+import { SseStream, type SseBacklogLimit } from './sse-stream';
 
 /** Opens the event streams: the caller's personal stream and a room's feed. */
 @Injectable()
@@ -22,16 +23,24 @@ export class SseService {
     private readonly rooms: RoomsService,
     private readonly messages: MessagesService,
     private readonly config: ConfigService<AllConfig, true>,
-  ) {}
+    metrics: MetricsService,
+  ) {
+    this.backlogLimit = {
+      bytes: config.get('realtime.slowConsumerLimitBytes', { infer: true }),
+      onOverflow: () => metrics.slowConsumersDropped.inc({ transport: 'sse' }),
+    };
+  }
+
+  private readonly backlogLimit: SseBacklogLimit;
 
   /** `connected`, then every notification of the user. */
   openPersonal(user: AuthUser, response: Response): void {
-    const stream = new SseStream(response);
+    const stream = new SseStream(response, this.backlogLimit);
     const started = this.start(user, roomNames.user(user.id), stream, (delivery) => {
       if (delivery.event === ServerEvent.Notification)
-        void stream.send(delivery.event, delivery.payload);
+        stream.send(delivery.event, delivery.payload);
     });
-    if (started) void stream.send(SseEvent.Connected, { userId: user.id });
+    if (started) stream.send(SseEvent.Connected, { userId: user.id });
   }
 
   /** Stored messages after `since` (default: none), then live ones, each once and in order. */
@@ -43,7 +52,7 @@ export class SseService {
   ): Promise<void> {
     const { room, confirm } = await this.rooms.admit(user.id, roomId);
     confirm();
-    const stream = new SseStream(response);
+    const stream = new SseStream(response, this.backlogLimit);
     const feed = new RoomFeed(
       stream,
       (page) => this.messages.page(room.id, page),

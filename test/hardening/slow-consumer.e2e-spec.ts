@@ -1,6 +1,7 @@
-import type { Socket as NetSocket } from 'node:net';
-import { createRoom, registerUser } from '../support/api';
+import { connect, type Socket as NetSocket } from 'node:net';
+import { addMember, createRoom, registerUser } from '../support/api';
 import { RawClient } from '../support/raw-ws';
+import { openSse } from '../support/sse';
 import { connectSocket, emitOk, eventually, sleep, type ClientSocket } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -73,4 +74,59 @@ describe('slow consumers (in-process service)', () => {
     for (const client of [senderClient, fastClient, stuckWs]) client.socket.terminate();
     stuckIo.close();
   }, 60_000);
+
+  it('drops an event stream that stops reading once its backlog passes 1 MiB, and keeps serving the others', async () => {
+    const [sender, stuckUser, fastUser] = await Promise.all(
+      [1, 2, 3].map(() => registerUser(t.url)),
+    );
+    const room = await createRoom(t.url, sender);
+    await addMember(t.url, stuckUser, room.id, stuckUser.id);
+    const stuck = await stalledStream(
+      t.url,
+      `/api/rooms/${room.id}/events?token=${stuckUser.token}`,
+    );
+    const stuckPersonal = await stalledStream(t.url, `/api/events?token=${stuckUser.token}`);
+    const fast = await openSse(`${t.url}/api/rooms/${room.id}/events?token=${fastUser.token}`);
+    const socket = await connectSocket(t.url, sender.token);
+    await emitOk(socket, 'chat:join', room.id);
+    const heapBefore = process.memoryUsage().heapUsed;
+
+    // Mentions of the member fill their personal stream too; each message is near the longest allowed.
+    const text = `@${stuckUser.username} ${'m'.repeat(3_900)}`;
+    let sent = 0;
+    const dropped = async () =>
+      (await metric(t.url, 'realtime_slow_consumers_dropped_total', 'sse')) >= 2;
+    while (sent < 4_000 && !(await dropped())) {
+      await Promise.all(
+        Array.from({ length: 50 }, () => emitOk(socket, 'chat:message', { roomId: room.id, text })),
+      );
+      sent += 50;
+    }
+
+    expect(await dropped()).toBe(true);
+    await eventually(
+      () => fast.received.filter((e) => e.event === 'chat:message').length === sent,
+      30_000,
+    );
+    const seqs = fast.received.filter((e) => e.event === 'chat:message').map((e) => Number(e.id));
+    expect(seqs).toEqual(Array.from({ length: sent }, (_, index) => index + 1));
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(150 * 1024 * 1024);
+
+    fast.close();
+    for (const stalled of [stuck, stuckPersonal]) stalled.destroy();
+    socket.close();
+  }, 90_000);
 });
+
+/** An event stream over a bare TCP socket that reads the response head, then nothing more. */
+async function stalledStream(base: string, path: string): Promise<NetSocket> {
+  const { hostname, port } = new URL(base);
+  const socket = connect(Number(port), hostname);
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\nAccept: text/event-stream\r\n\r\n`);
+  const head = await new Promise<string>((resolve) =>
+    socket.once('data', (chunk) => resolve(String(chunk))),
+  );
+  expect(head).toMatch(/^HTTP\/1\.1 200/);
+  socket.pause();
+  return socket;
+}
