@@ -5,6 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppLogger } from './logging/app-logger';
+import { rootLogger } from './logging/logging.module';
 import { AppModule } from './app.module';
 import { AppIoAdapter } from './realtime/app-io.adapter';
 import { trustRule } from './realtime/client-address';
@@ -75,8 +76,11 @@ export async function createApp(
 ): Promise<NestExpressApplication> {
   const config = loadConfig(env);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env), {
-    bufferLogs: true,
+    // Structured from the first line, start-up failures included.
+    logger: new AppLogger(rootLogger(config.http)),
     bodyParser: false,
+    // A failure reaches the caller, which says why in one line, rather than Nest's dump and exit.
+    abortOnError: false,
   });
   app.useLogger(app.get(AppLogger));
   applyHttpSettings(app, config.http);

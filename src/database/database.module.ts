@@ -8,11 +8,17 @@ import { TransactionRunner } from './transaction-runner';
 import { typeormOptions } from './typeorm-options';
 
 const logger = new Logger('Database');
+/** Start-up tries the database this many times more, a second apart, then stops saying why. */
+const STARTUP_RETRIES = 4;
 
 /** Connects, then applies pending migrations before any module can query. */
 async function createDataSource(options?: DataSourceOptions): Promise<DataSource> {
   if (!options) throw new Error('TypeORM options are missing');
-  const dataSource = await new DataSource({ ...options, migrationsRun: false }).initialize();
+  const dataSource = await new DataSource({ ...options, migrationsRun: false })
+    .initialize()
+    .catch((error: unknown) => {
+      throw cannotOpen(options, error);
+    });
   if (options.migrationsRun) {
     const applied = await runMigrations(dataSource);
     for (const migration of applied) logger.log(`Applied migration ${migration.name}`);
@@ -20,13 +26,23 @@ async function createDataSource(options?: DataSourceOptions): Promise<DataSource
   return dataSource;
 }
 
+/** Names the setting to look at; the message never includes the URL, which may hold a password. */
+function cannotOpen(options: DataSourceOptions, error: unknown): Error {
+  const reason = error instanceof Error ? error.message : String(error);
+  const setting = options.type === 'postgres' ? 'DATABASE_URL' : 'SQLITE_PATH';
+  return new Error(`Cannot open the database at ${setting}: ${reason}`, { cause: error });
+}
+
 @Global()
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
       inject: [ConfigService],
-      useFactory: (config: ConfigService<AllConfig, true>) =>
-        typeormOptions(config.get('database', { infer: true })),
+      useFactory: (config: ConfigService<AllConfig, true>) => ({
+        ...typeormOptions(config.get('database', { infer: true })),
+        retryAttempts: STARTUP_RETRIES,
+        retryDelay: 1_000,
+      }),
       dataSourceFactory: createDataSource,
     }),
   ],

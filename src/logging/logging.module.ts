@@ -11,7 +11,7 @@ import {
 import { ConfigService } from '@nestjs/config';
 import pino, { type Logger as Pino } from 'pino';
 import { pinoHttp } from 'pino-http';
-import type { AllConfig } from '@app/config/app-config';
+import type { AllConfig, HttpConfig } from '@app/config/app-config';
 import { AppLogger } from './app-logger';
 import { redactUrl } from './redact-url';
 
@@ -47,8 +47,8 @@ function requestLogging(root: Pino) {
   });
 }
 
-function rootLogger(config: ConfigService<AllConfig, true>): Pino {
-  const http = config.get('http', { infer: true });
+/** The one root logger of the process, also used before the application exists. */
+export function rootLogger(http: Pick<HttpConfig, 'logLevel' | 'serviceName'>): Pino {
   return pino({
     level: http.logLevel,
     base: { service: http.serviceName },
@@ -70,7 +70,12 @@ function rootLogger(config: ConfigService<AllConfig, true>): Pino {
 @Global()
 @Module({
   providers: [
-    { provide: ROOT_LOGGER, inject: [ConfigService], useFactory: rootLogger },
+    {
+      provide: ROOT_LOGGER,
+      inject: [ConfigService],
+      useFactory: (config: ConfigService<AllConfig, true>) =>
+        rootLogger(config.get('http', { infer: true })),
+    },
     { provide: AppLogger, inject: [ROOT_LOGGER], useFactory: (root: Pino) => new AppLogger(root) },
   ],
   exports: [AppLogger],
@@ -81,6 +86,6 @@ export class LoggingModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
     consumer
       .apply(requestLogging(this.root))
-      .forRoutes({ path: '*', method: RequestMethod.ALL });
+      .forRoutes({ path: '{*splat}', method: RequestMethod.ALL });
   }
 }

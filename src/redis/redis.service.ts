@@ -4,6 +4,8 @@ import { createClient, type RedisClientType } from 'redis';
 import type { AllConfig } from '@app/config/app-config';
 
 const CONNECT_TIMEOUT_MS = 5_000;
+/** How long start-up waits for Redis before it gives up, naming the setting. */
+const STARTUP_WAIT_MS = 15_000;
 const MAX_RECONNECT_DELAY_MS = 2_000;
 
 type Client = RedisClientType;
@@ -21,6 +23,7 @@ export class RedisService implements OnApplicationShutdown {
   private commandClient?: Client;
   private subscriberClient?: Client;
   private closed = false;
+  private lastError?: string;
 
   /** Read once: `answered` runs on live paths. */
   private readonly timeoutMs: number;
@@ -65,13 +68,48 @@ export class RedisService implements OnApplicationShutdown {
     return `${this.config.get('redis.keyPrefix', { infer: true })}${parts.join(':')}`;
   }
 
-  /** Connects both clients once; start-up waits for them, then they reconnect by themselves. */
+  /**
+   * Connects both clients once; start-up waits for them, then they reconnect
+   * by themselves. A Redis that cannot be reached at start stops the start,
+   * saying why, rather than leaving a process that never listens.
+   */
   async connect(): Promise<void> {
     if (!this.enabled || this.commandClient) return;
     this.commandClient = this.createClient('commands');
     this.subscriberClient = this.commandClient.duplicate();
     this.listen(this.subscriberClient, 'subscriber');
-    await Promise.all([this.commandClient.connect(), this.subscriberClient.connect()]);
+    let timer: NodeJS.Timeout | undefined;
+    const unreachable = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.unreachableError()), STARTUP_WAIT_MS);
+    });
+    const connected = Promise.all([this.commandClient.connect(), this.subscriberClient.connect()]);
+    try {
+      await Promise.race([connected, unreachable]);
+    } catch (error) {
+      this.abandon();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops both clients' attempts to connect. */
+  private abandon(): void {
+    this.closed = true;
+    for (const client of [this.commandClient, this.subscriberClient]) {
+      try {
+        client?.destroy();
+      } catch {
+        // Never connected: nothing to stop.
+      }
+    }
+  }
+
+  private unreachableError(): Error {
+    const reason = this.lastError ? `: ${this.lastError}` : '';
+    return new Error(
+      `Redis at REDIS_URL did not answer within ${STARTUP_WAIT_MS / 1000} s${reason}`,
+    );
   }
 
   async ping(timeoutMs: number): Promise<void> {
@@ -107,6 +145,7 @@ export class RedisService implements OnApplicationShutdown {
   private listen(client: Client, role: string): void {
     let healthy = true;
     client.on('error', (error: Error) => {
+      this.lastError = error.message;
       if (healthy) this.logger.warn(`Redis ${role} connection lost: ${error.message}`);
       healthy = false;
     });

@@ -71,6 +71,26 @@ describe('service process', () => {
     expect(service.output()).toContain(variable);
   });
 
+  it.each([
+    [{ REDIS_URL: 'redis://127.0.0.1:1' }, 'REDIS_URL'],
+    [{ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test' }, 'DATABASE_URL'],
+    [{ SQLITE_PATH: tmpdir() }, 'SQLITE_PATH'],
+  ])(
+    'stops when %j cannot be reached, naming %s in one line beside its JSON logs',
+    async (env, variable) => {
+      const service = await start(env);
+      const { code } = await service.exited;
+      expect(code).toBe(1);
+      expect(service.errors().trim()).toMatch(
+        new RegExp(`^Start-up failed: [^\n]*${variable}[^\n]*$`),
+      );
+      const logs = service.output().replace(service.errors(), '').trim().split('\n');
+      for (const line of logs) expect(() => JSON.parse(line) as unknown).not.toThrow();
+      expect(service.output()).not.toContain('LegacyRouteConverter');
+    },
+    40_000,
+  );
+
   it('starts on embedded defaults: creates the SQLite file, applies migrations, serves', async () => {
     const service = await start({});
     await waitUntilReady(service);

@@ -11,7 +11,10 @@ export const SERVICE_ENTRY = join(REPO_ROOT, 'dist', 'src', 'main.js');
 export interface ServiceProcess {
   child: ChildProcess;
   url: string;
+  /** stdout and stderr as they arrived. */
   output(): string;
+  /** stderr alone. */
+  errors(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -43,15 +46,21 @@ export function spawnService(env: RawEnvironment, cwd = REPO_ROOT): ServiceProce
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  let errors = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    errors += chunk.toString();
+  });
+  // 'close' rather than 'exit': by then everything written has been read.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('close', (code, signal) => resolve({ code, signal })),
   );
   return {
     child,
     url: `http://127.0.0.1:${port}`,
     output: () => output,
+    errors: () => errors,
     exited,
     stop: (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
