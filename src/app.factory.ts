@@ -3,9 +3,11 @@ import { join } from 'node:path';
 import { RequestMethod, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppLogger } from './logging/app-logger';
-import { rootLogger } from './logging/logging.module';
+import { REQUEST_LOGGING, rootLogger } from './logging/logging.module';
+import { HttpMetricsMiddleware } from './metrics/http-metrics.middleware';
 import { AppModule } from './app.module';
 import { AppIoAdapter } from './realtime/app-io.adapter';
 import { trustRule } from './realtime/client-address';
@@ -41,6 +43,15 @@ function setupSwagger(app: INestApplication): void {
   SwaggerModule.setup(`${API_PREFIX}/docs`, app, document, {
     jsonDocumentUrl: `${API_PREFIX}/docs-json`,
   });
+}
+
+/** Logs and times every request, mounted first: those the body parser refuses included. */
+function observeRequests(app: NestExpressApplication): void {
+  const metrics = app.get(HttpMetricsMiddleware);
+  app.use(app.get<RequestHandler>(REQUEST_LOGGING));
+  app.use((request: Request, response: Response, next: NextFunction) =>
+    metrics.use(request, response, next),
+  );
 }
 
 function applyHttpSettings(app: NestExpressApplication, http: HttpConfig): void {
@@ -83,6 +94,7 @@ export async function createApp(
     abortOnError: false,
   });
   app.useLogger(app.get(AppLogger));
+  observeRequests(app);
   applyHttpSettings(app, config.http);
   serveChatPage(app, config.http.webRoot);
   app.useWebSocketAdapter(await createIoAdapter(app, config.redis.url !== undefined));

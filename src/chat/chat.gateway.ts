@@ -34,6 +34,7 @@ import { RoomRefDto } from './dto/room-ref.dto';
 import { SendChatMessageDto } from './dto/send-chat-message.dto';
 import { JoinPayloadPipe } from './join-payload.pipe';
 import { SocketIoDelivery } from './socket-io.delivery';
+import { Transport } from '@app/metrics/transport';
 
 const connectionOf = (socket: AppSocket): Connection => ({
   id: socket.id,
@@ -77,7 +78,8 @@ export class ChatGateway
     const limit = this.config.get('realtime.slowConsumerLimitBytes', { infer: true });
     this.slowConsumerCheck = setInterval(() => {
       const dropped = this.slowConsumers.check(server, limit);
-      if (dropped > 0) this.metrics.slowConsumersDropped.inc({ transport: 'socket.io' }, dropped);
+      if (dropped > 0)
+        this.metrics.slowConsumersDropped.inc({ transport: Transport.SocketIo }, dropped);
     }, SLOW_CONSUMER_CHECK_MS);
     this.slowConsumerCheck.unref();
   }
@@ -92,13 +94,13 @@ export class ChatGateway
   }
 
   async handleConnection(socket: AppSocket): Promise<void> {
-    this.metrics.connections.inc({ transport: 'socket.io' });
+    this.metrics.connections.inc({ transport: Transport.SocketIo });
     this.disconnectWhenTokenExpires(socket);
     await socket.join(roomNames.user(socket.data.user.id));
   }
 
   async handleDisconnect(socket: AppSocket): Promise<void> {
-    this.metrics.connections.dec({ transport: 'socket.io' });
+    this.metrics.connections.dec({ transport: Transport.SocketIo });
     clearTimeout(this.expiryTimers.get(socket));
     this.socketDelivery.forget(socket);
     await this.chat.disconnected(connectionOf(socket));
@@ -170,9 +172,7 @@ export class ChatGateway
     @ConnectedSocket() socket: AppSocket,
     @MessageBody() { roomId, text, clientMsgId }: SendChatMessageDto,
   ): Promise<MessageJson> {
-    const message = await this.messages.send(socket.data.user, roomId, { text, clientMsgId });
-    this.metrics.messages.inc({ transport: 'socket.io' });
-    return message;
+    return this.messages.send(socket.data.user, roomId, { text, clientMsgId }, Transport.SocketIo);
   }
 
   @SubscribeMessage(ClientEvent.Typing)

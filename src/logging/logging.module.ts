@@ -1,13 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  Global,
-  Inject,
-  type MiddlewareConsumer,
-  Module,
-  type NestModule,
-  RequestMethod,
-} from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import pino, { type Logger as Pino } from 'pino';
 import { pinoHttp } from 'pino-http';
@@ -20,6 +13,12 @@ const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
 
 /** The root pino logger: Nest's logs and the request lines write through it. */
 const ROOT_LOGGER = Symbol('ROOT_LOGGER');
+
+/**
+ * The request logger, an Express middleware the app mounts ahead of the body
+ * parser, so that a request the parser refuses is logged too.
+ */
+export const REQUEST_LOGGING = Symbol('REQUEST_LOGGING');
 
 /** Reuses a well-formed incoming request id (from a proxy), or makes one. */
 function requestId(request: IncomingMessage, response: ServerResponse): string {
@@ -77,15 +76,8 @@ export function rootLogger(http: Pick<HttpConfig, 'logLevel' | 'serviceName'>): 
         rootLogger(config.get('http', { infer: true })),
     },
     { provide: AppLogger, inject: [ROOT_LOGGER], useFactory: (root: Pino) => new AppLogger(root) },
+    { provide: REQUEST_LOGGING, inject: [ROOT_LOGGER], useFactory: requestLogging },
   ],
-  exports: [AppLogger],
+  exports: [AppLogger, REQUEST_LOGGING],
 })
-export class LoggingModule implements NestModule {
-  constructor(@Inject(ROOT_LOGGER) private readonly root: Pino) {}
-
-  configure(consumer: MiddlewareConsumer): void {
-    consumer
-      .apply(requestLogging(this.root))
-      .forRoutes({ path: '{*splat}', method: RequestMethod.ALL });
-  }
-}
+export class LoggingModule {}

@@ -10,6 +10,7 @@ import { HistoryQuery } from './dto/history.query';
 import { MessagePage, MessageView } from './dto/message.view';
 import { MessageBodyDto } from './dto/send-message.dto';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
+import { Transport } from '@app/metrics/transport';
 import { MessagesService } from './messages.service';
 
 @ApiTags('messages')
@@ -46,6 +47,6 @@ export class MessagesController {
     @Param('roomId') roomId: string,
     @Body() body: MessageBodyDto,
   ): Promise<MessageView> {
-    return this.messages.send(user, roomId, body);
+    return this.messages.send(user, roomId, body, Transport.Rest);
   }
 }

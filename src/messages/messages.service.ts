@@ -7,6 +7,8 @@ import { AppException } from '@app/common/errors/app.exception';
 import { DEFAULT_PAGE_SIZE } from '@app/common/pagination/page-query.dto';
 import { extractMentions } from '@app/contract/mentions';
 import { DeliveryService } from '@app/delivery/delivery.service';
+import { MetricsService } from '@app/metrics/metrics.service';
+import type { Transport } from '@app/metrics/transport';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { UsersService } from '@app/users/users.service';
 import type { MessageBodyDto } from './dto/send-message.dto';
@@ -36,14 +38,20 @@ export class MessagesService {
     private readonly rooms: RoomsService,
     private readonly users: UsersService,
     private readonly delivery: DeliveryService,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
    * Stores the message, then delivers it to the room and notifies mentioned
    * members. Once committed the send has succeeded: nothing after the commit
-   * can fail it.
+   * can fail it. `transport` is what it came over, for the metrics.
    */
-  async send(sender: AuthUser, roomId: string, body: MessageBodyDto): Promise<MessageView> {
+  async send(
+    sender: AuthUser,
+    roomId: string,
+    body: MessageBodyDto,
+    transport: Transport,
+  ): Promise<MessageView> {
     const id =
       this.rooms.knownAccessible(sender.id, roomId) ??
       (await this.rooms.assertAccessible(sender.id, roomId));
@@ -58,7 +66,10 @@ export class MessagesService {
     // Also when answered from storage: the attempt that committed it may have
     // failed before delivering it. Every live path drops a seq it already delivered.
     this.delivery.messageCreated(view);
-    if (created) this.notifyMentionsInBackground(view);
+    if (created) {
+      this.metrics.messages.inc({ transport });
+      this.notifyMentionsInBackground(view);
+    }
     return view;
   }
 

@@ -44,6 +44,7 @@ import type { BroadcastFrameDto, RoomFrameDto } from './dto/frames.dto';
 import { readFrame, requestOf, validateFrame, type ClientFrame } from './frame-parser';
 import { WsConnection } from './ws-connection';
 import { authenticateUpgrade, rejectUpgrade } from './ws-upgrade';
+import { Transport } from '@app/metrics/transport';
 
 export const RAW_WS_PATH = '/ws';
 const SOCKET_IO_PATH = '/socket.io/';
@@ -179,7 +180,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       this.config.get('realtime.slowConsumerLimitBytes', { infer: true }),
     );
     this.connections.add(connection);
-    this.metrics.connections.inc({ transport: 'ws' });
+    this.metrics.connections.inc({ transport: Transport.Ws });
     this.subscribe(connection, roomNames.user(user.id));
     ws.on('pong', () => (connection.alive = true));
     const packets = new TokenBucket(
@@ -212,7 +213,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     } catch (error) {
       const body = toErrorBody(error);
       const event = request.request ?? 'unknown';
-      this.metrics.rejectedEvents.inc({ transport: 'ws', event, code: body.code });
+      this.metrics.rejectedEvents.inc({ transport: Transport.Ws, event, code: body.code });
       connection.sendError(body, request);
     }
   }
@@ -286,7 +287,8 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     const text = Buffer.from(JSON.stringify(frame));
     for (const connection of subscribers) {
       if (connection.id === exceptId) continue;
-      if (!connection.sendText(text)) this.metrics.slowConsumersDropped.inc({ transport: 'ws' });
+      if (!connection.sendText(text))
+        this.metrics.slowConsumersDropped.inc({ transport: Transport.Ws });
     }
   }
 
@@ -308,7 +310,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     connection.channels.clear();
     void this.chat.disconnected(connection);
     this.connectionSlots.release(connection.user.id, connection.id);
-    this.metrics.connections.dec({ transport: 'ws' });
+    this.metrics.connections.dec({ transport: Transport.Ws });
   }
 
   private subscribe(connection: WsConnection, channel: string): void {

@@ -12,6 +12,7 @@ import {
 import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
+import { Transport } from '@app/metrics/transport';
 
 export interface SseSubscriber {
   userId: string;
@@ -60,7 +61,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
     this.streamsByUser.add(userId, subscriber);
     this.open.add(subscriber);
     this.channels.add(channel, subscriber);
-    this.metrics.connections.inc({ transport: 'sse' });
+    this.metrics.connections.inc({ transport: Transport.Sse });
     let attached = true;
     return () => {
       if (!attached) return;
@@ -68,7 +69,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
       this.channels.remove(channel, subscriber);
       this.open.delete(subscriber);
       this.streamsByUser.remove(userId, subscriber);
-      this.metrics.connections.dec({ transport: 'sse' });
+      this.metrics.connections.dec({ transport: Transport.Sse });
     };
   }
 

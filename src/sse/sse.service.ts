@@ -14,6 +14,7 @@ import { RoomsService } from '@app/rooms/rooms.service';
 import { RoomFeed } from './room-feed';
 import { SseHub } from './sse.hub';
 import { SseStream, type SseBacklogLimit } from './sse-stream';
+import { Transport } from '@app/metrics/transport';
 
 /** Opens the event streams: the caller's personal stream and a room's feed. */
 @Injectable()
@@ -27,7 +28,7 @@ export class SseService {
   ) {
     this.backlogLimit = {
       bytes: config.get('realtime.slowConsumerLimitBytes', { infer: true }),
-      onOverflow: () => metrics.slowConsumersDropped.inc({ transport: 'sse' }),
+      onOverflow: () => metrics.slowConsumersDropped.inc({ transport: Transport.Sse }),
     };
   }
 

@@ -60,13 +60,24 @@ export function isUnavailableError(error: unknown): boolean {
   return typeof message === 'string' && UNAVAILABLE_DRIVER_MESSAGE.test(message);
 }
 
+/**
+ * What the framework's own exceptions answer. Their messages quote the
+ * request (a route's path with its query, a body's text), so they are not
+ * echoed.
+ */
+const FRAMEWORK_MESSAGES: Partial<Record<ErrorCode, string>> = {
+  [ErrorCode.ValidationFailed]: 'Malformed request',
+  [ErrorCode.NotFound]: 'Not found',
+  [ErrorCode.PayloadTooLarge]: 'Request body is too large',
+  [ErrorCode.Internal]: 'Internal server error',
+};
+
 function fromHttpException(error: HttpException): ErrorBody {
   const status = error.getStatus();
   const code =
     CODE_BY_HTTP_STATUS[status] ??
     (status >= 500 ? ErrorCode.Internal : ErrorCode.ValidationFailed);
-  const message = status >= 500 ? 'Internal server error' : error.message;
-  return { code, message, details: [] };
+  return { code, message: FRAMEWORK_MESSAGES[code] ?? 'Request refused', details: [] };
 }
 
 function fromRequestHttpError(error: RequestHttpError): ErrorBody {

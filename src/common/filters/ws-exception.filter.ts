@@ -4,6 +4,7 @@ import { toErrorBody } from '@app/common/errors/to-error-body';
 import { ServerEvent } from '@app/contract/events';
 import { MetricsService } from '@app/metrics/metrics.service';
 import type { AppSocket } from '@app/realtime/socket-data';
+import { Transport } from '@app/metrics/transport';
 
 /**
  * The Socket.IO transport's one filter: any failure of a handler, guard,
@@ -26,7 +27,7 @@ export class WsExceptionFilter implements ExceptionFilter {
       this.logger.error(exception instanceof Error ? exception.stack : String(exception));
     }
     const event = host.switchToWs().getPattern();
-    this.metrics.rejectedEvents.inc({ transport: 'socket.io', event, code: error.code });
+    this.metrics.rejectedEvents.inc({ transport: Transport.SocketIo, event, code: error.code });
     if (ack) ack({ ok: false, error });
     else client.emit(ServerEvent.Error, error);
   }
