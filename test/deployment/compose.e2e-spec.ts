@@ -514,18 +514,46 @@ describe('deployment files', () => {
       }
     });
 
-    it('streams Server-Sent Events unbuffered on both SSE routes', () => {
-      for (const header of [
-        /location\s+(=\s*)?\/api\/events\s*\{/,
-        /location\s+~\s+\^\/api\/rooms\/\[\^\/\]\+\/events\$\s*\{/,
-      ]) {
-        const block = location(header);
+    /** The block nginx picks for a path: exact, then `^~` or longest prefix, then regexes in order. */
+    const locationFor = (path: string): string => {
+      const headers = [...http.matchAll(/location\s+(=|~\*|~|\^~)?\s*([^\s{@]+)\s*\{/g)];
+      const blockAt = (index: number) => nginxBlock(http.slice(index), /location\s+[^{]+\{/);
+      const exact = headers.find(([, modifier, uri]) => modifier === '=' && uri === path);
+      if (exact) return blockAt(exact.index);
+      const prefixes = headers
+        .filter(([, modifier, uri]) => (!modifier || modifier === '^~') && path.startsWith(uri))
+        .sort((a, b) => b[2].length - a[2].length);
+      if (prefixes[0]?.[1] === '^~') return blockAt(prefixes[0].index);
+      const regex = headers.find(
+        ([, modifier, uri]) =>
+          (modifier === '~' || modifier === '~*') &&
+          new RegExp(uri, modifier === '~*' ? 'i' : '').test(path),
+      );
+      if (regex) return blockAt(regex.index);
+      if (!prefixes[0]) throw new Error(`No location for ${path}`);
+      return blockAt(prefixes[0].index);
+    };
+
+    it('streams Server-Sent Events unbuffered on every SSE route, the reference one included', () => {
+      const room = '0190b0b0-0000-7000-8000-0000000000aa';
+      for (const path of ['/api/events', `/events/${room}`, `/api/rooms/${room}/events`]) {
+        const block = locationFor(path);
         expect(block).toMatch(/proxy_buffering\s+off\s*;/);
         expect(block).toMatch(/proxy_cache\s+off\s*;/);
         expect(block).toMatch(/proxy_http_version\s+1\.1\s*;/);
         expect(block).toMatch(/proxy_set_header\s+Connection\s+""\s*;/);
         expect(block).toMatch(/proxy_read_timeout\s+(1h|\d{4,}s)\s*;/);
       }
+      expect(locationFor(`/api/rooms/${room}/messages`)).not.toMatch(/proxy_buffering\s+off/);
+    });
+
+    it('keeps metrics private on every path the app answers them on', () => {
+      for (const path of ['/metrics', '/metrics/', '/METRICS', '/Metrics/']) {
+        const block = locationFor(path);
+        expect(block).toMatch(/deny\s+all\s*;/);
+        expect(block).toMatch(/proxy_pass\s+http:\/\/app\b/);
+      }
+      expect(locationFor('/api/rooms')).not.toMatch(/deny\s+all/);
     });
 
     it('forwards client address, scheme and request id on every proxied location', () => {
