@@ -81,8 +81,9 @@ WITH input AS (
 ), counts AS (
   SELECT room_id, count(*)::int AS n FROM input GROUP BY room_id
 ), locked AS (
+  -- NO KEY: serializes the room's batches, not the foreign-key checks of new members.
   SELECT rooms.id FROM rooms JOIN counts ON counts.room_id = rooms.id
-  ORDER BY rooms.id FOR UPDATE OF rooms
+  ORDER BY rooms.id FOR NO KEY UPDATE OF rooms
 ), advanced AS (
   UPDATE rooms SET last_seq = rooms.last_seq + counts.n
   FROM locked JOIN counts ON counts.room_id = locked.id
