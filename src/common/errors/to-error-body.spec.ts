@@ -15,9 +15,17 @@ describe('toErrorBody', () => {
     });
   });
 
-  it('maps Nest and throttler exceptions by status', () => {
-    expect(toErrorBody(new NotFoundException('Cannot GET /x')).code).toBe('NOT_FOUND');
-    expect(toErrorBody(new BadRequestException('Unexpected token')).code).toBe('VALIDATION_FAILED');
+  it('maps Nest and throttler exceptions by status, without echoing their messages', () => {
+    expect(toErrorBody(new NotFoundException('Cannot GET /x?token=secret'))).toEqual({
+      code: 'NOT_FOUND',
+      message: 'Not found',
+      details: [],
+    });
+    expect(toErrorBody(new BadRequestException('"password123{" is not valid JSON'))).toEqual({
+      code: 'VALIDATION_FAILED',
+      message: 'Malformed request',
+      details: [],
+    });
     expect(toErrorBody(new ThrottlerException()).code).toBe('RATE_LIMITED');
   });
 
@@ -68,6 +76,15 @@ describe('toErrorBody', () => {
     ).toBe('UNAVAILABLE');
     expect(toErrorBody(new Error('Connection terminated unexpectedly')).code).toBe('UNAVAILABLE');
   });
+
+  it.each(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_BUSY_TIMEOUT'])(
+    'reports a SQLite file busy with another writer (%s) as UNAVAILABLE',
+    (code) => {
+      expect(toErrorBody(Object.assign(new Error('database is locked'), { code })).code).toBe(
+        'UNAVAILABLE',
+      );
+    },
+  );
 
   it('reports a pool with no free connection in time as UNAVAILABLE, also wrapped by the ORM', () => {
     const poolTimeout = new Error('timeout exceeded when trying to connect');

@@ -45,8 +45,10 @@ const UNAVAILABLE_DRIVER_CODES = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
-  'SQLITE_BUSY',
 ]);
+
+/** SQLite's busy codes, extended ones included: another process holds the file. */
+const SQLITE_BUSY_CODE = /^SQLITE_BUSY(_\w+)?$/;
 
 /** ...and these without a code; the last is pg-pool finding no free connection in time. */
 const UNAVAILABLE_DRIVER_MESSAGE =
@@ -55,7 +57,11 @@ const UNAVAILABLE_DRIVER_MESSAGE =
 export function isUnavailableError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && UNAVAILABLE_DRIVER_CODES.has(code)) return true;
+  if (
+    typeof code === 'string' &&
+    (UNAVAILABLE_DRIVER_CODES.has(code) || SQLITE_BUSY_CODE.test(code))
+  )
+    return true;
   const message = (error as { message?: unknown }).message;
   return typeof message === 'string' && UNAVAILABLE_DRIVER_MESSAGE.test(message);
 }
