@@ -9,11 +9,16 @@ import type { FieldError } from '@app/common/errors/error-body';
 import { MAX_INPUT_DEPTH, nestingDepth } from './nesting-depth';
 import { validationPlanFor } from './validation-plan';
 
+/**
+ * Each field's failed constraints in the order its decorators read, top
+ * down: the type before the length, the length before the content.
+ * class-validator lists them as decorators apply, bottom up.
+ */
 function flatten(errors: ValidationError[], prefix = ''): FieldError[] {
   return errors.flatMap((error) => {
     const field = prefix ? `${prefix}.${error.property}` : error.property;
     const own: FieldError[] = error.constraints
-      ? [{ field, constraints: Object.values(error.constraints) }]
+      ? [{ field, constraints: Object.values(error.constraints).reverse() }]
       : [];
     return [...own, ...flatten(error.children ?? [], field)];
   });
