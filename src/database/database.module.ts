@@ -1,8 +1,11 @@
-import { Global, Logger, Module } from '@nestjs/common';
+import { Global, Logger, Module, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { HealthIndicatorService } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import type { AllConfig } from '@app/config/app-config';
+import { ReadinessChecks } from '@app/health/readiness-checks';
+import { pendingMigrations } from './prepare-database';
 import { runMigrations } from './prepare-database';
 import { TransactionRunner } from './transaction-runner';
 import { typeormOptions } from './typeorm-options';
@@ -49,4 +52,28 @@ function cannotOpen(options: DataSourceOptions, error: unknown): Error {
   providers: [TransactionRunner],
   exports: [TransactionRunner],
 })
-export class DatabaseModule {}
+export class DatabaseModule implements OnModuleInit {
+  /** Migrations never go away once applied: after the first clean check, no more queries. */
+  private migrated = false;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly readiness: ReadinessChecks,
+    private readonly indicators: HealthIndicatorService,
+  ) {}
+
+  /** Not ready while migrations are pending (MIGRATIONS_RUN=false and no one has run them). */
+  onModuleInit(): void {
+    this.readiness.register(async () => {
+      const indicator = this.indicators.check('migrations');
+      try {
+        this.migrated ||= (await pendingMigrations(this.dataSource)).length === 0;
+      } catch (error) {
+        return indicator.down({ message: (error as Error).message });
+      }
+      return this.migrated
+        ? indicator.up()
+        : indicator.down({ message: 'Migrations are pending: run `npm run migration:run`' });
+    });
+  }
+}

@@ -68,3 +68,29 @@ export async function revertLastMigration(dataSource: DataSource): Promise<void>
     await dataSource.undoLastMigration({ transaction: 'each' });
   });
 }
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+/** Names of the migrations not applied yet; reads only (unlike TypeORM's own check). */
+export async function pendingMigrations(dataSource: DataSource): Promise<string[]> {
+  const table = dataSource.options.migrationsTableName ?? 'migrations';
+  const applied = await Promise.race([
+    dataSource.query<Array<{ name: string }>>(`SELECT name FROM "${table}"`).catch((error) => {
+      if (isMissingTable(error)) return [];
+      throw error;
+    }),
+    sleep(CHECK_TIMEOUT_MS, undefined, { ref: false }).then(() => {
+      throw new Error('The database did not answer in time');
+    }),
+  ]);
+  const names = new Set(applied.map((row) => row.name));
+  return dataSource.migrations
+    .map((migration) => migration.name ?? '')
+    .filter((name) => !names.has(name));
+}
+
+/** PostgreSQL's undefined_table, or SQLite's own words. */
+function isMissingTable(error: unknown): boolean {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return code === '42P01' || (typeof message === 'string' && message.includes('no such table'));
+}

@@ -12,6 +12,7 @@ import {
   type TestDatabase,
 } from '../support/databases';
 import { REPO_ROOT } from '../support/service-process';
+import { startTestApp } from '../support/test-app';
 
 const run = promisify(execFile);
 const MIGRATE = join(REPO_ROOT, 'dist', 'src', 'database', 'migrate.js');
@@ -212,3 +213,25 @@ async function waitUntilWaiting(applicationName: string): Promise<void> {
   }
   throw new Error(`${applicationName} never waited on a lock`);
 }
+
+describe.each(databaseKinds())('readiness before migrations (%s)', (kind) => {
+  it('is not ready while migrations are pending, and ready once someone applies them', async () => {
+    const t = await startTestApp(kind, { MIGRATIONS_RUN: 'false' });
+    try {
+      const pending = await fetch(`${t.url}/health/ready`);
+      expect(pending.status).toBe(503);
+      expect(await pending.json()).toMatchObject({
+        code: 'UNAVAILABLE',
+        checks: { migrations: { status: 'down', message: expect.stringMatching(/pending/) } },
+      });
+
+      await runMigrations(t.app.get(DataSource));
+
+      const ready = await fetch(`${t.url}/health/ready`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ checks: { migrations: { status: 'up' } } });
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -243,7 +243,10 @@ describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', 
 
   it('reports readiness with the state of the database', async () => {
     const response = await request(t.url).get('/health/ready').expect(200);
-    expect(response.body).toEqual({ status: 'ok', checks: { database: { status: 'up' } } });
+    expect(response.body).toEqual({
+      status: 'ok',
+      checks: { database: { status: 'up' }, migrations: { status: 'up' } },
+    });
     await request(t.url).get('/health/live').expect(200, { status: 'ok' });
   });
 
