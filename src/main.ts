@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
 import { ConfigService } from '@nestjs/config';
 import { AppLogger } from './logging/app-logger';
 import { createApp } from './app.factory';
@@ -33,7 +34,9 @@ async function bootstrap(): Promise<void> {
   process.once('SIGINT', stop);
 
   await app.listen(http.port, http.host);
-  logger.log(`Listening on ${await app.getUrl()}`);
+  // The address bound, not getUrl()'s: that names 127.0.0.1 for 0.0.0.0.
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  logger.log(`Listening on ${http.host}:${port}`);
 }
 
 bootstrap().catch((error: unknown) => {
