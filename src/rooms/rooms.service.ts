@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { Brackets, In, Repository, type EntityManager } from 'typeorm';
+import { In, Repository, type EntityManager } from 'typeorm';
 import { AppException } from '@app/common/errors/app.exception';
 import { ExpiringCache } from '@app/common/expiring-cache';
 import { uuidv7, UUID_PATTERN } from '@app/common/ids/uuid-v7';
@@ -70,26 +70,34 @@ export class RoomsService {
     return room;
   }
 
-  /** Public rooms and the caller's private rooms, oldest first (ids are time-ordered). */
+  /**
+   * Public rooms and the caller's private rooms, oldest first (ids are
+   * time-ordered). Two reads that indexes answer, merged: one condition with
+   * an OR would scan every room, private ones of others included.
+   */
   async listVisible(userId: string, limit: number, cursor?: string): Promise<RoomPageResult> {
-    const query = this.rooms
-      .createQueryBuilder('room')
-      .where(
-        new Brackets((visible) =>
-          visible
-            .where('NOT room.isPrivate')
-            .orWhere(
-              'EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = room.id AND m.user_id = :userId)',
-              { userId },
-            ),
-        ),
-      )
-      .orderBy('room.id', 'ASC')
-      .take(limit + 1);
-    if (cursor) query.andWhere('room.id > :cursor', { cursor: cursor.toLowerCase() });
-    const rows = await query.getMany();
+    const after = cursor?.toLowerCase();
+    const publicRooms = this.pageQuery('NOT room.isPrivate', limit, after);
+    const ownPrivateRooms = this.pageQuery('room.isPrivate', limit, after).innerJoin(
+      RoomMember,
+      'member',
+      'member.roomId = room.id AND member.userId = :userId',
+      { userId },
+    );
+    const [open, own] = await Promise.all([publicRooms.getMany(), ownPrivateRooms.getMany()]);
+    const rows = [...open, ...own].sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit + 1);
     const items = rows.slice(0, limit);
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
+  }
+
+  /** Up to one more than a page of the rooms that match, after the cursor, by id. */
+  private pageQuery(condition: string, limit: number, after: string | undefined) {
+    const query = this.rooms
+      .createQueryBuilder('room')
+      .where(condition)
+      .orderBy('room.id', 'ASC')
+      .limit(limit + 1);
+    return after ? query.andWhere('room.id > :after', { after }) : query;
   }
 
   /**
