@@ -109,6 +109,47 @@ describeCluster('three nodes over Redis: every cross-node path', () => {
     expect(left[0]).toEqual({ roomId: room.id, user: { id: bob.id, username: bob.username } });
   });
 
+  it('carries a /ws broadcast to /ws clients of another node as a message frame, not back to the sender', async () => {
+    const [ada, bob, carol, dan] = await Promise.all(
+      [0, 1, 0, 1].map((node) => registerUser(urls[node])),
+    );
+    const room = await createRoom(urls[0], ada);
+    const rawOn = async (node: number, user: TestUser) => {
+      const client = await RawClient.connect(urls[node], user.token);
+      open.push(client);
+      await client.request({ type: 'join', room: room.id }, 'joined');
+      return client;
+    };
+    const sender = await rawOn(0, ada);
+    const sameNode = await rawOn(0, carol);
+    const otherNode = await rawOn(1, bob);
+    const otherNodeToo = await rawOn(1, dan);
+    const isBroadcast = (frame: { type: string }) => frame.type === 'message';
+
+    sender.send({ type: 'broadcast', room: room.id, payload: { n: 1, text: 'from node 0' } });
+    const expected = { type: 'message', room: room.id, payload: { n: 1, text: 'from node 0' } };
+    expect(await otherNode.next(isBroadcast)).toEqual(expected);
+    expect(await otherNodeToo.next(isBroadcast)).toEqual(expected);
+    expect(await sameNode.next(isBroadcast)).toEqual(expected);
+    // The sender's node has delivered to its room (carol got it): a request answered after
+    // that shows whether a copy came back to the sender, as it would come ahead of the answer.
+    expect(await sender.request({ type: 'join', room: room.id }, 'joined')).toMatchObject({
+      type: 'joined',
+    });
+    expect(sender.frames.filter(isBroadcast)).toEqual([]);
+
+    // And the way back, from node 1 to node 0, equally.
+    otherNode.send({ type: 'broadcast', room: room.id, payload: 'reply' });
+    const reply = { type: 'message', room: room.id, payload: 'reply' };
+    expect(await sender.next(isBroadcast)).toEqual(reply);
+    expect(await otherNodeToo.next(isBroadcast)).toEqual(reply);
+    expect(otherNodeToo.frames.filter(isBroadcast)).toEqual([]);
+    expect(await otherNode.request({ type: 'join', room: room.id }, 'joined')).toMatchObject({
+      type: 'joined',
+    });
+    expect(otherNode.frames.filter(isBroadcast)).toEqual([]);
+  });
+
   it('sends notifications to a user connected to another node, on Socket.IO and SSE', async () => {
     const [ada, bob] = await Promise.all([registerUser(urls[0]), registerUser(urls[1])]);
     const bobSocket = await socketOn(1, bob);

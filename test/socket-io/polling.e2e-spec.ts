@@ -1,0 +1,109 @@
+import { io, type ManagerOptions, type SocketOptions } from 'socket.io-client';
+import type { MessageJson } from '@app/contract/models';
+import type { RoomUserEvent } from '@app/contract/socket-events';
+import { createRoom, registerUser, type TestUser } from '../support/api';
+import {
+  collect,
+  emitOk,
+  eventually,
+  nextEvent,
+  socketPool,
+  type ClientSocket,
+} from '../support/sockets';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+/**
+ * A client as the seed's front end writes it: `io(url, { auth: { token } })`
+ * with Socket.IO's default transports (long-polling first, then the upgrade
+ * to WebSocket), a bare room id for `chat:join`, and no acks at all.
+ */
+function seedClient(
+  url: string,
+  token: string,
+  options: Partial<ManagerOptions & SocketOptions> = {},
+): ClientSocket {
+  return io(url, { auth: { token }, forceNew: true, reconnection: false, ...options });
+}
+
+describe('Socket.IO over long-polling, as the seed client connects', () => {
+  let t: TestApp;
+  let owner: TestUser;
+  const sockets = socketPool(() => t.url);
+  const seeds: ClientSocket[] = [];
+
+  beforeAll(async () => {
+    t = await startTestApp('sqlite');
+    owner = await registerUser(t.url);
+  });
+  afterEach(async () => {
+    sockets.closeAll();
+    seeds.splice(0).forEach((socket) => socket.close());
+    // Until the server has seen them go: a polling session still open when the app closes
+    // would hold the process for Engine.IO's 30 s close timeout.
+    await eventually(async () => (await openSockets()) === 0);
+  });
+  afterAll(() => t.close());
+
+  const openSockets = async () => {
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    return Number(/realtime_connections\{transport="socket.io"\} (\d+)/.exec(metrics)?.[1]);
+  };
+
+  it.each<[string, Partial<ManagerOptions & SocketOptions>, 'websocket' | 'polling']>([
+    ['the default transports (polling, then the upgrade)', {}, 'websocket'],
+    ['polling only', { transports: ['polling'] }, 'polling'],
+  ])(
+    'joins with a bare room id and sends without acks over %s',
+    async (_case, options, finalTransport) => {
+      const room = await createRoom(t.url, owner);
+      const member = await sockets.connect(owner); // WebSocket only, the other member
+      await emitOk(member, 'chat:join', room.id);
+      const memberGets = collect<MessageJson>(member, 'chat:message');
+
+      const seedUser = await registerUser(t.url);
+      const seed = seedClient(t.url, seedUser.token, options);
+      seeds.push(seed);
+      // Long-polling first, whatever comes later.
+      expect(seed.io.engine.transport.name).toBe('polling');
+      const upgrades: string[] = [];
+      seed.io.engine.on('upgrade', (transport) => upgrades.push(transport.name));
+      const errors = collect(seed, 'error');
+      const seedGets = collect<MessageJson>(seed, 'chat:message');
+      await new Promise<void>((resolve, reject) => {
+        seed.once('connect', resolve);
+        seed.once('connect_error', reject);
+      });
+
+      const joined = nextEvent<RoomUserEvent>(member, 'chat:userJoined');
+      seed.emit('chat:join', room.id);
+      expect(await joined).toEqual({
+        roomId: room.id,
+        user: { id: seedUser.id, username: seedUser.username },
+      });
+      if (finalTransport === 'websocket') await eventually(() => upgrades.length === 1);
+
+      seed.emit('chat:message', { roomId: room.id, text: `over ${finalTransport}` });
+      await eventually(() => memberGets.length === 1);
+      expect(memberGets[0]).toMatchObject({
+        roomId: room.id,
+        seq: 1,
+        userId: seedUser.id,
+        text: `over ${finalTransport}`,
+      });
+      // The sender is a member too, and receives its own message on its transport.
+      await eventually(() => seedGets.length === 1);
+      expect(seedGets).toEqual(memberGets);
+
+      // And what the other member sends comes back to the seed client.
+      const reply = await emitOk<MessageJson>(member, 'chat:message', {
+        roomId: room.id,
+        text: 'reply',
+      });
+      await eventually(() => seedGets.length === 2);
+      expect(seedGets[1]).toEqual(reply);
+      expect(seed.io.engine.transport.name).toBe(finalTransport);
+      expect(upgrades).toEqual(finalTransport === 'websocket' ? ['websocket'] : []);
+      expect(errors).toEqual([]);
+    },
+  );
+});
