@@ -1,3 +1,4 @@
+import { ChatService } from '@app/chat/chat.service';
 import { LiveDelivery } from '@app/chat/live-delivery';
 import { PresenceService } from '@app/chat/presence.service';
 import type { JoinResult } from '@app/contract/socket-events';
@@ -49,13 +50,20 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     const room = await createRoom(t.url, owner);
     const joiner = await registerUser(t.url);
     const socket = await sockets.connect(joiner);
+    const chat = t.app.get(ChatService);
+    const joins = jest.spyOn(chat, 'join');
+    const disconnects = jest.spyOn(chat, 'disconnected');
     const lookup = holdNextRoomLookup();
     socket.emit('chat:join', { roomId: room.id });
     await lookup.started;
     socket.disconnect();
-    await sleep(200); // the server has handled the disconnect
+    // The server has handled the disconnect, cleaning up after the socket, before the join goes on.
+    await eventually(() => disconnects.mock.results.length > 0);
+    await disconnects.mock.results[0].value;
     lookup.release();
-    await sleep(200);
+    // And the join has run to its end (refused: the connection closed meanwhile).
+    expect(joins.mock.results).toHaveLength(1);
+    await Promise.allSettled([joins.mock.results[0].value]);
 
     expect(await presentIds(room.id)).not.toContain(joiner.id);
     expect(t.app.get(LiveDelivery).deliveredSeq(room.id)).toBeUndefined();
@@ -93,9 +101,15 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
 
     expect(await joined).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
     expect(await presentIds(room.id)).not.toContain(member.id);
+    const ownerSocket = await sockets.connect(owner);
+    await emitOk(ownerSocket, 'chat:join', room.id);
     const memberGets = collect(socket, 'chat:message');
+    const ownerGets = nextEvent<{ text: string }>(ownerSocket, 'chat:message');
     await postMessage(t.url, owner, room.id, 'members only');
-    await sleep(200);
+    // Delivered to the room (the owner has it); a round trip on the member's socket then
+    // comes back behind anything the server sent it before.
+    expect(await ownerGets).toMatchObject({ text: 'members only' });
+    await emitAck(socket, 'room:presence', { roomId: room.id });
     expect(memberGets).toEqual([]);
   });
 

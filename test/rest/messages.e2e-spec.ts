@@ -149,8 +149,31 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
     });
 
     it('defaults to 50 and accepts 200', async () => {
-      expect((await page('')).items).toHaveLength(7);
-      expect((await page('limit=200')).nextCursor).toBeNull();
+      const busy = (await createRoom(t.url, ada)).id;
+      await Promise.all(
+        Array.from({ length: 60 }, (_, i) => postMessage(t.url, ada, busy, `b${i + 1}`)),
+      );
+      const busyPage = async (query: string) =>
+        (
+          await request(t.url)
+            .get(`/api/rooms/${busy}/messages?${query}`)
+            .set(auth(bob))
+            .expect(200)
+        ).body as { items: MessageJson[]; nextCursor: number | null };
+      const seqsFrom = (from: number, to: number, step: 1 | -1) =>
+        Array.from({ length: Math.abs(to - from) + 1 }, (_, i) => from + i * step);
+
+      const newest = await busyPage('');
+      expect(newest.items.map((m) => m.seq)).toEqual(seqsFrom(60, 11, -1));
+      expect(newest.nextCursor).toBe(11);
+      const forward = await busyPage('since=0');
+      expect(forward.items.map((m) => m.seq)).toEqual(seqsFrom(1, 50, 1));
+      expect(forward.nextCursor).toBe(50);
+
+      const all = await busyPage('limit=200');
+      expect(all.items.map((m) => m.seq)).toEqual(seqsFrom(60, 1, -1));
+      expect(all.nextCursor).toBeNull();
+      expect((await busyPage('since=0&limit=200')).items).toHaveLength(60);
     });
 
     it.each([
