@@ -70,7 +70,7 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
       throw AppException.forbidden('Only the room owner can remove other members');
     }
     if (!UUID_PATTERN.test(target)) throw AppException.notFound('Member not found');
-    if (!(await this.rooms.removeMember(room, target))) {
+    if (!(await this.rooms.removeMember(room.id, target))) {
       throw AppException.notFound('Member not found');
     }
     const by = { id: actor.id, username: actor.username };

@@ -23,13 +23,34 @@ function serviceWith(members: Set<string>) {
   const rooms = { findOne, findOneBy } as unknown as Repository<Room>;
   const memberRows = {
     existsBy,
+    findOneBy: () => Promise.resolve(null),
     delete: () => Promise.resolve({ affected: 1 }),
   } as unknown as Repository<RoomMember>;
+  const ownerQuery = {
+    select: () => ownerQuery,
+    where: () => ownerQuery,
+    getRawOne: () => Promise.resolve({ ownerId: 'owner' }),
+  };
+  const manager = {
+    delete: () => Promise.resolve({ affected: 1 }),
+    insert: () => Promise.resolve({}),
+    createQueryBuilder: () => ownerQuery,
+  };
+  /** Runs the work; `during` stands for what other requests do before it commits. */
   const transactions = {
-    write: (work: (manager: unknown) => Promise<unknown>) =>
-      work({ delete: () => Promise.resolve({ affected: 1 }) }),
-  } as unknown as TransactionRunner;
-  return { service: new RoomsService(rooms, memberRows, transactions), findOne, existsBy };
+    isPostgres: false,
+    during: () => Promise.resolve(),
+    async write(work: (manager: unknown) => Promise<unknown>) {
+      const result = await work(manager);
+      await transactions.during();
+      return result;
+    },
+    run(work: (manager: unknown) => Promise<unknown>) {
+      return transactions.write(work);
+    },
+  };
+  const service = new RoomsService(rooms, memberRows, transactions as unknown as TransactionRunner);
+  return { service, findOne, existsBy, transactions };
 }
 
 describe('RoomsService access checks', () => {
@@ -60,11 +81,26 @@ describe('RoomsService access checks', () => {
     const { service } = serviceWith(members);
     await service.assertAccessible('member', PRIVATE_ROOM);
     members.delete(`${PRIVATE_ROOM}:member`);
-    await service.removeMember({ id: PRIVATE_ROOM, ownerId: 'owner' }, 'member');
+    await service.removeMember(PRIVATE_ROOM, 'member');
     expect(service.knownAccessible('member', PRIVATE_ROOM)).toBeUndefined();
     await expect(service.assertAccessible('member', PRIVATE_ROOM)).rejects.toMatchObject({
       code: 'NOT_FOUND',
     });
+  });
+
+  it('forgets a "not a member" that a check cached while the membership was being added', async () => {
+    const members = new Set<string>();
+    const { service, transactions } = serviceWith(members);
+    transactions.during = async () => {
+      await expect(service.assertAccessible('newcomer', PRIVATE_ROOM)).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+      members.add(`${PRIVATE_ROOM}:newcomer`);
+    };
+
+    await service.addMember(PRIVATE_ROOM, 'newcomer');
+
+    await expect(service.assertAccessible('newcomer', PRIVATE_ROOM)).resolves.toBe(PRIVATE_ROOM);
   });
 
   it('never knows rooms that do not exist or ids that are not UUIDs', async () => {

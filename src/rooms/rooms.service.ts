@@ -233,16 +233,29 @@ export class RoomsService {
   /**
    * Ends a membership; false when there was none. An owner who leaves hands
    * the room to its longest-standing remaining member, so that a private
-   * room keeps someone who may add members.
+   * room keeps someone who may add members. Removals from one room take
+   * turns on the room's row, so that the owner and the successor are read
+   * as they are, not as a removal still under way leaves them.
    */
-  async removeMember(room: Pick<Room, 'id' | 'ownerId'>, userId: string): Promise<boolean> {
-    this.forgetMembership(room.id, userId);
-    return this.transactions.write(async (manager) => {
-      const result = await manager.delete(RoomMember, { roomId: room.id, userId });
+  async removeMember(roomId: string, userId: string): Promise<boolean> {
+    this.forgetMembership(roomId, userId);
+    return this.transactions.run(async (manager) => {
+      const ownerId = await this.lockOwner(manager, roomId);
+      const result = await manager.delete(RoomMember, { roomId, userId });
       if ((result.affected ?? 0) === 0) return false;
-      if (userId === room.ownerId) await this.handOver(manager, room.id);
+      if (userId === ownerId) await this.handOver(manager, roomId);
       return true;
     });
+  }
+
+  /** On SQLite transactions already take turns. */
+  private async lockOwner(manager: EntityManager, roomId: string): Promise<string | undefined> {
+    const query = manager
+      .createQueryBuilder(Room, 'room')
+      .select('room.ownerId', 'ownerId')
+      .where('room.id = :roomId', { roomId });
+    if (this.transactions.isPostgres) query.setLock('for_no_key_update');
+    return (await query.getRawOne<{ ownerId: string }>())?.ownerId;
   }
 
   private async handOver(manager: EntityManager, roomId: string): Promise<void> {

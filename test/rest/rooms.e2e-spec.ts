@@ -2,7 +2,7 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { Room } from '@app/rooms/room.entity';
 import { addMember, createRoom, registerUser, type TestUser } from '../support/api';
-import { databaseKinds } from '../support/databases';
+import { databaseKinds, withPostgres } from '../support/databases';
 import { collect, eventually, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -320,6 +320,44 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .set(auth(other))
         .expect(204);
     });
+
+    // SQLite runs one transaction at a time: no removal can run meanwhile.
+    const itOnPostgres = kind === 'postgres' ? it : it.skip;
+
+    itOnPostgres(
+      'hands the room over to a member still there when another removal runs meanwhile',
+      async () => {
+        const room = await createRoom(t.url, owner, { isPrivate: true });
+        const [leaving, staying] = [other, await registerUser(t.url)];
+        for (const user of [leaving, staying]) await addMember(t.url, owner, room.id, user.id);
+
+        await withPostgres(async (client) => {
+          await client.query(`SET search_path TO "${t.database.env.DATABASE_SCHEMA}"`);
+          // Another node removes the member, as the service does, and has not committed yet.
+          await client.query('BEGIN');
+          await client.query('SELECT owner_id FROM rooms WHERE id = $1 FOR NO KEY UPDATE', [
+            room.id,
+          ]);
+          await client.query('DELETE FROM room_members WHERE room_id = $1 AND user_id = $2', [
+            room.id,
+            leaving.id,
+          ]);
+          const ownerLeaves = request(t.url)
+            .delete(`/api/rooms/${room.id}/members/${owner.id}`)
+            .set(auth(owner))
+            .then((response) => response.status);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          await client.query('COMMIT');
+          expect(await ownerLeaves).toBe(204);
+        });
+
+        const handedOver = await request(t.url)
+          .get(`/api/rooms/${room.id}`)
+          .set(auth(staying))
+          .expect(200);
+        expect(handedOver.body.ownerId).toBe(staying.id);
+      },
+    );
 
     it('lets the owner leave a room they are alone in; it stays theirs', async () => {
       const room = await createRoom(t.url, owner);

@@ -75,7 +75,7 @@ describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
     const bobKept = await streamOk(`/api/rooms/${kept.id}/events`, bob);
     const carolLeft = await streamOk(`/api/rooms/${left.id}/events`, carol);
 
-    await t.app.get(RoomsService).removeMember(left, bob.id);
+    await t.app.get(RoomsService).removeMember(left.id, bob.id);
     delivery().membershipEnded(bob.id, left, by());
 
     const notified = await bobPersonal.next((e) => e.event === 'notification');
