@@ -19,8 +19,8 @@ const FULL: IndexDefinition = (name) => `"${name}" ON "messages" (${COLUMNS})`;
  * On PostgreSQL the new index is built beside the old one, concurrently, so
  * that nodes still serving during an upgrade keep reading and writing
  * messages; a plain DROP and CREATE would lock the table for the whole build.
- * That cannot run in a transaction, so each step can be repeated after an
- * interruption.
+ * That cannot run in a transaction, so a run interrupted at any step can be
+ * run again.
  */
 export class PartialClientMsgIdIndex1796193060000 implements MigrationInterface {
   name = 'PartialClientMsgIdIndex1796193060000';
@@ -44,11 +44,33 @@ async function replaceIndex(queryRunner: QueryRunner, definition: IndexDefinitio
       await queryRunner.query(`CREATE UNIQUE INDEX ${definition(INDEX)}`);
     });
   }
-  // Left invalid by an interrupted build: it must go before a new one.
-  await queryRunner.query(`DROP INDEX CONCURRENTLY IF EXISTS "${BUILDING}"`);
-  await queryRunner.query(`CREATE UNIQUE INDEX CONCURRENTLY ${definition(BUILDING)}`);
+  // Each step checks what an interrupted run left: an invalid build goes,
+  // a finished one is kept, and the swap completes.
+  const building = await indexValidity(queryRunner, BUILDING);
+  if (building === 'invalid') {
+    await queryRunner.query(`DROP INDEX CONCURRENTLY "${BUILDING}"`);
+  }
+  if (building !== 'valid') {
+    await queryRunner.query(`CREATE UNIQUE INDEX CONCURRENTLY ${definition(BUILDING)}`);
+  }
   await queryRunner.query(`DROP INDEX CONCURRENTLY IF EXISTS "${INDEX}"`);
   await queryRunner.query(`ALTER INDEX "${BUILDING}" RENAME TO "${INDEX}"`);
+}
+
+/** Whether the index exists in the current schema, and if so whether its build completed. */
+async function indexValidity(
+  queryRunner: QueryRunner,
+  name: string,
+): Promise<'absent' | 'valid' | 'invalid'> {
+  const rows = (await queryRunner.query(
+    `SELECT i.indisvalid AS valid FROM pg_index i
+     JOIN pg_class c ON c.oid = i.indexrelid
+     JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relname = $1 AND n.nspname = current_schema()`,
+    [name],
+  )) as Array<{ valid: boolean }>;
+  if (rows.length === 0) return 'absent';
+  return rows[0].valid ? 'valid' : 'invalid';
 }
 
 /** In the caller's transaction if there is one, else in one of its own. */

@@ -161,6 +161,49 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
     }
   });
 
+  it('completes a clientMsgId index rebuild that was interrupted after the old index went', async () => {
+    const database = await createTestDatabase('postgres');
+    const migrate = (command: string) =>
+      run(process.execPath, [MIGRATE, command], {
+        env: { PATH: process.env.PATH, ...database.env },
+        cwd: REPO_ROOT,
+      });
+    const indexOid = (name: string) =>
+      withPostgres(async (client) => {
+        await client.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
+        const result = await client.query<{ oid: string }>('SELECT $1::regclass::oid AS oid', [
+          `"${name}"`,
+        ]);
+        return result.rows[0].oid;
+      });
+    try {
+      await migrate('run');
+      await migrate('revert');
+      await withPostgres(async (client) => {
+        await client.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
+        await client.query(
+          `CREATE UNIQUE INDEX "${CLIENT_MSG_INDEX}_next" ON messages (room_id, user_id, client_msg_id) WHERE client_msg_id IS NOT NULL`,
+        );
+        await client.query(`DROP INDEX "${CLIENT_MSG_INDEX}"`);
+      });
+      const built = await indexOid(`${CLIENT_MSG_INDEX}_next`);
+
+      expect((await migrate('run')).stdout).toContain(
+        'Applied: PartialClientMsgIdIndex1796193060000',
+      );
+
+      // The finished build was kept and renamed, not dropped and built again.
+      expect(await indexOid(CLIENT_MSG_INDEX)).toBe(built);
+
+      expect(await indexDefinition(database, CLIENT_MSG_INDEX)).toMatch(
+        /WHERE \(client_msg_id IS NOT NULL\)/,
+      );
+      expect(await indexDefinition(database, `${CLIENT_MSG_INDEX}_next`)).toBe('');
+    } finally {
+      await database.drop();
+    }
+  });
+
   it('rebuilds the clientMsgId index while other nodes go on reading and writing messages', async () => {
     const database = await createTestDatabase('postgres');
     const appName = `migrate_${suffix}`;
