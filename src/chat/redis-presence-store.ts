@@ -111,16 +111,19 @@ export class RedisPresenceStore extends PresenceStore {
     return [...users.values()];
   }
 
+  /** All batches at once: one that fails must not leave the others' entries to expire. */
   async refresh(entries: Entry[]): Promise<RoomPresence[]> {
-    const back: RoomPresence[] = [];
+    const batches: Entry[][] = [];
     for (let start = 0; start < entries.length; start += REFRESH_BATCH) {
-      const batch = entries.slice(start, start + REFRESH_BATCH);
-      for (const position of await this.refreshBatch(batch)) {
-        const { roomId, user } = batch[position - 1];
-        back.push({ roomId, user });
-      }
+      batches.push(entries.slice(start, start + REFRESH_BATCH));
     }
-    return back;
+    const positions = await Promise.all(batches.map((batch) => this.refreshBatch(batch)));
+    return batches.flatMap((batch, index) =>
+      positions[index].map((position) => {
+        const { roomId, user } = batch[position - 1];
+        return { roomId, user };
+      }),
+    );
   }
 
   async sweep(): Promise<RoomPresence[]> {
