@@ -34,10 +34,11 @@ export class RoomFeed {
 
   live(message: MessageJson): void {
     const json = JSON.stringify(message);
-    this.waiting += json.length;
+    const bytes = Buffer.byteLength(json);
+    this.waiting += bytes;
     if (this.stream.overflows(this.waiting)) return;
     const deliver = () => {
-      this.waiting -= json.length;
+      this.waiting -= bytes;
       return this.deliver(message, json);
     };
     void this.queue.run(deliver).catch(() => this.stream.end());
