@@ -1,6 +1,9 @@
 import type { Response } from 'express';
 import { whenTokenExpires } from '@app/auth/token-expiry';
 
+/** How long an ended stream's client has to take what it left unread. */
+const END_GRACE_MS = 5_000;
+
 /** What a stream may hold for a client that does not read, and whom to tell when it ends for that. */
 export interface SseBacklogLimit {
   bytes: number;
@@ -114,7 +117,19 @@ export class SseStream {
     clearInterval(this.heartbeat);
     clearTimeout(this.expiry);
     if (!this.response.writableEnded) this.response.end();
+    this.dropIfNeverRead();
     for (const listener of this.endListeners) listener();
+  }
+
+  /**
+   * Ending waits for the client to take what is still unread; one that has
+   * stopped reading would keep it, and the connection, until TCP gives up.
+   */
+  private dropIfNeverRead(): void {
+    if (this.response.writableFinished || this.response.destroyed) return;
+    const timer = setTimeout(() => this.response.destroy(), END_GRACE_MS);
+    timer.unref();
+    this.response.once('close', () => clearTimeout(timer));
   }
 
   private write(chunk: string, waiting = 0): void {

@@ -1,5 +1,12 @@
 import { connect, type Socket as NetSocket } from 'node:net';
-import { addMember, createRoom, registerUser } from '../support/api';
+import {
+  addMember,
+  createRoom,
+  forgeToken,
+  nowSeconds,
+  postMessage,
+  registerUser,
+} from '../support/api';
 import { RawClient } from '../support/raw-ws';
 import { openSse } from '../support/sse';
 import { connectSocket, emitOk, eventually, sleep, type ClientSocket } from '../support/sockets';
@@ -116,6 +123,48 @@ describe('slow consumers (in-process service)', () => {
     for (const stalled of [stuck, stuckPersonal]) stalled.destroy();
     socket.close();
   }, 90_000);
+});
+
+describe('an event stream ended while its client has stopped reading', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp('sqlite', {
+      RATE_LIMIT_CHAT_MESSAGE: '1000000/1s',
+      SLOW_CONSUMER_LIMIT_BYTES: String(256 * 1024 * 1024),
+    });
+  });
+  afterAll(() => t.close());
+
+  it('is dropped a few seconds after it ends, rather than kept with its unread data', async () => {
+    const [sender, reader] = await Promise.all([registerUser(t.url), registerUser(t.url)]);
+    const room = await createRoom(t.url, sender);
+    const token = forgeToken({
+      sub: reader.id,
+      username: reader.username,
+      iat: nowSeconds(),
+      exp: nowSeconds() + 4,
+    });
+    const server = t.app.getHttpServer();
+    const accepted: NetSocket[] = [];
+    server.on('connection', (connection: NetSocket) => accepted.push(connection));
+    const stalled = await stalledStream(t.url, `/api/rooms/${room.id}/events?token=${token}`);
+    const serverSide = accepted.find((connection) => connection.remotePort === stalled.localPort);
+    expect(serverSide).toBeDefined();
+    // More than the kernel's buffers take, so that some stays unread in the server.
+    const text = 'm'.repeat(3_900);
+    for (let sent = 0; sent < 4_000; sent += 100) {
+      await Promise.all(
+        Array.from({ length: 100 }, () => postMessage(t.url, sender, room.id, text)),
+      );
+    }
+
+    expect(serverSide!.writableLength).toBeGreaterThan(0);
+
+    // The token expires (the stream ends), then the grace for the unread data passes.
+    await eventually(() => serverSide!.destroyed, 20_000);
+    stalled.destroy();
+  }, 60_000);
 });
 
 /** An event stream over a bare TCP socket that reads the response head, then nothing more. */
