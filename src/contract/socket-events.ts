@@ -36,6 +36,13 @@ export interface RoomUserEvent {
   user: UserSummaryJson;
 }
 
+/**
+ * `chat:userJoined`: the contract's `{ roomId, user }`, with the user's `id`
+ * and `username` repeated at the top level for clients of the reference
+ * design, whose server sent the bare user.
+ */
+export type UserJoinedEvent = RoomUserEvent & UserSummaryJson;
+
 export interface RoomBroadcastEvent {
   roomId: string;
   payload: unknown;
@@ -54,7 +61,7 @@ export interface ClientToServerEvents {
 /** Server → client events of the default namespace. */
 export interface ServerToClientEvents {
   'chat:message': (message: MessageJson) => void;
-  'chat:userJoined': (event: RoomUserEvent) => void;
+  'chat:userJoined': (event: UserJoinedEvent) => void;
   'chat:userLeft': (event: RoomUserEvent) => void;
   'chat:typing': (event: RoomUserEvent) => void;
   'room:broadcast': (event: RoomBroadcastEvent) => void;

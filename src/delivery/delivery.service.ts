@@ -8,6 +8,7 @@ import type {
   UserSummaryJson,
 } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
+import type { UserJoinedEvent } from '@app/contract/socket-events';
 import { DeliveryBus } from './delivery-bus';
 
 /** What a delivery does to the connections it reaches, besides telling them. */
@@ -106,10 +107,11 @@ export class DeliveryService {
 
   /** To everyone in the room but the connection that joined, when there is one. */
   userJoined(roomId: string, user: UserSummaryJson, connectionId?: string): void {
+    const payload: UserJoinedEvent = { roomId, user, id: user.id, username: user.username };
     this.publish({
       channel: roomNames.chat(roomId),
       event: ServerEvent.UserJoined,
-      payload: { roomId, user },
+      payload,
       ...(connectionId === undefined ? {} : { except: { connectionId } }),
     });
   }

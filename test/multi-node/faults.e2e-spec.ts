@@ -1,6 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { MessageJson } from '@app/contract/models';
-import type { RoomUserEvent } from '@app/contract/socket-events';
+import type { RoomUserEvent, UserJoinedEvent } from '@app/contract/socket-events';
 import { createRoom, registerUser } from '../support/api';
 import { Cluster, ClusterNode, clusterServicesAvailable, OwnRedis } from '../support/cluster';
 import { RoomMember } from '../support/member';
@@ -86,8 +86,8 @@ describeCluster('faults of a three-node cluster', () => {
         cluster.nodes[1].process.child.kill('SIGCONT');
       }
 
-      const back = nextEvent<RoomUserEvent>(watcher, 'chat:userJoined', () => true, 10_000);
-      expect(await back).toEqual({ roomId: room.id, user: bobSummary });
+      const back = nextEvent<UserJoinedEvent>(watcher, 'chat:userJoined', () => true, 10_000);
+      expect(await back).toEqual({ roomId: room.id, user: bobSummary, ...bobSummary });
       const present = await emitOk<{ users: Array<{ id: string }> }>(watcher, 'room:presence', {
         roomId: room.id,
       });

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
-import type { JoinResult, RoomUserEvent } from '@app/contract/socket-events';
+import type { JoinResult, RoomUserEvent, UserJoinedEvent } from '@app/contract/socket-events';
 import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { collect, emitAck, emitOk, nextEvent, sleep, socketPool } from '../support/sockets';
@@ -62,12 +62,14 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       const adaSocket = await connect(ada);
       await emitOk(adaSocket, 'chat:join', { roomId: room.id });
       const bobSocket = await connect(bob);
-      const bobSees = collect<RoomUserEvent>(bobSocket, 'chat:userJoined');
-      const joined = nextEvent<RoomUserEvent>(adaSocket, 'chat:userJoined');
+      const bobSees = collect<UserJoinedEvent>(bobSocket, 'chat:userJoined');
+      const joined = nextEvent<UserJoinedEvent>(adaSocket, 'chat:userJoined');
       await emitOk(bobSocket, 'chat:join', { roomId: room.id });
       expect(await joined).toEqual({
         roomId: room.id,
         user: { id: bob.id, username: bob.username },
+        id: bob.id,
+        username: bob.username,
       });
       await sleep(100);
       expect(bobSees).toEqual([]);
@@ -292,7 +294,7 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       const watcher = await connect(ada);
       await emitOk(watcher, 'chat:join', room.id);
       const left = collect<RoomUserEvent>(watcher, 'chat:userLeft');
-      const joined = collect<RoomUserEvent>(watcher, 'chat:userJoined');
+      const joined = collect<UserJoinedEvent>(watcher, 'chat:userJoined');
       const bob1 = await connect(bob);
       const bob2 = await connect(bob);
       await emitOk(bob1, 'chat:join', room.id);
@@ -313,7 +315,14 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       expect(left).toEqual([]);
       bob2.close();
       await nextEvent(watcher, 'chat:userLeft');
-      expect(joined).toEqual([{ roomId: room.id, user: { id: bob.id, username: bob.username } }]);
+      expect(joined).toEqual([
+        {
+          roomId: room.id,
+          user: { id: bob.id, username: bob.username },
+          id: bob.id,
+          username: bob.username,
+        },
+      ]);
       expect(left).toEqual([{ roomId: room.id, user: { id: bob.id, username: bob.username } }]);
       expect(
         (await emitOk<{ users: unknown[] }>(watcher, 'room:presence', { roomId: room.id })).users,

@@ -1,6 +1,6 @@
 import { io, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import type { MessageJson } from '@app/contract/models';
-import type { RoomUserEvent } from '@app/contract/socket-events';
+import type { UserJoinedEvent } from '@app/contract/socket-events';
 import { createRoom, registerUser, type TestUser } from '../support/api';
 import {
   collect,
@@ -74,11 +74,14 @@ describe('Socket.IO over long-polling, as the seed client connects', () => {
         seed.once('connect_error', reject);
       });
 
-      const joined = nextEvent<RoomUserEvent>(member, 'chat:userJoined');
+      const joined = nextEvent<UserJoinedEvent>(member, 'chat:userJoined');
       seed.emit('chat:join', room.id);
+      // The contract's shape, and the bare user of the reference server for its clients.
       expect(await joined).toEqual({
         roomId: room.id,
         user: { id: seedUser.id, username: seedUser.username },
+        id: seedUser.id,
+        username: seedUser.username,
       });
       if (finalTransport === 'websocket') await eventually(() => upgrades.length === 1);
 
