@@ -1,8 +1,8 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { MessageJson } from '@app/contract/models';
 import type { RoomUserEvent, UserJoinedEvent } from '@app/contract/socket-events';
 import { createRoom, registerUser } from '../support/api';
 import { Cluster, ClusterNode, clusterServicesAvailable, OwnRedis } from '../support/cluster';
+import { CuttablePostgres } from '../support/cuttable-postgres';
 import { RoomMember } from '../support/member';
 import { RawClient } from '../support/raw-ws';
 import {
@@ -250,44 +250,9 @@ describeCluster('faults of a three-node cluster', () => {
 });
 
 describeCluster('PostgreSQL unreachable', () => {
-  /** A TCP proxy in front of PostgreSQL that the test can cut and restore. */
-  class CuttableProxy {
-    private server?: Server;
-    private readonly sockets = new Set<Socket>();
-    constructor(
-      readonly port: number,
-      private readonly target: { host: string; port: number },
-    ) {}
-    async open(): Promise<void> {
-      this.server = createServer((client) => {
-        const upstream = connect(this.target.port, this.target.host);
-        for (const socket of [client, upstream]) {
-          this.sockets.add(socket);
-          socket.on('error', () => undefined);
-          socket.on('close', () => this.sockets.delete(socket));
-        }
-        client.pipe(upstream).pipe(client);
-      });
-      await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
-    }
-    async cut(): Promise<void> {
-      for (const socket of this.sockets) socket.destroy();
-      await new Promise((resolve) => this.server?.close(resolve));
-    }
-  }
-
   it('answers UNAVAILABLE, acknowledges and delivers nothing unstored, and recovers by itself', async () => {
-    const databaseUrl = new URL(process.env.DATABASE_URL!);
-    const { freePort } = await import('../support/service-process');
-    const proxy = new CuttableProxy(await freePort(), {
-      host: databaseUrl.hostname,
-      port: Number(databaseUrl.port || 5432),
-    });
-    await proxy.open();
-    const proxied = new URL(databaseUrl);
-    proxied.hostname = '127.0.0.1';
-    proxied.port = String(proxy.port);
-    const cluster = await Cluster.start(1, { DATABASE_URL: proxied.toString() });
+    const proxy = await CuttablePostgres.start();
+    const cluster = await Cluster.start(1, { DATABASE_URL: proxy.url });
     const node: ClusterNode = cluster.nodes[0];
     try {
       const ada = await registerUser(node.url);

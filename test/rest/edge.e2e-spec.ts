@@ -1,4 +1,3 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { getMetadataStorage, IS_LENGTH, MAX_LENGTH, MIN_LENGTH } from 'class-validator';
 import request from 'supertest';
@@ -9,8 +8,8 @@ import { MessageBodyDto } from '@app/messages/dto/send-message.dto';
 import { AddMemberDto } from '@app/rooms/dto/add-member.dto';
 import { CreateRoomDto } from '@app/rooms/dto/create-room.dto';
 import { createRoom, postMessage, registerUser } from '../support/api';
+import { CuttablePostgres } from '../support/cuttable-postgres';
 import { databaseKinds } from '../support/databases';
-import { freePort } from '../support/service-process';
 import { eventually } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -46,39 +45,6 @@ function validatorsCountingOtherwise(dto: new () => object): string[] {
   return validationsOf(dto)
     .filter(({ name }) => name === IS_LENGTH || name === MIN_LENGTH || name === MAX_LENGTH)
     .map(({ propertyName, name }) => `${propertyName}: ${name}`);
-}
-
-/** A TCP proxy in front of PostgreSQL that a test can cut (an outage) and open again. */
-class CuttableProxy {
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
-
-  constructor(
-    readonly port: number,
-    private readonly target: { host: string; port: number },
-  ) {}
-
-  async open(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(this.target.port, this.target.host);
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on('error', () => undefined);
-        socket.on('close', () => this.sockets.delete(socket));
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    this.server = server;
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
-  }
-
-  /** Drops every connection and refuses new ones. */
-  async cut(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    const server = this.server;
-    this.server = undefined;
-    if (server?.listening) await new Promise((resolve) => server.close(resolve));
-  }
 }
 
 describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', (kind) => {
@@ -350,16 +316,8 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
     });
   } else {
     it('says 503 UNAVAILABLE when the database is unreachable, in readiness and on requests', async () => {
-      const databaseUrl = new URL(process.env.DATABASE_URL!);
-      const proxy = new CuttableProxy(await freePort(), {
-        host: databaseUrl.hostname,
-        port: Number(databaseUrl.port || 5432),
-      });
-      await proxy.open();
-      const proxied = new URL(databaseUrl);
-      proxied.hostname = '127.0.0.1';
-      proxied.port = String(proxy.port);
-      const t = await startTestApp(kind, { DATABASE_URL: proxied.toString() });
+      const proxy = await CuttablePostgres.start();
+      const t = await startTestApp(kind, { DATABASE_URL: proxy.url });
       try {
         const user = await registerUser(t.url);
         const room = await createRoom(t.url, user);
