@@ -1,6 +1,48 @@
+import { MinHeap } from '@app/common/min-heap';
+
 /** A message waiting to be written, known by its room. */
 export interface RoomBound {
   readonly input: { readonly roomId: string };
+}
+
+interface Waiting<T> {
+  item: T;
+  /** Its place in the order of appends. */
+  order: number;
+}
+
+/** One room's waiting messages, oldest first; taking from the front is O(1). */
+class RoomLine<T> {
+  private entries: Waiting<T>[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.entries.length - this.head;
+  }
+
+  get first(): Waiting<T> | undefined {
+    return this.entries[this.head];
+  }
+
+  push(entry: Waiting<T>): void {
+    this.entries.push(entry);
+  }
+
+  shift(): Waiting<T> {
+    const entry = this.entries[this.head];
+    this.head += 1;
+    if (this.head > 64 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+    return entry;
+  }
+}
+
+/** A room ready to give its first waiting message, as of when it was listed. */
+interface ReadyRoom {
+  roomId: string;
+  order: number;
 }
 
 /**
@@ -8,12 +50,16 @@ export interface RoomBound {
  * in flight hold. A write takes only messages of rooms no other write holds,
  * so two writes in flight never share a room: the database cannot commit a
  * room's later message before its earlier one, whichever statement reaches it
- * first.
+ * first. Each room keeps its own line, and the rooms free to write wait in a
+ * heap by their oldest message, so a take costs what it takes, not what waits.
  */
 export class RoomWriteQueue<T extends RoomBound> {
-  private queue: T[] = [];
+  private readonly lines = new Map<string, RoomLine<T>>();
+  /** May list a room more than once or out of date; `isCurrent` tells. */
+  private readonly ready = new MinHeap<ReadyRoom>((a, b) => a.order < b.order);
   /** Rooms of the writes in flight; no two writes hold the same room. */
   private readonly held = new Set<string>();
+  private appended = 0;
   private free = 0;
 
   /** Messages waiting whose room no write holds. */
@@ -22,8 +68,14 @@ export class RoomWriteQueue<T extends RoomBound> {
   }
 
   push(item: T): void {
-    this.queue.push(item);
-    if (!this.held.has(item.input.roomId)) this.free += 1;
+    const roomId = item.input.roomId;
+    const line = this.lines.get(roomId) ?? new RoomLine<T>();
+    this.lines.set(roomId, line);
+    const entry = { item, order: this.appended++ };
+    line.push(entry);
+    if (this.held.has(roomId)) return;
+    this.free += 1;
+    if (line.length === 1) this.ready.push({ roomId, order: entry.order });
   }
 
   /**
@@ -33,24 +85,40 @@ export class RoomWriteQueue<T extends RoomBound> {
    */
   take(max: number): T[] {
     const taken: T[] = [];
-    const rest: T[] = [];
-    for (const item of this.queue) {
-      if (taken.length < max && !this.held.has(item.input.roomId)) taken.push(item);
-      else rest.push(item);
+    const rooms = new Set<string>();
+    while (taken.length < max) {
+      const next = this.ready.pop();
+      if (!next) break;
+      if (!this.isCurrent(next)) continue;
+      const line = this.lines.get(next.roomId)!;
+      taken.push(line.shift().item);
+      rooms.add(next.roomId);
+      if (line.length > 0) this.ready.push({ roomId: next.roomId, order: line.first!.order });
+      else this.lines.delete(next.roomId);
     }
-    this.queue = rest;
-    for (const item of taken) this.held.add(item.input.roomId);
-    this.countFree();
+    this.free -= taken.length;
+    for (const roomId of rooms) this.hold(roomId);
     return taken;
   }
 
   /** Lets other writes take the rooms of a batch `take` returned. */
   release(batch: T[]): void {
-    for (const item of batch) this.held.delete(item.input.roomId);
-    this.countFree();
+    for (const roomId of new Set(batch.map((item) => item.input.roomId))) {
+      if (!this.held.delete(roomId)) continue;
+      const line = this.lines.get(roomId);
+      if (!line) continue;
+      this.free += line.length;
+      this.ready.push({ roomId, order: line.first!.order });
+    }
   }
 
-  private countFree(): void {
-    this.free = this.queue.filter((item) => !this.held.has(item.input.roomId)).length;
+  private hold(roomId: string): void {
+    this.held.add(roomId);
+    this.free -= this.lines.get(roomId)?.length ?? 0;
+  }
+
+  /** Whether a listed room is still free and its first message still the one listed. */
+  private isCurrent({ roomId, order }: ReadyRoom): boolean {
+    return !this.held.has(roomId) && this.lines.get(roomId)?.first?.order === order;
   }
 }
