@@ -1,12 +1,5 @@
 import { connect, type Socket as NetSocket } from 'node:net';
-import {
-  addMember,
-  createRoom,
-  forgeToken,
-  nowSeconds,
-  postMessage,
-  registerUser,
-} from '../support/api';
+import { addMember, createRoom, postMessage, registerUser, removeMember } from '../support/api';
 import { RawClient } from '../support/raw-ws';
 import { openSse } from '../support/sse';
 import { connectSocket, emitOk, eventually, sleep, type ClientSocket } from '../support/sockets';
@@ -138,31 +131,31 @@ describe('an event stream ended while its client has stopped reading', () => {
 
   it('is dropped a few seconds after it ends, rather than kept with its unread data', async () => {
     const [sender, reader] = await Promise.all([registerUser(t.url), registerUser(t.url)]);
-    const room = await createRoom(t.url, sender);
-    const token = forgeToken({
-      sub: reader.id,
-      username: reader.username,
-      iat: nowSeconds(),
-      exp: nowSeconds() + 4,
-    });
+    const room = await createRoom(t.url, sender, { isPrivate: true });
+    await addMember(t.url, sender, room.id, reader.id);
     const server = t.app.getHttpServer();
     const accepted: NetSocket[] = [];
     server.on('connection', (connection: NetSocket) => accepted.push(connection));
-    const stalled = await stalledStream(t.url, `/api/rooms/${room.id}/events?token=${token}`);
+    const stalled = await stalledStream(
+      t.url,
+      `/api/rooms/${room.id}/events?token=${reader.token}`,
+    );
     const serverSide = accepted.find((connection) => connection.remotePort === stalled.localPort);
     expect(serverSide).toBeDefined();
     // More than the kernel's buffers take, so that some stays unread in the server.
     const text = 'm'.repeat(3_900);
-    for (let sent = 0; sent < 4_000; sent += 100) {
+    for (let sent = 0; sent < 4_000 && serverSide!.writableLength === 0; sent += 100) {
       await Promise.all(
         Array.from({ length: 100 }, () => postMessage(t.url, sender, room.id, text)),
       );
     }
-
     expect(serverSide!.writableLength).toBeGreaterThan(0);
 
-    // The token expires (the stream ends), then the grace for the unread data passes.
+    // The reader's access ends, and with it the stream; then the grace for the unread data passes.
+    await removeMember(t.url, sender, room.id, reader.id);
+    const endedAt = Date.now();
     await eventually(() => serverSide!.destroyed, 20_000);
+    expect(Date.now() - endedAt).toBeGreaterThanOrEqual(4_000);
     stalled.destroy();
   }, 60_000);
 });

@@ -5,7 +5,7 @@ import { RedisPresenceStore } from '@app/chat/redis-presence-store';
 import type { RedisService } from '@app/redis/redis.service';
 
 const describeWithRedis = process.env.REDIS_URL ? describe : describe.skip;
-const TTL_MS = 1_000;
+const TTL_MS = 2_000;
 
 /** The cross-node presence store, against a real Redis under a key prefix of its own. */
 describeWithRedis('RedisPresenceStore', () => {
