@@ -6,6 +6,11 @@ export interface RoomPresence {
   user: UserSummaryJson;
 }
 
+export interface PresenceRefresh {
+  back: RoomPresence[];
+  error?: Error;
+}
+
 /**
  * Who is connected to which room, over all nodes. A user is present while
  * at least one of their connections, on any node, has joined the room.
@@ -17,13 +22,15 @@ export abstract class PresenceStore {
   abstract leave(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean>;
   abstract users(roomId: string): Promise<UserSummaryJson[]>;
   /**
-   * Keeps this node's entries alive; entries of a dead node expire. Returns
+   * Keeps this node's entries alive; entries of a dead node expire. `back`:
    * the users a sweep had taken out while this node missed its heartbeats,
-   * who are thereby present again.
+   * who are thereby present again. `error`: some entries may not have been
+   * refreshed; `back` still holds the users of those that were, whom no
+   * later heartbeat would report again.
    */
   abstract refresh(
     entries: Array<{ roomId: string; user: UserSummaryJson; connectionId: string }>,
-  ): Promise<RoomPresence[]>;
+  ): Promise<PresenceRefresh>;
   /** Removes expired entries; returns the users that thereby left. */
   abstract sweep(): Promise<RoomPresence[]>;
 }
@@ -60,8 +67,8 @@ export class LocalPresenceStore extends PresenceStore {
     return Promise.resolve(ids.map((id) => this.names.get(id)!));
   }
 
-  refresh(): Promise<RoomPresence[]> {
-    return Promise.resolve([]);
+  refresh(): Promise<PresenceRefresh> {
+    return Promise.resolve({ back: [] });
   }
 
   sweep(): Promise<RoomPresence[]> {

@@ -58,4 +58,33 @@ describe('PresenceService', () => {
     expect((await presence.leave('r', ada, 'c1')).changed).toBe(false);
     expect((await presence.leave('r', ada, 'c2')).changed).toBe(true);
   });
+
+  it('announces the users a partly failed heartbeat brought back, and sweeps nothing that time', async () => {
+    jest.useFakeTimers();
+    try {
+      const store = new LocalPresenceStore();
+      const bob = { id: 'b', username: 'bob' };
+      const sweep = jest.fn(() => Promise.resolve([{ roomId: 'r', user: bob }]));
+      Object.assign(store, {
+        refresh: () =>
+          Promise.resolve({ back: [{ roomId: 'r', user: ada }], error: new Error('BUSY') }),
+        sweep,
+      });
+      create(store);
+      const returned: unknown[] = [];
+      const expired: unknown[] = [];
+      presence.whenReturned((event) => returned.push(event));
+      presence.whenExpired((event) => expired.push(event));
+      presence.onModuleInit();
+
+      await jest.advanceTimersByTimeAsync(10_000);
+
+      expect(returned).toEqual([{ roomId: 'r', user: ada }]);
+      expect(sweep).not.toHaveBeenCalled();
+      expect(expired).toEqual([]);
+      await presence.onApplicationShutdown();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });

@@ -169,10 +169,15 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     return last;
   }
 
-  /** Heartbeat of this node's entries, then the sweep of dead nodes' entries. */
+  /**
+   * Heartbeat of this node's entries, then the sweep of dead nodes' entries,
+   * skipped when part of the heartbeat failed: those entries may look dead.
+   */
   private async maintain(): Promise<void> {
     try {
-      for (const returned of await this.store.refresh(this.localEntries())) this.onReturn(returned);
+      const { back, error } = await this.store.refresh(this.localEntries());
+      for (const returned of back) this.onReturn(returned);
+      if (error) throw error;
       for (const expired of await this.store.sweep()) this.onExpiry(expired);
     } catch (error) {
       this.logger.warn(`Presence heartbeat failed: ${(error as Error).message}`);

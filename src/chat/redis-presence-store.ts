@@ -1,6 +1,6 @@
 import type { UserSummaryJson } from '@app/contract/models';
 import type { RedisService } from '@app/redis/redis.service';
-import { PresenceStore, type RoomPresence } from './presence-store';
+import { PresenceStore, type PresenceRefresh, type RoomPresence } from './presence-store';
 
 const SWEEP_BATCH = 500;
 /** Entries per heartbeat script: one script for all would keep Redis busy for long at many connections. */
@@ -112,18 +112,24 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   /** All batches at once: one that fails must not leave the others' entries to expire. */
-  async refresh(entries: Entry[]): Promise<RoomPresence[]> {
+  async refresh(entries: Entry[]): Promise<PresenceRefresh> {
     const batches: Entry[][] = [];
     for (let start = 0; start < entries.length; start += REFRESH_BATCH) {
       batches.push(entries.slice(start, start + REFRESH_BATCH));
     }
-    const positions = await Promise.all(batches.map((batch) => this.refreshBatch(batch)));
-    return batches.flatMap((batch, index) =>
-      positions[index].map((position) => {
-        const { roomId, user } = batch[position - 1];
-        return { roomId, user };
-      }),
-    );
+    const outcomes = await Promise.allSettled(batches.map((batch) => this.refreshBatch(batch)));
+    const refresh: PresenceRefresh = { back: [] };
+    outcomes.forEach((outcome, index) => {
+      if (outcome.status === 'rejected') {
+        refresh.error = outcome.reason as Error;
+        return;
+      }
+      for (const position of outcome.value) {
+        const { roomId, user } = batches[index][position - 1];
+        refresh.back.push({ roomId, user });
+      }
+    });
+    return refresh;
   }
 
   async sweep(): Promise<RoomPresence[]> {

@@ -47,7 +47,7 @@ describeWithRedis('RedisPresenceStore', () => {
       entries.map(({ roomId, user, connectionId }) => store.enter(roomId, user, connectionId)),
     );
     await sleep(TTL_MS / 2);
-    expect(await store.refresh(entries)).toEqual([]);
+    expect(await store.refresh(entries)).toEqual({ back: [] });
     await sleep(TTL_MS / 2 + 50);
 
     expect(await store.sweep()).toEqual([]);
@@ -66,7 +66,7 @@ describeWithRedis('RedisPresenceStore', () => {
     expect(swept).toHaveLength(3);
     expect(await store.users(returning[1].roomId)).toEqual([]);
 
-    const back = await store.refresh(entries);
+    const { back } = await store.refresh(entries);
 
     expect(back).toEqual(returning.map(({ roomId, user }) => ({ roomId, user })));
     expect(await store.users(returning[1].roomId)).toContainEqual(returning[1].user);
@@ -85,8 +85,31 @@ describeWithRedis('RedisPresenceStore', () => {
 
     expect(
       await store.refresh([{ roomId: 'r', user: ada, connectionId: 'on-stalled-node' }]),
-    ).toEqual([]);
+    ).toEqual({ back: [] });
     expect(await store.leave('r', ada, 'on-live-node')).toBe(false);
     expect(await store.leave('r', ada, 'on-stalled-node')).toBe(true);
+  });
+});
+
+describe('RedisPresenceStore when one heartbeat batch fails', () => {
+  it('still reports the users the other batches brought back, and the failure', async () => {
+    let call = 0;
+    const redis = {
+      key: (...parts: string[]) => parts.join(':'),
+      client: {
+        eval: () => (++call === 1 ? Promise.reject(new Error('BUSY')) : Promise.resolve([1])),
+      },
+    } as unknown as RedisService;
+    const store = new RedisPresenceStore(redis, 30_000);
+    const entries = Array.from({ length: 501 }, (_, i) => ({
+      roomId: 'r',
+      user: { id: `u${i}`, username: `n${i}` },
+      connectionId: `c${i}`,
+    }));
+
+    const { back, error } = await store.refresh(entries);
+
+    expect(back).toEqual([{ roomId: 'r', user: { id: 'u500', username: 'n500' } }]);
+    expect(error?.message).toBe('BUSY');
   });
 });
