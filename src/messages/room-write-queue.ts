@@ -13,7 +13,8 @@ interface Waiting<T> {
 
 /** One room's waiting messages, oldest first; taking from the front is O(1). */
 class RoomLine<T> {
-  private entries: Waiting<T>[] = [];
+  /** Taken entries are cleared, so that their messages can be collected before a compaction. */
+  private entries: Array<Waiting<T> | undefined> = [];
   private head = 0;
 
   get length(): number {
@@ -29,7 +30,8 @@ class RoomLine<T> {
   }
 
   shift(): Waiting<T> {
-    const entry = this.entries[this.head];
+    const entry = this.entries[this.head]!;
+    this.entries[this.head] = undefined;
     this.head += 1;
     if (this.head > 64 && this.head * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.head);
