@@ -57,7 +57,7 @@ async function replaceIndex(queryRunner: QueryRunner, definition: IndexDefinitio
   await queryRunner.query(`ALTER INDEX "${BUILDING}" RENAME TO "${INDEX}"`);
 }
 
-/** Whether the index exists in the current schema, and if so whether its build completed. */
+/** Whether the index exists beside `messages`, and if so whether its build completed. */
 async function indexValidity(
   queryRunner: QueryRunner,
   name: string,
@@ -65,8 +65,8 @@ async function indexValidity(
   const rows = (await queryRunner.query(
     `SELECT i.indisvalid AS valid FROM pg_index i
      JOIN pg_class c ON c.oid = i.indexrelid
-     JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relname = $1 AND n.nspname = current_schema()`,
+     WHERE c.relname = $1
+       AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = '"messages"'::regclass)`,
     [name],
   )) as Array<{ valid: boolean }>;
   if (rows.length === 0) return 'absent';
