@@ -1,5 +1,6 @@
 import { connect, type Socket as NetSocket } from 'node:net';
 import { addMember, createRoom, postMessage, registerUser, removeMember } from '../support/api';
+import { metricValue } from '../support/metrics';
 import { RawClient } from '../support/raw-ws';
 import { openSse } from '../support/sse';
 import { connectSocket, emitOk, eventually, sleep, type ClientSocket } from '../support/sockets';
@@ -13,13 +14,6 @@ function tcpOfRaw(client: RawClient): NetSocket {
 function tcpOfSocketIo(socket: ClientSocket): NetSocket {
   const engine = socket.io.engine as unknown as { transport: { ws: { _socket: NetSocket } } };
   return engine.transport.ws._socket;
-}
-
-async function metric(url: string, name: string, transport: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(
-    new RegExp(`^${name}\\{transport="${transport}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0,
-  );
 }
 
 describe('slow consumers (in-process service)', () => {
@@ -55,8 +49,9 @@ describe('slow consumers (in-process service)', () => {
     const payload = 'p'.repeat(32 * 1024);
     let sent = 0;
     const dropped = async () =>
-      (await metric(t.url, 'realtime_slow_consumers_dropped_total', 'ws')) >= 1 &&
-      (await metric(t.url, 'realtime_slow_consumers_dropped_total', 'socket.io')) >= 1;
+      (await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="ws"}')) >= 1 &&
+      (await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="socket.io"}')) >=
+        1;
     while (sent < 3000 && !(await dropped())) {
       for (let i = 0; i < 50; i += 1)
         senderClient.send({ type: 'broadcast', room: room.id, payload });
@@ -69,7 +64,10 @@ describe('slow consumers (in-process service)', () => {
     sent += 20;
     await eventually(() => fastReceived === sent, 20_000);
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(150 * 1024 * 1024);
-    await eventually(async () => (await metric(t.url, 'realtime_connections', 'ws')) === 2, 10_000);
+    await eventually(
+      async () => (await metricValue(t.url, 'realtime_connections{transport="ws"}')) === 2,
+      10_000,
+    );
 
     for (const client of [senderClient, fastClient, stuckWs]) client.socket.terminate();
     stuckIo.close();
@@ -95,7 +93,7 @@ describe('slow consumers (in-process service)', () => {
     const text = `@${stuckUser.username} ${'m'.repeat(3_900)}`;
     let sent = 0;
     const dropped = async () =>
-      (await metric(t.url, 'realtime_slow_consumers_dropped_total', 'sse')) >= 2;
+      (await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="sse"}')) >= 2;
     while (sent < 4_000 && !(await dropped())) {
       await Promise.all(
         Array.from({ length: 50 }, () => emitOk(socket, 'chat:message', { roomId: room.id, text })),

@@ -1,15 +1,9 @@
 import request from 'supertest';
 import { createRoom, registerUser, type TestUser } from '../support/api';
+import { metricValue } from '../support/metrics';
 import { emitOk, eventually, socketPool } from '../support/sockets';
 import { openSse } from '../support/sse';
 import { startTestApp, type TestApp } from '../support/test-app';
-
-/** The value of one series of the Prometheus text, 0 when absent. */
-async function metric(url: string, series: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((entry) => entry.startsWith(`${series} `));
-  return Number(line?.split(' ')[1] ?? 0);
-}
 
 /** What every request leaves behind (metrics), and what error answers do not give away. */
 describe('REST observability', () => {
@@ -45,30 +39,33 @@ describe('REST observability', () => {
   it('times requests the body parser refuses', async () => {
     const series =
       'http_request_duration_seconds_count{method="POST",route="unmatched",status="400"}';
-    const before = await metric(t.url, series);
+    const before = await metricValue(t.url, series);
     await request(t.url)
       .post('/api/auth/login')
       .set('Content-Type', 'application/json')
       .send('{"username":')
       .expect(400);
-    expect(await metric(t.url, series)).toBe(before + 1);
+    expect(await metricValue(t.url, series)).toBe(before + 1);
   });
 
   it('times an event stream that the client closes', async () => {
     const series =
       'http_request_duration_seconds_count{method="GET",route="/api/events",status="200"}';
-    const before = await metric(t.url, series);
+    const before = await metricValue(t.url, series);
     const stream = await openSse(`${t.url}/api/events?token=${ada.token}`);
     await stream.next((event) => event.event === 'connected');
     stream.close();
-    await eventually(async () => (await metric(t.url, series)) === before + 1);
+    await eventually(async () => (await metricValue(t.url, series)) === before + 1);
   });
 
   it('counts each stored message once, by the transport it came over', async () => {
     const room = await createRoom(t.url, ada);
     const rest = 'realtime_messages_total{transport="rest"}';
     const socketIo = 'realtime_messages_total{transport="socket.io"}';
-    const [restBefore, socketIoBefore] = [await metric(t.url, rest), await metric(t.url, socketIo)];
+    const [restBefore, socketIoBefore] = [
+      await metricValue(t.url, rest),
+      await metricValue(t.url, socketIo),
+    ];
     for (let attempt = 0; attempt < 3; attempt += 1) {
       await request(t.url)
         .post(`/api/rooms/${room.id}/messages`)
@@ -85,7 +82,7 @@ describe('REST observability', () => {
       });
     }
 
-    expect(await metric(t.url, rest)).toBe(restBefore + 1);
-    expect(await metric(t.url, socketIo)).toBe(socketIoBefore + 1);
+    expect(await metricValue(t.url, rest)).toBe(restBefore + 1);
+    expect(await metricValue(t.url, socketIo)).toBe(socketIoBefore + 1);
   });
 });

@@ -18,6 +18,7 @@ import {
   sleep,
   socketPool,
 } from '../support/sockets';
+import { metricValue } from '../support/metrics';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const seqs = (messages: MessageJson[]) => messages.map((message) => message.seq);
@@ -112,14 +113,8 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
 
   it('times every answered event in realtime_ack_duration_seconds, and no rejected one', async () => {
     const room = await createRoom(t.url, owner);
-    const ackCount = async (event: string) => {
-      const text = await (await fetch(`${t.url}/metrics`)).text();
-      const line = new RegExp(
-        `^realtime_ack_duration_seconds_count\\{event="${event}"\\} (\\d+)`,
-        'm',
-      ).exec(text);
-      return Number(line?.[1] ?? 0);
-    };
+    const ackCount = (event: string) =>
+      metricValue(t.url, `realtime_ack_duration_seconds_count{event="${event}"}`);
     const [joins, messages] = [await ackCount('chat:join'), await ackCount('chat:message')];
     const socket = await connect(owner);
     await emitOk(socket, 'chat:join', room.id);

@@ -2,6 +2,7 @@ import { io } from 'socket.io-client';
 import { forgeToken, nowSeconds, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { connectSocket, nextEvent, type ClientSocket } from '../support/sockets';
+import { metricValue } from '../support/metrics';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 type ConnectError = Error & { data?: { code: string; message: string; details: unknown[] } };
@@ -117,8 +118,8 @@ describe.each(databaseKinds())('Socket.IO handshake (%s)', (kind) => {
     await new Promise((resolve) => socket.once('connect_error', resolve));
     expect(socket.connected).toBe(false);
     socket.close();
-    const metrics = await (await fetch(`${t.url}/metrics`)).text();
-    const openSockets = /realtime_connections\{transport="socket.io"\} (\d+)/.exec(metrics);
-    expect(Number(openSockets?.[1] ?? 0)).toBe(open.filter((s) => s.connected).length);
+    expect(await metricValue(t.url, 'realtime_connections{transport="socket.io"}')).toBe(
+      open.filter((s) => s.connected).length,
+    );
   });
 });

@@ -9,6 +9,7 @@ import {
   nextEvent,
   type ClientSocket,
 } from '../support/sockets';
+import { metricValue } from '../support/metrics';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const PING_INTERVAL_MS = 1_000;
@@ -94,10 +95,7 @@ describe('Socket.IO heartbeat', () => {
   });
   afterAll(() => t.close());
 
-  const openSockets = async () => {
-    const metrics = await (await fetch(`${t.url}/metrics`)).text();
-    return Number(/realtime_connections\{transport="socket.io"\} (\d+)/.exec(metrics)?.[1]);
-  };
+  const openSockets = () => metricValue(t.url, 'realtime_connections{transport="socket.io"}');
 
   it('announces the configured pingInterval and pingTimeout in the open packet, on polling and WebSocket', async () => {
     const polling = io(t.url, {

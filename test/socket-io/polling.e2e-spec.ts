@@ -10,6 +10,7 @@ import {
   socketPool,
   type ClientSocket,
 } from '../support/sockets';
+import { metricValue } from '../support/metrics';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 /**
@@ -44,10 +45,7 @@ describe('Socket.IO over long-polling, as the seed client connects', () => {
   });
   afterAll(() => t.close());
 
-  const openSockets = async () => {
-    const metrics = await (await fetch(`${t.url}/metrics`)).text();
-    return Number(/realtime_connections\{transport="socket.io"\} (\d+)/.exec(metrics)?.[1]);
-  };
+  const openSockets = () => metricValue(t.url, 'realtime_connections{transport="socket.io"}');
 
   it.each<[string, Partial<ManagerOptions & SocketOptions>, 'websocket' | 'polling']>([
     ['the default transports (polling, then the upgrade)', {}, 'websocket'],
