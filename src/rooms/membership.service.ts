@@ -66,11 +66,16 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
   async remove(actor: AuthUser, roomId: string, userId: string): Promise<void> {
     const room = await this.rooms.findAccessible(actor.id, roomId);
     const target = userId.toLowerCase();
-    if (target !== actor.id && room.ownerId !== actor.id) {
-      throw AppException.forbidden('Only the room owner can remove other members');
-    }
+    const authorize = (ownerId: string | undefined) => {
+      if (target !== actor.id && ownerId !== actor.id) {
+        throw AppException.forbidden('Only the room owner can remove other members');
+      }
+    };
+    // Answered at once from the room as read; judged again under the room's
+    // lock, where an owner who has just handed the room over is not one.
+    authorize(room.ownerId);
     if (!UUID_PATTERN.test(target)) throw AppException.notFound('Member not found');
-    if (!(await this.rooms.removeMember(room.id, target))) {
+    if (!(await this.rooms.removeMember(room.id, target, authorize))) {
       throw AppException.notFound('Member not found');
     }
     const by = { id: actor.id, username: actor.username };

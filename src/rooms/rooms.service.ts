@@ -235,12 +235,18 @@ export class RoomsService {
    * the room to its longest-standing remaining member, so that a private
    * room keeps someone who may add members. Removals from one room take
    * turns on the room's row, so that the owner and the successor are read
-   * as they are, not as a removal still under way leaves them.
+   * as they are, not as a removal still under way leaves them. `authorize`
+   * judges the removal against the owner read there, and may throw.
    */
-  async removeMember(roomId: string, userId: string): Promise<boolean> {
+  async removeMember(
+    roomId: string,
+    userId: string,
+    authorize: (ownerId: string | undefined) => void = () => undefined,
+  ): Promise<boolean> {
     this.forgetMembership(roomId, userId);
     return this.transactions.run(async (manager) => {
       const ownerId = await this.lockOwner(manager, roomId);
+      authorize(ownerId);
       const result = await manager.delete(RoomMember, { roomId, userId });
       if ((result.affected ?? 0) === 0) return false;
       if (userId === ownerId) await this.handOver(manager, roomId);

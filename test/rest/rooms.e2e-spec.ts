@@ -359,6 +359,33 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       },
     );
 
+    itOnPostgres('refuses a removal by an owner whose hand-over commits meanwhile', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const [heir, kept] = [other, await registerUser(t.url)];
+      for (const user of [heir, kept]) await addMember(t.url, owner, room.id, user.id);
+
+      await withPostgres(async (client) => {
+        await client.query(`SET search_path TO "${t.database.env.DATABASE_SCHEMA}"`);
+        // The owner's own leave, on another node, has handed the room over and not committed yet.
+        await client.query('BEGIN');
+        await client.query('SELECT owner_id FROM rooms WHERE id = $1 FOR NO KEY UPDATE', [room.id]);
+        await client.query('DELETE FROM room_members WHERE room_id = $1 AND user_id = $2', [
+          room.id,
+          owner.id,
+        ]);
+        await client.query('UPDATE rooms SET owner_id = $2 WHERE id = $1', [room.id, heir.id]);
+        const removal = request(t.url)
+          .delete(`/api/rooms/${room.id}/members/${kept.id}`)
+          .set(auth(owner))
+          .then((response) => response.status);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await client.query('COMMIT');
+        expect(await removal).toBe(403);
+      });
+
+      await request(t.url).get(`/api/rooms/${room.id}`).set(auth(kept)).expect(200);
+    });
+
     it('lets the owner leave a room they are alone in; it stays theirs', async () => {
       const room = await createRoom(t.url, owner);
       await request(t.url)
