@@ -324,6 +324,33 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
     // SQLite runs one transaction at a time: no removal can run meanwhile.
     const itOnPostgres = kind === 'postgres' ? it : it.skip;
 
+    /**
+     * The HTTP status of `removal` (actor removes target) made while another
+     * node's removal holds the room, as the service does: it has locked the
+     * room's row and run `statements`, and commits 300 ms later.
+     */
+    async function removalWhileAnotherHolds(
+      roomId: string,
+      statements: Array<[string, unknown[]]>,
+      removal: { actor: TestUser; target: TestUser },
+    ): Promise<number> {
+      return withPostgres(async (client) => {
+        await client.query(`SET search_path TO "${t.database.env.DATABASE_SCHEMA}"`);
+        await client.query('BEGIN');
+        await client.query('SELECT owner_id FROM rooms WHERE id = $1 FOR NO KEY UPDATE', [roomId]);
+        for (const [sql, values] of statements) await client.query(sql, values);
+        const status = request(t.url)
+          .delete(`/api/rooms/${roomId}/members/${removal.target.id}`)
+          .set(auth(removal.actor))
+          .then((response) => response.status);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await client.query('COMMIT');
+        return status;
+      });
+    }
+
+    const DELETE_MEMBER = 'DELETE FROM room_members WHERE room_id = $1 AND user_id = $2';
+
     itOnPostgres(
       'hands the room over to a member still there when another removal runs meanwhile',
       async () => {
@@ -331,26 +358,13 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         const [leaving, staying] = [other, await registerUser(t.url)];
         for (const user of [leaving, staying]) await addMember(t.url, owner, room.id, user.id);
 
-        await withPostgres(async (client) => {
-          await client.query(`SET search_path TO "${t.database.env.DATABASE_SCHEMA}"`);
-          // Another node removes the member, as the service does, and has not committed yet.
-          await client.query('BEGIN');
-          await client.query('SELECT owner_id FROM rooms WHERE id = $1 FOR NO KEY UPDATE', [
-            room.id,
-          ]);
-          await client.query('DELETE FROM room_members WHERE room_id = $1 AND user_id = $2', [
-            room.id,
-            leaving.id,
-          ]);
-          const ownerLeaves = request(t.url)
-            .delete(`/api/rooms/${room.id}/members/${owner.id}`)
-            .set(auth(owner))
-            .then((response) => response.status);
-          await new Promise((resolve) => setTimeout(resolve, 300));
-          await client.query('COMMIT');
-          expect(await ownerLeaves).toBe(204);
-        });
+        const status = await removalWhileAnotherHolds(
+          room.id,
+          [[DELETE_MEMBER, [room.id, leaving.id]]],
+          { actor: owner, target: owner },
+        );
 
+        expect(status).toBe(204);
         const handedOver = await request(t.url)
           .get(`/api/rooms/${room.id}`)
           .set(auth(staying))
@@ -364,25 +378,17 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       const [heir, kept] = [other, await registerUser(t.url)];
       for (const user of [heir, kept]) await addMember(t.url, owner, room.id, user.id);
 
-      await withPostgres(async (client) => {
-        await client.query(`SET search_path TO "${t.database.env.DATABASE_SCHEMA}"`);
-        // The owner's own leave, on another node, has handed the room over and not committed yet.
-        await client.query('BEGIN');
-        await client.query('SELECT owner_id FROM rooms WHERE id = $1 FOR NO KEY UPDATE', [room.id]);
-        await client.query('DELETE FROM room_members WHERE room_id = $1 AND user_id = $2', [
-          room.id,
-          owner.id,
-        ]);
-        await client.query('UPDATE rooms SET owner_id = $2 WHERE id = $1', [room.id, heir.id]);
-        const removal = request(t.url)
-          .delete(`/api/rooms/${room.id}/members/${kept.id}`)
-          .set(auth(owner))
-          .then((response) => response.status);
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        await client.query('COMMIT');
-        expect(await removal).toBe(403);
-      });
+      // The owner's own leave, on another node, hands the room over.
+      const status = await removalWhileAnotherHolds(
+        room.id,
+        [
+          [DELETE_MEMBER, [room.id, owner.id]],
+          ['UPDATE rooms SET owner_id = $2 WHERE id = $1', [room.id, heir.id]],
+        ],
+        { actor: owner, target: kept },
+      );
 
+      expect(status).toBe(403);
       await request(t.url).get(`/api/rooms/${room.id}`).set(auth(kept)).expect(200);
     });
 
