@@ -86,14 +86,14 @@ export async function createApp(
   env: RawEnvironment = serviceEnvironment(),
 ): Promise<NestExpressApplication> {
   const config = loadConfig(env);
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env), {
+  const root = rootLogger(config.http);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env, root), {
     // Structured from the first line, start-up failures included.
-    logger: new AppLogger(rootLogger(config.http)),
+    logger: new AppLogger(root),
     bodyParser: false,
     // A failure reaches the caller, which says why in one line, rather than Nest's dump and exit.
     abortOnError: false,
   });
-  app.useLogger(app.get(AppLogger));
   observeRequests(app);
   applyHttpSettings(app, config.http);
   serveChatPage(app, config.http.webRoot);

@@ -1,4 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import type { Logger } from 'pino';
 import { AuthModule } from './auth/auth.module';
 import { ChatModule } from './chat/chat.module';
 import { CommonModule } from './common/common.module';
@@ -20,13 +21,16 @@ import { UsersModule } from './users/users.module';
 
 @Module({})
 export class AppModule {
-  /** `env`: the settings, `serviceEnvironment()` for the service, their own for tests. */
-  static forRoot(env?: RawEnvironment): DynamicModule {
+  /**
+   * `env`: the settings, `serviceEnvironment()` for the service, their own for
+   * tests. `logger`: the root logger Nest logs through from its start.
+   */
+  static forRoot(env: RawEnvironment | undefined, logger: Logger): DynamicModule {
     return {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(env),
-        LoggingModule,
+        LoggingModule.forRoot(logger),
         CommonModule,
         ThrottlingModule,
         DatabaseModule,

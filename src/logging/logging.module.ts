@@ -1,18 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Global, Module } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
+import { type DynamicModule, Module } from '@nestjs/common';
 import pino, { type Logger as Pino } from 'pino';
 import { pinoHttp } from 'pino-http';
-import type { AllConfig, HttpConfig } from '@app/config/app-config';
+import type { HttpConfig } from '@app/config/app-config';
 import { AppLogger } from './app-logger';
 import { redactUrl } from './redact-url';
 
 const REQUEST_ID_HEADER = 'x-request-id';
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
-
-/** The root pino logger: Nest's logs and the request lines write through it. */
-const ROOT_LOGGER = Symbol('ROOT_LOGGER');
 
 /**
  * The request logger, an Express middleware the app mounts ahead of the body
@@ -66,18 +62,18 @@ export function rootLogger(http: Pick<HttpConfig, 'logLevel' | 'serviceName'>): 
  * runs a hook for every promise in the process, Socket.IO events included,
  * which cost about 8 % of the CPU of live traffic.
  */
-@Global()
-@Module({
-  providers: [
-    {
-      provide: ROOT_LOGGER,
-      inject: [ConfigService],
-      useFactory: (config: ConfigService<AllConfig, true>) =>
-        rootLogger(config.get('http', { infer: true })),
-    },
-    { provide: AppLogger, inject: [ROOT_LOGGER], useFactory: (root: Pino) => new AppLogger(root) },
-    { provide: REQUEST_LOGGING, inject: [ROOT_LOGGER], useFactory: requestLogging },
-  ],
-  exports: [AppLogger, REQUEST_LOGGING],
-})
-export class LoggingModule {}
+@Module({})
+export class LoggingModule {
+  /** `root`: the process's one root logger, which Nest already logs through from its start. */
+  static forRoot(root: Pino): DynamicModule {
+    return {
+      module: LoggingModule,
+      global: true,
+      providers: [
+        { provide: AppLogger, useValue: new AppLogger(root) },
+        { provide: REQUEST_LOGGING, useValue: requestLogging(root) },
+      ],
+      exports: [AppLogger, REQUEST_LOGGING],
+    };
+  }
+}
