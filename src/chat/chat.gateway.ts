@@ -24,6 +24,7 @@ import { DeliveryEffectKind, type DeliveryEffect } from '@app/delivery/delivery.
 import { MessagesService } from '@app/messages/messages.service';
 import { resumePoint } from '@app/messages/seq';
 import { MetricsService } from '@app/metrics/metrics.service';
+import { Transport } from '@app/metrics/transport';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { SLOW_CONSUMER_CHECK_MS, SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
@@ -34,7 +35,6 @@ import { RoomRefDto } from './dto/room-ref.dto';
 import { SendChatMessageDto } from './dto/send-chat-message.dto';
 import { JoinPayloadPipe } from './join-payload.pipe';
 import { SocketIoDelivery } from './socket-io.delivery';
-import { Transport } from '@app/metrics/transport';
 
 const connectionOf = (socket: AppSocket): Connection => ({
   id: socket.id,

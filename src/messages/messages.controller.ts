@@ -6,11 +6,11 @@ import { CurrentUser } from '@app/auth/current-user.decorator';
 import { ErrorCode } from '@app/common/errors/error-code';
 import { UserRateLimitGuard } from '@app/common/guards/user-rate-limit.guard';
 import { ApiErrors } from '@app/common/swagger/api-errors.decorator';
+import { Transport } from '@app/metrics/transport';
 import { HistoryQuery } from './dto/history.query';
 import { MessagePage, MessageView } from './dto/message.view';
 import { MessageBodyDto } from './dto/send-message.dto';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
-import { Transport } from '@app/metrics/transport';
 import { MessagesService } from './messages.service';
 
 @ApiTags('messages')

@@ -23,7 +23,6 @@ import {
   WsClientFrameType as ClientFrameType,
   WsCloseCode,
   WsServerFrameType as ServerFrameType,
-  type WsErrorRequest,
 } from '@app/contract/ws-frames';
 import {
   DeliveryEffectKind,
@@ -33,6 +32,7 @@ import {
 } from '@app/delivery/delivery.service';
 import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
+import { Transport } from '@app/metrics/transport';
 import { trustRule, type TrustRule } from '@app/realtime/client-address';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
@@ -44,7 +44,6 @@ import type { BroadcastFrameDto, RoomFrameDto } from './dto/frames.dto';
 import { readFrame, requestOf, validateFrame, type ClientFrame } from './frame-parser';
 import { WsConnection } from './ws-connection';
 import { authenticateUpgrade, rejectUpgrade } from './ws-upgrade';
-import { Transport } from '@app/metrics/transport';
 
 export const RAW_WS_PATH = '/ws';
 const SOCKET_IO_PATH = '/socket.io/';
@@ -202,16 +201,17 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     data: RawData,
     isBinary: boolean,
   ): Promise<void> {
-    let request: WsErrorRequest = {};
+    let value: Record<string, unknown> | undefined;
+    let frame: ClientFrame | undefined;
     try {
       if (Date.now() >= connection.user.tokenExpiresAt) return this.expire(connection);
-      const value = readFrame(data, isBinary);
-      request = requestOf(value);
-      const frame = await validateFrame(value);
-      request = requestOf(value, frame);
+      value = readFrame(data, isBinary);
+      frame = await validateFrame(value);
       await this.dispatch(connection, frame);
     } catch (error) {
       const body = toErrorBody(error);
+      // Only for a refusal: what the error names of the frame, as far as it was read.
+      const request = value ? requestOf(value, frame) : {};
       const event = request.request ?? 'unknown';
       this.metrics.rejectedEvents.inc({ transport: Transport.Ws, event, code: body.code });
       connection.sendError(body, request);

@@ -11,8 +11,8 @@ import {
 } from '@app/delivery/delivery.service';
 import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
-import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { Transport } from '@app/metrics/transport';
+import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 
 export interface SseSubscriber {
   userId: string;

@@ -10,11 +10,11 @@ import type { Delivery } from '@app/delivery/delivery.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { resumePoint } from '@app/messages/seq';
 import { MetricsService } from '@app/metrics/metrics.service';
+import { Transport } from '@app/metrics/transport';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RoomFeed } from './room-feed';
 import { SseHub } from './sse.hub';
 import { SseStream, type SseBacklogLimit } from './sse-stream';
-import { Transport } from '@app/metrics/transport';
 
 /** Opens the event streams: the caller's personal stream and a room's feed. */
 @Injectable()

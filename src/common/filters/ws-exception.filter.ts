@@ -3,8 +3,8 @@ import { ErrorCode } from '@app/common/errors/error-code';
 import { toErrorBody } from '@app/common/errors/to-error-body';
 import { ServerEvent } from '@app/contract/events';
 import { MetricsService } from '@app/metrics/metrics.service';
-import type { AppSocket } from '@app/realtime/socket-data';
 import { Transport } from '@app/metrics/transport';
+import type { AppSocket } from '@app/realtime/socket-data';
 
 /**
  * The Socket.IO transport's one filter: any failure of a handler, guard,
