@@ -32,8 +32,8 @@ export class RoomFeed {
     return this.queue.run(() => this.catchUp(Number.MAX_SAFE_INTEGER));
   }
 
-  live(message: MessageJson): void {
-    const json = JSON.stringify(message);
+  /** `json` is the message serialized, once for all streams. */
+  live(message: MessageJson, json: string): void {
     const bytes = Buffer.byteLength(json);
     this.waiting += bytes;
     if (this.stream.overflows(this.waiting)) return;

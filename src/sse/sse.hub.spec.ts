@@ -112,6 +112,22 @@ describe('SseHub', () => {
     expect(hub.streamCount).toBe(2);
   });
 
+  it("serializes a delivery's payload once for all the streams of its channel", () => {
+    const { delivery, open } = setUp();
+    const received: string[] = [];
+    for (const name of ['bob', 'carol', 'dave']) {
+      const stream = open(name, name, roomNames.chat('a'));
+      stream.receive = (_delivery, payloadJson) => received.push(payloadJson());
+    }
+    const message = { roomId: 'a', seq: 1, text: 'hi' };
+    const toJSON = jest.fn(() => message);
+
+    delivery.messageCreated({ ...message, toJSON } as never);
+
+    expect(received).toEqual(Array(3).fill(JSON.stringify(message)));
+    expect(toJSON).toHaveBeenCalledTimes(1);
+  });
+
   it('ends every stream on shutdown', () => {
     const { hub, log, open, shutdown } = setUp();
     open('bob', 'bob', roomNames.user('bob'));

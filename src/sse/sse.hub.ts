@@ -17,7 +17,8 @@ import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 export interface SseSubscriber {
   userId: string;
   channel: string;
-  receive(delivery: Delivery): void;
+  /** `payloadJson` serializes the payload once for every stream that asks. */
+  receive(delivery: Delivery, payloadJson: () => string): void;
   /** Ends the stream, which detaches it. */
   close(): void;
 }
@@ -88,8 +89,11 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
 
   /** The event first, so that the personal stream tells the client why its streams end. */
   private deliver(delivery: Delivery): void {
-    for (const subscriber of this.channels.subscribers(delivery.channel))
-      subscriber.receive(delivery);
+    const subscribers = this.channels.subscribers(delivery.channel);
+    if (subscribers.size > 0) {
+      const payloadJson = serializedOnce(delivery.payload);
+      for (const subscriber of subscribers) subscriber.receive(delivery, payloadJson);
+    }
     if (delivery.effect) this.apply(delivery.effect);
   }
 
@@ -113,4 +117,9 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   private get maxStreamsPerUser(): number {
     return this.config.get('realtime.maxSseStreamsPerUser', { infer: true });
   }
+}
+
+function serializedOnce(payload: unknown): () => string {
+  let json: string | undefined;
+  return () => (json ??= JSON.stringify(payload));
 }

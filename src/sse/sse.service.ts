@@ -6,14 +6,13 @@ import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent, SseEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
-import type { Delivery } from '@app/delivery/delivery.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { resumePoint } from '@app/messages/seq';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RoomFeed } from './room-feed';
-import { SseHub } from './sse.hub';
+import { SseHub, type SseSubscriber } from './sse.hub';
 import { SseStream, type SseBacklogLimit } from './sse-stream';
 
 /** Opens the event streams: the caller's personal stream and a room's feed. */
@@ -37,9 +36,9 @@ export class SseService {
   /** `connected`, then every notification of the user. */
   openPersonal(user: AuthUser, response: Response): void {
     const stream = new SseStream(response, this.backlogLimit);
-    const started = this.start(user, roomNames.user(user.id), stream, (delivery) => {
+    const started = this.start(user, roomNames.user(user.id), stream, (delivery, payloadJson) => {
       if (delivery.event === ServerEvent.Notification)
-        stream.send(delivery.event, delivery.payload);
+        stream.sendJson(delivery.event, payloadJson());
     });
     if (started) stream.send(SseEvent.Connected, { userId: user.id });
   }
@@ -59,8 +58,9 @@ export class SseService {
       (page) => this.messages.page(room.id, page),
       resumePoint(since ?? room.lastSeq, room.lastSeq),
     );
-    const started = this.start(user, roomNames.chat(room.id), stream, (delivery) => {
-      if (delivery.event === ServerEvent.Message) feed.live(delivery.payload as MessageJson);
+    const started = this.start(user, roomNames.chat(room.id), stream, (delivery, payloadJson) => {
+      if (delivery.event === ServerEvent.Message)
+        feed.live(delivery.payload as MessageJson, payloadJson());
     });
     if (started) await feed.replay();
   }
@@ -76,7 +76,7 @@ export class SseService {
     user: AuthUser,
     channel: string,
     stream: SseStream,
-    receive: (delivery: Delivery) => void,
+    receive: SseSubscriber['receive'],
   ): boolean {
     if (stream.closed) return false;
     if (this.hub.draining) {
