@@ -78,6 +78,11 @@ function placement(ctx: BenchContext): ServerPlacement {
   return { cpu: ctx.config.serverCpu, openFiles: openFilesFor(ctx.host, connections) };
 }
 
+/** With the inspector open, for a full GC before each memory reading. */
+function idlePlacement(ctx: BenchContext): ServerPlacement {
+  return { ...placement(ctx), inspect: true };
+}
+
 function envOf(storage: Storage[]): NodeJS.ProcessEnv {
   return Object.assign(
     serviceEnv(newJwtSecret()),
@@ -97,9 +102,11 @@ async function benchIdle(ctx: BenchContext, results: Results): Promise<void> {
     await attempt(results, '1 idle · bare Socket.IO', () =>
       withServer(
         () => Promise.resolve([]),
-        () => startBaseline('socketio', placement(ctx)),
+        () => startBaseline('socketio', idlePlacement(ctx)),
         async (server) => {
-          results.idle.baseline = await measureIdle(ctx, server, 'baseline', []);
+          // As many users as the service's connections share: one personal room each.
+          const userIds = Array.from({ length: ctx.config.users }, (_, i) => `idle${i}`);
+          results.idle.baseline = await measureIdle(ctx, server, 'baseline', userIds);
         },
       ),
     );
@@ -107,7 +114,7 @@ async function benchIdle(ctx: BenchContext, results: Results): Promise<void> {
     await attempt(results, '1 idle · service (SQLite)', () =>
       withServer(
         () => storageFor(ctx, 'sqlite'),
-        (storage) => startService('service (SQLite)', envOf(storage), placement(ctx)),
+        (storage) => startService('service (SQLite)', envOf(storage), idlePlacement(ctx)),
         async (server) => {
           const users = await registerUsers(server.urls[0], 'idle', ctx.config.users);
           const tokens = users.map((user) => user.token);

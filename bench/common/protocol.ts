@@ -47,7 +47,8 @@ export interface ConnectCommand {
   type: 'connect';
   target: Target;
   url: string;
-  tokens: string[];
+  /** Taken in turn: tokens for the service, user ids for the baseline. */
+  credentials: string[];
   total: number;
   concurrency: number;
   timeoutMs: number;

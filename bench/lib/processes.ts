@@ -14,6 +14,8 @@ export interface ManagedProcess {
   exited: Promise<Exit>;
   isRunning(): boolean;
   output(): string;
+  /** The inspector's WebSocket address, once the child has printed it (with `inspect`). */
+  inspectorUrl(): string | undefined;
   stop(graceMs?: number): Promise<Exit>;
 }
 
@@ -31,10 +33,14 @@ export interface LaunchOptions {
   cpu?: number;
   /** Raise the soft limit of open files to this for the child. */
   openFiles?: number;
+  /** Open V8's inspector on a free local port (see `ManagedProcess.inspectorUrl`). */
+  inspect?: boolean;
   ipc?: boolean;
 }
 
 const OUTPUT_LIMIT = 20_000;
+/** As Node prints it: `Debugger listening on ws://127.0.0.1:<port>/<id>`. */
+const INSPECTOR_URL = /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/;
 const running = new Set<ManagedProcess>();
 /** Set by `killAllNow`: nothing starts after it. */
 let killed = false;
@@ -59,6 +65,7 @@ export function profiling(): boolean {
 function commandLine(options: LaunchOptions): string[] {
   let argv = [
     process.execPath,
+    ...(options.inspect ? ['--inspect=127.0.0.1:0'] : []),
     ...(options.nodeArgs ?? []),
     options.script,
     ...(options.args ?? []),
@@ -90,8 +97,10 @@ export function launch(options: LaunchOptions): ManagedProcess {
   if (child.pid === undefined) throw new Error(`Could not start ${options.name}`);
   const pid = child.pid;
   let output = '';
+  let inspectorUrl: string | undefined;
   const collect = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-OUTPUT_LIMIT);
+    if (options.inspect) inspectorUrl ??= INSPECTOR_URL.exec(output)?.[0];
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
@@ -106,6 +115,7 @@ export function launch(options: LaunchOptions): ManagedProcess {
     exited,
     isRunning,
     output: () => output,
+    inspectorUrl: () => inspectorUrl,
     stop: async (graceMs = 5_000) => {
       if (isRunning()) signalGroup(pid, 'SIGTERM');
       const exit = await Promise.race([exited, sleep(graceMs).then(() => undefined)]);

@@ -92,6 +92,12 @@ function idleStepRows(
         TARGETS.rssPerConnection,
       ),
     ),
+    row(
+      `RSS per connection added since the step before ${at}`,
+      show(s, (step) => kib(step.rssPerAddedConnectionBytes)),
+      show(b, (step) => kib(step.rssPerAddedConnectionBytes)),
+      { ratio: both((step) => step.rssPerAddedConnectionBytes) },
+    ),
     row(`connect p50 / p99, rate ${at}`, show(s, connect), show(b, connect), {
       ratio: both((step) => step.connectMs.p50),
     }),

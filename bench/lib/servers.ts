@@ -18,6 +18,8 @@ export interface ServerHandle {
 export interface ServerPlacement {
   cpu: number;
   openFiles?: number;
+  /** For `collectGarbage`. */
+  inspect?: boolean;
 }
 
 const START_TIMEOUT_MS = 60_000;

@@ -90,11 +90,11 @@ async function connectIdle(command: ConnectCommand): Promise<ConnectResult> {
   let firstError: string | undefined;
   const offset = sockets.length;
   await mapLimited(Array.from({ length: missing }), command.concurrency, async (_, index) => {
-    const token = command.tokens[(offset + index) % Math.max(1, command.tokens.length)];
+    const credential = command.credentials[(offset + index) % command.credentials.length];
     try {
       const { ms } = await connect(
         command.url,
-        authOf(command.target, token, `idle${offset + index}`),
+        authOf(command.target, credential, credential),
         command.timeoutMs,
       );
       times.push(ms);

@@ -2,6 +2,7 @@ import { sleep } from '../common/clock';
 import type { Target } from '../common/protocol';
 import type { Summary } from '../common/summary';
 import { openFilesFor, type BenchContext } from '../lib/context';
+import { collectGarbage } from '../lib/gc';
 import { Loader } from '../lib/loader-client';
 import { cpuMs, rssBytes } from '../lib/proc-stats';
 import type { ServerHandle } from '../lib/servers';
@@ -11,7 +12,10 @@ export interface IdleStep {
   open: number;
   failed: number;
   rssBytes: number;
+  /** (RSS − base RSS) / open connections. */
   rssPerConnectionBytes: number;
+  /** RSS added per connection added since the previous step (or the base): independent of how much free heap the base happened to hold. */
+  rssPerAddedConnectionBytes: number;
   connectMs: Summary;
   connectsPerSec: number;
   /** Server CPU time per connection opened in this step (handshake, auth, bookkeeping). */
@@ -31,6 +35,8 @@ export interface IdleResult {
 }
 
 const WARM_UP_CONNECTIONS = 200;
+/** For the pages a collection frees to go back to the system. */
+const GC_SETTLE_MS = 500;
 
 /** Steps the open-file limit allows; the others are reported as skipped. */
 export function idleSteps(ctx: BenchContext): { steps: number[]; skipped: number[] } {
@@ -44,33 +50,41 @@ async function warmUp(
   ctx: BenchContext,
   server: ServerHandle,
   target: Target,
-  tokens: string[],
+  credentials: string[],
 ): Promise<void> {
   const loader = Loader.start('socketio', ctx.config.loadCpu);
   try {
     await loader.request(
-      connectCommand(ctx, server, target, tokens, WARM_UP_CONNECTIONS),
+      connectCommand(ctx, server, target, credentials, WARM_UP_CONNECTIONS),
       'connected',
       60_000,
     );
   } finally {
     await loader.close();
   }
+}
+
+/** The server's RSS once it has settled, right after a full garbage collection. */
+async function settledRss(ctx: BenchContext, server: ServerHandle): Promise<number> {
   await sleep(ctx.config.settleMs);
+  const [main] = server.processes;
+  await collectGarbage(main);
+  await sleep(GC_SETTLE_MS);
+  return rssBytes(main.pid);
 }
 
 function connectCommand(
   ctx: BenchContext,
   server: ServerHandle,
   target: Target,
-  tokens: string[],
+  credentials: string[],
   total: number,
 ) {
   return {
     type: 'connect' as const,
     target,
     url: server.urls[0],
-    tokens,
+    credentials,
     total,
     concurrency: ctx.config.connectConcurrency,
     timeoutMs: 30_000,
@@ -82,7 +96,7 @@ interface StepInput {
   server: ServerHandle;
   loader: Loader;
   target: Target;
-  tokens: string[];
+  credentials: string[];
   baseRssBytes: number;
 }
 
@@ -90,16 +104,16 @@ interface StepInput {
 async function measureStep(
   input: StepInput,
   connections: number,
-  opened: number,
+  previous: { open: number; rssBytes: number },
 ): Promise<IdleStep> {
-  const { ctx, server, loader, target, tokens, baseRssBytes } = input;
+  const { ctx, server, loader, target, credentials, baseRssBytes } = input;
+  const opened = previous.open;
   const pid = server.processes[0].pid;
-  const command = connectCommand(ctx, server, target, tokens, connections);
+  const command = connectCommand(ctx, server, target, credentials, connections);
   const [cpu0, load0, t0] = [cpuMs(pid), loader.cpuMs(), Date.now()];
   const { result } = await loader.request(command, 'connected', 60_000 + connections * 20);
   const [cpu1, load1, t1] = [cpuMs(pid), loader.cpuMs(), Date.now()];
-  await sleep(ctx.config.settleMs);
-  const rss = rssBytes(pid);
+  const rss = await settledRss(ctx, server);
   const added = Math.max(1, result.open - opened);
   return {
     connections,
@@ -107,6 +121,7 @@ async function measureStep(
     failed: result.failed,
     rssBytes: rss,
     rssPerConnectionBytes: (rss - baseRssBytes) / Math.max(1, result.open),
+    rssPerAddedConnectionBytes: (rss - previous.rssBytes) / added,
     connectMs: result.connectMs,
     connectsPerSec: added / (Math.max(1, t1 - t0) / 1000),
     serverCpuUsPerConnect: ((cpu1 - cpu0) * 1000) / added,
@@ -120,18 +135,24 @@ export async function measureIdle(
   ctx: BenchContext,
   server: ServerHandle,
   target: Target,
-  tokens: string[],
+  credentials: string[],
 ): Promise<IdleResult> {
   const { steps, skipped } = idleSteps(ctx);
-  await warmUp(ctx, server, target, tokens);
-  const baseRssBytes = rssBytes(server.processes[0].pid);
+  await warmUp(ctx, server, target, credentials);
+  const baseRssBytes = await settledRss(ctx, server);
   const openFiles = openFilesFor(ctx.host, Math.max(0, ...steps));
   const loader = Loader.start('socketio', ctx.config.loadCpu, openFiles);
   try {
-    const input = { ctx, server, loader, target, tokens, baseRssBytes };
+    const input = { ctx, server, loader, target, credentials, baseRssBytes };
     const measured: IdleStep[] = [];
     for (const connections of steps)
-      measured.push(await measureStep(input, connections, measured.at(-1)?.open ?? 0));
+      measured.push(
+        await measureStep(
+          input,
+          connections,
+          measured.at(-1) ?? { open: 0, rssBytes: baseRssBytes },
+        ),
+      );
     const pid = server.processes[0].pid;
     const [cpu0, t0] = [cpuMs(pid), Date.now()];
     await sleep(ctx.config.holdMs);
