@@ -74,7 +74,10 @@ export interface RunResult {
   skipped: number;
   deliveries: number;
   expectedDeliveries: number;
+  /** Skipped in this run, plus `tailLost`. */
   lost: number;
+  /** Never seen at the end of this run: counted again by the next run if still missing. */
+  tailLost: number;
   duplicates: number;
   disconnects: number;
   drained: boolean;

@@ -21,7 +21,19 @@ export interface LoadMeasurement extends RunResult {
   loaderCpuPercent: number;
   /** With several repeats: this is the median one, and these are the figures of each, in order. */
   repeats?: number[];
+  /** Runs whose loss, duplicates, errors and drops the integrity fields add up (every repeat, and the warm-up before the first run). */
+  runsChecked: number;
+  /** Every repeat as measured, in the order run (for the JSON results). */
+  runs?: LoadMeasurement[];
+  /** The unmeasured warm-up before the first run, as the load generator saw it. */
+  warmUp?: RunResult;
 }
+
+/** The fields that must stay clean, whichever repeat gives the figures. */
+type Integrity = Pick<
+  RunResult,
+  'lost' | 'tailLost' | 'duplicates' | 'ackErrors' | 'disconnects' | 'drained'
+>;
 
 export interface Scenario {
   /** The phase it belongs to, naming its perf recordings. */
@@ -38,14 +50,17 @@ const SETUP_TIMEOUT_MS = 180_000;
 
 function derive(result: RunResult, serverCpuMs: number, loaderCpuMs: number, wallMs: number) {
   const activeSeconds = Math.max(result.activeMs, 1) / 1000;
-  const settled = result.acked > 0 ? result.acked : result.sent;
+  // Over /ws nothing is acknowledged; elsewhere a refused send is not throughput.
+  const acknowledging = result.acked + result.ackErrors > 0;
+  const settled = acknowledging ? result.acked : result.sent;
   return {
     serverCpuMs,
     loaderCpuMs,
     wallMs,
     deliveriesPerSec: result.deliveries / activeSeconds,
     messagesPerSec: settled / activeSeconds,
-    cpuUsPerDelivery: result.deliveries > 0 ? (serverCpuMs * 1000) / result.deliveries : 0,
+    // NaN, not 0, for a server that delivered nothing: no target can pass on it.
+    cpuUsPerDelivery: result.deliveries > 0 ? (serverCpuMs * 1000) / result.deliveries : NaN,
     serverCpuPercent: (serverCpuMs / wallMs) * 100,
     loaderCpuPercent: (loaderCpuMs / wallMs) * 100,
   };
@@ -73,9 +88,13 @@ async function measureRun(loader: Loader, server: ServerHandle, run: RunCommand,
  * messages faster than the receivers' node (on the same core) delivers them,
  * and a backlog left over would be counted, seconds late, in the first run.
  */
-async function warmUp(ctx: BenchContext, loader: Loader, scenario: Scenario): Promise<void> {
+async function warmUp(
+  ctx: BenchContext,
+  loader: Loader,
+  scenario: Scenario,
+): Promise<RunResult | undefined> {
   const { warmupMs } = ctx.config;
-  if (warmupMs <= 0) return;
+  if (warmupMs <= 0) return undefined;
   const [first] = scenario.runs;
   const drainMs = Math.max(first.drainMs, 2 * warmupMs);
   const run: RunCommand = { ...first, mode: 'max', durationMs: warmupMs, drainMs };
@@ -84,6 +103,7 @@ async function warmUp(ctx: BenchContext, loader: Loader, scenario: Scenario): Pr
     ctx.notes.push(
       `${scenario.name}: deliveries of the warm-up were still missing ${drainMs / 1000} s after it; the first run starts behind them`,
     );
+  return result;
 }
 
 /** A scenario's load generator, connected, joined and warmed up. */
@@ -91,6 +111,7 @@ interface Ready {
   loader: Loader;
   connections: number;
   connectMs: Summary;
+  warmUp?: RunResult;
 }
 
 /** Connects and joins every member in a fresh load generator, then warms the server up. */
@@ -109,8 +130,13 @@ async function prepare(ctx: BenchContext, scenario: Scenario): Promise<Ready> {
       'ready',
       SETUP_TIMEOUT_MS,
     );
-    await warmUp(ctx, loader, scenario);
-    return { loader, connections: ready.connections, connectMs: ready.connectMs };
+    const warmedUp = await warmUp(ctx, loader, scenario);
+    return {
+      loader,
+      connections: ready.connections,
+      connectMs: ready.connectMs,
+      warmUp: warmedUp,
+    };
   } catch (error) {
     await loader.close();
     throw error;
@@ -163,14 +189,43 @@ export async function runInTurns(
             ...measured,
             connections: ready[i].connections,
             connectMs: ready[i].connectMs,
+            runsChecked: 1,
           });
         }
     return taken.map((perRun, i) =>
-      perRun.map((measured) => median(measured, entrants[i].scenario.figure)),
+      perRun.map((measured, r) => {
+        const warmedUp = r === 0 ? ready[i].warmUp : undefined;
+        const picked = median(measured, entrants[i].scenario.figure);
+        const runsChecked = measured.length + (warmedUp ? 1 : 0);
+        const kept = { runs: measured, warmUp: warmedUp };
+        return { ...picked, ...integrityOf(measured, warmedUp), runsChecked, ...kept };
+      }),
     );
   } finally {
     for (const { loader } of ready) await loader.close();
   }
+}
+
+/**
+ * Loss, duplicates, errors and drops over runs one after the other on the
+ * same connections. A run's tail loss is still missing in the next run,
+ * which counts it again, so only the last run's tail is added. A warm-up
+ * that had not drained is only a note (its late deliveries land in the
+ * first run), not a failure.
+ */
+function integrityOf(measured: RunResult[], warmedUp?: RunResult): Integrity {
+  const runs = warmedUp ? [warmedUp, ...measured] : measured;
+  const last = runs[runs.length - 1];
+  const sum = (pick: (run: RunResult) => number) =>
+    runs.reduce((total, run) => total + pick(run), 0);
+  return {
+    lost: sum((run) => run.lost - run.tailLost) + last.tailLost,
+    tailLost: last.tailLost,
+    duplicates: sum((run) => run.duplicates),
+    ackErrors: sum((run) => run.ackErrors),
+    disconnects: sum((run) => run.disconnects),
+    drained: measured.every((run) => run.drained),
+  };
 }
 
 /** The median repeat by `figure` (the lower middle one of an even count), with every repeat's figure. */

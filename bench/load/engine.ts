@@ -99,12 +99,16 @@ export class LoadEngine {
   }
 
   failed(sender: Sender, error: string): void {
-    const state = this.state;
-    if (state) {
-      state.ackErrors += 1;
-      state.firstError ??= error;
-    }
+    this.refused(error);
     this.release(sender);
+  }
+
+  /** The server refused something (an error ack or frame): counted with the run's ack errors. */
+  refused(error: string): void {
+    const state = this.state;
+    if (!state) return;
+    state.ackErrors += 1;
+    state.firstError ??= error;
   }
 
   /** One of the sender's messages is settled: it may send another. */
@@ -172,9 +176,11 @@ export class LoadEngine {
   private resultOf(state: RunState, drained: boolean): RunResult {
     const disconnects = this.disconnects - state.disconnectsAtStart;
     let lost = 0;
+    let tailLost = 0;
     let duplicates = 0;
     for (const { tracker } of this.receivers) {
       lost += tracker.lost(this.expected);
+      tailLost += tracker.missingAtTail(this.expected);
       duplicates += tracker.duplicates;
     }
     return {
@@ -186,6 +192,7 @@ export class LoadEngine {
       deliveries: state.deliveries,
       expectedDeliveries: state.expectedDeliveries,
       lost,
+      tailLost,
       duplicates,
       disconnects,
       drained,

@@ -29,12 +29,17 @@ export class StreamTracker {
     return this.last.get(stream) ?? 0;
   }
 
-  /** Skipped numbers plus those never seen at the tail, given each stream's last settled number. */
+  /** Skipped numbers since the last reset plus those never seen at the tail, given each stream's last settled number. */
   lost(expected: ReadonlyMap<string, number>): number {
+    return this.gaps + this.missingAtTail(expected);
+  }
+
+  /** Numbers after the last one seen, up to each stream's last settled number: still missing however many resets ago they were sent. */
+  missingAtTail(expected: ReadonlyMap<string, number>): number {
     let tail = 0;
     for (const stream of this.streams)
       tail += Math.max(0, (expected.get(stream) ?? 0) - this.lastOf(stream));
-    return this.gaps + tail;
+    return tail;
   }
 
   resetCounts(): void {

@@ -77,7 +77,17 @@ function onFrame(member: Member, frame: ServerFrame): void {
     if (sender) engine.release(sender);
   } else if (frame.type === 'joined') {
     member.joined?.();
+  } else if (frame.type === 'error') {
+    refused(member, frame as { code?: string; message?: string });
   }
+}
+
+/** An error frame: the refusal of the member's last broadcast when it sends, counted either way. */
+function refused(member: Member, { code, message }: { code?: string; message?: string }): void {
+  const error = `error frame ${code ?? ''}: ${message ?? ''}`;
+  const sender = sendersByKey.get(member.key);
+  if (sender) engine.failed(sender, error);
+  else engine.refused(error);
 }
 
 function parse(data: RawData): ServerFrame | undefined {
