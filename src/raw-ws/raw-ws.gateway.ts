@@ -159,10 +159,13 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       connections: this.connectionSlots,
       trust: this.trust,
     });
-    // A client gone before the upgrade completes must not keep its connection slot.
+    // A client gone before the upgrade completes must not keep its connection
+    // slot; one gone while it was authenticated has closed already, and `ws`
+    // then destroys the socket without calling back.
     const releaseSlot = () => {
       if ('user' in outcome) this.connectionSlots.release(outcome.user.id, outcome.connectionId);
     };
+    if (socket.destroyed) return releaseSlot();
     socket.once('close', releaseSlot);
     this.server.handleUpgrade(request, socket, head, (ws) => {
       socket.off('close', releaseSlot);

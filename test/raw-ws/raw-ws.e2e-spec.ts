@@ -9,7 +9,9 @@ import {
   registerUser,
   type TestUser,
 } from '../support/api';
+import { TokenService } from '@app/auth/token.service';
 import { databaseKinds } from '../support/databases';
+import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import { connectSocket, emitOk, nextEvent, sleep, type ClientSocket } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
@@ -370,5 +372,34 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       const client = await raw(ada);
       expect(client.socket.readyState).toBe(WebSocket.OPEN);
     });
+  });
+});
+
+describe.each(databaseKinds())('raw WebSocket /ws connection slots (%s)', (kind) => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp(kind, { MAX_SOCKETS_PER_USER: '1' });
+  });
+  afterAll(() => t.close());
+
+  it('frees the slot of a client that reset its connection while its upgrade was authenticated', async () => {
+    const dave = await registerUser(t.url);
+    const verifying = holdNextCall(t.app.get(TokenService), 'verify');
+    const tcp = createConnection(Number(new URL(t.url).port), '127.0.0.1');
+    await new Promise((resolve) => tcp.once('connect', resolve));
+    tcp.write(
+      `GET /ws?token=${dave.token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
+        'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+        'Sec-WebSocket-Version: 13\r\n\r\n',
+    );
+    await verifying.started;
+    tcp.resetAndDestroy();
+    await sleep(100);
+    verifying.release();
+    await sleep(100);
+
+    const client = await RawClient.connect(t.url, dave.token);
+    client.close();
   });
 });
