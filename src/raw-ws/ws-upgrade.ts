@@ -6,7 +6,7 @@ import { bearerToken, queryToken } from '@app/auth/token-extraction';
 import type { TokenService } from '@app/auth/token.service';
 import { ErrorCode } from '@app/common/errors/error-code';
 import { toErrorBody } from '@app/common/errors/to-error-body';
-import { clientAddress, type TrustRule } from '@app/realtime/client-address';
+import { clientBudgetKey, type TrustRule } from '@app/realtime/client-address';
 import type { ConnectionTracker } from '@app/realtime/connection-tracker';
 import type { RateLimitService } from '@app/throttling/rate-limit.service';
 import { WsCloseCode } from '@app/contract/ws-frames';
@@ -46,7 +46,7 @@ export async function authenticateUpgrade(
   deps: UpgradeDependencies,
 ): Promise<UpgradeOutcome> {
   try {
-    await deps.rateLimits.consume('connect', clientAddress(request, deps.trust));
+    await deps.rateLimits.consume('connect', clientBudgetKey(request, deps.trust));
     const user = await deps.tokens.verify(bearerToken(request) ?? queryToken(request.url));
     const connectionId = `ws:${randomUUID()}`;
     await deps.connections.acquire(user.id, connectionId);

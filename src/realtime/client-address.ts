@@ -1,4 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+// Not re-exported by the package's index; the very function REST's throttler keys by.
+import { normalizeIp } from '@nestjs/throttler/dist/ip';
 import proxyAddr from 'proxy-addr';
 import type { TrustProxy } from '@app/config/trust-proxy';
 
@@ -22,4 +24,13 @@ export function clientAddress(request: IncomingMessage, trust: TrustRule): strin
   // Undefined, whatever the typings say, once the socket is gone.
   const address: string | undefined = proxyAddr(request, trust);
   return address ?? 'unknown';
+}
+
+/**
+ * Who a per-address budget counts: the client's address, with every IPv6
+ * address of one /64 network as one client (one host can choose any of
+ * them), exactly as the REST throttler keys its budgets.
+ */
+export function clientBudgetKey(request: IncomingMessage, trust: TrustRule): string {
+  return normalizeIp(clientAddress(request, trust));
 }

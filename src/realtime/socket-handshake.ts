@@ -3,7 +3,7 @@ import { ErrorCode } from '@app/common/errors/error-code';
 import type { TokenService } from '@app/auth/token.service';
 import { bearerToken } from '@app/auth/token-extraction';
 import type { RateLimitService } from '@app/throttling/rate-limit.service';
-import { clientAddress, type TrustRule } from './client-address';
+import { clientBudgetKey, type TrustRule } from './client-address';
 import type { ConnectionTracker } from './connection-tracker';
 import type { AppSocket } from './socket-data';
 
@@ -46,7 +46,7 @@ function releaseWhenGone(socket: AppSocket, release: () => void): void {
 export function socketHandshake(deps: HandshakeDependencies) {
   return (socket: AppSocket, next: (error?: Error) => void): void => {
     const authenticate = async () => {
-      await deps.rateLimits.consume('connect', clientAddress(socket.request, deps.trust));
+      await deps.rateLimits.consume('connect', clientBudgetKey(socket.request, deps.trust));
       const user = await deps.tokens.verify(handshakeToken(socket));
       await deps.connections.acquire(user.id, socket.id);
       socket.data.user = user;

@@ -79,4 +79,21 @@ describe('TRUST_PROXY=1 behind one proxy: a made-up X-Forwarded-For buys no budg
     );
     expect(refused.data?.code).toBe('RATE_LIMITED');
   });
+
+  it('counts every address of one IPv6 /64 as one client on upgrades, as REST does', async () => {
+    const headers = (i: number) => ({ 'X-Forwarded-For': `2001:db8:1:2::${i + 1}` });
+    open.push(await connectSocket(t.url, user.token, { extraHeaders: headers(0) }));
+    open.push(await RawClient.connect(t.url, user.token, { headers: headers(1) }));
+    open.push(await connectSocket(t.url, user.token, { extraHeaders: headers(2) }));
+
+    const raw = RawClient.open(t.url, user.token, { headers: headers(3) });
+    open.push(raw);
+    expect(await upgradeOutcome(raw)).toMatchObject({ code: WsCloseCode.RateLimited });
+    // Another /64 keeps its own budget.
+    open.push(
+      await RawClient.connect(t.url, user.token, {
+        headers: { 'X-Forwarded-For': '2001:db8:1:3::1' },
+      }),
+    );
+  });
 });
