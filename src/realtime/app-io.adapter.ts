@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { isObservable, type Observable } from 'rxjs';
+import type { Socket as EngineSession } from 'engine.io';
 import type { ServerOptions, Socket } from 'socket.io';
 import { TokenService } from '@app/auth/token.service';
 import type { AllConfig } from '@app/config/app-config';
@@ -14,10 +15,21 @@ import { ConnectionTracker } from './connection-tracker';
 import { isOriginAllowed } from './origin-policy';
 import type { AppServer, AppSocket } from './socket-data';
 import { limitPacketRate } from './packet-rate';
+import { REFUSED_SESSION_GRACE_MS, SessionBudget } from './session-budget';
 import { socketHandshake } from './socket-handshake';
 
 /** Failures were answered by the exception filter; nothing may escape to the process. */
 const ignoreFailure = () => undefined;
+
+/** A session over the address's budget lives only long enough to be told so. */
+function closeRefusedSessions(server: AppServer, budget: SessionBudget): void {
+  server.engine.on('connection', (session: EngineSession) => {
+    if (!budget.isRefused(session.request)) return;
+    const timer = setTimeout(() => session.close(), REFUSED_SESSION_GRACE_MS);
+    timer.unref();
+    session.once('close', () => clearTimeout(timer));
+  });
+}
 
 /**
  * The Socket.IO server as the contract wants it: options from configuration,
@@ -41,6 +53,10 @@ export class AppIoAdapter extends IoAdapter {
     const config = this.app.get(ConfigService<AllConfig, true>);
     const realtime = config.get('realtime', { infer: true });
     const http = config.get('http', { infer: true });
+    const budget = new SessionBudget(
+      this.app.get(RateLimitService, { strict: false }),
+      trustRule(http.trustProxy),
+    );
     const server = super.createIOServer(port, {
       ...options,
       pingInterval: realtime.pingIntervalMs,
@@ -49,18 +65,20 @@ export class AppIoAdapter extends IoAdapter {
       // Other upgrades (`/ws`) are answered by their own transport, sometimes after an async auth check.
       destroyUpgrade: false,
       cors: { origin: http.corsOrigins.includes('*') ? true : http.corsOrigins, credentials: true },
-      allowRequest: (request, callback) =>
-        callback(null, isOriginAllowed(request, http.corsOrigins)),
+      allowRequest: (request, callback) => {
+        if (!isOriginAllowed(request, http.corsOrigins)) return callback(null, false);
+        void budget.spendOnNewSession(request).then(() => callback(null, true));
+      },
     } satisfies Partial<ServerOptions>) as AppServer;
+    closeRefusedSessions(server, budget);
     server.on('connection', (socket: AppSocket) =>
       limitPacketRate(socket, realtime.maxPacketsPerSecond),
     );
     server.use(
       socketHandshake({
         tokens: this.app.get(TokenService, { strict: false }),
-        rateLimits: this.app.get(RateLimitService, { strict: false }),
+        budget,
         connections: this.app.get(ConnectionTracker, { strict: false }),
-        trust: trustRule(http.trustProxy),
       }),
     );
     return server;

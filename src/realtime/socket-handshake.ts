@@ -2,18 +2,16 @@ import { toErrorBody } from '@app/common/errors/to-error-body';
 import { ErrorCode } from '@app/common/errors/error-code';
 import type { TokenService } from '@app/auth/token.service';
 import { bearerToken } from '@app/auth/token-extraction';
-import type { RateLimitService } from '@app/throttling/rate-limit.service';
-import { clientBudgetKey, type TrustRule } from './client-address';
 import type { ConnectionTracker } from './connection-tracker';
+import type { SessionBudget } from './session-budget';
 import type { AppSocket } from './socket-data';
 
 export const AUTHENTICATION_FAILED = 'Authentication failed';
 
 export interface HandshakeDependencies {
   tokens: TokenService;
-  rateLimits: RateLimitService;
+  budget: SessionBudget;
   connections: ConnectionTracker;
-  trust: TrustRule;
 }
 
 /** The error `connect_error` carries: a fixed message and the contract's error as `data`. */
@@ -46,7 +44,7 @@ function releaseWhenGone(socket: AppSocket, release: () => void): void {
 export function socketHandshake(deps: HandshakeDependencies) {
   return (socket: AppSocket, next: (error?: Error) => void): void => {
     const authenticate = async () => {
-      await deps.rateLimits.consume('connect', clientBudgetKey(socket.request, deps.trust));
+      await deps.budget.admitConnect(socket.request);
       const user = await deps.tokens.verify(handshakeToken(socket));
       await deps.connections.acquire(user.id, socket.id);
       socket.data.user = user;

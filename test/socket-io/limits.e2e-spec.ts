@@ -3,6 +3,7 @@ import { WebSocket } from 'ws';
 import { TokenService } from '@app/auth/token.service';
 import { createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
+import { REFUSED_SESSION_GRACE_MS } from '@app/realtime/session-budget';
 import { holdNextCall } from '../support/hold';
 import {
   connectSocket,
@@ -171,4 +172,52 @@ describe.each(databaseKinds())('Socket.IO connection attempts per address (%s)',
       await t.close();
     }
   });
+
+  it('counts Engine.IO sessions that never connect, and closes those over the budget', async () => {
+    const t = await startTestApp(kind, { RATE_LIMIT_CONNECTIONS_PER_IP: '3/60s' });
+    try {
+      const user = await registerUser(t.url);
+      const sessions = [];
+      for (let i = 0; i < 4; i += 1) sessions.push(await openPollingSession(t.url));
+
+      const error = await connectSocket(t.url, user.token).then(
+        () => {
+          throw new Error('connected');
+        },
+        (e: ConnectError) => e,
+      );
+      expect(error.data?.code).toBe('RATE_LIMITED');
+      await sleep(REFUSED_SESSION_GRACE_MS + 500);
+      const open = await Promise.all(sessions.map((sid) => sessionOpen(t.url, sid)));
+      expect(open).toEqual([true, true, true, false]);
+    } finally {
+      await t.close();
+    }
+  }, 20_000);
 });
+
+const pollingUrl = (url: string) => `${url}/socket.io/?EIO=4&transport=polling`;
+
+/** An Engine.IO session opened by its polling handshake, and nothing more: its id. */
+async function openPollingSession(url: string): Promise<string> {
+  const response = await fetch(pollingUrl(url));
+  const open = JSON.parse((await response.text()).slice(1)) as { sid: string };
+  return open.sid;
+}
+
+const CLOSE_PACKET = '1';
+
+/** Whether the session is still open: gone (400) or closing (a close packet among the polled) is closed. */
+async function sessionOpen(url: string, sid: string): Promise<boolean> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), 200);
+  try {
+    const response = await fetch(`${pollingUrl(url)}&sid=${sid}`, { signal: controller.signal });
+    const packets = (await response.text()).split('\x1e');
+    return response.status === 200 && !packets.includes(CLOSE_PACKET);
+  } catch {
+    return true; // a long poll nothing has answered yet
+  } finally {
+    clearTimeout(timer);
+  }
+}
