@@ -249,7 +249,7 @@ export class EnvironmentVariables {
   RATE_LIMIT_CHAT_TYPING = '5/1s';
 
   @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_CHAT_JOIN') })
-  RATE_LIMIT_CHAT_JOIN = '30/60s';
+  RATE_LIMIT_CHAT_JOIN = '300/60s';
 
   @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_ROOM_PRESENCE') })
   RATE_LIMIT_ROOM_PRESENCE = '60/60s';

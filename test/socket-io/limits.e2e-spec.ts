@@ -1,6 +1,8 @@
 import request from 'supertest';
 import { WebSocket } from 'ws';
+import { ConfigService } from '@nestjs/config';
 import { TokenService } from '@app/auth/token.service';
+import type { AllConfig } from '@app/config/app-config';
 import { createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { REFUSED_SESSION_GRACE_MS } from '@app/realtime/session-budget';
@@ -194,6 +196,33 @@ describe.each(databaseKinds())('Socket.IO connection attempts per address (%s)',
       await t.close();
     }
   }, 20_000);
+});
+
+describe('Socket.IO join budget by default', () => {
+  it('lets a connection that holds the most rooms it may rejoin all of them after a reconnect', async () => {
+    const t = await startTestApp('sqlite');
+    try {
+      const config = t.app.get(ConfigService<AllConfig, true>);
+      const mostRooms = config.get('realtime.maxRoomsPerConnection', { infer: true });
+      const user = await registerUser(t.url);
+      const rooms = [];
+      for (let i = 0; i < mostRooms; i += 1)
+        rooms.push(await createRoom(t.url, user));
+      const joinAll = async (since?: number) => {
+        const socket = await connectSocket(t.url, user.token);
+        const answers = await Promise.all(
+          rooms.map((room) => emitAck(socket, 'chat:join', { roomId: room.id, since })),
+        );
+        socket.close();
+        return answers.filter((answer) => !answer.ok);
+      };
+
+      expect(await joinAll()).toEqual([]);
+      expect(await joinAll(0)).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  }, 30_000);
 });
 
 const pollingUrl = (url: string) => `${url}/socket.io/?EIO=4&transport=polling`;
