@@ -23,6 +23,24 @@ function history(stored: number, pageSize = 200) {
   return { fetchAfter, calls };
 }
 
+/**
+ * A REST history whose size may change while a request is under way: a page
+ * holds what was stored when the request arrived, and the first answer is
+ * held back until `answerFirst` is called (a response slowed by an outage).
+ */
+function slowFirstHistory(stored: { count: number }) {
+  const calls: number[] = [];
+  let answerFirst!: () => void;
+  const firstHeld = new Promise<void>((resolve) => (answerFirst = resolve));
+  const fetchAfter = async (_roomId: string, since: number): Promise<MessagePage> => {
+    calls.push(since);
+    const page = { items: range(since + 1, stored.count), nextCursor: null };
+    if (calls.length === 1) await firstHeld;
+    return page;
+  };
+  return { fetchAfter, calls, answerFirst };
+}
+
 function feed(options: { since?: number; stored?: number; pageSize?: number } = {}) {
   const delivered: number[] = [];
   const rest = history(options.stored ?? 0, options.pageSize);
@@ -145,6 +163,28 @@ describe('RoomFeed', () => {
     await f.receive(message(9));
     positions.push(f.since);
     expect(positions).toEqual([6, 9]);
+  });
+
+  it('catches up to the end when asked while a fill that read an older end is under way', async () => {
+    const stored = { count: 8 };
+    const rest = slowFirstHistory(stored);
+    const delivered: number[] = [];
+    const f = new RoomFeed({
+      roomId: ROOM,
+      since: 5,
+      deliver: (m) => delivered.push(m.seq),
+      fetchAfter: rest.fetchAfter,
+    });
+    const gapFill = f.receive(message(8));
+    // An outage: more is posted, and the re-join's ack is truncated.
+    stored.count = 1_500;
+    f.beginSync();
+    const resync = f.endSync({ roomLastSeq: 1_500, missed: range(6, 1_005), truncated: true });
+    rest.answerFirst();
+    await Promise.all([gapFill, resync]);
+    expect(f.since).toBe(1_500);
+    expect(delivered).toEqual(seqs(6, 1_500));
+    expect(rest.calls).toEqual([5, 1_005]);
   });
 
   it('keeps what it holds when a fill fails, and completes on the next trigger', async () => {

@@ -37,6 +37,8 @@ export class RoomFeed {
   /** A join is in flight: its ack will bring what is missing, so no REST fill meanwhile. */
   private syncing = false;
   private filling: Promise<void> | undefined;
+  /** Someone asked to fetch up to the room's end: a fill under way may have read an older end. */
+  private catchUpAsked = false;
   /** The position a join in flight asked to resume from. */
   private syncFrom: number | undefined;
 
@@ -119,18 +121,22 @@ export class RoomFeed {
     }
   }
 
-  /** One fill at a time; a fill already running covers the new gap too, or loops for it. */
+  /**
+   * One fill at a time; a fill already running covers the new gap too, or
+   * loops for it. A catch-up asked for meanwhile makes it fetch once more from
+   * where it got to: the pages it is reading may predate an outage.
+   */
   private fill(behind: boolean): Promise<void> {
-    this.filling ??= this.fillUntilContiguous(behind).finally(() => {
+    if (behind) this.catchUpAsked = true;
+    this.filling ??= this.fillUntilContiguous().finally(() => {
       this.filling = undefined;
     });
     return this.filling;
   }
 
-  private async fillUntilContiguous(behind: boolean): Promise<void> {
-    let catchUp = behind;
-    while (catchUp || this.pending.size > 0) {
-      catchUp = false;
+  private async fillUntilContiguous(): Promise<void> {
+    while (this.catchUpAsked || this.pending.size > 0) {
+      this.catchUpAsked = false;
       const before = this.lastSeq;
       await this.fetchEverythingAfter();
       if (this.lastSeq === before && this.pending.size > 0) this.skipUnfillableGap();

@@ -125,6 +125,19 @@ function restHistory(stored: () => number) {
   return { fetch, calls };
 }
 
+/** Like `restHistory`, but the first answer, read when asked, is held until `answerFirst`. */
+function slowFirstRestHistory(stored: () => number) {
+  const rest = restHistory(stored);
+  let answerFirst!: () => void;
+  const firstHeld = new Promise<void>((resolve) => (answerFirst = resolve));
+  const fetch = async (url: string) => {
+    const response = await rest.fetch(url);
+    if (rest.calls.length === 1) await firstHeld;
+    return response;
+  };
+  return { fetch, calls: rest.calls, answerFirst };
+}
+
 function removedFrom(roomId: string): NotificationJson {
   const room: RoomJson = {
     id: roomId,
@@ -412,6 +425,28 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('catches up after a reconnect even when a gap fill was under way across it', async () => {
+    let stored = 8;
+    const rest = slowFirstRestHistory(() => stored);
+    const { ws } = client({ resume: true, fetch: rest.fetch });
+    const seen = record(ws, 'chatMessage');
+    ws.join(ROOM, { since: 5 });
+    const first = await connected(ws);
+    first.joined(ROOM, 5);
+    await settle();
+    first.frame({ type: WsServerFrameType.ChatMessage, room: ROOM, message: message(8) });
+    await settle();
+    first.drop();
+    stored = 20; // posted while disconnected
+    await jest.advanceTimersByTimeAsync(1_001);
+    FakeSocket.last.accept();
+    FakeSocket.last.joined(ROOM, 20);
+    rest.answerFirst();
+    await settle();
+    expect(seen.map(({ message: m }) => m.seq)).toEqual(range(6, 20));
+    ws.close();
+  });
+
   it('waits for the first live message when the server does not tell the lastSeq of a join', async () => {
     const rest = restHistory(() => 4);
     const { ws } = client({ resume: true, fetch: rest.fetch });
@@ -450,3 +485,7 @@ describe('WsClient', () => {
     ws.close();
   });
 });
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
