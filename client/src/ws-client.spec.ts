@@ -252,6 +252,21 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('ends joined when a room is left while the socket closes and joined again before the reconnect', async () => {
+    const { ws } = client();
+    ws.join(ROOM);
+    const first = await connected(ws);
+    first.joined(ROOM);
+    first.readyState = 2; // closing: the close event has not come yet
+    ws.leave(ROOM);
+    first.drop();
+    ws.join(ROOM);
+    await jest.advanceTimersByTimeAsync(1_001);
+    FakeSocket.last.accept();
+    expect(FakeSocket.last.sent).toEqual([{ type: 'join', room: ROOM }]);
+    ws.close();
+  });
+
   it('probes a silent link and reconnects when the probe is not answered', async () => {
     const { ws, states } = client({ heartbeat: { idleMs: 1_000, timeoutMs: 500 } });
     const errors: unknown[] = [];

@@ -184,10 +184,14 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     if (this.ready) this.sendJoin(id);
   }
 
+  /**
+   * Never queued: a room belongs to one connection, so the next one has not
+   * joined it, and a queued leave would undo a join made before it connects.
+   */
   leave(room: string): void {
     const id = room.toLowerCase();
     if (!this.forget(id)) return;
-    if (this.ready) this.write({ type: WsClientFrameType.Leave, room: id });
+    if (this.ready) this.send({ type: WsClientFrameType.Leave, room: id });
   }
 
   /** An ephemeral message to the other members of the room; queued while not connected. */
