@@ -134,6 +134,15 @@ describe('ChatClient', () => {
     expect(server.joinsPerConnection[1]).toEqual([OTHER_ROOM]);
   });
 
+  it('fails a join still waiting for a connection when closed', async () => {
+    const joining = chat.join(ROOM);
+    chat.close();
+    await expect(joining).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: 'The client was closed',
+    });
+  }, 5_000);
+
   it('fails a first join still pending when the removal arrives', async () => {
     server.io.removeAllListeners('connection');
     server.io.on('connection', (socket) => {

@@ -148,13 +148,13 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     this.reconnector.retryNow();
   }
 
-  /** Disconnects for good: rooms are forgotten and unsent messages rejected. */
+  /** Disconnects for good: rooms are forgotten, joins not yet made and unsent messages rejected. */
   close(): void {
     this.reconnector.stop();
     this.socket.disconnect();
-    for (const room of this.rooms.values()) clearTimeout(room.retryTimer);
-    this.rooms.clear();
-    this.outbox.discard('The client was closed');
+    const closed = clientError(ErrorCode.Unavailable, 'The client was closed');
+    for (const id of [...this.rooms.keys()]) this.forget(id, closed);
+    this.outbox.discard(closed.message);
   }
 
   /**
