@@ -53,6 +53,38 @@ describe('Reconnector', () => {
     instance.stop();
   });
 
+  it('asks for a new token at once again after a connection that followed a refusal', async () => {
+    let calls = 0;
+    const { instance, opened } = reconnector(() => `t${++calls}`);
+    instance.start();
+    await settle();
+    instance.rejected({ code: 'UNAUTHORIZED', message: 'Unauthorized', details: [] });
+    await settle();
+    instance.succeeded();
+    // Much later the token expires: a refusal like the first, not a second one in a row.
+    instance.rejected({ code: 'UNAUTHORIZED', message: 'Unauthorized', details: [] });
+    await settle();
+    expect(instance.state.status).toBe('connecting');
+    expect(opened).toEqual(['t1', 't2', 't3']);
+    instance.stop();
+  });
+
+  it('starts its backoff over after a connection that lasted', async () => {
+    const { instance, states } = reconnector(() => 't');
+    instance.start();
+    await settle();
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      instance.lost();
+      expect(states.at(-1)).toMatchObject({ status: 'reconnecting', attempt });
+      await jest.advanceTimersByTimeAsync(5_000);
+    }
+    instance.succeeded();
+    await jest.advanceTimersByTimeAsync(10_000);
+    instance.lost();
+    expect(states.at(-1)).toMatchObject({ status: 'reconnecting', attempt: 1 });
+    instance.stop();
+  });
+
   it('ignores a token that arrives after its attempt timed out', async () => {
     let answer: (token: string) => void = () => undefined;
     let calls = 0;
