@@ -5,8 +5,11 @@ import { ChatClient } from './chat-client';
 import {
   ClientEvent,
   ServerEvent,
+  type AckResponse,
   type ClientToServerEvents,
+  type ErrorBody,
   type JoinPayload,
+  type JoinResult,
   type MessageJson,
   type NotificationJson,
   type RoomJson,
@@ -37,23 +40,35 @@ const removedFrom = (roomId: string): NotificationJson => ({
   by: { id: 'u9', username: 'owner' },
 });
 
-/** Plays the chat server over real Socket.IO: acks every join, and records it per connection. */
+const joinRefusal = (code: ErrorBody['code']): AckResponse<JoinResult> => ({
+  ok: false,
+  error: { code, message: code, details: [] },
+});
+
+/**
+ * Plays the chat server over real Socket.IO: acks every join, unless told to
+ * refuse the next ones, and records it per connection.
+ */
 class FakeChatServer {
-  readonly joinsPerConnection: string[][] = [];
+  readonly joinsPerConnection: JoinPayload[][] = [];
+  /** Answers for the next joins, before they are acked. */
+  readonly refusals: AckResponse<JoinResult>[] = [];
   private constructor(
     private readonly http: HttpServer,
     readonly io: Server<ClientToServerEvents, ServerToClientEvents>,
   ) {
     io.on('connection', (socket) => {
-      const joins: string[] = [];
+      const joins: JoinPayload[] = [];
       this.joinsPerConnection.push(joins);
       socket.on(ClientEvent.Join, (payload, ack) => {
-        const roomId = (payload as JoinPayload).roomId;
-        joins.push(roomId);
-        ack?.({
-          ok: true,
-          data: { room: room(roomId), members: [], missed: [], truncated: false },
-        });
+        const join = payload as JoinPayload;
+        joins.push(join);
+        ack?.(
+          this.refusals.shift() ?? {
+            ok: true,
+            data: { room: room(join.roomId), members: [], missed: [], truncated: false },
+          },
+        );
       });
     });
   }
@@ -80,6 +95,18 @@ async function until(what: string, condition: () => boolean): Promise<void> {
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+function recordMessages(chat: ChatClient): MessageJson[] {
+  const messages: MessageJson[] = [];
+  chat.on('message', (delivered) => messages.push(delivered));
+  return messages;
+}
+
+function recordLost(chat: ChatClient): string[] {
+  const lost: string[] = [];
+  chat.on('roomLost', ({ roomId }) => lost.push(roomId));
+  return lost;
 }
 
 describe('ChatClient', () => {
@@ -131,8 +158,35 @@ describe('ChatClient', () => {
       () => (server.joinsPerConnection[1]?.length ?? 0) > 0,
     );
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(server.joinsPerConnection[1]).toEqual([OTHER_ROOM]);
+    expect(server.joinsPerConnection[1].map((join) => join.roomId)).toEqual([OTHER_ROOM]);
   });
+
+  it('joins again after a reconnect with the last seq delivered as since', async () => {
+    const messages = recordMessages(chat);
+    chat.connect();
+    await chat.join(ROOM);
+    server.io.emit(ServerEvent.Message, message(ROOM, ROOM_LAST_SEQ + 1));
+    await until('the live message', () => messages.length === 1);
+
+    server.io.disconnectSockets(true);
+    await until('the re-join', () => server.joinsPerConnection[1]?.length === 1);
+    expect(server.joinsPerConnection).toEqual([
+      [{ roomId: ROOM }],
+      [{ roomId: ROOM, since: ROOM_LAST_SEQ + 1 }],
+    ]);
+  });
+
+  it.each(['RATE_LIMITED', 'UNAVAILABLE'] as const)(
+    'retries a join the server refused with %s, and resolves once it is accepted',
+    async (code) => {
+      const lost = recordLost(chat);
+      server.refusals.push(joinRefusal(code));
+      chat.connect();
+      await expect(chat.join(ROOM)).resolves.toMatchObject({ room: { id: ROOM } });
+      expect(server.joinsPerConnection).toEqual([[{ roomId: ROOM }, { roomId: ROOM }]]);
+      expect(lost).toEqual([]);
+    },
+  );
 
   it('fails a join still waiting for a connection when closed', async () => {
     const joining = chat.join(ROOM);
