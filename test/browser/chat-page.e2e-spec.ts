@@ -1,7 +1,14 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { addMember, postMessage, registerUser, removeMember, uniqueUsername } from '../support/api';
+import {
+  addMember,
+  postMessage,
+  registerUser,
+  removeMember,
+  uniqueUsername,
+  type TestUser,
+} from '../support/api';
 import { REPO_ROOT } from '../support/service-process';
 import { fullHistory, RestartableService } from '../sdk/sdk-harness';
 
@@ -21,6 +28,10 @@ const SCREENSHOT = join(REPO_ROOT, 'artifacts', 'chat-page.png');
 const PASSWORD = 'password-123';
 /** Generous: a loaded 2-core machine runs a browser, a service and Jest at once. */
 const UI_TIMEOUT_MS = 30_000;
+
+/** What a join's ack brings at most: more is paged from REST. */
+const TRUNCATED_JOIN = 1_000;
+const POST_BATCH = 20;
 
 jest.setTimeout(240_000);
 
@@ -219,6 +230,48 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.waitForSelector('#composer input[disabled]');
   });
 
+  it('keeps the conversation in seq order when the own message is stored before older ones arrive', async () => {
+    const [dan, eve] = [
+      await registerUser(service.url, uniqueUsername('dan')),
+      await registerUser(service.url, uniqueUsername('eve')),
+    ];
+    const roomId = await createRoomAs(eve.token, 'busy');
+    const page = await openPage();
+    await logIn(page, dan.username);
+    // The newest page is read while the room is still empty but answered only after a burst,
+    // so the join's ack is truncated; the rest, fetched from REST, is held back meanwhile.
+    const newestPageAnswered = gate();
+    const restOfBurstAnswered = gate();
+    await page.route(`**/api/rooms/${roomId}/messages?**`, async (route) => {
+      if (route.request().url().includes('since=')) {
+        await restOfBurstAnswered.opened;
+        return route.continue();
+      }
+      const response = await route.fetch();
+      await newestPageAnswered.opened;
+      return route.fulfill({ response });
+    });
+    await page.click('#refresh-rooms');
+    await page.click('#room-list button:text-is("# busy")');
+    await postMany(eve, roomId, TRUNCATED_JOIN + 10);
+    newestPageAnswered.open();
+    await page.waitForSelector(`#message-list .message[data-seq="${TRUNCATED_JOIN}"]`);
+
+    await send(page, 'dan is here');
+    await page.waitForSelector(`${messageWithText('dan is here')}.mine`);
+    restOfBurstAnswered.open();
+    await page.waitForSelector(`#message-list .message[data-seq="${TRUNCATED_JOIN + 10}"]`);
+    expect(await seqsShown(page)).toEqual(range(1, TRUNCATED_JOIN + 11));
+  });
+
+  /** Posts `count` messages a few at a time; the service numbers them. */
+  async function postMany(user: TestUser, roomId: string, count: number): Promise<void> {
+    for (let posted = 0; posted < count; posted += POST_BATCH) {
+      const batch = range(posted + 1, Math.min(count, posted + POST_BATCH));
+      await Promise.all(batch.map((n) => postMessage(service.url, user, roomId, `burst ${n}`)));
+    }
+  }
+
   async function createRoomAs(token: string, name: string, isPrivate = false): Promise<string> {
     const response = await fetch(`${service.url}/api/rooms`, {
       method: 'POST',
@@ -238,6 +291,13 @@ async function expectPageServed(url: string): Promise<void> {
       `GET / answered ${response.status} ${type}: the service must serve dist/web at /`,
     );
   }
+}
+
+/** A promise the test opens when it chooses: to hold a request back. */
+function gate(): { opened: Promise<void>; open(): void } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
 }
 
 function range(from: number, to: number): number[] {

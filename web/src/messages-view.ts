@@ -47,12 +47,17 @@ export class MessagesView {
     this.scroller.scrollTop += this.scroller.scrollHeight - heightBefore;
   }
 
-  /** A newer message, in seq order as the SDK delivers them. */
+  /**
+   * A newer message. The SDK delivers them in seq order, but the user's own
+   * comes with its ack, which may overtake older messages still being fetched:
+   * each goes in its place by seq.
+   */
   append(message: MessageJson): void {
     if (this.seqs.has(message.seq)) return;
     const stickToBottom = this.isNearBottom();
     if (message.clientMsgId) this.pendingItem(message.clientMsgId)?.remove();
-    this.list.append(this.render(message));
+    const next = this.firstItemAfter(message.seq);
+    this.list.insertBefore(this.render(message), next);
     if (stickToBottom) this.scrollToBottom();
   }
 
@@ -102,6 +107,19 @@ export class MessagesView {
     this.seqs.add(seq);
     this.oldest = Math.min(this.oldest ?? seq, seq);
     this.newest = Math.max(this.newest ?? seq, seq);
+  }
+
+  /** The shown message that follows `seq`, searched from the newest, where it almost always goes. */
+  private firstItemAfter(seq: number): HTMLElement | null {
+    let after: HTMLElement | null = null;
+    for (
+      let item = this.list.lastElementChild;
+      item instanceof HTMLElement && Number(item.dataset.seq) > seq;
+      item = item.previousElementSibling
+    ) {
+      after = item;
+    }
+    return after;
   }
 
   private pendingItem(clientMsgId: string): HTMLElement | undefined {
