@@ -32,6 +32,8 @@ const UI_TIMEOUT_MS = 30_000;
 /** What a join's ack brings at most: more is paged from REST. */
 const TRUNCATED_JOIN = 1_000;
 const POST_BATCH = 20;
+/** Long enough for a late answer to a superseded request to reach the page. */
+const SETTLE_MS = 1_000;
 
 jest.setTimeout(240_000);
 
@@ -262,6 +264,27 @@ describeWithBrowser('the chat page in Chromium', () => {
     restOfBurstAnswered.open();
     await page.waitForSelector(`#message-list .message[data-seq="${TRUNCATED_JOIN + 10}"]`);
     expect(await seqsShown(page)).toEqual(range(1, TRUNCATED_JOIN + 11));
+  });
+
+  it('shows the room clicked last when rooms are clicked in quick succession', async () => {
+    const dan = await registerUser(service.url, uniqueUsername('dan'));
+    for (const name of ['first', 'second', 'third']) await createRoomAs(dan.token, name);
+    const page = await openPage();
+    await logIn(page, dan.username);
+    await openRoom(page, 'first');
+
+    // Both clicks before the leave of the first room is answered.
+    await page.$$eval('#room-list button', (buttons) => {
+      for (const name of ['# second', '# third']) {
+        buttons.find((button) => button.textContent === name)?.click();
+      }
+    });
+    await page.waitForSelector('#composer input:not([disabled])');
+    await page.waitForTimeout(SETTLE_MS);
+    expect(await page.textContent('#room-title')).toBe('# third');
+    expect(await page.textContent('#room-list li.selected')).toBe('# third');
+    await send(page, 'in the third room');
+    await page.waitForSelector(messageWithText('in the third room'));
   });
 
   /** Posts `count` messages a few at a time; the service numbers them. */

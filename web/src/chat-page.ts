@@ -118,18 +118,18 @@ export class ChatPage {
     );
   }
 
-  /** Shows the newest page from REST, then joins with `since` so that the SDK delivers the rest. */
+  /**
+   * Shows the newest page from REST, then joins with `since` so that the SDK
+   * delivers the rest. The room becomes current at once, so that the room
+   * clicked last wins over an open still waiting for its leave or history.
+   */
   private async open(room: RoomJson): Promise<void> {
     if (this.current?.id === room.id) return;
-    if (this.current) await this.client.leave(this.current.id);
-    this.current = room;
-    this.rooms.select(room.id);
-    this.notice('');
-    byId('room-title').textContent = `# ${room.name}`;
-    this.messages.reset();
-    this.typing.reset();
-    this.presence.replace([]);
+    const previous = this.current;
+    this.show(room);
     try {
+      if (previous) await this.client.leave(previous.id);
+      if (this.current !== room) return;
       const page = await this.rest.history(room.id, { limit: HISTORY_PAGE });
       // Another room opened, or a removal closed this one, while the history loaded.
       if (this.current !== room) return;
@@ -141,8 +141,22 @@ export class ChatPage {
       // than messages of others that only the join will bring.
       await this.client.join(room.id, { since: page.items[0]?.seq ?? 0 });
     } catch (error) {
-      this.notice(`Could not open the room: ${errorText(error)}`);
+      // A join left for another room fails too: only the current room's failure is news.
+      if (this.current === room) this.notice(`Could not open the room: ${errorText(error)}`);
     }
+  }
+
+  /** An empty conversation for `room`, not yet writable: the history comes first. */
+  private show(room: RoomJson): void {
+    this.current = room;
+    this.rooms.select(room.id);
+    this.notice('');
+    byId('room-title').textContent = `# ${room.name}`;
+    this.messages.reset();
+    this.typing.reset();
+    this.presence.replace([]);
+    this.loadOlder.hidden = true;
+    this.setComposerEnabled(false);
   }
 
   private async loadOlderPage(): Promise<void> {
