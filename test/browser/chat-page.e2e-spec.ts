@@ -287,6 +287,33 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.waitForSelector(messageWithText('in the third room'));
   });
 
+  it('opens nothing for the next user of a room whose creation was under way at sign-out', async () => {
+    const [alice, bob] = [
+      await registerUser(service.url, uniqueUsername('alice')),
+      await registerUser(service.url, uniqueUsername('bob')),
+    ];
+    const page = await openPage();
+    await logIn(page, alice.username);
+    const creationAnswered = gate();
+    await page.route('**/api/rooms', async (route) => {
+      if (route.request().method() === 'POST') await creationAnswered.opened;
+      return route.continue();
+    });
+    await page.fill('#create-room [name=name]', 'alice secret plans');
+    await page.click('#create-room button');
+    await page.click('#logout');
+    await page.waitForSelector('#auth-form', { state: 'visible' });
+    await logIn(page, bob.username);
+
+    const created = page.waitForResponse((response) => response.request().method() === 'POST');
+    creationAnswered.open();
+    await created;
+    await page.waitForTimeout(SETTLE_MS);
+    expect(await page.textContent('#room-title')).toBe('');
+    expect(await page.textContent('#notice')).toBe('');
+    expect(await page.inputValue('#create-room [name=name]')).toBe('');
+  });
+
   /** Posts `count` messages a few at a time; the service numbers them. */
   async function postMany(user: TestUser, roomId: string, count: number): Promise<void> {
     for (let posted = 0; posted < count; posted += POST_BATCH) {

@@ -124,7 +124,7 @@ export class ChatPage {
    * clicked last wins over an open still waiting for its leave or history.
    */
   private async open(room: RoomJson): Promise<void> {
-    if (this.current?.id === room.id) return;
+    if (this.abort.signal.aborted || this.current?.id === room.id) return;
     const previous = this.current;
     this.show(room);
     try {

@@ -29,10 +29,11 @@ export class RoomsView {
     }
   }
 
-  /** Signed out: the list and its buttons go with the user. */
+  /** Signed out: the list, its buttons and a room name being typed go with the user. */
   reset(): void {
     this.selected = undefined;
     this.list.replaceChildren();
+    this.form.reset();
   }
 
   select(roomId: string): void {
@@ -48,11 +49,13 @@ export class RoomsView {
     if (!name) return;
     try {
       const room = await this.rest.createRoom({ name });
+      // Signed out meanwhile: the page may already belong to the next user.
+      if (this.signal.aborted) return;
       input.value = '';
       await this.refresh();
-      this.on.open(room);
+      if (!this.signal.aborted) this.on.open(room);
     } catch (error) {
-      this.on.error(`Could not create the room: ${errorText(error)}`);
+      if (!this.signal.aborted) this.on.error(`Could not create the room: ${errorText(error)}`);
     }
   }
 
