@@ -222,6 +222,7 @@ describeWithBrowser('the chat page in Chromium', () => {
 
     await page.click('#logout');
     await page.waitForSelector('#auth-form', { state: 'visible' });
+    expect(await page.isHidden('#retry-now')).toBe(true);
     await logIn(page, bob.username);
     expect(await page.textContent('#room-title')).toBe('');
     await page.click('#refresh-rooms');

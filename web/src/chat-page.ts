@@ -69,6 +69,7 @@ export class ChatPage {
     this.abort.abort();
     this.current = undefined;
     for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
+    this.connection.reset();
     this.rooms.reset();
     this.typing.reset();
     this.messages.reset();

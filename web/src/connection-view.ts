@@ -11,6 +11,12 @@ export class ConnectionView {
     private readonly retryButton: HTMLButtonElement,
   ) {}
 
+  /** Signed out: offline, with nothing to retry. */
+  reset(): void {
+    this.render({ status: 'offline', reason: 'closed' });
+    this.retryButton.hidden = true;
+  }
+
   render(state: ConnectionState): void {
     clearInterval(this.countdown);
     this.pill.dataset.status = state.status;
