@@ -62,6 +62,9 @@ const keyOf = (action: RateLimitedAction, subject: string) => `rt:${action}:${su
 function assertWithin(action: RateLimitedAction, limit: number, record: ThrottlerStorageRecord) {
   if (record.totalHits > limit) {
     const retryInSeconds = Math.max(1, Math.ceil(record.timeToExpire));
-    throw AppException.rateLimited(`Too many ${action} requests: retry in ${retryInSeconds} s`);
+    throw AppException.rateLimited(
+      `Too many ${action} requests: retry in ${retryInSeconds} s`,
+      retryInSeconds,
+    );
   }
 }

@@ -296,6 +296,29 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
     }
   });
 
+  it("answers a send over the user's message budget with 429 and when to retry", async () => {
+    const t = await startTestApp(kind, { RATE_LIMIT_CHAT_MESSAGE: '1/60s' });
+    try {
+      const ada = await registerUser(t.url);
+      const room = await createRoom(t.url, ada);
+      const send = () =>
+        request(t.url)
+          .post(`/api/rooms/${room.id}/messages`)
+          .set('Authorization', `Bearer ${ada.token}`)
+          .send({ text: 'hello' });
+      await send().expect(201);
+
+      const limited = await send().expect(429);
+
+      expect(limited.body).toMatchObject({ code: 'RATE_LIMITED', details: [] });
+      const retryAfter = Number(limited.headers['retry-after']);
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+    } finally {
+      await t.close();
+    }
+  });
+
   if (kind === 'sqlite') {
     // SQLite has no connection to lose; a closed handle is as near as it gets, and is a fault of
     // the service rather than an outage, so only readiness is held to 503 here.

@@ -3,6 +3,7 @@ import { WebSocket } from 'ws';
 import { ConfigService } from '@nestjs/config';
 import { TokenService } from '@app/auth/token.service';
 import type { AllConfig } from '@app/config/app-config';
+import type { RoomJson } from '@app/contract/models';
 import { createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { REFUSED_SESSION_GRACE_MS } from '@app/realtime/session-budget';
@@ -179,7 +180,7 @@ describe.each(databaseKinds())('Socket.IO connection attempts per address (%s)',
     const t = await startTestApp(kind, { RATE_LIMIT_CONNECTIONS_PER_IP: '3/60s' });
     try {
       const user = await registerUser(t.url);
-      const sessions = [];
+      const sessions: string[] = [];
       for (let i = 0; i < 4; i += 1) sessions.push(await openPollingSession(t.url));
 
       const error = await connectSocket(t.url, user.token).then(
@@ -205,9 +206,8 @@ describe('Socket.IO join budget by default', () => {
       const config = t.app.get(ConfigService<AllConfig, true>);
       const mostRooms = config.get('realtime.maxRoomsPerConnection', { infer: true });
       const user = await registerUser(t.url);
-      const rooms = [];
-      for (let i = 0; i < mostRooms; i += 1)
-        rooms.push(await createRoom(t.url, user));
+      const rooms: RoomJson[] = [];
+      for (let i = 0; i < mostRooms; i += 1) rooms.push(await createRoom(t.url, user));
       const joinAll = async (since?: number) => {
         const socket = await connectSocket(t.url, user.token);
         const answers = await Promise.all(

@@ -10,6 +10,8 @@ export class AppException extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details: FieldError[] = [],
+    /** RATE_LIMITED: when trying again can succeed, where that is known (REST's `Retry-After`). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'AppException';
@@ -39,8 +41,8 @@ export class AppException extends Error {
     return new AppException(ErrorCode.ValidationFailed, message, details);
   }
 
-  static rateLimited(message = 'Too many requests'): AppException {
-    return new AppException(ErrorCode.RateLimited, message);
+  static rateLimited(message = 'Too many requests', retryAfterSeconds?: number): AppException {
+    return new AppException(ErrorCode.RateLimited, message, [], retryAfterSeconds);
   }
 
   static unavailable(message = 'Service temporarily unavailable'): AppException {

@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { Logger as Pino } from 'pino';
 import { ErrorCode, HTTP_STATUS_BY_CODE } from '@app/common/errors/error-code';
+import type { AppException } from '@app/common/errors/app.exception';
 import { toErrorBody } from '@app/common/errors/to-error-body';
 
 /** The REST transport's one filter: every failure leaves as the contract's error shape. */
@@ -22,7 +23,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
       response.end();
       return;
     }
-    if (body.code === ErrorCode.RateLimited) exposeRetryAfter(response);
+    if (body.code === ErrorCode.RateLimited) exposeRetryAfter(response, exception);
     response.status(HTTP_STATUS_BY_CODE[body.code]).json(body);
   }
 
@@ -33,9 +34,16 @@ export class HttpExceptionFilter implements ExceptionFilter {
   }
 }
 
-/** The throttler names its header per budget (`Retry-After-strict`); clients look for `Retry-After`. */
-function exposeRetryAfter(response: Response): void {
+/**
+ * `Retry-After` for a refusal that knows when to try again: a per-user
+ * budget's, or the throttler's, which names its header per budget
+ * (`Retry-After-strict`) where clients look for `Retry-After`.
+ */
+function exposeRetryAfter(response: Response, exception: unknown): void {
   if (response.getHeader('Retry-After') !== undefined) return;
+  const { retryAfterSeconds } = exception as Partial<AppException>;
+  if (retryAfterSeconds !== undefined)
+    return void response.setHeader('Retry-After', String(retryAfterSeconds));
   const named = Object.keys(response.getHeaders()).find((name) => name.startsWith('retry-after-'));
   if (named) response.setHeader('Retry-After', String(response.getHeader(named)));
 }
