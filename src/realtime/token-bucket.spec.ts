@@ -12,14 +12,25 @@ describe('TokenBucket', () => {
       true,
       false,
     ]);
-    jest.setSystemTime(100);
+    jest.advanceTimersByTime(100);
     expect([bucket.take(), bucket.take()]).toEqual([true, false]);
-    jest.setSystemTime(10_000);
+    jest.advanceTimersByTime(9900);
     expect([bucket.take(), bucket.take(), bucket.take(), bucket.take()]).toEqual([
       true,
       true,
       true,
       false,
     ]);
+  });
+
+  it('keeps refilling when the wall clock is stepped back', () => {
+    jest.useFakeTimers({ now: 3_600_000 });
+    const bucket = new TokenBucket(10, 3);
+    for (let i = 0; i < 3; i += 1) bucket.take();
+
+    jest.setSystemTime(0);
+    jest.advanceTimersByTime(100);
+
+    expect(bucket.take()).toBe(true);
   });
 });

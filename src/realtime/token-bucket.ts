@@ -1,7 +1,11 @@
-/** Allows `ratePerSecond` on average and bursts of `burst`; refills continuously. */
+/**
+ * Allows `ratePerSecond` on average and bursts of `burst`; refills
+ * continuously, on the monotonic clock: a wall clock stepped back would
+ * otherwise drain it for as long as the step and cut off every sender.
+ */
 export class TokenBucket {
   private tokens: number;
-  private updatedAt = Date.now();
+  private updatedAt = performance.now();
 
   constructor(
     private readonly ratePerSecond: number,
@@ -11,7 +15,7 @@ export class TokenBucket {
   }
 
   take(): boolean {
-    const now = Date.now();
+    const now = performance.now();
     this.tokens = Math.min(
       this.burst,
       this.tokens + ((now - this.updatedAt) / 1000) * this.ratePerSecond,

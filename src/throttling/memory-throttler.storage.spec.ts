@@ -9,7 +9,7 @@ describe('MemoryThrottlerStorage', () => {
     for (let i = 1; i <= 3; i += 1)
       expect((await storage.increment('k', 1000, 2, 0, 't')).totalHits).toBe(i);
     expect((await storage.increment('other', 1000, 2, 0, 't')).totalHits).toBe(1);
-    jest.setSystemTime(1000);
+    jest.advanceTimersByTime(1000);
     expect((await storage.increment('k', 1000, 2, 0, 't')).totalHits).toBe(1);
   });
 
@@ -19,12 +19,23 @@ describe('MemoryThrottlerStorage', () => {
     await storage.increment('k', 1000, 1, 5000, 't');
     const over = await storage.increment('k', 1000, 1, 5000, 't');
     expect(over).toMatchObject({ isBlocked: true, timeToBlockExpire: 5 });
-    jest.setSystemTime(2000);
+    jest.advanceTimersByTime(2000);
     expect((await storage.increment('k', 1000, 1, 5000, 't')).isBlocked).toBe(true);
-    jest.setSystemTime(5000);
+    jest.advanceTimersByTime(3000);
     expect(await storage.increment('k', 1000, 1, 5000, 't')).toMatchObject({
       isBlocked: false,
       totalHits: 1,
     });
+  });
+
+  it('ends a window on time when the wall clock is stepped back', async () => {
+    jest.useFakeTimers({ now: 3_600_000 });
+    const storage = new MemoryThrottlerStorage();
+    await storage.increment('k', 1000, 1, 0, 't');
+
+    jest.setSystemTime(0);
+    jest.advanceTimersByTime(1000);
+
+    expect((await storage.increment('k', 1000, 1, 0, 't')).totalHits).toBe(1);
   });
 });

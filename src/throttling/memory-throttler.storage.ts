@@ -40,7 +40,7 @@ export class MemoryThrottlerStorage implements ThrottlerStorage {
     blockDuration: number,
     throttlerName: string,
   ): ThrottlerStorageRecord {
-    const now = Date.now();
+    const now = performance.now();
     const id = `${throttlerName}:${key}`;
     let window = this.windows.get(id);
     if (!window || (window.expiresAt <= now && window.blockedUntil <= now)) {
@@ -59,7 +59,7 @@ export class MemoryThrottlerStorage implements ThrottlerStorage {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [id, window] of this.windows) {
       if (window.expiresAt <= now && window.blockedUntil <= now) this.windows.delete(id);
     }
