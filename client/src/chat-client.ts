@@ -258,6 +258,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     const room = this.rooms.get(id);
     if (!room) return false;
     clearTimeout(room.retryTimer);
+    room.feed.close();
     this.rooms.delete(id);
     room.firstJoin.reject(new ChatError(error));
     return true;

@@ -206,6 +206,52 @@ describe('RoomFeed', () => {
     expect(delivered).toEqual(seqs(3, 8));
   });
 
+  describe('when a fill fails', () => {
+    afterEach(() => jest.useRealTimers());
+
+    /** A feed at seq 2 of 8 stored messages, whose first `failures` fetches fail. */
+    function failingFirst(failures: number) {
+      jest.useFakeTimers();
+      const delivered: number[] = [];
+      const rest = history(8);
+      let failed = 0;
+      const f = new RoomFeed({
+        roomId: ROOM,
+        since: 2,
+        deliver: (m) => delivered.push(m.seq),
+        fetchAfter: (roomId, since) => {
+          if (failed >= failures) return rest.fetchAfter(roomId, since);
+          failed += 1;
+          return Promise.reject(new Error('down'));
+        },
+        fillRetry: { baseMs: 1_000, capMs: 1_000 },
+      });
+      return { f, delivered, calls: rest.calls };
+    }
+
+    it('tries a catch-up again by itself, with backoff, until it succeeds', async () => {
+      const { f, delivered } = failingFirst(2);
+      f.beginSync();
+      await expect(f.endSync({ missed: [], truncated: true })).rejects.toThrow('down');
+      expect(delivered).toEqual([]);
+
+      // Each retry waits at most the 1 s cap (full jitter: anywhere up to it).
+      await jest.advanceTimersByTimeAsync(2_002);
+
+      expect(delivered).toEqual(seqs(3, 8));
+    });
+
+    it('stops trying once closed', async () => {
+      const { f, calls } = failingFirst(1);
+      await expect(f.receive(message(5))).rejects.toThrow('down');
+
+      f.close();
+      await jest.advanceTimersByTimeAsync(60_000);
+
+      expect(calls).toEqual([]);
+    });
+  });
+
   it('delivers any arrival order exactly once, in seq order', async () => {
     const { feed: f, delivered } = feed({ since: 0, stored: 30 });
     f.beginSync();

@@ -1,3 +1,4 @@
+import { Backoff, type BackoffOptions } from './backoff';
 import type { MessageJson } from './contract';
 
 export interface MessagePage {
@@ -21,7 +22,11 @@ export interface RoomFeedOptions {
   deliver(message: MessageJson): void;
   /** One ascending page of the room's messages after `since` (REST history). */
   fetchAfter(roomId: string, since: number): Promise<MessagePage>;
+  /** Between tries of a fill that failed (an outage, a rate limit). */
+  fillRetry?: Partial<BackoffOptions>;
 }
+
+export const FILL_RETRY: Partial<BackoffOptions> = { baseMs: 1_000, capMs: 30_000 };
 
 /**
  * Turns the messages of one room, arriving live, in join acks and from REST,
@@ -41,10 +46,20 @@ export class RoomFeed {
   private catchUpAsked = false;
   /** The position a join in flight asked to resume from. */
   private syncFrom: number | undefined;
+  private readonly fillBackoff: Backoff;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
 
   constructor(private readonly options: RoomFeedOptions) {
     this.roomId = options.roomId;
     this.lastSeq = options.since;
+    this.fillBackoff = new Backoff(options.fillRetry ?? FILL_RETRY);
+  }
+
+  /** Stops for good: a fill waiting to be tried again is not. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
   }
 
   /** The seq of the last message delivered, to resume from. */
@@ -124,23 +139,49 @@ export class RoomFeed {
   /**
    * One fill at a time; a fill already running covers the new gap too, or
    * loops for it. A catch-up asked for meanwhile makes it fetch once more from
-   * where it got to: the pages it is reading may predate an outage.
+   * where it got to: the pages it is reading may predate an outage. A fill
+   * that fails rejects (the caller reports it) and is tried again later by
+   * itself: in a quiet room no live message would ever ask again.
    */
   private fill(behind: boolean): Promise<void> {
     if (behind) this.catchUpAsked = true;
-    this.filling ??= this.fillUntilContiguous().finally(() => {
-      this.filling = undefined;
-    });
+    clearTimeout(this.retryTimer);
+    this.filling ??= this.fillUntilContiguous().then(
+      () => {
+        this.filling = undefined;
+        this.fillBackoff.reset();
+      },
+      (error: unknown) => {
+        this.filling = undefined;
+        this.retryFillLater();
+        throw error;
+      },
+    );
     return this.filling;
   }
 
   private async fillUntilContiguous(): Promise<void> {
-    while (this.catchUpAsked || this.pending.size > 0) {
+    while (!this.closed && (this.catchUpAsked || this.pending.size > 0)) {
+      const asked = this.catchUpAsked;
       this.catchUpAsked = false;
       const before = this.lastSeq;
-      await this.fetchEverythingAfter();
+      try {
+        await this.fetchEverythingAfter();
+      } catch (error) {
+        this.catchUpAsked ||= asked;
+        throw error;
+      }
       if (this.lastSeq === before && this.pending.size > 0) this.skipUnfillableGap();
     }
+  }
+
+  private retryFillLater(): void {
+    const delay = this.fillBackoff.next();
+    if (this.closed || delay === null) return;
+    this.retryTimer = setTimeout(() => {
+      // A join under way brings what is missing itself; its ack fills the rest.
+      if (!this.syncing) this.fill(false).catch(() => undefined);
+    }, delay);
   }
 
   private async fetchEverythingAfter(): Promise<void> {

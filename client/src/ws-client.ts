@@ -168,6 +168,10 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   close(): void {
     this.reconnector.stop();
     this.abandonSocket(1000, 'Client closed');
+    for (const room of this.rooms.values()) {
+      clearTimeout(room.retryTimer);
+      room.feed?.close();
+    }
   }
 
   /**
@@ -217,6 +221,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     const room = this.rooms.get(id);
     if (!room) return false;
     clearTimeout(room.retryTimer);
+    room.feed?.close();
     this.rooms.delete(id);
     return true;
   }
