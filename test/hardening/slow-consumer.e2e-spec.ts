@@ -1,5 +1,6 @@
 import { connect, type Socket as NetSocket } from 'node:net';
 import { addMember, createRoom, postMessage, registerUser, removeMember } from '../support/api';
+import { liveHeapBytes } from '../support/heap';
 import { metricValue } from '../support/metrics';
 import { RawClient } from '../support/raw-ws';
 import { openSse } from '../support/sse';
@@ -42,7 +43,7 @@ describe('slow consumers (in-process service)', () => {
 
     tcpOfRaw(stuckWs).pause();
     tcpOfSocketIo(stuckIo).pause();
-    const heapBefore = process.memoryUsage().heapUsed;
+    const heapBefore = liveHeapBytes();
     let fastReceived = 0;
     fastClient.socket.on('message', () => (fastReceived += 1));
 
@@ -63,7 +64,7 @@ describe('slow consumers (in-process service)', () => {
       senderClient.send({ type: 'broadcast', room: room.id, payload });
     sent += 20;
     await eventually(() => fastReceived === sent, 20_000);
-    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(150 * 1024 * 1024);
+    expect(liveHeapBytes() - heapBefore).toBeLessThan(150 * 1024 * 1024);
     await eventually(
       async () => (await metricValue(t.url, 'realtime_connections{transport="ws"}')) === 2,
       10_000,
@@ -87,7 +88,7 @@ describe('slow consumers (in-process service)', () => {
     const fast = await openSse(`${t.url}/api/rooms/${room.id}/events?token=${fastUser.token}`);
     const socket = await connectSocket(t.url, sender.token);
     await emitOk(socket, 'chat:join', room.id);
-    const heapBefore = process.memoryUsage().heapUsed;
+    const heapBefore = liveHeapBytes();
 
     // Mentions of the member fill their personal stream too; each message is near the longest allowed.
     const text = `@${stuckUser.username} ${'m'.repeat(3_900)}`;
@@ -108,7 +109,7 @@ describe('slow consumers (in-process service)', () => {
     );
     const seqs = fast.received.filter((e) => e.event === 'chat:message').map((e) => Number(e.id));
     expect(seqs).toEqual(Array.from({ length: sent }, (_, index) => index + 1));
-    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(150 * 1024 * 1024);
+    expect(liveHeapBytes() - heapBefore).toBeLessThan(150 * 1024 * 1024);
 
     fast.close();
     for (const stalled of [stuck, stuckPersonal]) stalled.destroy();
