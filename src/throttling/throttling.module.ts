@@ -17,6 +17,15 @@ function isStrictRoute(context: ExecutionContext): boolean {
   return Reflect.getMetadata(STRICT_RATE_LIMIT, context.getHandler()) === true;
 }
 
+/**
+ * One budget per client address across every route, as configured and
+ * documented; the throttler's default key adds the route's class and
+ * handler, which would multiply the budget by the number of routes.
+ */
+function perClientAddress(_context: ExecutionContext, tracker: string, throttler: string): string {
+  return `rest:${throttler}:${tracker}`;
+}
+
 function throttlerOptions(
   config: ConfigService<AllConfig, true>,
   redis: RedisService,
@@ -25,6 +34,7 @@ function throttlerOptions(
   return {
     // With Redis, every budget is shared by all nodes.
     storage: redis.enabled ? new RedisThrottlerStorage(redis) : new MemoryThrottlerStorage(),
+    generateKey: perClientAddress,
     throttlers: [
       { name: THROTTLER_DEFAULT, limit: throttle.defaultLimit, ttl: throttle.defaultTtlMs },
       {

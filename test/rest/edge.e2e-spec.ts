@@ -296,6 +296,22 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
     }
   });
 
+  it('counts one budget per client address across every route', async () => {
+    const t = await startTestApp(kind, { THROTTLE_DEFAULT_LIMIT: '3' });
+    try {
+      await request(t.url).get('/api/rooms').expect(401);
+      await request(t.url).get('/api/auth/me').expect(401);
+      await request(t.url).get('/api/rooms').expect(401);
+
+      const limited = await request(t.url).get('/api/auth/me').expect(429);
+
+      expect(limited.body).toMatchObject({ code: 'RATE_LIMITED', details: [] });
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    } finally {
+      await t.close();
+    }
+  });
+
   it("answers a send over the user's message budget with 429 and when to retry", async () => {
     const t = await startTestApp(kind, { RATE_LIMIT_CHAT_MESSAGE: '1/60s' });
     try {
