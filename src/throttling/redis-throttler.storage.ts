@@ -17,13 +17,20 @@ if blocked <= 0 and hits > tonumber(ARGV[2]) and tonumber(ARGV[3]) > 0 then
 end
 return { hits, ttl, blocked }`;
 
+/** How long the node counts alone after Redis failed, before it asks Redis again. */
+export const LOCAL_COUNTING_MS = 5_000;
+
 /**
  * The throttler's counters in Redis, so that a budget is one budget over all
- * nodes. While Redis is away, each node counts in its own memory.
+ * nodes. While Redis is away, each node counts in its own memory: for
+ * `LOCAL_COUNTING_MS` after a failure, so that a Redis that does not answer
+ * delays one request per period rather than every one (and the log says so
+ * once, not per request).
  */
 export class RedisThrottlerStorage implements ThrottlerStorage {
   private readonly logger = new Logger(RedisThrottlerStorage.name);
   private readonly fallback = new MemoryThrottlerStorage();
+  private countingLocallyUntil: number | undefined;
 
   constructor(private readonly redis: RedisService) {}
 
@@ -34,6 +41,8 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     blockDuration: number,
     throttlerName: string,
   ): Promise<ThrottlerStorageRecord> {
+    const local = () => this.fallback.increment(key, ttl, limit, blockDuration, throttlerName);
+    if (this.countingLocally()) return local();
     try {
       const keys = [
         this.redis.key('throttle', throttlerName, key),
@@ -43,6 +52,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       const [totalHits, ttlMs, blockedMs] = (await this.redis.answered(
         this.redis.client.eval(INCREMENT, { keys, arguments: args }),
       )) as [number, number, number];
+      this.sharedAgain();
       return {
         totalHits,
         timeToExpire: Math.ceil(Math.max(ttlMs, 0) / 1000),
@@ -50,8 +60,24 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
         timeToBlockExpire: Math.ceil(Math.max(blockedMs, 0) / 1000),
       };
     } catch (error) {
-      this.logger.warn(`Rate limits counted on this node only: ${(error as Error).message}`);
-      return this.fallback.increment(key, ttl, limit, blockDuration, throttlerName);
+      this.countAlone(error as Error);
+      return local();
     }
+  }
+
+  private countingLocally(): boolean {
+    return this.countingLocallyUntil !== undefined && performance.now() < this.countingLocallyUntil;
+  }
+
+  private countAlone(error: Error): void {
+    if (this.countingLocallyUntil === undefined)
+      this.logger.warn(`Rate limits counted on this node only: ${error.message}`);
+    this.countingLocallyUntil = performance.now() + LOCAL_COUNTING_MS;
+  }
+
+  private sharedAgain(): void {
+    if (this.countingLocallyUntil === undefined) return;
+    this.countingLocallyUntil = undefined;
+    this.logger.log('Rate limits shared over Redis again');
   }
 }
