@@ -62,7 +62,8 @@ function lossText(m?: LoadMeasurement): string {
     m.disconnects ? `, ${m.disconnects} drop` : '',
     m.ackErrors ? `, ${m.ackErrors} refused` : '',
   ];
-  return `${m.lost} / ${m.duplicates}${problems.join('')} in ${m.runsChecked} runs`;
+  const runs = m.runsChecked === 1 ? '1 run' : `${m.runsChecked} runs`;
+  return `${m.lost} / ${m.duplicates}${problems.join('')} in ${runs}`;
 }
 
 /** Nothing lost, duplicated, refused or dropped, and everything delivered, in any run of the row. */
