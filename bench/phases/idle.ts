@@ -11,11 +11,16 @@ export interface IdleStep {
   connections: number;
   open: number;
   failed: number;
+  /** RSS as read once the server has settled: with whatever garbage its last collection left. */
   rssBytes: number;
-  /** (RSS − base RSS) / open connections. */
+  /** (RSS − base RSS) / open connections, both as read. */
   rssPerConnectionBytes: number;
-  /** RSS added per connection added since the previous step (or the base): independent of how much free heap the base happened to hold. */
-  rssPerAddedConnectionBytes: number;
+  /** RSS right after a full garbage collection: what the connections keep alive. */
+  retainedRssBytes: number;
+  /** (retained RSS − retained base) / open connections. */
+  retainedPerConnectionBytes: number;
+  /** Retained RSS added per connection added since the previous step (or the base). */
+  retainedPerAddedConnectionBytes: number;
   connectMs: Summary;
   connectsPerSec: number;
   /** Server CPU time per connection opened in this step (handshake, auth, bookkeeping). */
@@ -26,6 +31,7 @@ export interface IdleStep {
 
 export interface IdleResult {
   baseRssBytes: number;
+  baseRetainedRssBytes: number;
   steps: IdleStep[];
   /** After the last step and `holdMs`: connections still open, and drops since connecting. */
   held: { connections: number; open: number; dropped: number; failed: number };
@@ -64,13 +70,43 @@ async function warmUp(
   }
 }
 
-/** The server's RSS once it has settled, right after a full garbage collection. */
+/** The server's RSS once it has settled, as it is. */
 async function settledRss(ctx: BenchContext, server: ServerHandle): Promise<number> {
   await sleep(ctx.config.settleMs);
+  return rssBytes(server.processes[0].pid);
+}
+
+/**
+ * The server's RSS right after a full garbage collection. The collection
+ * changes what the server does next (it collects more often for a while),
+ * so nothing is timed right after it.
+ */
+async function retainedRss(server: ServerHandle): Promise<number> {
   const [main] = server.processes;
   await collectGarbage(main);
   await sleep(GC_SETTLE_MS);
   return rssBytes(main.pid);
+}
+
+/** A step as read before its collection. */
+type SettledStep = Omit<
+  IdleStep,
+  'retainedRssBytes' | 'retainedPerConnectionBytes' | 'retainedPerAddedConnectionBytes'
+>;
+
+/** Each step with its retained RSS (`retained[i]` for `settled[i]`), per connection and per connection added. */
+function withRetained(settled: SettledStep[], retained: number[], base: number): IdleStep[] {
+  return settled.map((step, i) => {
+    const [openBefore, retainedBefore] =
+      i === 0 ? [0, base] : [settled[i - 1].open, retained[i - 1]];
+    return {
+      ...step,
+      retainedRssBytes: retained[i],
+      retainedPerConnectionBytes: (retained[i] - base) / Math.max(1, step.open),
+      retainedPerAddedConnectionBytes:
+        (retained[i] - retainedBefore) / Math.max(1, step.open - openBefore),
+    };
+  });
 }
 
 function connectCommand(
@@ -100,12 +136,12 @@ interface StepInput {
   baseRssBytes: number;
 }
 
-/** Opens connections up to `connections`, lets the server settle, and reads its RSS. */
+/** Opens connections up to `connections`, lets the server settle, and reads its RSS (retained RSS comes later). */
 async function measureStep(
   input: StepInput,
   connections: number,
-  previous: { open: number; rssBytes: number },
-): Promise<IdleStep> {
+  previous: { open: number },
+): Promise<SettledStep> {
   const { ctx, server, loader, target, credentials, baseRssBytes } = input;
   const opened = previous.open;
   const pid = server.processes[0].pid;
@@ -121,7 +157,6 @@ async function measureStep(
     failed: result.failed,
     rssBytes: rss,
     rssPerConnectionBytes: (rss - baseRssBytes) / Math.max(1, result.open),
-    rssPerAddedConnectionBytes: (rss - previous.rssBytes) / added,
     connectMs: result.connectMs,
     connectsPerSec: added / (Math.max(1, t1 - t0) / 1000),
     serverCpuUsPerConnect: ((cpu1 - cpu0) * 1000) / added,
@@ -140,23 +175,24 @@ export async function measureIdle(
   const { steps, skipped } = idleSteps(ctx);
   await warmUp(ctx, server, target, credentials);
   const baseRssBytes = await settledRss(ctx, server);
+  const baseRetainedRssBytes = await retainedRss(server);
   const openFiles = openFilesFor(ctx.host, Math.max(0, ...steps));
   const loader = Loader.start('socketio', ctx.config.loadCpu, openFiles);
   try {
     const input = { ctx, server, loader, target, credentials, baseRssBytes };
-    const measured: IdleStep[] = [];
-    for (const connections of steps)
-      measured.push(
-        await measureStep(
-          input,
-          connections,
-          measured.at(-1) ?? { open: 0, rssBytes: baseRssBytes },
-        ),
-      );
+    const settled: SettledStep[] = [];
+    const retained: number[] = [];
+    for (const connections of steps) {
+      if (settled.length > 0) retained.push(await retainedRss(server));
+      settled.push(await measureStep(input, connections, settled.at(-1) ?? { open: 0 }));
+    }
+    // The hold is timed before the last step's collection, which would disturb it.
     const pid = server.processes[0].pid;
     const [cpu0, t0] = [cpuMs(pid), Date.now()];
     await sleep(ctx.config.holdMs);
     const holdCpuMsPerSec = ((cpuMs(pid) - cpu0) * 1000) / Math.max(1, Date.now() - t0);
+    if (settled.length > 0) retained.push(await retainedRss(server));
+    const measured = withRetained(settled, retained, baseRetainedRssBytes);
     const check = await loader.request({ type: 'check' }, 'checked', 30_000);
     const failed = measured.reduce((total, step) => total + step.failed, 0);
     const held = {
@@ -165,7 +201,14 @@ export async function measureIdle(
       dropped: check.dropped,
       failed,
     };
-    return { baseRssBytes, steps: measured, held, holdCpuMsPerSec, skippedSteps: skipped };
+    return {
+      baseRssBytes,
+      baseRetainedRssBytes,
+      steps: measured,
+      held,
+      holdCpuMsPerSec,
+      skippedSteps: skipped,
+    };
   } finally {
     await loader.close();
   }
