@@ -9,7 +9,7 @@ import {
   WebSocketGateway,
 } from '@nestjs/websockets';
 import { ConfigService } from '@nestjs/config';
-import { whenTokenExpires } from '@app/auth/token-expiry';
+import { Deadlines } from '@app/common/deadlines';
 import { AppException } from '@app/common/errors/app.exception';
 import { WsExceptionFilter } from '@app/common/filters/ws-exception.filter';
 import { WsRoomAccessGuard } from '@app/common/guards/ws-room-access.guard';
@@ -59,7 +59,8 @@ export class ChatGateway
     OnGatewayDisconnect<AppSocket>,
     OnModuleDestroy
 {
-  private readonly expiryTimers = new WeakMap<AppSocket, NodeJS.Timeout>();
+  /** An expired token ends the connection, so that the client reconnects with a fresh one. */
+  private readonly tokenExpiries = new Deadlines<AppSocket>((socket) => this.expireToken(socket));
   private slowConsumerCheck?: NodeJS.Timeout;
 
   constructor(
@@ -95,13 +96,13 @@ export class ChatGateway
 
   async handleConnection(socket: AppSocket): Promise<void> {
     this.metrics.connections.inc({ transport: Transport.SocketIo });
-    this.disconnectWhenTokenExpires(socket);
+    this.tokenExpiries.add(socket, socket.data.user.tokenExpiresAt);
     await socket.join(roomNames.user(socket.data.user.id));
   }
 
   async handleDisconnect(socket: AppSocket): Promise<void> {
     this.metrics.connections.dec({ transport: Transport.SocketIo });
-    clearTimeout(this.expiryTimers.get(socket));
+    this.tokenExpiries.remove(socket, socket.data.user.tokenExpiresAt);
     this.socketDelivery.forget(socket);
     await this.chat.disconnected(connectionOf(socket));
   }
@@ -198,12 +199,8 @@ export class ChatGateway
     return this.chat.whoIsHere(roomId);
   }
 
-  /** An expired token ends the connection, so that the client reconnects with a fresh one. */
-  private disconnectWhenTokenExpires(socket: AppSocket): void {
-    const timer = whenTokenExpires(socket.data.user.tokenExpiresAt, () => {
-      socket.emit(ServerEvent.Error, AppException.unauthorized('Token expired').toBody());
-      socket.disconnect(true);
-    });
-    this.expiryTimers.set(socket, timer);
+  private expireToken(socket: AppSocket): void {
+    socket.emit(ServerEvent.Error, AppException.unauthorized('Token expired').toBody());
+    socket.disconnect(true);
   }
 }

@@ -9,10 +9,10 @@ import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { AuthUser } from '@app/auth/auth-user';
-import { whenTokenExpires } from '@app/auth/token-expiry';
 import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
 import { LiveDelivery } from '@app/chat/live-delivery';
+import { Deadlines } from '@app/common/deadlines';
 import { AppException } from '@app/common/errors/app.exception';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { toErrorBody } from '@app/common/errors/to-error-body';
@@ -74,12 +74,20 @@ function frameOf({ event, payload }: Delivery): object | undefined {
  * The raw WebSocket edge (`/ws`, the `ws` library) on the HTTP server all
  * transports share: plain JSON frames, the same rooms, rules and budgets.
  */
+/** One listener for every upgrading socket (Socket.IO's too, for their lifetime): no closure each. */
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 @Injectable()
 export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly server: WebSocketServer;
   private readonly connections = new Set<WsConnection>();
   private readonly channels = new LocalChannels<WsConnection>();
-  private readonly expiryTimers = new WeakMap<WsConnection, NodeJS.Timeout>();
+  /** An expired token closes the connection (4001), so that the client reconnects with a fresh one. */
+  private readonly tokenExpiries = new Deadlines<WsConnection>((connection) =>
+    this.expire(connection),
+  );
   private readonly trust: TrustRule;
   private heartbeat?: NodeJS.Timeout;
   private detachDelivery?: () => void;
@@ -144,7 +152,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     socket: Duplex,
     head: Buffer,
   ): Promise<void> {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     if (path !== RAW_WS_PATH) {
       // Socket.IO answers its own upgrades; nobody answers any other path.
@@ -195,7 +203,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     });
     ws.on('close', () => this.handleClose(connection));
     ws.on('error', () => undefined); // a close always follows (1009 for an oversized frame)
-    this.closeWhenTokenExpires(connection);
+    this.tokenExpiries.add(connection, user.tokenExpiresAt);
     connection.send({ type: ServerFrameType.Connected, userId: user.id });
   }
 
@@ -308,7 +316,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
 
   private handleClose(connection: WsConnection): void {
     if (!this.connections.delete(connection)) return;
-    clearTimeout(this.expiryTimers.get(connection));
+    this.tokenExpiries.remove(connection, connection.user.tokenExpiresAt);
     for (const channel of connection.channels) this.channels.remove(channel, connection);
     connection.channels.clear();
     void this.chat.disconnected(connection);
@@ -324,11 +332,6 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   private unsubscribe(connection: WsConnection, channel: string): void {
     connection.channels.delete(channel);
     this.channels.remove(channel, connection);
-  }
-
-  private closeWhenTokenExpires(connection: WsConnection): void {
-    const timer = whenTokenExpires(connection.user.tokenExpiresAt, () => this.expire(connection));
-    this.expiryTimers.set(connection, timer);
   }
 
   private expire(connection: WsConnection): void {
