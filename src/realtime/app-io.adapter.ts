@@ -18,6 +18,12 @@ import { limitPacketRate } from './packet-rate';
 import { REFUSED_SESSION_GRACE_MS, SessionBudget } from './session-budget';
 import { socketHandshake } from './socket-handshake';
 
+/** Where a socket keeps the handlers Nest bound to it, for the listeners all sockets share. */
+const BOUND_HANDLERS = Symbol('boundHandlers');
+type BoundHandler = MessageMappingProperties['callback'];
+type HandlingSocket = Socket & { [BOUND_HANDLERS]?: BoundHandler[] };
+type SharedListener = (this: HandlingSocket, ...args: unknown[]) => void;
+
 /** Failures were answered by the exception filter; nothing may escape to the process. */
 const ignoreFailure = () => undefined;
 
@@ -71,14 +77,20 @@ export class AppIoAdapter extends IoAdapter {
       },
     } satisfies Partial<ServerOptions>) as AppServer;
     closeRefusedSessions(server, budget);
-    server.on('connection', (socket: AppSocket) =>
-      limitPacketRate(socket, realtime.maxPacketsPerSecond),
-    );
+    const connections = this.app.get(ConnectionTracker, { strict: false });
+    // One listener for every socket: the handshake reserved its slot.
+    const releaseSlot = function (this: AppSocket) {
+      connections.release(this.data.user.id, this.id);
+    };
+    server.on('connection', (socket: AppSocket) => {
+      limitPacketRate(socket, realtime.maxPacketsPerSecond);
+      socket.on('disconnect', releaseSlot);
+    });
     server.use(
       socketHandshake({
         tokens: this.app.get(TokenService, { strict: false }),
         budget,
-        connections: this.app.get(ConnectionTracker, { strict: false }),
+        connections,
       }),
     );
     return server;
@@ -86,9 +98,10 @@ export class AppIoAdapter extends IoAdapter {
 
   /**
    * Nest's default builds RxJS pipelines per socket and handler, which costs
-   * every idle connection kilobytes. Here a socket holds plain listeners, and
-   * a handler's result goes through RxJS only when it is an Observable (an
-   * interceptor returns one); a plain result is answered as it comes.
+   * every idle connection kilobytes. Here the handlers Nest bound to the
+   * socket are kept on it, and every socket shares one plain listener per
+   * event; a handler's result goes through RxJS only when it is an Observable
+   * (an interceptor returns one), a plain result is answered as it comes.
    *
    * A handler's result is the transport's successful ack, `{ ok: true, data }`
    * (failures are answered by the exception filter). Wrapping it here rather
@@ -99,38 +112,69 @@ export class AppIoAdapter extends IoAdapter {
     handlers: MessageMappingProperties[],
     transform: (data: unknown) => Observable<unknown>,
   ): void {
-    const metrics = this.metrics();
-    for (const { message, callback, isAckHandledManually } of handlers) {
-      const event = message as string;
-      socket.on(event, (...args: unknown[]) => {
-        // As RxJS's fromEvent hands them over: one argument as itself, several as an array.
-        const payload = args.length <= 1 ? args[0] : args;
-        const { data, ack } = this.mapPayload(payload) as {
-          data: unknown;
-          ack?: (response: AckResponse<unknown>) => void;
-        };
-        const answers = !isAckHandledManually && typeof ack === 'function';
-        const receivedAt = performance.now();
-        let answered = false;
-        // The exception filter answers failures with this too; a success must then not follow.
-        const reply =
-          ack &&
-          ((response: AckResponse<unknown>) => {
-            answered = true;
-            ack(response);
-          });
-        const succeed = (result: unknown) => {
-          if (!answers || answered) return;
-          metrics.observeAck(event, receivedAt);
-          reply!({ ok: true, data: result ?? {} });
-        };
-        // An Observable (from an interceptor) runs its handler only once subscribed.
-        Promise.resolve(callback(data, reply)).then((result) => {
-          if (isObservable(result))
-            transform(result).subscribe({ next: succeed, error: ignoreFailure });
-          else succeed(result);
-        }, ignoreFailure);
-      });
+    // Nest makes one per socket, all alike: it only pipes a result through RxJS.
+    this.transform ??= transform;
+    (socket as HandlingSocket)[BOUND_HANDLERS] = handlers.map(({ callback }) => callback);
+    handlers.forEach((handler, index) =>
+      socket.on(handler.message as string, this.sharedListener(handler, index)),
+    );
+  }
+
+  private transform?: (data: unknown) => Observable<unknown>;
+  private readonly listeners = new Map<string, SharedListener>();
+
+  /** The listener of a handler's event for every socket, which finds the socket's own at `index`. */
+  private sharedListener(
+    { message, isAckHandledManually }: MessageMappingProperties,
+    index: number,
+  ): SharedListener {
+    const event = message as string;
+    const key = `${index}:${event}`;
+    let listener = this.listeners.get(key);
+    if (!listener) {
+      const handle = (socket: HandlingSocket, args: unknown[]) =>
+        this.handle(event, socket[BOUND_HANDLERS]![index], isAckHandledManually, args);
+      listener = function (this: HandlingSocket, ...args: unknown[]) {
+        handle(this, args);
+      };
+      this.listeners.set(key, listener);
     }
+    return listener;
+  }
+
+  private handle(
+    event: string,
+    callback: BoundHandler,
+    isAckHandledManually: boolean | undefined,
+    args: unknown[],
+  ): void {
+    const metrics = this.metrics();
+    // As RxJS's fromEvent hands them over: one argument as itself, several as an array.
+    const payload = args.length <= 1 ? args[0] : args;
+    const { data, ack } = this.mapPayload(payload) as {
+      data: unknown;
+      ack?: (response: AckResponse<unknown>) => void;
+    };
+    const answers = !isAckHandledManually && typeof ack === 'function';
+    const receivedAt = performance.now();
+    let answered = false;
+    // The exception filter answers failures with this too; a success must then not follow.
+    const reply =
+      ack &&
+      ((response: AckResponse<unknown>) => {
+        answered = true;
+        ack(response);
+      });
+    const succeed = (result: unknown) => {
+      if (!answers || answered) return;
+      metrics.observeAck(event, receivedAt);
+      reply!({ ok: true, data: result ?? {} });
+    };
+    // An Observable (from an interceptor) runs its handler only once subscribed.
+    Promise.resolve(callback(data, reply)).then((result) => {
+      if (isObservable(result))
+        this.transform!(result).subscribe({ next: succeed, error: ignoreFailure });
+      else succeed(result);
+    }, ignoreFailure);
   }
 }

@@ -27,14 +27,15 @@ function handshakeToken(socket: AppSocket): string | undefined {
 }
 
 /**
- * Runs `release` once the socket is gone. A client that leaves while the
- * middleware awaits is dropped by Socket.IO without a 'disconnect', so the
- * transport's close is what always comes; releasing twice is harmless.
+ * A client that left while the middleware awaited is dropped by Socket.IO on
+ * the turn after `next`, without a 'disconnect'; this runs after that turn.
+ * A connected socket's slot is released on its 'disconnect' (`AppIoAdapter`):
+ * listeners of their own per socket would cost every connection a kilobyte.
  */
-function releaseWhenGone(socket: AppSocket, release: () => void): void {
-  if (socket.conn.readyState !== 'open') return release();
-  socket.conn.once('close', release);
-  socket.once('disconnect', release);
+function releaseIfDropped(socket: AppSocket, connections: ConnectionTracker): void {
+  process.nextTick(() => {
+    if (!socket.connected) connections.release(socket.data.user.id, socket.id);
+  });
 }
 
 /**
@@ -48,10 +49,12 @@ export function socketHandshake(deps: HandshakeDependencies) {
       const user = await deps.tokens.verify(handshakeToken(socket));
       await deps.connections.acquire(user.id, socket.id);
       socket.data.user = user;
-      releaseWhenGone(socket, () => deps.connections.release(user.id, socket.id));
     };
     authenticate().then(
-      () => next(),
+      () => {
+        next();
+        releaseIfDropped(socket, deps.connections);
+      },
       (error: unknown) => next(handshakeError(error)),
     );
   };
