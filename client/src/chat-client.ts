@@ -315,7 +315,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     this.emit('roomLost', { roomId: room.feed.roomId, error });
   }
 
-  /** A REST gap fill that failed is retried by the next message or reconnect; the app hears of it. */
+  /** A REST gap fill that failed is tried again by the feed itself; the app hears of the failure. */
   private track(fill: Promise<void>): void {
     fill.catch((error: unknown) => {
       this.emit(

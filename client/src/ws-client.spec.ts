@@ -309,6 +309,22 @@ describe('WsClient', () => {
     expect(ws.state).toEqual({ status: 'offline', reason: 'closed' });
   });
 
+  it('forgets its rooms on close(): connected again, it joins none of them', async () => {
+    const { ws } = client();
+    ws.join(ROOM);
+    const first = await connected(ws);
+    first.joined(ROOM, 5);
+    ws.close();
+
+    ws.connect();
+    await settle();
+    FakeSocket.last.accept();
+    await settle();
+
+    expect(FakeSocket.last.sent.filter((frame) => frame.type === 'join')).toEqual([]);
+    ws.close();
+  });
+
   it('reports every server error after answered probes: a pong settles its probe', async () => {
     const { ws } = client({ heartbeat: { idleMs: 1_000, timeoutMs: 500 } });
     const errors = record(ws, 'error');

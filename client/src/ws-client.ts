@@ -165,13 +165,11 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     this.reconnector.retryNow();
   }
 
+  /** Disconnects for good: rooms are forgotten, as `ChatClient.close()` forgets them. */
   close(): void {
     this.reconnector.stop();
     this.abandonSocket(1000, 'Client closed');
-    for (const room of this.rooms.values()) {
-      clearTimeout(room.retryTimer);
-      room.feed?.close();
-    }
+    for (const id of [...this.rooms.keys()]) this.forget(id);
   }
 
   /**
