@@ -60,4 +60,17 @@ describe('RedisThrottlerStorage', () => {
     await hit(storage);
     expect(state.calls).toBe(3);
   });
+
+  it('lets one request ask Redis after the period, the others counting locally until it answers', async () => {
+    const { redis, state } = fakeRedis();
+    const storage = new RedisThrottlerStorage(redis);
+    await hit(storage);
+    jest.advanceTimersByTime(LOCAL_COUNTING_MS);
+
+    const together = await Promise.all([hit(storage), hit(storage), hit(storage)]);
+
+    expect(state.calls).toBe(2);
+    expect(together.map((record) => record.totalHits)).toEqual([4, 2, 3]);
+    expect(warn).toHaveBeenCalledTimes(1);
+  });
 });

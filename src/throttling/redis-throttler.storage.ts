@@ -23,14 +23,17 @@ export const LOCAL_COUNTING_MS = 5_000;
 /**
  * The throttler's counters in Redis, so that a budget is one budget over all
  * nodes. While Redis is away, each node counts in its own memory: for
- * `LOCAL_COUNTING_MS` after a failure, so that a Redis that does not answer
- * delays one request per period rather than every one (and the log says so
- * once, not per request).
+ * `LOCAL_COUNTING_MS` after a failure, then one request asks Redis again
+ * while the others go on counting locally until it answers, so that a Redis
+ * that does not answer delays one request per period rather than every one
+ * (and the log says so once per change, not per request).
  */
 export class RedisThrottlerStorage implements ThrottlerStorage {
   private readonly logger = new Logger(RedisThrottlerStorage.name);
   private readonly fallback = new MemoryThrottlerStorage();
   private countingLocallyUntil: number | undefined;
+  /** One request is asking Redis again after a period of counting locally. */
+  private probing = false;
 
   constructor(private readonly redis: RedisService) {}
 
@@ -65,19 +68,25 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     }
   }
 
+  /** False for the request that is to ask Redis: the first one after each local period. */
   private countingLocally(): boolean {
-    return this.countingLocallyUntil !== undefined && performance.now() < this.countingLocallyUntil;
+    if (this.countingLocallyUntil === undefined) return false;
+    if (this.probing || performance.now() < this.countingLocallyUntil) return true;
+    this.probing = true;
+    return false;
   }
 
   private countAlone(error: Error): void {
     if (this.countingLocallyUntil === undefined)
       this.logger.warn(`Rate limits counted on this node only: ${error.message}`);
     this.countingLocallyUntil = performance.now() + LOCAL_COUNTING_MS;
+    this.probing = false;
   }
 
   private sharedAgain(): void {
     if (this.countingLocallyUntil === undefined) return;
     this.countingLocallyUntil = undefined;
+    this.probing = false;
     this.logger.log('Rate limits shared over Redis again');
   }
 }
