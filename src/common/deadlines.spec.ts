@@ -52,4 +52,15 @@ describe('Deadlines', () => {
     jest.advanceTimersByTime(1_000);
     expect(expired).toEqual(['stays']);
   });
+
+  it('waits past the longest delay Node allows (about 24.8 days) without expiring early', () => {
+    const { expired, at } = deadlines();
+    const day = 24 * 60 * 60 * 1000;
+    at.add('month', 1_000_000 + 30 * day);
+
+    jest.advanceTimersByTime(29 * day);
+    expect(expired).toEqual([]);
+    jest.advanceTimersByTime(day);
+    expect(expired).toEqual(['month']);
+  });
 });

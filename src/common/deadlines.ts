@@ -21,9 +21,7 @@ export class Deadlines<T> {
     const slot = this.slotOf(deadline);
     let entry = this.slots.get(slot);
     if (!entry) {
-      const delay = Math.min(Math.max(slot - Date.now(), 0), MAX_TIMER_MS);
-      const timer = setTimeout(() => this.fire(slot), delay).unref();
-      entry = { items: new Set(), timer };
+      entry = { items: new Set(), timer: this.timerFor(slot) };
       this.slots.set(slot, entry);
     }
     entry.items.add(item);
@@ -48,8 +46,18 @@ export class Deadlines<T> {
     return Math.ceil(deadline / this.resolutionMs) * this.resolutionMs;
   }
 
+  /** Node cannot wait longer than about 24.8 days at once: a later slot waits again. */
+  private timerFor(slot: number): NodeJS.Timeout {
+    const delay = Math.min(Math.max(slot - Date.now(), 0), MAX_TIMER_MS);
+    return setTimeout(() => this.fire(slot), delay).unref();
+  }
+
   private fire(slot: number): void {
     const entry = this.slots.get(slot);
+    if (entry && Date.now() < slot) {
+      entry.timer = this.timerFor(slot);
+      return;
+    }
     this.slots.delete(slot);
     for (const item of entry?.items ?? []) this.expire(item);
   }

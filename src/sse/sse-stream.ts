@@ -18,7 +18,7 @@ export interface SseBacklogLimit {
  */
 export class SseStream {
   private heartbeat?: NodeJS.Timeout;
-  private expiry?: NodeJS.Timeout;
+  private cancelExpiry?: () => void;
   private ended = false;
   private readonly endListeners: (() => void)[] = [];
   /** One wait for 'drain' shared by every caller, so that listeners do not pile up. */
@@ -47,7 +47,7 @@ export class SseStream {
       if (this.backlog === 0) this.write(':heartbeat\n\n');
     }, heartbeatMs);
     this.heartbeat.unref();
-    this.expiry = whenTokenExpires(tokenExpiresAt, () => this.end());
+    this.cancelExpiry = whenTokenExpires(tokenExpiresAt, () => this.end());
   }
 
   /**
@@ -115,7 +115,7 @@ export class SseStream {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.heartbeat);
-    clearTimeout(this.expiry);
+    this.cancelExpiry?.();
     if (!this.response.writableEnded) this.response.end();
     this.dropIfNeverRead();
     for (const listener of this.endListeners) listener();
