@@ -68,6 +68,8 @@ export type LoaderCommand =
 export interface RunResult {
   mode: RunMode;
   sent: number;
+  /** Of `sent`, those on a transport that acknowledges nothing (raw WebSocket). */
+  sentUnacked: number;
   acked: number;
   ackErrors: number;
   /** Fixed-mode sends skipped because the sender had too many unsettled messages. */

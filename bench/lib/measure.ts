@@ -50,9 +50,9 @@ const SETUP_TIMEOUT_MS = 180_000;
 
 function derive(result: RunResult, serverCpuMs: number, loaderCpuMs: number, wallMs: number) {
   const activeSeconds = Math.max(result.activeMs, 1) / 1000;
-  // Over /ws nothing is acknowledged; elsewhere a refused send is not throughput.
-  const acknowledging = result.acked + result.ackErrors > 0;
-  const settled = acknowledging ? result.acked : result.sent;
+  // A refused send is not throughput: an error ack, or an error frame over /ws,
+  // where nothing is acknowledged.
+  const settled = result.sentUnacked > 0 ? result.sent - result.ackErrors : result.acked;
   return {
     serverCpuMs,
     loaderCpuMs,

@@ -31,6 +31,8 @@ class RunState {
   readonly start = now();
   sending = true;
   sent = 0;
+  /** Sent on a transport that acknowledges nothing (raw WebSocket). */
+  sentUnacked = 0;
   acked = 0;
   ackErrors = 0;
   skipped = 0;
@@ -95,6 +97,7 @@ export class LoadEngine {
 
   /** A message went out that will not be acknowledged (raw WebSocket): expect it at once. */
   sentUnacked(sender: Sender, stream: string, n: number): void {
+    if (this.state) this.state.sentUnacked += 1;
     this.expect(stream, n, sender.audience);
   }
 
@@ -186,6 +189,7 @@ export class LoadEngine {
     return {
       mode: state.command.mode,
       sent: state.sent,
+      sentUnacked: state.sentUnacked,
       acked: state.acked,
       ackErrors: state.ackErrors,
       skipped: state.skipped,

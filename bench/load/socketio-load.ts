@@ -90,7 +90,8 @@ async function connectIdle(command: ConnectCommand): Promise<ConnectResult> {
   let firstError: string | undefined;
   const offset = sockets.length;
   await mapLimited(Array.from({ length: missing }), command.concurrency, async (_, index) => {
-    const credential = command.credentials[(offset + index) % command.credentials.length];
+    const credential =
+      command.credentials[(offset + index) % Math.max(1, command.credentials.length)];
     try {
       const { ms } = await connect(
         command.url,

@@ -78,8 +78,9 @@ async function settledRss(ctx: BenchContext, server: ServerHandle): Promise<numb
 
 /**
  * The server's RSS right after a full garbage collection. The collection
- * changes what the server does next (it collects more often for a while),
- * so nothing is timed right after it.
+ * changes what the server does next (it collects more often for a while):
+ * the hold is timed before the last one, but each step's connects follow the
+ * collection of the step before, on both servers alike.
  */
 async function retainedRss(server: ServerHandle): Promise<number> {
   const [main] = server.processes;
