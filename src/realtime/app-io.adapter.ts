@@ -16,12 +16,13 @@ import { isOriginAllowed } from './origin-policy';
 import type { AppServer, AppSocket } from './socket-data';
 import { limitPacketRate } from './packet-rate';
 import { REFUSED_SESSION_GRACE_MS, SessionBudget } from './session-budget';
-import { socketHandshake } from './socket-handshake';
+import { handshakeCompleted, socketHandshake } from './socket-handshake';
 
 /** Where a socket keeps the handlers Nest bound to it, for the listeners all sockets share. */
 const BOUND_HANDLERS = Symbol('boundHandlers');
 type BoundHandler = MessageMappingProperties['callback'];
-type HandlingSocket = Socket & { [BOUND_HANDLERS]?: BoundHandler[] };
+/** One list per gateway, in the order Nest binds them (the same for every socket). */
+type HandlingSocket = Socket & { [BOUND_HANDLERS]?: BoundHandler[][] };
 type SharedListener = (this: HandlingSocket, ...args: unknown[]) => void;
 
 /** Failures were answered by the exception filter; nothing may escape to the process. */
@@ -84,6 +85,7 @@ export class AppIoAdapter extends IoAdapter {
     };
     server.on('connection', (socket: AppSocket) => {
       limitPacketRate(socket, realtime.maxPacketsPerSecond);
+      handshakeCompleted(socket);
       socket.on('disconnect', releaseSlot);
     });
     server.use(
@@ -114,26 +116,28 @@ export class AppIoAdapter extends IoAdapter {
   ): void {
     // Nest makes one per socket, all alike: it only pipes a result through RxJS.
     this.transform ??= transform;
-    (socket as HandlingSocket)[BOUND_HANDLERS] = handlers.map(({ callback }) => callback);
+    const bound = ((socket as HandlingSocket)[BOUND_HANDLERS] ??= []);
+    const gateway = bound.push(handlers.map(({ callback }) => callback)) - 1;
     handlers.forEach((handler, index) =>
-      socket.on(handler.message as string, this.sharedListener(handler, index)),
+      socket.on(handler.message as string, this.sharedListener(handler, gateway, index)),
     );
   }
 
   private transform?: (data: unknown) => Observable<unknown>;
   private readonly listeners = new Map<string, SharedListener>();
 
-  /** The listener of a handler's event for every socket, which finds the socket's own at `index`. */
+  /** The listener of a handler's event for every socket, which finds the socket's own by position. */
   private sharedListener(
     { message, isAckHandledManually }: MessageMappingProperties,
+    gateway: number,
     index: number,
   ): SharedListener {
     const event = message as string;
-    const key = `${index}:${event}`;
+    const key = `${gateway}:${index}:${event}`;
     let listener = this.listeners.get(key);
     if (!listener) {
       const handle = (socket: HandlingSocket, args: unknown[]) =>
-        this.handle(event, socket[BOUND_HANDLERS]![index], isAckHandledManually, args);
+        this.handle(event, socket[BOUND_HANDLERS]![gateway][index], isAckHandledManually, args);
       listener = function (this: HandlingSocket, ...args: unknown[]) {
         handle(this, args);
       };

@@ -26,16 +26,29 @@ function handshakeToken(socket: AppSocket): string | undefined {
   return bearerToken(socket.request) ?? (typeof auth?.token === 'string' ? auth.token : undefined);
 }
 
+/** Slot releases of sockets still in their handshake, until they are connected. */
+const releasesWhileConnecting = new WeakMap<AppSocket, () => void>();
+
 /**
- * A client that left while the middleware awaited is dropped by Socket.IO on
- * the turn after `next`, without a 'disconnect'; this runs after that turn.
- * A connected socket's slot is released on its 'disconnect' (`AppIoAdapter`):
- * listeners of their own per socket would cost every connection a kilobyte.
+ * Socket.IO drops a socket whose client left during the middleware without
+ * a 'disconnect', so its engine connection's close releases the slot until
+ * the socket is connected (`handshakeCompleted`). From then on the socket's
+ * 'disconnect' does, with one listener shared by every socket (`AppIoAdapter`):
+ * listeners of its own kept for a socket's lifetime cost it a kilobyte.
  */
 function releaseIfDropped(socket: AppSocket, connections: ConnectionTracker): void {
-  process.nextTick(() => {
-    if (!socket.connected) connections.release(socket.data.user.id, socket.id);
-  });
+  const release = () => connections.release(socket.data.user.id, socket.id);
+  if (socket.conn.readyState !== 'open') return release();
+  socket.conn.once('close', release);
+  releasesWhileConnecting.set(socket, release);
+}
+
+/** For Socket.IO's 'connection': the socket's 'disconnect' releases its slot from now on. */
+export function handshakeCompleted(socket: AppSocket): void {
+  const release = releasesWhileConnecting.get(socket);
+  if (!release) return;
+  socket.conn.off('close', release);
+  releasesWhileConnecting.delete(socket);
 }
 
 /**
@@ -49,12 +62,10 @@ export function socketHandshake(deps: HandshakeDependencies) {
       const user = await deps.tokens.verify(handshakeToken(socket));
       await deps.connections.acquire(user.id, socket.id);
       socket.data.user = user;
+      releaseIfDropped(socket, deps.connections);
     };
     authenticate().then(
-      () => {
-        next();
-        releaseIfDropped(socket, deps.connections);
-      },
+      () => next(),
       (error: unknown) => next(handshakeError(error)),
     );
   };
