@@ -18,12 +18,15 @@ import { limitPacketRate } from './packet-rate';
 import { REFUSED_SESSION_GRACE_MS, SessionBudget } from './session-budget';
 import { handshakeCompleted, socketHandshake } from './socket-handshake';
 
-/** Where a socket keeps the handlers Nest bound to it, for the listeners all sockets share. */
-const BOUND_HANDLERS = Symbol('boundHandlers');
-type BoundHandler = MessageMappingProperties['callback'];
-/** One list per gateway, in the order Nest binds them (the same for every socket). */
-type HandlingSocket = Socket & { [BOUND_HANDLERS]?: BoundHandler[][] };
-type SharedListener = (this: HandlingSocket, ...args: unknown[]) => void;
+/** A gateway's handler as Nest keeps it, before binding it to a socket. */
+interface GatewayHandler {
+  message: unknown;
+  callback: (this: object, socket: Socket, data: unknown, ack: unknown) => unknown;
+  isAckHandledManually?: boolean;
+}
+/** A handler with its socket: called with the payload and the reply. */
+type SocketHandler = (data: unknown, ack: unknown) => unknown;
+type SharedListener = (this: Socket, ...args: unknown[]) => void;
 
 /** Failures were answered by the exception filter; nothing may escape to the process. */
 const ignoreFailure = () => undefined;
@@ -100,55 +103,69 @@ export class AppIoAdapter extends IoAdapter {
 
   /**
    * Nest's default builds RxJS pipelines per socket and handler, which costs
-   * every idle connection kilobytes. Here the handlers Nest bound to the
-   * socket are kept on it, and every socket shares one plain listener per
-   * event; a handler's result goes through RxJS only when it is an Observable
-   * (an interceptor returns one), a plain result is answered as it comes.
+   * every idle connection kilobytes, and binds each handler to each socket.
+   * As Nest is patched (`patches/@nestjs+websockets+*.patch`), it hands the
+   * gateway's handlers over unbound, and every socket shares one plain
+   * listener per event, which passes the socket to the handler: nothing is
+   * kept per socket. A handler's result goes through RxJS only when it is an
+   * Observable (an interceptor returns one); a plain result is answered as it
+   * comes.
    *
    * A handler's result is the transport's successful ack, `{ ok: true, data }`
    * (failures are answered by the exception filter). Wrapping it here rather
    * than in an interceptor spares every event Nest's interceptor chain.
    */
+  bindSharedMessageHandlers(
+    socket: Socket,
+    handlers: GatewayHandler[],
+    gateway: object,
+    transform: (data: unknown) => Observable<unknown>,
+  ): void {
+    this.transform ??= transform;
+    for (const handler of handlers)
+      socket.on(handler.message as string, this.sharedListener(handler, gateway));
+  }
+
+  /** Nest without the patch: the handlers come bound to the socket, each with a listener of its own. */
   override bindMessageHandlers(
     socket: Socket,
     handlers: MessageMappingProperties[],
     transform: (data: unknown) => Observable<unknown>,
   ): void {
-    // Nest makes one per socket, all alike: it only pipes a result through RxJS.
     this.transform ??= transform;
-    const bound = ((socket as HandlingSocket)[BOUND_HANDLERS] ??= []);
-    const gateway = bound.push(handlers.map(({ callback }) => callback)) - 1;
-    handlers.forEach((handler, index) =>
-      socket.on(handler.message as string, this.sharedListener(handler, gateway, index)),
-    );
+    for (const { message, callback, isAckHandledManually } of handlers)
+      socket.on(message as string, (...args: unknown[]) =>
+        this.handle(message as string, callback, isAckHandledManually, args),
+      );
   }
 
   private transform?: (data: unknown) => Observable<unknown>;
-  private readonly listeners = new Map<string, SharedListener>();
+  private readonly listeners = new WeakMap<GatewayHandler, SharedListener>();
 
-  /** The listener of a handler's event for every socket, which finds the socket's own by position. */
-  private sharedListener(
-    { message, isAckHandledManually }: MessageMappingProperties,
-    gateway: number,
-    index: number,
-  ): SharedListener {
-    const event = message as string;
-    const key = `${gateway}:${index}:${event}`;
-    let listener = this.listeners.get(key);
+  /** The listener of a gateway's handler for every socket: the same handler object each time. */
+  private sharedListener(handler: GatewayHandler, gateway: object): SharedListener {
+    let listener = this.listeners.get(handler);
     if (!listener) {
-      const handle = (socket: HandlingSocket, args: unknown[]) =>
-        this.handle(event, socket[BOUND_HANDLERS]![gateway][index], isAckHandledManually, args);
-      listener = function (this: HandlingSocket, ...args: unknown[]) {
-        handle(this, args);
+      const { message, callback, isAckHandledManually } = handler;
+      const event = message as string;
+      const dispatch = (socket: Socket, args: unknown[]) =>
+        this.handle(
+          event,
+          (data, ack) => callback.call(gateway, socket, data, ack),
+          isAckHandledManually,
+          args,
+        );
+      listener = function (this: Socket, ...args: unknown[]) {
+        dispatch(this, args);
       };
-      this.listeners.set(key, listener);
+      this.listeners.set(handler, listener);
     }
     return listener;
   }
 
   private handle(
     event: string,
-    callback: BoundHandler,
+    callback: SocketHandler,
     isAckHandledManually: boolean | undefined,
     args: unknown[],
   ): void {
