@@ -7,27 +7,37 @@ import { TokenBucket } from './token-bucket';
 const PACKET_LIMIT = Symbol('packetLimit');
 
 type LimitedSession = EngineSession & {
+  /** `socket`: the session's latest socket (a client may leave the namespace and connect again). */
   [PACKET_LIMIT]?: { bucket: TokenBucket; socket: AppSocket };
 };
 
 /** One listener for the packets of every connection: each keeps only its bucket. */
 function countPacket(this: LimitedSession): void {
   const limit = this[PACKET_LIMIT];
-  if (!limit || limit.bucket.take() || !limit.socket.connected) return;
-  limit.socket.emit(
+  if (!limit || limit.bucket.take()) return;
+  const { socket } = limit;
+  if (!socket.connected) return this.close();
+  socket.emit(
     ServerEvent.Error,
     AppException.rateLimited('Too many packets: connection closed').toBody(),
   );
-  limit.socket.disconnect(true);
+  socket.disconnect(true);
 }
 
 /**
  * A connection that floods packets far beyond any per-event budget is cut
- * off as its Engine.IO packets arrive, before they are parsed into events,
- * so that its cost cannot slow down everyone else.
+ * off as its Engine.IO packets arrive (every packet counts: events, acks,
+ * pongs, binary attachments), before they are parsed into events, so that
+ * its cost cannot slow down everyone else. One budget per Engine.IO session,
+ * however often its client connects to the namespace again.
  */
 export function limitPacketRate(socket: AppSocket, perSecond: number): void {
   const session = socket.conn as LimitedSession;
+  const limit = session[PACKET_LIMIT];
+  if (limit) {
+    limit.socket = socket;
+    return;
+  }
   session[PACKET_LIMIT] = { bucket: new TokenBucket(perSecond, perSecond * 2), socket };
   session.on('packet', countPacket);
 }

@@ -1,6 +1,7 @@
+import { WebSocket } from 'ws';
 import { registerUser } from '../support/api';
 import { RawClient } from '../support/raw-ws';
-import { connectSocket, nextEvent } from '../support/sockets';
+import { connectSocket, eventually, nextEvent, sleep } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 describe('packet floods on one connection', () => {
@@ -21,6 +22,28 @@ describe('packet floods on one connection', () => {
     expect(await gone).toBe('io server disconnect');
   });
 
+  it('keeps one budget per session when its client connects to the namespace again and again', async () => {
+    const user = await registerUser(t.url);
+    const session = await rawEngineSession(t.url);
+    for (let i = 0; i < 12; i += 1) {
+      session.send(`40${JSON.stringify({ token: user.token })}`);
+      await session.next((frame) => frame.startsWith('40'));
+      session.send('41');
+      // Socket.IO handles the leave on its next turn, and a connect before that as a protocol error.
+      await sleep(50);
+    }
+    session.send(`40${JSON.stringify({ token: user.token })}`);
+    await session.next((frame) => frame.startsWith('40'));
+    await sleep(2_100); // the bucket is full again
+
+    for (let i = 0; i < 10; i += 1) session.send('42["room:presence",{"roomId":"x"}]');
+    await sleep(300);
+
+    expect(session.frames.filter((frame) => frame.includes('Too many packets'))).toEqual([]);
+    expect(session.socket.readyState).toBe(WebSocket.OPEN);
+    session.socket.close();
+  });
+
   it('closes a raw WebSocket client doing the same with 4029', async () => {
     const user = await registerUser(t.url);
     const client = await RawClient.connect(t.url, user.token);
@@ -28,3 +51,23 @@ describe('packet floods on one connection', () => {
     expect(await client.closed).toEqual({ code: 4029, reason: 'Rate limited' });
   });
 });
+
+/** A Socket.IO client written by hand: an Engine.IO v4 session over WebSocket, answering pings. */
+async function rawEngineSession(url: string) {
+  const socket = new WebSocket(
+    `${url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`,
+  );
+  socket.on('error', () => undefined);
+  const frames: string[] = [];
+  socket.on('message', (data: Buffer) => {
+    const frame = data.toString('utf8');
+    if (frame === '2') socket.send('3');
+    else frames.push(frame);
+  });
+  await new Promise((resolve) => socket.once('open', resolve));
+  const next = async (matches: (frame: string) => boolean) => {
+    await eventually(() => frames.some(matches));
+    return frames.splice(frames.findIndex(matches), 1)[0];
+  };
+  return { socket, frames, next, send: (frame: string) => socket.send(frame) };
+}
