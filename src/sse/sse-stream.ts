@@ -1,5 +1,4 @@
 import type { Response } from 'express';
-import { whenTokenExpires } from '@app/auth/token-expiry';
 
 /** How long an ended stream's client has to take what it left unread. */
 const END_GRACE_MS = 5_000;
@@ -18,7 +17,6 @@ export interface SseBacklogLimit {
  */
 export class SseStream {
   private heartbeat?: NodeJS.Timeout;
-  private cancelExpiry?: () => void;
   private ended = false;
   private readonly endListeners: (() => void)[] = [];
   /** One wait for 'drain' shared by every caller, so that listeners do not pile up. */
@@ -32,8 +30,8 @@ export class SseStream {
     response.once('close', () => this.end());
   }
 
-  /** Sends the headers; the stream ends with its token, and EventSource reconnects to authenticate again. */
-  open(heartbeatMs: number, tokenExpiresAt: number): void {
+  /** Sends the headers and starts the heartbeat. */
+  open(heartbeatMs: number): void {
     this.response.status(200);
     this.response.set({
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -47,7 +45,6 @@ export class SseStream {
       if (this.backlog === 0) this.write(':heartbeat\n\n');
     }, heartbeatMs);
     this.heartbeat.unref();
-    this.cancelExpiry = whenTokenExpires(tokenExpiresAt, () => this.end());
   }
 
   /**
@@ -115,7 +112,6 @@ export class SseStream {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.heartbeat);
-    this.cancelExpiry?.();
     if (!this.response.writableEnded) this.response.end();
     this.dropIfNeverRead();
     for (const listener of this.endListeners) listener();

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { Response } from 'express';
 import type { AuthUser } from '@app/auth/auth-user';
+import { Deadlines } from '@app/common/deadlines';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent, SseEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
@@ -32,6 +33,8 @@ export class SseService {
   }
 
   private readonly backlogLimit: SseBacklogLimit;
+  /** A stream ends with its token; EventSource reconnects and authenticates again. */
+  private readonly tokenExpiries = new Deadlines<SseStream>((stream) => stream.end());
 
   /** `connected`, then every notification of the user. */
   openPersonal(user: AuthUser, response: Response): void {
@@ -80,13 +83,15 @@ export class SseService {
   ): boolean {
     if (stream.closed) return false;
     if (this.hub.draining) {
-      stream.open(this.heartbeatMs, user.tokenExpiresAt);
+      stream.open(this.heartbeatMs);
       stream.end();
       return false;
     }
     const close = () => stream.end();
     stream.onEnd(this.hub.attach({ userId: user.id, channel, receive, close }));
-    stream.open(this.heartbeatMs, user.tokenExpiresAt);
+    stream.open(this.heartbeatMs);
+    this.tokenExpiries.add(stream, user.tokenExpiresAt);
+    stream.onEnd(() => this.tokenExpiries.remove(stream, user.tokenExpiresAt));
     return true;
   }
 
