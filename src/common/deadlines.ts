@@ -36,12 +36,6 @@ export class Deadlines<T> {
     this.slots.delete(slot);
   }
 
-  get size(): number {
-    let size = 0;
-    for (const { items } of this.slots.values()) size += items.size;
-    return size;
-  }
-
   private slotOf(deadline: number): number {
     return Math.ceil(deadline / this.resolutionMs) * this.resolutionMs;
   }
