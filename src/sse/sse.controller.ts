@@ -34,8 +34,8 @@ export class SseController {
   @ApiOkResponse({
     description: '`connected` { userId }, then `notification` events; `:heartbeat` comments',
   })
-  personal(@CurrentUser() user: AuthUser, @Res() response: Response): void {
-    this.sse.openPersonal(user, response);
+  personal(@CurrentUser() user: AuthUser, @Res() response: Response): Promise<void> {
+    return this.sse.openPersonal(user, response);
   }
 
   /** The personal stream where clients of the reference design look for it: `/events/<own id>`. */
@@ -47,11 +47,11 @@ export class SseController {
     @CurrentUser() user: AuthUser,
     @Param('userId') userId: string,
     @Res() response: Response,
-  ): void {
+  ): Promise<void> {
     if (userId.toLowerCase() !== user.id) {
       throw AppException.forbidden('A user may only stream their own events');
     }
-    this.sse.openPersonal(user, response);
+    return this.sse.openPersonal(user, response);
   }
 
   @Get('rooms/:id/events')

@@ -2,7 +2,8 @@ import type { RoomJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 import { LocalDeliveryBus } from '@app/delivery/delivery-bus';
 import { DeliveryService } from '@app/delivery/delivery.service';
-import { SseHub, type SseSubscriber } from './sse.hub';
+import { EventStreamSlots } from './event-stream-slots';
+import { SseHub, type SseSubscriber, type StreamSlot } from './sse.hub';
 
 const MAX_STREAMS_PER_USER = 3;
 
@@ -21,15 +22,20 @@ function room(id: string): RoomJson {
 function setUp() {
   const delivery = new DeliveryService(new LocalDeliveryBus());
   const shutdownSteps: (() => unknown)[] = [];
+  const slots = new EventStreamSlots(
+    { get: () => MAX_STREAMS_PER_USER } as never,
+    { enabled: false } as never,
+  );
   const hub = new SseHub(
     delivery,
-    { get: () => MAX_STREAMS_PER_USER } as never,
+    slots,
     { connections: { inc: () => undefined, dec: () => undefined } } as never,
     { register: (_phase: string, step: () => unknown) => shutdownSteps.push(step) } as never,
   );
   hub.onModuleInit();
   const log: string[] = [];
-  const open = (name: string, userId: string, channel: string): SseSubscriber => {
+  const open = async (name: string, userId: string, channel: string): Promise<SseSubscriber> => {
+    const slot = await hub.reserve(userId);
     let detach: () => void = () => undefined;
     const subscriber: SseSubscriber = {
       userId,
@@ -40,22 +46,32 @@ function setUp() {
         detach();
       },
     };
-    detach = hub.attach(subscriber);
+    detach = hub.attach(subscriber, slot);
     return subscriber;
   };
+  /** How many more slots the user may reserve now; the probes are released again. */
+  const allowanceLeft = async (userId: string) => {
+    const reserved: StreamSlot[] = [];
+    try {
+      for (;;) reserved.push(await hub.reserve(userId));
+    } catch {
+      for (const slot of reserved) slot.release();
+      return reserved.length;
+    }
+  };
   const shutdown = () => shutdownSteps.forEach((step) => step());
-  return { hub, delivery, log, open, shutdown };
+  return { hub, delivery, log, open, allowanceLeft, shutdown };
 }
 
 describe('SseHub', () => {
   const by = { id: 'owner', username: 'owner' };
 
-  it("ends the user's streams of the room they left, after their personal stream got the notification", () => {
+  it("ends the user's streams of the room they left, after their personal stream got the notification", async () => {
     const { hub, delivery, log, open } = setUp();
-    open('bob', 'bob', roomNames.user('bob'));
-    open('bob/a', 'bob', roomNames.chat('a'));
-    open('bob/a again', 'bob', roomNames.chat('a'));
-    open('carol/a', 'carol', roomNames.chat('a'));
+    await open('bob', 'bob', roomNames.user('bob'));
+    await open('bob/a', 'bob', roomNames.chat('a'));
+    await open('bob/a again', 'bob', roomNames.chat('a'));
+    await open('carol/a', 'carol', roomNames.chat('a'));
 
     delivery.membershipEnded('bob', room('a'), by);
 
@@ -65,10 +81,10 @@ describe('SseHub', () => {
     expect(log.slice(3)).toEqual(['carol/a <- chat:message']);
   });
 
-  it("keeps the user's other rooms and other users' streams when a membership ends", () => {
+  it("keeps the user's other rooms and other users' streams when a membership ends", async () => {
     const { hub, delivery, log, open } = setUp();
-    open('bob/b', 'bob', roomNames.chat('b'));
-    open('carol', 'carol', roomNames.user('carol'));
+    await open('bob/b', 'bob', roomNames.chat('b'));
+    await open('carol', 'carol', roomNames.user('carol'));
 
     delivery.membershipEnded('bob', room('a'), by);
 
@@ -76,12 +92,12 @@ describe('SseHub', () => {
     expect(hub.streamCount).toBe(2);
   });
 
-  it("ends every stream of a closed account, personal and room, and no one else's", () => {
+  it("ends every stream of a closed account, personal and room, and no one else's", async () => {
     const { hub, delivery, log, open } = setUp();
-    open('bob', 'bob', roomNames.user('bob'));
-    open('bob/a', 'bob', roomNames.chat('a'));
-    open('bob/b', 'bob', roomNames.chat('b'));
-    open('carol/a', 'carol', roomNames.chat('a'));
+    await open('bob', 'bob', roomNames.user('bob'));
+    await open('bob/a', 'bob', roomNames.chat('a'));
+    await open('bob/b', 'bob', roomNames.chat('b'));
+    await open('carol/a', 'carol', roomNames.chat('a'));
 
     delivery.accountClosed('bob');
 
@@ -90,21 +106,35 @@ describe('SseHub', () => {
     expect(hub.channelCount).toBe(1);
   });
 
-  it("gives back the user's allowance for every stream it ends", () => {
-    const { hub, delivery, open } = setUp();
-    for (let i = 0; i < MAX_STREAMS_PER_USER; i += 1) open(`bob/${i}`, 'bob', roomNames.chat('a'));
-    expect(() => open('bob/over', 'bob', roomNames.chat('a'))).toThrow(/Too many/);
+  it("gives back the user's allowance for every stream it ends", async () => {
+    const { hub, delivery, open, allowanceLeft } = setUp();
+    for (let i = 0; i < MAX_STREAMS_PER_USER; i += 1)
+      await open(`bob/${i}`, 'bob', roomNames.chat('a'));
+    await expect(open('bob/over', 'bob', roomNames.chat('a'))).rejects.toMatchObject({
+      code: 'RATE_LIMITED',
+    });
 
     delivery.accountClosed('bob');
 
-    for (let i = 0; i < MAX_STREAMS_PER_USER; i += 1) open(`bob/${i}`, 'bob', roomNames.chat('a'));
-    expect(hub.streamCount).toBe(MAX_STREAMS_PER_USER);
+    expect(hub.streamCount).toBe(0);
+    expect(await allowanceLeft('bob')).toBe(MAX_STREAMS_PER_USER);
   });
 
-  it('closes nothing for a delivery without an effect', () => {
+  it('gives a slot back once, however often it is released', async () => {
+    const { hub, allowanceLeft } = setUp();
+    const slot = await hub.reserve('bob');
+    await hub.reserve('bob');
+
+    slot.release();
+    slot.release();
+
+    expect(await allowanceLeft('bob')).toBe(MAX_STREAMS_PER_USER - 1);
+  });
+
+  it('closes nothing for a delivery without an effect', async () => {
     const { hub, delivery, log, open } = setUp();
-    open('bob', 'bob', roomNames.user('bob'));
-    open('bob/a', 'bob', roomNames.chat('a'));
+    await open('bob', 'bob', roomNames.user('bob'));
+    await open('bob/a', 'bob', roomNames.chat('a'));
 
     delivery.notify('bob', { type: 'room:invited', room: room('a'), by });
 
@@ -112,11 +142,11 @@ describe('SseHub', () => {
     expect(hub.streamCount).toBe(2);
   });
 
-  it("serializes a delivery's payload once for all the streams of its channel", () => {
+  it("serializes a delivery's payload once for all the streams of its channel", async () => {
     const { delivery, open } = setUp();
     const received: string[] = [];
     for (const name of ['bob', 'carol', 'dave']) {
-      const stream = open(name, name, roomNames.chat('a'));
+      const stream = await open(name, name, roomNames.chat('a'));
       stream.receive = (_delivery, payloadJson) => received.push(payloadJson());
     }
     const message = { roomId: 'a', seq: 1, text: 'hi' };
@@ -128,10 +158,10 @@ describe('SseHub', () => {
     expect(toJSON).toHaveBeenCalledTimes(1);
   });
 
-  it('ends every stream on shutdown', () => {
+  it('ends every stream on shutdown', async () => {
     const { hub, log, open, shutdown } = setUp();
-    open('bob', 'bob', roomNames.user('bob'));
-    open('carol/a', 'carol', roomNames.chat('a'));
+    await open('bob', 'bob', roomNames.user('bob'));
+    await open('carol/a', 'carol', roomNames.chat('a'));
 
     shutdown();
 

@@ -1,7 +1,5 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
-import { AppException } from '@app/common/errors/app.exception';
-import type { AllConfig } from '@app/config/app-config';
 import { roomNames } from '@app/contract/room-names';
 import {
   DeliveryEffectKind,
@@ -13,6 +11,7 @@ import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
+import { EventStreamSlots } from './event-stream-slots';
 
 export interface SseSubscriber {
   userId: string;
@@ -23,22 +22,27 @@ export interface SseSubscriber {
   close(): void;
 }
 
+/** One of a user's event-stream slots, held until released (at most once). */
+export interface StreamSlot {
+  release(): void;
+}
+
 /**
  * This node's open event streams: one delivery listener for all of them,
- * a cap per user, and every stream ended on shutdown or when its user's
- * access ends.
+ * a cap per user over all nodes, and every stream ended on shutdown or when
+ * its user's access ends.
  */
 @Injectable()
 export class SseHub implements OnModuleInit, OnApplicationShutdown {
   private readonly channels = new LocalChannels<SseSubscriber>();
-  /** The same bookkeeping keyed by user id: for the cap, and for the effects on a user. */
+  /** The same bookkeeping keyed by user id, for the effects on a user. */
   private readonly streamsByUser = new LocalChannels<SseSubscriber>();
   private readonly open = new Set<SseSubscriber>();
   private detach?: () => void;
 
   constructor(
     private readonly delivery: DeliveryService,
-    private readonly config: ConfigService<AllConfig, true>,
+    private readonly slots: EventStreamSlots,
     private readonly metrics: MetricsService,
     private readonly shutdown: GracefulShutdown,
   ) {
@@ -53,12 +57,23 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
     this.detach?.();
   }
 
-  /** Registers a stream on its channel; RATE_LIMITED when the user has too many open. */
-  attach(subscriber: SseSubscriber): () => void {
+  /** One of the user's slots, counted over all nodes with Redis; RATE_LIMITED when all are taken. */
+  async reserve(userId: string): Promise<StreamSlot> {
+    const id = randomUUID();
+    await this.slots.acquire(userId, id);
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.slots.release(userId, id);
+      },
+    };
+  }
+
+  /** Registers a stream on its channel, in the slot reserved for it, until the detach it returns. */
+  attach(subscriber: SseSubscriber, slot: StreamSlot): () => void {
     const { userId, channel } = subscriber;
-    if (this.streamsByUser.subscribers(userId).size >= this.maxStreamsPerUser) {
-      throw AppException.rateLimited('Too many open event streams for this user');
-    }
     this.streamsByUser.add(userId, subscriber);
     this.open.add(subscriber);
     this.channels.add(channel, subscriber);
@@ -70,6 +85,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
       this.channels.remove(channel, subscriber);
       this.open.delete(subscriber);
       this.streamsByUser.remove(userId, subscriber);
+      slot.release();
       this.metrics.connections.dec({ transport: Transport.Sse });
     };
   }
@@ -112,10 +128,6 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   /** Ends every stream: EventSource reconnects, to another node, resuming with Last-Event-ID. */
   private endAll(): void {
     for (const subscriber of [...this.open]) subscriber.close();
-  }
-
-  private get maxStreamsPerUser(): number {
-    return this.config.get('realtime.maxSseStreamsPerUser', { infer: true });
   }
 }
 

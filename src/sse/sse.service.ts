@@ -37,12 +37,17 @@ export class SseService {
   private readonly tokenExpiries = new Deadlines<SseStream>((stream) => stream.end());
 
   /** `connected`, then every notification of the user. */
-  openPersonal(user: AuthUser, response: Response): void {
+  async openPersonal(user: AuthUser, response: Response): Promise<void> {
     const stream = new SseStream(response, this.backlogLimit);
-    const started = this.start(user, roomNames.user(user.id), stream, (delivery, payloadJson) => {
-      if (delivery.event === ServerEvent.Notification)
-        stream.sendJson(delivery.event, payloadJson());
-    });
+    const started = await this.start(
+      user,
+      roomNames.user(user.id),
+      stream,
+      (delivery, payloadJson) => {
+        if (delivery.event === ServerEvent.Notification)
+          stream.sendJson(delivery.event, payloadJson());
+      },
+    );
     if (started) stream.send(SseEvent.Connected, { userId: user.id });
   }
 
@@ -54,45 +59,67 @@ export class SseService {
     response: Response,
   ): Promise<void> {
     const { room, confirm } = await this.rooms.admit(user.id, roomId);
-    confirm();
     const stream = new SseStream(response, this.backlogLimit);
     const feed = new RoomFeed(
       stream,
       (page) => this.messages.page(room.id, page),
       resumePoint(since ?? room.lastSeq, room.lastSeq),
     );
-    const started = this.start(user, roomNames.chat(room.id), stream, (delivery, payloadJson) => {
-      if (delivery.event === ServerEvent.Message)
-        feed.live(delivery.payload as MessageJson, payloadJson());
-    });
+    const started = await this.start(
+      user,
+      roomNames.chat(room.id),
+      stream,
+      (delivery, payloadJson) => {
+        if (delivery.event === ServerEvent.Message)
+          feed.live(delivery.payload as MessageJson, payloadJson());
+      },
+      confirm,
+    );
     if (started) await feed.replay();
   }
 
   /**
    * Registers the stream until it ends and opens it; false when the client
-   * left while it was being authorized or the room looked up, or when the
-   * node drains: then it is opened and ended at once, as the streams already
-   * open were, because EventSource reconnects after an ended stream (to
-   * another node) but gives up for good on an error status.
+   * left while it was being authorized, the room looked up or its slot
+   * reserved, or when the node drains: then it is opened and ended at once,
+   * as the streams already open were, because EventSource reconnects after
+   * an ended stream (to another node) but gives up for good on an error
+   * status. `confirm` throws when the access checked before was lost
+   * meanwhile; from it to the registration nothing waits, so no removal
+   * falls in between.
    */
-  private start(
+  private async start(
     user: AuthUser,
     channel: string,
     stream: SseStream,
     receive: SseSubscriber['receive'],
-  ): boolean {
+    confirm: () => void = () => undefined,
+  ): Promise<boolean> {
     if (stream.closed) return false;
-    if (this.hub.draining) {
-      stream.open(this.heartbeatMs);
-      stream.end();
+    const slot = this.hub.draining ? undefined : await this.hub.reserve(user.id);
+    if (stream.closed || !slot || this.hub.draining) {
+      slot?.release();
+      if (!stream.closed) this.openEnded(stream);
       return false;
     }
+    try {
+      confirm();
+    } catch (error) {
+      slot.release();
+      throw error;
+    }
     const close = () => stream.end();
-    stream.onEnd(this.hub.attach({ userId: user.id, channel, receive, close }));
+    stream.onEnd(this.hub.attach({ userId: user.id, channel, receive, close }, slot));
     stream.open(this.heartbeatMs);
     this.tokenExpiries.add(stream, user.tokenExpiresAt);
     stream.onEnd(() => this.tokenExpiries.remove(stream, user.tokenExpiresAt));
     return true;
+  }
+
+  /** While the node drains: EventSource reconnects (to another node) after a stream ended. */
+  private openEnded(stream: SseStream): void {
+    stream.open(this.heartbeatMs);
+    stream.end();
   }
 
   private get heartbeatMs(): number {

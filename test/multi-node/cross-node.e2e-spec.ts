@@ -33,6 +33,7 @@ describeCluster('three nodes over Redis: every cross-node path', () => {
     cluster = await Cluster.start(3, {
       RATE_LIMIT_CHAT_MESSAGE: '30/60s',
       MAX_SOCKETS_PER_USER: '4',
+      MAX_SSE_STREAMS_PER_USER: '3',
     });
     urls = cluster.nodes.map((node) => node.url);
   }, 60_000);
@@ -236,5 +237,28 @@ describeCluster('three nodes over Redis: every cross-node path', () => {
         .filter((answer) => !answer.ok)
         .every((answer) => !answer.ok && answer.error.code === 'RATE_LIMITED'),
     ).toBe(true);
+  });
+
+  it('shares each user’s event-stream cap across nodes, and frees a slot on every node when a stream ends', async () => {
+    const fay = await registerUser(urls[0]);
+    const personalOn = async (node: number) => {
+      const stream = await openSse(`${urls[node]}/api/events?token=${fay.token}`);
+      open.push(stream);
+      return stream;
+    };
+    const streams = [await personalOn(0), await personalOn(1), await personalOn(2)];
+    expect(streams.map((stream) => stream.status)).toEqual([200, 200, 200]);
+
+    const refused = await personalOn(1);
+    expect(refused.status).toBe(429);
+    expect(refused.body).toMatchObject({ code: 'RATE_LIMITED' });
+
+    streams[0].close();
+    let reopened: SseConnection | undefined;
+    await eventually(async () => {
+      reopened = await personalOn(2);
+      return reopened.status === 200;
+    });
+    await reopened!.next((event) => event.event === 'connected');
   });
 });
