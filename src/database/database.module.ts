@@ -1,18 +1,21 @@
 import { Global, Logger, Module, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { HealthIndicatorService } from '@nestjs/terminus';
+import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type DataSourceOptions } from 'typeorm';
+import { oneAtATime, withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
 import { ReadinessChecks } from '@app/health/readiness-checks';
-import { pendingMigrations } from './prepare-database';
-import { runMigrations } from './prepare-database';
+import { pendingMigrations, runMigrations } from './prepare-database';
 import { TransactionRunner } from './transaction-runner';
 import { typeormOptions } from './typeorm-options';
 
 const logger = new Logger('Database');
 /** Start-up tries the database this many times more, a second apart, then stops saying why. */
 const STARTUP_RETRIES = 4;
+/** How long a readiness probe waits for the database. */
+const PROBE_TIMEOUT_MS = 2_000;
+const noAnswer = () => new Error('No answer in time');
 
 /** Connects, then applies pending migrations before any module can query. */
 async function createDataSource(options?: DataSourceOptions): Promise<DataSource> {
@@ -55,6 +58,9 @@ function cannotOpen(options: DataSourceOptions, error: unknown): Error {
 export class DatabaseModule implements OnModuleInit {
   /** Migrations never go away once applied: after the first clean check, no more queries. */
   private migrated = false;
+  /** A database that does not answer keeps one probe query waiting, not one per probe. */
+  private readonly ping = oneAtATime(() => this.dataSource.query('SELECT 1'));
+  private readonly readPending = oneAtATime(() => pendingMigrations(this.dataSource));
 
   constructor(
     private readonly dataSource: DataSource,
@@ -62,19 +68,35 @@ export class DatabaseModule implements OnModuleInit {
     private readonly indicators: HealthIndicatorService,
   ) {}
 
-  /** Not ready while migrations are pending (MIGRATIONS_RUN=false and no one has run them). */
+  /** Ready once the database answers and no migration is pending (MIGRATIONS_RUN=false and no one ran them). */
   onModuleInit(): void {
-    this.readiness.register(async () => {
-      const indicator = this.indicators.check('migrations');
-      try {
-        this.migrated ||= (await pendingMigrations(this.dataSource)).length === 0;
-      } catch {
-        // The driver's words may name hosts and users; readiness is public.
-        return indicator.down({ message: 'Could not read the applied migrations' });
+    this.readiness.register(() => this.checkAnswers());
+    this.readiness.register(() => this.checkMigrated());
+  }
+
+  private async checkAnswers(): Promise<HealthIndicatorResult> {
+    const indicator = this.indicators.check('database');
+    try {
+      await withinTime(this.ping(), PROBE_TIMEOUT_MS, noAnswer);
+      return indicator.up();
+    } catch {
+      // The driver's words may name hosts and users; readiness is public.
+      return indicator.down({ message: 'The database did not answer' });
+    }
+  }
+
+  private async checkMigrated(): Promise<HealthIndicatorResult> {
+    const indicator = this.indicators.check('migrations');
+    try {
+      if (!this.migrated) {
+        const pending = await withinTime(this.readPending(), PROBE_TIMEOUT_MS, noAnswer);
+        this.migrated = pending.length === 0;
       }
-      return this.migrated
-        ? indicator.up()
-        : indicator.down({ message: 'Migrations are pending: run `npm run migration:run`' });
-    });
+    } catch {
+      return indicator.down({ message: 'Could not read the applied migrations' });
+    }
+    return this.migrated
+      ? indicator.up()
+      : indicator.down({ message: 'Migrations are pending: run `npm run migration:run`' });
   }
 }

@@ -1,10 +1,6 @@
 import { Controller, Get, HttpStatus, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
-import {
-  HealthCheckService,
-  TypeOrmHealthIndicator,
-  type HealthCheckResult,
-} from '@nestjs/terminus';
+import { HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
 import { SkipThrottle } from '@nestjs/throttler';
 import type { Response } from 'express';
 import { ErrorCode } from '@app/common/errors/error-code';
@@ -17,8 +13,7 @@ import { ReadinessChecks } from './readiness-checks';
 export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
-    private readonly database: TypeOrmHealthIndicator,
-    private readonly extraChecks: ReadinessChecks,
+    private readonly checks: ReadinessChecks,
     private readonly shutdown: GracefulShutdown,
   ) {}
 
@@ -35,10 +30,7 @@ export class HealthController {
   async ready(@Res({ passthrough: true }) response: Response) {
     if (this.shutdown.draining) return notReady(response, 'shutting down', {});
     try {
-      const result = await this.health.check([
-        () => this.database.pingCheck('database', { timeout: 2_000 }),
-        ...this.extraChecks.all(),
-      ]);
+      const result = await this.health.check(this.checks.all());
       return { status: result.status, checks: result.details };
     } catch (error) {
       const result = (error as { response?: HealthCheckResult }).response;

@@ -2,8 +2,10 @@ import { Injectable } from '@nestjs/common';
 import type { HealthIndicatorFunction } from '@nestjs/terminus';
 
 /**
- * Other modules register their dependencies here (Redis, for instance) so
- * that readiness covers them without the health module knowing each one.
+ * Modules register their dependencies here (the database, Redis) so that
+ * readiness covers them without the health module knowing each one. A check
+ * must answer in bounded time, and keep at most one probe waiting on a
+ * dependency that does not answer: readiness is public and unthrottled.
  */
 @Injectable()
 export class ReadinessChecks {

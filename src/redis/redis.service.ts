@@ -1,6 +1,7 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { createClient, type RedisClientType } from 'redis';
+import { oneAtATime, withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
 
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -56,11 +57,7 @@ export class RedisService implements OnApplicationShutdown {
    * before a command is written, not a Redis that takes it and never answers.
    */
   answered<T>(command: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('Redis did not answer in time')), this.timeoutMs);
-    });
-    return Promise.race([command, timeout]).finally(() => clearTimeout(timer));
+    return withinTime(command, this.timeoutMs, () => new Error('Redis did not answer in time'));
   }
 
   /** Every key and channel of the service lives under the configured prefix. */
@@ -78,18 +75,12 @@ export class RedisService implements OnApplicationShutdown {
     this.commandClient = this.createClient('commands');
     this.subscriberClient = this.commandClient.duplicate();
     this.listen(this.subscriberClient, 'subscriber');
-    let timer: NodeJS.Timeout | undefined;
-    const unreachable = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(this.unreachableError()), STARTUP_WAIT_MS);
-    });
     const connected = Promise.all([this.commandClient.connect(), this.subscriberClient.connect()]);
     try {
-      await Promise.race([connected, unreachable]);
+      await withinTime(connected, STARTUP_WAIT_MS, () => this.unreachableError());
     } catch (error) {
       this.abandon();
       throw error;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -113,11 +104,11 @@ export class RedisService implements OnApplicationShutdown {
   }
 
   async ping(timeoutMs: number): Promise<void> {
-    const timeout = new Promise<never>((_, reject) =>
-      setTimeout(() => reject(new Error('Redis ping timed out')), timeoutMs).unref(),
-    );
-    await Promise.race([this.client.ping(), timeout]);
+    await withinTime(this.pingOnce(), timeoutMs, () => new Error('Redis ping timed out'));
   }
+
+  /** Probes share the ping still waiting for its answer rather than queue one each. */
+  private readonly pingOnce = oneAtATime(() => this.client.ping());
 
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;

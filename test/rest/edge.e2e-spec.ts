@@ -1,7 +1,9 @@
 import { gzipSync } from 'node:zlib';
 import { getMetadataStorage, IS_LENGTH, MAX_LENGTH, MIN_LENGTH } from 'class-validator';
+import type { Pool } from 'pg';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
+import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { LoginDto, RegisterDto } from '@app/auth/dto/credentials.dto';
 import { CHAR_LENGTH } from '@app/common/validators/char-length';
 import { MessageBodyDto } from '@app/messages/dto/send-message.dto';
@@ -397,6 +399,36 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
         expect(stored.seq).toBe(1);
       } finally {
         await t.close().finally(() => proxy.cut());
+      }
+    }, 60_000);
+
+    it('keeps one readiness probe waiting on a database that takes queries and never answers', async () => {
+      const proxy = await CuttablePostgres.start();
+      const t = await startTestApp(kind, { DATABASE_URL: proxy.url });
+      const pool = (t.app.get(DataSource).driver as PostgresDriver).master as Pool;
+      try {
+        await request(t.url).get('/health/ready').expect(200);
+
+        proxy.stall();
+        const probes = await Promise.all(
+          Array.from({ length: 20 }, () => request(t.url).get('/health/ready')),
+        );
+        // After the first wave timed out, the next probe finds the same query still waiting.
+        probes.push(await request(t.url).get('/health/ready'));
+
+        for (const probe of probes) {
+          expect(probe.status).toBe(503);
+          expect(probe.body).toMatchObject({
+            code: 'UNAVAILABLE',
+            checks: { database: { status: 'down', message: 'The database did not answer' } },
+          });
+        }
+        expect({ checkedOut: pool.totalCount - pool.idleCount, queued: pool.waitingCount }).toEqual(
+          { checkedOut: 1, queued: 0 },
+        );
+      } finally {
+        await proxy.cut();
+        await t.close();
       }
     }, 60_000);
   }

@@ -1,10 +1,15 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { freePort } from './service-process';
 
-/** A TCP proxy in front of the PostgreSQL of DATABASE_URL that a test can cut (an outage) and open again. */
+/**
+ * A TCP proxy in front of the PostgreSQL of DATABASE_URL that a test can cut
+ * (an outage) and open again, or stall (a database that takes queries and
+ * never answers).
+ */
 export class CuttablePostgres {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
+  private stalled = false;
 
   private constructor(
     readonly port: number,
@@ -33,14 +38,27 @@ export class CuttablePostgres {
         socket.on('error', () => undefined);
         socket.on('close', () => this.sockets.delete(socket));
       }
-      client.pipe(upstream).pipe(client);
+      client.on('data', (chunk: Buffer) => {
+        if (!this.stalled) upstream.write(chunk);
+      });
+      upstream.on('data', (chunk: Buffer) => {
+        if (!this.stalled) client.write(chunk);
+      });
+      client.on('end', () => upstream.end());
+      upstream.on('end', () => client.end());
     });
     this.server = server;
     await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
   }
 
-  /** Drops every connection and refuses new ones. */
+  /** From now on nothing is forwarded either way, on open connections and new ones alike. */
+  stall(): void {
+    this.stalled = true;
+  }
+
+  /** Drops every connection and refuses new ones; a stall ends with it. */
   async cut(): Promise<void> {
+    this.stalled = false;
     for (const socket of this.sockets) socket.destroy();
     const server = this.server;
     this.server = undefined;
