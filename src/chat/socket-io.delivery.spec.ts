@@ -1,8 +1,10 @@
 import type { MessageJson } from '@app/contract/models';
 import { ServerEvent } from '@app/contract/events';
 import { roomNames } from '@app/contract/room-names';
+import { LocalDeliveryBus } from '@app/delivery/delivery-bus';
 import {
   DeliveryEffectKind,
+  DeliveryService,
   type Delivery,
   type DeliveryEffect,
   type DeliveryListener,
@@ -69,7 +71,11 @@ describe('SocketIoDelivery', () => {
       },
       deliveredSeq: () => deliveredSeq,
     } as unknown as LiveDelivery;
-    socketDelivery = new SocketIoDelivery(fakeLive, new SlowConsumerWatch());
+    socketDelivery = new SocketIoDelivery(
+      fakeLive,
+      new SlowConsumerWatch(),
+      new DeliveryService(new LocalDeliveryBus()),
+    );
     const fake = fakeServer(order);
     sent = fake.sent;
     rooms = fake.rooms;

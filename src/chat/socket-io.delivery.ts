@@ -2,7 +2,12 @@ import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
-import type { Delivery, DeliveryEffect } from '@app/delivery/delivery.service';
+import {
+  DeliveryService,
+  type Delivery,
+  type DeliveryEffect,
+  type Listening,
+} from '@app/delivery/delivery.service';
 import { SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { LiveDelivery } from './live-delivery';
@@ -30,26 +35,30 @@ export type EffectHandler = (socket: AppSocket, effect: DeliveryEffect) => void;
 @Injectable()
 export class SocketIoDelivery implements OnApplicationShutdown {
   private detach?: () => void;
+  private dropAudience?: () => void;
   /** channel → socketId → fence */
   private readonly fences = new Map<string, Map<string, Fence>>();
 
   constructor(
     private readonly live: LiveDelivery,
     private readonly slowConsumers: SlowConsumerWatch,
+    private readonly delivery: DeliveryService,
   ) {}
 
   /** `applyEffect` runs for each local socket a delivery with an effect reached. */
   attach(server: AppServer, applyEffect: EffectHandler): void {
-    this.detach?.();
+    this.onApplicationShutdown();
     this.detach = this.live.subscribe((delivery) => {
       this.deliver(server, delivery);
       if (delivery.effect)
         this.forEachSocket(server, delivery.channel, delivery.effect, applyEffect);
     });
+    this.dropAudience = this.delivery.addAudience(() => audienceOf(server));
   }
 
   onApplicationShutdown(): void {
     this.detach?.();
+    this.dropAudience?.();
   }
 
   /** Starts holding back the socket's live messages of the room. */
@@ -129,5 +138,15 @@ export class SocketIoDelivery implements OnApplicationShutdown {
     const fenced = this.fences.get(channel);
     fenced?.delete(socketId);
     if (fenced?.size === 0) this.fences.delete(channel);
+  }
+}
+
+/** Every channel each local socket is in, with its user. */
+function* audienceOf(server: AppServer): Iterable<Listening> {
+  for (const [channel, socketIds] of server.sockets.adapter.rooms) {
+    for (const socketId of socketIds) {
+      const user = server.sockets.sockets.get(socketId)?.data.user;
+      if (user) yield { userId: user.id, channel };
+    }
   }
 }

@@ -27,7 +27,8 @@ export interface MessageJson {
 export type NotificationJson =
   | { type: 'mention'; message: MessageJson }
   | { type: 'room:invited'; room: RoomJson; by: UserSummaryJson }
-  | { type: 'room:removed'; room: RoomJson; by: UserSummaryJson };
+  /** `by` is missing when a node found the removal itself, after it had lost touch with the others. */
+  | { type: 'room:removed'; room: RoomJson; by?: UserSummaryJson };
 
 export interface UserJson extends UserSummaryJson {
   createdAt: string;

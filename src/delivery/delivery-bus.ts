@@ -9,6 +9,12 @@ export type DeliveryHandler = (delivery: Delivery) => void;
 export abstract class DeliveryBus {
   abstract publish(delivery: Delivery): void;
   abstract onReceive(handler: DeliveryHandler): void;
+
+  /**
+   * `handler` runs whenever this node may have missed deliveries of other
+   * nodes, once it receives them again.
+   */
+  abstract onResync(handler: () => void): void;
 }
 
 /** One node alone: deliveries never leave the process. */
@@ -21,5 +27,9 @@ export class LocalDeliveryBus extends DeliveryBus {
 
   onReceive(handler: DeliveryHandler): void {
     this.handler = handler;
+  }
+
+  onResync(): void {
+    // One node alone misses nothing.
   }
 }

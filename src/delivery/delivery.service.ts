@@ -37,6 +37,42 @@ export interface Delivery {
 
 export type DeliveryListener = (delivery: Delivery) => void;
 
+/** One user receiving one channel on this node, over any transport. */
+export interface Listening {
+  userId: string;
+  channel: string;
+}
+
+/** What one transport's connections on this node receive, read when asked. */
+export type AudienceSource = () => Iterable<Listening>;
+
+/**
+ * The user is no longer a member of the room: they are told, and every
+ * connection of theirs leaves the room. `by` is who removed them, when known.
+ */
+export function membershipEndedDelivery(
+  userId: string,
+  room: RoomJson,
+  by?: UserSummaryJson,
+): Delivery {
+  return {
+    channel: roomNames.user(userId),
+    event: ServerEvent.Notification,
+    payload: { type: NotificationType.RoomRemoved, room, ...(by ? { by } : {}) },
+    effect: { kind: DeliveryEffectKind.LeaveRoom, userId, roomId: room.id },
+  };
+}
+
+/** The account is gone: every connection of the user is told so and closed. */
+export function accountClosedDelivery(userId: string): Delivery {
+  return {
+    channel: roomNames.user(userId),
+    event: ServerEvent.Error,
+    payload: AppException.unauthorized('Account deleted').toBody(),
+    effect: { kind: DeliveryEffectKind.Disconnect, userId },
+  };
+}
+
 /**
  * The one path by which the domain tells clients something. Each transport
  * subscribes and hands a delivery to its own local subscribers of the channel;
@@ -45,10 +81,13 @@ export type DeliveryListener = (delivery: Delivery) => void;
 @Injectable()
 export class DeliveryService {
   private readonly listeners = new Set<DeliveryListener>();
+  private readonly resyncListeners = new Set<() => void>();
+  private readonly audiences = new Set<AudienceSource>();
 
   constructor(private readonly bus: DeliveryBus) {
-    bus.onReceive((delivery) => {
-      for (const listener of this.listeners) listener(delivery);
+    bus.onReceive((delivery) => this.deliverLocally(delivery));
+    bus.onResync(() => {
+      for (const listener of this.resyncListeners) listener();
     });
   }
 
@@ -60,6 +99,28 @@ export class DeliveryService {
   /** To every subscriber of the channel, on every transport and every node. */
   publish(delivery: Delivery): void {
     this.bus.publish(delivery);
+  }
+
+  /** To this node's subscribers only: for what this node found out by itself. */
+  deliverLocally(delivery: Delivery): void {
+    for (const listener of this.listeners) listener(delivery);
+  }
+
+  /** `listener` runs whenever this node may have missed other nodes' deliveries, once they reach it again. */
+  onResync(listener: () => void): () => void {
+    this.resyncListeners.add(listener);
+    return () => this.resyncListeners.delete(listener);
+  }
+
+  /** Each transport tells what its connections on this node receive. */
+  addAudience(source: AudienceSource): () => void {
+    this.audiences.add(source);
+    return () => this.audiences.delete(source);
+  }
+
+  /** Who receives what on this node now, over every transport. */
+  *audience(): Iterable<Listening> {
+    for (const source of this.audiences) yield* source();
   }
 
   messageCreated(message: MessageJson): void {
@@ -83,22 +144,12 @@ export class DeliveryService {
    * connection of theirs, on every transport and node, leaves the room.
    */
   membershipEnded(userId: string, room: RoomJson, by: UserSummaryJson): void {
-    this.publish({
-      channel: roomNames.user(userId),
-      event: ServerEvent.Notification,
-      payload: { type: NotificationType.RoomRemoved, room, by },
-      effect: { kind: DeliveryEffectKind.LeaveRoom, userId, roomId: room.id },
-    });
+    this.publish(membershipEndedDelivery(userId, room, by));
   }
 
-  /** The account is gone: every connection of the user is told so and closed. */
+  /** On every transport and node: see `accountClosedDelivery`. */
   accountClosed(userId: string): void {
-    this.publish({
-      channel: roomNames.user(userId),
-      event: ServerEvent.Error,
-      payload: AppException.unauthorized('Account deleted').toBody(),
-      effect: { kind: DeliveryEffectKind.Disconnect, userId },
-    });
+    this.publish(accountClosedDelivery(userId));
   }
 
   mentioned(userId: string, message: MessageJson): void {

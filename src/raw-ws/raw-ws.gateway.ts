@@ -29,6 +29,7 @@ import {
   DeliveryService,
   type Delivery,
   type DeliveryEffect,
+  type Listening,
 } from '@app/delivery/delivery.service';
 import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
@@ -91,6 +92,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly trust: TrustRule;
   private heartbeat?: NodeJS.Timeout;
   private detachDelivery?: () => void;
+  private dropAudience?: () => void;
 
   constructor(
     private readonly httpAdapterHost: HttpAdapterHost,
@@ -122,6 +124,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       void this.handleUpgrade(request, socket, head);
     });
     this.detachDelivery = this.live.subscribe((delivery) => this.deliver(delivery));
+    this.dropAudience = this.delivery.addAudience(() => this.audience());
     const interval = this.config.get('realtime.pingIntervalMs', { infer: true });
     this.heartbeat = setInterval(() => this.checkHeartbeats(), interval);
     this.heartbeat.unref();
@@ -130,6 +133,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   onApplicationShutdown(): void {
     clearInterval(this.heartbeat);
     this.detachDelivery?.();
+    this.dropAudience?.();
     this.server.close();
   }
 
@@ -141,6 +145,12 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     while (this.connections.size > 0 && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 20));
     for (const connection of this.connections) connection.socket.terminate();
+  }
+
+  private *audience(): Iterable<Listening> {
+    for (const connection of this.connections) {
+      for (const channel of connection.channels) yield { userId: connection.user.id, channel };
+    }
   }
 
   get openConnections(): number {

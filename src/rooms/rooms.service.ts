@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { In, Repository, type EntityManager } from 'typeorm';
 import { AppException } from '@app/common/errors/app.exception';
+import { chunksOf } from '@app/common/chunks';
 import { ExpiringCache } from '@app/common/expiring-cache';
 import { uuidv7, UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import type { UserSummaryJson } from '@app/contract/models';
@@ -196,6 +197,31 @@ export class RoomsService {
     if (userIds.length === 0) return [];
     const rows = await this.members.findBy({ roomId, userId: In(userIds) });
     return rows.map((row) => row.userId);
+  }
+
+  /**
+   * Those of the given (user, private room) pairs whose membership is gone,
+   * with their room. Public rooms stay open to everyone, and so stay out.
+   */
+  async privateAccessLostAmong(
+    held: ReadonlyArray<{ userId: string; roomId: string }>,
+  ): Promise<Array<{ userId: string; room: Room }>> {
+    const privateRooms = new Map<string, Room>();
+    for (const ids of chunksOf([...new Set(held.map((pair) => pair.roomId))])) {
+      const rooms = await this.rooms.findBy({ id: In(ids), isPrivate: true });
+      for (const room of rooms) privateRooms.set(room.id, room);
+    }
+    const kept = held.filter((pair) => privateRooms.has(pair.roomId));
+    const members = new Set<string>();
+    for (const pairs of chunksOf(kept)) {
+      const rows = await this.members.findBy(
+        pairs.map(({ roomId, userId }) => ({ roomId, userId })),
+      );
+      for (const row of rows) members.add(`${row.roomId}:${row.userId}`);
+    }
+    return kept
+      .filter(({ roomId, userId }) => !members.has(`${roomId}:${userId}`))
+      .map(({ roomId, userId }) => ({ userId, room: privateRooms.get(roomId)! }));
   }
 
   async listMembers(roomId: string): Promise<UserSummaryJson[]> {

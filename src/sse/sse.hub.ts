@@ -39,6 +39,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   private readonly streamsByUser = new LocalChannels<SseSubscriber>();
   private readonly open = new Set<SseSubscriber>();
   private detach?: () => void;
+  private dropAudience?: () => void;
 
   constructor(
     private readonly delivery: DeliveryService,
@@ -51,10 +52,12 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
 
   onModuleInit(): void {
     this.detach = this.delivery.subscribe((delivery) => this.deliver(delivery));
+    this.dropAudience = this.delivery.addAudience(() => this.open);
   }
 
   onApplicationShutdown(): void {
     this.detach?.();
+    this.dropAudience?.();
   }
 
   /** One of the user's slots, counted over all nodes with Redis; RATE_LIMITED when all are taken. */

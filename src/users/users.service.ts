@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { In, IsNull, Repository } from 'typeorm';
+import { chunksOf } from '@app/common/chunks';
 import { AppException } from '@app/common/errors/app.exception';
 import { uuidv7 } from '@app/common/ids/uuid-v7';
 import { isUniqueViolation } from '@app/database/database-errors';
@@ -56,6 +57,19 @@ export class UsersService {
     if (usernames.length === 0) return Promise.resolve([]);
     const keys = [...new Set(usernames.map((name) => name.toLowerCase()))];
     return this.users.findBy({ usernameKey: In(keys), deletedAt: IsNull() });
+  }
+
+  /** Those of the given ids whose account is deleted, or was never there. */
+  async goneAmong(ids: string[]): Promise<string[]> {
+    const active = new Set<string>();
+    for (const chunk of chunksOf(ids)) {
+      const rows = await this.users.find({
+        select: { id: true },
+        where: { id: In(chunk), deletedAt: IsNull() },
+      });
+      for (const row of rows) active.add(row.id);
+    }
+    return ids.filter((id) => !active.has(id));
   }
 
   async softDelete(id: string): Promise<void> {

@@ -1,6 +1,6 @@
-import type { MessageJson } from '@app/contract/models';
+import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { RoomUserEvent, UserJoinedEvent } from '@app/contract/socket-events';
-import { createRoom, registerUser } from '../support/api';
+import { addMember, createRoom, postMessage, registerUser, removeMember } from '../support/api';
 import { Cluster, ClusterNode, clusterServicesAvailable, OwnRedis } from '../support/cluster';
 import { CuttablePostgres } from '../support/cuttable-postgres';
 import { RoomMember } from '../support/member';
@@ -207,6 +207,70 @@ describeCluster('faults of a three-node cluster', () => {
       await redis.halt();
     }
   }, 90_000);
+
+  it('ends, once Redis is back, the access that other nodes ended while it was down', async () => {
+    const redis = await OwnRedis.start();
+    const cluster = await Cluster.start(2, { REDIS_URL: redis.url });
+    const clients: Array<{ close(): void }> = [];
+    try {
+      const [url0, url1] = cluster.nodes.map((node) => node.url);
+      const [ada, bob, carol, dan] = await Promise.all([0, 1, 2, 3].map(() => registerUser(url0)));
+      const room = await createRoom(url0, ada, { isPrivate: true });
+      for (const member of [bob, carol, dan]) await addMember(url0, ada, room.id, member.id);
+      const joinedSocket = async (token: string) => {
+        const socket = await connectSocket(url1, token);
+        clients.push(socket);
+        await emitOk(socket, 'chat:join', room.id);
+        return socket;
+      };
+      const [bobSocket, carolSocket, danSocket] = await Promise.all(
+        [bob, carol, dan].map((user) => joinedSocket(user.token)),
+      );
+      const bobWs = await RawClient.connect(url1, bob.token);
+      clients.push(bobWs);
+      await bobWs.request({ type: 'join', room: room.id }, 'joined');
+      const bobSse = await openSse(`${url1}/api/rooms/${room.id}/events?token=${bob.token}`);
+      clients.push(bobSse);
+      const bobNotified = nextEvent<NotificationJson>(
+        bobSocket,
+        'notification',
+        () => true,
+        30_000,
+      );
+      const carolGone = new Promise<string>((resolve) => carolSocket.once('disconnect', resolve));
+      const bobGets = collect<MessageJson>(bobSocket, 'chat:message');
+
+      await redis.halt();
+      await eventually(async () => (await readiness(url1)).status === 503, 10_000);
+      await removeMember(url0, ada, room.id, bob.id);
+      const deleted = await fetch(`${url0}/api/auth/me`, {
+        method: 'DELETE',
+        headers: { Authorization: `Bearer ${carol.token}` },
+      });
+      expect(deleted.status).toBe(204);
+      await sleep(500);
+      expect(carolSocket.connected).toBe(true);
+
+      await redis.resume();
+      const removal = await bobNotified;
+      expect(removal).toMatchObject({ type: 'room:removed', room: { id: room.id } });
+      expect(removal).not.toHaveProperty('by');
+      await bobWs.next((frame) => frame.type === 'left' && frame.room === room.id, 30_000);
+      await bobSse.closed;
+      expect(await carolGone).toBe('io server disconnect');
+
+      const danGets = nextEvent<MessageJson>(danSocket, 'chat:message', () => true, 10_000);
+      const after = await postMessage(url0, ada, room.id, 'after the outage');
+      expect((await danGets).id).toBe(after.id);
+      await sleep(200);
+      expect(bobGets.filter((message) => message.id === after.id)).toEqual([]);
+      expect(bobWs.frames.filter((frame) => frame.type === 'chat:message')).toEqual([]);
+    } finally {
+      clients.forEach((client) => client.close());
+      await cluster.stop();
+      await redis.halt();
+    }
+  }, 120_000);
 
   it('drains on SIGTERM: acknowledges every stored send, tells every client, exits 0', async () => {
     const cluster = await Cluster.start(2);

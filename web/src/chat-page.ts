@@ -12,6 +12,7 @@ import { ConnectionView } from './connection-view';
 import { byId, errorText } from './dom';
 import { MessagesView } from './messages-view';
 import { PresenceView } from './presence-view';
+import { removalNotice } from './notices';
 import { RoomsView } from './rooms-view';
 import type { Session } from './session';
 import { TypingView } from './typing-view';
@@ -224,10 +225,7 @@ export class ChatPage {
     this.setComposerEnabled(false);
     this.typing.reset();
     this.presence.replace([]);
-    const self = by.username === this.session.username;
-    this.notice(
-      self ? `You left # ${room.name}.` : `${by.username} removed you from # ${room.name}.`,
-    );
+    this.notice(removalNotice(room.name, by?.username, this.session.username));
   }
 
   private inCurrentRoom(event: RoomUserEvent, update: () => void): void {

@@ -1,0 +1,103 @@
+import type { MessageJson, NotificationJson } from '@app/contract/models';
+import { AccessAudit } from '@app/rooms/access-audit.service';
+import { RoomMember } from '@app/rooms/room-member.entity';
+import { User } from '@app/users/user.entity';
+import { DataSource } from 'typeorm';
+import { addMember, createRoom, postMessage, registerUser } from '../support/api';
+import { databaseKinds } from '../support/databases';
+import { RawClient } from '../support/raw-ws';
+import {
+  collect,
+  connectSocket,
+  emitOk,
+  nextEvent,
+  sleep,
+  type ClientSocket,
+} from '../support/sockets';
+import { openSse, type SseConnection } from '../support/sse';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+/**
+ * What a node does once it is back in touch with the others: the database
+ * is changed here behind the node's back, as a node out of touch with Redis
+ * sees a removal or a deletion made on another, and the audit is run directly.
+ */
+describe.each(databaseKinds())('access audit after a lost delivery (%s)', (kind) => {
+  let t: TestApp;
+  const open: Array<ClientSocket | RawClient | SseConnection> = [];
+
+  beforeAll(async () => {
+    t = await startTestApp(kind);
+  });
+  afterEach(() => open.splice(0).forEach((client) => client.close()));
+  afterAll(() => t.close());
+
+  const track = <T extends ClientSocket | RawClient | SseConnection>(client: T) => {
+    open.push(client);
+    return client;
+  };
+  const joinedSocket = async (token: string, roomId: string) => {
+    const socket = track(await connectSocket(t.url, token));
+    await emitOk(socket, 'chat:join', roomId);
+    return socket;
+  };
+  const database = () => t.app.get(DataSource);
+
+  it('ends, on every transport, what the database no longer allows, and nothing else', async () => {
+    const [ada, bob, carol, dan, eve] = await Promise.all(
+      Array.from({ length: 5 }, () => registerUser(t.url)),
+    );
+    const room = await createRoom(t.url, ada, { isPrivate: true });
+    const lobby = await createRoom(t.url, ada, { isPrivate: false });
+    for (const member of [bob, carol, dan]) await addMember(t.url, ada, room.id, member.id);
+    const bobSocket = await joinedSocket(bob.token, room.id);
+    const carolSocket = await joinedSocket(carol.token, room.id);
+    const danSocket = await joinedSocket(dan.token, room.id);
+    const bobWs = track(await RawClient.connect(t.url, bob.token));
+    await bobWs.request({ type: 'join', room: room.id }, 'joined');
+    const bobSse = track(await openSse(`${t.url}/api/rooms/${room.id}/events?token=${bob.token}`));
+    // A public room needs no membership: eve's stream of it stays.
+    const eveSse = track(await openSse(`${t.url}/api/rooms/${lobby.id}/events?token=${eve.token}`));
+    const bobNotified = nextEvent<NotificationJson>(bobSocket, 'notification');
+    const carolGone = new Promise<string>((resolve) => carolSocket.once('disconnect', resolve));
+    const danNotified = collect<NotificationJson>(danSocket, 'notification');
+
+    await database().getRepository(RoomMember).delete({ roomId: room.id, userId: bob.id });
+    await database().getRepository(User).update({ id: carol.id }, { deletedAt: new Date() });
+    await t.app.get(AccessAudit).request();
+
+    const removal = await bobNotified;
+    expect(removal).toMatchObject({ type: 'room:removed', room: { id: room.id } });
+    expect(removal).not.toHaveProperty('by');
+    await bobWs.next((frame) => frame.type === 'left' && frame.room === room.id);
+    await bobSse.closed;
+    expect(await carolGone).toBe('io server disconnect');
+
+    const bobGets = collect<MessageJson>(bobSocket, 'chat:message');
+    const danGets = nextEvent<MessageJson>(danSocket, 'chat:message');
+    const after = await postMessage(t.url, ada, room.id, 'after the audit');
+    expect((await danGets).id).toBe(after.id);
+    await sleep(200);
+    expect(bobGets).toEqual([]);
+    expect(danNotified).toEqual([]);
+    expect(danSocket.connected).toBe(true);
+    expect(bobSocket.connected).toBe(true);
+    await postMessage(t.url, ada, lobby.id, 'still open');
+    await eveSse.next((event) => event.event === 'chat:message');
+  });
+
+  it('ends nothing when every access still holds', async () => {
+    const [ada, bob] = await Promise.all([registerUser(t.url), registerUser(t.url)]);
+    const room = await createRoom(t.url, ada, { isPrivate: true });
+    await addMember(t.url, ada, room.id, bob.id);
+    const bobSocket = await joinedSocket(bob.token, room.id);
+    const notified = collect<NotificationJson>(bobSocket, 'notification');
+
+    await t.app.get(AccessAudit).request();
+
+    const bobGets = nextEvent<MessageJson>(bobSocket, 'chat:message');
+    await postMessage(t.url, ada, room.id, 'still here');
+    await bobGets;
+    expect(notified).toEqual([]);
+  });
+});
