@@ -1,4 +1,5 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
+import type { MetricsService } from '@app/metrics/metrics.service';
 import type { NodeIdentity } from '@app/realtime/node-identity';
 import type { RedisService } from '@app/redis/redis.service';
 import { DeliveryBus, type DeliveryHandler } from './delivery-bus';
@@ -6,6 +7,13 @@ import type { Delivery } from './delivery.service';
 
 /** How often a node that got back in touch asks again until Redis takes the request. */
 const RESYNC_RETRY_MS = 1_000;
+/**
+ * Publications Redis has not answered yet. A Redis that keeps its connection
+ * but stops answering would otherwise have the node queue every delivery in
+ * memory; past this many the node stops sending others its deliveries, as in
+ * an outage, until Redis answers again and every node resyncs.
+ */
+export const MAX_PENDING_PUBLISHES = 10_000;
 
 /** A delivery of one node, or its request that every node resyncs. */
 type Envelope = { node: string; delivery: Delivery } | { node: string; resync: true };
@@ -26,10 +34,13 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   private resyncAsked = false;
   private resyncRetry?: NodeJS.Timeout;
   private stopped = false;
+  private pending = 0;
 
   constructor(
     private readonly redis: RedisService,
     private readonly node: NodeIdentity,
+    private readonly metrics: MetricsService,
+    private readonly maxPending = MAX_PENDING_PUBLISHES,
   ) {
     super();
     this.channel = redis.key('delivery');
@@ -48,10 +59,22 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
 
   publish(delivery: Delivery): void {
     this.handler(delivery);
+    if (this.pending >= this.maxPending) {
+      this.metrics.crossNodeDropped.inc();
+      return this.failed(new Error(`${this.pending} deliveries wait for Redis to answer`));
+    }
     const envelope: Envelope = { node: this.node.id, delivery };
+    this.pending += 1;
+    this.metrics.crossNodePending.inc();
     this.redis.client.publish(this.channel, JSON.stringify(envelope)).then(
-      () => this.recovered(),
-      (error: Error) => this.failed(error),
+      () => {
+        this.answered();
+        this.recovered();
+      },
+      (error: Error) => {
+        this.answered();
+        this.failed(error);
+      },
     );
   }
 
@@ -92,13 +115,19 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
     );
   }
 
+  private answered(): void {
+    this.pending -= 1;
+    this.metrics.crossNodePending.dec();
+  }
+
   private failed(error: Error): void {
     if (!this.failing) this.logger.warn(`Cross-node delivery paused: ${error.message}`);
     this.failing = true;
   }
 
+  /** Once half the backlog has gone: a Redis that only just keeps up would otherwise flap. */
   private recovered(): void {
-    if (!this.failing) return;
+    if (!this.failing || this.pending > this.maxPending / 2) return;
     this.logger.log('Cross-node delivery resumed');
     this.failing = false;
     this.askForResync();

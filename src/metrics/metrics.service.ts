@@ -65,6 +65,18 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly crossNodePending = new Gauge({
+    name: 'realtime_cross_node_pending',
+    help: 'Deliveries published to Redis for the other nodes and not answered yet',
+    registers: [this.registry],
+  });
+
+  readonly crossNodeDropped = new Counter({
+    name: 'realtime_cross_node_dropped_total',
+    help: 'Deliveries not sent to the other nodes because too many still waited for Redis',
+    registers: [this.registry],
+  });
+
   readonly ackDuration = new Histogram({
     name: 'realtime_ack_duration_seconds',
     help: 'Time from receiving a live event to acknowledging it',

@@ -1,10 +1,17 @@
 import { createClient } from 'redis';
+import { ServerEvent } from '@app/contract/events';
+import type { Delivery } from '@app/delivery/delivery.service';
+import { RedisDeliveryBus } from '@app/delivery/redis-delivery-bus';
+import { MetricsService } from '@app/metrics/metrics.service';
+import { NodeIdentity } from '@app/realtime/node-identity';
+import { RedisService } from '@app/redis/redis.service';
 import { createRoom, registerUser } from '../support/api';
 import { OwnRedis } from '../support/cluster';
-import { emitAck, emitOk, socketPool } from '../support/sockets';
+import { emitAck, emitOk, eventually, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const PAUSE_MS = 4_000;
+const MAX_PENDING = 5;
 
 /** Redis that keeps its connections but stops answering: the node must not wait on it. */
 describe('a Redis that stops answering', () => {
@@ -50,6 +57,43 @@ describe('a Redis that stops answering', () => {
     } finally {
       await admin.sendCommand(['CLIENT', 'UNPAUSE']);
       await admin.close();
+    }
+  });
+
+  it('keeps at most its limit of deliveries waiting for Redis, delivers locally all the same, and resyncs once Redis answers', async () => {
+    const metrics = new MetricsService();
+    const bus = new RedisDeliveryBus(
+      t.app.get(RedisService),
+      t.app.get(NodeIdentity),
+      metrics,
+      MAX_PENDING,
+    );
+    const local: Delivery[] = [];
+    bus.onReceive((delivery) => local.push(delivery));
+    let resyncs = 0;
+    bus.onResync(() => (resyncs += 1));
+    await bus.start();
+    const gaugeOf = async (metric: { get(): Promise<{ values: Array<{ value: number }> }> }) =>
+      (await metric.get()).values[0]?.value ?? 0;
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    try {
+      await admin.sendCommand(['CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL']);
+      for (let i = 0; i < 3 * MAX_PENDING; i += 1)
+        bus.publish({ channel: 'chat:stalled', event: ServerEvent.Message, payload: i });
+
+      expect(local).toHaveLength(3 * MAX_PENDING);
+      expect(await gaugeOf(metrics.crossNodePending)).toBe(MAX_PENDING);
+      expect(await gaugeOf(metrics.crossNodeDropped)).toBe(2 * MAX_PENDING);
+      expect(resyncs).toBe(0);
+
+      await admin.sendCommand(['CLIENT', 'UNPAUSE']);
+      await eventually(() => resyncs > 0, 10_000);
+      expect(await gaugeOf(metrics.crossNodePending)).toBe(0);
+    } finally {
+      await admin.sendCommand(['CLIENT', 'UNPAUSE']);
+      await admin.close();
+      bus.onApplicationShutdown();
     }
   });
 });
