@@ -7,6 +7,7 @@ export function withinTime<T>(work: Promise<T>, ms: number, late: () => Error): 
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(late()), ms);
+    timer.unref();
   });
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }

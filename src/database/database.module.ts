@@ -2,7 +2,9 @@ import { Global, Logger, Module, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import type { Pool } from 'pg';
 import { DataSource, type DataSourceOptions } from 'typeorm';
+import { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { oneAtATime, withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
 import { ReadinessChecks } from '@app/health/readiness-checks';
@@ -58,8 +60,8 @@ function cannotOpen(options: DataSourceOptions, error: unknown): Error {
 export class DatabaseModule implements OnModuleInit {
   /** Migrations never go away once applied: after the first clean check, no more queries. */
   private migrated = false;
-  /** A database that does not answer keeps one probe query waiting, not one per probe. */
-  private readonly ping = oneAtATime(() => this.dataSource.query('SELECT 1'));
+  /** Probes that come while one waits share it: a database that does not answer holds one connection. */
+  private readonly ping = oneAtATime(() => this.pingOnOwnConnection());
   private readonly readPending = oneAtATime(() => pendingMigrations(this.dataSource));
 
   constructor(
@@ -77,12 +79,41 @@ export class DatabaseModule implements OnModuleInit {
   private async checkAnswers(): Promise<HealthIndicatorResult> {
     const indicator = this.indicators.check('database');
     try {
-      await withinTime(this.ping(), PROBE_TIMEOUT_MS, noAnswer);
+      await this.ping();
       return indicator.up();
     } catch {
       // The driver's words may name hosts and users; readiness is public.
       return indicator.down({ message: 'The database did not answer' });
     }
+  }
+
+  /**
+   * SELECT 1 on a pooled connection of its own, closed rather than returned
+   * when the probe gives up on it: kept, an unanswered query would be shared
+   * by every later probe until TCP gave up (minutes), and readiness would
+   * fail all that time even where new connections work again. SQLite
+   * answers at once or fails.
+   */
+  private async pingOnOwnConnection(): Promise<void> {
+    const driver = this.dataSource.driver;
+    if (!(driver instanceof PostgresDriver)) {
+      await this.dataSource.query('SELECT 1');
+      return;
+    }
+    const connecting = (driver.master as Pool).connect();
+    const answered = connecting.then((client) => client.query('SELECT 1'));
+    try {
+      await withinTime(answered, PROBE_TIMEOUT_MS, noAnswer);
+    } catch (error) {
+      answered.catch(() => undefined);
+      // pg-pool closes a client released with an error.
+      connecting.then(
+        (client) => client.release(error as Error),
+        () => undefined,
+      );
+      throw error;
+    }
+    (await connecting).release();
   }
 
   private async checkMigrated(): Promise<HealthIndicatorResult> {

@@ -12,7 +12,7 @@ import { CreateRoomDto } from '@app/rooms/dto/create-room.dto';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { CuttablePostgres } from '../support/cuttable-postgres';
 import { databaseKinds } from '../support/databases';
-import { eventually } from '../support/sockets';
+import { eventually, sleep } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 /** Every DTO a REST route reads from a body; the spec names each schema after its class. */
@@ -402,6 +402,26 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
       }
     }, 60_000);
 
+    it('is ready again as soon as new connections work, though an old one stays unanswered', async () => {
+      const proxy = await CuttablePostgres.start();
+      const t = await startTestApp(kind, { DATABASE_URL: proxy.url });
+      try {
+        await request(t.url).get('/health/ready').expect(200);
+
+        proxy.stallOpenConnections();
+        expect((await request(t.url).get('/health/ready')).status).toBe(503);
+
+        // Each probe that waits in vain closes its connection; the next one takes a new one.
+        await eventually(
+          async () => (await request(t.url).get('/health/ready')).status === 200,
+          30_000,
+        );
+      } finally {
+        await proxy.cut();
+        await t.close();
+      }
+    }, 60_000);
+
     it('keeps one readiness probe waiting on a database that takes queries and never answers', async () => {
       const proxy = await CuttablePostgres.start();
       const t = await startTestApp(kind, { DATABASE_URL: proxy.url });
@@ -410,10 +430,16 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
         await request(t.url).get('/health/ready').expect(200);
 
         proxy.stall();
-        const probes = await Promise.all(
+        const wave = Promise.all(
           Array.from({ length: 20 }, () => request(t.url).get('/health/ready')),
         );
-        // After the first wave timed out, the next probe finds the same query still waiting.
+        await sleep(500);
+        const heldByProbes = () => ({
+          checkedOut: pool.totalCount - pool.idleCount,
+          queued: pool.waitingCount,
+        });
+        expect(heldByProbes()).toEqual({ checkedOut: 1, queued: 0 });
+        const probes = await wave;
         probes.push(await request(t.url).get('/health/ready'));
 
         for (const probe of probes) {
@@ -423,9 +449,8 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
             checks: { database: { status: 'down', message: 'The database did not answer' } },
           });
         }
-        expect({ checkedOut: pool.totalCount - pool.idleCount, queued: pool.waitingCount }).toEqual(
-          { checkedOut: 1, queued: 0 },
-        );
+        // The connection of a probe that gave up is closed, not handed back to the pool.
+        expect(heldByProbes()).toEqual({ checkedOut: 0, queued: 0 });
       } finally {
         await proxy.cut();
         await t.close();

@@ -9,7 +9,10 @@ import { freePort } from './service-process';
 export class CuttablePostgres {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
+  private readonly clients = new Set<Socket>();
   private stalled = false;
+  /** Client sockets of connections that forward nothing any more, whatever `stalled` says. */
+  private readonly stalledConnections = new Set<Socket>();
 
   private constructor(
     readonly port: number,
@@ -38,12 +41,16 @@ export class CuttablePostgres {
         socket.on('error', () => undefined);
         socket.on('close', () => this.sockets.delete(socket));
       }
+      const flows = () => !this.stalled && !this.stalledConnections.has(client);
       client.on('data', (chunk: Buffer) => {
-        if (!this.stalled) upstream.write(chunk);
+        if (flows()) upstream.write(chunk);
       });
       upstream.on('data', (chunk: Buffer) => {
-        if (!this.stalled) client.write(chunk);
+        if (flows()) client.write(chunk);
       });
+      client.on('close', () => this.stalledConnections.delete(client));
+      this.clients.add(client);
+      client.on('close', () => this.clients.delete(client));
       client.on('end', () => upstream.end());
       upstream.on('end', () => client.end());
     });
@@ -54,6 +61,11 @@ export class CuttablePostgres {
   /** From now on nothing is forwarded either way, on open connections and new ones alike. */
   stall(): void {
     this.stalled = true;
+  }
+
+  /** The connections open now forward nothing any more; new ones work (a failover behind a stale route). */
+  stallOpenConnections(): void {
+    for (const client of this.clients) this.stalledConnections.add(client);
   }
 
   /** Drops every connection and refuses new ones; a stall ends with it. */
