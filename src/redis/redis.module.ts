@@ -19,6 +19,8 @@ export class RedisModule implements OnModuleInit {
     if (!this.redis.enabled) return;
     this.readiness.register(async () => {
       const indicator = this.indicators.check('redis');
+      // Both connections: without its subscriber a node gets nothing from the others.
+      if (!this.redis.ready) return indicator.down({ message: 'Not connected' });
       try {
         await this.redis.ping(PING_TIMEOUT_MS);
         return indicator.up();
