@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { NotificationType, ServerEvent } from '@app/contract/events';
 import { AppException } from '@app/common/errors/app.exception';
+import { withinTime } from '@app/common/time-limit';
 import type {
   MessageJson,
   NotificationJson,
@@ -36,6 +37,16 @@ export interface Delivery {
 }
 
 export type DeliveryListener = (delivery: Delivery) => void;
+
+/** Runs when this node may have missed other nodes' deliveries; resolves once it has caught up. */
+export type ResyncListener = () => Promise<unknown> | void;
+
+/**
+ * The longest deliveries wait for a resync: long enough for an audit's few
+ * queries, short enough that a database that does not answer cannot stop
+ * them.
+ */
+export const RESYNC_HOLD_MS = 10_000;
 
 /** One user receiving one channel on this node, over any transport. */
 export interface Listening {
@@ -81,14 +92,15 @@ export function accountClosedDelivery(userId: string): Delivery {
 @Injectable()
 export class DeliveryService {
   private readonly listeners = new Set<DeliveryListener>();
-  private readonly resyncListeners = new Set<() => void>();
+  private readonly resyncListeners = new Set<ResyncListener>();
   private readonly audiences = new Set<AudienceSource>();
+  /** What the bus brought while a resync runs, handed out once it is done. */
+  private held?: Delivery[];
+  private resyncsRunning = 0;
 
   constructor(private readonly bus: DeliveryBus) {
-    bus.onReceive((delivery) => this.deliverLocally(delivery));
-    bus.onResync(() => {
-      for (const listener of this.resyncListeners) listener();
-    });
+    bus.onReceive((delivery) => this.received(delivery));
+    bus.onResync(() => this.resync());
   }
 
   subscribe(listener: DeliveryListener): () => void {
@@ -107,7 +119,7 @@ export class DeliveryService {
   }
 
   /** `listener` runs whenever this node may have missed other nodes' deliveries, once they reach it again. */
-  onResync(listener: () => void): () => void {
+  onResync(listener: ResyncListener): () => void {
     this.resyncListeners.add(listener);
     return () => this.resyncListeners.delete(listener);
   }
@@ -121,6 +133,35 @@ export class DeliveryService {
   /** Who receives what on this node now, over every transport. */
   *audience(): Iterable<Listening> {
     for (const source of this.audiences) yield* source();
+  }
+
+  private received(delivery: Delivery): void {
+    if (this.held) this.held.push(delivery);
+    else this.deliverLocally(delivery);
+  }
+
+  /**
+   * Runs the resync listeners and holds what the bus brings meanwhile, so
+   * that no connection gets a room's messages, or a gap filled from storage,
+   * before the access audit has ended what it may no longer receive. At most
+   * RESYNC_HOLD_MS; the audit's own deliveries go out at once.
+   */
+  private resync(): void {
+    this.held ??= [];
+    this.resyncsRunning += 1;
+    const done = Promise.allSettled([...this.resyncListeners].map(async (listener) => listener()));
+    void withinTime(done, RESYNC_HOLD_MS, () => new Error('resync still running'))
+      .catch(() => undefined)
+      .finally(() => {
+        this.resyncsRunning -= 1;
+        if (this.resyncsRunning === 0) this.releaseHeld();
+      });
+  }
+
+  private releaseHeld(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const delivery of held) this.deliverLocally(delivery);
   }
 
   messageCreated(message: MessageJson): void {

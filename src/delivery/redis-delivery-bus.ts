@@ -1,29 +1,41 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { ServerEvent } from '@app/contract/events';
 import type { MetricsService } from '@app/metrics/metrics.service';
 import type { NodeIdentity } from '@app/realtime/node-identity';
 import type { RedisService } from '@app/redis/redis.service';
 import { DeliveryBus, type DeliveryHandler } from './delivery-bus';
 import type { Delivery } from './delivery.service';
 
-/** How often a node that got back in touch asks again until Redis takes the request. */
+/** How often a node whose deliveries others missed asks them again until Redis takes the request. */
 const RESYNC_RETRY_MS = 1_000;
 /**
  * Publications Redis has not answered yet. A Redis that keeps its connection
  * but stops answering would otherwise have the node queue every delivery in
- * memory; past this many the node stops sending others its deliveries, as in
- * an outage, until Redis answers again and every node resyncs.
+ * memory; from this many on, until half of them are answered, the node stops
+ * sending the others its deliveries, as in an outage, and asks them to
+ * resync afterwards.
  */
 export const MAX_PENDING_PUBLISHES = 10_000;
 
-/** A delivery of one node, or its request that every node resyncs. */
-type Envelope = { node: string; delivery: Delivery } | { node: string; resync: true };
+/** A delivery of one node, or its request that the others resync. */
+type Envelope = { node: string; delivery: Delivery; resync?: true };
+
+/**
+ * Nodes of the version before resyncs hand every envelope's delivery to
+ * their transports: this one goes to a channel no connection is ever on.
+ */
+const TO_NO_ONE: Delivery = { channel: 'resync', event: ServerEvent.Notification, payload: null };
 
 /**
  * Deliveries over Redis pub/sub. Local subscribers get a delivery at once,
  * even while Redis is away; other nodes get it through Redis and ignore their
  * own. What a node misses during an outage, clients recover with since /
  * Last-Event-ID, and live ordering fills gaps from storage; what it missed of
- * access ending, its resync handlers find out (see `askForResync`).
+ * access ending, its resync handler finds out. A node resyncs when its
+ * subscriber reconnects (it may have missed anything), and when another node
+ * asks, because others missed that node's deliveries: a node whose
+ * publications failed asks before its next delivery, so that the others
+ * resync before they see it.
  */
 export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdown {
   private readonly logger = new Logger(RedisDeliveryBus.name);
@@ -31,10 +43,13 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   private resyncHandler: () => void = () => undefined;
   private readonly channel: string;
   private failing = false;
+  private shedding = false;
+  private pending = 0;
+  /** Others may have missed this node's deliveries and have not been asked to resync yet. */
+  private resyncDue = false;
   private resyncAsked = false;
   private resyncRetry?: NodeJS.Timeout;
   private stopped = false;
-  private pending = 0;
 
   constructor(
     private readonly redis: RedisService,
@@ -46,10 +61,14 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
     this.channel = redis.key('delivery');
   }
 
-  /** Subscribes; every later 'ready' of the subscriber is a reconnection after an outage. */
+  /**
+   * Subscribes. Every later 'ready' of the subscriber follows a reconnection,
+   * and comes once it has subscribed again: whatever is published from then
+   * on reaches this node.
+   */
   async start(): Promise<void> {
     await this.redis.subscriber.subscribe(this.channel, (message) => this.receive(message));
-    this.redis.subscriber.on('ready', () => this.askForResync());
+    this.redis.subscriber.on('ready', () => this.resyncHandler());
   }
 
   onApplicationShutdown(): void {
@@ -59,22 +78,14 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
 
   publish(delivery: Delivery): void {
     this.handler(delivery);
-    if (this.pending >= this.maxPending) {
+    if (this.overloaded()) {
       this.metrics.crossNodeDropped.inc();
       return this.failed(new Error(`${this.pending} deliveries wait for Redis to answer`));
     }
-    const envelope: Envelope = { node: this.node.id, delivery };
-    this.pending += 1;
-    this.metrics.crossNodePending.inc();
-    this.redis.client.publish(this.channel, JSON.stringify(envelope)).then(
-      () => {
-        this.answered();
-        this.recovered();
-      },
-      (error: Error) => {
-        this.answered();
-        this.failed(error);
-      },
+    if (this.resyncDue) this.askForResync();
+    this.send({ node: this.node.id, delivery }).then(
+      () => this.recovered(),
+      (error: Error) => this.failed(error),
     );
   }
 
@@ -88,48 +99,65 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
 
   private receive(message: string): void {
     const envelope = JSON.parse(message) as Envelope;
-    if ('resync' in envelope) this.resyncHandler();
-    else if (envelope.node !== this.node.id) this.handler(envelope.delivery);
+    if (envelope.node === this.node.id) return;
+    if (envelope.resync) this.resyncHandler();
+    else this.handler(envelope.delivery);
   }
 
-  /**
-   * Once this node is back in touch (its subscriber reconnected, or its
-   * publishing works again), every node may have missed deliveries of the
-   * others: it asks all of them, itself included, to resync. Its own request
-   * coming back also shows that its subscription is live again, so nothing
-   * published after the resync has read the database can be missed.
-   */
+  private async send(envelope: Envelope): Promise<void> {
+    this.pending += 1;
+    this.metrics.crossNodePending.inc();
+    try {
+      await this.redis.client.publish(this.channel, JSON.stringify(envelope));
+    } finally {
+      this.pending -= 1;
+      this.metrics.crossNodePending.dec();
+    }
+  }
+
+  /** From the bound on, until half the backlog is answered: at the bound itself it would flap. */
+  private overloaded(): boolean {
+    if (this.pending >= this.maxPending) this.shedding = true;
+    else if (this.pending <= this.maxPending / 2) this.shedding = false;
+    return this.shedding;
+  }
+
+  /** Published ahead of the next delivery, so that every other node holds it until it has resynced. */
   private askForResync(): void {
     if (this.resyncAsked || this.stopped) return;
     this.resyncAsked = true;
-    const envelope: Envelope = { node: this.node.id, resync: true };
-    this.redis.client.publish(this.channel, JSON.stringify(envelope)).then(
+    this.send({ node: this.node.id, delivery: TO_NO_ONE, resync: true }).then(
       () => {
         this.resyncAsked = false;
+        this.resyncDue = false;
       },
       () => {
         this.resyncAsked = false;
-        this.resyncRetry = setTimeout(() => this.askForResync(), RESYNC_RETRY_MS);
-        this.resyncRetry.unref();
+        this.retryResyncLater();
       },
     );
   }
 
-  private answered(): void {
-    this.pending -= 1;
-    this.metrics.crossNodePending.dec();
+  /** Also when this node publishes nothing more: the others missed what it published before. */
+  private retryResyncLater(): void {
+    if (this.resyncRetry || this.stopped) return;
+    this.resyncRetry = setTimeout(() => {
+      this.resyncRetry = undefined;
+      if (this.resyncDue) this.askForResync();
+    }, RESYNC_RETRY_MS);
+    this.resyncRetry.unref();
   }
 
   private failed(error: Error): void {
     if (!this.failing) this.logger.warn(`Cross-node delivery paused: ${error.message}`);
     this.failing = true;
+    this.resyncDue = true;
+    this.retryResyncLater();
   }
 
-  /** Once half the backlog has gone: a Redis that only just keeps up would otherwise flap. */
   private recovered(): void {
-    if (!this.failing || this.pending > this.maxPending / 2) return;
+    if (!this.failing || this.shedding) return;
     this.logger.log('Cross-node delivery resumed');
     this.failing = false;
-    this.askForResync();
   }
 }

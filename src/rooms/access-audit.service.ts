@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { roomNames } from '@app/contract/room-names';
 import {
@@ -9,6 +10,9 @@ import {
 import { UsersService } from '@app/users/users.service';
 import { RoomView } from './dto/room.view';
 import { RoomsService } from './rooms.service';
+
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
 
 interface Holding {
   userId: string;
@@ -27,7 +31,9 @@ interface Holding {
 export class AccessAudit implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(AccessAudit.name);
   private running?: Promise<void>;
-  private runAgain = false;
+  /** The run after the current one, shared by every request made meanwhile. */
+  private next?: Promise<void>;
+  private readonly stopping = new AbortController();
   private detach?: () => void;
 
   constructor(
@@ -37,50 +43,77 @@ export class AccessAudit implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   onModuleInit(): void {
-    this.detach = this.delivery.onResync(() => void this.request());
+    this.detach = this.delivery.onResync(() => this.request());
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.stopping.abort();
     this.detach?.();
     await this.running;
   }
 
-  /** Runs an audit; one asked for while another runs follows it, once, with what holds then. */
+  /**
+   * Resolves once an audit that started after this request has finished:
+   * requests made while one runs share the next.
+   */
   request(): Promise<void> {
-    if (this.running) {
-      this.runAgain = true;
+    if (!this.running) {
+      this.running = this.runUntilDone().finally(() => {
+        this.running = undefined;
+      });
       return this.running;
     }
-    this.running = this.run()
-      .catch((error: unknown) =>
-        this.logger.warn(`Access audit failed: ${(error as Error).message}`),
-      )
-      .finally(() => {
-        this.running = undefined;
-        if (this.runAgain) {
-          this.runAgain = false;
-          void this.request();
-        }
-      });
-    return this.running;
+    if (this.stopping.signal.aborted) return Promise.resolve();
+    this.next ??= this.running.then(() => {
+      this.next = undefined;
+      return this.request();
+    });
+    return this.next;
+  }
+
+  /** A database that does not answer yet is tried again, for as long as the node runs. */
+  private async runUntilDone(): Promise<void> {
+    const { signal } = this.stopping;
+    for (let attempt = 0; !signal.aborted; attempt += 1) {
+      try {
+        return await this.run();
+      } catch (error) {
+        this.logger.warn(`Access audit failed, trying again: ${(error as Error).message}`);
+        const delay = Math.min(RETRY_FIRST_MS * 2 ** attempt, RETRY_MAX_MS);
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+      }
+    }
   }
 
   private async run(): Promise<void> {
+    const removalsBefore = this.rooms.removalMark();
     const { users, holdings } = collect(this.delivery.audience());
     const gone = new Set(await this.users.goneAmong([...users]));
-    for (const userId of gone) this.delivery.deliverLocally(accountClosedDelivery(userId));
-    const held = holdings.filter((holding) => !gone.has(holding.userId));
-    const lost = await this.rooms.privateAccessLostAmong(held);
-    for (const { userId, room } of lost) {
+    const lost = await this.rooms.privateAccessLostAmong(
+      holdings.filter((holding) => !gone.has(holding.userId)),
+    );
+    // What changed during the reads: users who left, removals that arrived meanwhile.
+    const { users: stillHere, holdings: stillHeld } = collect(this.delivery.audience());
+    const held = new Set(stillHeld.map(key));
+    const goneNow = [...gone].filter((userId) => stillHere.has(userId));
+    const lostNow = lost.filter(
+      ({ userId, room }) =>
+        held.has(key({ userId, roomId: room.id })) &&
+        !this.rooms.removedSince(removalsBefore, room.id, userId),
+    );
+    for (const userId of goneNow) this.delivery.deliverLocally(accountClosedDelivery(userId));
+    for (const { userId, room } of lostNow) {
       this.delivery.deliverLocally(membershipEndedDelivery(userId, RoomView.from(room)));
     }
-    if (gone.size + lost.length > 0) {
+    if (goneNow.length + lostNow.length > 0) {
       this.logger.log(
-        `Ended what other nodes had ended while out of touch: ${gone.size} account(s), ${lost.length} membership(s)`,
+        `Ended what other nodes had ended while out of touch: ${goneNow.length} account(s), ${lostNow.length} membership(s)`,
       );
     }
   }
 }
+
+const key = ({ userId, roomId }: Holding) => `${roomId}:${userId}`;
 
 /** The users listening on this node, and each (user, room) pair once. */
 function collect(audience: Iterable<Listening>): { users: Set<string>; holdings: Holding[] } {
@@ -89,7 +122,7 @@ function collect(audience: Iterable<Listening>): { users: Set<string>; holdings:
   for (const { userId, channel } of audience) {
     users.add(userId);
     const roomId = roomNames.roomIdOf(channel);
-    if (roomId !== undefined) pairs.set(`${roomId}:${userId}`, { userId, roomId });
+    if (roomId !== undefined) pairs.set(key({ userId, roomId }), { userId, roomId });
   }
   return { users, holdings: [...pairs.values()] };
 }

@@ -145,13 +145,23 @@ export class RoomsService {
 
   /** `findAccessible`, for a join or stream that a removal running meanwhile must not let in. */
   async admit(userId: string, roomId: string): Promise<Admission> {
-    const mark = this.removalCount;
+    const mark = this.removalMark();
     const room = await this.findAccessible(userId, roomId);
     const confirm = () => {
-      const removedAt = this.removals.get(`${room.id}:${userId}`) ?? 0;
-      if (room.isPrivate && removedAt > mark) throw AppException.notFound('Room not found');
+      if (room.isPrivate && this.removedSince(mark, room.id, userId))
+        throw AppException.notFound('Room not found');
     };
     return { room, confirm };
+  }
+
+  /** A point in the removals this node has seen, for `removedSince`. */
+  removalMark(): number {
+    return this.removalCount;
+  }
+
+  /** Whether this node has seen the membership end since `mark` (within the last minute). */
+  removedSince(mark: number, roomId: string, userId: string): boolean {
+    return (this.removals.get(`${roomId}:${userId}`) ?? 0) > mark;
   }
 
   isMember(roomId: string, userId: string): Promise<boolean> {
@@ -212,16 +222,32 @@ export class RoomsService {
       for (const room of rooms) privateRooms.set(room.id, room);
     }
     const kept = held.filter((pair) => privateRooms.has(pair.roomId));
-    const members = new Set<string>();
-    for (const pairs of chunksOf(kept)) {
-      const rows = await this.members.findBy(
-        pairs.map(({ roomId, userId }) => ({ roomId, userId })),
-      );
-      for (const row of rows) members.add(`${row.roomId}:${row.userId}`);
-    }
+    const members = await this.membershipsAmong(
+      [...new Set(kept.map((pair) => pair.roomId))],
+      [...new Set(kept.map((pair) => pair.userId))],
+    );
     return kept
       .filter(({ roomId, userId }) => !members.has(`${roomId}:${userId}`))
       .map(({ roomId, userId }) => ({ userId, room: privateRooms.get(roomId)! }));
+  }
+
+  /**
+   * The memberships between the rooms and the users, as `roomId:userId`: by
+   * lists of ids, since pairs OR-ed together nest too deep for SQLite past a
+   * thousand.
+   */
+  private async membershipsAmong(roomIds: string[], userIds: string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (const rooms of chunksOf(roomIds)) {
+      for (const users of chunksOf(userIds)) {
+        const rows = await this.members.find({
+          select: { roomId: true, userId: true },
+          where: { roomId: In(rooms), userId: In(users) },
+        });
+        for (const row of rows) found.add(`${row.roomId}:${row.userId}`);
+      }
+    }
+    return found;
   }
 
   async listMembers(roomId: string): Promise<UserSummaryJson[]> {

@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
 import { AccessAudit } from '@app/rooms/access-audit.service';
 import { RoomMember } from '@app/rooms/room-member.entity';
+import { RoomsService } from '@app/rooms/rooms.service';
 import { User } from '@app/users/user.entity';
+import { UsersService } from '@app/users/users.service';
 import { DataSource } from 'typeorm';
 import { addMember, createRoom, postMessage, registerUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
@@ -99,5 +102,39 @@ describe.each(databaseKinds())('access audit after a lost delivery (%s)', (kind)
     await postMessage(t.url, ada, room.id, 'still here');
     await bobGets;
     expect(notified).toEqual([]);
+  });
+
+  it('finds lost memberships among more pairs than one query may name', async () => {
+    const [ada, bob] = await Promise.all([registerUser(t.url), registerUser(t.url)]);
+    const room = await createRoom(t.url, ada, { isPrivate: true });
+    await addMember(t.url, ada, room.id, bob.id);
+    const strangers = Array.from({ length: 2_500 }, () => randomUUID());
+    const held = [ada.id, bob.id, ...strangers].map((userId) => ({ userId, roomId: room.id }));
+
+    const lost = await t.app.get(RoomsService).privateAccessLostAmong(held);
+
+    expect(lost.map(({ userId }) => userId).sort()).toEqual([...strangers].sort());
+    expect(lost.every(({ room: found }) => found.id === room.id)).toBe(true);
+  });
+
+  it('tries again, until it succeeds, an audit the database failed', async () => {
+    const [ada, bob] = await Promise.all([registerUser(t.url), registerUser(t.url)]);
+    const room = await createRoom(t.url, ada, { isPrivate: true });
+    await addMember(t.url, ada, room.id, bob.id);
+    const bobSocket = await joinedSocket(bob.token, room.id);
+    const bobNotified = nextEvent<NotificationJson>(bobSocket, 'notification');
+    await database().getRepository(RoomMember).delete({ roomId: room.id, userId: bob.id });
+    const users = t.app.get(UsersService);
+    const goneAmong = jest
+      .spyOn(users, 'goneAmong')
+      .mockRejectedValueOnce(new Error('the database is away'));
+    try {
+      await t.app.get(AccessAudit).request();
+
+      expect(goneAmong).toHaveBeenCalledTimes(2);
+      expect(await bobNotified).toMatchObject({ type: 'room:removed', room: { id: room.id } });
+    } finally {
+      goneAmong.mockRestore();
+    }
   });
 });
