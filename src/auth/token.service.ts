@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { JwtService } from '@nestjs/jwt';
 import { AppException } from '@app/common/errors/app.exception';
+import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import type { AllConfig } from '@app/config/app-config';
 import type { User } from '@app/users/user.entity';
 import { UsersService } from '@app/users/users.service';
@@ -15,10 +16,12 @@ export interface IssuedToken {
   expiresIn: number;
 }
 
+/** `sub` must be a user id: anything else would reach the database's uuid column as an error. */
 function hasAccessTokenClaims(payload: unknown): payload is AccessTokenClaims {
   const claims = payload as Partial<AccessTokenClaims> | null;
   return (
     typeof claims?.sub === 'string' &&
+    UUID_PATTERN.test(claims.sub) &&
     typeof claims.username === 'string' &&
     typeof claims.exp === 'number'
   );
@@ -49,7 +52,8 @@ export class TokenService {
   async verify(token: string | undefined | null): Promise<AuthUser> {
     if (!token) throw AppException.unauthorized();
     const claims = await this.decode(token);
-    const user = await this.users.findActiveById(claims.sub);
+    // Ids are stored in lower case; PostgreSQL would match any case, SQLite only this one.
+    const user = await this.users.findActiveById(claims.sub.toLowerCase());
     if (!user) throw AppException.unauthorized();
     return { id: user.id, username: user.username, tokenExpiresAt: claims.exp * 1000 };
   }

@@ -160,6 +160,20 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
       expect(response.body.id).toBe(user.id);
     });
 
+    it('accepts a token whose user id is in upper case, on every database', async () => {
+      const user = await registerUser(t.url);
+      const token = forgeToken({
+        sub: user.id.toUpperCase(),
+        username: user.username,
+        exp: nowSeconds() + 3600,
+      });
+      const response = await request(t.url)
+        .get('/api/auth/me')
+        .set('Authorization', `Bearer ${token}`)
+        .expect(200);
+      expect(response.body.id).toBe(user.id);
+    });
+
     it('refuses every bad token exactly like a missing one', async () => {
       const user = await registerUser(t.url);
       const claims = { sub: user.id, username: user.username, iat: nowSeconds() };
@@ -172,6 +186,10 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
         forgeToken({ ...claims, exp: nowSeconds() + 3600 }, { alg: 'none' }),
         forgeToken({ ...claims, exp: nowSeconds() + 3600 }, { alg: 'HS512' }),
         forgeToken({ sub: 42, username: user.username, exp: nowSeconds() + 3600 }),
+        // Signed well, but naming no possible user: never a database error.
+        ...['', 'user-42', 'auth0|123', `${user.id}x`].map((sub) =>
+          forgeToken({ ...claims, sub, exp: nowSeconds() + 3600 }),
+        ),
         'not.a.token',
         'garbage',
       ];
