@@ -115,7 +115,29 @@ export class RedisService implements OnApplicationShutdown {
     const clients = [this.commandClient, this.subscriberClient].filter(
       (client) => client !== undefined,
     );
-    await Promise.allSettled(clients.map((client) => client.close().catch(() => client.destroy())));
+    await Promise.allSettled(clients.map((client) => this.closeClient(client)));
+  }
+
+  /**
+   * Politely: `close()` waits for the commands still pending. If Redis does
+   * not answer, the client is left to the process exit rather than
+   * destroyed: destroying it would fail those commands, and some have no
+   * handler (the Socket.IO adapter's unsubscriptions), which ends the
+   * process with an unhandled rejection.
+   */
+  private async closeClient(client: Client): Promise<void> {
+    const closing = client.close().then(
+      () => 'closed' as const,
+      () => 'failed' as const,
+    );
+    const outcome = await withinTime(closing, this.timeoutMs, () => new Error('no answer')).catch(
+      () => 'unanswered' as const,
+    );
+    if (outcome === 'failed') client.destroy();
+    if (outcome === 'unanswered') {
+      this.logger.warn('Redis did not answer: its connections are left to the exit');
+      client.unref();
+    }
   }
 
   private createClient(role: string): Client {

@@ -8,7 +8,7 @@ import { NodeIdentity } from '@app/realtime/node-identity';
 import { RedisService } from '@app/redis/redis.service';
 import { createRoom, registerUser } from '../support/api';
 import { OwnRedis } from '../support/cluster';
-import { emitAck, emitOk, eventually, socketPool } from '../support/sockets';
+import { emitAck, emitOk, eventually, sleep, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const PAUSE_MS = 4_000;
@@ -95,6 +95,29 @@ describe('a Redis that stops answering', () => {
       await admin.sendCommand(['CLIENT', 'UNPAUSE']);
       await admin.close();
       bus.onApplicationShutdown();
+    }
+  });
+
+  it('stops within a few seconds while Redis does not answer', async () => {
+    const node = await startTestApp('sqlite', {
+      REDIS_URL: redis.url,
+      REDIS_KEY_PREFIX: 'stall-stop:',
+      REDIS_COMMAND_TIMEOUT_MS: '300',
+    });
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    // The Socket.IO adapter subscribes once the app runs, and leaves a failed subscription unhandled.
+    await eventually(async () => (await fetch(`${node.url}/health/ready`)).status === 200);
+    await sleep(500);
+    try {
+      // The ping every client sends keeps a command pending throughout the pause.
+      await admin.sendCommand(['CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL']);
+      const started = Date.now();
+      await node.close();
+      expect(Date.now() - started).toBeLessThan(PAUSE_MS / 2);
+    } finally {
+      await admin.sendCommand(['CLIENT', 'UNPAUSE']);
+      await admin.close();
     }
   });
 });
