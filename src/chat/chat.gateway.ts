@@ -25,7 +25,8 @@ import { MessagesService } from '@app/messages/messages.service';
 import { resumePoint } from '@app/messages/seq';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
-import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
+import { closedForGood, cut, engineConnectionOf } from '@app/realtime/engine-connection';
+import { GracefulShutdown, graceForClosing } from '@app/realtime/graceful-shutdown.service';
 import { SLOW_CONSUMER_CHECK_MS, SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
@@ -89,9 +90,17 @@ export class ChatGateway
     clearInterval(this.slowConsumerCheck);
   }
 
-  /** Closes the transport without a disconnect packet, so that clients reconnect (elsewhere) at once. */
-  private dropLocalSockets(server: AppServer): void {
-    for (const socket of server.sockets.sockets.values()) socket.conn.close();
+  /**
+   * Closes the transport without a disconnect packet, so that clients
+   * reconnect (elsewhere) at once; cuts the connections still open after the
+   * grace. A WebSocket client gone without a word would otherwise hold the
+   * HTTP server, and the exit, for the 30 s of the close handshake.
+   */
+  private async dropLocalSockets(server: AppServer): Promise<void> {
+    const connections = [...server.sockets.sockets.values()].map(engineConnectionOf);
+    for (const connection of connections) connection.close();
+    await graceForClosing(() => connections.every(closedForGood));
+    for (const connection of connections) if (!closedForGood(connection)) cut(connection);
   }
 
   async handleConnection(socket: AppSocket): Promise<void> {

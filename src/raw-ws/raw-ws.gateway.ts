@@ -36,7 +36,7 @@ import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
 import { trustRule, type TrustRule } from '@app/realtime/client-address';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
-import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
+import { GracefulShutdown, graceForClosing } from '@app/realtime/graceful-shutdown.service';
 import { isOriginAllowed } from '@app/realtime/origin-policy';
 import { TokenBucket } from '@app/realtime/token-bucket';
 import { RoomsService } from '@app/rooms/rooms.service';
@@ -48,7 +48,6 @@ import { authenticateUpgrade, rejectUpgrade } from './ws-upgrade';
 
 export const RAW_WS_PATH = '/ws';
 const SOCKET_IO_PATH = '/socket.io/';
-const CLOSE_GRACE_MS = 2_000;
 
 /** The frame a delivery becomes on `/ws`; events this transport does not speak become nothing. */
 function frameOf({ event, payload }: Delivery): object | undefined {
@@ -141,9 +140,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   private async tellClientsToLeave(): Promise<void> {
     for (const connection of this.connections)
       connection.close(WsCloseCode.GoingAway, 'Server shutting down');
-    const deadline = Date.now() + CLOSE_GRACE_MS;
-    while (this.connections.size > 0 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    await graceForClosing(() => this.connections.size === 0);
     for (const connection of this.connections) connection.socket.terminate();
   }
 

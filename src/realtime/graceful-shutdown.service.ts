@@ -16,6 +16,21 @@ export type ShutdownPhase =
 
 const PHASES: readonly ShutdownPhase[] = ['finish-sends', 'tell-clients', 'finish-writes'];
 
+/**
+ * How long clients told to go have to close their connections; a client
+ * that is gone without a word (a sleeping laptop) would otherwise hold the
+ * exit up until TCP, or the close handshake, gave up.
+ */
+export const CLOSE_GRACE_MS = 2_000;
+
+/** Resolves once `closed()` holds, or after CLOSE_GRACE_MS: then the caller cuts what is left. */
+export async function graceForClosing(closed: () => boolean): Promise<void> {
+  const deadline = Date.now() + CLOSE_GRACE_MS;
+  while (!closed() && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 type Step = () => void | Promise<void>;
 
 /**

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { cut, engineConnectionOf } from './engine-connection';
 import type { AppServer, AppSocket } from './socket-data';
 
 /** How often the Socket.IO connections that were sent to are checked for a backlog. */
@@ -6,12 +7,6 @@ export const SLOW_CONSUMER_CHECK_MS = 250;
 
 /** Every this many checks, every connection is checked: acks and direct emits included. */
 export const FULL_CHECK_EVERY = 8;
-
-interface EngineConnection {
-  writeBuffer: Array<{ data?: unknown }>;
-  transport: { socket?: { bufferedAmount?: number; terminate?(): void } };
-  close(): void;
-}
 
 function sizeOf(data: unknown): number {
   if (typeof data === 'string') return data.length;
@@ -21,7 +16,7 @@ function sizeOf(data: unknown): number {
 
 /** Bytes waiting to go out to one Socket.IO client: queued in engine.io, and in the WebSocket itself. */
 export function pendingBytes(socket: AppSocket): number {
-  const connection = socket.conn as unknown as EngineConnection;
+  const connection = engineConnectionOf(socket);
   let pending = connection.transport.socket?.bufferedAmount ?? 0;
   for (const packet of connection.writeBuffer) pending += sizeOf(packet.data);
   return pending;
@@ -32,7 +27,7 @@ function dropOverLimit(sockets: Iterable<AppSocket>, limitBytes: number): number
   let dropped = 0;
   for (const socket of sockets) {
     if (pendingBytes(socket) > limitBytes) {
-      drop(socket.conn as unknown as EngineConnection);
+      cut(engineConnectionOf(socket));
       dropped += 1;
     }
   }
@@ -78,11 +73,4 @@ export class SlowConsumerWatch {
     }
     return sockets;
   }
-}
-
-/** A client that does not read would not answer a closing handshake either: cut the connection. */
-function drop(connection: EngineConnection): void {
-  const webSocket = connection.transport.socket;
-  if (webSocket?.terminate) webSocket.terminate();
-  else connection.close();
 }

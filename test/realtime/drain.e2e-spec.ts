@@ -6,7 +6,9 @@ import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { createRoom, registerUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { holdNextCall } from '../support/hold';
+import { RawClient } from '../support/raw-ws';
 import { connectSocket, emitAck, eventually, sleep } from '../support/sockets';
+import { TcpProxy } from '../support/tcp-proxy';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 /** One keep-alive HTTP/1.1 connection, written by hand: the kind that outlives a closed listener. */
@@ -127,4 +129,30 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       await t.database.drop();
     }
   });
+
+  it('stops within a few seconds though its clients are gone without a word, on Socket.IO and /ws', async () => {
+    const t = await startTestApp(kind);
+    const proxy = await TcpProxy.start('127.0.0.1', Number(new URL(t.url).port));
+    const proxied = `http://127.0.0.1:${proxy.port}`;
+    let stopped = false;
+    try {
+      const ada = await registerUser(t.url);
+      const socket = await connectSocket(proxied, ada.token);
+      const raw = await RawClient.connect(proxied, ada.token);
+      proxy.stallOpenConnections();
+
+      const started = Date.now();
+      await t.app.close();
+      stopped = true;
+
+      // A close handshake nobody answers would hold the HTTP server for 30 s.
+      expect(Date.now() - started).toBeLessThan(10_000);
+      socket.close();
+      raw.close();
+    } finally {
+      await proxy.cut();
+      if (!stopped) await t.app.close();
+      await t.database.drop();
+    }
+  }, 60_000);
 });

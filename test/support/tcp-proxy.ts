@@ -1,0 +1,76 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { freePort } from './service-process';
+
+/**
+ * A TCP proxy a test can cut (an outage) and open again, or stall (a peer
+ * that keeps its connections and never answers): for all connections, or
+ * only for those open now.
+ */
+export class TcpProxy {
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly clients = new Set<Socket>();
+  private stalled = false;
+  /** Client sockets of connections that forward nothing any more, whatever `stalled` says. */
+  private readonly stalledConnections = new Set<Socket>();
+
+  protected constructor(
+    readonly port: number,
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  static async start(targetHost: string, targetPort: number): Promise<TcpProxy> {
+    const proxy = new TcpProxy(await freePort(), targetHost, targetPort);
+    await proxy.open();
+    return proxy;
+  }
+
+  async open(): Promise<void> {
+    const server = createServer((client) => this.forward(client));
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
+  }
+
+  /** From now on nothing is forwarded either way, on open connections and new ones alike. */
+  stall(): void {
+    this.stalled = true;
+  }
+
+  /** The connections open now forward nothing any more; new ones work. */
+  stallOpenConnections(): void {
+    for (const client of this.clients) this.stalledConnections.add(client);
+  }
+
+  /** Drops every connection and refuses new ones; a stall ends with it. */
+  async cut(): Promise<void> {
+    this.stalled = false;
+    for (const socket of this.sockets) socket.destroy();
+    const server = this.server;
+    this.server = undefined;
+    if (server?.listening) await new Promise((resolve) => server.close(resolve));
+  }
+
+  private forward(client: Socket): void {
+    const upstream = connect(this.targetPort, this.targetHost);
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => this.sockets.delete(socket));
+    }
+    this.clients.add(client);
+    client.on('close', () => {
+      this.clients.delete(client);
+      this.stalledConnections.delete(client);
+    });
+    const flows = () => !this.stalled && !this.stalledConnections.has(client);
+    client.on('data', (chunk: Buffer) => {
+      if (flows()) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (flows()) client.write(chunk);
+    });
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
+  }
+}
