@@ -6,6 +6,7 @@ import {
   type RawEnvironment,
   type SQLITE_SYNCHRONOUS_MODES,
 } from './env.validation';
+import { parseCorsOrigins } from './cors-origins';
 import { parseTrustProxy, type TrustProxy } from './trust-proxy';
 
 export interface HttpConfig {
@@ -99,13 +100,6 @@ export interface AllConfig {
   realtime: RealtimeConfig;
 }
 
-function splitList(value: string): string[] {
-  return value
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item.length > 0);
-}
-
 export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
   const env = validateEnvironment(raw);
   const migrationsRun = env.MIGRATIONS_RUN;
@@ -114,7 +108,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       nodeEnv: env.NODE_ENV,
       host: env.HOST,
       port: env.PORT,
-      corsOrigins: splitList(env.CORS_ORIGINS),
+      corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
       trustProxy: parseTrustProxy(env.TRUST_PROXY),
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,

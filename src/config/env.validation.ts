@@ -16,6 +16,7 @@ import {
   type ValidationOptions,
 } from 'class-validator';
 import { parseDuration } from './duration';
+import { parseCorsOrigins } from './cors-origins';
 import { parseTrustProxy } from './trust-proxy';
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
@@ -147,7 +148,7 @@ export class EnvironmentVariables {
   })
   JWT_EXPIRES_IN = '1h';
 
-  @IsString()
+  @IsReadBy(parseCorsOrigins)
   CORS_ORIGINS = '';
 
   @IsIn(LOG_LEVELS)

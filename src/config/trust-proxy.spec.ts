@@ -21,7 +21,12 @@ describe('parseTrustProxy', () => {
     expect(() => parseTrustProxy(value)).toThrow(/every hop.*hop count/s),
   );
 
-  it.each(['nginx', 'no', '10.0.0.0/33', '10.0.0.0/0', '-1', '1.5', ',', 'loopback, proxy'])(
+  it.each(['0.0.0.0/0', '::/0', '10.0.0.0/0', 'loopback, 0.0.0.0/0.0.0.0'])(
+    'refuses %j, a subnet of every address, which would trust every hop',
+    (value) => expect(() => parseTrustProxy(value)).toThrow(/every hop.*hop count/s),
+  );
+
+  it.each(['nginx', 'no', '10.0.0.0/33', '-1', '1.5', ',', 'loopback, proxy'])(
     'refuses %j, naming the accepted forms',
     (value) => expect(() => parseTrustProxy(value)).toThrow(/TRUST_PROXY must be false, a hop/),
   );
@@ -42,6 +47,8 @@ describe('TRUST_PROXY in the configuration', () => {
 
   it.each([
     ['true', /TRUST_PROXY: TRUST_PROXY=true would trust every hop/],
+    ['0.0.0.0/0,::/0', /TRUST_PROXY: TRUST_PROXY=0.0.0.0\/0,::\/0 would trust every hop/],
+    ['10.0.0.0/8, ::/0', /would trust every hop/],
     ['nginx', /TRUST_PROXY: TRUST_PROXY must be false, a hop count.*nginx/],
   ])('stops start-up on %j with a message naming TRUST_PROXY', (value, message) => {
     const load = () => loadConfig({ TRUST_PROXY: value });

@@ -19,9 +19,14 @@ const ACCEPTED_FORMS =
   'TRUST_PROXY must be false, a hop count (1 behind one proxy) or a comma-separated list of ' +
   'trusted proxy addresses, subnets (10.0.0.0/8), loopback, linklocal or uniquelocal';
 
+/** A subnet whose mask is empty (/0, or /0.0.0.0): every address. */
+const EVERY_ADDRESS = /\/0(\.0\.0\.0)?$/;
+
 /** The addresses as Express splits them, refused where Express would refuse them. */
 function trustedAddresses(setting: string): string[] {
   const addresses = setting.split(',').map((address) => address.trim());
+  if (addresses.some((address) => EVERY_ADDRESS.test(address)))
+    throw new Error(trustsEveryHop(setting));
   try {
     proxyAddr.compile(addresses);
   } catch (error) {
