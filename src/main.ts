@@ -30,8 +30,10 @@ async function bootstrap(): Promise<void> {
       },
     );
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  // Kept for the whole shutdown: a second signal (npm and terminals pass Ctrl-C on
+  // to the child too) would otherwise kill the process halfway.
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 
   await app.listen(http.port, http.host);
   // The address bound, not getUrl()'s: that names 127.0.0.1 for 0.0.0.0.

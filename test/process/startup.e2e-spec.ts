@@ -10,7 +10,9 @@ import {
   waitUntilReady,
   type ServiceProcess,
 } from '../support/service-process';
-import { eventually } from '../support/sockets';
+import { registerUser } from '../support/api';
+import { connectSocket, eventually } from '../support/sockets';
+import { TcpProxy } from '../support/tcp-proxy';
 
 async function breakRoomsTable(sqlitePath: string): Promise<void> {
   const db = await new DataSource({ type: 'better-sqlite3', database: sqlitePath }).initialize();
@@ -204,5 +206,26 @@ describe('service process', () => {
     expect(code).toBe(0);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(service.output()).toContain('SIGTERM received');
+  });
+
+  it('finishes its shutdown, exit 0, when a second signal comes during it', async () => {
+    const service = await start({});
+    await waitUntilReady(service);
+    const proxy = await TcpProxy.start('127.0.0.1', Number(new URL(service.url).port));
+    try {
+      const user = await registerUser(service.url);
+      // A client gone without a word keeps the shutdown busy for its grace.
+      const socket = await connectSocket(`http://127.0.0.1:${proxy.port}`, user.token);
+      proxy.stallOpenConnections();
+
+      service.child.kill('SIGTERM');
+      await eventually(() => service.output().includes('SIGTERM received'));
+      const { code, signal } = await service.stop('SIGTERM');
+
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      socket.close();
+    } finally {
+      await proxy.cut();
+    }
   });
 });
