@@ -19,8 +19,12 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
     private readonly delivery: DeliveryService,
   ) {}
 
-  /** A removal on any node ends what this node cached of the membership, and admissions under way. */
+  /**
+   * A removal on any node ends what this node cached of the membership, and
+   * admissions under way. An account that goes first hands its rooms over.
+   */
   onModuleInit(): void {
+    this.users.beforeDeletion((userId) => this.rooms.handOverRoomsOf(userId));
     this.detach = this.delivery.subscribe(({ effect }) => {
       if (effect?.kind === DeliveryEffectKind.LeaveRoom)
         this.rooms.membershipEnded(effect.roomId, effect.userId);

@@ -13,8 +13,13 @@ export interface NewUser {
   passwordHash: string;
 }
 
+/** What another module does before an account goes; a throw leaves the account as it was. */
+export type DeletionStep = (userId: string) => Promise<void>;
+
 @Injectable()
 export class UsersService {
+  private readonly deletionSteps: DeletionStep[] = [];
+
   constructor(
     @InjectRepository(User) private readonly users: Repository<User>,
     private readonly transactions: TransactionRunner,
@@ -72,7 +77,13 @@ export class UsersService {
     return ids.filter((id) => !active.has(id));
   }
 
+  /** `step` runs before every account deletion, so that the account can be deleted again should it fail. */
+  beforeDeletion(step: DeletionStep): void {
+    this.deletionSteps.push(step);
+  }
+
   async softDelete(id: string): Promise<void> {
+    for (const step of this.deletionSteps) await step(id);
     await this.transactions.write((manager) =>
       manager.update(User, { id, deletedAt: IsNull() }, { deletedAt: new Date() }),
     );

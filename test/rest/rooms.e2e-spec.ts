@@ -321,6 +321,29 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .expect(204);
     });
 
+    it("hands a deleted account's rooms to their longest-standing members", async () => {
+      const leaving = await registerUser(t.url);
+      const [bob, carol, dave] = await Promise.all([1, 2, 3].map(() => registerUser(t.url)));
+      const room = await createRoom(t.url, leaving, { isPrivate: true });
+      const lobby = await createRoom(t.url, leaving);
+      for (const user of [bob, carol]) await addMember(t.url, leaving, room.id, user.id);
+      await addMember(t.url, carol, lobby.id, carol.id);
+
+      await request(t.url).delete('/api/auth/me').set(auth(leaving)).expect(204);
+
+      const ownerOf = async (roomId: string, reader: TestUser) =>
+        (await request(t.url).get(`/api/rooms/${roomId}`).set(auth(reader)).expect(200)).body
+          .ownerId as string;
+      expect(await ownerOf(room.id, carol)).toBe(bob.id);
+      expect(await ownerOf(lobby.id, carol)).toBe(carol.id);
+      // The new owner manages the private room: before, no one could add anyone.
+      await addMember(t.url, bob, room.id, dave.id);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${carol.id}`)
+        .set(auth(bob))
+        .expect(204);
+    });
+
     // SQLite runs one transaction at a time: no removal can run meanwhile.
     const itOnPostgres = kind === 'postgres' ? it : it.skip;
 
