@@ -2,6 +2,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { createApp } from '@app/app.factory';
 import type { RawEnvironment } from '@app/config/env.validation';
 import { TransactionRunner } from '@app/database/transaction-runner';
+import * as batches from '@app/messages/message-batch';
 import { MessageStore } from '@app/messages/message-store.service';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { createTestDatabase, databaseKinds, withPostgres } from '../support/databases';
@@ -137,6 +138,50 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
       status: 'fulfilled',
       value: { created: true, message: { seq: 2 } },
     });
+  });
+
+  it('writes a failed batch again message by message: only the bad one fails, seqs stay gapless', async () => {
+    const user = await registerUser(t.url);
+    const room = await createRoom(t.url, user);
+    const store = t.app.get(MessageStore);
+    const realWrite = batches.writeBatch;
+    const write = jest
+      .spyOn(batches, 'writeBatch')
+      .mockImplementation((transactions, items) =>
+        items.some((item) => item.text === 'poison')
+          ? Promise.reject(new Error('a failure of the whole batch'))
+          : realWrite(transactions, items),
+      );
+    try {
+      const texts = ['a', 'b', 'poison', 'c', 'd'];
+      const results = await Promise.allSettled(
+        texts.map((text) =>
+          store.append({ roomId: room.id, userId: user.id, username: user.username, text }),
+        ),
+      );
+
+      expect(results.map((result) => result.status)).toEqual([
+        'fulfilled',
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+        'fulfilled',
+      ]);
+      const stored = results.flatMap((result) =>
+        result.status === 'fulfilled'
+          ? [[result.value.message.text, result.value.message.seq]]
+          : [],
+      );
+      expect(stored).toEqual([
+        ['a', 1],
+        ['b', 2],
+        ['c', 3],
+        ['d', 4],
+      ]);
+      expect(write.mock.calls.map(([, items]) => items.length)).toEqual([5, 1, 1, 1, 1, 1]);
+    } finally {
+      write.mockRestore();
+    }
   });
 
   it('stores a clientMsgId repeated within one batch once', async () => {
