@@ -551,6 +551,10 @@ describe('deployment files', () => {
       for (const path of ['/metrics', '/metrics/', '/METRICS', '/Metrics/']) {
         const block = locationFor(path);
         expect(block).toMatch(/deny\s+all\s*;/);
+        // Behind a load balancer or Docker's port publishing, anyone may come from a private range.
+        expect([...block.matchAll(/allow\s+([^;\s]+)\s*;/g)].map((m) => m[1])).toEqual([
+          '127.0.0.0/8',
+        ]);
         expect(block).toMatch(/proxy_pass\s+http:\/\/app\b/);
       }
       expect(locationFor('/api/rooms')).not.toMatch(/deny\s+all/);
