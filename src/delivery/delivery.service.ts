@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { NotificationType, ServerEvent } from '@app/contract/events';
 import { AppException } from '@app/common/errors/app.exception';
-import { withinTime } from '@app/common/time-limit';
 import type {
   MessageJson,
   NotificationJson,
@@ -42,11 +41,13 @@ export type DeliveryListener = (delivery: Delivery) => void;
 export type ResyncListener = () => Promise<unknown> | void;
 
 /**
- * The longest deliveries wait for a resync: long enough for an audit's few
- * queries, short enough that a database that does not answer cannot stop
- * them.
+ * The longest deliveries wait for a resync, from its start, however many
+ * more come meanwhile: long enough for an audit's few queries, short enough
+ * that a database that does not answer cannot stop them.
  */
 export const RESYNC_HOLD_MS = 10_000;
+/** Past this many held deliveries, they go out at once: the hold must not grow without end. */
+export const MAX_HELD = 50_000;
 
 /** One user receiving one channel on this node, over any transport. */
 export interface Listening {
@@ -92,10 +93,12 @@ export function accountClosedDelivery(userId: string): Delivery {
 @Injectable()
 export class DeliveryService {
   private readonly listeners = new Set<DeliveryListener>();
+  private readonly arrivalWatchers = new Set<DeliveryListener>();
   private readonly resyncListeners = new Set<ResyncListener>();
   private readonly audiences = new Set<AudienceSource>();
-  /** What the bus brought while a resync runs, handed out once it is done. */
+  /** What the bus brought while resyncs run, handed out once they are done. */
   private held?: Delivery[];
+  private holdTimer?: NodeJS.Timeout;
   private resyncsRunning = 0;
 
   constructor(private readonly bus: DeliveryBus) {
@@ -106,6 +109,15 @@ export class DeliveryService {
   subscribe(listener: DeliveryListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * `watcher` sees every delivery as it reaches this node, before a resync
+   * may hold it: for bookkeeping the resync itself must see (a removal).
+   */
+  watchArrivals(watcher: DeliveryListener): () => void {
+    this.arrivalWatchers.add(watcher);
+    return () => this.arrivalWatchers.delete(watcher);
   }
 
   /** To every subscriber of the channel, on every transport and every node. */
@@ -136,6 +148,8 @@ export class DeliveryService {
   }
 
   private received(delivery: Delivery): void {
+    for (const watcher of this.arrivalWatchers) watcher(delivery);
+    if (this.held && this.held.length >= MAX_HELD) this.releaseHeld();
     if (this.held) this.held.push(delivery);
     else this.deliverLocally(delivery);
   }
@@ -143,22 +157,29 @@ export class DeliveryService {
   /**
    * Runs the resync listeners and holds what the bus brings meanwhile, so
    * that no connection gets a room's messages, or a gap filled from storage,
-   * before the access audit has ended what it may no longer receive. At most
-   * RESYNC_HOLD_MS; the audit's own deliveries go out at once.
+   * before the access audit has ended what it may no longer receive. The
+   * audit's own deliveries go out at once.
    */
   private resync(): void {
-    this.held ??= [];
+    if (this.resyncsRunning === 0) this.hold();
     this.resyncsRunning += 1;
-    const done = Promise.allSettled([...this.resyncListeners].map(async (listener) => listener()));
-    void withinTime(done, RESYNC_HOLD_MS, () => new Error('resync still running'))
-      .catch(() => undefined)
-      .finally(() => {
+    void Promise.allSettled([...this.resyncListeners].map(async (listener) => listener())).finally(
+      () => {
         this.resyncsRunning -= 1;
         if (this.resyncsRunning === 0) this.releaseHeld();
-      });
+      },
+    );
+  }
+
+  /** Until the resyncs are done, or RESYNC_HOLD_MS after the first of them. */
+  private hold(): void {
+    this.held = [];
+    this.holdTimer = setTimeout(() => this.releaseHeld(), RESYNC_HOLD_MS);
+    this.holdTimer.unref();
   }
 
   private releaseHeld(): void {
+    clearTimeout(this.holdTimer);
     const held = this.held ?? [];
     this.held = undefined;
     for (const delivery of held) this.deliverLocally(delivery);

@@ -25,7 +25,7 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
    */
   onModuleInit(): void {
     this.users.beforeDeletion((userId) => this.rooms.handOverRoomsOf(userId));
-    this.detach = this.delivery.subscribe(({ effect }) => {
+    this.detach = this.delivery.watchArrivals(({ effect }) => {
       if (effect?.kind === DeliveryEffectKind.LeaveRoom)
         this.rooms.membershipEnded(effect.roomId, effect.userId);
     });

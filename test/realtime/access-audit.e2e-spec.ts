@@ -1,18 +1,22 @@
 import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
+import { membershipEndedDelivery } from '@app/delivery/delivery.service';
+import { RedisService } from '@app/redis/redis.service';
 import { AccessAudit } from '@app/rooms/access-audit.service';
 import { RoomMember } from '@app/rooms/room-member.entity';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { User } from '@app/users/user.entity';
 import { UsersService } from '@app/users/users.service';
-import { DataSource } from 'typeorm';
 import { addMember, createRoom, postMessage, registerUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
+import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import {
   collect,
   connectSocket,
   emitOk,
+  eventually,
   nextEvent,
   sleep,
   type ClientSocket,
@@ -136,5 +140,67 @@ describe.each(databaseKinds())('access audit after a lost delivery (%s)', (kind)
     } finally {
       goneAmong.mockRestore();
     }
+  });
+});
+
+/** With Redis: the deliveries of another node, and its request to resync, come over the bus. */
+describe('access audit on a node of several', () => {
+  let t: TestApp;
+  const open: ClientSocket[] = [];
+  const otherNode = randomUUID();
+
+  beforeAll(async () => {
+    t = await startTestApp('sqlite', {
+      REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      REDIS_KEY_PREFIX: `audit-${randomUUID()}:`,
+    });
+  });
+  afterEach(() => open.splice(0).forEach((client) => client.close()));
+  afterAll(() => t.close());
+
+  /** What another node would publish on the delivery channel. */
+  const fromOtherNode = (envelope: object) => {
+    const redis = t.app.get(RedisService);
+    return redis.client.publish(
+      redis.key('delivery'),
+      JSON.stringify({ node: otherNode, ...envelope }),
+    );
+  };
+
+  it('tells a member removed during its audit once, as the removal says, not twice', async () => {
+    const [ada, bob] = await Promise.all([registerUser(t.url), registerUser(t.url)]);
+    const room = await createRoom(t.url, ada, { isPrivate: true });
+    await addMember(t.url, ada, room.id, bob.id);
+    const bobSocket = await connectSocket(t.url, bob.token);
+    open.push(bobSocket);
+    await emitOk(bobSocket, 'chat:join', room.id);
+    const notified = collect<NotificationJson>(bobSocket, 'notification');
+    const audit = holdNextCall(t.app.get(UsersService), 'goneAmong');
+
+    // The removal, made on the other node while this one was out of touch, is in the database.
+    await t.app
+      .get(DataSource)
+      .getRepository(RoomMember)
+      .delete({ roomId: room.id, userId: bob.id });
+    await fromOtherNode({
+      resync: true,
+      delivery: { channel: 'resync', event: 'notification', payload: null },
+    });
+    await audit.started;
+    await fromOtherNode({
+      delivery: membershipEndedDelivery(bob.id, room, { id: ada.id, username: ada.username }),
+    });
+    await sleep(100);
+    audit.release();
+
+    await eventually(() => notified.length > 0);
+    await sleep(300);
+    expect(notified).toEqual([
+      {
+        type: 'room:removed',
+        room: expect.objectContaining({ id: room.id }),
+        by: { id: ada.id, username: ada.username },
+      },
+    ]);
   });
 });
