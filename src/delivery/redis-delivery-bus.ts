@@ -12,8 +12,9 @@ const RESYNC_RETRY_MS = 1_000;
  * Publications Redis has not answered yet. A Redis that keeps its connection
  * but stops answering would otherwise have the node queue every delivery in
  * memory; from this many on, until half of them are answered, the node stops
- * sending the others its deliveries, as in an outage, and asks them to
- * resync afterwards.
+ * sending the others its deliveries, as in an outage, except those that end
+ * access (rare, and what a resync would have to make up for): the others fill
+ * the messages they miss from storage.
  */
 export const MAX_PENDING_PUBLISHES = 10_000;
 
@@ -44,6 +45,7 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   private readonly channel: string;
   private failing = false;
   private shedding = false;
+  private shedWarned = false;
   private pending = 0;
   /** Others may have missed this node's deliveries and have not been asked to resync yet. */
   private resyncDue = false;
@@ -78,10 +80,7 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
 
   publish(delivery: Delivery): void {
     this.handler(delivery);
-    if (this.overloaded()) {
-      this.metrics.crossNodeDropped.inc();
-      return this.failed(new Error(`${this.pending} deliveries wait for Redis to answer`));
-    }
+    if (!delivery.effect && this.overloaded()) return this.shed();
     if (this.resyncDue) this.askForResync();
     this.send({ node: this.node.id, delivery }).then(
       () => this.recovered(),
@@ -122,6 +121,14 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
     return this.shedding;
   }
 
+  private shed(): void {
+    this.metrics.crossNodeDropped.inc();
+    if (!this.shedWarned) {
+      this.logger.warn(`Cross-node delivery shed: ${this.pending} deliveries wait for Redis`);
+      this.shedWarned = true;
+    }
+  }
+
   /** Published ahead of the next delivery, so that every other node holds it until it has resynced. */
   private askForResync(): void {
     if (this.resyncAsked || this.stopped) return;
@@ -156,7 +163,11 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   }
 
   private recovered(): void {
-    if (!this.failing || this.shedding) return;
+    if (!this.shedding && this.shedWarned) {
+      this.logger.log('Cross-node delivery no longer shed');
+      this.shedWarned = false;
+    }
+    if (!this.failing) return;
     this.logger.log('Cross-node delivery resumed');
     this.failing = false;
   }
