@@ -3,6 +3,7 @@ import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
 import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import { NotificationType } from '@app/contract/events';
+import type { UserSummaryJson } from '@app/contract/models';
 import { DeliveryEffectKind, DeliveryService } from '@app/delivery/delivery.service';
 import { UsersService } from '@app/users/users.service';
 import { MemberView, RoomView } from './dto/room.view';
@@ -24,7 +25,7 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
    * admissions under way. An account that goes first hands its rooms over.
    */
   onModuleInit(): void {
-    this.users.beforeDeletion((userId) => this.rooms.handOverRoomsOf(userId));
+    this.users.onDeletion((user) => this.handOverRoomsOf(user));
     this.detach = this.delivery.watchArrivals(({ effect }) => {
       if (effect?.kind === DeliveryEffectKind.LeaveRoom)
         this.rooms.membershipEnded(effect.roomId, effect.userId);
@@ -33,6 +34,20 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
 
   onApplicationShutdown(): void {
     this.detach?.();
+  }
+
+  /**
+   * The user leaves every room they own, each handed to its longest-standing
+   * remaining member (see `RoomsService.removeMember`): an account that goes
+   * would otherwise leave its private rooms with no one who may add members.
+   * Each is left as by the user: their connections leave it at once, should
+   * the deletion fail halfway.
+   */
+  private async handOverRoomsOf(user: UserSummaryJson): Promise<void> {
+    for (const room of await this.rooms.ownedBy(user.id)) {
+      if (await this.rooms.removeMember(room.id, user.id))
+        this.delivery.membershipEnded(user.id, RoomView.from(room), user);
+    }
   }
 
   /**

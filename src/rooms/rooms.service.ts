@@ -306,14 +306,8 @@ export class RoomsService {
     });
   }
 
-  /**
-   * The user leaves every room they own, each handed to its longest-standing
-   * remaining member (see `removeMember`): for an account that goes, whose
-   * private rooms would otherwise keep no one who may add members.
-   */
-  async handOverRoomsOf(userId: string): Promise<void> {
-    const owned = await this.rooms.find({ select: { id: true }, where: { ownerId: userId } });
-    for (const { id } of owned) await this.removeMember(id, userId);
+  ownedBy(userId: string): Promise<Room[]> {
+    return this.rooms.find({ where: { ownerId: userId } });
   }
 
   /** On SQLite transactions already take turns. */

@@ -13,8 +13,8 @@ export interface NewUser {
   passwordHash: string;
 }
 
-/** What another module does before an account goes; a throw leaves the account as it was. */
-export type DeletionStep = (userId: string) => Promise<void>;
+/** What another module does as an account goes (see `onDeletion`). */
+export type DeletionStep = (user: { id: string; username: string }) => Promise<void>;
 
 @Injectable()
 export class UsersService {
@@ -77,15 +77,24 @@ export class UsersService {
     return ids.filter((id) => !active.has(id));
   }
 
-  /** `step` runs before every account deletion, so that the account can be deleted again should it fail. */
-  beforeDeletion(step: DeletionStep): void {
+  /**
+   * `step` runs before an account is marked deleted, so that a failure
+   * leaves it to be deleted again, and once more after, for what raced in
+   * meanwhile (a room handed to it by an owner leaving at that moment): it
+   * must do nothing the second time unless something did race in.
+   */
+  onDeletion(step: DeletionStep): void {
     this.deletionSteps.push(step);
   }
 
   async softDelete(id: string): Promise<void> {
-    for (const step of this.deletionSteps) await step(id);
+    const found = await this.findActiveById(id);
+    if (!found) return;
+    const user = { id: found.id, username: found.username };
+    for (const step of this.deletionSteps) await step(user);
     await this.transactions.write((manager) =>
       manager.update(User, { id, deletedAt: IsNull() }, { deletedAt: new Date() }),
     );
+    for (const step of this.deletionSteps) await step(user);
   }
 }

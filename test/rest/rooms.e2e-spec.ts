@@ -1,9 +1,11 @@
 import request from 'supertest';
 import { DataSource } from 'typeorm';
+import type { NotificationJson } from '@app/contract/models';
 import { Room } from '@app/rooms/room.entity';
+import { RoomsService } from '@app/rooms/rooms.service';
 import { addMember, createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds, withPostgres } from '../support/databases';
-import { collect, eventually, socketPool } from '../support/sockets';
+import { collect, emitOk, eventually, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
@@ -342,6 +344,46 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .delete(`/api/rooms/${room.id}/members/${carol.id}`)
         .set(auth(bob))
         .expect(204);
+    });
+
+    it('leaves a deletion that failed halfway with the account active, out of the rooms it left', async () => {
+      const leaving = await registerUser(t.url);
+      const bob = await registerUser(t.url);
+      const rooms = [];
+      for (let i = 0; i < 2; i += 1) {
+        const room = await createRoom(t.url, leaving, { isPrivate: true });
+        await addMember(t.url, leaving, room.id, bob.id);
+        rooms.push(room);
+      }
+      const socket = await sockets.connect(leaving);
+      for (const room of rooms) await emitOk(socket, 'chat:join', room.id);
+      const notified = collect<NotificationJson>(socket, 'notification');
+      const service = t.app.get(RoomsService);
+      const removeMember = service.removeMember.bind(service);
+      const spy = jest
+        .spyOn(service, 'removeMember')
+        .mockImplementationOnce(removeMember)
+        .mockImplementationOnce(() => Promise.reject(new Error('the database failed')));
+      try {
+        await request(t.url).delete('/api/auth/me').set(auth(leaving)).expect(500);
+      } finally {
+        spy.mockRestore();
+      }
+
+      await request(t.url).get('/api/auth/me').set(auth(leaving)).expect(200);
+      await eventually(() => notified.length === 1);
+      const [removal] = notified;
+      expect(removal).toMatchObject({
+        type: 'room:removed',
+        by: { id: leaving.id, username: leaving.username },
+      });
+      const left = rooms.find((room) => room.id === (removal as { room: { id: string } }).room.id)!;
+      const handedOver = await request(t.url)
+        .get(`/api/rooms/${left.id}`)
+        .set(auth(bob))
+        .expect(200);
+      expect(handedOver.body.ownerId).toBe(bob.id);
+      expect(socket.connected).toBe(true);
     });
 
     // SQLite runs one transaction at a time: no removal can run meanwhile.
