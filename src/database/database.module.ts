@@ -2,12 +2,11 @@ import { Global, Logger, Module, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import type { Pool } from 'pg';
 import { DataSource, type DataSourceOptions } from 'typeorm';
-import { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { oneAtATime, withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
 import { ReadinessChecks } from '@app/health/readiness-checks';
+import { pingDatabase } from './database-ping';
 import { pendingMigrations, runMigrations } from './prepare-database';
 import { TransactionRunner } from './transaction-runner';
 import { typeormOptions } from './typeorm-options';
@@ -61,7 +60,7 @@ export class DatabaseModule implements OnModuleInit {
   /** Migrations never go away once applied: after the first clean check, no more queries. */
   private migrated = false;
   /** Probes that come while one waits share it: a database that does not answer holds one connection. */
-  private readonly ping = oneAtATime(() => this.pingOnOwnConnection());
+  private readonly ping = oneAtATime(() => pingDatabase(this.dataSource, PROBE_TIMEOUT_MS));
   private readonly readPending = oneAtATime(() => pendingMigrations(this.dataSource));
 
   constructor(
@@ -85,35 +84,6 @@ export class DatabaseModule implements OnModuleInit {
       // The driver's words may name hosts and users; readiness is public.
       return indicator.down({ message: 'The database did not answer' });
     }
-  }
-
-  /**
-   * SELECT 1 on a pooled connection of its own, closed rather than returned
-   * when the probe gives up on it: kept, an unanswered query would be shared
-   * by every later probe until TCP gave up (minutes), and readiness would
-   * fail all that time even where new connections work again. SQLite
-   * answers at once or fails.
-   */
-  private async pingOnOwnConnection(): Promise<void> {
-    const driver = this.dataSource.driver;
-    if (!(driver instanceof PostgresDriver)) {
-      await this.dataSource.query('SELECT 1');
-      return;
-    }
-    const connecting = (driver.master as Pool).connect();
-    const answered = connecting.then((client) => client.query('SELECT 1'));
-    try {
-      await withinTime(answered, PROBE_TIMEOUT_MS, noAnswer);
-    } catch (error) {
-      answered.catch(() => undefined);
-      // pg-pool closes a client released with an error.
-      connecting.then(
-        (client) => client.release(error as Error),
-        () => undefined,
-      );
-      throw error;
-    }
-    (await connecting).release();
   }
 
   private async checkMigrated(): Promise<HealthIndicatorResult> {
