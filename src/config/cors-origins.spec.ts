@@ -12,6 +12,11 @@ describe('parseCorsOrigins', () => {
     ]);
   });
 
+  it.each(['capacitor://localhost', 'chrome-extension://abcdefghijklmnop', 'tauri://localhost'])(
+    'reads %s, the origin an app on a scheme of its own sends',
+    (origin) => expect(parseCorsOrigins(origin)).toEqual([origin]),
+  );
+
   it.each([
     ['https://chat.example.com/', 'did you mean https://chat.example.com?'],
     ['https://chat.example.com/app', 'did you mean https://chat.example.com?'],
@@ -19,6 +24,7 @@ describe('parseCorsOrigins', () => {
     ['https://chat.example.com:443', 'did you mean https://chat.example.com?'],
     ['chat.example.com', '"chat.example.com" is not one'],
     ['file:///tmp/page.html', '"file:///tmp/page.html" is not one'],
+    ['capacitor://localhost/', 'did you mean capacitor://localhost?'],
   ])('refuses %s, saying what it expects', (entry, hint) => {
     expect(() => parseCorsOrigins(`https://ok.example.com,${entry}`)).toThrow(
       expect.objectContaining({ message: expect.stringContaining(hint) }),

@@ -19,10 +19,16 @@ export function parseCorsOrigins(value: string): string[] {
   return entries;
 }
 
+/**
+ * The origin a browser would send for the entry. Apps on schemes that URL
+ * gives no origin (capacitor://, chrome-extension://, tauri://) send
+ * scheme://host as it is.
+ */
 function originOf(entry: string): string | undefined {
   try {
-    const { origin } = new URL(entry);
-    return origin === 'null' ? undefined : origin;
+    const url = new URL(entry);
+    if (url.origin !== 'null') return url.origin;
+    return url.host ? `${url.protocol}//${url.host}` : undefined;
   } catch {
     return undefined;
   }
