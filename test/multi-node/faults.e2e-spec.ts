@@ -347,6 +347,18 @@ describeCluster('PostgreSQL unreachable', () => {
         error: { code: 'UNAVAILABLE', message: expect.any(String), details: [] },
       });
       expect((await readiness(node.url)).status).toBe(503);
+      const rooms = await fetch(`${node.url}/api/rooms`, {
+        headers: { Authorization: `Bearer ${ada.token}`, 'X-Request-Id': 'req-outage-1' },
+      });
+      expect(rooms.status).toBe(503);
+      // The warning names the request it refused.
+      const warning = node.process
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { msg?: string; req?: { id?: string } })
+        .find((entry) => entry.req?.id === 'req-outage-1');
+      expect(warning?.msg).toMatch(/^Dependency unavailable/);
 
       await proxy.open();
       await eventually(async () => (await readiness(node.url)).status === 200, 20_000);

@@ -5,6 +5,8 @@ import { ErrorCode, HTTP_STATUS_BY_CODE } from '@app/common/errors/error-code';
 import type { AppException } from '@app/common/errors/app.exception';
 import { toErrorBody } from '@app/common/errors/to-error-body';
 
+type RequestWithLog = Request & { log?: Pino };
+
 /** The REST transport's one filter: every failure leaves as the contract's error shape. */
 @Catch()
 export class HttpExceptionFilter implements ExceptionFilter {
@@ -14,10 +16,11 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const http = host.switchToHttp();
     const response = http.getResponse<Response>();
     const body = toErrorBody(exception);
+    const request = http.getRequest<RequestWithLog>();
     if (body.code === ErrorCode.Internal) {
-      this.logError(http.getRequest<Request>(), exception);
+      this.logError(request, exception);
     } else if (body.code === ErrorCode.Unavailable) {
-      this.logger.warn(`Dependency unavailable: ${(exception as Error).message}`);
+      this.logUnavailable(request, exception);
     }
     if (response.headersSent) {
       response.end();
@@ -28,9 +31,15 @@ export class HttpExceptionFilter implements ExceptionFilter {
   }
 
   /** With the request's own logger where there is one, so that the line carries the request id. */
-  private logError(request: Request & { log?: Pino }, exception: unknown): void {
+  private logError(request: RequestWithLog, exception: unknown): void {
     if (request.log) request.log.error({ err: exception, context: HttpExceptionFilter.name });
     else this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+  }
+
+  private logUnavailable(request: RequestWithLog, exception: unknown): void {
+    const message = `Dependency unavailable: ${(exception as Error).message}`;
+    if (request.log) request.log.warn({ context: HttpExceptionFilter.name }, message);
+    else this.logger.warn(message);
   }
 }
 
