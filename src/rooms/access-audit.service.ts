@@ -33,6 +33,7 @@ export class AccessAudit implements OnModuleInit, OnApplicationShutdown {
   private running?: Promise<void>;
   /** The run after the current one, shared by every request made meanwhile. */
   private next?: Promise<void>;
+  private removalsBefore = 0;
   private readonly stopping = new AbortController();
   private detach?: () => void;
 
@@ -58,17 +59,22 @@ export class AccessAudit implements OnModuleInit, OnApplicationShutdown {
    */
   request(): Promise<void> {
     if (!this.running) {
-      this.running = this.runUntilDone().finally(() => {
-        this.running = undefined;
-      });
-      return this.running;
+      this.removalsBefore = this.rooms.removalMark();
+      return this.startRun();
     }
     if (this.stopping.signal.aborted) return Promise.resolve();
     this.next ??= this.running.then(() => {
       this.next = undefined;
-      return this.request();
+      return this.startRun();
     });
     return this.next;
+  }
+
+  private startRun(): Promise<void> {
+    this.running = this.runUntilDone().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
   }
 
   /** A database that does not answer yet is tried again, for as long as the node runs. */
@@ -76,7 +82,7 @@ export class AccessAudit implements OnModuleInit, OnApplicationShutdown {
     const { signal } = this.stopping;
     for (let attempt = 0; !signal.aborted; attempt += 1) {
       try {
-        return await this.run();
+        return await this.run(this.removalsBefore);
       } catch (error) {
         this.logger.warn(`Access audit failed, trying again: ${(error as Error).message}`);
         const delay = Math.min(RETRY_FIRST_MS * 2 ** attempt, RETRY_MAX_MS);
@@ -85,8 +91,13 @@ export class AccessAudit implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
-  private async run(): Promise<void> {
-    const removalsBefore = this.rooms.removalMark();
+  /**
+   * `removalsBefore`: the removals this node had seen when the first of the
+   * audits running back to back was asked for. A removal seen since arrived
+   * while deliveries were held, and its own delivery will end the pair, with
+   * who removed the user; one seen before has been handed out already.
+   */
+  private async run(removalsBefore: number): Promise<void> {
     const { users, holdings } = collect(this.delivery.audience());
     const gone = new Set(await this.users.goneAmong([...users]));
     const lost = await this.rooms.privateAccessLostAmong(
@@ -103,6 +114,7 @@ export class AccessAudit implements OnModuleInit, OnApplicationShutdown {
     );
     for (const userId of goneNow) this.delivery.deliverLocally(accountClosedDelivery(userId));
     for (const { userId, room } of lostNow) {
+      this.rooms.membershipEnded(room.id, userId);
       this.delivery.deliverLocally(membershipEndedDelivery(userId, RoomView.from(room)));
     }
     if (goneNow.length + lostNow.length > 0) {
