@@ -320,17 +320,23 @@ export class RoomsService {
     return (await query.getRawOne<{ ownerId: string }>())?.ownerId;
   }
 
+  /**
+   * On PostgreSQL the successor's account row is locked to the commit: an
+   * account deletion then waits, and its pass after the deletion sees the
+   * room to hand on again (SQLite's transactions take turns already).
+   */
   private async handOver(manager: EntityManager, roomId: string): Promise<void> {
-    const successor = await manager
+    const query = manager
       .createQueryBuilder(RoomMember, 'member')
-      .innerJoin(User, 'user', 'user.id = member.userId')
+      .innerJoin(User, 'account', 'account.id = member.userId')
       .select('member.userId', 'userId')
       .where('member.roomId = :roomId', { roomId })
-      .andWhere('user.deletedAt IS NULL')
+      .andWhere('account.deletedAt IS NULL')
       .orderBy('member.joinedAt', 'ASC')
       .addOrderBy('member.userId', 'ASC')
-      .limit(1)
-      .getRawOne<{ userId: string }>();
+      .limit(1);
+    if (this.transactions.isPostgres) query.setLock('pessimistic_read', undefined, ['account']);
+    const successor = await query.getRawOne<{ userId: string }>();
     if (successor) await manager.update(Room, { id: roomId }, { ownerId: successor.userId });
   }
 }

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { In, IsNull, Repository } from 'typeorm';
 import { chunksOf } from '@app/common/chunks';
@@ -18,6 +18,7 @@ export type DeletionStep = (user: { id: string; username: string }) => Promise<v
 
 @Injectable()
 export class UsersService {
+  private readonly logger = new Logger(UsersService.name);
   private readonly deletionSteps: DeletionStep[] = [];
 
   constructor(
@@ -95,6 +96,17 @@ export class UsersService {
     await this.transactions.write((manager) =>
       manager.update(User, { id, deletedAt: IsNull() }, { deletedAt: new Date() }),
     );
-    for (const step of this.deletionSteps) await step(user);
+    await this.afterDeletion(user);
+  }
+
+  /** Best effort: the account is gone whatever happens here, and its connections must still close. */
+  private async afterDeletion(user: { id: string; username: string }): Promise<void> {
+    for (const step of this.deletionSteps) {
+      try {
+        await step(user);
+      } catch (error) {
+        this.logger.warn(`After deleting account ${user.id}: ${(error as Error).message}`);
+      }
+    }
   }
 }

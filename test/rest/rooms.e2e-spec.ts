@@ -386,6 +386,26 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       expect(socket.connected).toBe(true);
     });
 
+    it('closes the connections of a deleted account even when its pass after the deletion fails', async () => {
+      const leaving = await registerUser(t.url);
+      const socket = await sockets.connect(leaving);
+      const gone = new Promise<string>((resolve) => socket.once('disconnect', resolve));
+      const service = t.app.get(RoomsService);
+      const ownedBy = service.ownedBy.bind(service);
+      const spy = jest
+        .spyOn(service, 'ownedBy')
+        .mockImplementationOnce(ownedBy)
+        .mockImplementationOnce(() => Promise.reject(new Error('the database failed')));
+      try {
+        await request(t.url).delete('/api/auth/me').set(auth(leaving)).expect(204);
+      } finally {
+        spy.mockRestore();
+      }
+
+      expect(await gone).toBe('io server disconnect');
+      await request(t.url).get('/api/auth/me').set(auth(leaving)).expect(401);
+    });
+
     // SQLite runs one transaction at a time: no removal can run meanwhile.
     const itOnPostgres = kind === 'postgres' ? it : it.skip;
 
