@@ -8,6 +8,7 @@ import { DEFAULT_PAGE_SIZE } from '@app/common/pagination/page-query.dto';
 import { extractMentions } from '@app/contract/mentions';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { MetricsService } from '@app/metrics/metrics.service';
+import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import type { Transport } from '@app/metrics/transport';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { UsersService } from '@app/users/users.service';
@@ -31,6 +32,8 @@ export interface HistoryPage {
 @Injectable()
 export class MessagesService {
   private readonly logger = new Logger(MessagesService.name);
+  /** Mention notifications under way: a shutdown waits for them before the database closes. */
+  private readonly notifying = new Set<Promise<void>>();
 
   constructor(
     @InjectRepository(Message) private readonly messages: Repository<Message>,
@@ -39,7 +42,11 @@ export class MessagesService {
     private readonly users: UsersService,
     private readonly delivery: DeliveryService,
     private readonly metrics: MetricsService,
-  ) {}
+    shutdown: GracefulShutdown,
+  ) {
+    // After the sends in flight, which may start more of them.
+    shutdown.register('finish-writes', () => Promise.all(this.notifying).then(() => undefined));
+  }
 
   /**
    * Stores the message, then delivers it to the room and notifies mentioned
@@ -105,11 +112,14 @@ export class MessagesService {
   private notifyMentionsInBackground(message: MessageView): void {
     const names = extractMentions(message.text);
     if (names.length === 0) return;
-    this.notifyMentions(message, names).catch((error: unknown) =>
-      this.logger.warn(
-        `Could not notify the mentions of message ${message.id}: ${reasonOf(error)}`,
-      ),
-    );
+    const notifying = this.notifyMentions(message, names)
+      .catch((error: unknown) =>
+        this.logger.warn(
+          `Could not notify the mentions of message ${message.id}: ${reasonOf(error)}`,
+        ),
+      )
+      .finally(() => this.notifying.delete(notifying));
+    this.notifying.add(notifying);
   }
 
   private async notifyMentions(message: MessageView, names: string[]): Promise<void> {

@@ -1,9 +1,11 @@
 import { connect, type Socket } from 'node:net';
 import type { MessageJson } from '@app/contract/models';
 import { TransactionRunner } from '@app/database/transaction-runner';
+import { DeliveryService } from '@app/delivery/delivery.service';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
-import { createRoom, registerUser } from '../support/api';
+import { UsersService } from '@app/users/users.service';
+import { addMember, createRoom, registerUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
@@ -155,4 +157,38 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       await t.database.drop();
     }
   }, 60_000);
+
+  it('notifies the mentions of its last sends before the database closes', async () => {
+    const t = await startTestApp(kind);
+    let stopped = false;
+    try {
+      const [ada, bob] = await Promise.all([registerUser(t.url), registerUser(t.url)]);
+      const room = await createRoom(t.url, ada);
+      await addMember(t.url, bob, room.id, bob.id);
+      const socket = await connectSocket(t.url, ada.token);
+      await emitAck(socket, 'chat:join', { roomId: room.id });
+      const lookup = holdNextCall(t.app.get(UsersService), 'findActiveByUsernames');
+      const mentioned = jest.spyOn(t.app.get(DeliveryService), 'mentioned');
+      await emitAck(socket, 'chat:message', {
+        roomId: room.id,
+        text: `over to you @${bob.username}`,
+      });
+      await lookup.started;
+
+      const closing = t.app.close();
+      await sleep(300);
+      lookup.release();
+      await closing;
+      stopped = true;
+
+      expect(mentioned).toHaveBeenCalledWith(
+        bob.id,
+        expect.objectContaining({ text: `over to you @${bob.username}` }),
+      );
+      socket.close();
+    } finally {
+      if (!stopped) await t.app.close();
+      await t.database.drop();
+    }
+  });
 });
