@@ -351,14 +351,16 @@ describeCluster('PostgreSQL unreachable', () => {
         headers: { Authorization: `Bearer ${ada.token}`, 'X-Request-Id': 'req-outage-1' },
       });
       expect(rooms.status).toBe(503);
-      // The warning names the request it refused.
-      const warning = node.process
-        .output()
-        .split('\n')
-        .filter((line) => line.startsWith('{'))
-        .map((line) => JSON.parse(line) as { msg?: string; req?: { id?: string } })
-        .find((entry) => entry.req?.id === 'req-outage-1');
-      expect(warning?.msg).toMatch(/^Dependency unavailable/);
+      // The warning names the request it refused (once the log line has been read).
+      const warningOf = (requestId: string) =>
+        node.process
+          .output()
+          .split('\n')
+          .filter((line) => line.startsWith('{') && line.endsWith('}'))
+          .map((line) => JSON.parse(line) as { msg?: string; req?: { id?: string } })
+          .find((entry) => entry.req?.id === requestId);
+      await eventually(() => warningOf('req-outage-1') !== undefined);
+      expect(warningOf('req-outage-1')?.msg).toMatch(/^Dependency unavailable/);
 
       await proxy.open();
       await eventually(async () => (await readiness(node.url)).status === 200, 20_000);
