@@ -4,6 +4,7 @@ import { ConfigService } from '@nestjs/config';
 import { JwtModule, type JwtModuleOptions } from '@nestjs/jwt';
 import type { AllConfig } from '@app/config/app-config';
 import { UsersModule } from '@app/users/users.module';
+import { AccountClosures } from './account-closures';
 import { AuthController } from './auth.controller';
 import { AuthService } from './auth.service';
 import { JwtAuthGuard } from './jwt-auth.guard';
@@ -33,7 +34,7 @@ function jwtOptions(config: ConfigService<AllConfig, true>): JwtModuleOptions {
     JwtModule.registerAsync({ inject: [ConfigService], useFactory: jwtOptions }),
   ],
   controllers: [AuthController],
-  providers: [AuthService, PasswordHasher, TokenService, JwtAuthGuard],
+  providers: [AuthService, PasswordHasher, TokenService, JwtAuthGuard, AccountClosures],
   exports: [TokenService, JwtAuthGuard],
 })
 export class AuthModule {}

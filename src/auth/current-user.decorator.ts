@@ -7,3 +7,9 @@ export const CurrentUser = createParamDecorator(
   (_data: unknown, context: ExecutionContext): AuthUser =>
     context.switchToHttp().getRequest<AuthenticatedRequest>().user,
 );
+
+/** `AccountAdmission.confirm` of the caller's account: for an event stream, which registers later. */
+export const ConfirmAccount = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): (() => void) =>
+    context.switchToHttp().getRequest<AuthenticatedRequest>().confirmAccount,
+);

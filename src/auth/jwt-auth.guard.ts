@@ -7,7 +7,11 @@ import { TokenService } from './token.service';
 
 export const ALLOW_QUERY_TOKEN = 'auth:allowQueryToken';
 
-export type AuthenticatedRequest = Request & { user: AuthUser };
+export type AuthenticatedRequest = Request & {
+  user: AuthUser;
+  /** See `AccountAdmission.confirm`: for a stream that registers after more waiting. */
+  confirmAccount: () => void;
+};
 
 /** REST authentication: a Bearer token, or `?token=` on routes that allow it. */
 @Injectable()
@@ -25,7 +29,9 @@ export class JwtAuthGuard implements CanActivate {
     ]);
     const token =
       bearerToken(request) ?? (allowQuery ? queryToken(request.originalUrl) : undefined);
-    request.user = await this.tokens.verify(token);
+    const { user, confirm } = await this.tokens.admit(token);
+    request.user = user;
+    request.confirmAccount = confirm;
     return true;
   }
 }

@@ -6,9 +6,21 @@ import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import type { AllConfig } from '@app/config/app-config';
 import type { User } from '@app/users/user.entity';
 import { UsersService } from '@app/users/users.service';
+import { AccountClosures } from './account-closures';
 import type { AccessTokenClaims, AuthUser } from './auth-user';
 
 export const JWT_ALGORITHM = 'HS256';
+
+/** An authenticated caller whose connection registers later. */
+export interface AccountAdmission {
+  user: AuthUser;
+  /**
+   * Throws UNAUTHORIZED if the account was closed since it was read: call it
+   * with nothing awaited between it and the registration, which would
+   * otherwise miss the delivery that closes the account's connections.
+   */
+  confirm(this: void): void;
+}
 
 export interface IssuedToken {
   accessToken: string;
@@ -37,6 +49,7 @@ export class TokenService {
     private readonly jwt: JwtService,
     private readonly users: UsersService,
     private readonly config: ConfigService<AllConfig, true>,
+    private readonly closures: AccountClosures,
   ) {}
 
   async issue(user: Pick<User, 'id' | 'username'>): Promise<IssuedToken> {
@@ -56,6 +69,16 @@ export class TokenService {
     const user = await this.users.findActiveById(claims.sub.toLowerCase());
     if (!user) throw AppException.unauthorized();
     return { id: user.id, username: user.username, tokenExpiresAt: claims.exp * 1000 };
+  }
+
+  /** `verify`, for a connection or stream that registers after more waiting. */
+  async admit(token: string | undefined | null): Promise<AccountAdmission> {
+    const mark = this.closures.mark();
+    const user = await this.verify(token);
+    const confirm = () => {
+      if (this.closures.closedSince(mark, user.id)) throw AppException.unauthorized();
+    };
+    return { user, confirm };
   }
 
   private async decode(token: string): Promise<AccessTokenClaims> {

@@ -112,8 +112,9 @@ export class DeliveryService {
   }
 
   /**
-   * `watcher` sees every delivery as it reaches this node, before a resync
-   * may hold it: for bookkeeping the resync itself must see (a removal).
+   * `watcher` sees every delivery as it reaches this node (from the bus, or
+   * found out here), before a resync may hold it: for bookkeeping the resync
+   * itself must see (a removal, a closed account).
    */
   watchArrivals(watcher: DeliveryListener): () => void {
     this.arrivalWatchers.add(watcher);
@@ -127,7 +128,8 @@ export class DeliveryService {
 
   /** To this node's subscribers only: for what this node found out by itself. */
   deliverLocally(delivery: Delivery): void {
-    for (const listener of this.listeners) listener(delivery);
+    for (const watcher of this.arrivalWatchers) watcher(delivery);
+    this.handOut(delivery);
   }
 
   /** `listener` runs whenever this node may have missed other nodes' deliveries, once they reach it again. */
@@ -151,7 +153,11 @@ export class DeliveryService {
     for (const watcher of this.arrivalWatchers) watcher(delivery);
     if (this.held && this.held.length >= MAX_HELD) this.releaseHeld();
     if (this.held) this.held.push(delivery);
-    else this.deliverLocally(delivery);
+    else this.handOut(delivery);
+  }
+
+  private handOut(delivery: Delivery): void {
+    for (const listener of this.listeners) listener(delivery);
   }
 
   /**
@@ -182,7 +188,7 @@ export class DeliveryService {
     clearTimeout(this.holdTimer);
     const held = this.held ?? [];
     this.held = undefined;
-    for (const delivery of held) this.deliverLocally(delivery);
+    for (const delivery of held) this.handOut(delivery);
   }
 
   messageCreated(message: MessageJson): void {

@@ -47,9 +47,18 @@ export async function authenticateUpgrade(
 ): Promise<UpgradeOutcome> {
   try {
     await deps.rateLimits.consume('connect', clientBudgetKey(request, deps.trust));
-    const user = await deps.tokens.verify(bearerToken(request) ?? queryToken(request.url));
+    const { user, confirm } = await deps.tokens.admit(
+      bearerToken(request) ?? queryToken(request.url),
+    );
     const connectionId = `ws:${randomUUID()}`;
     await deps.connections.acquire(user.id, connectionId);
+    try {
+      // Nothing is awaited from here to the connection's personal channel.
+      confirm();
+    } catch (error) {
+      deps.connections.release(user.id, connectionId);
+      throw error;
+    }
     return { user, connectionId };
   } catch (error) {
     return { refusal: refusalFor(error) };

@@ -59,8 +59,15 @@ export function socketHandshake(deps: HandshakeDependencies) {
   return (socket: AppSocket, next: (error?: Error) => void): void => {
     const authenticate = async () => {
       await deps.budget.admitConnect(socket.request);
-      const user = await deps.tokens.verify(handshakeToken(socket));
+      const { user, confirm } = await deps.tokens.admit(handshakeToken(socket));
       await deps.connections.acquire(user.id, socket.id);
+      try {
+        // Nothing is awaited from here to the socket's personal room.
+        confirm();
+      } catch (error) {
+        deps.connections.release(user.id, socket.id);
+        throw error;
+      }
       socket.data.user = user;
       releaseIfDropped(socket, deps.connections);
     };

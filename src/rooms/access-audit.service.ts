@@ -114,7 +114,6 @@ export class AccessAudit implements OnModuleInit, OnApplicationShutdown {
     );
     for (const userId of goneNow) this.delivery.deliverLocally(accountClosedDelivery(userId));
     for (const { userId, room } of lostNow) {
-      this.rooms.membershipEnded(room.id, userId);
       this.delivery.deliverLocally(membershipEndedDelivery(userId, RoomView.from(room)));
     }
     if (goneNow.length + lostNow.length > 0) {

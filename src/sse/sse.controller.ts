@@ -3,7 +3,7 @@ import { ApiHeader, ApiOkResponse, ApiParam, ApiProduces, ApiTags } from '@nestj
 import type { Response } from 'express';
 import type { AuthUser } from '@app/auth/auth-user';
 import { Authenticated } from '@app/auth/authenticated.decorator';
-import { CurrentUser } from '@app/auth/current-user.decorator';
+import { ConfirmAccount, CurrentUser } from '@app/auth/current-user.decorator';
 import { AppException } from '@app/common/errors/app.exception';
 import { ErrorCode } from '@app/common/errors/error-code';
 import { ApiErrors } from '@app/common/swagger/api-errors.decorator';
@@ -34,8 +34,12 @@ export class SseController {
   @ApiOkResponse({
     description: '`connected` { userId }, then `notification` events; `:heartbeat` comments',
   })
-  personal(@CurrentUser() user: AuthUser, @Res() response: Response): Promise<void> {
-    return this.sse.openPersonal(user, response);
+  personal(
+    @CurrentUser() user: AuthUser,
+    @ConfirmAccount() confirmAccount: () => void,
+    @Res() response: Response,
+  ): Promise<void> {
+    return this.sse.openPersonal(user, confirmAccount, response);
   }
 
   /** The personal stream where clients of the reference design look for it: `/events/<own id>`. */
@@ -46,12 +50,13 @@ export class SseController {
   personalAt(
     @CurrentUser() user: AuthUser,
     @Param('userId') userId: string,
+    @ConfirmAccount() confirmAccount: () => void,
     @Res() response: Response,
   ): Promise<void> {
     if (userId.toLowerCase() !== user.id) {
       throw AppException.forbidden('A user may only stream their own events');
     }
-    return this.sse.openPersonal(user, response);
+    return this.sse.openPersonal(user, confirmAccount, response);
   }
 
   @Get('rooms/:id/events')
@@ -71,8 +76,10 @@ export class SseController {
     @Param('id') roomId: string,
     @Headers('last-event-id') lastEventId: string | undefined,
     @Query() query: RoomEventsQuery,
+    @ConfirmAccount() confirmAccount: () => void,
     @Res() response: Response,
   ): Promise<void> {
-    return this.sse.openRoom(user, roomId, resumePoint(lastEventId, query.since), response);
+    const since = resumePoint(lastEventId, query.since);
+    return this.sse.openRoom(user, confirmAccount, roomId, since, response);
   }
 }

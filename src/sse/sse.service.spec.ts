@@ -109,6 +109,9 @@ function setUp() {
   return { sse, hub, node, holdNextReservation, allowanceLeft, loseAccess };
 }
 
+/** The account, checked when the stream registers, is still there. */
+const accountOpen = () => undefined;
+
 describe('SseService', () => {
   const response = () => new FakeResponse();
   const asResponse = (fake: FakeResponse) => fake as unknown as Response;
@@ -117,7 +120,7 @@ describe('SseService', () => {
     const { sse, hub, allowanceLeft } = setUp();
     const client = response();
 
-    await sse.openPersonal(user, asResponse(client));
+    await sse.openPersonal(user, accountOpen, asResponse(client));
 
     expect(client.statusCode).toBe(200);
     expect(client.chunks.join('')).toContain('event: connected');
@@ -131,7 +134,7 @@ describe('SseService', () => {
     const { sse, hub, holdNextReservation, allowanceLeft } = setUp();
     const client = response();
     const grant = holdNextReservation();
-    const opening = sse.openPersonal(user, asResponse(client));
+    const opening = sse.openPersonal(user, accountOpen, asResponse(client));
 
     client.leave();
     grant();
@@ -146,7 +149,7 @@ describe('SseService', () => {
     const { sse, hub, node, holdNextReservation, allowanceLeft } = setUp();
     const client = response();
     const grant = holdNextReservation();
-    const opening = sse.openPersonal(user, asResponse(client));
+    const opening = sse.openPersonal(user, accountOpen, asResponse(client));
 
     node.draining = true;
     grant();
@@ -163,13 +166,32 @@ describe('SseService', () => {
     const { sse, hub, holdNextReservation, allowanceLeft, loseAccess } = setUp();
     const client = response();
     const grant = holdNextReservation();
-    const opening = sse.openRoom(user, 'room', undefined, asResponse(client));
+    const opening = sse.openRoom(user, accountOpen, 'room', undefined, asResponse(client));
     await new Promise((resolve) => setImmediate(resolve));
 
     loseAccess();
     grant();
 
     await expect(opening).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(client.statusCode).toBeUndefined();
+    expect(hub.streamCount).toBe(0);
+    expect(await allowanceLeft()).toBe(MAX_STREAMS_PER_USER);
+  });
+
+  it('refuses a stream whose account was closed while its slot was reserved, giving the slot back', async () => {
+    const { sse, hub, holdNextReservation, allowanceLeft } = setUp();
+    const client = response();
+    let accountClosed = false;
+    const confirmAccount = () => {
+      if (accountClosed) throw AppException.unauthorized();
+    };
+    const grant = holdNextReservation();
+    const opening = sse.openPersonal(user, confirmAccount, asResponse(client));
+
+    accountClosed = true;
+    grant();
+
+    await expect(opening).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
     expect(client.statusCode).toBeUndefined();
     expect(hub.streamCount).toBe(0);
     expect(await allowanceLeft()).toBe(MAX_STREAMS_PER_USER);

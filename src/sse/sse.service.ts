@@ -36,8 +36,15 @@ export class SseService {
   /** A stream ends with its token; EventSource reconnects and authenticates again. */
   private readonly tokenExpiries = new Deadlines<SseStream>((stream) => stream.end());
 
-  /** `connected`, then every notification of the user. */
-  async openPersonal(user: AuthUser, response: Response): Promise<void> {
+  /**
+   * `connected`, then every notification of the user. `confirmAccount`
+   * throws if the account was closed since it was authenticated.
+   */
+  async openPersonal(
+    user: AuthUser,
+    confirmAccount: () => void,
+    response: Response,
+  ): Promise<void> {
     const stream = new SseStream(response, this.backlogLimit);
     const started = await this.start(
       user,
@@ -47,6 +54,7 @@ export class SseService {
         if (delivery.event === ServerEvent.Notification)
           stream.sendJson(delivery.event, payloadJson());
       },
+      confirmAccount,
     );
     if (started) stream.send(SseEvent.Connected, { userId: user.id });
   }
@@ -54,6 +62,7 @@ export class SseService {
   /** Stored messages after `since` (default: none), then live ones, each once and in order. */
   async openRoom(
     user: AuthUser,
+    confirmAccount: () => void,
     roomId: string,
     since: number | undefined,
     response: Response,
@@ -73,7 +82,10 @@ export class SseService {
         if (delivery.event === ServerEvent.Message)
           feed.live(delivery.payload as MessageJson, payloadJson());
       },
-      confirm,
+      () => {
+        confirmAccount();
+        confirm();
+      },
     );
     if (started) await feed.replay();
   }
@@ -84,16 +96,16 @@ export class SseService {
    * reserved, or when the node drains: then it is opened and ended at once,
    * as the streams already open were, because EventSource reconnects after
    * an ended stream (to another node) but gives up for good on an error
-   * status. `confirm` throws when the access checked before was lost
-   * meanwhile; from it to the registration nothing waits, so no removal
-   * falls in between.
+   * status. `confirm` throws when the account or the access checked before
+   * was lost meanwhile; from it to the registration nothing waits, so no
+   * closure or removal falls in between.
    */
   private async start(
     user: AuthUser,
     channel: string,
     stream: SseStream,
     receive: SseSubscriber['receive'],
-    confirm: () => void = () => undefined,
+    confirm: () => void,
   ): Promise<boolean> {
     if (stream.closed) return false;
     const slot = this.hub.draining ? undefined : await this.hub.reserve(user.id);

@@ -2,6 +2,8 @@ import request from 'supertest';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { RoomUserEvent } from '@app/contract/socket-events';
 import type { ErrorBody } from '@app/common/errors/error-body';
+import { ConnectionTracker } from '@app/realtime/connection-tracker';
+import { EventStreamSlots } from '@app/sse/event-stream-slots';
 import {
   addMember,
   createRoom,
@@ -11,9 +13,11 @@ import {
   type TestUser,
 } from '../support/api';
 import { databaseKinds } from '../support/databases';
+import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import {
   collect,
+  connectSocket,
   emitAck,
   emitOk,
   nextEvent,
@@ -21,6 +25,7 @@ import {
   socketPool,
   type ClientSocket,
 } from '../support/sockets';
+import { openSse } from '../support/sse';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) => {
@@ -171,5 +176,51 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
       details: [],
     });
     expect(await ws.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
+  });
+
+  describe('an account deleted while a connection of it is being opened', () => {
+    /** The account is deleted while `slots.acquire` of the next connection is held. */
+    async function deletedWhileOpening<T>(
+      slots: { acquire(userId: string, id: string): Promise<void> },
+      user: TestUser,
+      open: () => Promise<T>,
+    ): Promise<T> {
+      const held = holdNextCall(slots, 'acquire');
+      const opening = open();
+      await held.started;
+      await request(t.url)
+        .delete('/api/auth/me')
+        .set('Authorization', `Bearer ${user.token}`)
+        .expect(204);
+      held.release();
+      return opening;
+    }
+
+    it('refuses the Socket.IO connection, as for any bad token', async () => {
+      const user = await registerUser(t.url);
+      const refused = deletedWhileOpening(t.app.get(ConnectionTracker), user, () =>
+        connectSocket(t.url, user.token),
+      );
+      await expect(refused).rejects.toMatchObject({ data: { code: 'UNAUTHORIZED' } });
+    });
+
+    it('closes the /ws connection with 4001', async () => {
+      const user = await registerUser(t.url);
+      const client = await deletedWhileOpening(t.app.get(ConnectionTracker), user, async () =>
+        RawClient.open(t.url, user.token),
+      );
+      rawClients.push(client);
+      expect(await client.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
+    });
+
+    it('refuses the event stream with 401', async () => {
+      const user = await registerUser(t.url);
+      const stream = await deletedWhileOpening(t.app.get(EventStreamSlots), user, () =>
+        openSse(`${t.url}/api/events?token=${user.token}`),
+      );
+      stream.close();
+      expect(stream.status).toBe(401);
+      expect(stream.body).toMatchObject({ code: 'UNAUTHORIZED' });
+    });
   });
 });
