@@ -346,6 +346,25 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .expect(204);
     });
 
+    /** Deletes the account while the second call of `method` fails; expects `status`. */
+    async function deleteFailingOnSecondCall(
+      user: TestUser,
+      method: 'removeMember' | 'ownedBy',
+      status: number,
+    ): Promise<void> {
+      const service = t.app.get(RoomsService);
+      const original = service[method].bind(service);
+      const spy = jest.spyOn(service, method as never) as jest.SpyInstance;
+      spy
+        .mockImplementationOnce(original)
+        .mockImplementationOnce(() => Promise.reject(new Error('the database failed')));
+      try {
+        await request(t.url).delete('/api/auth/me').set(auth(user)).expect(status);
+      } finally {
+        spy.mockRestore();
+      }
+    }
+
     it('leaves a deletion that failed halfway with the account active, out of the rooms it left', async () => {
       const leaving = await registerUser(t.url);
       const bob = await registerUser(t.url);
@@ -358,17 +377,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       const socket = await sockets.connect(leaving);
       for (const room of rooms) await emitOk(socket, 'chat:join', room.id);
       const notified = collect<NotificationJson>(socket, 'notification');
-      const service = t.app.get(RoomsService);
-      const removeMember = service.removeMember.bind(service);
-      const spy = jest
-        .spyOn(service, 'removeMember')
-        .mockImplementationOnce(removeMember)
-        .mockImplementationOnce(() => Promise.reject(new Error('the database failed')));
-      try {
-        await request(t.url).delete('/api/auth/me').set(auth(leaving)).expect(500);
-      } finally {
-        spy.mockRestore();
-      }
+      await deleteFailingOnSecondCall(leaving, 'removeMember', 500);
 
       await request(t.url).get('/api/auth/me').set(auth(leaving)).expect(200);
       await eventually(() => notified.length === 1);
@@ -390,17 +399,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       const leaving = await registerUser(t.url);
       const socket = await sockets.connect(leaving);
       const gone = new Promise<string>((resolve) => socket.once('disconnect', resolve));
-      const service = t.app.get(RoomsService);
-      const ownedBy = service.ownedBy.bind(service);
-      const spy = jest
-        .spyOn(service, 'ownedBy')
-        .mockImplementationOnce(ownedBy)
-        .mockImplementationOnce(() => Promise.reject(new Error('the database failed')));
-      try {
-        await request(t.url).delete('/api/auth/me').set(auth(leaving)).expect(204);
-      } finally {
-        spy.mockRestore();
-      }
+      await deleteFailingOnSecondCall(leaving, 'ownedBy', 204);
 
       expect(await gone).toBe('io server disconnect');
       await request(t.url).get('/api/auth/me').set(auth(leaving)).expect(401);
