@@ -206,8 +206,8 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
 
     it('closes the /ws connection with 4001', async () => {
       const user = await registerUser(t.url);
-      const client = await deletedWhileOpening(t.app.get(ConnectionTracker), user, async () =>
-        RawClient.open(t.url, user.token),
+      const client = await deletedWhileOpening(t.app.get(ConnectionTracker), user, () =>
+        Promise.resolve(RawClient.open(t.url, user.token)),
       );
       rawClients.push(client);
       expect(await client.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
