@@ -1,5 +1,5 @@
 /** How many ids one `IN (...)` list carries: far below SQLite's and PostgreSQL's limits on parameters. */
-export const IDS_PER_QUERY = 1_000;
+const IDS_PER_QUERY = 1_000;
 
 /** `items` in consecutive slices of at most `size`. */
 export function chunksOf<T>(items: readonly T[], size = IDS_PER_QUERY): T[][] {

@@ -16,7 +16,7 @@ const RESYNC_RETRY_MS = 1_000;
  * access (rare, and what a resync would have to make up for): the others fill
  * the messages they miss from storage.
  */
-export const MAX_PENDING_PUBLISHES = 10_000;
+const MAX_PENDING_PUBLISHES = 10_000;
 
 /** A delivery of one node, or its request that the others resync. */
 type Envelope = { node: string; delivery: Delivery; resync?: true };

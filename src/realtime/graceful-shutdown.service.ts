@@ -21,7 +21,7 @@ const PHASES: readonly ShutdownPhase[] = ['finish-sends', 'tell-clients', 'finis
  * that is gone without a word (a sleeping laptop) would otherwise hold the
  * exit up until TCP, or the close handshake, gave up.
  */
-export const CLOSE_GRACE_MS = 2_000;
+const CLOSE_GRACE_MS = 2_000;
 
 /** Resolves once `closed()` holds, or after CLOSE_GRACE_MS: then the caller cuts what is left. */
 export async function graceForClosing(closed: () => boolean): Promise<void> {
