@@ -21,9 +21,25 @@ describe('parseTrustProxy', () => {
     expect(() => parseTrustProxy(value)).toThrow(/every hop.*hop count/s),
   );
 
-  it.each(['0.0.0.0/0', '::/0', '10.0.0.0/0', 'loopback, 0.0.0.0/0.0.0.0'])(
-    'refuses %j, a subnet of every address, which would trust every hop',
-    (value) => expect(() => parseTrustProxy(value)).toThrow(/every hop.*hop count/s),
+  it.each([
+    '0.0.0.0/0',
+    '::/0',
+    '10.0.0.0/0',
+    'loopback, 0.0.0.0/0.0.0.0',
+    '0.0.0.0/1, 128.0.0.0/1',
+    '10.0.0.0/7',
+    '10.0.0.0/254.0.0.0',
+    '::ffff:0.0.0.0/96',
+    'fc00::/6',
+  ])(
+    'refuses %j, wider than any private network, whose clients could pick their address',
+    (value) =>
+      expect(() => parseTrustProxy(value)).toThrow(/wider than any private network.*hop count/s),
+  );
+
+  it.each(['10.0.0.0/8', '10.0.0.0/255.0.0.0', 'fc00::/7', '::ffff:10.0.0.0/104', 'uniquelocal'])(
+    'accepts %j, as wide as a private network',
+    (value) => expect(parseTrustProxy(value)).toEqual([value]),
   );
 
   it.each(['nginx', 'no', '10.0.0.0/33', '-1', '1.5', ',', 'loopback, proxy'])(
@@ -47,8 +63,8 @@ describe('TRUST_PROXY in the configuration', () => {
 
   it.each([
     ['true', /TRUST_PROXY: TRUST_PROXY=true would trust every hop/],
-    ['0.0.0.0/0,::/0', /TRUST_PROXY: TRUST_PROXY=0.0.0.0\/0,::\/0 would trust every hop/],
-    ['10.0.0.0/8, ::/0', /would trust every hop/],
+    ['0.0.0.0/0,::/0', /TRUST_PROXY: TRUST_PROXY=0.0.0.0\/0,::\/0: 0.0.0.0\/0 is wider/],
+    ['10.0.0.0/8, ::/0', /::\/0 is wider than any private network/],
     ['nginx', /TRUST_PROXY: TRUST_PROXY must be false, a hop count.*nginx/],
   ])('stops start-up on %j with a message naming TRUST_PROXY', (value, message) => {
     const load = () => loadConfig({ TRUST_PROXY: value });
