@@ -57,6 +57,18 @@ describe('settings that end up in a timer', () => {
   );
 });
 
+describe('SHUTDOWN_TIMEOUT_MS', () => {
+  it('accepts room for the close graces', () =>
+    expect(validateEnvironment({ SHUTDOWN_TIMEOUT_MS: '6000' })).toMatchObject({
+      SHUTDOWN_TIMEOUT_MS: 6_000,
+    }));
+
+  it('refuses a timeout that would cut the close graces, naming them', () =>
+    expect(refusal({ SHUTDOWN_TIMEOUT_MS: '5999' })).toMatch(
+      /SHUTDOWN_TIMEOUT_MS must be at least 6000: clients get 2000 ms to close .* 5000 ms/,
+    ));
+});
+
 describe('throttle windows', () => {
   it.each(['THROTTLE_DEFAULT_TTL_MS', 'THROTTLE_AUTH_TTL_MS'])(
     '%s accepts a day and refuses more',

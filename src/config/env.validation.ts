@@ -18,6 +18,7 @@ import {
 import { parseDuration } from './duration';
 import { parseCorsOrigins } from './cors-origins';
 import { parseTrustProxy } from './trust-proxy';
+import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -50,6 +51,13 @@ const JWT_LIFETIME = { min: '1m', max: '30d' };
  * longer than any heartbeat or grace period worth having.
  */
 const MAX_TIMER_MS = 10 * 60_000;
+
+/**
+ * The shortest shutdown timeout: a stalled stream's grace, then a second to
+ * close the database and Redis. Shorter, a shutdown with one client that
+ * stopped reading would end in the forced exit 1.
+ */
+const MIN_SHUTDOWN_TIMEOUT_MS = SHUTDOWN_GRACES.streamEndMs + 1_000;
 
 /** The longest REST throttle window: a day. */
 const MAX_THROTTLE_WINDOW_MS = 24 * 60 * 60_000;
@@ -193,7 +201,13 @@ export class EnvironmentVariables {
 
   @Transform(toInt)
   @IsInt()
-  @Min(100)
+  @Min(MIN_SHUTDOWN_TIMEOUT_MS, {
+    message:
+      `SHUTDOWN_TIMEOUT_MS must be at least ${MIN_SHUTDOWN_TIMEOUT_MS}: clients get ` +
+      `${SHUTDOWN_GRACES.connectionCloseMs} ms to close and a stream that stopped reading ` +
+      `${SHUTDOWN_GRACES.streamEndMs} ms to take its last events, and a shorter timeout would ` +
+      'cut the shutdown with exit 1',
+  })
   @Max(MAX_TIMER_MS)
   SHUTDOWN_TIMEOUT_MS = 10_000;
 

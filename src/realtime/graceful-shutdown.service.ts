@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 
 /**
  * What a shutdown does, in this order, once it is `draining` (new work
@@ -17,15 +18,13 @@ export type ShutdownPhase =
 const PHASES: readonly ShutdownPhase[] = ['finish-sends', 'tell-clients', 'finish-writes'];
 
 /**
- * How long clients told to go have to close their connections; a client
- * that is gone without a word (a sleeping laptop) would otherwise hold the
- * exit up until TCP, or the close handshake, gave up.
+ * Resolves once `closed()` holds, or after the close grace: then the caller
+ * cuts what is left. A client that is gone without a word (a sleeping
+ * laptop) would otherwise hold the exit up until TCP, or the close
+ * handshake, gave up.
  */
-const CLOSE_GRACE_MS = 2_000;
-
-/** Resolves once `closed()` holds, or after CLOSE_GRACE_MS: then the caller cuts what is left. */
 export async function graceForClosing(closed: () => boolean): Promise<void> {
-  const deadline = Date.now() + CLOSE_GRACE_MS;
+  const deadline = Date.now() + SHUTDOWN_GRACES.connectionCloseMs;
   while (!closed() && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

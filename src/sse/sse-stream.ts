@@ -1,7 +1,5 @@
 import type { Response } from 'express';
-
-/** How long an ended stream's client has to take what it left unread. */
-const END_GRACE_MS = 5_000;
+import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 
 /** What a stream may hold for a client that does not read, and whom to tell when it ends for that. */
 export interface SseBacklogLimit {
@@ -123,7 +121,7 @@ export class SseStream {
    */
   private dropIfNeverRead(): void {
     if (this.response.writableFinished || this.response.destroyed) return;
-    const timer = setTimeout(() => this.response.destroy(), END_GRACE_MS);
+    const timer = setTimeout(() => this.response.destroy(), SHUTDOWN_GRACES.streamEndMs);
     timer.unref();
     this.response.once('close', () => clearTimeout(timer));
   }
