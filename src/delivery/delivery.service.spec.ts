@@ -99,6 +99,20 @@ describe('DeliveryService resync', () => {
     expect(handedOut).toEqual(['held', 'flowing again']);
   });
 
+  it('holds again for a resync that starts after the hold ran out, while the earlier one still runs', () => {
+    jest.useFakeTimers();
+    const { bus, handedOut } = setUp();
+    bus.askToResync();
+    jest.advanceTimersByTime(RESYNC_HOLD_MS);
+    bus.fromAnotherNode(message('flowing'));
+    bus.askToResync();
+    bus.fromAnotherNode(message('held again'));
+    expect(handedOut).toEqual(['flowing']);
+
+    jest.advanceTimersByTime(RESYNC_HOLD_MS);
+    expect(handedOut).toEqual(['flowing', 'held again']);
+  });
+
   it('hands out everything held, in order, once MAX_HELD deliveries wait', () => {
     const { bus, handedOut } = setUp();
     bus.askToResync();

@@ -167,7 +167,7 @@ export class DeliveryService {
    * audit's own deliveries go out at once.
    */
   private resync(): void {
-    if (this.resyncsRunning === 0) this.hold();
+    if (!this.held) this.hold();
     this.resyncsRunning += 1;
     void Promise.allSettled([...this.resyncListeners].map(async (listener) => listener())).finally(
       () => {
@@ -177,7 +177,11 @@ export class DeliveryService {
     );
   }
 
-  /** Until the resyncs are done, or RESYNC_HOLD_MS after the first of them. */
+  /**
+   * Until the resyncs are done, or RESYNC_HOLD_MS after the first of them:
+   * those that come meanwhile do not extend it, one that comes after it ran
+   * out starts a hold of its own.
+   */
   private hold(): void {
     this.held = [];
     this.holdTimer = setTimeout(() => this.releaseHeld(), RESYNC_HOLD_MS);
