@@ -9,6 +9,7 @@ import {
   uniqueUsername,
   type TestUser,
 } from '../support/api';
+import { runsUnderCi } from '../support/ci';
 import { REPO_ROOT } from '../support/service-process';
 import { fullHistory, RestartableService } from '../sdk/sdk-harness';
 
@@ -41,7 +42,7 @@ jest.setTimeout(240_000);
 function browserAvailable(): boolean {
   if (existsSync(CHROMIUM)) return true;
   const message = `${CHROMIUM} is missing: install it with "apt-get install -y chromium"`;
-  if (process.env.CI === 'true') throw new Error(`${message} (required when CI=true)`);
+  if (runsUnderCi()) throw new Error(`${message} (required under CI)`);
   console.warn(`${message}; skipping the chat page test.`);
   return false;
 }

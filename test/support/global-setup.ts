@@ -1,8 +1,9 @@
 import { Client } from 'pg';
 import { createClient } from 'redis';
+import { runsUnderCi } from './ci';
 
 /**
- * Under CI the PostgreSQL suites must run: a missing or unreachable
+ * Under CI (see runsUnderCi) the PostgreSQL suites must run: a missing or unreachable
  * DATABASE_URL fails the whole run instead of silently skipping them.
  */
 async function assertRedisReachable(url: string): Promise<void> {
@@ -19,13 +20,13 @@ async function assertRedisReachable(url: string): Promise<void> {
 }
 
 export default async function globalSetup(): Promise<void> {
-  if (process.env.CI === 'true' && !process.env.REDIS_URL) {
-    throw new Error('CI=true requires REDIS_URL: the Redis and multi-node suites must run');
+  if (runsUnderCi() && !process.env.REDIS_URL) {
+    throw new Error('CI requires REDIS_URL: the Redis and multi-node suites must run');
   }
   if (process.env.REDIS_URL) await assertRedisReachable(process.env.REDIS_URL);
   const url = process.env.DATABASE_URL;
   if (!url) {
-    if (process.env.CI === 'true') throw new Error('CI=true requires DATABASE_URL (PostgreSQL)');
+    if (runsUnderCi()) throw new Error('CI requires DATABASE_URL (PostgreSQL)');
     console.warn('\nDATABASE_URL is not set: PostgreSQL suites are skipped, SQLite suites run.\n');
     return;
   }
