@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { requestUrl } from '@app/common/request-url';
 
 const BEARER_PATTERN = /^Bearer\s+(\S+)$/i;
 
@@ -10,6 +11,5 @@ export function bearerToken(request: Pick<IncomingMessage, 'headers'>): string |
 /** `?token=`, accepted only where browsers cannot set headers (WebSocket, EventSource). */
 export function queryToken(url: string | undefined): string | undefined {
   if (!url) return undefined;
-  const token = new URL(url, 'http://localhost').searchParams.get('token');
-  return token || undefined;
+  return requestUrl(url)?.searchParams.get('token') || undefined;
 }

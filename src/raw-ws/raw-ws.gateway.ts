@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   Injectable,
+  Logger,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
@@ -15,6 +16,7 @@ import { LiveDelivery } from '@app/chat/live-delivery';
 import { Deadlines } from '@app/common/deadlines';
 import { AppException } from '@app/common/errors/app.exception';
 import type { ErrorBody } from '@app/common/errors/error-body';
+import { requestUrl } from '@app/common/request-url';
 import { toErrorBody } from '@app/common/errors/to-error-body';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent } from '@app/contract/events';
@@ -70,17 +72,26 @@ function frameOf({ event, payload }: Delivery): object | undefined {
   }
 }
 
-/**
- * The raw WebSocket edge (`/ws`, the `ws` library) on the HTTP server all
- * transports share: plain JSON frames, the same rooms, rules and budgets.
- */
 /** One listener for every upgrading socket (Socket.IO's too, for their lifetime): no closure each. */
 function destroySocket(this: Duplex): void {
   this.destroy();
 }
 
+/**
+ * `ws` reports a bad frame (oversized, unmasked, invalid UTF-8) as an error
+ * and then closes the connection: the close is what the gateway acts on. A
+ * WebSocket error with no listener would end the process.
+ */
+function ignoreError(): void {}
+
+/**
+ * The raw WebSocket edge (`/ws`, the `ws` library) on the HTTP server all
+ * transports share: plain JSON frames, the same rooms, rules and budgets.
+ */
+
 @Injectable()
 export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(RawWsGateway.name);
   private readonly server: WebSocketServer;
   private readonly connections = new Set<WsConnection>();
   private readonly channels = new LocalChannels<WsConnection>();
@@ -120,7 +131,10 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     const httpServer =
       this.httpAdapterHost.httpAdapter.getHttpServer() as import('node:http').Server;
     httpServer.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      void this.handleUpgrade(request, socket, head);
+      this.handleUpgrade(request, socket, head).catch((error: unknown) => {
+        this.logger.error(`Upgrade failed: ${(error as Error).message}`);
+        socket.destroy();
+      });
     });
     this.detachDelivery = this.live.subscribe((delivery) => this.deliver(delivery));
     this.dropAudience = this.delivery.addAudience(() => this.audience());
@@ -160,7 +174,8 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     head: Buffer,
   ): Promise<void> {
     socket.on('error', destroySocket);
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const path = requestUrl(request.url)?.pathname;
+    if (path === undefined) return rejectUpgrade(socket, 400, 'Bad Request');
     if (path !== RAW_WS_PATH) {
       // Socket.IO answers its own upgrades; nobody answers any other path.
       if (!path.startsWith(SOCKET_IO_PATH)) rejectUpgrade(socket, 404, 'Not Found');
@@ -184,8 +199,10 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     socket.once('close', releaseSlot);
     this.server.handleUpgrade(request, socket, head, (ws) => {
       socket.off('close', releaseSlot);
-      if ('refusal' in outcome) ws.close(outcome.refusal.code, outcome.refusal.reason);
-      else this.accept(ws, outcome.user, outcome.connectionId);
+      if ('refusal' in outcome) {
+        ws.on('error', ignoreError);
+        ws.close(outcome.refusal.code, outcome.refusal.reason);
+      } else this.accept(ws, outcome.user, outcome.connectionId);
     });
   }
 
@@ -209,7 +226,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       void connection.frames.run(() => this.handleFrame(connection, data, isBinary));
     });
     ws.on('close', () => this.handleClose(connection));
-    ws.on('error', () => undefined); // a close always follows (1009 for an oversized frame)
+    ws.on('error', ignoreError);
     this.tokenExpiries.add(connection, user.tokenExpiresAt);
     connection.send({ type: ServerFrameType.Connected, userId: user.id });
   }

@@ -362,6 +362,44 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       }
     });
 
+    /** Writes `request` on a raw TCP connection, and reads what comes back until the server closes it. */
+    const exchange = async (request: string | Buffer): Promise<string> => {
+      const tcp = createConnection(Number(new URL(t.url).port), '127.0.0.1');
+      await new Promise((resolve) => tcp.once('connect', resolve));
+      const answer: Buffer[] = [];
+      tcp.on('data', (chunk: Buffer) => answer.push(chunk));
+      tcp.on('error', () => undefined);
+      tcp.write(request);
+      await new Promise((resolve) => tcp.once('close', resolve));
+      return Buffer.concat(answer).toString('latin1');
+    };
+    const upgrade = (target: string) =>
+      `GET ${target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+
+    it.each(['//', '//:1', 'http://[', 'http://x:99999/'])(
+      'answers 400 to an upgrade whose target %j is no URL, and keeps serving',
+      async (target) => {
+        expect(await exchange(upgrade(target))).toMatch(/^HTTP\/1\.1 400 /);
+        expect((await raw(ada)).socket.readyState).toBe(WebSocket.OPEN);
+      },
+    );
+
+    it.each([
+      ['an unmasked frame', Buffer.from([0x81, 0x02, 0x68, 0x69])],
+      ['a frame over 64 KiB', Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0, 0x02, 0, 0, 1, 2, 3, 4])],
+      ['invalid UTF-8', Buffer.from([0x81, 0x81, 1, 2, 3, 4, 0xfe ^ 1])],
+    ])(
+      'closes a refused client that sends %s right behind its upgrade, and keeps serving',
+      async (_case, frame) => {
+        const answer = await exchange(
+          Buffer.concat([Buffer.from(upgrade('/ws?token=garbage'), 'latin1'), frame]),
+        );
+        expect(answer).toMatch(/^HTTP\/1\.1 101 /);
+        expect((await raw(ada)).socket.readyState).toBe(WebSocket.OPEN);
+      },
+    );
+
     it('survives a raw TCP client sending a broken upgrade', async () => {
       const port = new URL(t.url).port;
       const tcp = createConnection(Number(port), '127.0.0.1');
