@@ -170,6 +170,21 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       expect(((await history.json()) as { items: unknown[] }).items).toEqual([]);
     });
 
+    it('passes a broadcast payload on exactly as sent, keys named like Object.prototype members included', async () => {
+      const room = await createRoom(t.url, ada);
+      const [sender, peer] = [await raw(ada), await raw(bob)];
+      for (const client of [sender, peer])
+        await client.request({ type: 'join', room: room.id }, 'joined');
+      const text =
+        '{"constructor":"a","toString":"t","valueOf":2,"hasOwnProperty":3,' +
+        '"nested":{"constructor":{"b":1},"__proto__":{"c":2}},"list":[{"isPrototypeOf":null}]}';
+
+      sender.socket.send(`{"type":"broadcast","room":"${room.id}","payload":${text}}`);
+
+      const { payload } = await peer.next((f) => f.type === 'message');
+      expect(JSON.stringify(payload)).toBe(text);
+    });
+
     it('delivers chat messages of joined rooms from Socket.IO and REST', async () => {
       const room = await createRoom(t.url, ada);
       const client = await raw(bob);

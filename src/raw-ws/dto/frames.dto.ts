@@ -1,3 +1,4 @@
+import { Transform } from 'class-transformer';
 import { Equals, IsDefined, IsIn, IsString, IsUUID } from 'class-validator';
 import { WsClientFrameType } from '@app/contract/ws-frames';
 
@@ -23,7 +24,11 @@ export class RoomFrameDto {
   room: string;
 }
 
-/** Any JSON payload; the validation pipe bounds its nesting like every input's. */
+/**
+ * Any JSON payload, passed on exactly as sent: copied like the other fields,
+ * it would lose keys named like Object.prototype's (`constructor`,
+ * `toString`). The validation pipe bounds its nesting like every input's.
+ */
 export class BroadcastFrameDto {
   @Equals(WsClientFrameType.Broadcast)
   type: typeof WsClientFrameType.Broadcast;
@@ -33,5 +38,6 @@ export class BroadcastFrameDto {
   room: string;
 
   @IsDefined({ message: 'payload is required' })
+  @Transform(({ obj }: { obj: { payload: unknown } }) => obj.payload)
   payload: unknown;
 }
