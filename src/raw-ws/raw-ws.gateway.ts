@@ -238,6 +238,8 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   ): Promise<void> {
     let value: Record<string, unknown> | undefined;
     let frame: ClientFrame | undefined;
+    // Closed while it waited in the queue (cut off, deleted, gone): nothing it asked for is done.
+    if (!connection.open) return;
     try {
       if (Date.now() >= connection.user.tokenExpiresAt) return this.expire(connection);
       value = readFrame(data, isBinary);
@@ -285,14 +287,19 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /**
-   * In the connection's frame order, so that a join still running when the
-   * effect arrives is undone too. The delivery has already told the client why.
+   * The room's traffic stops at once; leaving presence (and the `left`
+   * frame) waits for the connection's frame order, so that a join still
+   * running when the effect arrives is undone too. The delivery has already
+   * told the client why.
    */
   private applyEffect(connection: WsConnection, effect: DeliveryEffect): void {
     if (effect.kind === DeliveryEffectKind.Disconnect)
       return connection.close(WsCloseCode.Unauthorized, 'Unauthorized');
+    const channel = roomNames.chat(effect.roomId);
+    const wasSubscribed = connection.channels.has(channel);
+    this.unsubscribe(connection, channel);
     void connection.frames.run(async () => {
-      if (!connection.channels.has(roomNames.chat(effect.roomId))) return;
+      if (!wasSubscribed && !connection.channels.has(channel)) return;
       await this.leaveRoom(connection, effect.roomId);
     });
   }

@@ -2,14 +2,20 @@ import { createConnection } from 'node:net';
 import { WebSocket } from 'ws';
 import type { MessageJson } from '@app/contract/models';
 import {
+  addMember,
   createRoom,
   forgeToken,
   nowSeconds,
   postMessage,
   registerUser,
+  removeMember,
   type TestUser,
 } from '../support/api';
 import { TokenService } from '@app/auth/token.service';
+import { ChatService } from '@app/chat/chat.service';
+import { DeliveryService } from '@app/delivery/delivery.service';
+import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
+import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { databaseKinds } from '../support/databases';
 import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
@@ -297,6 +303,62 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       client.socket.send(Buffer.from([1, 2, 3]), { binary: true });
       expect(await client.next((f) => f.type === 'error')).toMatchObject({
         code: 'VALIDATION_FAILED',
+      });
+    });
+  });
+
+  describe("frames waiting in a connection's queue", () => {
+    afterEach(() => jest.restoreAllMocks());
+
+    /** Holds the next rate-limit check, which every join and broadcast starts with. */
+    const holdNextFrame = () => holdNextCall(t.app.get(RateLimitService), 'consume');
+
+    it('are dropped when the connection closes before their turn', async () => {
+      const room = await createRoom(t.url, ada);
+      const gateway = t.app.get(RawWsGateway);
+      const client = await raw(ada);
+      const openBefore = gateway.openConnections;
+      const joining = holdNextFrame();
+      const entering = jest.spyOn(t.app.get(ChatService), 'enter');
+      const broadcasting = jest.spyOn(t.app.get(DeliveryService), 'broadcast');
+      client.send({ type: 'join', room: room.id });
+      client.send({ type: 'broadcast', room: room.id, payload: 'sent before the close' });
+      await joining.started;
+
+      client.socket.terminate();
+      while (gateway.openConnections === openBefore) await sleep(10);
+      joining.release();
+      await Promise.allSettled(entering.mock.results.map((result) => result.value as unknown));
+      await sleep(100);
+
+      expect(entering).toHaveBeenCalledTimes(1);
+      expect(broadcasting).not.toHaveBeenCalled();
+    });
+
+    it('do not keep a removed member receiving the private room', async () => {
+      const privateRoom = await createRoom(t.url, ada, { isPrivate: true });
+      const publicRoom = await createRoom(t.url, ada);
+      await addMember(t.url, ada, privateRoom.id, bob.id);
+      const client = await raw(bob);
+      for (const room of [privateRoom, publicRoom])
+        await client.request({ type: 'join', room: room.id }, 'joined');
+      const held = holdNextFrame();
+      client.send({ type: 'broadcast', room: publicRoom.id, payload: 'waiting' });
+      await held.started;
+
+      await removeMember(t.url, ada, privateRoom.id, bob.id);
+      await postMessage(t.url, ada, privateRoom.id, 'after the removal');
+      // Sent after it on the same connection: once it is here, the other would have been.
+      const marker = await postMessage(t.url, ada, publicRoom.id, 'marker');
+      await client.next(
+        (f) => f.type === 'chat:message' && (f.message as MessageJson).id === marker.id,
+      );
+
+      expect(client.frames.filter((f) => f.type === 'chat:message')).toEqual([]);
+      held.release();
+      expect(await client.next((f) => f.type === 'left')).toEqual({
+        type: 'left',
+        room: privateRoom.id,
       });
     });
   });
