@@ -124,26 +124,50 @@ export class ChatGateway
     @MessageBody(JoinPayloadPipe) payload: JoinRoomDto | string,
   ): Promise<JoinResult> {
     const { roomId, since } = payload as JoinRoomDto;
-    if (since === undefined) {
-      return this.chat.join(
-        connectionOf(socket),
-        roomId,
-        since,
-        (id) => void socket.join(roomNames.chat(id)),
-      );
+    return this.leavingOnFailure(socket, (subscribe) =>
+      since === undefined
+        ? this.chat.join(connectionOf(socket), roomId, since, subscribe)
+        : this.rejoin(socket, roomId, since, subscribe),
+    );
+  }
+
+  /**
+   * A join that fails once it has put the socket in the room (reading the
+   * members or the missed messages) takes it out again, presence included:
+   * the client was told it is not in.
+   */
+  private async leavingOnFailure(
+    socket: AppSocket,
+    join: (subscribe: (roomId: string) => void) => Promise<JoinResult>,
+  ): Promise<JoinResult> {
+    let entered: string | undefined;
+    const subscribe = (id: string) => {
+      const channel = roomNames.chat(id);
+      if (!socket.rooms.has(channel)) entered = id;
+      void socket.join(channel);
+    };
+    try {
+      return await join(subscribe);
+    } catch (error) {
+      if (entered) await this.leaveRoom(socket, entered);
+      throw error;
     }
-    return this.rejoin(socket, roomId, since);
   }
 
   /** A join with `since`: live messages wait behind the ack, so that none comes twice. */
-  private async rejoin(socket: AppSocket, roomId: string, since: number): Promise<JoinResult> {
+  private async rejoin(
+    socket: AppSocket,
+    roomId: string,
+    since: number,
+    subscribe: (roomId: string) => void,
+  ): Promise<JoinResult> {
     let fenced: string | undefined;
     let lastSeq = since;
     try {
       const result = await this.chat.join(connectionOf(socket), roomId, since, (id) => {
         fenced = id;
         this.socketDelivery.fence(socket, id);
-        void socket.join(roomNames.chat(id));
+        subscribe(id);
       });
       lastSeq = result.missed.at(-1)?.seq ?? resumePoint(since, result.room.lastSeq);
       return result;

@@ -2,6 +2,9 @@ import request from 'supertest';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { JoinResult, RoomUserEvent, UserJoinedEvent } from '@app/contract/socket-events';
 import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
+import { AppException } from '@app/common/errors/app.exception';
+import { MessagesService } from '@app/messages/messages.service';
+import { RoomsService } from '@app/rooms/rooms.service';
 import { databaseKinds } from '../support/databases';
 import { collect, emitAck, emitOk, nextEvent, sleep, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
@@ -104,6 +107,40 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       expect(response.ok).toBe(false);
       expect(!response.ok && response.error.code).toBe('VALIDATION_FAILED');
     });
+
+    it.each([
+      ['its members', () => jest.spyOn(t.app.get(RoomsService), 'listMembers'), {}],
+      ['what it missed', () => jest.spyOn(t.app.get(MessagesService), 'page'), { since: 0 }],
+    ])(
+      'takes a socket whose join failed reading %s out of the room and its presence again',
+      async (_case, spyOnRead, since) => {
+        const room = await createRoom(t.url, ada);
+        const watcher = await connect(ada);
+        await emitOk(watcher, 'chat:join', { roomId: room.id });
+        const socket = await connect(bob);
+        const messages = collect(socket, 'chat:message');
+        spyOnRead().mockRejectedValueOnce(AppException.unavailable('Database unavailable'));
+
+        const left = nextEvent<RoomUserEvent>(watcher, 'chat:userLeft');
+        expect(await emitAck(socket, 'chat:join', { roomId: room.id, ...since })).toMatchObject({
+          ok: false,
+          error: { code: 'UNAVAILABLE' },
+        });
+        expect(await left).toEqual({
+          roomId: room.id,
+          user: { id: bob.id, username: bob.username },
+        });
+        await postMessage(t.url, ada, room.id, 'after the failed join');
+        // Answered on the same connection after the message would have been sent.
+        const here = await emitOk<{ users: unknown[] }>(socket, 'room:presence', {
+          roomId: room.id,
+        });
+
+        expect(here.users).toEqual([{ id: ada.id, username: ada.username }]);
+        expect(messages).toEqual([]);
+        jest.restoreAllMocks();
+      },
+    );
 
     it("answers NOT_FOUND for someone else's private room, for every event", async () => {
       const room = await createRoom(t.url, ada, { isPrivate: true });
