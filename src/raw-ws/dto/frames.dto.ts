@@ -1,5 +1,6 @@
 import { Transform } from 'class-transformer';
 import { Equals, IsDefined, IsIn, IsString, IsUUID } from 'class-validator';
+import { opaqueJson } from '@app/common/pipes/opaque-json';
 import { WsClientFrameType } from '@app/contract/ws-frames';
 
 const FRAME_TYPES = Object.values(WsClientFrameType);
@@ -24,11 +25,7 @@ export class RoomFrameDto {
   room: string;
 }
 
-/**
- * Any JSON payload, passed on exactly as sent: copied like the other fields,
- * it would lose keys named like Object.prototype's (`constructor`,
- * `toString`). The validation pipe bounds its nesting like every input's.
- */
+/** Any JSON payload, passed on as sent (see opaqueJson); the validation pipe bounds its nesting like every input's. */
 export class BroadcastFrameDto {
   @Equals(WsClientFrameType.Broadcast)
   type: typeof WsClientFrameType.Broadcast;
@@ -38,6 +35,6 @@ export class BroadcastFrameDto {
   room: string;
 
   @IsDefined({ message: 'payload is required' })
-  @Transform(({ obj }: { obj: { payload: unknown } }) => obj.payload)
+  @Transform(({ obj }: { obj: { payload: unknown } }) => opaqueJson(obj.payload))
   payload: unknown;
 }
