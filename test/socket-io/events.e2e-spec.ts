@@ -44,6 +44,17 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       expect(result.members).toHaveLength(2);
     });
 
+    it('takes since: null as no since, like every optional field, recovering nothing', async () => {
+      const room = await createRoom(t.url, ada);
+      await postMessage(t.url, ada, room.id, 'before');
+      const socket = await connect(bob);
+      const result = await emitOk<JoinResult>(socket, 'chat:join', {
+        roomId: room.id,
+        since: null,
+      });
+      expect(result).toMatchObject({ missed: [], truncated: false });
+    });
+
     it('accepts a bare roomId string, as clients of the reference design send it', async () => {
       const room = await createRoom(t.url, ada);
       const socket = await connect(ada);

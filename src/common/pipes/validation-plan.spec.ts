@@ -65,6 +65,17 @@ const HOT: Array<[Dto, Record<string, unknown>]> = [
   [RoomFrameDto, { type: 'leave', room: ROOM_ID }],
   [BroadcastFrameDto, { type: 'broadcast', room: ROOM_ID, payload: { text: 'hi', n: [1, 2] } }],
   [BroadcastFrameDto, { type: 'broadcast', room: ROOM_ID, payload: 'hi' }],
+  [
+    BroadcastFrameDto,
+    {
+      type: 'broadcast',
+      room: ROOM_ID,
+      payload: JSON.parse(
+        '{"__proto__":1,"constructor":2,"prototype":3,"toString":4,"a":[{"constructor":{},"valueOf":5}]}',
+      ) as unknown,
+    },
+  ],
+  [JoinRoomDto, { roomId: ROOM_ID, since: null }],
   [PingFrameDto, { type: 'ping' }],
 ];
 
@@ -172,6 +183,14 @@ describe('validation plan', () => {
   it.each(HOT)('%p: valid payloads are built by the plan', (metatype, valid) => {
     expect(planOf(metatype)?.accept(copy(valid))).toBeInstanceOf(metatype);
   });
+
+  it.each(HOT)(
+    '%p: valid payloads are built as the full pipe builds them',
+    async (metatype, valid) => {
+      const expected = await outcome(full, metatype, copy(valid));
+      expect(await outcome(planned, metatype, copy(valid))).toStrictEqual(expected);
+    },
+  );
 
   it('leaves classes with nested or typed properties to the full pipe', () => {
     class Inner {
