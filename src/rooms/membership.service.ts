@@ -2,12 +2,22 @@ import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nest
 import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
 import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
-import { NotificationType } from '@app/contract/events';
-import type { UserSummaryJson } from '@app/contract/models';
-import { DeliveryEffectKind, DeliveryService } from '@app/delivery/delivery.service';
+import { NotificationType, ServerEvent } from '@app/contract/events';
+import type { NotificationJson, UserSummaryJson } from '@app/contract/models';
+import { roomNames } from '@app/contract/room-names';
+import { DeliveryEffectKind, DeliveryService, type Delivery } from '@app/delivery/delivery.service';
 import { UsersService } from '@app/users/users.service';
 import { MemberView, RoomView } from './dto/room.view';
 import { RoomsService } from './rooms.service';
+
+/** The room and invitee of a `room:invited` notification; undefined for any other delivery. */
+function invitationOf({ channel, event, payload }: Delivery) {
+  if (event !== ServerEvent.Notification) return undefined;
+  const notification = payload as NotificationJson;
+  const userId = roomNames.userIdOf(channel);
+  if (notification.type !== NotificationType.RoomInvited || userId === undefined) return undefined;
+  return { roomId: notification.room.id, userId };
+}
 
 /** Who may add and remove members, and who is told about it. */
 @Injectable()
@@ -22,13 +32,18 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * A removal on any node ends what this node cached of the membership, and
-   * admissions under way. An account that goes first hands its rooms over.
+   * admissions under way; an invitation on any node drops the cached "not a
+   * member", so that the invitee may join at once. An account that goes
+   * first hands its rooms over.
    */
   onModuleInit(): void {
     this.users.onDeletion((user) => this.handOverRoomsOf(user));
-    this.detach = this.delivery.watchArrivals(({ effect }) => {
+    this.detach = this.delivery.watchArrivals((delivery) => {
+      const { effect } = delivery;
       if (effect?.kind === DeliveryEffectKind.LeaveRoom)
         this.rooms.membershipEnded(effect.roomId, effect.userId);
+      const invited = invitationOf(delivery);
+      if (invited) this.rooms.forgetMembership(invited.roomId, invited.userId);
     });
   }
 

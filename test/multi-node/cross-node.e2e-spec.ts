@@ -169,6 +169,23 @@ describeCluster('three nodes over Redis: every cross-node path', () => {
     expect(await mentioned).toEqual({ type: 'mention', message });
   });
 
+  it('lets an invitee in on every node at once, though a node had just found them no member', async () => {
+    const [ada, bob] = await Promise.all([registerUser(urls[0]), registerUser(urls[1])]);
+    const room = await createRoom(urls[0], ada, { isPrivate: true });
+    const bobOn1 = await socketOn(1, bob);
+    expect(await emitAck(bobOn1, 'chat:join', room.id)).toMatchObject({
+      ok: false,
+      error: { code: 'NOT_FOUND' },
+    });
+
+    const invited = nextEvent<NotificationJson>(bobOn1, 'notification');
+    await addMember(urls[0], ada, room.id, bob.id);
+    expect(await invited).toMatchObject({ type: 'room:invited', room: { id: room.id } });
+
+    await emitOk(bobOn1, 'chat:join', room.id);
+    await emitOk(bobOn1, 'chat:message', { roomId: room.id, text: 'in at once' });
+  });
+
   it('ends a removed member’s access on every node at once, on every transport', async () => {
     const [ada, bob] = await Promise.all([registerUser(urls[0]), registerUser(urls[1])]);
     const room = await createRoom(urls[0], ada, { isPrivate: true });
