@@ -46,7 +46,7 @@ export class SseService {
     response: Response,
   ): Promise<void> {
     const stream = new SseStream(response, this.backlogLimit);
-    const started = await this.start(
+    await this.start(
       user,
       roomNames.user(user.id),
       stream,
@@ -55,8 +55,8 @@ export class SseService {
           stream.sendJson(delivery.event, payloadJson());
       },
       confirmAccount,
+      () => stream.send(SseEvent.Connected, { userId: user.id }),
     );
-    if (started) stream.send(SseEvent.Connected, { userId: user.id });
   }
 
   /** Stored messages after `since` (default: none), then live ones, each once and in order. */
@@ -98,7 +98,8 @@ export class SseService {
    * an ended stream (to another node) but gives up for good on an error
    * status. `confirm` throws when the account or the access checked before
    * was lost meanwhile; from it to the registration nothing waits, so no
-   * closure or removal falls in between.
+   * closure or removal falls in between. `greet` writes the stream's first
+   * event, before anything delivered to it can be.
    */
   private async start(
     user: AuthUser,
@@ -106,6 +107,7 @@ export class SseService {
     stream: SseStream,
     receive: SseSubscriber['receive'],
     confirm: () => void,
+    greet: () => void = () => undefined,
   ): Promise<boolean> {
     if (stream.closed) return false;
     const slot = this.hub.draining ? undefined : await this.hub.reserve(user.id);
@@ -123,6 +125,7 @@ export class SseService {
     const close = () => stream.end();
     stream.onEnd(this.hub.attach({ userId: user.id, channel, receive, close }, slot));
     stream.open(this.heartbeatMs);
+    greet();
     this.tokenExpiries.add(stream, user.tokenExpiresAt);
     stream.onEnd(() => this.tokenExpiries.remove(stream, user.tokenExpiresAt));
     return true;

@@ -2,6 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { EventSource } from 'eventsource';
 import { TokenService } from '@app/auth/token.service';
+import { DeliveryService } from '@app/delivery/delivery.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { SseHub } from '@app/sse/sse.hub';
 import { SseService } from '@app/sse/sse.service';
@@ -118,6 +119,23 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
         Authorization: `Bearer ${ada.token}`,
       });
       expect(connection.status).toBe(200);
+    });
+
+    it('writes connected before a notification that comes as the stream registers', async () => {
+      const hub = t.app.get(SseHub);
+      const attach = hub.attach.bind(hub);
+      const notification = { type: 'mention', message: { text: 'right behind' } };
+      jest.spyOn(hub, 'attach').mockImplementationOnce((subscriber, slot) => {
+        const detach = attach(subscriber, slot);
+        queueMicrotask(() => t.app.get(DeliveryService).notify(bob.id, notification as never));
+        return detach;
+      });
+
+      const connection = await stream('/api/events', bob);
+
+      expect((await connection.next(() => true)).event).toBe('connected');
+      expect(json((await connection.next(() => true)).data)).toEqual(notification);
+      jest.restoreAllMocks();
     });
 
     it('streams connected first, then notifications, with the right headers and heartbeats', async () => {
