@@ -69,6 +69,25 @@ describe('Reconnector', () => {
     instance.stop();
   });
 
+  it('waits out each delay, growing exponentially up to the cap, before it tries again', async () => {
+    // The top of each jittered range: the delays are then exactly base × 2^n, capped.
+    jest.spyOn(Math, 'random').mockReturnValue(0.9999);
+    const { instance, opened } = reconnector(() => 't');
+    instance.start();
+    await settle();
+    for (const delay of [1_000, 2_000, 4_000, 5_000, 5_000]) {
+      const attempts = opened.length;
+      instance.lost();
+      expect(instance.state).toMatchObject({ status: 'reconnecting', retryInMs: delay });
+      await jest.advanceTimersByTimeAsync(delay - 1);
+      expect(opened).toHaveLength(attempts);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(opened).toHaveLength(attempts + 1);
+    }
+    instance.stop();
+    jest.restoreAllMocks();
+  });
+
   it('starts its backoff over after a connection that lasted', async () => {
     const { instance, states } = reconnector(() => 't');
     instance.start();
