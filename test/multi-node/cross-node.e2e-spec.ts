@@ -1,3 +1,4 @@
+import { createClient } from 'redis';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { RoomUserEvent } from '@app/contract/socket-events';
 import {
@@ -108,6 +109,31 @@ describeCluster('three nodes over Redis: every cross-node path', () => {
     bobOn2.close();
     await eventually(() => left.length === 1);
     expect(left[0]).toEqual({ roomId: room.id, user: { id: bob.id, username: bob.username } });
+  });
+
+  it('makes the nodes one Socket.IO cluster through the Redis adapter', async () => {
+    const redis = createClient({ url: process.env.REDIS_URL });
+    await redis.connect();
+    try {
+      // Each node's adapter listens for the others' requests (fetchSockets, disconnects).
+      const requests = `${cluster.schema}:socket.io-request#/#`;
+      expect(await redis.pubSubNumSub(requests)).toEqual({ [requests]: 3 });
+    } finally {
+      await redis.close();
+    }
+
+    // Typing goes out volatile: a packet may be dropped, so one of a few must come through.
+    const [ada, bob] = await Promise.all([registerUser(urls[0]), registerUser(urls[2])]);
+    const room = await createRoom(urls[0], ada);
+    const adaSocket = await socketOn(0, ada);
+    const bobSocket = await socketOn(2, bob);
+    for (const socket of [adaSocket, bobSocket]) await emitOk(socket, 'chat:join', room.id);
+    const typing = collect<RoomUserEvent>(bobSocket, 'chat:typing');
+    for (let tries = 0; tries < 5 && typing.length === 0; tries += 1) {
+      await emitOk(adaSocket, 'chat:typing', { roomId: room.id });
+      await eventually(() => typing.length > 0, 1_000).catch(() => undefined);
+    }
+    expect(typing[0]).toEqual({ roomId: room.id, user: { id: ada.id, username: ada.username } });
   });
 
   it('carries a /ws broadcast to /ws clients of another node as a message frame, not back to the sender', async () => {
