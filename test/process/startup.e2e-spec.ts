@@ -11,7 +11,8 @@ import {
   type ServiceProcess,
 } from '../support/service-process';
 import { registerUser } from '../support/api';
-import { connectSocket, eventually } from '../support/sockets';
+import { RawClient } from '../support/raw-ws';
+import { connectSocket, emitAck, eventually } from '../support/sockets';
 import { TcpProxy } from '../support/tcp-proxy';
 
 async function breakRoomsTable(sqlitePath: string): Promise<void> {
@@ -123,12 +124,34 @@ describe('service process', () => {
     await fetch(`${service.url}/api/auth/me?token=${accessToken}`, {
       headers: { Authorization: `Bearer ${accessToken}` },
     });
+    // Query tokens are where they are used: the event streams (and /ws, below).
+    const streaming = new AbortController();
+    const stream = await fetch(`${service.url}/api/events?token=${accessToken}`, {
+      signal: streaming.signal,
+    });
+    expect(stream.status).toBe(200);
+    streaming.abort();
     // A table that vanished under the service: an unexpected failure, logged with its request id.
     await breakRoomsTable(join(dir, 'data', 'app.sqlite'));
     const failed = await fetch(`${service.url}/api/rooms`, {
       headers: { Authorization: `Bearer ${accessToken}`, 'X-Request-Id': 'req-broken-1' },
     });
     expect(failed.status).toBe(500);
+    // The contract's shape on every transport, with nothing of the SQL error in it.
+    const internal = { code: 'INTERNAL', message: 'Internal server error', details: [] };
+    expect(await failed.json()).toEqual(internal);
+    const unknownRoom = '01a21548-0000-7000-8000-00000000beef';
+    const socket = await connectSocket(service.url, accessToken);
+    expect(await emitAck(socket, 'chat:join', unknownRoom)).toEqual({ ok: false, error: internal });
+    socket.close();
+    const raw = await RawClient.connect(service.url, accessToken);
+    expect(await raw.request({ type: 'join', room: unknownRoom }, 'joined')).toEqual({
+      type: 'error',
+      ...internal,
+      request: 'join',
+      room: unknownRoom,
+    });
+    raw.close();
     await service.stop('SIGTERM');
 
     const lines = service.output().trim().split('\n');
@@ -141,12 +164,13 @@ describe('service process', () => {
       req: { method: 'POST', url: '/api/auth/login' },
       res: { statusCode: 200 },
     });
-    expect(
-      entries.some(
-        (entry) =>
-          (entry.req as { url?: string } | undefined)?.url === '/api/auth/me?token=%5Bredacted%5D',
-      ),
-    ).toBe(true);
+    const loggedUrls = entries.map((entry) => (entry.req as { url?: string } | undefined)?.url);
+    expect(loggedUrls).toEqual(
+      expect.arrayContaining([
+        '/api/auth/me?token=%5Bredacted%5D',
+        '/api/events?token=%5Bredacted%5D',
+      ]),
+    );
     const errorEntry = entries.find(
       (entry) =>
         entry.level === 50 && (entry.req as { id?: string } | undefined)?.id === 'req-broken-1',
