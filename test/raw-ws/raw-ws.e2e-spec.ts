@@ -126,18 +126,28 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
   });
 
   describe('frames of the reference design', () => {
-    it('joins and leaves rooms', async () => {
+    it('joins and leaves rooms: after leaving, nothing of the room arrives, and others are told', async () => {
       const room = await createRoom(t.url, ada);
+      const watcher = await connectSocket(t.url, ada.token);
+      open.push(watcher);
+      await emitOk(watcher, 'chat:join', room.id);
       const client = await raw(bob);
       expect(await client.request({ type: 'join', room: room.id }, 'joined')).toEqual({
         type: 'joined',
         room: room.id,
         lastSeq: 0,
       });
+      const left = nextEvent(watcher, 'chat:userLeft');
       expect(await client.request({ type: 'leave', room: room.id }, 'left')).toEqual({
         type: 'left',
         room: room.id,
       });
+      expect(await left).toEqual({ roomId: room.id, user: { id: bob.id, username: bob.username } });
+
+      await postMessage(t.url, ada, room.id, 'after leaving');
+      // Answered behind anything the server sent this connection before.
+      await client.request({ type: 'ping' }, 'pong');
+      expect(client.frames.filter((f) => f.type !== 'pong')).toEqual([]);
     });
 
     it('broadcasts to every other member, on raw WebSocket and Socket.IO, without storing', async () => {
