@@ -172,20 +172,31 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
     expect(presence.users).toEqual([]);
   }, 120_000);
 
-  it('closes a socket that sends a frame over 64 KiB, and keeps serving others', async () => {
-    const room = await createRoom(t.url, owner);
-    const socket = await connect(owner);
-    await emitOk(socket, 'chat:join', room.id);
-    const disconnected = new Promise<string>((resolve) => socket.once('disconnect', resolve));
-    socket.emit('chat:message', { roomId: room.id, text: 'x'.repeat(70 * 1024) });
-    expect(await disconnected).toBe('transport close');
-    const other = await connect(owner);
-    const stored = await emitOk<MessageJson>(other, 'chat:message', {
-      roomId: room.id,
-      text: 'still fine',
-    });
-    expect(stored.seq).toBe(1);
-  });
+  it.each([
+    ['WebSocket', ['websocket'], 'transport close'],
+    [
+      'HTTP long-polling, where clients of the reference design start',
+      ['polling'],
+      'transport error',
+    ],
+  ])(
+    'closes a socket that sends a packet over 64 KiB over %s, stores nothing, and keeps serving others',
+    async (_transport, transports, reason) => {
+      const room = await createRoom(t.url, owner);
+      const socket = await connectSocket(t.url, owner.token, { transports });
+      await emitOk(socket, 'chat:join', room.id);
+      const disconnected = new Promise<string>((resolve) => socket.once('disconnect', resolve));
+      socket.emit('chat:message', { roomId: room.id, text: 'x'.repeat(70 * 1024) });
+      expect(await disconnected).toBe(reason);
+      socket.close();
+      const other = await connect(owner);
+      const stored = await emitOk<MessageJson>(other, 'chat:message', {
+        roomId: room.id,
+        text: 'still fine',
+      });
+      expect(stored.seq).toBe(1);
+    },
+  );
 
   it('survives malformed Socket.IO packets', async () => {
     const url = `${t.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`;
