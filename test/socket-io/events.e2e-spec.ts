@@ -6,7 +6,7 @@ import { AppException } from '@app/common/errors/app.exception';
 import { MessagesService } from '@app/messages/messages.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { databaseKinds } from '../support/databases';
-import { collect, emitAck, emitOk, nextEvent, sleep, socketPool } from '../support/sockets';
+import { collect, emitAck, emitOk, eventually, nextEvent, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const ABSENT_ROOM = '01a21548-0000-7000-8000-000000000000';
@@ -85,7 +85,8 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
         id: bob.id,
         username: bob.username,
       });
-      await sleep(100);
+      // Answered behind anything the server sent this socket before.
+      await emitOk(bobSocket, 'room:presence', { roomId: room.id });
       expect(bobSees).toEqual([]);
     });
 
@@ -237,7 +238,8 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
         clientMsgId: 'dup',
       });
       expect(retry).toEqual(first);
-      await sleep(150);
+      // Answered behind anything the server sent this socket before.
+      await emitOk(socket, 'room:presence', { roomId: room.id });
       expect(received).toEqual([first]);
     });
 
@@ -314,7 +316,9 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
         roomId: room.id,
         text: `hey @${bob.username.toUpperCase()}, @${carol.username} and @nobody_here.`,
       });
-      await sleep(200);
+      // Mentions go out once the message is stored, together, after its ack.
+      await eventually(() => bobNotes.length > 0);
+      await emitOk(carolSocket, 'room:presence', { roomId: room.id });
       expect(bobNotes).toEqual([{ type: 'mention', message }]);
       expect(carolNotes).toEqual([]);
     });
@@ -412,7 +416,7 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
         roomId: room.id,
         user: { id: ada.id, username: ada.username },
       });
-      await sleep(100);
+      await emitOk(ada2, 'room:presence', { roomId: room.id });
       expect(adaSees).toEqual([]);
     });
 
