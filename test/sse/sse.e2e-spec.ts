@@ -8,6 +8,7 @@ import { SseHub } from '@app/sse/sse.hub';
 import { SseService } from '@app/sse/sse.service';
 import {
   addMember,
+  badTokensFor,
   createRoom,
   forgeToken,
   nowSeconds,
@@ -103,7 +104,8 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
 
   describe('GET /api/events', () => {
     it('refuses a missing or bad token with 401 in the error shape, before any stream', async () => {
-      for (const user of [undefined, { ...ada, token: 'garbage' }]) {
+      const badUsers = badTokensFor(ada).map(([, token]) => ({ ...ada, token }));
+      for (const user of [undefined, ...badUsers]) {
         const connection = await stream('/api/events', user);
         expect(connection.status).toBe(401);
         expect(connection.body).toEqual({

@@ -107,6 +107,30 @@ export function forgeToken(
   return `${header}.${payload}.${signature}`;
 }
 
+/**
+ * Tokens every transport must refuse exactly like a missing one, each named:
+ * expired, wrongly signed, unsigned, other algorithms, a `sub` that names no
+ * possible user (never a database error), and no JWT at all.
+ */
+export function badTokensFor(user: { id: string; username: string }): Array<[string, string]> {
+  const claims = { sub: user.id, username: user.username, iat: nowSeconds() };
+  const live = { ...claims, exp: nowSeconds() + 3600 };
+  return [
+    ['expired', forgeToken({ ...claims, iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 })],
+    ['wrongly signed', forgeToken(live, { secret: 'another-secret-of-sufficient-length-000000' })],
+    ['alg none', forgeToken(live, { alg: 'none' })],
+    ['HS384', forgeToken(live, { alg: 'HS384' })],
+    ['HS512', forgeToken(live, { alg: 'HS512' })],
+    ['a numeric sub', forgeToken({ ...live, sub: 42 })],
+    ...['', 'user-42', 'auth0|123', `${user.id}x`].map((sub): [string, string] => [
+      `sub ${JSON.stringify(sub)}`,
+      forgeToken({ ...live, sub }),
+    ]),
+    ['three dotted parts', 'not.a.token'],
+    ['garbage', 'garbage'],
+  ];
+}
+
 export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
