@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import request from 'supertest';
 import { ERROR_CODES } from '@app/common/errors/error-code';
 import { createRoom, registerUser, type TestUser } from '../support/api';
+import { INPUT_BOUNDS } from '@app/common/pipes/input-bounds';
 import { databaseKinds } from '../support/databases';
+import { RawClient } from '../support/raw-ws';
 import { connectSocket, emitAck, type ClientSocket } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -180,5 +182,44 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
       { numRuns: RUNS },
     );
     expect(socket.connected).toBe(true);
+  });
+
+  describe('input with more keys than INPUT_BOUNDS allows', () => {
+    /** `{ ...fields, k0: 0, k1: 1, … }`: copying it would take time that grows with the square of its keys. */
+    const withKeys = (count: number, fields: Record<string, unknown> = {}) => ({
+      ...fields,
+      ...Object.fromEntries(Array.from({ length: count }, (_, index) => [`k${index}`, index])),
+    });
+    const refusal = {
+      code: 'VALIDATION_FAILED',
+      message: `Input may hold at most ${INPUT_BOUNDS.keys} keys`,
+      details: [],
+    };
+
+    it('is refused over REST before authentication, whatever its size', async () => {
+      const body = withKeys(60_000, { username: user.username, password: 'password-123' });
+      const response = await request(t.url)
+        .post('/api/auth/login')
+        .set('Content-Type', 'application/json')
+        .send(JSON.stringify(body));
+      expect(response.status).toBe(400);
+      expect(response.body).toEqual(refusal);
+    });
+
+    it('is refused on Socket.IO and /ws, within one packet', async () => {
+      const join = withKeys(5_000, { roomId });
+      expect(await emitAck(socket, 'chat:join', join)).toEqual({ ok: false, error: refusal });
+      const raw = await RawClient.connect(t.url, user.token);
+      try {
+        const frame = withKeys(5_000, { type: 'join', room: roomId });
+        expect(await raw.request(frame, 'joined')).toEqual({
+          type: 'error',
+          ...refusal,
+          request: 'join',
+        });
+      } finally {
+        raw.close();
+      }
+    });
   });
 });

@@ -6,7 +6,7 @@ import {
 } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
 import type { FieldError } from '@app/common/errors/error-body';
-import { MAX_INPUT_DEPTH, nestingDepth } from './nesting-depth';
+import { inputExcess } from './input-bounds';
 import { validationPlanFor } from './validation-plan';
 
 /**
@@ -32,8 +32,8 @@ export function validationException(errors: ValidationError[]): AppException {
 }
 
 /**
- * Refuses absurdly nested input first: class-transformer walks values
- * recursively. Input that the DTO's validation plan accepts is built from the
+ * Refuses input beyond INPUT_BOUNDS first, before class-transformer walks
+ * and copies it. Input that the DTO's validation plan accepts is built from the
  * plan at a fraction of the cost; everything else, invalid input included,
  * takes the full class-transformer and class-validator path, which names each
  * error. A parameter that is not validated (the socket of a live event)
@@ -46,11 +46,8 @@ class BoundedValidationPipe extends ValidationPipe {
         this.isTransformEnabled ? this.transformPrimitive(value, metadata) : value,
       );
     }
-    if (nestingDepth(value) > MAX_INPUT_DEPTH) {
-      return Promise.reject(
-        AppException.validation(`Input may be nested at most ${MAX_INPUT_DEPTH} levels deep`),
-      );
-    }
+    const excess = inputExcess(value);
+    if (excess !== undefined) return Promise.reject(AppException.validation(excess));
     const plan = validationPlanFor(
       metadata.metatype as new () => object,
       this.validatorOptions,
