@@ -174,13 +174,13 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     head: Buffer,
   ): Promise<void> {
     socket.on('error', destroySocket);
+    // Socket.IO answers the upgrades whose raw target starts with its path,
+    // as engine.io reads it; every other one is answered here, or it would
+    // hold its socket for good (`/x/../socket.io/` is no Socket.IO upgrade).
+    if (request.url?.startsWith(SOCKET_IO_PATH)) return;
     const path = requestUrl(request.url)?.pathname;
     if (path === undefined) return rejectUpgrade(socket, 400, 'Bad Request');
-    if (path !== RAW_WS_PATH) {
-      // Socket.IO answers its own upgrades; nobody answers any other path.
-      if (!path.startsWith(SOCKET_IO_PATH)) rejectUpgrade(socket, 404, 'Not Found');
-      return;
-    }
+    if (path !== RAW_WS_PATH) return rejectUpgrade(socket, 404, 'Not Found');
     const http = this.config.get('http', { infer: true });
     if (!isOriginAllowed(request, http.corsOrigins)) return rejectUpgrade(socket, 403, 'Forbidden');
     const outcome = await authenticateUpgrade(request, {

@@ -473,6 +473,22 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
     );
 
     it.each([
+      '/x/../socket.io/?EIO=4&transport=websocket',
+      'http://x/socket.io/?EIO=4&transport=websocket',
+    ])(
+      'answers 404 to %j, which Socket.IO does not take as its own, rather than hold it',
+      async (target) => {
+        expect(await exchange(upgrade(target))).toMatch(/^HTTP\/1\.1 404 /);
+      },
+    );
+
+    it('leaves /socket.io/../ws to Socket.IO alone: one answer, no WebSocket', async () => {
+      const answer = await exchange(upgrade('/socket.io/../ws?token=garbage'));
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer.match(/HTTP\/1\.1/g)).toHaveLength(1);
+    });
+
+    it.each([
       ['an unmasked frame', Buffer.from([0x81, 0x02, 0x68, 0x69])],
       ['a frame over 64 KiB', Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0, 0x02, 0, 0, 1, 2, 3, 4])],
       ['invalid UTF-8', Buffer.from([0x81, 0x81, 1, 2, 3, 4, 0xfe ^ 1])],
