@@ -105,4 +105,15 @@ describe('LiveDelivery', () => {
     expect(delivered).toEqual([3]);
     expect(live.deliveredSeq(ROOM)).toBe(3);
   });
+
+  it('moves on past a gap that storage does not have, reading it once', async () => {
+    live.track(ROOM, 0);
+    delivery.messageCreated(message(3));
+    storage.reads[0].answer([]);
+    await flush();
+    delivery.messageCreated(message(4));
+    await flush();
+    expect(delivered).toEqual([3, 4]);
+    expect(storage.reads).toHaveLength(1);
+  });
 });

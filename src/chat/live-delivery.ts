@@ -108,8 +108,10 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
         payload: message,
       });
     }
-    // Without storage, move on: clients see the jump in seq and recover the gap themselves.
-    if (!stored) order.lastSeq = Math.max(order.lastSeq, next.seq - 1);
+    // Whatever storage gave (nothing, when it failed), move on: a seq is only
+    // taken once the one before it is committed, so what storage lacks now
+    // never comes; clients see the jump in seq and recover it themselves.
+    order.lastSeq = Math.max(order.lastSeq, next.seq - 1);
     for (const delivery of backlog) {
       if (order.filling) order.backlog.push(delivery);
       else this.inOrder(order, delivery);
