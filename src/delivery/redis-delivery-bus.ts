@@ -5,6 +5,10 @@ import type { NodeIdentity } from '@app/realtime/node-identity';
 import type { RedisService } from '@app/redis/redis.service';
 import { DeliveryBus, type DeliveryHandler } from './delivery-bus';
 import type { Delivery } from './delivery.service';
+import { readEnvelope, type Envelope } from './envelope';
+
+/** At most one warning about malformed messages on the delivery channel in this long. */
+const MALFORMED_WARNING_MS = 60_000;
 
 /** How often a node whose deliveries others missed asks them again until Redis takes the request. */
 const RESYNC_RETRY_MS = 1_000;
@@ -17,9 +21,6 @@ const RESYNC_RETRY_MS = 1_000;
  * the messages they miss from storage.
  */
 const MAX_PENDING_PUBLISHES = 10_000;
-
-/** A delivery of one node, or its request that the others resync. */
-type Envelope = { node: string; delivery: Delivery; resync?: true };
 
 /**
  * Nodes of the version before resyncs hand every envelope's delivery to
@@ -52,6 +53,8 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   private resyncAsked = false;
   private resyncRetry?: NodeJS.Timeout;
   private stopped = false;
+  private malformedCount = 0;
+  private malformedWarnedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly redis: RedisService,
@@ -97,10 +100,23 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   }
 
   private receive(message: string): void {
-    const envelope = JSON.parse(message) as Envelope;
+    const envelope = readEnvelope(message);
+    if (!envelope) return this.malformed(message);
     if (envelope.node === this.node.id) return;
     if (envelope.resync) this.resyncHandler();
     else this.handler(envelope.delivery);
+  }
+
+  private malformed(message: string): void {
+    this.malformedCount += 1;
+    const now = Date.now();
+    if (now < this.malformedWarnedAt + MALFORMED_WARNING_MS) return;
+    this.logger.warn(
+      `Ignored ${this.malformedCount} malformed message(s) on the delivery channel, ` +
+        `the last: ${message.slice(0, 200)}`,
+    );
+    this.malformedWarnedAt = now;
+    this.malformedCount = 0;
   }
 
   private async send(envelope: Envelope): Promise<void> {

@@ -1,9 +1,40 @@
-import type { INestApplicationContext } from '@nestjs/common';
-import { createAdapter } from '@socket.io/redis-adapter';
+import { Logger, type INestApplicationContext } from '@nestjs/common';
+import { createAdapter, type RedisAdapter } from '@socket.io/redis-adapter';
 import type { ServerOptions } from 'socket.io';
 import { RedisService } from '@app/redis/redis.service';
 import { AppIoAdapter } from './app-io.adapter';
 import type { AppServer } from './socket-data';
+
+const logger = new Logger('RedisIoAdapter');
+
+/** What the adapter does with each message of its channels; its subscriptions call these by name. */
+interface MessageHandlers {
+  onmessage(...args: unknown[]): void;
+  onrequest(...args: unknown[]): Promise<void>;
+}
+
+/**
+ * The adapter with its message handlers made safe: a request it cannot read
+ * (`{"type":0,"rooms":5}` from another program, or another version) rejects
+ * a promise nobody handles, which would end the process, and a broadcast it
+ * cannot decode throws into the Redis client. Each is logged and dropped.
+ */
+function guarded(adapter: RedisAdapter): RedisAdapter {
+  const handlers = adapter as unknown as MessageHandlers;
+  const onmessage = handlers.onmessage.bind(adapter);
+  const onrequest = handlers.onrequest.bind(adapter);
+  const drop = (error: unknown) =>
+    logger.warn(`Ignored a Socket.IO adapter message: ${(error as Error).message}`);
+  handlers.onmessage = (...args) => {
+    try {
+      onmessage(...args);
+    } catch (error) {
+      drop(error);
+    }
+  };
+  handlers.onrequest = (...args) => onrequest(...args).catch(drop);
+  return adapter;
+}
 
 /**
  * The Socket.IO server of a node among several: the Redis adapter makes the
@@ -20,9 +51,13 @@ export class RedisIoAdapter extends AppIoAdapter {
   async connect(): Promise<void> {
     const redis = this.app.get(RedisService, { strict: false });
     await redis.connect();
-    this.adapterConstructor = createAdapter(redis.client, redis.subscriber, {
+    const createRedisAdapter = createAdapter(redis.client, redis.subscriber, {
       key: redis.key('socket.io'),
     });
+    // Socket.IO builds its adapter with `new`, which an arrow function refuses.
+    this.adapterConstructor = function guardedAdapter(nsp: unknown) {
+      return guarded(createRedisAdapter(nsp));
+    };
   }
 
   override createIOServer(port: number, options?: Partial<ServerOptions>): AppServer {

@@ -1,3 +1,4 @@
+import { createClient } from 'redis';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { RoomUserEvent, UserJoinedEvent } from '@app/contract/socket-events';
 import { addMember, createRoom, postMessage, registerUser, removeMember } from '../support/api';
@@ -380,4 +381,59 @@ describeCluster('PostgreSQL unreachable', () => {
       await proxy.cut();
     }
   }, 90_000);
+});
+
+describeCluster('messages on the shared Redis channels that no node sent', () => {
+  it('are logged and dropped: the node neither crashes nor stalls', async () => {
+    const cluster = await Cluster.start(1);
+    const redis = createClient({ url: process.env.REDIS_URL });
+    try {
+      const node = cluster.nodes[0];
+      const ada = await registerUser(node.url);
+      const room = await createRoom(node.url, ada);
+      const socket = await connectSocket(node.url, ada.token);
+      await emitOk(socket, 'chat:join', room.id);
+      await redis.connect();
+      const leaveRoom = (roomId?: unknown) => ({ kind: 'leave-room', userId: ada.id, roomId });
+      const delivery = (fields: Record<string, unknown>) =>
+        JSON.stringify({
+          node: 'not-a-node',
+          delivery: { channel: `user:${ada.id}`, event: 'notification', payload: {}, ...fields },
+        });
+      const forged: Array<[string, string]> = [
+        ['delivery', 'not JSON'],
+        ['delivery', delivery({ effect: leaveRoom(123) })],
+        ['delivery', delivery({ effect: leaveRoom() })],
+        [
+          'delivery',
+          delivery({
+            channel: `chat:${room.id}`,
+            event: 'chat:message',
+            payload: { roomId: room.id, seq: '3' },
+          }),
+        ],
+        ['socket.io-request#/#', '{"type":0,"rooms":5}'],
+        ['socket.io-request#/#', '{"type":2,"requestId":"x","rooms":{"a":1}}'],
+      ];
+      for (const [channel, message] of forged)
+        await redis.publish(`${cluster.schema}:${channel}`, message);
+
+      const own = nextEvent<MessageJson>(socket, 'chat:message');
+      const sent = await emitOk<MessageJson>(socket, 'chat:message', {
+        roomId: room.id,
+        text: 'still here',
+      });
+      expect(await own).toEqual(sent);
+      expect(sent.seq).toBe(1);
+      expect((await fetch(`${node.url}/health/live`)).status).toBe(200);
+      await eventually(() =>
+        node.process.output().includes('malformed message(s) on the delivery channel'),
+      );
+      expect(node.process.output()).toContain('Ignored a Socket.IO adapter message');
+      socket.close();
+    } finally {
+      await redis.close().catch(() => undefined);
+      await cluster.stop();
+    }
+  }, 60_000);
 });

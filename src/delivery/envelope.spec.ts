@@ -1,0 +1,80 @@
+import { readEnvelope } from './envelope';
+
+const ROOM = '0190c0de-0000-7000-8000-000000000001';
+const USER = '0190c0de-0000-7000-8000-000000000002';
+
+const message = { roomId: ROOM, seq: 3, text: 'hi' };
+const valid = [
+  { node: 'a', delivery: { channel: `chat:${ROOM}`, event: 'chat:message', payload: message } },
+  {
+    node: 'a',
+    delivery: {
+      channel: `user:${USER}`,
+      event: 'notification',
+      payload: { type: 'room:removed' },
+      effect: { kind: 'leave-room', userId: USER, roomId: ROOM },
+    },
+  },
+  {
+    node: 'a',
+    delivery: {
+      channel: `chat:${ROOM}`,
+      event: 'chat:typing',
+      payload: {},
+      except: { connectionId: 'c' },
+    },
+  },
+  {
+    node: 'a',
+    delivery: { channel: 'resync', event: 'notification', payload: null },
+    resync: true,
+  },
+];
+
+const withDelivery = (fields: Record<string, unknown>) => ({
+  node: 'a',
+  delivery: { channel: `user:${USER}`, event: 'notification', payload: {}, ...fields },
+});
+
+describe('readEnvelope', () => {
+  it.each(valid)('reads %j', (envelope) => {
+    expect(readEnvelope(JSON.stringify(envelope))).toEqual(envelope);
+  });
+
+  it.each([
+    ['no JSON', '{"node":'],
+    ['not an object', '[1]'],
+    ['no node', JSON.stringify({ delivery: valid[0].delivery })],
+    ['a resync flag that is not true', JSON.stringify({ ...valid[0], resync: 1 })],
+    ['no delivery', JSON.stringify({ node: 'a' })],
+    ['an unknown event', JSON.stringify(withDelivery({ event: 'shout' }))],
+    ['a channel that is no string', JSON.stringify(withDelivery({ channel: 5 }))],
+    ['a bad except', JSON.stringify(withDelivery({ except: 'c' }))],
+    [
+      'an effect without a room',
+      JSON.stringify(withDelivery({ effect: { kind: 'leave-room', userId: USER } })),
+    ],
+    [
+      'an effect with a number for a room',
+      JSON.stringify(withDelivery({ effect: { kind: 'leave-room', userId: USER, roomId: 123 } })),
+    ],
+    [
+      'an unknown effect',
+      JSON.stringify(withDelivery({ effect: { kind: 'explode', userId: USER } })),
+    ],
+    [
+      'a message whose seq is text',
+      JSON.stringify(withDelivery({ event: 'chat:message', payload: { ...message, seq: '3' } })),
+    ],
+    [
+      'a message whose seq is past any integer',
+      JSON.stringify(withDelivery({ event: 'chat:message', payload: { ...message, seq: 1e308 } })),
+    ],
+    [
+      'a message without a room',
+      JSON.stringify(withDelivery({ event: 'chat:message', payload: { seq: 3 } })),
+    ],
+  ])('refuses %s', (_case, text) => {
+    expect(readEnvelope(text)).toBeUndefined();
+  });
+});
