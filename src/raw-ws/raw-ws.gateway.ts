@@ -155,7 +155,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     for (const connection of this.connections)
       connection.close(WsCloseCode.GoingAway, 'Server shutting down');
     await graceForClosing(() => this.connections.size === 0);
-    for (const connection of this.connections) connection.socket.terminate();
+    for (const connection of this.connections) connection.terminate();
   }
 
   private *audience(): Iterable<Listening> {
@@ -238,8 +238,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   ): Promise<void> {
     let value: Record<string, unknown> | undefined;
     let frame: ClientFrame | undefined;
-    // Closed while it waited in the queue (cut off, deleted, gone): nothing it asked for is done.
-    if (!connection.open) return;
+    if (connection.cutOff) return;
     try {
       if (Date.now() >= connection.user.tokenExpiresAt) return this.expire(connection);
       value = readFrame(data, isBinary);
@@ -295,11 +294,9 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   private applyEffect(connection: WsConnection, effect: DeliveryEffect): void {
     if (effect.kind === DeliveryEffectKind.Disconnect)
       return connection.close(WsCloseCode.Unauthorized, 'Unauthorized');
-    const channel = roomNames.chat(effect.roomId);
-    const wasSubscribed = connection.channels.has(channel);
-    this.unsubscribe(connection, channel);
+    this.unsubscribe(connection, roomNames.chat(effect.roomId));
     void connection.frames.run(async () => {
-      if (!wasSubscribed && !connection.channels.has(channel)) return;
+      if (!connection.open || !this.chat.hasJoined(connection, effect.roomId)) return;
       await this.leaveRoom(connection, effect.roomId);
     });
   }
@@ -337,7 +334,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   private checkHeartbeats(): void {
     for (const connection of this.connections) {
       if (!connection.alive) {
-        connection.socket.terminate();
+        connection.terminate();
         continue;
       }
       connection.alive = false;

@@ -13,6 +13,7 @@ export class WsConnection implements Connection {
   readonly channels = new Set<string>();
   /** Frames are handled one at a time, in the order the client sent them. */
   readonly frames = new SerialQueue();
+  private closedByServer = false;
 
   constructor(
     readonly id: string,
@@ -23,6 +24,15 @@ export class WsConnection implements Connection {
 
   get open(): boolean {
     return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * The server ended the connection (rate limit, expired token, closed
+   * account, slow or silent peer, shutdown): what its frames still waiting
+   * asked for is not done. Frames of a client that closed by itself are.
+   */
+  get cutOff(): boolean {
+    return this.closedByServer;
   }
 
   send(frame: object): void {
@@ -38,7 +48,7 @@ export class WsConnection implements Connection {
   sendText(text: string | Buffer): boolean {
     if (!this.open) return true;
     if (this.socket.bufferedAmount > this.slowConsumerLimitBytes) {
-      this.socket.terminate();
+      this.terminate();
       return false;
     }
     this.socket.send(text, { binary: false });
@@ -50,7 +60,13 @@ export class WsConnection implements Connection {
     this.send({ type: ServerFrameType.Error, ...error, ...request });
   }
 
+  terminate(): void {
+    this.closedByServer = true;
+    this.socket.terminate();
+  }
+
   close(code: number, reason: string): void {
+    this.closedByServer = true;
     if (
       this.socket.readyState === WebSocket.OPEN ||
       this.socket.readyState === WebSocket.CONNECTING

@@ -15,7 +15,6 @@ import {
 import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
 import { DeliveryService } from '@app/delivery/delivery.service';
-import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { databaseKinds } from '../support/databases';
 import { holdNextCall } from '../support/hold';
@@ -323,26 +322,65 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
     /** Holds the next rate-limit check, which every join and broadcast starts with. */
     const holdNextFrame = () => holdNextCall(t.app.get(RateLimitService), 'consume');
 
-    it('are dropped when the connection closes before their turn', async () => {
+    it('are dropped when the server cuts the connection before their turn (the account is deleted)', async () => {
+      const doomed = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
-      const gateway = t.app.get(RawWsGateway);
-      const client = await raw(ada);
-      const openBefore = gateway.openConnections;
+      const client = await raw(doomed);
       const joining = holdNextFrame();
       const entering = jest.spyOn(t.app.get(ChatService), 'enter');
       const broadcasting = jest.spyOn(t.app.get(DeliveryService), 'broadcast');
       client.send({ type: 'join', room: room.id });
-      client.send({ type: 'broadcast', room: room.id, payload: 'sent before the close' });
+      client.send({ type: 'broadcast', room: room.id, payload: 'sent before the cut' });
       await joining.started;
 
-      client.socket.terminate();
-      while (gateway.openConnections === openBefore) await sleep(10);
+      const deleted = await fetch(`${t.url}/api/auth/me`, {
+        method: 'DELETE',
+        headers: { Authorization: `Bearer ${doomed.token}` },
+      });
+      expect(deleted.ok).toBe(true);
+      expect(await client.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
       joining.release();
       await Promise.allSettled(entering.mock.results.map((result) => result.value as unknown));
       await sleep(100);
 
       expect(entering).toHaveBeenCalledTimes(1);
       expect(broadcasting).not.toHaveBeenCalled();
+    });
+
+    it('are still done when the client closes by itself, as a reference client sends, then closes', async () => {
+      const room = await createRoom(t.url, ada);
+      const [sender, peer] = [await raw(ada), await raw(bob)];
+      for (const client of [sender, peer])
+        await client.request({ type: 'join', room: room.id }, 'joined');
+
+      sender.send({ type: 'broadcast', room: room.id, payload: 'last words' });
+      sender.socket.close();
+
+      expect(await peer.next((f) => f.type === 'message')).toEqual({
+        type: 'message',
+        room: room.id,
+        payload: 'last words',
+      });
+    });
+
+    it('and a removal that comes meanwhile leave the room once', async () => {
+      const privateRoom = await createRoom(t.url, ada, { isPrivate: true });
+      const publicRoom = await createRoom(t.url, ada);
+      await addMember(t.url, ada, privateRoom.id, bob.id);
+      const client = await raw(bob);
+      await client.request({ type: 'join', room: privateRoom.id }, 'joined');
+      const held = holdNextFrame();
+      client.send({ type: 'join', room: publicRoom.id });
+      client.send({ type: 'leave', room: privateRoom.id });
+      await held.started;
+
+      await removeMember(t.url, ada, privateRoom.id, bob.id);
+      held.release();
+      await client.next((f) => f.type === 'joined');
+      await client.request({ type: 'ping' }, 'pong');
+
+      const leftFrames = client.frames.filter((f) => f.type === 'left');
+      expect(leftFrames).toEqual([{ type: 'left', room: privateRoom.id }]);
     });
 
     it('do not keep a removed member receiving the private room', async () => {
