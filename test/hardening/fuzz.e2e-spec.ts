@@ -206,6 +206,27 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
       expect(response.body).toEqual(refusal);
     });
 
+    it('passes in a valid /ws broadcast payload, which only the frame size bounds', async () => {
+      const [sender, peer] = await Promise.all([
+        RawClient.connect(t.url, user.token),
+        RawClient.connect(t.url, user.token),
+      ]);
+      try {
+        for (const client of [sender, peer])
+          await client.request({ type: 'join', room: roomId }, 'joined');
+        const payload = { ...withKeys(2_000), list: new Array(INPUT_BOUNDS.items + 1).fill(0) };
+        sender.send({ type: 'broadcast', room: roomId, payload });
+        expect(await peer.next((f) => f.type === 'message')).toEqual({
+          type: 'message',
+          room: roomId,
+          payload,
+        });
+      } finally {
+        sender.close();
+        peer.close();
+      }
+    });
+
     it('is refused on Socket.IO and /ws, within one packet', async () => {
       const join = withKeys(5_000, { roomId });
       expect(await emitAck(socket, 'chat:join', join)).toEqual({ ok: false, error: refusal });

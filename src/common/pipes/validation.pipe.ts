@@ -6,7 +6,7 @@ import {
 } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
 import type { FieldError } from '@app/common/errors/error-body';
-import { inputExcess } from './input-bounds';
+import { DEPTH_BOUND, inputExcess } from './input-bounds';
 import { validationPlanFor } from './validation-plan';
 
 /**
@@ -32,12 +32,12 @@ export function validationException(errors: ValidationError[]): AppException {
 }
 
 /**
- * Refuses input beyond INPUT_BOUNDS first, before class-transformer walks
- * and copies it. Input that the DTO's validation plan accepts is built from the
- * plan at a fraction of the cost; everything else, invalid input included,
- * takes the full class-transformer and class-validator path, which names each
- * error. A parameter that is not validated (the socket of a live event)
- * costs no second look at its metadata.
+ * Input that the DTO's validation plan accepts is built from the plan at a
+ * fraction of the cost; everything else, invalid input included, takes the
+ * full class-transformer and class-validator path, which names each error.
+ * Input nested beyond INPUT_BOUNDS is refused first, and input beyond its
+ * other bounds before the full path. A parameter that is not validated (the
+ * socket of a live event) costs no second look at its metadata.
  */
 class BoundedValidationPipe extends ValidationPipe {
   override transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
@@ -46,8 +46,8 @@ class BoundedValidationPipe extends ValidationPipe {
         this.isTransformEnabled ? this.transformPrimitive(value, metadata) : value,
       );
     }
-    const excess = inputExcess(value);
-    if (excess !== undefined) return Promise.reject(AppException.validation(excess));
+    const tooDeep = inputExcess(value, DEPTH_BOUND);
+    if (tooDeep !== undefined) return Promise.reject(AppException.validation(tooDeep));
     const plan = validationPlanFor(
       metadata.metatype as new () => object,
       this.validatorOptions,
@@ -55,6 +55,8 @@ class BoundedValidationPipe extends ValidationPipe {
     );
     const accepted = plan?.accept(value);
     if (accepted) return Promise.resolve(accepted);
+    const tooLarge = inputExcess(value);
+    if (tooLarge !== undefined) return Promise.reject(AppException.validation(tooLarge));
     return super.transform(value, metadata) as Promise<unknown>;
   }
 }
