@@ -49,6 +49,8 @@ describe('readEnvelope', () => {
     ['no delivery', JSON.stringify({ node: 'a' })],
     ['an unknown event', JSON.stringify(withDelivery({ event: 'shout' }))],
     ['a channel that is no string', JSON.stringify(withDelivery({ channel: 5 }))],
+    ['a payload that is no object', JSON.stringify(withDelivery({ payload: null }))],
+    ['a payload that is a list', JSON.stringify(withDelivery({ payload: [] }))],
     ['a bad except', JSON.stringify(withDelivery({ except: 'c' }))],
     [
       'an effect without a room',

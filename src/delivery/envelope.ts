@@ -25,11 +25,13 @@ const isMessage = (payload: unknown): boolean =>
   Number.isSafeInteger(payload.seq) &&
   (payload.seq as number) > 0;
 
-function isDelivery(delivery: unknown): delivery is Delivery {
+/** Every event's payload is an object; a resync request's delivery goes to no one with none. */
+function isDelivery(delivery: unknown, resync: boolean): delivery is Delivery {
   return (
     isObject(delivery) &&
     typeof delivery.channel === 'string' &&
     SERVER_EVENTS.has(delivery.event) &&
+    (resync || isObject(delivery.payload)) &&
     (delivery.except === undefined ||
       (isObject(delivery.except) && typeof delivery.except.connectionId === 'string')) &&
     isEffect(delivery.effect) &&
@@ -52,5 +54,5 @@ export function readEnvelope(message: string): Envelope | undefined {
   }
   if (!isObject(value) || typeof value.node !== 'string') return undefined;
   if (value.resync !== undefined && value.resync !== true) return undefined;
-  return isDelivery(value.delivery) ? (value as Envelope) : undefined;
+  return isDelivery(value.delivery, value.resync === true) ? (value as Envelope) : undefined;
 }

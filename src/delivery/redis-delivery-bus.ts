@@ -103,8 +103,13 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
     const envelope = readEnvelope(message);
     if (!envelope) return this.malformed(message);
     if (envelope.node === this.node.id) return;
-    if (envelope.resync) this.resyncHandler();
-    else this.handler(envelope.delivery);
+    // A throw would reach the Redis client, which then drops the rest of what it read.
+    try {
+      if (envelope.resync) this.resyncHandler();
+      else this.handler(envelope.delivery);
+    } catch (error) {
+      this.logger.error(`A delivery from another node failed here: ${(error as Error).message}`);
+    }
   }
 
   private malformed(message: string): void {

@@ -13,10 +13,12 @@ import { RoomsService } from './rooms.service';
 /** The room and invitee of a `room:invited` notification; undefined for any other delivery. */
 function invitationOf({ channel, event, payload }: Delivery) {
   if (event !== ServerEvent.Notification) return undefined;
-  const notification = payload as NotificationJson;
+  const notification = payload as Partial<Extract<NotificationJson, { type: 'room:invited' }>>;
   const userId = roomNames.userIdOf(channel);
-  if (notification.type !== NotificationType.RoomInvited || userId === undefined) return undefined;
-  return { roomId: notification.room.id, userId };
+  const roomId = notification.room?.id;
+  if (notification.type !== NotificationType.RoomInvited || !userId || typeof roomId !== 'string')
+    return undefined;
+  return { roomId, userId };
 }
 
 /** Who may add and remove members, and who is told about it. */

@@ -404,6 +404,8 @@ describeCluster('messages on the shared Redis channels that no node sent', () =>
         ['delivery', 'not JSON'],
         ['delivery', delivery({ effect: leaveRoom(123) })],
         ['delivery', delivery({ effect: leaveRoom() })],
+        ['delivery', delivery({ channel: `chat:${room.id}`, payload: null })],
+        ['delivery', delivery({ payload: { type: 'room:invited' } })],
         [
           'delivery',
           delivery({
