@@ -1,4 +1,4 @@
-import { type OnModuleDestroy, UseFilters, UseGuards, UsePipes } from '@nestjs/common';
+import { Logger, type OnModuleDestroy, UseFilters, UseGuards, UsePipes } from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -60,6 +60,7 @@ export class ChatGateway
     OnGatewayDisconnect<AppSocket>,
     OnModuleDestroy
 {
+  private readonly logger = new Logger(ChatGateway.name);
   /** An expired token ends the connection, so that the client reconnects with a fresh one. */
   private readonly tokenExpiries = new Deadlines<AppSocket>((socket) => this.expireToken(socket));
   private slowConsumerCheck?: NodeJS.Timeout;
@@ -149,10 +150,16 @@ export class ChatGateway
     try {
       return await join(subscribe);
     } catch (error) {
-      if (entered) await this.leaveRoom(socket, entered);
+      if (entered) await this.leaveRoom(socket, entered).catch(this.logLeaveFailure);
       throw error;
     }
   }
+
+  /** The join's own error is the one the client gets. */
+  private readonly logLeaveFailure = (error: unknown) =>
+    this.logger.warn(
+      `Could not take a socket out after its failed join: ${(error as Error).message}`,
+    );
 
   /** A join with `since`: live messages wait behind the ack, so that none comes twice. */
   private async rejoin(

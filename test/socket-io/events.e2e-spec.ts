@@ -3,6 +3,7 @@ import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { JoinResult, RoomUserEvent, UserJoinedEvent } from '@app/contract/socket-events';
 import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
 import { AppException } from '@app/common/errors/app.exception';
+import { ChatService } from '@app/chat/chat.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { databaseKinds } from '../support/databases';
@@ -22,7 +23,10 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
     ada = await registerUser(t.url, `ada_${Date.now() % 100000}`);
     bob = await registerUser(t.url, `bob_${Date.now() % 100000}`);
   });
-  afterEach(() => sockets.closeAll());
+  afterEach(() => {
+    jest.restoreAllMocks();
+    sockets.closeAll();
+  });
   afterAll(() => t.close());
 
   const connect = (user: TestUser) => sockets.connect(user);
@@ -150,9 +154,22 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
 
         expect(here.users).toEqual([{ id: ada.id, username: ada.username }]);
         expect(messages).toEqual([]);
-        jest.restoreAllMocks();
       },
     );
+
+    it("answers a failed join with the join's own error, even when taking the socket out fails too", async () => {
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(bob);
+      jest
+        .spyOn(t.app.get(RoomsService), 'listMembers')
+        .mockRejectedValueOnce(AppException.unavailable('Database unavailable'));
+      jest.spyOn(t.app.get(ChatService), 'leave').mockRejectedValueOnce(new Error('presence down'));
+
+      expect(await emitAck(socket, 'chat:join', room.id)).toEqual({
+        ok: false,
+        error: { code: 'UNAVAILABLE', message: 'Database unavailable', details: [] },
+      });
+    });
 
     it("answers NOT_FOUND for someone else's private room, for every event", async () => {
       const room = await createRoom(t.url, ada, { isPrivate: true });

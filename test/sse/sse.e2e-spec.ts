@@ -137,7 +137,6 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
 
       expect((await connection.next(() => true)).event).toBe('connected');
       expect(json((await connection.next(() => true)).data)).toEqual(notification);
-      jest.restoreAllMocks();
     });
 
     it('streams connected first, then notifications, with the right headers and heartbeats', async () => {
