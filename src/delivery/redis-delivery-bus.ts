@@ -1,4 +1,5 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { OccasionalWarning } from '@app/common/occasional-warning';
 import { ServerEvent } from '@app/contract/events';
 import type { MetricsService } from '@app/metrics/metrics.service';
 import type { NodeIdentity } from '@app/realtime/node-identity';
@@ -6,9 +7,6 @@ import type { RedisService } from '@app/redis/redis.service';
 import { DeliveryBus, type DeliveryHandler } from './delivery-bus';
 import type { Delivery } from './delivery.service';
 import { readEnvelope, type Envelope } from './envelope';
-
-/** At most one warning about malformed messages on the delivery channel in this long. */
-const MALFORMED_WARNING_MS = 60_000;
 
 /** How often a node whose deliveries others missed asks them again until Redis takes the request. */
 const RESYNC_RETRY_MS = 1_000;
@@ -53,8 +51,7 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   private resyncAsked = false;
   private resyncRetry?: NodeJS.Timeout;
   private stopped = false;
-  private malformedCount = 0;
-  private malformedWarnedAt = Number.NEGATIVE_INFINITY;
+  private readonly malformedWarning = new OccasionalWarning(this.logger);
 
   constructor(
     private readonly redis: RedisService,
@@ -113,15 +110,11 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   }
 
   private malformed(message: string): void {
-    this.malformedCount += 1;
-    const now = Date.now();
-    if (now < this.malformedWarnedAt + MALFORMED_WARNING_MS) return;
-    this.logger.warn(
-      `Ignored ${this.malformedCount} malformed message(s) on the delivery channel, ` +
+    this.malformedWarning.note(
+      (count) =>
+        `Ignored ${count} malformed message(s) on the delivery channel, ` +
         `the last: ${message.slice(0, 200)}`,
     );
-    this.malformedWarnedAt = now;
-    this.malformedCount = 0;
   }
 
   private async send(envelope: Envelope): Promise<void> {

@@ -1,11 +1,12 @@
 import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { createAdapter, type RedisAdapter } from '@socket.io/redis-adapter';
 import type { ServerOptions } from 'socket.io';
+import { OccasionalWarning } from '@app/common/occasional-warning';
 import { RedisService } from '@app/redis/redis.service';
 import { AppIoAdapter } from './app-io.adapter';
 import type { AppServer } from './socket-data';
 
-const logger = new Logger('RedisIoAdapter');
+const unreadable = new OccasionalWarning(new Logger('RedisIoAdapter'));
 
 /** What the adapter does with each message of its channels; its subscriptions call these by name. */
 interface MessageHandlers {
@@ -17,14 +18,18 @@ interface MessageHandlers {
  * The adapter with its message handlers made safe: a request it cannot read
  * (`{"type":0,"rooms":5}` from another program, or another version) rejects
  * a promise nobody handles, which would end the process, and a broadcast it
- * cannot decode throws into the Redis client. Each is logged and dropped.
+ * cannot decode throws into the Redis client. Each is dropped, with a
+ * warning at most once a minute.
  */
 function guarded(adapter: RedisAdapter): RedisAdapter {
   const handlers = adapter as unknown as MessageHandlers;
   const onmessage = handlers.onmessage.bind(adapter);
   const onrequest = handlers.onrequest.bind(adapter);
   const drop = (error: unknown) =>
-    logger.warn(`Ignored a Socket.IO adapter message: ${(error as Error).message}`);
+    unreadable.note(
+      (count) =>
+        `Ignored ${count} Socket.IO adapter message(s), the last: ${(error as Error).message}`,
+    );
   handlers.onmessage = (...args) => {
     try {
       onmessage(...args);

@@ -431,7 +431,7 @@ describeCluster('messages on the shared Redis channels that no node sent', () =>
       await eventually(() =>
         node.process.output().includes('malformed message(s) on the delivery channel'),
       );
-      expect(node.process.output()).toContain('Ignored a Socket.IO adapter message');
+      expect(node.process.output()).toContain('Socket.IO adapter message(s)');
       socket.close();
     } finally {
       await redis.close().catch(() => undefined);

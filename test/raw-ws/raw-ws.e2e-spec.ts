@@ -32,6 +32,8 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
     t = await startTestApp(kind, {
       CORS_ORIGINS: 'https://app.example.com',
       WS_PING_INTERVAL_MS: '1000',
+      // Far more connections than the default budget of one address: none of these tests is about it.
+      RATE_LIMIT_CONNECTIONS_PER_IP: '10000/60s',
     });
     ada = await registerUser(t.url);
     bob = await registerUser(t.url);

@@ -8,7 +8,7 @@ const describeWithRedis = process.env.REDIS_URL ? describe : describe.skip;
 
 const WINDOW_MS = 600;
 const LIMIT = 3;
-const BLOCK_MS = 1_200;
+const BLOCK_MS = 3_000;
 
 /** The throttler's shared counters, against a real Redis under a key prefix of its own. */
 describeWithRedis('RedisThrottlerStorage', () => {
