@@ -303,7 +303,7 @@ describeCluster('faults of a three-node cluster', () => {
           () => undefined,
         ),
       );
-      // Some sends answered, the rest still under way: neither kind may be lost.
+      // Some sends answered before the signal, others perhaps still under way: none may be lost.
       await Promise.race(acks);
       const started = Date.now();
       const exit = await cluster.nodes[1].kill('SIGTERM');
