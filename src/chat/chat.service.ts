@@ -88,6 +88,7 @@ export class ChatService {
     if (!joined.has(room.id) && joined.size >= maxRooms) {
       throw AppException.forbidden(`A connection may join at most ${maxRooms} rooms`);
     }
+    assertOpen(connection);
     if (!room.isPrivate) await this.rooms.addMember(room.id, connection.user.id);
     assertOpen(connection);
     this.live.track(room.id, room.lastSeq);

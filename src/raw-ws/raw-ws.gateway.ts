@@ -308,6 +308,8 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   ): Promise<void> {
     await this.rateLimits.consume('message', connection.user.id);
     const roomId = await this.rooms.assertAccessible(connection.user.id, room);
+    // Cut off meanwhile (a deleted account): its broadcast goes nowhere.
+    if (connection.cutOff) return;
     const from = { id: connection.user.id, username: connection.user.username };
     this.delivery.broadcast(roomId, payload, from, connection.id);
   }

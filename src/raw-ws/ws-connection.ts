@@ -61,17 +61,20 @@ export class WsConnection implements Connection {
   }
 
   terminate(): void {
-    this.closedByServer = true;
+    this.markCutOff();
     this.socket.terminate();
   }
 
   close(code: number, reason: string): void {
-    this.closedByServer = true;
-    if (
-      this.socket.readyState === WebSocket.OPEN ||
-      this.socket.readyState === WebSocket.CONNECTING
-    ) {
-      this.socket.close(code, reason);
-    }
+    if (!this.markCutOff()) return;
+    this.socket.close(code, reason);
+  }
+
+  /** Only a connection neither side has started to close yet is the server's to cut off. */
+  private markCutOff(): boolean {
+    const live =
+      this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING;
+    if (live) this.closedByServer = true;
+    return live;
   }
 }

@@ -15,6 +15,7 @@ import {
 import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
 import { DeliveryService } from '@app/delivery/delivery.service';
+import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { databaseKinds } from '../support/databases';
 import { holdNextCall } from '../support/hold';
@@ -324,28 +325,52 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
     /** Holds the next rate-limit check, which every join and broadcast starts with. */
     const holdNextFrame = () => holdNextCall(t.app.get(RateLimitService), 'consume');
 
-    it('are dropped when the server cuts the connection before their turn (the account is deleted)', async () => {
+    /** Deletes the account: every connection of it is cut off with 4001. */
+    const deleteAccount = async (user: TestUser) => {
+      const deleted = await fetch(`${t.url}/api/auth/me`, {
+        method: 'DELETE',
+        headers: { Authorization: `Bearer ${user.token}` },
+      });
+      expect(deleted.ok).toBe(true);
+    };
+
+    it('do nothing once the server cut the connection, queued or under way (the account is deleted)', async () => {
       const doomed = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
       const client = await raw(doomed);
       const joining = holdNextFrame();
       const entering = jest.spyOn(t.app.get(ChatService), 'enter');
+      const adding = jest.spyOn(t.app.get(RoomsService), 'addMember');
       const broadcasting = jest.spyOn(t.app.get(DeliveryService), 'broadcast');
       client.send({ type: 'join', room: room.id });
       client.send({ type: 'broadcast', room: room.id, payload: 'sent before the cut' });
       await joining.started;
 
-      const deleted = await fetch(`${t.url}/api/auth/me`, {
-        method: 'DELETE',
-        headers: { Authorization: `Bearer ${doomed.token}` },
-      });
-      expect(deleted.ok).toBe(true);
+      await deleteAccount(doomed);
       expect(await client.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
       joining.release();
       await Promise.allSettled(entering.mock.results.map((result) => result.value as unknown));
       await sleep(100);
 
       expect(entering).toHaveBeenCalledTimes(1);
+      expect(adding).not.toHaveBeenCalled();
+      expect(broadcasting).not.toHaveBeenCalled();
+    });
+
+    it('send no broadcast that was under way when the server cut the connection', async () => {
+      const doomed = await registerUser(t.url);
+      const room = await createRoom(t.url, ada);
+      const client = await raw(doomed);
+      const checking = holdNextCall(t.app.get(RoomsService), 'assertAccessible');
+      const broadcasting = jest.spyOn(t.app.get(DeliveryService), 'broadcast');
+      client.send({ type: 'broadcast', room: room.id, payload: 'under way at the cut' });
+      await checking.started;
+
+      await deleteAccount(doomed);
+      expect(await client.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
+      checking.release();
+      await sleep(100);
+
       expect(broadcasting).not.toHaveBeenCalled();
     });
 
