@@ -76,6 +76,10 @@ const HOT: Array<[Dto, Record<string, unknown>]> = [
     },
   ],
   [JoinRoomDto, { roomId: ROOM_ID, since: null }],
+  [
+    RoomRefDto,
+    JSON.parse(`{"roomId":"${ROOM_ID}","toString":1,"__proto__":2}`) as Record<string, unknown>,
+  ],
   [PingFrameDto, { type: 'ping' }],
 ];
 

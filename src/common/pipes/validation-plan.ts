@@ -209,6 +209,8 @@ function accept(
   const plain = value as Record<string, unknown>;
   const entity = new metatype() as Record<string, unknown>;
   for (const key of Object.keys(plain)) {
+    // Left out by class-transformer too, so never an unknown field.
+    if (DROPPED_KEYS.has(key)) continue;
     const property = properties.get(key);
     if (!property) return undefined;
     let field = copyOf(plain[key]);
