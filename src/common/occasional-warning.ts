@@ -16,7 +16,7 @@ export class OccasionalWarning {
   /** `describe` gets how many times it came since the last warning, this one included. */
   note(describe: (count: number) => string): void {
     this.count += 1;
-    const now = Date.now();
+    const now = performance.now();
     if (now < this.warnedAt + this.intervalMs) return;
     this.logger.warn(describe(this.count));
     this.warnedAt = now;

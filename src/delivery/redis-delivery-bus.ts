@@ -52,6 +52,7 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   private resyncRetry?: NodeJS.Timeout;
   private stopped = false;
   private readonly malformedWarning = new OccasionalWarning(this.logger);
+  private readonly failedHere = new OccasionalWarning(this.logger);
 
   constructor(
     private readonly redis: RedisService,
@@ -105,7 +106,10 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
       if (envelope.resync) this.resyncHandler();
       else this.handler(envelope.delivery);
     } catch (error) {
-      this.logger.error(`A delivery from another node failed here: ${(error as Error).message}`);
+      this.failedHere.note(
+        (count) =>
+          `${count} delivery(ies) from other nodes failed here, the last: ${String(error)}`,
+      );
     }
   }
 

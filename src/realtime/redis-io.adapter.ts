@@ -6,13 +6,13 @@ import { RedisService } from '@app/redis/redis.service';
 import { AppIoAdapter } from './app-io.adapter';
 import type { AppServer } from './socket-data';
 
-const unreadable = new OccasionalWarning(new Logger('RedisIoAdapter'));
-
 /** What the adapter does with each message of its channels; its subscriptions call these by name. */
 interface MessageHandlers {
   onmessage(...args: unknown[]): void;
   onrequest(...args: unknown[]): Promise<void>;
 }
+
+const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
  * The adapter with its message handlers made safe: a request it cannot read
@@ -21,14 +21,13 @@ interface MessageHandlers {
  * cannot decode throws into the Redis client. Each is dropped, with a
  * warning at most once a minute.
  */
-function guarded(adapter: RedisAdapter): RedisAdapter {
+function guarded(adapter: RedisAdapter, unreadable: OccasionalWarning): RedisAdapter {
   const handlers = adapter as unknown as MessageHandlers;
   const onmessage = handlers.onmessage.bind(adapter);
   const onrequest = handlers.onrequest.bind(adapter);
   const drop = (error: unknown) =>
     unreadable.note(
-      (count) =>
-        `Ignored ${count} Socket.IO adapter message(s), the last: ${(error as Error).message}`,
+      (count) => `Ignored ${count} Socket.IO adapter message(s), the last: ${reasonOf(error)}`,
     );
   handlers.onmessage = (...args) => {
     try {
@@ -60,8 +59,9 @@ export class RedisIoAdapter extends AppIoAdapter {
       key: redis.key('socket.io'),
     });
     // Socket.IO builds its adapter with `new`, which an arrow function refuses.
+    const unreadable = new OccasionalWarning(new Logger(RedisIoAdapter.name));
     this.adapterConstructor = function guardedAdapter(nsp: unknown) {
-      return guarded(createRedisAdapter(nsp));
+      return guarded(createRedisAdapter(nsp), unreadable);
     };
   }
 
