@@ -88,7 +88,6 @@ function ignoreError(): void {}
  * The raw WebSocket edge (`/ws`, the `ws` library) on the HTTP server all
  * transports share: plain JSON frames, the same rooms, rules and budgets.
  */
-
 @Injectable()
 export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(RawWsGateway.name);
