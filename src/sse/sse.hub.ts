@@ -106,7 +106,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
     return this.channels.channelCount;
   }
 
-  /** The event first, so that the personal stream tells the client why its streams end. */
+  /** The event first, so that a removal reaches the personal stream before the room streams it ends. */
   private deliver(delivery: Delivery): void {
     const subscribers = this.channels.subscribers(delivery.channel);
     if (subscribers.size > 0) {
