@@ -35,7 +35,7 @@ import { JoinRoomDto } from './dto/join-room.dto';
 import { RoomRefDto } from './dto/room-ref.dto';
 import { SendChatMessageDto } from './dto/send-chat-message.dto';
 import { JoinPayloadPipe } from './join-payload.pipe';
-import { SocketIoDelivery } from './socket-io.delivery';
+import { type Fence, SocketIoDelivery } from './socket-io.delivery';
 
 const connectionOf = (socket: AppSocket): Connection => ({
   id: socket.id,
@@ -168,20 +168,21 @@ export class ChatGateway
     since: number,
     subscribe: (roomId: string) => void,
   ): Promise<JoinResult> {
-    let fenced: string | undefined;
+    let fenced: { roomId: string; fence: Fence } | undefined;
     let lastSeq = since;
     try {
       const result = await this.chat.join(connectionOf(socket), roomId, since, (id) => {
-        fenced = id;
-        this.socketDelivery.fence(socket, id);
+        fenced = { roomId: id, fence: this.socketDelivery.fence(socket, id) };
         subscribe(id);
       });
       lastSeq = result.missed.at(-1)?.seq ?? resumePoint(since, result.room.lastSeq);
       return result;
     } finally {
       // After the ack has gone out (it is sent once this handler's promise settles).
-      if (fenced)
-        setImmediate((id: string) => this.socketDelivery.release(socket, id, lastSeq), fenced);
+      if (fenced) {
+        const { roomId: id, fence } = fenced;
+        setImmediate(() => this.socketDelivery.release(socket, id, lastSeq, fence));
+      }
     }
   }
 

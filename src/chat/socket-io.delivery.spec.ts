@@ -12,7 +12,7 @@ import {
 import { SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import type { LiveDelivery } from './live-delivery';
-import { SocketIoDelivery } from './socket-io.delivery';
+import { type Fence, SocketIoDelivery } from './socket-io.delivery';
 
 const ROOM = '0190c0de-0000-7000-8000-000000000002';
 const USER = '0190c0de-0000-7000-8000-000000000003';
@@ -44,6 +44,7 @@ describe('SocketIoDelivery', () => {
   let listener: DeliveryListener;
   let deliveredSeq: number;
   let socketDelivery: SocketIoDelivery;
+  let fence: Fence;
   let sent: Array<{ seq: number; except: string[] }>;
   let rooms: Map<string, Set<string>>;
   let order: string[];
@@ -80,14 +81,14 @@ describe('SocketIoDelivery', () => {
     sent = fake.sent;
     rooms = fake.rooms;
     socketDelivery.attach(fake.server, applyEffect);
-    socketDelivery.fence(socket as unknown as AppSocket, ROOM);
+    fence = socketDelivery.fence(socket as unknown as AppSocket, ROOM);
   });
 
   it('holds live messages back during the join and sends only those after the missed ones', () => {
     live(5);
     live(6);
     deliveredSeq = 6;
-    socketDelivery.release(socket as unknown as AppSocket, ROOM, 5);
+    socketDelivery.release(socket as unknown as AppSocket, ROOM, 5, fence);
     expect(sent).toEqual([
       { seq: 5, except: ['rejoining'] },
       { seq: 6, except: ['rejoining'] },
@@ -100,7 +101,7 @@ describe('SocketIoDelivery', () => {
 
   it('after the ack, skips what the join already read from storage until the live stream passes it', () => {
     deliveredSeq = 3;
-    socketDelivery.release(socket as unknown as AppSocket, ROOM, 6);
+    socketDelivery.release(socket as unknown as AppSocket, ROOM, 6, fence);
     live(4);
     live(5);
     live(6);
@@ -118,10 +119,21 @@ describe('SocketIoDelivery', () => {
 
   it('forgets a fence when the socket leaves the room', () => {
     deliveredSeq = 3;
-    socketDelivery.release(socket as unknown as AppSocket, ROOM, 6);
+    socketDelivery.release(socket as unknown as AppSocket, ROOM, 6, fence);
     socketDelivery.forget(socket as unknown as AppSocket, ROOM);
     live(4);
     expect(sent).toEqual([{ seq: 4, except: [] }]);
+  });
+
+  it('leaves a fence made by a later rejoin to that rejoin', () => {
+    socketDelivery.forget(socket as unknown as AppSocket, ROOM);
+    const rejoined = socketDelivery.fence(socket as unknown as AppSocket, ROOM);
+    deliveredSeq = 3;
+    socketDelivery.release(socket as unknown as AppSocket, ROOM, 3, fence);
+    live(4);
+    expect(sent).toEqual([{ seq: 4, except: ['rejoining'] }]);
+    socketDelivery.release(socket as unknown as AppSocket, ROOM, 3, rejoined);
+    expect(socket.emit.mock.calls).toEqual([[ServerEvent.Message, message(4)]]);
   });
 
   it("applies a delivery's effect to each local socket of its channel, after the event", () => {

@@ -18,7 +18,7 @@ import { LiveDelivery } from './live-delivery';
  * after it, live messages up to the last missed one are skipped for it, as
  * this node's live stream may still be behind what storage already showed.
  */
-interface Fence {
+export interface Fence {
   /** Live messages held back while the join runs; undefined once the ack is out. */
   held?: MessageJson[];
   /** The last seq the socket already has. */
@@ -61,23 +61,26 @@ export class SocketIoDelivery implements OnApplicationShutdown {
     this.dropAudience?.();
   }
 
-  /** Starts holding back the socket's live messages of the room. */
-  fence(socket: AppSocket, roomId: string): void {
+  /** Starts holding back the socket's live messages of the room; `release` takes the fence. */
+  fence(socket: AppSocket, roomId: string): Fence {
     const channel = roomNames.chat(roomId);
     const fenced = this.fences.get(channel) ?? new Map<string, Fence>();
-    fenced.set(socket.id, { held: [], floor: Number.POSITIVE_INFINITY });
+    const fence: Fence = { held: [], floor: Number.POSITIVE_INFINITY };
+    fenced.set(socket.id, fence);
     this.fences.set(channel, fenced);
+    return fence;
   }
 
   /**
    * Called once the join ack is out: sends what was held back after `lastSeq`
    * (the last message the socket already has), and keeps skipping live
    * messages up to `lastSeq` until this node's live stream has passed it.
+   * A fence the socket has dropped since (it left, perhaps to rejoin) is not
+   * the one to release.
    */
-  release(socket: AppSocket, roomId: string, lastSeq: number): void {
+  release(socket: AppSocket, roomId: string, lastSeq: number, fence: Fence): void {
     const channel = roomNames.chat(roomId);
-    const fence = this.fences.get(channel)?.get(socket.id);
-    if (!fence) return;
+    if (this.fences.get(channel)?.get(socket.id) !== fence) return;
     const held = fence.held ?? [];
     fence.held = undefined;
     fence.floor = lastSeq;
