@@ -27,6 +27,7 @@ import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
 import { closedForGood, cut, engineConnectionOf } from '@app/realtime/engine-connection';
 import { GracefulShutdown, graceForClosing } from '@app/realtime/graceful-shutdown.service';
+import { InSocketOrder } from '@app/realtime/in-socket-order.decorator';
 import { SLOW_CONSUMER_CHECK_MS, SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
@@ -117,7 +118,13 @@ export class ChatGateway
     await this.chat.disconnected(connectionOf(socket));
   }
 
+  /**
+   * Joins and leaves of a socket run one at a time, in the order sent, so
+   * that each sees the rooms the ones before it left behind (the room cap, a
+   * failed join's clean-up, a leave sent right behind a join).
+   */
   @SubscribeMessage(ClientEvent.Join)
+  @InSocketOrder()
   @UseGuards(WsRoomAccessGuard)
   @RateLimit('join')
   join(
@@ -187,6 +194,7 @@ export class ChatGateway
   }
 
   @SubscribeMessage(ClientEvent.Leave)
+  @InSocketOrder()
   async leave(
     @ConnectedSocket() socket: AppSocket,
     @MessageBody() { roomId }: RoomRefDto,

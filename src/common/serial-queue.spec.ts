@@ -1,4 +1,4 @@
-import { SerialQueue } from './serial-queue';
+import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 
 describe('SerialQueue', () => {
   it('runs tasks one at a time in order, even when one fails', async () => {
@@ -20,5 +20,38 @@ describe('SerialQueue', () => {
     ]);
     expect(events).toEqual(['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+  });
+});
+
+describe('KeyedSerialQueue', () => {
+  const step = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+  it('runs the tasks of one key in order, and of different keys side by side', async () => {
+    const queue = new KeyedSerialQueue<string>();
+    const events: string[] = [];
+    const task = (name: string, fail = false) => async () => {
+      events.push(`start ${name}`);
+      await step();
+      events.push(`end ${name}`);
+      if (fail) throw new Error(name);
+    };
+    const results = await Promise.allSettled([
+      queue.run('x', task('x1', true)),
+      queue.run('y', task('y1')),
+      queue.run('x', task('x2')),
+    ]);
+    const at = (event: string) => events.indexOf(event);
+    expect(at('start y1')).toBeLessThan(at('end x1'));
+    expect(at('start x2')).toBeGreaterThan(at('end x1'));
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
+  });
+
+  it('holds nothing for a key once its tasks are done', async () => {
+    const queue = new KeyedSerialQueue<string>();
+    const running = queue.run('x', step);
+    expect(queue.size).toBe(1);
+    await running;
+    await step();
+    expect(queue.size).toBe(0);
   });
 });

@@ -1,10 +1,36 @@
+const settled = () => undefined;
+
 /** Runs tasks one at a time, in the order they were queued. */
 export class SerialQueue {
   private tail: Promise<unknown> = Promise.resolve();
 
   run<T>(task: () => Promise<T>): Promise<T> {
     const result = this.tail.then(task, task);
-    this.tail = result.catch(() => undefined);
+    this.tail = result.then(settled, settled);
     return result;
+  }
+}
+
+/**
+ * A `SerialQueue` per key, held only while the key has tasks queued, so
+ * that keys with nothing to run (idle connections) cost nothing.
+ */
+export class KeyedSerialQueue<K> {
+  private readonly tails = new Map<K, Promise<unknown>>();
+
+  run<T>(key: K, task: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const result = previous.then(task, task);
+    const tail = result.then(settled, settled);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+
+  /** Keys with tasks queued or running. */
+  get size(): number {
+    return this.tails.size;
   }
 }

@@ -3,6 +3,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { of, type Observable } from 'rxjs';
 import type { Socket } from 'socket.io';
 import { AppIoAdapter } from './app-io.adapter';
+import { InSocketOrder } from './in-socket-order.decorator';
 // After the adapter, which loads Nest's metadata support; not part of Nest's public API.
 import { WebSocketsController } from '@nestjs/websockets/web-sockets-controller';
 
@@ -12,7 +13,9 @@ function setUp() {
     get: () => ({ observeAck: () => undefined }),
   } as unknown as INestApplicationContext;
   const adapter = new AppIoAdapter(app);
-  const socket = () => new EventEmitter() as unknown as Socket;
+  let sockets = 0;
+  const socket = () =>
+    Object.assign(new EventEmitter(), { id: `s${++sockets}` }) as unknown as Socket;
   // Nest's flattens a handler's Observable; these handlers return it as it is.
   const transform = (result: unknown) => result as Observable<unknown>;
   const ackOf = (socket: Socket, event: string, payload: unknown) =>
@@ -27,6 +30,7 @@ describe('AppIoAdapter dispatch', () => {
     const calls: unknown[] = [];
     const handler = {
       message: 'echo',
+      methodName: 'echo',
       callback(this: object, client: Socket, data: unknown) {
         calls.push({ gateway: this, client, data });
         return Promise.resolve({ echoed: data });
@@ -57,11 +61,51 @@ describe('AppIoAdapter dispatch', () => {
   it('answers an Observable result through the transform, and nothing without an ack', async () => {
     const { adapter, socket, transform, ackOf } = setUp();
     const ada = socket();
-    const handler = { message: 'later', callback: () => of('done') };
+    const handler = { message: 'later', methodName: 'later', callback: () => of('done') };
     adapter.bindSharedMessageHandlers(ada, [handler], {}, transform);
 
     expect(await ackOf(ada, 'later', {})).toEqual({ ok: true, data: 'done' });
     expect(() => ada.emit('later', {})).not.toThrow();
+  });
+
+  it('runs the events marked InSocketOrder one at a time per socket, in the order sent', async () => {
+    const { adapter, socket, transform, ackOf } = setUp();
+    const events: string[] = [];
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    class Gateway {
+      @InSocketOrder()
+      slow(_: Socket, data: string) {
+        events.push(`start ${data}`);
+        return gate.then(() => events.push(`end ${data}`));
+      }
+      @InSocketOrder()
+      quick(_: Socket, data: string) {
+        events.push(`quick ${data}`);
+        return Promise.resolve();
+      }
+      free(_: Socket, data: string) {
+        events.push(`free ${data}`);
+        return Promise.resolve();
+      }
+    }
+    const handlers = (['slow', 'quick', 'free'] as const).map((name) => ({
+      message: name,
+      methodName: name,
+      callback: Gateway.prototype[name] as (this: object, ...args: unknown[]) => unknown,
+    }));
+    const [ada, bob] = [socket(), socket()];
+    for (const client of [ada, bob])
+      adapter.bindSharedMessageHandlers(client, handlers, new Gateway(), transform);
+
+    const adaAnswers = [ackOf(ada, 'slow', 'a1'), ackOf(ada, 'quick', 'a2')];
+    await ackOf(ada, 'free', 'a3');
+    await ackOf(bob, 'quick', 'b1');
+    expect(events).toEqual(expect.arrayContaining(['start a1', 'free a3', 'quick b1']));
+    expect(events).not.toContain('quick a2');
+    openGate();
+    await Promise.all(adaAnswers);
+    expect(events.slice(-2)).toEqual(['end a1', 'quick a2']);
   });
 
   it("is handed the gateway's handlers unbound by Nest as patched", () => {

@@ -6,12 +6,14 @@ import { isObservable, type Observable } from 'rxjs';
 import type { Socket as EngineSession } from 'engine.io';
 import type { ServerOptions, Socket } from 'socket.io';
 import { TokenService } from '@app/auth/token.service';
+import { KeyedSerialQueue } from '@app/common/serial-queue';
 import type { AllConfig } from '@app/config/app-config';
 import type { AckResponse } from '@app/contract/socket-events';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { trustRule } from './client-address';
 import { ConnectionTracker } from './connection-tracker';
+import { isInSocketOrder } from './in-socket-order.decorator';
 import { isOriginAllowed } from './origin-policy';
 import type { AppServer, AppSocket } from './socket-data';
 import { limitPacketRate } from './packet-rate';
@@ -21,6 +23,7 @@ import { handshakeCompleted, socketHandshake } from './socket-handshake';
 /** A gateway's handler as Nest keeps it, before binding it to a socket. */
 interface GatewayHandler {
   message: unknown;
+  methodName: string;
   callback: (this: object, socket: Socket, data: unknown, ack: unknown) => unknown;
   isAckHandledManually?: boolean;
 }
@@ -126,7 +129,11 @@ export class AppIoAdapter extends IoAdapter {
       socket.on(handler.message as string, this.sharedListener(handler, gateway));
   }
 
-  /** Nest without the patch: the handlers come bound to the socket, each with a listener of its own. */
+  /**
+   * Nest without the patch: the handlers come bound to the socket, each with
+   * a listener of its own, and without their names (so `InSocketOrder` cannot
+   * be read: the patch is part of the install).
+   */
   override bindMessageHandlers(
     socket: Socket,
     handlers: MessageMappingProperties[],
@@ -134,29 +141,34 @@ export class AppIoAdapter extends IoAdapter {
   ): void {
     this.transform ??= transform;
     for (const { message, callback, isAckHandledManually } of handlers)
-      socket.on(message as string, (...args: unknown[]) =>
-        this.handle(message as string, callback, isAckHandledManually, args),
-      );
+      socket.on(message as string, (...args: unknown[]) => {
+        void this.handle(message as string, callback, isAckHandledManually, args);
+      });
   }
 
   private transform?: (data: unknown) => Observable<unknown>;
   private readonly listeners = new WeakMap<GatewayHandler, SharedListener>();
+  private readonly socketOrder = new KeyedSerialQueue<string>();
 
   /** The listener of a gateway's handler for every socket: the same handler object each time. */
   private sharedListener(handler: GatewayHandler, gateway: object): SharedListener {
     let listener = this.listeners.get(handler);
     if (!listener) {
-      const { message, callback, isAckHandledManually } = handler;
+      const { message, callback, isAckHandledManually, methodName } = handler;
       const event = message as string;
-      const dispatch = (socket: Socket, args: unknown[]) =>
+      const handle = (socket: Socket, args: unknown[]) =>
         this.handle(
           event,
           (data, ack) => callback.call(gateway, socket, data, ack),
           isAckHandledManually,
           args,
         );
+      const dispatch = isInSocketOrder(gateway, methodName)
+        ? (socket: Socket, args: unknown[]) =>
+            this.socketOrder.run(socket.id, () => handle(socket, args))
+        : handle;
       listener = function (this: Socket, ...args: unknown[]) {
-        dispatch(this, args);
+        void dispatch(this, args);
       };
       this.listeners.set(handler, listener);
     }
@@ -168,7 +180,7 @@ export class AppIoAdapter extends IoAdapter {
     callback: SocketHandler,
     isAckHandledManually: boolean | undefined,
     args: unknown[],
-  ): void {
+  ): Promise<void> {
     const metrics = this.metrics();
     // As RxJS's fromEvent hands them over: one argument as itself, several as an array.
     const payload = args.length <= 1 ? args[0] : args;
@@ -192,10 +204,12 @@ export class AppIoAdapter extends IoAdapter {
       reply!({ ok: true, data: result ?? {} });
     };
     // An Observable (from an interceptor) runs its handler only once subscribed.
-    Promise.resolve(callback(data, reply)).then((result) => {
-      if (isObservable(result))
-        this.transform!(result).subscribe({ next: succeed, error: ignoreFailure });
-      else succeed(result);
+    return Promise.resolve(callback(data, reply)).then((result) => {
+      if (!isObservable(result)) return succeed(result);
+      return new Promise<void>((settled) => {
+        const done = () => settled();
+        this.transform!(result).subscribe({ next: succeed, error: done, complete: done });
+      });
     }, ignoreFailure);
   }
 }

@@ -23,6 +23,7 @@ import {
   nextEvent,
   sleep,
   socketPool,
+  type ClientSocket,
 } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -85,6 +86,72 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
 
     expect(await presentIds(room.id)).not.toContain(joiner.id);
     expect(t.app.get(LiveDelivery).deliveredSeq(room.id)).toBeUndefined();
+  });
+
+  /** Whether the socket gets the room's messages: a round trip on it comes back behind any. */
+  const getsMessagesOf = async (socket: ClientSocket, roomId: string) => {
+    const got = collect(socket, 'chat:message');
+    const ownerSocket = await sockets.connect(owner);
+    await emitOk(ownerSocket, 'chat:join', roomId);
+    const ownerGets = nextEvent(ownerSocket, 'chat:message');
+    await postMessage(t.url, owner, roomId, 'probe');
+    await ownerGets;
+    await emitAck(socket, 'room:presence', { roomId });
+    return got.length > 0;
+  };
+
+  /** Holds the join's room access check: the guard's, before the handler runs. */
+  const holdNextAccessCheck = () => {
+    const rooms = t.app.get(RoomsService);
+    jest.spyOn(rooms, 'knownAccessible').mockReturnValueOnce(undefined);
+    return holdNextCall(rooms, 'assertAccessible');
+  };
+
+  it.each([
+    ['its room lookup', holdNextRoomLookup],
+    ['its access check', holdNextAccessCheck],
+  ])(
+    'leaves a Socket.IO socket out of a room it joined and left back to back, the join waiting on %s',
+    async (_, hold) => {
+      const room = await createRoom(t.url, owner);
+      const joiner = await registerUser(t.url);
+      const socket = await sockets.connect(joiner);
+      const lookup = hold();
+      const joined = emitAck(socket, 'chat:join', { roomId: room.id });
+      await lookup.started;
+      const left = emitAck(socket, 'chat:leave', { roomId: room.id });
+      // Events of one socket are handled in order: the leave has been handed over by now.
+      await emitAck(socket, 'room:presence', { roomId: room.id });
+      lookup.release();
+
+      expect(await joined).toMatchObject({ ok: true });
+      expect(await left).toEqual({ ok: true, data: {} });
+      expect(await presentIds(room.id)).not.toContain(joiner.id);
+      expect(await getsMessagesOf(socket, room.id)).toBe(false);
+    },
+  );
+
+  it('keeps a Socket.IO socket in a room it joined twice at once when the first join fails', async () => {
+    const room = await createRoom(t.url, owner);
+    const joiner = await registerUser(t.url);
+    const socket = await sockets.connect(joiner);
+    let failListing!: () => void;
+    const listingFails = new Promise<never>((_, reject) => {
+      failListing = () => reject(new Error('members unreadable'));
+    });
+    const listing = jest
+      .spyOn(t.app.get(RoomsService), 'listMembers')
+      .mockImplementationOnce(() => listingFails);
+    const first = emitAck(socket, 'chat:join', { roomId: room.id });
+    await eventually(() => listing.mock.calls.length === 1);
+    const second = emitAck(socket, 'chat:join', { roomId: room.id });
+    await emitAck(socket, 'room:presence', { roomId: room.id });
+    failListing();
+
+    expect(await first).toMatchObject({ ok: false, error: { code: 'INTERNAL' } });
+    expect(await second).toMatchObject({ ok: true });
+    expect(await presentIds(room.id)).toContain(joiner.id);
+    expect(await getsMessagesOf(socket, room.id)).toBe(true);
   });
 
   it('refuses a join to a private room whose member was removed while it ran', async () => {

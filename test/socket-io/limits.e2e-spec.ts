@@ -119,6 +119,19 @@ describe.each(databaseKinds())('Socket.IO limits (%s)', (kind) => {
     await emitOk(socket, 'chat:join', rooms[2].id);
   });
 
+  it('caps the rooms of a socket that asks for them all at once', async () => {
+    const socket = await connect(bob);
+    const rooms = await Promise.all([1, 2, 3].map(() => createRoom(t.url, bob)));
+    const answers = await Promise.all(
+      rooms.map((room) => emitAck(socket, 'chat:join', { roomId: room.id })),
+    );
+    expect(answers.map((answer) => answer.ok)).toEqual([true, true, false]);
+    expect(answers[2]).toEqual({
+      ok: false,
+      error: expect.objectContaining({ code: 'FORBIDDEN' }),
+    });
+  });
+
   it('caps concurrent sockets per user, and frees the slot on disconnect', async () => {
     const carol = await registerUser(t.url);
     const first = await connect(carol);
