@@ -1,14 +1,17 @@
 import { gzipSync } from 'node:zlib';
-import { getMetadataStorage, IS_LENGTH, MAX_LENGTH, MIN_LENGTH } from 'class-validator';
+import { getMetadataStorage, IS_LENGTH, MAX, MAX_LENGTH, MIN, MIN_LENGTH } from 'class-validator';
 import type { Pool } from 'pg';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { LoginDto, RegisterDto } from '@app/auth/dto/credentials.dto';
 import { CHAR_LENGTH } from '@app/common/validators/char-length';
+import { HistoryQuery } from '@app/messages/dto/history.query';
 import { MessageBodyDto } from '@app/messages/dto/send-message.dto';
 import { AddMemberDto } from '@app/rooms/dto/add-member.dto';
 import { CreateRoomDto } from '@app/rooms/dto/create-room.dto';
+import { ListRoomsQuery } from '@app/rooms/dto/list-rooms.query';
+import { RoomEventsQuery } from '@app/sse/dto/room-events.query';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { CuttablePostgres } from '../support/cuttable-postgres';
 import { databaseKinds } from '../support/databases';
@@ -47,6 +50,41 @@ function validatorsCountingOtherwise(dto: new () => object): string[] {
   return validationsOf(dto)
     .filter(({ name }) => name === IS_LENGTH || name === MIN_LENGTH || name === MAX_LENGTH)
     .map(({ propertyName, name }) => `${propertyName}: ${name}`);
+}
+
+/** Every DTO a REST route reads from its query, by route as the spec names it. */
+const QUERIES = [
+  ['/api/rooms', ListRoomsQuery],
+  ['/api/rooms/{roomId}/messages', HistoryQuery],
+  ['/api/rooms/{id}/events', RoomEventsQuery],
+] as const;
+
+type Bounds = Record<string, { minimum?: number; maximum?: number }>;
+
+interface QueryParameter {
+  name: string;
+  in: string;
+  schema?: { minimum?: number; maximum?: number };
+}
+
+function documentedBounds(parameters: QueryParameter[]): Bounds {
+  const bounds: Bounds = {};
+  for (const { name, in: where, schema } of parameters) {
+    if (where !== 'query' || !schema) continue;
+    const { minimum, maximum } = schema;
+    if (minimum !== undefined || maximum !== undefined) bounds[name] = { minimum, maximum };
+  }
+  return bounds;
+}
+
+function enforcedBounds(dto: new () => object): Bounds {
+  const bounds: Bounds = {};
+  for (const { name, propertyName, constraints } of validationsOf(dto)) {
+    if (name !== MIN && name !== MAX) continue;
+    bounds[propertyName] ??= {};
+    bounds[propertyName][name === MIN ? 'minimum' : 'maximum'] = constraints[0] as number;
+  }
+  return bounds;
 }
 
 describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', (kind) => {
@@ -242,6 +280,14 @@ describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', 
         enforcedLengths(dto),
       );
       expect(validatorsCountingOtherwise(dto)).toEqual([]);
+    },
+  );
+
+  it.each(QUERIES.map(([route, dto]) => [route, dto] as const))(
+    'documents exactly the number bounds the query of GET %s enforces',
+    async (route, dto) => {
+      const spec = (await request(t.url).get('/api/docs-json').expect(200)).body;
+      expect(documentedBounds(spec.paths[route].get.parameters)).toEqual(enforcedBounds(dto));
     },
   );
 

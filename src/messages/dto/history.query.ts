@@ -5,7 +5,11 @@ import { LimitQuery, toQueryInt } from '@app/common/pagination/page-query.dto';
 import { MAX_SEQ } from '../seq';
 
 export class HistoryQuery extends LimitQuery {
-  @ApiPropertyOptional({ description: 'Ascending page of the messages after this seq', minimum: 0 })
+  @ApiPropertyOptional({
+    description: 'Ascending page of the messages after this seq (not with `before`)',
+    minimum: 0,
+    maximum: MAX_SEQ,
+  })
   @IsOptional()
   @Transform(toQueryInt)
   @IsInt()
@@ -14,8 +18,10 @@ export class HistoryQuery extends LimitQuery {
   since?: number;
 
   @ApiPropertyOptional({
-    description: 'Descending page of the messages before this seq (default: the newest)',
+    description:
+      'Descending page of the messages before this seq (default: the newest; not with `since`)',
     minimum: 1,
+    maximum: MAX_SEQ,
   })
   @IsOptional()
   @Transform(toQueryInt)
