@@ -10,6 +10,15 @@ describe('extractMentions', () => {
     expect(extractMentions('see @j.doe-')).toEqual(['j.doe-', 'j.doe']);
   });
 
+  it('finds no name in a run of name characters longer than a username', () => {
+    const longest = 'a'.repeat(32);
+    expect(extractMentions(`hi @${longest}`)).toEqual([longest]);
+    expect(
+      extractMentions(`hi @${longest}aaaaaaaa and @${'b'.repeat(10)}.${'c'.repeat(30)}`),
+    ).toEqual([]);
+    expect(extractMentions(`hi @${longest}... or @${longest}.x`)).toEqual([longest]);
+  });
+
   it('finds nothing in text without an @', () => {
     expect(extractMentions('hello ada, hello bob')).toEqual([]);
   });

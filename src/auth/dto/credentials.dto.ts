@@ -2,10 +2,8 @@ import { ApiProperty } from '@nestjs/swagger';
 import { IsString, Matches } from 'class-validator';
 import { CharLength, charRangeSchema, type CharRange } from '@app/common/validators/char-length';
 import { IsStorableText } from '@app/common/validators/storable-text';
+import { USERNAME_LENGTH, USERNAME_PATTERN } from '@app/contract/usernames';
 
-export const USERNAME_PATTERN = /^[a-zA-Z0-9_.-]+$/;
-/** Within the users' `varchar(32)` columns. */
-export const USERNAME_LENGTH: CharRange = { min: 3, max: 32 };
 export const PASSWORD_LENGTH: CharRange = { min: 8, max: 128 };
 export const LOGIN_USERNAME_LENGTH: CharRange = { min: 1, max: 128 };
 export const LOGIN_PASSWORD_LENGTH: CharRange = { min: 1, max: 1024 };
