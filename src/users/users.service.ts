@@ -4,6 +4,7 @@ import { In, IsNull, Repository } from 'typeorm';
 import { chunksOf } from '@app/common/chunks';
 import { AppException } from '@app/common/errors/app.exception';
 import { uuidv7 } from '@app/common/ids/uuid-v7';
+import { usernameKey } from '@app/contract/usernames';
 import { isUniqueViolation } from '@app/database/database-errors';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import { User } from './user.entity';
@@ -30,7 +31,7 @@ export class UsersService {
     const user = this.users.create({
       id: uuidv7(),
       username,
-      usernameKey: username.toLowerCase(),
+      usernameKey: usernameKey(username),
       passwordHash,
       createdAt: new Date(),
       deletedAt: null,
@@ -53,7 +54,7 @@ export class UsersService {
     return this.users
       .createQueryBuilder('user')
       .addSelect('user.passwordHash')
-      .where('user.usernameKey = :key', { key: username.toLowerCase() })
+      .where('user.usernameKey = :key', { key: usernameKey(username) })
       .andWhere('user.deletedAt IS NULL')
       .getOne();
   }
@@ -61,7 +62,7 @@ export class UsersService {
   /** Active users among the given names, matched regardless of case. */
   findActiveByUsernames(usernames: string[]): Promise<User[]> {
     if (usernames.length === 0) return Promise.resolve([]);
-    const keys = [...new Set(usernames.map((name) => name.toLowerCase()))];
+    const keys = [...new Set(usernames.map(usernameKey))];
     return this.users.findBy({ usernameKey: In(keys), deletedAt: IsNull() });
   }
 

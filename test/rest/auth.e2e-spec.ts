@@ -52,6 +52,11 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
       ['a too short password', { username: 'someone', password: 'short' }, 'password'],
       ['a too long password', { username: 'someone', password: 'p'.repeat(129) }, 'password'],
       ['a number for a password', { username: 'someone', password: 12345678 }, 'password'],
+      [
+        'a lone surrogate in the password',
+        { username: 'someone', password: 'correct horse\ud800' },
+        'password',
+      ],
       ['an unknown field', { username: 'someone', password: 'password-123', admin: true }, 'admin'],
     ])('refuses %s with VALIDATION_FAILED', async (_case, body, field) => {
       const response = await request(t.url).post('/api/auth/register').send(body).expect(400);
@@ -117,10 +122,19 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
       expect(wrongPassword.body.code).toBe('UNAUTHORIZED');
     });
 
+    it('folds only ASCII letters of a username: a Kelvin sign is no k', async () => {
+      const user = await registerUser(t.url, uniqueUsername('k'));
+      const login = (username: string) =>
+        request(t.url).post('/api/auth/login').send({ username, password: 'password-123' });
+      await login(user.username.toUpperCase()).expect(200);
+      await login(`\u212a${user.username.slice(1)}`).expect(401);
+    });
+
     it.each([
       ['no password', { username: 'x' }],
       ['a NUL character in the username', { username: 'ad\u0000a', password: 'password-123' }],
       ['a lone surrogate in the username', { username: 'ada\udfff', password: 'password-123' }],
+      ['a lone surrogate in the password', { username: 'ada', password: 'password-123\udc00' }],
     ])('refuses %s with VALIDATION_FAILED', async (_case, body) => {
       const response = await request(t.url).post('/api/auth/login').send(body).expect(400);
       expect(response.body).toEqual({

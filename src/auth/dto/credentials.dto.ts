@@ -19,9 +19,11 @@ export class RegisterDto {
   @Matches(USERNAME_PATTERN, { message: 'username may contain only letters, digits, _ . and -' })
   username: string;
 
+  /** Well-formed, since passwords are hashed as UTF-8: lone surrogates would all become U+FFFD. */
   @ApiProperty({ ...charRangeSchema(PASSWORD_LENGTH), example: 'correct horse battery' })
   @IsString()
   @CharLength(PASSWORD_LENGTH)
+  @IsStorableText()
   password: string;
 }
 
@@ -36,5 +38,6 @@ export class LoginDto {
   @ApiProperty({ ...charRangeSchema(LOGIN_PASSWORD_LENGTH), example: 'correct horse battery' })
   @IsString()
   @CharLength(LOGIN_PASSWORD_LENGTH)
+  @IsStorableText()
   password: string;
 }
