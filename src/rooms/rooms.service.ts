@@ -258,6 +258,7 @@ export class RoomsService {
       .where('member.roomId = :roomId', { roomId })
       .andWhere('user.deletedAt IS NULL')
       .orderBy('member.joinedAt', 'ASC')
+      .addOrderBy('member.userId', 'ASC')
       .getRawMany<UserSummaryJson>();
     return rows.map(({ id, username }) => ({ id, username }));
   }

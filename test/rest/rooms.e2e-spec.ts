@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import type { NotificationJson } from '@app/contract/models';
+import { RoomMember } from '@app/rooms/room-member.entity';
 import { Room } from '@app/rooms/room.entity';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { addMember, createRoom, registerUser, type TestUser } from '../support/api';
@@ -184,6 +185,21 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
   });
 
   describe('membership', () => {
+    it('lists members who joined in the same instant in one order on every database', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const joiners = await Promise.all([1, 2, 3].map(() => registerUser(t.url)));
+      // Added newest account first, so that insertion order is not the answer.
+      for (const joiner of joiners.reverse()) await addMember(t.url, owner, room.id, joiner.id);
+      await t.app
+        .get(DataSource)
+        .getRepository(RoomMember)
+        .update({ roomId: room.id }, { joinedAt: new Date('2026-01-01T00:00:00Z') });
+
+      const members = await t.app.get(RoomsService).listMembers(room.id);
+      const ids = [owner, ...joiners].map((user) => user.id).sort();
+      expect(members.map((member) => member.id)).toEqual(ids);
+    });
+
     it('lets the owner invite to a private room, notifying the invitee once and nobody else', async () => {
       const third = await registerUser(t.url);
       const [ownerSocket, otherSocket, thirdSocket] = await Promise.all(
