@@ -187,6 +187,32 @@ describe('RoomFeed', () => {
     expect(rest.calls).toEqual([5, 1_005]);
   });
 
+  it('delivers nothing a fill under way reads once closed, and reports no failure', async () => {
+    const rest = slowFirstHistory({ count: 8 });
+    const delivered: number[] = [];
+    const f = new RoomFeed({
+      roomId: ROOM,
+      since: 5,
+      deliver: (m) => delivered.push(m.seq),
+      fetchAfter: rest.fetchAfter,
+    });
+    const gapFill = f.receive(message(8));
+    f.close();
+    rest.answerFirst();
+    await gapFill;
+    expect(delivered).toEqual([]);
+
+    const failing = new RoomFeed({
+      roomId: ROOM,
+      since: 5,
+      deliver: (m) => delivered.push(m.seq),
+      fetchAfter: () => Promise.reject(new Error('down')),
+    });
+    const failedFill = failing.receive(message(8));
+    failing.close();
+    await expect(failedFill).resolves.toBeUndefined();
+  });
+
   it('keeps what it holds when a fill fails, and completes on the next trigger', async () => {
     let failing = true;
     const delivered: number[] = [];

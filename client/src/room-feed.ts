@@ -124,7 +124,8 @@ export class RoomFeed {
   }
 
   private drain(): void {
-    if (this.lastSeq === undefined) return;
+    // A fill still under way when the room was left reads pages nobody must see.
+    if (this.closed || this.lastSeq === undefined) return;
     for (
       let next = this.pending.get(this.lastSeq + 1);
       next;
@@ -153,6 +154,7 @@ export class RoomFeed {
       },
       (error: unknown) => {
         this.filling = undefined;
+        if (this.closed) return;
         this.retryFillLater();
         throw error;
       },
@@ -186,7 +188,7 @@ export class RoomFeed {
 
   private async fetchEverythingAfter(): Promise<void> {
     let since: number | null = this.lastSeq ?? 0;
-    while (since !== null) {
+    while (since !== null && !this.closed) {
       const page = await this.options.fetchAfter(this.roomId, since);
       this.accept(page.items);
       since = page.nextCursor;
