@@ -81,16 +81,21 @@ export interface PersonalEventsOptions extends SseOptions {
  */
 export function subscribeRoomEvents(options: RoomEventsOptions): SseSubscription {
   let lastSeq = options.since;
+  let firstOfStream = false;
   return openResilientStream(options, {
     path: `/api/rooms/${encodeURIComponent(options.roomId)}/events`,
     query: async (token) => ({
       since: (lastSeq ??= (await restFor(options, token).getRoom(options.roomId)).lastSeq),
     }),
     probe: (rest) => rest.getRoom(options.roomId),
+    opened: () => (firstOfStream = true),
     listeners: {
       [ServerEvent.Message]: (event) => {
         const message = JSON.parse(event.data) as MessageJson;
-        if (lastSeq !== undefined && message.seq <= lastSeq) return;
+        if (!firstOfStream && lastSeq !== undefined && message.seq <= lastSeq) return;
+        // A stream resumes after the seq it was opened with, or from the room's end when that
+        // is behind it (a restored database): a first message at or below it comes from there.
+        firstOfStream = false;
         lastSeq = message.seq;
         options.onMessage(message);
       },
@@ -126,12 +131,14 @@ interface StreamSpec {
   probe: (rest: RestClient) => Promise<unknown>;
   /** Query parameters of the next stream opened (the resume point). */
   query: (token: string) => { since?: number } | Promise<{ since?: number }>;
+  /** Every time a stream opens, its native reconnections included. */
+  opened?: () => void;
   listeners: Record<string, (event: SseMessageEvent) => void>;
 }
 
 function openResilientStream(
   options: SseOptions,
-  { path, query, listeners, probe }: StreamSpec,
+  { path, query, listeners, probe, opened: streamOpened }: StreamSpec,
 ): SseSubscription {
   const EventSourceImpl = options.EventSource ?? globalEventSource();
   const backoff = new Backoff(options.backoff);
@@ -153,6 +160,7 @@ function openResilientStream(
       opened = true;
       refusedInARow = 0;
       backoff.connected();
+      streamOpened?.();
     };
     current.onerror = (event) => {
       if (current.readyState !== CLOSED || source !== current) return;

@@ -58,6 +58,33 @@ describe('SSE helpers against the real event streams', () => {
     expect(seen.map((m) => m.text)).toEqual(['stored 2', 'live']);
   });
 
+  it('follows a room whose end is behind `since` (a restored database) from that end', async () => {
+    const room = await createRoom(app.url, ada, { name: 'restored' });
+    await postMessage(app.url, ada, room.id, 'before the restore');
+    const seen: MessageJson[] = [];
+    let opened = false;
+    subscriptions.push(
+      subscribeRoomEvents({
+        url: app.url,
+        token: () => ada.token,
+        EventSource: class extends EventSource {
+          constructor(url: string) {
+            super(url);
+            this.addEventListener('open', () => (opened = true));
+          }
+        },
+        roomId: room.id,
+        since: 50,
+        onMessage: (message) => seen.push(message),
+      }),
+    );
+    await waitFor('the stream', () => opened);
+    await postMessage(app.url, bob, room.id, 'after the restore');
+    await postMessage(app.url, bob, room.id, 'and again');
+    await waitFor('the new messages', () => seen.length === 2);
+    expect(seen.map((m) => m.seq)).toEqual([2, 3]);
+  });
+
   it('resumes from the room’s position when the stream is re-opened before any message arrived', async () => {
     const quietRoom = (await createRoom(app.url, ada, { name: 'sse-quiet' })).id;
     const sources: EventSource[] = [];
