@@ -44,6 +44,24 @@ describe('Reconnector', () => {
     instance.stop();
   });
 
+  it('retries, with backoff, an attempt whose connection cannot even be made', async () => {
+    let opens = 0;
+    const instance = new Reconnector({
+      token: () => 't',
+      backoff: { baseMs: 1_000, capMs: 5_000 },
+      open: () => {
+        opens += 1;
+        if (opens === 1) throw new SyntaxError('Invalid URL');
+      },
+    });
+    instance.start();
+    await settle();
+    expect(instance.state).toMatchObject({ status: 'reconnecting', attempt: 1 });
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(opens).toBe(2);
+    instance.stop();
+  });
+
   it('gives a hanging token provider a default timeout', async () => {
     const provider = hangingOnce();
     const { instance } = reconnector(provider.token);

@@ -2,6 +2,7 @@ import { Backoff, type BackoffOptions } from './backoff';
 import { TypedEmitter } from './emitter';
 import type { ErrorBody } from './contract';
 import type { ConnectionState, TokenProvider } from './connection-state';
+import { withTimeout } from './time-limit';
 
 export interface ReconnectorOptions {
   token: TokenProvider;
@@ -113,13 +114,22 @@ export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
     const token = Promise.resolve().then(() => this.options.token());
     withTimeout(token, this.tokenTimeoutMs).then(
       (token) => {
-        if (generation === this.generation) this.options.open(token);
+        if (generation === this.generation) this.openWith(token);
       },
       () => {
         // The provider failed or hung (for example its refresh call): a retry may cure it.
         if (generation === this.generation) this.lost();
       },
     );
+  }
+
+  /** A connection that cannot even be made (a malformed URL) is retried like a lost one. */
+  private openWith(token: string): void {
+    try {
+      this.options.open(token);
+    } catch {
+      this.lost();
+    }
   }
 
   private clearRetry(): void {
@@ -131,12 +141,4 @@ export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
     this.current = state;
     this.emit('state', state);
   }
-}
-
-function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`No answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -56,3 +56,50 @@ describe('RestClient answers that are not the service’s own', () => {
     expect(error.code).toBe('UNAVAILABLE');
   });
 });
+
+describe('RestClient requests that hang', () => {
+  /** A fetch that never answers, but gives up when its request is aborted. */
+  const hanging = (signals: AbortSignal[]) => (_url: string, init: RequestInit) =>
+    new Promise<Response>((_, reject) => {
+      signals.push(init.signal!);
+      init.signal!.addEventListener('abort', () => reject(new Error('aborted')));
+    });
+
+  it('fail with UNAVAILABLE after the time limit, and abort the request', async () => {
+    const signals: AbortSignal[] = [];
+    const rest = new RestClient({
+      baseUrl: 'http://service',
+      token: () => 't',
+      fetch: hanging(signals),
+      timeoutMs: 20,
+    });
+    const error = await failure(rest.me());
+    expect(error.code).toBe('UNAVAILABLE');
+    expect(signals.map((signal) => signal.aborted)).toEqual([true]);
+  });
+
+  it('count a token provider that hangs against the same limit', async () => {
+    const rest = new RestClient({
+      baseUrl: 'http://service',
+      token: () => new Promise<string>(() => undefined),
+      fetch: answering(200, '{}', 'application/json'),
+      timeoutMs: 20,
+    });
+    expect((await failure(rest.me())).code).toBe('UNAVAILABLE');
+  });
+});
+
+describe('RestClient URLs', () => {
+  it('do not double the slash of a base URL that ends in one', async () => {
+    const urls: string[] = [];
+    const rest = new RestClient({
+      baseUrl: 'http://service/',
+      fetch: (url) => {
+        urls.push(url);
+        return answering(200, '{}', 'application/json')();
+      },
+    });
+    await rest.me();
+    expect(urls).toEqual(['http://service/api/auth/me']);
+  });
+});

@@ -2,6 +2,8 @@ import type { TokenProvider } from './connection-state';
 import type { ErrorBody, MessageJson, RoomJson } from './contract';
 import type { AccessTokenJson, PageJson, UserJson } from '../../src/contract/models';
 import { ChatError, clientError, isErrorBody } from './errors';
+import { withTimeout } from './time-limit';
+import { withoutTrailingSlashes } from './urls';
 
 export type { AccessTokenJson, PageJson, UserJson } from '../../src/contract/models';
 
@@ -26,16 +28,31 @@ export interface RestClientOptions {
   baseUrl: string;
   token?: TokenProvider;
   fetch?: FetchLike;
+  /** A request (its token included) not answered by then fails with UNAVAILABLE (default 15 s). */
+  timeoutMs?: number;
 }
 
+const DEFAULT_TIMEOUT_MS = 15_000;
+
 type Query = Record<string, string | number | undefined>;
+
+interface RequestOptions {
+  body?: object;
+  query?: Query;
+  anonymous?: boolean;
+}
 
 /** A typed wrapper of the REST routes the SDK and the page use; failures throw a `ChatError`. */
 export class RestClient {
   private readonly fetchImpl: FetchLike;
+  private readonly baseUrl: string;
+  private readonly timeoutMs: number;
 
   constructor(private readonly options: RestClientOptions) {
     this.fetchImpl = options.fetch ?? ((url, init) => fetch(url, init));
+    // `http://host/` would make `//api/...` paths, which no route matches.
+    this.baseUrl = withoutTrailingSlashes(options.baseUrl);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
   register(credentials: Credentials): Promise<UserJson> {
@@ -72,10 +89,28 @@ export class RestClient {
     return this.request('POST', `/rooms/${encodeURIComponent(roomId)}/messages`, { body });
   }
 
-  private async request<T>(
+  /**
+   * A request that hangs (a half-open connection after a network change, a
+   * token refresh that never answers) would stall whoever waits on it, a
+   * room's gap fill for one: it fails after `timeoutMs` instead, and is aborted.
+   */
+  private request<T>(
     method: 'GET' | 'POST',
     path: string,
-    options: { body?: object; query?: Query; anonymous?: boolean } = {},
+    options: RequestOptions = {},
+  ): Promise<T> {
+    const abort = new AbortController();
+    return withTimeout(this.perform<T>(method, path, options, abort.signal), this.timeoutMs, () => {
+      abort.abort();
+      return new ChatError(clientError('UNAVAILABLE', `No answer within ${this.timeoutMs} ms`));
+    });
+  }
+
+  private async perform<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    options: RequestOptions,
+    signal: AbortSignal,
   ): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (options.body) headers['Content-Type'] = 'application/json';
@@ -86,6 +121,7 @@ export class RestClient {
       method,
       headers,
       body: options.body ? JSON.stringify(options.body) : undefined,
+      signal,
     });
     const payload = await readJson(response);
     if (!response.ok) throw new ChatError(errorBodyOf(payload, response.status), response.status);
@@ -107,7 +143,7 @@ export class RestClient {
       .filter((entry): entry is [string, string | number] => entry[1] !== undefined)
       .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`)
       .join('&');
-    return `${this.options.baseUrl}/api${path}${search ? `?${search}` : ''}`;
+    return `${this.baseUrl}/api${path}${search ? `?${search}` : ''}`;
   }
 }
 

@@ -10,6 +10,7 @@ import {
 } from './contract';
 import { ChatError, clientError } from './errors';
 import { RestClient, type FetchLike } from './rest';
+import { withoutTrailingSlashes } from './urls';
 
 type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
 
@@ -153,7 +154,8 @@ function openResilientStream(
     if (closed) return;
     const params = new URLSearchParams({ token });
     if (since !== undefined) params.set('since', String(since));
-    const current = new EventSourceImpl(`${options.url}${path}?${params.toString()}`);
+    const url = `${withoutTrailingSlashes(options.url)}${path}?${params.toString()}`;
+    const current = new EventSourceImpl(url);
     source = current;
     let opened = false;
     current.onopen = () => {

@@ -21,6 +21,7 @@ import {
   type WsErrorRequest,
   type WsServerFrame,
 } from './ws-frames';
+import { withoutTrailingSlashes } from './urls';
 import { WsReplies } from './ws-replies';
 
 /** Handler property types checked bivariantly, so that both DOM and `ws` sockets fit. */
@@ -453,9 +454,9 @@ function globalWebSocket(): WebSocketConstructor {
 }
 
 function wsOrigin(url: string): string {
-  return url.replace(/^http(s?):\/\//, 'ws$1://').replace(/\/+$/, '');
+  return withoutTrailingSlashes(url.replace(/^http(s?):\/\//, 'ws$1://'));
 }
 
 function httpOrigin(url: string): string {
-  return url.replace(/^ws(s?):\/\//, 'http$1://').replace(/\/+$/, '');
+  return withoutTrailingSlashes(url.replace(/^ws(s?):\/\//, 'http$1://'));
 }
