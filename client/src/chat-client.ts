@@ -22,6 +22,7 @@ import {
 import { TypedEmitter } from './emitter';
 import { ChatError, clientError, isErrorBody, isFinalError } from './errors';
 import { Outbox, type PendingMessage } from './outbox';
+import { DEFAULT_MAX_PAYLOAD_BYTES, payloadTooLarge } from './payload-size';
 import { Reconnector } from './reconnector';
 import { RestClient, type FetchLike } from './rest';
 import { RoomFeed } from './room-feed';
@@ -36,6 +37,8 @@ export interface ChatClientOptions {
   tokenTimeoutMs?: number;
   /** How long to wait for an ack before treating the request as lost. */
   ackTimeoutMs?: number;
+  /** The server's `WS_MAX_PAYLOAD_BYTES` (64 KiB by default): larger sends are refused here. */
+  maxPayloadBytes?: number;
   /** Extra socket.io-client options; reconnection always stays with the SDK. */
   socketOptions?: Partial<ManagerOptions & SocketOptions>;
   /** REST access for filling gaps; built from `url` and `token` when absent. */
@@ -98,10 +101,12 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   private readonly rest: RestClient;
   private readonly rooms = new Map<string, JoinedRoom>();
   private readonly ackTimeoutMs: number;
+  private readonly maxPayloadBytes: number;
 
   constructor(options: ChatClientOptions) {
     super();
     this.ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.rest =
       options.rest ??
       new RestClient({ baseUrl: options.url, token: options.token, fetch: options.fetch });
@@ -197,9 +202,12 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   /**
    * Sends a message, now or once connected, resending it with the same
    * `clientMsgId` until the server acknowledges it: stored exactly once.
-   * Rejects only when the server refuses it for good.
+   * Rejects only when the server refuses it for good, or at once with
+   * PAYLOAD_TOO_LARGE when it is over `maxPayloadBytes`.
    */
   send(roomId: string, text: string, options: { clientMsgId?: string } = {}): Promise<MessageJson> {
+    const tooLarge = payloadTooLarge({ roomId, text, ...options }, this.maxPayloadBytes);
+    if (tooLarge) return Promise.reject(tooLarge);
     return this.outbox.send(roomId.toLowerCase(), text, options.clientMsgId);
   }
 

@@ -167,6 +167,20 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('refuses a broadcast over the size limit, which the server would answer by closing', async () => {
+    const { ws } = client({ maxPayloadBytes: 1_024 });
+    const socket = await connected(ws);
+    const before = socket.sent.length;
+    expect(() => ws.broadcast(ROOM, { text: 'x'.repeat(1_024) })).toThrow(
+      expect.objectContaining({ code: 'PAYLOAD_TOO_LARGE' }),
+    );
+    ws.broadcast(ROOM, { text: 'fits' });
+    expect(socket.sent.slice(before)).toEqual([
+      { type: 'broadcast', room: ROOM, payload: { text: 'fits' } },
+    ]);
+    ws.close();
+  });
+
   it('asks for a new token once after a 4001, then stops for good: no retry storm', async () => {
     const { ws, tokens, states } = client();
     ws.connect();

@@ -21,6 +21,7 @@ import {
   type WsErrorRequest,
   type WsServerFrame,
 } from './ws-frames';
+import { DEFAULT_MAX_PAYLOAD_BYTES, payloadTooLarge } from './payload-size';
 import { withoutTrailingSlashes } from './urls';
 import { WsReplies } from './ws-replies';
 
@@ -60,6 +61,8 @@ export interface WsClientOptions {
   tokenTimeoutMs?: number;
   /** Frames kept while not connected; when full, the oldest is dropped (`dropped` event). */
   maxQueued?: number;
+  /** The server's `WS_MAX_PAYLOAD_BYTES` (64 KiB by default): larger broadcasts are refused here. */
+  maxPayloadBytes?: number;
   heartbeat?: Partial<HeartbeatOptions>;
   /** No `connected` frame within this time after opening: give up on the attempt. */
   connectTimeoutMs?: number;
@@ -197,9 +200,18 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     if (this.ready) this.send({ type: WsClientFrameType.Leave, room: id });
   }
 
-  /** An ephemeral message to the other members of the room; queued while not connected. */
+  /**
+   * An ephemeral message to the other members of the room; queued while not
+   * connected. Throws a `ChatError` (PAYLOAD_TOO_LARGE) for a frame over
+   * `maxPayloadBytes`, which the server would answer by closing the connection.
+   */
   broadcast(room: string, payload: unknown): void {
     const frame: WsClientFrame = { type: WsClientFrameType.Broadcast, room, payload };
+    const tooLarge = payloadTooLarge(
+      frame,
+      this.options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    );
+    if (tooLarge) throw tooLarge;
     if (this.ready) this.write(frame);
     else this.enqueue(frame);
   }

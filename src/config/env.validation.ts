@@ -19,6 +19,7 @@ import { parseDuration } from './duration';
 import { parseCorsOrigins } from './cors-origins';
 import { parseTrustProxy } from './trust-proxy';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '@app/contract/limits';
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -235,7 +236,7 @@ export class EnvironmentVariables {
   @IsInt()
   @Min(1024)
   @Max(16 * 1024 * 1024)
-  WS_MAX_PAYLOAD_BYTES = 64 * 1024;
+  WS_MAX_PAYLOAD_BYTES = DEFAULT_MAX_PAYLOAD_BYTES;
 
   @Transform(toInt)
   @IsInt()

@@ -52,6 +52,21 @@ describe('ChatClient outbox against a real server', () => {
     expect(client.pendingMessages).toEqual([]);
   });
 
+  it('refuses a message over the server’s size limit at once, keeping the connection', async () => {
+    const roomId = (await createRoom(service.url, ada, { name: 'too-large' })).id;
+    client.connect();
+    await client.join(roomId);
+    const states: string[] = [];
+    client.on('state', (state) => states.push(state.status));
+
+    await expect(client.send(roomId, 'x'.repeat(70_000))).rejects.toMatchObject({
+      code: 'PAYLOAD_TOO_LARGE',
+    });
+    expect(client.pendingMessages).toEqual([]);
+    expect((await client.send(roomId, 'still connected')).seq).toBe(1);
+    expect(states).toEqual([]);
+  });
+
   it('stores a message sent just before a crash exactly once, whether or not its ack was lost', async () => {
     const roomId = (await createRoom(service.url, ada, { name: 'crash-send' })).id;
     client.connect();
