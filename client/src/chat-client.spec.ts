@@ -70,6 +70,7 @@ class FakeChatServer {
           },
         );
       });
+      socket.on(ClientEvent.Presence, (_payload, ack) => ack?.({ ok: true, data: { users: [] } }));
     });
   }
 
@@ -174,6 +175,16 @@ describe('ChatClient', () => {
       [{ roomId: ROOM }],
       [{ roomId: ROOM, since: ROOM_LAST_SEQ + 1 }],
     ]);
+  });
+
+  it('joins a room joined from a listener of the connected state once', async () => {
+    chat.on('state', (state) => {
+      if (state.status === 'connected') void chat.join(ROOM);
+    });
+    chat.connect();
+    await until('the join', () => (server.joinsPerConnection[0]?.length ?? 0) >= 1);
+    await chat.presence(ROOM); // a round trip behind any second join
+    expect(server.joinsPerConnection).toEqual([[{ roomId: ROOM }]]);
   });
 
   it.each(['RATE_LIMITED', 'UNAVAILABLE'] as const)(

@@ -248,8 +248,10 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   }
 
   private connected(): void {
+    // Taken before the state is announced: a room a listener joins then is joined by that call.
+    const rooms = [...this.rooms.values()];
     this.reconnector.succeeded();
-    for (const room of this.rooms.values()) this.sendJoin(room);
+    for (const room of rooms) if (this.rooms.get(room.feed.roomId) === room) this.sendJoin(room);
     this.outbox.flush();
   }
 

@@ -167,6 +167,16 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('joins a room joined from a listener of the connected state once', async () => {
+    const { ws } = client();
+    ws.on('state', (state) => {
+      if (state.status === 'connected') ws.join(ROOM);
+    });
+    const socket = await connected(ws);
+    expect(socket.sentOf('join')).toEqual([{ type: 'join', room: ROOM }]);
+    ws.close();
+  });
+
   it('refuses a broadcast over the size limit, which the server would answer by closing', async () => {
     const { ws } = client({ maxPayloadBytes: 1_024 });
     const socket = await connected(ws);

@@ -292,11 +292,13 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   }
 
   private connected(userId: string): void {
+    // Taken before the state is announced: a room a listener joins then is joined by that call.
+    const rooms = [...this.rooms.keys()];
     this.ready = true;
     this.reconnector.succeeded();
     this.emit('connected', { userId });
     // Joins go first: the server handles a connection's frames in order.
-    for (const room of this.rooms.keys()) this.sendJoin(room);
+    for (const room of rooms) if (this.rooms.has(room)) this.sendJoin(room);
     for (const frame of this.queue.splice(0)) this.write(frame);
   }
 
