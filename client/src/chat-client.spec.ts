@@ -187,6 +187,21 @@ describe('ChatClient', () => {
     expect(server.joinsPerConnection).toEqual([[{ roomId: ROOM }]]);
   });
 
+  it('fails a request the server never answers with the contract’s UNAVAILABLE', async () => {
+    server.io.removeAllListeners('connection');
+    const quiet = new ChatClient({ url: server.url, token: () => 't', ackTimeoutMs: 50 });
+    try {
+      quiet.connect();
+      await until('the connection', () => quiet.state.status === 'connected');
+      await expect(quiet.presence(ROOM)).rejects.toMatchObject({
+        name: 'ChatError',
+        code: 'UNAVAILABLE',
+      });
+    } finally {
+      quiet.close();
+    }
+  });
+
   it.each(['RATE_LIMITED', 'UNAVAILABLE'] as const)(
     'retries a join the server refused with %s, and resolves once it is accepted',
     async (code) => {

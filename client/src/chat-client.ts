@@ -20,7 +20,7 @@ import {
   type UserSummaryJson,
 } from './contract';
 import { TypedEmitter } from './emitter';
-import { ChatError, clientError, isErrorBody, isFinalError } from './errors';
+import { ChatError, clientError, failureReporter, isErrorBody, isFinalError } from './errors';
 import { Outbox, type PendingMessage } from './outbox';
 import { DEFAULT_MAX_PAYLOAD_BYTES, payloadTooLarge } from './payload-size';
 import { Reconnector } from './reconnector';
@@ -326,14 +326,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   }
 
   /** A REST gap fill that failed is tried again by the feed itself; the app hears of the failure. */
-  private track(fill: Promise<void>): void {
-    fill.catch((error: unknown) => {
-      this.emit(
-        'error',
-        error instanceof ChatError ? error.body : clientError(ErrorCode.Unavailable, String(error)),
-      );
-    });
-  }
+  private readonly track = failureReporter((error) => this.emit('error', error));
 
   private request<E extends AckedEvent>(
     event: E,
@@ -352,9 +345,11 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
           ack: (error: Error | null, response: AckResponse<AckDataOf<E>>) => void,
         ): void;
       };
-      emitter.emit(event, payload, (error, response) =>
-        error ? reject(error) : resolve(response),
-      );
+      emitter.emit(event, payload, (error, response) => {
+        if (!error) return resolve(response);
+        const message = `No answer within ${this.ackTimeoutMs} ms`;
+        reject(new ChatError(clientError(ErrorCode.Unavailable, message)));
+      });
     });
   }
 }

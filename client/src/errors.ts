@@ -46,3 +46,27 @@ export function isErrorBody(value: unknown): value is ErrorBody {
 export function clientError(code: ErrorBody['code'], message: string): ErrorBody {
   return { code, message, details: [] };
 }
+
+/** The contract's error a failure carries, or UNAVAILABLE naming it. */
+export function errorBodyOf(error: unknown): ErrorBody {
+  return error instanceof ChatError ? error.body : clientError('UNAVAILABLE', String(error));
+}
+
+/**
+ * Reports the failures of work the caller does not await, each once however
+ * many callers wait on it: every message held behind a gap shares one fill.
+ */
+export function failureReporter(
+  report: (error: ErrorBody) => void,
+): (work: Promise<unknown>) => void {
+  const reported = new WeakSet<object>();
+  return (work) => {
+    work.catch((error: unknown) => {
+      if (typeof error === 'object' && error !== null) {
+        if (reported.has(error)) return;
+        reported.add(error);
+      }
+      report(errorBodyOf(error));
+    });
+  };
+}

@@ -460,6 +460,24 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('reports a failing gap fill once, however many messages wait on it', async () => {
+    let answer!: (response: Response) => void;
+    const fetch = () => new Promise<Response>((resolve) => (answer = resolve));
+    const { ws } = client({ resume: true, fetch });
+    const errors = record(ws, 'error');
+    ws.join(ROOM);
+    const socket = await connected(ws);
+    socket.joined(ROOM, 1);
+    await settle();
+    for (const seq of [3, 4, 5])
+      socket.frame({ type: WsServerFrameType.ChatMessage, room: ROOM, message: message(seq) });
+    await settle();
+    answer(new Response('{"code":"UNAVAILABLE","message":"down","details":[]}', { status: 503 }));
+    await settle();
+    expect(errors).toEqual([{ code: 'UNAVAILABLE', message: 'down', details: [] }]);
+    ws.close();
+  });
+
   it('starts a room without a known position at the lastSeq of the join, to catch up after an outage', async () => {
     let stored = 5;
     const rest = restHistory(() => stored);

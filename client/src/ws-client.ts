@@ -8,7 +8,7 @@ import {
   type NotificationJson,
 } from './contract';
 import { TypedEmitter } from './emitter';
-import { ChatError, clientError, isFinalError } from './errors';
+import { clientError, failureReporter, isFinalError } from './errors';
 import { Reconnector } from './reconnector';
 import { RestClient, type FetchLike } from './rest';
 import { RoomFeed } from './room-feed';
@@ -449,14 +449,8 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     for (const room of this.rooms.values()) clearTimeout(room.retryTimer);
   }
 
-  private track(work: Promise<void>): void {
-    work.catch((error: unknown) =>
-      this.emit(
-        'error',
-        error instanceof ChatError ? error.body : clientError(ErrorCode.Unavailable, String(error)),
-      ),
-    );
-  }
+  /** A REST gap fill that failed is tried again by the feed itself; the app hears of the failure. */
+  private readonly track = failureReporter((error) => this.emit('error', error));
 }
 
 function globalWebSocket(): WebSocketConstructor {
