@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { RequestMethod, type INestApplication } from '@nestjs/common';
+import { Logger, RequestMethod, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
@@ -72,10 +72,32 @@ function applyHttpSettings(app: NestExpressApplication, http: HttpConfig): void 
   });
 }
 
+/**
+ * The page's own scripts, styles and connections only, and no framing: the
+ * page holds a bearer token, and a framed login invites clickjacking.
+ */
+const CHAT_PAGE_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Security-Policy':
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; " +
+    "form-action 'self'; frame-ancestors 'none'",
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+};
+
 /** The chat page (built by `npm run build`); only existing files are answered, so no route is shadowed. */
 function serveChatPage(app: NestExpressApplication, webRoot: string): void {
-  if (existsSync(join(webRoot, 'index.html')))
-    app.useStaticAssets(webRoot, { index: 'index.html' });
+  if (!existsSync(join(webRoot, 'index.html'))) {
+    new Logger('ChatPage').warn(`Not serving the chat page: no index.html in ${webRoot}`);
+    return;
+  }
+  app.useStaticAssets(webRoot, {
+    index: 'index.html',
+    setHeaders: (response: Response) => {
+      for (const [name, value] of Object.entries(CHAT_PAGE_HEADERS))
+        response.setHeader(name, value);
+    },
+  });
 }
 
 /**
