@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import {
   addMember,
@@ -11,7 +12,7 @@ import {
 } from '../support/api';
 import { runsUnderCi } from '../support/ci';
 import { REPO_ROOT } from '../support/service-process';
-import { fullHistory, RestartableService } from '../sdk/sdk-harness';
+import { fullHistory, RestartableService, waitFor } from '../sdk/sdk-harness';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -33,6 +34,8 @@ const UI_TIMEOUT_MS = 30_000;
 /** What a join's ack brings at most: more is paged from REST. */
 const TRUNCATED_JOIN = 1_000;
 const POST_BATCH = 20;
+/** The rooms the page lists at once. */
+const ROOMS_PAGE = 100;
 /** Long enough for a late answer to a superseded request to reach the page. */
 const SETTLE_MS = 1_000;
 
@@ -52,6 +55,8 @@ const describeWithBrowser = browserAvailable() ? describe : describe.skip;
 describeWithBrowser('the chat page in Chromium', () => {
   let service: RestartableService;
   let browser: Browser;
+  /** What the browser reported the page's Content-Security-Policy blocked. */
+  const blockedByPolicy: string[] = [];
 
   beforeAll(async () => {
     if (!existsSync(PAGE_BUILD)) throw new Error(`${PAGE_BUILD} is missing: run "npm run build"`);
@@ -65,11 +70,14 @@ describeWithBrowser('the chat page in Chromium', () => {
     await service?.dispose();
   });
 
-  async function openPage(): Promise<Page> {
+  async function openPage(url = service.url): Promise<Page> {
     const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
     const page = await context.newPage();
+    page.on('console', (message) => {
+      if (message.text().includes('Content Security Policy')) blockedByPolicy.push(message.text());
+    });
     page.setDefaultTimeout(UI_TIMEOUT_MS);
-    await page.goto(service.url);
+    await page.goto(url);
     return page;
   }
 
@@ -91,8 +99,8 @@ describeWithBrowser('the chat page in Chromium', () => {
   const expectConnected = (page: Page) =>
     page.waitForSelector('#connection[data-status=connected]');
 
-  async function openRoom(page: Page, name: string): Promise<void> {
-    await page.click('#refresh-rooms');
+  async function openRoom(page: Page, name: string, { refresh = true } = {}): Promise<void> {
+    if (refresh) await page.click('#refresh-rooms');
     await page.click(`#room-list button:text-is("# ${name}")`);
     await page.waitForSelector(`#room-title:text-is("# ${name}")`);
     await page.waitForSelector('#composer input:not([disabled])');
@@ -316,6 +324,144 @@ describeWithBrowser('the chat page in Chromium', () => {
     expect(await page.inputValue('#create-room [name=name]')).toBe('');
   });
 
+  it('lists the rooms after the first page on demand, and a room it creates at once', async () => {
+    // A service of its own: the other tests list their rooms on the first page.
+    const crowded = await RestartableService.start();
+    try {
+      const frank = await registerUser(crowded.url, uniqueUsername('frank'));
+      for (let made = 0; made < ROOMS_PAGE; made += POST_BATCH) {
+        const names = range(made + 1, Math.min(ROOMS_PAGE, made + POST_BATCH));
+        await Promise.all(
+          names.map((n) => createRoomAs(frank.token, `filler ${n}`, false, crowded.url)),
+        );
+      }
+      await createRoomAs(frank.token, 'newest of all', false, crowded.url);
+      const page = await openPage(crowded.url);
+      await logIn(page, frank.username);
+
+      await page.waitForSelector('#more-rooms');
+      expect(await page.isVisible('#room-list button:text-is("# newest of all")')).toBe(false);
+      await page.click('#more-rooms');
+      await openRoom(page, 'newest of all', { refresh: false });
+
+      await page.fill('#create-room [name=name]', 'made on the page');
+      await page.click('#create-room button');
+      await page.waitForSelector('#room-list li.selected button:text-is("# made on the page")');
+      await page.click('#refresh-rooms');
+      await page.waitForSelector('#more-rooms');
+      await page.waitForSelector('#room-list li.selected button:text-is("# made on the page")');
+    } finally {
+      await crowded.dispose();
+    }
+  });
+
+  it('lists a room the user is invited to, and says who invited them', async () => {
+    const [owner, gina] = [
+      await registerUser(service.url, uniqueUsername('owner')),
+      await registerUser(service.url, uniqueUsername('gina')),
+    ];
+    const page = await openPage();
+    await logIn(page, gina.username);
+    const roomId = await createRoomAs(owner.token, 'by invitation', true);
+
+    await addMember(service.url, owner, roomId, gina.id);
+    await page.waitForSelector(
+      `#notice:text-is("${owner.username} added you to # by invitation.")`,
+    );
+    await openRoom(page, 'by invitation', { refresh: false });
+  });
+
+  it('keeps messages queued offline on screen across room switches, and opens a room again after a failed try', async () => {
+    const hank = await registerUser(service.url, uniqueUsername('hank'));
+    const roomId = await createRoomAs(hank.token, 'first stop');
+    await createRoomAs(hank.token, 'second stop');
+    const page = await openPage();
+    await logIn(page, hank.username);
+    await openRoom(page, 'first stop');
+    const pending = '#pending-list .message:has(.text:text-is("written offline"))';
+
+    await service.kill();
+    await page.waitForSelector('#connection[data-status=reconnecting]');
+    await send(page, 'written offline');
+    await page.waitForSelector(pending);
+    await page.click('#room-list button:text-is("# second stop")');
+    await page.waitForSelector('#notice:has-text("Could not open the room")');
+    await page.click('#room-list button:text-is("# first stop")');
+    await page.waitForSelector(`#room-title:text-is("# first stop")`);
+    await page.waitForSelector(pending);
+    await page.waitForSelector('#notice:has-text("Could not open the room")');
+
+    await service.start();
+    await expectConnected(page);
+    await openRoom(page, 'first stop', { refresh: false });
+    await page.waitForSelector(messageWithText('written offline'));
+    await page.waitForSelector(pending, { state: 'detached' });
+    expect(await page.locator(messageWithText('written offline')).count()).toBe(1);
+    const stored = await fullHistory(service.url, hank.token, roomId);
+    expect(stored.map((m) => m.text)).toEqual(['written offline']);
+  });
+
+  it('shows a room opened, left and opened again in seq order, from the last opening only', async () => {
+    const ivy = await registerUser(service.url, uniqueUsername('ivy'));
+    const roomId = await createRoomAs(ivy.token, 'back again');
+    await createRoomAs(ivy.token, 'elsewhere');
+    for (let n = 1; n <= 3; n += 1) await postMessage(service.url, ivy, roomId, `early ${n}`);
+    const page = await openPage();
+    await logIn(page, ivy.username);
+    const answers = [gate(), gate()];
+    let reads = 0;
+    await page.route(`**/api/rooms/${roomId}/messages?**`, async (route) => {
+      if (route.request().url().includes('since=')) return route.continue();
+      const answer = answers[reads++];
+      const response = await route.fetch();
+      await answer.opened;
+      return route.fulfill({ response });
+    });
+
+    await page.click('#refresh-rooms');
+    await page.click('#room-list button:text-is("# back again")');
+    await waitFor('the first read', () => reads === 1);
+    await openRoom(page, 'elsewhere', { refresh: false });
+    for (let n = 4; n <= 5; n += 1) await postMessage(service.url, ivy, roomId, `late ${n}`);
+    await page.click('#room-list button:text-is("# back again")');
+    await waitFor('the second read', () => reads === 2);
+    // The stale page first, and the fresh one before the stale open's join could bring 4 and 5.
+    answers[0].open();
+    answers[1].open();
+
+    await page.waitForSelector(messageWithText('late 5'));
+    await page.waitForTimeout(SETTLE_MS);
+    expect(await seqsShown(page)).toEqual(range(1, 5));
+  });
+
+  it('closes the conversation of a room the user lost while disconnected', async () => {
+    const [owner, jo] = [
+      await registerUser(service.url, uniqueUsername('owner')),
+      await registerUser(service.url, uniqueUsername('jo')),
+    ];
+    const roomId = await createRoomAs(owner.token, 'lost in the outage', true);
+    await addMember(service.url, owner, roomId, jo.id);
+    const page = await openPage();
+    await logIn(page, jo.username);
+    await openRoom(page, 'lost in the outage');
+
+    // Removed while the service was down: no notification, only the re-join's refusal says so.
+    await service.kill();
+    removeMembershipInStore(service.sqlitePath, roomId, jo.id);
+    await service.start();
+
+    await page.waitForSelector('#notice:text-is("You no longer have access to this room.")');
+    await page.waitForSelector('#composer input[disabled]');
+    await page.waitForSelector('#room-list button:text-is("# lost in the outage")', {
+      state: 'detached',
+    });
+  });
+
+  // Last: every test above has run its pages by now.
+  it('runs every page of these tests without anything blocked by its policy', () => {
+    expect(blockedByPolicy).toEqual([]);
+  });
+
   /** Posts `count` messages a few at a time; the service numbers them. */
   async function postMany(user: TestUser, roomId: string, count: number): Promise<void> {
     for (let posted = 0; posted < count; posted += POST_BATCH) {
@@ -324,8 +470,13 @@ describeWithBrowser('the chat page in Chromium', () => {
     }
   }
 
-  async function createRoomAs(token: string, name: string, isPrivate = false): Promise<string> {
-    const response = await fetch(`${service.url}/api/rooms`, {
+  async function createRoomAs(
+    token: string,
+    name: string,
+    isPrivate = false,
+    url = service.url,
+  ): Promise<string> {
+    const response = await fetch(`${url}/api/rooms`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
       body: JSON.stringify({ name, isPrivate }),
@@ -342,6 +493,23 @@ async function expectPageServed(url: string): Promise<void> {
     throw new Error(
       `GET / answered ${response.status} ${type}: the service must serve dist/web at /`,
     );
+  }
+  // Every test below then runs the page under this policy.
+  expect(response.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+  expect(response.headers.get('content-security-policy')).toContain("default-src 'self'");
+  expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+  expect(response.headers.get('x-frame-options')).toBe('DENY');
+}
+
+/** A membership taken away behind the service's back, as a removal it never told anyone of. */
+function removeMembershipInStore(sqlitePath: string, roomId: string, userId: string): void {
+  const database = new Database(sqlitePath);
+  try {
+    database
+      .prepare('DELETE FROM room_members WHERE room_id = ? AND user_id = ?')
+      .run(roomId, userId);
+  } finally {
+    database.close();
   }
 }
 

@@ -52,12 +52,17 @@ export class RestartableService {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** The service's SQLite file: change it only while the service is down. */
+  get sqlitePath(): string {
+    return join(this.dir, 'app.sqlite');
+  }
+
   async start(): Promise<void> {
     this.process = spawnService({
       NODE_ENV: 'test',
       HOST: '127.0.0.1',
       PORT: String(this.port),
-      SQLITE_PATH: join(this.dir, 'app.sqlite'),
+      SQLITE_PATH: this.sqlitePath,
       JWT_SECRET: RESTART_JWT_SECRET,
       LOG_LEVEL: 'warn',
       BCRYPT_ROUNDS: '4',

@@ -12,7 +12,7 @@ import { ConnectionView } from './connection-view';
 import { byId, errorText } from './dom';
 import { MessagesView } from './messages-view';
 import { PresenceView } from './presence-view';
-import { removalNotice } from './notices';
+import { invitationNotice, removalNotice } from './notices';
 import { RoomsView } from './rooms-view';
 import type { Session } from './session';
 import { TypingView } from './typing-view';
@@ -35,8 +35,17 @@ export class ChatPage {
   /** Removes every DOM listener of this page at sign-out, so that a new sign-in starts clean. */
   private readonly abort = new AbortController();
   private current: RoomJson | undefined;
+  /**
+   * Counts every conversation shown and closed: work begun for one (its
+   * history, an older page) finds out whether that one is still on screen,
+   * even when the same room was opened again meanwhile.
+   */
+  private shown = 0;
+  /** The current room's join has been acknowledged: typing events are accepted. */
+  private joinedCurrent = false;
   private lastTypingSent = 0;
-  private loadingOlder = false;
+  /** The `shown` count of the conversation whose older page is being fetched. */
+  private loadingOlderOf: number | undefined;
 
   constructor(
     private readonly session: Session,
@@ -69,6 +78,7 @@ export class ChatPage {
     this.client.close();
     this.abort.abort();
     this.current = undefined;
+    this.shown += 1;
     for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
     this.connection.reset();
     this.rooms.reset();
@@ -101,7 +111,10 @@ export class ChatPage {
         this.inCurrentRoom(event, () => this.someoneTypes(event.user.username)),
       ),
       client.on('roomLost', ({ roomId }) => {
-        if (roomId === this.current?.id) this.notice('You no longer have access to this room.');
+        this.rooms.forget(roomId);
+        void this.rooms.refresh();
+        if (roomId === this.current?.id)
+          this.closeConversation('You no longer have access to this room.');
       }),
       client.on('notification', (notification) => this.notified(notification)),
     );
@@ -128,13 +141,14 @@ export class ChatPage {
   private async open(room: RoomJson): Promise<void> {
     if (this.abort.signal.aborted || this.current?.id === room.id) return;
     const previous = this.current;
-    this.show(room);
+    const shown = this.show(room);
+    const stillShown = () => this.shown === shown;
     try {
       if (previous) await this.client.leave(previous.id);
-      if (this.current !== room) return;
+      if (!stillShown()) return;
       const page = await this.rest.history(room.id, { limit: HISTORY_PAGE });
-      // Another room opened, or a removal closed this one, while the history loaded.
-      if (this.current !== room) return;
+      // Another room opened (this one again, perhaps), or a removal closed it, meanwhile.
+      if (!stillShown()) return;
       this.messages.prepend([...page.items].reverse());
       this.loadOlder.hidden = page.nextCursor === null;
       this.messages.scrollToBottom();
@@ -143,38 +157,60 @@ export class ChatPage {
       // than messages of others that only the join will bring.
       await this.client.join(room.id, { since: page.items[0]?.seq ?? 0 });
     } catch (error) {
-      // A join left for another room fails too: only the current room's failure is news.
-      if (this.current === room) this.notice(`Could not open the room: ${errorText(error)}`);
+      // A join left for another room fails too: only the shown room's failure is news.
+      // Closed, the room can be clicked again.
+      if (stillShown()) this.closeConversation(`Could not open the room: ${errorText(error)}`);
     }
   }
 
-  /** An empty conversation for `room`, not yet writable: the history comes first. */
-  private show(room: RoomJson): void {
+  /**
+   * An empty conversation for `room`, not yet writable: the history comes
+   * first. Messages still queued for it are shown as pending again.
+   */
+  private show(room: RoomJson): number {
     this.current = room;
+    this.joinedCurrent = false;
+    this.lastTypingSent = 0;
     this.rooms.select(room.id);
     this.notice('');
     byId('room-title').textContent = `# ${room.name}`;
     this.messages.reset();
+    for (const pending of this.client.pendingMessages)
+      if (pending.roomId === room.id) this.messages.addPending(pending.clientMsgId, pending.text);
     this.typing.reset();
     this.presence.replace([]);
     this.loadOlder.hidden = true;
     this.setComposerEnabled(false);
+    return ++this.shown;
+  }
+
+  /** No conversation any more (removed, lost, failed to open); the messages stay on screen. */
+  private closeConversation(notice: string): void {
+    this.shown += 1;
+    this.current = undefined;
+    this.joinedCurrent = false;
+    this.rooms.select(undefined);
+    this.setComposerEnabled(false);
+    this.typing.reset();
+    this.presence.replace([]);
+    this.notice(notice);
   }
 
   private async loadOlderPage(): Promise<void> {
     const room = this.current;
     const before = this.messages.oldestSeq;
-    if (!room || before === undefined || this.loadingOlder) return;
-    this.loadingOlder = true;
+    const shown = this.shown;
+    if (!room || before === undefined || this.loadingOlderOf === shown) return;
+    this.loadingOlderOf = shown;
     try {
       const page = await this.rest.history(room.id, { before, limit: HISTORY_PAGE });
-      if (this.current !== room) return;
+      if (this.shown !== shown) return;
       this.messages.prepend([...page.items].reverse());
       this.loadOlder.hidden = page.nextCursor === null;
     } catch (error) {
-      this.notice(`Could not load older messages: ${errorText(error)}`);
+      if (this.shown === shown) this.notice(`Could not load older messages: ${errorText(error)}`);
     } finally {
-      this.loadingOlder = false;
+      if (this.loadingOlderOf === shown) this.loadingOlderOf = undefined;
     }
   }
 
@@ -187,6 +223,7 @@ export class ChatPage {
   /** Presence is per node and per connection: ask again after every (re)join. */
   private rejoined(roomId: string): void {
     if (roomId !== this.current?.id) return;
+    this.joinedCurrent = true;
     this.client.presence(roomId).then(
       (users) => roomId === this.current?.id && this.presence.replace(users),
       () => undefined,
@@ -203,29 +240,42 @@ export class ChatPage {
     const clientMsgId = newClientMsgId();
     this.messages.addPending(clientMsgId, text);
     this.client.send(room.id, text, { clientMsgId }).then(
-      (message) => this.current === room && this.messages.confirm(message),
-      (error: unknown) => this.messages.failPending(clientMsgId, errorText(error)),
+      (message) => this.current?.id === room.id && this.messages.confirm(message),
+      (error: unknown) => this.notSent(room, clientMsgId, errorText(error)),
     );
   }
 
+  /** Shown where the message was, or, when another room is open, as a notice. */
+  private notSent(room: RoomJson, clientMsgId: string, reason: string): void {
+    if (this.current?.id === room.id) this.messages.failPending(clientMsgId, reason);
+    else this.notice(`A message to # ${room.name} was not sent: ${reason}`);
+  }
+
+  /** Only once joined: before its ack the server refuses typing in the room. */
   private announceTyping(): void {
     const now = Date.now();
-    if (!this.current || now - this.lastTypingSent < TYPING_EVERY_MS) return;
+    if (!this.current || !this.joinedCurrent || now - this.lastTypingSent < TYPING_EVERY_MS) return;
     this.lastTypingSent = now;
     this.client.typing(this.current.id);
   }
 
-  /** Removed from a room: the SDK has left it; the page stops the conversation and lists rooms anew. */
+  /**
+   * Invited: the room is listed. Removed: the SDK has left the room; the page
+   * stops the conversation and lists rooms anew.
+   */
   private notified(notification: NotificationJson): void {
+    if (notification.type === NotificationType.RoomInvited) {
+      const { room, by } = notification;
+      this.rooms.include(room);
+      this.notice(invitationNotice(room.name, by.username));
+      return;
+    }
     if (notification.type !== NotificationType.RoomRemoved) return;
-    void this.rooms.refresh();
     const { room, by } = notification;
+    this.rooms.forget(room.id);
+    void this.rooms.refresh();
     if (room.id !== this.current?.id) return;
-    this.current = undefined;
-    this.setComposerEnabled(false);
-    this.typing.reset();
-    this.presence.replace([]);
-    this.notice(removalNotice(room.name, by?.username, this.session.username));
+    this.closeConversation(removalNotice(room.name, by?.username, this.session.username));
   }
 
   private inCurrentRoom(event: RoomUserEvent, update: () => void): void {

@@ -4,3 +4,7 @@ export function removalNotice(roomName: string, remover: string | undefined, sel
   if (remover === self) return `You left # ${roomName}.`;
   return `${remover} removed you from # ${roomName}.`;
 }
+
+export function invitationNotice(roomName: string, inviter: string): string {
+  return `${inviter} added you to # ${roomName}.`;
+}

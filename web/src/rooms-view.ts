@@ -1,11 +1,21 @@
 import type { RestClient, RoomJson } from '../../client/src';
 import { byId, element, errorText } from './dom';
 
-/** The room list and the form that creates a room. */
+const ROOMS_PAGE = 100;
+
+/** The room list, a page at a time, and the form that creates a room. */
 export class RoomsView {
   private readonly list = byId<HTMLUListElement>('room-list');
   private readonly form = byId<HTMLFormElement>('create-room');
+  private readonly more: HTMLLIElement;
   private selected: string | undefined;
+  /** Where the next page starts; null once every room is listed. */
+  private nextCursor: string | null = null;
+  /**
+   * Rooms listed on whatever page they are: made here or invited to. The list
+   * goes by id, oldest first, so a new room is on the last page.
+   */
+  private readonly own = new Map<string, RoomJson>();
 
   constructor(
     private readonly rest: RestClient,
@@ -18,25 +28,58 @@ export class RoomsView {
     };
     this.form.addEventListener('submit', submit, { signal });
     byId('refresh-rooms').addEventListener('click', () => void this.refresh(), { signal });
+    const moreButton = element('button', { className: 'link', text: 'More rooms…' });
+    moreButton.type = 'button';
+    moreButton.id = 'more-rooms';
+    moreButton.addEventListener('click', () => void this.loadMore(), { signal });
+    this.more = element('li', {}, [moreButton]);
   }
 
   async refresh(): Promise<void> {
     try {
-      const page = await this.rest.listRooms({ limit: 100 });
-      if (!this.signal.aborted) this.render(page.items);
+      const page = await this.rest.listRooms({ limit: ROOMS_PAGE });
+      if (this.signal.aborted) return;
+      this.list.replaceChildren();
+      this.add(page.items, page.nextCursor);
+      this.add([...this.own.values()], page.nextCursor);
     } catch (error) {
       if (!this.signal.aborted) this.on.error(`Could not load rooms: ${errorText(error)}`);
     }
   }
 
+  /** The next page, below the rooms listed; a refresh meanwhile makes it moot. */
+  private async loadMore(): Promise<void> {
+    const cursor = this.nextCursor;
+    if (cursor === null) return;
+    try {
+      const page = await this.rest.listRooms({ limit: ROOMS_PAGE, cursor });
+      if (!this.signal.aborted && this.nextCursor === cursor) this.add(page.items, page.nextCursor);
+    } catch (error) {
+      if (!this.signal.aborted) this.on.error(`Could not load rooms: ${errorText(error)}`);
+    }
+  }
+
+  /** A room of the user's own, listed now and after every refresh. */
+  include(room: RoomJson): void {
+    this.own.set(room.id, room);
+    this.add([room], this.nextCursor);
+  }
+
+  /** No longer the user's room (removed): the next refresh lists it only if it is public. */
+  forget(roomId: string): void {
+    this.own.delete(roomId);
+  }
+
   /** Signed out: the list, its buttons and a room name being typed go with the user. */
   reset(): void {
     this.selected = undefined;
+    this.nextCursor = null;
+    this.own.clear();
     this.list.replaceChildren();
     this.form.reset();
   }
 
-  select(roomId: string): void {
+  select(roomId: string | undefined): void {
     this.selected = roomId;
     for (const item of this.list.querySelectorAll<HTMLElement>('li')) {
       item.classList.toggle('selected', item.dataset.roomId === roomId);
@@ -52,16 +95,26 @@ export class RoomsView {
       // Signed out meanwhile: the page may already belong to the next user.
       if (this.signal.aborted) return;
       input.value = '';
-      await this.refresh();
-      if (!this.signal.aborted) this.on.open(room);
+      this.include(room);
+      this.on.open(room);
     } catch (error) {
       if (!this.signal.aborted) this.on.error(`Could not create the room: ${errorText(error)}`);
     }
   }
 
-  private render(rooms: readonly RoomJson[]): void {
-    this.list.replaceChildren(...rooms.map((room) => this.item(room)));
-    if (this.selected) this.select(this.selected);
+  private add(rooms: readonly RoomJson[], nextCursor: string | null): void {
+    this.more.remove();
+    const unlisted = rooms.filter((room) => !this.listed(room.id));
+    this.list.append(...unlisted.map((room) => this.item(room)));
+    this.nextCursor = nextCursor;
+    if (nextCursor !== null) this.list.append(this.more);
+    this.select(this.selected);
+  }
+
+  private listed(roomId: string): boolean {
+    return [...this.list.children].some(
+      (item) => item instanceof HTMLElement && item.dataset.roomId === roomId,
+    );
   }
 
   private item(room: RoomJson): HTMLLIElement {
