@@ -349,6 +349,20 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('drops the broadcasts queued when closed: connected again, it sends none of them', async () => {
+    const { ws } = client();
+    const dropped = record(ws, 'dropped');
+    ws.join(ROOM);
+    ws.broadcast(ROOM, 'queued before close');
+    ws.close();
+    expect(dropped).toEqual([{ type: 'broadcast', room: ROOM, payload: 'queued before close' }]);
+
+    const socket = await connected(ws);
+    await settle();
+    expect(socket.sentOf('broadcast')).toEqual([]);
+    ws.close();
+  });
+
   it('reports every server error after answered probes: a pong settles its probe', async () => {
     const { ws } = client({ heartbeat: { idleMs: 1_000, timeoutMs: 500 } });
     const errors = record(ws, 'error');

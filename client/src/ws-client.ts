@@ -174,6 +174,8 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     this.reconnector.stop();
     this.abandonSocket(1000, 'Client closed');
     for (const id of [...this.rooms.keys()]) this.forget(id);
+    // For rooms forgotten with the rest: a later connection has not joined them.
+    for (const frame of this.queue.splice(0)) this.emit('dropped', frame);
   }
 
   /**
