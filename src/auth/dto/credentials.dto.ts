@@ -1,7 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { IsString, Matches } from 'class-validator';
 import { CharLength, charRangeSchema, type CharRange } from '@app/common/validators/char-length';
-import { IsStorableText } from '@app/common/validators/storable-text';
+import { IsStorableText, IsWellFormedText } from '@app/common/validators/storable-text';
 import { USERNAME_LENGTH, USERNAME_PATTERN } from '@app/contract/usernames';
 
 export const PASSWORD_LENGTH: CharRange = { min: 8, max: 128 };
@@ -23,7 +23,7 @@ export class RegisterDto {
   @ApiProperty({ ...charRangeSchema(PASSWORD_LENGTH), example: 'correct horse battery' })
   @IsString()
   @CharLength(PASSWORD_LENGTH)
-  @IsStorableText()
+  @IsWellFormedText()
   password: string;
 }
 
@@ -35,9 +35,9 @@ export class LoginDto {
   @IsStorableText()
   username: string;
 
+  /** Unchecked beyond its length: an account registered before passwords had to be well-formed can log in. */
   @ApiProperty({ ...charRangeSchema(LOGIN_PASSWORD_LENGTH), example: 'correct horse battery' })
   @IsString()
   @CharLength(LOGIN_PASSWORD_LENGTH)
-  @IsStorableText()
   password: string;
 }

@@ -1,4 +1,4 @@
-import { isStorableText } from './storable-text';
+import { isStorableText, isWellFormed } from './storable-text';
 
 describe('isStorableText', () => {
   it.each(['hello', 'multi\nline\ttext', 'émoji 😀 and 中文', ''])('accepts %j', (text) => {
@@ -11,4 +11,13 @@ describe('isStorableText', () => {
       expect(isStorableText(value)).toBe(false);
     },
   );
+});
+
+describe('isWellFormed', () => {
+  it('accepts NUL, and refuses lone surrogates as isStorableText does', () => {
+    expect(isWellFormed('a\u0000b')).toBe(true);
+    expect(isWellFormed('😀')).toBe(true);
+    for (const text of ['\ud800', 'x\ud83dy', 'ok\udc00', 42])
+      expect(isWellFormed(text)).toBe(false);
+  });
 });

@@ -9,7 +9,25 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
  * and no NUL (which PostgreSQL refuses in text).
  */
 export function isStorableText(value: unknown): boolean {
-  return typeof value === 'string' && !value.includes('\u0000') && !LONE_SURROGATE.test(value);
+  return typeof value === 'string' && !value.includes('\u0000') && isWellFormed(value);
+}
+
+/** Every UTF-16 surrogate with its partner: text that UTF-8 encodes without loss. */
+export function isWellFormed(value: unknown): boolean {
+  return typeof value === 'string' && !LONE_SURROGATE.test(value);
+}
+
+export function IsWellFormedText(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isWellFormedText',
+      validator: {
+        validate: isWellFormed,
+        defaultMessage: (args) => `${args?.property ?? 'text'} must be well-formed Unicode text`,
+      },
+    },
+    options,
+  );
 }
 
 export function IsStorableText(options?: ValidationOptions): PropertyDecorator {
