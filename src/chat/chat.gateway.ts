@@ -13,6 +13,7 @@ import { Deadlines } from '@app/common/deadlines';
 import { AppException } from '@app/common/errors/app.exception';
 import { WsExceptionFilter } from '@app/common/filters/ws-exception.filter';
 import { WsRoomAccessGuard } from '@app/common/guards/ws-room-access.guard';
+import { roomIdOfPayload } from '@app/common/room-id-of-payload';
 import { UserRateLimitGuard } from '@app/common/guards/user-rate-limit.guard';
 import { createValidationPipe } from '@app/common/pipes/validation.pipe';
 import type { AllConfig } from '@app/config/app-config';
@@ -45,6 +46,8 @@ const connectionOf = (socket: AppSocket): Connection => ({
     return socket.connected;
   },
 });
+
+const byRoom = (payload: unknown) => roomIdOfPayload(payload)?.toLowerCase() ?? '';
 
 /**
  * The Socket.IO edge of chat: translates events into service calls and
@@ -119,12 +122,12 @@ export class ChatGateway
   }
 
   /**
-   * Joins and leaves of a socket run one at a time, in the order sent, so
-   * that each sees the rooms the ones before it left behind (the room cap, a
-   * failed join's clean-up, a leave sent right behind a join).
+   * Joins and leaves of a room by one socket run one at a time, in the order
+   * sent, so that each sees what the ones before it left behind (a failed
+   * join's clean-up, a leave sent right behind a join).
    */
   @SubscribeMessage(ClientEvent.Join)
-  @InSocketOrder()
+  @InSocketOrder(byRoom)
   @UseGuards(WsRoomAccessGuard)
   @RateLimit('join')
   join(
@@ -194,7 +197,7 @@ export class ChatGateway
   }
 
   @SubscribeMessage(ClientEvent.Leave)
-  @InSocketOrder()
+  @InSocketOrder(byRoom)
   async leave(
     @ConnectedSocket() socket: AppSocket,
     @MessageBody() { roomId }: RoomRefDto,

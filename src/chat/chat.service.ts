@@ -34,6 +34,9 @@ function assertOpen(connection: Connection): void {
 /** Joining, leaving, presence and typing for live connections of every transport. */
 @Injectable()
 export class ChatService {
+  /** connection id → rooms it is entering right now */
+  private readonly entering = new Map<string, Set<string>>();
+
   constructor(
     private readonly rooms: RoomsService,
     private readonly messages: MessagesService,
@@ -83,11 +86,36 @@ export class ChatService {
   async enter(connection: Connection, roomId: string): Promise<Room> {
     const admission = await this.rooms.admit(connection.user.id, roomId);
     const room = admission.room;
+    const leaveRoomSlot = this.takeRoomSlot(connection, room.id);
+    try {
+      return await this.enterAdmitted(connection, admission);
+    } finally {
+      leaveRoomSlot();
+    }
+  }
+
+  /**
+   * A place under the per-connection room cap, taken at once: joins of
+   * several rooms at a time count those still under way, not only those done.
+   */
+  private takeRoomSlot(connection: Connection, roomId: string): () => void {
     const joined = this.presence.roomsOf(connection.id);
+    const entering = this.entering.get(connection.id) ?? new Set<string>();
     const maxRooms = this.config.get('realtime.maxRoomsPerConnection', { infer: true });
-    if (!joined.has(room.id) && joined.size >= maxRooms) {
+    const rooms = new Set([...joined, ...entering]);
+    if (!rooms.has(roomId) && rooms.size >= maxRooms) {
       throw AppException.forbidden(`A connection may join at most ${maxRooms} rooms`);
     }
+    entering.add(roomId);
+    this.entering.set(connection.id, entering);
+    return () => {
+      entering.delete(roomId);
+      if (entering.size === 0) this.entering.delete(connection.id);
+    };
+  }
+
+  private async enterAdmitted(connection: Connection, admission: Admission): Promise<Room> {
+    const room = admission.room;
     assertOpen(connection);
     if (!room.isPrivate) await this.rooms.addMember(room.id, connection.user.id);
     assertOpen(connection);

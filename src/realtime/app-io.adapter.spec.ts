@@ -15,7 +15,10 @@ function setUp() {
   const adapter = new AppIoAdapter(app);
   let sockets = 0;
   const socket = () =>
-    Object.assign(new EventEmitter(), { id: `s${++sockets}` }) as unknown as Socket;
+    Object.assign(new EventEmitter(), {
+      id: `s${++sockets}`,
+      connected: true,
+    }) as unknown as Socket;
   // Nest's flattens a handler's Observable; these handlers return it as it is.
   const transform = (result: unknown) => result as Observable<unknown>;
   const ackOf = (socket: Socket, event: string, payload: unknown) =>
@@ -68,24 +71,25 @@ describe('AppIoAdapter dispatch', () => {
     expect(() => ada.emit('later', {})).not.toThrow();
   });
 
-  it('runs the events marked InSocketOrder one at a time per socket, in the order sent', async () => {
-    const { adapter, socket, transform, ackOf } = setUp();
+  it('runs the events marked InSocketOrder one at a time per socket and key, each acked before the next', async () => {
+    const { adapter, socket, transform } = setUp();
     const events: string[] = [];
     let openGate!: () => void;
     const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const byRoom = (payload: unknown) => (payload as { room: string }).room;
     class Gateway {
-      @InSocketOrder()
-      slow(_: Socket, data: string) {
-        events.push(`start ${data}`);
-        return gate.then(() => events.push(`end ${data}`));
+      @InSocketOrder(byRoom)
+      slow(_: Socket, { name }: { name: string }) {
+        events.push(`start ${name}`);
+        return gate.then(() => events.push(`end ${name}`));
       }
-      @InSocketOrder()
-      quick(_: Socket, data: string) {
-        events.push(`quick ${data}`);
+      @InSocketOrder(byRoom)
+      quick(_: Socket, { name }: { name: string }) {
+        events.push(`quick ${name}`);
         return Promise.resolve();
       }
-      free(_: Socket, data: string) {
-        events.push(`free ${data}`);
+      free(_: Socket, { name }: { name: string }) {
+        events.push(`free ${name}`);
         return Promise.resolve();
       }
     }
@@ -97,15 +101,51 @@ describe('AppIoAdapter dispatch', () => {
     const [ada, bob] = [socket(), socket()];
     for (const client of [ada, bob])
       adapter.bindSharedMessageHandlers(client, handlers, new Gateway(), transform);
+    const send = (client: Socket, event: string, room: string, name: string) =>
+      new Promise((resolve) =>
+        client.emit(event, { room, name }, () => {
+          events.push(`ack ${name}`);
+          resolve(undefined);
+        }),
+      );
 
-    const adaAnswers = [ackOf(ada, 'slow', 'a1'), ackOf(ada, 'quick', 'a2')];
-    await ackOf(ada, 'free', 'a3');
-    await ackOf(bob, 'quick', 'b1');
-    expect(events).toEqual(expect.arrayContaining(['start a1', 'free a3', 'quick b1']));
+    const held = [send(ada, 'slow', 'r1', 'a1'), send(ada, 'quick', 'r1', 'a2')];
+    await send(ada, 'quick', 'r2', 'a3');
+    await send(ada, 'free', 'r1', 'a4');
+    await send(bob, 'quick', 'r1', 'b1');
+    expect(events).toEqual(expect.arrayContaining(['start a1', 'quick a3', 'free a4', 'quick b1']));
     expect(events).not.toContain('quick a2');
     openGate();
-    await Promise.all(adaAnswers);
-    expect(events.slice(-2)).toEqual(['end a1', 'quick a2']);
+    await Promise.all(held);
+    expect(events.slice(-4)).toEqual(['end a1', 'ack a1', 'quick a2', 'ack a2']);
+  });
+
+  it('does not run an ordered event whose socket has gone by its turn', async () => {
+    const { adapter, socket, transform } = setUp();
+    const ran: string[] = [];
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    class Gateway {
+      @InSocketOrder()
+      step(_: Socket, name: string) {
+        ran.push(name);
+        return gate;
+      }
+    }
+    const ada = socket();
+    const handler = {
+      message: 'step',
+      methodName: 'step',
+      callback: Gateway.prototype.step as (this: object, ...args: unknown[]) => unknown,
+    };
+    adapter.bindSharedMessageHandlers(ada, [handler], new Gateway(), transform);
+    ada.emit('step', 'first', () => undefined);
+    ada.emit('step', 'second', () => undefined);
+    await Promise.resolve();
+    (ada as { connected: boolean }).connected = false;
+    openGate();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(ran).toEqual(['first']);
   });
 
   it("is handed the gateway's handlers unbound by Nest as patched", () => {

@@ -13,7 +13,7 @@ import { MetricsService } from '@app/metrics/metrics.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { trustRule } from './client-address';
 import { ConnectionTracker } from './connection-tracker';
-import { isInSocketOrder } from './in-socket-order.decorator';
+import { socketOrderOf } from './in-socket-order.decorator';
 import { isOriginAllowed } from './origin-policy';
 import type { AppServer, AppSocket } from './socket-data';
 import { limitPacketRate } from './packet-rate';
@@ -156,19 +156,23 @@ export class AppIoAdapter extends IoAdapter {
     if (!listener) {
       const { message, callback, isAckHandledManually, methodName } = handler;
       const event = message as string;
-      const handle = (socket: Socket, args: unknown[]) =>
+      const handle = (socket: Socket, args: unknown[], receivedAt: number) =>
         this.handle(
           event,
           (data, ack) => callback.call(gateway, socket, data, ack),
           isAckHandledManually,
           args,
+          receivedAt,
         );
-      const dispatch = isInSocketOrder(gateway, methodName)
-        ? (socket: Socket, args: unknown[]) =>
-            this.socketOrder.run(socket.id, () => handle(socket, args))
+      const orderKey = socketOrderOf(gateway, methodName);
+      const dispatch = orderKey
+        ? (socket: Socket, args: unknown[], receivedAt: number) =>
+            this.socketOrder.run(`${socket.id}\n${orderKey(args[0])}`, () =>
+              socket.connected ? handle(socket, args, receivedAt) : Promise.resolve(),
+            )
         : handle;
       listener = function (this: Socket, ...args: unknown[]) {
-        void dispatch(this, args);
+        void dispatch(this, args, performance.now());
       };
       this.listeners.set(handler, listener);
     }
@@ -180,6 +184,7 @@ export class AppIoAdapter extends IoAdapter {
     callback: SocketHandler,
     isAckHandledManually: boolean | undefined,
     args: unknown[],
+    receivedAt = performance.now(),
   ): Promise<void> {
     const metrics = this.metrics();
     // As RxJS's fromEvent hands them over: one argument as itself, several as an array.
@@ -189,7 +194,6 @@ export class AppIoAdapter extends IoAdapter {
       ack?: (response: AckResponse<unknown>) => void;
     };
     const answers = !isAckHandledManually && typeof ack === 'function';
-    const receivedAt = performance.now();
     let answered = false;
     // The exception filter answers failures with this too; a success must then not follow.
     const reply =

@@ -131,6 +131,18 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     },
   );
 
+  it('does not hold a Socket.IO join of one room behind a join of another still waiting', async () => {
+    const [waiting, other] = [await createRoom(t.url, owner), await createRoom(t.url, owner)];
+    const socket = await sockets.connect(await registerUser(t.url));
+    const lookup = holdNextRoomLookup();
+    const first = emitAck(socket, 'chat:join', { roomId: waiting.id });
+    await lookup.started;
+
+    expect(await emitAck(socket, 'chat:join', { roomId: other.id })).toMatchObject({ ok: true });
+    lookup.release();
+    expect(await first).toMatchObject({ ok: true });
+  });
+
   it('keeps a Socket.IO socket in a room it joined twice at once when the first join fails', async () => {
     const room = await createRoom(t.url, owner);
     const joiner = await registerUser(t.url);

@@ -1,14 +1,8 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
-import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
+import { roomIdOfPayload } from '@app/common/room-id-of-payload';
 import type { AppSocket } from '@app/realtime/socket-data';
 import { RoomsService } from '@app/rooms/rooms.service';
-
-function roomIdOf(payload: unknown): string | undefined {
-  const roomId =
-    typeof payload === 'string' ? payload : (payload as { roomId?: unknown } | null)?.roomId;
-  return typeof roomId === 'string' && UUID_PATTERN.test(roomId) ? roomId : undefined;
-}
 
 /**
  * Authorization per live event: the token must still be valid and the room
@@ -23,7 +17,7 @@ export class WsRoomAccessGuard implements CanActivate {
     const ws = context.switchToWs();
     const user = ws.getClient<AppSocket>().data.user;
     if (Date.now() >= user.tokenExpiresAt) throw AppException.unauthorized('Token expired');
-    const roomId = roomIdOf(ws.getData());
+    const roomId = roomIdOfPayload(ws.getData());
     // Answered at once when the caches know: Nest then awaits nothing for this guard.
     if (roomId === undefined || this.rooms.knownAccessible(user.id, roomId) !== undefined)
       return true;
