@@ -177,6 +177,19 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('joins a room left and joined again from a listener of the connected state once', async () => {
+    const { ws } = client();
+    ws.join(ROOM);
+    ws.on('state', (state) => {
+      if (state.status !== 'connected') return;
+      ws.leave(ROOM);
+      ws.join(ROOM);
+    });
+    const socket = await connected(ws);
+    expect(socket.sentOf('join')).toEqual([{ type: 'join', room: ROOM }]);
+    ws.close();
+  });
+
   it('refuses a broadcast over the size limit, which the server would answer by closing', async () => {
     const { ws } = client({ maxPayloadBytes: 1_024 });
     const socket = await connected(ws);

@@ -294,13 +294,14 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   }
 
   private connected(userId: string): void {
-    // Taken before the state is announced: a room a listener joins then is joined by that call.
-    const rooms = [...this.rooms.keys()];
+    // Taken before the state is announced: a room a listener joins then is joined by that call
+    // (also one it left and joined again: a new entry under the same id).
+    const rooms = [...this.rooms];
     this.ready = true;
     this.reconnector.succeeded();
     this.emit('connected', { userId });
     // Joins go first: the server handles a connection's frames in order.
-    for (const room of rooms) if (this.rooms.has(room)) this.sendJoin(room);
+    for (const [id, room] of rooms) if (this.rooms.get(id) === room) this.sendJoin(id);
     for (const frame of this.queue.splice(0)) this.write(frame);
   }
 
