@@ -70,13 +70,17 @@ describeWithBrowser('the chat page in Chromium', () => {
     await service?.dispose();
   });
 
-  async function openPage(url = service.url): Promise<Page> {
+  async function openPage(
+    url = service.url,
+    beforeLoading: (page: Page) => Promise<void> = () => Promise.resolve(),
+  ): Promise<Page> {
     const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
     const page = await context.newPage();
     page.on('console', (message) => {
       if (message.text().includes('Content Security Policy')) blockedByPolicy.push(message.text());
     });
     page.setDefaultTimeout(UI_TIMEOUT_MS);
+    await beforeLoading(page);
     await page.goto(url);
     return page;
   }
@@ -112,6 +116,7 @@ describeWithBrowser('the chat page in Chromium', () => {
   }
 
   const messageWithText = (text: string) => `#message-list .message:has(.text:text-is("${text}"))`;
+  const pendingWithText = (text: string) => `#pending-list .message:has(.text:text-is("${text}"))`;
 
   const seqsShown = (page: Page) =>
     page.$$eval('#message-list .message', (items) =>
@@ -378,7 +383,7 @@ describeWithBrowser('the chat page in Chromium', () => {
     const page = await openPage();
     await logIn(page, hank.username);
     await openRoom(page, 'first stop');
-    const pending = '#pending-list .message:has(.text:text-is("written offline"))';
+    const pending = pendingWithText('written offline');
 
     await service.kill();
     await page.waitForSelector('#connection[data-status=reconnecting]');
@@ -399,6 +404,40 @@ describeWithBrowser('the chat page in Chromium', () => {
     expect(await page.locator(messageWithText('written offline')).count()).toBe(1);
     const stored = await fullHistory(service.url, hank.token, roomId);
     expect(stored.map((m) => m.text)).toEqual(['written offline']);
+  });
+
+  it('shows a message whose ack is still on its way once, not as pending, after a switch of rooms', async () => {
+    const kim = await registerUser(service.url, uniqueUsername('kim'));
+    const roomId = await createRoomAs(kim.token, 'acked late');
+    await createRoomAs(kim.token, 'meanwhile');
+    const text = 'stored, ack on its way';
+    const heldBack: Array<() => void> = [];
+    // Everything the server says about the message (its ack, its live copy) is held back.
+    const page = await openPage(service.url, (opened) =>
+      opened.routeWebSocket(/\/socket\.io\//, (client) => {
+        const server = client.connectToServer();
+        client.onMessage((frame) => server.send(frame));
+        server.onMessage((frame) => {
+          if (typeof frame === 'string' && frame.includes(text))
+            heldBack.push(() => client.send(frame));
+          else client.send(frame);
+        });
+      }),
+    );
+    await logIn(page, kim.username);
+    await openRoom(page, 'acked late');
+    await send(page, text);
+    await waitFor('the message stored', () => heldBack.length > 0);
+
+    await openRoom(page, 'meanwhile', { refresh: false });
+    await openRoom(page, 'acked late', { refresh: false });
+    await page.waitForSelector(messageWithText(text));
+    await page.waitForSelector(pendingWithText(text), { state: 'detached' });
+    for (const release of heldBack.splice(0)) release();
+    await page.waitForTimeout(SETTLE_MS);
+    expect(await page.locator(messageWithText(text)).count()).toBe(1);
+    expect(await page.locator(pendingWithText(text)).count()).toBe(0);
+    expect((await fullHistory(service.url, kim.token, roomId)).map((m) => m.text)).toEqual([text]);
   });
 
   it('shows a room opened, left and opened again in seq order, from the last opening only', async () => {

@@ -96,6 +96,8 @@ export class ChatPage {
     this.unsubscribers.push(
       client.on('state', (state) => {
         this.connection.render(state);
+        // Typing waits for the next join's ack: the server refuses it before.
+        if (state.status !== 'connected') this.joinedCurrent = false;
         if (state.status === 'unauthorized')
           this.onSignedOut('Your session expired: log in again.');
       }),
@@ -141,6 +143,8 @@ export class ChatPage {
   private async open(room: RoomJson): Promise<void> {
     if (this.abort.signal.aborted || this.current?.id === room.id) return;
     const previous = this.current;
+    // Listed from now on, even when it came from a page a refresh will not show.
+    this.rooms.include(room);
     const shown = this.show(room);
     const stillShown = () => this.shown === shown;
     try {

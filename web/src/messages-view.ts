@@ -38,8 +38,9 @@ export class MessagesView {
     this.pendingList.replaceChildren();
   }
 
-  /** A page of older messages, oldest first. */
+  /** A page of older messages, oldest first; one of the user's still shown as pending is stored. */
   prepend(messages: readonly MessageJson[]): void {
+    for (const message of messages) this.settlePending(message);
     const fresh = messages.filter((m) => !this.seqs.has(m.seq));
     if (fresh.length === 0) return;
     const heightBefore = this.scroller.scrollHeight;
@@ -53,9 +54,10 @@ export class MessagesView {
    * each goes in its place by seq.
    */
   append(message: MessageJson): void {
+    // Also when the history already showed it: its pending copy goes either way.
+    this.settlePending(message);
     if (this.seqs.has(message.seq)) return;
     const stickToBottom = this.isNearBottom();
-    if (message.clientMsgId) this.pendingItem(message.clientMsgId)?.remove();
     const next = this.firstItemAfter(message.seq);
     this.list.insertBefore(this.render(message), next);
     if (stickToBottom) this.scrollToBottom();
@@ -120,6 +122,10 @@ export class MessagesView {
       after = item;
     }
     return after;
+  }
+
+  private settlePending(message: MessageJson): void {
+    if (message.clientMsgId) this.pendingItem(message.clientMsgId)?.remove();
   }
 
   private pendingItem(clientMsgId: string): HTMLElement | undefined {

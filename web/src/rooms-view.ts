@@ -12,8 +12,8 @@ export class RoomsView {
   /** Where the next page starts; null once every room is listed. */
   private nextCursor: string | null = null;
   /**
-   * Rooms listed on whatever page they are: made here or invited to. The list
-   * goes by id, oldest first, so a new room is on the last page.
+   * Rooms listed on whatever page they are: made here, invited to or opened.
+   * The list goes by id, oldest first, so a new room is on the last page.
    */
   private readonly own = new Map<string, RoomJson>();
 
