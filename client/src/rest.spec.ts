@@ -78,6 +78,34 @@ describe('RestClient requests that hang', () => {
     expect(signals.map((signal) => signal.aborted)).toEqual([true]);
   });
 
+  it('give an answer under way the longer limit for its body', async () => {
+    let finishBody!: () => void;
+    const slowBody = () =>
+      Promise.resolve({
+        ok: true,
+        status: 200,
+        text: () => new Promise<string>((resolve) => (finishBody = () => resolve('{"id":"u1"}'))),
+      } as Response);
+    const rest = new RestClient({
+      baseUrl: 'http://service',
+      fetch: slowBody,
+      timeoutMs: 20,
+      bodyTimeoutMs: 1_000,
+    });
+    const me = rest.me();
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    finishBody();
+    await expect(me).resolves.toEqual({ id: 'u1' });
+
+    const stalled = new RestClient({
+      baseUrl: 'http://service',
+      fetch: slowBody,
+      timeoutMs: 1_000,
+      bodyTimeoutMs: 20,
+    });
+    expect((await failure(stalled.me())).code).toBe('UNAVAILABLE');
+  });
+
   it('count a token provider that hangs against the same limit', async () => {
     const rest = new RestClient({
       baseUrl: 'http://service',

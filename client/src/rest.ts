@@ -28,11 +28,14 @@ export interface RestClientOptions {
   baseUrl: string;
   token?: TokenProvider;
   fetch?: FetchLike;
-  /** A request (its token included) not answered by then fails with UNAVAILABLE (default 15 s). */
+  /** A request whose answer has not begun by then (its token included) fails with UNAVAILABLE (15 s). */
   timeoutMs?: number;
+  /** An answer not read in full by then fails the same way (60 s: a history page can be megabytes). */
+  bodyTimeoutMs?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
+const DEFAULT_BODY_TIMEOUT_MS = 60_000;
 
 type Query = Record<string, string | number | undefined>;
 
@@ -47,12 +50,14 @@ export class RestClient {
   private readonly fetchImpl: FetchLike;
   private readonly baseUrl: string;
   private readonly timeoutMs: number;
+  private readonly bodyTimeoutMs: number;
 
   constructor(private readonly options: RestClientOptions) {
     this.fetchImpl = options.fetch ?? ((url, init) => fetch(url, init));
     // `http://host/` would make `//api/...` paths, which no route matches.
     this.baseUrl = withoutTrailingSlashes(options.baseUrl);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.bodyTimeoutMs = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
   }
 
   register(credentials: Credentials): Promise<UserJson> {
@@ -92,41 +97,45 @@ export class RestClient {
   /**
    * A request that hangs (a half-open connection after a network change, a
    * token refresh that never answers) would stall whoever waits on it, a
-   * room's gap fill for one: it fails after `timeoutMs` instead, and is aborted.
+   * room's gap fill for one: it fails after `timeoutMs` instead (`bodyTimeoutMs`
+   * once its answer has begun), and is aborted.
    */
-  private request<T>(
+  private async request<T>(
     method: 'GET' | 'POST',
     path: string,
     options: RequestOptions = {},
   ): Promise<T> {
     const abort = new AbortController();
-    return withTimeout(this.perform<T>(method, path, options, abort.signal), this.timeoutMs, () => {
-      abort.abort();
-      return new ChatError(clientError('UNAVAILABLE', `No answer within ${this.timeoutMs} ms`));
-    });
+    const limit = <R>(work: Promise<R>, timeoutMs: number) =>
+      withTimeout(work, timeoutMs, () => {
+        abort.abort();
+        return new ChatError(clientError('UNAVAILABLE', `No answer within ${timeoutMs} ms`));
+      });
+    const response = await limit(this.begin(method, path, options, abort.signal), this.timeoutMs);
+    const payload = await limit(readJson(response), this.bodyTimeoutMs);
+    if (!response.ok) throw new ChatError(errorBodyOf(payload, response.status), response.status);
+    if (payload === NOT_JSON) throw new ChatError(clientError('UNAVAILABLE', 'Not a JSON answer'));
+    return payload as T;
   }
 
-  private async perform<T>(
+  /** The request sent, up to the answer's status and headers. */
+  private async begin(
     method: 'GET' | 'POST',
     path: string,
     options: RequestOptions,
     signal: AbortSignal,
-  ): Promise<T> {
+  ): Promise<Response> {
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (options.body) headers['Content-Type'] = 'application/json';
     if (!options.anonymous && this.options.token) {
       headers.Authorization = `Bearer ${await this.options.token()}`;
     }
-    const response = await this.send(this.url(path, options.query), {
+    return this.send(this.url(path, options.query), {
       method,
       headers,
       body: options.body ? JSON.stringify(options.body) : undefined,
       signal,
     });
-    const payload = await readJson(response);
-    if (!response.ok) throw new ChatError(errorBodyOf(payload, response.status), response.status);
-    if (payload === NOT_JSON) throw new ChatError(clientError('UNAVAILABLE', 'Not a JSON answer'));
-    return payload as T;
   }
 
   private async send(url: string, init: RequestInit): Promise<Response> {
