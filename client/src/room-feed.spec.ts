@@ -55,6 +55,18 @@ function feed(options: { since?: number; stored?: number; pageSize?: number } = 
 
 const seqs = (from: number, to: number) => range(from, to).map((m) => m.seq);
 
+/** A feed at seq 5 over the given REST history, and what it delivered. */
+function feedOver(fetchAfter: (roomId: string, since: number) => Promise<MessagePage>) {
+  const delivered: number[] = [];
+  const f = new RoomFeed({
+    roomId: ROOM,
+    since: 5,
+    deliver: (m) => delivered.push(m.seq),
+    fetchAfter,
+  });
+  return { f, delivered };
+}
+
 describe('RoomFeed', () => {
   it('delivers missed messages, then live ones, in order', async () => {
     const { feed: f, delivered } = feed({ since: 3 });
@@ -168,13 +180,7 @@ describe('RoomFeed', () => {
   it('catches up to the end when asked while a fill that read an older end is under way', async () => {
     const stored = { count: 8 };
     const rest = slowFirstHistory(stored);
-    const delivered: number[] = [];
-    const f = new RoomFeed({
-      roomId: ROOM,
-      since: 5,
-      deliver: (m) => delivered.push(m.seq),
-      fetchAfter: rest.fetchAfter,
-    });
+    const { f, delivered } = feedOver(rest.fetchAfter);
     const gapFill = f.receive(message(8));
     // An outage: more is posted, and the re-join's ack is truncated.
     stored.count = 1_500;
@@ -189,25 +195,14 @@ describe('RoomFeed', () => {
 
   it('delivers nothing a fill under way reads once closed, and reports no failure', async () => {
     const rest = slowFirstHistory({ count: 8 });
-    const delivered: number[] = [];
-    const f = new RoomFeed({
-      roomId: ROOM,
-      since: 5,
-      deliver: (m) => delivered.push(m.seq),
-      fetchAfter: rest.fetchAfter,
-    });
+    const { f, delivered } = feedOver(rest.fetchAfter);
     const gapFill = f.receive(message(8));
     f.close();
     rest.answerFirst();
     await gapFill;
     expect(delivered).toEqual([]);
 
-    const failing = new RoomFeed({
-      roomId: ROOM,
-      since: 5,
-      deliver: (m) => delivered.push(m.seq),
-      fetchAfter: () => Promise.reject(new Error('down')),
-    });
+    const failing = feedOver(() => Promise.reject(new Error('down'))).f;
     const failedFill = failing.receive(message(8));
     failing.close();
     await expect(failedFill).resolves.toBeUndefined();

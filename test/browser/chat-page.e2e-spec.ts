@@ -202,25 +202,14 @@ describeWithBrowser('the chat page in Chromium', () => {
   });
 
   it('closes the conversation of a member removed from a private room, and drops it from the list', async () => {
-    const [owner, erin] = [
-      await registerUser(service.url, uniqueUsername('owner')),
-      await registerUser(service.url, uniqueUsername('erin')),
-    ];
-    const roomId = await createRoomAs(owner.token, 'inner circle', true);
-    await addMember(service.url, owner, roomId, erin.id);
+    const { owner, member, roomId, page } = await memberLookingAtPrivateRoom('inner circle');
 
-    const page = await openPage();
-    await logIn(page, erin.username);
-    await openRoom(page, 'inner circle');
-
-    await removeMember(service.url, owner, roomId, erin.id);
-    await page.waitForSelector(
-      `#notice:text-is("${owner.username} removed you from # inner circle.")`,
+    await removeMember(service.url, owner, roomId, member.id);
+    await expectConversationClosed(
+      page,
+      'inner circle',
+      `${owner.username} removed you from # inner circle.`,
     );
-    await page.waitForSelector('#composer input[disabled]');
-    await page.waitForSelector('#room-list button:text-is("# inner circle")', {
-      state: 'detached',
-    });
   });
 
   it('leaves nothing of the signed-out user to the next one', async () => {
@@ -474,27 +463,40 @@ describeWithBrowser('the chat page in Chromium', () => {
   });
 
   it('closes the conversation of a room the user lost while disconnected', async () => {
-    const [owner, jo] = [
-      await registerUser(service.url, uniqueUsername('owner')),
-      await registerUser(service.url, uniqueUsername('jo')),
-    ];
-    const roomId = await createRoomAs(owner.token, 'lost in the outage', true);
-    await addMember(service.url, owner, roomId, jo.id);
-    const page = await openPage();
-    await logIn(page, jo.username);
-    await openRoom(page, 'lost in the outage');
+    const { member, roomId, page } = await memberLookingAtPrivateRoom('lost in the outage');
 
     // Removed while the service was down: no notification, only the re-join's refusal says so.
     await service.kill();
-    removeMembershipInStore(service.sqlitePath, roomId, jo.id);
+    removeMembershipInStore(service.sqlitePath, roomId, member.id);
     await service.start();
 
-    await page.waitForSelector('#notice:text-is("You no longer have access to this room.")');
-    await page.waitForSelector('#composer input[disabled]');
-    await page.waitForSelector('#room-list button:text-is("# lost in the outage")', {
-      state: 'detached',
-    });
+    await expectConversationClosed(
+      page,
+      'lost in the outage',
+      'You no longer have access to this room.',
+    );
   });
+
+  /** A private room of a new owner, and a new member of it looking at it in a page. */
+  async function memberLookingAtPrivateRoom(name: string) {
+    const [owner, member] = [
+      await registerUser(service.url, uniqueUsername('owner')),
+      await registerUser(service.url, uniqueUsername('member')),
+    ];
+    const roomId = await createRoomAs(owner.token, name, true);
+    await addMember(service.url, owner, roomId, member.id);
+    const page = await openPage();
+    await logIn(page, member.username);
+    await openRoom(page, name);
+    return { owner, member, roomId, page };
+  }
+
+  /** The page says why, takes the composer away and no longer lists the room. */
+  async function expectConversationClosed(page: Page, name: string, notice: string) {
+    await page.waitForSelector(`#notice:text-is("${notice}")`);
+    await page.waitForSelector('#composer input[disabled]');
+    await page.waitForSelector(`#room-list button:text-is("# ${name}")`, { state: 'detached' });
+  }
 
   // Last: every test above has run its pages by now.
   it('runs every page of these tests without anything blocked by its policy', () => {
