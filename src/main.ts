@@ -1,12 +1,15 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { ConfigService } from '@nestjs/config';
+import { exitOnSignals } from './common/exit-on-signals';
 import { AppLogger } from './logging/app-logger';
 import { createApp } from './app.factory';
 import type { AllConfig } from './config/app-config';
 import { InvalidConfigurationError } from './config/env.validation';
 
 async function bootstrap(): Promise<void> {
+  // Nothing accepted yet, so nothing to drain: a signal during start-up just ends it.
+  const startedUp = exitOnSignals('during start-up');
   const app = await createApp();
   const config = app.get(ConfigService<AllConfig, true>);
   const http = config.get('http', { infer: true });
@@ -32,6 +35,7 @@ async function bootstrap(): Promise<void> {
   };
   // Kept for the whole shutdown: a second signal (npm and terminals pass Ctrl-C on
   // to the child too) would otherwise kill the process halfway.
+  startedUp();
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { exitOnSignals } from '@app/common/exit-on-signals';
 import { migrationDataSource } from './migration-data-source';
 import { revertLastMigration, runMigrations } from './prepare-database';
 
@@ -26,6 +27,9 @@ async function main(command: string | undefined): Promise<void> {
   }
 }
 
+// Ended halfway, a migration leaves nothing the next run cannot finish: each runs in a
+// transaction, or is written to be run again.
+exitOnSignals('while migrating');
 main(process.argv[2]).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : error);
   process.exit(1);

@@ -36,6 +36,7 @@ interface ComposeService extends Mapping {
   volumes?: unknown[];
   restart?: string;
   stop_grace_period?: string;
+  init?: boolean;
 }
 
 interface ComposeFile extends Mapping {
@@ -273,6 +274,10 @@ describe('deployment files', () => {
         postgres: 'service_healthy',
         redis: 'service_healthy',
       });
+    });
+
+    it('runs the app and the migration step under an init, so that signals reach Node', () => {
+      for (const name of ['app', 'migrate']) expect(service(compose, name).init).toBe(true);
     });
 
     it('gives the app longer to drain than its own shutdown timeout', () => {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
@@ -25,6 +25,12 @@ async function breakRoomsTable(sqlitePath: string): Promise<void> {
 }
 
 const MIGRATE_ENTRY = join(REPO_ROOT, 'dist', 'src', 'database', 'migrate.js');
+
+function onlyChildOf(pid: number): number {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ');
+  expect(children).toHaveLength(1);
+  return Number(children[0]);
+}
 
 /** The built service as it runs in production: start-up checks, logs, shutdown. */
 describe('service process', () => {
@@ -220,6 +226,28 @@ describe('service process', () => {
     expect(refused.status).toBe(1);
     expect(refused.stderr).toContain('PORT');
     expect(refused.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('ends at once on SIGTERM during start-up, also as PID 1 of a container', async () => {
+    const service = spawnService(
+      {
+        HOST: '127.0.0.1',
+        PORT: String(await freePort()),
+        // Refused: start-up retries for seconds before it gives up.
+        DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test',
+      },
+      REPO_ROOT,
+      { asPid1: true },
+    );
+    running.push(service);
+    await eventually(() => service.output().includes('Retrying'), 20_000);
+
+    const started = Date.now();
+    process.kill(onlyChildOf(service.child.pid!), 'SIGTERM');
+    const { code } = await service.exited;
+    expect(code).toBe(143);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(service.errors()).toContain('SIGTERM received during start-up');
   });
 
   it('drains and exits 0 on SIGTERM', async () => {

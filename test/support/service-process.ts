@@ -36,11 +36,22 @@ function assertBuilt(): void {
   }
 }
 
-/** Starts the service; `env` is the whole environment besides PATH. */
-export function spawnService(env: RawEnvironment, cwd = REPO_ROOT): ServiceProcess {
+/**
+ * Starts the service; `env` is the whole environment besides PATH. As PID 1
+ * of a PID namespace of its own (`unshare`, which needs root), it sees signals
+ * as in a container; `child` is then `unshare`, whose child is the service.
+ */
+export function spawnService(
+  env: RawEnvironment,
+  cwd = REPO_ROOT,
+  { asPid1 = false } = {},
+): ServiceProcess {
   assertBuilt();
   const port = env.PORT ?? '0';
-  const child = spawn(process.execPath, [SERVICE_ENTRY], {
+  const [command, args] = asPid1
+    ? ['unshare', ['--pid', '--fork', '--kill-child', process.execPath, SERVICE_ENTRY]]
+    : [process.execPath, [SERVICE_ENTRY]];
+  const child = spawn(command, args, {
     cwd,
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
