@@ -21,6 +21,23 @@ function sessionOptions(schema: string | undefined): string {
 }
 
 /**
+ * The URL without its `options` parameter, and the session options with the
+ * URL's first. pg lets a URL's `options` replace the configured ones whole,
+ * which would drop the isolation level and the schema; repeated, the later
+ * `-c` of a setting wins, so ours hold.
+ */
+export function postgresConnection(
+  url: string,
+  schema: string | undefined,
+): { url: string; options: string } {
+  const parsed = new URL(url);
+  const fromUrl = parsed.searchParams.get('options');
+  if (fromUrl === null) return { url, options: sessionOptions(schema) };
+  parsed.searchParams.delete('options');
+  return { url: parsed.toString(), options: `${fromUrl} ${sessionOptions(schema)}` };
+}
+
+/**
  * The one set of TypeORM options, used by the app and by the CLI data source.
  * Schema changes only ever come from migrations.
  */
@@ -36,16 +53,17 @@ export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
     logging: false,
   };
   if (config.type === 'postgres') {
+    const connection = postgresConnection(config.url, config.schema);
     return {
       ...common,
       type: 'postgres',
-      url: config.url,
+      url: connection.url,
       schema: config.schema,
       poolSize: config.poolSize,
       extra: {
         max: config.poolSize,
         connectionTimeoutMillis: 5_000,
-        options: sessionOptions(config.schema),
+        options: connection.options,
       },
     };
   }

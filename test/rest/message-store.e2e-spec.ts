@@ -308,6 +308,36 @@ describe('message store: two app instances, each with its own pool, writing one 
   );
 });
 
+describe('PostgreSQL sessions of a DATABASE_URL with options of its own', () => {
+  const run = process.env.DATABASE_URL ? it : it.skip;
+
+  run('keep the isolation level and the schema beside the URL’s own settings', async () => {
+    const database = await createTestDatabase('postgres');
+    const url = new URL(process.env.DATABASE_URL!);
+    url.searchParams.set('options', '-c statement_timeout=4321');
+    const app = await createApp({
+      ...BASE_TEST_ENV,
+      ...database.env,
+      DATABASE_URL: url.toString(),
+    });
+    try {
+      const [settings] = await app.get(DataSource).query<Array<Record<string, string>>>(
+        `SELECT current_setting('transaction_isolation') AS isolation,
+                current_schema() AS schema,
+                current_setting('statement_timeout') AS timeout`,
+      );
+      expect(settings).toEqual({
+        isolation: 'read committed',
+        schema: database.env.DATABASE_SCHEMA,
+        timeout: '4321ms',
+      });
+    } finally {
+      await app.close();
+      await database.drop();
+    }
+  });
+});
+
 describe('message store: SQLite durability of a commit', () => {
   /** `PRAGMA synchronous` of a service started on the file: 2 is FULL, 1 NORMAL. */
   async function synchronousOf(env: RawEnvironment): Promise<number> {
