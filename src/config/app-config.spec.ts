@@ -2,6 +2,8 @@ import { loadConfig } from './app-config';
 import { parseDuration, parseRate } from './duration';
 import { InvalidConfigurationError } from './env.validation';
 
+const SECRET = 'k7Qe2xPz9LmV4rTb8NcW1yHd6JgF3sAu';
+
 describe('loadConfig', () => {
   it('applies the embedded defaults', () => {
     const config = loadConfig({});
@@ -34,6 +36,7 @@ describe('loadConfig', () => {
       DATABASE_URL: 'postgres://u@db:5432/app',
       DATABASE_SCHEMA: 'tenant_a',
       REDIS_URL: 'redis://cache:6379',
+      JWT_SECRET: SECRET,
       CORS_ORIGINS: 'https://a.example, https://b.example',
       MIGRATIONS_RUN: 'false',
     });
@@ -48,14 +51,17 @@ describe('loadConfig', () => {
     expect(config.http.corsOrigins).toEqual(['https://a.example', 'https://b.example']);
   });
 
-  it('requires a long JWT_SECRET in production', () => {
+  it('requires a usable JWT_SECRET in production, and wherever nodes share Redis', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/JWT_SECRET is required/);
-    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' })).toThrow(
-      /JWT_SECRET must be at least 32/,
+    expect(() => loadConfig({ REDIS_URL: 'redis://cache:6379' })).toThrow(/JWT_SECRET is required/);
+    for (const weak of ['short', ' '.repeat(32), 'a'.repeat(32), ` ${SECRET}`, 'abab'.repeat(8)])
+      expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: weak })).toThrow(
+        /JWT_SECRET must be at least 32 characters long/,
+      );
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET }).auth.jwtSecretGenerated).toBe(
+      false,
     );
-    expect(
-      loadConfig({ NODE_ENV: 'production', JWT_SECRET: 's'.repeat(32) }).auth.jwtSecretGenerated,
-    ).toBe(false);
+    expect(loadConfig({}).auth.jwtSecretGenerated).toBe(true);
   });
 
   it('names every bad variable at once', () => {

@@ -74,6 +74,19 @@ function IsDurationWithin(bounds: { min: string; max: string }, options: Validat
   return ValidateBy({ name: 'isDurationWithin', validator: { validate: isWithin } }, options);
 }
 
+/** Of a JWT secret: long, with no spaces around it, and more than a few distinct characters. */
+const SECRET_RULES = { minLength: 32, minDistinct: 8 };
+
+/** Refuses what passes a length check but guards nothing: 32 spaces, `a` × 32. */
+function IsUsableSecret(options: ValidationOptions) {
+  const isUsable = (value: unknown) =>
+    typeof value === 'string' &&
+    value === value.trim() &&
+    value.length >= SECRET_RULES.minLength &&
+    new Set(value).size >= SECRET_RULES.minDistinct;
+  return ValidateBy({ name: 'isUsableSecret', validator: { validate: isUsable } }, options);
+}
+
 /** Valid when `parse` reads the value; otherwise what it threw is the message. */
 function IsReadBy(parse: (value: string) => unknown) {
   const problemWith = (value: unknown): string | undefined => {
@@ -146,9 +159,18 @@ export class EnvironmentVariables {
   @Matches(/^[\w:.-]{1,64}$/, { message: 'REDIS_KEY_PREFIX must be 1-64 of [A-Za-z0-9_:.-]' })
   REDIS_KEY_PREFIX = 'rt:';
 
-  @ValidateIf((env: EnvironmentVariables) => env.NODE_ENV === 'production' || !!env.JWT_SECRET)
-  @IsString({ message: 'JWT_SECRET is required when NODE_ENV=production' })
-  @MinLength(32, { message: 'JWT_SECRET must be at least 32 characters long' })
+  /** Required where a per-process secret fails: in production, and where nodes share Redis. */
+  @ValidateIf(
+    (env: EnvironmentVariables) =>
+      env.NODE_ENV === 'production' || !!env.REDIS_URL || !!env.JWT_SECRET,
+  )
+  @IsString({
+    message:
+      'JWT_SECRET is required when NODE_ENV=production or REDIS_URL is set (nodes must share it)',
+  })
+  @IsUsableSecret({
+    message: `JWT_SECRET must be at least ${SECRET_RULES.minLength} characters long, without spaces around it, with at least ${SECRET_RULES.minDistinct} different characters`,
+  })
   JWT_SECRET?: string;
 
   @Matches(DURATION_PATTERN, { message: 'JWT_EXPIRES_IN must be a duration like 3600, 15m or 1h' })

@@ -25,6 +25,7 @@ async function breakRoomsTable(sqlitePath: string): Promise<void> {
 }
 
 const MIGRATE_ENTRY = join(REPO_ROOT, 'dist', 'src', 'database', 'migrate.js');
+const USABLE_SECRET = 'k7Qe2xPz9LmV4rTb8NcW1yHd6JgF3sAu';
 
 function onlyChildOf(pid: number): number {
   const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ');
@@ -72,6 +73,8 @@ describe('service process', () => {
     [{ DATABASE_POOL_SIZE: '1' }, 'DATABASE_POOL_SIZE'],
     [{ NODE_ENV: 'production' }, 'JWT_SECRET'],
     [{ NODE_ENV: 'production', JWT_SECRET: 'short' }, 'JWT_SECRET'],
+    [{ NODE_ENV: 'production', JWT_SECRET: 'a'.repeat(40) }, 'JWT_SECRET'],
+    [{ REDIS_URL: 'redis://127.0.0.1:6379' }, 'JWT_SECRET'],
   ])('refuses to start on %j, naming %s', async (env, variable) => {
     const service = await start(env);
     const { code } = await service.exited;
@@ -81,7 +84,7 @@ describe('service process', () => {
   });
 
   it.each([
-    [{ REDIS_URL: 'redis://127.0.0.1:1' }, 'REDIS_URL'],
+    [{ REDIS_URL: 'redis://127.0.0.1:1', JWT_SECRET: USABLE_SECRET }, 'REDIS_URL'],
     [{ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test' }, 'DATABASE_URL'],
     [{ SQLITE_PATH: tmpdir() }, 'SQLITE_PATH'],
   ])(
@@ -113,7 +116,7 @@ describe('service process', () => {
   });
 
   it('writes structured JSON logs with request ids and never a password or token', async () => {
-    const service = await start({ LOG_LEVEL: 'info', JWT_SECRET: 'x'.repeat(40) });
+    const service = await start({ LOG_LEVEL: 'info', JWT_SECRET: USABLE_SECRET });
     await waitUntilReady(service);
     const password = 'very-secret-password';
     await fetch(`${service.url}/api/auth/register`, {
