@@ -42,16 +42,34 @@ function requestLogging(root: Pino) {
   });
 }
 
+/**
+ * Never written: credentials, and what a failed query carries of its row
+ * (TypeORM's QueryFailedError keeps the statement's parameters, a password
+ * hash among them, and PostgreSQL's `detail` quotes the values).
+ */
+const REDACTED_PATHS = [
+  'password',
+  '*.password',
+  'token',
+  '*.token',
+  'accessToken',
+  'err.parameters',
+  'err.detail',
+  'err.driverError',
+];
+
 /** The one root logger of the process, also used before the application exists. */
-export function rootLogger(http: Pick<HttpConfig, 'logLevel' | 'serviceName'>): Pino {
-  return pino({
+export function rootLogger(
+  http: Pick<HttpConfig, 'logLevel' | 'serviceName'>,
+  /** Standard output unless given (tests). */
+  destination?: pino.DestinationStream,
+): Pino {
+  const options: pino.LoggerOptions = {
     level: http.logLevel,
     base: { service: http.serviceName },
-    redact: {
-      paths: ['password', '*.password', 'token', '*.token', 'accessToken'],
-      censor: '[redacted]',
-    },
-  });
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /**
