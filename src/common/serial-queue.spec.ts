@@ -29,12 +29,14 @@ describe('KeyedSerialQueue', () => {
   it('runs the tasks of one key in order, and of different keys side by side', async () => {
     const queue = new KeyedSerialQueue<string>();
     const events: string[] = [];
-    const task = (name: string, fail = false) => async () => {
-      events.push(`start ${name}`);
-      await step();
-      events.push(`end ${name}`);
-      if (fail) throw new Error(name);
-    };
+    const task =
+      (name: string, fail = false) =>
+      async () => {
+        events.push(`start ${name}`);
+        await step();
+        events.push(`end ${name}`);
+        if (fail) throw new Error(name);
+      };
     const results = await Promise.allSettled([
       queue.run('x', task('x1', true)),
       queue.run('y', task('y1')),
