@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
@@ -16,6 +16,25 @@ export type ShutdownPhase =
   | 'finish-writes';
 
 const PHASES: readonly ShutdownPhase[] = ['finish-sends', 'tell-clients', 'finish-writes'];
+
+/** How often a draining node closes the kept-alive connections that have gone idle. */
+const IDLE_SWEEP_MS = 250;
+
+/**
+ * A kept-alive connection outlives the closed listener, and a proxy keeps
+ * sending its clients' requests over it, to be refused while the node
+ * drains. So no response says keep-alive any more, and connections closed
+ * the listener found busy are closed once idle: the proxy opens a new one,
+ * which is refused, and goes to another node.
+ */
+function closeConnectionsWhenIdle(server: Server): void {
+  server.prependListener('request', (_request: IncomingMessage, response: ServerResponse) => {
+    response.shouldKeepAlive = false;
+  });
+  const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
+  sweep.unref();
+  server.once('close', () => clearInterval(sweep));
+}
 
 /**
  * Resolves once `closed()` holds, or after the close grace: then the caller
@@ -62,6 +81,7 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
     const server = this.httpAdapterHost.httpAdapter?.getHttpServer() as Server | undefined;
+    if (server) closeConnectionsWhenIdle(server);
     server?.close();
     for (const phase of PHASES) {
       await Promise.allSettled(this.steps[phase].map(async (step) => step()));
