@@ -81,6 +81,21 @@ describe('loadConfig', () => {
       expect(message).toContain(name);
   });
 
+  it.each([
+    ['RATE_LIMIT_CHAT_JOIN', '20/3000000000000h'],
+    ['RATE_LIMIT_CONNECTIONS_PER_IP', '99999999999999999999/1s'],
+    ['DATABASE_SCHEMA', 'pg_chat'],
+  ])('refuses %s=%s, which would fail only at run time', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(name);
+  });
+
+  it('takes a rate window of a day at most', () => {
+    expect(loadConfig({ RATE_LIMIT_CHAT_JOIN: '300/24h' }).realtime.rates.join).toEqual({
+      limit: 300,
+      windowMs: 86_400_000,
+    });
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ PORT: '', REDIS_URL: '' }).http.port).toBe(3000);
   });

@@ -15,7 +15,7 @@ import {
   validateSync,
   type ValidationOptions,
 } from 'class-validator';
-import { parseDuration } from './duration';
+import { parseDuration, parseRate } from './duration';
 import { parseCorsOrigins } from './cors-origins';
 import { parseTrustProxy } from './trust-proxy';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
@@ -38,7 +38,6 @@ const toBool = ({ value }: { value: unknown }) => {
 
 /** A rate such as `20/10s`: at most 20 per 10 seconds. */
 export const RATE_PATTERN = /^[1-9]\d*\/[1-9]\d*(ms|s|m|h)?$/;
-const RATE_MESSAGE = (name: string) => `${name} must be a rate like 20/10s (count/window)`;
 
 /** A duration such as `3600`, `90s`, `15m`, `1h` or `7d`. */
 export const DURATION_PATTERN = /^\d+(s|m|h|d)?$/;
@@ -72,6 +71,19 @@ function IsDurationWithin(bounds: { min: string; max: string }, options: Validat
     return seconds >= min && seconds <= max;
   };
   return ValidateBy({ name: 'isDurationWithin', validator: { validate: isWithin } }, options);
+}
+
+/** A rate like 20/10s whose window is at most a day: Redis refuses the expiry of a longer one. */
+function IsRate(name: string) {
+  const isRate = (value: unknown) => {
+    if (typeof value !== 'string' || !RATE_PATTERN.test(value)) return false;
+    const { limit, windowMs } = parseRate(value);
+    return Number.isSafeInteger(limit) && windowMs <= MAX_THROTTLE_WINDOW_MS;
+  };
+  return ValidateBy(
+    { name: 'isRate', validator: { validate: isRate } },
+    { message: `${name} must be a rate like 20/10s (count/window), its window at most a day` },
+  );
 }
 
 /** Of a JWT secret: long, with no spaces around it, and more than a few distinct characters. */
@@ -128,8 +140,9 @@ export class EnvironmentVariables {
   DATABASE_URL?: string;
 
   @IsOptional()
-  @Matches(/^[a-z_][a-z0-9_]{0,62}$/, {
-    message: 'DATABASE_SCHEMA must be a lower-case SQL identifier',
+  // PostgreSQL keeps names starting with pg_ for its own schemas, and refuses to create one.
+  @Matches(/^(?!pg_)[a-z_][a-z0-9_]{0,62}$/, {
+    message: 'DATABASE_SCHEMA must be a lower-case SQL identifier, not starting with pg_',
   })
   DATABASE_SCHEMA?: string;
 
@@ -280,19 +293,19 @@ export class EnvironmentVariables {
   @Min(1)
   MAX_PACKETS_PER_SECOND = 100;
 
-  @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_CHAT_MESSAGE') })
+  @IsRate('RATE_LIMIT_CHAT_MESSAGE')
   RATE_LIMIT_CHAT_MESSAGE = '20/10s';
 
-  @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_CHAT_TYPING') })
+  @IsRate('RATE_LIMIT_CHAT_TYPING')
   RATE_LIMIT_CHAT_TYPING = '5/1s';
 
-  @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_CHAT_JOIN') })
+  @IsRate('RATE_LIMIT_CHAT_JOIN')
   RATE_LIMIT_CHAT_JOIN = '300/60s';
 
-  @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_ROOM_PRESENCE') })
+  @IsRate('RATE_LIMIT_ROOM_PRESENCE')
   RATE_LIMIT_ROOM_PRESENCE = '60/60s';
 
-  @Matches(RATE_PATTERN, { message: RATE_MESSAGE('RATE_LIMIT_CONNECTIONS_PER_IP') })
+  @IsRate('RATE_LIMIT_CONNECTIONS_PER_IP')
   RATE_LIMIT_CONNECTIONS_PER_IP = '120/60s';
 
   @Transform(toInt)
