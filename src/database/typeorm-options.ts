@@ -24,17 +24,25 @@ function sessionOptions(schema: string | undefined): string {
  * The URL without its `options` parameter, and the session options with the
  * URL's first. pg lets a URL's `options` replace the configured ones whole,
  * which would drop the isolation level and the schema; repeated, the later
- * `-c` of a setting wins, so ours hold.
+ * `-c` of a setting wins, so ours hold. Only the query is rewritten: the rest
+ * may be a form only pg reads (`postgres://user@/db?host=/run/postgresql`).
  */
 export function postgresConnection(
   url: string,
   schema: string | undefined,
 ): { url: string; options: string } {
-  const parsed = new URL(url);
-  const fromUrl = parsed.searchParams.get('options');
-  if (fromUrl === null) return { url, options: sessionOptions(schema) };
-  parsed.searchParams.delete('options');
-  return { url: parsed.toString(), options: `${fromUrl} ${sessionOptions(schema)}` };
+  const ours = sessionOptions(schema);
+  const queryAt = url.indexOf('?');
+  const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1));
+  // As pg reads a repeated parameter: the last one.
+  const fromUrl = query.getAll('options').at(-1);
+  if (fromUrl === undefined) return { url, options: ours };
+  query.delete('options');
+  const rest = query.toString();
+  return {
+    url: `${url.slice(0, queryAt)}${rest ? `?${rest}` : ''}`,
+    options: `${fromUrl} ${ours}`,
+  };
 }
 
 /**

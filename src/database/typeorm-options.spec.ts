@@ -1,0 +1,44 @@
+import { Client } from 'pg';
+import { postgresConnection } from './typeorm-options';
+
+/** What pg itself reads from a connection string. */
+const asPgReadsIt = (connectionString: string) => {
+  const client = new Client({ connectionString });
+  const { options } = (client as unknown as { connectionParameters: { options?: string } })
+    .connectionParameters;
+  return { host: client.host, user: client.user, database: client.database, options };
+};
+
+const OURS = '-c default_transaction_isolation=read\\ committed -c search_path=tenant';
+
+describe('postgresConnection', () => {
+  it('leaves a URL without options as it is, also one only pg reads', () => {
+    for (const url of [
+      'postgres://u:p%40ss@db:5432/app?sslmode=require',
+      'postgres://user@/app?host=/var/run/postgresql',
+    ])
+      expect(postgresConnection(url, 'tenant')).toEqual({ url, options: OURS });
+  });
+
+  it('puts the URL’s options first and ours after them, keeping everything else', () => {
+    const url =
+      'postgres://user@/app?host=/var/run/postgresql&options=-c%20statement_timeout%3D5000';
+    const connection = postgresConnection(url, 'tenant');
+    expect(connection.options).toBe(`-c statement_timeout=5000 ${OURS}`);
+    expect(asPgReadsIt(connection.url)).toMatchObject({
+      host: '/var/run/postgresql',
+      user: 'user',
+      database: 'app',
+    });
+    expect(asPgReadsIt(connection.url).options).toBeUndefined();
+  });
+
+  it('takes the last of repeated options, as pg does', () => {
+    const connection = postgresConnection(
+      'postgres://db/app?options=-c%20a%3D1&options=-c%20b%3D2',
+      undefined,
+    );
+    expect(connection.options.startsWith('-c b=2 ')).toBe(true);
+    expect(connection.url).toBe('postgres://db/app');
+  });
+});
