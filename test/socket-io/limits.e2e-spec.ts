@@ -125,11 +125,11 @@ describe.each(databaseKinds())('Socket.IO limits (%s)', (kind) => {
     const answers = await Promise.all(
       rooms.map((room) => emitAck(socket, 'chat:join', { roomId: room.id })),
     );
-    expect(answers.map((answer) => answer.ok)).toEqual([true, true, false]);
-    expect(answers[2]).toEqual({
-      ok: false,
-      error: expect.objectContaining({ code: 'FORBIDDEN' }),
-    });
+    // Joins of different rooms run side by side: which one comes last is not fixed.
+    expect(answers.filter((answer) => answer.ok)).toHaveLength(2);
+    expect(answers.filter((answer) => !answer.ok)).toEqual([
+      { ok: false, error: expect.objectContaining({ code: 'FORBIDDEN' }) },
+    ]);
   });
 
   it('caps concurrent sockets per user, and frees the slot on disconnect', async () => {
