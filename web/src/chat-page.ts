@@ -143,8 +143,6 @@ export class ChatPage {
   private async open(room: RoomJson): Promise<void> {
     if (this.abort.signal.aborted || this.current?.id === room.id) return;
     const previous = this.current;
-    // Listed from now on, even when it came from a page a refresh will not show.
-    this.rooms.include(room);
     const shown = this.show(room);
     const stillShown = () => this.shown === shown;
     try {
@@ -153,6 +151,8 @@ export class ChatPage {
       const page = await this.rest.history(room.id, { limit: HISTORY_PAGE });
       // Another room opened (this one again, perhaps), or a removal closed it, meanwhile.
       if (!stillShown()) return;
+      // Listed from now on, even when it came from a page a refresh will not show.
+      this.rooms.include(room);
       this.messages.prepend([...page.items].reverse());
       this.loadOlder.hidden = page.nextCursor === null;
       this.messages.scrollToBottom();
