@@ -18,6 +18,9 @@ const STARTUP_RETRIES = 4;
 const PROBE_TIMEOUT_MS = 2_000;
 const noAnswer = () => new Error('No answer in time');
 
+/** The database answered but a migration failed: trying again a second later would not help. */
+class MigrationFailed extends Error {}
+
 /** Connects, then applies pending migrations before any module can query. */
 async function createDataSource(options?: DataSourceOptions): Promise<DataSource> {
   if (!options) throw new Error('TypeORM options are missing');
@@ -26,11 +29,20 @@ async function createDataSource(options?: DataSourceOptions): Promise<DataSource
     .catch((error: unknown) => {
       throw cannotOpen(options, error);
     });
-  if (options.migrationsRun) {
+  if (options.migrationsRun) await migrate(dataSource);
+  return dataSource;
+}
+
+async function migrate(dataSource: DataSource): Promise<void> {
+  try {
     const applied = await runMigrations(dataSource);
     for (const migration of applied) logger.log(`Applied migration ${migration.name}`);
+  } catch (error) {
+    // Its pool would otherwise stay open beside the one start-up gives up with.
+    await dataSource.destroy().catch(() => undefined);
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new MigrationFailed(`A migration failed: ${reason}`, { cause: error });
   }
-  return dataSource;
 }
 
 /** Names the setting to look at; the message never includes the URL, which may hold a password. */
@@ -49,6 +61,7 @@ function cannotOpen(options: DataSourceOptions, error: unknown): Error {
         ...typeormOptions(config.get('database', { infer: true })),
         retryAttempts: STARTUP_RETRIES,
         retryDelay: 1_000,
+        toRetry: (error: unknown) => !(error instanceof MigrationFailed),
       }),
       dataSourceFactory: createDataSource,
     }),

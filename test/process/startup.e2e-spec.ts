@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { DataSource } from 'typeorm';
 import {
   freePort,
@@ -263,6 +264,25 @@ describe('service process', () => {
     expect(code).toBe(143);
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(service.errors()).toContain('SIGTERM received during start-up');
+  });
+
+  it('stops at once, without retrying, when a migration fails', async () => {
+    const first = await start({});
+    await waitUntilReady(first);
+    await first.stop('SIGTERM');
+    // The record of a migration whose tables are there: applying it again fails.
+    const database = new Database(join(dir, 'data', 'app.sqlite'));
+    try {
+      database.prepare("DELETE FROM migrations WHERE name LIKE 'InitialSchema%'").run();
+    } finally {
+      database.close();
+    }
+
+    const second = await start({});
+    const { code } = await second.exited;
+    expect(code).toBe(1);
+    expect(second.errors()).toMatch(/^Start-up failed: A migration failed: /m);
+    expect(second.output()).not.toContain('Retrying');
   });
 
   it('drains and exits 0 on SIGTERM', async () => {
