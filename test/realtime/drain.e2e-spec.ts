@@ -55,6 +55,14 @@ class RawHttp {
   }
 }
 
+/** Holds the drain open at its last step until the returned function is called. */
+function keepDraining(t: TestApp): () => void {
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  t.app.get(GracefulShutdown).register('finish-writes', () => finished);
+  return finish;
+}
+
 describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
   /** The TransactionRunner method each write of messages goes through. */
   const writeMethod = kind === 'postgres' ? 'executePrepared' : 'sqliteTransaction';
@@ -114,9 +122,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       const write = holdNextWrite(t);
       http.send('POST', `/api/rooms/${room.id}/messages`, auth, JSON.stringify({ text: 'busy' }));
       await write.started;
-      let finish!: () => void;
-      const finished = new Promise<void>((resolve) => (finish = resolve));
-      t.app.get(GracefulShutdown).register('finish-writes', () => finished);
+      const finish = keepDraining(t);
       const closing = t.app.close();
       await sleep(100);
       write.release();
@@ -141,9 +147,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
     try {
       const ada = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
-      let finish!: () => void;
-      const finished = new Promise<void>((resolve) => (finish = resolve));
-      t.app.get(GracefulShutdown).register('finish-writes', () => finished);
+      const finish = keepDraining(t);
       const closing = t.app.close();
       await eventually(() => t.app.get(GracefulShutdown).draining);
 
