@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Logger } from '@nestjs/common';
 import type { DataSource, QueryRunner } from 'typeorm';
 
 /** Any 64-bit number shared by every node: the lock that serializes migration runs. */
-const MIGRATION_LOCK_KEY = 7_305_112_004;
+export const MIGRATION_LOCK_KEY = 7_305_112_004;
 const LOCK_RETRY_MS = 200;
+const logger = new Logger('Migrations');
 
 /**
  * Waits for the lock by asking again and again: a session blocked in
@@ -12,11 +14,13 @@ const LOCK_RETRY_MS = 200;
  * would wait on each other for good.
  */
 async function takeMigrationLock(runner: QueryRunner): Promise<void> {
-  for (;;) {
+  for (let tries = 0; ; tries += 1) {
     const [{ locked }] = (await runner.query('SELECT pg_try_advisory_lock($1) AS locked', [
       MIGRATION_LOCK_KEY,
     ])) as Array<{ locked: boolean }>;
     if (locked) return;
+    // Said once: a start-up that seems stuck is waiting for another node's migrations.
+    if (tries === 0) logger.log('Waiting for another node to finish its migrations');
     await sleep(LOCK_RETRY_MS);
   }
 }

@@ -1,9 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DataSource } from 'typeorm';
-import { runMigrations } from '@app/database/prepare-database';
+import { MIGRATION_LOCK_KEY, runMigrations } from '@app/database/prepare-database';
 import { typeormOptions } from '@app/database/typeorm-options';
 import {
   createTestDatabase,
@@ -12,6 +12,7 @@ import {
   type TestDatabase,
 } from '../support/databases';
 import { REPO_ROOT } from '../support/service-process';
+import { eventually } from '../support/sockets';
 import { startTestApp } from '../support/test-app';
 
 const run = promisify(execFile);
@@ -158,6 +159,30 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
       expect(await runMigrations(node)).toHaveLength(2);
     } finally {
       await node.destroy();
+    }
+  });
+
+  it('says that it waits for another node’s migrations, and migrates once they are done', async () => {
+    const database = await createTestDatabase('postgres');
+    try {
+      await withPostgres(async (otherNode) => {
+        await otherNode.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+        const migrating = spawn(process.execPath, [MIGRATE, 'run'], {
+          env: { PATH: process.env.PATH, ...database.env },
+          cwd: REPO_ROOT,
+        });
+        let output = '';
+        migrating.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        const exited = new Promise<number | null>((resolve) => migrating.once('close', resolve));
+        await eventually(() => output.includes('Waiting for another node'), 20_000);
+        expect(output).not.toContain('Applied');
+
+        await otherNode.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+        expect(await exited).toBe(0);
+        expect(output).toContain('Applied: InitialSchema');
+      });
+    } finally {
+      await database.drop();
     }
   });
 
