@@ -5,8 +5,13 @@ import { withinTime } from '@app/common/time-limit';
 
 const noAnswer = () => new Error('No answer in time');
 
+/** The database answers but takes no writes: a standby after a failover, or set read-only. */
+export class ReadOnlyDatabase extends Error {}
+
 /**
- * SELECT 1, for readiness. On PostgreSQL on a pooled connection of its own,
+ * SELECT 1, for readiness; on PostgreSQL, whether the session may write too,
+ * since a node on a read-only server would answer every send with INTERNAL.
+ * On PostgreSQL on a pooled connection of its own,
  * closed rather than returned when its query goes unanswered: kept, it would
  * be handed to later probes until TCP gave up (minutes), and readiness would
  * fail all that time even where new connections work again. SQLite answers
@@ -23,12 +28,15 @@ async function pingPostgres(pool: Pool, timeoutMs: number): Promise<void> {
   let gaveUp = false;
   let queried = false;
   const answered = connecting.then((client) => {
-    if (gaveUp) return;
+    if (gaveUp) return undefined;
     queried = true;
-    return client.query('SELECT 1');
+    return client.query<{ readOnly: boolean }>(
+      `SELECT current_setting('transaction_read_only') = 'on' AS "readOnly"`,
+    );
   });
+  let readOnly: boolean | undefined;
   try {
-    await withinTime(answered, timeoutMs, noAnswer);
+    readOnly = (await withinTime(answered, timeoutMs, noAnswer))?.rows[0]?.readOnly;
   } catch (error) {
     gaveUp = true;
     answered.catch(() => undefined);
@@ -41,4 +49,5 @@ async function pingPostgres(pool: Pool, timeoutMs: number): Promise<void> {
     throw error;
   }
   (await connecting).release();
+  if (readOnly) throw new ReadOnlyDatabase('The database takes no writes');
 }

@@ -6,7 +6,7 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { oneAtATime, withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
 import { ReadinessChecks } from '@app/health/readiness-checks';
-import { pingDatabase } from './database-ping';
+import { pingDatabase, ReadOnlyDatabase } from './database-ping';
 import { pendingMigrations, runMigrations } from './prepare-database';
 import { TransactionRunner } from './transaction-runner';
 import { typeormOptions } from './typeorm-options';
@@ -93,7 +93,9 @@ export class DatabaseModule implements OnModuleInit {
     try {
       await this.ping();
       return indicator.up();
-    } catch {
+    } catch (error) {
+      if (error instanceof ReadOnlyDatabase)
+        return indicator.down({ message: 'The database takes no writes (read-only)' });
       // The driver's words may name hosts and users; readiness is public.
       return indicator.down({ message: 'The database did not answer' });
     }

@@ -1,0 +1,43 @@
+import request from 'supertest';
+import { createApp } from '@app/app.factory';
+import { withPostgres } from '../support/databases';
+import { eventually } from '../support/sockets';
+import { BASE_TEST_ENV } from '../support/test-app';
+
+const describePostgres = process.env.DATABASE_URL ? describe : describe.skip;
+
+/** A node left on a server that takes no writes (a standby after a failover) must not look ready. */
+describePostgres('readiness on a PostgreSQL that takes no writes', () => {
+  it('answers 503 and says why', async () => {
+    const name = `ro_${Date.now().toString(36)}_${process.pid}`;
+    await withPostgres((client) => client.query(`CREATE DATABASE "${name}"`));
+    const url = new URL(process.env.DATABASE_URL!);
+    url.pathname = `/${name}`;
+    const app = await createApp({ ...BASE_TEST_ENV, DATABASE_URL: url.toString() });
+    try {
+      await app.listen(0, '127.0.0.1');
+      const server = app.getHttpServer();
+      await request(server).get('/health/ready').expect(200);
+
+      await withPostgres(async (client) => {
+        await client.query(`ALTER DATABASE "${name}" SET default_transaction_read_only = on`);
+        // A session reads the default when it begins: the node's pool opens new ones.
+        await client.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1',
+          [name],
+        );
+      });
+
+      await eventually(async () => {
+        const readiness = await request(server).get('/health/ready');
+        return (
+          readiness.status === 503 &&
+          readiness.body.checks?.database?.message === 'The database takes no writes (read-only)'
+        );
+      }, 10_000);
+    } finally {
+      await app.close();
+      await withPostgres((client) => client.query(`DROP DATABASE "${name}" WITH (FORCE)`));
+    }
+  });
+});
