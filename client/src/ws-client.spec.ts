@@ -187,6 +187,8 @@ describe('WsClient', () => {
     });
     const socket = await connected(ws);
     expect(socket.sentOf('join')).toEqual([{ type: 'join', room: ROOM }]);
+    // Nothing to leave on a connection that had not joined it yet.
+    expect(socket.sentOf('leave')).toEqual([]);
     ws.close();
   });
 

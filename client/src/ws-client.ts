@@ -99,6 +99,8 @@ interface WsRoom {
   feed?: RoomFeed;
   rejoin: Backoff;
   retryTimer?: ReturnType<typeof setTimeout>;
+  /** Its join went out on the current connection, so a leave has something to undo. */
+  joinSent?: boolean;
 }
 
 const DEFAULTS = {
@@ -198,8 +200,9 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
    */
   leave(room: string): void {
     const id = room.toLowerCase();
+    const joinSent = this.rooms.get(id)?.joinSent === true;
     if (!this.forget(id)) return;
-    if (this.ready) this.send({ type: WsClientFrameType.Leave, room: id });
+    if (this.ready && joinSent) this.send({ type: WsClientFrameType.Leave, room: id });
   }
 
   /**
@@ -312,6 +315,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     clearTimeout(room.retryTimer);
     room.feed?.beginSync();
     this.send({ type: WsClientFrameType.Join, room: id });
+    room.joinSent = true;
   }
 
   private joined(id: string, lastSeq: number | undefined): void {
@@ -449,7 +453,10 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     this.probeSentAt = undefined;
     this.replies.clear();
     // Every room is joined again on the next connection.
-    for (const room of this.rooms.values()) clearTimeout(room.retryTimer);
+    for (const room of this.rooms.values()) {
+      clearTimeout(room.retryTimer);
+      room.joinSent = false;
+    }
   }
 
   /** A REST gap fill that failed is tried again by the feed itself; the app hears of the failure. */
