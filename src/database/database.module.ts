@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type DataSourceOptions } from 'typeorm';
+import { isUnavailableError } from '@app/common/errors/to-error-body';
 import { oneAtATime, withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
 import { ReadinessChecks } from '@app/health/readiness-checks';
@@ -18,7 +19,7 @@ const STARTUP_RETRIES = 4;
 const PROBE_TIMEOUT_MS = 2_000;
 const noAnswer = () => new Error('No answer in time');
 
-/** The database answered but a migration failed: trying again a second later would not help. */
+/** A migration itself failed (not the connection): trying again a second later would not help. */
 class MigrationFailed extends Error {}
 
 /** Connects, then applies pending migrations before any module can query. */
@@ -38,8 +39,10 @@ async function migrate(dataSource: DataSource): Promise<void> {
     const applied = await runMigrations(dataSource);
     for (const migration of applied) logger.log(`Applied migration ${migration.name}`);
   } catch (error) {
-    // Its pool would otherwise stay open beside the one start-up gives up with.
+    // Its pool would otherwise stay open beside the one start-up gives up with, or tries again.
     await dataSource.destroy().catch(() => undefined);
+    // A connection lost or refused meanwhile (too many clients, a restart) is worth another try.
+    if (isUnavailableError(error)) throw error;
     const reason = error instanceof Error ? error.message : String(error);
     throw new MigrationFailed(`A migration failed: ${reason}`, { cause: error });
   }
