@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -164,24 +164,38 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
 
   it('says that it waits for another node’s migrations, and migrates once they are done', async () => {
     const database = await createTestDatabase('postgres');
+    let migrating: ChildProcess | undefined;
     try {
       await withPostgres(async (otherNode) => {
-        await otherNode.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
-        const migrating = spawn(process.execPath, [MIGRATE, 'run'], {
+        // Polled, as the nodes do: a session blocked in pg_advisory_lock would keep a snapshot
+        // that another suite's concurrent index build waits for.
+        const lockTaken = async () =>
+          (
+            await otherNode.query<{ locked: boolean }>(
+              'SELECT pg_try_advisory_lock($1) AS locked',
+              [MIGRATION_LOCK_KEY],
+            )
+          ).rows[0].locked;
+        await eventually(lockTaken, 30_000);
+        const child = spawn(process.execPath, [MIGRATE, 'run'], {
           env: { PATH: process.env.PATH, ...database.env },
           cwd: REPO_ROOT,
         });
+        migrating = child;
         let output = '';
-        migrating.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-        const exited = new Promise<number | null>((resolve) => migrating.once('close', resolve));
-        await eventually(() => output.includes('Waiting for another node'), 20_000);
-        expect(output).not.toContain('Applied');
-
-        await otherNode.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+        child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+        try {
+          await eventually(() => output.includes('Waiting for another node'), 20_000);
+          expect(output).not.toContain('Applied');
+        } finally {
+          await otherNode.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+        }
         expect(await exited).toBe(0);
         expect(output).toContain('Applied: InitialSchema');
       });
     } finally {
+      if (migrating?.exitCode === null) migrating.kill('SIGKILL');
       await database.drop();
     }
   });

@@ -13,8 +13,9 @@ describePostgres('readiness on a PostgreSQL that takes no writes', () => {
     await withPostgres((client) => client.query(`CREATE DATABASE "${name}"`));
     const url = new URL(process.env.DATABASE_URL!);
     url.pathname = `/${name}`;
-    const app = await createApp({ ...BASE_TEST_ENV, DATABASE_URL: url.toString() });
+    let app: Awaited<ReturnType<typeof createApp>> | undefined;
     try {
+      app = await createApp({ ...BASE_TEST_ENV, DATABASE_URL: url.toString() });
       await app.listen(0, '127.0.0.1');
       const server = app.getHttpServer();
       await request(server).get('/health/ready').expect(200);
@@ -23,7 +24,8 @@ describePostgres('readiness on a PostgreSQL that takes no writes', () => {
         await client.query(`ALTER DATABASE "${name}" SET default_transaction_read_only = on`);
         // A session reads the default when it begins: the node's pool opens new ones.
         await client.query(
-          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1',
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE datname = $1 AND usename = current_user AND backend_type = 'client backend'`,
           [name],
         );
       });
@@ -36,7 +38,7 @@ describePostgres('readiness on a PostgreSQL that takes no writes', () => {
         );
       }, 10_000);
     } finally {
-      await app.close();
+      await app?.close().catch(() => undefined);
       await withPostgres((client) => client.query(`DROP DATABASE "${name}" WITH (FORCE)`));
     }
   });
