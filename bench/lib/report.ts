@@ -239,18 +239,24 @@ function fanoutRows(label: string, pair: [Measured, Measured], cpuLimit: number)
   ];
 }
 
+/**
+ * One group of rows per service measurement, each paired with the bare
+ * server's run of the same index when there is one: without a baseline
+ * (`--baselines=none`, or a bare server that failed) the service's rows stay,
+ * with their targets SKIP.
+ */
 function socketIoFanoutRows(ctx: BenchContext, results: Results): Row[] {
-  const baseline = results.fanout.baseline ?? [];
   const { rooms, members, sendersPerRoom } = ctx.config;
+  const runs = Math.max(0, ...DATABASES.map((db) => results.fanout[db]?.length ?? 0));
   const rows: Row[] = [];
-  for (const [index, b] of baseline.entries())
+  for (let index = 0; index < runs; index += 1)
     for (const db of DATABASES) {
       const s = results.fanout[db]?.[index];
       if (s)
         rows.push(
           ...fanoutRows(
             `${modeLabel(ctx, s)} · ${DATABASE_LABEL[db]}`,
-            [s, b],
+            [s, results.fanout.baseline?.[index]],
             TARGETS.cpuPerDelivery,
           ),
         );
