@@ -391,8 +391,15 @@ function clusterRows(ctx: BenchContext, results: Results): Row[] {
       (m) => num(m.cpuUsPerDelivery, 2),
       (m) => m.cpuUsPerDelivery,
     ),
-    row('lost / duplicated', lossText(pair[0]), lossText(pair[1]), lossVerdict(pair[0])),
+    row('lost / duplicated', lossText(pair[0]), lossText(pair[1]), bothClean(pair)),
   ];
+}
+
+/** Both columns are the service (phase 5): PASS only when neither lost, duplicated, refused or left anything undrained. */
+function bothClean(pair: [Measured, Measured]): Partial<Row> {
+  const verdicts = pair.map((m) => lossVerdict(m).verdict);
+  const verdict = verdicts.includes('FAIL') ? 'FAIL' : verdicts.includes('SKIP') ? 'SKIP' : 'PASS';
+  return { target: '0 / 0 both', verdict };
 }
 
 export function buildRows(ctx: BenchContext, results: Results): Row[] {
