@@ -74,8 +74,17 @@ export interface RunResult {
   ackErrors: number;
   /** Fixed-mode sends skipped because the sender had too many unsettled messages. */
   skipped: number;
+  /** Messages of this run received, each once, by a receiver that follows its stream. */
   deliveries: number;
   expectedDeliveries: number;
+  /** Messages sent before this run (an undrained earlier run or warm-up) received in it; not in `deliveries`. */
+  late: number;
+  /**
+   * Deliveries that no send explains: on a stream the receiver does not
+   * follow (another room, its own broadcast echoed), or more than the acked
+   * (over `/ws`: sent) messages make. Any makes the run unclean.
+   */
+  unexpected: number;
   /** Skipped in this run, plus `tailLost`. */
   lost: number;
   /** Never seen at the end of this run: counted again by the next run if still missing. */

@@ -32,7 +32,7 @@ export interface LoadMeasurement extends RunResult {
 /** The fields that must stay clean, whichever repeat gives the figures. */
 type Integrity = Pick<
   RunResult,
-  'lost' | 'tailLost' | 'duplicates' | 'ackErrors' | 'disconnects' | 'drained'
+  'lost' | 'tailLost' | 'duplicates' | 'unexpected' | 'ackErrors' | 'disconnects' | 'drained'
 >;
 
 export interface Scenario {
@@ -222,6 +222,7 @@ function integrityOf(measured: RunResult[], warmedUp?: RunResult): Integrity {
     lost: sum((run) => run.lost - run.tailLost) + last.tailLost,
     tailLost: last.tailLost,
     duplicates: sum((run) => run.duplicates),
+    unexpected: sum((run) => run.unexpected),
     ackErrors: sum((run) => run.ackErrors),
     disconnects: sum((run) => run.disconnects),
     drained: measured.every((run) => run.drained),

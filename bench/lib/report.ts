@@ -59,6 +59,7 @@ function lossText(m?: LoadMeasurement): string {
   if (!m) return '—';
   const problems = [
     m.drained ? '' : ' (undrained)',
+    m.unexpected ? `, ${m.unexpected} unexpected` : '',
     m.disconnects ? `, ${m.disconnects} drop` : '',
     m.ackErrors ? `, ${m.ackErrors} refused` : '',
   ];
@@ -66,10 +67,15 @@ function lossText(m?: LoadMeasurement): string {
   return `${m.lost} / ${m.duplicates}${problems.join('')} in ${runs}`;
 }
 
-/** Nothing lost, duplicated, refused or dropped, and everything delivered, in any run of the row. */
+/** Nothing lost, duplicated, unexpected, refused or dropped, and everything delivered, in any run of the row. */
 function isClean(m: LoadMeasurement): boolean {
   return (
-    m.lost === 0 && m.duplicates === 0 && m.drained && m.disconnects === 0 && m.ackErrors === 0
+    m.lost === 0 &&
+    m.duplicates === 0 &&
+    m.unexpected === 0 &&
+    m.drained &&
+    m.disconnects === 0 &&
+    m.ackErrors === 0
   );
 }
 

@@ -36,8 +36,11 @@ class RunState {
   acked = 0;
   ackErrors = 0;
   skipped = 0;
+  /** Messages of this run received: each counted once, at a receiver that follows its stream. */
   deliveries = 0;
   expectedDeliveries = 0;
+  /** Messages of an earlier run (or the warm-up) that arrived in this one: not counted in `deliveries`. */
+  late = 0;
   lastSendAt = this.start;
   lastEventAt = this.start;
   disconnectsAtStart: number;
@@ -48,6 +51,8 @@ class RunState {
   constructor(
     readonly command: RunCommand,
     disconnects: number,
+    /** Per stream, the last number expected before this run: anything up to it was sent earlier. */
+    readonly expectedBefore: ReadonlyMap<string, number>,
   ) {
     this.disconnectsAtStart = disconnects;
   }
@@ -73,11 +78,20 @@ export class LoadEngine {
     this.firstDisconnect ??= detail;
   }
 
-  /** A message reached a receiver. */
+  /**
+   * A message reached a receiver. Only the first delivery of a message of
+   * this run, on a stream the receiver follows, counts as a delivery;
+   * duplicates and deliveries on other streams are counted as errors by the
+   * receiver's tracker, and messages of an earlier run as late.
+   */
   delivered(receiver: Receiver, stream: string, n: number, sentAt: number): void {
-    receiver.tracker.see(stream, n);
+    const seen = receiver.tracker.see(stream, n);
     const state = this.state;
-    if (!state) return;
+    if (!state || seen !== 'new') return;
+    if (n <= (state.expectedBefore.get(stream) ?? 0)) {
+      state.late += 1;
+      return;
+    }
     const at = now();
     state.deliveries += 1;
     state.lastEventAt = Math.max(state.lastEventAt, at);
@@ -124,7 +138,7 @@ export class LoadEngine {
 
   async run(command: RunCommand): Promise<RunResult> {
     for (const receiver of this.receivers) receiver.tracker.resetCounts();
-    const state = new RunState(command, this.disconnects);
+    const state = new RunState(command, this.disconnects, new Map(this.expected));
     this.state = state;
     const ticker = command.mode === 'fixed' ? this.startTicker(state) : undefined;
     if (command.mode === 'max') for (const sender of this.senders) this.pump(sender);
@@ -135,6 +149,9 @@ export class LoadEngine {
       () => this.senders.every((s) => s.outstanding === 0),
       command.drainMs,
     );
+    // Waits for every expected delivery; more than expected (a message
+    // delivered whose send was refused or never acked) is counted as
+    // unexpected by `resultOf`, so a clean run has exactly as many.
     const complete = await waitUntil(
       () => state.deliveries >= state.expectedDeliveries,
       command.drainMs,
@@ -181,10 +198,12 @@ export class LoadEngine {
     let lost = 0;
     let tailLost = 0;
     let duplicates = 0;
+    let unexpected = Math.max(0, state.deliveries - state.expectedDeliveries);
     for (const { tracker } of this.receivers) {
       lost += tracker.lost(this.expected);
       tailLost += tracker.missingAtTail(this.expected);
       duplicates += tracker.duplicates;
+      unexpected += tracker.unexpected;
     }
     return {
       mode: state.command.mode,
@@ -195,6 +214,8 @@ export class LoadEngine {
       skipped: state.skipped,
       deliveries: state.deliveries,
       expectedDeliveries: state.expectedDeliveries,
+      late: state.late,
+      unexpected,
       lost,
       tailLost,
       duplicates,
