@@ -94,6 +94,10 @@ export interface RunResult {
   drained: boolean;
   /** From the first send to the last send. */
   sendMs: number;
+  /** From the start of the run to the end of its sending time (`durationMs`), drain excluded. */
+  sendWindowMs: number;
+  /** The load generator's own CPU time (`process.cpuUsage()`, all its threads) over `sendWindowMs`. */
+  sendCpuMs: number;
   /** From the first send to the last delivery (or ack). */
   activeMs: number;
   /** Send to delivery, at receivers that do not send. */

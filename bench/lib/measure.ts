@@ -16,8 +16,9 @@ export interface LoadMeasurement extends RunResult {
   deliveriesPerSec: number;
   messagesPerSec: number;
   cpuUsPerDelivery: number;
-  /** Server CPU time over wall time, in percent of one core (summed over nodes). */
+  /** Server CPU time over wall time (send and drain), in percent of one core (summed over nodes). */
   serverCpuPercent: number;
+  /** The load generator's CPU time over the sending window only, in percent of one core (see `clientBound`). */
   loaderCpuPercent: number;
   /** With several repeats: this is the median one, and these are the figures of each, in order. */
   repeats?: number[];
@@ -48,6 +49,14 @@ export interface Scenario {
 
 const SETUP_TIMEOUT_MS = 180_000;
 
+/** At or above this share of its core while sending, a load generator is what limits a run. */
+export const SATURATED_PERCENT = 90;
+
+/** Whether the run's load generator was saturated while sending: its throughput is a lower bound of the server's. */
+export function clientBound(m: LoadMeasurement): boolean {
+  return m.loaderCpuPercent >= SATURATED_PERCENT;
+}
+
 function derive(result: RunResult, serverCpuMs: number, loaderCpuMs: number, wallMs: number) {
   const activeSeconds = Math.max(result.activeMs, 1) / 1000;
   // A refused send is not throughput: an error ack, or an error frame over /ws,
@@ -62,7 +71,12 @@ function derive(result: RunResult, serverCpuMs: number, loaderCpuMs: number, wal
     // NaN, not 0, for a server that delivered nothing: no target can pass on it.
     cpuUsPerDelivery: result.deliveries > 0 ? (serverCpuMs * 1000) / result.deliveries : NaN,
     serverCpuPercent: (serverCpuMs / wallMs) * 100,
-    loaderCpuPercent: (loaderCpuMs / wallMs) * 100,
+    // Over the sending window: a drain that waits adds idle time and would
+    // hide a load generator that was saturated while it sent.
+    loaderCpuPercent:
+      result.sendWindowMs > 0
+        ? (result.sendCpuMs / result.sendWindowMs) * 100
+        : (loaderCpuMs / wallMs) * 100,
   };
 }
 

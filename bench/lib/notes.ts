@@ -1,11 +1,8 @@
 import { BASELINES } from './config';
 import type { BenchContext } from './context';
-import type { LoadMeasurement } from './measure';
+import { SATURATED_PERCENT, type LoadMeasurement } from './measure';
 import { perfDir } from './perf-record';
 import type { Results } from './results';
-
-/** At or above this share of its core, a load generator is what limits a run. */
-const SATURATED_PERCENT = 90;
 
 /** The header lines: machine, pinning, sizes. */
 export function describe(ctx: BenchContext): string[] {
@@ -58,7 +55,7 @@ function allMeasurements(results: Results): Array<[string, LoadMeasurement]> {
 
 function saturationNote(label: string, m: LoadMeasurement): string | undefined {
   if (m.loaderCpuPercent < SATURATED_PERCENT) return undefined;
-  const cores = `load generator at ${m.loaderCpuPercent.toFixed(0)}% of its core, server at ${m.serverCpuPercent.toFixed(0)}%`;
+  const cores = `load generator at ${m.loaderCpuPercent.toFixed(0)}% of its core while sending, server at ${m.serverCpuPercent.toFixed(0)}% over the run`;
   const bound =
     m.serverCpuPercent >= SATURATED_PERCENT
       ? 'both saturated, throughput is a lower bound for either'

@@ -1,10 +1,10 @@
 import type { IdleResult, IdleStep } from '../phases/idle';
 import type { BenchContext } from './context';
 import { kib, num, percentiles, ratio } from './format';
-import type { LoadMeasurement } from './measure';
+import { clientBound, type LoadMeasurement } from './measure';
 import { DATABASE_LABEL, type Database, type Results } from './results';
 
-export type Verdict = 'PASS' | 'FAIL' | 'SKIP' | '';
+export type Verdict = 'PASS' | 'FAIL' | 'SKIP' | 'SKIP (client-bound)' | '';
 
 export interface Row {
   /** A section title; the other fields are empty. */
@@ -87,19 +87,39 @@ function lossVerdict(m?: LoadMeasurement): Partial<Row> {
 /**
  * A target's verdict only counts on clean runs: a service that lost or
  * refused messages fails it whatever its figure, and a baseline that did
- * leaves nothing to compare with.
+ * leaves nothing to compare with. A throughput target (≥, service /
+ * baseline) also needs load generators that were not saturated while
+ * sending (see `unlessClientBound`).
  */
 function onCleanRuns(
   check: (ratio: number | undefined) => Partial<Row>,
   [s, b]: [Measured, Measured],
+  throughput = false,
 ): (ratio: number | undefined) => Partial<Row> {
   return (r) => {
     const judged = check(r);
     if (!judged.verdict) return judged;
     if (s && !isClean(s)) return { ...judged, verdict: 'FAIL' };
     if (b && !isClean(b)) return { ...judged, verdict: 'SKIP' };
-    return judged;
+    return throughput ? unlessClientBound(judged, [s, b]) : judged;
   };
+}
+
+/**
+ * A client-bound run's throughput is a lower bound of what its server can
+ * do. For a target ratio service / baseline ≥ limit, a PASS stands when
+ * only the service's load generator was saturated (its true figure is
+ * higher), and a FAIL when only the baseline's was (its true figure is
+ * higher); any other verdict on a client-bound run is SKIP (client-bound).
+ */
+function unlessClientBound(judged: Partial<Row>, [s, b]: [Measured, Measured]): Partial<Row> {
+  if (judged.verdict !== 'PASS' && judged.verdict !== 'FAIL') return judged;
+  const service = s !== undefined && clientBound(s);
+  const baseline = b !== undefined && clientBound(b);
+  if (!service && !baseline) return judged;
+  if (service && !baseline && judged.verdict === 'PASS') return judged;
+  if (baseline && !service && judged.verdict === 'FAIL') return judged;
+  return { ...judged, verdict: 'SKIP (client-bound)' };
 }
 
 /* ---------- 1. idle ---------- */
@@ -303,7 +323,7 @@ function durableRows(ctx: BenchContext, results: Results): Row[] {
         pair,
         (m) => num(m.messagesPerSec),
         (m) => m.messagesPerSec,
-        onCleanRuns(target, pair),
+        onCleanRuns(target, pair, true),
       ),
       compare(`${label} · ack p50 / p99`, pair, ackText, (m) => m.ackMs.p50),
       row(`${label} · lost / duplicated`, lossText(s), lossText(b), lossVerdict(s)),

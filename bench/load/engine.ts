@@ -29,6 +29,10 @@ const TICK_MS = 5;
 
 class RunState {
   readonly start = now();
+  /** This process's CPU time at the start, for its CPU over the sending window. */
+  readonly cpuAtStart = process.cpuUsage();
+  sendWindowMs = 0;
+  sendCpuMs = 0;
   sending = true;
   sent = 0;
   /** Sent on a transport that acknowledges nothing (raw WebSocket). */
@@ -145,6 +149,9 @@ export class LoadEngine {
     await sleep(command.durationMs);
     state.sending = false;
     clearInterval(ticker);
+    const cpu = process.cpuUsage(state.cpuAtStart);
+    state.sendCpuMs = (cpu.user + cpu.system) / 1000;
+    state.sendWindowMs = now() - state.start;
     const settled = await waitUntil(
       () => this.senders.every((s) => s.outstanding === 0),
       command.drainMs,
@@ -222,6 +229,8 @@ export class LoadEngine {
       disconnects,
       drained,
       sendMs: state.lastSendAt - state.start,
+      sendWindowMs: state.sendWindowMs,
+      sendCpuMs: state.sendCpuMs,
       activeMs: state.lastEventAt - state.start,
       latencyMs: state.latency.summary(),
       ackMs: state.ack.summary(),
