@@ -7,6 +7,8 @@ export type {
   MessageJson,
   NotificationJson,
   RoomJson,
+  RoomStreamConnected,
+  StreamConnected,
   UserSummaryJson,
 } from '../../src/contract/models';
 export type {

@@ -7,6 +7,8 @@ import {
   type ErrorBody,
   type MessageJson,
   type NotificationJson,
+  type RoomStreamConnected,
+  type StreamConnected,
 } from './contract';
 import { ChatError, clientError } from './errors';
 import { RestClient, type FetchLike } from './rest';
@@ -37,7 +39,7 @@ const FINAL_REFUSALS: Readonly<Record<number, ErrorBody['code']>> = {
   403: ErrorCode.Forbidden,
   404: ErrorCode.NotFound,
 };
-/** The first event of the personal stream (not a Socket.IO event, so not in ServerEvent). */
+/** The first event of every stream (not a Socket.IO event, so not in ServerEvent). */
 export const SSE_CONNECTED_EVENT = SseEvent.Connected;
 
 export interface SseOptions {
@@ -60,43 +62,37 @@ export interface SseSubscription {
 
 export interface RoomEventsOptions extends SseOptions {
   roomId: string;
-  /**
-   * Replay every message after this seq first. Without it, the room's lastSeq
-   * is read over REST before the first stream, so that a stream re-opened
-   * before any message arrived still resumes without a gap.
-   */
+  /** Replay every message after this seq first; without it, the stream starts at the room's end. */
   since?: number;
   onMessage(message: MessageJson): void;
 }
 
 export interface PersonalEventsOptions extends SseOptions {
-  onConnected?(event: { userId: string }): void;
+  onConnected?(event: StreamConnected): void;
   onNotification(notification: NotificationJson): void;
 }
 
 /**
  * A room's live feed. A dropped connection resumes natively (Last-Event-ID);
  * when the EventSource gives up (an expired token answers 401), a new one is
- * opened with a fresh token and `since` the last seq received, or the room's
- * lastSeq read before the first stream when none was received.
+ * opened with a fresh token and `since` the last seq received, or the
+ * position the last stream started from when none was received.
  */
 export function subscribeRoomEvents(options: RoomEventsOptions): SseSubscription {
   let lastSeq = options.since;
-  let firstOfStream = false;
   return openResilientStream(options, {
     path: `/api/rooms/${encodeURIComponent(options.roomId)}/events`,
-    query: async (token) => ({
-      since: (lastSeq ??= (await restFor(options, token).getRoom(options.roomId)).lastSeq),
-    }),
+    query: () => ({ since: lastSeq }),
     probe: (rest) => rest.getRoom(options.roomId),
-    opened: () => (firstOfStream = true),
     listeners: {
+      // Every stream names where it starts: the seq asked for, or the room's end when that is
+      // behind it (a restored database), and then the messages after it follow.
+      [SSE_CONNECTED_EVENT]: (event) => {
+        lastSeq = (JSON.parse(event.data) as RoomStreamConnected).since;
+      },
       [ServerEvent.Message]: (event) => {
         const message = JSON.parse(event.data) as MessageJson;
-        if (!firstOfStream && lastSeq !== undefined && message.seq <= lastSeq) return;
-        // A stream resumes after the seq it was opened with, or from the room's end when that
-        // is behind it (a restored database): a first message at or below it comes from there.
-        firstOfStream = false;
+        if (lastSeq !== undefined && message.seq <= lastSeq) return;
         lastSeq = message.seq;
         options.onMessage(message);
       },
@@ -116,7 +112,7 @@ export function subscribePersonalEvents(options: PersonalEventsOptions): SseSubs
     probe: (rest) => rest.me(),
     listeners: {
       [SSE_CONNECTED_EVENT]: (event) =>
-        options.onConnected?.(JSON.parse(event.data) as { userId: string }),
+        options.onConnected?.(JSON.parse(event.data) as StreamConnected),
       [ServerEvent.Notification]: (event) =>
         options.onNotification(JSON.parse(event.data) as NotificationJson),
     },
@@ -131,15 +127,13 @@ interface StreamSpec {
    */
   probe: (rest: RestClient) => Promise<unknown>;
   /** Query parameters of the next stream opened (the resume point). */
-  query: (token: string) => { since?: number } | Promise<{ since?: number }>;
-  /** Every time a stream opens, its native reconnections included. */
-  opened?: () => void;
+  query: () => { since?: number };
   listeners: Record<string, (event: SseMessageEvent) => void>;
 }
 
 function openResilientStream(
   options: SseOptions,
-  { path, query, listeners, probe, opened: streamOpened }: StreamSpec,
+  { path, query, listeners, probe }: StreamSpec,
 ): SseSubscription {
   const EventSourceImpl = options.EventSource ?? globalEventSource();
   const backoff = new Backoff(options.backoff);
@@ -150,7 +144,7 @@ function openResilientStream(
 
   const open = async () => {
     const token = await options.token();
-    const { since } = await query(token);
+    const { since } = query();
     if (closed) return;
     const params = new URLSearchParams({ token });
     if (since !== undefined) params.set('since', String(since));
@@ -162,7 +156,6 @@ function openResilientStream(
       opened = true;
       refusedInARow = 0;
       backoff.connected();
-      streamOpened?.();
     };
     current.onerror = (event) => {
       if (current.readyState !== CLOSED || source !== current) return;

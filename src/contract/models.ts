@@ -30,6 +30,21 @@ export type NotificationJson =
   /** `by` is missing when a node found the removal itself, after it had lost touch with the others. */
   | { type: 'room:removed'; room: RoomJson; by?: UserSummaryJson };
 
+/** The first event of an event stream: `connected`. */
+export interface StreamConnected {
+  userId: string;
+}
+
+/**
+ * The first event of a room's stream, with `id: <since>`: the stream's
+ * messages are those after `since` (the resume point asked for, or the
+ * room's last seq when none was, or when it is past the room's end).
+ */
+export interface RoomStreamConnected extends StreamConnected {
+  roomId: string;
+  since: number;
+}
+
 export interface UserJson extends UserSummaryJson {
   createdAt: string;
 }

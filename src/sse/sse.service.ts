@@ -5,7 +5,7 @@ import type { AuthUser } from '@app/auth/auth-user';
 import { Deadlines } from '@app/common/deadlines';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent, SseEvent } from '@app/contract/events';
-import type { MessageJson } from '@app/contract/models';
+import type { MessageJson, RoomStreamConnected, StreamConnected } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 import { MessagesService } from '@app/messages/messages.service';
 import { resumePoint } from '@app/messages/seq';
@@ -55,11 +55,17 @@ export class SseService {
           stream.sendJson(delivery.event, payloadJson());
       },
       confirmAccount,
-      () => stream.send(SseEvent.Connected, { userId: user.id }),
+      () => {
+        const connected: StreamConnected = { userId: user.id };
+        stream.send(SseEvent.Connected, connected);
+      },
     );
   }
 
-  /** Stored messages after `since` (default: none), then live ones, each once and in order. */
+  /**
+   * `connected` with the resume point as its id, then the stored messages
+   * after `since` (default: none), then live ones, each once and in order.
+   */
   async openRoom(
     user: AuthUser,
     confirmAccount: () => void,
@@ -69,11 +75,8 @@ export class SseService {
   ): Promise<void> {
     const { room, confirm } = await this.rooms.admit(user.id, roomId);
     const stream = new SseStream(response, this.backlogLimit);
-    const feed = new RoomFeed(
-      stream,
-      (page) => this.messages.page(room.id, page),
-      resumePoint(since ?? room.lastSeq, room.lastSeq),
-    );
+    const start = resumePoint(since ?? room.lastSeq, room.lastSeq);
+    const feed = new RoomFeed(stream, (page) => this.messages.page(room.id, page), start);
     const started = await this.start(
       user,
       roomNames.chat(room.id),
@@ -86,6 +89,7 @@ export class SseService {
         confirmAccount();
         confirm();
       },
+      () => sendRoomConnected(stream, { userId: user.id, roomId: room.id, since: start }),
     );
     if (started) await feed.replay();
   }
@@ -140,4 +144,12 @@ export class SseService {
   private get heartbeatMs(): number {
     return this.config.get('realtime.sseHeartbeatMs', { infer: true });
   }
+}
+
+/**
+ * The id makes an EventSource that reconnects before any message arrived
+ * resume from here (with Last-Event-ID) instead of from the room's end then.
+ */
+function sendRoomConnected(stream: SseStream, event: RoomStreamConnected): void {
+  stream.send(SseEvent.Connected, event, event.since);
 }

@@ -300,6 +300,64 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
       expect((await stream(`${path}?since=${highest}`, reader)).status).toBe(200);
     });
 
+    it('opens with connected, whose id and since are where the stream resumes from', async () => {
+      const reader = await registerUser(t.url);
+      const room = await createRoom(t.url, ada);
+      for (let i = 1; i <= 3; i += 1) await postMessage(t.url, ada, room.id, `m${i}`);
+      const path = `/api/rooms/${room.id}/events`;
+      const cases: [string, Record<string, string>, number][] = [
+        [path, {}, 3],
+        [`${path}?since=1`, {}, 1],
+        [`${path}?since=0`, { 'Last-Event-ID': '2' }, 2],
+        [`${path}?since=100`, {}, 3],
+      ];
+      for (const [url, headers, since] of cases) {
+        const connection = await stream(url, reader, headers);
+        await eventually(() => connection.received.length > 0);
+        expect({ url, headers, first: connection.received[0] }).toEqual({
+          url,
+          headers,
+          first: {
+            id: String(since),
+            event: 'connected',
+            data: JSON.stringify({ userId: reader.id, roomId: room.id, since }),
+          },
+        });
+        connection.close();
+      }
+    });
+
+    it('resumes a real EventSource that lost its stream before any message: nothing posted meanwhile is lost', async () => {
+      const room = await createRoom(t.url, ada);
+      for (let i = 1; i <= 3; i += 1) await postMessage(t.url, ada, room.id, `old ${i}`);
+      const server: Server = t.app.getHttpServer();
+      const streamSockets = new Set<Socket>();
+      const track = (request: IncomingMessage) => {
+        if (request.url?.includes('/events')) streamSockets.add(request.socket);
+      };
+      server.on('request', track);
+      const received: number[] = [];
+      let connected = 0;
+      const source = new EventSource(`${t.url}/api/rooms/${room.id}/events?token=${bob.token}`);
+      source.addEventListener('connected', () => (connected += 1));
+      source.addEventListener('chat:message', (event) => received.push(Number(event.lastEventId)));
+      try {
+        await eventually(() => connected === 1);
+        for (const socket of streamSockets) socket.destroy();
+        // Posted before the EventSource is back (it waits about 3 s to reconnect).
+        await postMessage(t.url, ada, room.id, 'new 4');
+        await postMessage(t.url, ada, room.id, 'new 5');
+        await eventually(() => connected === 2, 15_000);
+        await eventually(() => received.length >= 2);
+        await postMessage(t.url, ada, room.id, 'new 6');
+        await eventually(() => received.length >= 3);
+        expect(received).toEqual([4, 5, 6]);
+      } finally {
+        source.close();
+        server.off('request', track);
+      }
+    }, 30_000);
+
     it('resumes a real EventSource after a forced disconnect while messages keep arriving: seqs 1..N exactly once', async () => {
       const room = await createRoom(t.url, ada);
       const server: Server = t.app.getHttpServer();
