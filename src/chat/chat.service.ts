@@ -61,6 +61,7 @@ export class ChatService {
   ): Promise<JoinResult> {
     const room = await this.enter(connection, roomId);
     subscribe(room.id);
+    const lastSeq = this.liveFrom(room);
     const [members, missed] = await Promise.all([
       this.rooms.listMembers(room.id),
       since === undefined
@@ -71,7 +72,7 @@ export class ChatService {
           }),
     ]);
     return {
-      room: RoomView.from(room),
+      room: { ...RoomView.from(room), lastSeq },
       members,
       missed: missed?.items ?? [],
       truncated: missed?.nextCursor != null,
@@ -84,14 +85,27 @@ export class ChatService {
    * it must not enter anything: it would stay present for good.
    */
   async enter(connection: Connection, roomId: string): Promise<Room> {
-    const admission = await this.rooms.admit(connection.user.id, roomId);
-    const room = admission.room;
-    const leaveRoomSlot = this.takeRoomSlot(connection, room.id);
+    const releaseHold = this.live.holdUntilTracked(roomId.toLowerCase());
     try {
-      return await this.enterAdmitted(connection, admission);
+      const admission = await this.rooms.admit(connection.user.id, roomId);
+      const leaveRoomSlot = this.takeRoomSlot(connection, admission.room.id);
+      try {
+        return await this.enterAdmitted(connection, admission);
+      } finally {
+        leaveRoomSlot();
+      }
     } finally {
-      leaveRoomSlot();
+      releaseHold();
     }
+  }
+
+  /**
+   * The room's lastSeq for a connection subscribed to it just now: every
+   * later message reaches it live (or filled in from storage). Past the
+   * lastSeq read on entering when messages were delivered here meanwhile.
+   */
+  liveFrom(room: Room): number {
+    return Math.max(room.lastSeq, this.live.deliveredSeq(room.id) ?? room.lastSeq);
   }
 
   /**

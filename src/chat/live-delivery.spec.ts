@@ -4,7 +4,7 @@ import { roomNames } from '@app/contract/room-names';
 import { LocalDeliveryBus } from '@app/delivery/delivery-bus';
 import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
 import type { HistoryPage, MessagesService } from '@app/messages/messages.service';
-import { LiveDelivery } from './live-delivery';
+import { LiveDelivery, MAX_GAP_FILL } from './live-delivery';
 
 const ROOM = '0190c0de-0000-7000-8000-000000000001';
 
@@ -115,5 +115,40 @@ describe('LiveDelivery', () => {
     await flush();
     expect(delivered).toEqual([3, 4]);
     expect(storage.reads).toHaveLength(1);
+  });
+
+  describe('while a join reads where an untracked room stands', () => {
+    it('holds its messages, then takes them in order once the room is tracked', () => {
+      const release = live.holdUntilTracked(ROOM);
+      delivery.messageCreated(message(4));
+      delivery.messageCreated(message(5));
+      expect(delivered).toEqual([]);
+      live.track(ROOM, 3);
+      expect(delivered).toEqual([4, 5]);
+      expect(live.deliveredSeq(ROOM)).toBe(5);
+      release();
+      delivery.messageCreated(message(6));
+      expect(delivered).toEqual([4, 5, 6]);
+    });
+
+    it('hands them on as they came when the last join ends without tracking it', () => {
+      const first = live.holdUntilTracked(ROOM);
+      const second = live.holdUntilTracked(ROOM);
+      delivery.messageCreated(message(2));
+      first();
+      first();
+      expect(delivered).toEqual([]);
+      second();
+      expect(delivered).toEqual([2]);
+      delivery.messageCreated(message(3));
+      expect(delivered).toEqual([2, 3]);
+      expect(live.deliveredSeq(ROOM)).toBeUndefined();
+    });
+
+    it('holds no more than a gap fill would bring back', () => {
+      live.holdUntilTracked(ROOM);
+      for (let seq = 1; seq <= MAX_GAP_FILL + 2; seq += 1) delivery.messageCreated(message(seq));
+      expect(delivered).toEqual([MAX_GAP_FILL + 1, MAX_GAP_FILL + 2]);
+    });
   });
 });

@@ -26,10 +26,17 @@ interface RoomOrder {
  * ones before it from storage (they are committed: a seq is only taken after
  * the previous one is), and a message already delivered is dropped.
  */
+/** Deliveries of an untracked room held while joins read where it stands. */
+interface PendingRoom {
+  joins: number;
+  held: Delivery[];
+}
+
 @Injectable()
 export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(LiveDelivery.name);
   private readonly rooms = new Map<string, RoomOrder>();
+  private readonly pending = new Map<string, PendingRoom>();
   private readonly listeners = new Set<DeliveryListener>();
   private detach?: () => void;
 
@@ -51,9 +58,34 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Call before reading the room's lastSeq for a join, and the release it
+   * returns once the join is done: until the room is tracked, its messages
+   * wait, so that one committed after that read is not handed to no one
+   * before the room's order starts. `track` then takes them in order.
+   */
+  holdUntilTracked(roomId: string): () => void {
+    const pending = this.pending.get(roomId) ?? { joins: 0, held: [] };
+    pending.joins += 1;
+    this.pending.set(roomId, pending);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      pending.joins -= 1;
+      if (pending.joins > 0) return;
+      this.pending.delete(roomId);
+      for (const delivery of pending.held.splice(0)) this.receive(delivery);
+    };
+  }
+
   /** Starts ordering a room once it has local subscribers, from the seq they have seen. */
   track(roomId: string, lastSeq: number): void {
-    if (!this.rooms.has(roomId)) this.rooms.set(roomId, { lastSeq, backlog: [], filling: false });
+    if (this.rooms.has(roomId)) return;
+    const order: RoomOrder = { lastSeq, backlog: [], filling: false };
+    this.rooms.set(roomId, order);
+    const held = this.pending.get(roomId)?.held.splice(0) ?? [];
+    for (const delivery of held) this.receive(delivery);
   }
 
   /** The last seq this node delivered live in the room; undefined while it does not track it. */
@@ -66,11 +98,16 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
   }
 
   private receive(delivery: Delivery): void {
-    const order =
-      delivery.event === ServerEvent.Message
-        ? this.rooms.get((delivery.payload as MessageJson).roomId)
-        : undefined;
-    if (!order) return this.emit(delivery);
+    const roomId =
+      delivery.event === ServerEvent.Message ? (delivery.payload as MessageJson).roomId : undefined;
+    const order = roomId === undefined ? undefined : this.rooms.get(roomId);
+    if (!order) {
+      const pending = roomId === undefined ? undefined : this.pending.get(roomId);
+      // A join stuck on its reads holds no more than a gap fill brings back.
+      if (pending && pending.held.length < MAX_GAP_FILL) pending.held.push(delivery);
+      else this.emit(delivery);
+      return;
+    }
     if (order.filling) {
       order.backlog.push(delivery);
       return;

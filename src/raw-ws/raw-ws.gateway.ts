@@ -271,7 +271,8 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     await this.rateLimits.consume('join', connection.user.id);
     const joined = await this.chat.enter(connection, room);
     this.subscribe(connection, roomNames.chat(joined.id));
-    connection.send({ type: ServerFrameType.Joined, room: joined.id, lastSeq: joined.lastSeq });
+    const lastSeq = this.chat.liveFrom(joined);
+    connection.send({ type: ServerFrameType.Joined, room: joined.id, lastSeq });
   }
 
   private leave(connection: WsConnection, { room }: RoomFrameDto): Promise<void> {

@@ -203,6 +203,69 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     expect(await next).toMatchObject({ seq: 2 });
   });
 
+  describe('a message committed while a join runs, after it read the room', () => {
+    /** Joins, posting a message once the join has read the room's last seq; the join's answer. */
+    const joinPastAMessage = async <T>(
+      room: { id: string },
+      hold: [object, string],
+      join: () => Promise<T>,
+    ): Promise<T> => {
+      const [service, method] = hold;
+      const held = holdNextCall(service, method as never, { after: true });
+      const answer = join();
+      await held.started;
+      await postMessage(t.url, owner, room.id, 'while joining');
+      held.release();
+      return answer;
+    };
+    const roomRead = (): [object, string] => [t.app.get(RoomsService), 'findAccessible'];
+    const presenceEntered = (): [object, string] => [t.app.get(PresenceService), 'enter'];
+
+    it.each([
+      ['no one here is in', roomRead],
+      ['followed here already', presenceEntered],
+    ])('is counted in a Socket.IO join’s last seq, in a room %s', async (_, hold) => {
+      const room = await createRoom(t.url, owner);
+      const joiner = await registerUser(t.url);
+      if (hold === presenceEntered) {
+        const follower = await sockets.connect(owner);
+        await emitOk(follower, 'chat:join', { roomId: room.id });
+      }
+      const socket = await sockets.connect(joiner);
+      const joined = await joinPastAMessage(room, hold(), () =>
+        emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id }),
+      );
+      expect(joined.room.lastSeq).toBe(1);
+      const next = nextEvent<{ seq: number }>(socket, 'chat:message');
+      await postMessage(t.url, owner, room.id, 'after');
+      expect(await next).toMatchObject({ seq: 2 });
+    });
+
+    it.each([
+      ['no one here is in', roomRead],
+      ['followed here already', presenceEntered],
+    ])('is counted in a /ws join’s last seq, in a room %s', async (_, hold) => {
+      const room = await createRoom(t.url, owner);
+      const joiner = await registerUser(t.url);
+      if (hold === presenceEntered) {
+        const follower = await sockets.connect(owner);
+        await emitOk(follower, 'chat:join', { roomId: room.id });
+      }
+      const client = await RawClient.connect(t.url, joiner.token);
+      try {
+        const joined = await joinPastAMessage(room, hold(), () =>
+          client.request({ type: 'join', room: room.id }, 'joined'),
+        );
+        expect(joined).toEqual({ type: 'joined', room: room.id, lastSeq: 1 });
+        await postMessage(t.url, owner, room.id, 'after');
+        const next = await client.next((frame) => frame.type === 'chat:message');
+        expect(next).toMatchObject({ message: { seq: 2 } });
+      } finally {
+        client.close();
+      }
+    });
+  });
+
   it('tells a /ws client the room’s last seq when it joins', async () => {
     const room = await createRoom(t.url, owner);
     await postMessage(t.url, owner, room.id, 'one');
