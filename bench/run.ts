@@ -3,6 +3,7 @@
  * load generators in child processes; prints one table and writes it, with
  * every figure, to bench/results/<timestamp>.json. See bench/README.md.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Target } from './common/protocol';
@@ -105,7 +106,7 @@ async function benchIdle(ctx: BenchContext, results: Results): Promise<void> {
         () => startBaseline('socketio', idlePlacement(ctx)),
         async (server) => {
           // As many users as the service's connections share: one personal room each.
-          const userIds = Array.from({ length: ctx.config.users }, (_, i) => `idle${i}`);
+          const userIds = Array.from({ length: ctx.config.users }, () => randomUUID());
           results.idle.baseline = await measureIdle(ctx, server, 'baseline', userIds);
         },
       ),

@@ -28,10 +28,11 @@ const host = process.env.HOST ?? '127.0.0.1';
 const httpServer = createServer();
 const io = new Server(httpServer, { pingTimeout: 20000, pingInterval: 25000 });
 
+/** Who the handshake says it is: no check, as the bare server has no auth. */
 function userOf(socket: Socket): BaselineUser {
-  const auth = socket.handshake.auth as { userId?: unknown };
+  const auth = socket.handshake.auth as { userId?: unknown; username?: unknown };
   const id = typeof auth.userId === 'string' ? auth.userId : socket.id;
-  return { id, username: id };
+  return { id, username: typeof auth.username === 'string' ? auth.username : id };
 }
 
 function roomIdOf(payload: unknown): string {

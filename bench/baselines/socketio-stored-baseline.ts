@@ -207,8 +207,9 @@ async function main(): Promise<void> {
   const httpServer = createServer();
   const io = new Server(httpServer, { pingTimeout: 20000, pingInterval: 25000 });
   io.on('connection', (socket) => {
-    const auth = socket.handshake.auth as { userId?: unknown };
-    const user = { id: typeof auth.userId === 'string' ? auth.userId : socket.id };
+    const auth = socket.handshake.auth as { userId?: unknown; username?: unknown };
+    const id = typeof auth.userId === 'string' ? auth.userId : socket.id;
+    const user = { id, username: typeof auth.username === 'string' ? auth.username : id };
     void socket.join(`user:${user.id}`);
 
     socket.on('chat:join', async (payload: unknown, ack?: Ack) => {
@@ -234,7 +235,7 @@ async function main(): Promise<void> {
         roomId,
         seq,
         userId: user.id,
-        username: user.id,
+        username: user.username,
         text,
         clientMsgId: unsaved.clientMsgId,
         createdAt: unsaved.createdAt,

@@ -12,6 +12,8 @@ export interface MemberPlan {
   token?: string;
   /** A label the baselines use in place of an authenticated user id. */
   userId: string;
+  /** The name the bare Socket.IO servers put in messages (the service uses its own). */
+  username?: string;
   sender: boolean;
 }
 

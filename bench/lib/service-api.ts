@@ -24,8 +24,13 @@ async function postJson<T>(url: string, body: object, token?: string): Promise<T
   return JSON.parse(text) as T;
 }
 
+/** A bench user's name: `<prefix>_` and 8 hex digits (the baselines use names of the same shape). */
+export function benchUsername(prefix: string): string {
+  return `${prefix}_${randomBytes(4).toString('hex')}`;
+}
+
 export async function registerUser(baseUrl: string, prefix: string): Promise<ServiceUser> {
-  const username = `${prefix}_${randomBytes(4).toString('hex')}`;
+  const username = benchUsername(prefix);
   const { id } = await postJson<{ id: string }>(`${baseUrl}/api/auth/register`, {
     username,
     password: PASSWORD,

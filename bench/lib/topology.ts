@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { RoomPlan } from '../common/protocol';
-import { createRooms, registerUsers, type ServiceUser } from './service-api';
+import { benchUsername, createRooms, registerUsers } from './service-api';
 
 /** R rooms of M members, the first S of which send. */
 export interface RoomShape {
@@ -14,15 +15,66 @@ export interface Placement {
   receiverUrl: string;
 }
 
-export function baselineRooms(url: string, shape: RoomShape): RoomPlan[] {
-  return Array.from({ length: shape.rooms }, (_, room) => ({
-    roomId: `room-${room}`,
-    members: Array.from({ length: shape.members }, (_, member) => ({
-      url,
-      userId: `u${room}_${member}`,
-      sender: member < shape.sendersPerRoom,
-    })),
+/** A user as a room member needs it. */
+interface PoolUser {
+  id: string;
+  username: string;
+  token?: string;
+}
+
+/** How many users the senders and the receivers share: many connections share a user. */
+function poolSizes(shape: RoomShape, users: number): { senders: number; receivers: number } {
+  return {
+    senders: Math.max(1, Math.min(users, shape.rooms * shape.sendersPerRoom)),
+    receivers: Math.max(1, users),
+  };
+}
+
+/** R rooms of M members drawn from the two pools, the first S of each room sending. */
+function roomPlans(
+  roomIds: string[],
+  shape: RoomShape,
+  placement: Placement,
+  pools: { senders: PoolUser[]; receivers: PoolUser[] },
+): RoomPlan[] {
+  const pick = (pool: PoolUser[], index: number) => pool[index % pool.length];
+  return roomIds.map((roomId, roomIndex) => ({
+    roomId,
+    members: Array.from({ length: shape.members }, (_, member) => {
+      const sender = member < shape.sendersPerRoom;
+      const user = sender
+        ? pick(pools.senders, roomIndex * shape.sendersPerRoom + member)
+        : pick(pools.receivers, roomIndex * shape.members + member);
+      return {
+        url: sender ? placement.senderUrl : placement.receiverUrl,
+        token: user.token,
+        userId: user.id,
+        username: user.username,
+        sender,
+      };
+    }),
   }));
+}
+
+/**
+ * The same rooms for a bare server: ids shaped like the service's (UUIDs,
+ * names as `registerUser` makes them) and users shared the same way, so
+ * that what the servers send differs by the service's `seq` alone.
+ */
+export function baselineRooms(url: string, shape: RoomShape, users: number): RoomPlan[] {
+  const sizes = poolSizes(shape, users);
+  const pool = (prefix: string, count: number) =>
+    Array.from({ length: count }, (_, index) => ({
+      id: randomUUID(),
+      username: benchUsername(`${prefix}${index}`),
+    }));
+  const roomIds = Array.from({ length: shape.rooms }, () => randomUUID());
+  return roomPlans(
+    roomIds,
+    shape,
+    { senderUrl: url, receiverUrl: url },
+    { senders: pool('snd', sizes.senders), receivers: pool('rcv', sizes.receivers) },
+  );
 }
 
 /**
@@ -35,24 +87,14 @@ export async function serviceRooms(
   users: number,
 ): Promise<RoomPlan[]> {
   const api = placement.senderUrl;
-  const senderCount = Math.max(1, Math.min(users, shape.rooms * shape.sendersPerRoom));
-  const senders = await registerUsers(api, 'snd', senderCount);
-  const receivers = await registerUsers(api, 'rcv', Math.max(1, users));
+  const sizes = poolSizes(shape, users);
+  const senders = await registerUsers(api, 'snd', sizes.senders);
+  const receivers = await registerUsers(api, 'rcv', sizes.receivers);
   const rooms = await createRooms(api, senders[0], shape.rooms);
-  const pick = (pool: ServiceUser[], index: number) => pool[index % pool.length];
-  return rooms.map((room, roomIndex) => ({
-    roomId: room.id,
-    members: Array.from({ length: shape.members }, (_, member) => {
-      const sender = member < shape.sendersPerRoom;
-      const user = sender
-        ? pick(senders, roomIndex * shape.sendersPerRoom + member)
-        : pick(receivers, roomIndex * shape.members + member);
-      return {
-        url: sender ? placement.senderUrl : placement.receiverUrl,
-        token: user.token,
-        userId: user.id,
-        sender,
-      };
-    }),
-  }));
+  return roomPlans(
+    rooms.map((room) => room.id),
+    shape,
+    placement,
+    { senders, receivers },
+  );
 }

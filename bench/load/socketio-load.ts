@@ -77,8 +77,14 @@ function connect(
   });
 }
 
-function authOf(target: Target, token: string | undefined, userId: string): Record<string, string> {
-  return target === 'service' && token ? { token } : { userId };
+function authOf(
+  target: Target,
+  token: string | undefined,
+  userId: string,
+  username?: string,
+): Record<string, string> {
+  if (target === 'service' && token) return { token };
+  return username === undefined ? { userId } : { userId, username };
 }
 
 /* ---------- idle connections ---------- */
@@ -212,7 +218,7 @@ async function setUp(command: SetupCommand): Promise<LoaderReply> {
   const connected = await mapLimited(members, command.concurrency, async (member) => {
     const { socket, ms } = await connect(
       member.plan.url,
-      authOf(command.target, member.plan.token, member.plan.userId),
+      authOf(command.target, member.plan.token, member.plan.userId, member.plan.username),
       command.timeoutMs,
     );
     times.push(ms);

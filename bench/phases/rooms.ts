@@ -16,7 +16,7 @@ function roomsFor(
   shape: RoomShape,
 ): Promise<RoomPlan[]> {
   if (target === 'service') return serviceRooms(placement, shape, ctx.config.users);
-  return Promise.resolve(baselineRooms(placement.senderUrl, shape));
+  return Promise.resolve(baselineRooms(placement.senderUrl, shape, ctx.config.users));
 }
 
 function onOneNode(server: ServerHandle): Placement {
