@@ -203,6 +203,26 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       );
     });
 
+    it('passes a null payload on too, to /ws and Socket.IO members', async () => {
+      const room = await createRoom(t.url, ada);
+      const [sender, peer] = [await raw(ada), await raw(bob)];
+      for (const client of [sender, peer])
+        await client.request({ type: 'join', room: room.id }, 'joined');
+      const socket = await connectSocket(t.url, bob.token);
+      open.push(socket);
+      await emitOk(socket, 'chat:join', { roomId: room.id });
+      const onSocket = nextEvent<{ payload: unknown }>(socket, 'room:broadcast');
+
+      sender.send({ type: 'broadcast', room: room.id, payload: null });
+
+      expect(await peer.next((f) => f.type === 'message')).toEqual({
+        type: 'message',
+        room: room.id,
+        payload: null,
+      });
+      expect(await onSocket).toMatchObject({ roomId: room.id, payload: null });
+    });
+
     it('delivers chat messages of joined rooms from Socket.IO and REST', async () => {
       const room = await createRoom(t.url, ada);
       const client = await raw(bob);

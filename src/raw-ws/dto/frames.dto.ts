@@ -1,5 +1,5 @@
 import { Transform } from 'class-transformer';
-import { Equals, IsDefined, IsIn, IsString, IsUUID } from 'class-validator';
+import { Equals, IsDefined, IsIn, IsString, IsUUID, ValidateIf } from 'class-validator';
 import { opaqueJson } from '@app/common/pipes/opaque-json';
 import { WsClientFrameType } from '@app/contract/ws-frames';
 
@@ -34,6 +34,8 @@ export class BroadcastFrameDto {
   @IsUUID('all', { message: 'room must be a room id (UUID)' })
   room: string;
 
+  // Only a missing payload is refused: null is a payload like any other JSON value.
+  @ValidateIf((_frame, payload) => payload === undefined)
   @IsDefined({ message: 'payload is required' })
   @Transform(({ obj }: { obj: { payload: unknown } }) => opaqueJson(obj.payload))
   payload: unknown;
