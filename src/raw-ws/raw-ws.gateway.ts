@@ -40,6 +40,7 @@ import { trustRule, type TrustRule } from '@app/realtime/client-address';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { GracefulShutdown, graceForClosing } from '@app/realtime/graceful-shutdown.service';
 import { isOriginAllowed } from '@app/realtime/origin-policy';
+import { packetFloodError } from '@app/realtime/packet-rate';
 import { TokenBucket } from '@app/realtime/token-bucket';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
@@ -221,13 +222,20 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       2 * this.config.get('realtime.maxPacketsPerSecond', { infer: true }),
     );
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      if (!packets.take()) return connection.close(WsCloseCode.RateLimited, 'Rate limited');
+      if (!packets.take()) return this.cutOffFlood(connection);
       void connection.frames.run(() => this.handleFrame(connection, data, isBinary));
     });
     ws.on('close', () => this.handleClose(connection));
     ws.on('error', ignoreError);
     this.tokenExpiries.add(connection, user.tokenExpiresAt);
     connection.send({ type: ServerFrameType.Connected, userId: user.id });
+  }
+
+  /** Told why, in the contract's error shape, as on Socket.IO; then closed once. */
+  private cutOffFlood(connection: WsConnection): void {
+    if (connection.cutOff) return;
+    connection.sendError(packetFloodError());
+    connection.close(WsCloseCode.RateLimited, 'Rate limited');
   }
 
   private async handleFrame(

@@ -1,5 +1,6 @@
 import type { Socket as EngineSession } from 'engine.io';
 import { AppException } from '@app/common/errors/app.exception';
+import type { ErrorBody } from '@app/common/errors/error-body';
 import { ServerEvent } from '@app/contract/events';
 import type { AppSocket } from './socket-data';
 import { TokenBucket } from './token-bucket';
@@ -17,11 +18,13 @@ function countPacket(this: LimitedSession): void {
   if (!limit || limit.bucket.take()) return;
   const { socket } = limit;
   if (!socket.connected) return this.close();
-  socket.emit(
-    ServerEvent.Error,
-    AppException.rateLimited('Too many packets: connection closed').toBody(),
-  );
+  socket.emit(ServerEvent.Error, packetFloodError());
   socket.disconnect(true);
+}
+
+/** What a connection cut off for flooding packets is told, on every transport. */
+export function packetFloodError(): ErrorBody {
+  return AppException.rateLimited('Too many packets: connection closed').toBody();
 }
 
 /**

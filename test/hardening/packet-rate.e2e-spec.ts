@@ -49,6 +49,15 @@ describe('packet floods on one connection', () => {
     const client = await RawClient.connect(t.url, user.token);
     for (let i = 0; i < 100; i += 1) client.send({ type: 'leave', room: 'x' });
     expect(await client.closed).toEqual({ code: 4029, reason: 'Rate limited' });
+    const refusals = client.frames.filter((frame) => frame.code === 'RATE_LIMITED');
+    expect(refusals).toEqual([
+      {
+        type: 'error',
+        code: 'RATE_LIMITED',
+        message: 'Too many packets: connection closed',
+        details: [],
+      },
+    ]);
   });
 });
 
