@@ -1,7 +1,7 @@
 import { cpus } from 'node:os';
 import type { BenchConfig } from './config';
 import { postgresReachable, redisReachable } from './databases';
-import { pinningEnabled, profiling } from './processes';
+import { checkPinning, pinningEnabled, profiling } from './processes';
 import { clockTicks, openFileLimits } from './proc-stats';
 
 /** What the machine allows, found once at the start. */
@@ -9,6 +9,8 @@ export interface HostInfo {
   cpus: number;
   node: string;
   taskset: boolean;
+  /** Why nothing is pinned although `taskset` exists: a configured CPU cannot be used. */
+  unpinned?: string;
   /** Servers write CPU profiles (`BENCH_CPU_PROF_DIR`). */
   profiling: boolean;
   clockTicks: number;
@@ -31,10 +33,12 @@ export const FD_HEADROOM = 1024;
 export async function probeHost(config: BenchConfig): Promise<HostInfo> {
   const openFiles = openFileLimits();
   const needsPostgres = config.databases.has('postgres') || config.phases.has('cluster');
+  const unpinned = checkPinning([config.serverCpu, config.loadCpu]);
   return {
     cpus: cpus().length,
     node: process.version,
     taskset: pinningEnabled(),
+    unpinned,
     profiling: profiling(),
     clockTicks: clockTicks(),
     openFiles,

@@ -11,7 +11,7 @@ export function describe(ctx: BenchContext): string[] {
     ? `taskset: servers on CPU ${c.serverCpu}, load generators on CPU ${c.loadCpu} (PostgreSQL and Redis unpinned)`
     : host.profiling
       ? 'profiling: nothing pinned, so that the V8 sampler sees the server busy'
-      : 'taskset not found: nothing pinned';
+      : (host.unpinned ?? 'taskset not found: nothing pinned');
   return [
     `${c.quick ? 'quick' : 'full'} run · ${host.cpus} CPUs · Node ${host.node} · ${pinning}`,
     `CLK_TCK ${host.clockTicks} · open files soft/hard ${host.openFiles.soft}/${host.openFiles.hard}`,

@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { sleep } from '../common/clock';
 
 export interface Exit {
@@ -45,16 +46,50 @@ const running = new Set<ManagedProcess>();
 /** Set by `killAllNow`: nothing starts after it. */
 let killed = false;
 
-let tasksetChecked: boolean | undefined;
+let tasksetFound: boolean | undefined;
+/** Why nothing is pinned although `taskset` exists (see `checkPinning`). */
+let unpinnable: string | undefined;
+const pinnableCpus = new Map<number, boolean>();
 
 export function hasTaskset(): boolean {
-  tasksetChecked ??= spawnSync('taskset', ['-c', '0', 'true']).status === 0;
-  return tasksetChecked;
+  tasksetFound ??= spawnSync('taskset', ['-V']).status === 0;
+  return tasksetFound;
+}
+
+/** Whether `taskset` can pin a process to `cpu` (not if the CPU is missing or outside this process's affinity). */
+function canPin(cpu: number): boolean {
+  let pinnable = pinnableCpus.get(cpu);
+  if (pinnable === undefined) {
+    pinnable = hasTaskset() && spawnSync('taskset', ['-c', String(cpu), 'true']).status === 0;
+    pinnableCpus.set(cpu, pinnable);
+  }
+  return pinnable;
+}
+
+/** The CPUs this process may run on, as `taskset -cp` lists them, or the count Node sees. */
+function availableCpus(): string {
+  const listed = spawnSync('taskset', ['-cp', String(process.pid)]).stdout?.toString() ?? '';
+  const list = /affinity list:\s*(\S+)/.exec(listed)?.[1];
+  return list ? `CPUs ${list}` : `${availableParallelism()} CPUs`;
+}
+
+/**
+ * Checks once that every CPU the bench pins to can be used. If one cannot
+ * (a machine with fewer CPUs, or a cpuset without it), nothing is pinned at
+ * all, since servers and load generators sharing a CPU unpinned is fairer
+ * than half of them pinned. Returns why nothing is pinned, if so.
+ */
+export function checkPinning(cpus: readonly number[]): string | undefined {
+  if (!hasTaskset()) return undefined;
+  const missing = [...new Set(cpus)].filter((cpu) => !canPin(cpu));
+  if (missing.length > 0)
+    unpinnable = `taskset cannot pin to CPU ${missing.join(', ')} (this process may use ${availableCpus()}): nothing pinned`;
+  return unpinnable;
 }
 
 /** Whether `taskset` pins: not while profiling, since V8's sampling thread would share the pinned core and miss most busy time. */
 export function pinningEnabled(): boolean {
-  return hasTaskset() && !profiling();
+  return hasTaskset() && unpinnable === undefined && !profiling();
 }
 
 /** With `BENCH_CPU_PROF_DIR`, every server process writes a V8 CPU profile there when it stops. */
@@ -70,7 +105,7 @@ function commandLine(options: LaunchOptions): string[] {
     options.script,
     ...(options.args ?? []),
   ];
-  if (options.cpu !== undefined && pinningEnabled())
+  if (options.cpu !== undefined && pinningEnabled() && canPin(options.cpu))
     argv = ['taskset', '-c', String(options.cpu), ...argv];
   if (options.openFiles !== undefined)
     argv = ['sh', '-c', 'ulimit -n "$0" && exec "$@"', String(options.openFiles), ...argv];
