@@ -3,6 +3,7 @@ import type { Summary } from '../common/summary';
 import type { BenchContext } from './context';
 import { Loader, type LoaderKind } from './loader-client';
 import { startPerfRecord } from './perf-record';
+import { watchPostgres, type PostgresCpu } from './postgres-cpu';
 import { totalCpuMs } from './proc-stats';
 import type { ServerHandle } from './servers';
 
@@ -20,6 +21,8 @@ export interface LoadMeasurement extends RunResult {
   serverCpuPercent: number;
   /** The load generator's CPU time over the sending window only, in percent of one core (see `clientBound`). */
   loaderCpuPercent: number;
+  /** The CPU time of the server's PostgreSQL backends over the same window (not in `serverCpuMs`). */
+  postgres?: PostgresCpu;
   /** With several repeats: this is the median one, and these are the figures of each, in order. */
   repeats?: number[];
   /** Runs whose loss, duplicates, errors and drops the integrity fields add up (every repeat, and the warm-up before the first run). */
@@ -83,12 +86,19 @@ function derive(result: RunResult, serverCpuMs: number, loaderCpuMs: number, wal
 async function measureRun(loader: Loader, server: ServerHandle, run: RunCommand, label: string) {
   const pids = server.processes.map((child) => child.pid);
   const timeoutMs = run.durationMs + 2 * run.drainMs + 60_000;
+  const postgres = await watchPostgres(server.postgresUrl, pids);
   const stopPerf = startPerfRecord(`${label} ${server.label} ${run.mode}`, pids);
   const [cpu0, load0, t0] = [totalCpuMs(pids), loader.cpuMs(), Date.now()];
+  postgres?.begin();
   const { result } = await loader.request(run, 'result', timeoutMs);
   const [cpu1, load1, t1] = [totalCpuMs(pids), loader.cpuMs(), Date.now()];
+  const postgresCpu = postgres?.end();
   await stopPerf();
-  return { ...result, ...derive(result, cpu1 - cpu0, load1 - load0, t1 - t0) };
+  return {
+    ...result,
+    ...derive(result, cpu1 - cpu0, load1 - load0, t1 - t0),
+    postgres: await postgresCpu,
+  };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { BASELINES } from './config';
 import type { BenchContext } from './context';
 import { SATURATED_PERCENT, type LoadMeasurement } from './measure';
+import { num } from './format';
 import { perfDir } from './perf-record';
 import type { Results } from './results';
 
@@ -112,7 +113,42 @@ function repeatNotes(results: Results): string[] {
   );
 }
 
-/** Runs with errors, runs whose load generator used (nearly) all of its core, and the spread of repeats. */
+/**
+ * Server CPU is the server processes' alone: on PostgreSQL the database
+ * server's work is not in it (on SQLite it runs in the server process and
+ * is). What the server's PostgreSQL backends used over the same window is
+ * given apart, per run shown.
+ */
+function postgresNotes(results: Results): string[] {
+  const measured = allMeasurements(results).flatMap(([label, m]) =>
+    m.postgres ? [{ label, m, postgres: m.postgres }] : [],
+  );
+  if (measured.length === 0) return [];
+  const lines = [
+    "server CPU on PostgreSQL rows (and on two nodes) counts the server's processes only, not PostgreSQL's (nor Redis's); on SQLite the database work runs in the server process and is counted. The CPU time of each server's own PostgreSQL backends over the same window follows",
+  ];
+  for (const { label, m, postgres } of measured) {
+    if ('error' in postgres) {
+      lines.push(`${label}: PostgreSQL backends' CPU not read: ${postgres.error}`);
+      continue;
+    }
+    const perDelivery = num(m.deliveries > 0 ? (postgres.cpuMs * 1000) / m.deliveries : NaN, 2);
+    const closed = postgres.closed
+      ? `, ${postgres.closed} closed during the run and not counted`
+      : '';
+    lines.push(
+      `${label}: PostgreSQL backends ${perDelivery} µs/delivery besides server CPU (${num(postgres.cpuMs)} ms over ${postgres.backends} backends${closed})`,
+    );
+  }
+  return lines;
+}
+
+/** Runs with errors, runs whose load generator used (nearly) all of its core, the spread of repeats, and PostgreSQL's CPU. */
 export function runNotes(ctx: BenchContext, results: Results): string[] {
-  return [...loadNotes(results), ...idleNotes(ctx, results), ...repeatNotes(results)];
+  return [
+    ...loadNotes(results),
+    ...idleNotes(ctx, results),
+    ...repeatNotes(results),
+    ...postgresNotes(results),
+  ];
 }

@@ -12,6 +12,8 @@ export interface ServerHandle {
   label: string;
   urls: string[];
   processes: ManagedProcess[];
+  /** The PostgreSQL it stores into, if any (its backends' CPU time is read apart, see `watchPostgres`). */
+  postgresUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -130,6 +132,7 @@ export async function startService(
     label,
     urls: started.map((node) => node.url),
     processes,
+    postgresUrl: env.DATABASE_URL,
     stop: async () => {
       await Promise.all(processes.map((child) => child.stop()));
     },
@@ -198,6 +201,7 @@ export async function startBaseline(
     label,
     urls: [`http://127.0.0.1:${port}`],
     processes: [child],
+    postgresUrl: storage.DATABASE_URL,
     stop: async () => {
       await child.stop();
     },
