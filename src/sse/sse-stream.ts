@@ -34,7 +34,6 @@ export class SseStream {
     this.response.set({
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',
-      Connection: 'keep-alive',
       'X-Accel-Buffering': 'no',
     });
     this.response.flushHeaders();
