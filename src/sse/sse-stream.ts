@@ -52,6 +52,11 @@ export class SseStream {
     return this.ended || this.response.writableEnded || this.response.destroyed;
   }
 
+  /** A HEAD request: it gets the headers of a stream, and no stream. */
+  get headOnly(): boolean {
+    return this.response.req.method === 'HEAD';
+  }
+
   onEnd(listener: () => void): void {
     this.endListeners.push(listener);
   }

@@ -23,6 +23,7 @@ class FakeResponse extends EventEmitter {
   destroyed = false;
   writableLength = 0;
   writableNeedDrain = false;
+  readonly req = { method: 'GET' };
   readonly chunks: string[] = [];
 
   status(code: number): this {

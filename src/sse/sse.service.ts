@@ -114,6 +114,10 @@ export class SseService {
     greet: () => void = () => undefined,
   ): Promise<boolean> {
     if (stream.closed) return false;
+    if (stream.headOnly) {
+      this.openEnded(stream);
+      return false;
+    }
     const slot = this.hub.draining ? undefined : await this.hub.reserve(user.id);
     if (stream.closed || !slot || this.hub.draining) {
       slot?.release();
@@ -135,7 +139,10 @@ export class SseService {
     return true;
   }
 
-  /** While the node drains: EventSource reconnects (to another node) after a stream ended. */
+  /**
+   * While the node drains: EventSource reconnects (to another node) after a
+   * stream ended. And the answer to HEAD, which has no body to stream.
+   */
   private openEnded(stream: SseStream): void {
     stream.open(this.heartbeatMs);
     stream.end();

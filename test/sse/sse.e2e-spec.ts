@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { EventSource } from 'eventsource';
 import { TokenService } from '@app/auth/token.service';
 import { DeliveryService } from '@app/delivery/delivery.service';
@@ -487,6 +487,28 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
   });
 
   describe('resources', () => {
+    it('answers HEAD with a stream’s headers and no stream: the connection serves the next request', async () => {
+      const carol = await registerUser(t.url);
+      const room = await createRoom(t.url, ada);
+      const { port } = new URL(t.url);
+      for (const path of ['/api/events', `/api/rooms/${room.id}/events`]) {
+        const socket = connect(Number(port), '127.0.0.1');
+        let received = '';
+        socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+        try {
+          const request = (method: string, target: string) =>
+            socket.write(`${method} ${target} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+          request('HEAD', `${path}?token=${carol.token}`);
+          request('GET', '/health/live');
+          await eventually(() => (received.match(/HTTP\/1\.1 200/g) ?? []).length === 2);
+          expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*content-type: text\/event-stream/i);
+        } finally {
+          socket.destroy();
+        }
+      }
+      await expectFullAllowance(carol);
+    });
+
     it('caps concurrent streams per user with 429', async () => {
       const carol = await registerUser(t.url);
       for (let i = 0; i < 3; i += 1) expect((await stream('/api/events', carol)).status).toBe(200);
