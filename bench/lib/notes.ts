@@ -133,11 +133,8 @@ function postgresNotes(results: Results): string[] {
       continue;
     }
     const perDelivery = num(m.deliveries > 0 ? (postgres.cpuMs * 1000) / m.deliveries : NaN, 2);
-    const closed = postgres.closed
-      ? `, ${postgres.closed} closed during the run and not counted`
-      : '';
     lines.push(
-      `${label}: PostgreSQL backends ${perDelivery} µs/delivery besides server CPU (${num(postgres.cpuMs)} ms over ${postgres.backends} backends${closed})`,
+      `${label}: PostgreSQL backends ${perDelivery} µs/delivery besides server CPU (${num(postgres.cpuMs)} ms over ${postgres.backends} backends)`,
     );
   }
   return lines;

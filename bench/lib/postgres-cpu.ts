@@ -1,26 +1,30 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { withPostgres } from './databases';
+import { Client } from 'pg';
 import { cpuMs } from './proc-stats';
 
 /**
  * The CPU time of a server's PostgreSQL backends over a measured run: work
- * its queries cost that the server's own CPU time does not include. The
- * backends are those whose client port (`pg_stat_activity`) is the local
- * port of one of the server processes' TCP connections to PostgreSQL, read
- * from `/proc`; their CPU time from `/proc/<pid>/stat`. Only for a
- * PostgreSQL on this machine: it must see the connections come from
- * loopback, and each backend must be a `postgres` process here.
+ * its queries cost that the server's own CPU time does not include.
+ *
+ * A backend is the server's when its client port (`pg_stat_activity`) is
+ * the local port of one of the server processes' TCP connections to
+ * PostgreSQL (`/proc/<pid>/fd` and `/proc/<pid>/net/tcp*`); its CPU time is
+ * read from `/proc/<pid>/stat`. Only for a PostgreSQL on this machine: the
+ * connections must come from loopback and each backend must be a
+ * `postgres` process here.
+ *
+ * Connection pools open and close connections during a run (pg closes one
+ * idle for 10 s), so the backends are looked for, and their CPU time read,
+ * every `POLL_MS` over the run: one query on one connection and a few small
+ * `/proc` reads, plus a scan of the server's sockets only when a backend
+ * not seen before appears. A backend that started during the run counts
+ * from its start; one that ended counts up to its last reading, which
+ * misses at most `POLL_MS` of a backend that, idle for seconds before
+ * closing, did nothing in it.
  */
-export type PostgresCpu =
-  | {
-      cpuMs: number;
-      /** Backends counted; one opened during the run counts from its start. */
-      backends: number;
-      /** Backends that closed during the run: their CPU time in it is missing. */
-      closed: number;
-    }
-  | { error: string };
+export type PostgresCpu = { cpuMs: number; backends: number } | { error: string };
 
+const POLL_MS = 1_000;
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
 /** The inodes of the sockets a process holds (`/proc/<pid>/fd/*` → `socket:[inode]`). */
@@ -38,9 +42,10 @@ function socketInodes(pid: number): Set<string> {
 }
 
 /** Local ports of a process's TCP connections to `remotePort` (`/proc/<pid>/net/tcp` and `tcp6`). */
-function localPortsTo(pid: number, remotePort: number): number[] {
+function localPortsTo(pid: number, remotePort: number): Set<number> {
   const inodes = socketInodes(pid);
-  const ports: number[] = [];
+  const ports = new Set<number>();
+  const port = (address: string) => parseInt(address.slice(address.lastIndexOf(':') + 1), 16);
   for (const table of ['tcp', 'tcp6']) {
     let text: string;
     try {
@@ -50,9 +55,8 @@ function localPortsTo(pid: number, remotePort: number): number[] {
     }
     for (const line of text.split('\n').slice(1)) {
       const fields = line.trim().split(/\s+/);
-      if (fields.length < 10 || !inodes.has(fields[9])) continue;
-      const port = (address: string) => parseInt(address.slice(address.lastIndexOf(':') + 1), 16);
-      if (port(fields[2]) === remotePort) ports.push(port(fields[1]));
+      if (fields.length >= 10 && inodes.has(fields[9]) && port(fields[2]) === remotePort)
+        ports.add(port(fields[1]));
     }
   }
   return ports;
@@ -66,25 +70,6 @@ function isPostgresProcess(pid: number): boolean {
   }
 }
 
-/** The pids of the backends serving `serverPids`' connections to the PostgreSQL at `url`. */
-async function backendsOf(url: string, serverPids: readonly number[]): Promise<number[]> {
-  const remotePort = Number(new URL(url).port || 5432);
-  const ports = serverPids.flatMap((pid) => localPortsTo(pid, remotePort));
-  if (ports.length === 0) throw new Error('no connection to PostgreSQL found in /proc');
-  const { rows } = await withPostgres(url, (client) =>
-    client.query<{ pid: number; client_addr: string | null }>(
-      'SELECT pid, host(client_addr) AS client_addr FROM pg_stat_activity WHERE client_port = ANY($1::int[])',
-      [ports],
-    ),
-  );
-  if (rows.some((row) => !LOOPBACK.has(row.client_addr ?? '')))
-    throw new Error('PostgreSQL is not on this machine (or not reached over loopback)');
-  const pids = rows.map((row) => row.pid);
-  if (pids.length === 0 || !pids.every(isPostgresProcess))
-    throw new Error('the backends are not visible in /proc');
-  return pids;
-}
-
 function cpuOrUndefined(pid: number): number | undefined {
   try {
     return cpuMs(pid);
@@ -93,11 +78,113 @@ function cpuOrUndefined(pid: number): number | undefined {
   }
 }
 
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+interface Backend {
+  pid: number;
+  client_addr: string | null;
+  client_port: number;
+  backend_start: Date;
+}
+
+interface Tracked {
+  /** CPU time when the window started, or 0 for a backend started in it. */
+  first: number;
+  last: number;
+}
+
 export interface PostgresWatch {
-  /** Reads the backends' CPU time at the start of the window (synchronous). */
+  /** Starts the window: reads the backends' CPU time (synchronously) and starts polling. */
   begin(): void;
-  /** Reads it at the end (synchronously, before its first await), then looks for backends opened meanwhile. */
+  /** Ends it: reads their CPU time at once (before its first await), then looks for late-found backends. */
   end(): Promise<PostgresCpu>;
+}
+
+class Watch implements PostgresWatch {
+  private readonly tracked = new Map<number, Tracked>();
+  /** Backends found not to be this server's. */
+  private readonly foreign = new Set<number>();
+  private windowStart = Number.POSITIVE_INFINITY;
+  private error?: string;
+  /** Set at the end of the window: no reading after it. */
+  private ended = false;
+  private polling?: Promise<void>;
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly client: Client,
+    private readonly remotePort: number,
+    private readonly serverPids: readonly number[],
+  ) {}
+
+  /** Adds the server's backends not tracked yet. */
+  async discover(): Promise<void> {
+    if (this.error) return;
+    try {
+      const { rows } = await this.client.query<Backend>(
+        `SELECT pid, host(client_addr) AS client_addr, client_port, backend_start
+         FROM pg_stat_activity
+         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND client_port IS NOT NULL`,
+      );
+      const unseen = rows.filter((row) => !this.tracked.has(row.pid) && !this.foreign.has(row.pid));
+      if (unseen.length === 0) return;
+      const ports = new Set(
+        this.serverPids.flatMap((pid) => [...localPortsTo(pid, this.remotePort)]),
+      );
+      for (const row of unseen) {
+        if (!ports.has(row.client_port)) {
+          this.foreign.add(row.pid);
+          continue;
+        }
+        if (!LOOPBACK.has(row.client_addr ?? '') || !isPostgresProcess(row.pid))
+          throw new Error('PostgreSQL is not on this machine, or its backends are not in /proc');
+        const now = cpuOrUndefined(row.pid);
+        if (now === undefined) continue;
+        const bornInWindow = row.backend_start.getTime() >= this.windowStart;
+        this.tracked.set(row.pid, { first: bornInWindow ? 0 : now, last: now });
+      }
+    } catch (error) {
+      this.error = errorText(error);
+    }
+  }
+
+  private sample(): void {
+    if (this.ended) return;
+    for (const [pid, backend] of this.tracked) backend.last = cpuOrUndefined(pid) ?? backend.last;
+  }
+
+  begin(): void {
+    this.windowStart = Date.now();
+    this.sample();
+    for (const backend of this.tracked.values()) backend.first = backend.last;
+    this.timer = setInterval(() => {
+      this.polling ??= this.discover().then(() => {
+        this.sample();
+        this.polling = undefined;
+      });
+    }, POLL_MS);
+    this.timer.unref();
+  }
+
+  async end(): Promise<PostgresCpu> {
+    this.sample();
+    this.ended = true;
+    clearInterval(this.timer);
+    await this.polling;
+    const before = new Set(this.tracked.keys());
+    await this.discover();
+    // Found only now: read now, a few milliseconds after the window.
+    for (const [pid, backend] of this.tracked)
+      if (!before.has(pid)) backend.last = cpuOrUndefined(pid) ?? backend.last;
+    await this.client.end().catch(() => undefined);
+    if (this.error) return { error: this.error };
+    if (this.tracked.size === 0) return { error: "none of the server's backends was found" };
+    let total = 0;
+    for (const backend of this.tracked.values()) total += backend.last - backend.first;
+    return { cpuMs: total, backends: this.tracked.size };
+  }
 }
 
 /** Finds the server's backends, to read their CPU time over a window; `undefined` for a server without PostgreSQL. */
@@ -106,39 +193,15 @@ export async function watchPostgres(
   serverPids: readonly number[],
 ): Promise<PostgresWatch | undefined> {
   if (!url) return undefined;
-  const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
-  let known: number[];
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  client.on('error', () => undefined);
   try {
-    known = await backendsOf(url, serverPids);
+    await client.connect();
   } catch (error) {
     const failed: PostgresCpu = { error: errorText(error) };
     return { begin: () => undefined, end: () => Promise.resolve(failed) };
   }
-  const atStart = new Map<number, number>();
-  return {
-    begin() {
-      for (const pid of known) {
-        const ms = cpuOrUndefined(pid);
-        if (ms !== undefined) atStart.set(pid, ms);
-      }
-    },
-    async end() {
-      let total = 0;
-      let closed = 0;
-      for (const [pid, start] of atStart) {
-        const ms = cpuOrUndefined(pid);
-        if (ms === undefined) closed += 1;
-        else total += ms - start;
-      }
-      let now: number[];
-      try {
-        now = await backendsOf(url, serverPids);
-      } catch (error) {
-        return { error: errorText(error) };
-      }
-      const opened = now.filter((pid) => !atStart.has(pid));
-      for (const pid of opened) total += cpuOrUndefined(pid) ?? 0;
-      return { cpuMs: total, backends: atStart.size - closed + opened.length, closed };
-    },
-  };
+  const watch = new Watch(client, Number(new URL(url).port || 5432), serverPids);
+  await watch.discover();
+  return watch;
 }
