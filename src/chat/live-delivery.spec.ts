@@ -1,9 +1,10 @@
 import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
-import { LocalDeliveryBus } from '@app/delivery/delivery-bus';
+import { DeliveryBus, type DeliveryHandler } from '@app/delivery/delivery-bus';
 import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
 import type { HistoryPage, MessagesService } from '@app/messages/messages.service';
+import type { RoomsService } from '@app/rooms/rooms.service';
 import { LiveDelivery, MAX_GAP_FILL } from './live-delivery';
 
 const ROOM = '0190c0de-0000-7000-8000-000000000001';
@@ -40,16 +41,44 @@ class HeldStorage {
   }
 }
 
+/** One node whose link to the others came back: the test says when. */
+class ReconnectingBus extends DeliveryBus {
+  private handler: DeliveryHandler = () => undefined;
+  resync: () => void = () => undefined;
+
+  publish(delivery: Delivery): void {
+    this.handler(delivery);
+  }
+  onReceive(handler: DeliveryHandler): void {
+    this.handler = handler;
+  }
+  onResync(handler: () => void): void {
+    this.resync = handler;
+  }
+}
+
 describe('LiveDelivery', () => {
+  let bus: ReconnectingBus;
   let delivery: DeliveryService;
   let storage: HeldStorage;
   let live: LiveDelivery;
   let delivered: number[];
+  /** The last seq storage has of every room. */
+  let storedLastSeq: number;
 
   beforeEach(() => {
-    delivery = new DeliveryService(new LocalDeliveryBus());
+    bus = new ReconnectingBus();
+    delivery = new DeliveryService(bus);
     storage = new HeldStorage();
-    live = new LiveDelivery(delivery, storage as unknown as MessagesService);
+    storedLastSeq = 0;
+    const rooms = {
+      lastSeqsOf: (ids: string[]) => Promise.resolve(new Map(ids.map((id) => [id, storedLastSeq]))),
+    };
+    live = new LiveDelivery(
+      delivery,
+      storage as unknown as MessagesService,
+      rooms as unknown as RoomsService,
+    );
     live.onModuleInit();
     delivered = [];
     live.subscribe((d: Delivery) => delivered.push((d.payload as MessageJson).seq));
@@ -149,6 +178,71 @@ describe('LiveDelivery', () => {
       live.holdUntilTracked(ROOM);
       for (let seq = 1; seq <= MAX_GAP_FILL + 2; seq += 1) delivery.messageCreated(message(seq));
       expect(delivered).toEqual([MAX_GAP_FILL + 1, MAX_GAP_FILL + 2]);
+    });
+  });
+
+  describe('after the node was out of touch with the others', () => {
+    beforeEach(() => (storedLastSeq = 100));
+
+    it('reads every room it follows back from storage, without waiting for its next message', async () => {
+      live.track(ROOM, 2);
+      bus.resync();
+      await flush();
+      expect(storage.reads).toMatchObject([{ since: 2, limit: MAX_GAP_FILL }]);
+      delivery.messageCreated(message(5));
+      storage.reads[0].answer([3, 4]);
+      await flush();
+      expect(delivered).toEqual([3, 4, 5]);
+      expect(live.deliveredSeq(ROOM)).toBe(5);
+    });
+
+    it('reads nothing back of a room that storage has no more of', async () => {
+      storedLastSeq = 2;
+      live.track(ROOM, 2);
+      bus.resync();
+      await flush();
+      expect(storage.reads).toEqual([]);
+    });
+
+    it('reads back after a gap fill under way, from where that fill ended', async () => {
+      live.track(ROOM, 0);
+      delivery.messageCreated(message(3));
+      bus.resync();
+      await flush();
+      expect(storage.reads).toHaveLength(1);
+      storage.reads[0].answer([1, 2]);
+      await flush();
+      expect(delivered).toEqual([1, 2, 3]);
+      expect(storage.reads[1]).toMatchObject({ since: 3, limit: MAX_GAP_FILL });
+      storage.reads[1].answer([4]);
+      await flush();
+      expect(delivered).toEqual([1, 2, 3, 4]);
+    });
+
+    it('moves on when storage fails: the next message still goes out', async () => {
+      live.track(ROOM, 2);
+      bus.resync();
+      await flush();
+      storage.reads[0].fail();
+      await flush();
+      delivery.messageCreated(message(3));
+      expect(delivered).toEqual([3]);
+    });
+
+    it('shares one more round among the resyncs that come while rooms are read back', async () => {
+      live.track(ROOM, 0);
+      bus.resync();
+      await flush();
+      bus.resync();
+      bus.resync();
+      await flush();
+      expect(storage.reads).toHaveLength(1);
+      storage.reads[0].answer([]);
+      await flush();
+      expect(storage.reads).toHaveLength(2);
+      storage.reads[1].answer([]);
+      await flush();
+      expect(storage.reads).toHaveLength(2);
     });
   });
 });

@@ -60,6 +60,21 @@ describe('DeliveryService resync', () => {
     expect(handedOut.at(-1)).toBe('after');
   });
 
+  it('tells the resynced listeners once every resync is done and what was held is out', async () => {
+    const { bus, delivery, handedOut, audits } = setUp();
+    const seen: unknown[][] = [];
+    delivery.onResynced(() => seen.push([...handedOut]));
+    bus.askToResync();
+    bus.askToResync();
+    bus.fromAnotherNode(message('held'));
+    audits[0]();
+    await settle();
+    expect(seen).toEqual([]);
+    audits[1]();
+    await settle();
+    expect(seen).toEqual([['held']]);
+  });
+
   it('lets arrival watchers see a delivery as it comes, even while it is held', () => {
     const { bus, delivery, handedOut } = setUp();
     const arrived: unknown[] = [];

@@ -95,6 +95,7 @@ export class DeliveryService {
   private readonly listeners = new Set<DeliveryListener>();
   private readonly arrivalWatchers = new Set<DeliveryListener>();
   private readonly resyncListeners = new Set<ResyncListener>();
+  private readonly caughtUpListeners = new Set<() => void>();
   private readonly audiences = new Set<AudienceSource>();
   /** What the bus brought while resyncs run, handed out once they are done. */
   private held?: Delivery[];
@@ -138,6 +139,16 @@ export class DeliveryService {
     return () => this.resyncListeners.delete(listener);
   }
 
+  /**
+   * `listener` runs once the resync listeners are done and what they held
+   * has been handed out: for what the node missed and storage has, to be
+   * read back now rather than when the room's next message shows the gap.
+   */
+  onResynced(listener: () => void): () => void {
+    this.caughtUpListeners.add(listener);
+    return () => this.caughtUpListeners.delete(listener);
+  }
+
   /** Each transport tells what its connections on this node receive. */
   addAudience(source: AudienceSource): () => void {
     this.audiences.add(source);
@@ -172,7 +183,9 @@ export class DeliveryService {
     void Promise.allSettled([...this.resyncListeners].map(async (listener) => listener())).finally(
       () => {
         this.resyncsRunning -= 1;
-        if (this.resyncsRunning === 0) this.releaseHeld();
+        if (this.resyncsRunning > 0) return;
+        this.releaseHeld();
+        for (const listener of this.caughtUpListeners) listener();
       },
     );
   }

@@ -202,6 +202,19 @@ export class RoomsService {
     this.removals.set(`${roomId}:${userId}`, this.removalCount);
   }
 
+  /** The last seq of each of the rooms that exists, by id. */
+  async lastSeqsOf(roomIds: readonly string[]): Promise<Map<string, number>> {
+    const lastSeqs = new Map<string, number>();
+    for (const ids of chunksOf(roomIds)) {
+      const rooms = await this.rooms.find({
+        select: { id: true, lastSeq: true },
+        where: { id: In(ids) },
+      });
+      for (const room of rooms) lastSeqs.set(room.id, room.lastSeq);
+    }
+    return lastSeqs;
+  }
+
   /** Which of the given users are members of the room. */
   async membersAmong(roomId: string, userIds: string[]): Promise<string[]> {
     if (userIds.length === 0) return [];
