@@ -31,6 +31,7 @@ function setUp() {
     slots,
     { connections: { inc: () => undefined, dec: () => undefined } } as never,
     { register: (_phase: string, step: () => unknown) => shutdownSteps.push(step) } as never,
+    { lastSeqsOf: () => Promise.resolve(new Map()) } as never,
   );
   hub.onModuleInit();
   const log: string[] = [];

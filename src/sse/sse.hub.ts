@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { roomNames } from '@app/contract/room-names';
 import {
   DeliveryEffectKind,
@@ -11,6 +11,7 @@ import { LocalChannels } from '@app/delivery/local-channels';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
+import { RoomsService } from '@app/rooms/rooms.service';
 import { EventStreamSlots } from './event-stream-slots';
 
 export interface SseSubscriber {
@@ -20,6 +21,8 @@ export interface SseSubscriber {
   receive(delivery: Delivery, payloadJson: () => string): void;
   /** Ends the stream, which detaches it. */
   close(): void;
+  /** A room's stream: storage holds the room's messages up to `lastSeq`. */
+  catchUp?(lastSeq: number): void;
 }
 
 /** One of a user's event-stream slots, held until released (at most once). */
@@ -38,14 +41,17 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   /** The same bookkeeping keyed by user id, for the effects on a user. */
   private readonly streamsByUser = new LocalChannels<SseSubscriber>();
   private readonly open = new Set<SseSubscriber>();
+  private readonly logger = new Logger(SseHub.name);
   private detach?: () => void;
   private dropAudience?: () => void;
+  private detachResynced?: () => void;
 
   constructor(
     private readonly delivery: DeliveryService,
     private readonly slots: EventStreamSlots,
     private readonly metrics: MetricsService,
     private readonly shutdown: GracefulShutdown,
+    private readonly rooms: RoomsService,
   ) {
     shutdown.register('tell-clients', () => this.endAll());
   }
@@ -53,11 +59,13 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   onModuleInit(): void {
     this.detach = this.delivery.subscribe((delivery) => this.deliver(delivery));
     this.dropAudience = this.delivery.addAudience(() => this.open);
+    this.detachResynced = this.delivery.onResynced(() => void this.catchUpRoomStreams());
   }
 
   onApplicationShutdown(): void {
     this.detach?.();
     this.dropAudience?.();
+    this.detachResynced?.();
   }
 
   /** One of the user's slots, counted over all nodes with Redis; RATE_LIMITED when all are taken. */
@@ -126,6 +134,29 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
     if (effect.kind === DeliveryEffectKind.Disconnect) return streams;
     const room = roomNames.chat(effect.roomId);
     return streams.filter((stream) => stream.channel === room);
+  }
+
+  /**
+   * After this node was out of touch with the others, room streams read
+   * what they missed from storage at once: their clients have no reason to
+   * reconnect, and the room's next message may be long in coming.
+   */
+  private async catchUpRoomStreams(): Promise<void> {
+    const streams = [...this.open].filter((stream) => stream.catchUp !== undefined);
+    const roomIds = new Set(streams.map((stream) => roomNames.roomIdOf(stream.channel)!));
+    if (roomIds.size === 0) return;
+    let lastSeqs: Map<string, number>;
+    try {
+      lastSeqs = await this.rooms.lastSeqsOf([...roomIds]);
+    } catch (error) {
+      // The rooms' next messages bring in the gaps instead.
+      this.logger.warn(`Could not catch up event streams: ${(error as Error).message}`);
+      return;
+    }
+    for (const stream of streams) {
+      const lastSeq = lastSeqs.get(roomNames.roomIdOf(stream.channel)!);
+      if (lastSeq !== undefined && this.open.has(stream)) stream.catchUp!(lastSeq);
+    }
   }
 
   /** Ends every stream: EventSource reconnects, to another node, resuming with Last-Event-ID. */

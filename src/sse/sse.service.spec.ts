@@ -66,6 +66,7 @@ function setUp() {
     slots,
     metrics as never,
     node as never,
+    { lastSeqsOf: () => Promise.resolve(new Map()) } as never,
   );
   let accessLost = false;
   const rooms = {

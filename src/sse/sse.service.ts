@@ -48,11 +48,13 @@ export class SseService {
     const stream = new SseStream(response, this.backlogLimit);
     await this.start(
       user,
-      roomNames.user(user.id),
       stream,
-      (delivery, payloadJson) => {
-        if (delivery.event === ServerEvent.Notification)
-          stream.sendJson(delivery.event, payloadJson());
+      {
+        channel: roomNames.user(user.id),
+        receive: (delivery, payloadJson) => {
+          if (delivery.event === ServerEvent.Notification)
+            stream.sendJson(delivery.event, payloadJson());
+        },
       },
       confirmAccount,
       () => {
@@ -79,11 +81,14 @@ export class SseService {
     const feed = new RoomFeed(stream, (page) => this.messages.page(room.id, page), start);
     const started = await this.start(
       user,
-      roomNames.chat(room.id),
       stream,
-      (delivery, payloadJson) => {
-        if (delivery.event === ServerEvent.Message)
-          feed.live(delivery.payload as MessageJson, payloadJson());
+      {
+        channel: roomNames.chat(room.id),
+        receive: (delivery, payloadJson) => {
+          if (delivery.event === ServerEvent.Message)
+            feed.live(delivery.payload as MessageJson, payloadJson());
+        },
+        catchUp: (lastSeq) => feed.catchUpTo(lastSeq),
       },
       () => {
         confirmAccount();
@@ -107,9 +112,8 @@ export class SseService {
    */
   private async start(
     user: AuthUser,
-    channel: string,
     stream: SseStream,
-    receive: SseSubscriber['receive'],
+    listening: Pick<SseSubscriber, 'channel' | 'receive' | 'catchUp'>,
     confirm: () => void,
     greet: () => void = () => undefined,
   ): Promise<boolean> {
@@ -131,7 +135,7 @@ export class SseService {
       throw error;
     }
     const close = () => stream.end();
-    stream.onEnd(this.hub.attach({ userId: user.id, channel, receive, close }, slot));
+    stream.onEnd(this.hub.attach({ ...listening, userId: user.id, close }, slot));
     stream.open(this.heartbeatMs);
     greet();
     this.tokenExpiries.add(stream, user.tokenExpiresAt);

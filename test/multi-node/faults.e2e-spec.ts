@@ -155,7 +155,7 @@ describeCluster('faults of a three-node cluster', () => {
     }
   }, 120_000);
 
-  it('keeps serving local clients while Redis is down, says so in readiness, and resumes cross-node delivery when it returns', async () => {
+  it('keeps serving local clients while Redis is down, says so in readiness, and resumes cross-node delivery when it returns, missed messages first', async () => {
     const redis = await OwnRedis.start();
     const cluster = await Cluster.start(2, { REDIS_URL: redis.url });
     try {
@@ -172,9 +172,22 @@ describeCluster('faults of a three-node cluster', () => {
       const localReceived = collect<MessageJson>(localMember, 'chat:message');
       const remote = new RoomMember(bob.token, room.id, () => [url1]);
       await remote.join(url1);
+      const remoteWs = await RawClient.connect(url1, bob.token);
+      await remoteWs.request({ type: 'join', room: room.id }, 'joined');
+      const remoteSse = await openSse(`${url1}/api/rooms/${room.id}/events?token=${bob.token}`);
+      const wsSeqs = () =>
+        remoteWs.frames
+          .filter((frame) => frame.type === 'chat:message')
+          .map((frame) => (frame.message as MessageJson).seq);
+      const sseSeqs = () =>
+        remoteSse.received
+          .filter((event) => event.event === 'chat:message')
+          .map((event) => Number(event.id));
 
       await emitOk(sender, 'chat:message', { roomId: room.id, text: 'before' });
-      await eventually(() => remote.lastSeq === 1);
+      await eventually(
+        () => remote.lastSeq === 1 && wsSeqs().length === 1 && sseSeqs().length === 1,
+      );
 
       await redis.halt();
       await eventually(async () => (await readiness(url0)).status === 503, 10_000);
@@ -200,13 +213,24 @@ describeCluster('faults of a three-node cluster', () => {
           (await readiness(url0)).status === 200 && (await readiness(url1)).status === 200,
         20_000,
       );
-      await sleep(500);
+      // Read back from storage once the node is back in touch, before any new message shows the gap.
+      await eventually(
+        () => remote.lastSeq === 6 && wsSeqs().length === 6 && sseSeqs().length === 6,
+        10_000,
+      );
       await emitOk(sender, 'chat:message', { roomId: room.id, text: 'after' });
-      await eventually(() => remote.lastSeq === 7, 10_000);
+      await eventually(
+        () => remote.lastSeq === 7 && wsSeqs().length === 7 && sseSeqs().length === 7,
+        10_000,
+      );
       expect(seqs(remote.received)).toEqual(range(7));
+      expect(wsSeqs()).toEqual(range(7));
+      expect(sseSeqs()).toEqual(range(7));
       sender.close();
       localMember.close();
       remote.close();
+      remoteWs.close();
+      remoteSse.close();
     } finally {
       await cluster.stop();
       await redis.halt();
