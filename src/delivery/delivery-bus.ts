@@ -15,6 +15,12 @@ export abstract class DeliveryBus {
    * nodes, once it receives them again.
    */
   abstract onResync(handler: () => void): void;
+
+  /**
+   * `handler` runs when another node shed messages this node may follow:
+   * they are in storage, to be read back.
+   */
+  abstract onCatchUp(handler: () => void): void;
 }
 
 /** One node alone: deliveries never leave the process. */
@@ -31,5 +37,9 @@ export class LocalDeliveryBus extends DeliveryBus {
 
   onResync(): void {
     // One node alone misses nothing.
+  }
+
+  onCatchUp(): void {
+    // Nor sheds anything.
   }
 }

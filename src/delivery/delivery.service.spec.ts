@@ -6,6 +6,7 @@ import { DeliveryService, MAX_HELD, RESYNC_HOLD_MS, type Delivery } from './deli
 class ScriptedBus extends DeliveryBus {
   private handler: DeliveryHandler = () => undefined;
   private resyncHandler: () => void = () => undefined;
+  private catchUpHandler: () => void = () => undefined;
 
   publish(delivery: Delivery): void {
     this.handler(delivery);
@@ -15,6 +16,12 @@ class ScriptedBus extends DeliveryBus {
   }
   onResync(handler: () => void): void {
     this.resyncHandler = handler;
+  }
+  onCatchUp(handler: () => void): void {
+    this.catchUpHandler = handler;
+  }
+  askToCatchUp(): void {
+    this.catchUpHandler();
   }
   fromAnotherNode(delivery: Delivery): void {
     this.handler(delivery);
@@ -73,6 +80,20 @@ describe('DeliveryService resync', () => {
     audits[1]();
     await settle();
     expect(seen).toEqual([['held']]);
+  });
+
+  it('tells the resynced listeners when another node shed messages, after a resync under way', async () => {
+    const { bus, delivery, audits } = setUp();
+    let told = 0;
+    delivery.onResynced(() => (told += 1));
+    bus.askToCatchUp();
+    expect(told).toBe(1);
+    bus.askToResync();
+    bus.askToCatchUp();
+    expect(told).toBe(1);
+    audits[0]();
+    await settle();
+    expect(told).toBe(2);
   });
 
   it('lets arrival watchers see a delivery as it comes, even while it is held', () => {

@@ -105,6 +105,10 @@ export class DeliveryService {
   constructor(private readonly bus: DeliveryBus) {
     bus.onReceive((delivery) => this.received(delivery));
     bus.onResync(() => this.resync());
+    // A resync under way tells the listeners when it is done.
+    bus.onCatchUp(() => {
+      if (this.resyncsRunning === 0) this.caughtUp();
+    });
   }
 
   subscribe(listener: DeliveryListener): () => void {
@@ -141,8 +145,9 @@ export class DeliveryService {
 
   /**
    * `listener` runs once the resync listeners are done and what they held
-   * has been handed out: for what the node missed and storage has, to be
-   * read back now rather than when the room's next message shows the gap.
+   * has been handed out, and when another node shed messages: for what the
+   * node missed and storage has, to be read back now rather than when the
+   * room's next message shows the gap.
    */
   onResynced(listener: () => void): () => void {
     this.caughtUpListeners.add(listener);
@@ -185,9 +190,13 @@ export class DeliveryService {
         this.resyncsRunning -= 1;
         if (this.resyncsRunning > 0) return;
         this.releaseHeld();
-        for (const listener of this.caughtUpListeners) listener();
+        this.caughtUp();
       },
     );
+  }
+
+  private caughtUp(): void {
+    for (const listener of this.caughtUpListeners) listener();
   }
 
   /**

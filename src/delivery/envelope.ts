@@ -1,8 +1,12 @@
 import { ServerEvent } from '@app/contract/events';
 import { DeliveryEffectKind, type Delivery } from './delivery.service';
 
-/** A delivery of one node, or its request that the others resync. */
-export type Envelope = { node: string; delivery: Delivery; resync?: true };
+/**
+ * A delivery of one node, or its request that the others resync (they may
+ * have missed anything of it), or only catch up from storage (they missed
+ * messages it shed).
+ */
+export type Envelope = { node: string; delivery: Delivery; resync?: true; catchUp?: true };
 
 const SERVER_EVENTS = new Set<unknown>(Object.values(ServerEvent));
 
@@ -25,13 +29,13 @@ const isMessage = (payload: unknown): boolean =>
   Number.isSafeInteger(payload.seq) &&
   (payload.seq as number) > 0;
 
-/** Every event's payload is an object; a resync request's delivery goes to no one with none. */
-function isDelivery(delivery: unknown, resync: boolean): delivery is Delivery {
+/** Every event's payload is an object; a request's delivery goes to no one with none. */
+function isDelivery(delivery: unknown, request: boolean): delivery is Delivery {
   return (
     isObject(delivery) &&
     typeof delivery.channel === 'string' &&
     SERVER_EVENTS.has(delivery.event) &&
-    (resync || isObject(delivery.payload)) &&
+    (request || isObject(delivery.payload)) &&
     (delivery.except === undefined ||
       (isObject(delivery.except) && typeof delivery.except.connectionId === 'string')) &&
     isEffect(delivery.effect) &&
@@ -54,5 +58,7 @@ export function readEnvelope(message: string): Envelope | undefined {
   }
   if (!isObject(value) || typeof value.node !== 'string') return undefined;
   if (value.resync !== undefined && value.resync !== true) return undefined;
-  return isDelivery(value.delivery, value.resync === true) ? (value as Envelope) : undefined;
+  if (value.catchUp !== undefined && value.catchUp !== true) return undefined;
+  const request = value.resync === true || value.catchUp === true;
+  return isDelivery(value.delivery, request) ? (value as Envelope) : undefined;
 }

@@ -41,6 +41,7 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   private readonly logger = new Logger(RedisDeliveryBus.name);
   private handler: DeliveryHandler = () => undefined;
   private resyncHandler: () => void = () => undefined;
+  private catchUpHandler: () => void = () => undefined;
   private readonly channel: string;
   private failing = false;
   private shedding = false;
@@ -50,6 +51,8 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   private resyncDue = false;
   private resyncAsked = false;
   private resyncRetry?: NodeJS.Timeout;
+  /** Messages were shed: once shedding stops, the others are asked to catch up. */
+  private catchUpDue = false;
   private stopped = false;
   private readonly malformedWarning = new OccasionalWarning(this.logger);
   private readonly failedHere = new OccasionalWarning(this.logger);
@@ -97,6 +100,10 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
     this.resyncHandler = handler;
   }
 
+  onCatchUp(handler: () => void): void {
+    this.catchUpHandler = handler;
+  }
+
   private receive(message: string): void {
     const envelope = readEnvelope(message);
     if (!envelope) return this.malformed(message);
@@ -104,6 +111,7 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
     // A throw would reach the Redis client, which then drops the rest of what it read.
     try {
       if (envelope.resync) this.resyncHandler();
+      else if (envelope.catchUp) this.catchUpHandler();
       else this.handler(envelope.delivery);
     } catch (error) {
       this.failedHere.note(
@@ -135,16 +143,35 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   /** From the bound on, until half the backlog is answered: at the bound itself it would flap. */
   private overloaded(): boolean {
     if (this.pending >= this.maxPending) this.shedding = true;
-    else if (this.pending <= this.maxPending / 2) this.shedding = false;
+    else this.stopSheddingOnceAnswered();
     return this.shedding;
+  }
+
+  private stopSheddingOnceAnswered(): void {
+    if (!this.shedding || this.pending > this.maxPending / 2) return;
+    this.shedding = false;
+    if (this.shedWarned) this.logger.log('Cross-node delivery no longer shed');
+    this.shedWarned = false;
+    if (this.catchUpDue) this.askToCatchUp();
   }
 
   private shed(): void {
     this.metrics.crossNodeDropped.inc();
+    this.catchUpDue = true;
     if (!this.shedWarned) {
       this.logger.warn(`Cross-node delivery shed: ${this.pending} deliveries wait for Redis`);
       this.shedWarned = true;
     }
+  }
+
+  /** Failing, it is a resync that the others are asked for instead, later. */
+  private askToCatchUp(): void {
+    this.catchUpDue = false;
+    if (this.stopped) return;
+    this.send({ node: this.node.id, delivery: TO_NO_ONE, catchUp: true }).then(
+      () => undefined,
+      (error: Error) => this.failed(error),
+    );
   }
 
   /** Published ahead of the next delivery, so that every other node holds it until it has resynced. */
@@ -181,10 +208,7 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   }
 
   private recovered(): void {
-    if (!this.shedding && this.shedWarned) {
-      this.logger.log('Cross-node delivery no longer shed');
-      this.shedWarned = false;
-    }
+    this.stopSheddingOnceAnswered();
     if (!this.failing) return;
     this.logger.log('Cross-node delivery resumed');
     this.failing = false;

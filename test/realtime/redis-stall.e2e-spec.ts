@@ -95,6 +95,52 @@ describe('a Redis that stops answering', () => {
     }
   });
 
+  it('asks the other nodes to catch up from storage once it stops shedding, and only then', async () => {
+    const redisService = t.app.get(RedisService);
+    const shedding = new RedisDeliveryBus(
+      redisService,
+      new NodeIdentity(),
+      new MetricsService(),
+      MAX_PENDING,
+    );
+    const other = new RedisDeliveryBus(
+      redisService,
+      new NodeIdentity(),
+      new MetricsService(),
+      MAX_PENDING,
+    );
+    const received: unknown[] = [];
+    let catchUps = 0;
+    other.onReceive((delivery) => received.push((delivery.payload as { n: number }).n));
+    other.onCatchUp(() => (catchUps += 1));
+    await Promise.all([shedding.start(), other.start()]);
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    try {
+      const publish = (n: number) =>
+        shedding.publish({ channel: 'user:shed', event: ServerEvent.Notification, payload: { n } });
+      publish(0);
+      await eventually(() => received.length === 1);
+      expect(catchUps).toBe(0);
+
+      await admin.sendCommand(['CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL']);
+      for (let i = 1; i <= 3 * MAX_PENDING; i += 1) publish(i);
+      await admin.sendCommand(['CLIENT', 'UNPAUSE']);
+
+      await eventually(() => catchUps === 1, 10_000);
+      // What was not shed arrived first; what was shed is the storage's to give.
+      expect(received).toEqual([0, 1, 2, 3, 4, 5]);
+      publish(99);
+      await eventually(() => received.includes(99));
+      expect(catchUps).toBe(1);
+    } finally {
+      await admin.sendCommand(['CLIENT', 'UNPAUSE']);
+      await admin.close();
+      shedding.onApplicationShutdown();
+      other.onApplicationShutdown();
+    }
+  });
+
   it('stops within a few seconds while Redis does not answer', async () => {
     const node = await startTestApp('sqlite', {
       REDIS_URL: redis.url,
