@@ -268,6 +268,7 @@ describeCluster('faults of a three-node cluster', () => {
       );
       const carolGone = new Promise<string>((resolve) => carolSocket.once('disconnect', resolve));
       const bobGets = collect<MessageJson>(bobSocket, 'chat:message');
+      const danGets = collect<MessageJson>(danSocket, 'chat:message');
 
       await redis.halt();
       await eventually(async () => (await readiness(url1)).status === 503, 10_000);
@@ -291,8 +292,7 @@ describeCluster('faults of a three-node cluster', () => {
         20_000,
       );
       // At once, while node 1 may still be auditing: it must hold the message, and the
-      // ones it fills in from storage, until bob is out.
-      const danGets = collect<MessageJson>(danSocket, 'chat:message');
+      // ones it reads back from storage, until bob is out.
       const after = await postMessage(url0, ada, room.id, 'after the outage');
 
       const removal = await bobNotified;
