@@ -1,7 +1,7 @@
 import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
-import { DeliveryBus, type DeliveryHandler } from '@app/delivery/delivery-bus';
+import { LocalDeliveryBus } from '@app/delivery/delivery-bus';
 import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
 import type { HistoryPage, MessagesService } from '@app/messages/messages.service';
 import type { RoomsService } from '@app/rooms/rooms.service';
@@ -42,21 +42,11 @@ class HeldStorage {
 }
 
 /** One node whose link to the others came back: the test says when. */
-class ReconnectingBus extends DeliveryBus {
-  private handler: DeliveryHandler = () => undefined;
+class ReconnectingBus extends LocalDeliveryBus {
   resync: () => void = () => undefined;
 
-  publish(delivery: Delivery): void {
-    this.handler(delivery);
-  }
-  onReceive(handler: DeliveryHandler): void {
-    this.handler = handler;
-  }
-  onResync(handler: () => void): void {
+  override onResync(handler: () => void): void {
     this.resync = handler;
-  }
-  onCatchUp(): void {
-    // Resyncs are enough here: both end in the same catch-up.
   }
 }
 
@@ -188,10 +178,11 @@ describe('LiveDelivery', () => {
     beforeEach(() => (storedLastSeq = 100));
 
     it('reads every room it follows back from storage, without waiting for its next message', async () => {
+      storedLastSeq = 4;
       live.track(ROOM, 2);
       bus.resync();
       await flush();
-      expect(storage.reads).toMatchObject([{ since: 2, limit: MAX_GAP_FILL }]);
+      expect(storage.reads).toMatchObject([{ since: 2, limit: 2 }]);
       delivery.messageCreated(message(5));
       storage.reads[0].answer([3, 4]);
       await flush();
@@ -207,7 +198,19 @@ describe('LiveDelivery', () => {
       expect(storage.reads).toEqual([]);
     });
 
+    it('leaves more than a gap fill to the clients: the last message alone shows them the jump', async () => {
+      storedLastSeq = MAX_GAP_FILL + 10;
+      live.track(ROOM, 5);
+      bus.resync();
+      await flush();
+      expect(storage.reads).toMatchObject([{ since: MAX_GAP_FILL + 9, limit: 1 }]);
+      storage.reads[0].answer([MAX_GAP_FILL + 10]);
+      await flush();
+      expect(delivered).toEqual([MAX_GAP_FILL + 10]);
+    });
+
     it('reads back after a gap fill under way, from where that fill ended', async () => {
+      storedLastSeq = 4;
       live.track(ROOM, 0);
       delivery.messageCreated(message(3));
       bus.resync();
@@ -216,7 +219,7 @@ describe('LiveDelivery', () => {
       storage.reads[0].answer([1, 2]);
       await flush();
       expect(delivered).toEqual([1, 2, 3]);
-      expect(storage.reads[1]).toMatchObject({ since: 3, limit: MAX_GAP_FILL });
+      expect(storage.reads[1]).toMatchObject({ since: 3, limit: 1 });
       storage.reads[1].answer([4]);
       await flush();
       expect(delivered).toEqual([1, 2, 3, 4]);

@@ -7,6 +7,7 @@ import {
   type Delivery,
   type DeliveryListener,
 } from '@app/delivery/delivery.service';
+import { CoalescedRuns } from '@app/common/coalesced-runs';
 import { MessagesService } from '@app/messages/messages.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 
@@ -18,8 +19,15 @@ interface RoomOrder {
   /** Deliveries waiting while a gap is filled from storage. */
   backlog: Delivery[];
   filling: boolean;
-  /** A resync asked for a catch-up while a fill ran: it follows that fill. */
-  catchUpDue: boolean;
+  /** Storage's last seq, when a resync asked for a catch-up while a fill ran: it follows that fill. */
+  catchUpTo?: number;
+}
+
+/** A read of stored messages: those after `since`, at most `limit`, all before `next` when given. */
+interface StoredRead {
+  since: number;
+  limit: number;
+  next?: number;
 }
 
 /** Deliveries of an untracked room held while joins read where it stands. */
@@ -45,9 +53,7 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
   private readonly listeners = new Set<DeliveryListener>();
   private detach?: () => void;
   private detachResynced?: () => void;
-  /** The rooms' catch-up after a resync, and whether another resync came meanwhile. */
-  private catchingUp?: Promise<void>;
-  private catchUpAgain = false;
+  private readonly catchUps = new CoalescedRuns(() => this.catchUpRoomsBehind());
 
   constructor(
     private readonly delivery: DeliveryService,
@@ -57,7 +63,11 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
 
   onModuleInit(): void {
     this.detach = this.delivery.subscribe((delivery) => this.receive(delivery));
-    this.detachResynced = this.delivery.onResynced(() => void this.catchUpAll());
+    this.detachResynced = this.delivery.onResynced(() => {
+      this.catchUps.request().catch((error: Error) => {
+        this.logger.error(`Catching up after a resync failed: ${error.message}`);
+      });
+    });
   }
 
   onApplicationShutdown(): void {
@@ -94,7 +104,7 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
   /** Starts ordering a room once it has local subscribers, from the seq they have seen. */
   track(roomId: string, lastSeq: number): void {
     if (this.rooms.has(roomId)) return;
-    const order: RoomOrder = { lastSeq, backlog: [], filling: false, catchUpDue: false };
+    const order: RoomOrder = { lastSeq, backlog: [], filling: false };
     this.rooms.set(roomId, order);
     const held = this.pending.get(roomId)?.held.splice(0) ?? [];
     for (const delivery of held) this.receive(delivery);
@@ -135,28 +145,18 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
       return this.emit(delivery);
     }
     order.backlog.unshift(delivery);
-    void this.fill(message.roomId, order, message.seq);
+    const next = message.seq;
+    void this.fill(message.roomId, order, {
+      since: order.lastSeq,
+      limit: next - order.lastSeq - 1,
+      next,
+    });
   }
 
   /**
    * Each room followed here that storage has more of reads what it missed,
-   * one room after another. Resyncs that come meanwhile share one more round.
+   * one room after another (resyncs that come meanwhile share one more round).
    */
-  private async catchUpAll(): Promise<void> {
-    if (this.catchingUp) {
-      this.catchUpAgain = true;
-      return;
-    }
-    this.catchingUp = (async () => {
-      do {
-        this.catchUpAgain = false;
-        await this.catchUpRoomsBehind();
-      } while (this.catchUpAgain);
-    })();
-    await this.catchingUp;
-    this.catchingUp = undefined;
-  }
-
   private async catchUpRoomsBehind(): Promise<void> {
     const rooms = [...this.rooms];
     let stored: Map<string, number>;
@@ -168,28 +168,28 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
       return;
     }
     for (const [roomId, order] of rooms) {
-      if ((stored.get(roomId) ?? 0) > order.lastSeq) await this.catchUp(roomId, order);
+      const upTo = stored.get(roomId) ?? 0;
+      if (upTo > order.lastSeq) await this.catchUp(roomId, order, upTo);
     }
   }
 
-  private async catchUp(roomId: string, order: RoomOrder): Promise<void> {
+  private async catchUp(roomId: string, order: RoomOrder, upTo: number): Promise<void> {
     if (this.rooms.get(roomId) !== order) return;
     if (order.filling) {
-      order.catchUpDue = true;
+      order.catchUpTo = Math.max(order.catchUpTo ?? 0, upTo);
       return;
     }
-    await this.fill(roomId, order, undefined);
+    await this.fill(roomId, order, catchUpRead(order, upTo));
   }
 
   /**
-   * Delivers the stored messages after the room's last seq, before `next`
-   * (a live message waiting at the head of the backlog), or, without it,
-   * up to MAX_GAP_FILL of them; then the backlog.
+   * Delivers the stored messages of the read (before `next`, a live message
+   * waiting at the head of the backlog, when it is a gap's), then the
+   * backlog, then a catch-up asked for meanwhile.
    */
-  private async fill(roomId: string, order: RoomOrder, next: number | undefined): Promise<void> {
+  private async fill(roomId: string, order: RoomOrder, read: StoredRead): Promise<void> {
     order.filling = true;
-    const limit = next === undefined ? MAX_GAP_FILL : next - order.lastSeq - 1;
-    const stored = await this.storedAfter(roomId, order.lastSeq, limit, next);
+    const stored = await this.storedAfter(roomId, read);
     order.filling = false;
     const backlog = order.backlog.splice(0);
     if (this.rooms.get(roomId) !== order) {
@@ -198,35 +198,31 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
       return;
     }
     for (const message of stored ?? []) {
-      if (message.seq <= order.lastSeq || (next !== undefined && message.seq >= next)) continue;
+      if (message.seq <= order.lastSeq || (read.next !== undefined && message.seq >= read.next))
+        continue;
       order.lastSeq = message.seq;
       this.emit({ channel: roomNames.chat(roomId), event: ServerEvent.Message, payload: message });
     }
     // Whatever storage gave (nothing, when it failed), move on: a seq is only
     // taken once the one before it is committed, so what storage lacks now
     // never comes; clients see the jump in seq and recover it themselves.
-    if (next !== undefined) order.lastSeq = Math.max(order.lastSeq, next - 1);
+    if (read.next !== undefined) order.lastSeq = Math.max(order.lastSeq, read.next - 1);
     for (const delivery of backlog) {
       if (order.filling) order.backlog.push(delivery);
       else this.inOrder(order, delivery);
     }
-    if (order.catchUpDue && !order.filling) {
-      order.catchUpDue = false;
-      await this.fill(roomId, order, undefined);
-    }
+    const upTo = order.catchUpTo;
+    if (upTo === undefined || order.filling) return;
+    order.catchUpTo = undefined;
+    if (upTo > order.lastSeq) await this.fill(roomId, order, catchUpRead(order, upTo));
   }
 
-  /** Up to `limit` stored messages after `lastSeq`; undefined when storage failed. */
-  private async storedAfter(
-    roomId: string,
-    lastSeq: number,
-    limit: number,
-    next: number | undefined,
-  ): Promise<MessageJson[] | undefined> {
+  /** The stored messages of the read; undefined when storage failed. */
+  private async storedAfter(roomId: string, read: StoredRead): Promise<MessageJson[] | undefined> {
     try {
-      return (await this.messages.page(roomId, { since: lastSeq, limit })).items;
+      return (await this.messages.page(roomId, { since: read.since, limit: read.limit })).items;
     } catch (error) {
-      const what = next === undefined ? 'catch up' : `fill a gap before seq ${next}`;
+      const what = read.next === undefined ? 'catch up' : `fill a gap before seq ${read.next}`;
       this.logger.warn(`Could not ${what} in room ${roomId}: ${(error as Error).message}`);
       return undefined;
     }
@@ -235,4 +231,16 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
   private emit(delivery: Delivery): void {
     for (const listener of this.listeners) listener(delivery);
   }
+}
+
+/**
+ * What a room catches up on: the messages up to storage's last seq, or, past
+ * MAX_GAP_FILL of them, the last one alone, as a live message that skips so
+ * far ahead goes out: clients see the jump and page the rest over REST.
+ */
+function catchUpRead(order: RoomOrder, upTo: number): StoredRead {
+  const missed = upTo - order.lastSeq;
+  return missed > MAX_GAP_FILL
+    ? { since: upTo - 1, limit: 1 }
+    : { since: order.lastSeq, limit: missed };
 }

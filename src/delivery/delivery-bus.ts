@@ -35,11 +35,11 @@ export class LocalDeliveryBus extends DeliveryBus {
     this.handler = handler;
   }
 
-  onResync(): void {
+  onResync(_handler: () => void): void {
     // One node alone misses nothing.
   }
 
-  onCatchUp(): void {
+  onCatchUp(_handler: () => void): void {
     // Nor sheds anything.
   }
 }
