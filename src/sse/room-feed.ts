@@ -32,13 +32,9 @@ export class RoomFeed {
     return this.queue.run(() => this.catchUp(Number.MAX_SAFE_INTEGER));
   }
 
-  /**
-   * Storage holds the room's messages up to `lastSeq` (this node may have
-   * missed some live): those not sent yet follow, in order.
-   */
-  catchUpTo(lastSeq: number): void {
-    if (lastSeq <= this.lastSent) return;
-    void this.queue.run(() => this.catchUp(lastSeq)).catch(() => this.stream.end());
+  /** The seq of the last message sent (or the start, before any). */
+  get position(): number {
+    return this.lastSent;
   }
 
   /** `json` is the message serialized, once for all streams. */

@@ -18,9 +18,38 @@ function room(id: string): RoomJson {
   };
 }
 
+/** An in-process bus whose link to other nodes comes back when the test says. */
+class ReconnectingBus extends LocalDeliveryBus {
+  resync: () => void = () => undefined;
+
+  override onResync(handler: () => void): void {
+    this.resync = handler;
+  }
+}
+
+/** What storage holds of each room: its last seq, and the reads made of it. */
+class StoredRooms {
+  readonly lastSeqs = new Map<string, number>();
+  readonly reads: Array<{ roomId: string; since: number; limit: number }> = [];
+
+  lastSeqsOf(ids: string[]): Promise<Map<string, number>> {
+    return Promise.resolve(new Map([...this.lastSeqs].filter(([id]) => ids.includes(id))));
+  }
+
+  page(roomId: string, { since, limit }: { since: number; limit: number }) {
+    this.reads.push({ roomId, since, limit });
+    const upTo = Math.min(this.lastSeqs.get(roomId) ?? 0, since + limit);
+    const items = [];
+    for (let seq = since + 1; seq <= upTo; seq += 1) items.push({ roomId, seq });
+    return Promise.resolve({ items, nextCursor: null });
+  }
+}
+
 /** A hub on an in-process bus, whose streams write what happens to them into one log. */
 function setUp() {
-  const delivery = new DeliveryService(new LocalDeliveryBus());
+  const bus = new ReconnectingBus();
+  const stored = new StoredRooms();
+  const delivery = new DeliveryService(bus);
   const shutdownSteps: (() => unknown)[] = [];
   const slots = new EventStreamSlots(
     { get: () => MAX_STREAMS_PER_USER } as never,
@@ -31,16 +60,23 @@ function setUp() {
     slots,
     { connections: { inc: () => undefined, dec: () => undefined } } as never,
     { register: (_phase: string, step: () => unknown) => shutdownSteps.push(step) } as never,
-    { lastSeqsOf: () => Promise.resolve(new Map()) } as never,
+    stored as never,
+    stored as never,
   );
   hub.onModuleInit();
   const log: string[] = [];
-  const open = async (name: string, userId: string, channel: string): Promise<SseSubscriber> => {
+  const open = async (
+    name: string,
+    userId: string,
+    channel: string,
+    feed?: SseSubscriber['feed'],
+  ): Promise<SseSubscriber> => {
     const slot = await hub.reserve(userId);
     let detach: () => void = () => undefined;
     const subscriber: SseSubscriber = {
       userId,
       channel,
+      feed,
       receive: (d) => log.push(`${name} <- ${d.event}`),
       close: () => {
         log.push(`${name} closed`);
@@ -61,8 +97,22 @@ function setUp() {
     }
   };
   const shutdown = () => shutdownSteps.forEach((step) => step());
-  return { hub, delivery, log, open, allowanceLeft, shutdown };
+  return { hub, bus, stored, delivery, log, open, allowanceLeft, shutdown };
 }
+
+/** A room feed at `position` that records the seqs handed to it. */
+function recordingFeed(position: number) {
+  const handed: number[] = [];
+  const feed = {
+    position,
+    live: (message: { seq: number }) => handed.push(message.seq),
+  };
+  return { feed: feed as unknown as SseSubscriber['feed'], handed };
+}
+
+const settle = async () => {
+  for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setImmediate(resolve));
+};
 
 describe('SseHub', () => {
   const by = { id: 'owner', username: 'owner' };
@@ -169,5 +219,38 @@ describe('SseHub', () => {
     expect(log).toEqual(['bob closed', 'carol/a closed']);
     expect(hub.streamCount).toBe(0);
     expect(hub.channelCount).toBe(0);
+  });
+
+  describe('after the node was out of touch with the others', () => {
+    it('reads each room once, from the stream furthest behind, and hands it to every stream of it', async () => {
+      const { bus, stored, open } = setUp();
+      stored.lastSeqs.set('a', 5).set('b', 2);
+      const [behind, ahead, other] = [recordingFeed(1), recordingFeed(3), recordingFeed(2)];
+      await open('bob/a', 'bob', roomNames.chat('a'), behind.feed);
+      await open('carol/a', 'carol', roomNames.chat('a'), ahead.feed);
+      await open('dan/b', 'dan', roomNames.chat('b'), other.feed);
+      await open('bob', 'bob', roomNames.user('bob'));
+
+      bus.resync();
+      await settle();
+
+      expect(stored.reads).toEqual([{ roomId: 'a', since: 1, limit: 4 }]);
+      expect(behind.handed).toEqual([2, 3, 4, 5]);
+      expect(ahead.handed).toEqual([2, 3, 4, 5]);
+      expect(other.handed).toEqual([]);
+    });
+
+    it('hands the last message alone when more than a thousand were missed', async () => {
+      const { bus, stored, open } = setUp();
+      stored.lastSeqs.set('a', 1500);
+      const behind = recordingFeed(10);
+      await open('bob/a', 'bob', roomNames.chat('a'), behind.feed);
+
+      bus.resync();
+      await settle();
+
+      expect(stored.reads).toEqual([{ roomId: 'a', since: 1499, limit: 1 }]);
+      expect(behind.handed).toEqual([1500]);
+    });
   });
 });

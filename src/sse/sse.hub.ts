@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { CoalescedRuns } from '@app/common/coalesced-runs';
 import { roomNames } from '@app/contract/room-names';
 import {
   DeliveryEffectKind,
@@ -8,11 +9,13 @@ import {
   type DeliveryEffect,
 } from '@app/delivery/delivery.service';
 import { LocalChannels } from '@app/delivery/local-channels';
+import { MessagesService, type HistoryPage } from '@app/messages/messages.service';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { EventStreamSlots } from './event-stream-slots';
+import type { RoomFeed } from './room-feed';
 
 export interface SseSubscriber {
   userId: string;
@@ -21,9 +24,12 @@ export interface SseSubscriber {
   receive(delivery: Delivery, payloadJson: () => string): void;
   /** Ends the stream, which detaches it. */
   close(): void;
-  /** A room's stream: storage holds the room's messages up to `lastSeq`. */
-  catchUp?(lastSeq: number): void;
+  /** A room's stream: its feed, which catch-ups after a resync go through too. */
+  feed?: RoomFeed;
 }
+
+/** Past this many messages missed, a catch-up hands the last one alone: each stream reads the rest. */
+const MAX_CATCH_UP = 1000;
 
 /** One of a user's event-stream slots, held until released (at most once). */
 export interface StreamSlot {
@@ -45,6 +51,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   private detach?: () => void;
   private dropAudience?: () => void;
   private detachResynced?: () => void;
+  private readonly catchUps = new CoalescedRuns(() => this.catchUpRoomStreams());
 
   constructor(
     private readonly delivery: DeliveryService,
@@ -52,6 +59,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
     private readonly metrics: MetricsService,
     private readonly shutdown: GracefulShutdown,
     private readonly rooms: RoomsService,
+    private readonly messages: MessagesService,
   ) {
     shutdown.register('tell-clients', () => this.endAll());
   }
@@ -59,7 +67,11 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   onModuleInit(): void {
     this.detach = this.delivery.subscribe((delivery) => this.deliver(delivery));
     this.dropAudience = this.delivery.addAudience(() => this.open);
-    this.detachResynced = this.delivery.onResynced(() => void this.catchUpRoomStreams());
+    this.detachResynced = this.delivery.onResynced(() => {
+      this.catchUps.request().catch((error: Error) => {
+        this.logger.error(`Catching up event streams failed: ${error.message}`);
+      });
+    });
   }
 
   onApplicationShutdown(): void {
@@ -137,25 +149,59 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * After this node was out of touch with the others, room streams read
-   * what they missed from storage at once: their clients have no reason to
-   * reconnect, and the room's next message may be long in coming.
+   * After this node was out of touch with the others, room streams get what
+   * they missed from storage at once: their clients have no reason to
+   * reconnect, and the room's next message may be long in coming. One room
+   * after another (resyncs that come meanwhile share one more round).
    */
   private async catchUpRoomStreams(): Promise<void> {
-    const streams = [...this.open].filter((stream) => stream.catchUp !== undefined);
-    const roomIds = new Set(streams.map((stream) => roomNames.roomIdOf(stream.channel)!));
-    if (roomIds.size === 0) return;
+    const feeds = this.roomFeeds();
+    if (feeds.size === 0) return;
     let lastSeqs: Map<string, number>;
     try {
-      lastSeqs = await this.rooms.lastSeqsOf([...roomIds]);
+      lastSeqs = await this.rooms.lastSeqsOf([...feeds.keys()]);
     } catch (error) {
       // The rooms' next messages bring in the gaps instead.
       this.logger.warn(`Could not catch up event streams: ${(error as Error).message}`);
       return;
     }
-    for (const stream of streams) {
-      const lastSeq = lastSeqs.get(roomNames.roomIdOf(stream.channel)!);
-      if (lastSeq !== undefined && this.open.has(stream)) stream.catchUp!(lastSeq);
+    for (const [roomId, roomFeeds] of feeds) {
+      const upTo = lastSeqs.get(roomId);
+      if (upTo !== undefined) await this.catchUpRoom(roomId, roomFeeds, upTo);
+    }
+  }
+
+  private roomFeeds(): Map<string, RoomFeed[]> {
+    const feeds = new Map<string, RoomFeed[]>();
+    for (const { channel, feed } of this.open) {
+      const roomId = roomNames.roomIdOf(channel);
+      if (!feed || roomId === undefined) continue;
+      const roomFeeds = feeds.get(roomId) ?? [];
+      roomFeeds.push(feed);
+      feeds.set(roomId, roomFeeds);
+    }
+    return feeds;
+  }
+
+  /**
+   * One read for every stream of the room, from the one furthest behind,
+   * handed to each as live messages: each takes what it lacks, in order.
+   */
+  private async catchUpRoom(roomId: string, feeds: RoomFeed[], upTo: number): Promise<void> {
+    const since = Math.min(...feeds.map((feed) => feed.position));
+    if (since >= upTo) return;
+    const read =
+      upTo - since > MAX_CATCH_UP ? { since: upTo - 1, limit: 1 } : { since, limit: upTo - since };
+    let page: HistoryPage;
+    try {
+      page = await this.messages.page(roomId, read);
+    } catch (error) {
+      this.logger.warn(`Could not catch up room ${roomId}: ${(error as Error).message}`);
+      return;
+    }
+    for (const message of page.items) {
+      const json = JSON.stringify(message);
+      for (const feed of feeds) feed.live(message, json);
     }
   }
 

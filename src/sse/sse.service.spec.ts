@@ -67,6 +67,7 @@ function setUp() {
     metrics as never,
     node as never,
     { lastSeqsOf: () => Promise.resolve(new Map()) } as never,
+    {} as never,
   );
   let accessLost = false;
   const rooms = {

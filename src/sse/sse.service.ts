@@ -88,7 +88,7 @@ export class SseService {
           if (delivery.event === ServerEvent.Message)
             feed.live(delivery.payload as MessageJson, payloadJson());
         },
-        catchUp: (lastSeq) => feed.catchUpTo(lastSeq),
+        feed,
       },
       () => {
         confirmAccount();
@@ -113,7 +113,7 @@ export class SseService {
   private async start(
     user: AuthUser,
     stream: SseStream,
-    listening: Pick<SseSubscriber, 'channel' | 'receive' | 'catchUp'>,
+    listening: Pick<SseSubscriber, 'channel' | 'receive' | 'feed'>,
     confirm: () => void,
     greet: () => void = () => undefined,
   ): Promise<boolean> {

@@ -1,0 +1,131 @@
+import type { MessageJson } from '@app/contract/models';
+import type { HistoryPage, HistoryRequest } from '@app/messages/messages.service';
+import { RoomFeed } from './room-feed';
+import type { SseStream } from './sse-stream';
+
+const message = (seq: number): MessageJson => ({
+  id: `m${seq}`,
+  roomId: 'room',
+  seq,
+  userId: 'u',
+  username: 'ada',
+  text: `m${seq}`,
+  clientMsgId: null,
+  createdAt: new Date(0).toISOString(),
+});
+
+/** What RoomFeed uses of a stream: the seqs it was sent, in order. */
+class RecordingStream {
+  readonly sent: number[] = [];
+  closed = false;
+
+  send(_event: string, _data: unknown, id: number): void {
+    this.sent.push(id);
+  }
+  sendJson(_event: string, _json: string, id: number): void {
+    this.sent.push(id);
+  }
+  overflows(): boolean {
+    return false;
+  }
+  drained(): Promise<void> {
+    return Promise.resolve();
+  }
+  end(): void {
+    this.closed = true;
+  }
+}
+
+/** Storage holding seqs 1..`lastSeq`, whose reads the test answers when it chooses. */
+class Storage {
+  lastSeq = 0;
+  readonly reads: Array<{ request: HistoryRequest; answer(): void; fail(): void }> = [];
+
+  readonly readPage = (request: HistoryRequest) =>
+    new Promise<HistoryPage>((resolve, reject) =>
+      this.reads.push({
+        request,
+        answer: () => {
+          const since = request.since ?? 0;
+          const upTo = Math.min(this.lastSeq, since + (request.limit ?? 50));
+          const items = [];
+          for (let seq = since + 1; seq <= upTo; seq += 1) items.push(message(seq));
+          resolve({ items, nextCursor: upTo < this.lastSeq ? upTo : null });
+        },
+        fail: () => reject(new Error('storage down')),
+      }),
+    );
+
+  /** Answers every read, those the answers lead to included. */
+  async answerAll(): Promise<void> {
+    for (let i = 0; i < 20; i += 1) {
+      await flush();
+      const read = this.reads.shift();
+      if (!read) return;
+      read.answer();
+    }
+  }
+}
+
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+function setUp(since: number, stored: number) {
+  const stream = new RecordingStream();
+  const storage = new Storage();
+  storage.lastSeq = stored;
+  const feed = new RoomFeed(stream as unknown as SseStream, storage.readPage, since);
+  const live = (seq: number) => {
+    storage.lastSeq = Math.max(storage.lastSeq, seq);
+    feed.live(message(seq), JSON.stringify(message(seq)));
+  };
+  return { stream, storage, feed, live };
+}
+
+describe('RoomFeed', () => {
+  it('replays what is stored after its start, then goes on live, each message once', async () => {
+    const { stream, storage, feed, live } = setUp(2, 5);
+    const replayed = feed.replay();
+    live(6);
+    await storage.answerAll();
+    await replayed;
+    live(6);
+    live(7);
+    await flush();
+    expect(stream.sent).toEqual([3, 4, 5, 6, 7]);
+  });
+
+  it('reads in the messages a live one skips ahead of before it', async () => {
+    const { stream, storage, feed, live } = setUp(0, 0);
+    const replayed = feed.replay();
+    await storage.answerAll();
+    await replayed;
+    live(4);
+    await storage.answerAll();
+    expect(stream.sent).toEqual([1, 2, 3, 4]);
+  });
+
+  it('tells its position: the start, then the last message sent', async () => {
+    const { feed, storage, live } = setUp(2, 3);
+    expect(feed.position).toBe(2);
+    const replayed = feed.replay();
+    await storage.answerAll();
+    await replayed;
+    expect(feed.position).toBe(3);
+    live(4);
+    await flush();
+    expect(feed.position).toBe(4);
+  });
+
+  it('ends the stream when storage fails while it fills a gap', async () => {
+    const { stream, storage, feed, live } = setUp(0, 0);
+    const replayed = feed.replay();
+    await storage.answerAll();
+    await replayed;
+    live(3);
+    await flush();
+    storage.reads.shift()?.fail();
+    await flush();
+    expect(stream.closed).toBe(true);
+    expect(stream.sent).toEqual([]);
+  });
+});
