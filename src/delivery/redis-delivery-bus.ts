@@ -164,10 +164,14 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
     }
   }
 
-  /** Failing, it is a resync that the others are asked for instead, later. */
+  /**
+   * Not while a resync is due or asked for: the others would read storage
+   * before their access audit, and the resync ends in a catch-up anyway.
+   * Failing, it is a resync that the others are asked for instead, later.
+   */
   private askToCatchUp(): void {
     this.catchUpDue = false;
-    if (this.stopped) return;
+    if (this.stopped || this.resyncDue || this.resyncAsked) return;
     this.send({ node: this.node.id, delivery: TO_NO_ONE, catchUp: true }).then(
       () => undefined,
       (error: Error) => this.failed(error),
