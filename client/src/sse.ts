@@ -80,19 +80,27 @@ export interface PersonalEventsOptions extends SseOptions {
  */
 export function subscribeRoomEvents(options: RoomEventsOptions): SseSubscription {
   let lastSeq = options.since;
+  /** The stream's first message may reset the position: it came before `connected`. */
+  let unplaced = false;
   return openResilientStream(options, {
     path: `/api/rooms/${encodeURIComponent(options.roomId)}/events`,
     query: () => ({ since: lastSeq }),
     probe: (rest) => rest.getRoom(options.roomId),
+    opened: () => (unplaced = true),
     listeners: {
       // Every stream names where it starts: the seq asked for, or the room's end when that is
       // behind it (a restored database), and then the messages after it follow.
       [SSE_CONNECTED_EVENT]: (event) => {
         lastSeq = (JSON.parse(event.data) as RoomStreamConnected).since;
+        unplaced = false;
       },
       [ServerEvent.Message]: (event) => {
         const message = JSON.parse(event.data) as MessageJson;
-        if (lastSeq !== undefined && message.seq <= lastSeq) return;
+        // A server from before `connected` starts a stream the same way, unnamed: its first
+        // message tells where.
+        const resets = unplaced;
+        unplaced = false;
+        if (!resets && lastSeq !== undefined && message.seq <= lastSeq) return;
         lastSeq = message.seq;
         options.onMessage(message);
       },
@@ -128,12 +136,14 @@ interface StreamSpec {
   probe: (rest: RestClient) => Promise<unknown>;
   /** Query parameters of the next stream opened (the resume point). */
   query: () => { since?: number };
+  /** Every time a stream opens, its native reconnections included. */
+  opened?: () => void;
   listeners: Record<string, (event: SseMessageEvent) => void>;
 }
 
 function openResilientStream(
   options: SseOptions,
-  { path, query, listeners, probe }: StreamSpec,
+  { path, query, listeners, probe, opened: streamOpened }: StreamSpec,
 ): SseSubscription {
   const EventSourceImpl = options.EventSource ?? globalEventSource();
   const backoff = new Backoff(options.backoff);
@@ -156,6 +166,7 @@ function openResilientStream(
       opened = true;
       refusedInARow = 0;
       backoff.connected();
+      streamOpened?.();
     };
     current.onerror = (event) => {
       if (current.readyState !== CLOSED || source !== current) return;

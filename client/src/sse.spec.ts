@@ -1,0 +1,84 @@
+import type { MessageJson } from './contract';
+import { subscribeRoomEvents, type EventSourceLike, type SseMessageEvent } from './sse';
+import { storedMessage } from './test-fixtures';
+
+const ROOM = 'room-1';
+
+/** An EventSource the test drives: it opens, and events arrive, when the test says. */
+class FakeEventSource implements EventSourceLike {
+  static readonly opened: FakeEventSource[] = [];
+  readyState = 0;
+  onopen: ((event: unknown) => void) | null = null;
+  onerror: ((event: { code?: number }) => void) | null = null;
+  private readonly listeners = new Map<string, (event: SseMessageEvent) => void>();
+
+  constructor(readonly url: string) {
+    FakeEventSource.opened.push(this);
+  }
+
+  addEventListener(type: string, listener: (event: SseMessageEvent) => void): void {
+    this.listeners.set(type, listener);
+  }
+  close(): void {
+    this.readyState = 2;
+  }
+
+  open(): void {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+  event(type: string, data: unknown, id = ''): void {
+    this.listeners.get(type)?.({ data: JSON.stringify(data), lastEventId: id });
+  }
+  message(seq: number): void {
+    this.event('chat:message', storedMessage(ROOM, seq), String(seq));
+  }
+}
+
+async function follow(since?: number) {
+  FakeEventSource.opened.length = 0;
+  const seen: number[] = [];
+  const subscription = subscribeRoomEvents({
+    url: 'http://chat.test',
+    token: () => 'token',
+    EventSource: FakeEventSource,
+    roomId: ROOM,
+    since,
+    onMessage: (message: MessageJson) => seen.push(message.seq),
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  const source = FakeEventSource.opened[0];
+  source.open();
+  return { seen, source, subscription };
+}
+
+describe('subscribeRoomEvents', () => {
+  it('takes its position from connected: later messages at or below it are not shown', async () => {
+    const { seen, source, subscription } = await follow(50);
+    expect(source.url).toContain('since=50');
+    source.event('connected', { userId: 'u', roomId: ROOM, since: 1 }, '1');
+    source.message(2);
+    source.message(2);
+    source.message(3);
+    expect(seen).toEqual([2, 3]);
+    subscription.close();
+  });
+
+  it('lets the first message reset the position on a server that sends no connected', async () => {
+    const { seen, source, subscription } = await follow(50);
+    source.message(2);
+    source.message(2);
+    source.message(3);
+    expect(seen).toEqual([2, 3]);
+    subscription.close();
+  });
+
+  it('drops repeats after connected even when they come first', async () => {
+    const { seen, source, subscription } = await follow(5);
+    source.event('connected', { userId: 'u', roomId: ROOM, since: 5 }, '5');
+    source.message(5);
+    source.message(6);
+    expect(seen).toEqual([6]);
+    subscription.close();
+  });
+});
