@@ -128,4 +128,38 @@ describe('RoomFeed', () => {
     expect(stream.closed).toBe(true);
     expect(stream.sent).toEqual([]);
   });
+
+  describe('catching up with messages read for the whole room', () => {
+    const caughtUp = async (since: number, page: number[], stored = page.at(-1) ?? 0) => {
+      const setup = setUp(since, since);
+      const replayed = setup.feed.replay();
+      await setup.storage.answerAll();
+      await replayed;
+      setup.storage.lastSeq = stored;
+      setup.feed.catchUpWith(page.map(message));
+      await setup.storage.answerAll();
+      return setup;
+    };
+
+    it('sends what it lacks of them, in order, once', async () => {
+      const { stream, feed, live } = await caughtUp(3, [2, 3, 4, 5]);
+      live(5);
+      live(6);
+      await flush();
+      expect(stream.sent).toEqual([4, 5, 6]);
+      expect(feed.position).toBe(6);
+    });
+
+    it('reads the part before them itself when it is further behind', async () => {
+      const { stream, storage } = await caughtUp(1, [4, 5]);
+      expect(stream.sent).toEqual([2, 3, 4, 5]);
+      expect(storage.reads).toEqual([]);
+    });
+
+    it('tells no position while its first replay runs', () => {
+      const { feed } = setUp(0, 5);
+      void feed.replay();
+      expect(feed.position).toBeUndefined();
+    });
+  });
 });

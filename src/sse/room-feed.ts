@@ -20,6 +20,7 @@ export class RoomFeed {
   private readonly queue = new SerialQueue();
   /** Bytes of live messages queued behind a replay or catch-up. */
   private waiting = 0;
+  private replaying = false;
 
   constructor(
     private readonly stream: SseStream,
@@ -28,13 +29,42 @@ export class RoomFeed {
   ) {}
 
   /** Call once, after subscribing to live messages. */
-  replay(): Promise<void> {
-    return this.queue.run(() => this.catchUp(Number.MAX_SAFE_INTEGER));
+  async replay(): Promise<void> {
+    this.replaying = true;
+    try {
+      await this.queue.run(() => this.catchUp(Number.MAX_SAFE_INTEGER));
+    } finally {
+      this.replaying = false;
+    }
   }
 
-  /** The seq of the last message sent (or the start, before any). */
-  get position(): number {
-    return this.lastSent;
+  /**
+   * The seq of the last message sent (or the start, before any); undefined
+   * while the first replay runs, which reads storage to its end anyway.
+   */
+  get position(): number | undefined {
+    return this.replaying ? undefined : this.lastSent;
+  }
+
+  /**
+   * Stored messages read for every stream of the room, in seq order: those
+   * it lacks go out in turn with the live ones, as the client takes them
+   * (they are read already, so they do not count against its limit). Missing
+   * the start of them, it reads that part itself first.
+   */
+  catchUpWith(stored: readonly MessageJson[]): void {
+    const last = stored.at(-1);
+    if (!last || last.seq <= this.lastSent) return;
+    const catchUp = async () => {
+      if (stored[0].seq > this.lastSent + 1) await this.catchUp(stored[0].seq - 1);
+      for (const message of stored) {
+        if (this.stream.closed) return;
+        if (message.seq !== this.lastSent + 1) continue;
+        await this.stream.drained();
+        this.send(message);
+      }
+    };
+    void this.queue.run(catchUp).catch(() => this.stream.end());
   }
 
   /** `json` is the message serialized, once for all streams. */

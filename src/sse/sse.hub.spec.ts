@@ -100,12 +100,12 @@ function setUp() {
   return { hub, bus, stored, delivery, log, open, allowanceLeft, shutdown };
 }
 
-/** A room feed at `position` that records the seqs handed to it. */
-function recordingFeed(position: number) {
-  const handed: number[] = [];
+/** A room feed at `position` (undefined: replaying) that records the pages handed to it. */
+function recordingFeed(position: number | undefined) {
+  const handed: number[][] = [];
   const feed = {
     position,
-    live: (message: { seq: number }) => handed.push(message.seq),
+    catchUpWith: (stored: Array<{ seq: number }>) => handed.push(stored.map(({ seq }) => seq)),
   };
   return { feed: feed as unknown as SseSubscriber['feed'], handed };
 }
@@ -222,12 +222,20 @@ describe('SseHub', () => {
   });
 
   describe('after the node was out of touch with the others', () => {
-    it('reads each room once, from the stream furthest behind, and hands it to every stream of it', async () => {
+    it('reads each room once, from the stream furthest behind, for every stream behind', async () => {
       const { bus, stored, open } = setUp();
       stored.lastSeqs.set('a', 5).set('b', 2);
-      const [behind, ahead, other] = [recordingFeed(1), recordingFeed(3), recordingFeed(2)];
+      const [behind, ahead, current, replaying, other] = [
+        recordingFeed(1),
+        recordingFeed(3),
+        recordingFeed(5),
+        recordingFeed(undefined),
+        recordingFeed(2),
+      ];
       await open('bob/a', 'bob', roomNames.chat('a'), behind.feed);
       await open('carol/a', 'carol', roomNames.chat('a'), ahead.feed);
+      await open('erin/a', 'erin', roomNames.chat('a'), current.feed);
+      await open('fay/a', 'fay', roomNames.chat('a'), replaying.feed);
       await open('dan/b', 'dan', roomNames.chat('b'), other.feed);
       await open('bob', 'bob', roomNames.user('bob'));
 
@@ -235,12 +243,14 @@ describe('SseHub', () => {
       await settle();
 
       expect(stored.reads).toEqual([{ roomId: 'a', since: 1, limit: 4 }]);
-      expect(behind.handed).toEqual([2, 3, 4, 5]);
-      expect(ahead.handed).toEqual([2, 3, 4, 5]);
+      expect(behind.handed).toEqual([[2, 3, 4, 5]]);
+      expect(ahead.handed).toEqual([[2, 3, 4, 5]]);
+      expect(current.handed).toEqual([]);
+      expect(replaying.handed).toEqual([]);
       expect(other.handed).toEqual([]);
     });
 
-    it('hands the last message alone when more than a thousand were missed', async () => {
+    it('reads no more than a thousand messages back: a stream further behind reads the rest', async () => {
       const { bus, stored, open } = setUp();
       stored.lastSeqs.set('a', 1500);
       const behind = recordingFeed(10);
@@ -249,8 +259,8 @@ describe('SseHub', () => {
       bus.resync();
       await settle();
 
-      expect(stored.reads).toEqual([{ roomId: 'a', since: 1499, limit: 1 }]);
-      expect(behind.handed).toEqual([1500]);
+      expect(stored.reads).toEqual([{ roomId: 'a', since: 500, limit: 1000 }]);
+      expect(behind.handed[0]).toHaveLength(1000);
     });
   });
 });

@@ -28,7 +28,7 @@ export interface SseSubscriber {
   feed?: RoomFeed;
 }
 
-/** Past this many messages missed, a catch-up hands the last one alone: each stream reads the rest. */
+/** A catch-up reads at most this many messages for a room; a stream further behind reads the rest itself. */
 const MAX_CATCH_UP = 1000;
 
 /** One of a user's event-stream slots, held until released (at most once). */
@@ -155,22 +155,24 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
    * after another (resyncs that come meanwhile share one more round).
    */
   private async catchUpRoomStreams(): Promise<void> {
-    const feeds = this.roomFeeds();
-    if (feeds.size === 0) return;
+    const rooms = new Set(this.roomFeeds().keys());
+    if (rooms.size === 0) return;
     let lastSeqs: Map<string, number>;
     try {
-      lastSeqs = await this.rooms.lastSeqsOf([...feeds.keys()]);
+      lastSeqs = await this.rooms.lastSeqsOf([...rooms]);
     } catch (error) {
       // The rooms' next messages bring in the gaps instead.
       this.logger.warn(`Could not catch up event streams: ${(error as Error).message}`);
       return;
     }
-    for (const [roomId, roomFeeds] of feeds) {
+    for (const roomId of rooms) {
       const upTo = lastSeqs.get(roomId);
-      if (upTo !== undefined) await this.catchUpRoom(roomId, roomFeeds, upTo);
+      const feeds = this.roomFeeds().get(roomId);
+      if (upTo !== undefined && feeds) await this.catchUpRoom(roomId, feeds, upTo);
     }
   }
 
+  /** The feeds of the room streams open now, by room. */
   private roomFeeds(): Map<string, RoomFeed[]> {
     const feeds = new Map<string, RoomFeed[]>();
     for (const { channel, feed } of this.open) {
@@ -184,25 +186,23 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * One read for every stream of the room, from the one furthest behind,
-   * handed to each as live messages: each takes what it lacks, in order.
+   * One read for the streams of the room that are behind, from the one
+   * furthest behind but at most MAX_CATCH_UP messages back: each takes what
+   * it lacks of it, and one further behind reads the rest itself.
    */
   private async catchUpRoom(roomId: string, feeds: RoomFeed[], upTo: number): Promise<void> {
-    const since = Math.min(...feeds.map((feed) => feed.position));
-    if (since >= upTo) return;
-    const read =
-      upTo - since > MAX_CATCH_UP ? { since: upTo - 1, limit: 1 } : { since, limit: upTo - since };
+    const behind = feeds.filter((feed) => feed.position !== undefined && feed.position < upTo);
+    if (behind.length === 0) return;
+    const furthest = Math.min(...behind.map((feed) => feed.position!));
+    const since = Math.max(furthest, upTo - MAX_CATCH_UP);
     let page: HistoryPage;
     try {
-      page = await this.messages.page(roomId, read);
+      page = await this.messages.page(roomId, { since, limit: upTo - since });
     } catch (error) {
       this.logger.warn(`Could not catch up room ${roomId}: ${(error as Error).message}`);
       return;
     }
-    for (const message of page.items) {
-      const json = JSON.stringify(message);
-      for (const feed of feeds) feed.live(message, json);
-    }
+    for (const feed of behind) feed.catchUpWith(page.items);
   }
 
   /** Ends every stream: EventSource reconnects, to another node, resuming with Last-Event-ID. */
