@@ -8,19 +8,29 @@ export class CoalescedRuns {
 
   constructor(private readonly task: () => Promise<void>) {}
 
-  async request(): Promise<void> {
+  request(): Promise<void> {
     if (this.running) {
       this.again = true;
-      return;
+      return this.running;
     }
-    this.running = (async () => {
+    this.running = this.runWhileAsked();
+    return this.running;
+  }
+
+  /**
+   * Ends in the same turn as its last check of `again`, so that no request
+   * falls in between; a failed run is followed by one asked for meanwhile.
+   */
+  private async runWhileAsked(): Promise<void> {
+    try {
       do {
         this.again = false;
-        await this.task();
+        try {
+          await this.task();
+        } catch (error) {
+          if (!this.again) throw error;
+        }
       } while (this.again);
-    })();
-    try {
-      await this.running;
     } finally {
       this.running = undefined;
     }
