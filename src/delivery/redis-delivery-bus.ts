@@ -165,13 +165,15 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   }
 
   /**
-   * Not while a resync is due or asked for: the others would read storage
-   * before their access audit, and the resync ends in a catch-up anyway.
-   * Failing, it is a resync that the others are asked for instead, later.
+   * Not while a resync is due and not yet asked for: sent ahead of it, this
+   * would have the others read storage before their access audit, and the
+   * resync ends in a catch-up anyway. One asked for already is ahead of this,
+   * which then waits for it on the other nodes. Failing, it is a resync that
+   * the others are asked for instead, later.
    */
   private askToCatchUp(): void {
     this.catchUpDue = false;
-    if (this.stopped || this.resyncDue || this.resyncAsked) return;
+    if (this.stopped || (this.resyncDue && !this.resyncAsked)) return;
     this.send({ node: this.node.id, delivery: TO_NO_ONE, catchUp: true }).then(
       () => undefined,
       (error: Error) => this.failed(error),
