@@ -79,7 +79,7 @@ export class SseController {
     @ConfirmAccount() confirmAccount: () => void,
     @Res() response: Response,
   ): Promise<void> {
-    const since = resumePoint(lastEventId, query.since);
+    const since = resumePoint(lastEventId || query.lastEventId, query.since);
     return this.sse.openRoom(user, confirmAccount, roomId, since, response);
   }
 }

@@ -241,6 +241,24 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
       ]);
     });
 
+    it('takes Last-Event-ID as a query parameter too, as EventSource polyfills send it, the header first', async () => {
+      const room = await createRoom(t.url, ada);
+      for (let i = 1; i <= 3; i += 1) await postMessage(t.url, ada, room.id, `m${i}`);
+      const path = `/api/rooms/${room.id}/events`;
+      const byQuery = await stream(`${path}?lastEventId=1&since=0`, bob);
+      const byHeader = await stream(`${path}?lastEventId=1`, bob, { 'Last-Event-ID': '2' });
+      const messageIds = (connection: SseConnection) =>
+        connection.received.filter((e) => e.event === 'chat:message').map((e) => e.id);
+      await eventually(() => messageIds(byQuery).length === 2 && messageIds(byHeader).length === 1);
+      await postMessage(t.url, ada, room.id, 'm4');
+      await eventually(() => messageIds(byHeader).length === 2);
+      expect(messageIds(byQuery)).toEqual(['2', '3', '4']);
+      expect(messageIds(byHeader)).toEqual(['3', '4']);
+      const bad = await stream(`${path}?lastEventId=abc`, bob);
+      expect(bad.status).toBe(400);
+      expect(bad.body).toMatchObject({ code: 'VALIDATION_FAILED' });
+    });
+
     it('answers 404 for a private room of someone else and 400 for a bad resume point', async () => {
       const secret = await createRoom(t.url, ada, { isPrivate: true });
       const hidden = await stream(`/api/rooms/${secret.id}/events`, bob);

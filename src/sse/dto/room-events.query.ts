@@ -19,6 +19,14 @@ export class RoomEventsQuery {
   @Max(MAX_SEQ)
   since?: number;
 
+  @ApiPropertyOptional({
+    description:
+      'Last-Event-ID as a query parameter, as EventSource polyfills that cannot set headers send it (the header wins)',
+  })
+  @IsOptional()
+  @IsString()
+  lastEventId?: string;
+
   /** Read by the auth guard; declared so that validation accepts it. */
   @IsOptional()
   @IsString()
