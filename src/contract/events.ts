@@ -26,5 +26,10 @@ export const NotificationType = {
 } as const;
 export type NotificationType = (typeof NotificationType)[keyof typeof NotificationType];
 
-/** Server-Sent Events names besides `chat:message` and `notification`. */
-export const SseEvent = { Connected: 'connected' } as const;
+/**
+ * Server-Sent Events names besides `chat:message` and `notification`.
+ * `refused` carries the error of a stream refused for now (rate limited,
+ * unavailable): it ends at once with a `retry:` delay, because EventSource
+ * reconnects after an ended stream but gives up for good on an error status.
+ */
+export const SseEvent = { Connected: 'connected', Refused: 'refused' } as const;

@@ -535,6 +535,37 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
       expect(refused.body).toMatchObject({ code: 'RATE_LIMITED' });
     });
 
+    it('tells an EventSource refused for now when to come back, in a stream, instead of an error status', async () => {
+      const carol = await registerUser(t.url);
+      const held: SseConnection[] = [];
+      for (let i = 0; i < MAX_STREAMS_PER_USER; i += 1)
+        held.push(await stream('/api/events', carol));
+      const refused = await fetch(`${t.url}/api/events?token=${carol.token}`, {
+        headers: { Accept: 'text/event-stream' },
+      });
+      expect(refused.status).toBe(200);
+      expect(refused.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      const [retry, event, data] = (await refused.text()).split('\n');
+      expect(Number(retry.replace('retry: ', ''))).toBeGreaterThanOrEqual(1000);
+      expect(event).toBe('event: refused');
+      expect(JSON.parse(data.replace('data: ', ''))).toMatchObject({ code: 'RATE_LIMITED' });
+
+      // A real EventSource comes back by itself, once a place is free.
+      const source = new EventSource(`${t.url}/api/events?token=${carol.token}`);
+      let refusals = 0;
+      let connected = false;
+      source.addEventListener('refused', () => (refusals += 1));
+      source.addEventListener('connected', () => (connected = true));
+      try {
+        await eventually(() => refusals === 1);
+        held[0].close();
+        await eventually(() => connected, 20_000);
+        expect(source.readyState).toBe(EventSource.OPEN);
+      } finally {
+        source.close();
+      }
+    }, 30_000);
+
     it('leaves no listener or timer behind after 500 open/close cycles', async () => {
       const room = await createRoom(t.url, ada);
       const hub = t.app.get(SseHub);
