@@ -79,12 +79,18 @@ export interface RunResult {
   /** Messages of this run received, each once, by a receiver that follows its stream. */
   deliveries: number;
   expectedDeliveries: number;
-  /** Messages sent before this run (an undrained earlier run or warm-up) received in it; not in `deliveries`. */
+  /**
+   * Messages sent before this run (an undrained earlier run or warm-up)
+   * received in it or after the previous run's result was read; not in
+   * `deliveries`.
+   */
   late: number;
   /**
    * Deliveries that no send explains: on a stream the receiver does not
    * follow (another room, its own broadcast echoed), or more than the acked
-   * (over `/ws`: sent) messages make. Any makes the run unclean.
+   * (over `/ws`: sent) messages make. Any makes the run unclean. Like
+   * `duplicates`, `lost` and `ackErrors`, counted from the previous run's
+   * result to this one's, read `QUIET_MS` (`load/engine.ts`) after the drain.
    */
   unexpected: number;
   /** Skipped in this run, plus `tailLost`. */

@@ -31,6 +31,8 @@ export interface LoadMeasurement extends RunResult {
   runs?: LoadMeasurement[];
   /** The unmeasured warm-up before the first run, as the load generator saw it. */
   warmUp?: RunResult;
+  /** For the last run of a scenario: what arrived after its last repeat (see `afterLastRun`). */
+  afterLast?: RunResult;
 }
 
 /** The fields that must stay clean, whichever repeat gives the figures. */
@@ -83,14 +85,18 @@ function derive(result: RunResult, serverCpuMs: number, loaderCpuMs: number, wal
   };
 }
 
+/** How long the load generator may take to answer a run. */
+function runTimeoutMs(run: RunCommand): number {
+  return run.durationMs + 2 * run.drainMs + 60_000;
+}
+
 async function measureRun(loader: Loader, server: ServerHandle, run: RunCommand, label: string) {
   const pids = server.processes.map((child) => child.pid);
-  const timeoutMs = run.durationMs + 2 * run.drainMs + 60_000;
   const postgres = await watchPostgres(server.postgresUrl, pids);
   const stopPerf = startPerfRecord(`${label} ${server.label} ${run.mode}`, pids);
   const [cpu0, load0, t0] = [totalCpuMs(pids), loader.cpuMs(), Date.now()];
   postgres?.begin();
-  const { result } = await loader.request(run, 'result', timeoutMs);
+  const { result } = await loader.request(run, 'result', runTimeoutMs(run));
   const [cpu1, load1, t1] = [totalCpuMs(pids), loader.cpuMs(), Date.now()];
   const postgresCpu = postgres?.end();
   await stopPerf();
@@ -99,6 +105,17 @@ async function measureRun(loader: Loader, server: ServerHandle, run: RunCommand,
     ...derive(result, cpu1 - cpu0, load1 - load0, t1 - t0),
     postgres: await postgresCpu,
   };
+}
+
+/**
+ * After a loader's last run: a run that sends nothing, only to count what
+ * arrived after that run's result (duplicates, deliveries no send explains,
+ * refusals, late messages), which no next run would.
+ */
+async function afterLastRun(loader: Loader, last: RunCommand): Promise<RunResult> {
+  const run: RunCommand = { ...last, mode: 'fixed', ratePerSec: 0, durationMs: 0 };
+  const { result } = await loader.request(run, 'result', runTimeoutMs(run));
+  return result;
 }
 
 /**
@@ -122,7 +139,7 @@ async function warmUp(
   const [first] = scenario.runs;
   const drainMs = Math.max(first.drainMs, 2 * warmupMs);
   const run: RunCommand = { ...first, mode: 'max', durationMs: warmupMs, drainMs };
-  const { result } = await loader.request(run, 'result', warmupMs + 2 * drainMs + 60_000);
+  const { result } = await loader.request(run, 'result', runTimeoutMs(run));
   if (!result.drained)
     ctx.notes.push(
       `${scenario.name}: deliveries of the warm-up were still missing ${drainMs / 1000} s after it; the first run starts behind them`,
@@ -216,13 +233,17 @@ export async function runInTurns(
             runsChecked: 1,
           });
         }
+    const after: RunResult[] = [];
+    for (const { loader } of ready) after.push(await afterLastRun(loader, runs[runs.length - 1]));
     return taken.map((perRun, i) =>
       perRun.map((measured, r) => {
         const warmedUp = r === 0 ? ready[i].warmUp : undefined;
+        const afterLast = r === runs.length - 1 ? after[i] : undefined;
         const picked = median(measured, entrants[i].scenario.figure);
         const runsChecked = measured.length + (warmedUp ? 1 : 0);
-        const kept = { runs: measured, warmUp: warmedUp };
-        return { ...picked, ...integrityOf(measured, warmedUp), runsChecked, ...kept };
+        const kept = { runs: measured, warmUp: warmedUp, afterLast };
+        const integrity = integrityOf(measured, warmedUp, afterLast);
+        return { ...picked, ...integrity, runsChecked, ...kept };
       }),
     );
   } finally {
@@ -232,13 +253,20 @@ export async function runInTurns(
 
 /**
  * Loss, duplicates, errors and drops over runs one after the other on the
- * same connections. A run's tail loss is still missing in the next run,
- * which counts it again, so only the last run's tail is added. A warm-up
- * that had not drained is only a note (its late deliveries land in the
- * first run), not a failure.
+ * same connections. Each run counts what arrived from the previous run's
+ * result to its own, so the check after the last run (`afterLast`) adds
+ * what followed that one. A run's tail loss is still missing in the next
+ * run, which counts it again, so only the last run's tail is added. A
+ * warm-up that had not drained is only a note (its late deliveries land in
+ * the first run), not a failure, and so is the check after the last run:
+ * that run is undrained already if it is still waiting.
  */
-function integrityOf(measured: RunResult[], warmedUp?: RunResult): Integrity {
-  const runs = warmedUp ? [warmedUp, ...measured] : measured;
+function integrityOf(
+  measured: RunResult[],
+  warmedUp?: RunResult,
+  afterLast?: RunResult,
+): Integrity {
+  const runs = [...(warmedUp ? [warmedUp] : []), ...measured, ...(afterLast ? [afterLast] : [])];
   const last = runs[runs.length - 1];
   const sum = (pick: (run: RunResult) => number) =>
     runs.reduce((total, run) => total + pick(run), 0);

@@ -26,6 +26,28 @@ export interface Receiver {
 /** Unsettled messages a sender may have in fixed mode before sends are skipped. */
 const FIXED_MODE_MAX_OUTSTANDING = 256;
 const TICK_MS = 5;
+/**
+ * After the drain, how long a run still counts what arrives before its
+ * result is read: a duplicate or a delivery no send explains that follows
+ * the last expected delivery by a few milliseconds makes this run unclean,
+ * rather than the next (or none).
+ */
+export const QUIET_MS = 250;
+
+/**
+ * What arrives between runs, after one run's result was read and before
+ * the next starts: the next run counts it. (Duplicates, deliveries on
+ * streams not followed and gaps stay in the receivers' trackers, which are
+ * reset when a run's result is read, so the next run counts those too.)
+ */
+class BetweenRuns {
+  /** Messages already expected (acked, or sent over `/ws`) when they arrived: late in the next run. */
+  late = 0;
+  /** Messages not expected yet when they arrived: the next run sorts them out when it starts. */
+  readonly ahead: Array<{ stream: string; n: number }> = [];
+  ackErrors = 0;
+  firstError?: string;
+}
 
 class RunState {
   readonly start = now();
@@ -43,7 +65,7 @@ class RunState {
   /** Messages of this run received: each counted once, at a receiver that follows its stream. */
   deliveries = 0;
   expectedDeliveries = 0;
-  /** Messages of an earlier run (or the warm-up) that arrived in this one: not counted in `deliveries`. */
+  /** Messages of an earlier run (or the warm-up) that arrived in this one, or since that run's result: not counted in `deliveries`. */
   late = 0;
   lastSendAt = this.start;
   lastEventAt = this.start;
@@ -75,6 +97,7 @@ export class LoadEngine {
   /** How the first unexpected disconnect happened. */
   firstDisconnect?: string;
   private state?: RunState;
+  private between = new BetweenRuns();
 
   /** A connection closed that the load generator did not close. */
   disconnected(detail: string): void {
@@ -86,12 +109,18 @@ export class LoadEngine {
    * A message reached a receiver. Only the first delivery of a message of
    * this run, on a stream the receiver follows, counts as a delivery;
    * duplicates and deliveries on other streams are counted as errors by the
-   * receiver's tracker, and messages of an earlier run as late.
+   * receiver's tracker, and messages of an earlier run as late. Between
+   * runs, the next run counts them (see `BetweenRuns`).
    */
   delivered(receiver: Receiver, stream: string, n: number, sentAt: number): void {
     const seen = receiver.tracker.see(stream, n);
+    if (seen !== 'new') return;
     const state = this.state;
-    if (!state || seen !== 'new') return;
+    if (!state) {
+      if (n <= (this.expected.get(stream) ?? 0)) this.between.late += 1;
+      else this.between.ahead.push({ stream, n });
+      return;
+    }
     if (n <= (state.expectedBefore.get(stream) ?? 0)) {
       state.late += 1;
       return;
@@ -126,10 +155,9 @@ export class LoadEngine {
 
   /** The server refused something (an error ack or frame): counted with the run's ack errors. */
   refused(error: string): void {
-    const state = this.state;
-    if (!state) return;
-    state.ackErrors += 1;
-    state.firstError ??= error;
+    const counted = this.state ?? this.between;
+    counted.ackErrors += 1;
+    counted.firstError ??= error;
   }
 
   /** One of the sender's messages is settled: it may send another. */
@@ -141,8 +169,8 @@ export class LoadEngine {
   }
 
   async run(command: RunCommand): Promise<RunResult> {
-    for (const receiver of this.receivers) receiver.tracker.resetCounts();
     const state = new RunState(command, this.disconnects, new Map(this.expected));
+    this.takeOver(state);
     this.state = state;
     const ticker = command.mode === 'fixed' ? this.startTicker(state) : undefined;
     if (command.mode === 'max') for (const sender of this.senders) this.pump(sender);
@@ -163,8 +191,29 @@ export class LoadEngine {
       () => state.deliveries >= state.expectedDeliveries,
       command.drainMs,
     );
+    // Duplicates and surplus deliveries may follow the last expected one.
+    await sleep(QUIET_MS);
     this.state = undefined;
-    return this.resultOf(state, settled && complete);
+    const result = this.resultOf(state, settled && complete);
+    for (const receiver of this.receivers) receiver.tracker.resetCounts();
+    return result;
+  }
+
+  /**
+   * Charges what arrived since the last run's result to the run starting:
+   * refusals; messages expected when they arrived as late; the others as
+   * late if expected by now, else as deliveries of this run whose ack is
+   * still to come (as during a run: more than expected is unexpected).
+   */
+  private takeOver(state: RunState): void {
+    const between = this.between;
+    this.between = new BetweenRuns();
+    state.late = between.late;
+    state.ackErrors = between.ackErrors;
+    state.firstError = between.firstError;
+    for (const { stream, n } of between.ahead)
+      if (n <= (state.expectedBefore.get(stream) ?? 0)) state.late += 1;
+      else state.deliveries += 1;
   }
 
   private expect(stream: string, n: number, audience: number): void {
