@@ -94,17 +94,24 @@ async function measureRun(loader: Loader, server: ServerHandle, run: RunCommand,
   const pids = server.processes.map((child) => child.pid);
   const postgres = await watchPostgres(server.postgresUrl, pids);
   const stopPerf = startPerfRecord(`${label} ${server.label} ${run.mode}`, pids);
-  const [cpu0, load0, t0] = [totalCpuMs(pids), loader.cpuMs(), Date.now()];
-  postgres?.begin();
-  const { result } = await loader.request(run, 'result', runTimeoutMs(run));
-  const [cpu1, load1, t1] = [totalCpuMs(pids), loader.cpuMs(), Date.now()];
-  const postgresCpu = postgres?.end();
-  await stopPerf();
-  return {
-    ...result,
-    ...derive(result, cpu1 - cpu0, load1 - load0, t1 - t0),
-    postgres: await postgresCpu,
-  };
+  let postgresCpu: Promise<PostgresCpu> | undefined;
+  try {
+    const [cpu0, load0, t0] = [totalCpuMs(pids), loader.cpuMs(), Date.now()];
+    postgres?.begin();
+    const { result } = await loader.request(run, 'result', runTimeoutMs(run));
+    const [cpu1, load1, t1] = [totalCpuMs(pids), loader.cpuMs(), Date.now()];
+    postgresCpu = postgres?.end();
+    await stopPerf();
+    return {
+      ...result,
+      ...derive(result, cpu1 - cpu0, load1 - load0, t1 - t0),
+      postgres: await postgresCpu,
+    };
+  } finally {
+    // A run that failed: the watcher's polling and connection, and the
+    // recording, end all the same.
+    if (!postgresCpu) await Promise.allSettled([postgres?.end(), stopPerf()]);
+  }
 }
 
 /**
