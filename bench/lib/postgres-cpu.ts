@@ -193,15 +193,24 @@ export async function watchPostgres(
   serverPids: readonly number[],
 ): Promise<PostgresWatch | undefined> {
   if (!url) return undefined;
-  const client = new Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-  client.on('error', () => undefined);
+  let client: Client | undefined;
   try {
+    // pg's own reading of the URL (host, port, defaults, PGHOST / PGPORT),
+    // which WHATWG `URL` does not share: `postgres://u@/db?host=/run/postgresql`
+    // is a Unix socket to pg and has no port to `URL`.
+    client = new Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+    client.on('error', () => undefined);
+    if (client.host.startsWith('/'))
+      throw new Error(
+        `PostgreSQL is reached over a Unix socket (${client.host}), not TCP: not measured`,
+      );
     await client.connect();
+    const watch = new Watch(client, client.port, serverPids);
+    await watch.discover();
+    return watch;
   } catch (error) {
+    await client?.end().catch(() => undefined);
     const failed: PostgresCpu = { error: errorText(error) };
     return { begin: () => undefined, end: () => Promise.resolve(failed) };
   }
-  const watch = new Watch(client, Number(new URL(url).port || 5432), serverPids);
-  await watch.discover();
-  return watch;
 }
