@@ -269,7 +269,8 @@ function fanoutRows(label: string, pair: [Measured, Measured], cpuLimit: number)
  * One group of rows per service measurement, each paired with the bare
  * server's run of the same index when there is one: without a baseline
  * (`--baselines=none`, or a bare server that failed) the service's rows stay,
- * with their targets SKIP.
+ * with their ratio targets SKIP, or FAIL on a service row that is not clean
+ * (see `onCleanRuns`).
  */
 function socketIoFanoutRows(ctx: BenchContext, results: Results): Row[] {
   const { rooms, members, sendersPerRoom } = ctx.config;
