@@ -51,8 +51,17 @@ let tasksetFound: boolean | undefined;
 let unpinnable: string | undefined;
 const pinnableCpus = new Map<number, boolean>();
 
+/**
+ * Whether a `taskset` runs here, found by pinning `true` to CPU 0 (not by
+ * `taskset -V`, which BusyBox's lacks): it exists when it started, whatever
+ * its exit status, which says whether CPU 0 can be pinned.
+ */
 export function hasTaskset(): boolean {
-  tasksetFound ??= spawnSync('taskset', ['-V']).status === 0;
+  if (tasksetFound === undefined) {
+    const probe = spawnSync('taskset', ['-c', '0', 'true']);
+    tasksetFound = probe.error === undefined;
+    if (tasksetFound) pinnableCpus.set(0, probe.status === 0);
+  }
   return tasksetFound;
 }
 
