@@ -1,15 +1,1 @@
-import type { MessageJson } from './contract';
-
-/** A stored message of the room, numbered `seq`, for the SDK's specs. */
-export function storedMessage(roomId: string, seq: number): MessageJson {
-  return {
-    id: `m${seq}`,
-    roomId,
-    seq,
-    userId: 'u1',
-    username: 'ada',
-    text: `message ${seq}`,
-    clientMsgId: null,
-    createdAt: new Date(0).toISOString(),
-  };
-}
+export { storedMessage } from '../../src/contract/message.fixture';

@@ -1,4 +1,5 @@
 import { ServerEvent } from '@app/contract/events';
+import { storedMessage } from '@app/contract/message.fixture';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 import { LocalDeliveryBus } from '@app/delivery/delivery-bus';
@@ -9,16 +10,7 @@ import { LiveDelivery, MAX_GAP_FILL } from './live-delivery';
 
 const ROOM = '0190c0de-0000-7000-8000-000000000001';
 
-const message = (seq: number): MessageJson => ({
-  id: `m${seq}`,
-  roomId: ROOM,
-  seq,
-  userId: 'u',
-  username: 'ada',
-  text: `m${seq}`,
-  clientMsgId: null,
-  createdAt: new Date(0).toISOString(),
-});
+const message = (seq: number) => storedMessage(ROOM, seq);
 
 /** Storage whose page reads the test answers when it chooses. */
 class HeldStorage {

@@ -1,18 +1,9 @@
-import type { MessageJson } from '@app/contract/models';
+import { storedMessage } from '@app/contract/message.fixture';
 import type { HistoryPage, HistoryRequest } from '@app/messages/messages.service';
 import { RoomFeed } from './room-feed';
 import type { SseStream } from './sse-stream';
 
-const message = (seq: number): MessageJson => ({
-  id: `m${seq}`,
-  roomId: 'room',
-  seq,
-  userId: 'u',
-  username: 'ada',
-  text: `m${seq}`,
-  clientMsgId: null,
-  createdAt: new Date(0).toISOString(),
-});
+const message = (seq: number) => storedMessage('room', seq);
 
 /** What RoomFeed uses of a stream: the seqs it was sent, in order. */
 class RecordingStream {

@@ -61,6 +61,30 @@ function trackResponses(server: Server, path: string) {
   };
 }
 
+/**
+ * A real EventSource on a room's stream, and a way to cut its connection as
+ * a network would: it then reconnects by itself.
+ */
+function followRoom(server: Server, url: string) {
+  const streamSockets = new Set<Socket>();
+  const track = (request: IncomingMessage) => {
+    if (request.url?.includes('/events')) streamSockets.add(request.socket);
+  };
+  server.on('request', track);
+  const source = new EventSource(url);
+  const received: number[] = [];
+  source.addEventListener('chat:message', (event) => received.push(Number(event.lastEventId)));
+  return {
+    source,
+    received,
+    cut: () => streamSockets.forEach((socket) => socket.destroy()),
+    close: () => {
+      source.close();
+      server.off('request', track);
+    },
+  };
+}
+
 describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
   let t: TestApp;
   let ada: TestUser;
@@ -348,64 +372,50 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
     it('resumes a real EventSource that lost its stream before any message: nothing posted meanwhile is lost', async () => {
       const room = await createRoom(t.url, ada);
       for (let i = 1; i <= 3; i += 1) await postMessage(t.url, ada, room.id, `old ${i}`);
-      const server: Server = t.app.getHttpServer();
-      const streamSockets = new Set<Socket>();
-      const track = (request: IncomingMessage) => {
-        if (request.url?.includes('/events')) streamSockets.add(request.socket);
-      };
-      server.on('request', track);
-      const received: number[] = [];
+      const follower = followRoom(
+        t.app.getHttpServer(),
+        `${t.url}/api/rooms/${room.id}/events?token=${bob.token}`,
+      );
       let connected = 0;
-      const source = new EventSource(`${t.url}/api/rooms/${room.id}/events?token=${bob.token}`);
-      source.addEventListener('connected', () => (connected += 1));
-      source.addEventListener('chat:message', (event) => received.push(Number(event.lastEventId)));
+      follower.source.addEventListener('connected', () => (connected += 1));
       try {
         await eventually(() => connected === 1);
-        for (const socket of streamSockets) socket.destroy();
+        follower.cut();
         // Posted before the EventSource is back (it waits about 3 s to reconnect).
         await postMessage(t.url, ada, room.id, 'new 4');
         await postMessage(t.url, ada, room.id, 'new 5');
         await eventually(() => connected === 2, 15_000);
-        await eventually(() => received.length >= 2);
+        await eventually(() => follower.received.length >= 2);
         await postMessage(t.url, ada, room.id, 'new 6');
-        await eventually(() => received.length >= 3);
-        expect(received).toEqual([4, 5, 6]);
+        await eventually(() => follower.received.length >= 3);
+        expect(follower.received).toEqual([4, 5, 6]);
       } finally {
-        source.close();
-        server.off('request', track);
+        follower.close();
       }
     }, 30_000);
 
     it('resumes a real EventSource after a forced disconnect while messages keep arriving: seqs 1..N exactly once', async () => {
       const room = await createRoom(t.url, ada);
-      const server: Server = t.app.getHttpServer();
-      const streamSockets = new Set<Socket>();
-      const track = (request: IncomingMessage) => {
-        if (request.url?.includes('/events')) streamSockets.add(request.socket);
-      };
-      server.on('request', track);
-      const received: number[] = [];
+      const follower = followRoom(
+        t.app.getHttpServer(),
+        `${t.url}/api/rooms/${room.id}/events?token=${bob.token}`,
+      );
       let opens = 0;
-      const source = new EventSource(`${t.url}/api/rooms/${room.id}/events?token=${bob.token}`);
-      source.addEventListener('open', () => (opens += 1));
-      source.addEventListener('chat:message', (event) => received.push(Number(event.lastEventId)));
+      follower.source.addEventListener('open', () => (opens += 1));
       try {
         await eventually(() => opens === 1);
         const total = 60;
         for (let i = 1; i <= total; i += 1) {
           await postMessage(t.url, ada, room.id, `n${i}`);
-          if (i === 20) {
-            // The network drops the stream; the sender goes on.
-            for (const socket of streamSockets) socket.destroy();
-          }
+          // The network drops the stream; the sender goes on.
+          if (i === 20) follower.cut();
         }
-        await eventually(() => received.length >= total, 20_000);
+        await eventually(() => follower.received.length >= total, 20_000);
         await sleep(200);
         expect(opens).toBeGreaterThanOrEqual(2);
-        expect(received).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+        expect(follower.received).toEqual(Array.from({ length: total }, (_, i) => i + 1));
       } finally {
-        source.close();
-        server.off('request', track);
+        follower.close();
       }
     }, 40_000);
 
