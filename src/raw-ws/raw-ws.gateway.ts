@@ -40,8 +40,7 @@ import { trustRule, type TrustRule } from '@app/realtime/client-address';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { GracefulShutdown, graceForClosing } from '@app/realtime/graceful-shutdown.service';
 import { isOriginAllowed } from '@app/realtime/origin-policy';
-import { packetFloodError } from '@app/realtime/packet-rate';
-import { TokenBucket } from '@app/realtime/token-bucket';
+import { packetBudget, packetFloodError } from '@app/realtime/packet-rate';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import type { BroadcastFrameDto, RoomFrameDto } from './dto/frames.dto';
@@ -217,9 +216,9 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     this.metrics.connections.inc({ transport: Transport.Ws });
     this.subscribe(connection, roomNames.user(user.id));
     ws.on('pong', () => (connection.alive = true));
-    const packets = new TokenBucket(
+    const packets = packetBudget(
       this.config.get('realtime.maxPacketsPerSecond', { infer: true }),
-      2 * this.config.get('realtime.maxPacketsPerSecond', { infer: true }),
+      this.config.get('realtime.maxRoomsPerConnection', { infer: true }),
     );
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (!packets.take()) return this.cutOffFlood(connection);

@@ -90,7 +90,7 @@ export class AppIoAdapter extends IoAdapter {
       connections.release(this.data.user.id, this.id);
     };
     server.on('connection', (socket: AppSocket) => {
-      limitPacketRate(socket, realtime.maxPacketsPerSecond);
+      limitPacketRate(socket, realtime.maxPacketsPerSecond, realtime.maxRoomsPerConnection);
       handshakeCompleted(socket);
       socket.on('disconnect', releaseSlot);
     });

@@ -22,6 +22,16 @@ function countPacket(this: LimitedSession): void {
   socket.disconnect(true);
 }
 
+/**
+ * A connection's packet budget, on every transport: `perSecond` on average,
+ * bursts of twice it, and `maxRooms` more at the start only: a client that
+ * comes back rejoins every room it held at once, with what it kept to send,
+ * and must not be taken for a flood every time it does.
+ */
+export function packetBudget(perSecond: number, maxRooms: number): TokenBucket {
+  return new TokenBucket(perSecond, perSecond * 2, maxRooms);
+}
+
 /** What a connection cut off for flooding packets is told, on every transport. */
 export function packetFloodError(): ErrorBody {
   return AppException.rateLimited('Too many packets: connection closed').toBody();
@@ -34,13 +44,13 @@ export function packetFloodError(): ErrorBody {
  * its cost cannot slow down everyone else. One budget per Engine.IO session,
  * however often its client connects to the namespace again.
  */
-export function limitPacketRate(socket: AppSocket, perSecond: number): void {
+export function limitPacketRate(socket: AppSocket, perSecond: number, maxRooms: number): void {
   const session = socket.conn as LimitedSession;
   const limit = session[PACKET_LIMIT];
   if (limit) {
     limit.socket = socket;
     return;
   }
-  session[PACKET_LIMIT] = { bucket: new TokenBucket(perSecond, perSecond * 2), socket };
+  session[PACKET_LIMIT] = { bucket: packetBudget(perSecond, maxRooms), socket };
   session.on('packet', countPacket);
 }

@@ -33,4 +33,14 @@ describe('TokenBucket', () => {
 
     expect(bucket.take()).toBe(true);
   });
+
+  it('holds its starting extra until spent, and refills only up to the burst', () => {
+    jest.useFakeTimers({ now: 0 });
+    const bucket = new TokenBucket(10, 2, 3);
+    jest.advanceTimersByTime(1000);
+    const taken = Array.from({ length: 6 }, () => bucket.take());
+    expect(taken).toEqual([true, true, true, true, true, false]);
+    jest.advanceTimersByTime(10_000);
+    expect([bucket.take(), bucket.take(), bucket.take()]).toEqual([true, true, false]);
+  });
 });

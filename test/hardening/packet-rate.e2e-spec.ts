@@ -1,14 +1,21 @@
 import { WebSocket } from 'ws';
 import { registerUser } from '../support/api';
 import { RawClient } from '../support/raw-ws';
-import { connectSocket, eventually, nextEvent, sleep } from '../support/sockets';
+import { connectSocket, emitAck, eventually, nextEvent, sleep } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
+
+const MAX_ROOMS = 10;
+/** What a client coming back sends at once: a join per room it may hold, and as much again queued. */
+const COMING_BACK = 2 * 20 + MAX_ROOMS;
 
 describe('packet floods on one connection', () => {
   let t: TestApp;
 
   beforeAll(async () => {
-    t = await startTestApp('sqlite', { MAX_PACKETS_PER_SECOND: '20' });
+    t = await startTestApp('sqlite', {
+      MAX_PACKETS_PER_SECOND: '20',
+      MAX_ROOMS_PER_CONNECTION: String(MAX_ROOMS),
+    });
   });
   afterAll(() => t.close());
 
@@ -42,6 +49,26 @@ describe('packet floods on one connection', () => {
     expect(session.frames.filter((frame) => frame.includes('Too many packets'))).toEqual([]);
     expect(session.socket.readyState).toBe(WebSocket.OPEN);
     session.socket.close();
+  });
+
+  it('lets a Socket.IO client coming back send a packet per room and its burst at once', async () => {
+    const user = await registerUser(t.url);
+    const socket = await connectSocket(t.url, user.token);
+    const answers = Array.from({ length: COMING_BACK }, () =>
+      emitAck(socket, 'room:presence', { roomId: 'x' }),
+    );
+    expect(await Promise.all(answers)).toHaveLength(COMING_BACK);
+    expect(socket.connected).toBe(true);
+    socket.close();
+  });
+
+  it('lets a raw WebSocket client coming back do the same', async () => {
+    const user = await registerUser(t.url);
+    const client = await RawClient.connect(t.url, user.token);
+    for (let i = 0; i < COMING_BACK; i += 1) client.send({ type: 'ping' });
+    await eventually(() => client.frames.filter((f) => f.type === 'pong').length === COMING_BACK);
+    expect(client.socket.readyState).toBe(WebSocket.OPEN);
+    client.close();
   });
 
   it('closes a raw WebSocket client doing the same with 4029', async () => {
