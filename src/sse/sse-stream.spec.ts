@@ -28,7 +28,10 @@ describe('SseStream', () => {
       expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
       expect(response.headers.get('cache-control')).toBe('no-cache, no-transform');
       expect(response.headers.get('x-accel-buffering')).toBe('no');
-      expect(await response.text()).toBe('event: connected\ndata: {"userId":"ada"}\n\n');
+      // The retry: puts back EventSource's own wait, after a refusal told it a longer one.
+      expect(await response.text()).toBe(
+        'retry: 3000\n\nevent: connected\ndata: {"userId":"ada"}\n\n',
+      );
     } finally {
       await server.close();
     }

@@ -1,6 +1,9 @@
 import type { Response } from 'express';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 
+/** How long EventSource waits before it reconnects to an ended stream: its own default. */
+const RECONNECT_MS = 3_000;
+
 /** What a stream may hold for a client that does not read, and whom to tell when it ends for that. */
 export interface SseBacklogLimit {
   bytes: number;
@@ -37,6 +40,8 @@ export class SseStream {
       'X-Accel-Buffering': 'no',
     });
     this.response.flushHeaders();
+    // EventSource keeps the last retry: it was told, a refusal's long wait included.
+    this.write(`retry: ${RECONNECT_MS}\n\n`);
     // Only on an idle connection: data waiting to go out says enough, and counts against the limit.
     this.heartbeat = setInterval(() => {
       if (this.backlog === 0) this.write(':heartbeat\n\n');

@@ -1,4 +1,4 @@
-import { Controller, Get, Headers, Param, Query, Res } from '@nestjs/common';
+import { Controller, Get, Headers, Param, Query, Res, UseFilters } from '@nestjs/common';
 import { ApiHeader, ApiOkResponse, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import type { AuthUser } from '@app/auth/auth-user';
@@ -6,6 +6,7 @@ import { Authenticated } from '@app/auth/authenticated.decorator';
 import { ConfirmAccount, CurrentUser } from '@app/auth/current-user.decorator';
 import { AppException } from '@app/common/errors/app.exception';
 import { ErrorCode } from '@app/common/errors/error-code';
+import { EventSourceRefusalFilter } from '@app/common/filters/event-source-refusal.filter';
 import { ApiErrors } from '@app/common/swagger/api-errors.decorator';
 import { RoomEventsQuery, sinceFromLastEventId } from './dto/room-events.query';
 import { SseService } from './sse.service';
@@ -26,6 +27,13 @@ function resumePoint(
 @Authenticated({ allowQueryToken: true })
 @ApiProduces('text/event-stream')
 @ApiErrors(ErrorCode.RateLimited)
+@ApiHeader({
+  name: 'Accept',
+  required: false,
+  description:
+    'text/event-stream, without an Authorization header (a browser EventSource): a refusal for now (429, 503) is answered 200 with `retry:` and a `refused` event carrying the error, then the end',
+})
+@UseFilters(EventSourceRefusalFilter)
 @Controller()
 export class SseController {
   constructor(private readonly sse: SseService) {}

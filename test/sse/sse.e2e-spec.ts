@@ -559,6 +559,16 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
       expect(Number(retry.replace('retry: ', ''))).toBeGreaterThanOrEqual(1000);
       expect(event).toBe('event: refused');
       expect(JSON.parse(data.replace('data: ', ''))).toMatchObject({ code: 'RATE_LIMITED' });
+      // Clients that set a header, or want JSON first, read the status as on any route.
+      const statusReaders: Record<string, string>[] = [
+        { Accept: 'text/event-stream', Authorization: `Bearer ${carol.token}` },
+        { Accept: 'application/json, text/event-stream' },
+      ];
+      for (const headers of statusReaders) {
+        const answer = await fetch(`${t.url}/api/events?token=${carol.token}`, { headers });
+        expect({ headers, status: answer.status }).toEqual({ headers, status: 429 });
+        expect(await answer.json()).toMatchObject({ code: 'RATE_LIMITED' });
+      }
 
       // A real EventSource comes back by itself, once a place is free.
       const source = new EventSource(`${t.url}/api/events?token=${carol.token}`);

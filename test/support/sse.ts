@@ -29,6 +29,8 @@ function parseBlock(block: string): SseEvent | undefined {
     else if (field === 'event') event.event = value;
     else if (field === 'data') data.push(value);
   }
+  // As EventSource does: a block without data (a lone retry:) dispatches nothing.
+  if (data.length === 0) return undefined;
   event.data = data.join('\n');
   return event;
 }

@@ -5,7 +5,6 @@ import { ErrorCode, HTTP_STATUS_BY_CODE } from '@app/common/errors/error-code';
 import type { AppException } from '@app/common/errors/app.exception';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { toErrorBody } from '@app/common/errors/to-error-body';
-import { SseEvent } from '@app/contract/events';
 
 type RequestWithLog = Request & { log?: Pino };
 
@@ -29,9 +28,10 @@ export class HttpExceptionFilter implements ExceptionFilter {
       return;
     }
     if (body.code === ErrorCode.RateLimited) exposeRetryAfter(response, exception);
-    if (isEventSource(request) && REFUSED_FOR_NOW.has(body.code)) {
-      return refuseEventSourceForNow(response, body);
-    }
+    this.respond(request, response, body);
+  }
+
+  protected respond(_request: Request, response: Response, body: ErrorBody): void {
     response.status(HTTP_STATUS_BY_CODE[body.code]).json(body);
   }
 
@@ -60,31 +60,4 @@ function exposeRetryAfter(response: Response, exception: unknown): void {
     return void response.setHeader('Retry-After', String(retryAfterSeconds));
   const named = Object.keys(response.getHeaders()).find((name) => name.startsWith('retry-after-'));
   if (named) response.setHeader('Retry-After', String(response.getHeader(named)));
-}
-
-/** Refusals that a later try may not meet. */
-const REFUSED_FOR_NOW = new Set<ErrorCode>([ErrorCode.RateLimited, ErrorCode.Unavailable]);
-/** When the refusal does not say when to try again. */
-const DEFAULT_RETRY_MS = 5_000;
-
-/** EventSource asks for an event stream, and nothing else does by default. */
-function isEventSource(request: Request): boolean {
-  return request.headers.accept?.includes('text/event-stream') === true;
-}
-
-/**
- * A stream that ends at once, telling why (`refused`) and when to come back
- * (`retry:`, spread over twice the wait so that clients refused together do
- * not return together): EventSource gives up for good on an error status.
- */
-function refuseEventSourceForNow(response: Response, body: ErrorBody): void {
-  const retryAfterSeconds = Number(response.getHeader('Retry-After'));
-  const waitMs = retryAfterSeconds > 0 ? retryAfterSeconds * 1000 : DEFAULT_RETRY_MS;
-  const retryMs = Math.round(waitMs * (1 + Math.random()));
-  response.status(200);
-  response.set({
-    'Content-Type': 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-cache, no-transform',
-  });
-  response.end(`retry: ${retryMs}\nevent: ${SseEvent.Refused}\ndata: ${JSON.stringify(body)}\n\n`);
 }

@@ -21,7 +21,7 @@ export class RoomEventsQuery {
 
   @ApiPropertyOptional({
     description:
-      'Last-Event-ID as a query parameter, as EventSource polyfills that cannot set headers send it (the header wins)',
+      'Last-Event-ID as a query parameter, as EventSource polyfills that cannot set headers send it: the same rule as `since`, which it wins over; the header wins over it',
   })
   @IsOptional()
   @IsString()
