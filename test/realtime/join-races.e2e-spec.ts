@@ -220,17 +220,24 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     };
     const roomRead = (): [object, string] => [t.app.get(RoomsService), 'findAccessible'];
     const presenceEntered = (): [object, string] => [t.app.get(PresenceService), 'enter'];
-
-    it.each([
+    const cases = [
       ['no one here is in', roomRead],
       ['followed here already', presenceEntered],
-    ])('is counted in a Socket.IO join’s last seq, in a room %s', async (_, hold) => {
+    ] as const;
+
+    /** A room, with a member of it here already when the join is held once followed. */
+    const roomFor = async (hold: () => [object, string]) => {
       const room = await createRoom(t.url, owner);
-      const joiner = await registerUser(t.url);
       if (hold === presenceEntered) {
         const follower = await sockets.connect(owner);
         await emitOk(follower, 'chat:join', { roomId: room.id });
       }
+      return room;
+    };
+
+    it.each(cases)('is counted in a Socket.IO join’s last seq, in a room %s', async (_, hold) => {
+      const room = await roomFor(hold);
+      const joiner = await registerUser(t.url);
       const socket = await sockets.connect(joiner);
       const joined = await joinPastAMessage(room, hold(), () =>
         emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id }),
@@ -241,16 +248,9 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
       expect(await next).toMatchObject({ seq: 2 });
     });
 
-    it.each([
-      ['no one here is in', roomRead],
-      ['followed here already', presenceEntered],
-    ])('is counted in a /ws join’s last seq, in a room %s', async (_, hold) => {
-      const room = await createRoom(t.url, owner);
+    it.each(cases)('is counted in a /ws join’s last seq, in a room %s', async (_, hold) => {
+      const room = await roomFor(hold);
       const joiner = await registerUser(t.url);
-      if (hold === presenceEntered) {
-        const follower = await sockets.connect(owner);
-        await emitOk(follower, 'chat:join', { roomId: room.id });
-      }
       const client = await RawClient.connect(t.url, joiner.token);
       try {
         const joined = await joinPastAMessage(room, hold(), () =>
