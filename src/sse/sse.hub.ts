@@ -155,7 +155,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
    * after another (resyncs that come meanwhile share one more round).
    */
   private async catchUpRoomStreams(): Promise<void> {
-    const rooms = new Set(this.roomFeeds().keys());
+    const rooms = this.roomsStreamed();
     if (rooms.size === 0) return;
     let lastSeqs: Map<string, number>;
     try {
@@ -167,20 +167,26 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
     }
     for (const roomId of rooms) {
       const upTo = lastSeqs.get(roomId);
-      const feeds = this.roomFeeds().get(roomId);
-      if (upTo !== undefined && feeds) await this.catchUpRoom(roomId, feeds, upTo);
+      const feeds = this.feedsOf(roomId);
+      if (upTo !== undefined && feeds.length > 0) await this.catchUpRoom(roomId, feeds, upTo);
     }
   }
 
-  /** The feeds of the room streams open now, by room. */
-  private roomFeeds(): Map<string, RoomFeed[]> {
-    const feeds = new Map<string, RoomFeed[]>();
+  /** The rooms that have a stream open here now. */
+  private roomsStreamed(): Set<string> {
+    const rooms = new Set<string>();
     for (const { channel, feed } of this.open) {
       const roomId = roomNames.roomIdOf(channel);
-      if (!feed || roomId === undefined) continue;
-      const roomFeeds = feeds.get(roomId) ?? [];
-      roomFeeds.push(feed);
-      feeds.set(roomId, roomFeeds);
+      if (feed && roomId !== undefined) rooms.add(roomId);
+    }
+    return rooms;
+  }
+
+  /** The feeds of the room's streams open now. */
+  private feedsOf(roomId: string): RoomFeed[] {
+    const feeds: RoomFeed[] = [];
+    for (const { feed } of this.channels.subscribers(roomNames.chat(roomId))) {
+      if (feed) feeds.push(feed);
     }
     return feeds;
   }
