@@ -80,3 +80,14 @@ describe('throttle windows', () => {
     },
   );
 });
+
+describe('MAX_ROOMS_PER_CONNECTION', () => {
+  it('accepts a thousand rooms and refuses more: each is a packet more at the start', () => {
+    expect(validateEnvironment({ MAX_ROOMS_PER_CONNECTION: '1000' })).toMatchObject({
+      MAX_ROOMS_PER_CONNECTION: 1000,
+    });
+    expect(refusal({ MAX_ROOMS_PER_CONNECTION: '1001' })).toContain(
+      'MAX_ROOMS_PER_CONNECTION: MAX_ROOMS_PER_CONNECTION must not be greater than 1000',
+    );
+  });
+});

@@ -51,6 +51,8 @@ const JWT_LIFETIME = { min: '1m', max: '30d' };
  * longer than any heartbeat or grace period worth having.
  */
 const MAX_TIMER_MS = 10 * 60_000;
+/** Each room a connection may hold is also a packet it may send at its start (rejoining). */
+const MAX_ROOMS_PER_CONNECTION_LIMIT = 1000;
 
 /**
  * The shortest shutdown timeout: a stalled stream's grace, then a second to
@@ -281,6 +283,7 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(1)
+  @Max(MAX_ROOMS_PER_CONNECTION_LIMIT)
   MAX_ROOMS_PER_CONNECTION = 100;
 
   @Transform(toInt)

@@ -6,6 +6,8 @@ import type { AppSocket } from './socket-data';
 import { TokenBucket } from './token-bucket';
 
 const PACKET_LIMIT = Symbol('packetLimit');
+/** How long a connection's rejoining allowance lasts: a client coming back rejoins at once. */
+const REJOIN_ALLOWANCE_MS = 10_000;
 
 type LimitedSession = EngineSession & {
   /** `socket`: the session's latest socket (a client may leave the namespace and connect again). */
@@ -24,12 +26,15 @@ function countPacket(this: LimitedSession): void {
 
 /**
  * A connection's packet budget, on every transport: `perSecond` on average,
- * bursts of twice it, and `maxRooms` more at the start only: a client that
- * comes back rejoins every room it held at once, with what it kept to send,
- * and must not be taken for a flood every time it does.
+ * bursts of twice it, and `maxRooms` more in its first seconds only: a
+ * client that comes back rejoins every room it held at once, with what it
+ * kept to send, and must not be taken for a flood every time it does.
  */
 export function packetBudget(perSecond: number, maxRooms: number): TokenBucket {
-  return new TokenBucket(perSecond, perSecond * 2, maxRooms);
+  return new TokenBucket(perSecond, perSecond * 2, {
+    tokens: maxRooms,
+    forMs: REJOIN_ALLOWANCE_MS,
+  });
 }
 
 /** What a connection cut off for flooding packets is told, on every transport. */

@@ -34,13 +34,21 @@ describe('TokenBucket', () => {
     expect(bucket.take()).toBe(true);
   });
 
-  it('holds its starting extra until spent, and refills only up to the burst', () => {
+  it('holds its starting allowance for a while, and refills only up to the burst', () => {
     jest.useFakeTimers({ now: 0 });
-    const bucket = new TokenBucket(10, 2, 3);
+    const bucket = new TokenBucket(10, 2, { tokens: 3, forMs: 5000 });
     jest.advanceTimersByTime(1000);
     const taken = Array.from({ length: 6 }, () => bucket.take());
     expect(taken).toEqual([true, true, true, true, true, false]);
     jest.advanceTimersByTime(10_000);
     expect([bucket.take(), bucket.take(), bucket.take()]).toEqual([true, true, false]);
+  });
+
+  it('drops what is left of its starting allowance once it expires', () => {
+    jest.useFakeTimers({ now: 0 });
+    const bucket = new TokenBucket(10, 2, { tokens: 3, forMs: 5000 });
+    jest.advanceTimersByTime(5001);
+    const taken = Array.from({ length: 4 }, () => bucket.take());
+    expect(taken).toEqual([true, true, false, false]);
   });
 });
