@@ -1,6 +1,6 @@
 import type { AckResponse, MessageJson, SendPayload } from './contract';
 import { ChatError } from './errors';
-import { Outbox, type OutboxTransport } from './outbox';
+import { MAX_INTERNAL_ERRORS, Outbox, type OutboxTransport } from './outbox';
 
 const ROOM = 'room-1';
 
@@ -160,6 +160,39 @@ describe('Outbox', () => {
     expect(transport.stored).toHaveLength(0);
     await jest.advanceTimersByTimeAsync(10_000);
     await expect(sending).resolves.toMatchObject({ text: 'patient' });
+  });
+
+  it('rejects a message the server keeps failing on, and sends the room’s next one', async () => {
+    const transport = new FakeTransport();
+    transport.ready = true;
+    const internal: AckResponse<MessageJson> = {
+      ok: false,
+      error: { code: 'INTERNAL', message: 'Internal server error', details: [] },
+    };
+    transport.errors.push(...Array.from({ length: MAX_INTERNAL_ERRORS }, () => internal));
+    const outbox = new Outbox(transport);
+    const failing = outbox.send(ROOM, 'poison');
+    const next = outbox.send(ROOM, 'after');
+    const outcome = failing.catch((error: unknown) => error);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(await outcome).toMatchObject({ code: 'INTERNAL' });
+    await expect(next).resolves.toMatchObject({ text: 'after' });
+    expect(transport.sent.filter((sent) => sent.text === 'poison')).toHaveLength(
+      MAX_INTERNAL_ERRORS,
+    );
+  });
+
+  it('retries a message the server failed on fewer times than the limit', async () => {
+    const transport = new FakeTransport();
+    transport.ready = true;
+    transport.errors.push({
+      ok: false,
+      error: { code: 'INTERNAL', message: 'Internal server error', details: [] },
+    });
+    const outbox = new Outbox(transport);
+    const sending = outbox.send(ROOM, 'once failed');
+    await jest.advanceTimersByTimeAsync(10_000);
+    await expect(sending).resolves.toMatchObject({ text: 'once failed' });
   });
 
   it('keeps a caller-chosen clientMsgId', async () => {

@@ -1,5 +1,11 @@
 import { Backoff, type BackoffOptions } from './backoff';
-import type { AckResponse, MessageJson, SendPayload } from './contract';
+import {
+  ErrorCode,
+  type AckResponse,
+  type ErrorBody,
+  type MessageJson,
+  type SendPayload,
+} from './contract';
 import { ChatError, clientError, isFinalError } from './errors';
 import { newClientMsgId } from './ids';
 
@@ -21,6 +27,8 @@ export interface PendingMessage {
 
 interface Entry extends PendingMessage {
   attempts: number;
+  /** Answers of INTERNAL so far: a server failing on this message itself. */
+  internalErrors: number;
   resolve(message: MessageJson): void;
   reject(error: ChatError): void;
 }
@@ -35,11 +43,19 @@ interface RoomQueue {
 export const OUTBOX_RETRY: Partial<BackoffOptions> = { baseMs: 500, capMs: 10_000 };
 
 /**
+ * INTERNAL answers a message may get before it is rejected with the last one:
+ * a server error that repeats for this message would otherwise hold every
+ * later message of the room behind it for good.
+ */
+export const MAX_INTERNAL_ERRORS = 3;
+
+/**
  * Messages on their way to the server. Each keeps its `clientMsgId` across
  * every resend, so that the server's idempotency makes delivery exactly-once
  * even when a connection drops between a send and its ack. Messages of a room
  * go out one at a time, in the order they were written. Only an error that no
- * retry can cure (validation, access) rejects; everything else is retried.
+ * retry can cure (validation, access) rejects, or INTERNAL answered
+ * `MAX_INTERNAL_ERRORS` times; everything else is retried.
  */
 export class Outbox {
   private readonly rooms = new Map<string, RoomQueue>();
@@ -52,7 +68,15 @@ export class Outbox {
   send(roomId: string, text: string, clientMsgId = newClientMsgId()): Promise<MessageJson> {
     return new Promise((resolve, reject) => {
       const queue = this.queueOf(roomId);
-      queue.entries.push({ clientMsgId, roomId, text, attempts: 0, resolve, reject });
+      queue.entries.push({
+        clientMsgId,
+        roomId,
+        text,
+        attempts: 0,
+        internalErrors: 0,
+        resolve,
+        reject,
+      });
       this.pump(queue);
     });
   }
@@ -119,11 +143,17 @@ export class Outbox {
     queue.inFlight = false;
     if (response.ok) {
       this.settle(queue, entry, () => entry.resolve(response.data));
-    } else if (isFinalError(response.error)) {
+    } else if (isFinalError(response.error) || this.failsOnServer(entry, response.error)) {
       this.settle(queue, entry, () => entry.reject(new ChatError(response.error)));
     } else {
       this.retryLater(queue);
     }
+  }
+
+  private failsOnServer(entry: Entry, error: ErrorBody): boolean {
+    if (error.code !== ErrorCode.Internal) return false;
+    entry.internalErrors += 1;
+    return entry.internalErrors >= MAX_INTERNAL_ERRORS;
   }
 
   /** No ack: the message may or may not be stored; resending the same id settles it. */
