@@ -17,6 +17,12 @@ function textOf(data: RawData): string {
   return (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8');
 }
 
+/** The bytes a received frame holds. */
+export function byteLengthOf(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((total, part) => total + part.byteLength, 0);
+  return data.byteLength;
+}
+
 function parseJson(data: RawData, isBinary: boolean): unknown {
   if (isBinary) throw AppException.validation('Frames must be JSON text');
   try {

@@ -44,7 +44,13 @@ import { packetBudget, packetFloodError } from '@app/realtime/packet-rate';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import type { BroadcastFrameDto, RoomFrameDto } from './dto/frames.dto';
-import { readFrame, requestOf, validateFrame, type ClientFrame } from './frame-parser';
+import {
+  byteLengthOf,
+  readFrame,
+  requestOf,
+  validateFrame,
+  type ClientFrame,
+} from './frame-parser';
 import { WsConnection } from './ws-connection';
 import { authenticateUpgrade, rejectUpgrade } from './ws-upgrade';
 
@@ -222,7 +228,9 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     );
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (!packets.take()) return this.cutOffFlood(connection);
-      void connection.frames.run(() => this.handleFrame(connection, data, isBinary));
+      const handle = () => this.handleFrame(connection, data, isBinary);
+      if (!connection.queueFrame(byteLengthOf(data), handle))
+        this.refuseBusy(connection, data, isBinary);
     });
     ws.on('close', () => this.handleClose(connection));
     ws.on('error', ignoreError);
@@ -237,10 +245,19 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     connection.close(WsCloseCode.RateLimited, 'Rate limited');
   }
 
+  /** Refused in the contract's error shape, naming the frame, while earlier ones wait too long. */
+  private refuseBusy(connection: WsConnection, data: RawData, isBinary: boolean): void {
+    void this.handleFrame(connection, data, isBinary, () => {
+      throw AppException.unavailable('Too many frames waiting to be handled: send it again later');
+    });
+  }
+
   private async handleFrame(
     connection: WsConnection,
     data: RawData,
     isBinary: boolean,
+    /** Instead of dispatching the valid frame. */
+    refuse?: () => never,
   ): Promise<void> {
     let value: Record<string, unknown> | undefined;
     let frame: ClientFrame | undefined;
@@ -249,7 +266,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       if (Date.now() >= connection.user.tokenExpiresAt) return this.expire(connection);
       value = readFrame(data, isBinary);
       frame = await validateFrame(value);
-      await this.dispatch(connection, frame);
+      await (refuse ? refuse() : this.dispatch(connection, frame));
     } catch (error) {
       const body = toErrorBody(error);
       // Only for a refusal: what the error names of the frame, as far as it was read.

@@ -34,4 +34,28 @@ describe('WsConnection', () => {
       expect(socket.close).not.toHaveBeenCalled();
     },
   );
+
+  it('queues a frame larger than the limit when none wait, then refuses until the queue empties', async () => {
+    const { connection } = connectionIn(WebSocket.OPEN);
+    let finish!: () => void;
+    const running = new Promise<void>((resolve) => (finish = resolve));
+    const ran: string[] = [];
+
+    expect(connection.queueFrame(4_096, () => running)).toBe(true);
+    expect(connection.queueFrame(1, () => Promise.resolve(void ran.push('refused')))).toBe(false);
+    finish();
+    await new Promise((resolve) => setImmediate(resolve));
+
+    expect(connection.queueFrame(1, () => Promise.resolve(void ran.push('taken')))).toBe(true);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(ran).toEqual(['taken']);
+  });
+
+  it('counts every queued frame as at least its task’s cost, so small frames are bounded too', () => {
+    const { connection } = connectionIn(WebSocket.OPEN);
+    const never = () => new Promise<void>(() => undefined);
+    const taken = Array.from({ length: 4 }, () => connection.queueFrame(1, never));
+    // 1 KiB holds two frames of the 512 bytes each costs.
+    expect(taken).toEqual([true, true, false, false]);
+  });
 });

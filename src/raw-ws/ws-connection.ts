@@ -5,6 +5,9 @@ import type { ErrorBody } from '@app/common/errors/error-body';
 import { SerialQueue } from '@app/common/serial-queue';
 import { WsServerFrameType as ServerFrameType, type WsErrorRequest } from '@app/contract/ws-frames';
 
+/** What a queued frame costs besides its bytes (its task and promises), as counted against the limit. */
+const FRAME_COST_BYTES = 512;
+
 /** One authenticated raw WebSocket client. */
 export class WsConnection implements Connection {
   /** Cleared on each ping, set again by the pong: a peer that stays silent for a whole interval is dead. */
@@ -14,6 +17,8 @@ export class WsConnection implements Connection {
   /** Frames are handled one at a time, in the order the client sent them. */
   readonly frames = new SerialQueue();
   private closedByServer = false;
+  /** What the frames received and not yet handled hold, counted as `FRAME_COST_BYTES` at least each. */
+  private waitingBytes = 0;
 
   constructor(
     readonly id: string,
@@ -33,6 +38,22 @@ export class WsConnection implements Connection {
    */
   get cutOff(): boolean {
     return this.closedByServer;
+  }
+
+  /**
+   * Queues a received frame's handling behind the frames before it, unless
+   * those waiting already hold the slow-consumer limit: while the database
+   * stalls, the queue must not keep everything the client sends meanwhile.
+   * A frame is always taken when none wait.
+   * @returns false when the frame was not queued
+   */
+  queueFrame(bytes: number, handle: () => Promise<void>): boolean {
+    const cost = Math.max(bytes, FRAME_COST_BYTES);
+    const waiting = this.waitingBytes;
+    if (waiting > 0 && waiting + cost > this.slowConsumerLimitBytes) return false;
+    this.waitingBytes += cost;
+    void this.frames.run(handle).finally(() => (this.waitingBytes -= cost));
+    return true;
   }
 
   send(frame: object): void {

@@ -354,6 +354,49 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       expect(deleted.ok).toBe(true);
     };
 
+    it('hold at most the slow-consumer limit: later frames are refused with UNAVAILABLE, naming each, and the queued ones still run', async () => {
+      const room = await createRoom(t.url, ada);
+      await addMember(t.url, ada, room.id, bob.id);
+      const sender = await raw(ada);
+      const receiver = await raw(bob);
+      for (const client of [sender, receiver])
+        expect((await client.request({ type: 'join', room: room.id }, 'joined')).type).toBe(
+          'joined',
+        );
+      const stalled = holdNextFrame();
+      const filler = 'x'.repeat(60_000);
+      const sent = 40;
+      for (let i = 0; i < sent; i += 1)
+        sender.send({ type: 'broadcast', room: room.id, payload: `${i}:${filler}` });
+      await stalled.started;
+      // 1 MiB by default: the frame under way and 16 more fit, each about 60 kB.
+      const queued = 17;
+      const refusals = await Promise.all(
+        Array.from({ length: sent - queued }, () => sender.next((f) => f.type === 'error')),
+      );
+      expect(new Set(refusals.map((refusal) => JSON.stringify(refusal)))).toEqual(
+        new Set([
+          JSON.stringify({
+            type: 'error',
+            code: 'UNAVAILABLE',
+            message: 'Too many frames waiting to be handled: send it again later',
+            details: [],
+            request: 'broadcast',
+            room: room.id,
+          }),
+        ]),
+      );
+
+      stalled.release();
+      const delivered = await Promise.all(
+        Array.from({ length: queued }, () => receiver.next((f) => f.type === 'message')),
+      );
+      const numbers = delivered.map((frame) => Number(String(frame.payload).split(':')[0]));
+      expect(numbers).toEqual(Array.from({ length: queued }, (_, i) => i));
+      expect(await sender.request({ type: 'ping' }, 'pong')).toEqual({ type: 'pong' });
+      expect(receiver.frames.filter((f) => f.type === 'message')).toEqual([]);
+    });
+
     it('do nothing once the server cut the connection, queued or under way (the account is deleted)', async () => {
       const doomed = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
