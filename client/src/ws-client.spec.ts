@@ -470,6 +470,22 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('pairs a refusal that overtakes earlier frames (too many waiting) with its own frame only', async () => {
+    const { ws } = client();
+    const lost = record(ws, 'roomLost');
+    const socket = await connected(ws);
+    ws.join(OTHER_ROOM);
+    ws.join(ROOM);
+
+    socket.error('UNAVAILABLE', { request: 'join', room: ROOM }, 'Too many frames waiting');
+    socket.error('NOT_FOUND', { request: 'join', room: OTHER_ROOM }, 'Room not found');
+
+    expect(lost).toMatchObject([{ room: OTHER_ROOM, error: { code: 'NOT_FOUND' } }]);
+    await jest.advanceTimersByTimeAsync(2_001);
+    expect(socket.sentOf('join').map((frame) => frame.room)).toEqual([OTHER_ROOM, ROOM, ROOM]);
+    ws.close();
+  });
+
   it('takes an error that names no request for the server’s own notice, refusing no join', async () => {
     const { ws } = client();
     const errors = record(ws, 'error');

@@ -30,9 +30,10 @@ const ANSWERS: Record<SuccessFrame['type'], AnsweredFrame['type']> = {
  * they answer. Success frames name their room; an error frame names the
  * request it refuses (`request`, and `room` once that was a valid id), and
  * one that names none was sent by the server on its own. The server handles
- * a connection's frames in the order sent, so an answer also settles every
- * frame sent before the one it answers. Broadcasts are answered only when
- * refused, and the error says so: they are not kept.
+ * a connection's frames in the order sent, so a success also settles every
+ * frame sent before the one it answers; an error settles its frame alone,
+ * as one refused because too many frames wait overtakes those. Broadcasts
+ * are answered only when refused, and the error says so: they are not kept.
  */
 export class WsReplies {
   private readonly awaiting: AnsweredFrame[] = [];
@@ -49,7 +50,7 @@ export class WsReplies {
   /** The join, leave or ping an error refuses; `undefined` for a broadcast or the server's own notice. */
   refused(error: WsErrorRequest): AnsweredFrame | undefined {
     if (!error.request || error.request === WsClientFrameType.Broadcast) return undefined;
-    return this.settle(error.request, error.room);
+    return this.settle(error.request, error.room, { alone: true });
   }
 
   /** The connection is gone, and its answers with it. */
@@ -57,12 +58,17 @@ export class WsReplies {
     this.awaiting.length = 0;
   }
 
-  private settle(type: AnsweredFrame['type'], room: string | undefined): AnsweredFrame | undefined {
+  private settle(
+    type: AnsweredFrame['type'],
+    room: string | undefined,
+    { alone = false } = {},
+  ): AnsweredFrame | undefined {
     const id = room?.toLowerCase();
     const index = this.awaiting.findIndex(
       (entry) =>
         entry.type === type && (id === undefined || !('room' in entry) || entry.room === id),
     );
-    return index < 0 ? undefined : this.awaiting.splice(0, index + 1).at(-1);
+    if (index < 0) return undefined;
+    return alone ? this.awaiting.splice(index, 1)[0] : this.awaiting.splice(0, index + 1).at(-1);
   }
 }
