@@ -41,6 +41,29 @@ function guarded(adapter: RedisAdapter, unreadable: OccasionalWarning): RedisAda
 }
 
 /**
+ * The command client as the adapter sees it: the adapter starts its
+ * publications (a typing event, a request to the other nodes, an answer)
+ * and never awaits them, so one refused while Redis is away would end the
+ * process as an unhandled rejection. Each is dropped instead, with a warning
+ * at most once a minute: typing is volatile, and requests time out.
+ */
+function withCaughtPublications(client: RedisService['client'], refused: OccasionalWarning) {
+  const drop = (error: unknown) =>
+    refused.note(
+      (count) => `Dropped ${count} Socket.IO adapter publication(s), the last: ${reasonOf(error)}`,
+    );
+  const publish = (...args: Parameters<typeof client.publish>) =>
+    client.publish(...args).catch(drop);
+  return new Proxy(client, {
+    get(target, property) {
+      if (property === 'publish') return publish;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+    },
+  });
+}
+
+/**
  * The Socket.IO server of a node among several: the Redis adapter makes the
  * nodes one Socket.IO cluster (rooms, broadcasts and socket operations such
  * as disconnecting a user everywhere). Connected once, before `listen`.
@@ -55,11 +78,13 @@ export class RedisIoAdapter extends AppIoAdapter {
   async connect(): Promise<void> {
     const redis = this.app.get(RedisService, { strict: false });
     await redis.connect();
-    const createRedisAdapter = createAdapter(redis.client, redis.subscriber, {
+    const logger = new Logger(RedisIoAdapter.name);
+    const publisher = withCaughtPublications(redis.client, new OccasionalWarning(logger));
+    const createRedisAdapter = createAdapter(publisher, redis.subscriber, {
       key: redis.key('socket.io'),
     });
     // Socket.IO builds its adapter with `new`, which an arrow function refuses.
-    const unreadable = new OccasionalWarning(new Logger(RedisIoAdapter.name));
+    const unreadable = new OccasionalWarning(logger);
     this.adapterConstructor = function guardedAdapter(nsp: unknown) {
       return guarded(createRedisAdapter(nsp), unreadable);
     };

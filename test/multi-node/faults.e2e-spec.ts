@@ -175,6 +175,8 @@ describeCluster('faults of a three-node cluster', () => {
       const remoteWs = await RawClient.connect(url1, bob.token);
       await remoteWs.request({ type: 'join', room: room.id }, 'joined');
       const remoteSse = await openSse(`${url1}/api/rooms/${room.id}/events?token=${bob.token}`);
+      const remoteTyper = await connectSocket(url1, bob.token);
+      await emitOk(remoteTyper, 'chat:join', room.id);
       const wsSeqs = () =>
         remoteWs.frames
           .filter((frame) => frame.type === 'chat:message')
@@ -197,6 +199,14 @@ describeCluster('faults of a three-node cluster', () => {
         message: expect.stringMatching(/^(Not connected|Redis did not answer)$/),
       });
       expect((await readiness(url0)).body.checks?.database?.status).toBe('up');
+      // Published by the Socket.IO adapter, which never awaits it: refused at once with Redis away.
+      for (const typer of [localMember, remoteTyper])
+        expect(await emitAck(typer, 'chat:typing', { roomId: room.id })).toEqual({
+          ok: true,
+          data: {},
+        });
+      await sleep(500);
+      expect(cluster.nodes.map((node) => node.process.child.exitCode)).toEqual([null, null]);
       for (let i = 0; i < 5; i += 1) {
         const stored = await emitOk<MessageJson>(sender, 'chat:message', {
           roomId: room.id,
@@ -231,6 +241,7 @@ describeCluster('faults of a three-node cluster', () => {
       remote.close();
       remoteWs.close();
       remoteSse.close();
+      remoteTyper.close();
     } finally {
       await cluster.stop();
       await redis.halt();
