@@ -4,6 +4,7 @@ import { In, Repository, type EntityManager } from 'typeorm';
 import { AppException } from '@app/common/errors/app.exception';
 import { chunksOf } from '@app/common/chunks';
 import { ExpiringCache } from '@app/common/expiring-cache';
+import { SingleFlight } from '@app/common/single-flight';
 import { uuidv7, UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import type { UserSummaryJson } from '@app/contract/models';
 import { isUniqueViolation } from '@app/database/database-errors';
@@ -50,6 +51,8 @@ export class RoomsService {
   /** Whether a room is private never changes, so it may be kept for long. */
   private readonly privacyCache = new ExpiringCache<{ isPrivate: boolean }>(10 * 60_000, 50_000);
   private readonly membershipCache = new ExpiringCache<boolean>(MEMBERSHIP_CACHE_MS, 100_000);
+  private readonly privacyLookups = new SingleFlight<{ isPrivate: boolean } | undefined>();
+  private readonly membershipLookups = new SingleFlight<boolean>();
   /** Memberships ended lately (on any node), by the count of removals at the time. */
   private readonly removals = new ExpiringCache<number>(REMOVAL_MEMORY_MS, 100_000);
   private removalCount = 0;
@@ -168,31 +171,47 @@ export class RoomsService {
     return this.members.existsBy({ roomId, userId });
   }
 
+  /**
+   * Cache misses share one read per key (`SingleFlight`): events sent one
+   * after another then go on in that order, where reads of their own could
+   * answer in any order and store a sender's messages out of it.
+   */
   private async privacyOf(roomId: string): Promise<{ isPrivate: boolean } | undefined> {
     const cached = this.privacyCache.get(roomId);
     if (cached) return cached;
+    return this.privacyLookups.run(
+      roomId,
+      () => this.readPrivacy(roomId),
+      (privacy) => {
+        if (privacy) this.privacyCache.set(roomId, privacy);
+      },
+    );
+  }
+
+  private async readPrivacy(roomId: string): Promise<{ isPrivate: boolean } | undefined> {
     const room = await this.rooms.findOne({
       where: { id: roomId },
       select: { id: true, isPrivate: true },
     });
-    if (!room) return undefined;
-    const privacy = { isPrivate: room.isPrivate };
-    this.privacyCache.set(roomId, privacy);
-    return privacy;
+    return room ? { isPrivate: room.isPrivate } : undefined;
   }
 
   private async isMemberCached(roomId: string, userId: string): Promise<boolean> {
     const key = `${roomId}:${userId}`;
     const cached = this.membershipCache.get(key);
     if (cached !== undefined) return cached;
-    const member = await this.isMember(roomId, userId);
-    this.membershipCache.set(key, member);
-    return member;
+    return this.membershipLookups.run(
+      key,
+      () => this.isMember(roomId, userId),
+      (member) => this.membershipCache.set(key, member),
+    );
   }
 
   /** Drops what this node cached about the membership, so that the next check reads it. */
   forgetMembership(roomId: string, userId: string): void {
-    this.membershipCache.delete(`${roomId}:${userId}`);
+    const key = `${roomId}:${userId}`;
+    this.membershipCache.delete(key);
+    this.membershipLookups.forget(key);
   }
 
   /** A membership ended, on this node or another: for the cache, and for admissions under way. */

@@ -7,6 +7,7 @@ import { MessageStore } from '@app/messages/message-store.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
+import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import { openSse, type SseConnection } from '../support/sse';
 import {
@@ -82,6 +83,26 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
     const stored = [...history.body.items, ...rest.body.items] as MessageJson[];
     expect(seqs(stored)).toEqual(range(1, 250));
     for (const inbox of inboxes) expect(inbox).toEqual(stored);
+  });
+
+  it('stores one socket’s messages in the order sent, also when its access checks read storage', async () => {
+    const room = await createRoom(t.url, owner, { isPrivate: true });
+    const socket = await connect(owner);
+    await emitOk(socket, 'chat:join', room.id);
+    const rooms = t.app.get(RoomsService);
+    rooms.forgetMembership(room.id, owner.id);
+    const firstCheck = holdNextCall(rooms, 'isMember');
+
+    const first = emitOk<MessageJson>(socket, 'chat:message', { roomId: room.id, text: 'first' });
+    await firstCheck.started;
+    const second = emitOk<MessageJson>(socket, 'chat:message', { roomId: room.id, text: 'second' });
+    await sleep(100);
+    firstCheck.release();
+
+    const [stored1, stored2] = await Promise.all([first, second]);
+    expect([stored1.text, stored2.text]).toEqual(['first', 'second']);
+    expect(stored2.seq).toBe(stored1.seq + 1);
+    jest.restoreAllMocks();
   });
 
   it('recovers exactly the messages sent while disconnected, with since', async () => {
