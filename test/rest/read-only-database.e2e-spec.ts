@@ -1,5 +1,7 @@
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { createApp } from '@app/app.factory';
+import { createRoom, registerUser } from '../support/api';
 import { withPostgres } from '../support/databases';
 import { eventually } from '../support/sockets';
 import { BASE_TEST_ENV } from '../support/test-app';
@@ -7,8 +9,8 @@ import { BASE_TEST_ENV } from '../support/test-app';
 const describePostgres = process.env.DATABASE_URL ? describe : describe.skip;
 
 /** A node left on a server that takes no writes (a standby after a failover) must not look ready. */
-describePostgres('readiness on a PostgreSQL that takes no writes', () => {
-  it('answers 503 and says why', async () => {
+describePostgres('a PostgreSQL that takes no writes', () => {
+  it('fails readiness with 503 saying why, and answers sends with UNAVAILABLE, which clients retry', async () => {
     const name = `ro_${Date.now().toString(36)}_${process.pid}`;
     await withPostgres((client) => client.query(`CREATE DATABASE "${name}"`));
     const url = new URL(process.env.DATABASE_URL!);
@@ -19,6 +21,9 @@ describePostgres('readiness on a PostgreSQL that takes no writes', () => {
       await app.listen(0, '127.0.0.1');
       const server = app.getHttpServer();
       await request(server).get('/health/ready').expect(200);
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const ada = await registerUser(base);
+      const room = await createRoom(base, ada);
 
       await withPostgres(async (client) => {
         await client.query(`ALTER DATABASE "${name}" SET default_transaction_read_only = on`);
@@ -37,6 +42,12 @@ describePostgres('readiness on a PostgreSQL that takes no writes', () => {
           readiness.body.checks?.database?.message === 'The database takes no writes (read-only)'
         );
       }, 10_000);
+      const sent = await request(server)
+        .post(`/api/rooms/${room.id}/messages`)
+        .set('Authorization', `Bearer ${ada.token}`)
+        .send({ text: 'during the failover' });
+      expect(sent.status).toBe(503);
+      expect(sent.body).toMatchObject({ code: 'UNAVAILABLE' });
     } finally {
       await app?.close().catch(() => undefined);
       await withPostgres((client) => client.query(`DROP DATABASE "${name}" WITH (FORCE)`));

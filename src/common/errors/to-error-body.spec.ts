@@ -86,6 +86,18 @@ describe('toErrorBody', () => {
     },
   );
 
+  it.each([
+    ['25006', 'cannot execute INSERT in a read-only transaction'],
+    ['53100', 'could not extend file: No space left on device'],
+  ])(
+    'reports a PostgreSQL that takes no writes (%s) as UNAVAILABLE, also wrapped by the ORM',
+    (code, text) => {
+      const refused = Object.assign(new Error(text), { code });
+      expect(toErrorBody(refused).code).toBe('UNAVAILABLE');
+      expect(toErrorBody(new QueryFailedError('INSERT', [], refused)).code).toBe('UNAVAILABLE');
+    },
+  );
+
   it('reports a pool with no free connection in time as UNAVAILABLE, also wrapped by the ORM', () => {
     const poolTimeout = new Error('timeout exceeded when trying to connect');
     expect(toErrorBody(poolTimeout).code).toBe('UNAVAILABLE');

@@ -34,7 +34,7 @@ function isRequestHttpError(error: unknown): error is RequestHttpError {
   return expose === true && typeof status === 'number' && status >= 400 && status < 500;
 }
 
-/** Database drivers report a lost or refused connection with these codes. */
+/** Database drivers report a lost or refused connection, or a server that takes no writes, with these codes. */
 const UNAVAILABLE_DRIVER_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -45,6 +45,8 @@ const UNAVAILABLE_DRIVER_CODES = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
+  '53100', // disk_full
+  '25006', // read_only_sql_transaction: a standby, or a primary demoted by a failover
 ]);
 
 /** SQLite's busy codes, extended ones included: another process holds the file. */
