@@ -2,7 +2,10 @@ import type { UserSummaryJson } from '@app/contract/models';
 import type { RedisService } from '@app/redis/redis.service';
 import { PresenceStore, type PresenceRefresh, type RoomPresence } from './presence-store';
 
+/** Entries per sweep script, so that one script keeps Redis busy only briefly. */
 const SWEEP_BATCH = 500;
+/** Sweep scripts per heartbeat at most: a dead node's 50 000 entries leave within one. */
+const SWEEP_ROUNDS = 100;
 /** Entries per heartbeat script: one script for all would keep Redis busy for long at many connections. */
 const REFRESH_BATCH = 500;
 /** How many presence lifetimes a swept user is remembered, to be announced again if their node returns. */
@@ -132,7 +135,18 @@ export class RedisPresenceStore extends PresenceStore {
     return refresh;
   }
 
+  /** The expired entries, batch after batch while batches come back full. */
   async sweep(): Promise<RoomPresence[]> {
+    const gone: RoomPresence[] = [];
+    for (let round = 0; round < SWEEP_ROUNDS; round += 1) {
+      const batch = await this.sweepBatch();
+      gone.push(...batch);
+      if (batch.length < SWEEP_BATCH) break;
+    }
+    return gone;
+  }
+
+  private async sweepBatch(): Promise<RoomPresence[]> {
     const now = Date.now();
     const keys = [this.redis.key('presence', 'expiry'), this.redis.key('presence', 'swept')];
     const args = [now, this.redis.key(''), SWEEP_BATCH, now - SWEPT_MEMORY_TTLS * this.ttlMs];

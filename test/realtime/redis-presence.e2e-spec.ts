@@ -55,6 +55,21 @@ describeWithRedis('RedisPresenceStore', () => {
     expect(present.map((users) => users.length)).toEqual([412, 411, 411]);
   });
 
+  it('sweeps a dead node’s entries beyond one script’s batch in one heartbeat', async () => {
+    const entries = manyEntries(1_234);
+    await Promise.all(
+      entries.map(({ roomId, user, connectionId }) => store.enter(roomId, user, connectionId)),
+    );
+    await sleep(TTL_MS + 50);
+
+    const swept = await store.sweep();
+
+    expect(swept).toHaveLength(1_234);
+    expect(new Set(swept.map((entry) => entry.user.id)).size).toBe(1_234);
+    expect(await store.users('room-0')).toEqual([]);
+    expect(await store.sweep()).toEqual([]);
+  });
+
   it('announces back exactly the swept users whose node beats again, wherever they sit in the batch', async () => {
     const entries = manyEntries(1_100);
     const returning = [entries[3], entries[700], entries[1_099]];
