@@ -1,5 +1,6 @@
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { nonOverlapping } from '@app/common/non-overlapping';
 import type { AllConfig } from '@app/config/app-config';
 import type { UserSummaryJson } from '@app/contract/models';
 import { MetricsService } from '@app/metrics/metrics.service';
@@ -48,7 +49,10 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
 
   onModuleInit(): void {
     const interval = Math.floor(this.config.get('redis.presenceTtlMs', { infer: true }) / 3);
-    this.timer = setInterval(() => void this.maintain(), interval);
+    this.timer = setInterval(
+      nonOverlapping(() => this.maintain()),
+      interval,
+    );
     this.timer.unref();
   }
 

@@ -1,6 +1,7 @@
 import { Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
+import { nonOverlapping } from '@app/common/non-overlapping';
 import type { AllConfig } from '@app/config/app-config';
 import type { RedisService } from '@app/redis/redis.service';
 
@@ -40,7 +41,10 @@ export abstract class UserSlots implements OnModuleInit, OnApplicationShutdown {
 
   onModuleInit(): void {
     if (!this.redis.enabled) return;
-    this.heartbeat = setInterval(() => void this.refresh(), this.ttlMs / 3);
+    this.heartbeat = setInterval(
+      nonOverlapping(() => this.refresh()),
+      this.ttlMs / 3,
+    );
     this.heartbeat.unref();
   }
 
@@ -87,13 +91,17 @@ export abstract class UserSlots implements OnModuleInit, OnApplicationShutdown {
     const expiresAt = Date.now() + this.ttlMs;
     try {
       await Promise.all(
-        [...this.local].map(async ([userId, holders]) => {
-          await this.redis.client.zAdd(
-            this.key(userId),
-            [...holders].map((value) => ({ score: expiresAt, value })),
-          );
-          await this.redis.client.pExpire(this.key(userId), this.ttlMs);
-        }),
+        // One transaction a user: a key whose expiry a lost connection skipped would stay for good.
+        [...this.local].map(([userId, holders]) =>
+          this.redis.client
+            .multi()
+            .zAdd(
+              this.key(userId),
+              [...holders].map((value) => ({ score: expiresAt, value })),
+            )
+            .pExpire(this.key(userId), this.ttlMs)
+            .exec(),
+        ),
       );
     } catch (error) {
       this.logger.warn(`Heartbeat of open ${this.noun} failed: ${(error as Error).message}`);
