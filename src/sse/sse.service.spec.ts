@@ -148,7 +148,7 @@ describe('SseService', () => {
     expect(await allowanceLeft()).toBe(MAX_STREAMS_PER_USER);
   });
 
-  it('opens and ends the stream, giving the slot back, when the node began draining while it was reserved', async () => {
+  it('refuses the stream UNAVAILABLE, giving the slot back, when the node began draining while it was reserved', async () => {
     const { sse, hub, node, holdNextReservation, allowanceLeft } = setUp();
     const client = response();
     const grant = holdNextReservation();
@@ -156,10 +156,9 @@ describe('SseService', () => {
 
     node.draining = true;
     grant();
-    await opening;
 
-    expect(client.statusCode).toBe(200);
-    expect(client.writableEnded).toBe(true);
+    await expect(opening).rejects.toMatchObject({ code: 'UNAVAILABLE', retryAfterSeconds: 1 });
+    expect(client.statusCode).toBeUndefined();
     expect(hub.streamCount).toBe(0);
     node.draining = false;
     expect(await allowanceLeft()).toBe(MAX_STREAMS_PER_USER);

@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import type { Response } from 'express';
 import type { AuthUser } from '@app/auth/auth-user';
 import { Deadlines } from '@app/common/deadlines';
+import { AppException } from '@app/common/errors/app.exception';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent, SseEvent } from '@app/contract/events';
 import type { MessageJson, RoomStreamConnected, StreamConnected } from '@app/contract/models';
@@ -102,10 +103,10 @@ export class SseService {
   /**
    * Registers the stream until it ends and opens it; false when the client
    * left while it was being authorized, the room looked up or its slot
-   * reserved, or when the node drains: then it is opened and ended at once,
-   * as the streams already open were, because EventSource reconnects after
-   * an ended stream (to another node) but gives up for good on an error
-   * status. `confirm` throws when the account or the access checked before
+   * reserved. UNAVAILABLE when the node drains, with `Retry-After: 1`: a
+   * browser's EventSource gets that as a stream telling it to come back in
+   * a second or two (to another node), as the controller's filter answers
+   * it, and other clients the status. `confirm` throws when the account or the access checked before
    * was lost meanwhile; from it to the registration nothing waits, so no
    * closure or removal falls in between. `greet` writes the stream's first
    * event, before anything delivered to it can be.
@@ -122,11 +123,12 @@ export class SseService {
       this.openEnded(stream);
       return false;
     }
-    const slot = this.hub.draining ? undefined : await this.hub.reserve(user.id);
-    if (stream.closed || !slot || this.hub.draining) {
-      slot?.release();
-      if (!stream.closed) this.openEnded(stream);
-      return false;
+    if (this.hub.draining) throw drainingRefusal();
+    const slot = await this.hub.reserve(user.id);
+    if (stream.closed || this.hub.draining) {
+      slot.release();
+      if (stream.closed) return false;
+      throw drainingRefusal();
     }
     try {
       confirm();
@@ -155,6 +157,10 @@ export class SseService {
   private get heartbeatMs(): number {
     return this.config.get('realtime.sseHeartbeatMs', { infer: true });
   }
+}
+
+function drainingRefusal(): AppException {
+  return AppException.unavailable('The server is shutting down: connect again', 1);
 }
 
 /**

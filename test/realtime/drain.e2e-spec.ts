@@ -152,12 +152,20 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       await eventually(() => t.app.get(GracefulShutdown).draining);
 
       expect((await fetch(`${lateUrl}/health/ready`)).status).toBe(503);
-      // Opened and ended at once: EventSource reconnects (elsewhere) after an ended stream.
-      const stream = await fetch(`${lateUrl}/api/rooms/${room.id}/events`, {
-        headers: { Authorization: `Bearer ${ada.token}` },
+      // A client that reads the status is told to come back (elsewhere) in a second.
+      const refused = await fetch(`${lateUrl}/api/rooms/${room.id}/events`, {
+        headers: { Authorization: `Bearer ${ada.token}`, Accept: 'text/event-stream' },
       });
-      expect(stream.status).toBe(200);
-      await stream.text();
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(await refused.json()).toMatchObject({ code: 'UNAVAILABLE' });
+      // A browser's EventSource, which would stop for good on a status, gets that as a stream.
+      const eventSource = await fetch(`${lateUrl}/api/events?token=${ada.token}`, {
+        headers: { Accept: 'text/event-stream' },
+      });
+      expect(eventSource.status).toBe(200);
+      const told = await eventSource.text();
+      expect(told).toMatch(/^retry: (1\d{3}|2000)\nevent: refused\ndata: \{"code":"UNAVAILABLE"/);
       // What Socket.IO handshakes and /ws upgrades reserve first.
       await expect(t.app.get(ConnectionTracker).acquire(ada.id, 'late')).rejects.toMatchObject({
         code: 'UNAVAILABLE',

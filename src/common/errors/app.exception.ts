@@ -45,7 +45,10 @@ export class AppException extends Error {
     return new AppException(ErrorCode.RateLimited, message, [], retryAfterSeconds);
   }
 
-  static unavailable(message = 'Service temporarily unavailable'): AppException {
-    return new AppException(ErrorCode.Unavailable, message);
+  static unavailable(
+    message = 'Service temporarily unavailable',
+    retryAfterSeconds?: number,
+  ): AppException {
+    return new AppException(ErrorCode.Unavailable, message, [], retryAfterSeconds);
   }
 }

@@ -2,7 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { Logger as Pino } from 'pino';
 import { ErrorCode, HTTP_STATUS_BY_CODE } from '@app/common/errors/error-code';
-import type { AppException } from '@app/common/errors/app.exception';
+import { AppException } from '@app/common/errors/app.exception';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { toErrorBody } from '@app/common/errors/to-error-body';
 
@@ -20,14 +20,16 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const request = http.getRequest<RequestWithLog>();
     if (body.code === ErrorCode.Internal) {
       this.logError(request, exception);
-    } else if (body.code === ErrorCode.Unavailable) {
+    } else if (body.code === ErrorCode.Unavailable && !(exception instanceof AppException)) {
+      // The service's own refusals (a drain) are no failure of a dependency.
       this.logUnavailable(request, exception);
     }
     if (response.headersSent) {
       response.end();
       return;
     }
-    if (body.code === ErrorCode.RateLimited) exposeRetryAfter(response, exception);
+    if (body.code === ErrorCode.RateLimited || body.code === ErrorCode.Unavailable)
+      exposeRetryAfter(response, exception);
     this.respond(request, response, body);
   }
 
@@ -50,7 +52,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
 
 /**
  * `Retry-After` for a refusal that knows when to try again: a per-user
- * budget's, or the throttler's, which names its header per budget
+ * budget's, a draining node's, or the throttler's, which names its header per budget
  * (`Retry-After-strict`) where clients look for `Retry-After`.
  */
 function exposeRetryAfter(response: Response, exception: unknown): void {
