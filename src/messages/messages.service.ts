@@ -124,7 +124,8 @@ export class MessagesService {
 
   private async notifyMentions(message: MessageView, names: string[]): Promise<void> {
     const mentioned = await this.users.findActiveByUsernames(names);
-    const candidates = mentioned.map((user) => user.id).filter((id) => id !== message.userId);
+    // The sender too, when they name themselves: the contract excepts only non-members and unknown names.
+    const candidates = mentioned.map((user) => user.id);
     const members = await this.rooms.membersAmong(message.roomId, candidates);
     for (const userId of members) this.delivery.mentioned(userId, message);
   }

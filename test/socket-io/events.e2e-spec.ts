@@ -340,6 +340,18 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       expect(carolNotes).toEqual([]);
     });
 
+    it('notifies a sender who mentions themselves, as any member', async () => {
+      const room = await createRoom(t.url, ada);
+      const adaSocket = await connect(ada);
+      const notes = collect<NotificationJson>(adaSocket, 'notification');
+      const message = await emitOk<MessageJson>(adaSocket, 'chat:message', {
+        roomId: room.id,
+        text: `note to self, @${ada.username}`,
+      });
+      await eventually(() => notes.length > 0);
+      expect(notes).toEqual([{ type: 'mention', message }]);
+    });
+
     it('sends room:invited to the invitee', async () => {
       const room = await createRoom(t.url, ada, { isPrivate: true });
       const socket = await connect(bob);
