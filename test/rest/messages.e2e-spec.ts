@@ -98,6 +98,22 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
     expect(retry).toEqual(message);
   });
 
+  it('takes an empty clientMsgId for none: two messages sent with it are both stored', async () => {
+    const room = await createRoom(t.url, ada);
+    const send = (text: string) =>
+      request(t.url)
+        .post(`/api/rooms/${room.id}/messages`)
+        .set(auth(ada))
+        .send({ text, clientMsgId: '' })
+        .expect(201);
+    const first = (await send('one')).body as MessageJson;
+    const second = (await send('two')).body as MessageJson;
+    expect([first, second]).toMatchObject([
+      { seq: 1, text: 'one', clientMsgId: null },
+      { seq: 2, text: 'two', clientMsgId: null },
+    ]);
+  });
+
   it('names the clientMsgId limit in characters as PostgreSQL counts them', async () => {
     const room = await createRoom(t.url, ada);
     const response = await request(t.url)

@@ -13,6 +13,9 @@ export const CLIENT_MSG_ID_LENGTH: CharRange = { min: 1, max: CLIENT_MSG_ID_MAX_
 export const trimText = ({ value }: { value: unknown }) =>
   typeof value === 'string' ? value.trim() : value;
 
+/** An empty id is none: taken as a key, it would make every later message sent with it a retry. */
+const emptyAsAbsent = ({ value }: { value: unknown }) => (value === '' ? undefined : value);
+
 /** The body of a message; the text is stored trimmed. */
 export class MessageBodyDto {
   @ApiProperty({
@@ -28,9 +31,11 @@ export class MessageBodyDto {
 
   @ApiPropertyOptional({
     ...charRangeSchema(CLIENT_MSG_ID_LENGTH),
-    description: 'Makes sending idempotent: a retry with the same id returns the original message',
+    description:
+      'Makes sending idempotent: a retry with the same id returns the original message. Empty, it is absent',
     example: 'c-123',
   })
+  @Transform(emptyAsAbsent)
   @IsOptional()
   @IsString()
   @CharLength(CLIENT_MSG_ID_LENGTH)
