@@ -5,6 +5,9 @@ import type { ErrorBody } from '@app/common/errors/error-body';
 import { SerialQueue } from '@app/common/serial-queue';
 import { WsServerFrameType as ServerFrameType, type WsErrorRequest } from '@app/contract/ws-frames';
 
+/** One options object for every send: a delivery goes to every member of its room. */
+const AS_TEXT = { binary: false } as const;
+
 /** What a queued frame costs besides its bytes (its task and promises), as counted against the limit. */
 const FRAME_COST_BYTES = 512;
 
@@ -72,7 +75,7 @@ export class WsConnection implements Connection {
       this.terminate();
       return false;
     }
-    this.socket.send(text, { binary: false });
+    this.socket.send(text, AS_TEXT);
     return true;
   }
 
