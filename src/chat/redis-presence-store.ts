@@ -68,7 +68,13 @@ for _, entry in ipairs(expired) do
     end
   end
 end
-return gone`;
+return {#expired, gone}`;
+
+/** What one sweep script did: entries it took out, and the users who left a room with them. */
+interface SweptBatch {
+  removed: number;
+  gone: RoomPresence[];
+}
 
 interface Entry {
   roomId: string;
@@ -135,29 +141,41 @@ export class RedisPresenceStore extends PresenceStore {
     return refresh;
   }
 
-  /** The expired entries, batch after batch while batches come back full. */
+  /**
+   * The users whose last entry in a room expired, script after script while
+   * one removes a full batch of entries. A script that fails after others
+   * ends the sweep with what they found: they took those entries out for
+   * good, so the users must still be announced.
+   */
   async sweep(): Promise<RoomPresence[]> {
     const gone: RoomPresence[] = [];
     for (let round = 0; round < SWEEP_ROUNDS; round += 1) {
-      const batch = await this.sweepBatch();
-      gone.push(...batch);
-      if (batch.length < SWEEP_BATCH) break;
+      let batch: SweptBatch;
+      try {
+        batch = await this.sweepBatch();
+      } catch (error) {
+        if (round === 0) throw error;
+        break;
+      }
+      gone.push(...batch.gone);
+      if (batch.removed < SWEEP_BATCH) break;
     }
     return gone;
   }
 
-  private async sweepBatch(): Promise<RoomPresence[]> {
+  private async sweepBatch(): Promise<SweptBatch> {
     const now = Date.now();
     const keys = [this.redis.key('presence', 'expiry'), this.redis.key('presence', 'swept')];
     const args = [now, this.redis.key(''), SWEEP_BATCH, now - SWEPT_MEMORY_TTLS * this.ttlMs];
-    const gone = (await this.redis.client.eval(SWEEP, {
+    const [removed, gone] = (await this.redis.client.eval(SWEEP, {
       keys,
       arguments: args.map(String),
-    })) as string[];
-    return gone.map((entry) => {
+    })) as [number, string[]];
+    const users = gone.map((entry) => {
       const [roomId, id, , username] = entry.split('|');
       return { roomId, user: { id, username } };
     });
+    return { removed, gone: users };
   }
 
   private refreshBatch(batch: Entry[]): Promise<number[]> {

@@ -55,8 +55,12 @@ describeWithRedis('RedisPresenceStore', () => {
     expect(present.map((users) => users.length)).toEqual([412, 411, 411]);
   });
 
-  it('sweeps a dead node’s entries beyond one script’s batch in one heartbeat', async () => {
-    const entries = manyEntries(1_234);
+  it('sweeps a dead node’s entries beyond one script’s batch in one heartbeat, also when users have several', async () => {
+    // Each user twice: a batch takes out entries that leave no user gone.
+    const entries = manyEntries(1_234).flatMap((entry) => [
+      entry,
+      { ...entry, connectionId: `${entry.connectionId}-second-tab` },
+    ]);
     await Promise.all(
       entries.map(({ roomId, user, connectionId }) => store.enter(roomId, user, connectionId)),
     );
@@ -126,5 +130,23 @@ describe('RedisPresenceStore when one heartbeat batch fails', () => {
 
     expect(back).toEqual([{ roomId: 'r', user: { id: 'u500', username: 'n500' } }]);
     expect(error?.message).toBe('BUSY');
+  });
+
+  it('still announces the users an earlier sweep script took out when a later one fails', async () => {
+    const fullBatch = Array.from({ length: 500 }, (_, i) => `r|u${i}|c${i}|n${i}`);
+    const answers = [
+      () => Promise.resolve([500, fullBatch]),
+      () => Promise.reject(new Error('READONLY')),
+    ];
+    const redis = {
+      key: (...parts: string[]) => parts.join(':'),
+      client: { eval: () => answers.shift()!() },
+    } as unknown as RedisService;
+    const store = new RedisPresenceStore(redis, 30_000);
+
+    const gone = await store.sweep();
+
+    expect(gone).toHaveLength(500);
+    expect(gone[499]).toEqual({ roomId: 'r', user: { id: 'u499', username: 'n499' } });
   });
 });
