@@ -77,8 +77,18 @@ describe('toErrorBody', () => {
     expect(toErrorBody(new Error('Connection terminated unexpectedly')).code).toBe('UNAVAILABLE');
   });
 
-  it.each(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_BUSY_TIMEOUT'])(
-    'reports a SQLite file busy with another writer (%s) as UNAVAILABLE',
+  it.each([
+    'SQLITE_BUSY',
+    'SQLITE_BUSY_SNAPSHOT',
+    'SQLITE_BUSY_RECOVERY',
+    'SQLITE_BUSY_TIMEOUT',
+    'SQLITE_READONLY',
+    'SQLITE_READONLY_DBMOVED',
+    'SQLITE_FULL',
+    'SQLITE_IOERR',
+    'SQLITE_IOERR_FSYNC',
+  ])(
+    'reports a SQLite file that is busy, takes no writes or cannot be written (%s) as UNAVAILABLE',
     (code) => {
       expect(toErrorBody(Object.assign(new Error('database is locked'), { code })).code).toBe(
         'UNAVAILABLE',
@@ -95,6 +105,13 @@ describe('toErrorBody', () => {
       const refused = Object.assign(new Error(text), { code });
       expect(toErrorBody(refused).code).toBe('UNAVAILABLE');
       expect(toErrorBody(new QueryFailedError('INSERT', [], refused)).code).toBe('UNAVAILABLE');
+    },
+  );
+
+  it.each(['SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_ERROR', 'SQLITE_CORRUPT'])(
+    'keeps other SQLite failures (%s) internal',
+    (code) => {
+      expect(toErrorBody(Object.assign(new Error('no'), { code })).code).toBe('INTERNAL');
     },
   );
 

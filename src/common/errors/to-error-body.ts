@@ -49,8 +49,12 @@ const UNAVAILABLE_DRIVER_CODES = new Set([
   '25006', // read_only_sql_transaction: a standby, or a primary demoted by a failover
 ]);
 
-/** SQLite's busy codes, extended ones included: another process holds the file. */
-const SQLITE_BUSY_CODE = /^SQLITE_BUSY(_\w+)?$/;
+/**
+ * SQLite's codes, extended ones included, for a file another process holds
+ * (busy), one that takes no writes (read-only), a full disk or a failing
+ * one: the file's state, not the request, and it may pass.
+ */
+const SQLITE_UNAVAILABLE_CODE = /^SQLITE_(BUSY|READONLY|IOERR)(_\w+)?$|^SQLITE_FULL$/;
 
 /** ...and these without a code; the last is pg-pool finding no free connection in time. */
 const UNAVAILABLE_DRIVER_MESSAGE =
@@ -61,7 +65,7 @@ export function isUnavailableError(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   if (
     typeof code === 'string' &&
-    (UNAVAILABLE_DRIVER_CODES.has(code) || SQLITE_BUSY_CODE.test(code))
+    (UNAVAILABLE_DRIVER_CODES.has(code) || SQLITE_UNAVAILABLE_CODE.test(code))
   )
     return true;
   const message = (error as { message?: unknown }).message;
