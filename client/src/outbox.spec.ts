@@ -195,6 +195,24 @@ describe('Outbox', () => {
     await expect(sending).resolves.toMatchObject({ text: 'once failed' });
   });
 
+  it('makes a clientMsgId for an empty one, so that a resend stays one message', async () => {
+    const transport = new FakeTransport();
+    transport.ready = true;
+    transport.loseAcks = 1;
+    const outbox = new Outbox(transport);
+    const sending = outbox.send(ROOM, 'once', '');
+    await flushPromises();
+    transport.disconnect();
+    await flushPromises();
+    transport.ready = true;
+    outbox.flush();
+    await expect(sending).resolves.toMatchObject({ text: 'once' });
+    expect(transport.stored).toHaveLength(1);
+    const ids = new Set(transport.sent.map((sent) => sent.clientMsgId));
+    expect(transport.sent).toHaveLength(2);
+    expect([...ids]).toEqual([expect.stringMatching(/^.{8,}$/)]);
+  });
+
   it('keeps a caller-chosen clientMsgId', async () => {
     const transport = new FakeTransport();
     transport.ready = true;

@@ -65,11 +65,13 @@ export class Outbox {
     private readonly retry: Partial<BackoffOptions> = OUTBOX_RETRY,
   ) {}
 
-  send(roomId: string, text: string, clientMsgId = newClientMsgId()): Promise<MessageJson> {
+  /** An empty `clientMsgId` is none (the server takes it so): a new one is made. */
+  send(roomId: string, text: string, clientMsgId?: string): Promise<MessageJson> {
+    const id = clientMsgId || newClientMsgId();
     return new Promise((resolve, reject) => {
       const queue = this.queueOf(roomId);
       queue.entries.push({
-        clientMsgId,
+        clientMsgId: id,
         roomId,
         text,
         attempts: 0,
