@@ -486,6 +486,40 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('sends a leave the server refused for now again, until it is answered', async () => {
+    const { ws } = client();
+    const errors = record(ws, 'error');
+    const socket = await connected(ws);
+    ws.join(ROOM);
+    socket.joined(ROOM);
+    ws.leave(ROOM);
+
+    socket.error('UNAVAILABLE', { request: 'leave', room: ROOM }, 'Too many frames waiting');
+    await jest.advanceTimersByTimeAsync(2_001);
+    expect(socket.sentOf('leave')).toHaveLength(2);
+    socket.frame({ type: WsServerFrameType.Left, room: ROOM });
+    await jest.advanceTimersByTimeAsync(60_000);
+
+    expect(socket.sentOf('leave')).toHaveLength(2);
+    expect(errors).toEqual([]);
+    ws.close();
+  });
+
+  it('does not send a refused leave again once the room is joined again', async () => {
+    const { ws } = client();
+    const socket = await connected(ws);
+    ws.join(ROOM);
+    socket.joined(ROOM);
+    ws.leave(ROOM);
+    socket.error('UNAVAILABLE', { request: 'leave', room: ROOM });
+
+    ws.join(ROOM);
+    await jest.advanceTimersByTimeAsync(60_000);
+
+    expect(socket.sentOf('leave')).toHaveLength(1);
+    ws.close();
+  });
+
   it('takes an error that names no request for the server’s own notice, refusing no join', async () => {
     const { ws } = client();
     const errors = record(ws, 'error');

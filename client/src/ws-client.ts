@@ -123,6 +123,11 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   private readonly connectTimeoutMs: number;
   private readonly rest: RestClient | undefined;
   private readonly rooms = new Map<string, WsRoom>();
+  /** Leaves refused for now (too many frames waiting), sent again on the same connection. */
+  private readonly leaving = new Map<
+    string,
+    { backoff: Backoff; timer?: ReturnType<typeof setTimeout> }
+  >();
   private readonly replies = new WsReplies();
   private readonly queue: WsClientFrame[] = [];
   private socket: WebSocketLike | undefined;
@@ -187,6 +192,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   join(room: string, options: { since?: number } = {}): void {
     const id = room.toLowerCase();
     if (this.rooms.has(id)) return;
+    this.stopLeaving(id);
     this.rooms.set(id, {
       feed: this.createFeed(id, options.since),
       rejoin: new Backoff(REJOIN_BACKOFF),
@@ -282,6 +288,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
         return this.joined(frame.room.toLowerCase(), frame.lastSeq);
       case WsServerFrameType.Left:
         this.replies.answered(frame);
+        this.stopLeaving(frame.room.toLowerCase());
         return this.emit('left', { room: frame.room });
       case WsServerFrameType.Pong:
         return this.replies.answered(frame);
@@ -353,6 +360,25 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     }, delay);
   }
 
+  /**
+   * Sent again with backoff while the room is not joined again; the server
+   * would otherwise keep the connection in it. A new connection is in no
+   * room to begin with.
+   */
+  private leaveRefused(id: string, error: ErrorBody): void {
+    const leaving = this.leaving.get(id) ?? { backoff: new Backoff(REJOIN_BACKOFF) };
+    this.leaving.set(id, leaving);
+    const delay = leaving.backoff.next();
+    if (delay === null) {
+      this.leaving.delete(id);
+      return void this.emit('error', error);
+    }
+    leaving.timer = setTimeout(() => {
+      if (this.ready && !this.rooms.has(id)) this.send({ type: WsClientFrameType.Leave, room: id });
+      else this.leaving.delete(id);
+    }, delay);
+  }
+
   private notification(notification: NotificationJson): void {
     if (notification.type === NotificationType.RoomRemoved) {
       this.forget(notification.room.id.toLowerCase());
@@ -377,6 +403,8 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     const error = { code, message, details: details ?? [] };
     const refused = this.replies.refused(frame);
     if (refused?.type === WsClientFrameType.Join) return this.joinRefused(refused.room, error);
+    if (refused?.type === WsClientFrameType.Leave && !isFinalError(error))
+      return this.leaveRefused(refused.room, error);
     this.emit('error', error);
   }
 
@@ -445,7 +473,13 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     }
   }
 
+  private stopLeaving(id: string): void {
+    clearTimeout(this.leaving.get(id)?.timer);
+    this.leaving.delete(id);
+  }
+
   private detach(): void {
+    for (const id of [...this.leaving.keys()]) this.stopLeaving(id);
     clearInterval(this.watchdog);
     this.watchdog = undefined;
     this.socket = undefined;
