@@ -113,7 +113,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
     };
   }
 
-  /** While the node drains, a new stream is opened and ended at once (see `SseService`). */
+  /** While the node drains, a new stream is refused UNAVAILABLE (see `SseService`). */
   get draining(): boolean {
     return this.shutdown.draining;
   }
