@@ -39,7 +39,6 @@ export class AuthService {
 
   /** Also closes the user's live connections on every node: they authenticated before. */
   async deleteAccount(userId: string): Promise<void> {
-    await this.users.softDelete(userId);
-    this.delivery.accountClosed(userId);
+    await this.users.softDelete(userId, () => this.delivery.accountClosed(userId));
   }
 }

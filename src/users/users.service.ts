@@ -89,7 +89,12 @@ export class UsersService {
     this.deletionSteps.push(step);
   }
 
-  async softDelete(id: string): Promise<void> {
+  /**
+   * `deleted` runs once the account is marked deleted, before the deletion
+   * steps run again: what must follow the deletion at once (closing its
+   * connections) must not wait on them.
+   */
+  async softDelete(id: string, deleted: () => void = () => undefined): Promise<void> {
     const found = await this.findActiveById(id);
     if (!found) return;
     const user = { id: found.id, username: found.username };
@@ -97,6 +102,7 @@ export class UsersService {
     await this.transactions.write((manager) =>
       manager.update(User, { id, deletedAt: IsNull() }, { deletedAt: new Date() }),
     );
+    deleted();
     await this.afterDeletion(user);
   }
 

@@ -3,6 +3,7 @@ import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { RoomUserEvent } from '@app/contract/socket-events';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
+import { RoomsService } from '@app/rooms/rooms.service';
 import { EventStreamSlots } from '@app/sse/event-stream-slots';
 import {
   addMember,
@@ -176,6 +177,36 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
       details: [],
     });
     expect(await ws.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
+  });
+
+  it('closes them as soon as the deletion is committed, not once its clean-up is done', async () => {
+    const leaving = await registerUser(t.url);
+    const socket = await sockets.connect(leaving);
+    const disconnected = new Promise<string>((resolve) => socket.once('disconnect', resolve));
+    const rooms = t.app.get(RoomsService);
+    const ownedBy = rooms.ownedBy.bind(rooms);
+    let releaseCleanUp!: () => void;
+    const cleanUpHeld = new Promise<void>((resolve) => (releaseCleanUp = resolve));
+    let calls = 0;
+    // The rooms it owns are looked up before the deletion is committed, and again after.
+    jest.spyOn(rooms, 'ownedBy').mockImplementation(async (userId) => {
+      calls += 1;
+      if (calls === 2) await cleanUpHeld;
+      return ownedBy(userId);
+    });
+
+    const deleting = request(t.url)
+      .delete('/api/auth/me')
+      .set('Authorization', `Bearer ${leaving.token}`)
+      .then((response) => response.status);
+    try {
+      expect(await disconnected).toBe('io server disconnect');
+      expect(calls).toBe(2);
+    } finally {
+      releaseCleanUp();
+      jest.restoreAllMocks();
+    }
+    expect(await deleting).toBe(204);
   });
 
   describe('an account deleted while a connection of it is being opened', () => {
