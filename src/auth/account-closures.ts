@@ -2,8 +2,8 @@ import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nest
 import { ExpiringCache } from '@app/common/expiring-cache';
 import { DeliveryEffectKind, DeliveryService } from '@app/delivery/delivery.service';
 
-/** Far longer than any connection takes to open. */
-const MEMORY_MS = 60_000;
+/** Far longer than a connection takes to open; one that takes longer is refused (`assertRemembered`). */
+export const CLOSURE_MEMORY_MS = 60_000;
 
 /**
  * Accounts closed lately, on any node, as this node heard of them: for the
@@ -13,7 +13,7 @@ const MEMORY_MS = 60_000;
 @Injectable()
 export class AccountClosures implements OnModuleInit, OnApplicationShutdown {
   private count = 0;
-  private readonly closed = new ExpiringCache<number>(MEMORY_MS, 100_000);
+  private readonly closed = new ExpiringCache<number>(CLOSURE_MEMORY_MS, 100_000);
   private detach?: () => void;
 
   constructor(private readonly delivery: DeliveryService) {}

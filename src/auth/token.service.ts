@@ -1,12 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { JwtService } from '@nestjs/jwt';
+import { assertRemembered } from '@app/common/admission-age';
 import { AppException } from '@app/common/errors/app.exception';
 import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import type { AllConfig } from '@app/config/app-config';
 import type { User } from '@app/users/user.entity';
 import { UsersService } from '@app/users/users.service';
-import { AccountClosures } from './account-closures';
+import { AccountClosures, CLOSURE_MEMORY_MS } from './account-closures';
 import type { AccessTokenClaims, AuthUser } from './auth-user';
 
 export const JWT_ALGORITHM = 'HS256';
@@ -74,9 +75,11 @@ export class TokenService {
   /** `verify`, for a connection or stream that registers after more waiting. */
   async admit(token: string | undefined | null): Promise<AccountAdmission> {
     const mark = this.closures.mark();
+    const startedAt = performance.now();
     const user = await this.verify(token);
     const confirm = () => {
       if (this.closures.closedSince(mark, user.id)) throw AppException.unauthorized();
+      assertRemembered(startedAt, CLOSURE_MEMORY_MS);
     };
     return { user, confirm };
   }

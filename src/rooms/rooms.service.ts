@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { In, Repository, type EntityManager } from 'typeorm';
+import { assertRemembered } from '@app/common/admission-age';
 import { AppException } from '@app/common/errors/app.exception';
 import { chunksOf } from '@app/common/chunks';
 import { ExpiringCache } from '@app/common/expiring-cache';
@@ -16,7 +17,7 @@ import { Room } from './room.entity';
 
 /** How long a live connection may act on a membership removed on another node. */
 const MEMBERSHIP_CACHE_MS = 5_000;
-/** Far longer than any join or stream takes to open. */
+/** Far longer than a join or stream takes to open; one that takes longer is refused (`assertRemembered`). */
 const REMOVAL_MEMORY_MS = 60_000;
 
 /** A room the user may enter, and the check to make just before letting them in. */
@@ -149,10 +150,12 @@ export class RoomsService {
   /** `findAccessible`, for a join or stream that a removal running meanwhile must not let in. */
   async admit(userId: string, roomId: string): Promise<Admission> {
     const mark = this.removalMark();
+    const startedAt = performance.now();
     const room = await this.findAccessible(userId, roomId);
     const confirm = () => {
       if (room.isPrivate && this.removedSince(mark, room.id, userId))
         throw AppException.notFound('Room not found');
+      if (room.isPrivate) assertRemembered(startedAt, REMOVAL_MEMORY_MS);
     };
     return { room, confirm };
   }
