@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import type { User } from '@app/users/user.entity';
@@ -9,6 +9,8 @@ import { TokenService, type IssuedToken } from './token.service';
 
 @Injectable()
 export class AuthService {
+  private readonly logger = new Logger(AuthService.name);
+
   constructor(
     private readonly users: UsersService,
     private readonly hasher: PasswordHasher,
@@ -28,7 +30,17 @@ export class AuthService {
       ? await this.hasher.verify(password, user.passwordHash)
       : await this.hasher.verifyAgainstNothing(password);
     if (!user || !valid) throw AppException.unauthorized('Invalid username or password');
+    if (this.hasher.needsRehash(user.passwordHash)) await this.rehash(user, password);
     return this.tokens.issue(user);
+  }
+
+  /** At the cost `BCRYPT_ROUNDS` asks now; the login succeeds whatever happens here. */
+  private async rehash(user: User, password: string): Promise<void> {
+    try {
+      await this.users.replacePasswordHash(user.id, await this.hasher.hash(password));
+    } catch (error) {
+      this.logger.warn(`Could not rehash the password of ${user.id}: ${(error as Error).message}`);
+    }
   }
 
   async profile(userId: string): Promise<User> {

@@ -23,4 +23,13 @@ describe('PasswordHasher', () => {
   it('spends a comparison and fails when there is no user', async () => {
     await expect(hasher.verifyAgainstNothing('anything')).resolves.toBe(false);
   });
+
+  it('asks for a new hash of one made at another cost', async () => {
+    const atFive = new PasswordHasher({ get: () => 5 } as unknown as ConfigService<
+      AllConfig,
+      true
+    >);
+    expect(hasher.needsRehash(await hasher.hash('pw-12345678'))).toBe(false);
+    expect(hasher.needsRehash(await atFive.hash('pw-12345678'))).toBe(true);
+  });
 });

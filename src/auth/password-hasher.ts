@@ -27,6 +27,15 @@ export class PasswordHasher {
     return bcrypt.compare(prehash(password), hash);
   }
 
+  /**
+   * Whether a hash was made at another cost than `BCRYPT_ROUNDS` now asks:
+   * its logins would take another time than a login of an unknown name,
+   * which is compared at the current cost, and tell that the name exists.
+   */
+  needsRehash(hash: string): boolean {
+    return bcrypt.getRounds(hash) !== this.config.get('auth.bcryptRounds', { infer: true });
+  }
+
   /** Spends the time of a real comparison and always fails. */
   async verifyAgainstNothing(password: string): Promise<false> {
     this.dummyHash ??= this.hash('not-a-real-password');

@@ -59,6 +59,12 @@ export class UsersService {
       .getOne();
   }
 
+  async replacePasswordHash(id: string, passwordHash: string): Promise<void> {
+    await this.transactions.write((manager) =>
+      manager.update(User, { id, deletedAt: IsNull() }, { passwordHash }),
+    );
+  }
+
   /** Active users among the given names, matched regardless of case. */
   findActiveByUsernames(usernames: string[]): Promise<User[]> {
     if (usernames.length === 0) return Promise.resolve([]);

@@ -1,6 +1,18 @@
+import type { ConfigService } from '@nestjs/config';
+import bcrypt from 'bcryptjs';
 import request from 'supertest';
+import { PasswordHasher } from '@app/auth/password-hasher';
+import type { AllConfig } from '@app/config/app-config';
+import { UsersService } from '@app/users/users.service';
 import { databaseKinds } from '../support/databases';
-import { badTokensFor, forgeToken, nowSeconds, registerUser, uniqueUsername } from '../support/api';
+import {
+  badTokensFor,
+  forgeToken,
+  nowSeconds,
+  registerUser,
+  TEST_PASSWORD,
+  uniqueUsername,
+} from '../support/api';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 describe.each(databaseKinds())('auth REST (%s)', (kind) => {
@@ -120,6 +132,30 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
         .expect(401);
       expect(wrongPassword.body).toEqual(unknownUser.body);
       expect(wrongPassword.body.code).toBe('UNAUTHORIZED');
+    });
+
+    it('hashes a password made at another cost again at its next login, at the cost asked now', async () => {
+      const user = await registerUser(t.url);
+      const users = t.app.get(UsersService);
+      const atFive = new PasswordHasher({ get: () => 5 } as unknown as ConfigService<
+        AllConfig,
+        true
+      >);
+      await users.replacePasswordHash(user.id, await atFive.hash(TEST_PASSWORD));
+      const costOf = async () =>
+        bcrypt.getRounds((await users.findActiveByUsernameWithHash(user.username))!.passwordHash);
+      expect(await costOf()).toBe(5);
+
+      await request(t.url)
+        .post('/api/auth/login')
+        .send({ username: user.username, password: TEST_PASSWORD })
+        .expect(200);
+
+      expect(await costOf()).toBe(4);
+      await request(t.url)
+        .post('/api/auth/login')
+        .send({ username: user.username, password: TEST_PASSWORD })
+        .expect(200);
     });
 
     it('lets a password with a NUL register, and takes any password at login, only as a wrong one', async () => {

@@ -17,8 +17,11 @@ export function uniqueUsername(prefix = 'u'): string {
   return `${prefix}${counter}_${randomBytes(3).toString('hex')}`;
 }
 
+/** Every test user's password. */
+export const TEST_PASSWORD = 'password-123';
+
 export async function registerUser(url: string, username = uniqueUsername()): Promise<TestUser> {
-  const password = 'password-123';
+  const password = TEST_PASSWORD;
   const registered = await request(url)
     .post('/api/auth/register')
     .send({ username, password })
