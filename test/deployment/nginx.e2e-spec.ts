@@ -1,0 +1,116 @@
+/**
+ * deploy/nginx.conf run by a real nginx in front of the service, and in
+ * front of no replica at all, so that what compose's proxy does for each
+ * transport is checked, not only how the file reads.
+ */
+import request from 'supertest';
+import { registerUser, type TestUser } from '../support/api';
+import { freePort, nginxAvailable, startNginx, type RunningNginx } from '../support/nginx';
+import { RawClient } from '../support/raw-ws';
+import { connectSocket, emitOk } from '../support/sockets';
+import { openSse } from '../support/sse';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+const describeWithNginx = nginxAvailable() ? describe : describe.skip;
+
+const UNAVAILABLE = {
+  code: 'UNAVAILABLE',
+  message: 'Service temporarily unavailable',
+  details: [],
+};
+
+describeWithNginx('deploy/nginx.conf', () => {
+  describe('when no replica answers', () => {
+    let proxy: RunningNginx;
+
+    beforeAll(async () => {
+      proxy = await startNginx(await freePort());
+    });
+    afterAll(() => proxy?.stop());
+
+    it('tells a browser EventSource to come back, as a stream, since it stops for good on a status', async () => {
+      const response = await fetch(`${proxy.url}/api/events?token=t`, {
+        headers: { Accept: 'text/event-stream' },
+      });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      expect(response.headers.get('cache-control')).toBe('no-cache');
+      expect(await response.text()).toBe(
+        `retry: 5000\nevent: refused\ndata: ${JSON.stringify(UNAVAILABLE)}\n\n`,
+      );
+    });
+
+    it.each([
+      [
+        'a client with an Authorization header',
+        '/api/rooms/r/events',
+        { Authorization: 'Bearer t', Accept: 'text/event-stream' },
+      ],
+      ['a client that asks for JSON', '/events/u?token=t', { Accept: 'application/json' }],
+      ['a REST request', '/api/rooms', {}],
+    ])('answers %s 503 in the contract’s error shape', async (_case, path, headers) => {
+      const response = await fetch(`${proxy.url}${path}`, { headers });
+      expect(response.status).toBe(503);
+      expect(await response.json()).toEqual(UNAVAILABLE);
+    });
+  });
+
+  describe('in front of the service', () => {
+    let t: TestApp;
+    let proxy: RunningNginx;
+    let ada: TestUser;
+
+    beforeAll(async () => {
+      t = await startTestApp('sqlite', { TRUST_PROXY: '1' });
+      proxy = await startNginx(Number(new URL(t.url).port));
+      ada = await registerUser(proxy.url);
+    });
+    afterAll(async () => {
+      await proxy?.stop();
+      await t?.close();
+    });
+
+    it('streams SSE unbuffered: the personal stream’s first event arrives at once', async () => {
+      const stream = await openSse(`${proxy.url}/api/events?token=${ada.token}`, {
+        Accept: 'text/event-stream',
+      });
+      try {
+        expect(stream.status).toBe(200);
+        const connected = await stream.next((event) => event.event === 'connected', 2_000);
+        expect(JSON.parse(connected.data)).toEqual({ userId: ada.id });
+      } finally {
+        stream.close();
+      }
+    });
+
+    it('upgrades /ws and Socket.IO', async () => {
+      const raw = await RawClient.connect(proxy.url, ada.token);
+      const socket = await connectSocket(proxy.url, ada.token);
+      try {
+        expect(await raw.request({ type: 'ping' }, 'pong')).toEqual({ type: 'pong' });
+        const room = await request(proxy.url)
+          .post('/api/rooms')
+          .set('Authorization', `Bearer ${ada.token}`)
+          .send({ name: 'through the proxy' })
+          .expect(201);
+        await emitOk(socket, 'chat:join', room.body.id);
+      } finally {
+        raw.close();
+        socket.close();
+      }
+    });
+
+    it('answers a body over the limit itself, in the contract’s error shape', async () => {
+      const response = await request(proxy.url)
+        .post('/api/auth/login')
+        .set('Content-Type', 'application/json')
+        .send(JSON.stringify({ username: 'x', password: 'y'.repeat(1024 * 1024) }));
+      expect(response.status).toBe(413);
+      expect(response.body).toEqual({
+        code: 'PAYLOAD_TOO_LARGE',
+        message: 'Request body is larger than 1 MiB',
+        details: [],
+      });
+    });
+  });
+});

@@ -1,0 +1,99 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runsUnderCi } from './ci';
+
+const NGINX_CONF = join(__dirname, '..', '..', 'deploy', 'nginx.conf');
+
+/** Without nginx the suite may skip locally, never under CI. */
+export function nginxAvailable(): boolean {
+  if (spawnSync('nginx', ['-v']).status === 0) return true;
+  const message = 'nginx is missing: install it with "apt-get install -y nginx-light"';
+  if (runsUnderCi()) throw new Error(`${message} (required under CI)`);
+  console.warn(`${message}; skipping the proxy test.`);
+  return false;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * deploy/nginx.conf as it runs outside compose: its own files in `dir`, on
+ * `port`, with the upstream at `upstreamPort` instead of the replicas that
+ * Docker's DNS resolves (`resolve` needs nginx 1.27.3, the image's).
+ * Everything else is the file as deployed.
+ */
+function localConfig(dir: string, port: number, upstreamPort: number): string {
+  const replacements: Array<[RegExp, string]> = [
+    [/^user .*;$/m, ''],
+    [/^pid .*;$/m, `pid ${dir}/nginx.pid;`],
+    [/^error_log .*;$/m, `error_log ${dir}/error.log crit;`],
+    [/access_log \S+ chat;/, `access_log ${dir}/access.log chat;`],
+    [/^\s*resolver(_timeout)? .*;$/gm, ''],
+    [/server app:3000 resolve /, `server 127.0.0.1:${upstreamPort} `],
+    [/listen 80 default_server;/, `listen 127.0.0.1:${port} default_server;`],
+    [
+      /^http \{$/m,
+      `http {\n    client_body_temp_path ${dir}/body;\n    proxy_temp_path ${dir}/proxy;`,
+    ],
+  ];
+  let conf = readFileSync(NGINX_CONF, 'utf8');
+  for (const [pattern, replacement] of replacements) {
+    if (!pattern.test(conf)) throw new Error(`deploy/nginx.conf no longer matches ${pattern}`);
+    conf = conf.replace(pattern, replacement);
+  }
+  return conf;
+}
+
+export interface RunningNginx {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** nginx with deploy/nginx.conf in front of `upstreamPort`, in the foreground. */
+export async function startNginx(upstreamPort: number): Promise<RunningNginx> {
+  const dir = mkdtempSync(join(tmpdir(), 'nginx-'));
+  const port = await freePort();
+  const confPath = join(dir, 'nginx.conf');
+  writeFileSync(confPath, localConfig(dir, port, upstreamPort));
+  const args = ['-p', dir, '-e', join(dir, 'error.log'), '-c', confPath];
+  const check = spawnSync('nginx', [...args, '-t'], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`nginx refuses deploy/nginx.conf:\n${check.stderr}`);
+  const child: ChildProcess = spawn('nginx', [...args, '-g', 'daemon off;'], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  await waitForListening(url, exited);
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGQUIT');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitForListening(url: string, exited: Promise<void>): Promise<void> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    if (gone) throw new Error('nginx exited at start');
+    try {
+      await fetch(`${url}/health/live`);
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error('nginx did not start listening');
+}
