@@ -19,6 +19,12 @@ export const DEFAULT_BACKOFF: BackoffOptions = {
 /** Between tries of a join the server refused for a passing reason (rate limit, outage). */
 export const REJOIN_BACKOFF: Partial<BackoffOptions> = { baseMs: 2_000, capMs: 30_000 };
 
+/**
+ * Between tries of a leave the server refused for now: as a join's, but
+ * given up after a few, since the connection ends the membership anyway.
+ */
+export const RELEAVE_BACKOFF: Partial<BackoffOptions> = { ...REJOIN_BACKOFF, maxRetries: 5 };
+
 export interface BackoffClock {
   now(): number;
   /** Uniform in [0, 1). */

@@ -505,6 +505,30 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('keeps one retry per refused leave, and reports a leave refused for another reason', async () => {
+    const { ws } = client();
+    const errors = record(ws, 'error');
+    const socket = await connected(ws);
+    ws.join(ROOM);
+    socket.joined(ROOM);
+    ws.leave(ROOM);
+    ws.join(ROOM);
+    ws.leave(ROOM);
+    socket.error('UNAVAILABLE', { request: 'leave', room: ROOM });
+    socket.error('RATE_LIMITED', { request: 'leave', room: ROOM });
+    await jest.advanceTimersByTimeAsync(30_001);
+    expect(socket.sentOf('leave')).toHaveLength(3);
+
+    ws.join(OTHER_ROOM);
+    socket.joined(OTHER_ROOM);
+    ws.leave(OTHER_ROOM);
+    socket.error('INTERNAL', { request: 'leave', room: OTHER_ROOM });
+    await jest.advanceTimersByTimeAsync(30_001);
+    expect(socket.sentOf('leave')).toHaveLength(4);
+    expect(errors).toMatchObject([{ code: 'INTERNAL' }]);
+    ws.close();
+  });
+
   it('does not send a refused leave again once the room is joined again', async () => {
     const { ws } = client();
     const socket = await connected(ws);

@@ -1,4 +1,4 @@
-import { Backoff, REJOIN_BACKOFF, type BackoffOptions } from './backoff';
+import { Backoff, RELEAVE_BACKOFF, REJOIN_BACKOFF, type BackoffOptions } from './backoff';
 import type { ConnectionState, TokenProvider } from './connection-state';
 import {
   ErrorCode,
@@ -29,6 +29,13 @@ import { WsReplies } from './ws-replies';
 type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
 
 /** What the client needs of a WebSocket: the browser's and the `ws` package's both qualify. */
+
+/** Refusals of a leave that a later try may not meet: too many frames waiting, a rate limit. */
+const PASSING_REFUSALS: ReadonlySet<string> = new Set([
+  ErrorCode.Unavailable,
+  ErrorCode.RateLimited,
+]);
+
 export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
@@ -361,13 +368,14 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   }
 
   /**
-   * Sent again with backoff while the room is not joined again; the server
+   * Sent again with backoff (a few times) while the room is not joined again; the server
    * would otherwise keep the connection in it. A new connection is in no
    * room to begin with.
    */
   private leaveRefused(id: string, error: ErrorBody): void {
-    const leaving = this.leaving.get(id) ?? { backoff: new Backoff(REJOIN_BACKOFF) };
+    const leaving = this.leaving.get(id) ?? { backoff: new Backoff(RELEAVE_BACKOFF) };
     this.leaving.set(id, leaving);
+    clearTimeout(leaving.timer);
     const delay = leaving.backoff.next();
     if (delay === null) {
       this.leaving.delete(id);
@@ -403,7 +411,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     const error = { code, message, details: details ?? [] };
     const refused = this.replies.refused(frame);
     if (refused?.type === WsClientFrameType.Join) return this.joinRefused(refused.room, error);
-    if (refused?.type === WsClientFrameType.Leave && !isFinalError(error))
+    if (refused?.type === WsClientFrameType.Leave && PASSING_REFUSALS.has(error.code))
       return this.leaveRefused(refused.room, error);
     this.emit('error', error);
   }
