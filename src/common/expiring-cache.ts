@@ -1,4 +1,8 @@
-/** Remembers answers for a short time, up to a bounded number of keys. */
+/**
+ * Remembers answers for a short time, up to a bounded number of keys, on the
+ * monotonic clock: a wall clock stepped forward would otherwise forget them
+ * early (a closure forgotten while an admission checked against it runs).
+ */
 export class ExpiringCache<V> {
   private readonly entries = new Map<string, { value: V; expiresAt: number }>();
 
@@ -10,7 +14,7 @@ export class ExpiringCache<V> {
   get(key: string): V | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
-    if (entry.expiresAt <= Date.now()) {
+    if (entry.expiresAt <= performance.now()) {
       this.entries.delete(key);
       return undefined;
     }
@@ -23,7 +27,7 @@ export class ExpiringCache<V> {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
-    this.entries.set(key, { value, expiresAt: Date.now() + this.ttlMs });
+    this.entries.set(key, { value, expiresAt: performance.now() + this.ttlMs });
   }
 
   delete(key: string): void {
