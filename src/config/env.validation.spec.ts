@@ -91,3 +91,14 @@ describe('MAX_ROOMS_PER_CONNECTION', () => {
     );
   });
 });
+
+describe('REDIS_COMMAND_TIMEOUT_MS', () => {
+  it('accepts ten seconds and refuses more: openings that wait a minute are refused', () => {
+    expect(validateEnvironment({ REDIS_COMMAND_TIMEOUT_MS: '10000' })).toMatchObject({
+      REDIS_COMMAND_TIMEOUT_MS: 10_000,
+    });
+    expect(refusal({ REDIS_COMMAND_TIMEOUT_MS: '10001' })).toContain(
+      'REDIS_COMMAND_TIMEOUT_MS: REDIS_COMMAND_TIMEOUT_MS must not be greater than 10000',
+    );
+  });
+});

@@ -51,6 +51,13 @@ const JWT_LIFETIME = { min: '1m', max: '30d' };
  * longer than any heartbeat or grace period worth having.
  */
 const MAX_TIMER_MS = 10 * 60_000;
+/**
+ * A connection, join or stream that takes a minute to open is refused (see
+ * `assertRemembered`), and one can wait on Redis three times: past this, a
+ * stalled Redis would refuse every one of them instead of being worked around.
+ */
+const MAX_REDIS_COMMAND_TIMEOUT_MS = 10_000;
+
 /** Each room a connection may hold is also a packet it may send at its start (rejoining). */
 const MAX_ROOMS_PER_CONNECTION_LIMIT = 1000;
 
@@ -326,7 +333,7 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(100)
-  @Max(MAX_TIMER_MS)
+  @Max(MAX_REDIS_COMMAND_TIMEOUT_MS)
   REDIS_COMMAND_TIMEOUT_MS = 2_000;
 
   @Transform(toInt)

@@ -120,7 +120,7 @@ export class SseService {
   ): Promise<boolean> {
     if (stream.closed) return false;
     if (stream.headOnly) {
-      this.openEnded(stream);
+      this.answerHead(stream);
       return false;
     }
     if (this.hub.draining) throw drainingRefusal();
@@ -145,11 +145,8 @@ export class SseService {
     return true;
   }
 
-  /**
-   * While the node drains: EventSource reconnects (to another node) after a
-   * stream ended. And the answer to HEAD, which has no body to stream.
-   */
-  private openEnded(stream: SseStream): void {
+  /** The answer to HEAD, which has no body to stream. */
+  private answerHead(stream: SseStream): void {
     stream.open(this.heartbeatMs);
     stream.end();
   }
