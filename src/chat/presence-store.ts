@@ -6,6 +6,11 @@ export interface RoomPresence {
   user: UserSummaryJson;
 }
 
+export interface PresenceSweep {
+  gone: RoomPresence[];
+  error?: Error;
+}
+
 export interface PresenceRefresh {
   back: RoomPresence[];
   error?: Error;
@@ -31,8 +36,12 @@ export abstract class PresenceStore {
   abstract refresh(
     entries: Array<{ roomId: string; user: UserSummaryJson; connectionId: string }>,
   ): Promise<PresenceRefresh>;
-  /** Removes expired entries; returns the users that thereby left. */
-  abstract sweep(): Promise<RoomPresence[]>;
+  /**
+   * Removes expired entries. `gone`: the users that thereby left. `error`:
+   * the sweep stopped partway; `gone` still holds the users it took out,
+   * whom no later sweep would report again.
+   */
+  abstract sweep(): Promise<PresenceSweep>;
 }
 
 /** One node alone: presence is this process's memory, and nothing expires. */
@@ -71,7 +80,7 @@ export class LocalPresenceStore extends PresenceStore {
     return Promise.resolve({ back: [] });
   }
 
-  sweep(): Promise<RoomPresence[]> {
-    return Promise.resolve([]);
+  sweep(): Promise<PresenceSweep> {
+    return Promise.resolve({ gone: [] });
   }
 }

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import type { ConfigService } from '@nestjs/config';
 import type { AllConfig } from '@app/config/app-config';
 import { MetricsService } from '@app/metrics/metrics.service';
@@ -64,7 +65,7 @@ describe('PresenceService', () => {
     try {
       const store = new LocalPresenceStore();
       const bob = { id: 'b', username: 'bob' };
-      const sweep = jest.fn(() => Promise.resolve([{ roomId: 'r', user: bob }]));
+      const sweep = jest.fn(() => Promise.resolve({ gone: [{ roomId: 'r', user: bob }] }));
       Object.assign(store, {
         refresh: () =>
           Promise.resolve({ back: [{ roomId: 'r', user: ada }], error: new Error('BUSY') }),
@@ -84,6 +85,32 @@ describe('PresenceService', () => {
       expect(expired).toEqual([]);
       await presence.onApplicationShutdown();
     } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('announces the users a partly failed sweep took out, and reports the failure', async () => {
+    jest.useFakeTimers();
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      const store = new LocalPresenceStore();
+      const bob = { id: 'b', username: 'bob' };
+      Object.assign(store, {
+        sweep: () =>
+          Promise.resolve({ gone: [{ roomId: 'r', user: bob }], error: new Error('READONLY') }),
+      });
+      create(store);
+      const expired: unknown[] = [];
+      presence.whenExpired((event) => expired.push(event));
+      presence.onModuleInit();
+
+      await jest.advanceTimersByTimeAsync(10_000);
+
+      expect(expired).toEqual([{ roomId: 'r', user: bob }]);
+      expect(warn).toHaveBeenCalledWith('Presence heartbeat failed: READONLY');
+      await presence.onApplicationShutdown();
+    } finally {
+      warn.mockRestore();
       jest.useRealTimers();
     }
   });

@@ -182,7 +182,9 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       const { back, error } = await this.store.refresh(this.localEntries());
       for (const returned of back) this.onReturn(returned);
       if (error) throw error;
-      for (const expired of await this.store.sweep()) this.onExpiry(expired);
+      const swept = await this.store.sweep();
+      for (const expired of swept.gone) this.onExpiry(expired);
+      if (swept.error) throw swept.error;
     } catch (error) {
       this.logger.warn(`Presence heartbeat failed: ${(error as Error).message}`);
     }

@@ -1,6 +1,11 @@
 import type { UserSummaryJson } from '@app/contract/models';
 import type { RedisService } from '@app/redis/redis.service';
-import { PresenceStore, type PresenceRefresh, type RoomPresence } from './presence-store';
+import {
+  PresenceStore,
+  type PresenceRefresh,
+  type PresenceSweep,
+  type RoomPresence,
+} from './presence-store';
 
 /** Entries per sweep script, so that one script keeps Redis busy only briefly. */
 const SWEEP_BATCH = 500;
@@ -143,24 +148,23 @@ export class RedisPresenceStore extends PresenceStore {
 
   /**
    * The users whose last entry in a room expired, script after script while
-   * one removes a full batch of entries. A script that fails after others
-   * ends the sweep with what they found: they took those entries out for
-   * good, so the users must still be announced.
+   * one removes a full batch of entries. A script that fails ends the sweep
+   * with what the earlier ones found: they took those entries out for good,
+   * so the users must still be announced.
    */
-  async sweep(): Promise<RoomPresence[]> {
+  async sweep(): Promise<PresenceSweep> {
     const gone: RoomPresence[] = [];
     for (let round = 0; round < SWEEP_ROUNDS; round += 1) {
       let batch: SweptBatch;
       try {
         batch = await this.sweepBatch();
       } catch (error) {
-        if (round === 0) throw error;
-        break;
+        return { gone, error: error as Error };
       }
       gone.push(...batch.gone);
       if (batch.removed < SWEEP_BATCH) break;
     }
-    return gone;
+    return { gone };
   }
 
   private async sweepBatch(): Promise<SweptBatch> {

@@ -50,7 +50,7 @@ describeWithRedis('RedisPresenceStore', () => {
     expect(await store.refresh(entries)).toEqual({ back: [] });
     await sleep(TTL_MS / 2 + 50);
 
-    expect(await store.sweep()).toEqual([]);
+    expect(await store.sweep()).toEqual({ gone: [] });
     const present = await Promise.all([0, 1, 2].map((room) => store.users(`room-${room}`)));
     expect(present.map((users) => users.length)).toEqual([412, 411, 411]);
   });
@@ -66,12 +66,12 @@ describeWithRedis('RedisPresenceStore', () => {
     );
     await sleep(TTL_MS + 50);
 
-    const swept = await store.sweep();
+    const { gone: swept } = await store.sweep();
 
     expect(swept).toHaveLength(1_234);
     expect(new Set(swept.map((entry) => entry.user.id)).size).toBe(1_234);
     expect(await store.users('room-0')).toEqual([]);
-    expect(await store.sweep()).toEqual([]);
+    expect(await store.sweep()).toEqual({ gone: [] });
   });
 
   it('announces back exactly the swept users whose node beats again, wherever they sit in the batch', async () => {
@@ -81,7 +81,7 @@ describeWithRedis('RedisPresenceStore', () => {
       await store.enter(roomId, user, connectionId);
     }
     await sleep(TTL_MS + 50);
-    const swept = await store.sweep();
+    const { gone: swept } = await store.sweep();
     expect(swept).toHaveLength(3);
     expect(await store.users(returning[1].roomId)).toEqual([]);
 
@@ -100,7 +100,7 @@ describeWithRedis('RedisPresenceStore', () => {
     await sleep(TTL_MS * 0.6);
     await store.enter('r', ada, 'on-live-node');
     await sleep(TTL_MS * 0.5);
-    expect(await store.sweep()).toEqual([]);
+    expect(await store.sweep()).toEqual({ gone: [] });
 
     expect(
       await store.refresh([{ roomId: 'r', user: ada, connectionId: 'on-stalled-node' }]),
@@ -144,9 +144,10 @@ describe('RedisPresenceStore when one heartbeat batch fails', () => {
     } as unknown as RedisService;
     const store = new RedisPresenceStore(redis, 30_000);
 
-    const gone = await store.sweep();
+    const { gone, error } = await store.sweep();
 
     expect(gone).toHaveLength(500);
     expect(gone[499]).toEqual({ roomId: 'r', user: { id: 'u499', username: 'n499' } });
+    expect(error?.message).toBe('READONLY');
   });
 });
