@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
 import { DeliveryService } from '@app/delivery/delivery.service';
+import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import type { User } from '@app/users/user.entity';
 import { UsersService } from '@app/users/users.service';
 import type { LoginDto, RegisterDto } from './dto/credentials.dto';
@@ -10,13 +11,20 @@ import { TokenService, type IssuedToken } from './token.service';
 @Injectable()
 export class AuthService {
   private readonly logger = new Logger(AuthService.name);
+  /** user id → the rehash of their password under way */
+  private readonly rehashing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly users: UsersService,
     private readonly hasher: PasswordHasher,
     private readonly tokens: TokenService,
     private readonly delivery: DeliveryService,
-  ) {}
+    shutdown: GracefulShutdown,
+  ) {
+    shutdown.register('finish-writes', () =>
+      Promise.all(this.rehashing.values()).then(() => undefined),
+    );
+  }
 
   async register({ username, password }: RegisterDto): Promise<User> {
     const passwordHash = await this.hasher.hash(password);
@@ -30,17 +38,27 @@ export class AuthService {
       ? await this.hasher.verify(password, user.passwordHash)
       : await this.hasher.verifyAgainstNothing(password);
     if (!user || !valid) throw AppException.unauthorized('Invalid username or password');
-    if (this.hasher.needsRehash(user.passwordHash)) await this.rehash(user, password);
+    if (this.hasher.needsRehash(user.passwordHash)) this.rehashInBackground(user, password);
     return this.tokens.issue(user);
   }
 
-  /** At the cost `BCRYPT_ROUNDS` asks now; the login succeeds whatever happens here. */
-  private async rehash(user: User, password: string): Promise<void> {
-    try {
-      await this.users.replacePasswordHash(user.id, await this.hasher.hash(password));
-    } catch (error) {
-      this.logger.warn(`Could not rehash the password of ${user.id}: ${(error as Error).message}`);
-    }
+  /**
+   * At the cost `BCRYPT_ROUNDS` asks now, after the login has answered (its
+   * time tells nothing once the password was right), once at a time per
+   * user; the login stands whatever happens here.
+   */
+  private rehashInBackground(user: User, password: string): void {
+    if (this.rehashing.has(user.id)) return;
+    const done = this.hasher
+      .hash(password)
+      .then((passwordHash) => this.users.replacePasswordHash(user.id, passwordHash))
+      .catch((error: unknown) =>
+        this.logger.warn(
+          `Could not rehash the password of ${user.id}: ${(error as Error).message}`,
+        ),
+      )
+      .finally(() => this.rehashing.delete(user.id));
+    this.rehashing.set(user.id, done);
   }
 
   async profile(userId: string): Promise<User> {

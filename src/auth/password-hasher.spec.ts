@@ -32,4 +32,20 @@ describe('PasswordHasher', () => {
     expect(hasher.needsRehash(await hasher.hash('pw-12345678'))).toBe(false);
     expect(hasher.needsRehash(await atFive.hash('pw-12345678'))).toBe(true);
   });
+
+  it('takes as long as a comparison at the current cost for a wrong password against a cheaper hash', async () => {
+    const atEight = new PasswordHasher({ get: () => 8 } as unknown as ConfigService<
+      AllConfig,
+      true
+    >);
+    const cheap = await hasher.hash('the-password');
+    await atEight.verifyAgainstNothing('anything');
+    const currentCostMs = (atEight as unknown as { currentCostMs: number }).currentCostMs;
+
+    const startedAt = performance.now();
+    await expect(atEight.verify('not-the-password', cheap)).resolves.toBe(false);
+
+    expect(performance.now() - startedAt).toBeGreaterThanOrEqual(currentCostMs - 1);
+    await expect(atEight.verify('the-password', cheap)).resolves.toBe(true);
+  });
 });

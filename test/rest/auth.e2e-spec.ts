@@ -5,6 +5,7 @@ import { PasswordHasher } from '@app/auth/password-hasher';
 import type { AllConfig } from '@app/config/app-config';
 import { UsersService } from '@app/users/users.service';
 import { databaseKinds } from '../support/databases';
+import { eventually } from '../support/sockets';
 import {
   badTokensFor,
   forgeToken,
@@ -151,7 +152,7 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
         .send({ username: user.username, password: TEST_PASSWORD })
         .expect(200);
 
-      expect(await costOf()).toBe(4);
+      await eventually(async () => (await costOf()) === 4);
       await request(t.url)
         .post('/api/auth/login')
         .send({ username: user.username, password: TEST_PASSWORD })
