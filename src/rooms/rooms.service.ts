@@ -128,7 +128,7 @@ export class RoomsService {
    * can tell. Lets the per-event paths skip a turn of the event loop.
    */
   knownAccessible(userId: string, roomId: string): string | undefined {
-    if (!UUID_PATTERN.test(roomId)) return undefined;
+    // Only room ids are ever cached: anything else misses without a pattern test.
     const id = roomId.toLowerCase();
     const privacy = this.privacyCache.get(id);
     if (!privacy) return undefined;
