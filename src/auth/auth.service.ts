@@ -19,7 +19,7 @@ export class AuthService {
     private readonly hasher: PasswordHasher,
     private readonly tokens: TokenService,
     private readonly delivery: DeliveryService,
-    shutdown: GracefulShutdown,
+    private readonly shutdown: GracefulShutdown,
   ) {
     shutdown.register('finish-writes', () =>
       Promise.all(this.rehashing.values()).then(() => undefined),
@@ -38,14 +38,16 @@ export class AuthService {
       ? await this.hasher.verify(password, user.passwordHash)
       : await this.hasher.verifyAgainstNothing(password);
     if (!user || !valid) throw AppException.unauthorized('Invalid username or password');
-    if (this.hasher.needsRehash(user.passwordHash)) this.rehashInBackground(user, password);
+    if (this.hasher.needsRehash(user.passwordHash) && !this.shutdown.draining)
+      this.rehashInBackground(user, password);
     return this.tokens.issue(user);
   }
 
   /**
    * At the cost `BCRYPT_ROUNDS` asks now, after the login has answered (its
    * time tells nothing once the password was right), once at a time per
-   * user; the login stands whatever happens here.
+   * user, and not once the node drains (shutdown waits for those under way);
+   * the login stands whatever happens here.
    */
   private rehashInBackground(user: User, password: string): void {
     if (this.rehashing.has(user.id)) return;

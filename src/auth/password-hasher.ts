@@ -16,8 +16,6 @@ function prehash(password: string): string {
 export class PasswordHasher {
   /** Compared against when a username does not exist, so both paths cost the same. */
   private dummyHash: Promise<string> | undefined;
-  /** How long a comparison at the current cost took, last time one ran. */
-  private currentCostMs: number | undefined;
 
   constructor(private readonly config: ConfigService<AllConfig, true>) {}
 
@@ -26,14 +24,13 @@ export class PasswordHasher {
   }
 
   /**
-   * A wrong password against a hash made at another cost takes at least as
-   * long as one at the current cost, as a login of an unknown name does.
+   * A wrong password against a hash made at another cost also spends a
+   * comparison at the current cost, as a login of an unknown name does: real
+   * work, which queues behind other logins as theirs does (a timer would not).
    */
   async verify(password: string, hash: string): Promise<boolean> {
-    const startedAt = performance.now();
     const valid = await bcrypt.compare(prehash(password), hash);
-    if (!this.needsRehash(hash)) this.currentCostMs = performance.now() - startedAt;
-    else if (!valid) await this.spendCurrentCost(password, startedAt);
+    if (!valid && this.needsRehash(hash)) await this.verifyAgainstNothing(password);
     return valid;
   }
 
@@ -49,17 +46,7 @@ export class PasswordHasher {
   /** Spends the time of a real comparison and always fails. */
   async verifyAgainstNothing(password: string): Promise<false> {
     this.dummyHash ??= this.hash('not-a-real-password');
-    const dummyHash = await this.dummyHash;
-    const startedAt = performance.now();
-    await bcrypt.compare(prehash(password), dummyHash);
-    this.currentCostMs = performance.now() - startedAt;
+    await bcrypt.compare(prehash(password), await this.dummyHash);
     return false;
-  }
-
-  /** Waits out what a comparison at the current cost would take from `startedAt`; compares once when not measured yet. */
-  private async spendCurrentCost(password: string, startedAt: number): Promise<void> {
-    if (this.currentCostMs === undefined) return void (await this.verifyAgainstNothing(password));
-    const remainingMs = this.currentCostMs - (performance.now() - startedAt);
-    if (remainingMs > 0) await new Promise((resolve) => setTimeout(resolve, remainingMs));
   }
 }
