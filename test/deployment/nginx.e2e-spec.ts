@@ -5,7 +5,7 @@
  */
 import request from 'supertest';
 import { registerUser, type TestUser } from '../support/api';
-import { freePort, nginxAvailable, startNginx, type RunningNginx } from '../support/nginx';
+import { nginxAvailable, startNginx, type RunningNginx } from '../support/nginx';
 import { RawClient } from '../support/raw-ws';
 import { connectSocket, emitOk } from '../support/sockets';
 import { openSse } from '../support/sse';
@@ -24,7 +24,7 @@ describeWithNginx('deploy/nginx.conf', () => {
     let proxy: RunningNginx;
 
     beforeAll(async () => {
-      proxy = await startNginx(await freePort());
+      proxy = await startNginx();
     });
     afterAll(() => proxy?.stop());
 
@@ -35,9 +35,35 @@ describeWithNginx('deploy/nginx.conf', () => {
       expect(response.status).toBe(200);
       expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
       expect(response.headers.get('cache-control')).toBe('no-cache');
-      expect(await response.text()).toBe(
-        `retry: 5000\nevent: refused\ndata: ${JSON.stringify(UNAVAILABLE)}\n\n`,
+      const text = await response.text();
+      expect(text).toMatch(/^retry: (\d+)\nevent: refused\ndata: (.*)\n\n$/);
+      const [, retryMs, data] = /^retry: (\d+)\nevent: refused\ndata: (.*)\n\n$/.exec(text)!;
+      expect(Number(retryMs)).toBeGreaterThanOrEqual(5000);
+      expect(Number(retryMs)).toBeLessThanOrEqual(9500);
+      expect(JSON.parse(data)).toEqual(UNAVAILABLE);
+    });
+
+    it('spreads the wait of EventSources refused together', async () => {
+      const waits = await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const response = await fetch(`${proxy.url}/events/u?token=t`, {
+            headers: { Accept: 'Text/Event-Stream' },
+          });
+          return /^retry: (\d+)/.exec(await response.text())?.[1];
+        }),
       );
+      expect(waits.every((wait) => wait !== undefined)).toBe(true);
+      expect(new Set(waits).size).toBeGreaterThan(3);
+    });
+
+    it('answers a body over the limit on an event-stream route in the contract’s error shape', async () => {
+      const response = await fetch(`${proxy.url}/api/events`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: 'x'.repeat(1024 * 1024 + 1),
+      });
+      expect(response.status).toBe(413);
+      expect(await response.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
     });
 
     it.each([

@@ -29,18 +29,18 @@ export function freePort(): Promise<number> {
 
 /**
  * deploy/nginx.conf as it runs outside compose: its own files in `dir`, on
- * `port`, with the upstream at `upstreamPort` instead of the replicas that
+ * `port`, with `upstream` (host:port, or unix:path) instead of the replicas that
  * Docker's DNS resolves (`resolve` needs nginx 1.27.3, the image's).
  * Everything else is the file as deployed.
  */
-function localConfig(dir: string, port: number, upstreamPort: number): string {
+function localConfig(dir: string, port: number, upstream: string): string {
   const replacements: Array<[RegExp, string]> = [
     [/^user .*;$/m, ''],
     [/^pid .*;$/m, `pid ${dir}/nginx.pid;`],
     [/^error_log .*;$/m, `error_log ${dir}/error.log crit;`],
     [/access_log \S+ chat;/, `access_log ${dir}/access.log chat;`],
     [/^\s*resolver(_timeout)? .*;$/gm, ''],
-    [/server app:3000 resolve /, `server 127.0.0.1:${upstreamPort} `],
+    [/server app:3000 resolve /, `server ${upstream} `],
     [/listen 80 default_server;/, `listen 127.0.0.1:${port} default_server;`],
     [
       /^http \{$/m,
@@ -60,12 +60,31 @@ export interface RunningNginx {
   stop(): Promise<void>;
 }
 
-/** nginx with deploy/nginx.conf in front of `upstreamPort`, in the foreground. */
-export async function startNginx(upstreamPort: number): Promise<RunningNginx> {
+/**
+ * nginx with deploy/nginx.conf in front of the service on `upstreamPort`, or
+ * of no replica at all (a socket file nobody listens on), in the foreground.
+ * Its port is picked free, which another process may take first: then it
+ * starts again on another.
+ */
+export async function startNginx(upstreamPort?: number): Promise<RunningNginx> {
   const dir = mkdtempSync(join(tmpdir(), 'nginx-'));
-  const port = await freePort();
+  const upstream =
+    upstreamPort === undefined ? `unix:${join(dir, 'nobody.sock')}` : `127.0.0.1:${upstreamPort}`;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startOnce(dir, await freePort(), upstream);
+    } catch (error) {
+      if (attempt === 3) {
+        rmSync(dir, { recursive: true, force: true });
+        throw error;
+      }
+    }
+  }
+}
+
+async function startOnce(dir: string, port: number, upstream: string): Promise<RunningNginx> {
   const confPath = join(dir, 'nginx.conf');
-  writeFileSync(confPath, localConfig(dir, port, upstreamPort));
+  writeFileSync(confPath, localConfig(dir, port, upstream));
   const args = ['-p', dir, '-e', join(dir, 'error.log'), '-c', confPath];
   const check = spawnSync('nginx', [...args, '-t'], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`nginx refuses deploy/nginx.conf:\n${check.stderr}`);
@@ -83,17 +102,20 @@ export async function startNginx(upstreamPort: number): Promise<RunningNginx> {
   };
 }
 
+/** Until nginx answers on its port; an nginx that exited (its port was taken) fails it. */
 async function waitForListening(url: string, exited: Promise<void>): Promise<void> {
   let gone = false;
   void exited.then(() => (gone = true));
   for (let attempt = 0; attempt < 100; attempt += 1) {
     if (gone) throw new Error('nginx exited at start');
     try {
-      await fetch(`${url}/health/live`);
-      return;
+      const response = await fetch(`${url}/health/live`);
+      // Another process may hold the port: only nginx's answer counts.
+      if (response.headers.get('server') === 'nginx') return;
     } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Not listening yet.
     }
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error('nginx did not start listening');
 }
