@@ -34,6 +34,20 @@ describe('RestClient answers that are not the service’s own', () => {
     expect(error.status).toBe(status);
   });
 
+  it('fails as a ChatError when its token provider throws', async () => {
+    const rest = new RestClient({
+      baseUrl: 'http://service',
+      token: () => Promise.reject(new Error('refresh failed')),
+      fetch: answering(200, '{}', 'application/json'),
+    });
+    const error = await failure(rest.me());
+    expect(error.body).toEqual({
+      code: 'UNAVAILABLE',
+      message: 'No token: refresh failed',
+      details: [],
+    });
+  });
+
   it('keeps the contract’s error when the service wrote one', async () => {
     const body = JSON.stringify({ code: 'CONFLICT', message: 'taken', details: [] });
     const error = await failure(client(answering(409, body, 'application/json')).me());

@@ -128,7 +128,7 @@ export class RestClient {
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (options.body) headers['Content-Type'] = 'application/json';
     if (!options.anonymous && this.options.token) {
-      headers.Authorization = `Bearer ${await this.options.token()}`;
+      headers.Authorization = `Bearer ${await this.tokenFrom(this.options.token)}`;
     }
     return this.send(this.url(path, options.query), {
       method,
@@ -136,6 +136,16 @@ export class RestClient {
       body: options.body ? JSON.stringify(options.body) : undefined,
       signal,
     });
+  }
+
+  /** A token provider that fails (a refresh that could not run) fails the request as a ChatError. */
+  private async tokenFrom(provider: TokenProvider): Promise<string> {
+    try {
+      return await provider();
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ChatError(clientError('UNAVAILABLE', `No token: ${reason}`));
+    }
   }
 
   private async send(url: string, init: RequestInit): Promise<Response> {
