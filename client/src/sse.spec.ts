@@ -1,4 +1,4 @@
-import type { MessageJson } from './contract';
+import type { ErrorBody, MessageJson } from './contract';
 import { subscribeRoomEvents, type EventSourceLike, type SseMessageEvent } from './sse';
 import { storedMessage } from './test-fixtures';
 
@@ -38,6 +38,7 @@ class FakeEventSource implements EventSourceLike {
 async function follow(since?: number) {
   FakeEventSource.opened.length = 0;
   const seen: number[] = [];
+  const refusals: ErrorBody[] = [];
   const subscription = subscribeRoomEvents({
     url: 'http://chat.test',
     token: () => 'token',
@@ -45,11 +46,12 @@ async function follow(since?: number) {
     roomId: ROOM,
     since,
     onMessage: (message: MessageJson) => seen.push(message.seq),
+    onRefused: (error) => refusals.push(error),
   });
   await new Promise((resolve) => setImmediate(resolve));
   const source = FakeEventSource.opened[0];
   source.open();
-  return { seen, source, subscription };
+  return { seen, refusals, source, subscription };
 }
 
 describe('subscribeRoomEvents', () => {
@@ -79,6 +81,16 @@ describe('subscribeRoomEvents', () => {
     source.message(5);
     source.message(6);
     expect(seen).toEqual([6]);
+    subscription.close();
+  });
+
+  it('tells the app of a stream refused for now, which the EventSource retries by itself', async () => {
+    const { seen, refusals, source, subscription } = await follow(5);
+    const refusal = { code: 'RATE_LIMITED', message: 'Too many open event streams', details: [] };
+    source.event('refused', refusal);
+    expect(refusals).toEqual([refusal]);
+    expect(seen).toEqual([]);
+    expect(FakeEventSource.opened).toHaveLength(1);
     subscription.close();
   });
 });

@@ -52,6 +52,12 @@ export interface SseOptions {
   backoff?: Partial<BackoffOptions>;
   /** The stream stopped for good (a token refused twice, a room not found, or retries exhausted). */
   onFatal?(error: ErrorBody): void;
+  /**
+   * The server (or its proxy) refused the stream for now, as a stream that
+   * says why and when to come back (`RATE_LIMITED`, `UNAVAILABLE`): the
+   * EventSource comes back by itself after the wait it was given.
+   */
+  onRefused?(error: ErrorBody): void;
   /** For the REST reads the helpers make; the global `fetch` by default. */
   fetch?: FetchLike;
 }
@@ -175,6 +181,9 @@ function openResilientStream(
     };
     for (const [type, listener] of Object.entries(listeners))
       current.addEventListener(type, listener);
+    current.addEventListener(SseEvent.Refused, (event) =>
+      options.onRefused?.(JSON.parse(event.data) as ErrorBody),
+    );
   };
 
   const gaveUp = (status: number | undefined) => {
