@@ -12,7 +12,7 @@ import { ConnectionView } from './connection-view';
 import { byId, errorText } from './dom';
 import { MessagesView } from './messages-view';
 import { PresenceView } from './presence-view';
-import { invitationNotice, removalNotice } from './notices';
+import { invitationNotice, mentionNotice, removalNotice } from './notices';
 import { RoomsView } from './rooms-view';
 import type { Session } from './session';
 import { TypingView } from './typing-view';
@@ -68,6 +68,7 @@ export class ChatPage {
   }
 
   start(): void {
+    this.notice('');
     byId('chat-view').hidden = false;
     this.client.connect();
     void this.rooms.refresh();
@@ -249,8 +250,14 @@ export class ChatPage {
     );
   }
 
+  /** Signed out meanwhile: what the previous user's requests answer is not shown to the next. */
+  private get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
   /** Shown where the message was, or, when another room is open, as a notice. */
   private notSent(room: RoomJson, clientMsgId: string, reason: string): void {
+    if (this.stopped) return;
     if (this.current?.id === room.id) this.messages.failPending(clientMsgId, reason);
     else this.notice(`A message to # ${room.name} was not sent: ${reason}`);
   }
@@ -264,10 +271,17 @@ export class ChatPage {
   }
 
   /**
-   * Invited: the room is listed. Removed: the SDK has left the room; the page
-   * stops the conversation and lists rooms anew.
+   * Invited: the room is listed. Mentioned in another room: a notice (the
+   * open conversation highlights it). Removed: the SDK has left the room; the
+   * page stops the conversation and lists rooms anew.
    */
   private notified(notification: NotificationJson): void {
+    if (notification.type === NotificationType.Mention) {
+      const { message } = notification;
+      if (message.roomId === this.current?.id || message.username === this.session.username) return;
+      this.notice(mentionNotice(message.username, this.rooms.nameOf(message.roomId)));
+      return;
+    }
     if (notification.type === NotificationType.RoomInvited) {
       const { room, by } = notification;
       this.rooms.include(room);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { invitationNotice, removalNotice } from './notices';
+import { invitationNotice, mentionNotice, removalNotice } from './notices';
 
 describe('removalNotice', () => {
   it('names who removed the user, says when they left themself, and copes without a remover', () => {
@@ -12,5 +12,12 @@ describe('removalNotice', () => {
 describe('invitationNotice', () => {
   it('names who added the user', () => {
     expect(invitationNotice('crew', 'ada')).toBe('ada added you to # crew.');
+  });
+});
+
+describe('mentionNotice', () => {
+  it('names who mentioned the user, and where when the room is known', () => {
+    expect(mentionNotice('ada', 'crew')).toBe('ada mentioned you in # crew.');
+    expect(mentionNotice('ada', undefined)).toBe('ada mentioned you in a room.');
   });
 });

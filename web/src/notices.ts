@@ -8,3 +8,10 @@ export function removalNotice(roomName: string, remover: string | undefined, sel
 export function invitationNotice(roomName: string, inviter: string): string {
   return `${inviter} added you to # ${roomName}.`;
 }
+
+/** A mention elsewhere than the conversation open; the room may not be listed (yet). */
+export function mentionNotice(author: string, roomName: string | undefined): string {
+  return roomName === undefined
+    ? `${author} mentioned you in a room.`
+    : `${author} mentioned you in # ${roomName}.`;
+}

@@ -16,6 +16,8 @@ export class RoomsView {
    * The list goes by id, oldest first, so a new room is on the last page.
    */
   private readonly own = new Map<string, RoomJson>();
+  /** Names of the rooms listed, by id. */
+  private readonly names = new Map<string, string>();
 
   constructor(
     private readonly rest: RestClient,
@@ -117,7 +119,13 @@ export class RoomsView {
     );
   }
 
+  /** The name of a listed room. */
+  nameOf(roomId: string): string | undefined {
+    return this.names.get(roomId);
+  }
+
   private item(room: RoomJson): HTMLLIElement {
+    this.names.set(room.id, room.name);
     const button = element('button', { className: 'room', text: `# ${room.name}` });
     button.type = 'button';
     button.addEventListener('click', () => this.on.open(room));
