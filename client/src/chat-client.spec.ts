@@ -214,6 +214,24 @@ describe('ChatClient', () => {
     },
   );
 
+  it('drops a room whose join the server fails on three times, as it drops such a message', async () => {
+    const lost = recordLost(chat);
+    server.refusals.push(...(['INTERNAL', 'INTERNAL', 'INTERNAL'] as const).map(joinRefusal));
+    chat.connect();
+    await until('the connection', () => chat.state.status === 'connected');
+    // Each retry at once: the backoff draws its delays from Math.random.
+    const random = jest.spyOn(Math, 'random').mockReturnValue(0);
+    try {
+      await expect(chat.join(ROOM)).rejects.toMatchObject({ code: 'INTERNAL' });
+    } finally {
+      random.mockRestore();
+    }
+    expect(server.joinsPerConnection).toEqual([
+      [{ roomId: ROOM }, { roomId: ROOM }, { roomId: ROOM }],
+    ]);
+    expect(lost).toEqual([ROOM]);
+  });
+
   it('fails a join still waiting for a connection when closed', async () => {
     const joining = chat.join(ROOM);
     chat.close();
@@ -221,6 +239,16 @@ describe('ChatClient', () => {
       code: 'UNAVAILABLE',
       message: 'The client was closed',
     });
+  }, 5_000);
+
+  it('refuses joins and sends asked for after close(), until connected again', async () => {
+    chat.connect();
+    chat.close();
+    const refused = { name: 'ChatError', code: 'UNAVAILABLE', message: 'The client was closed' };
+    await expect(chat.join(ROOM)).rejects.toMatchObject(refused);
+    await expect(chat.send(ROOM, 'after close')).rejects.toMatchObject(refused);
+    chat.connect();
+    await expect(chat.join(ROOM)).resolves.toMatchObject({ room: { id: ROOM } });
   }, 5_000);
 
   it('fails a first join still pending when the removal arrives', async () => {

@@ -20,7 +20,14 @@ import {
   type UserSummaryJson,
 } from './contract';
 import { TypedEmitter } from './emitter';
-import { ChatError, clientError, failureReporter, isErrorBody, isFinalError } from './errors';
+import {
+  ChatError,
+  clientError,
+  endsRetries,
+  failureReporter,
+  isErrorBody,
+  type ServerFailures,
+} from './errors';
 import { Outbox, type PendingMessage } from './outbox';
 import { DEFAULT_MAX_PAYLOAD_BYTES, payloadTooLarge } from './payload-size';
 import { Reconnector } from './reconnector';
@@ -78,7 +85,7 @@ type AckDataOf<E extends AckedEvent> =
     ? T
     : never;
 
-interface JoinedRoom {
+interface JoinedRoom extends ServerFailures {
   feed: RoomFeed;
   firstJoin: Deferred<JoinResult>;
   rejoin: Backoff;
@@ -86,6 +93,9 @@ interface JoinedRoom {
 }
 
 const DEFAULT_ACK_TIMEOUT_MS = 10_000;
+
+const closedError = () =>
+  new ChatError(clientError(ErrorCode.Unavailable, 'The client was closed'));
 const HISTORY_PAGE_LIMIT = 200;
 
 /**
@@ -102,6 +112,8 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   private readonly rooms = new Map<string, JoinedRoom>();
   private readonly ackTimeoutMs: number;
   private readonly maxPayloadBytes: number;
+  /** Between `close()` and the next `connect()`. */
+  private closed = false;
 
   constructor(options: ChatClientOptions) {
     super();
@@ -145,6 +157,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   }
 
   connect(): void {
+    this.closed = false;
     this.reconnector.start();
   }
 
@@ -153,11 +166,15 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     this.reconnector.retryNow();
   }
 
-  /** Disconnects for good: rooms are forgotten, joins not yet made and unsent messages rejected. */
+  /**
+   * Disconnects for good: rooms are forgotten, joins not yet made and unsent
+   * messages rejected, and so are those asked for until `connect()` again.
+   */
   close(): void {
+    this.closed = true;
     this.reconnector.stop();
     this.socket.disconnect();
-    const closed = clientError(ErrorCode.Unavailable, 'The client was closed');
+    const closed = closedError().body;
     for (const id of [...this.rooms.keys()]) this.forget(id, closed);
     this.outbox.discard(closed.message);
   }
@@ -168,6 +185,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
    * feed starts with the messages newer than the room's `lastSeq` at join time.
    */
   join(roomId: string, options: { since?: number } = {}): Promise<JoinResult> {
+    if (this.closed) return Promise.reject(closedError());
     const id = roomId.toLowerCase();
     const existing = this.rooms.get(id);
     if (existing) return existing.firstJoin.promise;
@@ -181,6 +199,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
       }),
       firstJoin: deferred(),
       rejoin: new Backoff(REJOIN_BACKOFF),
+      internalErrors: 0,
     };
     this.rooms.set(id, room);
     if (this.socket.connected) this.sendJoin(room);
@@ -206,6 +225,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
    * PAYLOAD_TOO_LARGE when it is over `maxPayloadBytes`.
    */
   send(roomId: string, text: string, options: { clientMsgId?: string } = {}): Promise<MessageJson> {
+    if (this.closed) return Promise.reject(closedError());
     const tooLarge = payloadTooLarge({ roomId, text, ...options }, this.maxPayloadBytes);
     if (tooLarge) return Promise.reject(tooLarge);
     return this.outbox.send(roomId.toLowerCase(), text, options.clientMsgId);
@@ -287,7 +307,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
       (response) => {
         if (this.rooms.get(roomId) !== room) return;
         if (response.ok) this.joined(room, response.data);
-        else if (isFinalError(response.error)) this.lose(room, response.error);
+        else if (endsRetries(response.error, room)) this.lose(room, response.error);
         else this.retryJoin(room);
       },
       // No ack: a timeout is retried; a lost connection re-joins on reconnect.
@@ -297,6 +317,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
 
   private joined(room: JoinedRoom, result: JoinResult): void {
     room.rejoin.reset();
+    room.internalErrors = 0;
     this.emit('joined', { room: result.room, members: result.members });
     room.firstJoin.resolve(result);
     this.track(

@@ -29,6 +29,29 @@ export function isFinalError(body: ErrorBody): boolean {
   return FINAL_CODES.has(body.code);
 }
 
+/**
+ * INTERNAL answers a request (a message, a join) may get before the SDK stops
+ * retrying it: a server that fails on it every time would otherwise be asked
+ * for good, and a room's later messages would wait behind it.
+ */
+export const MAX_INTERNAL_ERRORS = 3;
+
+/** What counts the INTERNAL answers of one request. */
+export interface ServerFailures {
+  internalErrors: number;
+}
+
+/**
+ * Whether a refusal ends the retries of what it refused: a final one, or the
+ * `MAX_INTERNAL_ERRORS`th INTERNAL, counted in `failures`.
+ */
+export function endsRetries(error: ErrorBody, failures: ServerFailures): boolean {
+  if (isFinalError(error)) return true;
+  if (error.code !== ErrorCode.Internal) return false;
+  failures.internalErrors += 1;
+  return failures.internalErrors >= MAX_INTERNAL_ERRORS;
+}
+
 const ERROR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 
 /** Whether a value received from the server has the contract's error shape. */

@@ -1,12 +1,6 @@
 import { Backoff, type BackoffOptions } from './backoff';
-import {
-  ErrorCode,
-  type AckResponse,
-  type ErrorBody,
-  type MessageJson,
-  type SendPayload,
-} from './contract';
-import { ChatError, clientError, isFinalError } from './errors';
+import type { AckResponse, MessageJson, SendPayload } from './contract';
+import { ChatError, clientError, endsRetries, type ServerFailures } from './errors';
 import { newClientMsgId } from './ids';
 
 /** What the outbox needs from a connection. */
@@ -25,10 +19,8 @@ export interface PendingMessage {
   readonly attempts: number;
 }
 
-interface Entry extends PendingMessage {
+interface Entry extends PendingMessage, ServerFailures {
   attempts: number;
-  /** Answers of INTERNAL so far: a server failing on this message itself. */
-  internalErrors: number;
   resolve(message: MessageJson): void;
   reject(error: ChatError): void;
 }
@@ -42,12 +34,7 @@ interface RoomQueue {
 
 export const OUTBOX_RETRY: Partial<BackoffOptions> = { baseMs: 500, capMs: 10_000 };
 
-/**
- * INTERNAL answers a message may get before it is rejected with the last one:
- * a server error that repeats for this message would otherwise hold every
- * later message of the room behind it for good.
- */
-export const MAX_INTERNAL_ERRORS = 3;
+export { MAX_INTERNAL_ERRORS } from './errors';
 
 /**
  * Messages on their way to the server. Each keeps its `clientMsgId` across
@@ -145,17 +132,11 @@ export class Outbox {
     queue.inFlight = false;
     if (response.ok) {
       this.settle(queue, entry, () => entry.resolve(response.data));
-    } else if (isFinalError(response.error) || this.failsOnServer(entry, response.error)) {
+    } else if (endsRetries(response.error, entry)) {
       this.settle(queue, entry, () => entry.reject(new ChatError(response.error)));
     } else {
       this.retryLater(queue);
     }
-  }
-
-  private failsOnServer(entry: Entry, error: ErrorBody): boolean {
-    if (error.code !== ErrorCode.Internal) return false;
-    entry.internalErrors += 1;
-    return entry.internalErrors >= MAX_INTERNAL_ERRORS;
   }
 
   /** No ack: the message may or may not be stored; resending the same id settles it. */

@@ -390,7 +390,12 @@ describe('WsClient', () => {
     ws.broadcast('not-a-room', 'x');
     socket.error('VALIDATION_FAILED', { request: 'broadcast' }, 'room must be a room id (UUID)');
     expect(errors).toEqual([
-      { code: 'VALIDATION_FAILED', message: 'room must be a room id (UUID)', details: [] },
+      {
+        code: 'VALIDATION_FAILED',
+        message: 'room must be a room id (UUID)',
+        details: [],
+        request: 'broadcast',
+      },
     ]);
     expect(ws.state.status).toBe('connected');
     ws.close();
@@ -421,6 +426,21 @@ describe('WsClient', () => {
     expect(socket.sentOf('join')).toHaveLength(3);
     expect(joined).toEqual([{ room: ROOM }, { room: OTHER_ROOM }]);
     expect(errors).toEqual([]);
+    ws.close();
+  });
+
+  it('drops a room whose join the server fails on three times', async () => {
+    const { ws } = client();
+    const lost = record(ws, 'roomLost');
+    const socket = await connected(ws);
+    ws.join(ROOM);
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      expect(socket.sentOf('join')).toHaveLength(attempt);
+      socket.error('INTERNAL', { request: 'join', room: ROOM });
+      await jest.advanceTimersByTimeAsync(30_001);
+    }
+    expect(lost).toMatchObject([{ room: ROOM, error: { code: 'INTERNAL' } }]);
+    expect(socket.sentOf('join')).toHaveLength(3);
     ws.close();
   });
 
@@ -465,7 +485,14 @@ describe('WsClient', () => {
     socket.joined(ROOM);
 
     expect(lost).toMatchObject([{ room: OTHER_ROOM, error: { code: 'NOT_FOUND' } }]);
-    expect(errors).toMatchObject([{ code: 'VALIDATION_FAILED' }]);
+    expect(errors).toEqual([
+      {
+        code: 'VALIDATION_FAILED',
+        message: 'VALIDATION_FAILED',
+        details: [],
+        request: 'broadcast',
+      },
+    ]);
     expect(joined).toEqual([{ room: ROOM }]);
     ws.close();
   });

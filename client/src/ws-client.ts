@@ -8,7 +8,7 @@ import {
   type NotificationJson,
 } from './contract';
 import { TypedEmitter } from './emitter';
-import { clientError, failureReporter, isFinalError } from './errors';
+import { clientError, endsRetries, failureReporter, type ServerFailures } from './errors';
 import { Reconnector } from './reconnector';
 import { RestClient, type FetchLike } from './rest';
 import { RoomFeed } from './room-feed';
@@ -93,7 +93,13 @@ export interface WsClientEvents {
   /** Chat messages of the joined rooms, per room in seq order. */
   chatMessage: { room: string; message: MessageJson };
   notification: NotificationJson;
-  error: ErrorBody;
+  /**
+   * Errors the server reported, and failures the SDK could not hide. One
+   * that refuses a frame names it (`request`, and `room` once valid): a
+   * broadcast refused for now (`UNAVAILABLE`, `RATE_LIMITED`) is not kept,
+   * and is the app's to send again.
+   */
+  error: ErrorBody & WsErrorRequest;
   /** A queued frame pushed out by a newer one while the queue was full. */
   dropped: WsClientFrame;
 }
@@ -101,7 +107,7 @@ export interface WsClientEvents {
 /** Sent on a silent link, and after broadcasts to settle them; the server answers `pong`. */
 const PING_FRAME: WsClientFrame = { type: WsClientFrameType.Ping };
 
-interface WsRoom {
+interface WsRoom extends ServerFailures {
   /** Absent with `resume: false`: chat messages are then passed on as they come. */
   feed?: RoomFeed;
   rejoin: Backoff;
@@ -203,6 +209,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     this.rooms.set(id, {
       feed: this.createFeed(id, options.since),
       rejoin: new Backoff(REJOIN_BACKOFF),
+      internalErrors: 0,
     });
     if (this.ready) this.sendJoin(id);
   }
@@ -338,6 +345,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     if (!room) return;
     clearTimeout(room.retryTimer);
     room.rejoin.reset();
+    room.internalErrors = 0;
     if (room.feed) this.resume(room.feed, lastSeq);
   }
 
@@ -356,7 +364,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   private joinRefused(id: string, error: ErrorBody): void {
     const room = this.rooms.get(id);
     if (!room) return;
-    const delay = isFinalError(error) ? null : room.rejoin.next();
+    const delay = endsRetries(error, room) ? null : room.rejoin.next();
     if (delay === null) {
       this.forget(id);
       this.emit('roomLost', { room: id, error });
@@ -413,7 +421,12 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     if (refused?.type === WsClientFrameType.Join) return this.joinRefused(refused.room, error);
     if (refused?.type === WsClientFrameType.Leave && PASSING_REFUSALS.has(error.code))
       return this.leaveRefused(refused.room, error);
-    this.emit('error', error);
+    const { request, room } = frame;
+    this.emit('error', {
+      ...error,
+      ...(request === undefined ? {} : { request }),
+      ...(room === undefined ? {} : { room }),
+    });
   }
 
   private closed(code: number, reason: string): void {
