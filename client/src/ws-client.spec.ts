@@ -109,6 +109,15 @@ async function connected(ws: WsClient): Promise<FakeSocket> {
   return FakeSocket.last;
 }
 
+/** Connected, in ROOM, and leaving it: the leave is the last frame sent. */
+async function joinedThenLeft(ws: WsClient): Promise<FakeSocket> {
+  const socket = await connected(ws);
+  ws.join(ROOM);
+  socket.joined(ROOM);
+  ws.leave(ROOM);
+  return socket;
+}
+
 const message = (seq: number, roomId = ROOM) => storedMessage(roomId, seq);
 
 /** REST history of a room holding messages 1..`stored`; records the `since` of every call. */
@@ -516,10 +525,7 @@ describe('WsClient', () => {
   it('sends a leave the server refused for now again, until it is answered', async () => {
     const { ws } = client();
     const errors = record(ws, 'error');
-    const socket = await connected(ws);
-    ws.join(ROOM);
-    socket.joined(ROOM);
-    ws.leave(ROOM);
+    const socket = await joinedThenLeft(ws);
 
     socket.error('UNAVAILABLE', { request: 'leave', room: ROOM }, 'Too many frames waiting');
     await jest.advanceTimersByTimeAsync(2_001);
@@ -535,10 +541,7 @@ describe('WsClient', () => {
   it('keeps one retry per refused leave, and reports a leave refused for another reason', async () => {
     const { ws } = client();
     const errors = record(ws, 'error');
-    const socket = await connected(ws);
-    ws.join(ROOM);
-    socket.joined(ROOM);
-    ws.leave(ROOM);
+    const socket = await joinedThenLeft(ws);
     ws.join(ROOM);
     ws.leave(ROOM);
     socket.error('UNAVAILABLE', { request: 'leave', room: ROOM });
@@ -558,10 +561,7 @@ describe('WsClient', () => {
 
   it('does not send a refused leave again once the room is joined again', async () => {
     const { ws } = client();
-    const socket = await connected(ws);
-    ws.join(ROOM);
-    socket.joined(ROOM);
-    ws.leave(ROOM);
+    const socket = await joinedThenLeft(ws);
     socket.error('UNAVAILABLE', { request: 'leave', room: ROOM });
 
     ws.join(ROOM);
