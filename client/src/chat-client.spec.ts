@@ -251,6 +251,15 @@ describe('ChatClient', () => {
     await expect(chat.join(ROOM)).resolves.toMatchObject({ room: { id: ROOM } });
   }, 5_000);
 
+  it('stays closed when asked to reconnect at once after close()', async () => {
+    chat.connect();
+    await until('the connection', () => chat.state.status === 'connected');
+    chat.close();
+    chat.reconnectNow();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(chat.state).toEqual({ status: 'offline', reason: 'closed' });
+  }, 5_000);
+
   it('fails a first join still pending when the removal arrives', async () => {
     server.io.removeAllListeners('connection');
     server.io.on('connection', (socket) => {

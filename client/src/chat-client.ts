@@ -64,7 +64,10 @@ export interface ChatClientEvents {
   message: MessageJson;
   /** After every successful (re)join of a room. */
   joined: JoinedEvent;
-  /** A room could not be joined again (removed, deleted): it is dropped. */
+  /**
+   * A room is dropped: its join was refused for good (removed, deleted; a
+   * final error) or failed on the server again and again (INTERNAL).
+   */
   roomLost: { roomId: string; error: ErrorBody };
   userJoined: RoomUserEvent;
   userLeft: RoomUserEvent;
@@ -163,6 +166,8 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
 
   /** Tries at once instead of waiting for the backoff, or starts again after giving up. */
   reconnectNow(): void {
+    // Closed: only `connect()` starts again.
+    if (this.closed) return;
     this.reconnector.retryNow();
   }
 

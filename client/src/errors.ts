@@ -43,11 +43,15 @@ export interface ServerFailures {
 
 /**
  * Whether a refusal ends the retries of what it refused: a final one, or the
- * `MAX_INTERNAL_ERRORS`th INTERNAL, counted in `failures`.
+ * `MAX_INTERNAL_ERRORS`th INTERNAL in a row, counted in `failures` (any other
+ * refusal starts the count again).
  */
 export function endsRetries(error: ErrorBody, failures: ServerFailures): boolean {
   if (isFinalError(error)) return true;
-  if (error.code !== ErrorCode.Internal) return false;
+  if (error.code !== ErrorCode.Internal) {
+    failures.internalErrors = 0;
+    return false;
+  }
   failures.internalErrors += 1;
   return failures.internalErrors >= MAX_INTERNAL_ERRORS;
 }

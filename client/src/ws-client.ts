@@ -86,7 +86,10 @@ export interface WsClientEvents {
   connected: { userId: string };
   joined: { room: string };
   left: { room: string };
-  /** A room the server refused for good (absent, private): it is dropped. */
+  /**
+   * A room is dropped: the server refused it for good (absent, private; a
+   * final error) or failed on its join again and again (INTERNAL).
+   */
   roomLost: { room: string; error: ErrorBody };
   /** An ephemeral broadcast from another member of the room. */
   message: { room: string; payload: unknown };
@@ -387,7 +390,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     const delay = leaving.backoff.next();
     if (delay === null) {
       this.leaving.delete(id);
-      return void this.emit('error', error);
+      return void this.emit('error', { ...error, request: WsClientFrameType.Leave, room: id });
     }
     leaving.timer = setTimeout(() => {
       if (this.ready && !this.rooms.has(id)) this.send({ type: WsClientFrameType.Leave, room: id });

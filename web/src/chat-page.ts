@@ -1,5 +1,6 @@
 import {
   ChatClient,
+  isFinalError,
   newClientMsgId,
   NotificationType,
   type MessageJson,
@@ -113,7 +114,13 @@ export class ChatPage {
       client.on('typing', (event) =>
         this.inCurrentRoom(event, () => this.someoneTypes(event.user.username)),
       ),
-      client.on('roomLost', ({ roomId }) => {
+      client.on('roomLost', ({ roomId, error }) => {
+        // A server failing on the join is no loss of access: the room stays listed.
+        if (!isFinalError(error)) {
+          if (roomId === this.current?.id)
+            this.closeConversation(`Could not join this room: ${error.message}`);
+          return;
+        }
         this.rooms.forget(roomId);
         void this.rooms.refresh();
         if (roomId === this.current?.id)

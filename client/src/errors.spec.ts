@@ -1,0 +1,24 @@
+import type { ErrorBody } from './contract';
+import { endsRetries, MAX_INTERNAL_ERRORS } from './errors';
+
+const answer = (code: ErrorBody['code']): ErrorBody => ({ code, message: code, details: [] });
+
+describe('endsRetries', () => {
+  it('ends them on a final refusal at once', () => {
+    expect(endsRetries(answer('FORBIDDEN'), { internalErrors: 0 })).toBe(true);
+  });
+
+  it('ends them on the third INTERNAL in a row; any other refusal starts the count again', () => {
+    const failures = { internalErrors: 0 };
+    const codes = ['INTERNAL', 'INTERNAL', 'RATE_LIMITED', 'INTERNAL', 'INTERNAL'] as const;
+    expect(codes.map((code) => endsRetries(answer(code), failures))).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
+    expect(endsRetries(answer('INTERNAL'), failures)).toBe(true);
+    expect(MAX_INTERNAL_ERRORS).toBe(3);
+  });
+});
