@@ -120,7 +120,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     private readonly delivery: DeliveryService,
     private readonly live: LiveDelivery,
     private readonly metrics: MetricsService,
-    shutdown: GracefulShutdown,
+    private readonly shutdown: GracefulShutdown,
   ) {
     shutdown.register('tell-clients', () => this.tellClientsToLeave());
     this.trust = trustRule(this.config.get('http.trustProxy', { infer: true }));
@@ -207,6 +207,11 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       if ('refusal' in outcome) {
         ws.on('error', ignoreError);
         ws.close(outcome.refusal.code, outcome.refusal.reason);
+      } else if (this.shutdown.draining) {
+        // Authenticated while the drain began: told to go as the open ones were, not kept.
+        releaseSlot();
+        ws.on('error', ignoreError);
+        ws.close(WsCloseCode.GoingAway, 'Server shutting down');
       } else this.accept(ws, outcome.user, outcome.connectionId);
     });
   }

@@ -178,6 +178,32 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
     }
   });
 
+  it('sends a /ws client authenticated while the drain began away with 1001, and stops without waiting on it', async () => {
+    const t = await startTestApp(kind);
+    let stopped = false;
+    try {
+      const ada = await registerUser(t.url);
+      const slot = holdNextCall(t.app.get(ConnectionTracker), 'acquire', { after: true });
+      const raw = RawClient.open(t.url, ada.token);
+      await slot.started;
+      const finish = keepDraining(t);
+      const closing = t.app.close();
+      await eventually(() => t.app.get(GracefulShutdown).draining);
+      slot.release();
+
+      expect(await raw.closed).toEqual({ code: 1001, reason: 'Server shutting down' });
+      expect(raw.frames).toEqual([]);
+      finish();
+      const started = Date.now();
+      await closing;
+      stopped = true;
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      if (!stopped) await t.app.close();
+      await t.database.drop();
+    }
+  }, 60_000);
+
   it('stops within a few seconds though its clients are gone without a word, on Socket.IO and /ws', async () => {
     const t = await startTestApp(kind);
     const proxy = await TcpProxy.start('127.0.0.1', Number(new URL(t.url).port));
