@@ -57,7 +57,35 @@ export class TransactionRunner {
 
   run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return this.dataSource.transaction(work);
-    return this.sqliteQueue.run(() => this.dataSource.transaction(work));
+    return this.sqliteQueue.run(() =>
+      this.dataSource.transaction(work).catch((error: unknown) => {
+        this.settleSqliteConnection();
+        throw error;
+      }),
+    );
+  }
+
+  /**
+   * After a failed transaction on SQLite's one connection: none open, and
+   * none believed open. A full or failing disk makes SQLite undo the
+   * transaction by itself; the ORM's ROLLBACK then fails, is ignored, and
+   * leaves its query runner counting one open, so that every later
+   * transaction would nest in a savepoint of one that never commits (and a
+   * restart would lose all they wrote).
+   */
+  private settleSqliteConnection(): void {
+    const db = this.sqliteConnection;
+    if (db.inTransaction) db.exec('ROLLBACK');
+    const runner = this.dataSource.driver.createQueryRunner('master') as unknown as {
+      isTransactionActive: boolean;
+      transactionDepth: number;
+    };
+    runner.isTransactionActive = false;
+    runner.transactionDepth = 0;
+  }
+
+  private get sqliteConnection(): SqliteDatabase {
+    return (this.dataSource.driver as BetterSqlite3Driver).databaseConnection as SqliteDatabase;
   }
 
   /**
@@ -79,8 +107,7 @@ export class TransactionRunner {
    */
   sqliteTransaction<T>(work: (db: SqliteDatabase) => T): Promise<T> {
     if (this.isPostgres) throw new Error('sqliteTransaction is for SQLite');
-    const db = (this.dataSource.driver as BetterSqlite3Driver).databaseConnection as SqliteDatabase;
-    const inTransaction = transactionOf(db);
+    const inTransaction = transactionOf(this.sqliteConnection);
     return this.sqliteQueue.run(() => {
       try {
         return Promise.resolve(inTransaction(work));

@@ -1,3 +1,6 @@
+import type { Database as SqliteDatabase } from 'better-sqlite3';
+import { DataSource } from 'typeorm';
+import type { BetterSqlite3Driver } from 'typeorm/driver/better-sqlite3/BetterSqlite3Driver';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { UsersService } from '@app/users/users.service';
@@ -50,5 +53,36 @@ describe.each(databaseKinds())('writes outside a transaction (%s)', (kind) => {
       users.create({ username: uniqueUsername(), passwordHash: 'x' }),
     );
     expect(await users.findActiveById(user.id)).toMatchObject({ id: user.id });
+  });
+});
+
+/**
+ * SQLite undoes a transaction by itself when its disk fails (full, I/O
+ * error); the ORM's own ROLLBACK then fails. What follows must still commit.
+ */
+describe('a SQLite transaction that SQLite itself rolled back', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp('sqlite');
+  });
+  afterAll(() => t.close());
+
+  it('leaves no transaction open, so later writes still commit', async () => {
+    const runner = t.app.get(TransactionRunner);
+    const undoneBySqlite = runner.run(async (manager) => {
+      await manager.query('ROLLBACK');
+      throw new Rollback();
+    });
+    await expect(undoneBySqlite).rejects.toBeInstanceOf(Rollback);
+    const refused = runner.run(async (manager) => {
+      await manager.query('SELECT 1');
+      throw new Rollback();
+    });
+    await expect(refused).rejects.toBeInstanceOf(Rollback);
+
+    const db = (t.app.get(DataSource).driver as BetterSqlite3Driver)
+      .databaseConnection as SqliteDatabase;
+    expect(db.inTransaction).toBe(false);
   });
 });
