@@ -12,7 +12,8 @@ export interface EngineConnection {
   transport: {
     socket?: { bufferedAmount?: number; readyState?: number; terminate?(): void };
   };
-  close(): void;
+  /** `discard`: drop what is still to be written and close at once, as `cut` must. */
+  close(discard?: boolean): void;
 }
 
 export function engineConnectionOf(socket: AppSocket): EngineConnection {
@@ -25,9 +26,14 @@ export function closedForGood(connection: EngineConnection): boolean {
   return webSocket?.readyState === undefined || webSocket.readyState === CLOSED;
 }
 
-/** Cuts the connection at once, without the closing handshake a client that does not read would never answer. */
+/**
+ * Cuts the connection at once, without the closing handshake a client that
+ * does not read would never answer. A long-polling one drops its backlog:
+ * closed gently, it would wait for the backlog to drain, which a client that
+ * stopped polling never does, and stay (and be cut, and counted) again.
+ */
 export function cut(connection: EngineConnection): void {
   const webSocket = connection.transport.socket;
   if (webSocket?.terminate) webSocket.terminate();
-  else connection.close();
+  else connection.close(true);
 }
