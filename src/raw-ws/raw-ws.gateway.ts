@@ -222,6 +222,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       ws,
       user,
       this.config.get('realtime.slowConsumerLimitBytes', { infer: true }),
+      () => this.metrics.slowConsumersDropped.inc({ transport: Transport.Ws }),
     );
     this.connections.add(connection);
     this.metrics.connections.inc({ transport: Transport.Ws });
@@ -356,9 +357,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   private sendToAll(subscribers: Iterable<WsConnection>, frame: object, exceptId?: string): void {
     const text = Buffer.from(JSON.stringify(frame));
     for (const connection of subscribers) {
-      if (connection.id === exceptId) continue;
-      if (!connection.sendText(text))
-        this.metrics.slowConsumersDropped.inc({ transport: Transport.Ws });
+      if (connection.id !== exceptId) connection.sendText(text);
     }
   }
 

@@ -58,4 +58,27 @@ describe('WsConnection', () => {
     // 1 KiB holds two frames of the 512 bytes each costs.
     expect(taken).toEqual([true, true, false, false]);
   });
+
+  it('tells of a drop as too slow whatever it was sending, a reply as well as a delivery', () => {
+    const socket = {
+      readyState: WebSocket.OPEN,
+      bufferedAmount: 2_048,
+      send: jest.fn(),
+      terminate: jest.fn(),
+    };
+    const dropped = jest.fn();
+    const connection = new WsConnection(
+      'ws:1',
+      socket as unknown as WebSocket,
+      user,
+      1_024,
+      dropped,
+    );
+
+    connection.send({ type: 'pong' });
+
+    expect(socket.terminate).toHaveBeenCalled();
+    expect(socket.send).not.toHaveBeenCalled();
+    expect(dropped).toHaveBeenCalledTimes(1);
+  });
 });

@@ -28,6 +28,8 @@ export class WsConnection implements Connection {
     readonly socket: WebSocket,
     readonly user: AuthUser,
     private readonly slowConsumerLimitBytes: number,
+    /** Told when the connection is dropped as too slow, whatever was being sent. */
+    private readonly droppedAsSlow: () => void = () => undefined,
   ) {}
 
   get open(): boolean {
@@ -73,6 +75,7 @@ export class WsConnection implements Connection {
     if (!this.open) return true;
     if (this.socket.bufferedAmount > this.slowConsumerLimitBytes) {
       this.terminate();
+      this.droppedAsSlow();
       return false;
     }
     this.socket.send(text, AS_TEXT);
