@@ -62,7 +62,8 @@ function cannotOpen(options: DataSourceOptions, error: unknown): Error {
       inject: [ConfigService],
       useFactory: (config: ConfigService<AllConfig, true>) => ({
         ...typeormOptions(config.get('database', { infer: true })),
-        retryAttempts: STARTUP_RETRIES,
+        // Nest counts the first try among its attempts.
+        retryAttempts: STARTUP_RETRIES + 1,
         retryDelay: 1_000,
         toRetry: (error: unknown) => !(error instanceof MigrationFailed),
       }),
