@@ -8,12 +8,13 @@ import {
 } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type ServerOptions, type WebSocket } from 'ws';
 import type { AuthUser } from '@app/auth/auth-user';
 import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
 import { LiveDelivery } from '@app/chat/live-delivery';
 import { Deadlines } from '@app/common/deadlines';
+import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 import { AppException } from '@app/common/errors/app.exception';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { requestUrl } from '@app/common/request-url';
@@ -124,12 +125,17 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   ) {
     shutdown.register('tell-clients', () => this.tellClientsToLeave());
     this.trust = trustRule(this.config.get('http.trustProxy', { infer: true }));
-    this.server = new WebSocketServer({
+    // `closeTimeout` is in ws, not yet in @types/ws.
+    const options: ServerOptions & { closeTimeout: number } = {
       noServer: true,
       maxPayload: this.config.get('realtime.maxPayloadBytes', { infer: true }),
       // Compression stays off: nothing to inflate, so no compression bomb.
       perMessageDeflate: false,
-    });
+      // A peer that does not answer a close (it stopped reading) is cut after this,
+      // not ws's 30 s: a connection closed outside the drain's tracking would hold it.
+      closeTimeout: SHUTDOWN_GRACES.connectionCloseMs,
+    };
+    this.server = new WebSocketServer(options);
   }
 
   onApplicationBootstrap(): void {

@@ -204,6 +204,33 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
     }
   }, 60_000);
 
+  it('stops within a few seconds though a /ws client sent away during the drain never answers', async () => {
+    const t = await startTestApp(kind);
+    const proxy = await TcpProxy.start('127.0.0.1', Number(new URL(t.url).port));
+    let stopped = false;
+    try {
+      const ada = await registerUser(t.url);
+      const slot = holdNextCall(t.app.get(ConnectionTracker), 'acquire', { after: true });
+      const raw = RawClient.open(`http://127.0.0.1:${proxy.port}`, ada.token);
+      await slot.started;
+      proxy.stallOpenConnections();
+      const started = Date.now();
+      const closing = t.app.close();
+      await eventually(() => t.app.get(GracefulShutdown).draining);
+      slot.release();
+      await closing;
+      stopped = true;
+
+      // ws waits 30 s for an unanswered close by default.
+      expect(Date.now() - started).toBeLessThan(10_000);
+      raw.close();
+    } finally {
+      await proxy.cut();
+      if (!stopped) await t.app.close();
+      await t.database.drop();
+    }
+  }, 60_000);
+
   it('stops within a few seconds though its clients are gone without a word, on Socket.IO and /ws', async () => {
     const t = await startTestApp(kind);
     const proxy = await TcpProxy.start('127.0.0.1', Number(new URL(t.url).port));
