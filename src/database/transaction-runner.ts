@@ -74,14 +74,20 @@ export class TransactionRunner {
    * restart would lose all they wrote).
    */
   private settleSqliteConnection(): void {
-    const db = this.sqliteConnection;
-    if (db.inTransaction) db.exec('ROLLBACK');
     const runner = this.dataSource.driver.createQueryRunner('master') as unknown as {
       isTransactionActive: boolean;
       transactionDepth: number;
     };
+    // First: should the rollback fail too, the next transaction's BEGIN fails
+    // loudly instead of nesting in this one.
     runner.isTransactionActive = false;
     runner.transactionDepth = 0;
+    const db = this.sqliteConnection;
+    try {
+      if (db.inTransaction) db.exec('ROLLBACK');
+    } catch {
+      // The caller's own failure says what went wrong.
+    }
   }
 
   private get sqliteConnection(): SqliteDatabase {

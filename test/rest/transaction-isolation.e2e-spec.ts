@@ -1,4 +1,4 @@
-import type { Database as SqliteDatabase } from 'better-sqlite3';
+import Sqlite, { type Database as SqliteDatabase } from 'better-sqlite3';
 import { DataSource } from 'typeorm';
 import type { BetterSqlite3Driver } from 'typeorm/driver/better-sqlite3/BetterSqlite3Driver';
 import { TransactionRunner } from '@app/database/transaction-runner';
@@ -80,9 +80,25 @@ describe('a SQLite transaction that SQLite itself rolled back', () => {
       throw new Rollback();
     });
     await expect(refused).rejects.toBeInstanceOf(Rollback);
+    const user = await t.app
+      .get(UsersService)
+      .create({ username: uniqueUsername(), passwordHash: 'x' });
 
-    const db = (t.app.get(DataSource).driver as BetterSqlite3Driver)
-      .databaseConnection as SqliteDatabase;
+    const dataSource = t.app.get(DataSource);
+    const db = (dataSource.driver as BetterSqlite3Driver).databaseConnection as SqliteDatabase;
     expect(db.inTransaction).toBe(false);
+    expect(dataSource.driver.createQueryRunner('master')).toMatchObject({
+      isTransactionActive: false,
+      transactionDepth: 0,
+    });
+    // Committed: another connection to the file sees it.
+    const other = new Sqlite(t.database.env.SQLITE_PATH, { readonly: true });
+    try {
+      expect(other.prepare('SELECT id FROM users WHERE id = ?').get(user.id)).toEqual({
+        id: user.id,
+      });
+    } finally {
+      other.close();
+    }
   });
 });
