@@ -63,6 +63,26 @@ function keepDraining(t: TestApp): () => void {
   return finish;
 }
 
+/**
+ * A /ws client whose upgrade is held at its connection slot while the node
+ * begins to drain (`meanwhile` runs before the drain), then let through.
+ */
+async function upgradeAuthenticatedAsDrainBegins(
+  t: TestApp,
+  url: string,
+  meanwhile: () => void = () => undefined,
+): Promise<{ raw: RawClient; closing: Promise<void> }> {
+  const ada = await registerUser(t.url);
+  const slot = holdNextCall(t.app.get(ConnectionTracker), 'acquire', { after: true });
+  const raw = RawClient.open(url, ada.token);
+  await slot.started;
+  meanwhile();
+  const closing = t.app.close();
+  await eventually(() => t.app.get(GracefulShutdown).draining);
+  slot.release();
+  return { raw, closing };
+}
+
 describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
   /** The TransactionRunner method each write of messages goes through. */
   const writeMethod = kind === 'postgres' ? 'executePrepared' : 'sqliteTransaction';
@@ -182,14 +202,8 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
     const t = await startTestApp(kind);
     let stopped = false;
     try {
-      const ada = await registerUser(t.url);
-      const slot = holdNextCall(t.app.get(ConnectionTracker), 'acquire', { after: true });
-      const raw = RawClient.open(t.url, ada.token);
-      await slot.started;
       const finish = keepDraining(t);
-      const closing = t.app.close();
-      await eventually(() => t.app.get(GracefulShutdown).draining);
-      slot.release();
+      const { raw, closing } = await upgradeAuthenticatedAsDrainBegins(t, t.url);
 
       expect(await raw.closed).toEqual({ code: 1001, reason: 'Server shutting down' });
       expect(raw.frames).toEqual([]);
@@ -209,15 +223,12 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
     const proxy = await TcpProxy.start('127.0.0.1', Number(new URL(t.url).port));
     let stopped = false;
     try {
-      const ada = await registerUser(t.url);
-      const slot = holdNextCall(t.app.get(ConnectionTracker), 'acquire', { after: true });
-      const raw = RawClient.open(`http://127.0.0.1:${proxy.port}`, ada.token);
-      await slot.started;
-      proxy.stallOpenConnections();
       const started = Date.now();
-      const closing = t.app.close();
-      await eventually(() => t.app.get(GracefulShutdown).draining);
-      slot.release();
+      const { raw, closing } = await upgradeAuthenticatedAsDrainBegins(
+        t,
+        `http://127.0.0.1:${proxy.port}`,
+        () => proxy.stallOpenConnections(),
+      );
       await closing;
       stopped = true;
 
