@@ -7,7 +7,7 @@ import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { UsersService } from '@app/users/users.service';
 import { addMember, createRoom, registerUser } from '../support/api';
-import { databaseKinds } from '../support/databases';
+import { databaseKinds, type DatabaseKind } from '../support/databases';
 import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import { connectSocket, emitAck, eventually, sleep } from '../support/sockets';
@@ -61,6 +61,36 @@ function keepDraining(t: TestApp): () => void {
   const finished = new Promise<void>((resolve) => (finish = resolve));
   t.app.get(GracefulShutdown).register('finish-writes', () => finished);
   return finish;
+}
+
+interface ProxiedApp {
+  t: TestApp;
+  proxy: TcpProxy;
+  /** The app's URL through the proxy. */
+  proxied: string;
+  /** Marks the app stopped once `closing` (its close) has ended. */
+  stopped(closing: Promise<void>): Promise<void>;
+}
+
+/** `body` with an app behind a TCP proxy; closed, unless `body` did, and dropped however it ends. */
+async function behindProxy(
+  kind: DatabaseKind,
+  body: (app: ProxiedApp) => Promise<void>,
+): Promise<void> {
+  const t = await startTestApp(kind);
+  const proxy = await TcpProxy.start('127.0.0.1', Number(new URL(t.url).port));
+  let closed = false;
+  const stopped = async (closing: Promise<void>) => {
+    await closing;
+    closed = true;
+  };
+  try {
+    await body({ t, proxy, proxied: `http://127.0.0.1:${proxy.port}`, stopped });
+  } finally {
+    await proxy.cut();
+    if (!closed) await t.app.close();
+    await t.database.drop();
+  }
 }
 
 /**
@@ -218,55 +248,42 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
     }
   }, 60_000);
 
-  it('stops within a few seconds though a /ws client sent away during the drain never answers', async () => {
-    const t = await startTestApp(kind);
-    const proxy = await TcpProxy.start('127.0.0.1', Number(new URL(t.url).port));
-    let stopped = false;
-    try {
-      const started = Date.now();
-      const { raw, closing } = await upgradeAuthenticatedAsDrainBegins(
-        t,
-        `http://127.0.0.1:${proxy.port}`,
-        () => proxy.stallOpenConnections(),
-      );
-      await closing;
-      stopped = true;
+  it(
+    'stops within a few seconds though a /ws client sent away during the drain never answers',
+    () =>
+      behindProxy(kind, async ({ t, proxy, proxied, stopped }) => {
+        const started = Date.now();
+        const { raw, closing } = await upgradeAuthenticatedAsDrainBegins(t, proxied, () =>
+          proxy.stallOpenConnections(),
+        );
+        await stopped(closing);
 
-      // ws waits 30 s for an unanswered close by default.
-      expect(Date.now() - started).toBeLessThan(10_000);
-      raw.close();
-    } finally {
-      await proxy.cut();
-      if (!stopped) await t.app.close();
-      await t.database.drop();
-    }
-  }, 60_000);
+        // ws waits 30 s for an unanswered close by default.
+        expect(Date.now() - started).toBeLessThan(10_000);
+        raw.close();
+      }),
+    60_000,
+  );
 
-  it('stops within a few seconds though its clients are gone without a word, on Socket.IO and /ws', async () => {
-    const t = await startTestApp(kind);
-    const proxy = await TcpProxy.start('127.0.0.1', Number(new URL(t.url).port));
-    const proxied = `http://127.0.0.1:${proxy.port}`;
-    let stopped = false;
-    try {
-      const ada = await registerUser(t.url);
-      const socket = await connectSocket(proxied, ada.token);
-      const raw = await RawClient.connect(proxied, ada.token);
-      proxy.stallOpenConnections();
+  it(
+    'stops within a few seconds though its clients are gone without a word, on Socket.IO and /ws',
+    () =>
+      behindProxy(kind, async ({ t, proxy, proxied, stopped }) => {
+        const ada = await registerUser(t.url);
+        const socket = await connectSocket(proxied, ada.token);
+        const raw = await RawClient.connect(proxied, ada.token);
+        proxy.stallOpenConnections();
 
-      const started = Date.now();
-      await t.app.close();
-      stopped = true;
+        const started = Date.now();
+        await stopped(t.app.close());
 
-      // A close handshake nobody answers would hold the HTTP server for 30 s.
-      expect(Date.now() - started).toBeLessThan(10_000);
-      socket.close();
-      raw.close();
-    } finally {
-      await proxy.cut();
-      if (!stopped) await t.app.close();
-      await t.database.drop();
-    }
-  }, 60_000);
+        // A close handshake nobody answers would hold the HTTP server for 30 s.
+        expect(Date.now() - started).toBeLessThan(10_000);
+        socket.close();
+        raw.close();
+      }),
+    60_000,
+  );
 
   it('notifies the mentions of its last sends before the database closes', async () => {
     const t = await startTestApp(kind);
