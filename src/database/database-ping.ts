@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import { Client, type Pool } from 'pg';
 import type { DataSource } from 'typeorm';
 import { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { withinTime } from '@app/common/time-limit';
@@ -8,46 +8,83 @@ const noAnswer = () => new Error('No answer in time');
 /** The database answers but takes no writes: a standby after a failover, or set read-only. */
 export class ReadOnlyDatabase extends Error {}
 
-/**
- * SELECT 1, for readiness; on PostgreSQL, whether the session may write too,
- * since a node on a read-only server would answer every send with INTERNAL.
- * On PostgreSQL on a pooled connection of its own,
- * closed rather than returned when its query goes unanswered: kept, it would
- * be handed to later probes until TCP gave up (minutes), and readiness would
- * fail all that time even where new connections work again. SQLite answers
- * at once or fails.
- */
-export async function pingDatabase(dataSource: DataSource, timeoutMs: number): Promise<void> {
-  const driver = dataSource.driver;
-  if (driver instanceof PostgresDriver) return pingPostgres(driver.master as Pool, timeoutMs);
-  await dataSource.query('SELECT 1');
+/** Whether the database answers, for readiness. */
+export interface DatabaseProbe {
+  ping(): Promise<void>;
+  close(): Promise<void>;
 }
 
-async function pingPostgres(pool: Pool, timeoutMs: number): Promise<void> {
-  const connecting = pool.connect();
-  let gaveUp = false;
-  let queried = false;
-  const answered = connecting.then((client) => {
-    if (gaveUp) return undefined;
-    queried = true;
-    return client.query<{ readOnly: boolean }>(
+/** SQLite answers at once or fails. */
+class SqliteProbe implements DatabaseProbe {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async ping(): Promise<void> {
+    await this.dataSource.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * On PostgreSQL, whether a session answers and may write (a node on a
+ * read-only server would answer every send with INTERNAL), on a connection
+ * of its own beside the app's pool: taken from the pool, a probe would wait
+ * behind slow reads, and a busy pool would take every node out of service at
+ * once. The connection is closed when its query goes unanswered (kept, it
+ * would fail every later probe until TCP gave up, minutes, even where new
+ * connections work again) and opened again by the next probe.
+ */
+class PostgresProbe implements DatabaseProbe {
+  private client?: Client;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async ping(): Promise<void> {
+    let readOnly: boolean | undefined;
+    try {
+      readOnly = await withinTime(this.readOnly(), this.timeoutMs, noAnswer);
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+    if (readOnly) throw new ReadOnlyDatabase('The database takes no writes');
+  }
+
+  /** Ends a connection that answers, destroys one whose query or opening hangs. */
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  private async readOnly(): Promise<boolean | undefined> {
+    const client = this.client ?? (await this.open());
+    const result = await client.query<{ readOnly: boolean }>(
       `SELECT current_setting('transaction_read_only') = 'on' AS "readOnly"`,
     );
-  });
-  let readOnly: boolean | undefined;
-  try {
-    readOnly = (await withinTime(answered, timeoutMs, noAnswer))?.rows[0]?.readOnly;
-  } catch (error) {
-    gaveUp = true;
-    answered.catch(() => undefined);
-    // pg-pool closes a client released with an error: only one whose query went
-    // unanswered. One that came late from a busy pool goes back as it is.
-    connecting.then(
-      (client) => client.release(queried ? (error as Error) : undefined),
-      () => undefined,
-    );
-    throw error;
+    return result.rows[0]?.readOnly;
   }
-  (await connecting).release();
-  if (readOnly) throw new ReadOnlyDatabase('The database takes no writes');
+
+  /** With the pool's own settings: the same server, user, schema and session options. */
+  private async open(): Promise<Client> {
+    const client = new Client(this.pool.options);
+    this.client = client;
+    const forget = () => {
+      if (this.client === client) this.client = undefined;
+    };
+    // A server restart or a killed session: the next probe opens another.
+    client.on('error', forget);
+    client.on('end', forget);
+    await client.connect();
+    return client;
+  }
+}
+
+export function databaseProbe(dataSource: DataSource, timeoutMs: number): DatabaseProbe {
+  const driver = dataSource.driver;
+  if (driver instanceof PostgresDriver) return new PostgresProbe(driver.master as Pool, timeoutMs);
+  return new SqliteProbe(dataSource);
 }

@@ -1,4 +1,4 @@
-import { Global, Logger, Module, type OnModuleInit } from '@nestjs/common';
+import { Global, Logger, Module, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -7,7 +7,7 @@ import { isUnavailableError } from '@app/common/errors/to-error-body';
 import { oneAtATime, withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
 import { ReadinessChecks } from '@app/health/readiness-checks';
-import { pingDatabase, ReadOnlyDatabase } from './database-ping';
+import { databaseProbe, type DatabaseProbe, ReadOnlyDatabase } from './database-ping';
 import { pendingMigrations, runMigrations } from './prepare-database';
 import { TransactionRunner } from './transaction-runner';
 import { typeormOptions } from './typeorm-options';
@@ -73,23 +73,30 @@ function cannotOpen(options: DataSourceOptions, error: unknown): Error {
   providers: [TransactionRunner],
   exports: [TransactionRunner],
 })
-export class DatabaseModule implements OnModuleInit {
+export class DatabaseModule implements OnModuleInit, OnModuleDestroy {
   /** Migrations never go away once applied: after the first clean check, no more queries. */
   private migrated = false;
+  private readonly probe: DatabaseProbe;
   /** Probes that come while one waits share it: a database that does not answer holds one connection. */
-  private readonly ping = oneAtATime(() => pingDatabase(this.dataSource, PROBE_TIMEOUT_MS));
+  private readonly ping = oneAtATime(() => this.probe.ping());
   private readonly readPending = oneAtATime(() => pendingMigrations(this.dataSource));
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly readiness: ReadinessChecks,
     private readonly indicators: HealthIndicatorService,
-  ) {}
+  ) {
+    this.probe = databaseProbe(dataSource, PROBE_TIMEOUT_MS);
+  }
 
   /** Ready once the database answers and no migration is pending (MIGRATIONS_RUN=false and no one ran them). */
   onModuleInit(): void {
     this.readiness.register(() => this.checkAnswers());
     this.readiness.register(() => this.checkMigrated());
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.probe.close();
   }
 
   private async checkAnswers(): Promise<HealthIndicatorResult> {

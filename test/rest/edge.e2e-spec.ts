@@ -474,17 +474,19 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
       const pool = (t.app.get(DataSource).driver as PostgresDriver).master as Pool;
       try {
         await request(t.url).get('/health/ready').expect(200);
+        const opened = proxy.opened;
 
         proxy.stall();
         const wave = Promise.all(
           Array.from({ length: 20 }, () => request(t.url).get('/health/ready')),
         );
         await sleep(500);
-        const heldByProbes = () => ({
+        // The probes wait on the connection of their own they had, not on the app's pool.
+        expect({
+          opened: proxy.opened,
           checkedOut: pool.totalCount - pool.idleCount,
           queued: pool.waitingCount,
-        });
-        expect(heldByProbes()).toEqual({ checkedOut: 1, queued: 0 });
+        }).toEqual({ opened, checkedOut: 0, queued: 0 });
         const probes = await wave;
         probes.push(await request(t.url).get('/health/ready'));
 
@@ -495,12 +497,39 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
             checks: { database: { status: 'down', message: 'The database did not answer' } },
           });
         }
-        // The connection of a probe that gave up is closed, not handed back to the pool.
-        expect(heldByProbes()).toEqual({ checkedOut: 0, queued: 0 });
+        // The connection that went unanswered is not used again: the next probe opened another.
+        expect(proxy.opened).toBe(opened + 1);
       } finally {
         await proxy.cut();
         await t.close();
       }
     }, 60_000);
+
+    it('stays ready while slow reads hold every connection of the pool', async () => {
+      const t = await startTestApp(kind, { DATABASE_POOL_SIZE: '2' });
+      const dataSource = t.app.get(DataSource);
+      try {
+        await request(t.url).get('/health/ready').expect(200);
+        const slowReads = [
+          dataSource.query('SELECT pg_sleep(4)'),
+          dataSource.query('SELECT pg_sleep(4)'),
+        ];
+        await sleep(200);
+        const pool = (dataSource.driver as PostgresDriver).master as Pool;
+        expect(pool.totalCount - pool.idleCount).toBe(2);
+
+        const probe = await request(t.url).get('/health/ready');
+        expect({ status: probe.status, body: probe.body }).toEqual({
+          status: 200,
+          body: {
+            status: 'ok',
+            checks: { database: { status: 'up' }, migrations: { status: 'up' } },
+          },
+        });
+        await Promise.all(slowReads);
+      } finally {
+        await t.close();
+      }
+    }, 30_000);
   }
 });

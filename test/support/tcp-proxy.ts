@@ -32,6 +32,9 @@ export class TcpProxy {
     await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
   }
 
+  /** Client connections accepted so far. */
+  opened = 0;
+
   /** From now on nothing is forwarded either way, on open connections and new ones alike. */
   stall(): void {
     this.stalled = true;
@@ -59,6 +62,7 @@ export class TcpProxy {
       socket.on('close', () => this.sockets.delete(socket));
     }
     this.clients.add(client);
+    this.opened += 1;
     client.on('close', () => {
       this.clients.delete(client);
       this.stalledConnections.delete(client);
