@@ -1,7 +1,7 @@
 import { WebSocket } from 'ws';
 import { registerUser } from '../support/api';
 import { RawClient } from '../support/raw-ws';
-import { connectSocket, emitAck, eventually, nextEvent, sleep } from '../support/sockets';
+import { collect, connectSocket, emitAck, eventually, nextEvent, sleep } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const MAX_ROOMS = 10;
@@ -54,11 +54,20 @@ describe('packet floods on one connection', () => {
   it('lets a Socket.IO client coming back send a packet per room and its burst at once', async () => {
     const user = await registerUser(t.url);
     const socket = await connectSocket(t.url, user.token);
+    const errors = collect(socket, 'error');
     const answers = Array.from({ length: COMING_BACK }, () =>
       emitAck(socket, 'room:presence', { roomId: 'x' }),
     );
-    expect(await Promise.all(answers)).toHaveLength(COMING_BACK);
-    expect(socket.connected).toBe(true);
+    const invalidRoom = {
+      ok: false,
+      error: expect.objectContaining({ code: 'VALIDATION_FAILED' }),
+    };
+    expect(await Promise.all(answers)).toEqual(Array(COMING_BACK).fill(invalidRoom));
+    // One more round trip, once the bucket holds a packet again: a cut-off sent after the
+    // answers would have arrived by then.
+    await sleep(200);
+    expect(await emitAck(socket, 'room:presence', { roomId: 'x' })).toEqual(invalidRoom);
+    expect({ errors, connected: socket.connected }).toEqual({ errors: [], connected: true });
     socket.close();
   });
 
@@ -67,6 +76,14 @@ describe('packet floods on one connection', () => {
     const client = await RawClient.connect(t.url, user.token);
     for (let i = 0; i < COMING_BACK; i += 1) client.send({ type: 'ping' });
     await eventually(() => client.frames.filter((f) => f.type === 'pong').length === COMING_BACK);
+    // One more round trip, once the bucket holds a frame again: a refusal or a close sent after
+    // the pongs would have arrived by then.
+    await sleep(200);
+    client.send({ type: 'ping' });
+    await eventually(
+      () => client.frames.filter((f) => f.type === 'pong').length === COMING_BACK + 1,
+    );
+    expect(client.frames.filter((f) => f.type !== 'pong')).toEqual([]);
     expect(client.socket.readyState).toBe(WebSocket.OPEN);
     client.close();
   });

@@ -569,8 +569,9 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
         const other = await registerUser(limited.url);
         const otherClient = await RawClient.connect(limited.url, other.token);
         open.push(otherClient);
+        await client.request({ type: 'join', room: room.id }, 'joined');
         otherClient.send({ type: 'broadcast', room: room.id, payload: 'fine' });
-        await sleep(200);
+        expect(await client.next((f) => f.type === 'message')).toMatchObject({ payload: 'fine' });
         expect(otherClient.frames.filter((f) => f.type === 'error')).toEqual([]);
       } finally {
         await limited.close();

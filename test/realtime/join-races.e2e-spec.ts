@@ -21,7 +21,6 @@ import {
   emitOk,
   eventually,
   nextEvent,
-  sleep,
   socketPool,
   type ClientSocket,
 } from '../support/sockets';
@@ -76,13 +75,16 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     const gateway = t.app.get(RawWsGateway);
     const before = gateway.openConnections;
     const client = await RawClient.connect(t.url, joiner.token);
+    const entries = jest.spyOn(t.app.get(ChatService), 'enter');
     const lookup = holdNextRoomLookup();
     client.send({ type: 'join', room: room.id });
     await lookup.started;
     client.socket.terminate();
     await eventually(() => gateway.openConnections === before);
     lookup.release();
-    await sleep(200);
+    // The join has run to its end (refused: the connection closed meanwhile).
+    expect(entries.mock.results).toHaveLength(1);
+    await expect(entries.mock.results[0].value).rejects.toThrow();
 
     expect(await presentIds(room.id)).not.toContain(joiner.id);
     expect(t.app.get(LiveDelivery).deliveredSeq(room.id)).toBeUndefined();

@@ -18,6 +18,7 @@ import {
   eventually,
   sleep,
   socketPool,
+  type ClientSocket,
 } from '../support/sockets';
 import { metricValue } from '../support/metrics';
 import { startTestApp, type TestApp } from '../support/test-app';
@@ -51,7 +52,7 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
 
   const connect = (user: TestUser) => sockets.connect(user);
 
-  it('delivers 5 senders × 50 messages to every member in seq order, no gap, no duplicate, as REST stores them', async () => {
+  it('delivers 5 senders × 50 messages to every member in seq order, no gap, no duplicate, as REST stores them, on both transports', async () => {
     const room = await createRoom(t.url, owner);
     const senders = await Promise.all(range(1, 5).map(() => registerUser(t.url)));
     const sockets = await Promise.all(senders.map((sender) => connect(sender)));
@@ -60,30 +61,48 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
     const inboxes = [...sockets, listener].map((socket) =>
       collect<MessageJson>(socket, 'chat:message'),
     );
+    const rawListener = await RawClient.connect(t.url, owner.token);
+    try {
+      await rawListener.request({ type: 'join', room: room.id }, 'joined');
+      await sendConcurrently(room.id, sockets);
+      await eventually(() => rawSeqs(rawListener).length >= 250, 15_000);
+      const stored = await expectStoredToMatch(room.id, inboxes);
+      expect(rawListener.frames.filter((frame) => frame.type === 'chat:message')).toEqual(
+        stored.map((message) => ({ type: 'chat:message', room: room.id, message })),
+      );
+    } finally {
+      rawListener.close();
+    }
+  });
 
-    await Promise.all(
+  const sendConcurrently = (roomId: string, sockets: ClientSocket[]) =>
+    Promise.all(
       sockets.map(async (socket, s) => {
         for (let i = 0; i < 50; i += 1) {
           await emitOk(socket, 'chat:message', {
-            roomId: room.id,
+            roomId,
             text: `s${s}-${i}`,
             clientMsgId: `s${s}-${i}`,
           });
         }
       }),
     );
+
+  /** The 250 messages stored, once every inbox holds them, in seq order, each once. */
+  const expectStoredToMatch = async (roomId: string, inboxes: MessageJson[][]) => {
     await eventually(() => inboxes.every((inbox) => inbox.length >= 250), 15_000);
     await sleep(100);
     const history = await request(t.url)
-      .get(`/api/rooms/${room.id}/messages?since=0&limit=200`)
+      .get(`/api/rooms/${roomId}/messages?since=0&limit=200`)
       .set('Authorization', `Bearer ${owner.token}`);
     const rest = await request(t.url)
-      .get(`/api/rooms/${room.id}/messages?since=200&limit=200`)
+      .get(`/api/rooms/${roomId}/messages?since=200&limit=200`)
       .set('Authorization', `Bearer ${owner.token}`);
     const stored = [...history.body.items, ...rest.body.items] as MessageJson[];
     expect(seqs(stored)).toEqual(range(1, 250));
     for (const inbox of inboxes) expect(inbox).toEqual(stored);
-  });
+    return stored;
+  };
 
   it('stores one socket’s messages in the order sent, also when its access checks read storage', async () => {
     const room = await createRoom(t.url, owner, { isPrivate: true });

@@ -190,6 +190,8 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
         .get(`/api/rooms/${room.id}/messages`)
         .set('Authorization', `Bearer ${ada.token}`);
       expect(history.body.items).toEqual([]);
+      // The refused send took no seq: the owner's first message is still 1.
+      expect((await postMessage(t.url, ada, room.id, 'first')).seq).toBe(1);
     });
 
     it('emits an error event when the client sent no ack', async () => {

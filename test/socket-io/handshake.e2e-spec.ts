@@ -38,7 +38,9 @@ describe.each(databaseKinds())('Socket.IO handshake (%s)', (kind) => {
   });
 
   it('refuses missing, malformed, expired, wrongly signed and alg:none tokens the same way', async () => {
-    const missing = (await refused(undefined)).data;
+    const refusal = await refused(undefined);
+    expect(refusal.message).toBe('Authentication failed');
+    const missing = refusal.data;
     expect(missing).toEqual({ code: 'UNAUTHORIZED', message: expect.any(String), details: [] });
     for (const [, token] of badTokensFor(user)) {
       const error = await refused(token);
