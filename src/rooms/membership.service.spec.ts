@@ -27,8 +27,16 @@ function setUp(room: Partial<Room>, { added = true, removed = true } = {}) {
       lastSeq: 0,
       ...room,
     }),
-    addMember: jest.fn().mockResolvedValue({ added, joinedAt: new Date(0) }),
-    removeMember: jest.fn().mockResolvedValue(removed),
+    // Judged as under the room's lock: by the owner read there, here the room's own.
+    addMemberAs: jest.fn(
+      (_actor: string, _room: string, _user: string, authorize: (ownerId: string) => void) => {
+        authorize(room.ownerId ?? OWNER);
+        return Promise.resolve({ added, joinedAt: new Date(0) });
+      },
+    ),
+    removeMember: jest
+      .fn()
+      .mockResolvedValue(removed ? { ownerId: room.ownerId ?? OWNER } : undefined),
   };
   const users = {
     findActiveById: jest.fn((id: string) =>

@@ -62,8 +62,9 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
    */
   private async handOverRoomsOf(user: UserSummaryJson): Promise<void> {
     for (const room of await this.rooms.ownedBy(user.id)) {
-      if (await this.rooms.removeMember(room.id, user.id))
-        this.delivery.membershipEnded(user.id, RoomView.from(room), user);
+      const removal = await this.rooms.removeMember(room.id, user.id);
+      if (removal)
+        this.delivery.membershipEnded(user.id, RoomView.from({ ...room, ...removal }), user);
     }
   }
 
@@ -74,12 +75,16 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
   async add(actor: AuthUser, roomId: string, userId: string): Promise<MemberView> {
     const room = await this.rooms.findAccessible(actor.id, roomId);
     const target = userId.toLowerCase();
-    if (target !== actor.id && room.ownerId !== actor.id) {
-      throw AppException.forbidden('Only the room owner can add other members');
-    }
+    const authorize = (ownerId: string | undefined) => {
+      if (target !== actor.id && ownerId !== actor.id) {
+        throw AppException.forbidden('Only the room owner can add other members');
+      }
+    };
+    // Answered at once from the room as read; judged again under the room's lock.
+    authorize(room.ownerId);
     const user = await this.users.findActiveById(target);
     if (!user) throw AppException.notFound('User not found');
-    const { added, joinedAt } = await this.rooms.addMember(room.id, user.id);
+    const { added, joinedAt } = await this.rooms.addMemberAs(actor.id, room.id, user.id, authorize);
     if (added && user.id !== actor.id) {
       this.delivery.notify(user.id, {
         type: NotificationType.RoomInvited,
@@ -111,10 +116,9 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
     // lock, where an owner who has just handed the room over is not one.
     authorize(room.ownerId);
     if (!UUID_PATTERN.test(target)) throw AppException.notFound('Member not found');
-    if (!(await this.rooms.removeMember(room.id, target, authorize))) {
-      throw AppException.notFound('Member not found');
-    }
+    const removal = await this.rooms.removeMember(room.id, target, authorize);
+    if (!removal) throw AppException.notFound('Member not found');
     const by = { id: actor.id, username: actor.username };
-    this.delivery.membershipEnded(target, RoomView.from(room), by);
+    this.delivery.membershipEnded(target, RoomView.from({ ...room, ...removal }), by);
   }
 }

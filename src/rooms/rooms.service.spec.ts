@@ -28,10 +28,12 @@ function serviceWith(members: Set<string>) {
   } as unknown as Repository<RoomMember>;
   const ownerQuery = {
     select: () => ownerQuery,
+    addSelect: () => ownerQuery,
     where: () => ownerQuery,
-    getRawOne: () => Promise.resolve({ ownerId: 'owner' }),
+    getRawOne: () => Promise.resolve({ ownerId: 'owner', isPrivate: true }),
   };
   const manager = {
+    existsBy: (_: unknown, where: { roomId: string; userId: string }) => existsBy(where),
     delete: () => Promise.resolve({ affected: 1 }),
     insert: () => Promise.resolve({}),
     createQueryBuilder: () => ownerQuery,

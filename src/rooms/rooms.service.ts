@@ -298,15 +298,50 @@ export class RoomsService {
     return rows.map(({ id, username }) => ({ id, username }));
   }
 
-  /** Adds a member; false when they already were one. */
-  async addMember(roomId: string, userId: string): Promise<{ added: boolean; joinedAt: Date }> {
+  /** Adds a member to a public room they may join; false when they already were one. */
+  addMember(roomId: string, userId: string): Promise<{ added: boolean; joinedAt: Date }> {
+    return this.insertMember(roomId, userId, (joinedAt) =>
+      this.transactions.write((manager) =>
+        manager.insert(RoomMember, { roomId, userId, joinedAt }),
+      ),
+    );
+  }
+
+  /**
+   * Adds a member on `actorId`'s word, judged again under the room's lock,
+   * as removals are: the actor's access and the owner were read before, and
+   * a removal committed since (of the actor, or the owner's hand-over) must
+   * not be undone by an add that read the room before it. `authorize` judges
+   * the owner read there, and may throw.
+   */
+  addMemberAs(
+    actorId: string,
+    roomId: string,
+    userId: string,
+    authorize: (ownerId: string | undefined) => void,
+  ): Promise<{ added: boolean; joinedAt: Date }> {
+    return this.insertMember(roomId, userId, (joinedAt) =>
+      this.transactions.run(async (manager) => {
+        const room = await this.lockRoom(manager, roomId);
+        if (!room) throw AppException.notFound('Room not found');
+        authorize(room.ownerId);
+        if (room.isPrivate && !(await manager.existsBy(RoomMember, { roomId, userId: actorId })))
+          throw AppException.notFound('Room not found');
+        await manager.insert(RoomMember, { roomId, userId, joinedAt });
+      }),
+    );
+  }
+
+  private async insertMember(
+    roomId: string,
+    userId: string,
+    insert: (joinedAt: Date) => Promise<unknown>,
+  ): Promise<{ added: boolean; joinedAt: Date }> {
     const existing = await this.members.findOneBy({ roomId, userId });
     if (existing) return { added: false, joinedAt: existing.joinedAt };
     const joinedAt = new Date();
     try {
-      await this.transactions.write((manager) =>
-        manager.insert(RoomMember, { roomId, userId, joinedAt }),
-      );
+      await insert(joinedAt);
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
       const raced = await this.members.findOneBy({ roomId, userId });
@@ -319,7 +354,8 @@ export class RoomsService {
   }
 
   /**
-   * Ends a membership; false when there was none. An owner who leaves hands
+   * Ends a membership: the room's owner after it, or undefined when there was
+   * no membership to end. An owner who leaves hands
    * the room to its longest-standing remaining member, so that a private
    * room keeps someone who may add members. Removals from one room take
    * turns on the room's row, so that the owner and the successor are read
@@ -330,15 +366,15 @@ export class RoomsService {
     roomId: string,
     userId: string,
     authorize: (ownerId: string | undefined) => void = () => undefined,
-  ): Promise<boolean> {
+  ): Promise<{ ownerId: string } | undefined> {
     this.forgetMembership(roomId, userId);
     return this.transactions.run(async (manager) => {
-      const ownerId = await this.lockOwner(manager, roomId);
+      const ownerId = (await this.lockRoom(manager, roomId))?.ownerId;
       authorize(ownerId);
       const result = await manager.delete(RoomMember, { roomId, userId });
-      if ((result.affected ?? 0) === 0) return false;
-      if (userId === ownerId) await this.handOver(manager, roomId);
-      return true;
+      if ((result.affected ?? 0) === 0 || ownerId === undefined) return undefined;
+      if (userId !== ownerId) return { ownerId };
+      return { ownerId: (await this.handOver(manager, roomId)) ?? ownerId };
     });
   }
 
@@ -346,14 +382,19 @@ export class RoomsService {
     return this.rooms.find({ where: { ownerId: userId } });
   }
 
-  /** On SQLite transactions already take turns. */
-  private async lockOwner(manager: EntityManager, roomId: string): Promise<string | undefined> {
+  /** The room's owner and kind, its row locked to the commit; on SQLite transactions already take turns. */
+  private async lockRoom(
+    manager: EntityManager,
+    roomId: string,
+  ): Promise<Pick<Room, 'ownerId' | 'isPrivate'> | undefined> {
     const query = manager
       .createQueryBuilder(Room, 'room')
       .select('room.ownerId', 'ownerId')
+      .addSelect('room.isPrivate', 'isPrivate')
       .where('room.id = :roomId', { roomId });
     if (this.transactions.isPostgres) query.setLock('for_no_key_update');
-    return (await query.getRawOne<{ ownerId: string }>())?.ownerId;
+    const row = await query.getRawOne<{ ownerId: string; isPrivate: boolean | number }>();
+    return row && { ownerId: row.ownerId, isPrivate: Boolean(row.isPrivate) };
   }
 
   /**
@@ -361,7 +402,7 @@ export class RoomsService {
    * account deletion then waits, and its pass after the deletion sees the
    * room to hand on again (SQLite's transactions take turns already).
    */
-  private async handOver(manager: EntityManager, roomId: string): Promise<void> {
+  private async handOver(manager: EntityManager, roomId: string): Promise<string | undefined> {
     const query = manager
       .createQueryBuilder(RoomMember, 'member')
       .innerJoin(User, 'account', 'account.id = member.userId')
@@ -373,6 +414,8 @@ export class RoomsService {
       .limit(1);
     if (this.transactions.isPostgres) query.setLock('pessimistic_read', undefined, ['account']);
     const successor = await query.getRawOne<{ userId: string }>();
-    if (successor) await manager.update(Room, { id: roomId }, { ownerId: successor.userId });
+    if (!successor) return undefined;
+    await manager.update(Room, { id: roomId }, { ownerId: successor.userId });
+    return successor.userId;
   }
 }

@@ -6,6 +6,7 @@ import { Room } from '@app/rooms/room.entity';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { addMember, createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds, withPostgres } from '../support/databases';
+import { holdNextCall } from '../support/hold';
 import { collect, emitOk, eventually, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -319,11 +320,19 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       const room = await createRoom(t.url, owner, { isPrivate: true });
       const third = await registerUser(t.url);
       for (const user of [other, third]) await addMember(t.url, owner, room.id, user.id);
+      const ownerSocket = await sockets.connect(owner);
+      const notified = collect<NotificationJson>(ownerSocket, 'notification');
 
       await request(t.url)
         .delete(`/api/rooms/${room.id}/members/${owner.id}`)
         .set(auth(owner))
         .expect(204);
+      // The notice of leaving describes the room as it is now: handed over.
+      await eventually(() => notified.length === 1);
+      expect(notified[0]).toMatchObject({
+        type: 'room:removed',
+        room: { id: room.id, ownerId: other.id },
+      });
 
       await request(t.url).get(`/api/rooms/${room.id}`).set(auth(owner)).expect(404);
       const handedOver = await request(t.url)
@@ -337,6 +346,69 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .delete(`/api/rooms/${room.id}/members/${third.id}`)
         .set(auth(other))
         .expect(204);
+    });
+
+    /** `send`'s request, its room access read and held while `meanwhile` runs. */
+    async function addWhileAccessHeld(
+      send: () => Promise<request.Response>,
+      meanwhile: () => Promise<unknown>,
+    ): Promise<request.Response> {
+      const access = holdNextCall(t.app.get(RoomsService), 'findAccessible', { after: true });
+      const answer = send();
+      await access.started;
+      await meanwhile();
+      access.release();
+      return answer;
+    }
+
+    it('does not let a member removed while their add was under way back in', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const removed = await registerUser(t.url);
+      await addMember(t.url, owner, room.id, removed.id);
+
+      const readdsThemself = () =>
+        request(t.url)
+          .post(`/api/rooms/${room.id}/members`)
+          .set(auth(removed))
+          .send({ userId: removed.id })
+          .then((response) => response);
+      const answer = await addWhileAccessHeld(readdsThemself, () =>
+        request(t.url)
+          .delete(`/api/rooms/${room.id}/members/${removed.id}`)
+          .set(auth(owner))
+          .expect(204),
+      );
+
+      expect({ status: answer.status, code: answer.body.code }).toEqual({
+        status: 404,
+        code: 'NOT_FOUND',
+      });
+      await request(t.url).get(`/api/rooms/${room.id}`).set(auth(removed)).expect(404);
+    });
+
+    it('does not let an owner who handed the room over while inviting add anyone', async () => {
+      const [leaving, successor, invitee] = await Promise.all(
+        [1, 2, 3].map(() => registerUser(t.url)),
+      );
+      const leavingRoom = await createRoom(t.url, leaving, { isPrivate: true });
+      await addMember(t.url, leaving, leavingRoom.id, successor.id);
+
+      const invites = () =>
+        request(t.url)
+          .post(`/api/rooms/${leavingRoom.id}/members`)
+          .set(auth(leaving))
+          .send({ userId: invitee.id })
+          .then((response) => response);
+      const answer = await addWhileAccessHeld(invites, () =>
+        request(t.url)
+          .delete(`/api/rooms/${leavingRoom.id}/members/${leaving.id}`)
+          .set(auth(leaving))
+          .expect(204),
+      );
+
+      expect(answer.status).toBe(403);
+      expect(answer.body).toMatchObject({ code: 'FORBIDDEN' });
+      await request(t.url).get(`/api/rooms/${leavingRoom.id}`).set(auth(invitee)).expect(404);
     });
 
     it("hands a deleted account's rooms to their longest-standing members", async () => {
