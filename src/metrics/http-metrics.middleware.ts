@@ -2,9 +2,14 @@ import { Injectable, NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { MetricsService } from './metrics.service';
 
+/** The status of a request whose client left before any answer, as nginx logs it. */
+export const CLIENT_CLOSED_REQUEST = '499';
+
 /**
  * Times every HTTP request, labelled by its route pattern (never the raw URL),
- * when its response finishes or, for a stream the client leaves, closes.
+ * when its response finishes or, for a stream the client leaves, closes. A
+ * client that leaves before the answer is counted as 499, not as the status
+ * the response was preset with (200, or 201 for a POST).
  */
 @Injectable()
 export class HttpMetricsMiddleware implements NestMiddleware {
@@ -20,7 +25,7 @@ export class HttpMetricsMiddleware implements NestMiddleware {
       stopTimer({
         method: request.method,
         route: route ? `${request.baseUrl}${route}` : 'unmatched',
-        status: String(response.statusCode),
+        status: response.headersSent ? String(response.statusCode) : CLIENT_CLOSED_REQUEST,
       });
     };
     response.once('finish', record);

@@ -1,7 +1,9 @@
 import request from 'supertest';
 import { createRoom, registerUser, type TestUser } from '../support/api';
 import { metricValue } from '../support/metrics';
-import { emitOk, eventually, socketPool } from '../support/sockets';
+import { MessagesService } from '@app/messages/messages.service';
+import { holdNextCall } from '../support/hold';
+import { emitOk, eventually, sleep, socketPool } from '../support/sockets';
 import { openSse } from '../support/sse';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -56,6 +58,32 @@ describe('REST observability', () => {
     await stream.next((event) => event.event === 'connected');
     stream.close();
     await eventually(async () => (await metricValue(t.url, series)) === before + 1);
+  });
+
+  it('counts a request its client left before the answer as 499, not as the status it was to get', async () => {
+    const room = await createRoom(t.url, ada);
+    const series = (status: number) =>
+      `http_request_duration_seconds_count{method="POST",route="/api/rooms/:roomId/messages",status="${status}"}`;
+    const [stored, left] = [
+      await metricValue(t.url, series(201)),
+      await metricValue(t.url, series(499)),
+    ];
+    const access = holdNextCall(t.app.get(MessagesService), 'send');
+    const abort = new AbortController();
+    const sending = fetch(`${t.url}/api/rooms/${room.id}/messages`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ text: 'left behind' }),
+      signal: abort.signal,
+    }).catch(() => 'aborted');
+    await access.started;
+    abort.abort();
+    expect(await sending).toBe('aborted');
+
+    await eventually(async () => (await metricValue(t.url, series(499))) === left + 1);
+    access.release();
+    await sleep(200);
+    expect(await metricValue(t.url, series(201))).toBe(stored);
   });
 
   it('counts each stored message once, by the transport it came over', async () => {
