@@ -17,6 +17,12 @@ describe('parseTrustProxy', () => {
     ],
   ])('reads %j', (value, expected) => expect(parseTrustProxy(value)).toEqual(expected));
 
+  it('reads up to five hops and refuses more, which would trust hops clients write', () => {
+    expect(parseTrustProxy('5')).toBe(5);
+    expect(() => parseTrustProxy('6')).toThrow(/trusts more hops of X-Forwarded-For than 5/);
+    expect(() => parseTrustProxy('4294967296')).toThrow(/more hops/);
+  });
+
   it.each(['true', 'True', ' yes '])('refuses %j, which would trust every hop', (value) =>
     expect(() => parseTrustProxy(value)).toThrow(/every hop.*hop count/s),
   );

@@ -11,6 +11,18 @@ const HOP_COUNT = /^\d+$/;
 
 const TRUST_EVERY_HOP = new Set(['true', 'yes']);
 
+/**
+ * More proxies than any real chain (CDN, load balancer, nginx) has: a count
+ * past the proxies really there trusts hops clients write themselves, and a
+ * large one is the same as trusting every hop.
+ */
+const MAX_HOPS = 5;
+
+const tooManyHops = (setting: string) =>
+  `TRUST_PROXY=${setting} trusts more hops of X-Forwarded-For than ${MAX_HOPS}: past the ` +
+  'proxies really in front, a client could pick its own address by sending one; give the ' +
+  'number of proxies (1 behind one proxy such as nginx) or their addresses';
+
 const trustsEveryHop = (setting: string) =>
   `TRUST_PROXY=${setting} would trust every hop of X-Forwarded-For, so a client could pick its ` +
   'own address by sending one: give the hop count instead (1 behind one proxy such as nginx)';
@@ -66,6 +78,9 @@ export function parseTrustProxy(value: string): TrustProxy {
   const word = setting.toLowerCase();
   if (word === 'false') return 0;
   if (TRUST_EVERY_HOP.has(word)) throw new Error(trustsEveryHop(setting));
-  if (HOP_COUNT.test(setting)) return Number(setting);
+  if (HOP_COUNT.test(setting)) {
+    if (Number(setting) > MAX_HOPS) throw new Error(tooManyHops(setting));
+    return Number(setting);
+  }
   return trustedAddresses(setting);
 }
