@@ -83,13 +83,60 @@ describe('throttle windows', () => {
 
 describe('MAX_ROOMS_PER_CONNECTION', () => {
   it('accepts a thousand rooms and refuses more: each is a packet more at the start', () => {
-    expect(validateEnvironment({ MAX_ROOMS_PER_CONNECTION: '1000' })).toMatchObject({
-      MAX_ROOMS_PER_CONNECTION: 1000,
-    });
+    expect(
+      validateEnvironment({ MAX_ROOMS_PER_CONNECTION: '1000', RATE_LIMIT_CHAT_JOIN: '1000/60s' }),
+    ).toMatchObject({ MAX_ROOMS_PER_CONNECTION: 1000 });
     expect(refusal({ MAX_ROOMS_PER_CONNECTION: '1001' })).toContain(
       'MAX_ROOMS_PER_CONNECTION: MAX_ROOMS_PER_CONNECTION must not be greater than 1000',
     );
   });
+});
+
+describe('settings that must fit together', () => {
+  it('refuses a join budget smaller than the rooms a connection may hold, naming both', () => {
+    expect(validateEnvironment({ RATE_LIMIT_CHAT_JOIN: '100/60s' }).MAX_ROOMS_PER_CONNECTION).toBe(
+      100,
+    );
+    expect(refusal({ RATE_LIMIT_CHAT_JOIN: '99/60s' })).toBe(
+      'Invalid configuration:\n  RATE_LIMIT_CHAT_JOIN: allows 99 joins a window, fewer than ' +
+        'MAX_ROOMS_PER_CONNECTION (100): a client coming back could not rejoin every room it held',
+    );
+    expect(refusal({ MAX_ROOMS_PER_CONNECTION: '500' })).toContain(
+      'RATE_LIMIT_CHAT_JOIN: allows 300',
+    );
+  });
+
+  it('refuses, with Redis, a shutdown timeout a stalled Redis would outlast', () => {
+    const withRedis = {
+      REDIS_URL: 'redis://redis:6379',
+      JWT_SECRET: 'a-secret-shared-by-every-node-0123456789',
+    };
+    expect(validateEnvironment(withRedis).SHUTDOWN_TIMEOUT_MS).toBe(10_000);
+    expect(
+      validateEnvironment({
+        ...withRedis,
+        REDIS_COMMAND_TIMEOUT_MS: '10000',
+        SHUTDOWN_TIMEOUT_MS: '26000',
+      }).SHUTDOWN_TIMEOUT_MS,
+    ).toBe(26_000);
+    expect(refusal({ ...withRedis, REDIS_COMMAND_TIMEOUT_MS: '10000' })).toMatch(
+      /SHUTDOWN_TIMEOUT_MS: must be at least 26000 with REDIS_COMMAND_TIMEOUT_MS=10000: 6000 ms for the clients, then a stalled Redis is waited on twice/,
+    );
+    // Without Redis nothing waits on it.
+    expect(validateEnvironment({ REDIS_COMMAND_TIMEOUT_MS: '10000' }).SHUTDOWN_TIMEOUT_MS).toBe(
+      10_000,
+    );
+  });
+});
+
+describe('integer settings', () => {
+  it.each(['MAX_SOCKETS_PER_USER', 'THROTTLE_DEFAULT_LIMIT', 'MAX_PACKETS_PER_SECOND'])(
+    '%s refuses a number too large to hold exactly, rather than reading it as unlimited',
+    (name) =>
+      expect(refusal({ [name]: '999999999999999999999999' })).toContain(
+        `must be an integer number`,
+      ),
+  );
 });
 
 describe('REDIS_COMMAND_TIMEOUT_MS', () => {

@@ -25,8 +25,11 @@ export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const SQLITE_SYNCHRONOUS_MODES = ['full', 'normal'] as const;
 
+/** An integer setting; one past what a number holds exactly is left as text, and refused. */
 const toInt = ({ value }: { value: unknown }) =>
-  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) && Number.isSafeInteger(Number(value))
+    ? Number(value)
+    : value;
 
 const toBool = ({ value }: { value: unknown }) => {
   if (typeof value !== 'string') return value;
@@ -353,15 +356,46 @@ function withoutEmptyValues(raw: RawEnvironment): RawEnvironment {
   return Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== ''));
 }
 
+/**
+ * Settings valid each alone that do not fit together, each as the line to
+ * report: a client coming back must be able to rejoin every room it may
+ * hold, and a shutdown must outlast a stalled Redis, which it waits on
+ * twice (the writes that closing connections leave, then closing its
+ * clients).
+ */
+function mismatches(env: EnvironmentVariables): string[] {
+  const problems: string[] = [];
+  const joins = parseRate(env.RATE_LIMIT_CHAT_JOIN).limit;
+  if (joins < env.MAX_ROOMS_PER_CONNECTION) {
+    problems.push(
+      `  RATE_LIMIT_CHAT_JOIN: allows ${joins} joins a window, fewer than MAX_ROOMS_PER_CONNECTION ` +
+        `(${env.MAX_ROOMS_PER_CONNECTION}): a client coming back could not rejoin every room it held`,
+    );
+  }
+  const shutdownNeeds = MIN_SHUTDOWN_TIMEOUT_MS + 2 * env.REDIS_COMMAND_TIMEOUT_MS;
+  if (env.REDIS_URL && env.SHUTDOWN_TIMEOUT_MS < shutdownNeeds) {
+    problems.push(
+      `  SHUTDOWN_TIMEOUT_MS: must be at least ${shutdownNeeds} with REDIS_COMMAND_TIMEOUT_MS=` +
+        `${env.REDIS_COMMAND_TIMEOUT_MS}: ${MIN_SHUTDOWN_TIMEOUT_MS} ms for the clients, then a ` +
+        'stalled Redis is waited on twice (the writes closing connections leave, then closing ' +
+        'its clients), and a shorter timeout would cut the shutdown with exit 1',
+    );
+  }
+  return problems;
+}
+
 export function validateEnvironment(raw: RawEnvironment): EnvironmentVariables {
   const env = plainToInstance(EnvironmentVariables, withoutEmptyValues(raw), {
     excludeExtraneousValues: false,
   });
   const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
-  if (errors.length > 0) {
-    const lines = errors.map(
-      (error) => `  ${error.property}: ${Object.values(error.constraints ?? {}).join('; ')}`,
-    );
+  const lines =
+    errors.length > 0
+      ? errors.map(
+          (error) => `  ${error.property}: ${Object.values(error.constraints ?? {}).join('; ')}`,
+        )
+      : mismatches(env);
+  if (lines.length > 0) {
     throw new InvalidConfigurationError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   return env;

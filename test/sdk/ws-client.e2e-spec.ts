@@ -8,6 +8,8 @@ import {
   registerUser,
   type TestUser,
 } from '../support/api';
+import { metricValue } from '../support/metrics';
+import { RawClient } from '../support/raw-ws';
 import { startTestApp, type TestApp } from '../support/test-app';
 import { WsClient, type MessageJson, type WsClientEvents } from '../../client/src';
 import { fullHistory, RestartableService, waitFor, waitForStatus } from './sdk-harness';
@@ -187,7 +189,11 @@ describe('WsClient under a join rate limit', () => {
   let instance: WsClient | undefined;
 
   beforeAll(async () => {
-    app = await startTestApp('sqlite', { RATE_LIMIT_CHAT_JOIN: `${JOINS_PER_WINDOW}/2s` });
+    // A connection may hold as many rooms as the budget allows joins; two connections may not.
+    app = await startTestApp('sqlite', {
+      RATE_LIMIT_CHAT_JOIN: `${JOINS_PER_WINDOW}/2s`,
+      MAX_ROOMS_PER_CONNECTION: String(JOINS_PER_WINDOW),
+    });
     ada = await registerUser(app.url);
   });
   afterEach(() => instance?.close());
@@ -195,11 +201,18 @@ describe('WsClient under a join rate limit', () => {
 
   it('retries the join the server refused with RATE_LIMITED until it succeeds, then receives', async () => {
     const rooms: string[] = [];
-    for (let i = 0; i <= JOINS_PER_WINDOW; i += 1)
+    for (let i = 0; i < JOINS_PER_WINDOW; i += 1)
       rooms.push((await createRoom(app.url, ada, { name: `limited ${i}` })).id);
+    // Another tab of the same user has spent a join of the budget.
+    const otherTab = await RawClient.connect(app.url, ada.token);
+    await otherTab.request({ type: 'join', room: rooms[0] }, 'joined');
+    otherTab.close();
     instance = new WsClient({ url: app.url, token: () => ada.token, WebSocket });
     const joined = record(instance, 'joined');
     const seen = record(instance, 'chatMessage');
+    const refusedJoins =
+      'realtime_rejected_events_total{transport="ws",event="join",code="RATE_LIMITED"}';
+    const refusedBefore = await metricValue(app.url, refusedJoins);
     for (const room of rooms) instance.join(room);
     instance.connect();
 
@@ -208,6 +221,8 @@ describe('WsClient under a join rate limit', () => {
       () => new Set(joined.map((j) => j.room)).size === rooms.length,
       20_000,
     );
+    // A join was refused for now, and the client tried it again.
+    expect(await metricValue(app.url, refusedJoins)).toBeGreaterThan(refusedBefore);
     const last = rooms[rooms.length - 1];
     await postMessage(app.url, ada, last, 'in the room joined last');
     await waitFor('the message', () => seen.length === 1, 10_000);
