@@ -69,10 +69,28 @@ export class RoomsService {
       lastSeq: 0,
     });
     await this.transactions.run(async (manager) => {
+      await this.assertAccountOpen(manager, ownerId);
       await manager.insert(Room, room);
       await manager.insert(RoomMember, { roomId: room.id, userId: ownerId, joinedAt: now });
     });
     return room;
+  }
+
+  /**
+   * The owner's account is still open, its row locked to the commit on
+   * PostgreSQL (SQLite's transactions take turns already): a deletion then
+   * waits, and hands the room over in its pass after the deletion. A room
+   * created after that pass would stay with the deleted account for good,
+   * and no one could add members to it.
+   */
+  private async assertAccountOpen(manager: EntityManager, userId: string): Promise<void> {
+    const query = manager
+      .createQueryBuilder(User, 'account')
+      .select('account.id', 'id')
+      .where('account.id = :userId', { userId })
+      .andWhere('account.deletedAt IS NULL');
+    if (this.transactions.isPostgres) query.setLock('pessimistic_read');
+    if (!(await query.getRawOne())) throw AppException.unauthorized('Account deleted');
   }
 
   /**

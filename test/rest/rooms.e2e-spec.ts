@@ -4,6 +4,7 @@ import type { NotificationJson } from '@app/contract/models';
 import { RoomMember } from '@app/rooms/room-member.entity';
 import { Room } from '@app/rooms/room.entity';
 import { RoomsService } from '@app/rooms/rooms.service';
+import { TransactionRunner } from '@app/database/transaction-runner';
 import { addMember, createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds, withPostgres } from '../support/databases';
 import { holdNextCall } from '../support/hold';
@@ -409,6 +410,30 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       expect(answer.status).toBe(403);
       expect(answer.body).toMatchObject({ code: 'FORBIDDEN' });
       await request(t.url).get(`/api/rooms/${leavingRoom.id}`).set(auth(invitee)).expect(404);
+    });
+
+    it('refuses a room whose creation reaches the database after its owner deleted the account', async () => {
+      const leaving = await registerUser(t.url);
+      const creation = holdNextCall(t.app.get(TransactionRunner), 'run');
+      const creating = request(t.url)
+        .post('/api/rooms')
+        .set(auth(leaving))
+        .send({ name: 'late' })
+        .then((response) => response);
+      await creation.started;
+      await request(t.url).delete('/api/auth/me').set(auth(leaving)).expect(204);
+      creation.release();
+
+      const answer = await creating;
+      expect({ status: answer.status, body: answer.body }).toEqual({
+        status: 401,
+        body: { code: 'UNAUTHORIZED', message: 'Account deleted', details: [] },
+      });
+      const owned = await t.app
+        .get(DataSource)
+        .getRepository(Room)
+        .countBy({ ownerId: leaving.id });
+      expect(owned).toBe(0);
     });
 
     it("hands a deleted account's rooms to their longest-standing members", async () => {
