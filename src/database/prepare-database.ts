@@ -66,11 +66,27 @@ export function runMigrations(dataSource: DataSource) {
   });
 }
 
+/**
+ * Reverts the last migration applied, outside a transaction when it asks to
+ * run without one (TypeORM would start one anyway), as it was applied: a
+ * rebuild meant to run concurrently would otherwise lock its table.
+ */
 export async function revertLastMigration(dataSource: DataSource): Promise<void> {
   await withMigrationLock(dataSource, async () => {
     await ensureSchema(dataSource);
-    await dataSource.undoLastMigration({ transaction: 'each' });
+    const last = await lastAppliedMigration(dataSource);
+    const transaction = last?.transaction === false ? 'none' : 'each';
+    await dataSource.undoLastMigration({ transaction });
   });
+}
+
+/** As TypeORM picks the one to revert: the one applied last. */
+async function lastAppliedMigration(dataSource: DataSource) {
+  const table = dataSource.options.migrationsTableName ?? 'migrations';
+  const [row] = await dataSource.query<Array<{ name: string }>>(
+    `SELECT name FROM "${table}" ORDER BY id DESC LIMIT 1`,
+  );
+  return dataSource.migrations.find((migration) => migration.name === row?.name);
 }
 
 const CHECK_TIMEOUT_MS = 2_000;

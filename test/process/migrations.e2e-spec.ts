@@ -243,41 +243,45 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
     }
   });
 
-  it('rebuilds the clientMsgId index while other nodes go on reading and writing messages', async () => {
-    const database = await createTestDatabase('postgres');
-    const appName = `migrate_${suffix}`;
-    const migrate = (command: string) =>
-      run(process.execPath, [MIGRATE, command], {
-        env: { PATH: process.env.PATH, PGAPPNAME: appName, ...database.env },
-        cwd: REPO_ROOT,
-      });
-    try {
-      await migrate('run');
-      await migrate('revert');
-      await withPostgres(async (reader) => {
-        // A node's transaction that has read messages and is still open.
-        await reader.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
-        await reader.query('BEGIN');
-        await reader.query('SELECT count(*) FROM messages');
-        const upgrade = migrate('run');
-        await waitUntilWaiting(appName);
-
-        await withPostgres(async (other) => {
-          await other.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
-          await other.query(`SET lock_timeout = '2s'`);
-          await expect(other.query('SELECT count(*) FROM messages')).resolves.toBeDefined();
-          await expect(other.query(`UPDATE messages SET text = text`)).resolves.toBeDefined();
+  it.each([
+    ['run', 'Applied: PartialClientMsgIdIndex1796193060000', /WHERE \(client_msg_id IS NOT NULL\)/],
+    ['revert', 'Reverted the last migration', /^(?!.*WHERE).*client_msg_id/],
+  ])(
+    'rebuilds the clientMsgId index (%s) while other nodes go on reading and writing messages',
+    async (command, said, definition) => {
+      const database = await createTestDatabase('postgres');
+      const appName = `migrate_${suffix}`;
+      const migrate = (step: string) =>
+        run(process.execPath, [MIGRATE, step], {
+          env: { PATH: process.env.PATH, PGAPPNAME: appName, ...database.env },
+          cwd: REPO_ROOT,
         });
-        await reader.query('COMMIT');
-        expect((await upgrade).stdout).toContain('Applied: PartialClientMsgIdIndex1796193060000');
-      });
-      expect(await indexDefinition(database, CLIENT_MSG_INDEX)).toMatch(
-        /WHERE \(client_msg_id IS NOT NULL\)/,
-      );
-    } finally {
-      await database.drop();
-    }
-  });
+      try {
+        await migrate('run');
+        if (command === 'run') await migrate('revert');
+        await withPostgres(async (reader) => {
+          // A node's transaction that has read messages and is still open.
+          await reader.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
+          await reader.query('BEGIN');
+          await reader.query('SELECT count(*) FROM messages');
+          const rebuild = migrate(command);
+          await waitUntilWaiting(appName);
+
+          await withPostgres(async (other) => {
+            await other.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
+            await other.query(`SET lock_timeout = '2s'`);
+            await expect(other.query('SELECT count(*) FROM messages')).resolves.toBeDefined();
+            await expect(other.query(`UPDATE messages SET text = text`)).resolves.toBeDefined();
+          });
+          await reader.query('COMMIT');
+          expect((await rebuild).stdout).toContain(said);
+        });
+        expect(await indexDefinition(database, CLIENT_MSG_INDEX)).toMatch(definition);
+      } finally {
+        await database.drop();
+      }
+    },
+  );
 });
 
 /** Resolves once a session of the application waits on a lock. */
