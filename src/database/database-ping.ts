@@ -1,9 +1,12 @@
+import type { Socket } from 'node:net';
 import { Client, type Pool } from 'pg';
 import type { DataSource } from 'typeorm';
 import { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { withinTime } from '@app/common/time-limit';
 
 const noAnswer = () => new Error('No answer in time');
+/** How long a connection that answers gets to say goodbye before its socket is cut. */
+const GOODBYE_MS = 1_000;
 
 /** The database answers but takes no writes: a standby after a failover, or set read-only. */
 export class ReadOnlyDatabase extends Error {}
@@ -36,6 +39,7 @@ class SqliteProbe implements DatabaseProbe {
  */
 class PostgresProbe implements DatabaseProbe {
   private client?: Client;
+  private closed = false;
 
   constructor(
     private readonly pool: Pool,
@@ -43,21 +47,37 @@ class PostgresProbe implements DatabaseProbe {
   ) {}
 
   async ping(): Promise<void> {
+    if (this.closed) throw new Error('The probe is closed');
     let readOnly: boolean | undefined;
     try {
       readOnly = await withinTime(this.readOnly(), this.timeoutMs, noAnswer);
     } catch (error) {
-      await this.close();
+      void this.drop();
       throw error;
     }
     if (readOnly) throw new ReadOnlyDatabase('The database takes no writes');
   }
 
-  /** Ends a connection that answers, destroys one whose query or opening hangs. */
+  /** For good: a probe that comes later opens no connection. */
   async close(): Promise<void> {
+    this.closed = true;
+    await this.drop();
+  }
+
+  /**
+   * pg ends a connection whose query or opening hangs at once, but waits
+   * for the server's goodbye on an idle one: a server that stopped answering
+   * would hold a shutdown until TCP gave up, so the socket is cut after a
+   * second (as pg itself cuts a dead one).
+   */
+  private async drop(): Promise<void> {
     const client = this.client;
     this.client = undefined;
-    await client?.end().catch(() => undefined);
+    if (!client) return;
+    const ended = client.end().catch(() => undefined);
+    await withinTime(ended, GOODBYE_MS, noAnswer).catch(() =>
+      (client as unknown as { connection: { stream: Socket } }).connection.stream.destroy(),
+    );
   }
 
   private async readOnly(): Promise<boolean | undefined> {

@@ -1,4 +1,10 @@
-import { Global, Logger, Module, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import {
+  Global,
+  Logger,
+  Module,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -73,7 +79,7 @@ function cannotOpen(options: DataSourceOptions, error: unknown): Error {
   providers: [TransactionRunner],
   exports: [TransactionRunner],
 })
-export class DatabaseModule implements OnModuleInit, OnModuleDestroy {
+export class DatabaseModule implements OnModuleInit, OnApplicationShutdown {
   /** Migrations never go away once applied: after the first clean check, no more queries. */
   private migrated = false;
   private readonly probe: DatabaseProbe;
@@ -95,7 +101,8 @@ export class DatabaseModule implements OnModuleInit, OnModuleDestroy {
     this.readiness.register(() => this.checkMigrated());
   }
 
-  async onModuleDestroy(): Promise<void> {
+  /** After the drain and the HTTP server: readiness answers until then. */
+  async onApplicationShutdown(): Promise<void> {
     await this.probe.close();
   }
 

@@ -6,6 +6,7 @@ import { DataSource } from 'typeorm';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { LoginDto, RegisterDto } from '@app/auth/dto/credentials.dto';
 import { CHAR_LENGTH } from '@app/common/validators/char-length';
+import { DatabaseModule } from '@app/database/database.module';
 import { HistoryQuery } from '@app/messages/dto/history.query';
 import { MessageBodyDto } from '@app/messages/dto/send-message.dto';
 import { AddMemberDto } from '@app/rooms/dto/add-member.dto';
@@ -504,6 +505,45 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
         await t.close();
       }
     }, 60_000);
+
+    it('shuts down promptly when the database stopped answering after a probe', async () => {
+      const proxy = await CuttablePostgres.start();
+      const t = await startTestApp(kind, { DATABASE_URL: proxy.url });
+      try {
+        await request(t.url).get('/health/ready').expect(200);
+        proxy.stall();
+        // The probe's idle connection gets a second to say goodbye, then is cut.
+        const closing = t.app.close().then(() => 'closed');
+        expect(await Promise.race([closing, sleep(8_000).then(() => 'still closing')])).toBe(
+          'closed',
+        );
+      } finally {
+        await proxy.cut();
+        await t.app.close().catch(() => undefined);
+        await t.database.drop();
+      }
+    }, 30_000);
+
+    it('opens no probe connection once the database module has shut down', async () => {
+      const proxy = await CuttablePostgres.start();
+      const t = await startTestApp(kind, { DATABASE_URL: proxy.url });
+      try {
+        await request(t.url).get('/health/ready').expect(200);
+        // As during a shutdown, before the HTTP server has stopped answering.
+        await t.app.get(DatabaseModule).onApplicationShutdown();
+        const opened = proxy.opened;
+
+        const probe = await request(t.url).get('/health/ready');
+        expect({ status: probe.status, database: probe.body.checks?.database?.status }).toEqual({
+          status: 503,
+          database: 'down',
+        });
+        expect(proxy.opened).toBe(opened);
+      } finally {
+        await proxy.cut();
+        await t.close();
+      }
+    }, 30_000);
 
     it('stays ready while slow reads hold every connection of the pool', async () => {
       const t = await startTestApp(kind, { DATABASE_POOL_SIZE: '2' });

@@ -27,7 +27,8 @@ export class TcpProxy {
   }
 
   async open(): Promise<void> {
-    const server = createServer((client) => this.forward(client));
+    // Half-open allowed: a stalled peer does not answer a goodbye either.
+    const server = createServer({ allowHalfOpen: true }, (client) => this.forward(client));
     this.server = server;
     await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
   }
@@ -74,7 +75,11 @@ export class TcpProxy {
     upstream.on('data', (chunk: Buffer) => {
       if (flows()) client.write(chunk);
     });
-    client.on('end', () => upstream.end());
-    upstream.on('end', () => client.end());
+    client.on('end', () => {
+      if (flows()) upstream.end();
+    });
+    upstream.on('end', () => {
+      if (flows()) client.end();
+    });
   }
 }
