@@ -70,7 +70,8 @@ export function serviceEnv(jwtSecret: string): NodeJS.ProcessEnv {
     MAX_PACKETS_PER_SECOND: '1000000',
     SLOW_CONSUMER_LIMIT_BYTES: String(64 * 1024 * 1024),
     WS_PING_INTERVAL_MS: '25000',
-    SHUTDOWN_TIMEOUT_MS: '6000',
+    // Room for the close graces and, on the two-node phase, two Redis timeouts.
+    SHUTDOWN_TIMEOUT_MS: '10000',
     ...passedThrough(),
   };
 }
