@@ -83,9 +83,13 @@ export async function revertLastMigration(dataSource: DataSource): Promise<void>
 /** As TypeORM picks the one to revert: the one applied last. */
 async function lastAppliedMigration(dataSource: DataSource) {
   const table = dataSource.options.migrationsTableName ?? 'migrations';
-  const [row] = await dataSource.query<Array<{ name: string }>>(
-    `SELECT name FROM "${table}" ORDER BY id DESC LIMIT 1`,
-  );
+  const [row] = await dataSource
+    .query<Array<{ name: string }>>(`SELECT name FROM "${table}" ORDER BY id DESC LIMIT 1`)
+    .catch((error: unknown) => {
+      // Nothing applied yet: TypeORM says there is nothing to revert.
+      if (isMissingTable(error)) return [];
+      throw error;
+    });
   return dataSource.migrations.find((migration) => migration.name === row?.name);
 }
 

@@ -84,6 +84,9 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
 
   it('applies, reverts and re-applies the same migrations', async () => {
     const applied = 'Applied: InitialSchema1764028800000, PartialClientMsgIdIndex1796193060000';
+    // Nothing applied yet: nothing to revert, and no failure.
+    await migrate('revert');
+    expect(await tables(database)).toEqual(['migrations']);
     expect((await migrate('run')).stdout).toContain(applied);
     expect(await tables(database)).toEqual([
       'messages',
