@@ -44,36 +44,40 @@ export abstract class PresenceStore {
   abstract sweep(): Promise<PresenceSweep>;
 }
 
+/** A user's connections in a room, with the name to report them by. */
+interface LocalEntry {
+  user: UserSummaryJson;
+  connections: Set<string>;
+}
+
 /** One node alone: presence is this process's memory, and nothing expires. */
 export class LocalPresenceStore extends PresenceStore {
-  /** roomId → userId → connection ids */
-  private readonly rooms = new Map<string, Map<string, Set<string>>>();
-  private readonly names = new Map<string, UserSummaryJson>();
+  /** roomId → userId → the user's connections there; emptied as they leave. */
+  private readonly rooms = new Map<string, Map<string, LocalEntry>>();
 
   enter(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean> {
-    const users = this.rooms.get(roomId) ?? new Map<string, Set<string>>();
+    const users = this.rooms.get(roomId) ?? new Map<string, LocalEntry>();
     this.rooms.set(roomId, users);
-    const connections = users.get(user.id) ?? new Set<string>();
-    users.set(user.id, connections);
-    const first = connections.size === 0;
-    connections.add(connectionId);
-    this.names.set(user.id, { id: user.id, username: user.username });
+    const entry = users.get(user.id) ?? { user: summaryOf(user), connections: new Set<string>() };
+    users.set(user.id, entry);
+    const first = entry.connections.size === 0;
+    entry.connections.add(connectionId);
     return Promise.resolve(first);
   }
 
   leave(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean> {
     const users = this.rooms.get(roomId);
-    const connections = users?.get(user.id);
-    if (!users || !connections?.delete(connectionId)) return Promise.resolve(false);
-    if (connections.size > 0) return Promise.resolve(false);
+    const entry = users?.get(user.id);
+    if (!users || !entry?.connections.delete(connectionId)) return Promise.resolve(false);
+    if (entry.connections.size > 0) return Promise.resolve(false);
     users.delete(user.id);
     if (users.size === 0) this.rooms.delete(roomId);
     return Promise.resolve(true);
   }
 
   users(roomId: string): Promise<UserSummaryJson[]> {
-    const ids = [...(this.rooms.get(roomId)?.keys() ?? [])];
-    return Promise.resolve(ids.map((id) => this.names.get(id)!));
+    const entries = [...(this.rooms.get(roomId)?.values() ?? [])];
+    return Promise.resolve(entries.map((entry) => entry.user));
   }
 
   refresh(): Promise<PresenceRefresh> {
@@ -84,3 +88,5 @@ export class LocalPresenceStore extends PresenceStore {
     return Promise.resolve({ gone: [] });
   }
 }
+
+const summaryOf = ({ id, username }: UserSummaryJson): UserSummaryJson => ({ id, username });
