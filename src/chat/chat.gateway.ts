@@ -28,7 +28,7 @@ import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
 import { closedForGood, cut, engineConnectionOf } from '@app/realtime/engine-connection';
 import { GracefulShutdown, graceForClosing } from '@app/realtime/graceful-shutdown.service';
-import { InSocketOrder } from '@app/realtime/in-socket-order.decorator';
+import { AfterSocketOrder, InSocketOrder } from '@app/realtime/in-socket-order.decorator';
 import { SLOW_CONSUMER_CHECK_MS, SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
@@ -124,7 +124,9 @@ export class ChatGateway
   /**
    * Joins and leaves of a room by one socket run one at a time, in the order
    * sent, so that each sees what the ones before it left behind (a failed
-   * join's clean-up, a leave sent right behind a join).
+   * join's clean-up, a leave sent right behind a join). Messages, typing and
+   * presence sent right behind them wait for them (a client need not wait for
+   * the join's ack to post and get its own message back).
    */
   @SubscribeMessage(ClientEvent.Join)
   @InSocketOrder(byRoom)
@@ -219,6 +221,7 @@ export class ChatGateway
   }
 
   @SubscribeMessage(ClientEvent.Message)
+  @AfterSocketOrder(byRoom)
   @UseGuards(WsRoomAccessGuard)
   @RateLimit('message')
   async send(
@@ -229,6 +232,7 @@ export class ChatGateway
   }
 
   @SubscribeMessage(ClientEvent.Typing)
+  @AfterSocketOrder(byRoom)
   @UseGuards(WsRoomAccessGuard)
   @RateLimit('typing')
   typing(
@@ -245,6 +249,7 @@ export class ChatGateway
   }
 
   @SubscribeMessage(ClientEvent.Presence)
+  @AfterSocketOrder(byRoom)
   @UseGuards(WsRoomAccessGuard)
   @RateLimit('presence')
   presence(@MessageBody() { roomId }: RoomRefDto): Promise<PresenceResult> {

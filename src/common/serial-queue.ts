@@ -29,6 +29,12 @@ export class KeyedSerialQueue<K> {
     return result;
   }
 
+  /** `task` once the tasks of `key` queued so far have settled, without holding later ones. */
+  after<T>(key: K, task: () => Promise<T>): Promise<T> {
+    const tail = this.tails.get(key);
+    return tail ? tail.then(task) : task();
+  }
+
   /** Keys with tasks queued or running. */
   get size(): number {
     return this.tails.size;

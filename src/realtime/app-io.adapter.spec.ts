@@ -3,7 +3,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { of, type Observable } from 'rxjs';
 import type { Socket } from 'socket.io';
 import { AppIoAdapter } from './app-io.adapter';
-import { InSocketOrder } from './in-socket-order.decorator';
+import { AfterSocketOrder, InSocketOrder } from './in-socket-order.decorator';
 // After the adapter, which loads Nest's metadata support; not part of Nest's public API.
 import { WebSocketsController } from '@nestjs/websockets/web-sockets-controller';
 
@@ -121,6 +121,50 @@ describe('AppIoAdapter dispatch', () => {
     openGate();
     await Promise.all(held);
     expect(events.slice(-4)).toEqual(['end a1', 'ack a1', 'quick a2', 'ack a2']);
+  });
+
+  it('runs the events marked AfterSocketOrder behind the ordered ones sent before them, holding no one', async () => {
+    const { adapter, socket, transform } = setUp();
+    const events: string[] = [];
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const byRoom = (payload: unknown) => (payload as { room: string }).room;
+    class Gateway {
+      @InSocketOrder(byRoom)
+      join(_: Socket, { name }: { name: string }) {
+        events.push(`join ${name}`);
+        return gate.then(() => events.push(`joined ${name}`));
+      }
+      @AfterSocketOrder(byRoom)
+      post(_: Socket, { name }: { name: string }) {
+        events.push(`post ${name}`);
+        return name === 'slow' ? new Promise(() => undefined) : Promise.resolve();
+      }
+    }
+    const handlers = (['join', 'post'] as const).map((name) => ({
+      message: name,
+      methodName: name,
+      callback: Gateway.prototype[name] as (this: object, ...args: unknown[]) => unknown,
+    }));
+    const ada = socket();
+    adapter.bindSharedMessageHandlers(ada, handlers, new Gateway(), transform);
+    const send = (event: string, room: string, name: string) =>
+      new Promise((resolve) => ada.emit(event, { room, name }, resolve));
+
+    const joining = send('join', 'r1', 'j1');
+    const posted = [send('post', 'r1', 'p1'), send('post', 'r1', 'p2')];
+    await send('post', 'r2', 'other room');
+    expect(events.sort()).toEqual(['join j1', 'post other room']);
+
+    openGate();
+    await Promise.all([joining, ...posted]);
+    expect(events.slice(2)).toEqual(['joined j1', 'post p1', 'post p2']);
+
+    // One that never answers holds neither the next of its kind nor a join.
+    void send('post', 'r1', 'slow');
+    await send('post', 'r1', 'p3');
+    await send('join', 'r1', 'j2');
+    expect(events.slice(-4)).toEqual(['post slow', 'post p3', 'join j2', 'joined j2']);
   });
 
   it('does not run an ordered event whose socket has gone by its turn', async () => {

@@ -13,7 +13,7 @@ import { MetricsService } from '@app/metrics/metrics.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { trustRule } from './client-address';
 import { ConnectionTracker } from './connection-tracker';
-import { socketOrderOf } from './in-socket-order.decorator';
+import { socketOrderOf, type SocketOrder } from './in-socket-order.decorator';
 import { isOriginAllowed } from './origin-policy';
 import type { AppServer, AppSocket } from './socket-data';
 import { limitPacketRate } from './packet-rate';
@@ -30,6 +30,7 @@ interface GatewayHandler {
 /** A handler with its socket: called with the payload and the reply. */
 type SocketHandler = (data: unknown, ack: unknown) => unknown;
 type SharedListener = (this: Socket, ...args: unknown[]) => void;
+type Dispatch = (socket: Socket, args: unknown[], receivedAt: number) => Promise<void>;
 
 /** Failures were answered by the exception filter; nothing may escape to the process. */
 const ignoreFailure = () => undefined;
@@ -164,19 +165,30 @@ export class AppIoAdapter extends IoAdapter {
           args,
           receivedAt,
         );
-      const orderKey = socketOrderOf(gateway, methodName);
-      const dispatch = orderKey
-        ? (socket: Socket, args: unknown[], receivedAt: number) =>
-            this.socketOrder.run(`${socket.id}\n${orderKey(args[0])}`, () =>
-              socket.connected ? handle(socket, args, receivedAt) : Promise.resolve(),
-            )
-        : handle;
+      const dispatch = this.inSocketOrder(handle, socketOrderOf(gateway, methodName));
       listener = function (this: Socket, ...args: unknown[]) {
         void dispatch(this, args, performance.now());
       };
       this.listeners.set(handler, listener);
     }
     return listener;
+  }
+
+  /** `handle` as its order asks (see `InSocketOrder`, `AfterSocketOrder`). */
+  private inSocketOrder(handle: Dispatch, order: SocketOrder | undefined): Dispatch {
+    if (!order) return handle;
+    const queue = this.socketOrder;
+    const keyOf = (socket: Socket, args: unknown[]) => `${socket.id}\n${order.key(args[0])}`;
+    const ifConnected = (socket: Socket, args: unknown[], receivedAt: number) => () =>
+      socket.connected ? handle(socket, args, receivedAt) : Promise.resolve();
+    if (order.mode === 'turn')
+      return (socket, args, receivedAt) =>
+        queue.run(keyOf(socket, args), ifConnected(socket, args, receivedAt));
+    // Nothing queued on any socket (the usual case): no key to make.
+    return (socket, args, receivedAt) =>
+      queue.size === 0
+        ? handle(socket, args, receivedAt)
+        : queue.after(keyOf(socket, args), ifConnected(socket, args, receivedAt));
   }
 
   private handle(

@@ -7,7 +7,16 @@ import { ChatService } from '@app/chat/chat.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { databaseKinds } from '../support/databases';
-import { collect, emitAck, emitOk, eventually, nextEvent, socketPool } from '../support/sockets';
+import { holdNextCall } from '../support/hold';
+import {
+  collect,
+  emitAck,
+  emitOk,
+  eventually,
+  nextEvent,
+  sleep,
+  socketPool,
+} from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const ABSENT_ROOM = '01a21548-0000-7000-8000-000000000000';
@@ -239,6 +248,32 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       const delivered = nextEvent<MessageJson>(socket, 'chat:message');
       socket.emit('chat:message', { roomId: room.id, text: 'fire and forget' });
       expect(await delivered).toMatchObject({ roomId: room.id, seq: 1, text: 'fire and forget' });
+    });
+
+    it('delivers to its sender a message sent right behind its join, as a client of the reference design sends it', async () => {
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(bob);
+      const delivered = collect<MessageJson>(socket, 'chat:message');
+      const errors = collect(socket, 'error');
+      // The join takes a while (a database or Redis round trip): the events behind it wait.
+      const admission = holdNextCall(t.app.get(RoomsService), 'admit');
+      socket.emit('chat:join', room.id);
+      const typing = emitAck(socket, 'chat:typing', { roomId: room.id });
+      const presence = emitAck(socket, 'room:presence', { roomId: room.id });
+      const sent = emitAck(socket, 'chat:message', { roomId: room.id, text: 'right behind' });
+      await admission.started;
+      await sleep(100);
+      admission.release();
+
+      expect(await typing).toEqual({ ok: true, data: {} });
+      expect(await presence).toMatchObject({
+        ok: true,
+        data: { users: [{ id: bob.id, username: bob.username }] },
+      });
+      expect(await sent).toMatchObject({ ok: true, data: { seq: 1, text: 'right behind' } });
+      await eventually(() => delivered.length === 1);
+      expect(delivered[0]).toMatchObject({ seq: 1, text: 'right behind' });
+      expect(errors).toEqual([]);
     });
 
     it('is idempotent per clientMsgId: the retry gets the original and nothing is delivered twice', async () => {
