@@ -147,7 +147,8 @@ export class ChatGateway
   /**
    * A join that fails once it has put the socket in the room (reading the
    * members or the missed messages) takes it out again, presence included:
-   * the client was told it is not in.
+   * the client was told it is not in. One whose user was removed from the
+   * room meanwhile (the removal has taken the socket out) fails.
    */
   private async leavingOnFailure(
     socket: AppSocket,
@@ -160,7 +161,11 @@ export class ChatGateway
       void socket.join(channel);
     };
     try {
-      return await join(subscribe);
+      const joined = await join(subscribe);
+      // A removal that arrived while the join read the room took the socket out again.
+      if (!socket.rooms.has(roomNames.chat(joined.room.id)))
+        throw AppException.notFound('Room not found');
+      return joined;
     } catch (error) {
       if (entered) await this.leaveRoom(socket, entered).catch(this.logLeaveFailure);
       throw error;

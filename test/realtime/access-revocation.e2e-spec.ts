@@ -66,6 +66,29 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     await sleep(100);
   };
 
+  it('refuses a Socket.IO join during which its user was removed from the room', async () => {
+    const room = await createRoom(t.url, owner, { isPrivate: true });
+    const member = await registerUser(t.url);
+    await addMember(t.url, owner, room.id, member.id);
+    const socket = await sockets.connect(member);
+    const notified = nextEvent<NotificationJson>(socket, 'notification');
+    // The join has entered the room and reads its members when the removal comes.
+    const reading = holdNextCall(t.app.get(RoomsService), 'listMembers');
+    const joining = emitAck(socket, 'chat:join', { roomId: room.id });
+    await reading.started;
+    await removeMember(t.url, owner, room.id, member.id);
+    expect(await notified).toMatchObject({ type: 'room:removed', room: { id: room.id } });
+    reading.release();
+
+    expect(await joining).toEqual({
+      ok: false,
+      error: { code: 'NOT_FOUND', message: 'Room not found', details: [] },
+    });
+    const received = collect<MessageJson>(socket, 'chat:message');
+    await postAndSettle(await ownerIn(room.id), room.id, 'after the removal');
+    expect(received).toEqual([]);
+  });
+
   it('takes a member removed from a private room out of it on Socket.IO and /ws, and tells them', async () => {
     const member = await registerUser(t.url);
     const room = await createRoom(t.url, owner, { isPrivate: true });
