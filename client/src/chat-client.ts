@@ -166,8 +166,6 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
 
   /** Tries at once instead of waiting for the backoff, or starts again after giving up. */
   reconnectNow(): void {
-    // Closed: only `connect()` starts again.
-    if (this.closed) return;
     this.reconnector.retryNow();
   }
 

@@ -30,6 +30,40 @@ describe('Reconnector', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
+  it('does not start on retryNow before start() or after stop(), and starts again after giving up', async () => {
+    let opens = 0;
+    const instance = new Reconnector({
+      token: () => 't',
+      backoff: { baseMs: 1_000, capMs: 5_000, maxRetries: 1 },
+      open: () => {
+        opens += 1;
+        instance.lost();
+      },
+    });
+    instance.retryNow();
+    await settle();
+    expect({ opens, state: instance.state }).toEqual({
+      opens: 0,
+      state: { status: 'offline', reason: 'not-started' },
+    });
+
+    instance.start();
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(instance.state).toEqual({ status: 'offline', reason: 'retries-exhausted' });
+    const given = opens;
+    instance.retryNow();
+    await settle();
+    expect(opens).toBe(given + 1);
+
+    instance.stop();
+    instance.retryNow();
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect({ opens, state: instance.state }).toEqual({
+      opens: given + 1,
+      state: { status: 'offline', reason: 'closed' },
+    });
+  });
+
   it('fails an attempt whose token provider never answers, backs off, and tries again', async () => {
     const provider = hangingOnce();
     const { instance, opened, states } = reconnector(provider.token, 3_000);

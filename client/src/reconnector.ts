@@ -53,9 +53,14 @@ export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
     this.attempt();
   }
 
-  /** Skips the wait of a pending retry, or starts again after giving up. */
+  /**
+   * Skips the wait of a pending retry, or starts again after giving up. A
+   * client never started, or stopped, stays so: only `start()` starts it.
+   */
   retryNow(): void {
-    if (this.current.status === 'connected' || this.current.status === 'connecting') return;
+    const { status } = this.current;
+    if (status === 'connected' || status === 'connecting') return;
+    if (status === 'offline' && this.current.reason !== 'retries-exhausted') return;
     this.clearRetry();
     this.authRetried = false;
     this.attempt();

@@ -357,6 +357,21 @@ describe('WsClient', () => {
     expect(ws.state).toEqual({ status: 'offline', reason: 'closed' });
   });
 
+  it('stays closed, or not started, when asked to reconnect at once', async () => {
+    const { ws } = client();
+    ws.reconnectNow();
+    await settle();
+    expect(FakeSocket.instances).toHaveLength(0);
+    ws.connect();
+    await settle();
+    FakeSocket.last.accept();
+    ws.close();
+    ws.reconnectNow();
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.instances).toHaveLength(1);
+    expect(ws.state).toEqual({ status: 'offline', reason: 'closed' });
+  });
+
   it('forgets its rooms on close(): connected again, it joins none of them', async () => {
     const { ws } = client();
     ws.join(ROOM);
