@@ -208,6 +208,22 @@ describe('RoomFeed', () => {
     await expect(failedFill).resolves.toBeUndefined();
   });
 
+  it('stops delivering a run of missed messages once a listener closes it', async () => {
+    const delivered: number[] = [];
+    const f: RoomFeed = new RoomFeed({
+      roomId: ROOM,
+      since: 100,
+      deliver: (m) => {
+        delivered.push(m.seq);
+        if (m.seq === 110) f.close();
+      },
+      fetchAfter: history(0).fetchAfter,
+    });
+    f.beginSync();
+    await f.endSync({ missed: range(101, 150), truncated: false });
+    expect(delivered).toEqual(seqs(101, 110));
+  });
+
   it('keeps what it holds when a fill fails, and completes on the next trigger', async () => {
     let failing = true;
     const delivered: number[] = [];

@@ -123,12 +123,16 @@ export class RoomFeed {
     for (const seq of this.pending.keys()) if (seq <= lastSeq) this.pending.delete(seq);
   }
 
+  /**
+   * A fill still under way when the room was left reads pages nobody must
+   * see; a listener that leaves the room, or closes the client, stops the
+   * rest of the run.
+   */
   private drain(): void {
-    // A fill still under way when the room was left reads pages nobody must see.
-    if (this.closed || this.lastSeq === undefined) return;
+    if (this.lastSeq === undefined) return;
     for (
       let next = this.pending.get(this.lastSeq + 1);
-      next;
+      next && !this.closed;
       next = this.pending.get(this.lastSeq + 1)
     ) {
       this.pending.delete(next.seq);
