@@ -187,6 +187,20 @@ describe('ChatClient', () => {
     expect(server.joinsPerConnection).toEqual([[{ roomId: ROOM }]]);
   });
 
+  it('counts the clientMsgId it adds in the size a message is refused over', async () => {
+    const limit = 1_024;
+    const sized = new ChatClient({ url: server.url, token: () => 't', maxPayloadBytes: limit });
+    try {
+      // Fits as given, with room for the envelope; not once the id is added.
+      const bare = JSON.stringify({ roomId: ROOM, text: '' }).length + 64;
+      const text = 'x'.repeat(limit - bare);
+      await expect(sized.send(ROOM, text)).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+      expect(sized.pendingMessages).toEqual([]);
+    } finally {
+      sized.close();
+    }
+  });
+
   it('fails a request the server never answers with the contract’s UNAVAILABLE', async () => {
     server.io.removeAllListeners('connection');
     const quiet = new ChatClient({ url: server.url, token: () => 't', ackTimeoutMs: 50 });

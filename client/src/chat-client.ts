@@ -28,6 +28,7 @@ import {
   isErrorBody,
   type ServerFailures,
 } from './errors';
+import { newClientMsgId } from './ids';
 import { Outbox, type PendingMessage } from './outbox';
 import { DEFAULT_MAX_PAYLOAD_BYTES, payloadTooLarge } from './payload-size';
 import { Reconnector } from './reconnector';
@@ -229,9 +230,11 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
    */
   send(roomId: string, text: string, options: { clientMsgId?: string } = {}): Promise<MessageJson> {
     if (this.closed) return Promise.reject(closedError());
-    const tooLarge = payloadTooLarge({ roomId, text, ...options }, this.maxPayloadBytes);
+    // Measured as it will be sent: with the id the outbox would otherwise add.
+    const clientMsgId = options.clientMsgId || newClientMsgId();
+    const tooLarge = payloadTooLarge({ roomId, text, clientMsgId }, this.maxPayloadBytes);
     if (tooLarge) return Promise.reject(tooLarge);
-    return this.outbox.send(roomId.toLowerCase(), text, options.clientMsgId);
+    return this.outbox.send(roomId.toLowerCase(), text, clientMsgId);
   }
 
   /** Tells the room that the user is typing; dropped while disconnected. */
