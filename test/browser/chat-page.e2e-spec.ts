@@ -217,17 +217,23 @@ describeWithBrowser('the chat page in Chromium', () => {
       await registerUser(service.url, uniqueUsername('alice')),
       await registerUser(service.url, uniqueUsername('bob')),
     ];
-    await createRoomAs(alice.token, 'alice only', true);
+    const aliceRoom = await createRoomAs(alice.token, 'alice only', true);
+    await postMany(alice, aliceRoom, 60);
     await createRoomAs(bob.token, 'open to all');
     const page = await openPage();
     await logIn(page, alice.username);
     await openRoom(page, 'alice only');
+    // A page of history with more behind it, and a draft.
+    await page.waitForSelector('#load-older', { state: 'visible' });
+    await page.fill('#composer input[name="text"]', 'a draft of alice');
 
     await page.click('#logout');
     await page.waitForSelector('#auth-form', { state: 'visible' });
     expect(await page.isHidden('#retry-now')).toBe(true);
     await logIn(page, bob.username);
     expect(await page.textContent('#room-title')).toBe('');
+    expect(await page.isHidden('#load-older')).toBe(true);
+    expect(await page.inputValue('#composer input[name="text"]')).toBe('');
     await page.click('#refresh-rooms');
     await page.waitForSelector('#room-list button:text-is("# open to all")');
     expect(

@@ -87,6 +87,8 @@ export class ChatPage {
     this.typing.reset();
     this.messages.reset();
     this.presence.replace([]);
+    this.composer.reset();
+    this.loadOlder.hidden = true;
     this.setComposerEnabled(false);
     this.notice('');
     byId('room-title').textContent = '';
