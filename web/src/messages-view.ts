@@ -38,13 +38,23 @@ export class MessagesView {
     this.pendingList.replaceChildren();
   }
 
-  /** A page of older messages, oldest first; one of the user's still shown as pending is stored. */
+  /**
+   * A page of older messages, oldest first; one of the user's still shown as
+   * pending is stored. All go before what is shown, but for one of the
+   * user's own acknowledged while the page was on its way, which may be
+   * older than some of them: then each goes in its place by seq.
+   */
   prepend(messages: readonly MessageJson[]): void {
     for (const message of messages) this.settlePending(message);
     const fresh = messages.filter((m) => !this.seqs.has(m.seq));
     if (fresh.length === 0) return;
     const heightBefore = this.scroller.scrollHeight;
-    this.list.prepend(...fresh.map((m) => this.render(m)));
+    const oldestShown = this.oldest;
+    if (oldestShown === undefined || fresh.every((m) => m.seq < oldestShown)) {
+      this.list.prepend(...fresh.map((m) => this.render(m)));
+    } else {
+      for (const m of fresh) this.list.insertBefore(this.render(m), this.firstItemAfter(m.seq));
+    }
     this.scroller.scrollTop += this.scroller.scrollHeight - heightBefore;
   }
 
