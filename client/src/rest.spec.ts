@@ -48,6 +48,34 @@ describe('RestClient answers that are not the service’s own', () => {
     });
   });
 
+  it('asks its token provider once for requests made together, and again for later ones', async () => {
+    let asked = 0;
+    let answer!: (token: string) => void;
+    const seen: Array<string | null> = [];
+    const rest = new RestClient({
+      baseUrl: 'http://service',
+      token: () => {
+        asked += 1;
+        return new Promise<string>((resolve) => (answer = resolve));
+      },
+      fetch: (_url, init) => {
+        seen.push(new Headers(init?.headers).get('Authorization'));
+        return answering(200, '{"items":[],"nextCursor":null}', 'application/json')();
+      },
+    });
+    const fills = Array.from({ length: 30 }, (_, i) => rest.history(`room-${i}`, { since: 0 }));
+    await Promise.resolve();
+    answer('fresh');
+    await Promise.all(fills);
+    expect({ asked, seen: new Set(seen) }).toEqual({ asked: 1, seen: new Set(['Bearer fresh']) });
+
+    const later = rest.me();
+    await Promise.resolve();
+    answer('later');
+    await later;
+    expect(asked).toBe(2);
+  });
+
   it('keeps the contract’s error when the service wrote one', async () => {
     const body = JSON.stringify({ code: 'CONFLICT', message: 'taken', details: [] });
     const error = await failure(client(answering(409, body, 'application/json')).me());

@@ -138,10 +138,23 @@ export class RestClient {
     });
   }
 
-  /** A token provider that fails (a refresh that could not run) fails the request as a ChatError. */
+  /** The provider's answer that requests made while it is asked share. */
+  private tokenAsked?: Promise<string>;
+
+  /**
+   * A token provider that fails (a refresh that could not run) fails the
+   * request as a ChatError. Requests made together (a reconnect fills every
+   * room's gap at once) ask the provider once: a provider that refreshes
+   * over the network would otherwise run one refresh per room, and refreshes
+   * that rotate a token could undo one another.
+   */
   private async tokenFrom(provider: TokenProvider): Promise<string> {
     try {
-      return await provider();
+      return await (this.tokenAsked ??= Promise.resolve()
+        .then(provider)
+        .finally(() => {
+          this.tokenAsked = undefined;
+        }));
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new ChatError(clientError('UNAVAILABLE', `No token: ${reason}`));
