@@ -157,6 +157,22 @@ describe('RestClient requests that hang', () => {
     });
     expect((await failure(rest.me())).code).toBe('UNAVAILABLE');
   });
+
+  it('ask a token provider that hung once again for the next request', async () => {
+    let asked = 0;
+    const rest = new RestClient({
+      baseUrl: 'http://service',
+      token: () => {
+        asked += 1;
+        return asked === 1 ? new Promise<string>(() => undefined) : Promise.resolve('t');
+      },
+      fetch: answering(200, '{}', 'application/json'),
+      timeoutMs: 20,
+    });
+    expect((await failure(rest.me())).code).toBe('UNAVAILABLE');
+    await expect(rest.me()).resolves.toEqual({});
+    expect(asked).toBe(2);
+  });
 });
 
 describe('RestClient URLs', () => {

@@ -146,15 +146,17 @@ export class RestClient {
    * request as a ChatError. Requests made together (a reconnect fills every
    * room's gap at once) ask the provider once: a provider that refreshes
    * over the network would otherwise run one refresh per room, and refreshes
-   * that rotate a token could undo one another.
+   * that rotate a token could undo one another. A provider that does not
+   * answer within a request's time limit is asked again by the next request.
    */
   private async tokenFrom(provider: TokenProvider): Promise<string> {
     try {
-      return await (this.tokenAsked ??= Promise.resolve()
-        .then(provider)
-        .finally(() => {
-          this.tokenAsked = undefined;
-        }));
+      return await (this.tokenAsked ??= withTimeout(
+        Promise.resolve().then(provider),
+        this.timeoutMs,
+      ).finally(() => {
+        this.tokenAsked = undefined;
+      }));
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new ChatError(clientError('UNAVAILABLE', `No token: ${reason}`));
