@@ -34,10 +34,41 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private countingLocallyUntil: number | undefined;
   /** One request is asking Redis again after a period of counting locally. */
   private probing = false;
+  /** Per key, the answer that the next one must not overtake. */
+  private readonly lastAnswers = new Map<string, Promise<ThrottlerStorageRecord>>();
 
   constructor(private readonly redis: RedisService) {}
 
-  async increment(
+  /**
+   * Answers each key's requests in the order they came: a request counted
+   * locally at once must not overtake one still waiting on a stalled Redis
+   * (a user's messages to a room would then be stored out of the order
+   * sent). Redis answers a connection's commands in order anyway.
+   */
+  increment(
+    key: string,
+    ttl: number,
+    limit: number,
+    blockDuration: number,
+    throttlerName: string,
+  ): Promise<ThrottlerStorageRecord> {
+    const answer = this.count(key, ttl, limit, blockDuration, throttlerName);
+    const previous = this.lastAnswers.get(key);
+    const ordered = previous
+      ? previous.then(
+          () => answer,
+          () => answer,
+        )
+      : answer;
+    this.lastAnswers.set(key, ordered);
+    const forget = () => {
+      if (this.lastAnswers.get(key) === ordered) this.lastAnswers.delete(key);
+    };
+    ordered.then(forget, forget);
+    return ordered;
+  }
+
+  private async count(
     key: string,
     ttl: number,
     limit: number,

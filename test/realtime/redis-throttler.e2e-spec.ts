@@ -3,6 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, type RedisClientType } from 'redis';
 import type { RedisService } from '@app/redis/redis.service';
 import { RedisThrottlerStorage } from '@app/throttling/redis-throttler.storage';
+import { withinTime } from '@app/common/time-limit';
+import { TcpProxy } from '../support/tcp-proxy';
 
 const describeWithRedis = process.env.REDIS_URL ? describe : describe.skip;
 
@@ -64,6 +66,40 @@ describeWithRedis('RedisThrottlerStorage', () => {
 
     await sleep(BLOCK_MS - WINDOW_MS);
     expect(await hit(second, BLOCK_MS)).toMatchObject({ isBlocked: false });
+  });
+
+  it('answers a key in the order asked when Redis stalls, though later ones are counted locally at once', async () => {
+    const url = new URL(process.env.REDIS_URL!);
+    const proxy = await TcpProxy.start(url.hostname, Number(url.port || 6379));
+    const proxied = createClient({ url: `redis://127.0.0.1:${proxy.port}` });
+    await proxied.connect();
+    try {
+      const storage = new RedisThrottlerStorage({
+        client: proxied,
+        key: (...parts: string[]) => `${prefix}${parts.join(':')}`,
+        // As RedisService answers: a command that takes too long fails.
+        answered: <T>(command: Promise<T>) =>
+          withinTime(command, 300, () => new Error('Redis did not answer')),
+      } as unknown as RedisService);
+      proxy.stall();
+      const answered: string[] = [];
+      const ask = (name: string) =>
+        hit(storage).then(
+          () => answered.push(name),
+          () => answered.push(`${name} failed`),
+        );
+      const first = ask('first');
+      await sleep(100);
+      const second = ask('second');
+      // The first has timed out: from now on this node counts alone, at once.
+      await sleep(250);
+      const third = ask('third');
+      await Promise.all([first, second, third]);
+      expect(answered).toEqual(['first', 'second', 'third']);
+    } finally {
+      await proxy.cut();
+      proxied.destroy();
+    }
   });
 
   it('keeps the budgets of different keys and throttlers apart', async () => {
