@@ -1,3 +1,4 @@
+import { isUUID } from 'class-validator';
 import type { RawData } from 'ws';
 import { AppException } from '@app/common/errors/app.exception';
 import { createValidationPipe } from '@app/common/pipes/validation.pipe';
@@ -64,9 +65,15 @@ export async function validateFrame(value: Record<string, unknown>): Promise<Cli
   throw AppException.validation('Unknown frame type');
 }
 
-/** What an error answering this frame names: its type when known, then its room once valid. */
+/**
+ * What an error answering this frame names: its type when known, then its
+ * room once that is a valid id, whatever else the frame got wrong.
+ */
 export function requestOf(value: Record<string, unknown>, frame?: ClientFrame): WsErrorRequest {
   if (!dtoOf(value.type)) return {};
   const request = value.type as WsClientFrameType;
-  return frame && 'room' in frame ? { request, room: frame.room.toLowerCase() } : { request };
+  const room = frame ? (frame as { room?: string }).room : value.room;
+  return typeof room === 'string' && isUUID(room, 'all')
+    ? { request, room: room.toLowerCase() }
+    : { request };
 }

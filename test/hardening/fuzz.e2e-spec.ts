@@ -237,6 +237,7 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
           type: 'error',
           ...refusal,
           request: 'join',
+          room: roomId,
         });
       } finally {
         raw.close();

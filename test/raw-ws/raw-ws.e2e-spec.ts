@@ -269,12 +269,12 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       [
         'a broadcast without payload',
         { type: 'broadcast', room: '01a21548-0000-7000-8000-000000000000' },
-        { request: 'broadcast' },
+        { request: 'broadcast', room: '01a21548-0000-7000-8000-000000000000' },
       ],
       [
         'an unknown field',
-        { type: 'join', room: '01a21548-0000-7000-8000-000000000000', extra: 1 },
-        { request: 'join' },
+        { type: 'join', room: '01A21548-0000-7000-8000-000000000000', extra: 1 },
+        { request: 'join', room: '01a21548-0000-7000-8000-000000000000' },
       ],
       [
         'a deeply nested payload',
@@ -283,7 +283,7 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
           room: '01a21548-0000-7000-8000-000000000000',
           payload: JSON.parse('['.repeat(40) + ']'.repeat(40)) as unknown,
         },
-        { request: 'broadcast' },
+        { request: 'broadcast', room: '01a21548-0000-7000-8000-000000000000' },
       ],
     ])(
       'answers %s with VALIDATION_FAILED, naming the request when its type is known, and keeps the connection',
