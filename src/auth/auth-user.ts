@@ -4,6 +4,8 @@ export interface AuthUser {
   username: string;
   /** When the presented token stops being valid (epoch milliseconds). */
   tokenExpiresAt: number;
+  /** When the login that the token's session began with was (epoch milliseconds). */
+  sessionStartedAt: number;
 }
 
 /** The claims of our access tokens. */
@@ -12,4 +14,6 @@ export interface AccessTokenClaims {
   username: string;
   iat: number;
   exp: number;
+  /** The login the session began with (epoch seconds); refreshed tokens keep it. Older tokens lack it. */
+  auth_time?: number;
 }

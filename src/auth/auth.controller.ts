@@ -34,6 +34,19 @@ export class AuthController {
     return this.auth.login(dto);
   }
 
+  @Post('refresh')
+  @Authenticated()
+  @HttpCode(HttpStatus.OK)
+  @ApiOkResponse({
+    type: TokenView,
+    description:
+      'A new token of the same session, for a token still valid: clients refresh before it expires. ' +
+      'A session older than JWT_SESSION_MAX_AGE (30 days by default) gets 401: log in again.',
+  })
+  refresh(@CurrentUser() user: AuthUser): Promise<TokenView> {
+    return this.auth.refresh(user);
+  }
+
   @Get('me')
   @Authenticated()
   @ApiOkResponse({ type: UserView })

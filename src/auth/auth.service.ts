@@ -4,6 +4,7 @@ import { DeliveryService } from '@app/delivery/delivery.service';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import type { User } from '@app/users/user.entity';
 import { UsersService } from '@app/users/users.service';
+import type { AuthUser } from './auth-user';
 import type { LoginDto, RegisterDto } from './dto/credentials.dto';
 import { PasswordHasher } from './password-hasher';
 import { TokenService, type IssuedToken } from './token.service';
@@ -61,6 +62,10 @@ export class AuthService {
       )
       .finally(() => this.rehashing.delete(user.id));
     this.rehashing.set(user.id, done);
+  }
+
+  refresh(user: AuthUser): Promise<IssuedToken> {
+    return this.tokens.refresh(user);
   }
 
   async profile(userId: string): Promise<User> {

@@ -36,7 +36,9 @@ function hasAccessTokenClaims(payload: unknown): payload is AccessTokenClaims {
     typeof claims?.sub === 'string' &&
     UUID_PATTERN.test(claims.sub) &&
     typeof claims.username === 'string' &&
-    typeof claims.exp === 'number'
+    typeof claims.exp === 'number' &&
+    typeof claims.iat === 'number' &&
+    (claims.auth_time === undefined || typeof claims.auth_time === 'number')
   );
 }
 
@@ -53,13 +55,30 @@ export class TokenService {
     private readonly closures: AccountClosures,
   ) {}
 
-  async issue(user: Pick<User, 'id' | 'username'>): Promise<IssuedToken> {
+  /** A token for a session that began with a login at `sessionStartedAt` (now, by default). */
+  async issue(
+    user: Pick<User, 'id' | 'username'>,
+    sessionStartedAt = Date.now(),
+  ): Promise<IssuedToken> {
     const expiresIn = this.config.get('auth.jwtExpiresInSeconds', { infer: true });
     const accessToken = await this.jwt.signAsync(
-      { sub: user.id, username: user.username },
+      { sub: user.id, username: user.username, auth_time: Math.floor(sessionStartedAt / 1000) },
       { algorithm: JWT_ALGORITHM, expiresIn },
     );
     return { accessToken, tokenType: 'Bearer', expiresIn };
+  }
+
+  /**
+   * A new token of the caller's session, for a caller whose token is still
+   * valid: a client refreshes before it expires instead of logging in again.
+   * Past `JWT_SESSION_MAX_AGE` after its login the session ends, so that a
+   * token that leaked cannot be kept alive for good.
+   */
+  async refresh(user: AuthUser): Promise<IssuedToken> {
+    const maxAgeMs = this.config.get('auth.sessionMaxAgeSeconds', { infer: true }) * 1000;
+    if (Date.now() - user.sessionStartedAt > maxAgeMs)
+      throw AppException.unauthorized('Session expired: log in again');
+    return this.issue(user, user.sessionStartedAt);
   }
 
   /** Resolves the token's user, or throws UNAUTHORIZED for any bad or missing token. */
@@ -69,7 +88,12 @@ export class TokenService {
     // Ids are stored in lower case; PostgreSQL would match any case, SQLite only this one.
     const user = await this.users.findActiveById(claims.sub.toLowerCase());
     if (!user) throw AppException.unauthorized();
-    return { id: user.id, username: user.username, tokenExpiresAt: claims.exp * 1000 };
+    return {
+      id: user.id,
+      username: user.username,
+      tokenExpiresAt: claims.exp * 1000,
+      sessionStartedAt: (claims.auth_time ?? claims.iat) * 1000,
+    };
   }
 
   /** `verify`, for a connection or stream that registers after more waiting. */

@@ -48,6 +48,8 @@ export interface AuthConfig {
   /** True when no JWT_SECRET was given and a per-process one was generated. */
   jwtSecretGenerated: boolean;
   jwtExpiresInSeconds: number;
+  /** How long after its login a session may still be refreshed. */
+  sessionMaxAgeSeconds: number;
   bcryptRounds: number;
 }
 
@@ -134,6 +136,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       jwtSecret: env.JWT_SECRET ?? randomBytes(48).toString('base64url'),
       jwtSecretGenerated: !env.JWT_SECRET,
       jwtExpiresInSeconds: parseDuration(env.JWT_EXPIRES_IN),
+      sessionMaxAgeSeconds: parseDuration(env.JWT_SESSION_MAX_AGE),
       bcryptRounds: env.BCRYPT_ROUNDS,
     },
     redis: {

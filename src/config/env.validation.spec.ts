@@ -92,6 +92,23 @@ describe('MAX_ROOMS_PER_CONNECTION', () => {
   });
 });
 
+describe('JWT_SESSION_MAX_AGE', () => {
+  it.each(['1m', '12h', '30d', '365d'])('accepts %s', (value) =>
+    expect(
+      validateEnvironment({ JWT_SESSION_MAX_AGE: value, JWT_EXPIRES_IN: '1m' }).JWT_SESSION_MAX_AGE,
+    ).toBe(value),
+  );
+
+  it.each(['0', '59s', '366d', 'forever'])('refuses %s', (value) =>
+    expect(refusal({ JWT_SESSION_MAX_AGE: value })).toContain('JWT_SESSION_MAX_AGE: '),
+  );
+
+  it('refuses a session shorter than the token it starts with', () =>
+    expect(refusal({ JWT_SESSION_MAX_AGE: '30m', JWT_EXPIRES_IN: '1h' })).toBe(
+      "Invalid configuration:\n  JWT_SESSION_MAX_AGE: 30m is shorter than one token's lifetime (JWT_EXPIRES_IN=1h)",
+    ));
+});
+
 describe('settings that must fit together', () => {
   it('refuses a join budget smaller than the rooms a connection may hold, naming both', () => {
     expect(validateEnvironment({ RATE_LIMIT_CHAT_JOIN: '100/60s' }).MAX_ROOMS_PER_CONNECTION).toBe(

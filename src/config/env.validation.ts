@@ -48,6 +48,9 @@ export const DURATION_PATTERN = /^\d+(s|m|h|d)?$/;
 /** Long enough to log in and then connect; short enough that a leaked token does not serve for months. */
 const JWT_LIFETIME = { min: '1m', max: '30d' };
 
+/** How long refreshing may keep one login's session going. */
+const SESSION_LIFETIME = { min: '1m', max: '365d' };
+
 /**
  * The longest interval or timeout a setting may ask for. Node fires any
  * timer above 2^31-1 ms after 1 ms; far below that, ten minutes is already
@@ -204,6 +207,14 @@ export class EnvironmentVariables {
   })
   JWT_EXPIRES_IN = '1h';
 
+  @Matches(DURATION_PATTERN, {
+    message: 'JWT_SESSION_MAX_AGE must be a duration like 3600, 12h or 30d',
+  })
+  @IsDurationWithin(SESSION_LIFETIME, {
+    message: `JWT_SESSION_MAX_AGE must be from ${SESSION_LIFETIME.min} to ${SESSION_LIFETIME.max}`,
+  })
+  JWT_SESSION_MAX_AGE = '30d';
+
   @IsReadBy(parseCorsOrigins)
   CORS_ORIGINS = '';
 
@@ -358,13 +369,19 @@ function withoutEmptyValues(raw: RawEnvironment): RawEnvironment {
 
 /**
  * Settings valid each alone that do not fit together, each as the line to
- * report: a client coming back must be able to rejoin every room it may
- * hold, and a shutdown must outlast a stalled Redis, which it waits on
- * twice (the writes that closing connections leave, then closing its
- * clients).
+ * report: a session outlasts the token it starts with, a client coming
+ * back must be able to rejoin every room it may hold, and a shutdown must
+ * outlast a stalled Redis, which it waits on twice (the writes that
+ * closing connections leave, then closing its clients).
  */
 function mismatches(env: EnvironmentVariables): string[] {
   const problems: string[] = [];
+  if (parseDuration(env.JWT_SESSION_MAX_AGE) < parseDuration(env.JWT_EXPIRES_IN)) {
+    problems.push(
+      `  JWT_SESSION_MAX_AGE: ${env.JWT_SESSION_MAX_AGE} is shorter than one token's lifetime ` +
+        `(JWT_EXPIRES_IN=${env.JWT_EXPIRES_IN})`,
+    );
+  }
   const joins = parseRate(env.RATE_LIMIT_CHAT_JOIN).limit;
   if (joins < env.MAX_ROOMS_PER_CONNECTION) {
     problems.push(

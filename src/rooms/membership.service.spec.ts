@@ -14,6 +14,7 @@ const user = (id: string): AuthUser => ({
   id,
   username: `u${id.slice(-1)}`,
   tokenExpiresAt: Date.now() + 60_000,
+  sessionStartedAt: Date.now(),
 });
 
 function setUp(room: Partial<Room>, { added = true, removed = true } = {}) {

@@ -13,6 +13,7 @@ const user: AuthUser = {
   id: 'bob',
   username: 'bob',
   tokenExpiresAt: Date.now() + 3_600_000,
+  sessionStartedAt: Date.now(),
 };
 
 /** What SseStream uses of an Express response, and what was done to it. */

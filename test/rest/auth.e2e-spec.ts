@@ -117,6 +117,8 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
         username: user.username,
         iat: expect.any(Number),
         exp: expect.any(Number),
+        // The login the session began with, which refreshed tokens keep.
+        auth_time: payload.iat,
       });
       expect(payload.exp - payload.iat).toBe(3600);
     });
@@ -189,6 +191,73 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
         message: expect.any(String),
         details: expect.any(Array),
       });
+    });
+  });
+
+  describe('POST /api/auth/refresh', () => {
+    const refresh = (token: string) =>
+      request(t.url).post('/api/auth/refresh').set('Authorization', `Bearer ${token}`);
+    const claimsOf = (token: string) =>
+      JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as {
+        sub: string;
+        iat: number;
+        exp: number;
+        auth_time: number;
+      };
+
+    it('issues a new token of the same session for a token still valid', async () => {
+      const user = await registerUser(t.url);
+      const refreshed = await refresh(user.token).expect(200);
+      expect(refreshed.body).toEqual({
+        accessToken: expect.any(String),
+        tokenType: 'Bearer',
+        expiresIn: 3600,
+      });
+      const [before, after] = [claimsOf(user.token), claimsOf(refreshed.body.accessToken)];
+      expect(after).toMatchObject({ sub: user.id, auth_time: before.auth_time });
+      expect(after.exp).toBeGreaterThanOrEqual(before.exp);
+      const me = await request(t.url)
+        .get('/api/auth/me')
+        .set('Authorization', `Bearer ${refreshed.body.accessToken}`)
+        .expect(200);
+      expect(me.body.id).toBe(user.id);
+    });
+
+    it('refuses bad tokens and those of a deleted account exactly like a missing one', async () => {
+      const user = await registerUser(t.url);
+      const missing = await request(t.url).post('/api/auth/refresh').expect(401);
+      for (const [, token] of badTokensFor(user)) {
+        expect((await refresh(token).expect(401)).body).toEqual(missing.body);
+      }
+      await request(t.url)
+        .delete('/api/auth/me')
+        .set('Authorization', `Bearer ${user.token}`)
+        .expect(204);
+      expect((await refresh(user.token).expect(401)).body).toEqual(missing.body);
+    });
+
+    it('ends a session older than JWT_SESSION_MAX_AGE, counted from the login (or the token without one)', async () => {
+      const user = await registerUser(t.url);
+      const thirtyOneDaysAgo = nowSeconds() - 31 * 24 * 3600;
+      const claims = { sub: user.id, username: user.username, exp: nowSeconds() + 3600 };
+      const oldSession = forgeToken({ ...claims, iat: nowSeconds(), auth_time: thirtyOneDaysAgo });
+      const oldTokenWithoutSession = forgeToken({ ...claims, iat: thirtyOneDaysAgo });
+      const recentWithoutSession = forgeToken({ ...claims, iat: nowSeconds() - 60 });
+
+      for (const token of [oldSession, oldTokenWithoutSession]) {
+        // The token itself is still good; its session may not be drawn out any longer.
+        await request(t.url)
+          .get('/api/auth/me')
+          .set('Authorization', `Bearer ${token}`)
+          .expect(200);
+        expect((await refresh(token).expect(401)).body).toEqual({
+          code: 'UNAUTHORIZED',
+          message: 'Session expired: log in again',
+          details: [],
+        });
+      }
+      const renewed = await refresh(recentWithoutSession).expect(200);
+      expect(claimsOf(renewed.body.accessToken).auth_time).toBe(nowSeconds() - 60);
     });
   });
 

@@ -216,6 +216,7 @@ describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', 
       expect.arrayContaining([
         'POST /api/auth/register',
         'POST /api/auth/login',
+        'POST /api/auth/refresh',
         'GET /api/auth/me',
         'POST /api/rooms',
         'GET /api/rooms',
@@ -234,7 +235,10 @@ describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', 
     );
     for (const { route, operation } of routes.filter(
       (r) =>
-        r.route.includes('/api/rooms') || r.route.endsWith('/me') || r.route.includes('events'),
+        r.route.includes('/api/rooms') ||
+        r.route.endsWith('/me') ||
+        r.route.endsWith('/refresh') ||
+        r.route.includes('events'),
     )) {
       expect({ route, security: operation.security }).toEqual({
         route,
