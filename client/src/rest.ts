@@ -68,6 +68,11 @@ export class RestClient {
     return this.request('POST', '/auth/login', { body: credentials, anonymous: true });
   }
 
+  /** A new token of the caller's session, for a token still valid; 401 once the session is too old. */
+  refresh(): Promise<AccessTokenJson> {
+    return this.request('POST', '/auth/refresh');
+  }
+
   me(): Promise<UserJson> {
     return this.request('GET', '/auth/me');
   }
