@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page, type Route } from 'playwright-core';
 import {
   addMember,
   postMessage,
@@ -13,6 +13,7 @@ import {
 import { runsUnderCi } from '../support/ci';
 import { REPO_ROOT } from '../support/service-process';
 import { fullHistory, RestartableService, waitFor } from '../sdk/sdk-harness';
+import { eventually } from '../support/sockets';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -176,6 +177,48 @@ describeWithBrowser('the chat page in Chromium', () => {
     mkdirSync(join(REPO_ROOT, 'artifacts'), { recursive: true });
     await bob.screenshot({ path: SCREENSHOT });
   });
+
+  it('refreshes its token halfway through its life, and ends the session the server will not refresh', async () => {
+    const kim = await registerUser(service.url, uniqueUsername('kim'));
+    // Tokens said to live 10 s: the page refreshes 5 s on.
+    const shortLived = async (route: Route) => {
+      const response = await route.fetch();
+      const body = (await response.json()) as { expiresIn: number };
+      return route.fulfill({ response, json: { ...body, expiresIn: 10 } });
+    };
+    const refreshes: string[] = [];
+    let refusing = false;
+    const page = await openPage(service.url, async (p) => {
+      await p.route('**/api/auth/login', shortLived);
+      await p.route('**/api/auth/refresh', async (route) => {
+        refreshes.push(route.request().headers().authorization ?? '');
+        if (!refusing) return shortLived(route);
+        return route.fulfill({
+          status: 401,
+          json: { code: 'UNAUTHORIZED', message: 'Session expired: log in again', details: [] },
+        });
+      });
+    });
+    await logIn(page, kim.username);
+    const tokenInTab = () =>
+      page.evaluate<string>(
+        `JSON.parse(sessionStorage.getItem('realtime-chat.session') ?? '{}').token`,
+      );
+    const first = await tokenInTab();
+
+    await eventually(() => refreshes.length === 1, 15_000);
+    expect(refreshes[0]).toBe(`Bearer ${first}`);
+    await eventually(async () => (await tokenInTab()) !== first, 5_000);
+    // What the page sends from now on carries the new token.
+    const used = page.waitForRequest('**/api/rooms?**');
+    await page.click('#refresh-rooms');
+    expect((await used).headers().authorization).toBe(`Bearer ${await tokenInTab()}`);
+
+    refusing = true;
+    await page.waitForSelector('#auth-form', { state: 'visible', timeout: 15_000 });
+    expect(await page.textContent('#auth-error')).toBe('Your session expired: log in again.');
+    expect(refreshes).toHaveLength(2);
+  }, 60_000);
 
   it('scrolls back through older history page by page', async () => {
     const dan = await registerUser(service.url, uniqueUsername('dan'));

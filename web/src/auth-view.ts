@@ -49,9 +49,10 @@ export class AuthView {
     credentials: { username: string; password: string },
   ): Promise<Session> {
     if (action === 'register') await this.rest.register(credentials);
-    const { accessToken } = await this.rest.login(credentials);
+    const { accessToken, expiresIn } = await this.rest.login(credentials);
+    const expiresAt = Date.now() + expiresIn * 1000;
     const me = await new RestClient({ baseUrl: location.origin, token: () => accessToken }).me();
-    return { token: accessToken, userId: me.id, username: me.username };
+    return { token: accessToken, userId: me.id, username: me.username, expiresAt };
   }
 
   private field(name: 'username' | 'password'): string {

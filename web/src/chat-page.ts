@@ -15,7 +15,7 @@ import { MessagesView } from './messages-view';
 import { PresenceView } from './presence-view';
 import { invitationNotice, mentionNotice, removalNotice } from './notices';
 import { RoomsView } from './rooms-view';
-import type { Session } from './session';
+import { loadSession, type Session } from './session';
 import { TypingView } from './typing-view';
 
 const HISTORY_PAGE = 50;
@@ -53,7 +53,11 @@ export class ChatPage {
     private readonly rest: RestClient,
     private readonly onSignedOut: (reason: string) => void,
   ) {
-    this.client = new ChatClient({ url: location.origin, token: () => session.token });
+    // The tab's session as it is now: its token is refreshed while the page runs.
+    this.client = new ChatClient({
+      url: location.origin,
+      token: () => loadSession()?.token ?? session.token,
+    });
     this.messages = new MessagesView(
       byId('messages'),
       byId<HTMLOListElement>('message-list'),

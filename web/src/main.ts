@@ -1,6 +1,7 @@
 import { RestClient } from '../../client/src';
 import { AuthView } from './auth-view';
 import { ChatPage } from './chat-page';
+import { SessionKeeper } from './session-keeper';
 import { byId } from './dom';
 import { clearSession, loadSession, saveSession, type Session } from './session';
 
@@ -13,6 +14,7 @@ function main(): void {
   });
 
   const signOut = (message = '') => {
+    keeper.stop();
     page?.stop();
     page = undefined;
     clearSession();
@@ -28,8 +30,11 @@ function main(): void {
     byId('logout').hidden = false;
     page = new ChatPage(session, rest, signOut);
     page.start();
+    keeper.start(session);
   };
 
+  // The SDK asks for the token at every connection and request: a refreshed one is used from then on.
+  const keeper = new SessionKeeper(rest, saveSession, signOut);
   const auth = new AuthView(rest, signIn);
   byId('logout').addEventListener('click', () => signOut());
   const session = loadSession();

@@ -3,6 +3,8 @@ export interface Session {
   token: string;
   userId: string;
   username: string;
+  /** When the token stops being valid (epoch milliseconds); absent in sessions kept before it was. */
+  expiresAt?: number;
 }
 
 const KEY = 'realtime-chat.session';
