@@ -55,12 +55,19 @@ export class TokenService {
     private readonly closures: AccountClosures,
   ) {}
 
-  /** A token for a session that began with a login at `sessionStartedAt` (now, by default). */
+  /**
+   * A token for a session that began with a login at `sessionStartedAt` (now,
+   * by default), living `JWT_EXPIRES_IN` but never past the session's end.
+   */
   async issue(
     user: Pick<User, 'id' | 'username'>,
     sessionStartedAt = Date.now(),
   ): Promise<IssuedToken> {
-    const expiresIn = this.config.get('auth.jwtExpiresInSeconds', { infer: true });
+    const expiresIn = Math.min(
+      this.config.get('auth.jwtExpiresInSeconds', { infer: true }),
+      Math.floor((this.sessionEndsAt(sessionStartedAt) - Date.now()) / 1000),
+    );
+    if (expiresIn <= 0) throw AppException.unauthorized('Session expired: log in again');
     const accessToken = await this.jwt.signAsync(
       { sub: user.id, username: user.username, auth_time: Math.floor(sessionStartedAt / 1000) },
       { algorithm: JWT_ALGORITHM, expiresIn },
@@ -71,14 +78,15 @@ export class TokenService {
   /**
    * A new token of the caller's session, for a caller whose token is still
    * valid: a client refreshes before it expires instead of logging in again.
-   * Past `JWT_SESSION_MAX_AGE` after its login the session ends, so that a
-   * token that leaked cannot be kept alive for good.
+   * `JWT_SESSION_MAX_AGE` after its login the session ends (the last token
+   * expires then), so that a token that leaked cannot be kept alive for good.
    */
-  async refresh(user: AuthUser): Promise<IssuedToken> {
-    const maxAgeMs = this.config.get('auth.sessionMaxAgeSeconds', { infer: true }) * 1000;
-    if (Date.now() - user.sessionStartedAt > maxAgeMs)
-      throw AppException.unauthorized('Session expired: log in again');
+  refresh(user: AuthUser): Promise<IssuedToken> {
     return this.issue(user, user.sessionStartedAt);
+  }
+
+  private sessionEndsAt(sessionStartedAt: number): number {
+    return sessionStartedAt + this.config.get('auth.sessionMaxAgeSeconds', { infer: true }) * 1000;
   }
 
   /** Resolves the token's user, or throws UNAUTHORIZED for any bad or missing token. */

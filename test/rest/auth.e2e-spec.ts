@@ -242,7 +242,8 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
       const claims = { sub: user.id, username: user.username, exp: nowSeconds() + 3600 };
       const oldSession = forgeToken({ ...claims, iat: nowSeconds(), auth_time: thirtyOneDaysAgo });
       const oldTokenWithoutSession = forgeToken({ ...claims, iat: thirtyOneDaysAgo });
-      const recentWithoutSession = forgeToken({ ...claims, iat: nowSeconds() - 60 });
+      const minuteAgo = nowSeconds() - 60;
+      const recentWithoutSession = forgeToken({ ...claims, iat: minuteAgo });
 
       for (const token of [oldSession, oldTokenWithoutSession]) {
         // The token itself is still good; its session may not be drawn out any longer.
@@ -257,7 +258,24 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
         });
       }
       const renewed = await refresh(recentWithoutSession).expect(200);
-      expect(claimsOf(renewed.body.accessToken).auth_time).toBe(nowSeconds() - 60);
+      expect(claimsOf(renewed.body.accessToken).auth_time).toBe(minuteAgo);
+    });
+
+    it('never issues a token that outlives its session', async () => {
+      const user = await registerUser(t.url);
+      const sessionEnd = nowSeconds() + 600;
+      // Ten minutes left of a 30-day session: the new token lives ten minutes, not an hour.
+      const nearlyOver = forgeToken({
+        sub: user.id,
+        username: user.username,
+        iat: nowSeconds(),
+        exp: nowSeconds() + 3600,
+        auth_time: sessionEnd - 30 * 24 * 3600,
+      });
+      const renewed = await refresh(nearlyOver).expect(200);
+      const claims = claimsOf(renewed.body.accessToken);
+      expect(Math.abs(claims.exp - sessionEnd)).toBeLessThanOrEqual(1);
+      expect(Math.abs(renewed.body.expiresIn - 600)).toBeLessThanOrEqual(1);
     });
   });
 
