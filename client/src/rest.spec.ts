@@ -158,6 +158,26 @@ describe('RestClient requests that hang', () => {
     expect((await failure(rest.me())).code).toBe('UNAVAILABLE');
   });
 
+  it('refresh a token given to it without asking the provider, which may call it itself', async () => {
+    let stored = 'old';
+    const sent: Array<string | null> = [];
+    const rest: RestClient = new RestClient({
+      baseUrl: 'http://service',
+      token: async () => {
+        if (stored === 'old') stored = (await rest.refresh(stored)).accessToken;
+        return stored;
+      },
+      fetch: (_url, init) => {
+        sent.push(new Headers(init?.headers).get('Authorization'));
+        const body = { accessToken: 'new', tokenType: 'Bearer', expiresIn: 3600 };
+        return answering(200, JSON.stringify(body), 'application/json')();
+      },
+      timeoutMs: 1_000,
+    });
+    await rest.me();
+    expect(sent).toEqual(['Bearer old', 'Bearer new']);
+  });
+
   it('ask a token provider that hung once again for the next request', async () => {
     let asked = 0;
     const rest = new RestClient({

@@ -43,6 +43,8 @@ interface RequestOptions {
   body?: object;
   query?: Query;
   anonymous?: boolean;
+  /** Sent instead of the provider's: for a provider that itself refreshes through this client. */
+  token?: string;
 }
 
 /** A typed wrapper of the REST routes the SDK and the page use; failures throw a `ChatError`. */
@@ -68,9 +70,13 @@ export class RestClient {
     return this.request('POST', '/auth/login', { body: credentials, anonymous: true });
   }
 
-  /** A new token of the caller's session, for a token still valid; 401 once the session is too old. */
-  refresh(): Promise<AccessTokenJson> {
-    return this.request('POST', '/auth/refresh');
+  /**
+   * A new token of the caller's session, for a token still valid; 401 once
+   * the session is over. `token`, when given, is the one refreshed, and the
+   * provider is not asked: a provider may then call this itself.
+   */
+  refresh(token?: string): Promise<AccessTokenJson> {
+    return this.request('POST', '/auth/refresh', { token });
   }
 
   me(): Promise<UserJson> {
@@ -132,7 +138,8 @@ export class RestClient {
   ): Promise<Response> {
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (options.body) headers['Content-Type'] = 'application/json';
-    if (!options.anonymous && this.options.token) {
+    if (options.token !== undefined) headers.Authorization = `Bearer ${options.token}`;
+    else if (!options.anonymous && this.options.token) {
       headers.Authorization = `Bearer ${await this.tokenFrom(this.options.token)}`;
     }
     return this.send(this.url(path, options.query), {
