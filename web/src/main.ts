@@ -35,6 +35,12 @@ function main(): void {
 
   // The SDK asks for the token at every connection and request: a refreshed one is used from then on.
   const keeper = new SessionKeeper(rest, saveSession, signOut);
+  const tabBack = () => keeper.check();
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') tabBack();
+  });
+  window.addEventListener('pageshow', tabBack);
+  window.addEventListener('online', tabBack);
   const auth = new AuthView(rest, signIn);
   byId('logout').addEventListener('click', () => signOut());
   const session = loadSession();

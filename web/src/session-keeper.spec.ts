@@ -14,9 +14,11 @@ function keeperWith(answers: Array<() => Promise<{ accessToken: string; expiresI
   const asked: number[] = [];
   const refreshed: Session[] = [];
   const ended: string[] = [];
+  const tokens: string[] = [];
   const rest = {
-    refresh: () => {
+    refresh: (token: string) => {
       asked.push(Date.now());
+      tokens.push(token);
       return answers.shift()!();
     },
   } as unknown as RestClient;
@@ -25,7 +27,7 @@ function keeperWith(answers: Array<() => Promise<{ accessToken: string; expiresI
     (s) => refreshed.push(s),
     (m) => ended.push(m),
   );
-  return { keeper, asked, refreshed, ended };
+  return { keeper, asked, tokens, refreshed, ended };
 }
 
 const issued = (token: string) => () => Promise.resolve({ accessToken: token, expiresIn: 60 });
@@ -50,6 +52,31 @@ describe('SessionKeeper', () => {
     expect(refreshed[0].expiresAt).toBe(Date.now() + 60_000);
     await jest.advanceTimersByTimeAsync(30_000);
     expect(refreshed.map((s) => s.token)).toEqual(['t1', 't2']);
+    keeper.stop();
+  });
+
+  it('refreshes the session’s own token, then the new one', async () => {
+    const { keeper, tokens } = keeperWith([issued('t1'), issued('t2')]);
+    keeper.start(session(60_000));
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(tokens).toEqual(['t0', 't1']);
+    keeper.stop();
+  });
+
+  it('refreshes at once, when the tab comes back, a refresh whose time came while it slept', async () => {
+    const { keeper, asked } = keeperWith([issued('t1')]);
+    keeper.start(session(60_000));
+    keeper.check();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(asked).toHaveLength(0);
+    // Asleep: the wall clock moved on, the timer did not fire.
+    jest.setSystemTime(Date.now() + 40_000);
+    keeper.check();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(asked).toHaveLength(1);
+    // The old timer does not ask again; the new token's refresh comes halfway through its life.
+    await jest.advanceTimersByTimeAsync(29_999);
+    expect(asked).toHaveLength(1);
     keeper.stop();
   });
 

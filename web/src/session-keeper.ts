@@ -15,6 +15,8 @@ const MIN_DELAY_MS = 5_000;
  */
 export class SessionKeeper {
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** The refresh due, by the wall clock: a timer of a tab that slept fires late. */
+  private due: { at: number; session: Session } | undefined;
   private generation = 0;
 
   constructor(
@@ -31,17 +33,36 @@ export class SessionKeeper {
   stop(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.due = undefined;
     this.generation += 1;
   }
 
+  /**
+   * For a tab coming back (shown again, online again, woken up): a refresh
+   * whose time came while it slept runs now, before the token expires if it
+   * still can. A token that expired meanwhile cannot be refreshed; the
+   * session then ends, as it would without refreshing.
+   */
+  check(): void {
+    if (this.due && Date.now() >= this.due.at) this.refreshNow(this.due.session);
+  }
+
   private schedule(session: Session, delayMs: number): void {
-    const generation = this.generation;
-    this.timer = setTimeout(() => void this.refresh(session, generation), delayMs);
+    clearTimeout(this.timer);
+    this.due = { at: Date.now() + delayMs, session };
+    this.timer = setTimeout(() => this.refreshNow(session), delayMs);
+  }
+
+  private refreshNow(session: Session): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.due = undefined;
+    void this.refresh(session, this.generation);
   }
 
   private async refresh(session: Session, generation: number): Promise<void> {
     try {
-      const { accessToken, expiresIn } = await this.rest.refresh();
+      const { accessToken, expiresIn } = await this.rest.refresh(session.token);
       if (generation !== this.generation) return;
       const fresh = { ...session, token: accessToken, expiresAt: Date.now() + expiresIn * 1000 };
       this.refreshed(fresh);
