@@ -1,4 +1,4 @@
-import { KeyedSerialQueue, SerialQueue } from './serial-queue';
+import { KeyedInOrder, KeyedSerialQueue, SerialQueue } from './serial-queue';
 
 describe('SerialQueue', () => {
   it('runs tasks one at a time in order, even when one fails', async () => {
@@ -55,5 +55,42 @@ describe('KeyedSerialQueue', () => {
     await running;
     await step();
     expect(queue.size).toBe(0);
+  });
+});
+
+describe('KeyedInOrder', () => {
+  const deferred = <T>() => {
+    let resolve!: (value: T) => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<T>((res, rej) => ([resolve, reject] = [res, rej]));
+    return { promise, resolve, reject };
+  };
+
+  it('settles a key’s answers in the order asked, whichever comes first, other keys aside', async () => {
+    const order = new KeyedInOrder<string>();
+    const settled: string[] = [];
+    const [first, second] = [deferred<string>(), deferred<string>()];
+    const asked = [
+      order.inOrder('a', first.promise),
+      order.inOrder('a', second.promise),
+      order.inOrder('a', Promise.resolve('third')),
+      order.inOrder('b', Promise.resolve('other key')),
+    ].map((answer) => answer.then((value) => settled.push(value)));
+    second.resolve('second');
+    await new Promise(setImmediate);
+    expect(settled).toEqual(['other key']);
+    first.resolve('first');
+    await Promise.all(asked);
+    expect(settled).toEqual(['other key', 'first', 'second', 'third']);
+  });
+
+  it('lets a failure through as its own answer only, and keeps nothing once settled', async () => {
+    const order = new KeyedInOrder<string>();
+    const failed = order.inOrder('a', Promise.reject(new Error('no')));
+    const next = order.inOrder('a', Promise.resolve('next'));
+    await expect(failed).rejects.toThrow('no');
+    await expect(next).resolves.toBe('next');
+    await new Promise(setImmediate);
+    expect((order as unknown as { last: Map<string, unknown> }).last.size).toBe(0);
   });
 });

@@ -40,3 +40,28 @@ export class KeyedSerialQueue<K> {
     return this.tails.size;
   }
 }
+
+/**
+ * Settles, per key, each answer only once those asked before it under that
+ * key have settled: work that runs side by side but must answer in the order
+ * it was asked.
+ */
+export class KeyedInOrder<K> {
+  private readonly last = new Map<K, Promise<unknown>>();
+
+  inOrder<T>(key: K, answer: Promise<T>): Promise<T> {
+    const previous = this.last.get(key);
+    const ordered = previous
+      ? previous.then(
+          () => answer,
+          () => answer,
+        )
+      : answer;
+    this.last.set(key, ordered);
+    const forget = () => {
+      if (this.last.get(key) === ordered) this.last.delete(key);
+    };
+    ordered.then(forget, forget);
+    return ordered;
+  }
+}

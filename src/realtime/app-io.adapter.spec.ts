@@ -26,6 +26,15 @@ function setUp() {
   return { adapter, socket, transform, ackOf };
 }
 
+/** The handlers Nest would hand over for these methods of a gateway class, named after them. */
+function handlersOf<G extends object>(gateway: { prototype: G }, names: Array<keyof G & string>) {
+  return names.map((name) => ({
+    message: name,
+    methodName: name,
+    callback: gateway.prototype[name] as (this: object, ...args: unknown[]) => unknown,
+  }));
+}
+
 describe('AppIoAdapter dispatch', () => {
   it('gives every socket the same listener, which passes the socket to the unbound handler', async () => {
     const { adapter, socket, transform, ackOf } = setUp();
@@ -96,11 +105,7 @@ describe('AppIoAdapter dispatch', () => {
         return Promise.resolve();
       }
     }
-    const handlers = (['slow', 'quick', 'free'] as const).map((name) => ({
-      message: name,
-      methodName: name,
-      callback: Gateway.prototype[name] as (this: object, ...args: unknown[]) => unknown,
-    }));
+    const handlers = handlersOf(Gateway, ['slow', 'quick', 'free']);
     const [ada, bob] = [socket(), socket()];
     for (const client of [ada, bob])
       adapter.bindSharedMessageHandlers(client, handlers, new Gateway(), transform);
@@ -141,11 +146,7 @@ describe('AppIoAdapter dispatch', () => {
         return name === 'slow' ? new Promise(() => undefined) : Promise.resolve();
       }
     }
-    const handlers = (['join', 'post'] as const).map((name) => ({
-      message: name,
-      methodName: name,
-      callback: Gateway.prototype[name] as (this: object, ...args: unknown[]) => unknown,
-    }));
+    const handlers = handlersOf(Gateway, ['join', 'post']);
     const ada = socket();
     adapter.bindSharedMessageHandlers(ada, handlers, new Gateway(), transform);
     const send = (event: string, room: string, name: string) =>

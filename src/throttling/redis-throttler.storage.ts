@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { RedisService } from '@app/redis/redis.service';
+import { KeyedInOrder } from '@app/common/serial-queue';
 import { MemoryThrottlerStorage } from './memory-throttler.storage';
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
@@ -34,8 +35,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private countingLocallyUntil: number | undefined;
   /** One request is asking Redis again after a period of counting locally. */
   private probing = false;
-  /** Per key, the answer that the next one must not overtake. */
-  private readonly lastAnswers = new Map<string, Promise<ThrottlerStorageRecord>>();
+  private readonly answers = new KeyedInOrder<string>();
 
   constructor(private readonly redis: RedisService) {}
 
@@ -52,20 +52,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     blockDuration: number,
     throttlerName: string,
   ): Promise<ThrottlerStorageRecord> {
-    const answer = this.count(key, ttl, limit, blockDuration, throttlerName);
-    const previous = this.lastAnswers.get(key);
-    const ordered = previous
-      ? previous.then(
-          () => answer,
-          () => answer,
-        )
-      : answer;
-    this.lastAnswers.set(key, ordered);
-    const forget = () => {
-      if (this.lastAnswers.get(key) === ordered) this.lastAnswers.delete(key);
-    };
-    ordered.then(forget, forget);
-    return ordered;
+    return this.answers.inOrder(key, this.count(key, ttl, limit, blockDuration, throttlerName));
   }
 
   private async count(
