@@ -1,7 +1,9 @@
 import fc from 'fast-check';
+import { WebSocket } from 'ws';
 import request from 'supertest';
+import { DataSource } from 'typeorm';
 import { ERROR_CODES } from '@app/common/errors/error-code';
-import { createRoom, registerUser, type TestUser } from '../support/api';
+import { badTokensFor, createRoom, registerUser, type TestUser } from '../support/api';
 import { INPUT_BOUNDS } from '@app/common/pipes/input-bounds';
 import { databaseKinds } from '../support/databases';
 import { RawClient } from '../support/raw-ws';
@@ -71,23 +73,38 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
     await t.close();
   });
 
+  /** Rows of a table: what a route stores, to be matched against what it accepted. */
+  const rowsOf = (table: 'users' | 'rooms') =>
+    t.app
+      .get(DataSource)
+      .query<Array<{ count: string | number }>>(`SELECT COUNT(*) AS count FROM ${table}`)
+      .then(([row]) => Number(row.count));
+
   const routes: Array<{
     method: 'post' | 'get';
     path: () => string;
     valid: () => Record<string, unknown>;
     query?: boolean;
+    /** The table each accepted input adds one row to. */
+    stores?: 'users' | 'rooms';
   }> = [
     {
       method: 'post',
       path: () => '/api/auth/register',
       valid: () => ({ username: 'fuzzed_user', password: 'password-123' }),
+      stores: 'users',
     },
     {
       method: 'post',
       path: () => '/api/auth/login',
       valid: () => ({ username: user.username, password: 'password-123' }),
     },
-    { method: 'post', path: () => '/api/rooms', valid: () => ({ name: 'fuzz', isPrivate: false }) },
+    {
+      method: 'post',
+      path: () => '/api/rooms',
+      valid: () => ({ name: 'fuzz', isPrivate: false }),
+      stores: 'rooms',
+    },
     {
       method: 'post',
       path: () => `/api/rooms/${roomId}/members`,
@@ -108,8 +125,10 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
   ];
 
   it.each(routes.map((route) => [`${route.method.toUpperCase()} ${route.path()}`, route] as const))(
-    '%s answers every input with success or the error shape, never a 500',
+    '%s answers every input with success or the error shape, never a 500, storing only what it accepts',
     async (_name, route) => {
+      const rowsBefore = route.stores && (await rowsOf(route.stores));
+      let accepted = 0;
       await fc.assert(
         fc.asyncProperty(payloads(route.valid()), async (payload) => {
           const agent = request(t.url);
@@ -125,9 +144,11 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
             : await call.set('Content-Type', 'application/json').send(JSON.stringify(payload));
           expect(response.status).toBeLessThan(500);
           if (response.status >= 400) expect(response.body).toEqual(errorShape);
+          else accepted += 1;
         }),
         { numRuns: RUNS },
       );
+      if (route.stores) expect((await rowsOf(route.stores)) - rowsBefore!).toBe(accepted);
     },
   );
 
@@ -140,8 +161,11 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
         payloads({ text: 'hello', clientMsgId: 'c' }),
         fc.nat(),
         async (payload, n) => {
+          // A valid id is made unique (a repeat would be a retry); a mutated one goes as it is.
           const body =
-            typeof payload === 'object' && payload !== null && 'clientMsgId' in payload
+            typeof payload === 'object' &&
+            payload !== null &&
+            (payload as { clientMsgId?: unknown }).clientMsgId === 'c'
               ? { ...payload, clientMsgId: `c${n}-${accepted}` }
               : payload;
           const response = await request(t.url)
@@ -182,6 +206,163 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
       { numRuns: RUNS },
     );
     expect(socket.connected).toBe(true);
+  });
+
+  it('stores a Socket.IO message for exactly the chat:message events it acknowledges', async () => {
+    const fresh = await createRoom(t.url, user);
+    let acknowledged = 0;
+    await fc.assert(
+      fc.asyncProperty(payloads({ roomId: fresh.id, text: 'hi' }), async (payload) => {
+        const answer = await emitAck(socket, 'chat:message', payload);
+        if (answer.ok && (answer.data as { roomId?: string }).roomId === fresh.id)
+          acknowledged += 1;
+      }),
+      { numRuns: RUNS },
+    );
+    const stored = await request(t.url)
+      .get(`/api/rooms/${fresh.id}/messages?limit=200`)
+      .set('Authorization', `Bearer ${user.token}`);
+    expect(stored.body.items).toHaveLength(acknowledged);
+  });
+
+  /** Any bytes, percent-encoded: invalid UTF-8, NUL and slashes included. */
+  const percentEncodedBytes = fc
+    .uint8Array({ minLength: 1, maxLength: 12 })
+    .map((bytes) => [...bytes].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join(''));
+
+  /** A path segment or query value as a client might send it: valid, another kind of id, text or bytes. */
+  const segment = (valid: () => string) =>
+    fc.oneof(
+      fc.constant(null).map(() => valid()),
+      fc.string({ minLength: 1 }).map(encodeURIComponent),
+      fc.uuid(),
+      fc.nat().map(String),
+      percentEncodedBytes,
+    );
+
+  /** A bearer value: the user's own token, a bad one, or hostile text. */
+  const bearer = () =>
+    fc.oneof(
+      fc.constant(user.token),
+      fc.constantFrom(...badTokensFor(user).map(([, token]) => token)),
+      fc.string(),
+    );
+
+  /**
+   * The status of a request, and its body unless it is an event stream,
+   * which is left as soon as its answer begins.
+   */
+  async function answerOf(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; body?: unknown }> {
+    const abort = new AbortController();
+    const response = await fetch(`${t.url}${path}`, { method, headers, signal: abort.signal });
+    if (response.headers.get('content-type')?.startsWith('text/event-stream')) {
+      abort.abort();
+      return { status: response.status };
+    }
+    return { status: response.status, body: await response.json().catch(() => undefined) };
+  }
+
+  it.each([
+    ['GET /api/rooms/:id', () => fc.tuple(segment(() => roomId)).map(([id]) => `/api/rooms/${id}`)],
+    [
+      'GET /api/rooms/:id/messages',
+      () => fc.tuple(segment(() => roomId)).map(([id]) => `/api/rooms/${id}/messages`),
+    ],
+    [
+      'DELETE /api/rooms/:id/members/:userId',
+      () =>
+        fc
+          .tuple(
+            segment(() => roomId),
+            segment(() => '01a21548-0000-7000-8000-000000000000'),
+          )
+          .map(([id, member]) => `/api/rooms/${id}/members/${member}`),
+    ],
+    [
+      'GET /api/rooms/:id/events',
+      () =>
+        fc
+          .tuple(
+            segment(() => roomId),
+            segment(() => '0'),
+          )
+          .map(([id, since]) => `/api/rooms/${id}/events?since=${since}`),
+    ],
+    ['GET /events/:userId', () => fc.tuple(segment(() => user.id)).map(([id]) => `/events/${id}`)],
+  ])(
+    '%s answers fuzzed path and query values with success or the error shape',
+    async (name, paths) => {
+      const method = name.split(' ')[0];
+      await fc.assert(
+        fc.asyncProperty(paths(), async (path) => {
+          const answer = await answerOf(method, path, { Authorization: `Bearer ${user.token}` });
+          expect(answer.status).toBeLessThan(500);
+          if (answer.status >= 400) expect(answer.body).toEqual(errorShape);
+        }),
+        { numRuns: RUNS },
+      );
+    },
+  );
+
+  it.each([
+    ['POST', '/api/auth/refresh'],
+    ['GET', '/api/auth/me'],
+    ['GET', '/api/events'],
+  ])(
+    '%s %s answers fuzzed bearer tokens and Last-Event-ID values with success or the error shape',
+    async (method, path) => {
+      await fc.assert(
+        fc.asyncProperty(
+          bearer(),
+          fc.oneof(fc.string(), hostileText, fc.nat().map(String)),
+          async (token, lastEventId) => {
+            const headers: Record<string, string> = {
+              Authorization: `Bearer ${token.replace(/[^\x20-\x7e]/g, '')}`,
+              'Last-Event-ID': lastEventId.replace(/[^\x20-\x7e]/g, ''),
+            };
+            const answer = await answerOf(method, path, headers);
+            expect(answer.status).toBeLessThan(500);
+            if (answer.status >= 400) expect(answer.body).toEqual(errorShape);
+          },
+        ),
+        { numRuns: RUNS },
+      );
+    },
+  );
+
+  it('/ws answers every fuzzed frame with its reply or the error shape, never INTERNAL, and stays open', async () => {
+    const raw = await RawClient.connect(t.url, user.token);
+    try {
+      const frames = fc.oneof(
+        payloads({ type: 'join', room: roomId }),
+        payloads({ type: 'leave', room: roomId }),
+        payloads({ type: 'broadcast', room: roomId, payload: { x: 1 } }),
+        payloads({ type: 'ping' }),
+        fc.string(),
+      );
+      await fc.assert(
+        fc.asyncProperty(frames, async (frame) => {
+          raw.frames.length = 0;
+          raw.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+          // A ping behind it: its pong comes after any answer to the frame.
+          raw.send({ type: 'ping' });
+          await raw.next((received) => received.type === 'pong');
+          for (const received of raw.frames.filter((f) => f.type === 'error')) {
+            const { type: _type, request: _request, room: _room, ...body } = received;
+            expect(body).toEqual(errorShape);
+            expect(body.code).not.toBe('INTERNAL');
+          }
+          expect(raw.socket.readyState).toBe(WebSocket.OPEN);
+        }),
+        { numRuns: RUNS * 2 },
+      );
+    } finally {
+      raw.close();
+    }
   });
 
   describe('input with more keys than INPUT_BOUNDS allows', () => {
