@@ -7,6 +7,22 @@ import { openSse } from '../support/sse';
 import { connectSocket, emitOk, eventually, sleep, type ClientSocket } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
+const MIB = 1024 * 1024;
+/** What the kernel buffers of one loopback connection can take, both sides together. */
+const KERNEL_BUFFERS_BYTES = 24 * MIB;
+
+/** The heap and the buffers outside it (where socket backlogs are), as they are now. */
+function memoryInUse(): number {
+  const { heapUsed, arrayBuffers } = process.memoryUsage();
+  return heapUsed + arrayBuffers;
+}
+
+/** `memoryInUse` after a full collection: what is kept alive. */
+function liveMemoryBytes(): number {
+  liveHeapBytes();
+  return memoryInUse();
+}
+
 /** The TCP socket under a client, to stop reading from it as a stuck client would. */
 function tcpOfRaw(client: RawClient): NetSocket {
   return (client.socket as unknown as { _socket: NetSocket })._socket;
@@ -37,17 +53,22 @@ describe('slow consumers (in-process service)', () => {
     const fastClient = await RawClient.connect(t.url, fast.token);
     const stuckWs = await RawClient.connect(t.url, slowWs.token);
     const stuckIo = await connectSocket(t.url, slowIo.token);
+    const fastIo = await connectSocket(t.url, fast.token);
     for (const client of [senderClient, fastClient, stuckWs])
       await client.request({ type: 'join', room: room.id }, 'joined');
-    await emitOk(stuckIo, 'chat:join', room.id);
+    for (const socket of [stuckIo, fastIo]) await emitOk(socket, 'chat:join', room.id);
 
     tcpOfRaw(stuckWs).pause();
     tcpOfSocketIo(stuckIo).pause();
-    const heapBefore = liveHeapBytes();
+    const memoryBefore = liveMemoryBytes();
+    let peakMemory = memoryBefore;
     let fastReceived = 0;
     fastClient.socket.on('message', () => (fastReceived += 1));
+    let fastIoReceived = 0;
+    fastIo.on('room:broadcast', () => (fastIoReceived += 1));
 
-    const payload = 'p'.repeat(32 * 1024);
+    const payloadBytes = 32 * 1024;
+    const payload = 'p'.repeat(payloadBytes);
     let sent = 0;
     const dropped = async () =>
       (await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="ws"}')) >= 1 &&
@@ -58,20 +79,29 @@ describe('slow consumers (in-process service)', () => {
         senderClient.send({ type: 'broadcast', room: room.id, payload });
       sent += 50;
       await sleep(5);
+      peakMemory = Math.max(peakMemory, memoryInUse());
     }
     expect(await dropped()).toBe(true);
+    // Dropped once its backlog passed 1 MiB: what was sent by then is the bound, plus what the
+    // kernel's buffers on both sides of the loopback connection took, and one batch.
+    expect(sent * payloadBytes).toBeLessThan(MIB + KERNEL_BUFFERS_BYTES + 50 * payloadBytes);
+    // Two stuck clients holding at most a MiB each, beside what is in flight to the others.
+    expect(peakMemory - memoryBefore).toBeLessThan(64 * MIB);
+
     for (let i = 0; i < 20; i += 1)
       senderClient.send({ type: 'broadcast', room: room.id, payload });
     sent += 20;
-    await eventually(() => fastReceived === sent, 20_000);
-    expect(liveHeapBytes() - heapBefore).toBeLessThan(150 * 1024 * 1024);
+    await eventually(() => fastReceived === sent && fastIoReceived === sent, 20_000);
     await eventually(
-      async () => (await metricValue(t.url, 'realtime_connections{transport="ws"}')) === 2,
+      async () =>
+        (await metricValue(t.url, 'realtime_connections{transport="ws"}')) === 2 &&
+        (await metricValue(t.url, 'realtime_connections{transport="socket.io"}')) === 1,
       10_000,
     );
+    expect(fastIo.connected).toBe(true);
 
     for (const client of [senderClient, fastClient, stuckWs]) client.socket.terminate();
-    stuckIo.close();
+    for (const socket of [stuckIo, fastIo]) socket.close();
   }, 60_000);
 
   it('drops an event stream that stops reading once its backlog passes 1 MiB, and keeps serving the others', async () => {
