@@ -14,6 +14,8 @@ const report = {
   refusedConnections: 0,
   httpAnswers: [],
   bombClose: undefined,
+  /** Socket.IO sessions the server closed for their malformed packets */
+  malformedClosed: 0,
 };
 let flooding = true;
 let floodStarted;
@@ -121,10 +123,53 @@ function hostileWebSocket() {
   });
 }
 
+/** Packets no Socket.IO client sends: cut JSON, bad types, attachments that are not there. */
+const MALFORMED_PACKETS = [
+  '42[',
+  '42["chat:message"',
+  '451-["chat:message",{"_placeholder":true,"num":9}]',
+  '99',
+  '4',
+  '42{"roomId":1}',
+  '43',
+  '40/nowhere,',
+  '42["chat:message",' + '['.repeat(5000),
+];
+
+/** Authenticated Socket.IO sessions over a bare WebSocket, sending malformed packets until cut off. */
+function malformedSocketIo(sessions = 10) {
+  const wsUrl = `${url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`;
+  const session = (n) =>
+    new Promise((resolve) => {
+      const ws = new WebSocket(wsUrl);
+      let gaveUp = false;
+      const timer = setTimeout(() => {
+        gaveUp = true;
+        ws.terminate();
+      }, 5000);
+      ws.on('error', () => undefined);
+      ws.on('message', (data) => {
+        const text = data.toString();
+        if (text.startsWith('0')) ws.send(`40${JSON.stringify({ token })}`);
+        else if (text === '2') ws.send('3');
+        else if (text.startsWith('40'))
+          for (let i = 0; i < 200 && ws.readyState === WebSocket.OPEN; i += 1)
+            ws.send(MALFORMED_PACKETS[(i + n) % MALFORMED_PACKETS.length]);
+      });
+      ws.on('close', () => {
+        clearTimeout(timer);
+        if (!gaveUp) report.malformedClosed += 1;
+        resolve();
+      });
+    });
+  return Promise.all(Array.from({ length: sessions }, (_, n) => session(n)));
+}
+
 async function main() {
   // The WebSocket and HTTP floods first: the connection burst spends this address's budget.
   await hostileWebSocket();
   await hostileHttp();
+  await malformedSocketIo();
   floodMessages();
   // Flooding first: the connection burst then spends this address's connection budget.
   await flooding$;
@@ -132,7 +177,10 @@ async function main() {
   await burstOfConnections();
 }
 
-const done = main().catch((error) => (report.crashed = String(error)));
+// The message flood goes on until the report is asked for; the other floods are said done.
+const done = main()
+  .catch((error) => (report.crashed = String(error)))
+  .then(() => process.send('floods done'));
 process.on('message', async () => {
   await done;
   flooding = false;
