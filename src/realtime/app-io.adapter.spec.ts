@@ -26,6 +26,15 @@ function setUp() {
   return { adapter, socket, transform, ackOf };
 }
 
+const byRoom = (payload: unknown) => (payload as { room: string }).room;
+
+/** A promise a test resolves when it chooses. */
+function gated() {
+  let openGate!: () => void;
+  const gate = new Promise<void>((resolve) => (openGate = resolve));
+  return { gate, openGate };
+}
+
 /** The handlers Nest would hand over for these methods of a gateway class, named after them. */
 function handlersOf<G extends object>(gateway: { prototype: G }, names: Array<keyof G & string>) {
   return names.map((name) => ({
@@ -86,9 +95,7 @@ describe('AppIoAdapter dispatch', () => {
   it('runs the events marked InSocketOrder one at a time per socket and key, each acked before the next', async () => {
     const { adapter, socket, transform } = setUp();
     const events: string[] = [];
-    let openGate!: () => void;
-    const gate = new Promise<void>((resolve) => (openGate = resolve));
-    const byRoom = (payload: unknown) => (payload as { room: string }).room;
+    const { gate, openGate } = gated();
     class Gateway {
       @InSocketOrder(byRoom)
       slow(_: Socket, { name }: { name: string }) {
@@ -131,9 +138,7 @@ describe('AppIoAdapter dispatch', () => {
   it('runs the events marked AfterSocketOrder behind the ordered ones sent before them, holding no one', async () => {
     const { adapter, socket, transform } = setUp();
     const events: string[] = [];
-    let openGate!: () => void;
-    const gate = new Promise<void>((resolve) => (openGate = resolve));
-    const byRoom = (payload: unknown) => (payload as { room: string }).room;
+    const { gate, openGate } = gated();
     class Gateway {
       @InSocketOrder(byRoom)
       join(_: Socket, { name }: { name: string }) {
@@ -171,8 +176,7 @@ describe('AppIoAdapter dispatch', () => {
   it('does not run an ordered event whose socket has gone by its turn', async () => {
     const { adapter, socket, transform } = setUp();
     const ran: string[] = [];
-    let openGate!: () => void;
-    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const { gate, openGate } = gated();
     class Gateway {
       @InSocketOrder()
       step(_: Socket, name: string) {
