@@ -5,6 +5,8 @@ import { KeyedInOrder } from '@app/common/serial-queue';
 import { MemoryThrottlerStorage } from './memory-throttler.storage';
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
+/** key, ttl, limit, blockDuration, throttlerName */
+type IncrementRequest = Parameters<ThrottlerStorage['increment']>;
 
 /* Fixed window per key; once over the limit, the key stays blocked for the block duration. */
 const INCREMENT = `
@@ -45,24 +47,13 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
    * (a user's messages to a room would then be stored out of the order
    * sent). Redis answers a connection's commands in order anyway.
    */
-  increment(
-    key: string,
-    ttl: number,
-    limit: number,
-    blockDuration: number,
-    throttlerName: string,
-  ): Promise<ThrottlerStorageRecord> {
-    return this.answers.inOrder(key, this.count(key, ttl, limit, blockDuration, throttlerName));
+  increment(...request: IncrementRequest): Promise<ThrottlerStorageRecord> {
+    return this.answers.inOrder(request[0], this.count(...request));
   }
 
-  private async count(
-    key: string,
-    ttl: number,
-    limit: number,
-    blockDuration: number,
-    throttlerName: string,
-  ): Promise<ThrottlerStorageRecord> {
-    const local = () => this.fallback.increment(key, ttl, limit, blockDuration, throttlerName);
+  private async count(...request: IncrementRequest): Promise<ThrottlerStorageRecord> {
+    const [key, ttl, limit, blockDuration, throttlerName] = request;
+    const local = () => this.fallback.increment(...request);
     if (this.countingLocally()) return local();
     try {
       const keys = [
