@@ -373,12 +373,12 @@ export class RoomsService {
 
   /**
    * Ends a membership: the room's owner after it, or undefined when there was
-   * no membership to end. An owner who leaves hands
-   * the room to its longest-standing remaining member, so that a private
-   * room keeps someone who may add members. Removals from one room take
-   * turns on the room's row, so that the owner and the successor are read
-   * as they are, not as a removal still under way leaves them. `authorize`
-   * judges the removal against the owner read there, and may throw.
+   * no membership to end. An owner who leaves hands the room to its
+   * longest-standing remaining member, so that a private room keeps someone
+   * who may add members. Removals from one room take turns on the room's
+   * row, so that the owner and the successor are read as they are, not as a
+   * removal still under way leaves them. `authorize` judges the removal
+   * against the owner read there, and may throw.
    */
   async removeMember(
     roomId: string,
