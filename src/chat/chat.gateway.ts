@@ -9,6 +9,8 @@ import {
   WebSocketGateway,
 } from '@nestjs/websockets';
 import { ConfigService } from '@nestjs/config';
+import { RenewTokenDto, renewTokenResult } from '@app/auth/dto/renew-token.dto';
+import { TokenService } from '@app/auth/token.service';
 import { Deadlines } from '@app/common/deadlines';
 import { AppException } from '@app/common/errors/app.exception';
 import { WsExceptionFilter } from '@app/common/filters/ws-exception.filter';
@@ -20,7 +22,7 @@ import type { AllConfig } from '@app/config/app-config';
 import { ClientEvent, ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
-import type { JoinResult, PresenceResult } from '@app/contract/socket-events';
+import type { JoinResult, PresenceResult, RenewTokenResult } from '@app/contract/socket-events';
 import { DeliveryEffectKind, type DeliveryEffect } from '@app/delivery/delivery.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { resumePoint } from '@app/messages/seq';
@@ -77,6 +79,7 @@ export class ChatGateway
     private readonly shutdown: GracefulShutdown,
     private readonly config: ConfigService<AllConfig, true>,
     private readonly slowConsumers: SlowConsumerWatch,
+    private readonly tokens: TokenService,
   ) {}
 
   afterInit(server: AppServer): void {
@@ -259,6 +262,25 @@ export class ChatGateway
   @RateLimit('presence')
   presence(@MessageBody() { roomId }: RoomRefDto): Promise<PresenceResult> {
     return this.chat.whoIsHere(roomId);
+  }
+
+  /**
+   * A fresh token moves the connection's end to its expiry: a client that
+   * refreshes its token keeps its connection, rooms and presence. A refused
+   * one leaves the connection as it was.
+   */
+  @SubscribeMessage(ClientEvent.RenewToken)
+  @RateLimit('renew')
+  async renewToken(
+    @ConnectedSocket() socket: AppSocket,
+    @MessageBody() { token }: RenewTokenDto,
+  ): Promise<RenewTokenResult> {
+    const renewed = await this.tokens.renew(socket.data.user, token);
+    // Ended meanwhile (its token expired, its account closed): nothing left to renew.
+    if (!socket.connected) throw AppException.unauthorized('Connection closed');
+    this.tokenExpiries.move(socket, socket.data.user.tokenExpiresAt, renewed.tokenExpiresAt);
+    socket.data.user = renewed;
+    return renewTokenResult(renewed);
   }
 
   private expireToken(socket: AppSocket): void {

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { AuthModule } from '@app/auth/auth.module';
 import type { AllConfig } from '@app/config/app-config';
 import { SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import { RedisService } from '@app/redis/redis.service';
@@ -23,7 +24,7 @@ function createPresenceStore(
 }
 
 @Module({
-  imports: [RoomsModule, MessagesModule],
+  imports: [AuthModule, RoomsModule, MessagesModule],
   providers: [
     ChatGateway,
     ChatService,

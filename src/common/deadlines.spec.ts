@@ -36,6 +36,18 @@ describe('Deadlines', () => {
     expect(expired).toEqual([]);
   });
 
+  it('moves an item to a later deadline: it expires then, and its old slot holds no timer', () => {
+    const { expired, at } = deadlines();
+    at.add('a', 1_000_500);
+    at.move('a', 1_000_500, 1_005_500);
+    expect(jest.getTimerCount()).toBe(1);
+
+    jest.advanceTimersByTime(5_000);
+    expect(expired).toEqual([]);
+    jest.advanceTimersByTime(1_000);
+    expect(expired).toEqual(['a']);
+  });
+
   it('expires on the next turn an item whose deadline has passed already', () => {
     const { expired, at } = deadlines();
     at.add('late', 999_000);

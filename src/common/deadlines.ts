@@ -36,6 +36,12 @@ export class Deadlines<T> {
     this.slots.delete(slot);
   }
 
+  /** From the deadline it was added with to another one. */
+  move(item: T, from: number, to: number): void {
+    this.remove(item, from);
+    this.add(item, to);
+  }
+
   private slotOf(deadline: number): number {
     return Math.ceil(deadline / this.resolutionMs) * this.resolutionMs;
   }

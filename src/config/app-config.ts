@@ -70,7 +70,7 @@ export interface ThrottleConfig {
 }
 
 /** Everything a user can do over a live connection that has its own budget. */
-export type RateLimitedAction = 'message' | 'typing' | 'join' | 'presence' | 'connect';
+export type RateLimitedAction = 'message' | 'typing' | 'join' | 'presence' | 'connect' | 'renew';
 
 export interface Rate {
   limit: number;
@@ -161,6 +161,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
         join: parseRate(env.RATE_LIMIT_CHAT_JOIN),
         presence: parseRate(env.RATE_LIMIT_ROOM_PRESENCE),
         connect: parseRate(env.RATE_LIMIT_CONNECTIONS_PER_IP),
+        renew: parseRate(env.RATE_LIMIT_TOKEN_RENEW),
       },
     },
     throttle: {

@@ -332,6 +332,9 @@ export class EnvironmentVariables {
   @IsRate('RATE_LIMIT_CONNECTIONS_PER_IP')
   RATE_LIMIT_CONNECTIONS_PER_IP = '120/60s';
 
+  @IsRate('RATE_LIMIT_TOKEN_RENEW')
+  RATE_LIMIT_TOKEN_RENEW = '10/60s';
+
   @Transform(toInt)
   @IsInt()
   @Min(1000)

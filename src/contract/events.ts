@@ -5,6 +5,8 @@ export const ClientEvent = {
   Message: 'chat:message',
   Typing: 'chat:typing',
   Presence: 'room:presence',
+  /** Presents a fresh token, so that the connection outlives the one it connected with. */
+  RenewToken: 'auth:renew',
 } as const;
 export type ClientEvent = (typeof ClientEvent)[keyof typeof ClientEvent];
 

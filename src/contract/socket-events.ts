@@ -31,6 +31,16 @@ export interface PresenceResult {
   users: UserSummaryJson[];
 }
 
+export interface RenewTokenPayload {
+  token: string;
+}
+
+/** The connection's user, and when the connection ends unless renewed again (ISO 8601). */
+export interface RenewTokenResult {
+  userId: string;
+  expiresAt: string;
+}
+
 export interface RoomUserEvent {
   roomId: string;
   user: UserSummaryJson;
@@ -56,6 +66,7 @@ export interface ClientToServerEvents {
   'chat:message': (payload: SendPayload, ack?: Ack<MessageJson>) => void;
   'chat:typing': (payload: RoomRef, ack?: Ack<Record<string, never>>) => void;
   'room:presence': (payload: RoomRef, ack?: Ack<PresenceResult>) => void;
+  'auth:renew': (payload: RenewTokenPayload, ack?: Ack<RenewTokenResult>) => void;
 }
 
 /** Server → client events of the default namespace. */

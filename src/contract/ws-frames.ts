@@ -7,6 +7,8 @@ export const WsClientFrameType = {
   Leave: 'leave',
   Broadcast: 'broadcast',
   Ping: 'ping',
+  /** Presents a fresh token: the connection lives until it expires. Answered with `authenticated`. */
+  Auth: 'auth',
 } as const;
 export type WsClientFrameType = (typeof WsClientFrameType)[keyof typeof WsClientFrameType];
 
@@ -19,6 +21,7 @@ export const WsServerFrameType = {
   ChatMessage: 'chat:message',
   Notification: 'notification',
   Pong: 'pong',
+  Authenticated: 'authenticated',
   Error: 'error',
 } as const;
 
@@ -37,7 +40,8 @@ export type WsClientFrame =
   | { type: typeof WsClientFrameType.Join; room: string }
   | { type: typeof WsClientFrameType.Leave; room: string }
   | { type: typeof WsClientFrameType.Broadcast; room: string; payload: unknown }
-  | { type: typeof WsClientFrameType.Ping };
+  | { type: typeof WsClientFrameType.Ping }
+  | { type: typeof WsClientFrameType.Auth; token: string };
 
 /**
  * What an error frame answers, when the frame it refuses had a known type:
@@ -56,4 +60,5 @@ export type WsServerFrame =
   | { type: typeof WsServerFrameType.ChatMessage; room: string; message: MessageJson }
   | { type: typeof WsServerFrameType.Notification; notification: NotificationJson }
   | { type: typeof WsServerFrameType.Pong }
+  | { type: typeof WsServerFrameType.Authenticated; userId: string; expiresAt: string }
   | ({ type: typeof WsServerFrameType.Error } & ErrorBody & WsErrorRequest);

@@ -3,9 +3,15 @@ import type { RawData } from 'ws';
 import { AppException } from '@app/common/errors/app.exception';
 import { createValidationPipe } from '@app/common/pipes/validation.pipe';
 import { WsClientFrameType, type WsErrorRequest } from '@app/contract/ws-frames';
-import { BroadcastFrameDto, FrameTypeDto, PingFrameDto, RoomFrameDto } from './dto/frames.dto';
+import {
+  AuthFrameDto,
+  BroadcastFrameDto,
+  FrameTypeDto,
+  PingFrameDto,
+  RoomFrameDto,
+} from './dto/frames.dto';
 
-export type ClientFrame = RoomFrameDto | BroadcastFrameDto | PingFrameDto;
+export type ClientFrame = RoomFrameDto | BroadcastFrameDto | PingFrameDto | AuthFrameDto;
 
 const validation = createValidationPipe();
 
@@ -39,6 +45,7 @@ const FRAME_DTOS: Record<WsClientFrameType, new () => ClientFrame> = {
   [WsClientFrameType.Leave]: RoomFrameDto,
   [WsClientFrameType.Broadcast]: BroadcastFrameDto,
   [WsClientFrameType.Ping]: PingFrameDto,
+  [WsClientFrameType.Auth]: AuthFrameDto,
 };
 
 function dtoOf(type: unknown): (new () => ClientFrame) | undefined {

@@ -10,6 +10,7 @@ import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import { WebSocketServer, type RawData, type ServerOptions, type WebSocket } from 'ws';
 import type { AuthUser } from '@app/auth/auth-user';
+import { renewTokenResult } from '@app/auth/dto/renew-token.dto';
 import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
 import { LiveDelivery } from '@app/chat/live-delivery';
@@ -44,7 +45,7 @@ import { isOriginAllowed } from '@app/realtime/origin-policy';
 import { packetBudget, packetFloodError } from '@app/realtime/packet-rate';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
-import type { BroadcastFrameDto, RoomFrameDto } from './dto/frames.dto';
+import type { AuthFrameDto, BroadcastFrameDto, RoomFrameDto } from './dto/frames.dto';
 import {
   byteLengthOf,
   readFrame,
@@ -300,7 +301,20 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       case ClientFrameType.Ping:
         connection.send({ type: ServerFrameType.Pong });
         return Promise.resolve();
+      case ClientFrameType.Auth:
+        return this.renewToken(connection, frame);
     }
+  }
+
+  /** A fresh token moves the connection's end to its expiry; a refused one changes nothing. */
+  private async renewToken(connection: WsConnection, { token }: AuthFrameDto): Promise<void> {
+    await this.rateLimits.consume('renew', connection.user.id);
+    const renewed = await this.tokens.renew(connection.user, token);
+    // Ended meanwhile (its token expired, its account closed): nothing left to renew.
+    if (connection.cutOff || !connection.open) return;
+    this.tokenExpiries.move(connection, connection.user.tokenExpiresAt, renewed.tokenExpiresAt);
+    connection.user = renewed;
+    connection.send({ type: ServerFrameType.Authenticated, ...renewTokenResult(renewed) });
   }
 
   private async join(connection: WsConnection, { room }: RoomFrameDto): Promise<void> {

@@ -26,7 +26,8 @@ export class WsConnection implements Connection {
   constructor(
     readonly id: string,
     readonly socket: WebSocket,
-    readonly user: AuthUser,
+    /** Replaced when the client presents a fresh token (same user, a later expiry). */
+    public user: AuthUser,
     private readonly slowConsumerLimitBytes: number,
     /** Told when the connection is dropped as too slow, whatever was being sent. */
     private readonly droppedAsSlow: () => void = () => undefined,

@@ -63,6 +63,7 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
       RATE_LIMIT_CHAT_JOIN: '1000000/1s',
       RATE_LIMIT_CHAT_TYPING: '1000000/1s',
       RATE_LIMIT_ROOM_PRESENCE: '1000000/1s',
+      RATE_LIMIT_TOKEN_RENEW: '1000000/1s',
     });
     user = await registerUser(t.url);
     roomId = (await createRoom(t.url, user)).id;
@@ -194,6 +195,7 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
     ['chat:leave', () => ({ roomId })],
     ['chat:typing', () => ({ roomId })],
     ['room:presence', () => ({ roomId })],
+    ['auth:renew', () => ({ token: user.token })],
   ])('%s acks every input with ok or the error shape, never INTERNAL', async (event, valid) => {
     await fc.assert(
       fc.asyncProperty(payloads(valid()), async (payload) => {
@@ -342,6 +344,7 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
         payloads({ type: 'leave', room: roomId }),
         payloads({ type: 'broadcast', room: roomId, payload: { x: 1 } }),
         payloads({ type: 'ping' }),
+        payloads({ type: 'auth', token: user.token }),
         fc.string(),
       );
       await fc.assert(

@@ -1,5 +1,6 @@
 import { Transform } from 'class-transformer';
 import { Equals, IsDefined, IsIn, IsString, IsUUID, ValidateIf } from 'class-validator';
+import { RenewTokenDto } from '@app/auth/dto/renew-token.dto';
 import { opaqueJson } from '@app/common/pipes/opaque-json';
 import { WsClientFrameType } from '@app/contract/ws-frames';
 
@@ -39,4 +40,10 @@ export class BroadcastFrameDto {
   @IsDefined({ message: 'payload is required' })
   @Transform(({ obj }: { obj: { payload: unknown } }) => opaqueJson(obj.payload))
   payload: unknown;
+}
+
+/** `{ type: "auth", token }`: a fresh token for the connection, checked like `auth:renew`'s. */
+export class AuthFrameDto extends RenewTokenDto {
+  @Equals(WsClientFrameType.Auth)
+  type: typeof WsClientFrameType.Auth;
 }
