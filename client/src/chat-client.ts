@@ -13,6 +13,7 @@ import {
   type MessageJson,
   type NotificationJson,
   type PresenceResult,
+  type RenewTokenResult,
   type RoomBroadcastEvent,
   type RoomJson,
   type RoomUserEvent,
@@ -80,7 +81,7 @@ export interface ChatClientEvents {
 }
 
 type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
-type AckedEvent = 'chat:join' | 'chat:leave' | 'chat:message' | 'room:presence';
+type AckedEvent = 'chat:join' | 'chat:leave' | 'chat:message' | 'room:presence' | 'auth:renew';
 type PayloadOf<E extends AckedEvent> = Exclude<Parameters<ClientToServerEvents[E]>[0], string>;
 type AckDataOf<E extends AckedEvent> =
   NonNullable<Parameters<ClientToServerEvents[E]>[1]> extends (
@@ -245,6 +246,18 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   async presence(roomId: string): Promise<UserSummaryJson[]> {
     const result: PresenceResult = unwrap(await this.request(ClientEvent.Presence, { roomId }));
     return result.users;
+  }
+
+  /**
+   * Hands the live connection a fresh token of the same user (one refreshed
+   * with `RestClient.refresh`): it then lasts until that token expires,
+   * instead of ending, and reconnecting, when the one it connected with does.
+   * Rejects when not connected (the next connection asks the token provider
+   * anyway) or when the server refuses the token; the connection is then
+   * as it was.
+   */
+  async renewToken(token: string): Promise<RenewTokenResult> {
+    return unwrap(await this.request(ClientEvent.RenewToken, { token }));
   }
 
   private open(token: string): void {

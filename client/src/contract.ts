@@ -17,6 +17,8 @@ export type {
   JoinPayload,
   JoinResult,
   PresenceResult,
+  RenewTokenPayload,
+  RenewTokenResult,
   RoomBroadcastEvent,
   RoomRef,
   RoomUserEvent,

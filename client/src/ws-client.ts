@@ -84,6 +84,8 @@ export interface WsClientOptions {
 export interface WsClientEvents {
   state: ConnectionState;
   connected: { userId: string };
+  /** The server took a token handed over by `renewToken`: the connection lasts until `expiresAt`. */
+  authenticated: { userId: string; expiresAt: string };
   joined: { room: string };
   left: { room: string };
   /**
@@ -218,6 +220,18 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   }
 
   /**
+   * Hands the live connection a fresh token of the same user: it then lasts
+   * until that token expires, instead of closing (4001), and reconnecting,
+   * when the one it connected with does. `authenticated` tells it was taken;
+   * a refusal is an `error` naming the `auth` request, and leaves the
+   * connection as it was. Not queued: the next connection asks the token
+   * provider anyway.
+   */
+  renewToken(token: string): void {
+    if (this.ready) this.send({ type: WsClientFrameType.Auth, token });
+  }
+
+  /**
    * Never queued: a room belongs to one connection, so the next one has not
    * joined it, and a queued leave would undo a join made before it connects.
    */
@@ -309,6 +323,9 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
         return this.emit('left', { room: frame.room });
       case WsServerFrameType.Pong:
         return this.replies.answered(frame);
+      case WsServerFrameType.Authenticated:
+        this.replies.answered(frame);
+        return this.emit('authenticated', { userId: frame.userId, expiresAt: frame.expiresAt });
       case WsServerFrameType.Message:
         return this.emit('message', { room: frame.room, payload: frame.payload });
       case WsServerFrameType.ChatMessage:

@@ -15,7 +15,8 @@ type SuccessFrame = Extract<
     type:
       | typeof WsServerFrameType.Joined
       | typeof WsServerFrameType.Left
-      | typeof WsServerFrameType.Pong;
+      | typeof WsServerFrameType.Pong
+      | typeof WsServerFrameType.Authenticated;
   }
 >;
 
@@ -23,10 +24,11 @@ const ANSWERS: Record<SuccessFrame['type'], AnsweredFrame['type']> = {
   [WsServerFrameType.Joined]: WsClientFrameType.Join,
   [WsServerFrameType.Left]: WsClientFrameType.Leave,
   [WsServerFrameType.Pong]: WsClientFrameType.Ping,
+  [WsServerFrameType.Authenticated]: WsClientFrameType.Auth,
 };
 
 /**
- * Pairs the server's answers on `/ws` with the join, leave and ping frames
+ * Pairs the server's answers on `/ws` with the join, leave, ping and auth frames
  * they answer. Success frames name their room; an error frame names the
  * request it refuses (`request`, and `room` once that was a valid id), and
  * one that names none was sent by the server on its own. The server handles
@@ -47,7 +49,7 @@ export class WsReplies {
     this.settle(ANSWERS[frame.type], 'room' in frame ? frame.room : undefined);
   }
 
-  /** The join, leave or ping an error refuses; `undefined` for a broadcast or the server's own notice. */
+  /** The join, leave, ping or auth an error refuses; `undefined` for a broadcast or the server's own notice. */
   refused(error: WsErrorRequest): AnsweredFrame | undefined {
     if (!error.request || error.request === WsClientFrameType.Broadcast) return undefined;
     return this.settle(error.request, error.room, { alone: true });

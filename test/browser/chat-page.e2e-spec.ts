@@ -187,8 +187,13 @@ describeWithBrowser('the chat page in Chromium', () => {
       return route.fulfill({ response, json: { ...body, expiresIn: 10 } });
     };
     const refreshes: string[] = [];
+    const socketFrames: string[] = [];
     let refusing = false;
     const page = await openPage(service.url, async (p) => {
+      p.on('websocket', (socket) => {
+        socket.on('framesent', ({ payload }) => socketFrames.push(`sent ${String(payload)}`));
+        socket.on('framereceived', ({ payload }) => socketFrames.push(`got ${String(payload)}`));
+      });
       await p.route('**/api/auth/login', shortLived);
       await p.route('**/api/auth/refresh', async (route) => {
         refreshes.push(route.request().headers().authorization ?? '');
@@ -212,7 +217,19 @@ describeWithBrowser('the chat page in Chromium', () => {
     // What the page sends from now on carries the new token.
     const used = page.waitForRequest('**/api/rooms?**');
     await page.click('#refresh-rooms');
-    expect((await used).headers().authorization).toBe(`Bearer ${await tokenInTab()}`);
+    const fresh = await tokenInTab();
+    expect((await used).headers().authorization).toBe(`Bearer ${fresh}`);
+    // The live connection is handed the new token too, and takes it: it outlives the first.
+    const renewal = /^sent 42(\d+)\["auth:renew",\{"token":"([^"]+)"\}\]$/;
+    await eventually(() => socketFrames.some((frame) => renewal.test(frame)), 5_000);
+    const [, ackId, renewedWith] = socketFrames
+      .find((frame) => renewal.test(frame))!
+      .match(renewal)!;
+    expect(renewedWith).toBe(fresh);
+    await eventually(
+      () => socketFrames.some((frame) => frame.startsWith(`got 43${ackId}[{"ok":true`)),
+      5_000,
+    );
 
     refusing = true;
     await page.waitForSelector('#auth-form', { state: 'visible', timeout: 15_000 });

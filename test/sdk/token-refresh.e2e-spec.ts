@@ -1,6 +1,7 @@
 import { forgeToken, nowSeconds, registerUser, createRoom, type TestUser } from '../support/api';
 import { startTestApp, type TestApp } from '../support/test-app';
-import { ChatClient, type ConnectionState } from '../../client/src';
+import { WebSocket } from 'ws';
+import { ChatClient, WsClient, type ConnectionState } from '../../client/src';
 import { waitFor, waitForStatus } from './sdk-harness';
 
 jest.setTimeout(60_000);
@@ -94,5 +95,85 @@ describe('ChatClient token provider', () => {
       status: 'unauthorized',
       error: { code: 'UNAUTHORIZED' },
     });
+  });
+
+  it('keeps the connection past its first token once handed a fresh one', async () => {
+    const tokens = provider(tokenFor(ada, 3));
+    const { instance, states } = client(tokens.token);
+    instance.connect();
+    await instance.join(roomId);
+    const fresh = tokenFor(ada, 600);
+    await expect(instance.renewToken(fresh)).resolves.toEqual({
+      userId: ada.id,
+      expiresAt: expect.any(String),
+    });
+
+    await new Promise((resolve) => setTimeout(resolve, 4_500));
+    expect(tokens.calls).toHaveLength(1);
+    expect(states.map((state) => state.status)).toEqual(['connecting', 'connected']);
+    const received = new Promise((resolve) => instance.on('message', resolve));
+    await instance.send(roomId, 'on the first connection');
+    await expect(received).resolves.toMatchObject({ text: 'on the first connection' });
+  });
+
+  it('rejects a refused token, and one handed over while not connected, changing nothing', async () => {
+    const { instance } = client(() => ada.token);
+    await expect(instance.renewToken(ada.token)).rejects.toMatchObject({
+      body: { code: 'UNAVAILABLE' },
+    });
+    instance.connect();
+    await waitForStatus(instance, 'connected');
+    await expect(instance.renewToken('garbage')).rejects.toMatchObject({
+      body: { code: 'UNAUTHORIZED' },
+    });
+    expect(instance.state.status).toBe('connected');
+  });
+});
+
+describe('WsClient renewToken', () => {
+  let app: TestApp;
+  let ada: TestUser;
+  const clients: WsClient[] = [];
+
+  beforeAll(async () => {
+    app = await startTestApp('sqlite');
+    ada = await registerUser(app.url);
+  });
+  afterEach(() => clients.splice(0).forEach((client) => client.close()));
+  afterAll(() => app?.close());
+
+  it('keeps the connection past its first token, and reports refusals as errors naming auth', async () => {
+    const first = forgeToken({
+      sub: ada.id,
+      username: ada.username,
+      iat: nowSeconds(),
+      exp: nowSeconds() + 3,
+    });
+    let calls = 0;
+    const instance = new WsClient({
+      url: app.url,
+      token: () => (calls++ === 0 ? first : ada.token),
+      WebSocket,
+    });
+    clients.push(instance);
+    const statuses: string[] = [];
+    instance.on('state', (state) => statuses.push(state.status));
+    const errors: unknown[] = [];
+    instance.on('error', (error) => errors.push(error));
+    const authenticated: unknown[] = [];
+    instance.on('authenticated', (event) => authenticated.push(event));
+    instance.connect();
+    await waitForStatus(instance, 'connected');
+
+    instance.renewToken('garbage');
+    await waitFor('the refusal', () => errors.length === 1);
+    expect(errors[0]).toMatchObject({ code: 'UNAUTHORIZED', request: 'auth' });
+    instance.renewToken(ada.token);
+    await waitFor('the renewal', () => authenticated.length === 1);
+    expect(authenticated[0]).toEqual({ userId: ada.id, expiresAt: expect.any(String) });
+
+    await new Promise((resolve) => setTimeout(resolve, 4_500));
+    expect(calls).toBe(1);
+    expect(statuses).toEqual(['connecting', 'connected']);
   });
 });

@@ -79,6 +79,14 @@ export class ChatPage {
     void this.rooms.refresh();
   }
 
+  /**
+   * A refused renewal changes nothing: the connection ends when its token
+   * expires, and the next one is made with the saved token.
+   */
+  renewToken(token: string): void {
+    this.client.renewToken(token).catch(() => undefined);
+  }
+
   /** Leaves nothing of this user behind for the next: requests still under way find no room. */
   stop(): void {
     this.client.close();

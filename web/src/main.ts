@@ -33,8 +33,13 @@ function main(): void {
     keeper.start(session);
   };
 
-  // The SDK asks for the token at every connection and request: a refreshed one is used from then on.
-  const keeper = new SessionKeeper(rest, saveSession, signOut);
+  // The SDK asks for the token at every connection and request: a refreshed one is used from
+  // then on, and handed to the live connection so that it outlives the token it was made with.
+  const refreshed = (session: Session) => {
+    saveSession(session);
+    page?.renewToken(session.token);
+  };
+  const keeper = new SessionKeeper(rest, refreshed, signOut);
   const tabBack = () => keeper.check();
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') tabBack();
