@@ -1,6 +1,12 @@
 import { ServerEvent } from '@app/contract/events';
 import { DeliveryBus, type DeliveryHandler } from './delivery-bus';
-import { DeliveryService, MAX_HELD, RESYNC_HOLD_MS, type Delivery } from './delivery.service';
+import {
+  accountClosedDelivery,
+  DeliveryService,
+  MAX_HELD,
+  RESYNC_HOLD_MS,
+  type Delivery,
+} from './delivery.service';
 
 /** A bus the test drives: what other nodes send, and their requests to resync. */
 class ScriptedBus extends DeliveryBus {
@@ -105,6 +111,16 @@ describe('DeliveryService resync', () => {
 
     expect(arrived).toEqual(['removal']);
     expect(handedOut).toEqual([]);
+  });
+
+  it('hands out an account closure at once, ahead of what is held', () => {
+    const { bus, handedOut } = setUp();
+    bus.askToResync();
+    bus.fromAnotherNode(message('held'));
+    const closure = accountClosedDelivery('user-1');
+    bus.fromAnotherNode(closure);
+
+    expect(handedOut).toEqual([closure.payload]);
   });
 
   it('holds until every resync that came meanwhile is done', async () => {

@@ -167,6 +167,8 @@ export class DeliveryService {
 
   private received(delivery: Delivery): void {
     for (const watcher of this.arrivalWatchers) watcher(delivery);
+    // A closed account's connections end at once: held, they could go on sending meanwhile.
+    if (delivery.effect?.kind === DeliveryEffectKind.Disconnect) return this.handOut(delivery);
     if (this.held && this.held.length >= MAX_HELD) this.releaseHeld();
     if (this.held) this.held.push(delivery);
     else this.handOut(delivery);
@@ -180,7 +182,7 @@ export class DeliveryService {
    * Runs the resync listeners and holds what the bus brings meanwhile, so
    * that no connection gets a room's messages, or a gap filled from storage,
    * before the access audit has ended what it may no longer receive. The
-   * audit's own deliveries go out at once.
+   * audit's own deliveries, and closures of accounts, go out at once.
    */
   private resync(): void {
     if (!this.held) this.hold();
