@@ -23,8 +23,16 @@ export interface PresenceRefresh {
 export abstract class PresenceStore {
   /** True when this is the user's first connection in the room. */
   abstract enter(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean>;
-  /** True when this was the user's last connection in the room. */
-  abstract leave(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean>;
+  /**
+   * True when this was the user's last connection in the room; undefined
+   * when the store cannot tell (the entry vanished with the store's data):
+   * the node's own connections then decide.
+   */
+  abstract leave(
+    roomId: string,
+    user: UserSummaryJson,
+    connectionId: string,
+  ): Promise<boolean | undefined>;
   abstract users(roomId: string): Promise<UserSummaryJson[]>;
   /**
    * Keeps this node's entries alive; entries of a dead node expire. `back`:

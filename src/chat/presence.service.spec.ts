@@ -60,6 +60,16 @@ describe('PresenceService', () => {
     expect((await presence.leave('r', ada, 'c2')).changed).toBe(true);
   });
 
+  it('lets its own connections decide a leave the shared store cannot tell', async () => {
+    const forgetful = new LocalPresenceStore();
+    Object.assign(forgetful, { leave: () => Promise.resolve(undefined) });
+    create(forgetful);
+    await presence.enter('r', ada, 'c1');
+    await presence.enter('r', ada, 'c2');
+    expect((await presence.leave('r', ada, 'c1')).changed).toBe(false);
+    expect((await presence.leave('r', ada, 'c2')).changed).toBe(true);
+  });
+
   it('announces the users a partly failed heartbeat brought back, and sweeps nothing that time', async () => {
     jest.useFakeTimers();
     try {

@@ -122,10 +122,13 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     await Promise.allSettled([...this.pending]);
   }
 
-  private async track(update: Promise<boolean>, localAnswer: boolean): Promise<boolean> {
+  private async track(
+    update: Promise<boolean | undefined>,
+    localAnswer: boolean,
+  ): Promise<boolean> {
     this.pending.add(update);
     try {
-      return await update;
+      return (await update) ?? localAnswer;
     } catch {
       return localAnswer;
     } finally {

@@ -15,6 +15,8 @@ const SWEEP_ROUNDS = 100;
 const REFRESH_BATCH = 500;
 /** How many presence lifetimes a swept user is remembered, to be announced again if their node returns. */
 const SWEPT_MEMORY_TTLS = 20;
+/** What LEAVE answers for an entry Redis lost with its data. */
+const VANISHED = -2;
 
 /* A connection's entry lives in the room's sorted set (to list who is here)
  * and in one global sorted set (to find expired entries quickly); both are
@@ -48,9 +50,17 @@ for i = 3, #ARGV, 3 do
 end
 return back`;
 
+/* -1: the entry was swept (its user announced gone then, or still here
+ * through another entry); -2: it vanished with Redis's data, and the node
+ * must tell. */
 const LEAVE = `
 redis.call('ZREM', KEYS[3], ARGV[2])
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return -1 end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  if redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 or redis.call('ZSCORE', KEYS[4], ARGV[5]) then
+    return -1
+  end
+  return -2
+end
 local left = redis.call('HINCRBY', KEYS[2], ARGV[4], -1)
 if left <= 0 then redis.call('HDEL', KEYS[2], ARGV[4]) end
 return left`;
@@ -94,19 +104,32 @@ interface Entry {
  * scripts change Redis whether or not anyone still listens.
  */
 export class RedisPresenceStore extends PresenceStore {
+  /**
+   * Sweeps wait until then. After Redis was away or slow, every node's
+   * entries may have expired meanwhile: a sweep must first give each node
+   * a heartbeat, or it would announce all their users gone, then back.
+   */
+  private sweepsFrom = 0;
+
   constructor(
     private readonly redis: RedisService,
     private readonly ttlMs: number,
   ) {
     super();
+    redis.onTrouble(() => this.troubled());
   }
 
   async enter(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean> {
-    return (await this.redis.answered(this.run(ENTER, { roomId, user, connectionId }))) === 1;
+    return (await this.answered(this.run(ENTER, { roomId, user, connectionId }))) === 1;
   }
 
-  async leave(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean> {
-    return (await this.redis.answered(this.run(LEAVE, { roomId, user, connectionId }))) === 0;
+  async leave(
+    roomId: string,
+    user: UserSummaryJson,
+    connectionId: string,
+  ): Promise<boolean | undefined> {
+    const left = await this.answered(this.run(LEAVE, { roomId, user, connectionId }));
+    return left === VANISHED ? undefined : left === 0;
   }
 
   async users(roomId: string): Promise<UserSummaryJson[]> {
@@ -125,13 +148,25 @@ export class RedisPresenceStore extends PresenceStore {
     return [...users.values()];
   }
 
-  /** All batches at once: one that fails must not leave the others' entries to expire. */
+  /**
+   * All batches at once: one that fails must not leave the others' entries
+   * to expire. A node without entries pings, so that it too finds out about
+   * a Redis that stalled (a heartbeat slower than a third of the entries'
+   * life may have let other nodes' entries expire).
+   */
   async refresh(entries: Entry[]): Promise<PresenceRefresh> {
     const batches: Entry[][] = [];
     for (let start = 0; start < entries.length; start += REFRESH_BATCH) {
       batches.push(entries.slice(start, start + REFRESH_BATCH));
     }
-    const outcomes = await Promise.allSettled(batches.map((batch) => this.refreshBatch(batch)));
+    const startedAt = Date.now();
+    const beats =
+      batches.length > 0
+        ? batches.map((batch) => this.refreshBatch(batch))
+        : [this.redis.client.ping().then(() => [])];
+    const outcomes = await Promise.allSettled(beats);
+    const failed = outcomes.some((outcome) => outcome.status === 'rejected');
+    if (failed || Date.now() - startedAt > this.ttlMs / 3) this.troubled();
     const refresh: PresenceRefresh = { back: [] };
     outcomes.forEach((outcome, index) => {
       if (outcome.status === 'rejected') {
@@ -150,10 +185,12 @@ export class RedisPresenceStore extends PresenceStore {
    * The users whose last entry in a room expired, script after script while
    * one removes a full batch of entries. A script that fails ends the sweep
    * with what the earlier ones found: they took those entries out for good,
-   * so the users must still be announced.
+   * so the users must still be announced. None runs for one entry life
+   * after Redis was away or slow (`sweepsFrom`).
    */
   async sweep(): Promise<PresenceSweep> {
     const gone: RoomPresence[] = [];
+    if (Date.now() < this.sweepsFrom) return { gone };
     for (let round = 0; round < SWEEP_ROUNDS; round += 1) {
       let batch: SweptBatch;
       try {
@@ -191,15 +228,28 @@ export class RedisPresenceStore extends PresenceStore {
     return this.redis.client.eval(REFRESH, { keys, arguments: args }) as Promise<number[]>;
   }
 
+  /** A live path's command; one that fails or times out means Redis is in trouble. */
+  private answered<T>(command: Promise<T>): Promise<T> {
+    return this.redis.answered(command).catch((error: unknown) => {
+      this.troubled();
+      throw error;
+    });
+  }
+
+  private troubled(): void {
+    this.sweepsFrom = Date.now() + this.ttlMs;
+  }
+
   private run(script: string, { roomId, user, connectionId }: Entry): Promise<number> {
     const member = memberOf(user, connectionId);
     const keys = [
       this.redis.key('presence', 'room', roomId),
       this.redis.key('presence', 'count', roomId),
       this.redis.key('presence', 'expiry'),
+      this.redis.key('presence', 'swept'),
     ];
     const expiry = String(Date.now() + this.ttlMs);
-    const args = [member, `${roomId}|${member}`, expiry, user.id];
+    const args = [member, `${roomId}|${member}`, expiry, user.id, `${roomId}|${user.id}`];
     return this.redis.client.eval(script, { keys, arguments: args }) as Promise<number>;
   }
 }

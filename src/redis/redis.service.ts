@@ -25,6 +25,7 @@ export class RedisService implements OnApplicationShutdown {
   private subscriberClient?: Client;
   private closed = false;
   private lastError?: string;
+  private readonly troubleListeners = new Set<() => void>();
 
   /** Read once: `answered` runs on live paths. */
   private readonly timeoutMs: number;
@@ -58,6 +59,15 @@ export class RedisService implements OnApplicationShutdown {
    */
   answered<T>(command: Promise<T>): Promise<T> {
     return withinTime(command, this.timeoutMs, () => new Error('Redis did not answer in time'));
+  }
+
+  /**
+   * `listener` runs when a connection to Redis fails and when it is back:
+   * for what must not trust timings that Redis's absence may have upset.
+   */
+  onTrouble(listener: () => void): () => void {
+    this.troubleListeners.add(listener);
+    return () => this.troubleListeners.delete(listener);
   }
 
   /** Every key and channel of the service lives under the configured prefix. */
@@ -157,14 +167,20 @@ export class RedisService implements OnApplicationShutdown {
 
   private listen(client: Client, role: string): void {
     let healthy = true;
+    const troubled = () => {
+      for (const listener of this.troubleListeners) listener();
+    };
     client.on('error', (error: Error) => {
       this.lastError = error.message;
       if (healthy) this.logger.warn(`Redis ${role} connection lost: ${error.message}`);
       healthy = false;
+      troubled();
     });
     client.on('ready', () => {
-      if (!healthy) this.logger.log(`Redis ${role} connection restored`);
+      if (healthy) return;
+      this.logger.log(`Redis ${role} connection restored`);
       healthy = true;
+      troubled();
     });
   }
 }

@@ -12,6 +12,10 @@ describeWithRedis('RedisPresenceStore', () => {
   let client: RedisClientType;
   let prefix: string;
   let store: RedisPresenceStore;
+  /** What the nodes' RedisService would call when a connection to Redis fails or comes back. */
+  let troubleListeners: Array<() => void>;
+  const redisTrouble = () => troubleListeners.forEach((listener) => listener());
+  let redis: RedisService;
 
   beforeAll(async () => {
     client = createClient({ url: process.env.REDIS_URL });
@@ -21,10 +25,12 @@ describeWithRedis('RedisPresenceStore', () => {
 
   beforeEach(() => {
     prefix = `presence-spec:${randomUUID()}:`;
-    const redis = {
+    troubleListeners = [];
+    redis = {
       client,
       key: (...parts: string[]) => `${prefix}${parts.join(':')}`,
       answered: <T>(command: Promise<T>) => command,
+      onTrouble: (listener: () => void) => troubleListeners.push(listener),
     } as unknown as RedisService;
     store = new RedisPresenceStore(redis, TTL_MS);
   });
@@ -108,6 +114,42 @@ describeWithRedis('RedisPresenceStore', () => {
     expect(await store.leave('r', ada, 'on-live-node')).toBe(false);
     expect(await store.leave('r', ada, 'on-stalled-node')).toBe(true);
   });
+
+  it('sweeps nothing for one entry life after Redis was away, so that every node beats first', async () => {
+    const otherNode = new RedisPresenceStore(redis, TTL_MS);
+    const entries = manyEntries(10);
+    for (const { roomId, user, connectionId } of entries)
+      await otherNode.enter(roomId, user, connectionId);
+    // Redis was away longer than an entry's life, and kept its data: no entry was renewed.
+    await sleep(TTL_MS + 50);
+    redisTrouble();
+
+    expect(await store.sweep()).toEqual({ gone: [] });
+    expect(await otherNode.refresh(entries)).toEqual({ back: [] });
+    await sleep(TTL_MS + 50);
+    expect(await otherNode.refresh(entries)).toEqual({ back: [] });
+    expect(await store.sweep()).toEqual({ gone: [] });
+    expect(await store.users('room-0')).toHaveLength(4);
+  });
+
+  it('tells a leave whose entry was swept, or is held through another, from one Redis lost', async () => {
+    const ada = { id: 'ada', username: 'ada' };
+    const bob = { id: 'bob', username: 'bob' };
+    await store.enter('r', ada, 'swept');
+    await store.enter('r', bob, 'swept');
+    await store.enter('r', bob, 'kept');
+    await sleep(TTL_MS / 2);
+    await store.refresh([{ roomId: 'r', user: bob, connectionId: 'kept' }]);
+    await sleep(TTL_MS / 2 + 50);
+    expect((await store.sweep()).gone).toEqual([{ roomId: 'r', user: ada }]);
+
+    // Announced gone by the sweep, and still here through another entry: not the last out now.
+    expect(await store.leave('r', ada, 'swept')).toBe(false);
+    expect(await store.leave('r', bob, 'swept')).toBe(false);
+    // Redis came back without its data: it cannot tell.
+    await client.del(await client.keys(`${prefix}*`));
+    expect(await store.leave('r', bob, 'kept')).toBeUndefined();
+  });
 });
 
 describe('RedisPresenceStore when one heartbeat batch fails', () => {
@@ -115,6 +157,7 @@ describe('RedisPresenceStore when one heartbeat batch fails', () => {
     let call = 0;
     const redis = {
       key: (...parts: string[]) => parts.join(':'),
+      onTrouble: () => undefined,
       client: {
         eval: () => (++call === 1 ? Promise.reject(new Error('BUSY')) : Promise.resolve([1])),
       },
@@ -132,6 +175,34 @@ describe('RedisPresenceStore when one heartbeat batch fails', () => {
     expect(error?.message).toBe('BUSY');
   });
 
+  it('sweeps nothing for one entry life after a failed or slow heartbeat', async () => {
+    const ttlMs = 600;
+    let pingMs = 0;
+    const swept: string[] = [];
+    const redis = {
+      key: (...parts: string[]) => parts.join(':'),
+      onTrouble: () => undefined,
+      client: {
+        ping: () => sleep(pingMs).then(() => 'PONG'),
+        eval: () => Promise.reject(new Error('down')),
+      },
+    } as unknown as RedisService;
+    const store = new RedisPresenceStore(redis, ttlMs);
+    const sweep = async () => swept.push((await store.sweep()).error?.message ?? 'held back');
+    const ada = [{ roomId: 'r', user: { id: 'a', username: 'ada' }, connectionId: 'c' }];
+
+    await sweep();
+    expect((await store.refresh(ada)).error?.message).toBe('down');
+    await sweep();
+    await sleep(ttlMs + 50);
+    await sweep();
+    pingMs = ttlMs / 3 + 50;
+    expect(await store.refresh([])).toEqual({ back: [] });
+    await sweep();
+
+    expect(swept).toEqual(['down', 'held back', 'down', 'held back']);
+  });
+
   it('still announces the users an earlier sweep script took out when a later one fails', async () => {
     const fullBatch = Array.from({ length: 500 }, (_, i) => `r|u${i}|c${i}|n${i}`);
     const answers = [
@@ -140,6 +211,7 @@ describe('RedisPresenceStore when one heartbeat batch fails', () => {
     ];
     const redis = {
       key: (...parts: string[]) => parts.join(':'),
+      onTrouble: () => undefined,
       client: { eval: () => answers.shift()!() },
     } as unknown as RedisService;
     const store = new RedisPresenceStore(redis, 30_000);
