@@ -100,12 +100,14 @@ export class ChatService {
   }
 
   /**
-   * The room's lastSeq for a connection subscribed to it just now: every
-   * later message reaches it live (or filled in from storage). Past the
-   * lastSeq read on entering when messages were delivered here meanwhile.
+   * The room's lastSeq for a connection subscribed to it just now: where
+   * this node's deliveries of the room stand, so that every later message
+   * reaches it live (or filled in from storage). Past the lastSeq read on
+   * entering when messages were delivered here meanwhile; short of it while
+   * messages stored elsewhere are still on their way here.
    */
   liveFrom(room: Room): number {
-    return Math.max(room.lastSeq, this.live.deliveredSeq(room.id) ?? room.lastSeq);
+    return this.live.deliveredSeq(room.id) ?? room.lastSeq;
   }
 
   /**

@@ -2,6 +2,7 @@ import { ChatService } from '@app/chat/chat.service';
 import { LiveDelivery } from '@app/chat/live-delivery';
 import { PresenceService } from '@app/chat/presence.service';
 import type { JoinResult } from '@app/contract/socket-events';
+import { DeliveryService } from '@app/delivery/delivery.service';
 import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
 import { RoomsService } from '@app/rooms/rooms.service';
 import {
@@ -266,6 +267,44 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
         await postMessage(t.url, owner, room.id, 'after');
         const next = await client.next((frame) => frame.type === 'chat:message');
         expect(next).toMatchObject({ message: { seq: 2 } });
+      } finally {
+        client.close();
+      }
+    });
+  });
+
+  describe('a message committed before a join, still on its way to this node', () => {
+    /** A room followed here, and a message of it stored but not yet handed to this node's connections. */
+    const roomWithMessageInFlight = async () => {
+      const room = await createRoom(t.url, owner);
+      const follower = await sockets.connect(owner);
+      await emitOk(follower, 'chat:join', { roomId: room.id });
+      const held = holdNextCall(t.app.get(DeliveryService), 'messageCreated' as never);
+      await postMessage(t.url, owner, room.id, 'in flight');
+      await held.started;
+      return { room, release: held.release };
+    };
+
+    it('is not counted in a Socket.IO join’s last seq: it arrives live', async () => {
+      const { room, release } = await roomWithMessageInFlight();
+      const socket = await sockets.connect(await registerUser(t.url));
+      const joined = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id });
+      expect(joined.room.lastSeq).toBe(0);
+      const next = nextEvent<{ seq: number }>(socket, 'chat:message');
+      release();
+      expect(await next).toMatchObject({ seq: 1 });
+    });
+
+    it('is not counted in a /ws join’s last seq: it arrives live', async () => {
+      const { room, release } = await roomWithMessageInFlight();
+      const joiner = await registerUser(t.url);
+      const client = await RawClient.connect(t.url, joiner.token);
+      try {
+        const joined = await client.request({ type: 'join', room: room.id }, 'joined');
+        expect(joined).toEqual({ type: 'joined', room: room.id, lastSeq: 0 });
+        release();
+        const next = await client.next((frame) => frame.type === 'chat:message');
+        expect(next).toMatchObject({ message: { seq: 1 } });
       } finally {
         client.close();
       }
