@@ -65,7 +65,13 @@ export async function authenticateUpgrade(
   }
 }
 
-/** Answers an upgrade that must not become a WebSocket at all (a foreign Origin). */
+/**
+ * Answers an upgrade that must not become a WebSocket at all (a foreign
+ * Origin, another path), then closes the connection for good: an upgraded
+ * socket is out of the HTTP server's timeouts, so one a client kept half
+ * open would hold its descriptor, and the server's close, for good.
+ */
 export function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
+  socket.once('finish', () => socket.destroy());
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }

@@ -20,7 +20,14 @@ import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { databaseKinds } from '../support/databases';
 import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
-import { connectSocket, emitOk, nextEvent, sleep, type ClientSocket } from '../support/sockets';
+import {
+  connectSocket,
+  emitOk,
+  eventually,
+  nextEvent,
+  sleep,
+  type ClientSocket,
+} from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
@@ -112,6 +119,44 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
         expect.objectContaining({ type: 'error', code: 'UNAUTHORIZED' }),
       ]);
     });
+
+    it.each([
+      ['an unknown path', '/elsewhere', {}],
+      ['a foreign Origin', '/ws', { Origin: 'https://evil.example.net' }],
+    ])(
+      'closes the connection of an upgrade refused for %s, even one its client keeps half open',
+      async (_, path, headers) => {
+        const server = t.app.getHttpServer() as import('node:http').Server;
+        const upgraded = new Promise<import('node:stream').Duplex>((resolve) =>
+          server.once('upgrade', (_request, serverSide: import('node:stream').Duplex) =>
+            resolve(serverSide),
+          ),
+        );
+        const socket = createConnection({
+          port: Number(new URL(t.url).port),
+          host: '127.0.0.1',
+          allowHalfOpen: true,
+        });
+        const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+        socket.write(
+          `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+            `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra.join('')}\r\n`,
+        );
+        try {
+          const answer = await new Promise<string>((resolve) => {
+            let text = '';
+            socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+            socket.once('end', () => resolve(text));
+          });
+          expect(answer).toMatch(/^HTTP\/1\.1 (404|403) /);
+          // The client never ends its side: the server must let go anyway.
+          const serverSide = await upgraded;
+          await eventually(() => serverSide.destroyed, 5_000);
+        } finally {
+          socket.destroy();
+        }
+      },
+    );
 
     it('answers an upgrade to an unknown path with 404', async () => {
       const socket = new WebSocket(`${t.url.replace('http', 'ws')}/elsewhere`);
