@@ -19,7 +19,8 @@ import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 import { AppException } from '@app/common/errors/app.exception';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { requestUrl } from '@app/common/request-url';
-import { toErrorBody } from '@app/common/errors/to-error-body';
+import { describeFailure, toErrorBody } from '@app/common/errors/to-error-body';
+import { ErrorCode } from '@app/common/errors/error-code';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent } from '@app/contract/events';
 import { roomNames } from '@app/contract/room-names';
@@ -282,6 +283,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       await (refuse ? refuse() : this.dispatch(connection, frame));
     } catch (error) {
       const body = toErrorBody(error);
+      if (body.code === ErrorCode.Internal) this.logger.error(describeFailure(error));
       // Only for a refusal: what the error names of the frame, as far as it was read.
       const request = value ? requestOf(value, frame) : {};
       const event = request.request ?? 'unknown';

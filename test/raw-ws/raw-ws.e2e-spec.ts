@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { createConnection } from 'node:net';
 import { WebSocket } from 'ws';
 import type { MessageJson } from '@app/contract/models';
@@ -126,7 +127,7 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
     ])(
       'closes the connection of an upgrade refused for %s, even one its client keeps half open',
       async (_, path, headers) => {
-        const server = t.app.getHttpServer() as import('node:http').Server;
+        const server = t.app.getHttpServer();
         const upgraded = new Promise<import('node:stream').Duplex>((resolve) =>
           server.once('upgrade', (_request, serverSide: import('node:stream').Duplex) =>
             resolve(serverSide),
@@ -368,6 +369,26 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
         expect.objectContaining({ code: 'NOT_FOUND', request: 'join', room: hidden.id }),
       ]);
       expect(client.frames).toContainEqual({ type: 'joined', room: mine.id, lastSeq: 0 });
+    });
+
+    it('answers a failure of its own with INTERNAL, and logs what it was, telling the client nothing more', async () => {
+      const room = await createRoom(t.url, ada);
+      jest
+        .spyOn(t.app.get(ChatService), 'enter')
+        .mockRejectedValueOnce(new Error('relation "secret_table" does not exist'));
+      const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      const client = await raw(ada);
+      const answer = await client.request({ type: 'join', room: room.id }, 'joined');
+      expect(answer).toEqual({
+        type: 'error',
+        code: 'INTERNAL',
+        message: 'Internal server error',
+        details: [],
+        request: 'join',
+        room: room.id,
+      });
+      expect(logged).toHaveBeenCalledWith(expect.stringContaining('secret_table'));
+      logged.mockRestore();
     });
 
     it('answers ping with pong, for clients that cannot see protocol pings', async () => {

@@ -279,7 +279,7 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
       const room = await createRoom(t.url, owner);
       const follower = await sockets.connect(owner);
       await emitOk(follower, 'chat:join', { roomId: room.id });
-      const held = holdNextCall(t.app.get(DeliveryService), 'messageCreated' as never);
+      const held = holdNextCall(t.app.get(DeliveryService), 'messageCreated');
       await postMessage(t.url, owner, room.id, 'in flight');
       await held.started;
       return { room, release: held.release };

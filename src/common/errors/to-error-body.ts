@@ -122,3 +122,8 @@ export function toErrorBody(error: unknown): ErrorBody {
   }
   return { code: ErrorCode.Internal, message: 'Internal server error', details: [] };
 }
+
+/** What the logs get of a failure the client saw as INTERNAL: its stack, where it has one. */
+export function describeFailure(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
