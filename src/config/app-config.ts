@@ -93,9 +93,15 @@ export interface RealtimeConfig {
 }
 
 /** The whole typed configuration, read through `ConfigService<AllConfig, true>`. */
+export interface MessagesConfig {
+  /** A message write the database has not answered by then is given up on. */
+  writeTimeoutMs: number;
+}
+
 export interface AllConfig {
   http: HttpConfig;
   database: DatabaseConfig;
+  messages: MessagesConfig;
   auth: AuthConfig;
   redis: RedisConfig;
   throttle: ThrottleConfig;
@@ -164,6 +170,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
         renew: parseRate(env.RATE_LIMIT_TOKEN_RENEW),
       },
     },
+    messages: { writeTimeoutMs: env.MESSAGE_WRITE_TIMEOUT_MS },
     throttle: {
       defaultLimit: env.THROTTLE_DEFAULT_LIMIT,
       defaultTtlMs: env.THROTTLE_DEFAULT_TTL_MS,

@@ -179,6 +179,13 @@ export class EnvironmentVariables {
   @IsBoolean()
   MIGRATIONS_RUN = true;
 
+  /** A message write the database has not answered by then is given up on (its senders get UNAVAILABLE). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  @Max(600_000)
+  MESSAGE_WRITE_TIMEOUT_MS = 15_000;
+
   @IsOptional()
   @Matches(/^rediss?:\/\/\S+$/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
   REDIS_URL?: string;

@@ -9,7 +9,9 @@ const asPgReadsIt = (connectionString: string) => {
   return { host: client.host, user: client.user, database: client.database, options };
 };
 
-const OURS = '-c default_transaction_isolation=read\\ committed -c search_path=tenant';
+const OURS =
+  '-c default_transaction_isolation=read\\ committed -c idle_in_transaction_session_timeout=60000 ' +
+  '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 -c search_path=tenant';
 
 describe('postgresConnection', () => {
   it('leaves a URL without options as it is, also one only pg reads', () => {

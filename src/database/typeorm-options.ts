@@ -7,6 +7,10 @@ import type { DatabaseConfig } from '@app/config/app-config';
 import { ENTITIES } from './entities';
 
 const MIGRATIONS_TABLE = 'migrations';
+/** No transaction of the service waits on anything else this long between its statements. */
+const IDLE_IN_TRANSACTION_MS = 60_000;
+/** Idle seconds before either end of a PostgreSQL connection probes whether the other is still there. */
+const KEEPALIVE_IDLE_S = 10;
 
 /**
  * Settings of every PostgreSQL session. Transactions are READ COMMITTED
@@ -15,7 +19,16 @@ const MIGRATIONS_TABLE = 'migrations';
  * Unqualified names in migrations resolve into the configured schema.
  */
 function sessionOptions(schema: string | undefined): string {
-  const options = ['-c default_transaction_isolation=read\\ committed'];
+  const options = [
+    '-c default_transaction_isolation=read\\ committed',
+    // A node that froze, or lost its connection, inside a transaction must not
+    // hold its row locks (a room's, which every send to it needs) for hours:
+    // the server ends such a session once it has been idle, or gone, that long.
+    `-c idle_in_transaction_session_timeout=${IDLE_IN_TRANSACTION_MS}`,
+    `-c tcp_keepalives_idle=${KEEPALIVE_IDLE_S}`,
+    '-c tcp_keepalives_interval=5',
+    '-c tcp_keepalives_count=3',
+  ];
   if (schema) options.push(`-c search_path=${schema}`);
   return options.join(' ');
 }
@@ -72,6 +85,9 @@ export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
         max: config.poolSize,
         connectionTimeoutMillis: 5_000,
         options: connection.options,
+        // A connection whose server vanished without a word fails instead of waiting for good.
+        keepAlive: true,
+        keepAliveInitialDelayMillis: KEEPALIVE_IDLE_S * 1000,
       },
     };
   }

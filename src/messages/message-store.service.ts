@@ -1,5 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
+import type { AllConfig } from '@app/config/app-config';
 import { isUnavailableError } from '@app/common/errors/to-error-body';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
@@ -20,6 +22,18 @@ interface Pending {
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }
+
+/** The messages one write commits; given up on once the database has not answered in time. */
+interface Batch {
+  items: Pending[];
+  abandoned: boolean;
+}
+
+const unanswered = () =>
+  AppException.unavailable(
+    'The database did not answer in time: the message may have been stored; ' +
+      'send it again with the same clientMsgId',
+  );
 
 /** How many messages one write commits at most. */
 export const MAX_BATCH = 256;
@@ -48,17 +62,21 @@ const MAX_WRITES_IN_FLIGHT = 2;
  */
 @Injectable()
 export class MessageStore {
+  private readonly logger = new Logger(MessageStore.name);
   private readonly pending = new RoomWriteQueue<Pending>();
   private readonly writes = new Set<Promise<void>>();
   /** The start of writes at the end of this turn of the event loop, once scheduled. */
   private soon?: Promise<void>;
   private readonly maxWrites: number;
+  private readonly writeTimeoutMs: number;
 
   constructor(
     private readonly transactions: TransactionRunner,
     private readonly shutdown: GracefulShutdown,
+    config: ConfigService<AllConfig, true>,
   ) {
     this.maxWrites = transactions.isPostgres ? MAX_WRITES_IN_FLIGHT : 1;
+    this.writeTimeoutMs = config.get('messages.writeTimeoutMs', { infer: true });
     shutdown.register('finish-sends', () => this.idle());
   }
 
@@ -92,14 +110,34 @@ export class MessageStore {
     });
   }
 
+  /**
+   * A write the database has not answered within MESSAGE_WRITE_TIMEOUT_MS
+   * (a connection that went silent, a server that hangs) is given up on:
+   * its senders get UNAVAILABLE, its rooms take later messages again, and
+   * it no longer counts as in flight. Whether it was stored is unknown; a
+   * client sending it again with its clientMsgId gets the stored one back.
+   */
   private startWrites(): void {
     while (this.mayStartWrite()) {
-      const batch = this.pending.take(MAX_BATCH);
-      const write = this.commit(batch).finally(() => {
-        this.pending.release(batch);
+      const batch: Batch = { items: this.pending.take(MAX_BATCH), abandoned: false };
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(watchdog);
+        this.pending.release(batch.items);
         this.writes.delete(write);
         this.startWrites();
-      });
+      };
+      const watchdog = setTimeout(() => {
+        this.logger.warn(
+          `A write of ${batch.items.length} messages got no answer within ${this.writeTimeoutMs} ms: given up on`,
+        );
+        batch.abandoned = true;
+        for (const item of batch.items) item.reject(unanswered());
+        finish();
+      }, this.writeTimeoutMs);
+      const write: Promise<void> = this.commit(batch.items, batch).finally(finish);
       this.writes.add(write);
     }
   }
@@ -110,20 +148,22 @@ export class MessageStore {
     return this.writes.size < this.maxWrites && takeable >= OVERLAP_BATCH;
   }
 
-  private async commit(batch: Pending[]): Promise<void> {
+  private async commit(items: Pending[], batch: Batch): Promise<void> {
     try {
       const outcomes = await writeBatch(
         this.transactions,
-        batch.map((item) => item.input),
+        items.map((item) => item.input),
       );
-      batch.forEach((item, i) => settle(item, outcomes[i]));
+      items.forEach((item, i) => settle(item, outcomes[i]));
     } catch (error) {
-      if (batch.length === 1 || isUnavailableError(error)) {
-        for (const item of batch) item.reject(error);
+      // Given up on: its rooms are others' to write now.
+      if (batch.abandoned || items.length === 1 || isUnavailableError(error)) {
+        for (const item of items) item.reject(error);
         return;
       }
-      // One bad message must not fail the others: each goes again on its own.
-      for (const item of batch) await this.commit([item]);
+      // One bad message must not fail the others: each goes again on its own,
+      // unless the batch was given up on meanwhile.
+      for (const item of items) if (!batch.abandoned) await this.commit([item], batch);
     }
   }
 }

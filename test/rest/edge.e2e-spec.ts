@@ -16,7 +16,7 @@ import { RoomEventsQuery } from '@app/sse/dto/room-events.query';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { CuttablePostgres } from '../support/cuttable-postgres';
 import { databaseKinds } from '../support/databases';
-import { eventually, sleep } from '../support/sockets';
+import { connectSocket, emitAck, emitOk, eventually, sleep } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 /** Every DTO a REST route reads from a body; the spec names each schema after its class. */
@@ -450,6 +450,49 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
         expect(stored.seq).toBe(1);
       } finally {
         await t.close().finally(() => proxy.cut());
+      }
+    }, 60_000);
+
+    it('answers a send the database took and never answered with UNAVAILABLE, and frees its room', async () => {
+      const proxy = await CuttablePostgres.start();
+      const t = await startTestApp(kind, {
+        DATABASE_URL: proxy.url,
+        MESSAGE_WRITE_TIMEOUT_MS: '1500',
+      });
+      const user = await registerUser(t.url);
+      const room = await createRoom(t.url, user);
+      const socket = await connectSocket(t.url, user.token);
+      try {
+        await emitOk(socket, 'chat:join', { roomId: room.id });
+        const send = (text: string, clientMsgId: string) =>
+          emitAck(socket, 'chat:message', { roomId: room.id, text, clientMsgId });
+        expect((await send('before', 'c-0')).ok).toBe(true);
+
+        proxy.stall();
+        expect(await send('unanswered', 'c-1')).toEqual({
+          ok: false,
+          error: { code: 'UNAVAILABLE', message: expect.any(String), details: [] },
+        });
+
+        // The database is back; the write that went unanswered holds the room no more.
+        await proxy.cut();
+        await proxy.open();
+        await eventually(async () => (await send('after', 'c-2')).ok, 20_000);
+        expect((await send('unanswered', 'c-1')).ok).toBe(true);
+        const history = await request(t.url)
+          .get(`/api/rooms/${room.id}/messages?since=0`)
+          .set('Authorization', `Bearer ${user.token}`)
+          .expect(200);
+        const stored = history.body.items as Array<{ seq: number; text: string }>;
+        expect(stored.map((message) => [message.seq, message.text])).toEqual([
+          [1, 'before'],
+          [2, 'after'],
+          [3, 'unanswered'],
+        ]);
+      } finally {
+        socket.close();
+        await proxy.cut();
+        await t.close();
       }
     }, 60_000);
 

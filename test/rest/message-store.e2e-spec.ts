@@ -184,6 +184,30 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
     }
   });
 
+  it.each([
+    ['a read timeout of the driver', () => new Error('Query read timeout')],
+    [
+      'a connection error from a pooler',
+      () => Object.assign(new Error('server conn crashed?'), { code: '08P01' }),
+    ],
+  ])('does not write a batch again after %s, whose outcome is unknown', async (_, failure) => {
+    const user = await registerUser(t.url);
+    const room = await createRoom(t.url, user);
+    const store = t.app.get(MessageStore);
+    const write = jest.spyOn(batches, 'writeBatch').mockRejectedValueOnce(failure());
+    try {
+      const results = await Promise.allSettled(
+        ['a', 'b', 'c'].map((text) =>
+          store.append({ roomId: room.id, userId: user.id, username: user.username, text }),
+        ),
+      );
+      expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      expect(write).toHaveBeenCalledTimes(1);
+    } finally {
+      write.mockRestore();
+    }
+  });
+
   it('stores a clientMsgId repeated within one batch once', async () => {
     const user = await registerUser(t.url);
     const room = await createRoom(t.url, user);
@@ -267,6 +291,30 @@ describe('message store: two app instances, each with its own pool, writing one 
         }
       } finally {
         await close();
+      }
+    },
+  );
+
+  run(
+    'has the server end sessions idle in a transaction or gone silent, and probes a silent server',
+    async () => {
+      const t = await startTestApp('postgres');
+      try {
+        const settings = await t.app.get(TransactionRunner).run((manager) =>
+          manager.query<Array<Record<string, string>>>(
+            `SELECT current_setting('idle_in_transaction_session_timeout') AS idle,
+                      current_setting('tcp_keepalives_idle') AS probe_after`,
+          ),
+        );
+        expect(settings).toEqual([{ idle: '1min', probe_after: '10' }]);
+        const pool = (t.app.get(DataSource).driver as unknown as { master: { options: object } })
+          .master;
+        expect(pool.options).toMatchObject({
+          keepAlive: true,
+          keepAliveInitialDelayMillis: 10_000,
+        });
+      } finally {
+        await t.close();
       }
     },
   );

@@ -75,6 +75,7 @@ describe('toErrorBody', () => {
       ).code,
     ).toBe('UNAVAILABLE');
     expect(toErrorBody(new Error('Connection terminated unexpectedly')).code).toBe('UNAVAILABLE');
+    expect(toErrorBody(new Error('Query read timeout')).code).toBe('UNAVAILABLE');
   });
 
   it.each([
@@ -99,8 +100,13 @@ describe('toErrorBody', () => {
   it.each([
     ['25006', 'cannot execute INSERT in a read-only transaction'],
     ['53100', 'could not extend file: No space left on device'],
+    ['08P01', 'server conn crashed?'],
+    ['08006', 'connection failure'],
+    ['25P03', 'terminating connection due to idle-in-transaction timeout'],
+    ['57014', 'canceling statement due to statement timeout'],
+    ['EHOSTUNREACH', 'connect EHOSTUNREACH 10.0.0.5:5432'],
   ])(
-    'reports a PostgreSQL that takes no writes (%s) as UNAVAILABLE, also wrapped by the ORM',
+    'reports a PostgreSQL that is gone or takes no writes (%s) as UNAVAILABLE, also wrapped by the ORM',
     (code, text) => {
       const refused = Object.assign(new Error(text), { code });
       expect(toErrorBody(refused).code).toBe('UNAVAILABLE');

@@ -38,9 +38,14 @@ function isRequestHttpError(error: unknown): error is RequestHttpError {
 const UNAVAILABLE_DRIVER_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
+  'ECONNABORTED',
   'ETIMEDOUT',
   'EPIPE',
   'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  '25P03', // idle_in_transaction_session_timeout: the server ended a session that stalled
+  '57014', // query_canceled: a statement_timeout set in DATABASE_URL's options
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
@@ -56,16 +61,26 @@ const UNAVAILABLE_DRIVER_CODES = new Set([
  */
 const SQLITE_UNAVAILABLE_CODE = /^SQLITE_(BUSY|READONLY|IOERR)(_\w+)?$|^SQLITE_FULL$/;
 
-/** ...and these without a code; the last is pg-pool finding no free connection in time. */
+/** PostgreSQL's connection exceptions (class 08), as servers and poolers in front of them send them. */
+const POSTGRES_CONNECTION_CODE = /^08[0-9A-Z]{3}$/;
+
+/**
+ * ...and these without a code; `timeout exceeded` is pg-pool finding no free
+ * connection in time, `Query read timeout` pg's `query_timeout` (set in
+ * DATABASE_URL). The outcome of a write that failed so is unknown: it must
+ * not be written again as if it had been rolled back.
+ */
 const UNAVAILABLE_DRIVER_MESSAGE =
-  /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i;
+  /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Query read timeout/i;
 
 export function isUnavailableError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const code = (error as { code?: unknown }).code;
   if (
     typeof code === 'string' &&
-    (UNAVAILABLE_DRIVER_CODES.has(code) || SQLITE_UNAVAILABLE_CODE.test(code))
+    (UNAVAILABLE_DRIVER_CODES.has(code) ||
+      SQLITE_UNAVAILABLE_CODE.test(code) ||
+      POSTGRES_CONNECTION_CODE.test(code))
   )
     return true;
   const message = (error as { message?: unknown }).message;
