@@ -24,6 +24,14 @@ describe('PasswordHasher', () => {
     await expect(hasher.verifyAgainstNothing('anything')).resolves.toBe(false);
   });
 
+  it('makes what an unknown name is compared against before the first login', async () => {
+    const fresh = new PasswordHasher(config);
+    await fresh.onModuleInit();
+    const hashing = jest.spyOn(fresh, 'hash');
+    await expect(fresh.verifyAgainstNothing('anything')).resolves.toBe(false);
+    expect(hashing).not.toHaveBeenCalled();
+  });
+
   it('asks for a new hash of one made at another cost', async () => {
     const atFive = new PasswordHasher({ get: () => 5 } as unknown as ConfigService<
       AllConfig,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import bcrypt from 'bcryptjs';
 import type { AllConfig } from '@app/config/app-config';
@@ -13,11 +13,20 @@ function prehash(password: string): string {
 }
 
 @Injectable()
-export class PasswordHasher {
+export class PasswordHasher implements OnModuleInit {
   /** Compared against when a username does not exist, so both paths cost the same. */
   private dummyHash: Promise<string> | undefined;
 
   constructor(private readonly config: ConfigService<AllConfig, true>) {}
+
+  /**
+   * Made before the first login: made on demand, it cost the first login of
+   * an unknown name (and those at the same time) a hash more than a known
+   * name's, on every node after every start.
+   */
+  async onModuleInit(): Promise<void> {
+    await this.dummy();
+  }
 
   hash(password: string): Promise<string> {
     return bcrypt.hash(prehash(password), this.config.get('auth.bcryptRounds', { infer: true }));
@@ -45,8 +54,12 @@ export class PasswordHasher {
 
   /** Spends the time of a real comparison and always fails. */
   async verifyAgainstNothing(password: string): Promise<false> {
-    this.dummyHash ??= this.hash('not-a-real-password');
-    await bcrypt.compare(prehash(password), await this.dummyHash);
+    await bcrypt.compare(prehash(password), await this.dummy());
     return false;
+  }
+
+  private dummy(): Promise<string> {
+    this.dummyHash ??= this.hash('not-a-real-password');
+    return this.dummyHash;
   }
 }
