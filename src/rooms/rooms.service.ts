@@ -319,9 +319,11 @@ export class RoomsService {
   /** Adds a member to a public room they may join; false when they already were one. */
   addMember(roomId: string, userId: string): Promise<{ added: boolean; joinedAt: Date }> {
     return this.insertMember(roomId, userId, (joinedAt) =>
-      this.transactions.write((manager) =>
-        manager.insert(RoomMember, { roomId, userId, joinedAt }),
-      ),
+      this.transactions.run(async (manager) => {
+        const room = await this.lockRoom(manager, roomId);
+        if (!room) throw AppException.notFound('Room not found');
+        await this.insertAndAdopt(manager, room, { roomId, userId, joinedAt });
+      }),
     );
   }
 
@@ -345,9 +347,28 @@ export class RoomsService {
         authorize(room.ownerId);
         if (room.isPrivate && !(await manager.existsBy(RoomMember, { roomId, userId: actorId })))
           throw AppException.notFound('Room not found');
-        await manager.insert(RoomMember, { roomId, userId, joinedAt });
+        await this.insertAndAdopt(manager, room, { roomId, userId, joinedAt });
       }),
     );
+  }
+
+  /**
+   * Inserts the membership, under the room's lock. A room its owner left
+   * while alone in it passes to whoever joins it next, as an owner's room
+   * passes to its longest-standing member when there is one: an owner who is
+   * no member would otherwise rule over members for good, and keep the room
+   * after deleting the account (which hands over only the rooms it is in).
+   */
+  private async insertAndAdopt(
+    manager: EntityManager,
+    room: Pick<Room, 'ownerId'>,
+    member: Pick<RoomMember, 'roomId' | 'userId' | 'joinedAt'>,
+  ): Promise<void> {
+    await manager.insert(RoomMember, member);
+    const { roomId, userId } = member;
+    if (room.ownerId === userId) return;
+    if (!(await manager.existsBy(RoomMember, { roomId, userId: room.ownerId })))
+      await this.handOver(manager, roomId);
   }
 
   private async insertMember(

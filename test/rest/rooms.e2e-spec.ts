@@ -8,7 +8,7 @@ import { TransactionRunner } from '@app/database/transaction-runner';
 import { addMember, createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds, withPostgres } from '../support/databases';
 import { holdNextCall } from '../support/hold';
-import { collect, emitOk, eventually, socketPool } from '../support/sockets';
+import { collect, connectSocket, emitOk, eventually, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
@@ -589,7 +589,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       await request(t.url).get(`/api/rooms/${room.id}`).set(auth(kept)).expect(200);
     });
 
-    it('lets the owner leave a room they are alone in; it stays theirs', async () => {
+    it('lets the owner leave a room they are alone in; it stays theirs until someone joins', async () => {
       const room = await createRoom(t.url, owner);
       await request(t.url)
         .delete(`/api/rooms/${room.id}/members/${owner.id}`)
@@ -597,6 +597,49 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .expect(204);
       const left = await request(t.url).get(`/api/rooms/${room.id}`).set(auth(owner)).expect(200);
       expect(left.body.ownerId).toBe(owner.id);
+
+      // The first to join takes it over: the owner who left rules over no one.
+      const [first, second] = [await registerUser(t.url), await registerUser(t.url)];
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(first))
+        .send({ userId: first.id })
+        .expect(201);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(second))
+        .send({ userId: second.id })
+        .expect(201);
+      const joined = await request(t.url).get(`/api/rooms/${room.id}`).set(auth(first)).expect(200);
+      expect(joined.body.ownerId).toBe(first.id);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${second.id}`)
+        .set(auth(owner))
+        .expect(403);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${second.id}`)
+        .set(auth(first))
+        .expect(204);
+    });
+
+    it('hands a room its owner left alone to the first who joins it live', async () => {
+      const room = await createRoom(t.url, owner);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${owner.id}`)
+        .set(auth(owner))
+        .expect(204);
+      const joiner = await registerUser(t.url);
+      const socket = await connectSocket(t.url, joiner.token);
+      try {
+        await emitOk(socket, 'chat:join', { roomId: room.id });
+      } finally {
+        socket.close();
+      }
+      const joined = await request(t.url)
+        .get(`/api/rooms/${room.id}`)
+        .set(auth(joiner))
+        .expect(200);
+      expect(joined.body.ownerId).toBe(joiner.id);
     });
   });
 });
