@@ -141,9 +141,7 @@ export class ChatGateway
   ): Promise<JoinResult> {
     const { roomId, since } = payload as JoinRoomDto;
     return this.leavingOnFailure(socket, (subscribe) =>
-      since === undefined
-        ? this.chat.join(connectionOf(socket), roomId, since, subscribe)
-        : this.rejoin(socket, roomId, since, subscribe),
+      this.fencedJoin(socket, roomId, since, subscribe),
     );
   }
 
@@ -181,21 +179,27 @@ export class ChatGateway
       `Could not take a socket out after its failed join: ${(error as Error).message}`,
     );
 
-  /** A join with `since`: live messages wait behind the ack, so that none comes twice. */
-  private async rejoin(
+  /**
+   * Live messages wait behind the ack, and those it counts (the missed ones,
+   * or up to the room's lastSeq) do not come again, also when they were
+   * stored elsewhere and are still on their way to this node.
+   */
+  private async fencedJoin(
     socket: AppSocket,
     roomId: string,
-    since: number,
+    since: number | undefined,
     subscribe: (roomId: string) => void,
   ): Promise<JoinResult> {
     let fenced: { roomId: string; fence: Fence } | undefined;
-    let lastSeq = since;
+    let lastSeq = since ?? 0;
     try {
       const result = await this.chat.join(connectionOf(socket), roomId, since, (id) => {
         fenced = { roomId: id, fence: this.socketDelivery.fence(socket, id) };
         subscribe(id);
       });
-      lastSeq = result.missed.at(-1)?.seq ?? resumePoint(since, result.room.lastSeq);
+      const counted =
+        since === undefined ? result.room.lastSeq : resumePoint(since, result.room.lastSeq);
+      lastSeq = result.missed.at(-1)?.seq ?? counted;
       return result;
     } finally {
       // After the ack has gone out (it is sent once this handler's promise settles).

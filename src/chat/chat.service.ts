@@ -100,14 +100,18 @@ export class ChatService {
   }
 
   /**
-   * The room's lastSeq for a connection subscribed to it just now: where
-   * this node's deliveries of the room stand, so that every later message
-   * reaches it live (or filled in from storage). Past the lastSeq read on
-   * entering when messages were delivered here meanwhile; short of it while
-   * messages stored elsewhere are still on their way here.
+   * The room's lastSeq for a connection subscribed to it just now: past the
+   * lastSeq read on entering when messages were delivered here meanwhile.
+   * Messages it counts that are still on their way to this node (stored
+   * elsewhere) must not reach the connection live: see `deliveredSeq`.
    */
   liveFrom(room: Room): number {
-    return this.live.deliveredSeq(room.id) ?? room.lastSeq;
+    return Math.max(room.lastSeq, this.deliveredSeq(room.id) ?? room.lastSeq);
+  }
+
+  /** Where this node's live deliveries of the room stand. */
+  deliveredSeq(roomId: string): number | undefined {
+    return this.live.deliveredSeq(roomId);
   }
 
   /**

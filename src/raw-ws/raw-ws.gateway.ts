@@ -23,6 +23,7 @@ import { describeFailure, toErrorBody } from '@app/common/errors/to-error-body';
 import { ErrorCode } from '@app/common/errors/error-code';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent } from '@app/contract/events';
+import type { MessageJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 import {
   WsClientFrameType as ClientFrameType,
@@ -324,6 +325,8 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     const joined = await this.chat.enter(connection, room);
     this.subscribe(connection, roomNames.chat(joined.id));
     const lastSeq = this.chat.liveFrom(joined);
+    const delivered = this.chat.deliveredSeq(joined.id);
+    if (delivered !== undefined && delivered < lastSeq) connection.skipUpTo(joined.id, lastSeq);
     connection.send({ type: ServerFrameType.Joined, room: joined.id, lastSeq });
   }
 
@@ -333,6 +336,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
 
   private async leaveRoom(connection: WsConnection, roomId: string): Promise<void> {
     this.unsubscribe(connection, roomNames.chat(roomId));
+    connection.forgetCounted(roomId);
     await this.chat.leave(connection, roomId);
     connection.send({ type: ServerFrameType.Left, room: roomId });
   }
@@ -371,15 +375,24 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     const subscribers = this.channels.subscribers(delivery.channel);
     if (subscribers.size === 0) return;
     const frame = frameOf(delivery);
-    if (frame) this.sendToAll(subscribers, frame, delivery.except?.connectionId);
+    const message =
+      delivery.event === ServerEvent.Message ? (delivery.payload as MessageJson) : undefined;
+    if (frame) this.sendToAll(subscribers, frame, delivery.except?.connectionId, message);
     const effect = delivery.effect;
     if (effect) for (const connection of [...subscribers]) this.applyEffect(connection, effect);
   }
 
-  private sendToAll(subscribers: Iterable<WsConnection>, frame: object, exceptId?: string): void {
+  /** `message`: the chat message the frame carries, which a connection whose join counted it skips. */
+  private sendToAll(
+    subscribers: Iterable<WsConnection>,
+    frame: object,
+    exceptId?: string,
+    message?: MessageJson,
+  ): void {
     const text = Buffer.from(JSON.stringify(frame));
     for (const connection of subscribers) {
-      if (connection.id !== exceptId) connection.sendText(text);
+      if (connection.id === exceptId || (message && !connection.wants(message))) continue;
+      connection.sendText(text);
     }
   }
 

@@ -62,6 +62,32 @@ export class WsConnection implements Connection {
     return true;
   }
 
+  /**
+   * room → the lastSeq its `joined` frame counted, while this node's live
+   * deliveries of the room are still behind it (messages stored elsewhere,
+   * on their way here): those must not come again.
+   */
+  private counted?: Map<string, number>;
+
+  /** Live messages of the room up to `seq` are not sent: the `joined` frame counted them. */
+  skipUpTo(roomId: string, seq: number): void {
+    (this.counted ??= new Map()).set(roomId, seq);
+  }
+
+  /** Forgets what a `joined` frame of the room counted: the connection left it. */
+  forgetCounted(roomId: string): void {
+    this.counted?.delete(roomId);
+  }
+
+  /** Whether a live message of a joined room is still to be sent; one past the count ends the skipping. */
+  wants(message: { roomId: string; seq: number }): boolean {
+    const upTo = this.counted?.get(message.roomId);
+    if (upTo === undefined) return true;
+    if (message.seq <= upTo) return false;
+    this.counted!.delete(message.roomId);
+    return true;
+  }
+
   send(frame: object): void {
     this.sendText(JSON.stringify(frame));
   }

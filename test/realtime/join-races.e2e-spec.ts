@@ -273,7 +273,7 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     });
   });
 
-  describe('a message committed before a join, still on its way to this node', () => {
+  describe('a message stored before a join, still on its way to this node', () => {
     /** A room followed here, and a message of it stored but not yet handed to this node's connections. */
     const roomWithMessageInFlight = async () => {
       const room = await createRoom(t.url, owner);
@@ -285,29 +285,47 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
       return { room, release: held.release };
     };
 
-    it('is not counted in a Socket.IO join’s last seq: it arrives live', async () => {
+    it('is counted in a Socket.IO join’s last seq, and does not come again live', async () => {
       const { room, release } = await roomWithMessageInFlight();
       const socket = await sockets.connect(await registerUser(t.url));
+      const received = collect<{ seq: number }>(socket, 'chat:message');
       const joined = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id });
-      expect(joined.room.lastSeq).toBe(0);
-      const next = nextEvent<{ seq: number }>(socket, 'chat:message');
+      expect(joined.room.lastSeq).toBe(1);
       release();
-      expect(await next).toMatchObject({ seq: 1 });
+      const next = nextEvent<{ seq: number }>(socket, 'chat:message');
+      await postMessage(t.url, owner, room.id, 'after');
+      await next;
+      expect(received.map((message) => message.seq)).toEqual([2]);
     });
 
-    it('is not counted in a /ws join’s last seq: it arrives live', async () => {
+    it('is counted in a /ws join’s last seq, and does not come again live', async () => {
       const { room, release } = await roomWithMessageInFlight();
       const joiner = await registerUser(t.url);
       const client = await RawClient.connect(t.url, joiner.token);
       try {
         const joined = await client.request({ type: 'join', room: room.id }, 'joined');
-        expect(joined).toEqual({ type: 'joined', room: room.id, lastSeq: 0 });
+        expect(joined).toEqual({ type: 'joined', room: room.id, lastSeq: 1 });
         release();
+        await postMessage(t.url, owner, room.id, 'after');
         const next = await client.next((frame) => frame.type === 'chat:message');
-        expect(next).toMatchObject({ message: { seq: 1 } });
+        expect(next).toMatchObject({ message: { seq: 2 } });
+        expect(client.frames.filter((frame) => frame.type === 'chat:message')).toEqual([]);
       } finally {
         client.close();
       }
+    });
+
+    it('is counted in a rejoin’s position, and does not come again live', async () => {
+      const { room, release } = await roomWithMessageInFlight();
+      const socket = await sockets.connect(await registerUser(t.url));
+      const received = collect<{ seq: number }>(socket, 'chat:message');
+      const joined = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id, since: 1 });
+      expect(joined).toMatchObject({ room: { lastSeq: 1 }, missed: [] });
+      release();
+      const next = nextEvent<{ seq: number }>(socket, 'chat:message');
+      await postMessage(t.url, owner, room.id, 'after');
+      await next;
+      expect(received.map((message) => message.seq)).toEqual([2]);
     });
   });
 
