@@ -9,13 +9,15 @@ export type { AppendMessage, BatchOutcome } from './batch-plan';
  * Writes a batch of messages and resolves once it is committed. A retry whose
  * clientMsgId is already stored (or earlier in the batch) gets the original;
  * the rest get their rooms' next seqs, gapless, or NOT_FOUND for a room that
- * does not exist.
+ * does not exist. Once `signal` is aborted (the batch was given up on),
+ * nothing more is written: a statement already sent may still commit.
  */
 export function writeBatch(
   transactions: TransactionRunner,
   items: AppendMessage[],
+  signal?: AbortSignal,
 ): Promise<BatchOutcome[]> {
   return transactions.isPostgres
-    ? writeOnPostgres(transactions, items)
-    : writeOnSqlite(transactions, items);
+    ? writeOnPostgres(transactions, items, signal)
+    : writeOnSqlite(transactions, items, signal);
 }

@@ -23,10 +23,10 @@ interface Pending {
   reject(error: unknown): void;
 }
 
-/** The messages one write commits; given up on once the database has not answered in time. */
+/** The messages one write commits; aborted once the database has not answered in time. */
 interface Batch {
   items: Pending[];
-  abandoned: boolean;
+  signal: AbortSignal;
 }
 
 const unanswered = () =>
@@ -113,13 +113,15 @@ export class MessageStore {
   /**
    * A write the database has not answered within MESSAGE_WRITE_TIMEOUT_MS
    * (a connection that went silent, a server that hangs) is given up on:
-   * its senders get UNAVAILABLE, its rooms take later messages again, and
-   * it no longer counts as in flight. Whether it was stored is unknown; a
-   * client sending it again with its clientMsgId gets the stored one back.
+   * its senders get UNAVAILABLE, it writes nothing more (a statement
+   * already sent may still commit), its rooms take later messages again,
+   * and it no longer counts as in flight. Whether it was stored is unknown;
+   * a client sending it again with its clientMsgId gets the stored one back.
    */
   private startWrites(): void {
     while (this.mayStartWrite()) {
-      const batch: Batch = { items: this.pending.take(MAX_BATCH), abandoned: false };
+      const giveUp = new AbortController();
+      const batch: Batch = { items: this.pending.take(MAX_BATCH), signal: giveUp.signal };
       let done = false;
       const finish = () => {
         if (done) return;
@@ -133,7 +135,7 @@ export class MessageStore {
         this.logger.warn(
           `A write of ${batch.items.length} messages got no answer within ${this.writeTimeoutMs} ms: given up on`,
         );
-        batch.abandoned = true;
+        giveUp.abort();
         for (const item of batch.items) item.reject(unanswered());
         finish();
       }, this.writeTimeoutMs);
@@ -153,17 +155,18 @@ export class MessageStore {
       const outcomes = await writeBatch(
         this.transactions,
         items.map((item) => item.input),
+        batch.signal,
       );
       items.forEach((item, i) => settle(item, outcomes[i]));
     } catch (error) {
       // Given up on: its rooms are others' to write now.
-      if (batch.abandoned || items.length === 1 || isUnavailableError(error)) {
+      if (batch.signal.aborted || items.length === 1 || isUnavailableError(error)) {
         for (const item of items) item.reject(error);
         return;
       }
       // One bad message must not fail the others: each goes again on its own,
       // unless the batch was given up on meanwhile.
-      for (const item of items) if (!batch.abandoned) await this.commit([item], batch);
+      for (const item of items) if (!batch.signal.aborted) await this.commit([item], batch);
     }
   }
 }

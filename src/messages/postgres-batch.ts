@@ -28,12 +28,15 @@ const MAX_ATTEMPTS = 3;
 export async function writeOnPostgres(
   transactions: TransactionRunner,
   items: AppendMessage[],
+  signal?: AbortSignal,
 ): Promise<BatchOutcome[]> {
   for (let attempt = 1; ; attempt += 1) {
     try {
+      signal?.throwIfAborted();
       const planned = plan(items, byIdempotencyKey(await storedOnPostgres(transactions, items)));
       const fresh = freshOf(planned);
       if (fresh.messages.length > 0) {
+        signal?.throwIfAborted();
         const advanced = await advanceAndInsert(transactions, fresh);
         const before = new Map(
           [...advanced].map(([roomId, lastSeq]) => [roomId, lastSeq - fresh.perRoom.get(roomId)!]),

@@ -92,8 +92,11 @@ function insertAll({ insert }: Statements, fresh: Fresh, before: Map<string, num
 export function writeOnSqlite(
   transactions: TransactionRunner,
   items: AppendMessage[],
+  signal?: AbortSignal,
 ): Promise<BatchOutcome[]> {
   return transactions.sqliteTransaction((db) => {
+    // Given up on while it waited its turn.
+    signal?.throwIfAborted();
     const statements = statementsOf(db);
     const planned = plan(items, byIdempotencyKey(storedOnSqlite(statements, items)));
     const fresh = freshOf(planned);

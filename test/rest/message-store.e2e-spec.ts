@@ -6,6 +6,8 @@ import * as batches from '@app/messages/message-batch';
 import { MessageStore } from '@app/messages/message-store.service';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { createTestDatabase, databaseKinds, withPostgres } from '../support/databases';
+import { holdNextCall } from '../support/hold';
+import { sleep } from '../support/sockets';
 import { BASE_TEST_ENV, startTestApp, type TestApp } from '../support/test-app';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
@@ -205,6 +207,37 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
       expect(write).toHaveBeenCalledTimes(1);
     } finally {
       write.mockRestore();
+    }
+  });
+
+  it('writes nothing more of a batch given up on, once the database answers after all', async () => {
+    const slow = await startTestApp(kind, { MESSAGE_WRITE_TIMEOUT_MS: '1000' });
+    try {
+      const user = await registerUser(slow.url);
+      const room = await createRoom(slow.url, user);
+      const transactions = slow.app.get(TransactionRunner);
+      // The first call of the write: the read of stored retries (PostgreSQL), the transaction (SQLite).
+      const held = holdNextCall(
+        transactions,
+        kind === 'postgres' ? 'executePrepared' : 'sqliteTransaction',
+      );
+      const sent = slow.app.get(MessageStore).append({
+        roomId: room.id,
+        userId: user.id,
+        username: user.username,
+        text: 'given up on',
+        clientMsgId: 'late',
+      });
+      await expect(sent).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+
+      held.release();
+      await sleep(300);
+      const stored = await slow.app
+        .get(DataSource)
+        .query<Array<{ count: string | number }>>('SELECT COUNT(*) AS count FROM messages');
+      expect(Number(stored[0].count)).toBe(0);
+    } finally {
+      await slow.close();
     }
   });
 
