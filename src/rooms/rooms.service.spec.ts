@@ -20,7 +20,18 @@ function serviceWith(members: Set<string>) {
   );
   const findOneBy = ({ id }: { id: string }) =>
     findOne({ where: { id } }).then((room) => (room ? ({ ...room, lastSeq: 0 } as Room) : null));
-  const rooms = { findOne, findOneBy } as unknown as Repository<Room>;
+  // Every room's owner is among its members: no room here is to be adopted.
+  const ownedQuery = {
+    select: () => ownedQuery,
+    where: () => ownedQuery,
+    andWhere: () => ownedQuery,
+    getRawOne: () => Promise.resolve(undefined),
+  };
+  const rooms = {
+    findOne,
+    findOneBy,
+    manager: { createQueryBuilder: () => ownedQuery },
+  } as unknown as Repository<Room>;
   const memberRows = {
     existsBy,
     findOneBy: () => Promise.resolve(null),

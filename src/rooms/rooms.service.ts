@@ -316,15 +316,23 @@ export class RoomsService {
     return rows.map(({ id, username }) => ({ id, username }));
   }
 
-  /** Adds a member to a public room they may join; false when they already were one. */
-  addMember(roomId: string, userId: string): Promise<{ added: boolean; joinedAt: Date }> {
-    return this.insertMember(roomId, userId, (joinedAt) =>
-      this.transactions.run(async (manager) => {
-        const room = await this.lockRoom(manager, roomId);
-        if (!room) throw AppException.notFound('Room not found');
-        await this.insertAndAdopt(manager, room, { roomId, userId, joinedAt });
-      }),
+  /**
+   * Adds a member to a public room they may join; false when they already
+   * were one. The room's row is locked only to adopt a room its owner left
+   * (see `adopt`): every send to the room locks it too.
+   */
+  async addMember(roomId: string, userId: string): Promise<{ added: boolean; joinedAt: Date }> {
+    const joined = await this.insertMember(roomId, userId, (joinedAt) =>
+      this.transactions.write((manager) =>
+        manager.insert(RoomMember, { roomId, userId, joinedAt }),
+      ),
     );
+    if (joined.added && !(await this.ownerIsMember(this.rooms.manager, roomId)))
+      await this.transactions.run(async (manager) => {
+        const room = await this.lockRoom(manager, roomId);
+        if (room) await this.adopt(manager, room, roomId, userId);
+      });
+    return joined;
   }
 
   /**
@@ -352,23 +360,44 @@ export class RoomsService {
     );
   }
 
-  /**
-   * Inserts the membership, under the room's lock. A room its owner left
-   * while alone in it passes to whoever joins it next, as an owner's room
-   * passes to its longest-standing member when there is one: an owner who is
-   * no member would otherwise rule over members for good, and keep the room
-   * after deleting the account (which hands over only the rooms it is in).
-   */
+  /** Inserts the membership, under the room's lock, and adopts the room if its owner left it. */
   private async insertAndAdopt(
     manager: EntityManager,
     room: Pick<Room, 'ownerId'>,
     member: Pick<RoomMember, 'roomId' | 'userId' | 'joinedAt'>,
   ): Promise<void> {
     await manager.insert(RoomMember, member);
-    const { roomId, userId } = member;
-    if (room.ownerId === userId) return;
-    if (!(await manager.existsBy(RoomMember, { roomId, userId: room.ownerId })))
-      await this.handOver(manager, roomId);
+    await this.adopt(manager, room, member.roomId, member.userId);
+  }
+
+  /**
+   * Under the room's lock, after `userId` joined: a room its owner left
+   * while alone in it passes to whoever joins it next, as an owner's room
+   * passes to its longest-standing member when there is one. An owner who is
+   * no member would otherwise rule over members for good, and keep the room
+   * after deleting the account (which hands over only the rooms it is in).
+   */
+  private async adopt(
+    manager: EntityManager,
+    room: Pick<Room, 'ownerId'>,
+    roomId: string,
+    userId: string,
+  ): Promise<void> {
+    if (room.ownerId === userId || (await this.ownerIsMember(manager, roomId))) return;
+    await this.handOver(manager, roomId);
+  }
+
+  /** One read: whether the room's owner is among its members (true for a room that does not exist). */
+  private async ownerIsMember(manager: EntityManager, roomId: string): Promise<boolean> {
+    const ownerless = await manager
+      .createQueryBuilder(Room, 'room')
+      .select('room.id', 'id')
+      .where('room.id = :roomId', { roomId })
+      .andWhere(
+        'NOT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = room.id AND m.user_id = room.ownerId)',
+      )
+      .getRawOne<{ id: string }>();
+    return ownerless === undefined;
   }
 
   private async insertMember(
