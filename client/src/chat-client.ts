@@ -119,6 +119,10 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   private readonly maxPayloadBytes: number;
   /** Between `close()` and the next `connect()`. */
   private closed = false;
+  /** The token the current connection attempt presented. */
+  private connectingWith?: string;
+  /** A token handed over while not connected, for the next connection (unless made with it). */
+  private renewal?: string;
 
   constructor(options: ChatClientOptions) {
     super();
@@ -177,6 +181,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
    */
   close(): void {
     this.closed = true;
+    this.renewal = undefined;
     this.reconnector.stop();
     this.socket.disconnect();
     const closed = closedError().body;
@@ -252,15 +257,18 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
    * Hands the live connection a fresh token of the same user (one refreshed
    * with `RestClient.refresh`): it then lasts until that token expires,
    * instead of ending, and reconnecting, when the one it connected with does.
-   * Rejects when not connected (the next connection asks the token provider
-   * anyway) or when the server refuses the token; the connection is then
-   * as it was.
+   * Rejects when the server refuses the token (the connection is then as it
+   * was) and when not connected: the next connection is then handed the
+   * token, unless it is made with it (one made with the provider's token of
+   * before would otherwise end when that one expires).
    */
   async renewToken(token: string): Promise<RenewTokenResult> {
+    this.renewal = this.socket.connected ? undefined : token;
     return unwrap(await this.request(ClientEvent.RenewToken, { token }));
   }
 
   private open(token: string): void {
+    this.connectingWith = token;
     this.socket.auth = { token };
     this.socket.connect();
   }
@@ -289,6 +297,10 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   private connected(): void {
     // Taken before the state is announced: a room a listener joins then is joined by that call.
     const rooms = [...this.rooms.values()];
+    const renewal = this.renewal;
+    this.renewal = undefined;
+    if (renewal !== undefined && renewal !== this.connectingWith)
+      this.request(ClientEvent.RenewToken, { token: renewal }).catch(() => undefined);
     this.reconnector.succeeded();
     for (const room of rooms) if (this.rooms.get(room.feed.roomId) === room) this.sendJoin(room);
     this.outbox.flush();

@@ -154,6 +154,10 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   private openedAt = 0;
   private probeSentAt: number | undefined;
   private watchdog: ReturnType<typeof setInterval> | undefined;
+  /** The token the current socket was opened with. */
+  private openedWith?: string;
+  /** A token handed over while not connected, for the next connection (unless made with it). */
+  private renewal?: string;
 
   constructor(private readonly options: WsClientOptions) {
     super();
@@ -197,6 +201,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   /** Disconnects for good: rooms are forgotten, as `ChatClient.close()` forgets them. */
   close(): void {
     this.reconnector.stop();
+    this.renewal = undefined;
     this.abandonSocket(1000, 'Client closed');
     for (const id of [...this.rooms.keys()]) this.forget(id);
     // For rooms forgotten with the rest: a later connection has not joined them.
@@ -224,10 +229,11 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
    * until that token expires, instead of closing (4001), and reconnecting,
    * when the one it connected with does. `authenticated` tells it was taken;
    * a refusal is an `error` naming the `auth` request, and leaves the
-   * connection as it was. Not queued: the next connection asks the token
-   * provider anyway.
+   * connection as it was. While not connected, the next connection is
+   * handed the token, unless it is made with it.
    */
   renewToken(token: string): void {
+    this.renewal = this.ready ? undefined : token;
     if (this.ready) this.send({ type: WsClientFrameType.Auth, token });
   }
 
@@ -287,6 +293,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
 
   private open(token: string): void {
     this.abandonSocket(1000, 'Replaced');
+    this.openedWith = token;
     const socket = new this.WebSocketImpl(
       `${wsOrigin(this.options.url)}/ws?token=${encodeURIComponent(token)}`,
     );
@@ -342,6 +349,10 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     // (also one it left and joined again: a new entry under the same id).
     const rooms = [...this.rooms];
     this.ready = true;
+    const renewal = this.renewal;
+    this.renewal = undefined;
+    if (renewal !== undefined && renewal !== this.openedWith)
+      this.send({ type: WsClientFrameType.Auth, token: renewal });
     this.reconnector.succeeded();
     this.emit('connected', { userId });
     // Joins go first: the server handles a connection's frames in order.
