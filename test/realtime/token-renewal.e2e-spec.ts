@@ -188,6 +188,27 @@ describe('renewing the token of a live connection', () => {
     });
   });
 
+  it('never shortens a connection’s life: a token expiring sooner leaves it as it was', async () => {
+    const lasting = tokenOf(ada, 600);
+    const socket = await socketOf(lasting);
+    expect(await emitOk(socket, 'auth:renew', { token: tokenOf(ada, SHORT_LIFE_SECONDS) })).toEqual(
+      {
+        userId: ada.id,
+        expiresAt: expiryOf(lasting),
+      },
+    );
+    const client = await rawOf(lasting);
+    expect(
+      await client.request(
+        { type: 'auth', token: tokenOf(ada, SHORT_LIFE_SECONDS) },
+        'authenticated',
+      ),
+    ).toMatchObject({ expiresAt: expiryOf(lasting) });
+    await sleep((SHORT_LIFE_SECONDS + 1.5) * 1000);
+    expect(socket.connected).toBe(true);
+    expect(client.socket.readyState).toBe(client.socket.OPEN);
+  });
+
   it('counts renewals against their own budget', async () => {
     const limited = await startTestApp('sqlite', { RATE_LIMIT_TOKEN_RENEW: '2/60s' });
     try {
