@@ -319,7 +319,7 @@ export class RoomsService {
   /**
    * Adds a member to a public room they may join; false when they already
    * were one. The room's row is locked only to adopt a room its owner left
-   * (see `adopt`): every send to the room locks it too.
+   * (see `adoptIfOwnerLeft`): every send to the room locks it too.
    */
   async addMember(roomId: string, userId: string): Promise<{ added: boolean; joinedAt: Date }> {
     const joined = await this.insertMember(roomId, userId, (joinedAt) =>
@@ -327,12 +327,25 @@ export class RoomsService {
         manager.insert(RoomMember, { roomId, userId, joinedAt }),
       ),
     );
-    if (joined.added && !(await this.ownerIsMember(this.rooms.manager, roomId)))
-      await this.transactions.run(async (manager) => {
-        const room = await this.lockRoom(manager, roomId);
-        if (room) await this.adopt(manager, room, roomId, userId);
-      });
+    if (joined.added) await this.adoptIfOwnerLeft(roomId);
     return joined;
+  }
+
+  /**
+   * Hands a room its owner is no member of to its longest-standing member,
+   * if it has one: the new owner, or undefined. Called after a join, and
+   * after an owner's leave that found no one to hand the room to, each once
+   * committed, so that a join and a leave at the same time cannot both miss
+   * the other's write. The room's row is locked only when the owner is no
+   * member.
+   */
+  private async adoptIfOwnerLeft(roomId: string): Promise<string | undefined> {
+    if (await this.ownerIsMember(this.rooms.manager, roomId)) return undefined;
+    return this.transactions.run(async (manager) => {
+      const room = await this.lockRoom(manager, roomId);
+      if (!room || (await this.ownerIsMember(manager, roomId))) return undefined;
+      return this.handOver(manager, roomId);
+    });
   }
 
   /**
@@ -436,7 +449,7 @@ export class RoomsService {
     authorize: (ownerId: string | undefined) => void = () => undefined,
   ): Promise<{ ownerId: string } | undefined> {
     this.forgetMembership(roomId, userId);
-    return this.transactions.run(async (manager) => {
+    const removal = await this.transactions.run(async (manager) => {
       const ownerId = (await this.lockRoom(manager, roomId))?.ownerId;
       authorize(ownerId);
       const result = await manager.delete(RoomMember, { roomId, userId });
@@ -444,6 +457,10 @@ export class RoomsService {
       if (userId !== ownerId) return { ownerId };
       return { ownerId: (await this.handOver(manager, roomId)) ?? ownerId };
     });
+    // The owner left with no one to hand the room to: a first join committed meanwhile takes it.
+    if (removal?.ownerId === userId)
+      return { ownerId: (await this.adoptIfOwnerLeft(roomId)) ?? userId };
+    return removal;
   }
 
   ownedBy(userId: string): Promise<Room[]> {

@@ -622,6 +622,23 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .expect(204);
     });
 
+    it('hands the room to a first join its owner’s leave did not see, once the leave is committed', async () => {
+      const room = await createRoom(t.url, owner);
+      const joiner = await registerUser(t.url);
+      await addMember(t.url, joiner, room.id, joiner.id);
+      // The leave's transaction looks for a successor before the join is committed.
+      const service = t.app.get(RoomsService);
+      jest
+        .spyOn(service as unknown as { handOver: () => Promise<undefined> }, 'handOver')
+        .mockResolvedValueOnce(undefined);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${owner.id}`)
+        .set(auth(owner))
+        .expect(204);
+      const after = await request(t.url).get(`/api/rooms/${room.id}`).set(auth(joiner)).expect(200);
+      expect(after.body.ownerId).toBe(joiner.id);
+    });
+
     it('hands a room its owner left alone to the first who joins it live', async () => {
       const room = await createRoom(t.url, owner);
       await request(t.url)
