@@ -17,12 +17,21 @@ export interface DatabaseProbe {
   close(): Promise<void>;
 }
 
-/** SQLite answers at once or fails. */
+/**
+ * SQLite answers at once or fails; whether it takes writes only a write
+ * tells (a full or read-only disk answers reads), so the writes of the app
+ * say it (`refusingWrites`).
+ */
 class SqliteProbe implements DatabaseProbe {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly refusingWrites: () => boolean,
+  ) {}
 
   async ping(): Promise<void> {
     await this.dataSource.query('SELECT 1');
+    if (this.refusingWrites())
+      throw new ReadOnlyDatabase('The database takes no writes (full, read-only or failing disk)');
   }
 
   async close(): Promise<void> {}
@@ -55,7 +64,7 @@ class PostgresProbe implements DatabaseProbe {
       void this.drop();
       throw error;
     }
-    if (readOnly) throw new ReadOnlyDatabase('The database takes no writes');
+    if (readOnly) throw new ReadOnlyDatabase('The database takes no writes (read-only)');
   }
 
   /** For good: a probe that comes later opens no connection. */
@@ -103,8 +112,13 @@ class PostgresProbe implements DatabaseProbe {
   }
 }
 
-export function databaseProbe(dataSource: DataSource, timeoutMs: number): DatabaseProbe {
+/** `sqliteRefusingWrites`: whether SQLite refused the app's last writes (see `TransactionRunner`). */
+export function databaseProbe(
+  dataSource: DataSource,
+  timeoutMs: number,
+  sqliteRefusingWrites: () => boolean,
+): DatabaseProbe {
   const driver = dataSource.driver;
   if (driver instanceof PostgresDriver) return new PostgresProbe(driver.master as Pool, timeoutMs);
-  return new SqliteProbe(dataSource);
+  return new SqliteProbe(dataSource, sqliteRefusingWrites);
 }

@@ -91,8 +91,13 @@ export class DatabaseModule implements OnModuleInit, OnApplicationShutdown {
     private readonly dataSource: DataSource,
     private readonly readiness: ReadinessChecks,
     private readonly indicators: HealthIndicatorService,
+    transactions: TransactionRunner,
   ) {
-    this.probe = databaseProbe(dataSource, PROBE_TIMEOUT_MS);
+    this.probe = databaseProbe(
+      dataSource,
+      PROBE_TIMEOUT_MS,
+      () => transactions.sqliteRefusingWrites,
+    );
   }
 
   /** Ready once the database answers and no migration is pending (MIGRATIONS_RUN=false and no one ran them). */
@@ -112,8 +117,7 @@ export class DatabaseModule implements OnModuleInit, OnApplicationShutdown {
       await this.ping();
       return indicator.up();
     } catch (error) {
-      if (error instanceof ReadOnlyDatabase)
-        return indicator.down({ message: 'The database takes no writes (read-only)' });
+      if (error instanceof ReadOnlyDatabase) return indicator.down({ message: error.message });
       // The driver's words may name hosts and users; readiness is public.
       return indicator.down({ message: 'The database did not answer' });
     }

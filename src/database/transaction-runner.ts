@@ -5,7 +5,11 @@ import type { Pool } from 'pg';
 import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
 import type { BetterSqlite3Driver } from 'typeorm/driver/better-sqlite3/BetterSqlite3Driver';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
+import { isUnavailableError } from '@app/common/errors/to-error-body';
 import { SerialQueue } from '@app/common/serial-queue';
+
+/** How long a write SQLite refused keeps readiness down, unless a write succeeds. */
+export const WRITE_REFUSAL_MEMORY_MS = 10_000;
 
 /** A better-sqlite3 failure as the ORM reports failed queries; anything else as it is. */
 function asQueryFailure(error: unknown): Error {
@@ -48,6 +52,8 @@ export interface PreparedStatement {
 @Injectable()
 export class TransactionRunner {
   private readonly sqliteQueue = new SerialQueue();
+  /** When SQLite last refused a write for the file's state (full, read-only, failing), until one succeeds. */
+  private sqliteRefusedAt?: number;
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
@@ -55,13 +61,39 @@ export class TransactionRunner {
     return this.dataSource.options.type === 'postgres';
   }
 
+  /**
+   * SQLite refused a write for the file's state within the last
+   * WRITE_REFUSAL_MEMORY_MS, and none succeeded since: readiness says so,
+   * and tries again once that is past, as nothing here writes to find out.
+   */
+  get sqliteRefusingWrites(): boolean {
+    const at = this.sqliteRefusedAt;
+    return at !== undefined && Date.now() - at < WRITE_REFUSAL_MEMORY_MS;
+  }
+
   run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return this.dataSource.transaction(work);
     return this.sqliteQueue.run(() =>
-      this.dataSource.transaction(work).catch((error: unknown) => {
-        this.settleSqliteConnection();
+      this.watchingSqlite(
+        this.dataSource.transaction(work).catch((error: unknown) => {
+          this.settleSqliteConnection();
+          throw error;
+        }),
+      ),
+    );
+  }
+
+  /** Notes whether SQLite took the write or refused it for the file's state. */
+  private watchingSqlite<T>(write: Promise<T>): Promise<T> {
+    return write.then(
+      (result) => {
+        this.sqliteRefusedAt = undefined;
+        return result;
+      },
+      (error: unknown) => {
+        if (isUnavailableError(error)) this.sqliteRefusedAt = Date.now();
         throw error;
-      }),
+      },
     );
   }
 
@@ -100,7 +132,7 @@ export class TransactionRunner {
    */
   write<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return work(this.dataSource.manager);
-    return this.sqliteQueue.run(() => work(this.dataSource.manager));
+    return this.sqliteQueue.run(() => this.watchingSqlite(work(this.dataSource.manager)));
   }
 
   /**
@@ -116,9 +148,9 @@ export class TransactionRunner {
     const inTransaction = transactionOf(this.sqliteConnection);
     return this.sqliteQueue.run(() => {
       try {
-        return Promise.resolve(inTransaction(work));
+        return this.watchingSqlite(Promise.resolve(inTransaction(work)));
       } catch (error) {
-        return Promise.reject(asQueryFailure(error));
+        return this.watchingSqlite(Promise.reject(asQueryFailure(error)));
       }
     });
   }

@@ -1,10 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { createApp } from '@app/app.factory';
-import { createRoom, registerUser } from '../support/api';
+import { createRoom, postMessage, registerUser } from '../support/api';
 import { withPostgres } from '../support/databases';
 import { eventually } from '../support/sockets';
-import { BASE_TEST_ENV } from '../support/test-app';
+import { DataSource } from 'typeorm';
+import { BASE_TEST_ENV, startTestApp } from '../support/test-app';
 
 const describePostgres = process.env.DATABASE_URL ? describe : describe.skip;
 
@@ -51,6 +52,47 @@ describePostgres('a PostgreSQL that takes no writes', () => {
     } finally {
       await app?.close().catch(() => undefined);
       await withPostgres((client) => client.query(`DROP DATABASE "${name}" WITH (FORCE)`));
+    }
+  });
+});
+
+/** A SQLite file that refuses writes (a full disk, here: the file may not grow) must not look ready. */
+describe('a SQLite database that takes no writes', () => {
+  it('fails readiness saying why once a write was refused, and is ready again once one succeeds', async () => {
+    const t = await startTestApp('sqlite');
+    try {
+      const ada = await registerUser(t.url);
+      const room = await createRoom(t.url, ada);
+      await request(t.url).get('/health/ready').expect(200);
+      const sqlite = t.app.get(DataSource);
+      const [{ page_count: pages }] =
+        await sqlite.query<Array<{ page_count: number }>>('PRAGMA page_count');
+      // SQLite's own "database or disk is full" once the file would grow.
+      await sqlite.query(`PRAGMA max_page_count = ${pages}`);
+
+      const send = () =>
+        request(t.url)
+          .post(`/api/rooms/${room.id}/messages`)
+          .set('Authorization', `Bearer ${ada.token}`)
+          .send({ text: 'x'.repeat(2_000) });
+      let refused: request.Response | undefined;
+      for (let i = 0; i < 100 && !refused; i += 1) {
+        const answer = await send();
+        if (answer.status !== 201) refused = answer;
+      }
+      expect(refused?.status).toBe(503);
+      expect(refused?.body).toMatchObject({ code: 'UNAVAILABLE' });
+      const readiness = await request(t.url).get('/health/ready').expect(503);
+      expect(readiness.body.checks.database).toEqual({
+        status: 'down',
+        message: 'The database takes no writes (full, read-only or failing disk)',
+      });
+
+      await sqlite.query('PRAGMA max_page_count = 1073741823');
+      await postMessage(t.url, ada, room.id, 'room again');
+      await request(t.url).get('/health/ready').expect(200);
+    } finally {
+      await t.close();
     }
   });
 });
