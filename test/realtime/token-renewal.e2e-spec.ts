@@ -2,9 +2,8 @@ import request from 'supertest';
 import {
   badTokensFor,
   createRoom,
-  forgeToken,
-  nowSeconds,
   registerUser,
+  tokenLasting,
   type TestUser,
 } from '../support/api';
 import { RawClient } from '../support/raw-ws';
@@ -23,13 +22,7 @@ const SHORT_LIFE_SECONDS = 3;
 /** Long enough for every refusal to be answered before the connection ends. */
 const REFUSALS_LIFE_SECONDS = 6;
 
-const tokenOf = (user: TestUser, lifeSeconds: number) =>
-  forgeToken({
-    sub: user.id,
-    username: user.username,
-    iat: nowSeconds(),
-    exp: nowSeconds() + lifeSeconds,
-  });
+const tokenOf = tokenLasting;
 
 const expiryOf = (token: string) =>
   new Date(

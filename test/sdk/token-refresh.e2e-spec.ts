@@ -1,4 +1,11 @@
-import { forgeToken, nowSeconds, registerUser, createRoom, type TestUser } from '../support/api';
+import {
+  createRoom,
+  forgeToken,
+  nowSeconds,
+  registerUser,
+  tokenLasting,
+  type TestUser,
+} from '../support/api';
 import { startTestApp, type TestApp } from '../support/test-app';
 import { WebSocket } from 'ws';
 import { ChatClient, WsClient, type ConnectionState } from '../../client/src';
@@ -21,13 +28,7 @@ describe('ChatClient token provider', () => {
   afterEach(() => clients.splice(0).forEach((client) => client.close()));
   afterAll(() => app?.close());
 
-  const tokenFor = (user: TestUser, lifetimeSeconds: number) =>
-    forgeToken({
-      sub: user.id,
-      username: user.username,
-      iat: nowSeconds(),
-      exp: nowSeconds() + lifetimeSeconds,
-    });
+  const tokenFor = tokenLasting;
 
   /** A provider that hands out `first`, then the user's fresh login token; it counts its calls. */
   function provider(first: string, fresh = ada.token) {
@@ -154,26 +155,30 @@ describe('WsClient renewToken', () => {
   afterEach(() => clients.splice(0).forEach((client) => client.close()));
   afterAll(() => app?.close());
 
-  it('keeps the connection past its first token, and reports refusals as errors naming auth', async () => {
-    const first = forgeToken({
-      sub: ada.id,
-      username: ada.username,
-      iat: nowSeconds(),
-      exp: nowSeconds() + 3,
-    });
+  /** A client whose provider hands out a 3 s token first, then the login's; what it reports. */
+  function shortLivedClient() {
     let calls = 0;
+    const first = tokenLasting(ada, 3);
     const instance = new WsClient({
       url: app.url,
       token: () => (calls++ === 0 ? first : ada.token),
       WebSocket,
     });
     clients.push(instance);
-    const statuses: string[] = [];
-    instance.on('state', (state) => statuses.push(state.status));
-    const errors: unknown[] = [];
-    instance.on('error', (error) => errors.push(error));
-    const authenticated: unknown[] = [];
-    instance.on('authenticated', (event) => authenticated.push(event));
+    const seen = {
+      statuses: [] as string[],
+      errors: [] as unknown[],
+      authenticated: [] as unknown[],
+    };
+    instance.on('state', (state) => seen.statuses.push(state.status));
+    instance.on('error', (error) => seen.errors.push(error));
+    instance.on('authenticated', (event) => seen.authenticated.push(event));
+    return { instance, seen, calls: () => calls };
+  }
+
+  it('keeps the connection past its first token, and reports refusals as errors naming auth', async () => {
+    const { instance, seen, calls } = shortLivedClient();
+    const { statuses, errors, authenticated } = seen;
     instance.connect();
     await waitForStatus(instance, 'connected');
 
@@ -185,34 +190,19 @@ describe('WsClient renewToken', () => {
     expect(authenticated[0]).toEqual({ userId: ada.id, expiresAt: expect.any(String) });
 
     await new Promise((resolve) => setTimeout(resolve, 4_500));
-    expect(calls).toBe(1);
+    expect(calls()).toBe(1);
     expect(statuses).toEqual(['connecting', 'connected']);
   });
 
   it('hands a token given while not connected to the next connection made with another', async () => {
-    const first = forgeToken({
-      sub: ada.id,
-      username: ada.username,
-      iat: nowSeconds(),
-      exp: nowSeconds() + 3,
-    });
-    let calls = 0;
-    const instance = new WsClient({
-      url: app.url,
-      token: () => (calls++ === 0 ? first : ada.token),
-      WebSocket,
-    });
-    clients.push(instance);
-    const statuses: string[] = [];
-    instance.on('state', (state) => statuses.push(state.status));
-    const authenticated: unknown[] = [];
-    instance.on('authenticated', (event) => authenticated.push(event));
+    const { instance, seen, calls } = shortLivedClient();
+    const { statuses, authenticated } = seen;
 
     instance.renewToken(ada.token);
     instance.connect();
     await waitFor('the renewal', () => authenticated.length === 1);
     await new Promise((resolve) => setTimeout(resolve, 4_500));
-    expect(calls).toBe(1);
+    expect(calls()).toBe(1);
     expect(statuses).toEqual(['connecting', 'connected']);
   });
 });

@@ -134,6 +134,16 @@ export function badTokensFor(user: { id: string; username: string }): Array<[str
   ];
 }
 
+/** A valid token of the user that expires `seconds` from now (a past instant for a negative count). */
+export function tokenLasting(user: { id: string; username: string }, seconds: number): string {
+  return forgeToken({
+    sub: user.id,
+    username: user.username,
+    iat: nowSeconds(),
+    exp: nowSeconds() + seconds,
+  });
+}
+
 export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
