@@ -51,6 +51,8 @@ const joinRefusal = (code: ErrorBody['code']): AckResponse<JoinResult> => ({
  */
 class FakeChatServer {
   readonly joinsPerConnection: JoinPayload[][] = [];
+  /** Tokens handed over by `auth:renew`, in order. */
+  readonly renewals: string[] = [];
   /** Answers for the next joins, before they are acked. */
   readonly refusals: AckResponse<JoinResult>[] = [];
   private constructor(
@@ -71,6 +73,10 @@ class FakeChatServer {
         );
       });
       socket.on(ClientEvent.Presence, (_payload, ack) => ack?.({ ok: true, data: { users: [] } }));
+      socket.on(ClientEvent.RenewToken, ({ token }, ack) => {
+        this.renewals.push(token);
+        ack?.({ ok: true, data: { userId: 'u', expiresAt: new Date().toISOString() } });
+      });
     });
   }
 
@@ -263,6 +269,23 @@ describe('ChatClient', () => {
     await expect(chat.send(ROOM, 'after close')).rejects.toMatchObject(refused);
     chat.connect();
     await expect(chat.join(ROOM)).resolves.toMatchObject({ room: { id: ROOM } });
+  }, 5_000);
+
+  it('hands a token given while not connected to the next connection, and not one given after close()', async () => {
+    await expect(chat.renewToken('fresh')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    chat.connect();
+    await until('the renewal', () => server.renewals.length === 1);
+    expect(server.renewals).toEqual(['fresh']);
+
+    chat.close();
+    await expect(chat.renewToken('of the user before')).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: 'The client was closed',
+    });
+    chat.connect();
+    await until('the connection', () => chat.state.status === 'connected');
+    await chat.presence(ROOM);
+    expect(server.renewals).toEqual(['fresh']);
   }, 5_000);
 
   it('stays closed when asked to reconnect at once after close()', async () => {

@@ -263,6 +263,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
    * before would otherwise end when that one expires).
    */
   async renewToken(token: string): Promise<RenewTokenResult> {
+    if (this.closed) throw closedError();
     this.renewal = this.socket.connected ? undefined : token;
     return unwrap(await this.request(ClientEvent.RenewToken, { token }));
   }

@@ -176,6 +176,30 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('hands a token given while not connected to the next connection, unless made with it or after close()', async () => {
+    const { ws } = client();
+    ws.renewToken('fresh');
+    ws.connect();
+    await settle();
+    FakeSocket.last.accept();
+    expect(FakeSocket.last.sentOf('auth')).toEqual([{ type: 'auth', token: 'fresh' }]);
+
+    ws.close();
+    ws.renewToken('of the user before');
+    ws.connect();
+    await settle();
+    FakeSocket.last.accept();
+    expect(FakeSocket.last.sentOf('auth')).toEqual([]);
+
+    ws.close();
+    ws.connect();
+    await settle();
+    ws.renewToken('t3'); // the token this connection is being made with
+    FakeSocket.last.accept();
+    expect(FakeSocket.last.sentOf('auth')).toEqual([]);
+    ws.close();
+  });
+
   it('joins a room joined from a listener of the connected state once', async () => {
     const { ws } = client();
     ws.on('state', (state) => {

@@ -158,6 +158,8 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   private openedWith?: string;
   /** A token handed over while not connected, for the next connection (unless made with it). */
   private renewal?: string;
+  /** Between `close()` and the next `connect()`. */
+  private closedByCaller = false;
 
   constructor(private readonly options: WsClientOptions) {
     super();
@@ -191,6 +193,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   }
 
   connect(): void {
+    this.closedByCaller = false;
     this.reconnector.start();
   }
 
@@ -200,6 +203,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
 
   /** Disconnects for good: rooms are forgotten, as `ChatClient.close()` forgets them. */
   close(): void {
+    this.closedByCaller = true;
     this.reconnector.stop();
     this.renewal = undefined;
     this.abandonSocket(1000, 'Client closed');
@@ -233,6 +237,8 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
    * handed the token, unless it is made with it.
    */
   renewToken(token: string): void {
+    // After close(): the token belongs to whoever used the client before.
+    if (this.closedByCaller) return;
     this.renewal = this.ready ? undefined : token;
     if (this.ready) this.send({ type: WsClientFrameType.Auth, token });
   }
