@@ -13,7 +13,8 @@ export interface ReconnectorOptions {
   open(token: string): void;
 }
 
-const DEFAULT_TOKEN_TIMEOUT_MS = 15_000;
+/** How long a token provider may take, wherever the SDK asks it. */
+export const DEFAULT_TOKEN_TIMEOUT_MS = 15_000;
 
 /**
  * The reconnection policy shared by the Socket.IO and raw WebSocket clients:

@@ -94,3 +94,25 @@ describe('subscribeRoomEvents', () => {
     subscription.close();
   });
 });
+
+describe('subscribeRoomEvents with a token provider that hangs', () => {
+  it('gives up on the provider after tokenTimeoutMs and tries again with backoff', async () => {
+    FakeEventSource.opened.length = 0;
+    let asked = 0;
+    const subscription = subscribeRoomEvents({
+      url: 'http://chat.test',
+      token: () => (asked++ === 0 ? new Promise<string>(() => undefined) : 'token'),
+      tokenTimeoutMs: 30,
+      backoff: { baseMs: 10, capMs: 20 },
+      EventSource: FakeEventSource,
+      roomId: ROOM,
+      onMessage: () => undefined,
+    });
+    const deadline = Date.now() + 2_000;
+    while (FakeEventSource.opened.length === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(asked).toBe(2);
+    expect(FakeEventSource.opened).toHaveLength(1);
+    subscription.close();
+  });
+});

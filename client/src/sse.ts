@@ -11,7 +11,9 @@ import {
   type StreamConnected,
 } from './contract';
 import { ChatError, clientError } from './errors';
+import { DEFAULT_TOKEN_TIMEOUT_MS } from './reconnector';
 import { RestClient, type FetchLike } from './rest';
+import { withTimeout } from './time-limit';
 import { withoutTrailingSlashes } from './urls';
 
 type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
@@ -47,6 +49,8 @@ export interface SseOptions {
   url: string;
   /** Read for every new stream; a token in the URL is fixed for that stream's native retries. */
   token: TokenProvider;
+  /** A token provider that has not answered by then fails the attempt, tried again with backoff (15 s). */
+  tokenTimeoutMs?: number;
   EventSource?: EventSourceConstructor;
   /** Delays between re-opened streams once the EventSource itself has given up. */
   backoff?: Partial<BackoffOptions>;
@@ -159,7 +163,10 @@ function openResilientStream(
   let refusedInARow = 0;
 
   const open = async () => {
-    const token = await options.token();
+    const token = await withTimeout(
+      Promise.resolve().then(() => options.token()),
+      options.tokenTimeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS,
+    );
     const { since } = query();
     if (closed) return;
     const params = new URLSearchParams({ token });
