@@ -278,6 +278,18 @@ describe('RoomFeed', () => {
       expect(delivered).toEqual(seqs(3, 8));
     });
 
+    it('waits out its backoff while live messages keep coming, and reports the failure once', async () => {
+      const { f, delivered, calls } = failingFirst(1);
+      await expect(f.receive(message(5))).rejects.toThrow('down');
+
+      for (let seq = 6; seq <= 8; seq += 1) await f.receive(message(seq));
+      expect(calls).toEqual([]);
+
+      await jest.advanceTimersByTimeAsync(1_001);
+      expect(calls).toEqual([2]);
+      expect(delivered).toEqual(seqs(3, 8));
+    });
+
     it('stops trying once closed', async () => {
       const { f, calls } = failingFirst(1);
       await expect(f.receive(message(5))).rejects.toThrow('down');

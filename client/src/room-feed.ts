@@ -47,6 +47,7 @@ export class RoomFeed {
   /** The position a join in flight asked to resume from. */
   private syncFrom: number | undefined;
   private readonly fillBackoff: Backoff;
+  /** Set while a failed fill waits to be tried again: live messages then only wait with it. */
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
 
@@ -90,7 +91,8 @@ export class RoomFeed {
   /** A live message; a gap before it is filled from REST unless a join is about to. */
   receive(message: MessageJson): Promise<void> {
     this.accept([message]);
-    if (this.syncing || this.pending.size === 0) return Promise.resolve();
+    // A fill that failed is tried again after its backoff, not at every live message.
+    if (this.syncing || this.pending.size === 0 || this.retryTimer) return Promise.resolve();
     return this.fill(false);
   }
 
@@ -151,6 +153,7 @@ export class RoomFeed {
   private fill(behind: boolean): Promise<void> {
     if (behind) this.catchUpAsked = true;
     clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     this.filling ??= this.fillUntilContiguous().then(
       () => {
         this.filling = undefined;
@@ -185,6 +188,7 @@ export class RoomFeed {
     const delay = this.fillBackoff.next();
     if (this.closed || delay === null) return;
     this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
       // A join under way brings what is missing itself; its ack fills the rest.
       if (!this.syncing) this.fill(false).catch(() => undefined);
     }, delay);
