@@ -147,10 +147,18 @@ describe('RoomFeed', () => {
       expect(storage.reads).toEqual([]);
     });
 
-    it('tells no position while its first replay runs', () => {
-      const { feed } = setUp(0, 5);
-      void feed.replay();
-      expect(feed.position).toBeUndefined();
+    it('takes them after a replay whose last read came before them, which still runs', async () => {
+      const { stream, storage, feed } = setUp(0, 3);
+      const replayed = feed.replay();
+      await flush();
+      // The replay's one read (1..3) is answered; seq 4 is stored after it, and missed live.
+      storage.reads.shift()!.answer();
+      expect(feed.position).toBe(0);
+      storage.lastSeq = 4;
+      feed.catchUpWith([message(4)]);
+      await replayed;
+      await storage.answerAll();
+      expect(stream.sent).toEqual([1, 2, 3, 4]);
     });
   });
 });

@@ -20,7 +20,6 @@ export class RoomFeed {
   private readonly queue = new SerialQueue();
   /** Bytes of live messages queued behind a replay or catch-up. */
   private waiting = 0;
-  private replaying = false;
 
   constructor(
     private readonly stream: SseStream,
@@ -29,21 +28,17 @@ export class RoomFeed {
   ) {}
 
   /** Call once, after subscribing to live messages. */
-  async replay(): Promise<void> {
-    this.replaying = true;
-    try {
-      await this.queue.run(() => this.catchUp(Number.MAX_SAFE_INTEGER));
-    } finally {
-      this.replaying = false;
-    }
+  replay(): Promise<void> {
+    return this.queue.run(() => this.catchUp(Number.MAX_SAFE_INTEGER));
   }
 
   /**
-   * The seq of the last message sent (or the start, before any); undefined
-   * while the first replay runs, which reads storage to its end anyway.
+   * The seq of the last message sent, or the start before any: also while
+   * the first replay runs, whose last read of storage may come before a
+   * message this node then missed (a catch-up handed to it goes out after).
    */
-  get position(): number | undefined {
-    return this.replaying ? undefined : this.lastSent;
+  get position(): number {
+    return this.lastSent;
   }
 
   /**

@@ -197,9 +197,9 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
    * it lacks of it, and one further behind reads the rest itself.
    */
   private async catchUpRoom(roomId: string, feeds: RoomFeed[], upTo: number): Promise<void> {
-    const behind = feeds.filter((feed) => feed.position !== undefined && feed.position < upTo);
+    const behind = feeds.filter((feed) => feed.position < upTo);
     if (behind.length === 0) return;
-    const furthest = Math.min(...behind.map((feed) => feed.position!));
+    const furthest = Math.min(...behind.map((feed) => feed.position));
     const since = Math.max(furthest, upTo - MAX_CATCH_UP);
     let page: HistoryPage;
     try {
