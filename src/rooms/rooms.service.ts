@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { In, Repository, type EntityManager } from 'typeorm';
 import { assertRemembered } from '@app/common/admission-age';
@@ -43,6 +43,8 @@ export interface RoomPageResult {
  */
 @Injectable()
 export class RoomsService {
+  private readonly logger = new Logger(RoomsService.name);
+
   constructor(
     @InjectRepository(Room) private readonly rooms: Repository<Room>,
     @InjectRepository(RoomMember) private readonly members: Repository<RoomMember>,
@@ -459,8 +461,24 @@ export class RoomsService {
     });
     // The owner left with no one to hand the room to: a first join committed meanwhile takes it.
     if (removal?.ownerId === userId)
-      return { ownerId: (await this.adoptIfOwnerLeft(roomId)) ?? userId };
+      return { ownerId: (await this.adoptAfterLeaving(roomId)) ?? userId };
     return removal;
+  }
+
+  /**
+   * The leave is committed whatever happens here: a failure is logged, not
+   * thrown (the leave must still be announced), and the room's next first
+   * join adopts it anyway.
+   */
+  private async adoptAfterLeaving(roomId: string): Promise<string | undefined> {
+    try {
+      return await this.adoptIfOwnerLeft(roomId);
+    } catch (error) {
+      this.logger.warn(
+        `Could not hand room ${roomId} over after its owner left: ${(error as Error).message}`,
+      );
+      return undefined;
+    }
   }
 
   ownedBy(userId: string): Promise<Room[]> {

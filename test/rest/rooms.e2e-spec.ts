@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import type { NotificationJson } from '@app/contract/models';
@@ -637,6 +638,27 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .expect(204);
       const after = await request(t.url).get(`/api/rooms/${room.id}`).set(auth(joiner)).expect(200);
       expect(after.body.ownerId).toBe(joiner.id);
+    });
+
+    it('answers an owner’s leave that committed though the hand-over after it failed', async () => {
+      const room = await createRoom(t.url, owner);
+      const service = t.app.get(RoomsService);
+      jest
+        .spyOn(
+          service as unknown as { adoptIfOwnerLeft: () => Promise<string> },
+          'adoptIfOwnerLeft',
+        )
+        .mockRejectedValueOnce(new Error('connection lost'));
+      const warned = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        await request(t.url)
+          .delete(`/api/rooms/${room.id}/members/${owner.id}`)
+          .set(auth(owner))
+          .expect(204);
+        expect(warned).toHaveBeenCalledWith(expect.stringContaining('connection lost'));
+      } finally {
+        warned.mockRestore();
+      }
     });
 
     it('hands a room its owner left alone to the first who joins it live', async () => {
