@@ -8,6 +8,14 @@ export interface AuthUser {
   sessionStartedAt: number;
 }
 
+/**
+ * Of a connection's user and the one a fresh token shows (the same user),
+ * the one whose token lives longer: a renewal never shortens a connection.
+ */
+export function longerLived(current: AuthUser, renewed: AuthUser): AuthUser {
+  return renewed.tokenExpiresAt >= current.tokenExpiresAt ? renewed : current;
+}
+
 /** The claims of our access tokens. */
 export interface AccessTokenClaims {
   sub: string;

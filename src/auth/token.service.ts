@@ -106,18 +106,19 @@ export class TokenService {
 
   /**
    * The user a live connection is authenticated as from now on, for a fresh
-   * token its client presents before the one it connected with expires: the
-   * connection then lives until the new token expires, or its current one
-   * if that lives longer (a token refreshed before the connection was made
-   * may reach it after). A bad token is UNAUTHORIZED and one of another user
-   * FORBIDDEN; either way the connection keeps its current token.
+   * token its client presents before the one it connected with expires.
+   * The caller keeps whichever of the two lives longer (`longerLived`), read
+   * when it applies the answer: renewals of one connection may overlap, and
+   * a token refreshed before the connection was made may reach it after. A
+   * bad token is UNAUTHORIZED and one of another user FORBIDDEN; either way
+   * the connection keeps its current token.
    */
   async renew(current: AuthUser, token: string): Promise<AuthUser> {
     if (Date.now() >= current.tokenExpiresAt) throw AppException.unauthorized('Token expired');
     const renewed = await this.verify(token);
     if (renewed.id !== current.id)
       throw AppException.forbidden('The token is of another user than the connection');
-    return renewed.tokenExpiresAt >= current.tokenExpiresAt ? renewed : current;
+    return renewed;
   }
 
   /** `verify`, for a connection or stream that registers after more waiting. */

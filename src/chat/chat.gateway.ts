@@ -9,6 +9,7 @@ import {
   WebSocketGateway,
 } from '@nestjs/websockets';
 import { ConfigService } from '@nestjs/config';
+import { longerLived } from '@app/auth/auth-user';
 import { RenewTokenDto, renewTokenResult } from '@app/auth/dto/renew-token.dto';
 import { TokenService } from '@app/auth/token.service';
 import { Deadlines } from '@app/common/deadlines';
@@ -279,10 +280,12 @@ export class ChatGateway
     @ConnectedSocket() socket: AppSocket,
     @MessageBody() { token }: RenewTokenDto,
   ): Promise<RenewTokenResult> {
-    const renewed = await this.tokens.renew(socket.data.user, token);
+    const verified = await this.tokens.renew(socket.data.user, token);
     // Ended meanwhile (its token expired, its account closed): nothing left to renew.
     if (!socket.connected) throw AppException.unauthorized('Connection closed');
-    this.tokenExpiries.move(socket, socket.data.user.tokenExpiresAt, renewed.tokenExpiresAt);
+    const current = socket.data.user;
+    const renewed = longerLived(current, verified);
+    this.tokenExpiries.move(socket, current.tokenExpiresAt, renewed.tokenExpiresAt);
     socket.data.user = renewed;
     return renewTokenResult(renewed);
   }

@@ -9,7 +9,7 @@ import {
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import { WebSocketServer, type RawData, type ServerOptions, type WebSocket } from 'ws';
-import type { AuthUser } from '@app/auth/auth-user';
+import { longerLived, type AuthUser } from '@app/auth/auth-user';
 import { renewTokenResult } from '@app/auth/dto/renew-token.dto';
 import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
@@ -312,10 +312,12 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   /** A fresh token moves the connection's end to its expiry; a refused one changes nothing. */
   private async renewToken(connection: WsConnection, { token }: AuthFrameDto): Promise<void> {
     await this.rateLimits.consume('renew', connection.user.id);
-    const renewed = await this.tokens.renew(connection.user, token);
+    const verified = await this.tokens.renew(connection.user, token);
     // Ended meanwhile (its token expired, its account closed): nothing left to renew.
     if (connection.cutOff || !connection.open) return;
-    this.tokenExpiries.move(connection, connection.user.tokenExpiresAt, renewed.tokenExpiresAt);
+    const current = connection.user;
+    const renewed = longerLived(current, verified);
+    this.tokenExpiries.move(connection, current.tokenExpiresAt, renewed.tokenExpiresAt);
     connection.user = renewed;
     connection.send({ type: ServerFrameType.Authenticated, ...renewTokenResult(renewed) });
   }

@@ -6,6 +6,8 @@ import {
   tokenLasting,
   type TestUser,
 } from '../support/api';
+import { TokenService } from '@app/auth/token.service';
+import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import {
   connectSocket,
@@ -200,6 +202,20 @@ describe('renewing the token of a live connection', () => {
     await sleep((SHORT_LIFE_SECONDS + 1.5) * 1000);
     expect(socket.connected).toBe(true);
     expect(client.socket.readyState).toBe(client.socket.OPEN);
+  });
+
+  it('keeps the longest-lived token when renewals of one connection overlap', async () => {
+    const socket = await socketOf(tokenOf(ada, 60));
+    const [sooner, later] = [tokenOf(ada, 300), tokenOf(ada, 600)];
+    // The first renewal is checked, then held while the second goes all the way through.
+    const held = holdNextCall(t.app.get(TokenService), 'renew', { after: true });
+    const first = emitOk(socket, 'auth:renew', { token: sooner });
+    await held.started;
+    expect(await emitOk(socket, 'auth:renew', { token: later })).toMatchObject({
+      expiresAt: expiryOf(later),
+    });
+    held.release();
+    expect(await first).toMatchObject({ expiresAt: expiryOf(later) });
   });
 
   it('counts renewals against their own budget', async () => {
