@@ -5,7 +5,7 @@ import type { Pool } from 'pg';
 import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
 import type { BetterSqlite3Driver } from 'typeorm/driver/better-sqlite3/BetterSqlite3Driver';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
-import { isUnavailableError } from '@app/common/errors/to-error-body';
+import { isFileStateError } from '@app/common/errors/to-error-body';
 import { SerialQueue } from '@app/common/serial-queue';
 
 /** How long a write SQLite refused keeps readiness down, unless a write succeeds. */
@@ -74,7 +74,7 @@ export class TransactionRunner {
   run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return this.dataSource.transaction(work);
     return this.sqliteQueue.run(() =>
-      this.watchingSqlite(
+      this.watchingSqlite(() =>
         this.dataSource.transaction(work).catch((error: unknown) => {
           this.settleSqliteConnection();
           throw error;
@@ -83,18 +83,29 @@ export class TransactionRunner {
     );
   }
 
-  /** Notes whether SQLite took the write or refused it for the file's state. */
-  private watchingSqlite<T>(write: Promise<T>): Promise<T> {
-    return write.then(
+  /**
+   * Notes whether SQLite refused the write for the file's state (full,
+   * read-only, failing; not another process's lock), and, after such a
+   * refusal, whether a write went through since: one that changed rows.
+   */
+  private watchingSqlite<T>(write: () => Promise<T>): Promise<T> {
+    const changesBefore = this.sqliteRefusedAt === undefined ? undefined : this.sqliteChanges();
+    return write().then(
       (result) => {
-        this.sqliteRefusedAt = undefined;
+        if (changesBefore !== undefined && this.sqliteChanges() > changesBefore)
+          this.sqliteRefusedAt = undefined;
         return result;
       },
       (error: unknown) => {
-        if (isUnavailableError(error)) this.sqliteRefusedAt = Date.now();
+        if (isFileStateError(error)) this.sqliteRefusedAt = Date.now();
         throw error;
       },
     );
+  }
+
+  /** Rows changed on SQLite's connection since it opened. */
+  private sqliteChanges(): number {
+    return this.sqliteConnection.prepare('SELECT total_changes() AS n').pluck().get() as number;
   }
 
   /**
@@ -132,7 +143,7 @@ export class TransactionRunner {
    */
   write<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return work(this.dataSource.manager);
-    return this.sqliteQueue.run(() => this.watchingSqlite(work(this.dataSource.manager)));
+    return this.sqliteQueue.run(() => this.watchingSqlite(() => work(this.dataSource.manager)));
   }
 
   /**
@@ -146,13 +157,15 @@ export class TransactionRunner {
   sqliteTransaction<T>(work: (db: SqliteDatabase) => T): Promise<T> {
     if (this.isPostgres) throw new Error('sqliteTransaction is for SQLite');
     const inTransaction = transactionOf(this.sqliteConnection);
-    return this.sqliteQueue.run(() => {
-      try {
-        return this.watchingSqlite(Promise.resolve(inTransaction(work)));
-      } catch (error) {
-        return this.watchingSqlite(Promise.reject(asQueryFailure(error)));
-      }
-    });
+    return this.sqliteQueue.run(() =>
+      this.watchingSqlite(() => {
+        try {
+          return Promise.resolve(inTransaction(work));
+        } catch (error) {
+          return Promise.reject(asQueryFailure(error));
+        }
+      }),
+    );
   }
 
   /**

@@ -63,6 +63,11 @@ describe('a SQLite database that takes no writes', () => {
     try {
       const ada = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
+      const kept = await request(t.url)
+        .post(`/api/rooms/${room.id}/messages`)
+        .set('Authorization', `Bearer ${ada.token}`)
+        .send({ text: 'stored before', clientMsgId: 'kept' })
+        .expect(201);
       await request(t.url).get('/health/ready').expect(200);
       const sqlite = t.app.get(DataSource);
       const [{ page_count: pages }] =
@@ -87,6 +92,15 @@ describe('a SQLite database that takes no writes', () => {
         status: 'down',
         message: 'The database takes no writes (full, read-only or failing disk)',
       });
+
+      // A send answered from storage (a retry) writes nothing: it says nothing of the disk.
+      const retried = await request(t.url)
+        .post(`/api/rooms/${room.id}/messages`)
+        .set('Authorization', `Bearer ${ada.token}`)
+        .send({ text: 'stored before', clientMsgId: 'kept' })
+        .expect(201);
+      expect(retried.body.id).toBe(kept.body.id);
+      await request(t.url).get('/health/ready').expect(503);
 
       await sqlite.query('PRAGMA max_page_count = 1073741823');
       await postMessage(t.url, ada, room.id, 'room again');

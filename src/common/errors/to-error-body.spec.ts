@@ -2,7 +2,7 @@ import { BadRequestException, NotFoundException } from '@nestjs/common';
 import { ThrottlerException } from '@nestjs/throttler';
 import { QueryFailedError } from 'typeorm';
 import { AppException } from './app.exception';
-import { toErrorBody } from './to-error-body';
+import { isFileStateError, toErrorBody } from './to-error-body';
 
 describe('toErrorBody', () => {
   it('keeps an AppException as it is', () => {
@@ -136,5 +136,17 @@ describe('toErrorBody', () => {
     const body = toErrorBody(sqlError);
     expect(body).toEqual({ code: 'INTERNAL', message: 'Internal server error', details: [] });
     expect(toErrorBody(new TypeError('secret internals')).message).toBe('Internal server error');
+  });
+
+  it('tells a SQLite file that takes no writes from one another process has locked', () => {
+    const sqlite = (code: string) => Object.assign(new Error(code), { code });
+    expect(
+      ['SQLITE_FULL', 'SQLITE_READONLY', 'SQLITE_IOERR_FSYNC'].map(sqlite).every(isFileStateError),
+    ).toBe(true);
+    expect(
+      ['SQLITE_BUSY', 'SQLITE_BUSY_TIMEOUT', 'SQLITE_CONSTRAINT']
+        .map(sqlite)
+        .some(isFileStateError),
+    ).toBe(false);
   });
 });

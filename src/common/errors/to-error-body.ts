@@ -73,6 +73,15 @@ const POSTGRES_CONNECTION_CODE = /^08[0-9A-Z]{3}$/;
 const UNAVAILABLE_DRIVER_MESSAGE =
   /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Query read timeout/i;
 
+/** SQLite's codes for a file that takes no writes: full, read-only or failing (not busy). */
+const SQLITE_FILE_STATE_CODE = /^SQLITE_(READONLY|IOERR)(_\w+)?$|^SQLITE_FULL$/;
+
+/** A SQLite write refused for the file's state, rather than for a lock another process holds. */
+export function isFileStateError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && SQLITE_FILE_STATE_CODE.test(code);
+}
+
 export function isUnavailableError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const code = (error as { code?: unknown }).code;
