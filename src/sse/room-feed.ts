@@ -20,6 +20,9 @@ export class RoomFeed {
   private readonly queue = new SerialQueue();
   /** Bytes of live messages queued behind a replay or catch-up. */
   private waiting = 0;
+  private replaying = false;
+  /** Storage's end as resyncs found it while the first replay ran: read up to it after. */
+  private replayTarget = 0;
 
   constructor(
     private readonly stream: SseStream,
@@ -27,18 +30,41 @@ export class RoomFeed {
     private lastSent: number,
   ) {}
 
-  /** Call once, after subscribing to live messages. */
+  /**
+   * Call once, after subscribing to live messages. Its last read of storage
+   * may come before a message this node then missed: a resync meanwhile
+   * (`readAgainUpTo`) makes it read once more when done.
+   */
   replay(): Promise<void> {
-    return this.queue.run(() => this.catchUp(Number.MAX_SAFE_INTEGER));
+    this.replaying = true;
+    return this.queue.run(async () => {
+      try {
+        await this.catchUp(Number.MAX_SAFE_INTEGER);
+        // Until no resync came during the last read (nothing is awaited from the check on).
+        for (let target = this.replayTarget; target > this.lastSent; target = this.replayTarget) {
+          await this.catchUp(target);
+          if (this.lastSent < target) break;
+        }
+      } finally {
+        this.replaying = false;
+      }
+    });
+  }
+
+  /** The seq of the last message sent, or the start before any. */
+  get position(): number {
+    return this.lastSent;
   }
 
   /**
-   * The seq of the last message sent, or the start before any: also while
-   * the first replay runs, whose last read of storage may come before a
-   * message this node then missed (a catch-up handed to it goes out after).
+   * A resync found storage at `upTo`: a feed still in its first replay reads
+   * up to there when done, rather than take part in the shared catch-up.
+   * @returns false when the feed is not replaying (it takes `catchUpWith`)
    */
-  get position(): number {
-    return this.lastSent;
+  readAgainUpTo(upTo: number): boolean {
+    if (!this.replaying) return false;
+    this.replayTarget = Math.max(this.replayTarget, upTo);
+    return true;
   }
 
   /**

@@ -101,13 +101,15 @@ function setUp() {
 }
 
 /** A room feed at `position` (undefined: replaying) that records the pages handed to it. */
-function recordingFeed(position: number) {
+function recordingFeed(position: number, replaying = false) {
   const handed: number[][] = [];
+  const readAgain: number[] = [];
   const feed = {
     position,
     catchUpWith: (stored: Array<{ seq: number }>) => handed.push(stored.map(({ seq }) => seq)),
+    readAgainUpTo: (upTo: number) => replaying && readAgain.push(upTo) > 0,
   };
-  return { feed: feed as unknown as SseSubscriber['feed'], handed };
+  return { feed: feed as unknown as SseSubscriber['feed'], handed, readAgain };
 }
 
 const settle = async () => {
@@ -225,15 +227,17 @@ describe('SseHub', () => {
     it('reads each room once, from the stream furthest behind, for every stream behind', async () => {
       const { bus, stored, open } = setUp();
       stored.lastSeqs.set('a', 5).set('b', 2);
-      const [behind, ahead, current, other] = [
+      const [behind, ahead, current, replaying, other] = [
         recordingFeed(1),
         recordingFeed(3),
         recordingFeed(5),
+        recordingFeed(0, true),
         recordingFeed(2),
       ];
       await open('bob/a', 'bob', roomNames.chat('a'), behind.feed);
       await open('carol/a', 'carol', roomNames.chat('a'), ahead.feed);
       await open('erin/a', 'erin', roomNames.chat('a'), current.feed);
+      await open('fay/a', 'fay', roomNames.chat('a'), replaying.feed);
       await open('dan/b', 'dan', roomNames.chat('b'), other.feed);
       await open('bob', 'bob', roomNames.user('bob'));
 
@@ -244,6 +248,9 @@ describe('SseHub', () => {
       expect(behind.handed).toEqual([[2, 3, 4, 5]]);
       expect(ahead.handed).toEqual([[2, 3, 4, 5]]);
       expect(current.handed).toEqual([]);
+      // Still in its first replay: it reads the rest itself once done, not from this page.
+      expect(replaying.handed).toEqual([]);
+      expect(replaying.readAgain).toEqual([5]);
       expect(other.handed).toEqual([]);
     });
 

@@ -197,7 +197,8 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
    * it lacks of it, and one further behind reads the rest itself.
    */
   private async catchUpRoom(roomId: string, feeds: RoomFeed[], upTo: number): Promise<void> {
-    const behind = feeds.filter((feed) => feed.position < upTo);
+    // One still in its first replay reads storage itself, from where it got to, once done.
+    const behind = feeds.filter((feed) => feed.position < upTo && !feed.readAgainUpTo(upTo));
     if (behind.length === 0) return;
     const furthest = Math.min(...behind.map((feed) => feed.position));
     const since = Math.max(furthest, upTo - MAX_CATCH_UP);
