@@ -92,7 +92,7 @@ export class TransactionRunner {
     const changesBefore = this.sqliteRefusedAt === undefined ? undefined : this.sqliteChanges();
     return write().then(
       (result) => {
-        if (changesBefore !== undefined && this.sqliteChanges() > changesBefore)
+        if (changesBefore !== undefined && this.changedSince(changesBefore))
           this.sqliteRefusedAt = undefined;
         return result;
       },
@@ -101,6 +101,15 @@ export class TransactionRunner {
         throw error;
       },
     );
+  }
+
+  /** Never fails the write it follows, which is committed (the connection may close meanwhile). */
+  private changedSince(changesBefore: number): boolean {
+    try {
+      return this.sqliteChanges() > changesBefore;
+    } catch {
+      return false;
+    }
   }
 
   /** Rows changed on SQLite's connection since it opened. */
