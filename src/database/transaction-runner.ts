@@ -11,11 +11,16 @@ import { SerialQueue } from '@app/common/serial-queue';
 /** How long a write SQLite refused keeps readiness down, unless a write succeeds. */
 export const WRITE_REFUSAL_MEMORY_MS = 10_000;
 
-/** A better-sqlite3 failure as the ORM reports failed queries; anything else as it is. */
+/**
+ * A better-sqlite3 failure as the ORM reports failed queries; anything else
+ * as it is. Told by its code, not by `instanceof Error`: the native module
+ * may make its errors in another realm (a test runner's sandbox), where the
+ * check fails and the error would lose its code, and with it its meaning.
+ */
 function asQueryFailure(error: unknown): Error {
-  const sqlite =
-    error instanceof Error && String((error as { code?: unknown }).code).startsWith('SQLITE_');
-  if (sqlite) return new QueryFailedError('(SQLite transaction)', [], error);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('SQLITE_'))
+    return new QueryFailedError('(SQLite transaction)', [], error as Error);
   return error instanceof Error ? error : new Error(String(error));
 }
 

@@ -4,7 +4,9 @@ import { createApp } from '@app/app.factory';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { withPostgres } from '../support/databases';
 import { eventually } from '../support/sockets';
-import { DataSource } from 'typeorm';
+import { runInNewContext } from 'node:vm';
+import { DataSource, QueryFailedError } from 'typeorm';
+import { TransactionRunner } from '@app/database/transaction-runner';
 import { BASE_TEST_ENV, startTestApp } from '../support/test-app';
 
 const describePostgres = process.env.DATABASE_URL ? describe : describe.skip;
@@ -105,6 +107,21 @@ describe('a SQLite database that takes no writes', () => {
       await sqlite.query('PRAGMA max_page_count = 1073741823');
       await postMessage(t.url, ada, room.id, 'room again');
       await request(t.url).get('/health/ready').expect(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('keeps the code of a SQLite error made in another realm, as the native module may make them', async () => {
+    const t = await startTestApp('sqlite');
+    try {
+      const foreign = runInNewContext('new Error("database or disk is full")') as Error;
+      Object.assign(foreign, { code: 'SQLITE_FULL' });
+      const failed = t.app.get(TransactionRunner).sqliteTransaction(() => {
+        throw foreign;
+      });
+      await expect(failed).rejects.toBeInstanceOf(QueryFailedError);
+      await expect(failed).rejects.toMatchObject({ code: 'SQLITE_FULL' });
     } finally {
       await t.close();
     }
