@@ -114,7 +114,7 @@ export class TokenService {
    * the connection keeps its current token.
    */
   async renew(current: AuthUser, token: string): Promise<AuthUser> {
-    if (Date.now() >= current.tokenExpiresAt) throw AppException.unauthorized('Token expired');
+    if (Date.now() >= current.tokenExpiresAt) throw AppException.tokenExpired();
     const renewed = await this.verify(token);
     if (renewed.id !== current.id)
       throw AppException.forbidden('The token is of another user than the connection');

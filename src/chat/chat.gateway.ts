@@ -291,7 +291,7 @@ export class ChatGateway
   }
 
   private expireToken(socket: AppSocket): void {
-    socket.emit(ServerEvent.Error, AppException.unauthorized('Token expired').toBody());
+    socket.emit(ServerEvent.Error, AppException.tokenExpired().toBody());
     socket.disconnect(true);
   }
 }

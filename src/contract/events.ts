@@ -33,5 +33,8 @@ export type NotificationType = (typeof NotificationType)[keyof typeof Notificati
  * `refused` carries the error of a stream refused for now (rate limited,
  * unavailable): it ends at once with a `retry:` delay, because EventSource
  * reconnects after an ended stream but gives up for good on an error status.
+ * `closed` carries the error that ends an open stream: its token expired
+ * (`UNAUTHORIZED`), the account was deleted (`UNAUTHORIZED`), the user left
+ * the room or was removed (`FORBIDDEN`), the node shuts down (`UNAVAILABLE`).
  */
-export const SseEvent = { Connected: 'connected', Refused: 'refused' } as const;
+export const SseEvent = { Connected: 'connected', Refused: 'refused', Closed: 'closed' } as const;

@@ -80,7 +80,7 @@ export function accountClosedDelivery(userId: string): Delivery {
   return {
     channel: roomNames.user(userId),
     event: ServerEvent.Error,
-    payload: AppException.unauthorized('Account deleted').toBody(),
+    payload: AppException.accountDeleted().toBody(),
     effect: { kind: DeliveryEffectKind.Disconnect, userId },
   };
 }

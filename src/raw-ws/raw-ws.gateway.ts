@@ -430,7 +430,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private expire(connection: WsConnection): void {
-    connection.sendError(AppException.unauthorized('Token expired').toBody());
+    connection.sendError(AppException.tokenExpired().toBody());
     connection.close(WsCloseCode.Unauthorized, 'Unauthorized');
   }
 }

@@ -92,7 +92,7 @@ export class RoomsService {
       .where('account.id = :userId', { userId })
       .andWhere('account.deletedAt IS NULL');
     if (this.transactions.isPostgres) query.setLock('pessimistic_read');
-    if (!(await query.getRawOne())) throw AppException.unauthorized('Account deleted');
+    if (!(await query.getRawOne())) throw AppException.accountDeleted();
   }
 
   /**

@@ -1,5 +1,7 @@
 import type { Response } from 'express';
+import type { ErrorBody } from '@app/common/errors/error-body';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
+import { SseEvent } from '@app/contract/events';
 
 /** How long EventSource waits before it reconnects to an ended stream: its own default. */
 const RECONNECT_MS = 3_000;
@@ -18,6 +20,7 @@ export interface SseBacklogLimit {
  */
 export class SseStream {
   private heartbeat?: NodeJS.Timeout;
+  private opened = false;
   private ended = false;
   private readonly endListeners: (() => void)[] = [];
   /** One wait for 'drain' shared by every caller, so that listeners do not pile up. */
@@ -40,6 +43,7 @@ export class SseStream {
       'X-Accel-Buffering': 'no',
     });
     this.response.flushHeaders();
+    this.opened = true;
     // EventSource keeps the last retry: it was told, a refusal's long wait included.
     this.write(`retry: ${RECONNECT_MS}\n\n`);
     // Only on an idle connection: data waiting to go out says enough, and counts against the limit.
@@ -115,7 +119,14 @@ export class SseStream {
     return true;
   }
 
-  end(): void {
+  /**
+   * With a `reason`, the client is told it first (`closed`, the error shape),
+   * so that it can tell a token to renew, or a room it may no longer read,
+   * from a connection lost.
+   */
+  end(reason?: ErrorBody): void {
+    // Telling may end the stream itself: a client that stopped reading is dropped instead.
+    if (reason && this.opened) this.send(SseEvent.Closed, reason);
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.heartbeat);

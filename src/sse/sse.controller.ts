@@ -40,7 +40,8 @@ export class SseController {
 
   @Get('events')
   @ApiOkResponse({
-    description: '`connected` { userId }, then `notification` events; `:heartbeat` comments',
+    description:
+      '`connected` { userId }, then `notification` events; `:heartbeat` comments; `closed` (the error shape) when the server ends the stream',
   })
   personal(
     @CurrentUser() user: AuthUser,
@@ -76,7 +77,7 @@ export class SseController {
   })
   @ApiOkResponse({
     description:
-      '`chat:message` events with `id: <seq>`: stored ones after the resume point, then live',
+      '`chat:message` events with `id: <seq>`: stored ones after the resume point, then live; `closed` (the error shape) when the server ends the stream',
   })
   @ApiErrors(ErrorCode.NotFound, ErrorCode.ValidationFailed)
   room(

@@ -78,8 +78,8 @@ function setUp() {
       channel,
       feed,
       receive: (d) => log.push(`${name} <- ${d.event}`),
-      close: () => {
-        log.push(`${name} closed`);
+      close: (reason) => {
+        log.push(`${name} closed: ${reason.code} ${reason.message}`);
         detach();
       },
     };
@@ -128,7 +128,11 @@ describe('SseHub', () => {
 
     delivery.membershipEnded('bob', room('a'), by);
 
-    expect(log).toEqual(['bob <- notification', 'bob/a closed', 'bob/a again closed']);
+    expect(log).toEqual([
+      'bob <- notification',
+      'bob/a closed: FORBIDDEN No longer a member of the room',
+      'bob/a again closed: FORBIDDEN No longer a member of the room',
+    ]);
     expect(hub.streamCount).toBe(2);
     delivery.messageCreated({ roomId: 'a' } as never);
     expect(log.slice(3)).toEqual(['carol/a <- chat:message']);
@@ -154,7 +158,12 @@ describe('SseHub', () => {
 
     delivery.accountClosed('bob');
 
-    expect(log).toEqual(['bob <- error', 'bob closed', 'bob/a closed', 'bob/b closed']);
+    expect(log).toEqual([
+      'bob <- error',
+      'bob closed: UNAUTHORIZED Account deleted',
+      'bob/a closed: UNAUTHORIZED Account deleted',
+      'bob/b closed: UNAUTHORIZED Account deleted',
+    ]);
     expect(hub.streamCount).toBe(1);
     expect(hub.channelCount).toBe(1);
   });
@@ -211,14 +220,17 @@ describe('SseHub', () => {
     expect(toJSON).toHaveBeenCalledTimes(1);
   });
 
-  it('ends every stream on shutdown', async () => {
+  it('ends every stream on shutdown, telling its client to connect again', async () => {
     const { hub, log, open, shutdown } = setUp();
     await open('bob', 'bob', roomNames.user('bob'));
     await open('carol/a', 'carol', roomNames.chat('a'));
 
     shutdown();
 
-    expect(log).toEqual(['bob closed', 'carol/a closed']);
+    expect(log).toEqual([
+      'bob closed: UNAVAILABLE The server is shutting down: connect again',
+      'carol/a closed: UNAVAILABLE The server is shutting down: connect again',
+    ]);
     expect(hub.streamCount).toBe(0);
     expect(hub.channelCount).toBe(0);
   });

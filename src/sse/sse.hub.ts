@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { CoalescedRuns } from '@app/common/coalesced-runs';
+import { AppException } from '@app/common/errors/app.exception';
+import type { ErrorBody } from '@app/common/errors/error-body';
 import { roomNames } from '@app/contract/room-names';
 import {
   DeliveryEffectKind,
@@ -22,8 +24,8 @@ export interface SseSubscriber {
   channel: string;
   /** `payloadJson` serializes the payload once for every stream that asks. */
   receive(delivery: Delivery, payloadJson: () => string): void;
-  /** Ends the stream, which detaches it. */
-  close(): void;
+  /** Ends the stream, telling the client why, which detaches it. */
+  close(reason: ErrorBody): void;
   /** A room's stream: its feed, which catch-ups after a resync go through too. */
   feed?: RoomFeed;
 }
@@ -138,7 +140,8 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
 
   /** EventSource reconnects to a closed stream: it then gets 404 for a room it left, 401 without an account. */
   private apply(effect: DeliveryEffect): void {
-    for (const subscriber of this.streamsEndedBy(effect)) subscriber.close();
+    const reason = endReasonOf(effect);
+    for (const subscriber of this.streamsEndedBy(effect)) subscriber.close(reason);
   }
 
   private streamsEndedBy(effect: DeliveryEffect): SseSubscriber[] {
@@ -214,8 +217,19 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
 
   /** Ends every stream: EventSource reconnects, to another node, resuming with Last-Event-ID. */
   private endAll(): void {
-    for (const subscriber of [...this.open]) subscriber.close();
+    const reason = shuttingDown().toBody();
+    for (const subscriber of [...this.open]) subscriber.close(reason);
   }
+}
+
+/** Refuses a stream, or ends one, on a node that shuts down: its client comes back to another. */
+export function shuttingDown(): AppException {
+  return AppException.unavailable('The server is shutting down: connect again', 1);
+}
+
+function endReasonOf(effect: DeliveryEffect): ErrorBody {
+  if (effect.kind === DeliveryEffectKind.Disconnect) return AppException.accountDeleted().toBody();
+  return AppException.forbidden('No longer a member of the room').toBody();
 }
 
 function serializedOnce(payload: unknown): () => string {

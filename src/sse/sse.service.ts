@@ -4,6 +4,7 @@ import type { Response } from 'express';
 import type { AuthUser } from '@app/auth/auth-user';
 import { Deadlines } from '@app/common/deadlines';
 import { AppException } from '@app/common/errors/app.exception';
+import type { ErrorBody } from '@app/common/errors/error-body';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent, SseEvent } from '@app/contract/events';
 import type { MessageJson, RoomStreamConnected, StreamConnected } from '@app/contract/models';
@@ -14,7 +15,7 @@ import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RoomFeed } from './room-feed';
-import { SseHub, type SseSubscriber } from './sse.hub';
+import { SseHub, shuttingDown, type SseSubscriber } from './sse.hub';
 import { SseStream, type SseBacklogLimit } from './sse-stream';
 
 /** Opens the event streams: the caller's personal stream and a room's feed. */
@@ -34,8 +35,10 @@ export class SseService {
   }
 
   private readonly backlogLimit: SseBacklogLimit;
-  /** A stream ends with its token; EventSource reconnects and authenticates again. */
-  private readonly tokenExpiries = new Deadlines<SseStream>((stream) => stream.end());
+  /** A stream ends with its token; its client opens another with a fresh one. */
+  private readonly tokenExpiries = new Deadlines<SseStream>((stream) =>
+    stream.end(AppException.tokenExpired().toBody()),
+  );
 
   /**
    * `connected`, then every notification of the user. `confirmAccount`
@@ -123,12 +126,12 @@ export class SseService {
       this.answerHead(stream);
       return false;
     }
-    if (this.hub.draining) throw drainingRefusal();
+    if (this.hub.draining) throw shuttingDown();
     const slot = await this.hub.reserve(user.id);
     if (stream.closed || this.hub.draining) {
       slot.release();
       if (stream.closed) return false;
-      throw drainingRefusal();
+      throw shuttingDown();
     }
     try {
       confirm();
@@ -136,7 +139,7 @@ export class SseService {
       slot.release();
       throw error;
     }
-    const close = () => stream.end();
+    const close = (reason: ErrorBody) => stream.end(reason);
     stream.onEnd(this.hub.attach({ ...listening, userId: user.id, close }, slot));
     stream.open(this.heartbeatMs);
     greet();
@@ -154,10 +157,6 @@ export class SseService {
   private get heartbeatMs(): number {
     return this.config.get('realtime.sseHeartbeatMs', { infer: true });
   }
-}
-
-function drainingRefusal(): AppException {
-  return AppException.unavailable('The server is shutting down: connect again', 1);
 }
 
 /**

@@ -10,6 +10,7 @@ import { addMember, createRoom, registerUser } from '../support/api';
 import { databaseKinds, type DatabaseKind } from '../support/databases';
 import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
+import { openSse } from '../support/sse';
 import { connectSocket, emitAck, eventually, sleep } from '../support/sockets';
 import { TcpProxy } from '../support/tcp-proxy';
 import { startTestApp, type TestApp } from '../support/test-app';
@@ -126,6 +127,8 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       const room = await createRoom(t.url, ada);
       const socket = await connectSocket(t.url, ada.token);
       await emitAck(socket, 'chat:join', { roomId: room.id });
+      const stream = await openSse(`${t.url}/api/rooms/${room.id}/events?token=${ada.token}`);
+      await stream.next((event) => event.event === 'connected');
       const seen: string[] = [];
       socket.on('disconnect', () => seen.push('disconnect'));
       socket.on('chat:message', () => seen.push('live'));
@@ -155,6 +158,14 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       expect([...seen].sort()).toEqual(['ack', 'disconnect', 'live']);
       expect(seen.at(-1)).toBe('disconnect');
       socket.close();
+      // The event stream got the message too, then was told to come back (to another node).
+      await stream.closed;
+      expect(stream.received.map(({ event }) => event)).toEqual(['chat:message', 'closed']);
+      expect(JSON.parse(stream.received[1].data)).toEqual({
+        code: 'UNAVAILABLE',
+        message: 'The server is shutting down: connect again',
+        details: [],
+      });
     } finally {
       await t.database.drop();
     }

@@ -21,6 +21,13 @@ const ENDED_WITHIN_MS = 5_000;
 const endsWithin = (connection: SseConnection, ms: number) =>
   Promise.race([connection.closed.then(() => true), sleep(ms).then(() => false)]);
 
+/** The stream's last event, which tells why the server ended it. */
+const endedWith = (connection: SseConnection, code: string, message: string) =>
+  expect(connection.received.at(-1)).toEqual({
+    event: 'closed',
+    data: JSON.stringify({ code, message, details: [] }),
+  });
+
 /**
  * The effects are published here directly through DeliveryService, as the
  * REST routes that publish them do, so that only the SSE side is under test.
@@ -80,8 +87,10 @@ describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
 
     const notified = await bobPersonal.next((e) => e.event === 'notification');
     expect(JSON.parse(notified.data)).toEqual({ type: 'room:removed', room: left, by: by() });
-    expect(await endsWithin(bobLeft, ENDED_WITHIN_MS)).toBe(true);
-    expect(await endsWithin(bobLeftAgain, ENDED_WITHIN_MS)).toBe(true);
+    for (const connection of [bobLeft, bobLeftAgain]) {
+      expect(await endsWithin(connection, ENDED_WITHIN_MS)).toBe(true);
+      endedWith(connection, 'FORBIDDEN', 'No longer a member of the room');
+    }
     // What EventSource meets when it reconnects.
     expect((await stream(`/api/rooms/${left.id}/events`, bob)).status).toBe(404);
 
@@ -108,6 +117,7 @@ describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
 
     for (const connection of bobStreams) {
       expect(await endsWithin(connection, ENDED_WITHIN_MS)).toBe(true);
+      endedWith(connection, 'UNAUTHORIZED', 'Account deleted');
     }
     await receives(carolRoom, await postMessage(t.url, owner, room.id, 'still here'));
     expect(await endsWithin(carolPersonal, 100)).toBe(false);

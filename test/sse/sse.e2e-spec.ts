@@ -419,7 +419,7 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
       }
     }, 40_000);
 
-    it('ends the stream when its token expires, and frees its place', async () => {
+    it('ends the stream when its token expires, saying so, and frees its place', async () => {
       const carol = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
       const shortLived = {
@@ -434,6 +434,11 @@ describe.each(databaseKinds())('Server-Sent Events (%s)', (kind) => {
       const connection = await stream(`/api/rooms/${room.id}/events`, shortLived);
       expect(connection.status).toBe(200);
       await connection.closed;
+      // The last event says why, so that the client opens a new stream with a fresh token.
+      expect(connection.received.at(-1)).toEqual({
+        event: 'closed',
+        data: JSON.stringify({ code: 'UNAUTHORIZED', message: 'Token expired', details: [] }),
+      });
       await expectFullAllowance(carol);
     });
   });

@@ -25,6 +25,16 @@ export class AppException extends Error {
     return new AppException(ErrorCode.Unauthorized, message);
   }
 
+  /** A live connection's token ran out: the client connects again with a fresh one. */
+  static tokenExpired(): AppException {
+    return AppException.unauthorized('Token expired');
+  }
+
+  /** The account was closed since the token was issued. */
+  static accountDeleted(): AppException {
+    return AppException.unauthorized('Account deleted');
+  }
+
   static forbidden(message: string): AppException {
     return new AppException(ErrorCode.Forbidden, message);
   }

@@ -16,7 +16,7 @@ export class WsRoomAccessGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const ws = context.switchToWs();
     const user = ws.getClient<AppSocket>().data.user;
-    if (Date.now() >= user.tokenExpiresAt) throw AppException.unauthorized('Token expired');
+    if (Date.now() >= user.tokenExpiresAt) throw AppException.tokenExpired();
     const roomId = roomIdOfPayload(ws.getData());
     // Answered at once when the caches know: Nest then awaits nothing for this guard.
     if (roomId === undefined || this.rooms.knownAccessible(user.id, roomId) !== undefined)
