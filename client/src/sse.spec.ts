@@ -35,24 +35,34 @@ class FakeEventSource implements EventSourceLike {
   }
 }
 
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Waits a moment, as the helpers' timers and token reads take a few turns. */
+const aMoment = () => new Promise((resolve) => setTimeout(resolve, 20));
+
 async function follow(since?: number) {
   FakeEventSource.opened.length = 0;
   const seen: number[] = [];
   const refusals: ErrorBody[] = [];
+  const fatal: ErrorBody[] = [];
+  let tokens = 0;
   const subscription = subscribeRoomEvents({
     url: 'http://chat.test',
-    token: () => 'token',
+    token: () => `token-${++tokens}`,
     EventSource: FakeEventSource,
     roomId: ROOM,
     since,
     onMessage: (message: MessageJson) => seen.push(message.seq),
     onRefused: (error) => refusals.push(error),
+    onFatal: (error) => fatal.push(error),
   });
-  await new Promise((resolve) => setImmediate(resolve));
+  await settle();
   const source = FakeEventSource.opened[0];
   source.open();
-  return { seen, refusals, source, subscription };
+  return { seen, refusals, fatal, source, subscription };
 }
+
+const closedBy = (code: string, message: string) => ({ code, message, details: [] });
 
 describe('subscribeRoomEvents', () => {
   it('takes its position from connected: later messages at or below it are not shown', async () => {
@@ -90,6 +100,50 @@ describe('subscribeRoomEvents', () => {
     source.event('refused', refusal);
     expect(refusals).toEqual([refusal]);
     expect(seen).toEqual([]);
+    expect(FakeEventSource.opened).toHaveLength(1);
+    subscription.close();
+  });
+});
+
+describe('subscribeRoomEvents when the server ends the stream', () => {
+  it('opens another at once with a fresh token, from the last seq, when the token expired', async () => {
+    const { seen, fatal, source, subscription } = await follow(5);
+    source.message(6);
+
+    source.event('closed', closedBy('UNAUTHORIZED', 'Token expired'));
+    await aMoment();
+
+    expect(source.readyState).toBe(2);
+    expect(FakeEventSource.opened).toHaveLength(2);
+    const next = new URL(FakeEventSource.opened[1].url);
+    expect(next.searchParams.get('token')).toBe('token-2');
+    expect(next.searchParams.get('since')).toBe('6');
+    expect(seen).toEqual([6]);
+    expect(fatal).toEqual([]);
+    subscription.close();
+  });
+
+  it("stops for good, telling the app, when the room is no longer the user's", async () => {
+    const { fatal, source, subscription } = await follow(5);
+    const reason = closedBy('FORBIDDEN', 'No longer a member of the room');
+
+    source.event('closed', reason);
+    await aMoment();
+
+    expect(source.readyState).toBe(2);
+    expect(fatal).toEqual([reason]);
+    expect(FakeEventSource.opened).toHaveLength(1);
+    subscription.close();
+  });
+
+  it('leaves a node that shuts down to the EventSource, which resumes by itself', async () => {
+    const { fatal, source, subscription } = await follow(5);
+
+    source.event('closed', closedBy('UNAVAILABLE', 'The server is shutting down: connect again'));
+    await aMoment();
+
+    expect(source.readyState).toBe(1);
+    expect(fatal).toEqual([]);
     expect(FakeEventSource.opened).toHaveLength(1);
     subscription.close();
   });

@@ -54,7 +54,10 @@ export interface SseOptions {
   EventSource?: EventSourceConstructor;
   /** Delays between re-opened streams once the EventSource itself has given up. */
   backoff?: Partial<BackoffOptions>;
-  /** The stream stopped for good (a token refused twice, a room not found, or retries exhausted). */
+  /**
+   * The stream stopped for good: a token refused twice, a room not found or
+   * no longer the user's, or retries exhausted.
+   */
   onFatal?(error: ErrorBody): void;
   /**
    * The server (or its proxy) refused the stream for now, as a stream that
@@ -191,6 +194,22 @@ function openResilientStream(
     current.addEventListener(SseEvent.Refused, (event) =>
       options.onRefused?.(JSON.parse(event.data) as ErrorBody),
     );
+    current.addEventListener(SseEvent.Closed, (event) => {
+      if (source === current) endedByServer(current, JSON.parse(event.data) as ErrorBody);
+    });
+  };
+
+  /**
+   * The server said why it ended the stream. An expired token opens another
+   * stream at once, with a fresh one (a deleted account is refused there, the
+   * second refusal in a row); a room no longer the user's stops for good; a
+   * node that shuts down is left to the EventSource, which resumes by itself.
+   */
+  const endedByServer = (current: EventSourceLike, reason: ErrorBody) => {
+    if (reason.code === ErrorCode.Unavailable) return;
+    current.close();
+    if (reason.code === ErrorCode.Unauthorized) return gaveUp(HTTP_UNAUTHORIZED);
+    fatal(reason);
   };
 
   const gaveUp = (status: number | undefined) => {

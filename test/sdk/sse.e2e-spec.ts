@@ -151,6 +151,46 @@ describe('SSE helpers against the real event streams', () => {
     });
   });
 
+  it('carries on with a fresh token when the server ends the stream at its expiry, missing nothing', async () => {
+    const room = await createRoom(app.url, ada, { name: 'renewed' });
+    const shortLived = forgeToken({
+      sub: ada.id,
+      username: ada.username,
+      iat: nowSeconds(),
+      exp: nowSeconds() + 2,
+    });
+    const tokens = [shortLived, ada.token];
+    const urls: string[] = [];
+    const failedStatuses: (number | undefined)[] = [];
+    const seen: string[] = [];
+    subscriptions.push(
+      subscribeRoomEvents({
+        url: app.url,
+        token: () => tokens.shift() ?? ada.token,
+        EventSource: class extends EventSource {
+          constructor(url: string) {
+            super(url);
+            urls.push(url);
+            this.addEventListener('error', (event) => failedStatuses.push(event.code));
+          }
+        },
+        roomId: room.id,
+        onMessage: (message) => seen.push(message.text),
+      }),
+    );
+    await waitFor('the first stream', () => urls.length === 1);
+    await postMessage(app.url, ada, room.id, 'before');
+    await waitFor('the message before the expiry', () => seen.length === 1);
+    await waitFor('the stream with the fresh token', () => urls.length === 2, 10_000);
+    await postMessage(app.url, ada, room.id, 'after');
+    await waitFor('the message after it', () => seen.length === 2);
+
+    expect(seen).toEqual(['before', 'after']);
+    expect(new URL(urls[1]).searchParams.get('token')).toBe(ada.token);
+    // Told why, the helper did not go back with the expired token to be refused first.
+    expect(failedStatuses).toEqual([]);
+  });
+
   it('stops and says so when the token is refused twice', async () => {
     const bad = forgeToken(
       { sub: ada.id, username: ada.username, iat: nowSeconds(), exp: nowSeconds() + 600 },
