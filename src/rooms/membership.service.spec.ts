@@ -3,7 +3,7 @@ import type { DeliveryService } from '@app/delivery/delivery.service';
 import type { UsersService } from '@app/users/users.service';
 import { MembershipService } from './membership.service';
 import type { Room } from './room.entity';
-import type { RoomsService } from './rooms.service';
+import type { AddAuthorization, RoomsService } from './rooms.service';
 
 const OWNER = '01a21548-0000-7000-8000-00000000000a';
 const OTHER = '01a21548-0000-7000-8000-00000000000b';
@@ -17,8 +17,10 @@ const user = (id: string): AuthUser => ({
   sessionStartedAt: Date.now(),
 });
 
-function setUp(room: Partial<Room>, { added = true, removed = true } = {}) {
+function setUp(room: Partial<Room>, { added = true, removed = true, members = [OWNER] } = {}) {
+  const isMember = (userId: string) => Promise.resolve(members.includes(userId));
   const rooms = {
+    isMember: jest.fn((_room: string, userId: string) => isMember(userId)),
     findAccessible: jest.fn().mockResolvedValue({
       id: ROOM,
       ownerId: OWNER,
@@ -30,9 +32,9 @@ function setUp(room: Partial<Room>, { added = true, removed = true } = {}) {
     }),
     // Judged as under the room's lock: by the owner read there, here the room's own.
     addMemberAs: jest.fn(
-      (_actor: string, _room: string, _user: string, authorize: (ownerId: string) => void) => {
-        authorize(room.ownerId ?? OWNER);
-        return Promise.resolve({ added, joinedAt: new Date(0) });
+      async (actor: string, _room: string, _user: string, authorize: AddAuthorization) => {
+        await authorize(room.ownerId ?? OWNER, () => isMember(actor));
+        return { added, joinedAt: new Date(0) };
       },
     ),
     removeMember: jest
@@ -68,13 +70,32 @@ describe('MembershipService', () => {
     );
   });
 
-  it('lets a user add only themself, silently', async () => {
+  it('lets a user who is no member add only themself to a public room, silently', async () => {
     const { service, delivery } = setUp({});
     await expect(service.add(user(OTHER), ROOM, OTHER)).resolves.toMatchObject({ id: OTHER });
     expect(delivery.notify).not.toHaveBeenCalled();
     await expect(service.add(user(OTHER), ROOM, THIRD)).rejects.toMatchObject({
       code: 'FORBIDDEN',
+      message: 'Only members of the room can add others',
     });
+  });
+
+  it("lets a public room's members add others, and tells the invitee", async () => {
+    const { service, delivery } = setUp({}, { members: [OWNER, OTHER] });
+    await expect(service.add(user(OTHER), ROOM, THIRD)).resolves.toMatchObject({ id: THIRD });
+    expect(delivery.notify).toHaveBeenCalledWith(
+      THIRD,
+      expect.objectContaining({ type: 'room:invited', by: { id: OTHER, username: 'ub' } }),
+    );
+  });
+
+  it("lets only a private room's owner add others, not its members", async () => {
+    const { service, delivery } = setUp({ isPrivate: true }, { members: [OWNER, OTHER] });
+    await expect(service.add(user(OTHER), ROOM, THIRD)).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+      message: 'Only the room owner can add other members',
+    });
+    expect(delivery.notify).not.toHaveBeenCalled();
   });
 
   it('recognises the caller in an upper-case user id', async () => {

@@ -8,7 +8,7 @@ import { roomNames } from '@app/contract/room-names';
 import { DeliveryEffectKind, DeliveryService, type Delivery } from '@app/delivery/delivery.service';
 import { UsersService } from '@app/users/users.service';
 import { MemberView, RoomView } from './dto/room.view';
-import { RoomsService } from './rooms.service';
+import { RoomsService, type AddAuthorization } from './rooms.service';
 
 /** The room and invitee of a `room:invited` notification; undefined for any other delivery. */
 function invitationOf({ channel, event, payload }: Delivery) {
@@ -69,19 +69,21 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * The owner adds anyone; in a public room anyone may add themself. Adding a
-   * member again answers their membership as it is, and tells no one.
+   * Anyone may add themself to a public room, and its members may add others;
+   * only the owner adds members to a private room. Adding a member again
+   * answers their membership as it is, and tells no one.
    */
   async add(actor: AuthUser, roomId: string, userId: string): Promise<MemberView> {
     const room = await this.rooms.findAccessible(actor.id, roomId);
     const target = userId.toLowerCase();
-    const authorize = (ownerId: string | undefined) => {
-      if (target !== actor.id && ownerId !== actor.id) {
-        throw AppException.forbidden('Only the room owner can add other members');
-      }
+    const authorize: AddAuthorization = async (ownerId, actorIsMember) => {
+      if (target === actor.id || ownerId === actor.id) return;
+      if (room.isPrivate) throw AppException.forbidden('Only the room owner can add other members');
+      if (!(await actorIsMember()))
+        throw AppException.forbidden('Only members of the room can add others');
     };
     // Answered at once from the room as read; judged again under the room's lock.
-    authorize(room.ownerId);
+    await authorize(room.ownerId, () => this.rooms.isMember(room.id, actor.id));
     const user = await this.users.findActiveById(target);
     if (!user) throw AppException.notFound('User not found');
     const { added, joinedAt } = await this.rooms.addMemberAs(actor.id, room.id, user.id, authorize);

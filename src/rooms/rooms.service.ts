@@ -32,6 +32,16 @@ export interface Admission {
   confirm(this: void): void;
 }
 
+/**
+ * Throws when the actor may not add the member, judged on the room's owner
+ * and, where that is not enough, on whether the actor is a member (read
+ * only when asked).
+ */
+export type AddAuthorization = (
+  ownerId: string | undefined,
+  actorIsMember: () => Promise<boolean>,
+) => Promise<void>;
+
 export interface RoomPageResult {
   items: Room[];
   nextCursor: string | null;
@@ -361,15 +371,17 @@ export class RoomsService {
     actorId: string,
     roomId: string,
     userId: string,
-    authorize: (ownerId: string | undefined) => void,
+    authorize: AddAuthorization,
   ): Promise<{ added: boolean; joinedAt: Date }> {
     return this.insertMember(roomId, userId, (joinedAt) =>
       this.transactions.run(async (manager) => {
         const room = await this.lockRoom(manager, roomId);
         if (!room) throw AppException.notFound('Room not found');
-        authorize(room.ownerId);
-        if (room.isPrivate && !(await manager.existsBy(RoomMember, { roomId, userId: actorId })))
+        const actorIsMember = () => manager.existsBy(RoomMember, { roomId, userId: actorId });
+        // Before the owner's word: a private room is not there for one removed from it (404, not 403).
+        if (room.isPrivate && !(await actorIsMember()))
           throw AppException.notFound('Room not found');
+        await authorize(room.ownerId, actorIsMember);
         await this.insertAndAdopt(manager, room, { roomId, userId, joinedAt });
       }),
     );

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
+import { AppException } from '@app/common/errors/app.exception';
 import type { NotificationJson } from '@app/contract/models';
 import { RoomMember } from '@app/rooms/room-member.entity';
 import { Room } from '@app/rooms/room.entity';
@@ -256,19 +257,53 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       expect(response.body.code).toBe('FORBIDDEN');
     });
 
-    it('lets anyone add themself to a public room, but not others', async () => {
+    it('lets anyone add themself to a public room, and then others', async () => {
       const room = await createRoom(t.url, owner);
-      const third = await registerUser(t.url);
+      const [third, fourth] = await Promise.all([registerUser(t.url), registerUser(t.url)]);
+      const refused = await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(other))
+        .send({ userId: third.id })
+        .expect(403);
+      expect(refused.body).toEqual({
+        code: 'FORBIDDEN',
+        message: 'Only members of the room can add others',
+        details: [],
+      });
       await request(t.url)
         .post(`/api/rooms/${room.id}/members`)
         .set(auth(other))
         .send({ userId: other.id })
         .expect(201);
-      await request(t.url)
+      const invited = await request(t.url)
         .post(`/api/rooms/${room.id}/members`)
         .set(auth(other))
         .send({ userId: third.id })
+        .expect(201);
+      expect(invited.body).toMatchObject({ roomId: room.id, id: third.id });
+      // Not a member's right once they left.
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${other.id}`)
+        .set(auth(other))
+        .expect(204);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set(auth(other))
+        .send({ userId: fourth.id })
         .expect(403);
+    });
+
+    it('answers 404, not 403, to an add by one whose membership of the private room ended before the lock', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const third = await registerUser(t.url);
+      // What an add meets under the room's lock after a removal committed since it read the room.
+      const add = t.app
+        .get(RoomsService)
+        .addMemberAs(other.id, room.id, third.id, () =>
+          Promise.reject(AppException.forbidden('Only the room owner can add other members')),
+        );
+      await expect(add).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      expect(await t.app.get(RoomsService).isMember(room.id, third.id)).toBe(false);
     });
 
     it('answers 404 for an unknown user and 400 for a malformed one', async () => {
@@ -408,8 +443,9 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
           .expect(204),
       );
 
-      expect(answer.status).toBe(403);
-      expect(answer.body).toMatchObject({ code: 'FORBIDDEN' });
+      // No longer a member, they no longer see the private room at all.
+      expect(answer.status).toBe(404);
+      expect(answer.body).toMatchObject({ code: 'NOT_FOUND' });
       await request(t.url).get(`/api/rooms/${leavingRoom.id}`).set(auth(invitee)).expect(404);
     });
 
