@@ -1,4 +1,5 @@
-import type { AddressInfo } from 'node:net';
+import { EventEmitter } from 'node:events';
+import { connect, type AddressInfo } from 'node:net';
 import express from 'express';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { ErrorCode } from '@app/common/errors/error-code';
@@ -102,15 +103,104 @@ describe('SseStream', () => {
   });
 });
 
+describe('SseStream and a client that stops reading', () => {
+  const BEAT_MS = 50;
+  const EVENT = { text: 'x'.repeat(60_000) };
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** A stream that sends `events` large events every `everyMs`, `bursts` times, with a limit far above them. */
+  async function serveBursts({ events, everyMs, bursts }: Record<string, number>) {
+    const dropped: number[] = [];
+    const ended: number[] = [];
+    let sent = 0;
+    const app = express();
+    app.get('/events', (_request, response) => {
+      const stream = new SseStream(response, {
+        bytes: 1024 * 1024 * 1024,
+        onOverflow: () => dropped.push(1),
+      });
+      stream.onEnd(() => ended.push(1));
+      stream.open(BEAT_MS);
+      const burst = () => {
+        for (let i = 0; i < events; i += 1) stream.send('chat:message', EVENT, ++sent);
+      };
+      burst();
+      const timer = setInterval(() => {
+        if (sent >= events * bursts || stream.closed) return clearInterval(timer);
+        burst();
+      }, everyMs);
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write('GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    return {
+      client,
+      dropped,
+      ended,
+      close: async () => {
+        client.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      },
+    };
+  }
+
+  it('drops a client whose backlog did not empty for two heartbeat intervals', async () => {
+    const served = await serveBursts({ events: 200, everyMs: 1_000, bursts: 1 });
+    try {
+      served.client.pause();
+      const closed = new Promise((resolve) => served.client.once('close', resolve));
+      const deadline = Date.now() + 5_000;
+      while (served.dropped.length === 0 && Date.now() < deadline) await sleep(BEAT_MS);
+      expect(served.dropped).toEqual([1]);
+      expect(served.ended).toEqual([1]);
+      served.client.resume();
+      await closed;
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('keeps a client whose backlog emptied between heartbeats, however often one finds a backlog', () => {
+    jest.useFakeTimers();
+    try {
+      const response = new FakeResponse();
+      const dropped: number[] = [];
+      const stream = new SseStream(response as never, {
+        bytes: 1024 * 1024,
+        onOverflow: () => dropped.push(1),
+      });
+      stream.open(BEAT_MS);
+      response.writableLength = 100_000;
+      for (let beat = 0; beat < 10; beat += 1) {
+        jest.advanceTimersByTime(BEAT_MS / 2);
+        response.emit('drain');
+        jest.advanceTimersByTime(BEAT_MS / 2);
+      }
+      expect(dropped).toEqual([]);
+      expect(stream.closed).toBe(false);
+
+      // Then it stops reading: two whole intervals, and it is gone at the third beat.
+      jest.advanceTimersByTime(BEAT_MS * 2);
+      expect(stream.closed).toBe(false);
+      jest.advanceTimersByTime(BEAT_MS);
+      expect(dropped).toEqual([1]);
+      expect(response.destroyed).toBe(true);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
+
 /** Just enough of an Express response for a stream that is never read. */
-class FakeResponse {
+class FakeResponse extends EventEmitter {
   written: string[] = [];
   writableLength = 0;
   writableEnded = false;
   writableFinished = false;
   destroyed = false;
   req = { method: 'GET' };
-  once(): void {}
   status(): void {}
   set(): void {}
   flushHeaders(): void {}

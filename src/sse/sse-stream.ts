@@ -15,13 +15,16 @@ export interface SseBacklogLimit {
 /**
  * One open `text/event-stream` response: events, heartbeats and back-pressure.
  * It ends once, whichever way: the client leaves, its token expires, the
- * client leaves more than the limit unread (it resumes with Last-Event-ID),
- * or the server ends it; then the `onEnd` listeners run.
+ * client leaves more than the limit unread or stops reading (it resumes with
+ * Last-Event-ID), or the server ends it; then the `onEnd` listeners run.
  */
 export class SseStream {
   private heartbeat?: NodeJS.Timeout;
   private opened = false;
   private ended = false;
+  /** Heartbeats in a row with a backlog that never emptied since the one before. */
+  private beatsBehind = 0;
+  private emptiedSinceBeat = false;
   private readonly endListeners: (() => void)[] = [];
   /** One wait for 'drain' shared by every caller, so that listeners do not pile up. */
   private drain?: Promise<void>;
@@ -32,6 +35,8 @@ export class SseStream {
   ) {
     // Emitted when the client leaves, and after our own end().
     response.once('close', () => this.end());
+    // Only after a write found the backlog large; a small one the heartbeat sees go.
+    response.on('drain', () => (this.emptiedSinceBeat = true));
   }
 
   /** Sends the headers and starts the heartbeat. */
@@ -46,10 +51,7 @@ export class SseStream {
     this.opened = true;
     // EventSource keeps the last retry: it was told, a refusal's long wait included.
     this.write(`retry: ${RECONNECT_MS}\n\n`);
-    // Only on an idle connection: data waiting to go out says enough, and counts against the limit.
-    this.heartbeat = setInterval(() => {
-      if (this.backlog === 0) this.write(':heartbeat\n\n');
-    }, heartbeatMs);
+    this.heartbeat = setInterval(() => this.beat(), heartbeatMs);
     this.heartbeat.unref();
   }
 
@@ -113,9 +115,7 @@ export class SseStream {
    */
   overflows(waiting: number): boolean {
     if (this.closed || this.backlog + waiting <= this.limit.bytes) return false;
-    this.limit.onOverflow();
-    this.response.destroy();
-    this.end();
+    this.dropSlowConsumer();
     return true;
   }
 
@@ -144,6 +144,30 @@ export class SseStream {
     const timer = setTimeout(() => this.response.destroy(), SHUTDOWN_GRACES.streamEndMs);
     timer.unref();
     this.response.once('close', () => clearTimeout(timer));
+  }
+
+  /**
+   * A heartbeat only on an idle connection: data waiting to go out says
+   * enough, and counts against the limit. A backlog that has not emptied for
+   * two whole heartbeat intervals is a client that stopped reading, or one so
+   * far behind that it is better off resuming from storage: it is dropped,
+   * as one past the limit is, rather than hold the backlog and what the
+   * stream was about to send (a replay's page) until TCP gives up, which a
+   * peer that keeps its window shut can put off for good. (Socket.IO and
+   * `/ws` drop such a peer when it does not answer their pings.)
+   */
+  private beat(): void {
+    const behind = this.backlog > 0 && !this.emptiedSinceBeat;
+    this.emptiedSinceBeat = false;
+    this.beatsBehind = behind ? this.beatsBehind + 1 : 0;
+    if (this.backlog === 0) this.write(':heartbeat\n\n');
+    else if (this.beatsBehind > 2) this.dropSlowConsumer();
+  }
+
+  private dropSlowConsumer(): void {
+    this.limit.onOverflow();
+    this.response.destroy();
+    this.end();
   }
 
   private write(chunk: string, waiting = 0): void {
