@@ -57,11 +57,12 @@ function observeRequests(app: NestExpressApplication): void {
 function applyHttpSettings(app: NestExpressApplication, http: HttpConfig): void {
   app.set('trust proxy', trustRule(http.trustProxy));
   app.disable('x-powered-by');
-  app.useBodyParser('json', { limit: http.bodyLimitBytes });
+  // Before the body parser: a page of an allowed origin must be let read its refusals (413, 400) too.
   app.enableCors({
     origin: http.corsOrigins.includes('*') ? true : http.corsOrigins,
     credentials: true,
   });
+  app.useBodyParser('json', { limit: http.bodyLimitBytes });
   app.setGlobalPrefix(API_PREFIX, {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },

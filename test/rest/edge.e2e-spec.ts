@@ -322,6 +322,41 @@ describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', 
   });
 });
 
+describe('REST errors to a page of another origin', () => {
+  const ORIGIN = 'https://app.example.com';
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp('sqlite', { CORS_ORIGINS: ORIGIN });
+  });
+  afterAll(() => t.close());
+
+  const post = (origin: string, body: string) =>
+    fetch(`${t.url}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Origin: origin },
+      body,
+    });
+
+  // The body parser refuses before any route: the browser must still be let read why.
+  it.each([
+    ['a body over the limit', JSON.stringify({ username: 'x'.repeat(1024 * 1024) }), 413],
+    ['malformed JSON', '{"username": ', 400],
+    ['bad credentials', JSON.stringify({ username: 'nobody', password: 'whatever1' }), 401],
+  ])('lets an allowed origin read the error of %s', async (_case, body, status) => {
+    const response = await post(ORIGIN, body);
+    expect(response.status).toBe(status);
+    expect(response.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(await response.json()).toMatchObject({ code: expect.any(String), details: [] });
+  });
+
+  it('lets no other origin read it', async () => {
+    const response = await post('https://elsewhere.example.com', '{"username": ');
+    expect(response.status).toBe(400);
+    expect(response.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
 describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind) => {
   it('limits login attempts per client with 429 RATE_LIMITED', async () => {
     const t = await startTestApp(kind, { THROTTLE_AUTH_LIMIT: '3', THROTTLE_AUTH_TTL_MS: '60000' });
