@@ -96,6 +96,16 @@ describe('loadConfig', () => {
     });
   });
 
+  it('gives the sends in flight at a shutdown what the timeout leaves after the rest', () => {
+    expect(loadConfig({}).http.finishSendsWithinMs).toBe(10_000 - 6_000);
+    const redis = { REDIS_URL: 'redis://cache:6379', JWT_SECRET: SECRET };
+    expect(
+      loadConfig({ ...redis, SHUTDOWN_TIMEOUT_MS: '20000', REDIS_COMMAND_TIMEOUT_MS: '2000' }).http
+        .finishSendsWithinMs,
+    ).toBe(20_000 - 6_000 - 2 * 2_000);
+    expect(loadConfig({ SHUTDOWN_TIMEOUT_MS: '6000' }).http.finishSendsWithinMs).toBe(1_000);
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ PORT: '', REDIS_URL: '' }).http.port).toBe(3000);
   });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import { parseDuration, parseRate } from './duration';
 import {
+  shutdownReserveMs,
   validateEnvironment,
   type RawEnvironment,
   type SQLITE_SYNCHRONOUS_MODES,
@@ -17,6 +18,11 @@ export interface HttpConfig {
   bodyLimitBytes: number;
   trustProxy: TrustProxy;
   shutdownTimeoutMs: number;
+  /**
+   * How long a shutdown waits for the sends in flight before it tells the
+   * clients to go anyway: what the timeout leaves after everything after it.
+   */
+  finishSendsWithinMs: number;
   logLevel: string;
   serviceName: string;
   /** The built chat page, served at `/` when the folder exists. */
@@ -108,6 +114,9 @@ export interface AllConfig {
   realtime: RealtimeConfig;
 }
 
+/** Sends in flight get at least this long, even when the shutdown timeout leaves them less. */
+const MIN_FINISH_SENDS_MS = 1_000;
+
 export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
   const env = validateEnvironment(raw);
   const migrationsRun = env.MIGRATIONS_RUN;
@@ -120,6 +129,10 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
       trustProxy: parseTrustProxy(env.TRUST_PROXY),
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+      finishSendsWithinMs: Math.max(
+        MIN_FINISH_SENDS_MS,
+        env.SHUTDOWN_TIMEOUT_MS - shutdownReserveMs(env),
+      ),
       logLevel: env.LOG_LEVEL,
       serviceName: env.SERVICE_NAME ?? 'realtime-backend',
       webRoot: resolve(env.WEB_ROOT),

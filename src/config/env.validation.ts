@@ -399,7 +399,7 @@ function mismatches(env: EnvironmentVariables): string[] {
         `(${env.MAX_ROOMS_PER_CONNECTION}): a client coming back could not rejoin every room it held`,
     );
   }
-  const shutdownNeeds = MIN_SHUTDOWN_TIMEOUT_MS + 2 * env.REDIS_COMMAND_TIMEOUT_MS;
+  const shutdownNeeds = shutdownReserveMs(env);
   if (env.REDIS_URL && env.SHUTDOWN_TIMEOUT_MS < shutdownNeeds) {
     problems.push(
       `  SHUTDOWN_TIMEOUT_MS: must be at least ${shutdownNeeds} with REDIS_COMMAND_TIMEOUT_MS=` +
@@ -409,6 +409,17 @@ function mismatches(env: EnvironmentVariables): string[] {
     );
   }
   return problems;
+}
+
+/**
+ * What a shutdown needs after the sends in flight are done: the clients'
+ * graces and, with Redis, two waits on a stalled one. The rest of
+ * SHUTDOWN_TIMEOUT_MS is what those sends may take.
+ */
+export function shutdownReserveMs(
+  env: Pick<EnvironmentVariables, 'REDIS_URL' | 'REDIS_COMMAND_TIMEOUT_MS'>,
+): number {
+  return MIN_SHUTDOWN_TIMEOUT_MS + (env.REDIS_URL ? 2 * env.REDIS_COMMAND_TIMEOUT_MS : 0);
 }
 
 export function validateEnvironment(raw: RawEnvironment): EnvironmentVariables {

@@ -1,7 +1,9 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
+import type { AllConfig } from '@app/config/app-config';
 
 /**
  * What a shutdown does, in this order, once it is `draining` (new work
@@ -55,7 +57,10 @@ type Step = () => void | Promise<void>;
  * The first thing a stopping node does: take no new connections or sends,
  * acknowledge the sends in flight, tell every live client to go (so they
  * reconnect to another node at once), and finish the writes that leaves,
- * before Nest closes the servers, the database and Redis.
+ * before Nest closes the servers, the database and Redis. Sends that a
+ * stalled database holds past their share of the shutdown timeout are left
+ * to their write timeout: the clients are told first, rather than cut off by
+ * the forced exit untold (they send again, with the same clientMsgId).
  */
 @Injectable()
 export class GracefulShutdown implements BeforeApplicationShutdown {
@@ -67,7 +72,10 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
     'finish-writes': [],
   };
 
-  constructor(private readonly httpAdapterHost: HttpAdapterHost) {}
+  constructor(
+    private readonly httpAdapterHost: HttpAdapterHost,
+    private readonly config: ConfigService<AllConfig, true>,
+  ) {}
 
   /** From the start of the shutdown: new connections and streams are refused, readiness is 503. */
   get draining(): boolean {
@@ -83,11 +91,27 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
     const server = this.httpAdapterHost.httpAdapter?.getHttpServer() as Server | undefined;
     if (server) closeConnectionsWhenIdle(server);
     server?.close();
-    for (const phase of PHASES) {
-      await Promise.allSettled(this.steps[phase].map(async (step) => step()));
-      // The acks of finished sends are written in the promise callbacks still queued.
-      if (phase === 'finish-sends') await new Promise((resolve) => setImmediate(resolve));
-    }
+    await this.finishSends();
+    for (const phase of PHASES.slice(1)) await this.run(phase);
     this.logger.log('Clients told and writes finished');
+  }
+
+  private async finishSends(): Promise<void> {
+    const withinMs = this.config.get('http.finishSendsWithinMs', { infer: true });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), withinMs);
+    });
+    const finished = this.run('finish-sends').then(() => false);
+    if (await Promise.race([finished, late])) {
+      this.logger.warn(`Sends still in flight after ${withinMs} ms: telling clients to go anyway`);
+    }
+    clearTimeout(timer);
+    // The acks of finished sends are written in the promise callbacks still queued.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  private async run(phase: ShutdownPhase): Promise<void> {
+    await Promise.allSettled(this.steps[phase].map(async (step) => step()));
   }
 }

@@ -171,6 +171,38 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
     }
   });
 
+  it('tells clients to go when a send stalls past its share of the shutdown timeout', async () => {
+    // 6 s leaves the sends in flight the least they get: one second.
+    const t = await startTestApp(kind, { SHUTDOWN_TIMEOUT_MS: '6000' });
+    try {
+      const ada = await registerUser(t.url);
+      const room = await createRoom(t.url, ada);
+      const socket = await connectSocket(t.url, ada.token);
+      await emitAck(socket, 'chat:join', { roomId: room.id });
+      let disconnected = false;
+      socket.on('disconnect', () => (disconnected = true));
+      const write = holdNextWrite(t);
+      const send = emitAck(socket, 'chat:message', { roomId: room.id, text: 'stalled' }).then(
+        () => 'answered',
+        () => 'cut off',
+      );
+      await write.started;
+
+      const closing = t.app.close();
+      try {
+        await eventually(() => disconnected, 4_000);
+        // The client sends it again elsewhere, with the same clientMsgId if it gave one.
+        expect(await send).toBe('cut off');
+      } finally {
+        write.release();
+        await closing;
+        socket.close();
+      }
+    } finally {
+      await t.database.drop();
+    }
+  });
+
   it('closes a kept-alive connection that outlived the listener once its response is out', async () => {
     const t = await startTestApp(kind);
     const http = new RawHttp(t.url);
