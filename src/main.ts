@@ -39,7 +39,9 @@ async function bootstrap(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 
-  await app.listen(http.port, http.host);
+  await app.listen(http.port, http.host).catch((error: Error) => {
+    throw new Error(`cannot listen on HOST=${http.host} PORT=${http.port}: ${error.message}`);
+  });
   // The address bound, not getUrl()'s: that names 127.0.0.1 for 0.0.0.0.
   const { port } = app.getHttpServer().address() as AddressInfo;
   logger.log(`Listening on ${http.host}:${port}`);

@@ -96,6 +96,23 @@ describe('loadConfig', () => {
     });
   });
 
+  it('listens on an IP address or a host name, never on something with a port', () => {
+    for (const host of ['0.0.0.0', '::', '127.0.0.1', 'localhost', 'app.internal'])
+      expect(loadConfig({ HOST: host }).http.host).toBe(host);
+    for (const host of ['0.0.0.0:3000', 'http://localhost', 'a host', '[::1]'])
+      expect(() => loadConfig({ HOST: host })).toThrow(/HOST must be an IP address or a host name/);
+  });
+
+  it('keeps room for two messages of the largest size in what a client may leave unread', () => {
+    expect(() =>
+      loadConfig({ WS_MAX_PAYLOAD_BYTES: '1048576', SLOW_CONSUMER_LIMIT_BYTES: '2097151' }),
+    ).toThrow(/SLOW_CONSUMER_LIMIT_BYTES: must be at least 2097152, twice WS_MAX_PAYLOAD_BYTES/);
+    expect(
+      loadConfig({ WS_MAX_PAYLOAD_BYTES: '1048576', SLOW_CONSUMER_LIMIT_BYTES: '2097152' }).realtime
+        .slowConsumerLimitBytes,
+    ).toBe(2097152);
+  });
+
   it('gives the sends in flight at a shutdown what the timeout leaves after the rest', () => {
     expect(loadConfig({}).http.finishSendsWithinMs).toBe(10_000 - 6_000);
     const redis = { REDIS_URL: 'redis://cache:6379', JWT_SECRET: SECRET };

@@ -1,5 +1,7 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import {
+  isFQDN,
+  isIP,
   IsBoolean,
   IsIn,
   IsInt,
@@ -114,6 +116,17 @@ function IsUsableSecret(options: ValidationOptions) {
   return ValidateBy({ name: 'isUsableSecret', validator: { validate: isUsable } }, options);
 }
 
+/** An address to listen on: an IP address or a host name, without a port. */
+function IsListenHost() {
+  const isHost = (value: unknown) =>
+    typeof value === 'string' &&
+    (isIP(value) || isFQDN(value, { require_tld: false, allow_numeric_tld: true }));
+  return ValidateBy(
+    { name: 'isListenHost', validator: { validate: isHost } },
+    { message: 'HOST must be an IP address or a host name to listen on, without a port' },
+  );
+}
+
 /** Valid when `parse` reads the value; otherwise what it threw is the message. */
 function IsReadBy(parse: (value: string) => unknown) {
   const problemWith = (value: unknown): string | undefined => {
@@ -147,7 +160,7 @@ export class EnvironmentVariables {
   @Max(65535)
   PORT = 3000;
 
-  @IsString()
+  @IsListenHost()
   HOST = '0.0.0.0';
 
   @IsOptional()
@@ -380,7 +393,8 @@ function withoutEmptyValues(raw: RawEnvironment): RawEnvironment {
 /**
  * Settings valid each alone that do not fit together, each as the line to
  * report: a session outlasts the token it starts with, a client coming
- * back must be able to rejoin every room it may hold, and a shutdown must
+ * back must be able to rejoin every room it may hold, the backlog a client
+ * may leave holds two messages of the largest size, and a shutdown must
  * outlast a stalled Redis, which it waits on twice (the writes that
  * closing connections leave, then closing its clients).
  */
@@ -397,6 +411,14 @@ function mismatches(env: EnvironmentVariables): string[] {
     problems.push(
       `  RATE_LIMIT_CHAT_JOIN: allows ${joins} joins a window, fewer than MAX_ROOMS_PER_CONNECTION ` +
         `(${env.MAX_ROOMS_PER_CONNECTION}): a client coming back could not rejoin every room it held`,
+    );
+  }
+  if (env.SLOW_CONSUMER_LIMIT_BYTES < 2 * env.WS_MAX_PAYLOAD_BYTES) {
+    problems.push(
+      `  SLOW_CONSUMER_LIMIT_BYTES: must be at least ${2 * env.WS_MAX_PAYLOAD_BYTES}, twice ` +
+        `WS_MAX_PAYLOAD_BYTES (${env.WS_MAX_PAYLOAD_BYTES}): a client that reads would be dropped ` +
+        'as slow behind two messages of the largest size, and a /ws frame of it refused while ' +
+        'another waits its turn',
     );
   }
   const shutdownNeeds = shutdownReserveMs(env);

@@ -73,6 +73,8 @@ describe('service process', () => {
 
   it.each([
     [{ PORT: 'eighty' }, 'PORT'],
+    [{ HOST: '0.0.0.0:3000' }, 'HOST'],
+    [{ WS_MAX_PAYLOAD_BYTES: '1048576' }, 'SLOW_CONSUMER_LIMIT_BYTES'],
     [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
     [{ DATABASE_URL: 'mysql://localhost/x' }, 'DATABASE_URL'],
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
@@ -100,6 +102,7 @@ describe('service process', () => {
     [{ REDIS_URL: 'redis://127.0.0.1:1', JWT_SECRET: USABLE_SECRET }, 'REDIS_URL'],
     [{ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test' }, 'DATABASE_URL'],
     [{ SQLITE_PATH: tmpdir() }, 'SQLITE_PATH'],
+    [{ HOST: 'no-such-host.invalid' }, 'HOST'],
   ])(
     'stops when %j cannot be reached, naming %s in one line beside its JSON logs',
     async (env, variable) => {
