@@ -141,19 +141,29 @@ export class ChatService {
     assertOpen(connection);
     this.live.track(room.id, room.lastSeq);
     const change = await this.presence.enter(room.id, summary(connection.user), connection.id);
+    await this.confirmOrLeave(connection, admission, change.changed);
     if (change.changed) this.delivery.userJoined(room.id, change.user, connection.id);
-    await this.confirmOrLeave(connection, admission);
     // Closed meanwhile: the close's cleanup has taken its presence out again.
     assertOpen(connection);
     return room;
   }
 
-  /** Removed while this join ran: out of presence again, and refused. */
-  private async confirmOrLeave(connection: Connection, admission: Admission): Promise<void> {
+  /**
+   * Removed while this join ran: out of presence again, and refused. A user
+   * this join brought in was never announced, so their leaving is not
+   * either; one announced by another of their connections is.
+   */
+  private async confirmOrLeave(
+    connection: Connection,
+    admission: Admission,
+    broughtIn: boolean,
+  ): Promise<void> {
     try {
       admission.confirm();
     } catch (error) {
-      await this.leave(connection, admission.room.id);
+      const id = admission.room.id;
+      const change = await this.presence.leave(id, summary(connection.user), connection.id);
+      this.afterLeaving(broughtIn ? { ...change, changed: false } : change);
       throw error;
     }
   }

@@ -178,6 +178,12 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     const room = await createRoom(t.url, owner, { isPrivate: true });
     await addMember(t.url, owner, room.id, member.id);
     const socket = await sockets.connect(member);
+    const ownerSocket = await sockets.connect(owner);
+    await emitOk(ownerSocket, 'chat:join', room.id);
+    const announced = {
+      joined: collect(ownerSocket, 'chat:userJoined'),
+      left: collect(ownerSocket, 'chat:userLeft'),
+    };
     const entering = holdNextCall(t.app.get(PresenceService), 'enter');
 
     const joined = emitAck(socket, 'chat:join', { roomId: room.id });
@@ -187,8 +193,6 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
 
     expect(await joined).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
     expect(await presentIds(room.id)).not.toContain(member.id);
-    const ownerSocket = await sockets.connect(owner);
-    await emitOk(ownerSocket, 'chat:join', room.id);
     const memberGets = collect(socket, 'chat:message');
     const ownerGets = nextEvent<{ text: string }>(ownerSocket, 'chat:message');
     await postMessage(t.url, owner, room.id, 'members only');
@@ -197,6 +201,8 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     expect(await ownerGets).toMatchObject({ text: 'members only' });
     await emitAck(socket, 'room:presence', { roomId: room.id });
     expect(memberGets).toEqual([]);
+    // Never in, the member was never announced: neither joining nor leaving.
+    expect(announced).toEqual({ joined: [], left: [] });
   });
 
   it('resumes a rejoin whose since is past the room’s last seq from the room’s end', async () => {
