@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { buildsConcurrently, inTransaction, indexValidity } from './index-builds';
 
 const INDEX = 'UQ_messages_room_user_client_msg';
 const BUILDING = 'UQ_messages_room_user_client_msg_next';
@@ -36,9 +37,7 @@ export class PartialClientMsgIdIndex1796193060000 implements MigrationInterface 
 }
 
 async function replaceIndex(queryRunner: QueryRunner, definition: IndexDefinition): Promise<void> {
-  const postgres = queryRunner.connection.driver.options.type === 'postgres';
-  // TypeORM reverts in a transaction whatever the migration asks for.
-  if (!postgres || queryRunner.isTransactionActive) {
+  if (!buildsConcurrently(queryRunner)) {
     return inTransaction(queryRunner, async () => {
       await queryRunner.query(`DROP INDEX "${INDEX}"`);
       await queryRunner.query(`CREATE UNIQUE INDEX ${definition(INDEX)}`);
@@ -46,7 +45,7 @@ async function replaceIndex(queryRunner: QueryRunner, definition: IndexDefinitio
   }
   // Each step checks what an interrupted run left: an invalid build goes,
   // a finished one is kept, and the swap completes.
-  const building = await indexValidity(queryRunner, BUILDING);
+  const building = await indexValidity(queryRunner, 'messages', BUILDING);
   if (building === 'invalid') {
     await queryRunner.query(`DROP INDEX CONCURRENTLY "${BUILDING}"`);
   }
@@ -55,33 +54,4 @@ async function replaceIndex(queryRunner: QueryRunner, definition: IndexDefinitio
   }
   await queryRunner.query(`DROP INDEX CONCURRENTLY IF EXISTS "${INDEX}"`);
   await queryRunner.query(`ALTER INDEX "${BUILDING}" RENAME TO "${INDEX}"`);
-}
-
-/** Whether the index exists beside `messages`, and if so whether its build completed. */
-async function indexValidity(
-  queryRunner: QueryRunner,
-  name: string,
-): Promise<'absent' | 'valid' | 'invalid'> {
-  const rows = (await queryRunner.query(
-    `SELECT i.indisvalid AS valid FROM pg_index i
-     JOIN pg_class c ON c.oid = i.indexrelid
-     WHERE c.relname = $1
-       AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = '"messages"'::regclass)`,
-    [name],
-  )) as Array<{ valid: boolean }>;
-  if (rows.length === 0) return 'absent';
-  return rows[0].valid ? 'valid' : 'invalid';
-}
-
-/** In the caller's transaction if there is one, else in one of its own. */
-async function inTransaction(queryRunner: QueryRunner, work: () => Promise<void>): Promise<void> {
-  if (queryRunner.isTransactionActive) return work();
-  await queryRunner.startTransaction();
-  try {
-    await work();
-    await queryRunner.commitTransaction();
-  } catch (error) {
-    await queryRunner.rollbackTransaction();
-    throw error;
-  }
 }

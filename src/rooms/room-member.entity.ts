@@ -1,7 +1,7 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
 @Entity({ name: 'room_members' })
-@Index('IDX_room_members_user', ['userId'])
+@Index('IDX_room_members_user_room', ['userId', 'roomId'])
 export class RoomMember {
   @PrimaryColumn({ name: 'room_id', type: 'uuid' })
   roomId: string;

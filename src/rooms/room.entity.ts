@@ -2,6 +2,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
 @Entity({ name: 'rooms' })
 @Index('IDX_rooms_public', ['isPrivate', 'id'])
+@Index('IDX_rooms_owner', ['ownerId'])
 export class Room {
   @PrimaryColumn({ type: 'uuid' })
   id: string;

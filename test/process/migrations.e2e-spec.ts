@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DataSource } from 'typeorm';
+import type { Client } from 'pg';
 import { MIGRATION_LOCK_KEY, runMigrations } from '@app/database/prepare-database';
 import { typeormOptions } from '@app/database/typeorm-options';
 import {
@@ -83,7 +84,9 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
     });
 
   it('applies, reverts and re-applies the same migrations', async () => {
-    const applied = 'Applied: InitialSchema1764028800000, PartialClientMsgIdIndex1796193060000';
+    const applied =
+      'Applied: InitialSchema1764028800000, PartialClientMsgIdIndex1796193060000, ' +
+      'OwnerAndMembershipIndexes1796900000000';
     // Nothing applied yet: nothing to revert, and no failure.
     await migrate('revert');
     expect(await tables(database)).toEqual(['migrations']);
@@ -98,9 +101,20 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
     expect(await indexDefinition(database, CLIENT_MSG_INDEX)).toMatch(
       /WHERE \(?"?client_msg_id"? IS NOT NULL\)?$/,
     );
+    expect(await indexDefinition(database, 'IDX_rooms_owner')).toMatch(/\(\s*"?owner_id"?\s*\)/);
+    expect(await indexDefinition(database, 'IDX_room_members_user_room')).toMatch(
+      /\(\s*"?user_id"?\s*,\s*"?room_id"?\s*\)/,
+    );
+    expect(await indexDefinition(database, 'IDX_room_members_user')).toBe('');
 
     expect((await migrate('run')).stdout).toContain('No pending migrations');
 
+    await migrate('revert');
+    expect(await indexDefinition(database, 'IDX_rooms_owner')).toBe('');
+    expect(await indexDefinition(database, 'IDX_room_members_user_room')).toBe('');
+    expect(await indexDefinition(database, 'IDX_room_members_user')).toMatch(
+      /\(\s*"?user_id"?\s*\)/,
+    );
     await migrate('revert');
     expect(await indexDefinition(database, CLIENT_MSG_INDEX)).not.toContain('WHERE');
     await migrate('revert');
@@ -143,7 +157,7 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
     try {
       const applied = await Promise.all(nodes.map((node) => runMigrations(node)));
 
-      expect(applied.map((migrations) => migrations.length).sort()).toEqual([0, 0, 0, 0, 0, 2]);
+      expect(applied.map((migrations) => migrations.length).sort()).toEqual([0, 0, 0, 0, 0, 3]);
     } finally {
       await Promise.all(nodes.map((node) => node.destroy()));
     }
@@ -159,7 +173,7 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
     const node = dataSource(url.toString(), schema('owned'));
     await node.initialize();
     try {
-      expect(await runMigrations(node)).toHaveLength(2);
+      expect(await runMigrations(node)).toHaveLength(3);
     } finally {
       await node.destroy();
     }
@@ -220,6 +234,8 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
       });
     try {
       await migrate('run');
+      // Back to before the clientMsgId index became partial (the latest migration first).
+      await migrate('revert');
       await migrate('revert');
       await withPostgres(async (client) => {
         await client.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
@@ -261,6 +277,8 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
         });
       try {
         await migrate('run');
+        // The latest migration first: then the clientMsgId index is the last one applied.
+        await migrate('revert');
         if (command === 'run') await migrate('revert');
         await withPostgres(async (reader) => {
           // A node's transaction that has read messages and is still open.
@@ -285,6 +303,72 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
       }
     },
   );
+});
+
+describePostgres('the owner and membership indexes on PostgreSQL', () => {
+  const LATEST = 'Applied: OwnerAndMembershipIndexes1796900000000';
+  let database: TestDatabase;
+  const appName = `migrate_idx_${Date.now().toString(36)}`;
+  const migrate = (step: string) =>
+    run(process.execPath, [MIGRATE, step], {
+      env: { PATH: process.env.PATH, PGAPPNAME: appName, ...database.env },
+      cwd: REPO_ROOT,
+    });
+  const inSchema = <T>(work: (client: Client) => Promise<T>) =>
+    withPostgres(async (client) => {
+      await client.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
+      return work(client);
+    });
+
+  beforeEach(async () => {
+    database = await createTestDatabase('postgres');
+    await migrate('run');
+    await migrate('revert');
+  });
+  afterEach(() => database.drop());
+
+  it('builds them while other nodes go on writing rooms and memberships', async () => {
+    await inSchema(async (reader) => {
+      // A node's transaction that has read memberships and is still open: dropping the old
+      // index waits for it, and no write must wait behind that.
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM room_members');
+      const building = migrate('run');
+      await waitUntilWaiting(appName);
+
+      await inSchema(async (other) => {
+        await other.query(`SET lock_timeout = '2s'`);
+        await expect(other.query('UPDATE rooms SET last_seq = last_seq')).resolves.toBeDefined();
+        await expect(other.query('DELETE FROM room_members')).resolves.toBeDefined();
+      });
+      await reader.query('COMMIT');
+      expect((await building).stdout).toContain(LATEST);
+    });
+    expect(await indexDefinition(database, 'IDX_rooms_owner')).toContain('(owner_id)');
+  });
+
+  it('builds again an index that an interrupted run left unfinished', async () => {
+    const invalidOid = await inSchema(async (client) => {
+      await client.query('CREATE INDEX "IDX_rooms_owner" ON rooms (owner_id)');
+      // What a CREATE INDEX CONCURRENTLY cut off halfway leaves.
+      const result = await client.query<{ oid: string }>(
+        `UPDATE pg_index SET indisvalid = false WHERE indexrelid = '"IDX_rooms_owner"'::regclass
+         RETURNING indexrelid::oid AS oid`,
+      );
+      return result.rows[0].oid;
+    });
+
+    expect((await migrate('run')).stdout).toContain(LATEST);
+
+    const rebuilt = await inSchema((client) =>
+      client.query<{ oid: string; valid: boolean }>(
+        `SELECT indexrelid::oid AS oid, indisvalid AS valid FROM pg_index
+         WHERE indexrelid = '"IDX_rooms_owner"'::regclass`,
+      ),
+    );
+    expect(rebuilt.rows[0].valid).toBe(true);
+    expect(rebuilt.rows[0].oid).not.toBe(invalidOid);
+  });
 });
 
 /** Resolves once a session of the application waits on a lock. */
