@@ -123,9 +123,9 @@ describe('subscribeRoomEvents when the server ends the stream', () => {
     subscription.close();
   });
 
-  it("stops for good, telling the app, when the room is no longer the user's", async () => {
+  it("stops for good, telling the app, when the private room is no longer the user's", async () => {
     const { fatal, source, subscription } = await follow(5);
-    const reason = closedBy('FORBIDDEN', 'No longer a member of the room');
+    const reason = closedBy('NOT_FOUND', 'Room not found');
 
     source.event('closed', reason);
     await aMoment();

@@ -202,8 +202,9 @@ function openResilientStream(
   /**
    * The server said why it ended the stream. An expired token opens another
    * stream at once, with a fresh one (a deleted account is refused there, the
-   * second refusal in a row); a room no longer the user's stops for good; a
-   * node that shuts down is left to the EventSource, which resumes by itself.
+   * second refusal in a row); a private room no longer the user's
+   * (`NOT_FOUND`) stops for good; a node that shuts down is left to the
+   * EventSource, which resumes by itself.
    */
   const endedByServer = (current: EventSourceLike, reason: ErrorBody) => {
     if (reason.code === ErrorCode.Unavailable) return;

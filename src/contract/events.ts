@@ -35,6 +35,7 @@ export type NotificationType = (typeof NotificationType)[keyof typeof Notificati
  * reconnects after an ended stream but gives up for good on an error status.
  * `closed` carries the error that ends an open stream: its token expired
  * (`UNAUTHORIZED`), the account was deleted (`UNAUTHORIZED`), the user left
- * the room or was removed (`FORBIDDEN`), the node shuts down (`UNAVAILABLE`).
+ * the private room or was removed from it (`NOT_FOUND`), the node shuts
+ * down (`UNAVAILABLE`).
  */
 export const SseEvent = { Connected: 'connected', Refused: 'refused', Closed: 'closed' } as const;

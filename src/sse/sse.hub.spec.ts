@@ -70,6 +70,7 @@ function setUp() {
     userId: string,
     channel: string,
     feed?: SseSubscriber['feed'],
+    { membersOnly = true } = {},
   ): Promise<SseSubscriber> => {
     const slot = await hub.reserve(userId);
     let detach: () => void = () => undefined;
@@ -77,6 +78,7 @@ function setUp() {
       userId,
       channel,
       feed,
+      membersOnly,
       receive: (d) => log.push(`${name} <- ${d.event}`),
       close: (reason) => {
         log.push(`${name} closed: ${reason.code} ${reason.message}`);
@@ -130,12 +132,23 @@ describe('SseHub', () => {
 
     expect(log).toEqual([
       'bob <- notification',
-      'bob/a closed: FORBIDDEN No longer a member of the room',
-      'bob/a again closed: FORBIDDEN No longer a member of the room',
+      'bob/a closed: NOT_FOUND Room not found',
+      'bob/a again closed: NOT_FOUND Room not found',
     ]);
     expect(hub.streamCount).toBe(2);
     delivery.messageCreated({ roomId: 'a' } as never);
     expect(log.slice(3)).toEqual(['carol/a <- chat:message']);
+  });
+
+  it("keeps the user's stream of a public room they left: anyone may read it", async () => {
+    const { hub, delivery, log, open } = setUp();
+    await open('bob/a', 'bob', roomNames.chat('a'), undefined, { membersOnly: false });
+
+    delivery.membershipEnded('bob', room('a'), by);
+    delivery.messageCreated({ roomId: 'a' } as never);
+
+    expect(log).toEqual(['bob/a <- chat:message']);
+    expect(hub.streamCount).toBe(1);
   });
 
   it("keeps the user's other rooms and other users' streams when a membership ends", async () => {

@@ -28,6 +28,8 @@ export interface SseSubscriber {
   close(reason: ErrorBody): void;
   /** A room's stream: its feed, which catch-ups after a resync go through too. */
   feed?: RoomFeed;
+  /** A private room's stream, which ends with its user's membership; anyone may read a public room. */
+  membersOnly?: boolean;
 }
 
 /** A catch-up reads at most this many messages for a room; a stream further behind reads the rest itself. */
@@ -138,7 +140,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
     if (delivery.effect) this.apply(delivery.effect);
   }
 
-  /** EventSource reconnects to a closed stream: it then gets 404 for a room it left, 401 without an account. */
+  /** A stream told why it ended; a new one would get 404 for a private room left, 401 without an account. */
   private apply(effect: DeliveryEffect): void {
     const reason = endReasonOf(effect);
     for (const subscriber of this.streamsEndedBy(effect)) subscriber.close(reason);
@@ -148,7 +150,7 @@ export class SseHub implements OnModuleInit, OnApplicationShutdown {
     const streams = [...this.streamsByUser.subscribers(effect.userId)];
     if (effect.kind === DeliveryEffectKind.Disconnect) return streams;
     const room = roomNames.chat(effect.roomId);
-    return streams.filter((stream) => stream.channel === room);
+    return streams.filter((stream) => stream.channel === room && stream.membersOnly);
   }
 
   /**
@@ -227,9 +229,10 @@ export function shuttingDown(): AppException {
   return AppException.unavailable('The server is shutting down: connect again', 1);
 }
 
+/** A private room its user no longer belongs to is not there for them, as a new stream would find. */
 function endReasonOf(effect: DeliveryEffect): ErrorBody {
   if (effect.kind === DeliveryEffectKind.Disconnect) return AppException.accountDeleted().toBody();
-  return AppException.forbidden('No longer a member of the room').toBody();
+  return AppException.notFound('Room not found').toBody();
 }
 
 function serializedOnce(payload: unknown): () => string {

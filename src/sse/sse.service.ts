@@ -93,6 +93,7 @@ export class SseService {
             feed.live(delivery.payload as MessageJson, payloadJson());
         },
         feed,
+        membersOnly: room.isPrivate,
       },
       () => {
         confirmAccount();
@@ -117,7 +118,7 @@ export class SseService {
   private async start(
     user: AuthUser,
     stream: SseStream,
-    listening: Pick<SseSubscriber, 'channel' | 'receive' | 'feed'>,
+    listening: Pick<SseSubscriber, 'channel' | 'receive' | 'feed' | 'membersOnly'>,
     confirm: () => void,
     greet: () => void = () => undefined,
   ): Promise<boolean> {

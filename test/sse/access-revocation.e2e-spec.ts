@@ -89,7 +89,7 @@ describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
     expect(JSON.parse(notified.data)).toEqual({ type: 'room:removed', room: left, by: by() });
     for (const connection of [bobLeft, bobLeftAgain]) {
       expect(await endsWithin(connection, ENDED_WITHIN_MS)).toBe(true);
-      endedWith(connection, 'FORBIDDEN', 'No longer a member of the room');
+      endedWith(connection, 'NOT_FOUND', 'Room not found');
     }
     // What EventSource meets when it reconnects.
     expect((await stream(`/api/rooms/${left.id}/events`, bob)).status).toBe(404);
@@ -99,6 +99,21 @@ describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
     await receives(bobKept, mention);
     const mentioned = await bobPersonal.next((e) => e.event === 'notification');
     expect(JSON.parse(mentioned.data)).toEqual({ type: 'mention', message: mention });
+  });
+
+  it("keeps a removed member's stream of a public room, which anyone may read", async () => {
+    const bob = await registerUser(t.url);
+    const room = await createRoom(t.url, owner);
+    await addMember(t.url, bob, room.id, bob.id);
+    const bobPersonal = await streamOk('/api/events', bob);
+    const bobRoom = await streamOk(`/api/rooms/${room.id}/events`, bob);
+
+    await t.app.get(RoomsService).removeMember(room.id, bob.id);
+    delivery().membershipEnded(bob.id, room, by());
+
+    await bobPersonal.next((e) => e.event === 'notification');
+    await receives(bobRoom, await postMessage(t.url, owner, room.id, 'still readable'));
+    expect(bobRoom.received.some((e) => e.event === 'closed')).toBe(false);
   });
 
   it("ends every stream of a closed account, personal and room, and no one else's", async () => {
