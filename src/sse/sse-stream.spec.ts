@@ -5,7 +5,7 @@ import type { ErrorBody } from '@app/common/errors/error-body';
 import { ErrorCode } from '@app/common/errors/error-code';
 import { SseStream } from './sse-stream';
 
-const limit = { bytes: 1024 * 1024, onOverflow: () => undefined };
+const limit = { bytes: 1024 * 1024, stalledAfterMs: 60_000, onOverflow: () => undefined };
 
 const expired: ErrorBody = { code: ErrorCode.Unauthorized, message: 'Token expired', details: [] };
 
@@ -88,6 +88,7 @@ describe('SseStream', () => {
     const ends: number[] = [];
     const stream = new SseStream(response as never, {
       bytes: 10,
+      stalledAfterMs: 60_000,
       onOverflow: () => overflows.push(1),
     });
     stream.open(60_000);
@@ -105,6 +106,7 @@ describe('SseStream', () => {
 
 describe('SseStream and a client that stops reading', () => {
   const BEAT_MS = 50;
+  const STALL_MS = 2 * BEAT_MS;
   const EVENT = { text: 'x'.repeat(60_000) };
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -117,6 +119,7 @@ describe('SseStream and a client that stops reading', () => {
     app.get('/events', (_request, response) => {
       const stream = new SseStream(response, {
         bytes: 1024 * 1024 * 1024,
+        stalledAfterMs: STALL_MS,
         onOverflow: () => dropped.push(1),
       });
       stream.onEnd(() => ended.push(1));
@@ -162,16 +165,23 @@ describe('SseStream and a client that stops reading', () => {
     }
   });
 
-  it('keeps a client whose backlog emptied between heartbeats, however often one finds a backlog', () => {
+  /** A stream on a fake response whose backlog the test sets, and what it dropped. */
+  const fakeStream = () => {
+    const response = new FakeResponse();
+    const dropped: number[] = [];
+    const stream = new SseStream(response as never, {
+      bytes: 1024 * 1024,
+      stalledAfterMs: STALL_MS,
+      onOverflow: () => dropped.push(1),
+    });
+    stream.open(BEAT_MS);
+    return { response, dropped, stream };
+  };
+
+  it('keeps a client whose large backlog drained between heartbeats, however often one finds one', () => {
     jest.useFakeTimers();
     try {
-      const response = new FakeResponse();
-      const dropped: number[] = [];
-      const stream = new SseStream(response as never, {
-        bytes: 1024 * 1024,
-        onOverflow: () => dropped.push(1),
-      });
-      stream.open(BEAT_MS);
+      const { response, dropped, stream } = fakeStream();
       response.writableLength = 100_000;
       for (let beat = 0; beat < 10; beat += 1) {
         jest.advanceTimersByTime(BEAT_MS / 2);
@@ -179,14 +189,32 @@ describe('SseStream and a client that stops reading', () => {
         jest.advanceTimersByTime(BEAT_MS / 2);
       }
       expect(dropped).toEqual([]);
-      expect(stream.closed).toBe(false);
 
-      // Then it stops reading: two whole intervals, and it is gone at the third beat.
-      jest.advanceTimersByTime(BEAT_MS * 2);
+      // Then it stops reading: gone once the backlog has stayed for the whole stall time.
+      jest.advanceTimersByTime(STALL_MS - BEAT_MS);
       expect(stream.closed).toBe(false);
       jest.advanceTimersByTime(BEAT_MS);
       expect(dropped).toEqual([1]);
       expect(response.destroyed).toBe(true);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('keeps a client whose small backlog emptied before each new event, with no drain to say so', () => {
+    jest.useFakeTimers();
+    try {
+      const { response, dropped, stream } = fakeStream();
+      for (let beat = 0; beat < 10; beat += 1) {
+        jest.advanceTimersByTime(BEAT_MS / 2);
+        response.writableLength = 0;
+        stream.send('chat:message', { seq: beat });
+        // Under the high-water mark: no drain comes when it goes.
+        response.writableLength = 500;
+        jest.advanceTimersByTime(BEAT_MS / 2);
+      }
+      expect(dropped).toEqual([]);
+      expect(stream.closed).toBe(false);
     } finally {
       jest.useRealTimers();
     }

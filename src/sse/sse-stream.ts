@@ -9,6 +9,8 @@ const RECONNECT_MS = 3_000;
 /** What a stream may hold for a client that does not read, and whom to tell when it ends for that. */
 export interface SseBacklogLimit {
   bytes: number;
+  /** How long a backlog may go without emptying: a client that took none of it for so long is gone. */
+  stalledAfterMs: number;
   onOverflow(): void;
 }
 
@@ -22,8 +24,9 @@ export class SseStream {
   private heartbeat?: NodeJS.Timeout;
   private opened = false;
   private ended = false;
-  /** Heartbeats in a row with a backlog that never emptied since the one before. */
-  private beatsBehind = 0;
+  private lastBeatAt = 0;
+  /** Since when the backlog has not emptied, as far as the heartbeats know. */
+  private behindSince?: number;
   private emptiedSinceBeat = false;
   private readonly endListeners: (() => void)[] = [];
   /** One wait for 'drain' shared by every caller, so that listeners do not pile up. */
@@ -35,7 +38,7 @@ export class SseStream {
   ) {
     // Emitted when the client leaves, and after our own end().
     response.once('close', () => this.end());
-    // Only after a write found the backlog large; a small one the heartbeat sees go.
+    // Only after a write found the backlog large; a small one `write` sees go.
     response.on('drain', () => (this.emptiedSinceBeat = true));
   }
 
@@ -51,6 +54,7 @@ export class SseStream {
     this.opened = true;
     // EventSource keeps the last retry: it was told, a refusal's long wait included.
     this.write(`retry: ${RECONNECT_MS}\n\n`);
+    this.lastBeatAt = Date.now();
     this.heartbeat = setInterval(() => this.beat(), heartbeatMs);
     this.heartbeat.unref();
   }
@@ -149,19 +153,23 @@ export class SseStream {
   /**
    * A heartbeat only on an idle connection: data waiting to go out says
    * enough, and counts against the limit. A backlog that has not emptied for
-   * two whole heartbeat intervals is a client that stopped reading, or one so
-   * far behind that it is better off resuming from storage: it is dropped,
-   * as one past the limit is, rather than hold the backlog and what the
-   * stream was about to send (a replay's page) until TCP gives up, which a
-   * peer that keeps its window shut can put off for good. (Socket.IO and
-   * `/ws` drop such a peer when it does not answer their pings.)
+   * `stalledAfterMs` is a client that stopped reading, or one so far behind
+   * that it is better off resuming from storage: it is dropped, as one past
+   * the limit is, rather than hold the backlog and what the stream was about
+   * to send (a replay's page) until TCP gives up, which a peer that keeps its
+   * window shut can put off for good. (Socket.IO and `/ws` drop such a peer
+   * when it does not answer their pings.) A backlog seen at a heartbeat that
+   * did not empty since the one before was there all along since then.
    */
   private beat(): void {
-    const behind = this.backlog > 0 && !this.emptiedSinceBeat;
+    const now = Date.now();
+    if (this.backlog === 0 || this.emptiedSinceBeat) this.behindSince = undefined;
+    else this.behindSince ??= this.lastBeatAt;
     this.emptiedSinceBeat = false;
-    this.beatsBehind = behind ? this.beatsBehind + 1 : 0;
+    this.lastBeatAt = now;
     if (this.backlog === 0) this.write(':heartbeat\n\n');
-    else if (this.beatsBehind > 2) this.dropSlowConsumer();
+    else if (this.behindSince !== undefined && now - this.behindSince >= this.limit.stalledAfterMs)
+      this.dropSlowConsumer();
   }
 
   private dropSlowConsumer(): void {
@@ -172,6 +180,7 @@ export class SseStream {
 
   private write(chunk: string, waiting = 0): void {
     if (this.closed || this.overflows(waiting)) return;
+    if (this.backlog === 0) this.emptiedSinceBeat = true;
     this.response.write(chunk);
   }
 }

@@ -18,6 +18,9 @@ import { RoomFeed } from './room-feed';
 import { SseHub, shuttingDown, type SseSubscriber } from './sse.hub';
 import { SseStream, type SseBacklogLimit } from './sse-stream';
 
+/** The shortest a stream's backlog may go without emptying before its client counts as gone. */
+const MIN_STALL_MS = 30_000;
+
 /** Opens the event streams: the caller's personal stream and a room's feed. */
 @Injectable()
 export class SseService {
@@ -30,6 +33,8 @@ export class SseService {
   ) {
     this.backlogLimit = {
       bytes: config.get('realtime.slowConsumerLimitBytes', { infer: true }),
+      // Two heartbeats, and never so short that a slow link taking a replay's page counts.
+      stalledAfterMs: Math.max(2 * this.heartbeatMs, MIN_STALL_MS),
       onOverflow: () => metrics.slowConsumersDropped.inc({ transport: Transport.Sse }),
     };
   }
