@@ -6,10 +6,25 @@ import { MetricsService } from './metrics.service';
 export const CLIENT_CLOSED_REQUEST = '499';
 
 /**
+ * Set on a response that stands for another status than the one it went out
+ * with: an EventSource refused for now gets a 200 stream that tells it so,
+ * and is counted as the refusal it is (429, 503).
+ */
+export function countAsStatus(response: Response, status: number): void {
+  (response.locals as { countedStatus?: number }).countedStatus = status;
+}
+
+function countedStatus(response: Response): string {
+  if (!response.headersSent) return CLIENT_CLOSED_REQUEST;
+  const { countedStatus: counted } = response.locals as { countedStatus?: number };
+  return String(counted ?? response.statusCode);
+}
+
+/**
  * Times every HTTP request, labelled by its route pattern (never the raw URL),
  * when its response finishes or, for a stream the client leaves, closes. A
  * client that leaves before the answer is counted as 499, not as the status
- * the response was preset with (200, or 201 for a POST).
+ * the response was preset with (200, or 201 for a POST); see `countAsStatus`.
  */
 @Injectable()
 export class HttpMetricsMiddleware implements NestMiddleware {
@@ -25,7 +40,7 @@ export class HttpMetricsMiddleware implements NestMiddleware {
       stopTimer({
         method: request.method,
         route: route ? `${request.baseUrl}${route}` : 'unmatched',
-        status: response.headersSent ? String(response.statusCode) : CLIENT_CLOSED_REQUEST,
+        status: countedStatus(response),
       });
     };
     response.once('finish', record);

@@ -60,6 +60,36 @@ describe('REST observability', () => {
     await eventually(async () => (await metricValue(t.url, series)) === before + 1);
   });
 
+  it('counts a browser EventSource refused as a stream as the refusal it is (429), not 200', async () => {
+    const bob = await registerUser(t.url);
+    const series = (status: number) =>
+      `http_request_duration_seconds_count{method="GET",route="/api/events",status="${status}"}`;
+    const [refusedBefore, servedBefore] = [
+      await metricValue(t.url, series(429)),
+      await metricValue(t.url, series(200)),
+    ];
+    const held = [];
+    try {
+      // Every one of the user's streams open (MAX_SSE_STREAMS_PER_USER, 10).
+      for (let i = 0; i < 10; i += 1) {
+        const stream = await openSse(`${t.url}/api/events?token=${bob.token}`);
+        held.push(stream);
+        await stream.next((event) => event.event === 'connected');
+      }
+      const refused = await openSse(`${t.url}/api/events?token=${bob.token}`, {
+        Accept: 'text/event-stream',
+      });
+      expect(refused.status).toBe(200);
+      await refused.closed;
+      expect(refused.received.map(({ event }) => event)).toEqual(['refused']);
+
+      await eventually(async () => (await metricValue(t.url, series(429))) === refusedBefore + 1);
+      expect(await metricValue(t.url, series(200))).toBe(servedBefore);
+    } finally {
+      for (const stream of held) stream.close();
+    }
+  });
+
   it('counts a request its client left before the answer as 499, not as the status it was to get', async () => {
     const room = await createRoom(t.url, ada);
     const series = (status: number) =>

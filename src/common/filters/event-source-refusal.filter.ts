@@ -1,8 +1,9 @@
 import { Catch } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { ErrorBody } from '@app/common/errors/error-body';
-import { ErrorCode } from '@app/common/errors/error-code';
+import { ErrorCode, HTTP_STATUS_BY_CODE } from '@app/common/errors/error-code';
 import { SseEvent } from '@app/contract/events';
+import { countAsStatus } from '@app/metrics/http-metrics.middleware';
 import { HttpExceptionFilter } from './http-exception.filter';
 
 /** Refusals that a later try may not meet. */
@@ -26,6 +27,7 @@ export class EventSourceRefusalFilter extends HttpExceptionFilter {
       return super.respond(request, response, body);
     }
     const retryMs = Math.round(waitMs(response) * (1 + Math.random()));
+    countAsStatus(response, HTTP_STATUS_BY_CODE[body.code]);
     response.status(200);
     response.set({
       'Content-Type': 'text/event-stream; charset=utf-8',
