@@ -495,6 +495,53 @@ describeWithBrowser('the chat page in Chromium', () => {
     expect((await fullHistory(service.url, kim.token, roomId)).map((m) => m.text)).toEqual([text]);
   });
 
+  it('pages back from the oldest message of history, not from an own one acknowledged before it', async () => {
+    const [kim, eve] = [
+      await registerUser(service.url, uniqueUsername('kim')),
+      await registerUser(service.url, uniqueUsername('eve')),
+    ];
+    const roomId = await createRoomAs(kim.token, 'gap');
+    await addMember(service.url, kim, roomId, eve.id);
+    await createRoomAs(kim.token, 'aside');
+    const text = 'acked into an empty conversation';
+    const heldBack: Array<() => void> = [];
+    const page = await openPage(service.url, (opened) =>
+      opened.routeWebSocket(/\/socket\.io\//, (client) => {
+        const server = client.connectToServer();
+        client.onMessage((frame) => server.send(frame));
+        server.onMessage((frame) => {
+          if (typeof frame === 'string' && frame.includes(text))
+            heldBack.push(() => client.send(frame));
+          else client.send(frame);
+        });
+      }),
+    );
+    await logIn(page, kim.username);
+    await openRoom(page, 'gap');
+    await send(page, text);
+    await waitFor('the message stored', () => heldBack.length > 0);
+    await openRoom(page, 'aside', { refresh: false });
+    // The room opens again with its history held back; the ack comes meanwhile, and then
+    // more than a page of others' messages, so that the newest page starts well after it.
+    const historyAsked = gate();
+    await page.route(`**/api/rooms/${roomId}/messages?**`, async (route) => {
+      if (!route.request().url().includes('before=')) await historyAsked.opened;
+      return route.continue();
+    });
+    await page.click('#room-list button:text-is("# gap")');
+    await page.waitForSelector('#room-title:text-is("# gap")');
+    for (const release of heldBack.splice(0)) release();
+    await page.waitForSelector(messageWithText(text));
+    await postMany(eve, roomId, 60);
+    historyAsked.open();
+    await page.waitForSelector('#message-list .message[data-seq="61"]');
+    expect(await seqsShown(page)).toEqual([1, ...range(12, 61)]);
+
+    await page.locator('#load-older').dispatchEvent('click');
+    await page.waitForSelector('#message-list .message[data-seq="11"]');
+    expect(await seqsShown(page)).toEqual(range(1, 61));
+  });
+
   it('shows a room opened, left and opened again in seq order, from the last opening only', async () => {
     const ivy = await registerUser(service.url, uniqueUsername('ivy'));
     const roomId = await createRoomAs(ivy.token, 'back again');

@@ -224,7 +224,7 @@ export class ChatPage {
 
   private async loadOlderPage(): Promise<void> {
     const room = this.current;
-    const before = this.messages.oldestSeq;
+    const before = this.messages.olderPagesBefore;
     const shown = this.shown;
     if (!room || before === undefined || this.loadingOlderOf === shown) return;
     this.loadingOlderOf = shown;

@@ -15,6 +15,8 @@ export class MessagesView {
   private readonly seqs = new Set<number>();
   private oldest: number | undefined;
   private newest: number | undefined;
+  /** Where the pages of history reach back to: everything after it, up to the newest page, is shown. */
+  private pagedBack: number | undefined;
 
   constructor(
     private readonly scroller: HTMLElement,
@@ -23,8 +25,14 @@ export class MessagesView {
     private readonly me: string,
   ) {}
 
-  get oldestSeq(): number | undefined {
-    return this.oldest;
+  /**
+   * Where the next older page ends: the oldest message of the pages shown.
+   * Not the oldest message shown, which may be one of the user's own,
+   * acknowledged before the first page came, with messages of others between
+   * it and that page.
+   */
+  get olderPagesBefore(): number | undefined {
+    return this.pagedBack;
   }
 
   get newestSeq(): number | undefined {
@@ -33,7 +41,7 @@ export class MessagesView {
 
   reset(): void {
     this.seqs.clear();
-    this.oldest = this.newest = undefined;
+    this.oldest = this.newest = this.pagedBack = undefined;
     this.list.replaceChildren();
     this.pendingList.replaceChildren();
   }
@@ -45,6 +53,7 @@ export class MessagesView {
    * older than some of them: then each goes in its place by seq.
    */
   prepend(messages: readonly MessageJson[]): void {
+    if (messages.length > 0) this.pagedBack = Math.min(this.pagedBack ?? Infinity, messages[0].seq);
     for (const message of messages) this.settlePending(message);
     const fresh = messages.filter((m) => !this.seqs.has(m.seq));
     if (fresh.length === 0) return;
