@@ -54,7 +54,7 @@ export class SseStream {
     this.opened = true;
     // EventSource keeps the last retry: it was told, a refusal's long wait included.
     this.write(`retry: ${RECONNECT_MS}\n\n`);
-    this.lastBeatAt = Date.now();
+    this.lastBeatAt = performance.now();
     this.heartbeat = setInterval(() => this.beat(), heartbeatMs);
     this.heartbeat.unref();
   }
@@ -162,7 +162,7 @@ export class SseStream {
    * did not empty since the one before was there all along since then.
    */
   private beat(): void {
-    const now = Date.now();
+    const now = performance.now();
     if (this.backlog === 0 || this.emptiedSinceBeat) this.behindSince = undefined;
     else this.behindSince ??= this.lastBeatAt;
     this.emptiedSinceBeat = false;
