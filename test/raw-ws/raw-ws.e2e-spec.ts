@@ -454,9 +454,10 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       );
 
       stalled.release();
-      const delivered = await Promise.all(
-        Array.from({ length: queued }, () => receiver.next((f) => f.type === 'message')),
-      );
+      // One after another: waits polling side by side take the frames in the order they poll.
+      const delivered = [];
+      for (let i = 0; i < queued; i += 1)
+        delivered.push(await receiver.next((f) => f.type === 'message'));
       const numbers = delivered.map((frame) => Number(String(frame.payload).split(':')[0]));
       expect(numbers).toEqual(Array.from({ length: queued }, (_, i) => i));
       expect(await sender.request({ type: 'ping' }, 'pong')).toEqual({ type: 'pong' });
