@@ -3,6 +3,7 @@ import { WebSocket } from 'ws';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { ERROR_CODES } from '@app/common/errors/error-code';
+import type { MessageJson } from '@app/contract/models';
 import { badTokensFor, createRoom, registerUser, type TestUser } from '../support/api';
 import { INPUT_BOUNDS } from '@app/common/pipes/input-bounds';
 import { databaseKinds } from '../support/databases';
@@ -43,6 +44,34 @@ function payloads(valid: Record<string, unknown>): fc.Arbitrary<unknown> {
       ),
     );
   return fc.oneof(fc.jsonValue(), mutated, fc.string(), fc.constant(null));
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Characters as the contract counts them: code points. */
+const chars = (text: string) => [...text].length;
+
+/** Text both databases store as sent: no lone surrogate (it is not Unicode), no NUL. */
+const storable = (text: string) =>
+  !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(text) &&
+  !text.includes('\u0000');
+
+/**
+ * Whether the contract takes this body of `POST /api/rooms/:id/messages`,
+ * as it reaches the server (JSON): written from PROTOCOL.md and the README
+ * (no other field, `text` 1–4000 characters once trimmed, an optional
+ * `clientMsgId` of at most 64, `null` or `""` for it being none), not from
+ * the service's DTO.
+ */
+function isValidMessageBody(sent: unknown): boolean {
+  if (!isObject(sent)) return false;
+  const { text, clientMsgId, ...others } = sent;
+  if (Object.keys(others).length > 0 || typeof text !== 'string') return false;
+  const trimmed = text.trim();
+  if (chars(trimmed) < 1 || chars(trimmed) > 4000 || !storable(trimmed)) return false;
+  if (clientMsgId === undefined || clientMsgId === null || clientMsgId === '') return true;
+  return typeof clientMsgId === 'string' && chars(clientMsgId) <= 64 && storable(clientMsgId);
 }
 
 const errorShape = {
@@ -153,40 +182,47 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
     },
   );
 
-  it('stores a message for exactly the valid inputs, as acknowledged', async () => {
+  it('stores a message for exactly the valid inputs, as sent and acknowledged', async () => {
     const fresh = await createRoom(t.url, user);
-    const acknowledged: unknown[] = [];
-    let accepted = 0;
+    /** By id: a clientMsgId sent again is a retry, answered with the message stored first. */
+    const acknowledged = new Map<string, MessageJson>();
+    let sends = 0;
     await fc.assert(
-      fc.asyncProperty(
-        payloads({ text: 'hello', clientMsgId: 'c' }),
-        fc.nat(),
-        async (payload, n) => {
-          // A valid id is made unique (a repeat would be a retry); a mutated one goes as it is.
-          const body =
-            typeof payload === 'object' &&
-            payload !== null &&
-            (payload as { clientMsgId?: unknown }).clientMsgId === 'c'
-              ? { ...payload, clientMsgId: `c${n}-${accepted}` }
-              : payload;
-          const response = await request(t.url)
-            .post(`/api/rooms/${fresh.id}/messages`)
-            .set('Authorization', `Bearer ${user.token}`)
-            .set('Content-Type', 'application/json')
-            .send(JSON.stringify(body));
-          if (response.status === 201) {
-            accepted += 1;
-            acknowledged.push(response.body);
-          } else expect(response.body).toEqual(errorShape);
-        },
-      ),
+      fc.asyncProperty(payloads({ text: 'hello', clientMsgId: 'c' }), async (payload) => {
+        sends += 1;
+        // A valid id is made unique; a mutated one goes as it is.
+        const body =
+          typeof payload === 'object' &&
+          payload !== null &&
+          (payload as { clientMsgId?: unknown }).clientMsgId === 'c'
+            ? { ...payload, clientMsgId: `c-${sends}` }
+            : payload;
+        const json = JSON.stringify(body);
+        const response = await request(t.url)
+          .post(`/api/rooms/${fresh.id}/messages`)
+          .set('Authorization', `Bearer ${user.token}`)
+          .set('Content-Type', 'application/json')
+          .send(json);
+        const sent: unknown = json === undefined ? undefined : JSON.parse(json);
+        expect({ body: sent, accepted: response.status === 201 }).toEqual({
+          body: sent,
+          accepted: isValidMessageBody(sent),
+        });
+        if (response.status !== 201) return expect(response.body).toEqual(errorShape);
+        const message = response.body as MessageJson;
+        const original = acknowledged.get(message.id);
+        if (original) return expect(message).toEqual(original);
+        expect(message.text).toBe((sent as { text: string }).text.trim());
+        acknowledged.set(message.id, message);
+      }),
       { numRuns: RUNS * 2 },
     );
     const stored = await request(t.url)
       .get(`/api/rooms/${fresh.id}/messages?limit=200`)
       .set('Authorization', `Bearer ${user.token}`);
-    expect(stored.body.items).toHaveLength(accepted);
-    expect(stored.body.items).toEqual([...acknowledged].reverse());
+    expect([...stored.body.items].reverse()).toEqual(
+      [...acknowledged.values()].sort((a, b) => a.seq - b.seq),
+    );
   });
 
   it.each([
@@ -336,7 +372,7 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
     },
   );
 
-  it('/ws answers every fuzzed frame with its reply or the error shape, never INTERNAL, and stays open', async () => {
+  it('/ws answers every fuzzed frame once, with its reply or the error shape, never INTERNAL, and stays open', async () => {
     const raw = await RawClient.connect(t.url, user.token);
     try {
       const frames = fc.oneof(
@@ -347,14 +383,20 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
         payloads({ type: 'auth', token: user.token }),
         fc.string(),
       );
+      // A room no fuzzed frame names: the answer to a leave of it marks the end of the answers.
+      const marker = '01a24f00-0000-7000-8000-00000000beef';
       await fc.assert(
         fc.asyncProperty(frames, async (frame) => {
           raw.frames.length = 0;
           raw.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
-          // A ping behind it: its pong comes after any answer to the frame.
-          raw.send({ type: 'ping' });
-          await raw.next((received) => received.type === 'pong');
-          for (const received of raw.frames.filter((f) => f.type === 'error')) {
+          raw.send({ type: 'leave', room: marker });
+          await raw.next((received) => received.room === marker);
+          const answers = [...raw.frames];
+          // One answer to every frame (`joined`, `left`, `pong`, `authenticated` or the error),
+          // but a broadcast, which only the other members hear of when it is valid.
+          const broadcast = isObject(frame) && frame.type === 'broadcast';
+          expect(answers.length).toBe(broadcast ? Math.min(answers.length, 1) : 1);
+          for (const received of answers.filter((f) => f.type === 'error')) {
             const { type: _type, request: _request, room: _room, ...body } = received;
             expect(body).toEqual(errorShape);
             expect(body.code).not.toBe('INTERNAL');
