@@ -301,10 +301,12 @@ describeCluster('three nodes over Redis: every cross-node path', () => {
 
     streams[0].close();
     let reopened: SseConnection | undefined;
+    // Well within the slot's lease (PRESENCE_TTL_MS, 3 s, renewed every second): released,
+    // not left to expire.
     await eventually(async () => {
       reopened = await personalOn(2);
       return reopened.status === 200;
-    });
+    }, 1_500);
     await reopened!.next((event) => event.event === 'connected');
   });
 });
