@@ -104,6 +104,28 @@ describeWithBrowser('the chat page in Chromium', () => {
   const expectConnected = (page: Page) =>
     page.waitForSelector('#connection[data-status=connected]');
 
+  /**
+   * A page whose Socket.IO frames from the server that mention `text` (a
+   * message's ack, its live copy) are held back, each until its release.
+   */
+  async function openPageHoldingBack(
+    text: string,
+  ): Promise<{ page: Page; heldBack: Array<() => void> }> {
+    const heldBack: Array<() => void> = [];
+    const page = await openPage(service.url, (opened) =>
+      opened.routeWebSocket(/\/socket\.io\//, (client) => {
+        const server = client.connectToServer();
+        client.onMessage((frame) => server.send(frame));
+        server.onMessage((frame) => {
+          if (typeof frame === 'string' && frame.includes(text))
+            heldBack.push(() => client.send(frame));
+          else client.send(frame);
+        });
+      }),
+    );
+    return { page, heldBack };
+  }
+
   async function openRoom(page: Page, name: string, { refresh = true } = {}): Promise<void> {
     if (refresh) await page.click('#refresh-rooms');
     await page.click(`#room-list button:text-is("# ${name}")`);
@@ -466,19 +488,7 @@ describeWithBrowser('the chat page in Chromium', () => {
     const roomId = await createRoomAs(kim.token, 'acked late');
     await createRoomAs(kim.token, 'meanwhile');
     const text = 'stored, ack on its way';
-    const heldBack: Array<() => void> = [];
-    // Everything the server says about the message (its ack, its live copy) is held back.
-    const page = await openPage(service.url, (opened) =>
-      opened.routeWebSocket(/\/socket\.io\//, (client) => {
-        const server = client.connectToServer();
-        client.onMessage((frame) => server.send(frame));
-        server.onMessage((frame) => {
-          if (typeof frame === 'string' && frame.includes(text))
-            heldBack.push(() => client.send(frame));
-          else client.send(frame);
-        });
-      }),
-    );
+    const { page, heldBack } = await openPageHoldingBack(text);
     await logIn(page, kim.username);
     await openRoom(page, 'acked late');
     await send(page, text);
@@ -504,18 +514,7 @@ describeWithBrowser('the chat page in Chromium', () => {
     await addMember(service.url, kim, roomId, eve.id);
     await createRoomAs(kim.token, 'aside');
     const text = 'acked into an empty conversation';
-    const heldBack: Array<() => void> = [];
-    const page = await openPage(service.url, (opened) =>
-      opened.routeWebSocket(/\/socket\.io\//, (client) => {
-        const server = client.connectToServer();
-        client.onMessage((frame) => server.send(frame));
-        server.onMessage((frame) => {
-          if (typeof frame === 'string' && frame.includes(text))
-            heldBack.push(() => client.send(frame));
-          else client.send(frame);
-        });
-      }),
-    );
+    const { page, heldBack } = await openPageHoldingBack(text);
     await logIn(page, kim.username);
     await openRoom(page, 'gap');
     await send(page, text);
