@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createClient } from 'redis';
 import type { RawEnvironment } from '@app/config/env.validation';
 import { withPostgres } from './databases';
 import { freePort, spawnService, waitUntilReady, type ServiceProcess } from './service-process';
@@ -82,6 +83,23 @@ export class Cluster {
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.kill('SIGKILL')));
     await withPostgres((client) => client.query(`DROP SCHEMA IF EXISTS "${this.schema}" CASCADE`));
+    await deleteRedisKeys(`${this.schema}:`);
+  }
+}
+
+/**
+ * The keys a cluster left in the shared Redis: killed nodes leave presence
+ * sets that have no expiry, which would pile up from run to run.
+ */
+async function deleteRedisKeys(prefix: string): Promise<void> {
+  const client = createClient({ url: process.env.REDIS_URL });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 }))
+      if (keys.length > 0) await client.del(keys);
+  } finally {
+    await client.close();
   }
 }
 
