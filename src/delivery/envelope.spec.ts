@@ -4,6 +4,8 @@ const ROOM = '0190c0de-0000-7000-8000-000000000001';
 const USER = '0190c0de-0000-7000-8000-000000000002';
 
 const message = { roomId: ROOM, seq: 3, text: 'hi' };
+const room = { id: ROOM, name: 'r', isPrivate: true };
+const invitation = { type: 'room:invited', room, by: { id: USER, username: 'u' } };
 const valid = [
   { node: 'a', delivery: { channel: `chat:${ROOM}`, event: 'chat:message', payload: message } },
   {
@@ -11,7 +13,7 @@ const valid = [
     delivery: {
       channel: `user:${USER}`,
       event: 'notification',
-      payload: { type: 'room:removed' },
+      payload: { type: 'room:removed', room },
       effect: { kind: 'leave-room', userId: USER, roomId: ROOM },
     },
   },
@@ -26,6 +28,18 @@ const valid = [
   },
   {
     node: 'a',
+    delivery: { channel: `user:${USER}`, event: 'notification', payload: invitation },
+  },
+  {
+    node: 'a',
+    delivery: {
+      channel: `user:${USER}`,
+      event: 'notification',
+      payload: { type: 'mention', message },
+    },
+  },
+  {
+    node: 'a',
     delivery: { channel: 'resync', event: 'notification', payload: null },
     resync: true,
   },
@@ -33,7 +47,7 @@ const valid = [
 
 const withDelivery = (fields: Record<string, unknown>) => ({
   node: 'a',
-  delivery: { channel: `user:${USER}`, event: 'notification', payload: {}, ...fields },
+  delivery: { channel: `user:${USER}`, event: 'notification', payload: invitation, ...fields },
 });
 
 describe('readEnvelope', () => {
@@ -75,6 +89,23 @@ describe('readEnvelope', () => {
     [
       'a message without a room',
       JSON.stringify(withDelivery({ event: 'chat:message', payload: { seq: 3 } })),
+    ],
+    ['a notification of no known type', JSON.stringify(withDelivery({ payload: { type: 'x' } }))],
+    [
+      'a notification whose type is an inherited name',
+      JSON.stringify(withDelivery({ payload: { type: 'toString' } })),
+    ],
+    [
+      'an invitation without its room',
+      JSON.stringify(withDelivery({ payload: { type: 'room:invited' } })),
+    ],
+    [
+      'a removal whose room has no id',
+      JSON.stringify(withDelivery({ payload: { type: 'room:removed', room: { name: 'r' } } })),
+    ],
+    [
+      'a mention whose message has no seq',
+      JSON.stringify(withDelivery({ payload: { type: 'mention', message: { roomId: ROOM } } })),
     ],
   ])('refuses %s', (_case, text) => {
     expect(readEnvelope(text)).toBeUndefined();

@@ -1,4 +1,4 @@
-import { ServerEvent } from '@app/contract/events';
+import { NotificationType, ServerEvent } from '@app/contract/events';
 import { DeliveryEffectKind, type Delivery } from './delivery.service';
 
 /**
@@ -29,6 +29,22 @@ const isMessage = (payload: unknown): boolean =>
   Number.isSafeInteger(payload.seq) &&
   (payload.seq as number) > 0;
 
+const isRoom = (room: unknown): boolean =>
+  isObject(room) && typeof room.id === 'string' && typeof room.name === 'string';
+
+/** What each kind of notification carries, which clients read without looking first. */
+const NOTIFICATION_SHAPES: Readonly<Record<string, (payload: Fields) => boolean>> = {
+  [NotificationType.Mention]: (payload) => isMessage(payload.message),
+  [NotificationType.RoomInvited]: (payload) => isRoom(payload.room),
+  [NotificationType.RoomRemoved]: (payload) => isRoom(payload.room),
+};
+
+const isNotification = (payload: unknown): boolean =>
+  isObject(payload) &&
+  typeof payload.type === 'string' &&
+  Object.hasOwn(NOTIFICATION_SHAPES, payload.type) &&
+  NOTIFICATION_SHAPES[payload.type](payload);
+
 /** Every event's payload is an object; a request's delivery goes to no one with none. */
 function isDelivery(delivery: unknown, request: boolean): delivery is Delivery {
   return (
@@ -39,7 +55,8 @@ function isDelivery(delivery: unknown, request: boolean): delivery is Delivery {
     (delivery.except === undefined ||
       (isObject(delivery.except) && typeof delivery.except.connectionId === 'string')) &&
     isEffect(delivery.effect) &&
-    (delivery.event !== ServerEvent.Message || isMessage(delivery.payload))
+    (delivery.event !== ServerEvent.Message || isMessage(delivery.payload)) &&
+    (request || delivery.event !== ServerEvent.Notification || isNotification(delivery.payload))
   );
 }
 

@@ -118,7 +118,7 @@ describe('a Redis that stops answering', () => {
     await admin.connect();
     try {
       const publish = (n: number) =>
-        shedding.publish({ channel: 'user:shed', event: ServerEvent.Notification, payload: { n } });
+        shedding.publish({ channel: 'chat:shed', event: ServerEvent.Typing, payload: { n } });
       publish(0);
       await eventually(() => received.length === 1);
       expect(catchUps).toBe(0);
