@@ -115,16 +115,19 @@ describeCluster('faults of a three-node cluster', () => {
         );
       const owner = await registerUser(urls[0]);
       const room = await createRoom(urls[0], owner);
-      const users = await Promise.all(range(6).map(() => registerUser(urls[0])));
+      const users = await Promise.all(range(7).map(() => registerUser(urls[0])));
       for (const [i, user] of users.slice(0, 3).entries()) {
         const member = new RoomMember(user.token, room.id, alive);
         await member.join(urls[i]);
         members.push(member);
       }
       const senders = await Promise.all(
-        users.slice(3).map((user, i) => connectSocket(urls[i % 2], user.token)),
+        users.slice(3, 6).map((user, i) => connectSocket(urls[i % 2], user.token)),
       );
+      // One sender on the node that dies: what it had acknowledged must reach everyone too.
+      const doomedSender = await connectSocket(urls[2], users[6].token, { reconnection: false });
       const acked: MessageJson[] = [];
+      let ackedByTheDoomed = 0;
       let sending = true;
       const sendLoops = senders.map(async (socket, s) => {
         for (let i = 0; sending; i += 1) {
@@ -137,13 +140,31 @@ describeCluster('faults of a three-node cluster', () => {
           await sleep(5);
         }
       });
+      const doomedLoop = (async () => {
+        for (let i = 0; sending; i += 1) {
+          const answer = await emitAck<MessageJson>(doomedSender, 'chat:message', {
+            roomId: room.id,
+            text: `doomed-${i}`,
+            clientMsgId: `doomed-${i}`,
+          }).catch(() => undefined);
+          // Its node is gone: the ack of the last send never came.
+          if (!answer) return;
+          if (answer.ok) {
+            acked.push(answer.data);
+            ackedByTheDoomed += 1;
+          }
+          await sleep(5);
+        }
+      })();
       await eventually(() => acked.length >= 60, 20_000);
       await cluster.nodes[2].kill('SIGKILL');
       await eventually(() => members[2].reconnections >= 1, 20_000);
       await eventually(() => acked.length >= 180, 30_000);
       sending = false;
-      await Promise.all(sendLoops);
+      await Promise.all([...sendLoops, doomedLoop]);
       senders.forEach((socket) => socket.close());
+      doomedSender.close();
+      expect(ackedByTheDoomed).toBeGreaterThan(0);
 
       const total = Math.max(...seqs(acked));
       expect(new Set(seqs(acked)).size).toBe(acked.length);
