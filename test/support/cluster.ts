@@ -75,9 +75,18 @@ export class Cluster {
       ...overrides,
     };
     const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
-    const nodes = ports.map((port) => new ClusterNode(port, env));
-    await Promise.all(nodes.map((node) => node.ready()));
-    return new Cluster(nodes, schema);
+    const cluster = new Cluster(
+      ports.map((port) => new ClusterNode(port, env)),
+      schema,
+    );
+    try {
+      await Promise.all(cluster.nodes.map((node) => node.ready()));
+    } catch (error) {
+      // The caller gets no cluster to stop: the nodes that did start must not outlive the test.
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
   }
 
   async stop(): Promise<void> {
