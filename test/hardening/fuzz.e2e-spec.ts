@@ -46,6 +46,15 @@ function payloads(valid: Record<string, unknown>): fc.Arbitrary<unknown> {
   return fc.oneof(fc.jsonValue(), mutated, fc.string(), fc.constant(null));
 }
 
+function parsesAsJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -117,6 +126,8 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
     query?: boolean;
     /** The table each accepted input adds one row to. */
     stores?: 'users' | 'rooms';
+    /** Tells apart two entries of one route. */
+    label?: string;
   }> = [
     {
       method: 'post',
@@ -151,10 +162,27 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
       valid: () => ({ since: '1', limit: '10' }),
       query: true,
     },
+    {
+      method: 'get',
+      path: () => `/api/rooms/${roomId}/messages`,
+      label: 'backwards',
+      valid: () => ({ before: '5', limit: '10' }),
+      query: true,
+    },
     { method: 'get', path: () => '/api/rooms', valid: () => ({ limit: '5' }), query: true },
+    {
+      method: 'get',
+      path: () => '/api/rooms',
+      label: 'after a cursor',
+      valid: () => ({ limit: '5', cursor: roomId }),
+      query: true,
+    },
   ];
 
-  it.each(routes.map((route) => [`${route.method.toUpperCase()} ${route.path()}`, route] as const))(
+  const nameOf = (route: (typeof routes)[number]) =>
+    `${route.method.toUpperCase()} ${route.path()}${route.label ? ` (${route.label})` : ''}`;
+
+  it.each(routes.map((route) => [nameOf(route), route] as const))(
     '%s answers every input with success or the error shape, never a 500, storing only what it accepts',
     async (_name, route) => {
       const rowsBefore = route.stores && (await rowsOf(route.stores));
@@ -179,6 +207,29 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
         { numRuns: RUNS },
       );
       if (route.stores) expect((await rowsOf(route.stores)) - rowsBefore!).toBe(accepted);
+    },
+  );
+
+  it.each(routes.filter((route) => route.method === 'post').map((route) => [nameOf(route), route]))(
+    '%s answers a body that is not JSON with 400 VALIDATION_FAILED, storing nothing',
+    async (_name, route) => {
+      const rowsBefore = route.stores && (await rowsOf(route.stores));
+      await fc.assert(
+        fc.asyncProperty(fc.string({ minLength: 1 }), async (body) => {
+          fc.pre(!parsesAsJson(body));
+          const response = await request(t.url)
+            .post(route.path())
+            .set('Authorization', `Bearer ${user.token}`)
+            .set('Content-Type', 'application/json')
+            .send(body);
+          expect({ status: response.status, body: response.body }).toEqual({
+            status: 400,
+            body: { ...errorShape, code: 'VALIDATION_FAILED' },
+          });
+        }),
+        { numRuns: RUNS },
+      );
+      if (route.stores) expect(await rowsOf(route.stores)).toBe(rowsBefore);
     },
   );
 
