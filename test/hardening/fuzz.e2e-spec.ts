@@ -8,7 +8,7 @@ import { badTokensFor, createRoom, registerUser, type TestUser } from '../suppor
 import { INPUT_BOUNDS } from '@app/common/pipes/input-bounds';
 import { databaseKinds } from '../support/databases';
 import { RawClient } from '../support/raw-ws';
-import { connectSocket, emitAck, type ClientSocket } from '../support/sockets';
+import { collect, connectSocket, emitAck, type ClientSocket } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const RUNS = 60;
@@ -296,6 +296,31 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
     );
     expect(socket.connected).toBe(true);
   });
+
+  /** Events that change nothing: sent twice, they are judged alike. */
+  const statelessEvents: Array<['chat:typing' | 'room:presence', () => Record<string, unknown>]> = [
+    ['chat:typing', () => ({ roomId })],
+    ['room:presence', () => ({ roomId })],
+  ];
+
+  it.each(statelessEvents)(
+    '%s sent without an ack answers as it would with one: the same error, as an error event',
+    async (event, valid) => {
+      const errors = collect<unknown>(socket, 'error');
+      await fc.assert(
+        fc.asyncProperty(payloads(valid()), async (payload) => {
+          errors.length = 0;
+          // Fuzzed: not of the type the event is declared with.
+          socket.emit(event, payload as never);
+          // The same again with an ack: its answer comes after anything the first brought.
+          const answer = await emitAck(socket, event, payload);
+          expect(errors).toEqual(answer.ok ? [] : [answer.error]);
+        }),
+        { numRuns: RUNS },
+      );
+      expect(socket.connected).toBe(true);
+    },
+  );
 
   it('stores a Socket.IO message for exactly the chat:message events it acknowledges', async () => {
     const fresh = await createRoom(t.url, user);
