@@ -14,7 +14,6 @@ export function mentions(text: string, username: string): boolean {
 export class MessagesView {
   private readonly seqs = new Set<number>();
   private oldest: number | undefined;
-  private newest: number | undefined;
   /** Where the pages of history reach back to: everything after it, up to the newest page, is shown. */
   private pagedBack: number | undefined;
 
@@ -35,13 +34,9 @@ export class MessagesView {
     return this.pagedBack;
   }
 
-  get newestSeq(): number | undefined {
-    return this.newest;
-  }
-
   reset(): void {
     this.seqs.clear();
-    this.oldest = this.newest = this.pagedBack = undefined;
+    this.oldest = this.pagedBack = undefined;
     this.list.replaceChildren();
     this.pendingList.replaceChildren();
   }
@@ -127,7 +122,6 @@ export class MessagesView {
   private track(seq: number): void {
     this.seqs.add(seq);
     this.oldest = Math.min(this.oldest ?? seq, seq);
-    this.newest = Math.max(this.newest ?? seq, seq);
   }
 
   /** The shown message that follows `seq`, searched from the newest, where it almost always goes. */
