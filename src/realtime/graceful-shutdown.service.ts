@@ -3,6 +3,7 @@ import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/comm
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
+import { withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
 
 /**
@@ -98,15 +99,10 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
 
   private async finishSends(): Promise<void> {
     const withinMs = this.config.get('http.finishSendsWithinMs', { infer: true });
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), withinMs);
-    });
-    const finished = this.run('finish-sends').then(() => false);
-    if (await Promise.race([finished, late])) {
-      this.logger.warn(`Sends still in flight after ${withinMs} ms: telling clients to go anyway`);
-    }
-    clearTimeout(timer);
+    // run() never rejects (allSettled): a rejection here is the time limit.
+    await withinTime(this.run('finish-sends'), withinMs, () => new Error('late')).catch(() =>
+      this.logger.warn(`Sends still in flight after ${withinMs} ms: telling clients to go anyway`),
+    );
     // The acks of finished sends are written in the promise callbacks still queued.
     await new Promise((resolve) => setImmediate(resolve));
   }
