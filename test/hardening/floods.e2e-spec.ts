@@ -4,14 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MessageJson } from '@app/contract/models';
 import { createRoom, registerUser } from '../support/api';
-import {
-  freePort,
-  spawnService,
-  waitUntilReady,
-  type ServiceProcess,
-} from '../support/service-process';
+import { spawnService, waitUntilReady, type ServiceProcess } from '../support/service-process';
 import { connectSocket, emitOk, eventually, sleep, type ClientSocket } from '../support/sockets';
 import { CLUSTER_ENV } from '../support/cluster';
+import { freePort } from '../support/free-port';
 
 function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DataSource } from 'typeorm';
 import {
-  freePort,
   REPO_ROOT,
   spawnService,
   waitUntilReady,
@@ -16,6 +15,7 @@ import { runsUnderCi } from '../support/ci';
 import { RawClient } from '../support/raw-ws';
 import { connectSocket, emitAck, eventually } from '../support/sockets';
 import { TcpProxy } from '../support/tcp-proxy';
+import { freePort } from '../support/free-port';
 
 async function breakRoomsTable(sqlitePath: string): Promise<void> {
   const db = await new DataSource({ type: 'better-sqlite3', database: sqlitePath }).initialize();

@@ -2,13 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MessageJson } from '@app/contract/models';
-import {
-  freePort,
-  spawnService,
-  waitUntilReady,
-  type ServiceProcess,
-} from '../support/service-process';
+import { spawnService, waitUntilReady, type ServiceProcess } from '../support/service-process';
 import { RestClient, type ChatClient, type ConnectionStatus } from '../../client/src';
+import { freePort } from '../support/free-port';
 
 /** Fixed, so that tokens issued before a restart stay valid after it. */
 export const RESTART_JWT_SECRET = 'sdk-e2e-restart-secret-0123456789abcdefgh';

@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
 import type { RawEnvironment } from '@app/config/env.validation';
 import { withPostgres } from './databases';
-import { freePort, spawnService, waitUntilReady, type ServiceProcess } from './service-process';
+import { spawnService, waitUntilReady, type ServiceProcess } from './service-process';
 import { TEST_JWT_SECRET } from './test-app';
+import { freePort } from './free-port';
 
 /** Settings of every node of a test cluster: quick presence expiry, generous limits, quiet logs. */
 export const CLUSTER_ENV: RawEnvironment = {

@@ -1,5 +1,5 @@
-import { freePort } from './service-process';
 import { TcpProxy } from './tcp-proxy';
+import { freePort } from './free-port';
 
 /** A `TcpProxy` in front of the PostgreSQL of DATABASE_URL. */
 export class CuttablePostgres extends TcpProxy {

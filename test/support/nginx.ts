@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runsUnderCi } from './ci';
+import { freePort } from './free-port';
 
 const NGINX_CONF = join(__dirname, '..', '..', 'deploy', 'nginx.conf');
 
@@ -14,17 +14,6 @@ export function nginxAvailable(): boolean {
   if (runsUnderCi()) throw new Error(`${message} (required under CI)`);
   console.warn(`${message}; skipping the proxy test.`);
   return false;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { freePort } from './service-process';
+import { freePort } from './free-port';
 
 /**
  * A TCP proxy a test can cut (an outage) and open again, or stall (a peer
