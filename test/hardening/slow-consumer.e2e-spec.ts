@@ -4,6 +4,8 @@ import { liveHeapBytes } from '../support/heap';
 import { metricValue } from '../support/metrics';
 import { RawClient } from '../support/raw-ws';
 import { openSse } from '../support/sse';
+import { SlowConsumerWatch } from '@app/realtime/slow-consumers';
+import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { connectSocket, emitOk, eventually, sleep, type ClientSocket } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -33,6 +35,64 @@ function tcpOfSocketIo(socket: ClientSocket): NetSocket {
   return engine.transport.ws._socket;
 }
 
+/** The server's side of each TCP connection accepted from now on, found by the client's port. */
+function acceptedConnections(t: TestApp) {
+  const accepted: NetSocket[] = [];
+  t.app.getHttpServer().on('connection', (connection: NetSocket) => accepted.push(connection));
+  return {
+    peerOf(client: NetSocket): NetSocket {
+      const peer = accepted.find((connection) => connection.remotePort === client.localPort);
+      if (!peer) throw new Error(`no accepted connection from port ${client.localPort}`);
+      return peer;
+    },
+  };
+}
+
+/** The Socket.IO server as the service runs it, taken from its next slow-consumer check. */
+async function socketIoServer(t: TestApp): Promise<AppServer> {
+  const check = jest.spyOn(t.app.get(SlowConsumerWatch), 'check');
+  try {
+    await eventually(() => check.mock.calls.length > 0, 5_000);
+    return check.mock.calls[0][0];
+  } finally {
+    check.mockRestore();
+  }
+}
+
+/** The packets Engine.IO queued for a connection and has not yet handed to its WebSocket. */
+function engineWriteBufferBytes(engine: AppSocket['conn']): number {
+  const { writeBuffer } = engine as unknown as { writeBuffer: Array<{ data?: unknown }> };
+  return writeBuffer.reduce(
+    (total, packet) => total + (typeof packet.data === 'string' ? packet.data.length : 0),
+    0,
+  );
+}
+
+/** Samples what the server holds for one client every few milliseconds: the peak, and for how long it was over a limit. */
+class HeldBytes {
+  peak = 0;
+  private readonly samples: Array<{ at: number; bytes: number }> = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(measure: () => number) {
+    this.timer = setInterval(() => {
+      const bytes = measure();
+      this.peak = Math.max(this.peak, bytes);
+      this.samples.push({ at: performance.now(), bytes });
+    }, 2);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** From the first sample over the limit to the last one (0 if never over). */
+  overLimitForMs(limit: number): number {
+    const over = this.samples.filter((sample) => sample.bytes > limit);
+    return over.length === 0 ? 0 : over[over.length - 1].at - over[0].at;
+  }
+}
+
 describe('slow consumers (in-process service)', () => {
   let t: TestApp;
 
@@ -49,6 +109,7 @@ describe('slow consumers (in-process service)', () => {
       [1, 2, 3, 4].map(() => registerUser(t.url)),
     );
     const room = await createRoom(t.url, sender);
+    const accepted = acceptedConnections(t);
     const senderClient = await RawClient.connect(t.url, sender.token);
     const fastClient = await RawClient.connect(t.url, fast.token);
     const stuckWs = await RawClient.connect(t.url, slowWs.token);
@@ -60,6 +121,13 @@ describe('slow consumers (in-process service)', () => {
 
     tcpOfRaw(stuckWs).pause();
     tcpOfSocketIo(stuckIo).pause();
+    const wsServerSide = accepted.peerOf(tcpOfRaw(stuckWs));
+    const wsHeld = new HeldBytes(() => (wsServerSide.destroyed ? 0 : wsServerSide.writableLength));
+    const ioServerSide = accepted.peerOf(tcpOfSocketIo(stuckIo));
+    const ioEngine = (await socketIoServer(t)).sockets.sockets.get(stuckIo.id!)!.conn;
+    const ioHeld = new HeldBytes(() =>
+      ioServerSide.destroyed ? 0 : ioServerSide.writableLength + engineWriteBufferBytes(ioEngine),
+    );
     const memoryBefore = liveMemoryBytes();
     let peakMemory = memoryBefore;
     let fastReceived = 0;
@@ -67,26 +135,42 @@ describe('slow consumers (in-process service)', () => {
     let fastIoReceived = 0;
     fastIo.on('room:broadcast', () => (fastIoReceived += 1));
 
-    const payloadBytes = 32 * 1024;
-    const payload = 'p'.repeat(payloadBytes);
+    const payload = 'p'.repeat(32 * 1024);
     let sent = 0;
-    const dropped = async () =>
-      (await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="ws"}')) >= 1 &&
-      (await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="socket.io"}')) >=
-        1;
-    while (sent < 3000 && !(await dropped())) {
-      for (let i = 0; i < 50; i += 1)
+    const dropped = () => ioServerSide.destroyed && wsServerSide.destroyed;
+    while (sent < 3000 && !dropped()) {
+      for (let i = 0; i < 10; i += 1)
         senderClient.send({ type: 'broadcast', room: room.id, payload });
-      sent += 50;
+      sent += 10;
       await sleep(5);
+      fastClient.frames.length = 0;
       peakMemory = Math.max(peakMemory, liveMemoryBytes());
     }
-    expect(await dropped()).toBe(true);
-    // Dropped once its backlog passed 1 MiB: what was sent by then is the bound, plus what the
-    // kernel's buffers on both sides of the loopback connection took, and one batch.
-    expect(sent * payloadBytes).toBeLessThan(MIB + KERNEL_BUFFERS_BYTES + 50 * payloadBytes);
-    // Two stuck clients holding at most a MiB each, beside what is in flight to the others.
-    expect(peakMemory - memoryBefore).toBeLessThan(64 * MIB);
+    for (const held of [wsHeld, ioHeld]) held.stop();
+    console.log(
+      wsHeld.peak,
+      ioHeld.peak,
+      ioHeld.overLimitForMs(MIB),
+      peakMemory - memoryBefore,
+      sent,
+    );
+    expect(dropped()).toBe(true);
+    expect(await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="ws"}')).toBe(
+      1,
+    );
+    expect(
+      await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="socket.io"}'),
+    ).toBe(1);
+    // What the server held for each stuck client, beside the kernel's buffers. /ws checks before
+    // each frame, so it never holds more than the limit and one frame.
+    expect(wsHeld.peak).toBeGreaterThan(MIB / 2);
+    expect(wsHeld.peak).toBeLessThan(MIB + 64 * 1024);
+    // Socket.IO checks four times a second: past the limit, it is cut within a few checks.
+    expect(ioHeld.peak).toBeGreaterThan(MIB / 2);
+    expect(ioHeld.overLimitForMs(MIB)).toBeLessThan(1_000);
+    // Two stuck clients holding a few MiB at most, beside what is in flight to the others
+    // (measured: about 4 MiB in all).
+    expect(peakMemory - memoryBefore).toBeLessThan(16 * MIB);
 
     for (let i = 0; i < 20; i += 1)
       senderClient.send({ type: 'broadcast', room: room.id, payload });
