@@ -10,8 +10,6 @@ import { connectSocket, emitOk, eventually, sleep, type ClientSocket } from '../
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const MIB = 1024 * 1024;
-/** What the kernel buffers of one loopback connection can take, both sides together. */
-const KERNEL_BUFFERS_BYTES = 24 * MIB;
 
 /** The heap and the buffers outside it (where socket backlogs are), as they are now. */
 function memoryInUse(): number {
