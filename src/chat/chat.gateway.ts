@@ -195,8 +195,12 @@ export class ChatGateway
     let lastSeq = since ?? 0;
     try {
       const result = await this.chat.join(connectionOf(socket), roomId, since, (id) => {
+        // In the room all along, and nothing asked again: its live stream goes on untouched.
+        if (since === undefined && socket.rooms.has(roomNames.chat(id)))
+          return this.socketDelivery.liveSeqOf(socket, id);
         fenced = { roomId: id, fence: this.socketDelivery.fence(socket, id) };
         subscribe(id);
+        return undefined;
       });
       const counted =
         since === undefined ? result.room.lastSeq : resumePoint(since, result.room.lastSeq);

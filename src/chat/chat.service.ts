@@ -52,16 +52,17 @@ export class ChatService {
   /**
    * Enters the room. `subscribe` runs before missed messages are read, so a
    * message committed meanwhile is delivered live or in `missed`, never lost.
+   * It returns where the connection's live stream stands when it stays on the
+   * one it had (it was in the room all along), which is then the lastSeq.
    */
   async join(
     connection: Connection,
     roomId: string,
     since: number | undefined,
-    subscribe: (roomId: string) => void,
+    subscribe: (roomId: string) => number | undefined,
   ): Promise<JoinResult> {
     const room = await this.enter(connection, roomId);
-    subscribe(room.id);
-    const lastSeq = this.liveFrom(room);
+    const lastSeq = subscribe(room.id) ?? this.liveFrom(room);
     const [members, missed] = await Promise.all([
       this.rooms.listMembers(room.id),
       since === undefined

@@ -91,6 +91,17 @@ export class SocketIoDelivery implements OnApplicationShutdown {
     if (caughtUp || !socket.connected) this.unfence(channel, socket.id);
   }
 
+  /**
+   * The last seq of the room the socket has been sent live, or is counted as
+   * having by a join whose fence still skips up to it.
+   */
+  liveSeqOf(socket: AppSocket, roomId: string): number | undefined {
+    const delivered = this.live.deliveredSeq(roomId);
+    const floor = this.fences.get(roomNames.chat(roomId))?.get(socket.id)?.floor;
+    if (floor === undefined || !Number.isFinite(floor)) return delivered;
+    return Math.max(delivered ?? floor, floor);
+  }
+
   /** Drops the socket's fences: of one room when it leaves it, of all when it disconnects. */
   forget(socket: AppSocket, roomId?: string): void {
     const channels = roomId === undefined ? [...this.fences.keys()] : [roomNames.chat(roomId)];

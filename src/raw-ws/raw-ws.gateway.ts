@@ -45,6 +45,7 @@ import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { GracefulShutdown, graceForClosing } from '@app/realtime/graceful-shutdown.service';
 import { isOriginAllowed } from '@app/realtime/origin-policy';
 import { packetBudget, packetFloodError } from '@app/realtime/packet-rate';
+import type { Room } from '@app/rooms/room.entity';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import type { AuthFrameDto, BroadcastFrameDto, RoomFrameDto } from './dto/frames.dto';
@@ -322,14 +323,26 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     connection.send({ type: ServerFrameType.Authenticated, ...renewTokenResult(renewed) });
   }
 
+  /** A connection in the room all along keeps its live stream, and is told where it stands. */
   private async join(connection: WsConnection, { room }: RoomFrameDto): Promise<void> {
     await this.rateLimits.consume('join', connection.user.id);
     const joined = await this.chat.enter(connection, room);
-    this.subscribe(connection, roomNames.chat(joined.id));
-    const lastSeq = this.chat.liveFrom(joined);
-    const delivered = this.chat.deliveredSeq(joined.id);
-    if (delivered !== undefined && delivered < lastSeq) connection.skipUpTo(joined.id, lastSeq);
+    const lastSeq = connection.channels.has(roomNames.chat(joined.id))
+      ? connection.liveSeq(joined.id, this.chat.deliveredSeq(joined.id) ?? joined.lastSeq)
+      : this.subscribeFromNow(connection, joined);
     connection.send({ type: ServerFrameType.Joined, room: joined.id, lastSeq });
+  }
+
+  /**
+   * Live messages from the room's lastSeq on; those it counts that are still
+   * on their way to this node are skipped.
+   */
+  private subscribeFromNow(connection: WsConnection, room: Room): number {
+    this.subscribe(connection, roomNames.chat(room.id));
+    const lastSeq = this.chat.liveFrom(room);
+    const delivered = this.chat.deliveredSeq(room.id);
+    if (delivered !== undefined && delivered < lastSeq) connection.skipUpTo(room.id, lastSeq);
+    return lastSeq;
   }
 
   private leave(connection: WsConnection, { room }: RoomFrameDto): Promise<void> {

@@ -74,6 +74,11 @@ export class WsConnection implements Connection {
     (this.counted ??= new Map()).set(roomId, seq);
   }
 
+  /** The last seq of the room it has been sent live (`delivered`), or counted as having by a `joined` frame. */
+  liveSeq(roomId: string, delivered: number): number {
+    return Math.max(delivered, this.counted?.get(roomId) ?? delivered);
+  }
+
   /** Forgets what a `joined` frame of the room counted: the connection left it. */
   forgetCounted(roomId: string): void {
     this.counted?.delete(roomId);

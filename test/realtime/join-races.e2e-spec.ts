@@ -321,6 +321,55 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
       }
     });
 
+    it('still reaches a Socket.IO socket that joins again without since, having been in the room all along', async () => {
+      const room = await createRoom(t.url, owner);
+      const member = await registerUser(t.url);
+      const socket = await sockets.connect(member);
+      const received = collect<{ seq: number }>(socket, 'chat:message');
+      await emitOk(socket, 'chat:join', { roomId: room.id });
+      const held = holdNextCall(t.app.get(DeliveryService), 'messageCreated');
+      await postMessage(t.url, owner, room.id, 'in flight');
+      await held.started;
+      try {
+        const again = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id });
+        // Where its live stream stands: the message on its way is still to come.
+        expect(again).toMatchObject({ room: { lastSeq: 0 }, missed: [] });
+      } finally {
+        held.release();
+      }
+      await eventually(() => received.length === 1);
+      await postMessage(t.url, owner, room.id, 'after');
+      await eventually(() => received.length === 2);
+      expect(received.map((message) => message.seq)).toEqual([1, 2]);
+    });
+
+    it('still reaches a /ws connection that joins again, having been in the room all along', async () => {
+      const room = await createRoom(t.url, owner);
+      const member = await registerUser(t.url);
+      const client = await RawClient.connect(t.url, member.token);
+      try {
+        await client.request({ type: 'join', room: room.id }, 'joined');
+        const held = holdNextCall(t.app.get(DeliveryService), 'messageCreated');
+        await postMessage(t.url, owner, room.id, 'in flight');
+        await held.started;
+        try {
+          const again = await client.request({ type: 'join', room: room.id }, 'joined');
+          expect(again).toEqual({ type: 'joined', room: room.id, lastSeq: 0 });
+        } finally {
+          held.release();
+        }
+        await postMessage(t.url, owner, room.id, 'after');
+        const seqs: number[] = [];
+        for (let count = 0; count < 2; count += 1) {
+          const frame = await client.next((next) => next.type === 'chat:message');
+          seqs.push((frame.message as { seq: number }).seq);
+        }
+        expect(seqs).toEqual([1, 2]);
+      } finally {
+        client.close();
+      }
+    });
+
     it('is counted in a rejoin’s position, and does not come again live', async () => {
       const { room, release } = await roomWithMessageInFlight();
       const socket = await sockets.connect(await registerUser(t.url));
