@@ -1,6 +1,7 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
+import type { Socket } from 'socket.io-client';
 import { ChatClient } from './chat-client';
 import {
   ClientEvent,
@@ -269,6 +270,26 @@ describe('ChatClient', () => {
     await expect(chat.send(ROOM, 'after close')).rejects.toMatchObject(refused);
     chat.connect();
     await expect(chat.join(ROOM)).resolves.toMatchObject({ room: { id: ROOM } });
+  }, 5_000);
+
+  it('does not send on the next connection what was buffered for the closed one', async () => {
+    const received: string[] = [];
+    server.io.on('connection', (socket) =>
+      socket.on(ClientEvent.Message, (payload) => received.push(payload.text)),
+    );
+    chat.connect();
+    await until('the connection', () => chat.state.status === 'connected');
+    // A laptop waking from sleep: connected in name, its pings lapsed, so emits are buffered.
+    const { engine } = (chat as unknown as { socket: Socket }).socket.io;
+    (engine as unknown as { _hasPingExpired(): boolean })._hasPingExpired = () => true;
+    const sending = chat.send(ROOM, 'written before close()');
+    chat.close();
+    await expect(sending).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+
+    chat.connect();
+    await until('the connection', () => chat.state.status === 'connected');
+    await chat.presence(ROOM);
+    expect(received).toEqual([]);
   }, 5_000);
 
   it('hands a token given while not connected to the next connection, and not one given after close()', async () => {

@@ -183,6 +183,9 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
     this.closed = true;
     this.renewal = undefined;
     this.reconnector.stop();
+    // Emits the socket buffered (a connection whose pings had lapsed) would go out on the next
+    // connect(), perhaps as another user; emptied, their acks fail now instead.
+    this.socket.sendBuffer = [];
     this.socket.disconnect();
     const closed = closedError().body;
     for (const id of [...this.rooms.keys()]) this.forget(id, closed);

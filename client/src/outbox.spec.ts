@@ -14,9 +14,12 @@ class FakeTransport implements OutboxTransport {
   readonly sent: SendPayload[] = [];
   /** Store the next N messages but never answer (connection dropped before the ack). */
   loseAcks = 0;
+  /** Store the next N messages and answer only when `answerHeld` is called. */
+  holdAcks = 0;
   /** Answer the next sends with this error. */
   errors: AckResponse<MessageJson>[] = [];
   private readonly waiting: Array<(error: Error) => void> = [];
+  private readonly held: Array<() => void> = [];
 
   send(payload: SendPayload): Promise<AckResponse<MessageJson>> {
     this.sent.push(payload);
@@ -27,7 +30,15 @@ class FakeTransport implements OutboxTransport {
       this.loseAcks -= 1;
       return new Promise((_, reject) => this.waiting.push(reject));
     }
+    if (this.holdAcks > 0) {
+      this.holdAcks -= 1;
+      return new Promise((resolve) => this.held.push(() => resolve({ ok: true, data: message })));
+    }
     return Promise.resolve({ ok: true, data: message });
+  }
+
+  answerHeld(): void {
+    for (const answer of this.held.splice(0)) answer();
   }
 
   disconnect(): void {
@@ -219,5 +230,51 @@ describe('Outbox', () => {
     const outbox = new Outbox(transport);
     await outbox.send(ROOM, 'x', 'my-id-1');
     expect(transport.sent[0].clientMsgId).toBe('my-id-1');
+  });
+
+  describe('discard', () => {
+    const discardedWithOneInFlight = async (transport: FakeTransport) => {
+      transport.ready = true;
+      const outbox = new Outbox(transport);
+      const sending = [outbox.send(ROOM, 'in flight'), outbox.send(ROOM, 'queued')];
+      await flushPromises();
+      expect(transport.sent.map((sent) => sent.text)).toEqual(['in flight']);
+      outbox.discard('The client was closed');
+      for (const rejected of sending)
+        await expect(rejected).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+      return outbox;
+    };
+
+    it('sends nothing more when the message in flight is answered afterwards', async () => {
+      const transport = new FakeTransport();
+      transport.holdAcks = 1;
+      const outbox = await discardedWithOneInFlight(transport);
+      transport.answerHeld();
+      await jest.advanceTimersByTimeAsync(30_000);
+      expect(transport.sent.map((sent) => sent.text)).toEqual(['in flight']);
+      expect(outbox.pending).toEqual([]);
+    });
+
+    it('sends nothing more when the message in flight goes unanswered', async () => {
+      const transport = new FakeTransport();
+      transport.loseAcks = 1;
+      const outbox = await discardedWithOneInFlight(transport);
+      transport.disconnect();
+      transport.ready = true;
+      await jest.advanceTimersByTimeAsync(30_000);
+      outbox.flush();
+      await jest.advanceTimersByTimeAsync(30_000);
+      expect(transport.sent.map((sent) => sent.text)).toEqual(['in flight']);
+    });
+
+    it('leaves the outbox usable', async () => {
+      const transport = new FakeTransport();
+      transport.holdAcks = 1;
+      const outbox = await discardedWithOneInFlight(transport);
+      const next = outbox.send(ROOM, 'next');
+      transport.answerHeld();
+      await expect(next).resolves.toMatchObject({ text: 'next' });
+      expect(transport.sent.map((sent) => sent.text)).toEqual(['in flight', 'next']);
+    });
   });
 });

@@ -90,11 +90,15 @@ export class Outbox {
     );
   }
 
-  /** Rejects every message still waiting; the outbox stays usable. */
+  /**
+   * Rejects every message still waiting; the outbox stays usable. A send in
+   * flight that is answered later, or times out, brings none of them out.
+   */
   discard(reason: string): void {
     for (const queue of this.rooms.values()) {
       clearTimeout(queue.retryTimer);
-      for (const entry of queue.entries) {
+      queue.retryTimer = undefined;
+      for (const entry of queue.entries.splice(0)) {
         entry.reject(new ChatError(clientError('UNAVAILABLE', reason)));
       }
     }
@@ -147,6 +151,8 @@ export class Outbox {
   }
 
   private settle(queue: RoomQueue, entry: Entry, outcome: () => void): void {
+    // Discarded while in flight: already rejected, and nothing behind it is left.
+    if (queue.entries[0] !== entry) return;
     queue.entries.shift();
     queue.backoff.reset();
     if (queue.entries.length === 0 && this.rooms.get(entry.roomId) === queue) {
