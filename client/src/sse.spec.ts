@@ -149,6 +149,37 @@ describe('subscribeRoomEvents when the server ends the stream', () => {
   });
 });
 
+describe('subscribeRoomEvents with a request no retry can mend', () => {
+  it('stops for good, telling the app, on a stream refused with 400', async () => {
+    const { fatal, source, subscription } = await follow(5);
+    source.readyState = 2;
+    source.onerror?.({ code: 400 });
+    await aMoment();
+
+    expect(fatal).toEqual([expect.objectContaining({ code: 'VALIDATION_FAILED' })]);
+    expect(FakeEventSource.opened).toHaveLength(1);
+    subscription.close();
+  });
+
+  it.each([-40, 1.5, Number.NaN])('refuses since %p without opening a stream', async (since) => {
+    FakeEventSource.opened.length = 0;
+    const fatal: ErrorBody[] = [];
+    subscribeRoomEvents({
+      url: 'http://chat.test',
+      token: () => 'token',
+      EventSource: FakeEventSource,
+      roomId: ROOM,
+      since,
+      onMessage: () => undefined,
+      onFatal: (error) => fatal.push(error),
+    });
+    await aMoment();
+
+    expect(fatal).toEqual([expect.objectContaining({ code: 'VALIDATION_FAILED' })]);
+    expect(FakeEventSource.opened).toEqual([]);
+  });
+});
+
 describe('subscribeRoomEvents with a token provider that hangs', () => {
   it('gives up on the provider after tokenTimeoutMs and tries again with backoff', async () => {
     FakeEventSource.opened.length = 0;

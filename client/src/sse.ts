@@ -36,8 +36,9 @@ export type EventSourceConstructor = new (url: string) => EventSourceLike;
 
 const CLOSED = 2;
 const HTTP_UNAUTHORIZED = 401;
-/** Refusals no retry changes: the room is gone, or not the caller's to see. */
+/** Refusals no retry changes: the request is invalid, the room is gone or not the caller's to see. */
 const FINAL_REFUSALS: Readonly<Record<number, ErrorBody['code']>> = {
+  400: ErrorCode.ValidationFailed,
   403: ErrorCode.Forbidden,
   404: ErrorCode.NotFound,
 };
@@ -55,8 +56,9 @@ export interface SseOptions {
   /** Delays between re-opened streams once the EventSource itself has given up. */
   backoff?: Partial<BackoffOptions>;
   /**
-   * The stream stopped for good: a token refused twice, a room not found or
-   * no longer the user's, or retries exhausted.
+   * The stream stopped for good: an invalid request (a bad `since`), a token
+   * refused twice, a room not found or no longer the user's, or retries
+   * exhausted.
    */
   onFatal?(error: ErrorBody): void;
   /**
@@ -92,7 +94,12 @@ export interface PersonalEventsOptions extends SseOptions {
  * position the last stream started from when none was received.
  */
 export function subscribeRoomEvents(options: RoomEventsOptions): SseSubscription {
-  let lastSeq = options.since;
+  const { since } = options;
+  // Refused here: a browser's EventSource does not say why a stream was refused, and the probe
+  // (the room itself) would be granted.
+  if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0))
+    return refusedAtOnce(options, 'since must be a whole number, 0 or more');
+  let lastSeq = since;
   /** The stream's first message may reset the position: it came before `connected`. */
   let unplaced = false;
   return openResilientStream(options, {
@@ -119,6 +126,15 @@ export function subscribeRoomEvents(options: RoomEventsOptions): SseSubscription
       },
     },
   });
+}
+
+/** A subscription that never opens: `onFatal` hears why, unless closed first. */
+function refusedAtOnce(options: SseOptions, message: string): SseSubscription {
+  let closed = false;
+  queueMicrotask(() => {
+    if (!closed) options.onFatal?.(clientError(ErrorCode.ValidationFailed, message));
+  });
+  return { close: () => (closed = true) };
 }
 
 function restFor(options: SseOptions, token: string): RestClient {
