@@ -54,6 +54,8 @@ class FakeChatServer {
   readonly joinsPerConnection: JoinPayload[][] = [];
   /** Tokens handed over by `auth:renew`, in order. */
   readonly renewals: string[] = [];
+  /** The connection of the next `auth:renew` is lost before it answers. */
+  dropOnNextRenewal = false;
   /** Answers for the next joins, before they are acked. */
   readonly refusals: AckResponse<JoinResult>[] = [];
   private constructor(
@@ -76,6 +78,11 @@ class FakeChatServer {
       socket.on(ClientEvent.Presence, (_payload, ack) => ack?.({ ok: true, data: { users: [] } }));
       socket.on(ClientEvent.RenewToken, ({ token }, ack) => {
         this.renewals.push(token);
+        if (this.dropOnNextRenewal) {
+          this.dropOnNextRenewal = false;
+          socket.conn.close();
+          return;
+        }
         ack?.({ ok: true, data: { userId: 'u', expiresAt: new Date().toISOString() } });
       });
     });
@@ -307,6 +314,15 @@ describe('ChatClient', () => {
     await until('the connection', () => chat.state.status === 'connected');
     await chat.presence(ROOM);
     expect(server.renewals).toEqual(['fresh']);
+  }, 5_000);
+
+  it('hands a token to the next connection when this one is lost before it answers', async () => {
+    server.dropOnNextRenewal = true;
+    chat.connect();
+    await until('the connection', () => chat.state.status === 'connected');
+    await expect(chat.renewToken('fresh')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await until('the renewal on the next connection', () => server.renewals.length === 2);
+    expect(server.renewals).toEqual(['fresh', 'fresh']);
   }, 5_000);
 
   it('stays closed when asked to reconnect at once after close()', async () => {

@@ -261,14 +261,17 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
    * with `RestClient.refresh`): it then lasts until that token expires,
    * instead of ending, and reconnecting, when the one it connected with does.
    * Rejects when the server refuses the token (the connection is then as it
-   * was) and when not connected: the next connection is then handed the
-   * token, unless it is made with it (one made with the provider's token of
+   * was), and when not connected or lost before answering: the next
+   * connection is then handed the token, unless it is made with it (one made with the provider's token of
    * before would otherwise end when that one expires).
    */
   async renewToken(token: string): Promise<RenewTokenResult> {
     if (this.closed) throw closedError();
-    this.renewal = this.socket.connected ? undefined : token;
-    return unwrap(await this.request(ClientEvent.RenewToken, { token }));
+    // Kept for the next connection until answered: this one may be lost before it answers.
+    this.renewal = token;
+    const response = await this.request(ClientEvent.RenewToken, { token });
+    if (this.renewal === token) this.renewal = undefined;
+    return unwrap(response);
   }
 
   private open(token: string): void {

@@ -200,6 +200,20 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('hands a token given while the connection is closing to the next connection', async () => {
+    const { ws } = client();
+    const closing = await connected(ws);
+    closing.readyState = 2;
+    ws.renewToken('fresh');
+    expect(closing.sentOf('auth')).toEqual([]);
+    closing.drop();
+    await jest.advanceTimersByTimeAsync(5_001);
+    FakeSocket.last.accept();
+    expect(FakeSocket.last).not.toBe(closing);
+    expect(FakeSocket.last.sentOf('auth')).toEqual([{ type: 'auth', token: 'fresh' }]);
+    ws.close();
+  });
+
   it('joins a room joined from a listener of the connected state once', async () => {
     const { ws } = client();
     ws.on('state', (state) => {

@@ -239,8 +239,9 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   renewToken(token: string): void {
     // After close(): the token belongs to whoever used the client before.
     if (this.closedByCaller) return;
-    this.renewal = this.ready ? undefined : token;
-    if (this.ready) this.send({ type: WsClientFrameType.Auth, token });
+    // Kept for the next connection also when this one is closing and takes no frame.
+    const sent = this.ready && this.send({ type: WsClientFrameType.Auth, token });
+    this.renewal = sent ? undefined : token;
   }
 
   /**
