@@ -320,7 +320,10 @@ describe('ChatClient', () => {
     server.dropOnNextRenewal = true;
     chat.connect();
     await until('the connection', () => chat.state.status === 'connected');
-    await expect(chat.renewToken('fresh')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(chat.renewToken('fresh')).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringContaining('The connection was lost before an answer'),
+    });
     await until('the renewal on the next connection', () => server.renewals.length === 2);
     expect(server.renewals).toEqual(['fresh', 'fresh']);
   }, 5_000);

@@ -387,6 +387,13 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   /** A REST gap fill that failed is tried again by the feed itself; the app hears of the failure. */
   private readonly track = failureReporter((error) => this.emit('error', error));
 
+  /** socket.io fails an ack whose connection was lost too, not only one timed out. */
+  private noAnswer(error: Error): string {
+    return this.socket.connected
+      ? `No answer within ${this.ackTimeoutMs} ms`
+      : `The connection was lost before an answer (${error.message})`;
+  }
+
   private request<E extends AckedEvent>(
     event: E,
     payload: PayloadOf<E>,
@@ -406,8 +413,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
       };
       emitter.emit(event, payload, (error, response) => {
         if (!error) return resolve(response);
-        const message = `No answer within ${this.ackTimeoutMs} ms`;
-        reject(new ChatError(clientError(ErrorCode.Unavailable, message)));
+        reject(new ChatError(clientError(ErrorCode.Unavailable, this.noAnswer(error))));
       });
     });
   }
