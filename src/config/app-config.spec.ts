@@ -64,6 +64,28 @@ describe('loadConfig', () => {
     expect(loadConfig({}).auth.jwtSecretGenerated).toBe(true);
   });
 
+  it('refuses settings that leave a node on a database of its own, or where nothing looks for it', () => {
+    const production = { NODE_ENV: 'production', JWT_SECRET: SECRET };
+    const redis = { REDIS_URL: 'redis://127.0.0.1:6379' };
+    const postgres = { DATABASE_URL: 'postgres://app@db:5432/chat' };
+    expect(() => loadConfig({ ...production, ...redis })).toThrow(
+      /DATABASE_URL: required when NODE_ENV=production and REDIS_URL is set/,
+    );
+    expect(loadConfig({ ...production, ...redis, ...postgres }).database.type).toBe('postgres');
+    // Trying the Redis adapter on one development node, with SQLite, stays possible.
+    expect(loadConfig({ JWT_SECRET: SECRET, ...redis }).database.type).toBe('better-sqlite3');
+
+    expect(() => loadConfig({ DATABASE_SCHEMA: 'chat' })).toThrow(
+      /DATABASE_SCHEMA: applies to PostgreSQL only/,
+    );
+    expect(loadConfig({ ...postgres, DATABASE_SCHEMA: 'chat' }).database).toMatchObject({
+      schema: 'chat',
+    });
+
+    expect(() => loadConfig({ ...production, PORT: '0' })).toThrow(/PORT: 0 .* is for tests/);
+    expect(loadConfig({ NODE_ENV: 'test', PORT: '0' }).http.port).toBe(0);
+  });
+
   it('names every bad variable at once', () => {
     let error: unknown;
     try {

@@ -421,6 +421,7 @@ function mismatches(env: EnvironmentVariables): string[] {
         'another waits its turn',
     );
   }
+  problems.push(...storageMismatches(env));
   const shutdownNeeds = shutdownReserveMs(env);
   if (env.REDIS_URL && env.SHUTDOWN_TIMEOUT_MS < shutdownNeeds) {
     problems.push(
@@ -429,6 +430,32 @@ function mismatches(env: EnvironmentVariables): string[] {
         'stalled Redis is waited on twice (the writes closing connections leave, then closing ' +
         'its clients), and a shorter timeout would cut the shutdown with exit 1',
     );
+  }
+  return problems;
+}
+
+/**
+ * Settings that would leave a node on a database of its own, or unreachable:
+ * nodes that share Redis must share PostgreSQL (each would otherwise keep its
+ * own SQLite file), a schema is PostgreSQL's, and a production node listens
+ * where its proxy and health check look for it.
+ */
+function storageMismatches(env: EnvironmentVariables): string[] {
+  const problems: string[] = [];
+  const production = env.NODE_ENV === 'production';
+  if (production && env.REDIS_URL && !env.DATABASE_URL) {
+    problems.push(
+      '  DATABASE_URL: required when NODE_ENV=production and REDIS_URL is set: nodes that share ' +
+        'Redis must share one database, and without it each keeps a SQLite file of its own',
+    );
+  }
+  if (env.DATABASE_SCHEMA && !env.DATABASE_URL) {
+    problems.push(
+      '  DATABASE_SCHEMA: applies to PostgreSQL only; set DATABASE_URL, or leave it out for SQLite',
+    );
+  }
+  if (production && env.PORT === 0) {
+    problems.push('  PORT: 0 (a random port) is for tests; a production node needs a fixed one');
   }
   return problems;
 }

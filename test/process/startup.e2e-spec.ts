@@ -90,6 +90,11 @@ describe('service process', () => {
     [{ NODE_ENV: 'production', JWT_SECRET: 'short' }, 'JWT_SECRET'],
     [{ NODE_ENV: 'production', JWT_SECRET: 'a'.repeat(40) }, 'JWT_SECRET'],
     [{ REDIS_URL: 'redis://127.0.0.1:6379' }, 'JWT_SECRET'],
+    [
+      { NODE_ENV: 'production', JWT_SECRET: USABLE_SECRET, REDIS_URL: 'redis://127.0.0.1:6379' },
+      'DATABASE_URL',
+    ],
+    [{ DATABASE_SCHEMA: 'chat' }, 'DATABASE_SCHEMA'],
   ])('refuses to start on %j, naming %s', async (env, variable) => {
     const service = await start(env);
     const { code } = await service.exited;
