@@ -58,7 +58,7 @@ const SESSION_LIFETIME = { min: '1m', max: '365d' };
  * timer above 2^31-1 ms after 1 ms; far below that, ten minutes is already
  * longer than any heartbeat or grace period worth having.
  */
-const MAX_TIMER_MS = 10 * 60_000;
+export const MAX_TIMER_MS = 10 * 60_000;
 /**
  * A connection, join or stream that takes a minute to open is refused (see
  * `assertRemembered`), and one can wait on Redis three times: past this, a

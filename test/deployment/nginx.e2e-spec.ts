@@ -134,9 +134,46 @@ describeWithNginx('deploy/nginx.conf', () => {
       expect(response.status).toBe(413);
       expect(response.body).toEqual({
         code: 'PAYLOAD_TOO_LARGE',
-        message: 'Request body is larger than 1 MiB',
+        message: 'Request body is too large',
         details: [],
       });
+    });
+  });
+  describe('behind a load balancer, with the lines for it taken in', () => {
+    const BUDGET = 2;
+    let t: TestApp;
+    let direct: RunningNginx;
+    let balanced: RunningNginx;
+
+    beforeAll(async () => {
+      t = await startTestApp('sqlite', { TRUST_PROXY: '1', THROTTLE_AUTH_LIMIT: String(BUDGET) });
+      const upstream = Number(new URL(t.url).port);
+      direct = await startNginx(upstream);
+      balanced = await startNginx(upstream, { balancer: '127.0.0.1' });
+    });
+    afterAll(async () => {
+      await direct?.stop();
+      await balanced?.stop();
+      await t?.close();
+    });
+
+    const login = (proxy: RunningNginx, client: string) =>
+      request(proxy.url)
+        .post('/api/auth/login')
+        .set('X-Forwarded-For', client)
+        .send({ username: 'nobody', password: 'whatever1' });
+
+    it('gives each client behind the balancer its own budget', async () => {
+      for (let i = 0; i < BUDGET; i += 1)
+        expect((await login(balanced, '203.0.113.1')).status).toBe(401);
+      expect((await login(balanced, '203.0.113.1')).status).toBe(429);
+      expect((await login(balanced, '203.0.113.2')).status).toBe(401);
+    });
+
+    it('ignores what a client says it is, without them', async () => {
+      for (let i = 0; i < BUDGET; i += 1)
+        expect((await login(direct, `198.51.100.${i}`)).status).toBe(401);
+      expect((await login(direct, '198.51.100.99')).status).toBe(429);
     });
   });
 });

@@ -22,7 +22,12 @@ export function nginxAvailable(): boolean {
  * Docker's DNS resolves (`resolve` needs nginx 1.27.3, the image's).
  * Everything else is the file as deployed.
  */
-function localConfig(dir: string, port: number, upstream: string): string {
+function localConfig(
+  dir: string,
+  port: number,
+  upstream: string,
+  { balancer }: NginxOptions,
+): string {
   const replacements: Array<[RegExp, string]> = [
     [/^user .*;$/m, ''],
     [/^pid .*;$/m, `pid ${dir}/nginx.pid;`],
@@ -35,6 +40,7 @@ function localConfig(dir: string, port: number, upstream: string): string {
       /^http \{$/m,
       `http {\n    client_body_temp_path ${dir}/body;\n    proxy_temp_path ${dir}/proxy;`,
     ],
+    ...balancerLines(balancer),
   ];
   let conf = readFileSync(NGINX_CONF, 'utf8');
   for (const [pattern, replacement] of replacements) {
@@ -42,6 +48,21 @@ function localConfig(dir: string, port: number, upstream: string): string {
     conf = conf.replace(pattern, replacement);
   }
   return conf;
+}
+
+/** The lines the file ships commented out for a balancer in front, taken in with its range. */
+function balancerLines(balancer: string | undefined): Array<[RegExp, string]> {
+  if (balancer === undefined) return [];
+  return [
+    [/^(\s*)# set_real_ip_from \S+;$/m, `$1set_real_ip_from ${balancer};`],
+    [/^(\s*)# (real_ip_header X-Forwarded-For;)$/m, '$1$2'],
+    [/^(\s*)# (real_ip_recursive on;)$/m, '$1$2'],
+  ];
+}
+
+export interface NginxOptions {
+  /** The range of a load balancer in front, as the file's commented set_real_ip_from would name it. */
+  balancer?: string;
 }
 
 export interface RunningNginx {
@@ -55,13 +76,16 @@ export interface RunningNginx {
  * Its port is picked free, which another process may take first: then it
  * starts again on another.
  */
-export async function startNginx(upstreamPort?: number): Promise<RunningNginx> {
+export async function startNginx(
+  upstreamPort?: number,
+  options: NginxOptions = {},
+): Promise<RunningNginx> {
   const dir = mkdtempSync(join(tmpdir(), 'nginx-'));
   const upstream =
     upstreamPort === undefined ? `unix:${join(dir, 'nobody.sock')}` : `127.0.0.1:${upstreamPort}`;
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await startOnce(dir, await freePort(), upstream);
+      return await startOnce(dir, await freePort(), upstream, options);
     } catch (error) {
       if (attempt === 3) {
         rmSync(dir, { recursive: true, force: true });
@@ -71,9 +95,14 @@ export async function startNginx(upstreamPort?: number): Promise<RunningNginx> {
   }
 }
 
-async function startOnce(dir: string, port: number, upstream: string): Promise<RunningNginx> {
+async function startOnce(
+  dir: string,
+  port: number,
+  upstream: string,
+  options: NginxOptions,
+): Promise<RunningNginx> {
   const confPath = join(dir, 'nginx.conf');
-  writeFileSync(confPath, localConfig(dir, port, upstream));
+  writeFileSync(confPath, localConfig(dir, port, upstream, options));
   const args = ['-p', dir, '-e', join(dir, 'error.log'), '-c', confPath];
   const check = spawnSync('nginx', [...args, '-t'], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`nginx refuses deploy/nginx.conf:\n${check.stderr}`);
