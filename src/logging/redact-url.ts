@@ -1,4 +1,5 @@
-const SECRET_QUERY_KEYS = new Set(['token', 'access_token']);
+/** `password`: a login form sent before the page's script took it over would put one there. */
+const SECRET_QUERY_KEYS = new Set(['token', 'access_token', 'password']);
 
 /** The URL with the values of secret query parameters replaced, for logs. */
 export function redactUrl(url: string | undefined): string {

@@ -126,6 +126,32 @@ describeWithBrowser('the chat page in Chromium', () => {
     return { page, heldBack };
   }
 
+  /** A page whose Socket.IO connections the test can cut, and keep refused, until it restores them. */
+  async function openPageWithCuttableSocket() {
+    let cut = false;
+    const open: Array<() => void> = [];
+    const page = await openPage(service.url, (opened) =>
+      opened.routeWebSocket(/\/socket\.io\//, (client) => {
+        if (cut) return void client.close();
+        const server = client.connectToServer();
+        client.onMessage((frame) => server.send(frame));
+        server.onMessage((frame) => client.send(frame));
+        open.push(() => {
+          void server.close();
+          void client.close();
+        });
+      }),
+    );
+    return {
+      page,
+      cut: () => {
+        cut = true;
+        for (const close of open.splice(0)) close();
+      },
+      restore: () => (cut = false),
+    };
+  }
+
   async function openRoom(page: Page, name: string, { refresh = true } = {}): Promise<void> {
     if (refresh) await page.click('#refresh-rooms');
     await page.click(`#room-list button:text-is("# ${name}")`);
@@ -575,7 +601,8 @@ describeWithBrowser('the chat page in Chromium', () => {
   });
 
   it('closes the conversation of a room the user lost while disconnected', async () => {
-    const { member, roomId, page } = await memberLookingAtPrivateRoom('lost in the outage');
+    const { member, roomId, page } = await memberLookingAtPrivateRoom('lost in the outage', 60);
+    await page.waitForSelector('#load-older', { state: 'visible' });
 
     // Removed while the service was down: no notification, only the re-join's refusal says so.
     await service.kill();
@@ -587,15 +614,17 @@ describeWithBrowser('the chat page in Chromium', () => {
       'lost in the outage',
       'You no longer have access to this room.',
     );
+    expect(await page.isHidden('#load-older')).toBe(true);
   });
 
-  /** A private room of a new owner, and a new member of it looking at it in a page. */
-  async function memberLookingAtPrivateRoom(name: string) {
+  /** A private room of a new owner, with `messages` of theirs, and a new member of it looking at it in a page. */
+  async function memberLookingAtPrivateRoom(name: string, messages = 0) {
     const [owner, member] = [
       await registerUser(service.url, uniqueUsername('owner')),
       await registerUser(service.url, uniqueUsername('member')),
     ];
     const roomId = await createRoomAs(owner.token, name, true);
+    await postMany(owner, roomId, messages);
     await addMember(service.url, owner, roomId, member.id);
     const page = await openPage();
     await logIn(page, member.username);
@@ -609,6 +638,100 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.waitForSelector('#composer input[disabled]');
     await page.waitForSelector(`#room-list button:text-is("# ${name}")`, { state: 'detached' });
   }
+
+  it('shows the login form only once its script runs, and would post it rather than put it in a URL', async () => {
+    const script = gate();
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.route(/\/assets\/.*\.js$/, async (route) => {
+        await script.opened;
+        await route.continue();
+      });
+      await page.goto(service.url, { waitUntil: 'commit' });
+      await page.waitForSelector('#auth-form', { state: 'attached' });
+      // Before the script: nothing to type a password into, and a form that would be posted.
+      expect(await page.isHidden('#auth-view')).toBe(true);
+      expect(await page.getAttribute('#auth-form', 'method')).toBe('post');
+      script.open();
+      await page.waitForSelector('#auth-form', { state: 'visible' });
+    } finally {
+      script.open();
+      await context.close();
+    }
+  });
+
+  it('lists a room the user was invited to while disconnected, once connected again', async () => {
+    const [owner, ivy] = [
+      await registerUser(service.url, uniqueUsername('owner')),
+      await registerUser(service.url, uniqueUsername('ivy')),
+    ];
+    const { page, cut, restore } = await openPageWithCuttableSocket();
+    await logIn(page, ivy.username);
+    cut();
+    await page.waitForSelector('#connection[data-status=reconnecting]');
+    const roomId = await createRoomAs(owner.token, 'while away', true);
+    await addMember(service.url, owner, roomId, ivy.id);
+
+    restore();
+    await page.click('#retry-now');
+    await expectConnected(page);
+    await page.waitForSelector('#room-list button:text-is("# while away")');
+  });
+
+  it('drops the pending copy of a message stored after its conversation was closed', async () => {
+    const lou = await registerUser(service.url, uniqueUsername('lou'));
+    const roomId = await createRoomAs(lou.token, 'closed on me');
+    await createRoomAs(lou.token, 'elsewhere');
+    const page = await openPage();
+    await logIn(page, lou.username);
+    await openRoom(page, 'closed on me');
+    const pending = pendingWithText('sent into the outage');
+
+    await service.kill();
+    await page.waitForSelector('#connection[data-status=reconnecting]');
+    await send(page, 'sent into the outage');
+    await page.waitForSelector(pending);
+    await page.click('#room-list button:text-is("# elsewhere")');
+    await page.waitForSelector('#notice:has-text("Could not open the room")');
+    // Opened again, its history cannot be read: closed, with the message still pending.
+    await page.click('#room-list button:text-is("# closed on me")');
+    await page.waitForSelector(`#room-title:text-is("# closed on me")`);
+    await page.waitForSelector('#notice:has-text("Could not open the room")');
+    await page.waitForSelector(pending);
+
+    await service.start();
+    await expectConnected(page);
+    await page.waitForSelector(pending, { state: 'detached' });
+    const stored = await fullHistory(service.url, lou.token, roomId);
+    expect(stored.map((m) => m.text)).toEqual(['sent into the outage']);
+  });
+
+  it('keeps a room list read before a removal from coming back after the one read since', async () => {
+    const { owner, member, roomId, page } = await memberLookingAtPrivateRoom('read before');
+    const held = gate();
+    let holding = true;
+    await page.route(/\/api\/rooms\?/, async (route) => {
+      if (!holding) return route.continue();
+      holding = false;
+      // Read now, with the room in it; answered only once the later list is shown.
+      const response = await route.fetch();
+      await held.opened;
+      await route.fulfill({ response });
+    });
+    await page.click('#refresh-rooms');
+    await waitFor('the first list read', () => !holding);
+
+    await removeMember(service.url, owner, roomId, member.id);
+    await expectConversationClosed(
+      page,
+      'read before',
+      `${owner.username} removed you from # read before.`,
+    );
+    held.open();
+    await page.waitForTimeout(SETTLE_MS);
+    expect(await page.locator('#room-list button:text-is("# read before")').count()).toBe(0);
+  });
 
   // Last: every test above has run its pages by now.
   it('runs every page of these tests without anything blocked by its policy', () => {

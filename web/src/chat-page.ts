@@ -1,5 +1,6 @@
 import {
   ChatClient,
+  ChatError,
   isFinalError,
   newClientMsgId,
   NotificationType,
@@ -47,6 +48,8 @@ export class ChatPage {
   private lastTypingSent = 0;
   /** The `shown` count of the conversation whose older page is being fetched. */
   private loadingOlderOf: number | undefined;
+  /** Connected before: a connection now is a comeback, after which the room list may be stale. */
+  private connectedBefore = false;
 
   constructor(
     private readonly session: Session,
@@ -114,6 +117,7 @@ export class ChatPage {
         this.connection.render(state);
         // Typing waits for the next join's ack: the server refuses it before.
         if (state.status !== 'connected') this.joinedCurrent = false;
+        else this.reconnected();
         if (state.status === 'unauthorized')
           this.onSignedOut('Your session expired: log in again.');
       }),
@@ -135,8 +139,7 @@ export class ChatPage {
             this.closeConversation(`Could not join this room: ${error.message}`);
           return;
         }
-        this.rooms.forget(roomId);
-        void this.rooms.refresh();
+        this.dropRoom(roomId);
         if (roomId === this.current?.id)
           this.closeConversation('You no longer have access to this room.');
       }),
@@ -183,10 +186,23 @@ export class ChatPage {
       // than messages of others that only the join will bring.
       await this.client.join(room.id, { since: page.items[0]?.seq ?? 0 });
     } catch (error) {
+      // No longer the user's (removed while away): not listed again.
+      if (error instanceof ChatError && isFinalError(error.body)) this.dropRoom(room.id);
       // A join left for another room fails too: only the shown room's failure is news.
       // Closed, the room can be clicked again.
       if (stillShown()) this.closeConversation(`Could not open the room: ${errorText(error)}`);
     }
+  }
+
+  /** Invitations and removals sent while the page was away are not sent again: the list is read anew. */
+  private reconnected(): void {
+    if (this.connectedBefore) void this.rooms.refresh();
+    this.connectedBefore = true;
+  }
+
+  private dropRoom(roomId: string): void {
+    this.rooms.forget(roomId);
+    void this.rooms.refresh();
   }
 
   /**
@@ -215,6 +231,7 @@ export class ChatPage {
     this.shown += 1;
     this.current = undefined;
     this.joinedCurrent = false;
+    this.loadOlder.hidden = true;
     this.rooms.select(undefined);
     this.setComposerEnabled(false);
     this.typing.reset();
@@ -266,9 +283,16 @@ export class ChatPage {
     const clientMsgId = newClientMsgId();
     this.messages.addPending(clientMsgId, text);
     this.client.send(room.id, text, { clientMsgId }).then(
-      (message) => this.current?.id === room.id && this.messages.confirm(message),
+      (message) => this.sent(room, message),
       (error: unknown) => this.notSent(room, clientMsgId, errorText(error)),
     );
+  }
+
+  /** Shown in its place; a conversation closed meanwhile only loses the pending copy. */
+  private sent(room: RoomJson, message: MessageJson): void {
+    if (this.stopped) return;
+    if (this.current?.id === room.id) this.messages.confirm(message);
+    else this.messages.dropPending(message.clientMsgId);
   }
 
   /** Signed out meanwhile: what the previous user's requests answer is not shown to the next. */
@@ -276,11 +300,15 @@ export class ChatPage {
     return this.abort.signal.aborted;
   }
 
-  /** Shown where the message was, or, when another room is open, as a notice. */
+  /**
+   * Shown where the message was, also in a conversation closed meanwhile, and,
+   * when another room is open, as a notice.
+   */
   private notSent(room: RoomJson, clientMsgId: string, reason: string): void {
     if (this.stopped) return;
-    if (this.current?.id === room.id) this.messages.failPending(clientMsgId, reason);
-    else this.notice(`A message to # ${room.name} was not sent: ${reason}`);
+    this.messages.failPending(clientMsgId, reason);
+    if (this.current?.id !== room.id)
+      this.notice(`A message to # ${room.name} was not sent: ${reason}`);
   }
 
   /** Only once joined: before its ack the server refuses typing in the room. */
@@ -311,8 +339,7 @@ export class ChatPage {
     }
     if (notification.type !== NotificationType.RoomRemoved) return;
     const { room, by } = notification;
-    this.rooms.forget(room.id);
-    void this.rooms.refresh();
+    this.dropRoom(room.id);
     if (room.id !== this.current?.id) return;
     this.closeConversation(removalNotice(room.name, by?.username, this.session.username));
   }

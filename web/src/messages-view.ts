@@ -94,6 +94,11 @@ export class MessagesView {
     item.querySelector('.meta')?.replaceChildren(`not sent: ${reason}`);
   }
 
+  /** The pending copy of a message stored while its conversation was not on screen. */
+  dropPending(clientMsgId: string | null): void {
+    if (clientMsgId) this.pendingItem(clientMsgId)?.remove();
+  }
+
   /** A message the server acknowledged; the live copy may already have replaced the pending one. */
   confirm(message: MessageJson): void {
     this.append(message);

@@ -16,6 +16,8 @@ export class RoomsView {
    * The list goes by id, oldest first, so a new room is on the last page.
    */
   private readonly own = new Map<string, RoomJson>();
+  /** Refreshes asked for so far: only the last one's answer is listed. */
+  private refreshes = 0;
   /** Names of the rooms listed, by id. */
   private readonly names = new Map<string, string>();
 
@@ -38,9 +40,11 @@ export class RoomsView {
   }
 
   async refresh(): Promise<void> {
+    const refresh = ++this.refreshes;
     try {
       const page = await this.rest.listRooms({ limit: ROOMS_PAGE });
-      if (this.signal.aborted) return;
+      // A later refresh (after a removal, perhaps) has the newer list.
+      if (this.signal.aborted || refresh !== this.refreshes) return;
       this.list.replaceChildren();
       this.add(page.items, page.nextCursor);
       this.add([...this.own.values()], page.nextCursor);
