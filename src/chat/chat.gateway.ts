@@ -195,12 +195,15 @@ export class ChatGateway
     let lastSeq = since ?? 0;
     try {
       const result = await this.chat.join(connectionOf(socket), roomId, since, (id) => {
-        // In the room all along, and nothing asked again: its live stream goes on untouched.
-        if (since === undefined && socket.rooms.has(roomNames.chat(id)))
-          return this.socketDelivery.liveSeqOf(socket, id);
+        // In the room all along, and nothing asked again: its live stream goes on from where it
+        // stands, behind the ack as for every join.
+        const stayingAt =
+          since === undefined && socket.rooms.has(roomNames.chat(id))
+            ? this.socketDelivery.liveSeqOf(socket, id)
+            : undefined;
         fenced = { roomId: id, fence: this.socketDelivery.fence(socket, id) };
         subscribe(id);
-        return undefined;
+        return stayingAt;
       });
       const counted =
         since === undefined ? result.room.lastSeq : resumePoint(since, result.room.lastSeq);

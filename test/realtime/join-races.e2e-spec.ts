@@ -22,6 +22,7 @@ import {
   emitOk,
   eventually,
   nextEvent,
+  sleep,
   socketPool,
   type ClientSocket,
 } from '../support/sockets';
@@ -330,14 +331,31 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
       const held = holdNextCall(t.app.get(DeliveryService), 'messageCreated');
       await postMessage(t.url, owner, room.id, 'in flight');
       await held.started;
+      // The message reaches this node while the second join is still reading the members.
+      const joinReading = holdNextCall(t.app.get(RoomsService), 'listMembers');
+      const order: string[] = [];
+      socket.on('chat:message', () => order.push('message'));
       try {
-        const again = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id });
-        // Where its live stream stands: the message on its way is still to come.
-        expect(again).toMatchObject({ room: { lastSeq: 0 }, missed: [] });
+        // The ack's own callback: a promise on it would settle after a message in the same chunk.
+        const joining = new Promise<JoinResult>((resolve, reject) =>
+          socket.emit('chat:join', { roomId: room.id }, (ack) => {
+            order.push('ack');
+            if (ack.ok) resolve(ack.data);
+            else reject(new Error(ack.error.message));
+          }),
+        );
+        await joinReading.started;
+        held.release();
+        await sleep(50);
+        joinReading.release();
+        // Where its live stream stands: the message on its way is still to come, after the ack.
+        expect(await joining).toMatchObject({ room: { lastSeq: 0 }, missed: [] });
       } finally {
         held.release();
+        joinReading.release();
       }
       await eventually(() => received.length === 1);
+      expect(order).toEqual(['ack', 'message']);
       await postMessage(t.url, owner, room.id, 'after');
       await eventually(() => received.length === 2);
       expect(received.map((message) => message.seq)).toEqual([1, 2]);
