@@ -161,23 +161,26 @@ describe('subscribeRoomEvents with a request no retry can mend', () => {
     subscription.close();
   });
 
-  it.each([-40, 1.5, Number.NaN])('refuses since %p without opening a stream', async (since) => {
-    FakeEventSource.opened.length = 0;
-    const fatal: ErrorBody[] = [];
-    subscribeRoomEvents({
-      url: 'http://chat.test',
-      token: () => 'token',
-      EventSource: FakeEventSource,
-      roomId: ROOM,
-      since,
-      onMessage: () => undefined,
-      onFatal: (error) => fatal.push(error),
-    });
-    await aMoment();
+  it.each([-40, 1.5, Number.NaN, 2 ** 31])(
+    'refuses since %p without opening a stream',
+    async (since) => {
+      FakeEventSource.opened.length = 0;
+      const fatal: ErrorBody[] = [];
+      subscribeRoomEvents({
+        url: 'http://chat.test',
+        token: () => 'token',
+        EventSource: FakeEventSource,
+        roomId: ROOM,
+        since,
+        onMessage: () => undefined,
+        onFatal: (error) => fatal.push(error),
+      });
+      await aMoment();
 
-    expect(fatal).toEqual([expect.objectContaining({ code: 'VALIDATION_FAILED' })]);
-    expect(FakeEventSource.opened).toEqual([]);
-  });
+      expect(fatal).toEqual([expect.objectContaining({ code: 'VALIDATION_FAILED' })]);
+      expect(FakeEventSource.opened).toEqual([]);
+    },
+  );
 });
 
 describe('subscribeRoomEvents with a token provider that hangs', () => {

@@ -1,4 +1,5 @@
 import { SseEvent } from '../../src/contract/events';
+import { MAX_SEQ } from '../../src/contract/limits';
 import { Backoff, type BackoffOptions } from './backoff';
 import type { TokenProvider } from './connection-state';
 import {
@@ -97,8 +98,8 @@ export function subscribeRoomEvents(options: RoomEventsOptions): SseSubscription
   const { since } = options;
   // Refused here: a browser's EventSource does not say why a stream was refused, and the probe
   // (the room itself) would be granted.
-  if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0))
-    return refusedAtOnce(options, 'since must be a whole number, 0 or more');
+  if (since !== undefined && !(Number.isInteger(since) && since >= 0 && since <= MAX_SEQ))
+    return refusedAtOnce(options, `since must be a whole number from 0 to ${MAX_SEQ}`);
   let lastSeq = since;
   /** The stream's first message may reset the position: it came before `connected`. */
   let unplaced = false;

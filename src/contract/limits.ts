@@ -4,3 +4,6 @@
  * instead of being answered.
  */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024;
+
+/** The largest seq a client may name: seqs are 32-bit integers in the database. */
+export const MAX_SEQ = 2 ** 31 - 1;

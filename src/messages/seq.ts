@@ -1,6 +1,3 @@
-/** The largest seq a client may name: seqs are 32-bit integers in the database. */
-export const MAX_SEQ = 2 ** 31 - 1;
-
 /**
  * Where a resume (`since`, Last-Event-ID) starts: where the client left off,
  * but never past the room's last seq (a restored database, another room's

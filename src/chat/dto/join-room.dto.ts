@@ -1,6 +1,6 @@
 import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
-import { MAX_SEQ } from '@app/messages/seq';
+import { MAX_SEQ } from '@app/contract/limits';
 import { RoomRefDto } from './room-ref.dto';
 
 export class JoinRoomDto extends RoomRefDto {

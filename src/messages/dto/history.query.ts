@@ -2,7 +2,7 @@ import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 import { LimitQuery, toQueryInt } from '@app/common/pagination/page-query.dto';
-import { MAX_SEQ } from '../seq';
+import { MAX_SEQ } from '@app/contract/limits';
 
 export class HistoryQuery extends LimitQuery {
   @ApiPropertyOptional({

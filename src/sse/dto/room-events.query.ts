@@ -3,7 +3,7 @@ import { plainToInstance, Transform } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, Min, validateSync } from 'class-validator';
 import { AppException } from '@app/common/errors/app.exception';
 import { toQueryInt } from '@app/common/pagination/page-query.dto';
-import { MAX_SEQ } from '@app/messages/seq';
+import { MAX_SEQ } from '@app/contract/limits';
 
 export class RoomEventsQuery {
   @ApiPropertyOptional({
