@@ -54,8 +54,8 @@ class FakeChatServer {
   readonly joinsPerConnection: JoinPayload[][] = [];
   /** Tokens handed over by `auth:renew`, in order. */
   readonly renewals: string[] = [];
-  /** The connection of the next `auth:renew` is lost before it answers. */
-  dropOnNextRenewal = false;
+  /** The connections of the next this many `auth:renew` are lost before they answer. */
+  renewalsToDrop = 0;
   /** Answers for the next joins, before they are acked. */
   readonly refusals: AckResponse<JoinResult>[] = [];
   private constructor(
@@ -78,8 +78,8 @@ class FakeChatServer {
       socket.on(ClientEvent.Presence, (_payload, ack) => ack?.({ ok: true, data: { users: [] } }));
       socket.on(ClientEvent.RenewToken, ({ token }, ack) => {
         this.renewals.push(token);
-        if (this.dropOnNextRenewal) {
-          this.dropOnNextRenewal = false;
+        if (this.renewalsToDrop > 0) {
+          this.renewalsToDrop -= 1;
           socket.conn.close();
           return;
         }
@@ -316,16 +316,47 @@ describe('ChatClient', () => {
     expect(server.renewals).toEqual(['fresh']);
   }, 5_000);
 
-  it('hands a token to the next connection when this one is lost before it answers', async () => {
-    server.dropOnNextRenewal = true;
+  it('sends nothing on the next connection from socket.io retries given in socketOptions', async () => {
+    const received: string[] = [];
+    server.io.on('connection', (socket) =>
+      socket.on(ClientEvent.Message, (payload) => received.push(payload.text)),
+    );
+    const retrying = new ChatClient({
+      url: server.url,
+      token: () => 't',
+      socketOptions: { retries: 3, ackTimeout: 50 },
+    });
+    try {
+      retrying.connect();
+      await until('the connection', () => retrying.state.status === 'connected');
+      const sending = retrying.send(ROOM, 'never answered');
+      await until('the message', () => received.length === 1);
+      retrying.close();
+      await expect(sending).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+      retrying.connect();
+      await until('the connection', () => retrying.state.status === 'connected');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(received).toEqual(['never answered']);
+    } finally {
+      retrying.close();
+    }
+  }, 5_000);
+
+  it('hands a token to the next connection when this one is lost before it answers, until one does', async () => {
+    server.renewalsToDrop = 2;
     chat.connect();
     await until('the connection', () => chat.state.status === 'connected');
     await expect(chat.renewToken('fresh')).rejects.toMatchObject({
       code: 'UNAVAILABLE',
       message: expect.stringContaining('The connection was lost before an answer'),
     });
-    await until('the renewal on the next connection', () => server.renewals.length === 2);
-    expect(server.renewals).toEqual(['fresh', 'fresh']);
+    await until('the renewal answered', () => server.renewals.length === 3);
+    expect(server.renewals).toEqual(['fresh', 'fresh', 'fresh']);
+    // Answered: the next connection is not handed it again.
+    server.io.disconnectSockets();
+    await until('the next connection', () => server.joinsPerConnection.length === 4);
+    await chat.presence(ROOM);
+    expect(server.renewals).toEqual(['fresh', 'fresh', 'fresh']);
   }, 5_000);
 
   it('stays closed when asked to reconnect at once after close()', async () => {

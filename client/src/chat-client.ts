@@ -24,6 +24,7 @@ import { TypedEmitter } from './emitter';
 import {
   ChatError,
   clientError,
+  closedError,
   endsRetries,
   failureReporter,
   isErrorBody,
@@ -99,8 +100,6 @@ interface JoinedRoom extends ServerFailures {
 
 const DEFAULT_ACK_TIMEOUT_MS = 10_000;
 
-const closedError = () =>
-  new ChatError(clientError(ErrorCode.Unavailable, 'The client was closed'));
 const HISTORY_PAGE_LIMIT = 200;
 
 /**
@@ -137,6 +136,8 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
       ...options.socketOptions,
       autoConnect: false,
       reconnection: false,
+      // socket.io's own retry queue outlives close(): the outbox retries instead.
+      retries: 0,
       forceNew: true,
     });
     this.reconnector = new Reconnector({
@@ -304,10 +305,14 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   private connected(): void {
     // Taken before the state is announced: a room a listener joins then is joined by that call.
     const rooms = [...this.rooms.values()];
+    if (this.renewal === this.connectingWith) this.renewal = undefined;
     const renewal = this.renewal;
-    this.renewal = undefined;
-    if (renewal !== undefined && renewal !== this.connectingWith)
-      this.request(ClientEvent.RenewToken, { token: renewal }).catch(() => undefined);
+    // Kept until answered: this connection too may be lost first.
+    if (renewal !== undefined)
+      this.request(ClientEvent.RenewToken, { token: renewal }).then(
+        () => this.renewal === renewal && (this.renewal = undefined),
+        () => undefined,
+      );
     this.reconnector.succeeded();
     for (const room of rooms) if (this.rooms.get(room.feed.roomId) === room) this.sendJoin(room);
     this.outbox.flush();

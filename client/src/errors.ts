@@ -97,3 +97,7 @@ export function failureReporter(
     });
   };
 }
+
+/** What a call made after `close()` gets, until `connect()` again. */
+export const closedError = () =>
+  new ChatError(clientError(ErrorCode.Unavailable, 'The client was closed'));

@@ -214,6 +214,45 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('hands a token the connection took but never answered to the next one, and not once answered', async () => {
+    const { ws } = client();
+    const first = await connected(ws);
+    ws.renewToken('fresh');
+    expect(first.sentOf('auth')).toEqual([{ type: 'auth', token: 'fresh' }]);
+    first.drop();
+    await jest.advanceTimersByTimeAsync(5_001);
+    const second = FakeSocket.last;
+    second.accept();
+    expect(second.sentOf('auth')).toEqual([{ type: 'auth', token: 'fresh' }]);
+
+    second.frame({ type: 'authenticated', userId: 'u1', expiresAt: new Date().toISOString() });
+    second.drop();
+    await jest.advanceTimersByTimeAsync(5_001);
+    FakeSocket.last.accept();
+    expect(FakeSocket.last).not.toBe(second);
+    expect(FakeSocket.last.sentOf('auth')).toEqual([]);
+    ws.close();
+  });
+
+  it('sends nothing asked for after close() on the next connection, and says so', async () => {
+    const { ws } = client();
+    await connected(ws);
+    ws.close();
+    const lost: string[] = [];
+    const dropped: unknown[] = [];
+    ws.on('roomLost', ({ room, error }) => lost.push(`${room} ${error.code}`));
+    ws.on('dropped', (frame) => dropped.push(frame));
+    ws.join(ROOM);
+    ws.broadcast(ROOM, { after: 'close' });
+    expect(lost).toEqual([`${ROOM} UNAVAILABLE`]);
+    expect(dropped).toEqual([{ type: 'broadcast', room: ROOM, payload: { after: 'close' } }]);
+
+    const next = await connected(ws);
+    expect(next.sentOf('join')).toEqual([]);
+    expect(next.sentOf('broadcast')).toEqual([]);
+    ws.close();
+  });
+
   it('joins a room joined from a listener of the connected state once', async () => {
     const { ws } = client();
     ws.on('state', (state) => {

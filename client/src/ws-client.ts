@@ -8,7 +8,13 @@ import {
   type NotificationJson,
 } from './contract';
 import { TypedEmitter } from './emitter';
-import { clientError, endsRetries, failureReporter, type ServerFailures } from './errors';
+import {
+  clientError,
+  closedError,
+  endsRetries,
+  failureReporter,
+  type ServerFailures,
+} from './errors';
 import { Reconnector } from './reconnector';
 import { RestClient, type FetchLike } from './rest';
 import { RoomFeed } from './room-feed';
@@ -218,6 +224,8 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
    */
   join(room: string, options: { since?: number } = {}): void {
     const id = room.toLowerCase();
+    // After close(): the next connection may be another user's.
+    if (this.closedByCaller) return void this.emit('roomLost', { room, error: closedError().body });
     if (this.rooms.has(id)) return;
     this.stopLeaving(id);
     this.rooms.set(id, {
@@ -233,15 +241,15 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
    * until that token expires, instead of closing (4001), and reconnecting,
    * when the one it connected with does. `authenticated` tells it was taken;
    * a refusal is an `error` naming the `auth` request, and leaves the
-   * connection as it was. While not connected, the next connection is
-   * handed the token, unless it is made with it.
+   * connection as it was. Until either comes (not connected, or the
+   * connection lost first), the next connection is handed the token, unless
+   * it is made with it.
    */
   renewToken(token: string): void {
     // After close(): the token belongs to whoever used the client before.
     if (this.closedByCaller) return;
-    // Kept for the next connection also when this one is closing and takes no frame.
-    const sent = this.ready && this.send({ type: WsClientFrameType.Auth, token });
-    this.renewal = sent ? undefined : token;
+    this.renewal = token;
+    if (this.ready) this.send({ type: WsClientFrameType.Auth, token });
   }
 
   /**
@@ -267,7 +275,8 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
       this.options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
     );
     if (tooLarge) throw tooLarge;
-    if (this.ready) this.write(frame);
+    if (this.closedByCaller) this.emit('dropped', frame);
+    else if (this.ready) this.write(frame);
     else this.enqueue(frame);
   }
 
@@ -339,6 +348,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
         return this.replies.answered(frame);
       case WsServerFrameType.Authenticated:
         this.replies.answered(frame);
+        this.renewal = undefined;
         return this.emit('authenticated', { userId: frame.userId, expiresAt: frame.expiresAt });
       case WsServerFrameType.Message:
         return this.emit('message', { room: frame.room, payload: frame.payload });
@@ -356,10 +366,10 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     // (also one it left and joined again: a new entry under the same id).
     const rooms = [...this.rooms];
     this.ready = true;
-    const renewal = this.renewal;
-    this.renewal = undefined;
-    if (renewal !== undefined && renewal !== this.openedWith)
-      this.send({ type: WsClientFrameType.Auth, token: renewal });
+    // Kept until answered: this connection too may be lost first.
+    if (this.renewal === this.openedWith) this.renewal = undefined;
+    if (this.renewal !== undefined)
+      this.send({ type: WsClientFrameType.Auth, token: this.renewal });
     this.reconnector.succeeded();
     this.emit('connected', { userId });
     // Joins go first: the server handles a connection's frames in order.
@@ -456,6 +466,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     const { code, message, details } = frame;
     const error = { code, message, details: details ?? [] };
     const refused = this.replies.refused(frame);
+    if (frame.request === WsClientFrameType.Auth) this.renewal = undefined;
     if (refused?.type === WsClientFrameType.Join) return this.joinRefused(refused.room, error);
     if (refused?.type === WsClientFrameType.Leave && PASSING_REFUSALS.has(error.code))
       return this.leaveRefused(refused.room, error);
