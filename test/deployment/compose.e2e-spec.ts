@@ -528,6 +528,10 @@ describe('deployment files', () => {
         for (const directive of ['proxy_read_timeout', 'proxy_send_timeout'])
           expect(nginxDurationMs(block, directive)).toBeGreaterThan(MAX_TIMER_MS);
       }
+      // Long-polling uploads reach Engine.IO as they come, which stops reading at its own limit.
+      expect(location(/location\s+\/socket\.io\/\s*\{/)).toMatch(
+        /proxy_request_buffering\s+off\s*;/,
+      );
     });
 
     /** The block nginx picks for a path: exact, then `^~` or longest prefix, then regexes in order. */

@@ -145,13 +145,6 @@ describe('slow consumers (in-process service)', () => {
       peakMemory = Math.max(peakMemory, liveMemoryBytes());
     }
     for (const held of [wsHeld, ioHeld]) held.stop();
-    console.log(
-      wsHeld.peak,
-      ioHeld.peak,
-      ioHeld.overLimitForMs(MIB),
-      peakMemory - memoryBefore,
-      sent,
-    );
     expect(dropped()).toBe(true);
     expect(await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="ws"}')).toBe(
       1,
