@@ -66,6 +66,12 @@ export interface RedisConfig {
   presenceTtlMs: number;
   /** How long a command may wait for Redis before it fails (and callers fall back to the node). */
   commandTimeoutMs: number;
+  /**
+   * How long a connection may go without answering its pings before it is
+   * dropped and made again: one that carries nothing, yet never closes (a
+   * proxy or a firewall in between), would otherwise be trusted for good.
+   */
+  silentAfterMs: number;
 }
 
 export interface ThrottleConfig {
@@ -163,6 +169,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       keyPrefix: env.REDIS_KEY_PREFIX,
       presenceTtlMs: env.PRESENCE_TTL_MS,
       commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
+      silentAfterMs: env.REDIS_SILENT_AFTER_MS,
     },
     realtime: {
       pingIntervalMs: env.WS_PING_INTERVAL_MS,

@@ -373,6 +373,13 @@ export class EnvironmentVariables {
   @Max(MAX_REDIS_COMMAND_TIMEOUT_MS)
   REDIS_COMMAND_TIMEOUT_MS = 2_000;
 
+  /** A connection whose pings (every third of this) have had no answer for this long is made anew. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1500)
+  @Max(MAX_TIMER_MS)
+  REDIS_SILENT_AFTER_MS = 30_000;
+
   @Transform(toInt)
   @IsInt()
   @Min(1)

@@ -11,6 +11,14 @@ const MAX_RECONNECT_DELAY_MS = 2_000;
 
 type Client = RedisClientType;
 
+/** What the service keeps of each connection. */
+interface Connection {
+  /** When it last answered a ping, or became ready, on the monotonic clock. */
+  heardAt: number;
+  /** Lost for a reason the client does not see itself (it went silent). */
+  lost(reason: string): void;
+}
+
 /**
  * The node's Redis connections: one for commands and publishing, one for
  * subscriptions. Commands fail fast while Redis is away (no offline queue),
@@ -26,12 +34,21 @@ export class RedisService implements OnApplicationShutdown {
   private closed = false;
   private lastError?: string;
   private readonly troubleListeners = new Set<() => void>();
+  private readonly connections = new Map<Client, Connection>();
+  private silenceWatch?: NodeJS.Timeout;
 
   /** Read once: `answered` runs on live paths. */
   private readonly timeoutMs: number;
+  private readonly silentAfterMs: number;
 
   constructor(private readonly config: ConfigService<AllConfig, true>) {
     this.timeoutMs = config.get('redis.commandTimeoutMs', { infer: true });
+    this.silentAfterMs = config.get('redis.silentAfterMs', { infer: true });
+  }
+
+  /** Pings every third of the silence allowed: two may go unanswered before it counts. */
+  private get pingIntervalMs(): number {
+    return Math.floor(this.silentAfterMs / 3);
   }
 
   get enabled(): boolean {
@@ -48,8 +65,11 @@ export class RedisService implements OnApplicationShutdown {
     return this.subscriberClient;
   }
 
+  /** Both connections up, and neither silent. */
   get ready(): boolean {
-    return !!this.commandClient?.isReady && !!this.subscriberClient?.isReady;
+    return [this.commandClient, this.subscriberClient].every(
+      (client) => client?.isReady && !this.silent(client),
+    );
   }
 
   /**
@@ -92,6 +112,31 @@ export class RedisService implements OnApplicationShutdown {
       this.abandon();
       throw error;
     }
+    this.silenceWatch = setInterval(() => this.reconnectSilent(), this.pingIntervalMs);
+    this.silenceWatch.unref();
+  }
+
+  /**
+   * A connection that carries nothing yet never closes (a proxy or firewall
+   * in between that lost its other side) raises no error: its pings go
+   * unanswered, and commands and deliveries with them. It is dropped and made
+   * again, which brings the subscriptions back and, once ready, what
+   * follows a lost connection (the deliveries' catch-up).
+   */
+  private reconnectSilent(): void {
+    if (this.closed) return;
+    for (const [client, connection] of this.connections) {
+      if (!client.isReady || !this.silent(client)) continue;
+      connection.lost(`no answer to its pings for ${this.silentAfterMs} ms`);
+      client.destroy();
+      // Failures to connect are reported as errors, and retried, by the client itself.
+      client.connect().catch(() => undefined);
+    }
+  }
+
+  private silent(client: Client): boolean {
+    const connection = this.connections.get(client);
+    return !!connection && performance.now() - connection.heardAt > this.silentAfterMs;
   }
 
   /** Stops both clients' attempts to connect. */
@@ -122,6 +167,7 @@ export class RedisService implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
+    clearInterval(this.silenceWatch);
     const clients = [this.commandClient, this.subscriberClient].filter(
       (client) => client !== undefined,
     );
@@ -154,7 +200,7 @@ export class RedisService implements OnApplicationShutdown {
     const client: Client = createClient({
       url: this.config.get('redis.url', { infer: true }),
       disableOfflineQueue: true,
-      pingInterval: 10_000,
+      pingInterval: this.pingIntervalMs,
       socket: {
         connectTimeout: CONNECT_TIMEOUT_MS,
         reconnectStrategy: (retries) =>
@@ -170,13 +216,19 @@ export class RedisService implements OnApplicationShutdown {
     const troubled = () => {
       for (const listener of this.troubleListeners) listener();
     };
-    client.on('error', (error: Error) => {
-      this.lastError = error.message;
-      if (healthy) this.logger.warn(`Redis ${role} connection lost: ${error.message}`);
+    const lost = (reason: string) => {
+      this.lastError = reason;
+      if (healthy) this.logger.warn(`Redis ${role} connection lost: ${reason}`);
       healthy = false;
       troubled();
-    });
+    };
+    const connection: Connection = { heardAt: performance.now(), lost };
+    this.connections.set(client, connection);
+    const heard = () => (connection.heardAt = performance.now());
+    client.on('error', (error: Error) => lost(error.message));
+    client.on('ping-interval', heard);
     client.on('ready', () => {
+      heard();
       if (healthy) return;
       this.logger.log(`Redis ${role} connection restored`);
       healthy = true;

@@ -6,10 +6,13 @@ import { RedisDeliveryBus } from '@app/delivery/redis-delivery-bus';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { NodeIdentity } from '@app/realtime/node-identity';
 import { RedisService } from '@app/redis/redis.service';
-import { createRoom, registerUser } from '../support/api';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { createApp } from '@app/app.factory';
+import { createRoom, postMessage, registerUser } from '../support/api';
 import { OwnRedis } from '../support/cluster';
-import { emitAck, emitOk, eventually, sleep, socketPool } from '../support/sockets';
-import { startTestApp, type TestApp } from '../support/test-app';
+import { collect, emitAck, emitOk, eventually, sleep, socketPool } from '../support/sockets';
+import { TcpProxy } from '../support/tcp-proxy';
+import { BASE_TEST_ENV, startTestApp, type TestApp } from '../support/test-app';
 
 const PAUSE_MS = 4_000;
 const MAX_PENDING = 5;
@@ -163,4 +166,60 @@ describe('a Redis that stops answering', () => {
       await admin.close();
     }
   });
+});
+
+/**
+ * Connections to Redis that stay open but carry nothing any more (a proxy or
+ * firewall in between that lost its other side): no error ever comes.
+ */
+describe('Redis connections that go silent without closing', () => {
+  const prefix = `silent-${randomUUID().slice(0, 8)}:`;
+  let proxy: TcpProxy;
+  let silent: TestApp;
+  let other: NestExpressApplication;
+  let otherUrl: string;
+  const sockets = socketPool(() => silent.url);
+
+  beforeAll(async () => {
+    const redisUrl = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    proxy = await TcpProxy.start(redisUrl.hostname, Number(redisUrl.port || 6379));
+    const shared = { REDIS_KEY_PREFIX: prefix, REDIS_SILENT_AFTER_MS: '1500' };
+    silent = await startTestApp('postgres', {
+      ...shared,
+      REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+    });
+    other = await createApp({
+      ...BASE_TEST_ENV,
+      ...silent.database.env,
+      ...shared,
+      REDIS_URL: redisUrl.toString(),
+    });
+    await other.listen(0, '127.0.0.1');
+    otherUrl = (await other.getUrl()).replace('[::1]', '127.0.0.1');
+  });
+  afterAll(async () => {
+    sockets.closeAll();
+    await other?.close();
+    await silent?.close();
+    await proxy?.cut();
+  });
+
+  it('are made again, and what another node delivered meanwhile arrives', async () => {
+    const ada = await registerUser(silent.url);
+    const room = await createRoom(silent.url, ada);
+    const socket = await sockets.connect(ada);
+    await emitOk(socket, 'chat:join', { roomId: room.id });
+    const received = collect<{ seq: number }>(socket, 'chat:message');
+    const connectionsBefore = proxy.opened;
+
+    proxy.stallOpenConnections();
+    await postMessage(otherUrl, ada, room.id, 'while silent');
+    // Both connections are found silent and made anew; the catch-up brings what was missed.
+    await eventually(() => received.length === 1, 15_000);
+    expect(proxy.opened).toBeGreaterThanOrEqual(connectionsBefore + 2);
+    await postMessage(otherUrl, ada, room.id, 'after');
+    await eventually(() => received.length === 2, 10_000);
+    expect(received.map((message) => message.seq)).toEqual([1, 2]);
+    expect((await fetch(`${silent.url}/health/ready`)).status).toBe(200);
+  }, 40_000);
 });
