@@ -1,4 +1,5 @@
 import type { UserSummaryJson } from '@app/contract/models';
+import { REDIS_NOW_MS } from '@app/redis/redis-time';
 import type { RedisService } from '@app/redis/redis.service';
 import {
   PresenceStore,
@@ -21,21 +22,24 @@ const VANISHED = -2;
 /* A connection's entry lives in the room's sorted set (to list who is here)
  * and in one global sorted set (to find expired entries quickly); both are
  * scored by expiry. A hash per room counts each user's connections, so that
- * "first in" and "last out" hold across nodes. Scripts keep the three in step. */
+ * "first in" and "last out" hold across nodes. Scripts keep the three in step,
+ * with expiries on Redis's clock. */
 
-const ENTER = `
-local added = redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+/* ARGV[3]: the entry's life in ms. */
+const ENTER = `${REDIS_NOW_MS}
+local expiry = now + tonumber(ARGV[3])
+local added = redis.call('ZADD', KEYS[1], expiry, ARGV[1])
+redis.call('ZADD', KEYS[3], expiry, ARGV[2])
 if added == 1 then return redis.call('HINCRBY', KEYS[2], ARGV[4], 1) end
 return 0`;
 
 /* The heartbeat of a batch of this node's entries: ENTER for each, and the
  * (1-based) positions of those that bring back a user whom a sweep took out
  * of the room (their node missed heartbeats, then came back), so that the
- * others hear they are here again. ARGV: key prefix, expiry, then per entry
- * roomId, userId, member. */
-const REFRESH = `
-local expiry = ARGV[2]
+ * others hear they are here again. ARGV: key prefix, entry life in ms, then
+ * per entry roomId, userId, member. */
+const REFRESH = `${REDIS_NOW_MS}
+local expiry = now + tonumber(ARGV[2])
 local back = {}
 for i = 3, #ARGV, 3 do
   local roomId, userId, member = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -65,25 +69,30 @@ local left = redis.call('HINCRBY', KEYS[2], ARGV[4], -1)
 if left <= 0 then redis.call('HDEL', KEYS[2], ARGV[4]) end
 return left`;
 
-const SWEEP = `
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+/* ARGV: key prefix, batch size, how long swept users are remembered in ms. */
+const SWEEP = `${REDIS_NOW_MS}
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[2])
 local gone = {}
 for _, entry in ipairs(expired) do
   redis.call('ZREM', KEYS[1], entry)
   local roomId, userId, rest = string.match(entry, '^([^|]+)|([^|]+)|(.+)$')
-  local roomKey = ARGV[2] .. 'presence:room:' .. roomId
-  local countKey = ARGV[2] .. 'presence:count:' .. roomId
+  local roomKey = ARGV[1] .. 'presence:room:' .. roomId
+  local countKey = ARGV[1] .. 'presence:count:' .. roomId
   if redis.call('ZREM', roomKey, userId .. '|' .. rest) == 1 then
     local left = redis.call('HINCRBY', countKey, userId, -1)
     if left <= 0 then
       redis.call('HDEL', countKey, userId)
-      redis.call('ZADD', KEYS[2], ARGV[1], roomId .. '|' .. userId)
+      redis.call('ZADD', KEYS[2], now, roomId .. '|' .. userId)
       table.insert(gone, entry)
     end
   end
 end
 return {#expired, gone}`;
+
+/* The room's entries not yet expired. */
+const LIVE_ENTRIES = `${REDIS_NOW_MS}
+return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')`;
 
 /** What one sweep script did: entries it took out, and the users who left a room with them. */
 interface SweptBatch {
@@ -133,13 +142,9 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   async users(roomId: string): Promise<UserSummaryJson[]> {
-    const members = await this.redis.answered(
-      this.redis.client.zRangeByScore(
-        this.redis.key('presence', 'room', roomId),
-        Date.now(),
-        '+inf',
-      ),
-    );
+    const members = (await this.redis.answered(
+      this.redis.client.eval(LIVE_ENTRIES, { keys: [this.redis.key('presence', 'room', roomId)] }),
+    )) as string[];
     const users = new Map<string, UserSummaryJson>();
     for (const member of members) {
       const [id, , username] = member.split('|');
@@ -205,9 +210,8 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   private async sweepBatch(): Promise<SweptBatch> {
-    const now = Date.now();
     const keys = [this.redis.key('presence', 'expiry'), this.redis.key('presence', 'swept')];
-    const args = [now, this.redis.key(''), SWEEP_BATCH, now - SWEPT_MEMORY_TTLS * this.ttlMs];
+    const args = [this.redis.key(''), SWEEP_BATCH, SWEPT_MEMORY_TTLS * this.ttlMs];
     const [removed, gone] = (await this.redis.client.eval(SWEEP, {
       keys,
       arguments: args.map(String),
@@ -220,7 +224,7 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   private refreshBatch(batch: Entry[]): Promise<number[]> {
-    const args = [this.redis.key(''), String(Date.now() + this.ttlMs)];
+    const args = [this.redis.key(''), String(this.ttlMs)];
     for (const { roomId, user, connectionId } of batch) {
       args.push(roomId, user.id, memberOf(user, connectionId));
     }
@@ -248,8 +252,13 @@ export class RedisPresenceStore extends PresenceStore {
       this.redis.key('presence', 'expiry'),
       this.redis.key('presence', 'swept'),
     ];
-    const expiry = String(Date.now() + this.ttlMs);
-    const args = [member, `${roomId}|${member}`, expiry, user.id, `${roomId}|${user.id}`];
+    const args = [
+      member,
+      `${roomId}|${member}`,
+      String(this.ttlMs),
+      user.id,
+      `${roomId}|${user.id}`,
+    ];
     return this.redis.client.eval(script, { keys, arguments: args }) as Promise<number>;
   }
 }

@@ -3,16 +3,27 @@ import type { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
 import { nonOverlapping } from '@app/common/non-overlapping';
 import type { AllConfig } from '@app/config/app-config';
+import { REDIS_NOW_MS } from '@app/redis/redis-time';
 import type { RedisService } from '@app/redis/redis.service';
 
 /* One sorted set per user, of their holders on every node, scored by
- * expiry: a dead node's holders stop counting once they expire. */
-const ACQUIRE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+ * expiry on Redis's clock (the nodes' clocks may disagree): a dead node's
+ * holders stop counting once they expire. ARGV: max, holder, life in ms. */
+const ACQUIRE = `${REDIS_NOW_MS}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`;
+
+/* The heartbeat of one user's holders on this node, in one script: a key whose
+ * expiry a lost connection skipped would stay for good. ARGV: life in ms, then
+ * the holders. */
+const REFRESH = `${REDIS_NOW_MS}
+local expiry = now + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], expiry, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 0`;
 
 /**
  * A cap on how many of something each user holds open at once (connections,
@@ -74,8 +85,7 @@ export abstract class UserSlots implements OnModuleInit, OnApplicationShutdown {
 
   private async acquireShared(userId: string, holderId: string): Promise<boolean> {
     try {
-      const now = Date.now();
-      const args = [now, this.max, now + this.ttlMs, holderId, this.ttlMs].map(String);
+      const args = [this.max, holderId, this.ttlMs].map(String);
       const granted = await this.redis.answered(
         this.redis.client.eval(ACQUIRE, { keys: [this.key(userId)], arguments: args }),
       );
@@ -88,19 +98,13 @@ export abstract class UserSlots implements OnModuleInit, OnApplicationShutdown {
 
   /** Keeps this node's slots counted; those of a dead node expire. */
   private async refresh(): Promise<void> {
-    const expiresAt = Date.now() + this.ttlMs;
     try {
       await Promise.all(
-        // One transaction a user: a key whose expiry a lost connection skipped would stay for good.
         [...this.local].map(([userId, holders]) =>
-          this.redis.client
-            .multi()
-            .zAdd(
-              this.key(userId),
-              [...holders].map((value) => ({ score: expiresAt, value })),
-            )
-            .pExpire(this.key(userId), this.ttlMs)
-            .exec(),
+          this.redis.client.eval(REFRESH, {
+            keys: [this.key(userId)],
+            arguments: [String(this.ttlMs), ...holders],
+          }),
         ),
       );
     } catch (error) {

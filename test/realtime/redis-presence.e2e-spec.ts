@@ -132,6 +132,22 @@ describeWithRedis('RedisPresenceStore', () => {
     expect(await store.users('room-0')).toHaveLength(4);
   });
 
+  it('lists and keeps the entries of a node whose clock is far behind this one’s', async () => {
+    const ada = { id: 'ada', username: 'ada' };
+    const behind = new RedisPresenceStore(redis, TTL_MS);
+    await behind.enter('r', ada, 'on-node-behind');
+    // This node's clock is several entry lives ahead: Redis's clock decides, not either node's.
+    const ahead = Date.now() + 5 * TTL_MS;
+    jest.spyOn(Date, 'now').mockImplementation(() => ahead);
+    try {
+      expect(await store.users('r')).toEqual([ada]);
+      expect(await store.sweep()).toEqual({ gone: [] });
+    } finally {
+      jest.restoreAllMocks();
+    }
+    expect(await behind.users('r')).toEqual([ada]);
+  });
+
   it('tells a leave whose entry was swept, or is held through another, from one Redis lost', async () => {
     const ada = { id: 'ada', username: 'ada' };
     const bob = { id: 'bob', username: 'bob' };
