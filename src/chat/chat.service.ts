@@ -47,6 +47,7 @@ export class ChatService {
   ) {
     presence.whenExpired(({ roomId, user }) => this.delivery.userLeft(roomId, user));
     presence.whenReturned(({ roomId, user }) => this.delivery.userJoined(roomId, user));
+    presence.whenJoinUnheard(({ roomId, user }) => this.delivery.userJoinedElsewhere(roomId, user));
   }
 
   /**

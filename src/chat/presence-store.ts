@@ -13,6 +13,8 @@ export interface PresenceSweep {
 
 export interface PresenceRefresh {
   back: RoomPresence[];
+  /** Users present only through the entries the heartbeat had to add: the store did not know of them. */
+  added?: RoomPresence[];
   error?: Error;
 }
 
@@ -37,7 +39,8 @@ export abstract class PresenceStore {
   /**
    * Keeps this node's entries alive; entries of a dead node expire. `back`:
    * the users a sweep had taken out while this node missed its heartbeats,
-   * who are thereby present again. `error`: some entries may not have been
+   * who are thereby present again. `added`: users present only through
+   * entries it had to add. `error`: some entries may not have been
    * refreshed; `back` still holds the users of those that were, whom no
    * later heartbeat would report again.
    */

@@ -124,4 +124,75 @@ describe('PresenceService', () => {
       jest.useRealTimers();
     }
   });
+
+  describe('a join the shared store missed', () => {
+    const bob = { id: 'b', username: 'bob' };
+    const heartbeat = () => jest.advanceTimersByTimeAsync(10_000);
+    let refreshes: Array<{ back: []; added: Array<{ roomId: string; user: typeof ada }> }>;
+    let unheard: unknown[];
+
+    /** A store that fails `failingEnters` enters, and answers heartbeats as scripted. */
+    const withStore = (failingEnters: number) => {
+      const store = new LocalPresenceStore();
+      const enter = store.enter.bind(store);
+      let failures = failingEnters;
+      Object.assign(store, {
+        enter: (...args: Parameters<typeof enter>) =>
+          failures-- > 0 ? Promise.reject(new Error('Redis is down')) : enter(...args),
+        refresh: () => Promise.resolve(refreshes.shift() ?? { back: [], added: [] }),
+      });
+      create(store);
+      unheard = [];
+      presence.whenJoinUnheard((event) => unheard.push(event));
+      presence.onModuleInit();
+    };
+
+    beforeEach(() => jest.useFakeTimers());
+    afterEach(async () => {
+      await presence.onApplicationShutdown();
+      jest.useRealTimers();
+    });
+
+    it('is announced to the other nodes once a heartbeat stores it, and once only', async () => {
+      withStore(1);
+      refreshes = [
+        { back: [], added: [{ roomId: 'r', user: ada }] },
+        { back: [], added: [{ roomId: 'r', user: ada }] },
+      ];
+      expect((await presence.enter('r', ada, 'c1')).changed).toBe(true);
+
+      await heartbeat();
+      await heartbeat();
+      expect(unheard).toEqual([{ roomId: 'r', user: ada }]);
+    });
+
+    it('is not announced again when the store had it, nor is a user it added for another reason', async () => {
+      withStore(0);
+      // Redis lost its data: the heartbeat adds everyone, who were all announced in their time.
+      refreshes = [
+        {
+          back: [],
+          added: [
+            { roomId: 'r', user: ada },
+            { roomId: 'r', user: bob },
+          ],
+        },
+      ];
+      await presence.enter('r', ada, 'c1');
+      await presence.enter('r', bob, 'c1');
+
+      await heartbeat();
+      expect(unheard).toEqual([]);
+    });
+
+    it('is forgotten once its user left the room', async () => {
+      withStore(1);
+      refreshes = [{ back: [], added: [{ roomId: 'r', user: ada }] }];
+      await presence.enter('r', ada, 'c1');
+      await presence.leave('r', ada, 'c1');
+
+      await heartbeat();
+      expect(unheard).toEqual([]);
+    });
+  });
 });

@@ -33,10 +33,16 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     Map<string, { user: UserSummaryJson; connections: Set<string> }>
   >();
   private readonly pending = new Set<Promise<unknown>>();
+  /**
+   * `roomId|userId` of joins announced from this node's count alone, the
+   * store having failed: with Redis away, no other node heard of them.
+   */
+  private readonly joinsUnheard = new Set<string>();
   private entryCount = 0;
   private timer?: NodeJS.Timeout;
   private onExpiry: PresenceHandler = () => undefined;
   private onReturn: PresenceHandler = () => undefined;
+  private onJoinUnheard: PresenceHandler = () => undefined;
 
   constructor(
     private readonly store: PresenceStore,
@@ -71,13 +77,28 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     this.onReturn = handler;
   }
 
+  /**
+   * Called for joins of this node that the store missed (Redis was away), and
+   * the other nodes with it, once a heartbeat stores them: the others are to
+   * hear of them now; this node's connections did then.
+   */
+  whenJoinUnheard(handler: PresenceHandler): void {
+    this.onJoinUnheard = handler;
+  }
+
   async enter(
     roomId: string,
     user: UserSummaryJson,
     connectionId: string,
   ): Promise<PresenceChange> {
     const firstHere = this.addLocal(roomId, user, connectionId);
-    const changed = await this.track(this.store.enter(roomId, user, connectionId), firstHere);
+    const changed = await this.track(
+      this.store.enter(roomId, user, connectionId),
+      firstHere,
+      () => {
+        if (firstHere) this.joinsUnheard.add(presenceKey(roomId, user.id));
+      },
+    );
     return { roomId, user, changed };
   }
 
@@ -125,11 +146,13 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   private async track(
     update: Promise<boolean | undefined>,
     localAnswer: boolean,
+    failed: () => void = () => undefined,
   ): Promise<boolean> {
     this.pending.add(update);
     try {
       return (await update) ?? localAnswer;
     } catch {
+      failed();
       return localAnswer;
     } finally {
       this.pending.delete(update);
@@ -170,7 +193,10 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     if (!users || !entry?.connections.delete(connectionId)) return undefined;
     this.entryCount -= 1;
     const last = entry.connections.size === 0;
-    if (last) users.delete(user.id);
+    if (last) {
+      users.delete(user.id);
+      this.joinsUnheard.delete(presenceKey(roomId, user.id));
+    }
     if (users.size === 0) this.local.delete(roomId);
     this.updateGauges();
     return last;
@@ -182,8 +208,9 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
    */
   private async maintain(): Promise<void> {
     try {
-      const { back, error } = await this.store.refresh(this.localEntries());
+      const { back, added = [], error } = await this.store.refresh(this.localEntries());
       for (const returned of back) this.onReturn(returned);
+      this.announceUnheardJoins(added, !error);
       if (error) throw error;
       const swept = await this.store.sweep();
       for (const expired of swept.gone) this.onExpiry(expired);
@@ -191,6 +218,18 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     } catch (error) {
       this.logger.warn(`Presence heartbeat failed: ${(error as Error).message}`);
     }
+  }
+
+  /**
+   * Joins the store missed, and the other nodes with it, are announced once
+   * the heartbeat has added their user's first entry; those it found stored
+   * were heard. Only a heartbeat that went through everywhere settles them all.
+   */
+  private announceUnheardJoins(added: RoomPresence[], complete: boolean): void {
+    for (const joined of added)
+      if (this.joinsUnheard.delete(presenceKey(joined.roomId, joined.user.id)))
+        this.onJoinUnheard(joined);
+    if (complete) this.joinsUnheard.clear();
   }
 
   private localEntries() {
@@ -207,4 +246,8 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     this.metrics.roomsWithMembers.set(this.local.size);
     this.metrics.presenceEntries.set(this.entryCount);
   }
+}
+
+function presenceKey(roomId: string, userId: string): string {
+  return `${roomId}|${userId}`;
 }

@@ -36,23 +36,27 @@ return 0`;
 /* The heartbeat of a batch of this node's entries: ENTER for each, and the
  * (1-based) positions of those that bring back a user whom a sweep took out
  * of the room (their node missed heartbeats, then came back), so that the
- * others hear they are here again. ARGV: key prefix, entry life in ms, then
- * per entry roomId, userId, member. */
+ * others hear they are here again; then of those that make a user present
+ * whom Redis did not know of otherwise (their entry was never stored, or
+ * lost with Redis's data). ARGV: key prefix, entry life in ms, then per
+ * entry roomId, userId, member. */
 const REFRESH = `${REDIS_NOW_MS}
 local expiry = now + tonumber(ARGV[2])
 local back = {}
+local added = {}
 for i = 3, #ARGV, 3 do
   local roomId, userId, member = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local roomKey = ARGV[1] .. 'presence:room:' .. roomId
+  local position = (i - 3) / 3 + 1
   redis.call('ZADD', KEYS[1], expiry, roomId .. '|' .. member)
   if redis.call('ZADD', roomKey, expiry, member) == 1 then
     local count = redis.call('HINCRBY', ARGV[1] .. 'presence:count:' .. roomId, userId, 1)
-    if redis.call('ZREM', KEYS[2], roomId .. '|' .. userId) == 1 and count == 1 then
-      table.insert(back, (i - 3) / 3 + 1)
-    end
+    local swept = redis.call('ZREM', KEYS[2], roomId .. '|' .. userId) == 1
+    if count == 1 and swept then table.insert(back, position) end
+    if count == 1 and not swept then table.insert(added, position) end
   end
 end
-return back`;
+return {back, added}`;
 
 /* -1: the entry was swept (its user announced gone then, or still here
  * through another entry); -2: it vanished with Redis's data, and the node
@@ -99,6 +103,9 @@ interface SweptBatch {
   removed: number;
   gone: RoomPresence[];
 }
+
+/** What one heartbeat script reports: positions of the entries that brought users back, and added them. */
+type RefreshedBatch = [back: number[], added: number[]];
 
 interface Entry {
   roomId: string;
@@ -168,20 +175,23 @@ export class RedisPresenceStore extends PresenceStore {
     const beats =
       batches.length > 0
         ? batches.map((batch) => this.refreshBatch(batch))
-        : [this.redis.client.ping().then(() => [])];
+        : [this.redis.client.ping().then((): RefreshedBatch => [[], []])];
     const outcomes = await Promise.allSettled(beats);
     const failed = outcomes.some((outcome) => outcome.status === 'rejected');
     if (failed || Date.now() - startedAt > this.ttlMs / 3) this.troubled();
-    const refresh: PresenceRefresh = { back: [] };
+    const refresh: PresenceRefresh = { back: [], added: [] };
     outcomes.forEach((outcome, index) => {
       if (outcome.status === 'rejected') {
         refresh.error = outcome.reason as Error;
         return;
       }
-      for (const position of outcome.value) {
+      const [back, added] = outcome.value;
+      const at = (position: number) => {
         const { roomId, user } = batches[index][position - 1];
-        refresh.back.push({ roomId, user });
-      }
+        return { roomId, user };
+      };
+      refresh.back.push(...back.map(at));
+      refresh.added!.push(...added.map(at));
     });
     return refresh;
   }
@@ -223,13 +233,13 @@ export class RedisPresenceStore extends PresenceStore {
     return { removed, gone: users };
   }
 
-  private refreshBatch(batch: Entry[]): Promise<number[]> {
+  private refreshBatch(batch: Entry[]): Promise<RefreshedBatch> {
     const args = [this.redis.key(''), String(this.ttlMs)];
     for (const { roomId, user, connectionId } of batch) {
       args.push(roomId, user.id, memberOf(user, connectionId));
     }
     const keys = [this.redis.key('presence', 'expiry'), this.redis.key('presence', 'swept')];
-    return this.redis.client.eval(REFRESH, { keys, arguments: args }) as Promise<number[]>;
+    return this.redis.client.eval(REFRESH, { keys, arguments: args }) as Promise<RefreshedBatch>;
   }
 
   /** A live path's command; one that fails or times out means Redis is in trouble. */

@@ -28,7 +28,7 @@ export class LocalDeliveryBus extends DeliveryBus {
   private handler: DeliveryHandler = () => undefined;
 
   publish(delivery: Delivery): void {
-    this.handler(delivery);
+    if (!delivery.elsewhereOnly) this.handler(delivery);
   }
 
   onReceive(handler: DeliveryHandler): void {

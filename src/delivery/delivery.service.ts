@@ -33,6 +33,8 @@ export interface Delivery {
   except?: { connectionId: string };
   /** Applied by every transport to its local subscribers of the channel, after the event. */
   effect?: DeliveryEffect;
+  /** To the other nodes only: this node's subscribers have had it. */
+  elsewhereOnly?: true;
 }
 
 export type DeliveryListener = (delivery: Delivery) => void;
@@ -260,6 +262,20 @@ export class DeliveryService {
       event: ServerEvent.UserJoined,
       payload,
       ...(connectionId === undefined ? {} : { except: { connectionId } }),
+    });
+  }
+
+  /**
+   * A join announced here alone while Redis was away: the other nodes hear
+   * of it once it is back.
+   */
+  userJoinedElsewhere(roomId: string, user: UserSummaryJson): void {
+    const payload: UserJoinedEvent = { roomId, user, id: user.id, username: user.username };
+    this.publish({
+      channel: roomNames.chat(roomId),
+      event: ServerEvent.UserJoined,
+      payload,
+      elsewhereOnly: true,
     });
   }
 

@@ -83,7 +83,7 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   }
 
   publish(delivery: Delivery): void {
-    this.handler(delivery);
+    if (!delivery.elsewhereOnly) this.handler(delivery);
     if (!delivery.effect && this.overloaded()) return this.shed();
     if (this.resyncDue) this.askForResync();
     this.send({ node: this.node.id, delivery }).then(

@@ -53,7 +53,7 @@ describeWithRedis('RedisPresenceStore', () => {
       entries.map(({ roomId, user, connectionId }) => store.enter(roomId, user, connectionId)),
     );
     await sleep(TTL_MS / 2);
-    expect(await store.refresh(entries)).toEqual({ back: [] });
+    expect(await store.refresh(entries)).toEqual({ back: [], added: [] });
     await sleep(TTL_MS / 2 + 50);
 
     expect(await store.sweep()).toEqual({ gone: [] });
@@ -110,7 +110,7 @@ describeWithRedis('RedisPresenceStore', () => {
 
     expect(
       await store.refresh([{ roomId: 'r', user: ada, connectionId: 'on-stalled-node' }]),
-    ).toEqual({ back: [] });
+    ).toEqual({ back: [], added: [] });
     expect(await store.leave('r', ada, 'on-live-node')).toBe(false);
     expect(await store.leave('r', ada, 'on-stalled-node')).toBe(true);
   });
@@ -125,11 +125,30 @@ describeWithRedis('RedisPresenceStore', () => {
     redisTrouble();
 
     expect(await store.sweep()).toEqual({ gone: [] });
-    expect(await otherNode.refresh(entries)).toEqual({ back: [] });
+    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
     await sleep(TTL_MS + 50);
-    expect(await otherNode.refresh(entries)).toEqual({ back: [] });
+    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
     expect(await store.sweep()).toEqual({ gone: [] });
     expect(await store.users('room-0')).toHaveLength(4);
+  });
+
+  it('reports the users a heartbeat made present that Redis did not know of, and only those', async () => {
+    const ada = { id: 'ada', username: 'ada' };
+    const bob = { id: 'bob', username: 'bob' };
+    const cy = { id: 'cy', username: 'cy' };
+    await store.enter('r', ada, 'stored');
+    await store.enter('r', bob, 'stored');
+    const entries = [
+      { roomId: 'r', user: ada, connectionId: 'stored' },
+      // Another connection of a user Redis knows is here: no news.
+      { roomId: 'r', user: bob, connectionId: 'missed' },
+      // A join whose entry never reached Redis (it was away).
+      { roomId: 'r', user: cy, connectionId: 'missed' },
+    ];
+
+    expect(await store.refresh(entries)).toEqual({ back: [], added: [{ roomId: 'r', user: cy }] });
+    expect(await store.refresh(entries)).toEqual({ back: [], added: [] });
+    expect(await store.users('r')).toHaveLength(3);
   });
 
   it('lists and keeps the entries of a node whose clock is far behind this one’s', async () => {
@@ -175,7 +194,7 @@ describe('RedisPresenceStore when one heartbeat batch fails', () => {
       key: (...parts: string[]) => parts.join(':'),
       onTrouble: () => undefined,
       client: {
-        eval: () => (++call === 1 ? Promise.reject(new Error('BUSY')) : Promise.resolve([1])),
+        eval: () => (++call === 1 ? Promise.reject(new Error('BUSY')) : Promise.resolve([[1], []])),
       },
     } as unknown as RedisService;
     const store = new RedisPresenceStore(redis, 30_000);
@@ -213,7 +232,7 @@ describe('RedisPresenceStore when one heartbeat batch fails', () => {
     await sleep(ttlMs + 50);
     await sweep();
     pingMs = ttlMs / 3 + 50;
-    expect(await store.refresh([])).toEqual({ back: [] });
+    expect(await store.refresh([])).toEqual({ back: [], added: [] });
     await sweep();
 
     expect(swept).toEqual(['down', 'held back', 'down', 'held back']);

@@ -10,7 +10,15 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createApp } from '@app/app.factory';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { OwnRedis } from '../support/cluster';
-import { collect, emitAck, emitOk, eventually, sleep, socketPool } from '../support/sockets';
+import {
+  collect,
+  connectSocket,
+  emitAck,
+  emitOk,
+  eventually,
+  sleep,
+  socketPool,
+} from '../support/sockets';
 import { TcpProxy } from '../support/tcp-proxy';
 import { BASE_TEST_ENV, startTestApp, type TestApp } from '../support/test-app';
 
@@ -183,7 +191,11 @@ describe('Redis connections that go silent without closing', () => {
   beforeAll(async () => {
     const redisUrl = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
     proxy = await TcpProxy.start(redisUrl.hostname, Number(redisUrl.port || 6379));
-    const shared = { REDIS_KEY_PREFIX: prefix, REDIS_SILENT_AFTER_MS: '1500' };
+    const shared = {
+      REDIS_KEY_PREFIX: prefix,
+      REDIS_SILENT_AFTER_MS: '1500',
+      PRESENCE_TTL_MS: '1500',
+    };
     silent = await startTestApp('postgres', {
       ...shared,
       REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
@@ -221,5 +233,32 @@ describe('Redis connections that go silent without closing', () => {
     await eventually(() => received.length === 2, 10_000);
     expect(received.map((message) => message.seq)).toEqual([1, 2]);
     expect((await fetch(`${silent.url}/health/ready`)).status).toBe(200);
+  }, 40_000);
+
+  it('tells the other node of a join made while this one had lost Redis, once it is back', async () => {
+    const [ada, bob, cy] = await Promise.all([1, 2, 3].map(() => registerUser(silent.url)));
+    const room = await createRoom(silent.url, ada);
+    const neighbour = await sockets.connect(cy);
+    await emitOk(neighbour, 'chat:join', { roomId: room.id });
+    const elsewhere = await connectSocket(otherUrl, bob.token);
+    try {
+      await emitOk(elsewhere, 'chat:join', { roomId: room.id });
+      const joiner = await sockets.connect(ada);
+      const heardHere = collect<{ user: { id: string } }>(neighbour, 'chat:userJoined');
+      const heardThere = collect<{ user: { id: string } }>(elsewhere, 'chat:userJoined');
+
+      await proxy.cut();
+      await emitOk(joiner, 'chat:join', { roomId: room.id });
+      await eventually(() => heardHere.length === 1);
+      await proxy.open();
+
+      await eventually(() => heardThere.length === 1, 15_000);
+      expect(heardThere.map((event) => event.user.id)).toEqual([ada.id]);
+      await sleep(1_500);
+      expect(heardThere).toHaveLength(1);
+      expect(heardHere.map((event) => event.user.id)).toEqual([ada.id]);
+    } finally {
+      elsewhere.close();
+    }
   }, 40_000);
 });
