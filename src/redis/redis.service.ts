@@ -1,4 +1,9 @@
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { createClient, type RedisClientType } from 'redis';
 import { oneAtATime, withinTime } from '@app/common/time-limit';
@@ -13,7 +18,7 @@ type Client = RedisClientType;
 
 /** What the service keeps of each connection. */
 interface Connection {
-  /** When it last answered a ping, or became ready, on the monotonic clock. */
+  /** When it last showed a sign of life (an answer to a ping, ready, an attempt of its own), on the monotonic clock. */
   heardAt: number;
   /** Lost for a reason the client does not see itself (it went silent). */
   lost(reason: string): void;
@@ -27,7 +32,7 @@ interface Connection {
  * on their own.
  */
 @Injectable()
-export class RedisService implements OnApplicationShutdown {
+export class RedisService implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(RedisService.name);
   private commandClient?: Client;
   private subscriberClient?: Client;
@@ -46,7 +51,7 @@ export class RedisService implements OnApplicationShutdown {
     this.silentAfterMs = config.get('redis.silentAfterMs', { infer: true });
   }
 
-  /** Pings every third of the silence allowed: two may go unanswered before it counts. */
+  /** Pings every third of the silence allowed: one is answered well within it. */
   private get pingIntervalMs(): number {
     return Math.floor(this.silentAfterMs / 3);
   }
@@ -126,17 +131,32 @@ export class RedisService implements OnApplicationShutdown {
   private reconnectSilent(): void {
     if (this.closed) return;
     for (const [client, connection] of this.connections) {
-      if (!client.isReady || !this.silent(client)) continue;
-      connection.lost(`no answer to its pings for ${this.silentAfterMs} ms`);
+      if (!client.isOpen || !this.silent(client)) continue;
+      connection.lost(`no sign of life for ${this.silentAfterMs} ms`);
+      connection.heardAt = performance.now();
       client.destroy();
       // Failures to connect are reported as errors, and retried, by the client itself.
       client.connect().catch(() => undefined);
     }
   }
 
+  /**
+   * Nothing heard for the silence allowed: no answer to a ping when ready,
+   * and, when not, neither its setup's end nor an attempt of its own (a
+   * proxy that accepts the connection with nothing behind it).
+   */
   private silent(client: Client): boolean {
     const connection = this.connections.get(client);
     return !!connection && performance.now() - connection.heardAt > this.silentAfterMs;
+  }
+
+  /**
+   * Before Socket.IO closes: its Redis adapter unsubscribes without waiting
+   * or handling a failure, and a connection made anew meanwhile would fail
+   * those commands, which ends the process.
+   */
+  beforeApplicationShutdown(): void {
+    clearInterval(this.silenceWatch);
   }
 
   /** Stops both clients' attempts to connect. */
@@ -225,8 +245,13 @@ export class RedisService implements OnApplicationShutdown {
     const connection: Connection = { heardAt: performance.now(), lost };
     this.connections.set(client, connection);
     const heard = () => (connection.heardAt = performance.now());
-    client.on('error', (error: Error) => lost(error.message));
+    client.on('error', (error: Error) => {
+      heard();
+      lost(error.message);
+    });
+    // Signs of life: an answer, or the client's own attempts to connect again.
     client.on('ping-interval', heard);
+    client.on('reconnecting', heard);
     client.on('ready', () => {
       heard();
       if (healthy) return;

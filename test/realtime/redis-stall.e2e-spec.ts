@@ -228,11 +228,24 @@ describe('Redis connections that go silent without closing', () => {
     await postMessage(otherUrl, ada, room.id, 'while silent');
     // Both connections are found silent and made anew; the catch-up brings what was missed.
     await eventually(() => received.length === 1, 15_000);
-    expect(proxy.opened).toBeGreaterThanOrEqual(connectionsBefore + 2);
+    await eventually(() => proxy.opened >= connectionsBefore + 2, 10_000);
     await postMessage(otherUrl, ada, room.id, 'after');
     await eventually(() => received.length === 2, 10_000);
     expect(received.map((message) => message.seq)).toEqual([1, 2]);
     expect((await fetch(`${silent.url}/health/ready`)).status).toBe(200);
+  }, 40_000);
+
+  it('makes a connection anew again when the one made anew never finishes its setup', async () => {
+    const ready = async () => (await fetch(`${silent.url}/health/ready`)).status;
+    proxy.stall();
+    try {
+      await eventually(async () => (await ready()) === 503, 10_000);
+      // Long enough for connections made anew to be accepted, and stuck in their setup.
+      await sleep(2_000);
+    } finally {
+      proxy.resume();
+    }
+    await eventually(async () => (await ready()) === 200, 15_000);
   }, 40_000);
 
   it('tells the other node of a join made while this one had lost Redis, once it is back', async () => {

@@ -46,6 +46,12 @@ export class TcpProxy {
     for (const client of this.clients) this.stalledConnections.add(client);
   }
 
+  /** Forwards again, on open connections and new ones alike; what came meanwhile is lost. */
+  resume(): void {
+    this.stalled = false;
+    this.stalledConnections.clear();
+  }
+
   /** Drops every connection and refuses new ones; a stall ends with it. */
   async cut(): Promise<void> {
     this.stalled = false;
