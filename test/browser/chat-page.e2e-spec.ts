@@ -679,6 +679,29 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.waitForSelector('#room-list button:text-is("# while away")');
   });
 
+  it('no longer lists a room opened earlier that the user was removed from while disconnected', async () => {
+    const [owner, joe] = [
+      await registerUser(service.url, uniqueUsername('owner')),
+      await registerUser(service.url, uniqueUsername('joe')),
+    ];
+    const privateId = await createRoomAs(owner.token, 'was mine', true);
+    await addMember(service.url, owner, privateId, joe.id);
+    await createRoomAs(owner.token, 'still open');
+    const { page, cut, restore } = await openPageWithCuttableSocket();
+    await logIn(page, joe.username);
+    await openRoom(page, 'was mine');
+    await openRoom(page, 'still open');
+
+    cut();
+    await page.waitForSelector('#connection[data-status=reconnecting]');
+    await removeMember(service.url, owner, privateId, joe.id);
+    restore();
+    await page.click('#retry-now');
+    await expectConnected(page);
+    await page.waitForSelector('#room-list button:text-is("# was mine")', { state: 'detached' });
+    expect(await page.locator('#room-list button:text-is("# still open")').count()).toBe(1);
+  });
+
   it('drops the pending copy of a message stored after its conversation was closed', async () => {
     const lou = await registerUser(service.url, uniqueUsername('lou'));
     const roomId = await createRoomAs(lou.token, 'closed on me');

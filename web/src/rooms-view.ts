@@ -12,10 +12,11 @@ export class RoomsView {
   /** Where the next page starts; null once every room is listed. */
   private nextCursor: string | null = null;
   /**
-   * Rooms listed on whatever page they are: made here, invited to or opened.
-   * The list goes by id, oldest first, so a new room is on the last page.
+   * Rooms listed on whatever page they are: made here, invited to or opened,
+   * with the refresh count when they were. The list goes by id, oldest
+   * first, so a new room is on the last page.
    */
-  private readonly own = new Map<string, RoomJson>();
+  private readonly own = new Map<string, { room: RoomJson; since: number }>();
   /** Refreshes asked for so far: only the last one's answer is listed. */
   private refreshes = 0;
   /** Names of the rooms listed, by id. */
@@ -45,11 +46,30 @@ export class RoomsView {
       const page = await this.rest.listRooms({ limit: ROOMS_PAGE });
       // A later refresh (after a removal, perhaps) has the newer list.
       if (this.signal.aborted || refresh !== this.refreshes) return;
+      this.forgetLost(page, refresh);
       this.list.replaceChildren();
       this.add(page.items, page.nextCursor);
-      this.add([...this.own.values()], page.nextCursor);
+      this.add(
+        [...this.own.values()].map(({ room }) => room),
+        page.nextCursor,
+      );
     } catch (error) {
-      if (!this.signal.aborted) this.on.error(`Could not load rooms: ${errorText(error)}`);
+      if (!this.signal.aborted && refresh === this.refreshes)
+        this.on.error(`Could not load rooms: ${errorText(error)}`);
+    }
+  }
+
+  /**
+   * Own rooms the page should hold and does not are no longer the user's
+   * (removed while the page was away): rooms up to its last id, or all when
+   * it is the only page. Not those included since the list was asked for.
+   */
+  private forgetLost(page: { items: RoomJson[]; nextCursor: string | null }, refresh: number) {
+    const listed = new Set(page.items.map((room) => room.id));
+    const last = page.items.at(-1)?.id;
+    for (const [id, { since }] of this.own) {
+      const pageHoldsIt = page.nextCursor === null || (last !== undefined && id <= last);
+      if (since < refresh && pageHoldsIt && !listed.has(id)) this.own.delete(id);
     }
   }
 
@@ -67,7 +87,7 @@ export class RoomsView {
 
   /** A room of the user's own, listed now and after every refresh. */
   include(room: RoomJson): void {
-    this.own.set(room.id, room);
+    this.own.set(room.id, { room, since: this.refreshes });
     this.add([room], this.nextCursor);
   }
 
