@@ -208,8 +208,8 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
         roomId: id,
         since: options.since,
         deliver: (message) => this.emit('message', message),
-        fetchAfter: (feedRoomId, since) =>
-          this.rest.history(feedRoomId, { since, limit: HISTORY_PAGE_LIMIT }),
+        fetchAfter: (feedRoomId, since, signal) =>
+          this.rest.history(feedRoomId, { since, limit: HISTORY_PAGE_LIMIT }, { signal }),
       }),
       firstJoin: deferred(),
       rejoin: new Backoff(REJOIN_BACKOFF),

@@ -172,4 +172,14 @@ describe('Reconnector', () => {
     expect(opened).toEqual(['fresh']);
     instance.stop();
   });
+
+  it('waits no more for a token provider once stopped: no timer of it is left', async () => {
+    const { instance } = reconnector(() => new Promise<string>(() => undefined), 15_000);
+    instance.start();
+    await settle();
+    expect(jest.getTimerCount()).toBe(1);
+    instance.stop();
+    await settle();
+    expect(jest.getTimerCount()).toBe(0);
+  });
 });

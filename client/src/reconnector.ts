@@ -31,6 +31,8 @@ export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
   private authRetried = false;
   /** Tells stale token lookups apart from the current attempt. */
   private generation = 0;
+  /** The wait for the token provider of the attempt under way; stopped, it waits no more. */
+  private tokenWait = new AbortController();
 
   constructor(private readonly options: ReconnectorOptions) {
     super();
@@ -69,6 +71,7 @@ export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
 
   stop(): void {
     this.clearRetry();
+    this.tokenWait.abort();
     this.generation += 1;
     this.setState({ status: 'offline', reason: 'closed' });
   }
@@ -118,7 +121,9 @@ export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
     const generation = ++this.generation;
     this.setState({ status: 'connecting', attempt: this.backoff.attempt });
     const token = Promise.resolve().then(() => this.options.token());
-    withTimeout(token, this.tokenTimeoutMs).then(
+    this.tokenWait.abort();
+    this.tokenWait = new AbortController();
+    withTimeout(token, this.tokenTimeoutMs, undefined, this.tokenWait.signal).then(
       (token) => {
         if (generation === this.generation) this.openWith(token);
       },

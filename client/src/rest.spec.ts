@@ -120,6 +120,29 @@ describe('RestClient requests that hang', () => {
     expect(signals.map((signal) => signal.aborted)).toEqual([true]);
   });
 
+  it('abort the request, and leave no timer, when their caller stops waiting', async () => {
+    jest.useFakeTimers();
+    try {
+      const signals: AbortSignal[] = [];
+      const rest = new RestClient({
+        baseUrl: 'http://service',
+        token: () => 't',
+        fetch: hanging(signals),
+      });
+      const caller = new AbortController();
+      const history = rest.history('room', {}, { signal: caller.signal });
+      const failed = history.catch((error: Error) => error);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(jest.getTimerCount()).toBe(1);
+      caller.abort();
+      await failed;
+      expect(signals.map((signal) => signal.aborted)).toEqual([true]);
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('give an answer under way the longer limit for its body', async () => {
     let finishBody!: () => void;
     const slowBody = () =>

@@ -45,6 +45,8 @@ interface RequestOptions {
   anonymous?: boolean;
   /** Sent instead of the provider's: for a provider that itself refreshes through this client. */
   token?: string;
+  /** Aborts the request and its timers: its caller has stopped waiting. */
+  signal?: AbortSignal;
 }
 
 /** A typed wrapper of the REST routes the SDK and the page use; failures throw a `ChatError`. */
@@ -95,9 +97,15 @@ export class RestClient {
     return this.request('GET', `/rooms/${encodeURIComponent(roomId)}`);
   }
 
-  history(roomId: string, query: HistoryQuery = {}): Promise<PageJson<MessageJson, number>> {
+  /** `signal` aborts the request, for a caller that stops waiting (a feed closed). */
+  history(
+    roomId: string,
+    query: HistoryQuery = {},
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<PageJson<MessageJson, number>> {
     return this.request('GET', `/rooms/${encodeURIComponent(roomId)}/messages`, {
       query: { ...query },
+      signal,
     });
   }
 
@@ -117,11 +125,17 @@ export class RestClient {
     options: RequestOptions = {},
   ): Promise<T> {
     const abort = new AbortController();
+    options.signal?.addEventListener('abort', () => abort.abort(), { once: true });
     const limit = <R>(work: Promise<R>, timeoutMs: number) =>
-      withTimeout(work, timeoutMs, () => {
-        abort.abort();
-        return new ChatError(clientError('UNAVAILABLE', `No answer within ${timeoutMs} ms`));
-      });
+      withTimeout(
+        work,
+        timeoutMs,
+        () => {
+          abort.abort();
+          return new ChatError(clientError('UNAVAILABLE', `No answer within ${timeoutMs} ms`));
+        },
+        options.signal,
+      );
     const response = await limit(this.begin(method, path, options, abort.signal), this.timeoutMs);
     const payload = await limit(readJson(response), this.bodyTimeoutMs);
     if (!response.ok) throw new ChatError(errorBodyOf(payload, response.status), response.status);

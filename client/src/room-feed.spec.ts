@@ -311,4 +311,21 @@ describe('RoomFeed', () => {
     for (const m of live.slice(5)) await f.receive(m);
     expect(delivered).toEqual(seqs(1, 30));
   });
+
+  it('aborts the fill under way when closed', async () => {
+    const signals: AbortSignal[] = [];
+    const instance = new RoomFeed({
+      roomId: ROOM,
+      since: 5,
+      deliver: () => undefined,
+      fetchAfter: (_roomId, _since, signal) => {
+        signals.push(signal);
+        return new Promise<MessagePage>(() => undefined);
+      },
+    });
+    void instance.receive(message(9));
+    expect(signals.map((signal) => signal.aborted)).toEqual([false]);
+    instance.close();
+    expect(signals.map((signal) => signal.aborted)).toEqual([true]);
+  });
 });

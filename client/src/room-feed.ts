@@ -20,8 +20,8 @@ export interface RoomFeedOptions {
   /** The last seq the application already has; without it the feed starts at the room's newest. */
   since?: number;
   deliver(message: MessageJson): void;
-  /** One ascending page of the room's messages after `since` (REST history). */
-  fetchAfter(roomId: string, since: number): Promise<MessagePage>;
+  /** One ascending page of the room's messages after `since` (REST history); `signal` aborts when the feed closes. */
+  fetchAfter(roomId: string, since: number, signal: AbortSignal): Promise<MessagePage>;
   /** Between tries of a fill that failed (an outage, a rate limit). */
   fillRetry?: Partial<BackoffOptions>;
 }
@@ -50,6 +50,7 @@ export class RoomFeed {
   /** Set while a failed fill waits to be tried again: live messages then only wait with it. */
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
+  private readonly closing = new AbortController();
 
   constructor(private readonly options: RoomFeedOptions) {
     this.roomId = options.roomId;
@@ -57,9 +58,10 @@ export class RoomFeed {
     this.fillBackoff = new Backoff(options.fillRetry ?? FILL_RETRY);
   }
 
-  /** Stops for good: a fill waiting to be tried again is not. */
+  /** Stops for good: a fill waiting to be tried again is not, and one under way is aborted. */
   close(): void {
     this.closed = true;
+    this.closing.abort();
     clearTimeout(this.retryTimer);
   }
 
@@ -197,7 +199,7 @@ export class RoomFeed {
   private async fetchEverythingAfter(): Promise<void> {
     let since: number | null = this.lastSeq ?? 0;
     while (since !== null && !this.closed) {
-      const page = await this.options.fetchAfter(this.roomId, since);
+      const page = await this.options.fetchAfter(this.roomId, since, this.closing.signal);
       this.accept(page.items);
       since = page.nextCursor;
     }

@@ -184,6 +184,26 @@ describe('subscribeRoomEvents with a request no retry can mend', () => {
 });
 
 describe('subscribeRoomEvents with a token provider that hangs', () => {
+  it('waits for it no more once closed: no timer of it is left', async () => {
+    jest.useFakeTimers();
+    try {
+      const subscription = subscribeRoomEvents({
+        url: 'http://chat.test',
+        token: () => new Promise<string>(() => undefined),
+        EventSource: FakeEventSource,
+        roomId: ROOM,
+        onMessage: () => undefined,
+      });
+      await jest.advanceTimersByTimeAsync(0);
+      expect(jest.getTimerCount()).toBe(1);
+      subscription.close();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('gives up on the provider after tokenTimeoutMs and tries again with backoff', async () => {
     FakeEventSource.opened.length = 0;
     let asked = 0;

@@ -181,11 +181,15 @@ function openResilientStream(
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
   let refusedInARow = 0;
+  /** Aborted on close: a token provider still asked is waited for no more. */
+  const closing = new AbortController();
 
   const open = async () => {
     const token = await withTimeout(
       Promise.resolve().then(() => options.token()),
       options.tokenTimeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS,
+      undefined,
+      closing.signal,
     );
     const { since } = query();
     if (closed) return;
@@ -256,6 +260,7 @@ function openResilientStream(
   return {
     close: () => {
       closed = true;
+      closing.abort();
       clearTimeout(timer);
       source?.close();
     },

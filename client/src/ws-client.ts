@@ -287,7 +287,8 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
       roomId: room,
       since,
       deliver: (message) => this.emit('chatMessage', { room, message }),
-      fetchAfter: (roomId, after) => rest.history(roomId, { since: after, limit: 200 }),
+      fetchAfter: (roomId, after, signal) =>
+        rest.history(roomId, { since: after, limit: 200 }, { signal }),
     });
   }
 
