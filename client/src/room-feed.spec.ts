@@ -312,7 +312,7 @@ describe('RoomFeed', () => {
     expect(delivered).toEqual(seqs(1, 30));
   });
 
-  it('aborts the fill under way when closed', async () => {
+  it('aborts the fill under way when closed', () => {
     const signals: AbortSignal[] = [];
     const instance = new RoomFeed({
       roomId: ROOM,
