@@ -5,7 +5,8 @@ import { AppException } from '@app/common/errors/app.exception';
 import type { AllConfig } from '@app/config/app-config';
 import type { UserSummaryJson } from '@app/contract/models';
 import type { JoinResult, PresenceResult, RoomUserEvent } from '@app/contract/socket-events';
-import { DeliveryService } from '@app/delivery/delivery.service';
+import { ServerEvent } from '@app/contract/events';
+import { DeliveryService, type Delivery } from '@app/delivery/delivery.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { resumePoint } from '@app/messages/seq';
 import { RoomView } from '@app/rooms/dto/room.view';
@@ -48,6 +49,18 @@ export class ChatService {
     presence.whenExpired(({ roomId, user }) => this.delivery.userLeft(roomId, user));
     presence.whenReturned(({ roomId, user }) => this.delivery.userJoined(roomId, user));
     presence.whenJoinUnheard(({ roomId, user }) => this.delivery.userJoinedElsewhere(roomId, user));
+    delivery.filterArrivals((arrived) => !this.joinHeardHere(arrived));
+  }
+
+  /**
+   * Another node's late announcement of a join made while Redis was away,
+   * of a user who joined the room on this node too meanwhile: this node's
+   * connections were told then.
+   */
+  private joinHeardHere({ elsewhereOnly, event, payload }: Delivery): boolean {
+    if (!elsewhereOnly || event !== ServerEvent.UserJoined) return false;
+    const { roomId, user } = payload as RoomUserEvent;
+    return this.presence.isHere(roomId, user.id);
   }
 
   /**

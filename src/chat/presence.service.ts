@@ -122,6 +122,11 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     return this.roomsByConnection.get(connectionId) ?? new Set();
   }
 
+  /** True while some connection of this node of the user has joined the room. */
+  isHere(roomId: string, userId: string): boolean {
+    return this.local.get(roomId)?.has(userId) ?? false;
+  }
+
   /** True while some connection of this node has joined the room. */
   hasLocalMembers(roomId: string): boolean {
     return this.local.has(roomId);

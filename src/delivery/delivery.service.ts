@@ -96,6 +96,7 @@ export function accountClosedDelivery(userId: string): Delivery {
 export class DeliveryService {
   private readonly listeners = new Set<DeliveryListener>();
   private readonly arrivalWatchers = new Set<DeliveryListener>();
+  private readonly arrivalFilters = new Set<(delivery: Delivery) => boolean>();
   private readonly resyncListeners = new Set<ResyncListener>();
   private readonly caughtUpListeners = new Set<() => void>();
   private readonly audiences = new Set<AudienceSource>();
@@ -167,7 +168,14 @@ export class DeliveryService {
     for (const source of this.audiences) yield* source();
   }
 
+  /** Deliveries from other nodes for which `news` is false are not handed out here. */
+  filterArrivals(news: (delivery: Delivery) => boolean): () => void {
+    this.arrivalFilters.add(news);
+    return () => this.arrivalFilters.delete(news);
+  }
+
   private received(delivery: Delivery): void {
+    for (const news of this.arrivalFilters) if (!news(delivery)) return;
     for (const watcher of this.arrivalWatchers) watcher(delivery);
     // A closed account's connections end at once: held, they could go on sending meanwhile.
     if (delivery.effect?.kind === DeliveryEffectKind.Disconnect) return this.handOut(delivery);

@@ -274,4 +274,41 @@ describe('Redis connections that go silent without closing', () => {
       elsewhere.close();
     }
   }, 40_000);
+
+  it('does not tell a node’s connections again of a join they heard of there', async () => {
+    const [ada, cy] = await Promise.all([1, 2].map(() => registerUser(silent.url)));
+    const room = await createRoom(silent.url, cy);
+    const watcher = await sockets.connect(cy);
+    await emitOk(watcher, 'chat:join', { roomId: room.id });
+    const heard = collect<{ user: { id: string } }>(watcher, 'chat:userJoined');
+    const publisher = createClient({ url: process.env.REDIS_URL });
+    await publisher.connect();
+    // Another node's late announcement of ada's join, made while Redis was away.
+    const lateAnnouncement = () =>
+      publisher.publish(
+        `${prefix}delivery`,
+        JSON.stringify({
+          node: 'another-node',
+          delivery: {
+            channel: `chat:${room.id}`,
+            event: 'chat:userJoined',
+            payload: { roomId: room.id, user: { id: ada.id, username: ada.username } },
+            elsewhereOnly: true,
+          },
+        }),
+      );
+    try {
+      await lateAnnouncement();
+      await eventually(() => heard.length === 1);
+      // Ada joins here: this node's connections hear it now, and not again from the other node.
+      const joiner = await sockets.connect(ada);
+      await emitOk(joiner, 'chat:join', { roomId: room.id });
+      await eventually(() => heard.length === 2);
+      await lateAnnouncement();
+      await sleep(500);
+      expect(heard.map((event) => event.user.id)).toEqual([ada.id, ada.id]);
+    } finally {
+      await publisher.close();
+    }
+  });
 });
