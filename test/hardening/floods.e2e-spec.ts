@@ -48,6 +48,15 @@ async function ackLatencies(
   return latencies;
 }
 
+/** The flooder's phases during which its message flood runs (it goes on through the connection burst). */
+const MESSAGE_FLOOD = new Set(['messages', 'connections']);
+
+function countBy(values: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
+  return counts;
+}
+
 /** Between the victim's probes during the floods, besides the 20 ms each takes. */
 const PROBE_PAUSE_MS = 80;
 
@@ -91,15 +100,25 @@ describe('floods against the service process', () => {
       { stdio: 'ignore' },
     );
     const messages: unknown[] = [];
-    flooder.on('message', (message) => messages.push(message));
-    const during: number[] = [];
+    /** The flood under way, as the flooder tells it. */
+    let phase = 'starting';
+    flooder.on('message', (message) => {
+      if (typeof message === 'string' && message.startsWith('phase:')) phase = message.slice(6);
+      else messages.push(message);
+    });
+    const during: Array<{ phase: string; ms: number }> = [];
     let report: FloodReport;
     try {
-      // Probed all along, from the first flood to the last, and at least ten times.
+      // Probed all along, from the first flood to the last, and under the message flood (which
+      // goes on until the report) at least five times.
       const deadline = Date.now() + FLOODS_TIME_LIMIT_MS;
-      while (!messages.includes('floods done') || during.length < 10) {
+      const probedUnderMessageFlood = () =>
+        during.filter((probe) => MESSAGE_FLOOD.has(probe.phase)).length;
+      while (!messages.includes('floods done') || probedUnderMessageFlood() < 5) {
         if (Date.now() > deadline) throw new Error('The floods did not end in time');
-        during.push(...(await ackLatencies(victimSocket, room.id, 1)));
+        const probedIn = phase;
+        const [ms] = await ackLatencies(victimSocket, room.id, 1);
+        during.push({ phase: probedIn, ms });
         // About ten a second: the victim's own budget (600 a minute) then lasts the time limit.
         await sleep(PROBE_PAUSE_MS);
       }
@@ -125,15 +144,21 @@ describe('floods against the service process', () => {
     ]);
     expect(bombClose).toBe(1002);
     // Loose on purpose: a shared 2-core machine runs the flood, the service and this test.
+    const bound = Math.max(2 * quiet, quiet + 20);
+    const underMessageFlood = during.filter((probe) => MESSAGE_FLOOD.has(probe.phase));
     console.log(
-      `victim ack latency: quiet ${quiet.toFixed(1)} ms, during floods ${median(during).toFixed(1)} ms`,
+      `victim ack latency: quiet ${quiet.toFixed(1)} ms, during floods ${median(during.map((probe) => probe.ms)).toFixed(1)} ms; ` +
+        `probes per flood ${JSON.stringify(countBy(during.map((probe) => probe.phase)))}`,
     );
-    expect(median(during)).toBeLessThan(Math.max(2 * quiet, quiet + 20));
+    // The sustained flood, where a victim would suffer, was probed more than in passing.
+    expect(underMessageFlood.length).toBeGreaterThanOrEqual(5);
+    expect(median(underMessageFlood.map((probe) => probe.ms))).toBeLessThan(bound);
+    expect(median(during.map((probe) => probe.ms))).toBeLessThan(bound);
 
-    await sleep(3_000);
     const health = await fetch(`${url}/health/ready`);
     expect(health.status).toBe(200);
-    expect(rssBytes(service.child.pid!) - rssBefore).toBeLessThan(48 * 1024 * 1024);
+    // Back near its size before the floods, once the service has let go of what they held.
+    await eventually(() => rssBytes(service.child.pid!) - rssBefore < 48 * 1024 * 1024, 15_000);
     // Only the victim's connection is left.
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/^realtime_connections\{transport="socket\.io"\} 1$/m);

@@ -165,15 +165,23 @@ function malformedSocketIo(sessions = 10) {
   return Promise.all(Array.from({ length: sessions }, (_, n) => session(n)));
 }
 
+/** Tells the test which flood runs from now on, so that it can tell its probes apart. */
+const phase = (name) => process.send(`phase:${name}`);
+
 async function main() {
   // The WebSocket and HTTP floods first: the connection burst spends this address's budget.
+  phase('websocket');
   await hostileWebSocket();
+  phase('http');
   await hostileHttp();
+  phase('malformed');
   await malformedSocketIo();
+  phase('messages');
   floodMessages();
   // Flooding first: the connection burst then spends this address's connection budget.
   await flooding$;
   await new Promise((resolve) => setTimeout(resolve, 300));
+  phase('connections');
   await burstOfConnections();
 }
 
