@@ -105,11 +105,30 @@ export class UsersService {
     if (!found) return;
     const user = { id: found.id, username: found.username };
     for (const step of this.deletionSteps) await step(user);
-    await this.transactions.write((manager) =>
-      manager.update(User, { id, deletedAt: IsNull() }, { deletedAt: new Date() }),
-    );
+    try {
+      await this.transactions.write((manager) =>
+        manager.update(User, { id, deletedAt: IsNull() }, { deletedAt: new Date() }),
+      );
+    } catch (error) {
+      if (await this.deletedAfterAll(id)) deleted();
+      throw error;
+    }
     deleted();
     await this.afterDeletion(user);
+  }
+
+  /**
+   * A write that failed may have been committed all the same (the answer
+   * lost, a timeout after the commit): then the account is gone, and its
+   * connections must close now, as no retry would close them (its token is
+   * refused from then on). Unknown when the database cannot say either.
+   */
+  private async deletedAfterAll(id: string): Promise<boolean> {
+    try {
+      return (await this.findActiveById(id)) === null;
+    } catch {
+      return false;
+    }
   }
 
   /** Best effort: the account is gone whatever happens here, and its connections must still close. */

@@ -4,6 +4,8 @@ import type { RoomUserEvent } from '@app/contract/socket-events';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { RoomsService } from '@app/rooms/rooms.service';
+import { TransactionRunner } from '@app/database/transaction-runner';
+import { UsersService } from '@app/users/users.service';
 import { EventStreamSlots } from '@app/sse/event-stream-slots';
 import {
   addMember,
@@ -200,6 +202,32 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
       details: [],
     });
     expect(await ws.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
+  });
+
+  it('closes them also when the deletion was committed but its answer lost', async () => {
+    const leaving = await registerUser(t.url);
+    const socket = await sockets.connect(leaving);
+    const told = nextEvent<ErrorBody>(socket, 'error');
+    const users = t.app.get(UsersService);
+    const transactions = t.app.get(TransactionRunner);
+    const write = transactions.write.bind(transactions);
+    // The write that marks the account deleted commits, then its answer is lost.
+    const lostAnswer = jest.spyOn(transactions, 'write').mockImplementation(async (work) => {
+      const result = await write(work);
+      if ((await users.findActiveById(leaving.id)) === null)
+        throw new Error('Connection terminated unexpectedly');
+      return result;
+    });
+    try {
+      const answer = await request(t.url)
+        .delete('/api/auth/me')
+        .set('Authorization', `Bearer ${leaving.token}`);
+      expect(answer.status).toBeGreaterThanOrEqual(500);
+    } finally {
+      lostAnswer.mockRestore();
+    }
+
+    expect(await told).toEqual({ code: 'UNAUTHORIZED', message: 'Account deleted', details: [] });
   });
 
   it('closes them as soon as the deletion is committed, not once its clean-up is done', async () => {
