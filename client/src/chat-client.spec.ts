@@ -335,7 +335,8 @@ describe('ChatClient', () => {
       await expect(sending).rejects.toMatchObject({ code: 'UNAVAILABLE' });
       retrying.connect();
       await until('the connection', () => retrying.state.status === 'connected');
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // A round trip: socket.io sends what it queued on connect, before anything sent after.
+      await retrying.presence(ROOM);
       expect(received).toEqual(['never answered']);
     } finally {
       retrying.close();
@@ -354,7 +355,10 @@ describe('ChatClient', () => {
     expect(server.renewals).toEqual(['fresh', 'fresh', 'fresh']);
     // Answered: the next connection is not handed it again.
     server.io.disconnectSockets();
-    await until('the next connection', () => server.joinsPerConnection.length === 4);
+    await until(
+      'the next connection',
+      () => server.joinsPerConnection.length === 4 && chat.state.status === 'connected',
+    );
     await chat.presence(ROOM);
     expect(server.renewals).toEqual(['fresh', 'fresh', 'fresh']);
   }, 5_000);

@@ -1,7 +1,13 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { chromium, type Browser, type Page, type Route } from 'playwright-core';
+import {
+  chromium,
+  type Browser,
+  type BrowserContext,
+  type Page,
+  type Route,
+} from 'playwright-core';
 import {
   addMember,
   postMessage,
@@ -71,11 +77,18 @@ describeWithBrowser('the chat page in Chromium', () => {
     await service?.dispose();
   });
 
+  /** Closed after each test: pages left connected would all reconnect at every restart after. */
+  const contexts: BrowserContext[] = [];
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((context) => context.close()));
+  });
+
   async function openPage(
     url = service.url,
     beforeLoading: (page: Page) => Promise<void> = () => Promise.resolve(),
   ): Promise<Page> {
     const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    contexts.push(context);
     const page = await context.newPage();
     page.on('console', (message) => {
       if (message.text().includes('Content Security Policy')) blockedByPolicy.push(message.text());
@@ -100,6 +113,10 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.click('#login');
     await expectConnected(page);
   }
+
+  /** Asks to connect at once; the page may have done so by itself, and hidden the button. */
+  const retryNow = (page: Page) =>
+    page.$eval('#retry-now', (button) => (button as { click(): void }).click());
 
   const expectConnected = (page: Page) =>
     page.waitForSelector('#connection[data-status=connected]');
@@ -674,7 +691,7 @@ describeWithBrowser('the chat page in Chromium', () => {
     await addMember(service.url, owner, roomId, ivy.id);
 
     restore();
-    await page.click('#retry-now');
+    await retryNow(page);
     await expectConnected(page);
     await page.waitForSelector('#room-list button:text-is("# while away")');
   });
@@ -696,7 +713,7 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.waitForSelector('#connection[data-status=reconnecting]');
     await removeMember(service.url, owner, privateId, joe.id);
     restore();
-    await page.click('#retry-now');
+    await retryNow(page);
     await expectConnected(page);
     await page.waitForSelector('#room-list button:text-is("# was mine")', { state: 'detached' });
     expect(await page.locator('#room-list button:text-is("# still open")').count()).toBe(1);
@@ -733,17 +750,21 @@ describeWithBrowser('the chat page in Chromium', () => {
   it('keeps a room list read before a removal from coming back after the one read since', async () => {
     const { owner, member, roomId, page } = await memberLookingAtPrivateRoom('read before');
     const held = gate();
+    const fetched = gate();
     let holding = true;
+    let fulfilled: Promise<void> | undefined;
     await page.route(/\/api\/rooms\?/, async (route) => {
       if (!holding) return route.continue();
       holding = false;
       // Read now, with the room in it; answered only once the later list is shown.
       const response = await route.fetch();
+      fetched.open();
       await held.opened;
-      await route.fulfill({ response });
+      fulfilled = route.fulfill({ response });
+      await fulfilled;
     });
     await page.click('#refresh-rooms');
-    await waitFor('the first list read', () => !holding);
+    await fetched.opened;
 
     await removeMember(service.url, owner, roomId, member.id);
     await expectConversationClosed(
@@ -752,6 +773,8 @@ describeWithBrowser('the chat page in Chromium', () => {
       `${owner.username} removed you from # read before.`,
     );
     held.open();
+    await waitFor('the first list answered', () => fulfilled !== undefined);
+    await fulfilled;
     await page.waitForTimeout(SETTLE_MS);
     expect(await page.locator('#room-list button:text-is("# read before")').count()).toBe(0);
   });

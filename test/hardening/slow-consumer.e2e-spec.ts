@@ -36,8 +36,11 @@ function tcpOfSocketIo(socket: ClientSocket): NetSocket {
 /** The server's side of each TCP connection accepted from now on, found by the client's port. */
 function acceptedConnections(t: TestApp) {
   const accepted: NetSocket[] = [];
-  t.app.getHttpServer().on('connection', (connection: NetSocket) => accepted.push(connection));
+  const server = t.app.getHttpServer();
+  const onConnection = (connection: NetSocket) => accepted.push(connection);
+  server.on('connection', onConnection);
   return {
+    stop: () => server.off('connection', onConnection),
     peerOf(client: NetSocket): NetSocket {
       const peer = accepted.find((connection) => connection.remotePort === client.localPort);
       if (!peer) throw new Error(`no accepted connection from port ${client.localPort}`);
@@ -78,6 +81,7 @@ class HeldBytes {
       this.peak = Math.max(this.peak, bytes);
       this.samples.push({ at: performance.now(), bytes });
     }, 2);
+    this.timer.unref();
   }
 
   stop(): void {
@@ -117,66 +121,76 @@ describe('slow consumers (in-process service)', () => {
       await client.request({ type: 'join', room: room.id }, 'joined');
     for (const socket of [stuckIo, fastIo]) await emitOk(socket, 'chat:join', room.id);
 
-    tcpOfRaw(stuckWs).pause();
-    tcpOfSocketIo(stuckIo).pause();
-    const wsServerSide = accepted.peerOf(tcpOfRaw(stuckWs));
-    const wsHeld = new HeldBytes(() => (wsServerSide.destroyed ? 0 : wsServerSide.writableLength));
-    const ioServerSide = accepted.peerOf(tcpOfSocketIo(stuckIo));
-    const ioEngine = (await socketIoServer(t)).sockets.sockets.get(stuckIo.id!)!.conn;
-    const ioHeld = new HeldBytes(() =>
-      ioServerSide.destroyed ? 0 : ioServerSide.writableLength + engineWriteBufferBytes(ioEngine),
-    );
-    const memoryBefore = liveMemoryBytes();
-    let peakMemory = memoryBefore;
-    let fastReceived = 0;
-    fastClient.socket.on('message', () => (fastReceived += 1));
-    let fastIoReceived = 0;
-    fastIo.on('room:broadcast', () => (fastIoReceived += 1));
+    const samplers: HeldBytes[] = [];
+    const sampled = (measure: () => number) => {
+      const held = new HeldBytes(measure);
+      samplers.push(held);
+      return held;
+    };
+    try {
+      tcpOfRaw(stuckWs).pause();
+      tcpOfSocketIo(stuckIo).pause();
+      const wsServerSide = accepted.peerOf(tcpOfRaw(stuckWs));
+      const wsHeld = sampled(() => (wsServerSide.destroyed ? 0 : wsServerSide.writableLength));
+      const ioServerSide = accepted.peerOf(tcpOfSocketIo(stuckIo));
+      const ioEngine = (await socketIoServer(t)).sockets.sockets.get(stuckIo.id!)!.conn;
+      const ioHeld = sampled(() =>
+        ioServerSide.destroyed ? 0 : ioServerSide.writableLength + engineWriteBufferBytes(ioEngine),
+      );
+      const memoryBefore = liveMemoryBytes();
+      let peakMemory = memoryBefore;
+      let fastReceived = 0;
+      fastClient.socket.on('message', () => (fastReceived += 1));
+      let fastIoReceived = 0;
+      fastIo.on('room:broadcast', () => (fastIoReceived += 1));
 
-    const payload = 'p'.repeat(32 * 1024);
-    let sent = 0;
-    const dropped = () => ioServerSide.destroyed && wsServerSide.destroyed;
-    while (sent < 3000 && !dropped()) {
-      for (let i = 0; i < 10; i += 1)
+      const payload = 'p'.repeat(32 * 1024);
+      let sent = 0;
+      const dropped = () => ioServerSide.destroyed && wsServerSide.destroyed;
+      while (sent < 3000 && !dropped()) {
+        for (let i = 0; i < 10; i += 1)
+          senderClient.send({ type: 'broadcast', room: room.id, payload });
+        sent += 10;
+        await sleep(5);
+        fastClient.frames.length = 0;
+        peakMemory = Math.max(peakMemory, liveMemoryBytes());
+      }
+      for (const held of samplers) held.stop();
+      expect(dropped()).toBe(true);
+      expect(
+        await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="ws"}'),
+      ).toBe(1);
+      expect(
+        await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="socket.io"}'),
+      ).toBe(1);
+      // What the server held for each stuck client, beside the kernel's buffers. /ws checks before
+      // each frame, so it never holds more than the limit and one frame.
+      expect(wsHeld.peak).toBeGreaterThan(MIB / 2);
+      expect(wsHeld.peak).toBeLessThan(MIB + 64 * 1024);
+      // Socket.IO checks four times a second: past the limit, it is cut within a few checks.
+      expect(ioHeld.peak).toBeGreaterThan(MIB / 2);
+      expect(ioHeld.overLimitForMs(MIB)).toBeLessThan(1_000);
+      // Two stuck clients holding a few MiB at most, beside what is in flight to the others
+      // (measured: about 4 MiB in all).
+      expect(peakMemory - memoryBefore).toBeLessThan(16 * MIB);
+
+      for (let i = 0; i < 20; i += 1)
         senderClient.send({ type: 'broadcast', room: room.id, payload });
-      sent += 10;
-      await sleep(5);
-      fastClient.frames.length = 0;
-      peakMemory = Math.max(peakMemory, liveMemoryBytes());
+      sent += 20;
+      await eventually(() => fastReceived === sent && fastIoReceived === sent, 20_000);
+      await eventually(
+        async () =>
+          (await metricValue(t.url, 'realtime_connections{transport="ws"}')) === 2 &&
+          (await metricValue(t.url, 'realtime_connections{transport="socket.io"}')) === 1,
+        10_000,
+      );
+      expect(fastIo.connected).toBe(true);
+    } finally {
+      for (const held of samplers) held.stop();
+      accepted.stop();
+      for (const client of [senderClient, fastClient, stuckWs]) client.socket.terminate();
+      for (const socket of [stuckIo, fastIo]) socket.close();
     }
-    for (const held of [wsHeld, ioHeld]) held.stop();
-    expect(dropped()).toBe(true);
-    expect(await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="ws"}')).toBe(
-      1,
-    );
-    expect(
-      await metricValue(t.url, 'realtime_slow_consumers_dropped_total{transport="socket.io"}'),
-    ).toBe(1);
-    // What the server held for each stuck client, beside the kernel's buffers. /ws checks before
-    // each frame, so it never holds more than the limit and one frame.
-    expect(wsHeld.peak).toBeGreaterThan(MIB / 2);
-    expect(wsHeld.peak).toBeLessThan(MIB + 64 * 1024);
-    // Socket.IO checks four times a second: past the limit, it is cut within a few checks.
-    expect(ioHeld.peak).toBeGreaterThan(MIB / 2);
-    expect(ioHeld.overLimitForMs(MIB)).toBeLessThan(1_000);
-    // Two stuck clients holding a few MiB at most, beside what is in flight to the others
-    // (measured: about 4 MiB in all).
-    expect(peakMemory - memoryBefore).toBeLessThan(16 * MIB);
-
-    for (let i = 0; i < 20; i += 1)
-      senderClient.send({ type: 'broadcast', room: room.id, payload });
-    sent += 20;
-    await eventually(() => fastReceived === sent && fastIoReceived === sent, 20_000);
-    await eventually(
-      async () =>
-        (await metricValue(t.url, 'realtime_connections{transport="ws"}')) === 2 &&
-        (await metricValue(t.url, 'realtime_connections{transport="socket.io"}')) === 1,
-      10_000,
-    );
-    expect(fastIo.connected).toBe(true);
-
-    for (const client of [senderClient, fastClient, stuckWs]) client.socket.terminate();
-    for (const socket of [stuckIo, fastIo]) socket.close();
   }, 60_000);
 
   it('drops an event stream that stops reading once its backlog passes 1 MiB, and keeps serving the others', async () => {

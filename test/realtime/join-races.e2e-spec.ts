@@ -346,7 +346,8 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
         );
         await joinReading.started;
         held.release();
-        await sleep(50);
+        // Handed to the socket's fence by now: the live delivery runs within the held call.
+        await held.finished;
         joinReading.release();
         // Where its live stream stands: the message on its way is still to come, after the ack.
         expect(await joining).toMatchObject({ room: { lastSeq: 0 }, missed: [] });

@@ -1,6 +1,8 @@
 /** A call held by `holdNextCall`: `started` once it is under way, `release` to let it finish. */
 export interface HeldCall {
   started: Promise<void>;
+  /** Once the real call has settled, after `release`. */
+  finished: Promise<void>;
   release(): void;
 }
 
@@ -21,17 +23,19 @@ export function holdNextCall<T extends object>(
   const released = new Promise<void>((resolve) => (release = resolve));
   let begin!: () => void;
   const started = new Promise<void>((resolve) => (begin = resolve));
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
   const held = async (...args: never[]) => {
     if (after) {
-      const answer = await original(...args);
+      const answer = await Promise.resolve(original(...args)).finally(finish);
       begin();
       await released;
       return answer;
     }
     begin();
     await released;
-    return original(...args);
+    return Promise.resolve(original(...args)).finally(finish);
   };
   jest.spyOn(object, method as never).mockImplementationOnce(held as never);
-  return { started, release };
+  return { started, finished, release };
 }
