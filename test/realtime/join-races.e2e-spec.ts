@@ -22,7 +22,6 @@ import {
   emitOk,
   eventually,
   nextEvent,
-  sleep,
   socketPool,
   type ClientSocket,
 } from '../support/sockets';
