@@ -121,6 +121,6 @@ export async function createApp(
   applyHttpSettings(app, config.http);
   serveChatPage(app, config.http.webRoot);
   app.useWebSocketAdapter(await createIoAdapter(app, config.redis.url !== undefined));
-  setupSwagger(app);
+  if (config.http.apiDocs) setupSwagger(app);
   return app;
 }

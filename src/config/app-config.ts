@@ -27,6 +27,8 @@ export interface HttpConfig {
   serviceName: string;
   /** The built chat page, served at `/` when the folder exists. */
   webRoot: string;
+  /** Whether /api/docs (Swagger UI) and /api/docs-json are served. */
+  apiDocs: boolean;
 }
 
 export type DatabaseConfig =
@@ -142,6 +144,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       logLevel: env.LOG_LEVEL,
       serviceName: env.SERVICE_NAME ?? 'realtime-backend',
       webRoot: resolve(env.WEB_ROOT),
+      apiDocs: env.API_DOCS,
     },
     database: env.DATABASE_URL
       ? {

@@ -192,6 +192,11 @@ export class EnvironmentVariables {
   @IsBoolean()
   MIGRATIONS_RUN = true;
 
+  /** The OpenAPI document and Swagger UI at /api/docs; off, neither is served. */
+  @Transform(toBool)
+  @IsBoolean()
+  API_DOCS = true;
+
   /** A message write the database has not answered by then is given up on (its senders get UNAVAILABLE). */
   @Transform(toInt)
   @IsInt()

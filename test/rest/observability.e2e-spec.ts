@@ -144,3 +144,22 @@ describe('REST observability', () => {
     expect(await metricValue(t.url, socketIo)).toBe(socketIoBefore + 1);
   });
 });
+
+describe('the API description', () => {
+  it('is not served with API_DOCS=false, and answers 404 in the contract’s shape', async () => {
+    const t = await startTestApp('sqlite', { API_DOCS: 'false' });
+    try {
+      for (const path of ['/api/docs', '/api/docs-json']) {
+        const response = await request(t.url).get(path).expect(404);
+        expect(response.body).toEqual({
+          code: 'NOT_FOUND',
+          message: expect.any(String),
+          details: [],
+        });
+      }
+      await request(t.url).get('/health/live').expect(200);
+    } finally {
+      await t.close();
+    }
+  });
+});
