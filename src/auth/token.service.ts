@@ -3,8 +3,10 @@ import { ConfigService } from '@nestjs/config';
 import { JwtService } from '@nestjs/jwt';
 import { assertRemembered } from '@app/common/admission-age';
 import { AppException } from '@app/common/errors/app.exception';
+import { ExpiringCache } from '@app/common/expiring-cache';
 import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import type { AllConfig } from '@app/config/app-config';
+import { DeliveryService } from '@app/delivery/delivery.service';
 import type { User } from '@app/users/user.entity';
 import { UsersService } from '@app/users/users.service';
 import { AccountClosures, CLOSURE_MEMORY_MS } from './account-closures';
@@ -48,11 +50,15 @@ function hasAccessTokenClaims(payload: unknown): payload is AccessTokenClaims {
  */
 @Injectable()
 export class TokenService {
+  /** Accounts whose stray connections were told to close lately: told again at most once a minute. */
+  private readonly strayConnectionsClosed = new ExpiringCache<true>(60_000, 10_000);
+
   constructor(
     private readonly jwt: JwtService,
     private readonly users: UsersService,
     private readonly config: ConfigService<AllConfig, true>,
     private readonly closures: AccountClosures,
+    private readonly delivery: DeliveryService,
   ) {}
 
   /**
@@ -89,13 +95,27 @@ export class TokenService {
     return sessionStartedAt + this.config.get('auth.sessionMaxAgeSeconds', { infer: true }) * 1000;
   }
 
+  /**
+   * A genuine token of an account that is gone: its connections were to be
+   * closed when it was deleted, which a crash between the commit and that
+   * delivery would have missed. They are closed now, on every node.
+   */
+  private closeStrayConnections(userId: string): void {
+    if (this.strayConnectionsClosed.get(userId)) return;
+    this.strayConnectionsClosed.set(userId, true);
+    this.delivery.accountClosed(userId);
+  }
+
   /** Resolves the token's user, or throws UNAUTHORIZED for any bad or missing token. */
   async verify(token: string | undefined | null): Promise<AuthUser> {
     if (!token) throw AppException.unauthorized();
     const claims = await this.decode(token);
     // Ids are stored in lower case; PostgreSQL would match any case, SQLite only this one.
     const user = await this.users.findActiveById(claims.sub.toLowerCase());
-    if (!user) throw AppException.unauthorized();
+    if (!user) {
+      this.closeStrayConnections(claims.sub.toLowerCase());
+      throw AppException.unauthorized();
+    }
     return {
       id: user.id,
       username: user.username,

@@ -5,6 +5,7 @@ import type { ErrorBody } from '@app/common/errors/error-body';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { TransactionRunner } from '@app/database/transaction-runner';
+import { User } from '@app/users/user.entity';
 import { UsersService } from '@app/users/users.service';
 import { EventStreamSlots } from '@app/sse/event-stream-slots';
 import {
@@ -227,6 +228,23 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
       lostAnswer.mockRestore();
     }
 
+    expect(await told).toEqual({ code: 'UNAUTHORIZED', message: 'Account deleted', details: [] });
+  });
+
+  it('closes them when the account’s token is seen again, if its deletion never told them', async () => {
+    const leaving = await registerUser(t.url);
+    const socket = await sockets.connect(leaving);
+    const told = nextEvent<ErrorBody>(socket, 'error');
+    // Deleted behind the service's back: a node that crashed between the commit and the closure.
+    await t.app
+      .get(TransactionRunner)
+      .write((manager) => manager.update(User, { id: leaving.id }, { deletedAt: new Date() }));
+    expect(socket.connected).toBe(true);
+
+    await request(t.url)
+      .get('/api/auth/me')
+      .set('Authorization', `Bearer ${leaving.token}`)
+      .expect(401);
     expect(await told).toEqual({ code: 'UNAUTHORIZED', message: 'Account deleted', details: [] });
   });
 
