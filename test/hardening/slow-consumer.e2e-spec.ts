@@ -69,7 +69,7 @@ function engineWriteBufferBytes(engine: AppSocket['conn']): number {
   );
 }
 
-/** Samples what the server holds for one client every few milliseconds: the peak, and for how long it was over a limit. */
+/** Samples what the server holds for one client every 5 ms: the peak, and for how long it was over a limit. */
 class HeldBytes {
   peak = 0;
   private readonly samples: Array<{ at: number; bytes: number }> = [];
@@ -80,7 +80,7 @@ class HeldBytes {
       const bytes = measure();
       this.peak = Math.max(this.peak, bytes);
       this.samples.push({ at: performance.now(), bytes });
-    }, 2);
+    }, 5);
     this.timer.unref();
   }
 
@@ -153,7 +153,9 @@ describe('slow consumers (in-process service)', () => {
         sent += 10;
         await sleep(5);
         fastClient.frames.length = 0;
-        peakMemory = Math.max(peakMemory, liveMemoryBytes());
+        // A full collection every few rounds: each stalls the server and the fast readers too,
+        // which share this process, and too many would leave them behind.
+        if (sent % 50 === 0) peakMemory = Math.max(peakMemory, liveMemoryBytes());
       }
       for (const held of samplers) held.stop();
       expect(dropped()).toBe(true);
@@ -177,7 +179,15 @@ describe('slow consumers (in-process service)', () => {
       for (let i = 0; i < 20; i += 1)
         senderClient.send({ type: 'broadcast', room: room.id, payload });
       sent += 20;
-      await eventually(() => fastReceived === sent && fastIoReceived === sent, 20_000);
+      await eventually(() => fastReceived === sent && fastIoReceived === sent, 20_000).catch(
+        (error: Error) => {
+          const refused = senderClient.frames.filter((frame) => frame.type === 'error');
+          throw new Error(
+            `${error.message}: sent ${sent}, /ws got ${fastReceived}, Socket.IO got ${fastIoReceived}, ` +
+              `refused ${refused.length} ${JSON.stringify(refused.slice(0, 2))}`,
+          );
+        },
+      );
       await eventually(
         async () =>
           (await metricValue(t.url, 'realtime_connections{transport="ws"}')) === 2 &&
