@@ -496,25 +496,40 @@ describeWithBrowser('the chat page in Chromium', () => {
     await openRoom(page, 'by invitation', { refresh: false });
   });
 
-  it('keeps messages queued offline on screen across room switches, and opens a room again after a failed try', async () => {
-    const hank = await registerUser(service.url, uniqueUsername('hank'));
-    const roomId = await createRoomAs(hank.token, 'first stop');
-    await createRoomAs(hank.token, 'second stop');
+  /**
+   * A user's message written into `room` while the service is down; the page
+   * then tries `other` and `room` again, neither of which it can open: the
+   * message is pending in a closed conversation.
+   */
+  async function pendingThroughAnOutage(name: string, room: string, other: string, text: string) {
+    const user = await registerUser(service.url, uniqueUsername(name));
+    const roomId = await createRoomAs(user.token, room);
+    await createRoomAs(user.token, other);
     const page = await openPage();
-    await logIn(page, hank.username);
-    await openRoom(page, 'first stop');
-    const pending = pendingWithText('written offline');
+    await logIn(page, user.username);
+    await openRoom(page, room);
+    const pending = pendingWithText(text);
 
     await service.kill();
     await page.waitForSelector('#connection[data-status=reconnecting]');
-    await send(page, 'written offline');
+    await send(page, text);
     await page.waitForSelector(pending);
-    await page.click('#room-list button:text-is("# second stop")');
+    await page.click(`#room-list button:text-is("# ${other}")`);
     await page.waitForSelector('#notice:has-text("Could not open the room")');
-    await page.click('#room-list button:text-is("# first stop")');
-    await page.waitForSelector(`#room-title:text-is("# first stop")`);
+    await page.click(`#room-list button:text-is("# ${room}")`);
+    await page.waitForSelector(`#room-title:text-is("# ${room}")`);
     await page.waitForSelector(pending);
     await page.waitForSelector('#notice:has-text("Could not open the room")');
+    return { user, roomId, page, pending };
+  }
+
+  it('keeps messages queued offline on screen across room switches, and opens a room again after a failed try', async () => {
+    const {
+      user: hank,
+      roomId,
+      page,
+      pending,
+    } = await pendingThroughAnOutage('hank', 'first stop', 'second stop', 'written offline');
 
     await service.start();
     await expectConnected(page);
@@ -720,25 +735,13 @@ describeWithBrowser('the chat page in Chromium', () => {
   });
 
   it('drops the pending copy of a message stored after its conversation was closed', async () => {
-    const lou = await registerUser(service.url, uniqueUsername('lou'));
-    const roomId = await createRoomAs(lou.token, 'closed on me');
-    await createRoomAs(lou.token, 'elsewhere');
-    const page = await openPage();
-    await logIn(page, lou.username);
-    await openRoom(page, 'closed on me');
-    const pending = pendingWithText('sent into the outage');
-
-    await service.kill();
-    await page.waitForSelector('#connection[data-status=reconnecting]');
-    await send(page, 'sent into the outage');
-    await page.waitForSelector(pending);
-    await page.click('#room-list button:text-is("# elsewhere")');
-    await page.waitForSelector('#notice:has-text("Could not open the room")');
-    // Opened again, its history cannot be read: closed, with the message still pending.
-    await page.click('#room-list button:text-is("# closed on me")');
-    await page.waitForSelector(`#room-title:text-is("# closed on me")`);
-    await page.waitForSelector('#notice:has-text("Could not open the room")');
-    await page.waitForSelector(pending);
+    // Opened again during the outage, its history cannot be read: closed, the message pending.
+    const {
+      user: lou,
+      roomId,
+      page,
+      pending,
+    } = await pendingThroughAnOutage('lou', 'closed on me', 'elsewhere', 'sent into the outage');
 
     await service.start();
     await expectConnected(page);
