@@ -313,6 +313,17 @@ async function benchCluster(ctx: BenchContext, results: Results): Promise<void> 
   );
 }
 
+/** A URL as results may show it: results get shared, passwords must not. */
+function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = 'redacted';
+    return parsed.toString();
+  } catch {
+    return '(not a URL)';
+  }
+}
+
 function writeJson(ctx: BenchContext, results: Results, table: string, startedAt: Date): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = join(RESULTS_DIR, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -322,6 +333,8 @@ function writeJson(ctx: BenchContext, results: Results, table: string, startedAt
     databases: string[];
   } = {
     ...ctx.config,
+    databaseUrl: withoutPassword(ctx.config.databaseUrl),
+    redisUrl: withoutPassword(ctx.config.redisUrl),
     phases: [...ctx.config.phases],
     baselines: [...ctx.config.baselines],
     databases: [...ctx.config.databases],

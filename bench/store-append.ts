@@ -39,6 +39,14 @@ async function startService(storage: Storage): Promise<Service> {
 }
 
 async function appendCost(storage: Storage): Promise<string> {
+  try {
+    return await measureAppends(storage);
+  } finally {
+    await storage.drop();
+  }
+}
+
+async function measureAppends(storage: Storage): Promise<string> {
   const app = await startService(storage);
   try {
     const { UsersService } = await serviceModule<{ UsersService: unknown }>('users/users.service');
@@ -64,7 +72,6 @@ async function appendCost(storage: Storage): Promise<string> {
     return `${storage.label.padEnd(10)} ${cpuUs.toFixed(0).padStart(5)} µs CPU, ${wallUs.toFixed(0).padStart(5)} µs wall per append`;
   } finally {
     await app.close();
-    await storage.drop();
   }
 }
 

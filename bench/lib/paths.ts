@@ -17,6 +17,13 @@ export const REPO_ROOT = findRepoRoot(__dirname);
 export const SERVICE_ENTRY = join(REPO_ROOT, 'dist', 'src', 'main.js');
 export const MIGRATE_ENTRY = join(REPO_ROOT, 'dist', 'src', 'database', 'migrate.js');
 export const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
+/**
+ * Where the service and its migrations run: an empty directory, so that no
+ * `.env` of the checkout reaches the measured service (the baselines read
+ * none), and its chat page from the build all the same.
+ */
+export const SERVICE_CWD = join(BENCH_OUT, 'service-cwd');
+export const WEB_ROOT = join(REPO_ROOT, 'dist', 'web');
 
 export const scripts = {
   socketioBaseline: join(BENCH_OUT, 'baselines', 'socketio-baseline.js'),

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { sleep, waitUntil, withTimeout } from '../common/clock';
 import { perfNodeArgs } from './perf-record';
 import { launch, profiling, type ManagedProcess } from './processes';
-import { MIGRATE_ENTRY, REPO_ROOT, SERVICE_ENTRY, scripts } from './paths';
+import { MIGRATE_ENTRY, REPO_ROOT, SERVICE_CWD, SERVICE_ENTRY, WEB_ROOT, scripts } from './paths';
 import { waitUntilReady } from './service-api';
 
 /** One server under test: one process (or one per node), and where it listens. */
@@ -70,6 +70,7 @@ export function serviceEnv(jwtSecret: string): NodeJS.ProcessEnv {
     MAX_PACKETS_PER_SECOND: '1000000',
     SLOW_CONSUMER_LIMIT_BYTES: String(64 * 1024 * 1024),
     WS_PING_INTERVAL_MS: '25000',
+    WEB_ROOT,
     // Room for the close graces and, on the two-node phase, two Redis timeouts.
     SHUTDOWN_TIMEOUT_MS: '10000',
     ...passedThrough(),
@@ -88,6 +89,11 @@ function profilingArgs(): string[] {
   return [...cpuProf, ...perfNodeArgs()];
 }
 
+function serviceCwd(): string {
+  mkdirSync(SERVICE_CWD, { recursive: true });
+  return SERVICE_CWD;
+}
+
 async function startServiceNode(
   name: string,
   env: NodeJS.ProcessEnv,
@@ -101,7 +107,7 @@ async function startServiceNode(
     script: SERVICE_ENTRY,
     nodeArgs: profilingArgs(),
     env: { ...env, PORT: String(port) },
-    cwd: REPO_ROOT,
+    cwd: serviceCwd(),
     ...placement,
   });
   const url = `http://127.0.0.1:${port}`;
@@ -155,7 +161,7 @@ export async function migrate(storage: NodeJS.ProcessEnv): Promise<void> {
     script: MIGRATE_ENTRY,
     args: ['run'],
     env: { PATH: process.env.PATH, ...storage },
-    cwd: REPO_ROOT,
+    cwd: serviceCwd(),
   });
   const exit = await child.exited;
   if (exit.code !== 0) throw new Error(`migrations failed: ${child.output()}`);
