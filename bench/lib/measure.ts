@@ -38,7 +38,14 @@ export interface LoadMeasurement extends RunResult {
 /** The fields that must stay clean, whichever repeat gives the figures. */
 type Integrity = Pick<
   RunResult,
-  'lost' | 'tailLost' | 'duplicates' | 'unexpected' | 'ackErrors' | 'disconnects' | 'drained'
+  | 'lost'
+  | 'tailLost'
+  | 'duplicates'
+  | 'unexpected'
+  | 'ackErrors'
+  | 'skipped'
+  | 'disconnects'
+  | 'drained'
 >;
 
 export interface Scenario {
@@ -115,12 +122,23 @@ async function measureRun(loader: Loader, server: ServerHandle, run: RunCommand,
 }
 
 /**
+ * How long a loader's last run is followed, as earlier runs are by the
+ * runs after them: re-deliveries of a catch-up or a resync come seconds late.
+ */
+const AFTER_LAST_RUN_MS = 3_000;
+
+/**
  * After a loader's last run: a run that sends nothing, only to count what
  * arrived after that run's result (duplicates, deliveries no send explains,
- * refusals, late messages), which no next run would.
+ * refusals, late messages, drops), which no next run would.
  */
 async function afterLastRun(loader: Loader, last: RunCommand): Promise<RunResult> {
-  const run: RunCommand = { ...last, mode: 'fixed', ratePerSec: 0, durationMs: 0 };
+  const run: RunCommand = {
+    ...last,
+    mode: 'fixed',
+    ratePerSec: 0,
+    durationMs: AFTER_LAST_RUN_MS,
+  };
   const { result } = await loader.request(run, 'result', runTimeoutMs(run));
   return result;
 }
@@ -189,16 +207,6 @@ async function prepare(ctx: BenchContext, scenario: Scenario): Promise<Ready> {
     await loader.close();
     throw error;
   }
-}
-
-/** Performs each run of the scenario in turn, once. */
-export async function runScenario(
-  ctx: BenchContext,
-  server: ServerHandle,
-  scenario: Scenario,
-): Promise<LoadMeasurement[]> {
-  const [measured] = await runInTurns(ctx, [{ server, scenario }], 1);
-  return measured;
 }
 
 /** One server and what to run against it, among others that take turns with it. */
@@ -283,6 +291,7 @@ function integrityOf(
     duplicates: sum((run) => run.duplicates),
     unexpected: sum((run) => run.unexpected),
     ackErrors: sum((run) => run.ackErrors),
+    skipped: sum((run) => run.skipped),
     disconnects: sum((run) => run.disconnects),
     drained: measured.every((run) => run.drained),
   };

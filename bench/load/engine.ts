@@ -69,6 +69,7 @@ class RunState {
   late = 0;
   lastSendAt = this.start;
   lastEventAt = this.start;
+  /** Disconnects already charged to an earlier run: the rest, between runs included, are this run's. */
   disconnectsAtStart: number;
   firstError?: string;
   readonly latency = new Recorder();
@@ -94,6 +95,8 @@ export class LoadEngine {
   readonly senders: Sender[] = [];
   readonly receivers: Receiver[] = [];
   disconnects = 0;
+  /** Disconnects some run's result has counted. */
+  private disconnectsCounted = 0;
   /** How the first unexpected disconnect happened. */
   firstDisconnect?: string;
   private state?: RunState;
@@ -169,7 +172,7 @@ export class LoadEngine {
   }
 
   async run(command: RunCommand): Promise<RunResult> {
-    const state = new RunState(command, this.disconnects, new Map(this.expected));
+    const state = new RunState(command, this.disconnectsCounted, new Map(this.expected));
     this.takeOver(state);
     this.state = state;
     const ticker = command.mode === 'fixed' ? this.startTicker(state) : undefined;
@@ -221,12 +224,19 @@ export class LoadEngine {
     if (this.state) this.state.expectedDeliveries += audience;
   }
 
-  private send(sender: Sender, state: RunState): void {
-    const sentAt = now();
+  /**
+   * `sentAt` is where latencies count from: the send itself, or at a fixed
+   * rate, for a send held back more than a tick past its schedule (the load
+   * generator stalled), its schedule plus a tick. So a stall of the load
+   * generator's own is in the figures (no coordinated omission), and the
+   * ticker's granularity, which has nothing to do with either server, is not.
+   */
+  private send(sender: Sender, state: RunState, dueAt = Infinity): void {
+    const sentAt = Math.min(now(), dueAt + TICK_MS);
     sender.n += 1;
     sender.outstanding += 1;
     state.sent += 1;
-    state.lastSendAt = sentAt;
+    state.lastSendAt = now();
     sender.transmit({ sender: sender.key, n: sender.n, sentAt });
   }
 
@@ -238,19 +248,21 @@ export class LoadEngine {
 
   private startTicker(state: RunState): NodeJS.Timeout {
     let turn = 0;
+    const { ratePerSec } = state.command;
     return setInterval(() => {
-      const due = Math.floor((state.command.ratePerSec * (now() - state.start)) / 1000);
-      const count = due - state.sent - state.skipped;
-      for (let i = 0; i < count && state.sending; i++) {
+      const due = Math.floor((ratePerSec * (now() - state.start)) / 1000);
+      while (state.sent + state.skipped < due && state.sending) {
+        const dueAt = state.start + ((state.sent + state.skipped + 1) * 1000) / ratePerSec;
         const sender = this.senders[turn++ % this.senders.length];
         if (sender.outstanding >= FIXED_MODE_MAX_OUTSTANDING) state.skipped += 1;
-        else this.send(sender, state);
+        else this.send(sender, state, dueAt);
       }
     }, TICK_MS);
   }
 
   private resultOf(state: RunState, drained: boolean): RunResult {
     const disconnects = this.disconnects - state.disconnectsAtStart;
+    this.disconnectsCounted = this.disconnects;
     let lost = 0;
     let tailLost = 0;
     let duplicates = 0;

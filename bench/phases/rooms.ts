@@ -1,6 +1,12 @@
 import type { RoomPlan, RunCommand, Target } from '../common/protocol';
 import type { BenchContext } from '../lib/context';
-import { fanoutRuns, runScenario, type LoadMeasurement, type Scenario } from '../lib/measure';
+import {
+  fanoutRuns,
+  runInTurns,
+  type Entrant,
+  type LoadMeasurement,
+  type Scenario,
+} from '../lib/measure';
 import type { ServerHandle } from '../lib/servers';
 import { baselineRooms, serviceRooms, type Placement, type RoomShape } from '../lib/topology';
 
@@ -87,7 +93,14 @@ export interface ClusterResult {
   crossNode: LoadMeasurement;
 }
 
-/** Two nodes over Redis: fixed-rate fan-out with everything on node A, then senders on A and receivers on B. */
+/**
+ * Two nodes over Redis: fixed-rate fan-out with senders on node A and
+ * receivers on node B, against everything on node A of the same two, taking
+ * turns with repeats as the other phases do, so that drift between the two
+ * placements does not land in their ratio. Node B still hears every message
+ * of the all-on-A placement (each node publishes its messages to Redis), as
+ * a node of a cluster would.
+ */
 export async function measureCluster(
   ctx: BenchContext,
   cluster: ServerHandle,
@@ -96,13 +109,19 @@ export async function measureCluster(
   fixed.ratePerSec = ctx.config.clusterRatePerSec;
   const [a, b] = cluster.urls;
   const shape = fanoutShape(ctx);
-  const withReceiversOn = async (name: string, receiverUrl: string) => {
+  const placedOn = async (name: string, receiverUrl: string): Promise<Entrant> => {
     const plan = { name, loader: 'socketio' as const, target: 'service' as const, shape };
     const placement = { senderUrl: a, receiverUrl };
-    const scenario = await scenarioOn(ctx, cluster, { ...plan, runs: [fixed] }, placement);
-    return runScenario(ctx, cluster, scenario);
+    const latencyP50 = (m: LoadMeasurement) => m.latencyMs.p50;
+    const scenario = await scenarioOn(
+      ctx,
+      cluster,
+      { ...plan, runs: [fixed], figure: latencyP50 },
+      placement,
+    );
+    return { server: cluster, scenario };
   };
-  const [oneNode] = await withReceiversOn('cluster-one-node', a);
-  const [crossNode] = await withReceiversOn('cluster-cross-node', b);
+  const entrants = [await placedOn('cluster-one-node', a), await placedOn('cluster-cross-node', b)];
+  const [[oneNode], [crossNode]] = await runInTurns(ctx, entrants);
   return { oneNode, crossNode };
 }
