@@ -16,7 +16,7 @@ import { ReadinessChecks } from '@app/health/readiness-checks';
 import { databaseProbe, type DatabaseProbe, ReadOnlyDatabase } from './database-ping';
 import { pendingMigrations, runMigrations } from './prepare-database';
 import { TransactionRunner } from './transaction-runner';
-import { typeormOptions } from './typeorm-options';
+import { forMigrations, typeormOptions } from './typeorm-options';
 
 const logger = new Logger('Database');
 /** Start-up tries the database this many times more, a second apart, then stops saying why. */
@@ -28,30 +28,43 @@ const noAnswer = () => new Error('No answer in time');
 /** A migration itself failed (not the connection): trying again a second later would not help. */
 class MigrationFailed extends Error {}
 
-/** Connects, then applies pending migrations before any module can query. */
+/**
+ * Applies pending migrations (on connections of their own, see
+ * `forMigrations`), then connects before any module can query.
+ */
 async function createDataSource(options?: DataSourceOptions): Promise<DataSource> {
   if (!options) throw new Error('TypeORM options are missing');
-  const dataSource = await new DataSource({ ...options, migrationsRun: false })
+  if (options.migrationsRun) await migrate(forMigrations(options));
+  return open(options);
+}
+
+function open(options: DataSourceOptions): Promise<DataSource> {
+  return new DataSource({ ...options, migrationsRun: false })
     .initialize()
     .catch((error: unknown) => {
       throw cannotOpen(options, error);
     });
-  if (options.migrationsRun) await migrate(dataSource);
-  return dataSource;
 }
 
-async function migrate(dataSource: DataSource): Promise<void> {
+async function migrate(options: DataSourceOptions): Promise<void> {
+  const dataSource = await open(options);
   try {
     const applied = await runMigrations(dataSource);
     for (const migration of applied) logger.log(`Applied migration ${migration.name}`);
   } catch (error) {
-    // Its pool would otherwise stay open beside the one start-up gives up with, or tries again.
-    await dataSource.destroy().catch(() => undefined);
-    // A connection lost or refused meanwhile (too many clients, a restart) is worth another try.
-    if (isUnavailableError(error)) throw error;
+    // A connection lost or refused meanwhile (too many clients, a restart) is worth another
+    // try; a statement cancelled (by an administrator) is not.
+    if (isUnavailableError(error) && !isCancelled(error)) throw error;
     const reason = error instanceof Error ? error.message : String(error);
     throw new MigrationFailed(`A migration failed: ${reason}`, { cause: error });
+  } finally {
+    await dataSource.destroy().catch(() => undefined);
   }
+}
+
+/** PostgreSQL's query_canceled. */
+function isCancelled(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '57014';
 }
 
 /** Names the setting to look at; the message never includes the URL, which may hold a password. */

@@ -59,6 +59,24 @@ export function postgresConnection(
 }
 
 /**
+ * Migrations wait as long as they must: an index built CONCURRENTLY waits
+ * for every transaction using its table, then reads it all. A
+ * `statement_timeout` or `lock_timeout` of the URL (or of the role) would
+ * cancel them halfway, over and over; the service's own sessions keep them.
+ */
+const MIGRATION_SESSION_OPTIONS = '-c statement_timeout=0 -c lock_timeout=0';
+
+/** The options to migrate with: the service's, with no time limit on statements or locks. */
+export function forMigrations(options: DataSourceOptions): DataSourceOptions {
+  if (options.type !== 'postgres') return options;
+  const extra = options.extra as { options: string };
+  return {
+    ...options,
+    extra: { ...extra, options: `${extra.options} ${MIGRATION_SESSION_OPTIONS}` },
+  };
+}
+
+/**
  * The one set of TypeORM options, used by the app and by the CLI data source.
  * Schema changes only ever come from migrations.
  */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DataSource } from 'typeorm';
 import type { Client } from 'pg';
+import { createApp } from '@app/app.factory';
 import { MIGRATION_LOCK_KEY, runMigrations } from '@app/database/prepare-database';
 import { typeormOptions } from '@app/database/typeorm-options';
 import {
@@ -14,7 +15,7 @@ import {
 } from '../support/databases';
 import { REPO_ROOT } from '../support/service-process';
 import { eventually } from '../support/sockets';
-import { startTestApp } from '../support/test-app';
+import { BASE_TEST_ENV, startTestApp } from '../support/test-app';
 
 const run = promisify(execFile);
 const MIGRATE = join(REPO_ROOT, 'dist', 'src', 'database', 'migrate.js');
@@ -347,6 +348,62 @@ describePostgres('the owner and membership indexes on PostgreSQL', () => {
     expect(await indexDefinition(database, 'IDX_rooms_owner')).toContain('(owner_id)');
   });
 
+  /** The test database's URL, with time limits of its own in `options` and `appName` for its sessions. */
+  const withTimeLimits = (statementMs: number) => {
+    const url = new URL(database.env.DATABASE_URL!);
+    url.searchParams.set(
+      'options',
+      `-c statement_timeout=${statementMs} -c lock_timeout=${statementMs}`,
+    );
+    url.searchParams.set('application_name', appName);
+    return url.toString();
+  };
+
+  /**
+   * Holds a transaction that has read memberships open for `ms` once the
+   * index change waits for it, and expects the same sessions to wait all along.
+   */
+  const holdReaderWhileBuilding = (ms: number) =>
+    inSchema(async (reader) => {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM room_members');
+      const waiting = await waitUntilWaiting(appName);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      expect(await waitingSessions(appName)).toEqual(waiting);
+      await reader.query('COMMIT');
+    });
+
+  it('waits for its builds past the statement and lock timeouts that DATABASE_URL sets', async () => {
+    const building = run(process.execPath, [MIGRATE, 'run'], {
+      env: { PATH: process.env.PATH, ...database.env, DATABASE_URL: withTimeLimits(200) },
+      cwd: REPO_ROOT,
+    });
+    await holdReaderWhileBuilding(1_000);
+
+    expect((await building).stdout).toContain(LATEST);
+    expect(await indexDefinition(database, 'IDX_rooms_owner')).toContain('(owner_id)');
+  });
+
+  it('migrates at start-up without the URL’s time limits, which the service’s sessions keep', async () => {
+    const starting = createApp({
+      ...BASE_TEST_ENV,
+      ...database.env,
+      DATABASE_URL: withTimeLimits(200),
+      MIGRATIONS_RUN: 'true',
+    });
+    await holdReaderWhileBuilding(1_000);
+    const app = await starting;
+    try {
+      const [setting] = await app
+        .get(DataSource)
+        .query<Array<{ statement_timeout: string }>>('SHOW statement_timeout');
+      expect(setting.statement_timeout).toBe('200ms');
+      expect(await indexDefinition(database, 'IDX_rooms_owner')).toContain('(owner_id)');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('builds again an index that an interrupted run left unfinished', async () => {
     const invalidOid = await inSchema(async (client) => {
       await client.query('CREATE INDEX "IDX_rooms_owner" ON rooms (owner_id)');
@@ -371,17 +428,22 @@ describePostgres('the owner and membership indexes on PostgreSQL', () => {
   });
 });
 
-/** Resolves once a session of the application waits on a lock. */
-async function waitUntilWaiting(applicationName: string): Promise<void> {
+/** The sessions of the application that wait on a lock. */
+function waitingSessions(applicationName: string): Promise<number[]> {
+  return withPostgres(async (client) => {
+    const result = await client.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+      [applicationName],
+    );
+    return result.rows.map((row) => row.pid);
+  });
+}
+
+/** Resolves, with their process ids, once sessions of the application wait on a lock. */
+async function waitUntilWaiting(applicationName: string): Promise<number[]> {
   for (let tries = 0; tries < 200; tries += 1) {
-    const waiting = await withPostgres(async (client) => {
-      const result = await client.query(
-        `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
-        [applicationName],
-      );
-      return result.rowCount ?? 0;
-    });
-    if (waiting > 0) return;
+    const waiting = await waitingSessions(applicationName);
+    if (waiting.length > 0) return waiting;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`${applicationName} never waited on a lock`);
