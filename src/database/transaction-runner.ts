@@ -1,12 +1,14 @@
 import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Database as SqliteDatabase } from 'better-sqlite3';
-import type { Pool } from 'pg';
+import type { Pool, QueryConfig } from 'pg';
 import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
 import type { BetterSqlite3Driver } from 'typeorm/driver/better-sqlite3/BetterSqlite3Driver';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { isFileStateError } from '@app/common/errors/to-error-body';
 import { SerialQueue } from '@app/common/serial-queue';
+import type { AllConfig } from '@app/config/app-config';
 
 /** How long a write SQLite refused keeps readiness down, unless a write succeeds. */
 export const WRITE_REFUSAL_MEMORY_MS = 10_000;
@@ -60,7 +62,15 @@ export class TransactionRunner {
   /** When SQLite last refused a write for the file's state (full, read-only, failing), until one succeeds. */
   private sqliteRefusedAt?: number;
 
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  /** Longest wait for a prepared statement's answer (see `executePrepared`). */
+  private readonly preparedTimeoutMs: number;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    config: ConfigService<AllConfig, true>,
+  ) {
+    this.preparedTimeoutMs = config.get('messages.writeTimeoutMs', { infer: true });
+  }
 
   get isPostgres(): boolean {
     return this.dataSource.options.type === 'postgres';
@@ -188,13 +198,25 @@ export class TransactionRunner {
    * directly: for the per-message statements, which would otherwise be
    * planned anew each time and pay for an ORM query runner. Failures are the
    * ORM's `QueryFailedError`, as anywhere else.
+   *
+   * A statement unanswered for MESSAGE_WRITE_TIMEOUT_MS (a server gone
+   * silent, with nothing to tell the client for many minutes) fails, and its
+   * connection leaves the pool: the message store has given up on it by
+   * then, and left in the pool, each such connection would hold a place
+   * until TCP gave up, until none was left for the writes that could succeed.
    */
   async executePrepared<Row>(statement: PreparedStatement, values: unknown[]): Promise<Row[]> {
     if (!this.isPostgres)
       throw new Error(`${statement.name}: prepared statements are for PostgreSQL`);
     const pool = (this.dataSource.driver as PostgresDriver).master as Pool;
     try {
-      const result = await pool.query<Row & object>({ ...statement, values });
+      // pg reads `query_timeout` of a query's config; its types do not say so.
+      const query: QueryConfig & { query_timeout: number } = {
+        ...statement,
+        values,
+        query_timeout: this.preparedTimeoutMs,
+      };
+      const result = await pool.query<Row & object>(query);
       return result.rows;
     } catch (error) {
       throw new QueryFailedError(statement.text, values, error as Error);

@@ -531,6 +531,35 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
       }
     }, 60_000);
 
+    it('lets go of the connection of a send given up on, so that silent ones do not fill the pool', async () => {
+      const proxy = await CuttablePostgres.start();
+      const t = await startTestApp(kind, {
+        DATABASE_URL: proxy.url,
+        MESSAGE_WRITE_TIMEOUT_MS: '1000',
+      });
+      const pool = (t.app.get(DataSource).driver as PostgresDriver).master as Pool;
+      const user = await registerUser(t.url);
+      const room = await createRoom(t.url, user);
+      const socket = await connectSocket(t.url, user.token);
+      try {
+        await emitOk(socket, 'chat:join', { roomId: room.id });
+        const send = (text: string) => emitAck(socket, 'chat:message', { roomId: room.id, text });
+        expect((await send('before')).ok).toBe(true);
+        proxy.stallOpenConnections();
+        expect(await send('unanswered')).toMatchObject({
+          ok: false,
+          error: { code: 'UNAVAILABLE' },
+        });
+
+        // Nothing else queries: no connection may stay checked out for the silent write.
+        await eventually(() => pool.totalCount - pool.idleCount === 0, 5_000);
+      } finally {
+        socket.close();
+        await proxy.cut();
+        await t.close();
+      }
+    }, 60_000);
+
     it('is ready again as soon as new connections work, though an old one stays unanswered', async () => {
       const proxy = await CuttablePostgres.start();
       const t = await startTestApp(kind, { DATABASE_URL: proxy.url });
