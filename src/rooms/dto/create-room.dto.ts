@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsOptional, IsString } from 'class-validator';
+import { IsBoolean, IsString, ValidateIf } from 'class-validator';
 import { CharLength, charRangeSchema, type CharRange } from '@app/common/validators/char-length';
+import { IsDisplayName } from '@app/common/validators/display-name';
 import { IsStorableText } from '@app/common/validators/storable-text';
 
 /** Within the rooms' `varchar(100)` name column. */
@@ -12,17 +13,20 @@ const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? val
 export class CreateRoomDto {
   @ApiProperty({
     ...charRangeSchema(ROOM_NAME_LENGTH),
-    description: 'Trimmed before its length is checked',
+    description:
+      'Trimmed before its length is checked; at least one character that shows, no control characters',
     example: 'general',
   })
   @Transform(trim)
   @IsString()
   @CharLength(ROOM_NAME_LENGTH)
   @IsStorableText()
+  @IsDisplayName()
   name: string;
 
-  @ApiPropertyOptional({ default: false })
-  @IsOptional()
+  /** Unlike other optional fields, `null` is refused: a privacy flag is said, or left out. */
+  @ApiPropertyOptional({ default: false, description: 'Left out means public; `null` is refused' })
+  @ValidateIf((dto: CreateRoomDto) => dto.isPrivate !== undefined)
   @IsBoolean()
   isPrivate?: boolean;
 }
