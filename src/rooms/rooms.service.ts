@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { In, Repository, type EntityManager } from 'typeorm';
+import { In, Repository, type EntityManager, type SelectQueryBuilder } from 'typeorm';
 import { assertRemembered } from '@app/common/admission-age';
 import { AppException } from '@app/common/errors/app.exception';
 import { chunksOf } from '@app/common/chunks';
@@ -112,27 +112,39 @@ export class RoomsService {
    */
   async listVisible(userId: string, limit: number, cursor?: string): Promise<RoomPageResult> {
     const after = cursor?.toLowerCase();
-    const publicRooms = this.pageQuery('NOT room.isPrivate', limit, after);
-    const ownPrivateRooms = this.pageQuery('room.isPrivate', limit, after).innerJoin(
-      RoomMember,
-      'member',
-      'member.roomId = room.id AND member.userId = :userId',
-      { userId },
-    );
+    // Equalities, not `NOT room.isPrivate`, and the caller's rooms as a
+    // subquery, not a join: so SQLite reads the public ones and the
+    // caller's memberships from their indexes, in order, and neither every
+    // room (or every private room) nor a sort.
+    const publicRooms = this.pageQuery(limit, after).andWhere('room.isPrivate = :no', {
+      no: false,
+    });
+    const ownPrivateRooms = this.pageQuery(limit, after)
+      .andWhere('room.isPrivate = :yes', { yes: true })
+      .andWhere((query) => `room.id IN ${this.roomIdsOfMember(query)}`, { userId });
     const [open, own] = await Promise.all([publicRooms.getMany(), ownPrivateRooms.getMany()]);
     const rows = [...open, ...own].sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit + 1);
     const items = rows.slice(0, limit);
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
   }
 
-  /** Up to one more than a page of the rooms that match, after the cursor, by id. */
-  private pageQuery(condition: string, limit: number, after: string | undefined) {
+  /** Up to one more than a page of rooms, after the cursor, by id. */
+  private pageQuery(limit: number, after: string | undefined) {
     const query = this.rooms
       .createQueryBuilder('room')
-      .where(condition)
       .orderBy('room.id', 'ASC')
       .limit(limit + 1);
     return after ? query.andWhere('room.id > :after', { after }) : query;
+  }
+
+  /** The ids of the rooms the user (`:userId`) is a member of, as a subquery of `query`. */
+  private roomIdsOfMember(query: SelectQueryBuilder<Room>): string {
+    return query
+      .subQuery()
+      .select('member.roomId')
+      .from(RoomMember, 'member')
+      .where('member.userId = :userId')
+      .getQuery();
   }
 
   /**

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import request from 'supertest';
-import { DataSource } from 'typeorm';
+import { DataSource, SelectQueryBuilder, type ObjectLiteral } from 'typeorm';
 import { AppException } from '@app/common/errors/app.exception';
 import type { NotificationJson } from '@app/contract/models';
 import { RoomMember } from '@app/rooms/room-member.entity';
@@ -177,6 +177,36 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .expect(400);
       expect(response.body.code).toBe('VALIDATION_FAILED');
     });
+
+    if (kind === 'sqlite')
+      it('reads each page from indexes, neither scanning every room nor sorting', async () => {
+        const pages: Array<[string, unknown[]]> = [];
+        const getMany = SelectQueryBuilder.prototype.getMany;
+        const spy = jest
+          .spyOn(SelectQueryBuilder.prototype, 'getMany')
+          .mockImplementation(function (this: SelectQueryBuilder<ObjectLiteral>) {
+            if (this.expressionMap.mainAlias?.name === 'room')
+              pages.push(this.getQueryAndParameters());
+            return getMany.call(this);
+          });
+        const first = await createRoom(t.url, lister, { isPrivate: true });
+        await createRoom(t.url, lister);
+        try {
+          await request(t.url).get('/api/rooms').set(auth(lister)).expect(200);
+          await request(t.url).get(`/api/rooms?cursor=${first.id}`).set(auth(lister)).expect(200);
+        } finally {
+          spy.mockRestore();
+        }
+
+        expect(pages).toHaveLength(4);
+        for (const [sql, parameters] of pages) {
+          const plan: Array<{ detail: string }> = await t.app
+            .get(DataSource)
+            .query(`EXPLAIN QUERY PLAN ${sql}`, parameters);
+          const steps = plan.map((step) => step.detail);
+          expect(steps.filter((step) => /^SCAN|TEMP B-TREE/.test(step))).toEqual([]);
+        }
+      });
 
     async function listAll(user: TestUser, limit = 2): Promise<string[]> {
       const ids: string[] = [];
