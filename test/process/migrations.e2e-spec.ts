@@ -1,8 +1,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DataSource } from 'typeorm';
+import { MIGRATIONS } from '../../migrations';
 import type { Client } from 'pg';
 import { createApp } from '@app/app.factory';
 import { MIGRATION_LOCK_KEY, runMigrations } from '@app/database/prepare-database';
@@ -69,6 +71,26 @@ function indexDefinition(database: TestDatabase, name: string): Promise<string> 
 }
 
 const CLIENT_MSG_INDEX = 'UQ_messages_room_user_client_msg';
+
+describe('the list of migrations', () => {
+  const timestampOf = (name: string) => Number(/(\d{13})$/.exec(name)?.[1]);
+
+  it('holds every migration file of migrations/, each named by its file', () => {
+    const files = readdirSync(join(REPO_ROOT, 'migrations'))
+      .filter((file) => /^\d{13}-\w+\.ts$/.test(file))
+      .map((file) => file.replace(/^(\d{13})-(\w+)\.ts$/, '$2$1'));
+    expect(MIGRATIONS.map((migration) => migration.name).sort()).toEqual(files.sort());
+  });
+
+  // TypeORM runs pending migrations by the timestamp in their names: one
+  // dated before a migration already applied would run last on existing
+  // databases and earlier on fresh ones, which then end up different.
+  it('is in the order of their timestamps, so that a new one must be dated after the newest', () => {
+    const timestamps = MIGRATIONS.map((migration) => timestampOf(migration.name));
+    expect(timestamps.every((timestamp) => Number.isInteger(timestamp))).toBe(true);
+    expect(timestamps).toEqual([...new Set(timestamps)].sort((a, b) => a - b));
+  });
+});
 
 describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
   let database: TestDatabase;
