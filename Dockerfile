@@ -56,8 +56,13 @@ USER node
 EXPOSE 3000
 
 # Slim images have no curl: ask Node itself. Liveness only (the process
-# answers); readiness (/health/ready) is for the orchestrator.
-HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+# answers); readiness (/health/ready) is for the orchestrator. The service
+# listens once its start-up migrations are applied (MIGRATIONS_RUN, on by
+# default here), which may wait for another replica's, or build an index:
+# the start period leaves them ten minutes before the container counts as
+# unhealthy. Longer ones belong in a migration step of their own, as in
+# docker-compose.yml.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10m --retries=3 \
   CMD ["node", "-e", "const p=process.env.PORT||3000;require('node:http').get({host:'127.0.0.1',port:p,path:'/health/live',timeout:4000},r=>process.exit(r.statusCode===200?0:1)).on('timeout',()=>process.exit(1)).on('error',()=>process.exit(1))"]
 
 # main.ts drains on SIGTERM (SHUTDOWN_TIMEOUT_MS), so run node directly as PID 1.
