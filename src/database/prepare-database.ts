@@ -2,8 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger } from '@nestjs/common';
 import type { DataSource, QueryRunner } from 'typeorm';
 
-/** Any 64-bit number shared by every node: the lock that serializes migration runs. */
-export const MIGRATION_LOCK_KEY = 7_305_112_004;
+/**
+ * Any 32-bit number shared by every node: with a hash of the schema's name,
+ * the lock that serializes migration runs on that schema. Deployments in
+ * other schemas of the same database do not wait for each other.
+ */
+export const MIGRATION_LOCK_CLASS = 730_511_200;
+const TRY_LOCK = 'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked';
+const UNLOCK = 'SELECT pg_advisory_unlock($1, hashtext($2))';
 const LOCK_RETRY_MS = 200;
 const logger = new Logger('Migrations');
 
@@ -13,11 +19,9 @@ const logger = new Logger('Migrations');
  * node holding the lock waits for every older snapshot to end, so the nodes
  * would wait on each other for good.
  */
-async function takeMigrationLock(runner: QueryRunner): Promise<void> {
+async function takeMigrationLock(runner: QueryRunner, keys: LockKeys): Promise<void> {
   for (let tries = 0; ; tries += 1) {
-    const [{ locked }] = (await runner.query('SELECT pg_try_advisory_lock($1) AS locked', [
-      MIGRATION_LOCK_KEY,
-    ])) as Array<{ locked: boolean }>;
+    const [{ locked }] = (await runner.query(TRY_LOCK, keys)) as Array<{ locked: boolean }>;
     if (locked) return;
     // Said once: a start-up that seems stuck is waiting for another node's migrations.
     if (tries === 0) logger.log('Waiting for another node to finish its migrations');
@@ -25,17 +29,24 @@ async function takeMigrationLock(runner: QueryRunner): Promise<void> {
   }
 }
 
+type LockKeys = [lockClass: number, schema: string];
+
+/** The migration lock of a schema: the configured one, or '' for the default. */
+export function migrationLockKeys(schema: string | undefined): LockKeys {
+  return [MIGRATION_LOCK_CLASS, schema ?? ''];
+}
+
 async function withMigrationLock<T>(dataSource: DataSource, work: () => Promise<T>): Promise<T> {
-  if (dataSource.options.type !== 'postgres') return work();
+  const options = dataSource.options;
+  if (options.type !== 'postgres') return work();
+  const keys = migrationLockKeys(options.schema);
   const runner = dataSource.createQueryRunner();
   await runner.connect();
   try {
-    await takeMigrationLock(runner);
+    await takeMigrationLock(runner, keys);
     return await work();
   } finally {
-    await runner
-      .query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
-      .catch(() => undefined);
+    await runner.query(UNLOCK, keys).catch(() => undefined);
     await runner.release();
   }
 }

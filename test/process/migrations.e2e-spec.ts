@@ -7,7 +7,7 @@ import { DataSource } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
 import type { Client } from 'pg';
 import { createApp } from '@app/app.factory';
-import { MIGRATION_LOCK_KEY, runMigrations } from '@app/database/prepare-database';
+import { migrationLockKeys, runMigrations } from '@app/database/prepare-database';
 import { typeormOptions } from '@app/database/typeorm-options';
 import {
   createTestDatabase,
@@ -207,16 +207,15 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
     let migrating: ChildProcess | undefined;
     try {
       await withPostgres(async (otherNode) => {
-        // Polled, as the nodes do: a session blocked in pg_advisory_lock would keep a snapshot
-        // that another suite's concurrent index build waits for.
+        const keys = migrationLockKeys(database.env.DATABASE_SCHEMA);
         const lockTaken = async () =>
           (
             await otherNode.query<{ locked: boolean }>(
-              'SELECT pg_try_advisory_lock($1) AS locked',
-              [MIGRATION_LOCK_KEY],
+              'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked',
+              keys,
             )
           ).rows[0].locked;
-        await eventually(lockTaken, 30_000);
+        expect(await lockTaken()).toBe(true);
         const child = spawn(process.execPath, [MIGRATE, 'run'], {
           env: { PATH: process.env.PATH, ...database.env },
           cwd: REPO_ROOT,
@@ -229,7 +228,7 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
           await eventually(() => output.includes('Waiting for another node'), 20_000);
           expect(output).not.toContain('Applied');
         } finally {
-          await otherNode.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+          await otherNode.query('SELECT pg_advisory_unlock($1, hashtext($2))', keys);
         }
         expect(await exited).toBe(0);
         expect(output).toContain('Applied: InitialSchema');
@@ -237,6 +236,30 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
     } finally {
       if (migrating?.exitCode === null) migrating.kill('SIGKILL');
       await database.drop();
+    }
+  });
+
+  it('does not wait for migrations of another schema of the same database', async () => {
+    const [mine, theirs] = await Promise.all([
+      createTestDatabase('postgres'),
+      createTestDatabase('postgres'),
+    ]);
+    try {
+      await withPostgres(async (otherDeployment) => {
+        const locked = await otherDeployment.query<{ locked: boolean }>(
+          'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked',
+          migrationLockKeys(theirs.env.DATABASE_SCHEMA),
+        );
+        expect(locked.rows[0].locked).toBe(true);
+        const { stdout } = await run(process.execPath, [MIGRATE, 'run'], {
+          env: { PATH: process.env.PATH, ...mine.env },
+          cwd: REPO_ROOT,
+          timeout: 30_000,
+        });
+        expect(stdout).toContain('Applied: InitialSchema');
+      });
+    } finally {
+      await Promise.all([mine.drop(), theirs.drop()]);
     }
   });
 
