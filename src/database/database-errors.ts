@@ -1,4 +1,4 @@
-import { QueryFailedError } from 'typeorm';
+import { QueryFailedError, type DataSourceOptions } from 'typeorm';
 
 const UNIQUE_VIOLATION_CODES = new Set([
   '23505', // PostgreSQL unique_violation
@@ -11,4 +11,11 @@ export function isUniqueViolation(error: unknown): boolean {
   if (!(error instanceof QueryFailedError)) return false;
   const driverError = error.driverError as { code?: string } | undefined;
   return UNIQUE_VIOLATION_CODES.has(driverError?.code ?? '');
+}
+
+/** Names the setting to look at; the message never includes the URL, which may hold a password. */
+export function cannotOpen(options: DataSourceOptions, error: unknown): Error {
+  const reason = error instanceof Error ? error.message : String(error);
+  const setting = options.type === 'postgres' ? 'DATABASE_URL' : 'SQLITE_PATH';
+  return new Error(`Cannot open the database at ${setting}: ${reason}`, { cause: error });
 }

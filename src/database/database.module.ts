@@ -14,6 +14,7 @@ import { oneAtATime, withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
 import { ReadinessChecks } from '@app/health/readiness-checks';
 import { databaseProbe, type DatabaseProbe, ReadOnlyDatabase } from './database-ping';
+import { cannotOpen } from './database-errors';
 import { pendingMigrations, runMigrations } from './prepare-database';
 import { TransactionRunner } from './transaction-runner';
 import { forMigrations, typeormOptions } from './typeorm-options';
@@ -65,13 +66,6 @@ async function migrate(options: DataSourceOptions): Promise<void> {
 /** PostgreSQL's query_canceled. */
 function isCancelled(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === '57014';
-}
-
-/** Names the setting to look at; the message never includes the URL, which may hold a password. */
-function cannotOpen(options: DataSourceOptions, error: unknown): Error {
-  const reason = error instanceof Error ? error.message : String(error);
-  const setting = options.type === 'postgres' ? 'DATABASE_URL' : 'SQLITE_PATH';
-  return new Error(`Cannot open the database at ${setting}: ${reason}`, { cause: error });
 }
 
 @Global()

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { exitOnSignals } from '@app/common/exit-on-signals';
+import { cannotOpen } from './database-errors';
 import { migrationDataSource } from './migration-data-source';
 import { revertLastMigration, runMigrations } from './prepare-database';
 
@@ -9,7 +10,9 @@ async function main(command: string | undefined): Promise<void> {
     throw new Error('Usage: migrate.js run|revert');
   }
   const dataSource = migrationDataSource();
-  await dataSource.initialize();
+  await dataSource.initialize().catch((error: unknown) => {
+    throw cannotOpen(dataSource.options, error);
+  });
   try {
     if (command === 'run') {
       const applied = await runMigrations(dataSource);
@@ -19,8 +22,8 @@ async function main(command: string | undefined): Promise<void> {
           : `Applied: ${applied.map((migration) => migration.name).join(', ')}`,
       );
     } else {
-      await revertLastMigration(dataSource);
-      console.log('Reverted the last migration');
+      const reverted = await revertLastMigration(dataSource);
+      console.log(reverted ? `Reverted: ${reverted}` : 'Nothing to revert');
     }
   } finally {
     await dataSource.destroy();

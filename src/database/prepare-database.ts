@@ -82,26 +82,33 @@ export function runMigrations(dataSource: DataSource) {
  * run without one (TypeORM would start one anyway), as it was applied: a
  * rebuild meant to run concurrently would otherwise lock its table.
  */
-export async function revertLastMigration(dataSource: DataSource): Promise<void> {
-  await withMigrationLock(dataSource, async () => {
+export function revertLastMigration(dataSource: DataSource): Promise<string | undefined> {
+  return withMigrationLock(dataSource, async () => {
     await ensureSchema(dataSource);
     const last = await lastAppliedMigration(dataSource);
-    const transaction = last?.transaction === false ? 'none' : 'each';
-    await dataSource.undoLastMigration({ transaction });
+    if (!last) return undefined;
+    if (!last.name)
+      throw new Error(`The last migration applied, ${last.applied}, is not one of this version's`);
+    await dataSource.undoLastMigration({
+      transaction: last.transaction === false ? 'none' : 'each',
+    });
+    return last.name;
   });
 }
 
-/** As TypeORM picks the one to revert: the one applied last. */
+/** As TypeORM picks the one to revert: the one applied last, and what this version knows of it. */
 async function lastAppliedMigration(dataSource: DataSource) {
   const table = dataSource.options.migrationsTableName ?? 'migrations';
   const [row] = await dataSource
     .query<Array<{ name: string }>>(`SELECT name FROM "${table}" ORDER BY id DESC LIMIT 1`)
     .catch((error: unknown) => {
-      // Nothing applied yet: TypeORM says there is nothing to revert.
+      // Nothing applied yet.
       if (isMissingTable(error)) return [];
       throw error;
     });
-  return dataSource.migrations.find((migration) => migration.name === row?.name);
+  if (!row) return undefined;
+  const migration = dataSource.migrations.find((known) => known.name === row.name);
+  return { applied: row.name, name: migration?.name, transaction: migration?.transaction };
 }
 
 const CHECK_TIMEOUT_MS = 2_000;

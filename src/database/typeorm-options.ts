@@ -109,7 +109,7 @@ export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
       },
     };
   }
-  mkdirSync(dirname(config.path), { recursive: true });
+  makeDirectoryOf(config.path);
   return {
     ...common,
     type: 'better-sqlite3',
@@ -123,4 +123,13 @@ export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
     enableWAL: true,
     timeout: 10_000,
   };
+}
+
+function makeDirectoryOf(path: string): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`Cannot create the directory of SQLITE_PATH: ${reason}`, { cause: error });
+  }
 }

@@ -111,8 +111,8 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
       'Applied: InitialSchema1764028800000, PartialClientMsgIdIndex1796193060000, ' +
       'OwnerAndMembershipIndexes1796900000000';
     // Nothing applied yet: nothing to revert, and no failure.
-    await migrate('revert');
-    expect(await tables(database)).toEqual(['migrations']);
+    expect((await migrate('revert')).stdout).toContain('Nothing to revert');
+    expect(await tables(database)).toEqual([]);
     expect((await migrate('run')).stdout).toContain(applied);
     expect(await tables(database)).toEqual([
       'messages',
@@ -132,7 +132,9 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
 
     expect((await migrate('run')).stdout).toContain('No pending migrations');
 
-    await migrate('revert');
+    expect((await migrate('revert')).stdout).toContain(
+      'Reverted: OwnerAndMembershipIndexes1796900000000',
+    );
     expect(await indexDefinition(database, 'IDX_rooms_owner')).toBe('');
     expect(await indexDefinition(database, 'IDX_room_members_user_room')).toBe('');
     expect(await indexDefinition(database, 'IDX_room_members_user')).toMatch(
@@ -148,6 +150,49 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
 
   it('refuses an unknown command', async () => {
     await expect(migrate('sideways')).rejects.toMatchObject({ code: 1 });
+  });
+
+  it('refuses to revert a migration this version does not know, naming it', async () => {
+    await migrate('run');
+    await inDatabase(database, (dataSource) =>
+      dataSource.query(
+        `INSERT INTO ${kind === 'postgres' ? `"${database.env.DATABASE_SCHEMA}".` : ''}migrations (timestamp, name) VALUES (1900000000000, 'FromANewerVersion1900000000000')`,
+      ),
+    );
+    await expect(migrate('revert')).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('FromANewerVersion1900000000000'),
+    });
+    expect(await tables(database)).toContain('rooms');
+  });
+});
+
+describe('the migration script’s errors', () => {
+  const migrateWith = (env: NodeJS.ProcessEnv) =>
+    run(process.execPath, [MIGRATE, 'run'], {
+      env: { PATH: process.env.PATH, ...env },
+      cwd: REPO_ROOT,
+    });
+
+  it('names SQLITE_PATH when its directory cannot be made', async () => {
+    await expect(
+      migrateWith({ SQLITE_PATH: join(REPO_ROOT, 'package.json', 'data', 'app.sqlite') }),
+    ).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('Cannot create the directory of SQLITE_PATH'),
+    });
+  });
+
+  it('names DATABASE_URL when the database does not answer, without the URL', async () => {
+    const refused = await migrateWith({
+      DATABASE_URL: 'postgres://someone:secret@127.0.0.1:1/nowhere',
+    }).then(
+      () => undefined,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(refused?.code).toBe(1);
+    expect(refused?.stderr).toContain('Cannot open the database at DATABASE_URL');
+    expect(refused?.stderr).not.toContain('secret');
   });
 });
 
@@ -310,7 +355,7 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
 
   it.each([
     ['run', 'Applied: PartialClientMsgIdIndex1796193060000', /WHERE \(client_msg_id IS NOT NULL\)/],
-    ['revert', 'Reverted the last migration', /^(?!.*WHERE).*client_msg_id/],
+    ['revert', 'Reverted: PartialClientMsgIdIndex1796193060000', /^(?!.*WHERE).*client_msg_id/],
   ])(
     'rebuilds the clientMsgId index (%s) while other nodes go on reading and writing messages',
     async (command, said, definition) => {
