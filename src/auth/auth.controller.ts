@@ -12,7 +12,7 @@ import { LoginDto, RegisterDto } from './dto/credentials.dto';
 import { TokenView } from './dto/token.view';
 
 @ApiTags('auth')
-@ApiErrors(ErrorCode.RateLimited)
+@ApiErrors(ErrorCode.RateLimited, ErrorCode.Unavailable)
 @Controller('auth')
 export class AuthController {
   constructor(private readonly auth: AuthService) {}

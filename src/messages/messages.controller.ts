@@ -15,7 +15,12 @@ import { MessagesService } from './messages.service';
 
 @ApiTags('messages')
 @Authenticated()
-@ApiErrors(ErrorCode.RateLimited, ErrorCode.NotFound, ErrorCode.ValidationFailed)
+@ApiErrors(
+  ErrorCode.RateLimited,
+  ErrorCode.NotFound,
+  ErrorCode.ValidationFailed,
+  ErrorCode.Unavailable,
+)
 @ApiParam({ name: 'roomId', format: 'uuid' })
 @Controller('rooms/:roomId/messages')
 export class MessagesController {
@@ -41,7 +46,6 @@ export class MessagesController {
     type: MessageView,
     description: 'Committed, then delivered live on every transport',
   })
-  @ApiErrors(ErrorCode.Unavailable)
   send(
     @CurrentUser() user: AuthUser,
     @Param('roomId') roomId: string,

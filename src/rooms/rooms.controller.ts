@@ -30,7 +30,7 @@ import { RoomsService } from './rooms.service';
 
 @ApiTags('rooms')
 @Authenticated()
-@ApiErrors(ErrorCode.RateLimited)
+@ApiErrors(ErrorCode.RateLimited, ErrorCode.Unavailable)
 @Controller('rooms')
 export class RoomsController {
   constructor(
@@ -69,7 +69,7 @@ export class RoomsController {
   @ApiCreatedResponse({
     type: MemberView,
     description:
-      'Anyone may add themself to a public room, and its members may add others; only the owner adds members to a private room (403 otherwise). The invitee gets a room:invited notification. Adding a member again answers their membership as it is, and notifies no one.',
+      'Anyone may add themself to a public room, and its members may add others; only the owner adds members to a private room (403 to its other members; 404 to others, as for any room they cannot see). The invitee gets a room:invited notification. Adding a member again answers their membership as it is, and notifies no one.',
   })
   @ApiErrors(ErrorCode.ValidationFailed, ErrorCode.Forbidden, ErrorCode.NotFound)
   addMember(

@@ -106,8 +106,8 @@ export class RoomsService {
   }
 
   /**
-   * Public rooms and the caller's private rooms, oldest first (ids are
-   * time-ordered). Two reads that indexes answer, merged: one condition with
+   * Public rooms and the caller's private rooms, by id (time-ordered by
+   * the clock of the node that made each). Two reads that indexes answer, merged: one condition with
    * an OR would scan every room, private ones of others included.
    */
   async listVisible(userId: string, limit: number, cursor?: string): Promise<RoomPageResult> {

@@ -26,7 +26,7 @@ function resumePoint(
 @ApiTags('events')
 @Authenticated({ allowQueryToken: true })
 @ApiProduces('text/event-stream')
-@ApiErrors(ErrorCode.RateLimited)
+@ApiErrors(ErrorCode.RateLimited, ErrorCode.Unavailable)
 @ApiHeader({
   name: 'Accept',
   required: false,

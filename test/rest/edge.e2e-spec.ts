@@ -246,6 +246,11 @@ describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', 
       });
       expect({ route, has401: '401' in operation.responses }).toEqual({ route, has401: true });
     }
+    // Every route of the API reads the database, which may be away.
+    for (const { route, operation } of routes.filter(
+      (r) => r.route.includes(' /api/') || r.route.includes(' /events/'),
+    ))
+      expect({ route, has503: '503' in operation.responses }).toEqual({ route, has503: true });
     expect(spec.components.schemas.ErrorResponseDto.properties.code.enum).toContain('RATE_LIMITED');
   });
 

@@ -3,7 +3,7 @@ import { IsOptional, IsUUID } from 'class-validator';
 import { LimitQuery } from '@app/common/pagination/page-query.dto';
 
 export class ListRoomsQuery extends LimitQuery {
-  @ApiPropertyOptional({ description: 'The `nextCursor` of the previous page' })
+  @ApiPropertyOptional({ format: 'uuid', description: 'The `nextCursor` of the previous page' })
   @IsOptional()
   @IsUUID('all', { message: 'cursor must be a cursor returned by a previous page' })
   cursor?: string;
