@@ -50,12 +50,7 @@ export function postgresConnection(
   // As pg reads a repeated parameter: the last one.
   const fromUrl = query.getAll('options').at(-1);
   if (fromUrl === undefined) return { url, options: ours };
-  query.delete('options');
-  const rest = query.toString();
-  return {
-    url: `${url.slice(0, queryAt)}${rest ? `?${rest}` : ''}`,
-    options: `${fromUrl} ${ours}`,
-  };
+  return { url: withoutQueryParameters(url, ['options']), options: `${fromUrl} ${ours}` };
 }
 
 /**
@@ -66,14 +61,28 @@ export function postgresConnection(
  */
 const MIGRATION_SESSION_OPTIONS = '-c statement_timeout=0 -c lock_timeout=0';
 
+/** Time limits pg also reads as parameters of the URL itself, where they would override ours. */
+const URL_TIME_LIMITS = ['statement_timeout', 'lock_timeout', 'query_timeout'];
+
 /** The options to migrate with: the service's, with no time limit on statements or locks. */
 export function forMigrations(options: DataSourceOptions): DataSourceOptions {
   if (options.type !== 'postgres') return options;
   const extra = options.extra as { options: string };
   return {
     ...options,
+    url: options.url && withoutQueryParameters(options.url, URL_TIME_LIMITS),
     extra: { ...extra, options: `${extra.options} ${MIGRATION_SESSION_OPTIONS}` },
   };
+}
+
+/** Only the query is rewritten: the rest may be a form only pg reads (see `postgresConnection`). */
+function withoutQueryParameters(url: string, names: string[]): string {
+  const queryAt = url.indexOf('?');
+  if (queryAt === -1) return url;
+  const query = new URLSearchParams(url.slice(queryAt + 1));
+  for (const name of names) query.delete(name);
+  const rest = query.toString();
+  return `${url.slice(0, queryAt)}${rest ? `?${rest}` : ''}`;
 }
 
 /**

@@ -7,7 +7,11 @@ import { DataSource } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
 import type { Client } from 'pg';
 import { createApp } from '@app/app.factory';
-import { migrationLockKeys, runMigrations } from '@app/database/prepare-database';
+import {
+  MIGRATION_TRY_LOCK,
+  migrationLockKeys,
+  runMigrations,
+} from '@app/database/prepare-database';
 import { typeormOptions } from '@app/database/typeorm-options';
 import {
   createTestDatabase,
@@ -75,18 +79,22 @@ const CLIENT_MSG_INDEX = 'UQ_messages_room_user_client_msg';
 describe('the list of migrations', () => {
   const timestampOf = (name: string) => Number(/(\d{13})$/.exec(name)?.[1]);
 
-  it('holds every migration file of migrations/, each named by its file', () => {
+  // TypeORM records and orders a migration by the `name` of its instance.
+  const names = MIGRATIONS.map((Migration) => new Migration().name ?? '');
+
+  it('holds every migration file of migrations/, each named by its file and class', () => {
     const files = readdirSync(join(REPO_ROOT, 'migrations'))
       .filter((file) => /^\d{13}-\w+\.ts$/.test(file))
       .map((file) => file.replace(/^(\d{13})-(\w+)\.ts$/, '$2$1'));
-    expect(MIGRATIONS.map((migration) => migration.name).sort()).toEqual(files.sort());
+    expect([...names].sort()).toEqual(files.sort());
+    expect(names).toEqual(MIGRATIONS.map((Migration) => Migration.name));
   });
 
   // TypeORM runs pending migrations by the timestamp in their names: one
   // dated before a migration already applied would run last on existing
   // databases and earlier on fresh ones, which then end up different.
-  it('is in the order of their timestamps, so that a new one must be dated after the newest', () => {
-    const timestamps = MIGRATIONS.map((migration) => timestampOf(migration.name));
+  it('is in the order of their timestamps', () => {
+    const timestamps = names.map(timestampOf);
     expect(timestamps.every((timestamp) => Number.isInteger(timestamp))).toBe(true);
     expect(timestamps).toEqual([...new Set(timestamps)].sort((a, b) => a - b));
   });
@@ -254,12 +262,7 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
       await withPostgres(async (otherNode) => {
         const keys = migrationLockKeys(database.env.DATABASE_SCHEMA);
         const lockTaken = async () =>
-          (
-            await otherNode.query<{ locked: boolean }>(
-              'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked',
-              keys,
-            )
-          ).rows[0].locked;
+          (await otherNode.query<{ locked: boolean }>(MIGRATION_TRY_LOCK, keys)).rows[0].locked;
         expect(await lockTaken()).toBe(true);
         const child = spawn(process.execPath, [MIGRATE, 'run'], {
           env: { PATH: process.env.PATH, ...database.env },
@@ -273,7 +276,7 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
           await eventually(() => output.includes('Waiting for another node'), 20_000);
           expect(output).not.toContain('Applied');
         } finally {
-          await otherNode.query('SELECT pg_advisory_unlock($1, hashtext($2))', keys);
+          await otherNode.query('SELECT pg_advisory_unlock_all()');
         }
         expect(await exited).toBe(0);
         expect(output).toContain('Applied: InitialSchema');
@@ -292,7 +295,7 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
     try {
       await withPostgres(async (otherDeployment) => {
         const locked = await otherDeployment.query<{ locked: boolean }>(
-          'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked',
+          MIGRATION_TRY_LOCK,
           migrationLockKeys(theirs.env.DATABASE_SCHEMA),
         );
         expect(locked.rows[0].locked).toBe(true);
@@ -438,51 +441,66 @@ describePostgres('the owner and membership indexes on PostgreSQL', () => {
     expect(await indexDefinition(database, 'IDX_rooms_owner')).toContain('(owner_id)');
   });
 
-  /** The test database's URL, with time limits of its own in `options` and `appName` for its sessions. */
-  const withTimeLimits = (statementMs: number) => {
+  /**
+   * The test database's URL with time limits of its own, in `options` or as
+   * parameters pg reads itself, and `appName` for its sessions.
+   */
+  const withTimeLimits = (ms: number, form: 'options' | 'parameters') => {
     const url = new URL(database.env.DATABASE_URL!);
-    url.searchParams.set(
-      'options',
-      `-c statement_timeout=${statementMs} -c lock_timeout=${statementMs}`,
-    );
+    if (form === 'options')
+      url.searchParams.set('options', `-c statement_timeout=${ms} -c lock_timeout=${ms}`);
+    else
+      for (const limit of ['statement_timeout', 'lock_timeout', 'query_timeout'])
+        url.searchParams.set(limit, String(ms));
     url.searchParams.set('application_name', appName);
     return url.toString();
   };
 
   /**
-   * Holds a transaction that has read memberships open for `ms` once the
-   * index change waits for it, and expects the same sessions to wait all along.
+   * Opens a transaction that has read memberships, starts `migrating`, and
+   * holds the transaction for `ms` once the index change waits for it,
+   * expecting the same sessions to wait all along.
    */
-  const holdReaderWhileBuilding = (ms: number) =>
+  const whileReaderHolds = <T>(ms: number, migrating: () => Promise<T>): Promise<T> =>
     inSchema(async (reader) => {
       await reader.query('BEGIN');
       await reader.query('SELECT count(*) FROM room_members');
-      const waiting = await waitUntilWaiting(appName);
-      await new Promise((resolve) => setTimeout(resolve, ms));
-      expect(await waitingSessions(appName)).toEqual(waiting);
-      await reader.query('COMMIT');
+      const migrated = migrating();
+      migrated.catch(() => undefined);
+      try {
+        const waiting = await waitUntilWaiting(appName);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        expect(await waitingSessions(appName)).toEqual(waiting);
+      } finally {
+        await reader.query('COMMIT');
+      }
+      return migrated;
     });
 
-  it('waits for its builds past the statement and lock timeouts that DATABASE_URL sets', async () => {
-    const building = run(process.execPath, [MIGRATE, 'run'], {
-      env: { PATH: process.env.PATH, ...database.env, DATABASE_URL: withTimeLimits(200) },
-      cwd: REPO_ROOT,
-    });
-    await holdReaderWhileBuilding(1_000);
+  it.each(['options', 'parameters'] as const)(
+    'waits for its builds past the time limits that DATABASE_URL sets (in %s)',
+    async (form) => {
+      const { stdout } = await whileReaderHolds(1_000, () =>
+        run(process.execPath, [MIGRATE, 'run'], {
+          env: { PATH: process.env.PATH, ...database.env, DATABASE_URL: withTimeLimits(200, form) },
+          cwd: REPO_ROOT,
+        }),
+      );
 
-    expect((await building).stdout).toContain(LATEST);
-    expect(await indexDefinition(database, 'IDX_rooms_owner')).toContain('(owner_id)');
-  });
+      expect(stdout).toContain(LATEST);
+      expect(await indexDefinition(database, 'IDX_rooms_owner')).toContain('(owner_id)');
+    },
+  );
 
   it('migrates at start-up without the URL’s time limits, which the service’s sessions keep', async () => {
-    const starting = createApp({
-      ...BASE_TEST_ENV,
-      ...database.env,
-      DATABASE_URL: withTimeLimits(200),
-      MIGRATIONS_RUN: 'true',
-    });
-    await holdReaderWhileBuilding(1_000);
-    const app = await starting;
+    const app = await whileReaderHolds(1_000, () =>
+      createApp({
+        ...BASE_TEST_ENV,
+        ...database.env,
+        DATABASE_URL: withTimeLimits(200, 'options'),
+        MIGRATIONS_RUN: 'true',
+      }),
+    );
     try {
       const [setting] = await app
         .get(DataSource)
