@@ -8,8 +8,10 @@ import type { DataSource, QueryRunner } from 'typeorm';
  * other schemas of the same database do not wait for each other.
  */
 export const MIGRATION_LOCK_CLASS = 730_511_200;
-const TRY_LOCK = 'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked';
-const UNLOCK = 'SELECT pg_advisory_unlock($1, hashtext($2))';
+/** The schema in effect: the configured one, or the session's own (`public`, or a `search_path` of the URL). */
+const SCHEMA_KEY = 'hashtext(coalesce($2, current_schema()))';
+export const MIGRATION_TRY_LOCK = `SELECT pg_try_advisory_lock($1, ${SCHEMA_KEY}) AS locked`;
+const UNLOCK = `SELECT pg_advisory_unlock($1, ${SCHEMA_KEY})`;
 const LOCK_RETRY_MS = 200;
 const logger = new Logger('Migrations');
 
@@ -21,7 +23,9 @@ const logger = new Logger('Migrations');
  */
 async function takeMigrationLock(runner: QueryRunner, keys: LockKeys): Promise<void> {
   for (let tries = 0; ; tries += 1) {
-    const [{ locked }] = (await runner.query(TRY_LOCK, keys)) as Array<{ locked: boolean }>;
+    const [{ locked }] = (await runner.query(MIGRATION_TRY_LOCK, keys)) as Array<{
+      locked: boolean;
+    }>;
     if (locked) return;
     // Said once: a start-up that seems stuck is waiting for another node's migrations.
     if (tries === 0) logger.log('Waiting for another node to finish its migrations');
@@ -29,11 +33,11 @@ async function takeMigrationLock(runner: QueryRunner, keys: LockKeys): Promise<v
   }
 }
 
-type LockKeys = [lockClass: number, schema: string];
+type LockKeys = [lockClass: number, schema: string | null];
 
-/** The migration lock of a schema: the configured one, or '' for the default. */
+/** The parameters of the migration lock of the configured schema (none: the session's). */
 export function migrationLockKeys(schema: string | undefined): LockKeys {
-  return [MIGRATION_LOCK_CLASS, schema ?? ''];
+  return [MIGRATION_LOCK_CLASS, schema ?? null];
 }
 
 async function withMigrationLock<T>(dataSource: DataSource, work: () => Promise<T>): Promise<T> {
