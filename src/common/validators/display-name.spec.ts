@@ -17,6 +17,10 @@ describe('isDisplayName', () => {
     ['a line break inside', 'lob\nby'],
     ['a terminal escape', 'lob\u001b[31mby'],
     ['a tab', 'lob\tby'],
+    ['a line separator', 'lob\u2028by'],
+    ['a paragraph separator', 'lob\u2029by'],
+    ['a right-to-left override', '\u202egnp.exe'],
+    ['a bidi isolate', 'lob\u2067by'],
     ['not a string', 42],
   ])('refuses %s', (_, name) => expect(isDisplayName(name)).toBe(false));
 });

@@ -2,8 +2,12 @@ import { ValidateBy, type ValidationOptions } from 'class-validator';
 
 /** A character that shows: not white space, a control or format character, nor one that renders as nothing. */
 const VISIBLE = /[^\p{White_Space}\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
-/** Line breaks, tabs, terminal escapes: nothing a name shown in a list should carry. */
-const CONTROL = /\p{Cc}/u;
+/**
+ * Line breaks (U+2028 and U+2029 too), tabs, terminal escapes, and the bidi
+ * embeddings, overrides and isolates that make a name read as another:
+ * nothing a name shown in a list should carry.
+ */
+const CONTROL = /[\p{Cc}\p{Zl}\p{Zp}\u202a-\u202e\u2066-\u2069]/u;
 
 /**
  * A name people pick from lists: at least one character that shows (a
