@@ -318,6 +318,7 @@ function withoutPassword(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = 'redacted';
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', 'redacted');
     return parsed.toString();
   } catch {
     return '(not a URL)';

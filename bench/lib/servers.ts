@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { resolve } from 'node:path';
 import { sleep, waitUntil, withTimeout } from '../common/clock';
 import { perfNodeArgs } from './perf-record';
 import { launch, profiling, type ManagedProcess } from './processes';
@@ -84,7 +85,7 @@ export function newJwtSecret(): string {
 /** Every server process (service and baselines) profiles itself with `BENCH_CPU_PROF_DIR`, and names its frames for `perf` with `BENCH_PERF_DIR`. */
 function profilingArgs(): string[] {
   const cpuProf = profiling()
-    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`]
+    ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF_DIR ?? '.')}`]
     : [];
   return [...cpuProf, ...perfNodeArgs()];
 }
