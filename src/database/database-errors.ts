@@ -1,4 +1,5 @@
 import { QueryFailedError, type DataSourceOptions } from 'typeorm';
+import { reasonOf } from '@app/common/errors/reason-of';
 
 const UNIQUE_VIOLATION_CODES = new Set([
   '23505', // PostgreSQL unique_violation
@@ -15,7 +16,7 @@ export function isUniqueViolation(error: unknown): boolean {
 
 /** Names the setting to look at; the message never includes the URL, which may hold a password. */
 export function cannotOpen(options: DataSourceOptions, error: unknown): Error {
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = reasonOf(error);
   const setting = options.type === 'postgres' ? 'DATABASE_URL' : 'SQLITE_PATH';
   return new Error(`Cannot open the database at ${setting}: ${reason}`, { cause: error });
 }

@@ -9,6 +9,7 @@ import { ConfigService } from '@nestjs/config';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type DataSourceOptions } from 'typeorm';
+import { reasonOf } from '@app/common/errors/reason-of';
 import { isUnavailableError } from '@app/common/errors/to-error-body';
 import { oneAtATime, withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
@@ -56,7 +57,7 @@ async function migrate(options: DataSourceOptions): Promise<void> {
     // A connection lost or refused meanwhile (too many clients, a restart) is worth another
     // try; a statement cancelled (by an administrator) is not.
     if (isUnavailableError(error) && !isCancelled(error)) throw error;
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = reasonOf(error);
     throw new MigrationFailed(`A migration failed: ${reason}`, { cause: error });
   } finally {
     await dataSource.destroy().catch(() => undefined);

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import type { DataSourceOptions } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
+import { reasonOf } from '@app/common/errors/reason-of';
 import type { DatabaseConfig } from '@app/config/app-config';
 import { ENTITIES } from './entities';
 
@@ -138,7 +139,7 @@ function makeDirectoryOf(path: string): void {
   try {
     mkdirSync(dirname(path), { recursive: true });
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = reasonOf(error);
     throw new Error(`Cannot create the directory of SQLITE_PATH: ${reason}`, { cause: error });
   }
 }

@@ -1,6 +1,7 @@
 import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { createAdapter, type RedisAdapter } from '@socket.io/redis-adapter';
 import type { ServerOptions } from 'socket.io';
+import { reasonOf } from '@app/common/errors/reason-of';
 import { OccasionalWarning } from '@app/common/occasional-warning';
 import { RedisService } from '@app/redis/redis.service';
 import { AppIoAdapter } from './app-io.adapter';
@@ -11,8 +12,6 @@ interface MessageHandlers {
   onmessage(...args: unknown[]): void;
   onrequest(...args: unknown[]): Promise<void>;
 }
-
-const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
  * The adapter with its message handlers made safe: a request it cannot read
