@@ -45,6 +45,7 @@ describe('loadConfig', () => {
       url: 'postgres://u@db:5432/app',
       schema: 'tenant_a',
       poolSize: 10,
+      queryTimeoutMs: 30_000,
       migrationsRun: false,
     });
     expect(config.redis.url).toBe('redis://cache:6379');

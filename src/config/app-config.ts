@@ -37,6 +37,8 @@ export type DatabaseConfig =
       url: string;
       schema?: string;
       poolSize: number;
+      /** Longest wait for a query's answer before its connection is given up. */
+      queryTimeoutMs: number;
       migrationsRun: boolean;
     }
   | {
@@ -152,6 +154,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
           url: env.DATABASE_URL,
           schema: env.DATABASE_SCHEMA,
           poolSize: env.DATABASE_POOL_SIZE,
+          queryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
           migrationsRun,
         }
       : {

@@ -181,6 +181,16 @@ export class EnvironmentVariables {
   @Max(200)
   DATABASE_POOL_SIZE = 10;
 
+  /**
+   * A PostgreSQL query unanswered for this long fails, and its connection is
+   * closed (see `closeConnectionsLeftWaiting`). Migrations have no limit.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  @Max(MAX_TIMER_MS)
+  DATABASE_QUERY_TIMEOUT_MS = 30_000;
+
   @IsString()
   @MinLength(1)
   SQLITE_PATH = 'data/app.sqlite';

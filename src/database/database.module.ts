@@ -15,6 +15,7 @@ import { oneAtATime, withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
 import { ReadinessChecks } from '@app/health/readiness-checks';
 import { databaseProbe, type DatabaseProbe, ReadOnlyDatabase } from './database-ping';
+import { closeConnectionsLeftWaiting } from './connections-left-waiting';
 import { cannotOpen } from './database-errors';
 import { pendingMigrations, runMigrations } from './prepare-database';
 import { TransactionRunner } from './transaction-runner';
@@ -40,12 +41,14 @@ async function createDataSource(options?: DataSourceOptions): Promise<DataSource
   return open(options);
 }
 
-function open(options: DataSourceOptions): Promise<DataSource> {
-  return new DataSource({ ...options, migrationsRun: false })
+async function open(options: DataSourceOptions): Promise<DataSource> {
+  const dataSource = await new DataSource({ ...options, migrationsRun: false })
     .initialize()
     .catch((error: unknown) => {
       throw cannotOpen(options, error);
     });
+  closeConnectionsLeftWaiting(dataSource);
+  return dataSource;
 }
 
 async function migrate(options: DataSourceOptions): Promise<void> {

@@ -62,6 +62,9 @@ export function postgresConnection(
  */
 const MIGRATION_SESSION_OPTIONS = '-c statement_timeout=0 -c lock_timeout=0';
 
+/** pg's value for waiting as long as a query takes. */
+const NO_QUERY_TIMEOUT = 0;
+
 /** Time limits pg also reads as parameters of the URL itself, where they would override ours. */
 const URL_TIME_LIMITS = ['statement_timeout', 'lock_timeout', 'query_timeout'];
 
@@ -72,7 +75,11 @@ export function forMigrations(options: DataSourceOptions): DataSourceOptions {
   return {
     ...options,
     url: options.url && withoutQueryParameters(options.url, URL_TIME_LIMITS),
-    extra: { ...extra, options: `${extra.options} ${MIGRATION_SESSION_OPTIONS}` },
+    extra: {
+      ...extra,
+      options: `${extra.options} ${MIGRATION_SESSION_OPTIONS}`,
+      query_timeout: NO_QUERY_TIMEOUT,
+    },
   };
 }
 
@@ -116,6 +123,9 @@ export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
         // A connection whose server vanished without a word fails instead of waiting for good.
         keepAlive: true,
         keepAliveInitialDelayMillis: KEEPALIVE_IDLE_S * 1000,
+        // ...and one that stops answering, so far as the ORM's queries are
+        // concerned; the pool then closes it (see `closeConnectionsLeftWaiting`).
+        query_timeout: config.queryTimeoutMs,
       },
     };
   }

@@ -222,7 +222,14 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
 
   const dataSource = (url: string, name: string) =>
     new DataSource(
-      typeormOptions({ type: 'postgres', url, schema: name, poolSize: 2, migrationsRun: false }),
+      typeormOptions({
+        type: 'postgres',
+        url,
+        schema: name,
+        poolSize: 2,
+        queryTimeoutMs: 30_000,
+        migrationsRun: false,
+      }),
     );
 
   it('lets several nodes starting at once create and migrate it: one applies, none fails', async () => {
@@ -477,12 +484,21 @@ describePostgres('the owner and membership indexes on PostgreSQL', () => {
       return migrated;
     });
 
+  /** The service's own limit on waiting for an answer, which migrations do not have either. */
+  const QUERY_TIMEOUT = { DATABASE_QUERY_TIMEOUT_MS: '1000' };
+  const HOLD_PAST_QUERY_TIMEOUT_MS = 1_500;
+
   it.each(['options', 'parameters'] as const)(
-    'waits for its builds past the time limits that DATABASE_URL sets (in %s)',
+    'waits for its builds past the time limits that DATABASE_URL and the service set (in %s)',
     async (form) => {
-      const { stdout } = await whileReaderHolds(1_000, () =>
+      const { stdout } = await whileReaderHolds(HOLD_PAST_QUERY_TIMEOUT_MS, () =>
         run(process.execPath, [MIGRATE, 'run'], {
-          env: { PATH: process.env.PATH, ...database.env, DATABASE_URL: withTimeLimits(200, form) },
+          env: {
+            PATH: process.env.PATH,
+            ...database.env,
+            ...QUERY_TIMEOUT,
+            DATABASE_URL: withTimeLimits(200, form),
+          },
           cwd: REPO_ROOT,
         }),
       );

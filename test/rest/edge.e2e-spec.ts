@@ -565,6 +565,51 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
       }
     }, 60_000);
 
+    it('closes pooled connections whose queries went unanswered, so that later requests find ones that answer', async () => {
+      const proxy = await CuttablePostgres.start();
+      const t = await startTestApp(kind, {
+        DATABASE_URL: proxy.url,
+        DATABASE_POOL_SIZE: '2',
+        DATABASE_QUERY_TIMEOUT_MS: '1000',
+      });
+      const dataSource = t.app.get(DataSource);
+      const pool = (dataSource.driver as PostgresDriver).master as Pool;
+      const user = await registerUser(t.url);
+      const auth = { Authorization: `Bearer ${user.token}` };
+      const listRooms = () => request(t.url).get('/api/rooms').set(auth);
+      const createRoomNamed = (name: string) =>
+        request(t.url).post('/api/rooms').set(auth).send({ name });
+      try {
+        // Both connections of the pool open, then silent; new ones work.
+        await Promise.all([
+          dataSource.query('SELECT pg_sleep(0.2)'),
+          dataSource.query('SELECT pg_sleep(0.2)'),
+        ]);
+        expect(pool.totalCount).toBe(2);
+        proxy.stallOpenConnections();
+
+        const [read, write] = await Promise.all([listRooms(), createRoomNamed('unanswered')]);
+        const unavailable = { code: 'UNAVAILABLE', message: expect.any(String), details: [] };
+        expect([read.status, read.body, write.status, write.body]).toEqual([
+          503,
+          unavailable,
+          503,
+          unavailable,
+        ]);
+
+        // Left in the pool, the silent connections would fail every request lent them.
+        await eventually(async () => (await listRooms()).status === 200, 20_000);
+        for (let attempt = 0; attempt < 5; attempt++) {
+          expect((await listRooms()).status).toBe(200);
+          expect((await createRoomNamed(`answered ${attempt}`)).status).toBe(201);
+        }
+        expect(pool.totalCount - pool.idleCount).toBe(0);
+      } finally {
+        await proxy.cut();
+        await t.close();
+      }
+    }, 60_000);
+
     it('is ready again as soon as new connections work, though an old one stays unanswered', async () => {
       const proxy = await CuttablePostgres.start();
       const t = await startTestApp(kind, { DATABASE_URL: proxy.url });
