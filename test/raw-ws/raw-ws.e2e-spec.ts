@@ -371,6 +371,21 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       expect(client.frames).toContainEqual({ type: 'joined', room: mine.id, lastSeq: 0 });
     });
 
+    it('answers a join and a leave of an upper-case room id with the id as the server issues it', async () => {
+      const room = await createRoom(t.url, ada);
+      const client = await raw(ada);
+      const upperCase = room.id.toUpperCase();
+      expect(await client.request({ type: 'join', room: upperCase }, 'joined')).toEqual({
+        type: 'joined',
+        room: room.id,
+        lastSeq: 0,
+      });
+      expect(await client.request({ type: 'leave', room: upperCase }, 'left')).toEqual({
+        type: 'left',
+        room: room.id,
+      });
+    });
+
     it('answers a failure of its own with INTERNAL, and logs what it was, telling the client nothing more', async () => {
       const room = await createRoom(t.url, ada);
       jest
