@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
+import { leadingWithinBytes } from '@app/common/json-size';
 import type { AllConfig } from '@app/config/app-config';
 import type { UserSummaryJson } from '@app/contract/models';
 import type { JoinResult, PresenceResult, RoomUserEvent } from '@app/contract/socket-events';
@@ -17,6 +18,14 @@ import { PresenceService, type PresenceChange } from './presence.service';
 
 /** At most this many missed messages come with a join; the client pages the rest over REST. */
 export const MAX_MISSED_ON_JOIN = 1000;
+
+/**
+ * ...and at most this share of SLOW_CONSUMER_LIMIT_BYTES of them, as JSON:
+ * the join's answer waits in the connection's outgoing data while the
+ * client reads it, and a thousand long messages would have a client on a
+ * slow link dropped as a slow consumer on every join it comes back with.
+ */
+const MISSED_SHARE_OF_SLOW_CONSUMER_LIMIT = 0.5;
 
 /** One live connection of a user, on any transport. */
 export interface Connection {
@@ -86,12 +95,19 @@ export class ChatService {
             limit: MAX_MISSED_ON_JOIN,
           }),
     ]);
+    const found = missed?.items ?? [];
+    const sent = leadingWithinBytes(found, this.missedBytes());
     return {
       room: { ...RoomView.from(room), lastSeq },
       members,
-      missed: missed?.items ?? [],
-      truncated: missed?.nextCursor != null,
+      missed: sent,
+      truncated: missed?.nextCursor != null || sent.length < found.length,
     };
+  }
+
+  private missedBytes(): number {
+    const limit = this.config.get('realtime.slowConsumerLimitBytes', { infer: true });
+    return Math.floor(limit * MISSED_SHARE_OF_SLOW_CONSUMER_LIMIT);
   }
 
   /**

@@ -186,6 +186,42 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
     expect(exact.truncated).toBe(false);
   });
 
+  it('caps missed messages at half SLOW_CONSUMER_LIMIT_BYTES of JSON too, and says truncated', async () => {
+    const room = await createRoom(t.url, owner);
+    const store = t.app.get(MessageStore);
+    const long = 'x'.repeat(4000);
+    const total = 200;
+    await Promise.all(
+      range(1, total).map((i) =>
+        store.append({
+          roomId: room.id,
+          userId: owner.id,
+          username: owner.username,
+          text: `${i} ${long}`.slice(0, 4000),
+        }),
+      ),
+    );
+    const socket = await connect(owner);
+    const budget = (1024 * 1024) / 2;
+    const bytesOf = (messages: MessageJson[]) =>
+      messages.reduce((sum, message) => sum + Buffer.byteLength(JSON.stringify(message)), 0);
+
+    const first = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id, since: 0 });
+    expect(first.truncated).toBe(true);
+    expect(bytesOf(first.missed)).toBeLessThanOrEqual(budget);
+    const firstCount = first.missed.length;
+    expect(firstCount).toBeGreaterThan(100);
+    expect(seqs(first.missed)).toEqual(range(1, firstCount));
+    // One more would not have fitted.
+    const next = await emitOk<JoinResult>(socket, 'chat:join', {
+      roomId: room.id,
+      since: firstCount,
+    });
+    expect(bytesOf(first.missed) + bytesOf(next.missed.slice(0, 1))).toBeGreaterThan(budget);
+    expect(seqs(next.missed)).toEqual(range(firstCount + 1, total));
+    expect(next.truncated).toBe(false);
+  });
+
   it('leaves the gauges where they started after 1000 connect/join/disconnect cycles', async () => {
     const room = await createRoom(t.url, owner);
     const gauges = async () => {
