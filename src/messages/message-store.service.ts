@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
 import type { AllConfig } from '@app/config/app-config';
@@ -21,6 +21,8 @@ interface Pending {
   input: AppendMessage;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
+  /** When it is refused, unless a write has taken it by then (`performance.now()`). */
+  deadline: number;
 }
 
 /** The messages one write commits; aborted once the database has not answered in time. */
@@ -35,8 +37,29 @@ const unanswered = () =>
       'send it again with the same clientMsgId',
   );
 
+const notTakenInTime = () =>
+  AppException.unavailable(
+    'The database is not keeping up: this send stored nothing; send it again',
+  );
+
+const tooManyWaiting = () =>
+  AppException.unavailable(
+    'Too many messages are waiting for the database: this send stored nothing; send it again later',
+  );
+
 /** How many messages one write commits at most. */
 export const MAX_BATCH = 256;
+
+/**
+ * How many messages may wait for a write on one node. Behind a database
+ * that stalls, sends would otherwise pile up as fast as they come (each
+ * holding its text) while every write waits out MESSAGE_WRITE_TIMEOUT_MS.
+ * A healthy database takes this many in a few writes.
+ */
+export const MAX_WAITING_MESSAGES = 10_000;
+
+/** How often messages that waited past their deadline for a write are refused. */
+const OVERDUE_SWEEP_MS = 250;
 
 /**
  * On PostgreSQL a second write may start while one is in flight, once this
@@ -61,7 +84,7 @@ const MAX_WRITES_IN_FLIGHT = 2;
  * concurrent senders share commits without giving up ack-after-commit.
  */
 @Injectable()
-export class MessageStore {
+export class MessageStore implements OnApplicationShutdown {
   private readonly logger = new Logger(MessageStore.name);
   private readonly pending = new RoomWriteQueue<Pending>();
   private readonly writes = new Set<Promise<void>>();
@@ -69,6 +92,8 @@ export class MessageStore {
   private soon?: Promise<void>;
   private readonly maxWrites: number;
   private readonly writeTimeoutMs: number;
+  /** Refuses overdue messages while any wait. */
+  private overdueSweep?: NodeJS.Timeout;
 
   constructor(
     private readonly transactions: TransactionRunner,
@@ -80,15 +105,39 @@ export class MessageStore {
     shutdown.register('finish-sends', () => this.idle());
   }
 
-  /** Refused once the node is shutting down: the client sends it again to another node. */
+  /**
+   * Refused once the node is shutting down (the client sends it again to
+   * another node), and when the database is too far behind: with
+   * MAX_WAITING_MESSAGES waiting already, or when no write has taken it
+   * within MESSAGE_WRITE_TIMEOUT_MS. A write that takes it has as long again
+   * (see `startWrites`).
+   */
   append(input: AppendMessage): Promise<AppendResult> {
     if (this.shutdown.draining)
       return Promise.reject(AppException.unavailable('The server is shutting down'));
+    if (this.pending.size >= MAX_WAITING_MESSAGES) return Promise.reject(tooManyWaiting());
     return new Promise((resolve, reject) => {
-      this.pending.push({ input, resolve, reject });
+      const deadline = performance.now() + this.writeTimeoutMs;
+      this.pending.push({ input, resolve, reject, deadline });
+      this.overdueSweep ??= setInterval(() => this.refuseOverdue(), OVERDUE_SWEEP_MS).unref();
       if (this.writes.size === 0) this.startWritesSoon();
       else this.startWrites();
     });
+  }
+
+  /** After the drain, during which sends still waiting may go overdue. */
+  onApplicationShutdown(): void {
+    clearInterval(this.overdueSweep);
+  }
+
+  /** Messages wait in the order they were appended, so their deadlines come in the same order. */
+  private refuseOverdue(): void {
+    const now = performance.now();
+    for (const item of this.pending.expire((waiting) => waiting.deadline <= now))
+      item.reject(notTakenInTime());
+    if (this.pending.size > 0) return;
+    clearInterval(this.overdueSweep);
+    this.overdueSweep = undefined;
   }
 
   /** Resolves once every write already queued has finished. */

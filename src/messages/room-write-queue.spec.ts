@@ -12,13 +12,15 @@ const numbers = (items: Item[]) => items.map((i) => i.n);
 type Step =
   | { kind: 'push'; room: number }
   | { kind: 'take'; max: number }
-  | { kind: 'release'; which: number };
+  | { kind: 'release'; which: number }
+  | { kind: 'expire'; keep: number };
 
 const steps = fc.array(
   fc.oneof(
     fc.record({ kind: fc.constant('push' as const), room: fc.integer({ min: 0, max: 3 }) }),
     fc.record({ kind: fc.constant('take' as const), max: fc.integer({ min: 1, max: 5 }) }),
     fc.record({ kind: fc.constant('release' as const), which: fc.nat() }),
+    fc.record({ kind: fc.constant('expire' as const), keep: fc.nat({ max: 12 }) }),
   ),
   { maxLength: 80 },
 );
@@ -39,7 +41,21 @@ describe('RoomWriteQueue', () => {
     expect(numbers(queue.take(10))).toEqual([4]);
   });
 
-  it('takes what a plain scan in append order would, and never lets two writes share a room', () => {
+  it('takes, after some of a room’s messages expired, the rest in order, held room or not', () => {
+    const queue = new RoomWriteQueue<Item>();
+    ['a', 'a', 'a', 'b', 'b', 'b'].forEach((room, n) => queue.push(item(room, n)));
+    const held = queue.take(1);
+    expect(numbers(held)).toEqual([0]);
+
+    expect(numbers(queue.expire((i) => i.n === 1 || i.n === 3))).toEqual([1, 3]);
+    expect([queue.size, queue.takeable]).toEqual([3, 2]);
+    expect(numbers(queue.take(10))).toEqual([4, 5]);
+    queue.release(held);
+    expect(numbers(queue.take(10))).toEqual([2]);
+    expect([queue.size, queue.takeable]).toEqual([0, 0]);
+  });
+
+  it('takes what a plain scan in append order would, and never lets two writes share a room, messages expiring or not', () => {
     fc.assert(
       fc.property(steps, (script: Step[]) => {
         const queue = new RoomWriteQueue<Item>();
@@ -47,6 +63,7 @@ describe('RoomWriteQueue', () => {
         const pushed = new Map<string, number[]>();
         const handedOut = new Map<string, number[]>();
         let waiting: Item[] = [];
+        const expiredNumbers = new Set<number>();
         script.forEach((step, n) => {
           if (step.kind === 'push') {
             const roomId = `r${step.room}`;
@@ -65,14 +82,24 @@ describe('RoomWriteQueue', () => {
             }
             waiting = waiting.filter((w) => !batch.some((b) => b.n === w.n));
             if (batch.length > 0) inFlight.push(batch);
+          } else if (step.kind === 'expire') {
+            // Messages expire in the order they were appended: those older than `keep` steps.
+            const before = n - step.keep;
+            const expired = queue.expire((i) => i.n < before);
+            const sorted = (list: number[]) => [...list].sort((a, b) => a - b);
+            expect(sorted(numbers(expired))).toEqual(numbers(waiting.filter((w) => w.n < before)));
+            for (const w of waiting) if (w.n < before) expiredNumbers.add(w.n);
+            waiting = waiting.filter((w) => w.n >= before);
           } else if (inFlight.length > 0) {
             queue.release(inFlight.splice(step.which % inFlight.length, 1)[0]);
           }
           const held = new Set(inFlight.flat().map((i) => i.input.roomId));
           expect(queue.takeable).toBe(waiting.filter((w) => !held.has(w.input.roomId)).length);
+          expect(queue.size).toBe(waiting.length);
         });
         for (const [roomId, order] of handedOut) {
-          expect(order).toEqual(pushed.get(roomId)!.slice(0, order.length));
+          const kept = pushed.get(roomId)!.filter((n) => !expiredNumbers.has(n));
+          expect(order).toEqual(kept.slice(0, order.length));
         }
       }),
       { numRuns: 300 },

@@ -63,10 +63,16 @@ export class RoomWriteQueue<T extends RoomBound> {
   private readonly held = new Set<string>();
   private appended = 0;
   private free = 0;
+  private waiting = 0;
 
   /** Messages waiting whose room no write holds. */
   get takeable(): number {
     return this.free;
+  }
+
+  /** Messages waiting, whether their room is held or not. */
+  get size(): number {
+    return this.waiting;
   }
 
   push(item: T): void {
@@ -75,6 +81,7 @@ export class RoomWriteQueue<T extends RoomBound> {
     this.lines.set(roomId, line);
     const entry = { item, order: this.appended++ };
     line.push(entry);
+    this.waiting += 1;
     if (this.held.has(roomId)) return;
     this.free += 1;
     if (line.length === 1) this.ready.push({ roomId, order: entry.order });
@@ -99,8 +106,30 @@ export class RoomWriteQueue<T extends RoomBound> {
       else this.lines.delete(next.roomId);
     }
     this.free -= taken.length;
+    this.waiting -= taken.length;
     for (const roomId of rooms) this.hold(roomId);
     return taken;
+  }
+
+  /**
+   * Removes and returns the waiting messages that `isExpired` picks, which
+   * must be the first ones of their rooms (as when they expire in the order
+   * they were appended): the rest stay in order.
+   */
+  expire(isExpired: (item: T) => boolean): T[] {
+    const expired: T[] = [];
+    for (const [roomId, line] of this.lines) {
+      const before = expired.length;
+      while (line.length > 0 && isExpired(line.first!.item)) expired.push(line.shift().item);
+      const removed = expired.length - before;
+      if (removed === 0) continue;
+      if (line.length === 0) this.lines.delete(roomId);
+      if (this.held.has(roomId)) continue;
+      this.free -= removed;
+      if (line.length > 0) this.ready.push({ roomId, order: line.first!.order });
+    }
+    this.waiting -= expired.length;
+    return expired;
   }
 
   /** Lets other writes take the rooms of a batch `take` returned. */

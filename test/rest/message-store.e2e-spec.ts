@@ -3,8 +3,8 @@ import { createApp } from '@app/app.factory';
 import type { RawEnvironment } from '@app/config/env.validation';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import * as batches from '@app/messages/message-batch';
-import { MessageStore } from '@app/messages/message-store.service';
-import { createRoom, postMessage, registerUser } from '../support/api';
+import { MAX_BATCH, MAX_WAITING_MESSAGES, MessageStore } from '@app/messages/message-store.service';
+import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
 import { createTestDatabase, databaseKinds, withPostgres } from '../support/databases';
 import { holdNextCall } from '../support/hold';
 import { sleep } from '../support/sockets';
@@ -239,6 +239,72 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
     } finally {
       await slow.close();
     }
+  });
+
+  describe('behind a database that takes writes and never answers', () => {
+    let slow: TestApp;
+    let store: MessageStore;
+    let write: jest.SpyInstance;
+    let room: { id: string };
+    let user: TestUser;
+    beforeEach(async () => {
+      slow = await startTestApp(kind, { MESSAGE_WRITE_TIMEOUT_MS: '1000' });
+      store = slow.app.get(MessageStore);
+      user = await registerUser(slow.url);
+      room = await createRoom(slow.url, user);
+      write = jest
+        .spyOn(slow.app.get(TransactionRunner), writeMethod)
+        .mockImplementation(() => new Promise<never>(() => undefined));
+    });
+    afterEach(async () => {
+      write.mockRestore();
+      await slow.close();
+    });
+
+    /** Appends `count` messages to the room at once; each settles as the time it took and its error. */
+    const appendTimed = (count: number) => {
+      const started = performance.now();
+      return range(count).map((i) =>
+        store
+          .append({ roomId: room.id, userId: user.id, username: user.username, text: `m${i}` })
+          .then(
+            () => ({ ms: performance.now() - started, code: 'STORED', message: '' }),
+            (error: { code: string; message: string }) => ({
+              ms: performance.now() - started,
+              code: error.code,
+              message: error.message,
+            }),
+          ),
+      );
+    };
+
+    it('refuses what no write took within MESSAGE_WRITE_TIMEOUT_MS, however many writes wait ahead', async () => {
+      const outcomes = await Promise.all(appendTimed(4 * MAX_BATCH));
+
+      expect(new Set(outcomes.map((outcome) => outcome.code))).toEqual(new Set(['UNAVAILABLE']));
+      const neverTaken = outcomes.filter((outcome) => /stored nothing/.test(outcome.message));
+      // The first write, and perhaps the one that took over from it, had them; the rest waited.
+      expect(write.mock.calls.length).toBeLessThanOrEqual(2);
+      expect(neverTaken.length).toBeGreaterThanOrEqual(2 * MAX_BATCH);
+      // Four writes in turn would have taken four seconds.
+      expect(Math.max(...outcomes.map((outcome) => outcome.ms))).toBeLessThan(3_000);
+    }, 30_000);
+
+    it('refuses at once what comes beyond MAX_WAITING_MESSAGES waiting', async () => {
+      const beyond = 300;
+      const appends = appendTimed(MAX_WAITING_MESSAGES + beyond);
+      await sleep(200);
+      const settled = await Promise.all(
+        appends.map((append) => Promise.race([append, sleep(0).then(() => undefined)])),
+      );
+      const refused = settled.filter((outcome) => outcome !== undefined);
+      expect(refused).toHaveLength(beyond);
+      for (const outcome of refused)
+        expect(outcome).toMatchObject({ code: 'UNAVAILABLE', message: /Too many messages/ });
+      // The rest are refused in turn once overdue.
+      const rest = await Promise.all(appends);
+      expect(rest.filter((outcome) => outcome.code !== 'UNAVAILABLE')).toEqual([]);
+    }, 30_000);
   });
 
   it('stores a clientMsgId repeated within one batch once', async () => {
