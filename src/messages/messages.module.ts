@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule } from '@app/auth/auth.module';
 import { RoomsModule } from '@app/rooms/rooms.module';
 import { UsersModule } from '@app/users/users.module';
+import { MentionLedger } from './mention-ledger';
 import { MessageStore } from './message-store.service';
 import { Message } from './message.entity';
 import { MessagesController } from './messages.controller';
@@ -11,7 +12,7 @@ import { MessagesService } from './messages.service';
 @Module({
   imports: [TypeOrmModule.forFeature([Message]), AuthModule, RoomsModule, UsersModule],
   controllers: [MessagesController],
-  providers: [MessageStore, MessagesService],
+  providers: [MentionLedger, MessageStore, MessagesService],
   exports: [MessagesService],
 })
 export class MessagesModule {}

@@ -14,6 +14,7 @@ import { RoomsService } from '@app/rooms/rooms.service';
 import { UsersService } from '@app/users/users.service';
 import type { MessageBodyDto } from './dto/send-message.dto';
 import { MessageView } from './dto/message.view';
+import { MentionLedger } from './mention-ledger';
 import { MessageStore } from './message-store.service';
 import { Message } from './message.entity';
 
@@ -42,6 +43,7 @@ export class MessagesService {
     private readonly users: UsersService,
     private readonly delivery: DeliveryService,
     private readonly metrics: MetricsService,
+    private readonly mentionLedger: MentionLedger,
     shutdown: GracefulShutdown,
   ) {
     // After the sends in flight, which may start more of them.
@@ -70,13 +72,12 @@ export class MessagesService {
       clientMsgId: body.clientMsgId,
     });
     const view = MessageView.from(message);
-    // Also when answered from storage: the attempt that committed it may have
-    // failed before delivering it. Every live path drops a seq it already delivered.
+    // Both also when answered from storage: the attempt that committed it may
+    // have stopped before either. Every live path drops a seq it already
+    // delivered, and the ledger lets a message's mentions be notified once.
     this.delivery.messageCreated(view);
-    if (created) {
-      this.metrics.messages.inc({ transport });
-      this.notifyMentionsInBackground(view);
-    }
+    this.notifyMentionsInBackground(view);
+    if (created) this.metrics.messages.inc({ transport });
     return view;
   }
 
@@ -123,6 +124,7 @@ export class MessagesService {
   }
 
   private async notifyMentions(message: MessageView, names: string[]): Promise<void> {
+    if (!(await this.mentionLedger.claim(message.id))) return;
     const mentioned = await this.users.findActiveByUsernames(names);
     // The sender too, when they name themselves: the contract excepts only non-members and unknown names.
     const candidates = mentioned.map((user) => user.id);

@@ -4,6 +4,7 @@ import type { JoinResult, RoomUserEvent, UserJoinedEvent } from '@app/contract/s
 import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
 import { AppException } from '@app/common/errors/app.exception';
 import { ChatService } from '@app/chat/chat.service';
+import { MessageStore } from '@app/messages/message-store.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { databaseKinds } from '../support/databases';
@@ -387,6 +388,41 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       });
       await eventually(() => notes.length > 0);
       expect(notes).toEqual([{ type: 'mention', message }]);
+    });
+
+    it('notifies the mentions of a message once, also when a send of it again finds it stored', async () => {
+      const sender = await registerUser(t.url);
+      const reader = await registerUser(t.url);
+      const room = await createRoom(t.url, sender);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set('Authorization', `Bearer ${reader.token}`)
+        .send({ userId: reader.id })
+        .expect(201);
+      const notes = collect<NotificationJson>(await connect(reader), 'notification');
+      const socket = await connect(sender);
+      const send = (text: string, clientMsgId: string) =>
+        emitOk<MessageJson>(socket, 'chat:message', { roomId: room.id, text, clientMsgId });
+      const mentioning = `ping @${reader.username}`;
+
+      // Stored by a send that stopped short of notifying, as on a node that died after its commit.
+      const { message: stored } = await t.app.get(MessageStore).append({
+        roomId: room.id,
+        userId: sender.id,
+        username: sender.username,
+        text: mentioning,
+        clientMsgId: 'stopped-short',
+      });
+      expect((await send(mentioning, 'stopped-short')).id).toBe(stored.id);
+      await send(mentioning, 'stopped-short');
+      const sentOnce = await send(mentioning, 'sent-once');
+      await send(mentioning, 'sent-once');
+      const last = await send(mentioning, 'last');
+
+      const mentioned = () =>
+        notes.map((note) => (note.type === 'mention' ? note.message.id : note.type)).sort();
+      await eventually(() => mentioned().includes(last.id));
+      expect(mentioned()).toEqual([stored.id, sentOnce.id, last.id].sort());
     });
 
     it('sends room:invited to the invitee', async () => {
