@@ -125,9 +125,17 @@ export class MessageStore implements OnApplicationShutdown {
     });
   }
 
-  /** After the drain, during which sends still waiting may go overdue. */
+  /**
+   * After the drain: sends still waiting then (behind a database that did
+   * not answer in the time the drain had) are told they stored nothing.
+   */
   onApplicationShutdown(): void {
+    for (const item of this.pending.expire(() => true))
+      item.reject(
+        AppException.unavailable('The server is shutting down: this send stored nothing'),
+      );
     clearInterval(this.overdueSweep);
+    this.overdueSweep = undefined;
   }
 
   /** Messages wait in the order they were appended, so their deadlines come in the same order. */

@@ -279,31 +279,47 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
     };
 
     it('refuses what no write took within MESSAGE_WRITE_TIMEOUT_MS, however many writes wait ahead', async () => {
-      const outcomes = await Promise.all(appendTimed(4 * MAX_BATCH));
+      const outcomes = await Promise.all(appendTimed(8 * MAX_BATCH));
 
       expect(new Set(outcomes.map((outcome) => outcome.code))).toEqual(new Set(['UNAVAILABLE']));
       const neverTaken = outcomes.filter((outcome) => /stored nothing/.test(outcome.message));
       // The first write, and perhaps the one that took over from it, had them; the rest waited.
       expect(write.mock.calls.length).toBeLessThanOrEqual(2);
-      expect(neverTaken.length).toBeGreaterThanOrEqual(2 * MAX_BATCH);
-      // Four writes in turn would have taken four seconds.
-      expect(Math.max(...outcomes.map((outcome) => outcome.ms))).toBeLessThan(3_000);
+      expect(neverTaken.length).toBeGreaterThanOrEqual(6 * MAX_BATCH);
+      // Eight writes in turn would have taken eight seconds; two timeouts and a sweep do.
+      expect(Math.max(...outcomes.map((outcome) => outcome.ms))).toBeLessThan(5_000);
     }, 30_000);
 
     it('refuses at once what comes beyond MAX_WAITING_MESSAGES waiting', async () => {
       const beyond = 300;
-      const appends = appendTimed(MAX_WAITING_MESSAGES + beyond);
-      await sleep(200);
-      const settled = await Promise.all(
-        appends.map((append) => Promise.race([append, sleep(0).then(() => undefined)])),
+      const outcomes = await Promise.all(appendTimed(MAX_WAITING_MESSAGES + beyond));
+
+      expect(new Set(outcomes.map((outcome) => outcome.code))).toEqual(new Set(['UNAVAILABLE']));
+      const tooMany = outcomes.filter((outcome) => /Too many messages/.test(outcome.message));
+      const overdue = outcomes.filter((outcome) => /not keeping up/.test(outcome.message));
+      expect(tooMany).toHaveLength(beyond);
+      // At once: before any that waited for its deadline.
+      const latest = Math.max(...tooMany.map((outcome) => outcome.ms));
+      expect(overdue.every((outcome) => outcome.ms > latest)).toBe(true);
+    }, 30_000);
+
+    it('tells the sends still waiting at shutdown that they stored nothing', async () => {
+      const appends = appendTimed(MAX_BATCH + 44);
+      await sleep(100);
+      store.onApplicationShutdown();
+      const waited = await Promise.race([
+        Promise.all(appends.slice(MAX_BATCH)),
+        sleep(500).then(() => 'still waiting'),
+      ]);
+      expect(waited).toEqual(
+        Array.from({ length: 44 }, () => ({
+          ms: expect.any(Number),
+          code: 'UNAVAILABLE',
+          message: expect.stringMatching(/shutting down: this send stored nothing/),
+        })),
       );
-      const refused = settled.filter((outcome) => outcome !== undefined);
-      expect(refused).toHaveLength(beyond);
-      for (const outcome of refused)
-        expect(outcome).toMatchObject({ code: 'UNAVAILABLE', message: /Too many messages/ });
-      // The rest are refused in turn once overdue.
-      const rest = await Promise.all(appends);
-      expect(rest.filter((outcome) => outcome.code !== 'UNAVAILABLE')).toEqual([]);
+      // The write that took the first ones is given up on as before.
+      await Promise.all(appends);
     }, 30_000);
   });
 

@@ -66,9 +66,10 @@ const POSTGRES_CONNECTION_CODE = /^08[0-9A-Z]{3}$/;
 
 /**
  * ...and these without a code; `timeout exceeded` is pg-pool finding no free
- * connection in time, `Query read timeout` pg's `query_timeout` (set in
- * DATABASE_URL). The outcome of a write that failed so is unknown: it must
- * not be written again as if it had been rolled back.
+ * connection in time, `Query read timeout` pg's `query_timeout` (from
+ * DATABASE_QUERY_TIMEOUT_MS, MESSAGE_WRITE_TIMEOUT_MS or DATABASE_URL). The
+ * outcome of a write that failed so is unknown: it must not be written again
+ * as if it had been rolled back.
  */
 const UNAVAILABLE_DRIVER_MESSAGE =
   /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Query read timeout/i;
