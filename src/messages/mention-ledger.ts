@@ -13,8 +13,9 @@ const MAX_REMEMBERED_HERE = 50_000;
  * Which messages' mentions have been notified, so that each message's are
  * notified once: by the send that stored it or, where that one stopped short
  * of it (its write was given up on and committed after all, or its node died
- * in between), by the first send of the same message again (its clientMsgId)
- * that finds it stored. Shared through Redis where nodes share it; when Redis
+ * between the commit and the claim), by the first send of the same message
+ * again (its clientMsgId) that finds it stored. A claim whose notifications
+ * fail is released. Shared through Redis where nodes share it; when Redis
  * does not answer, this node's memory decides, which across nodes may notify
  * twice rather than never.
  */
@@ -25,31 +26,40 @@ export class MentionLedger {
 
   constructor(private readonly redis: RedisService) {}
 
-  /** True for the first to ask about the message, who is to notify its mentions. */
+  /**
+   * True for the first to ask about the message, who is to notify its
+   * mentions, or to `release` it if that fails.
+   */
   async claim(messageId: string): Promise<boolean> {
-    if (!this.redis.enabled) return this.claimHere(messageId);
+    // Also what this node claimed while Redis was away, which Redis never heard of.
+    if (this.notifiedHere.get(messageId)) return false;
+    this.notifiedHere.set(messageId, true);
+    if (!this.redis.enabled) return true;
     try {
-      const key = this.redis.key('mentions-notified', messageId);
       const set = await this.redis.answered(
-        this.redis.client.set(key, '1', {
+        this.redis.client.set(this.key(messageId), '1', {
           condition: 'NX',
           expiration: { type: 'PX', value: NOTIFIED_TTL_MS },
         }),
       );
-      this.notifiedHere.set(messageId, true);
       return set !== null;
     } catch (error) {
       const reason = reasonOf(error);
       this.redisFailed.note(
         (count) => `Mentions of ${count} message(s) told apart on this node only: ${reason}`,
       );
-      return this.claimHere(messageId);
+      return true;
     }
   }
 
-  private claimHere(messageId: string): boolean {
-    if (this.notifiedHere.get(messageId)) return false;
-    this.notifiedHere.set(messageId, true);
-    return true;
+  /** The claim's notifications failed: the next send of the message is to try again. */
+  async release(messageId: string): Promise<void> {
+    this.notifiedHere.delete(messageId);
+    if (!this.redis.enabled) return;
+    await this.redis.answered(this.redis.client.del(this.key(messageId))).catch(() => undefined);
+  }
+
+  private key(messageId: string): string {
+    return this.redis.key('mentions-notified', messageId);
   }
 }

@@ -125,10 +125,16 @@ export class MessagesService {
 
   private async notifyMentions(message: MessageView, names: string[]): Promise<void> {
     if (!(await this.mentionLedger.claim(message.id))) return;
-    const mentioned = await this.users.findActiveByUsernames(names);
-    // The sender too, when they name themselves: the contract excepts only non-members and unknown names.
-    const candidates = mentioned.map((user) => user.id);
-    const members = await this.rooms.membersAmong(message.roomId, candidates);
+    let members: string[];
+    try {
+      const mentioned = await this.users.findActiveByUsernames(names);
+      // The sender too, when they name themselves: the contract excepts only non-members and unknown names.
+      const candidates = mentioned.map((user) => user.id);
+      members = await this.rooms.membersAmong(message.roomId, candidates);
+    } catch (error) {
+      await this.mentionLedger.release(message.id);
+      throw error;
+    }
     for (const userId of members) this.delivery.mentioned(userId, message);
   }
 }

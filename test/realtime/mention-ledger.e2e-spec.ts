@@ -27,13 +27,18 @@ describeWithRedis('MentionLedger across nodes', () => {
     if (keys.length > 0) await client.del(keys);
   });
 
+  /** A node whose commands reach the shared Redis only while it answers. */
   const node = () =>
     new MentionLedger({
       enabled: true,
-      client,
+      client: {
+        set: (...args: Parameters<RedisClientType['set']>) =>
+          answering ? client.set(...args) : Promise.reject(new Error('Redis did not answer')),
+        del: (...args: Parameters<RedisClientType['del']>) =>
+          answering ? client.del(...args) : Promise.reject(new Error('Redis did not answer')),
+      },
       key: (...parts: string[]) => `${prefix}${parts.join(':')}`,
-      answered: <T>(command: Promise<T>) =>
-        answering ? command : Promise.reject(new Error('Redis did not answer')),
+      answered: <T>(command: Promise<T>) => command,
     } as unknown as RedisService);
 
   it('lets one node of all claim a message, for an hour', async () => {
@@ -48,7 +53,7 @@ describeWithRedis('MentionLedger across nodes', () => {
     expect(ttl).toBeLessThanOrEqual(NOTIFIED_TTL_MS);
   });
 
-  it('goes by what the node itself claimed while Redis does not answer', async () => {
+  it('goes by what the node itself claimed while Redis does not answer, also once it answers again', async () => {
     const a = node();
     const claimedBefore = randomUUID();
     expect(await a.claim(claimedBefore)).toBe(true);
@@ -58,5 +63,19 @@ describeWithRedis('MentionLedger across nodes', () => {
     expect(await a.claim(claimedBefore)).toBe(false);
     expect(await a.claim(meanwhile)).toBe(true);
     expect(await a.claim(meanwhile)).toBe(false);
+
+    answering = true;
+    expect(await a.claim(meanwhile)).toBe(false);
+  });
+
+  it('lets a released claim be taken again, on any node', async () => {
+    const [a, b] = [node(), node()];
+    const message = randomUUID();
+    expect(await a.claim(message)).toBe(true);
+
+    await a.release(message);
+    expect(await b.claim(message)).toBe(true);
+    await b.release(message);
+    expect(await a.claim(message)).toBe(true);
   });
 });

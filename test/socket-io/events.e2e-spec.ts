@@ -7,6 +7,7 @@ import { ChatService } from '@app/chat/chat.service';
 import { MessageStore } from '@app/messages/message-store.service';
 import { MessagesService } from '@app/messages/messages.service';
 import { RoomsService } from '@app/rooms/rooms.service';
+import { UsersService } from '@app/users/users.service';
 import { databaseKinds } from '../support/databases';
 import { holdNextCall } from '../support/hold';
 import {
@@ -423,6 +424,39 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
         notes.map((note) => (note.type === 'mention' ? note.message.id : note.type)).sort();
       await eventually(() => mentioned().includes(last.id));
       expect(mentioned()).toEqual([stored.id, sentOnce.id, last.id].sort());
+    });
+
+    it('notifies the mentions of a message again on its next send, when notifying failed', async () => {
+      const sender = await registerUser(t.url);
+      const reader = await registerUser(t.url);
+      const room = await createRoom(t.url, sender);
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set('Authorization', `Bearer ${reader.token}`)
+        .send({ userId: reader.id })
+        .expect(201);
+      const notes = collect<NotificationJson>(await connect(reader), 'notification');
+      const socket = await connect(sender);
+      const users = t.app.get(UsersService);
+      const lookup = jest
+        .spyOn(users, 'findActiveByUsernames')
+        .mockRejectedValueOnce(new Error('The database did not answer'));
+      try {
+        const send = () =>
+          emitOk<MessageJson>(socket, 'chat:message', {
+            roomId: room.id,
+            text: `ping @${reader.username}`,
+            clientMsgId: 'notify-failed',
+          });
+        const first = await send();
+        await eventually(() => lookup.mock.calls.length === 1);
+
+        expect((await send()).id).toBe(first.id);
+        await eventually(() => notes.length > 0);
+        expect(notes).toEqual([{ type: 'mention', message: first }]);
+      } finally {
+        lookup.mockRestore();
+      }
     });
 
     it('sends room:invited to the invitee', async () => {
