@@ -35,7 +35,7 @@ import { AfterSocketOrder, InSocketOrder } from '@app/realtime/in-socket-order.d
 import { SLOW_CONSUMER_CHECK_MS, SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import type { AppServer, AppSocket } from '@app/realtime/socket-data';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
-import { ChatService, type Connection } from './chat.service';
+import { ChatService, removedWhileJoining, type Connection } from './chat.service';
 import { JoinRoomDto } from './dto/join-room.dto';
 import { RoomRefDto } from './dto/room-ref.dto';
 import { SendChatMessageDto } from './dto/send-chat-message.dto';
@@ -166,7 +166,9 @@ export class ChatGateway
       const joined = await join(subscribe);
       // A removal that arrived while the join read the room took the socket out again.
       if (!socket.rooms.has(roomNames.chat(joined.room.id)))
-        throw AppException.notFound('Room not found');
+        throw joined.room.isPrivate
+          ? AppException.notFound('Room not found')
+          : removedWhileJoining();
       return joined;
     } catch (error) {
       if (entered) await this.leaveRoom(socket, entered).catch(this.logLeaveFailure);

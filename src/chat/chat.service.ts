@@ -35,6 +35,10 @@ export interface Connection {
   readonly open: boolean;
 }
 
+/** A public room's join during which its user was removed from it: whether they stayed in is unknown. */
+export const removedWhileJoining = () =>
+  AppException.conflict('Removed from the room while joining: join again to come back');
+
 const summary = (user: AuthUser): UserSummaryJson => ({ id: user.id, username: user.username });
 
 function assertOpen(connection: Connection): void {
@@ -182,7 +186,9 @@ export class ChatService {
   /**
    * Removed while this join ran: out of presence again, and refused. A user
    * this join brought in was never announced, so their leaving is not
-   * either; one announced by another of their connections is.
+   * either; one announced by another of their connections is. The join of
+   * a public room made them a member, which the removal may have undone or
+   * not: they can join again.
    */
   private async confirmOrLeave(
     connection: Connection,
@@ -191,6 +197,7 @@ export class ChatService {
   ): Promise<void> {
     try {
       admission.confirm();
+      if (admission.removedMeanwhile()) throw removedWhileJoining();
     } catch (error) {
       const id = admission.room.id;
       const change = await this.presence.leave(id, summary(connection.user), connection.id);

@@ -154,5 +154,11 @@ describe('RoomsService admissions', () => {
     expect(() => other.confirm()).not.toThrow();
     expect(() => publicRoom.confirm()).not.toThrow();
     expect(() => later.confirm()).not.toThrow();
+    // ...but says the public room's membership ended meanwhile, for a join that made it.
+    expect([other, publicRoom, later].map((admission) => admission.removedMeanwhile())).toEqual([
+      false,
+      true,
+      false,
+    ]);
   });
 });

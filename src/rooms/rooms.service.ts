@@ -30,6 +30,8 @@ export interface Admission {
    * synchronously before subscribing.
    */
   confirm(this: void): void;
+  /** Whether this node has seen the user's membership of the room end since it was read. */
+  removedMeanwhile(this: void): boolean;
 }
 
 /**
@@ -194,12 +196,12 @@ export class RoomsService {
     const mark = this.removalMark();
     const startedAt = performance.now();
     const room = await this.findAccessible(userId, roomId);
+    const removedMeanwhile = () => this.removedSince(mark, room.id, userId);
     const confirm = () => {
-      if (room.isPrivate && this.removedSince(mark, room.id, userId))
-        throw AppException.notFound('Room not found');
+      if (room.isPrivate && removedMeanwhile()) throw AppException.notFound('Room not found');
       if (room.isPrivate) assertRemembered(startedAt, REMOVAL_MEMORY_MS);
     };
-    return { room, confirm };
+    return { room, confirm, removedMeanwhile };
   }
 
   /** A point in the removals this node has seen, for `removedSince`. */

@@ -78,6 +78,7 @@ function setUp() {
         confirm: () => {
           if (accessLost) throw AppException.notFound('Room not found');
         },
+        removedMeanwhile: () => accessLost,
       }),
   };
   const messages = { page: () => Promise.resolve({ items: [], nextCursor: null }) };

@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
-import type { RoomUserEvent } from '@app/contract/socket-events';
+import type { PresenceResult, RoomUserEvent } from '@app/contract/socket-events';
+import { PresenceService } from '@app/chat/presence.service';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { RoomsService } from '@app/rooms/rooms.service';
@@ -90,6 +91,37 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     const received = collect<MessageJson>(socket, 'chat:message');
     await postAndSettle(await ownerIn(room.id), room.id, 'after the removal');
     expect(received).toEqual([]);
+  });
+
+  it('refuses a Socket.IO join of a public room during which its user was removed, with CONFLICT', async () => {
+    const room = await createRoom(t.url, owner);
+    const member = await registerUser(t.url);
+    const socket = await sockets.connect(member);
+    const notified = nextEvent<NotificationJson>(socket, 'notification');
+    // The join has made them a member and is entering presence when the removal comes.
+    const entering = holdNextCall(t.app.get(PresenceService), 'enter');
+    const joining = emitAck(socket, 'chat:join', { roomId: room.id });
+    await entering.started;
+    await removeMember(t.url, owner, room.id, member.id);
+    expect(await notified).toMatchObject({ type: 'room:removed', room: { id: room.id } });
+    entering.release();
+
+    expect(await joining).toEqual({
+      ok: false,
+      error: { code: 'CONFLICT', message: expect.any(String), details: [] },
+    });
+    const ownerSocket = await ownerIn(room.id);
+    const present = await emitOk<PresenceResult>(ownerSocket, 'room:presence', { roomId: room.id });
+    expect(present.users.map((user) => user.id)).toEqual([owner.id]);
+    const received = collect<MessageJson>(socket, 'chat:message');
+    await postAndSettle(ownerSocket, room.id, 'after the removal');
+    expect(received).toEqual([]);
+
+    // Joining again brings them back.
+    await emitOk(socket, 'chat:join', { roomId: room.id });
+    const back = nextEvent<MessageJson>(socket, 'chat:message');
+    await postMessage(t.url, owner, room.id, 'welcome back');
+    expect(await back).toMatchObject({ text: 'welcome back' });
   });
 
   it('takes a member removed from a private room out of it on Socket.IO and /ws, and tells them', async () => {
