@@ -122,10 +122,10 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
   }
 
   private malformed(message: string): void {
+    const shape = shapeOf(message);
     this.malformedWarning.note(
       (count) =>
-        `Ignored ${count} malformed message(s) on the delivery channel, ` +
-        `the last: ${message.slice(0, 200)}`,
+        `Ignored ${count} malformed message(s) on the delivery channel, the last: ${shape}`,
     );
   }
 
@@ -218,5 +218,22 @@ export class RedisDeliveryBus extends DeliveryBus implements OnApplicationShutdo
     if (!this.failing) return;
     this.logger.log('Cross-node delivery resumed');
     this.failing = false;
+  }
+}
+
+/**
+ * What a message was, without what it said: a node of another version may
+ * publish chat text or `/ws` payloads in a form this one cannot read.
+ */
+function shapeOf(message: string): string {
+  const size = `${message.length} characters`;
+  try {
+    const value: unknown = JSON.parse(message);
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      return `JSON that is no object (${size})`;
+    const keys = Object.keys(value).slice(0, 10).join(', ');
+    return `a JSON object with the keys ${keys || '(none)'} (${size})`;
+  } catch {
+    return `not JSON (${size})`;
   }
 }
