@@ -1,4 +1,10 @@
-import { Logger, type OnModuleDestroy, UseFilters, UseGuards, UsePipes } from '@nestjs/common';
+import {
+  Logger,
+  type OnApplicationShutdown,
+  UseFilters,
+  UseGuards,
+  UsePipes,
+} from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -65,7 +71,7 @@ export class ChatGateway
     OnGatewayInit<AppServer>,
     OnGatewayConnection<AppSocket>,
     OnGatewayDisconnect<AppSocket>,
-    OnModuleDestroy
+    OnApplicationShutdown
 {
   private readonly logger = new Logger(ChatGateway.name);
   /** An expired token ends the connection, so that the client reconnects with a fresh one. */
@@ -95,7 +101,8 @@ export class ChatGateway
     this.slowConsumerCheck.unref();
   }
 
-  onModuleDestroy(): void {
+  /** After the drain, during which sockets still get the room's messages and may fall behind. */
+  onApplicationShutdown(): void {
     clearInterval(this.slowConsumerCheck);
   }
 

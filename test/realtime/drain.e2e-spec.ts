@@ -5,6 +5,7 @@ import { TransactionRunner } from '@app/database/transaction-runner';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
+import { SlowConsumerWatch } from '@app/realtime/slow-consumers';
 import { UsersService } from '@app/users/users.service';
 import { addMember, createRoom, registerUser } from '../support/api';
 import { databaseKinds, type DatabaseKind } from '../support/databases';
@@ -327,6 +328,27 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       }),
     60_000,
   );
+
+  it('goes on dropping slow consumers while it finishes its sends', async () => {
+    const t = await startTestApp(kind);
+    const checks = jest.spyOn(SlowConsumerWatch.prototype, 'check');
+    let finish!: () => void;
+    const finishing = new Promise<void>((resolve) => (finish = resolve));
+    t.app.get(GracefulShutdown).register('finish-sends', () => finishing);
+    try {
+      const closing = t.app.close();
+      await eventually(() => t.app.get(GracefulShutdown).draining);
+      const before = checks.mock.calls.length;
+      await eventually(() => checks.mock.calls.length > before, 5_000);
+      finish();
+      await closing;
+    } finally {
+      finish();
+      checks.mockRestore();
+      await t.app.close().catch(() => undefined);
+      await t.database.drop();
+    }
+  });
 
   it('notifies the mentions of its last sends before the database closes', async () => {
     const t = await startTestApp(kind);
