@@ -1,4 +1,4 @@
-import type { INestApplicationContext } from '@nestjs/common';
+import { type INestApplicationContext, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
@@ -6,6 +6,7 @@ import { isObservable, type Observable } from 'rxjs';
 import type { Socket as EngineSession } from 'engine.io';
 import type { ServerOptions, Socket } from 'socket.io';
 import { TokenService } from '@app/auth/token.service';
+import { reasonOf } from '@app/common/errors/reason-of';
 import { KeyedSerialQueue } from '@app/common/serial-queue';
 import type { AllConfig } from '@app/config/app-config';
 import type { AckResponse } from '@app/contract/socket-events';
@@ -32,8 +33,18 @@ type SocketHandler = (data: unknown, ack: unknown) => unknown;
 type SharedListener = (this: Socket, ...args: unknown[]) => void;
 type Dispatch = (socket: Socket, args: unknown[], receivedAt: number) => Promise<void>;
 
-/** Failures were answered by the exception filter; nothing may escape to the process. */
-const ignoreFailure = () => undefined;
+const logger = new Logger('SocketIoEvents');
+
+/**
+ * Failures were answered by the exception filter: one that still gets here
+ * failed the filter itself, or the answer. It is logged, and escapes no
+ * further: an unhandled rejection would end the process.
+ */
+const logUnansweredFailure = (error: unknown) =>
+  logger.error(
+    `A Socket.IO event's failure could not be answered: ${reasonOf(error)}`,
+    error instanceof Error ? error.stack : undefined,
+  );
 
 /** A session over the address's budget lives only long enough to be told so. */
 function closeRefusedSessions(server: AppServer, budget: SessionBudget): void {
@@ -226,6 +237,6 @@ export class AppIoAdapter extends IoAdapter {
         const done = () => settled();
         this.transform!(result).subscribe({ next: succeed, error: done, complete: done });
       });
-    }, ignoreFailure);
+    }, logUnansweredFailure);
   }
 }

@@ -1,8 +1,10 @@
+import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { JoinResult, RoomUserEvent, UserJoinedEvent } from '@app/contract/socket-events';
 import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
 import { AppException } from '@app/common/errors/app.exception';
+import { MetricsService } from '@app/metrics/metrics.service';
 import { ChatService } from '@app/chat/chat.service';
 import { MessageStore } from '@app/messages/message-store.service';
 import { MessagesService } from '@app/messages/messages.service';
@@ -213,6 +215,26 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
         code: 'VALIDATION_FAILED',
         message: expect.any(String),
         details: expect.any(Array),
+      });
+    });
+  });
+
+  describe('a failure the exception filter cannot answer', () => {
+    it('is logged, and the socket goes on being served', async () => {
+      const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      // The filter counts each refusal before it answers.
+      jest.spyOn(t.app.get(MetricsService).rejectedEvents, 'inc').mockImplementationOnce(() => {
+        throw new Error('the filter broke');
+      });
+      const socket = await connect(ada);
+      socket.emit('chat:join', { roomId: 'lobby' }, () => undefined);
+
+      await eventually(() =>
+        logged.mock.calls.some(([message]) => String(message).includes('the filter broke')),
+      );
+      expect(await emitAck(socket, 'chat:join', { roomId: 'lobby' })).toMatchObject({
+        ok: false,
+        error: { code: 'VALIDATION_FAILED' },
       });
     });
   });
