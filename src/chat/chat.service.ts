@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
-import { leadingWithinBytes } from '@app/common/json-size';
+import { jsonBytes, leadingWithinBytes } from '@app/common/json-size';
 import type { AllConfig } from '@app/config/app-config';
 import type { UserSummaryJson } from '@app/contract/models';
 import type { JoinResult, PresenceResult, RoomUserEvent } from '@app/contract/socket-events';
@@ -20,10 +20,11 @@ import { PresenceService, type PresenceChange } from './presence.service';
 export const MAX_MISSED_ON_JOIN = 1000;
 
 /**
- * ...and at most this share of SLOW_CONSUMER_LIMIT_BYTES of them, as JSON:
- * the join's answer waits in the connection's outgoing data while the
- * client reads it, and a thousand long messages would have a client on a
- * slow link dropped as a slow consumer on every join it comes back with.
+ * ...and at most this share of SLOW_CONSUMER_LIMIT_BYTES, as JSON, together
+ * with the room's members: the join's answer waits in the connection's
+ * outgoing data while the client reads it, and a thousand long messages
+ * would have a client on a slow link dropped as a slow consumer on every
+ * join it comes back with.
  */
 const MISSED_SHARE_OF_SLOW_CONSUMER_LIMIT = 0.5;
 
@@ -100,7 +101,9 @@ export class ChatService {
           }),
     ]);
     const found = missed?.items ?? [];
-    const sent = leadingWithinBytes(found, this.missedBytes());
+    // The members go in the same answer: a large room's leave the missed messages less room.
+    const budget = found.length > 0 ? this.missedBytes() - jsonBytes(members) : 0;
+    const sent = leadingWithinBytes(found, budget);
     return {
       room: { ...RoomView.from(room), lastSeq },
       members,

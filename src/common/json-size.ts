@@ -6,8 +6,13 @@
 export function leadingWithinBytes<T>(items: readonly T[], maxBytes: number): T[] {
   let bytes = 0;
   for (let i = 0; i < items.length; i++) {
-    bytes += Buffer.byteLength(JSON.stringify(items[i]));
+    bytes += jsonBytes(items[i]);
     if (bytes > maxBytes && i > 0) return items.slice(0, i);
   }
   return [...items];
+}
+
+/** The size of `value`'s JSON, as UTF-8. */
+export function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value));
 }

@@ -186,40 +186,69 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
     expect(exact.truncated).toBe(false);
   });
 
-  it('caps missed messages at half SLOW_CONSUMER_LIMIT_BYTES of JSON too, and says truncated', async () => {
-    const room = await createRoom(t.url, owner);
-    const store = t.app.get(MessageStore);
-    const long = 'x'.repeat(4000);
+  describe('caps missed messages at half SLOW_CONSUMER_LIMIT_BYTES of JSON with the members too', () => {
+    const half = (1024 * 1024) / 2;
+    const bytesOf = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
     const total = 200;
-    await Promise.all(
-      range(1, total).map((i) =>
-        store.append({
-          roomId: room.id,
-          userId: owner.id,
-          username: owner.username,
-          text: `${i} ${long}`.slice(0, 4000),
-        }),
-      ),
-    );
-    const socket = await connect(owner);
-    const budget = (1024 * 1024) / 2;
-    const bytesOf = (messages: MessageJson[]) =>
-      messages.reduce((sum, message) => sum + Buffer.byteLength(JSON.stringify(message)), 0);
 
-    const first = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id, since: 0 });
-    expect(first.truncated).toBe(true);
-    expect(bytesOf(first.missed)).toBeLessThanOrEqual(budget);
-    const firstCount = first.missed.length;
-    expect(firstCount).toBeGreaterThan(100);
-    expect(seqs(first.missed)).toEqual(range(1, firstCount));
-    // One more would not have fitted.
-    const next = await emitOk<JoinResult>(socket, 'chat:join', {
-      roomId: room.id,
-      since: firstCount,
+    /** A room of `total` messages of 4000 characters. */
+    const roomOfLongMessages = async () => {
+      const room = await createRoom(t.url, owner);
+      const store = t.app.get(MessageStore);
+      const long = 'x'.repeat(4000);
+      await Promise.all(
+        range(1, total).map((i) =>
+          store.append({
+            roomId: room.id,
+            userId: owner.id,
+            username: owner.username,
+            text: `${i} ${long}`.slice(0, 4000),
+          }),
+        ),
+      );
+      return room;
+    };
+
+    it('and says truncated, the rest coming with the next join', async () => {
+      const room = await roomOfLongMessages();
+      const socket = await connect(owner);
+
+      const first = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id, since: 0 });
+      const budget = half - bytesOf(first.members);
+      expect(first.truncated).toBe(true);
+      expect(bytesOf(first.missed)).toBeLessThanOrEqual(budget);
+      const firstCount = first.missed.length;
+      expect(firstCount).toBeGreaterThan(100);
+      expect(seqs(first.missed)).toEqual(range(1, firstCount));
+      // One more would not have fitted.
+      const next = await emitOk<JoinResult>(socket, 'chat:join', {
+        roomId: room.id,
+        since: firstCount,
+      });
+      expect(bytesOf(first.missed) + bytesOf(next.missed[0])).toBeGreaterThan(budget);
+      expect(seqs(next.missed)).toEqual(range(firstCount + 1, total));
+      expect(next.truncated).toBe(false);
     });
-    expect(bytesOf(first.missed) + bytesOf(next.missed.slice(0, 1))).toBeGreaterThan(budget);
-    expect(seqs(next.missed)).toEqual(range(firstCount + 1, total));
-    expect(next.truncated).toBe(false);
+
+    it('leaving the missed messages of a room with many members less room', async () => {
+      const room = await roomOfLongMessages();
+      const socket = await connect(owner);
+      const alone = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id, since: 0 });
+      const many = Array.from({ length: 3000 }, (_, i) => ({
+        id: `01a21548-0000-7000-8000-${String(i).padStart(12, '0')}`,
+        username: `member_${i}`,
+      }));
+      const listMembers = jest
+        .spyOn(t.app.get(RoomsService), 'listMembers')
+        .mockResolvedValueOnce(many);
+
+      const crowded = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id, since: 0 });
+      listMembers.mockRestore();
+      expect(crowded.members).toHaveLength(3000);
+      expect(bytesOf(crowded.missed) + bytesOf(crowded.members)).toBeLessThanOrEqual(half);
+      expect(crowded.missed.length).toBeLessThan(alone.missed.length - 30);
+      expect(crowded.truncated).toBe(true);
+    });
   });
 
   it('leaves the gauges where they started after 1000 connect/join/disconnect cycles', async () => {
