@@ -139,6 +139,48 @@ describe('MembershipService', () => {
     expect(delivery.membershipEnded).not.toHaveBeenCalled();
   });
 
+  describe('a removal whose commit went unanswered', () => {
+    const unanswered = () => new Error('Connection terminated unexpectedly');
+
+    it('tells the member, who leaves the room everywhere, when the membership is gone', async () => {
+      const members = [OWNER, OTHER];
+      const { service, rooms, delivery } = setUp({ isPrivate: true }, { members });
+      rooms.removeMember.mockImplementationOnce(() => {
+        members.splice(members.indexOf(OTHER), 1);
+        return Promise.reject(unanswered());
+      });
+      await expect(service.remove(user(OWNER), ROOM, OTHER)).rejects.toThrow(/terminated/);
+      expect(delivery.membershipEnded).toHaveBeenCalledWith(
+        OTHER,
+        expect.objectContaining({ id: ROOM, isPrivate: true }),
+        { id: OWNER, username: 'ua' },
+      );
+    });
+
+    it('tells nobody when the membership is still there, or never was', async () => {
+      for (const members of [
+        [OWNER, OTHER],
+        [OWNER, THIRD],
+      ]) {
+        const { service, rooms, delivery } = setUp({ isPrivate: true }, { members });
+        rooms.removeMember.mockRejectedValueOnce(unanswered());
+        await expect(service.remove(user(OWNER), ROOM, OTHER)).rejects.toThrow(/terminated/);
+        expect(delivery.membershipEnded).not.toHaveBeenCalled();
+      }
+    });
+
+    it('tells nobody when the removal failed for another reason', async () => {
+      const members = [OWNER, OTHER];
+      const { service, rooms, delivery } = setUp({ isPrivate: true }, { members });
+      rooms.removeMember.mockImplementationOnce(() => {
+        members.splice(members.indexOf(OTHER), 1);
+        return Promise.reject(new Error('a bug'));
+      });
+      await expect(service.remove(user(OWNER), ROOM, OTHER)).rejects.toThrow('a bug');
+      expect(delivery.membershipEnded).not.toHaveBeenCalled();
+    });
+  });
+
   it('removes: the owner anyone, themself included; a member only themself', async () => {
     await expect(setUp({}).service.remove(user(OWNER), ROOM, OTHER)).resolves.toBeUndefined();
     await expect(setUp({}).service.remove(user(OTHER), ROOM, OTHER)).resolves.toBeUndefined();

@@ -1,6 +1,7 @@
 import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
+import { isUnavailableError } from '@app/common/errors/to-error-body';
 import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import { NotificationType, ServerEvent } from '@app/contract/events';
 import type { NotificationJson, UserSummaryJson } from '@app/contract/models';
@@ -8,6 +9,7 @@ import { roomNames } from '@app/contract/room-names';
 import { DeliveryEffectKind, DeliveryService, type Delivery } from '@app/delivery/delivery.service';
 import { UsersService } from '@app/users/users.service';
 import { MemberView, RoomView } from './dto/room.view';
+import type { Room } from './room.entity';
 import { RoomsService, type AddAuthorization } from './rooms.service';
 
 /** The room and invitee of a `room:invited` notification; undefined for any other delivery. */
@@ -118,9 +120,27 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
     // lock, where an owner who has just handed the room over is not one.
     authorize(room.ownerId);
     if (!UUID_PATTERN.test(target)) throw AppException.notFound('Member not found');
-    const removal = await this.rooms.removeMember(room.id, target, authorize);
-    if (!removal) throw AppException.notFound('Member not found');
     const by = { id: actor.id, username: actor.username };
+    const wasMember = await this.rooms.isMember(room.id, target);
+    let removal: Awaited<ReturnType<RoomsService['removeMember']>>;
+    try {
+      removal = await this.rooms.removeMember(room.id, target, authorize);
+    } catch (error) {
+      if (wasMember && isUnavailableError(error)) await this.announceIfGone(room, target, by);
+      throw error;
+    }
+    if (!removal) throw AppException.notFound('Member not found');
     this.delivery.membershipEnded(target, RoomView.from({ ...room, ...removal }), by);
+  }
+
+  /**
+   * A removal whose outcome the database did not tell (its commit's answer
+   * lost) may have happened: if the membership is gone, it did, and the
+   * user's connections must leave the room now. A retry would find nothing
+   * to remove, and tell no one.
+   */
+  private async announceIfGone(room: Room, userId: string, by: UserSummaryJson): Promise<void> {
+    const stillMember = await this.rooms.isMember(room.id, userId).catch(() => undefined);
+    if (stillMember === false) this.delivery.membershipEnded(userId, RoomView.from(room), by);
   }
 }

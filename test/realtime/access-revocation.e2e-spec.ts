@@ -124,6 +124,32 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     expect(await back).toMatchObject({ text: 'welcome back' });
   });
 
+  it('takes a member out whose removal committed but whose answer was lost', async () => {
+    const member = await registerUser(t.url);
+    const room = await createRoom(t.url, owner, { isPrivate: true });
+    await addMember(t.url, owner, room.id, member.id);
+    const ownerSocket = await ownerIn(room.id);
+    const memberSocket = await sockets.connect(member);
+    await emitOk(memberSocket, 'chat:join', { roomId: room.id });
+    const memberGets = collect<MessageJson>(memberSocket, 'chat:message');
+    const notified = nextEvent<NotificationJson>(memberSocket, 'notification');
+    const rooms = t.app.get(RoomsService);
+    const removeMember = rooms.removeMember.bind(rooms);
+    jest.spyOn(rooms, 'removeMember').mockImplementationOnce(async (...args) => {
+      await removeMember(...args);
+      throw new Error('Connection terminated unexpectedly');
+    });
+
+    const answer = await request(t.url)
+      .delete(`/api/rooms/${room.id}/members/${member.id}`)
+      .set('Authorization', `Bearer ${owner.token}`);
+    expect(answer.status).toBe(503);
+
+    expect(await notified).toMatchObject({ type: 'room:removed', room: { id: room.id } });
+    await postAndSettle(ownerSocket, room.id, 'after the removal');
+    expect(memberGets).toEqual([]);
+  });
+
   it('takes a member removed from a private room out of it on Socket.IO and /ws, and tells them', async () => {
     const member = await registerUser(t.url);
     const room = await createRoom(t.url, owner, { isPrivate: true });
