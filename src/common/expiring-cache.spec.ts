@@ -31,4 +31,14 @@ describe('ExpiringCache', () => {
     cache.delete('b');
     expect(cache.get('b')).toBeUndefined();
   });
+
+  it('drops, when full, the entry set longest ago, not one set again since', () => {
+    const cache = new ExpiringCache<number>(60_000, 3);
+    cache.set('a', 1);
+    cache.set('b', 2);
+    cache.set('a', 10);
+    cache.set('c', 3);
+    cache.set('d', 4);
+    expect(['a', 'b', 'c', 'd'].map((key) => cache.get(key))).toEqual([10, undefined, 3, 4]);
+  });
 });

@@ -22,8 +22,10 @@ export class ExpiringCache<V> {
   }
 
   set(key: string, value: V): void {
+    // Set anew, not in place: Maps iterate in insertion order, which is then
+    // the order entries expire in, so the first is always the one to drop.
+    this.entries.delete(key);
     if (this.entries.size >= this.maxEntries) {
-      // Maps iterate in insertion order: drop the oldest.
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
