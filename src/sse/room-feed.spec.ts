@@ -9,6 +9,8 @@ const message = (seq: number) => storedMessage('room', seq);
 class RecordingStream {
   readonly sent: number[] = [];
   closed = false;
+  /** The code of the error it was ended with. */
+  endedWith?: string;
 
   send(_event: string, _data: unknown, id: number): void {
     this.sent.push(id);
@@ -22,8 +24,9 @@ class RecordingStream {
   drained(): Promise<void> {
     return Promise.resolve();
   }
-  end(): void {
+  end(reason?: { code: string }): void {
     this.closed = true;
+    this.endedWith = reason?.code;
   }
 }
 
@@ -117,7 +120,23 @@ describe('RoomFeed', () => {
     storage.reads.shift()?.fail();
     await flush();
     expect(stream.closed).toBe(true);
+    expect(stream.endedWith).toBe('UNAVAILABLE');
     expect(stream.sent).toEqual([]);
+  });
+
+  it('ends the stream, saying so, when storage fails during its first replay', async () => {
+    const { stream, storage, feed } = setUp(0, 0);
+    storage.lastSeq = 300;
+    const replayed = feed.replay();
+    await flush();
+    storage.reads.shift()?.answer();
+    await flush();
+    storage.reads.shift()?.fail();
+
+    await expect(replayed).resolves.toBeUndefined();
+    expect(stream.closed).toBe(true);
+    expect(stream.endedWith).toBe('UNAVAILABLE');
+    expect(stream.sent).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
   });
 
   describe('catching up with messages read for the whole room', () => {

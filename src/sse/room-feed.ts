@@ -1,3 +1,4 @@
+import { AppException } from '@app/common/errors/app.exception';
 import { SerialQueue } from '@app/common/serial-queue';
 import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
@@ -37,19 +38,30 @@ export class RoomFeed {
    */
   replay(): Promise<void> {
     this.replaying = true;
-    return this.queue.run(async () => {
-      try {
-        await this.catchUp(Number.MAX_SAFE_INTEGER);
-        // Until no resync came during the last read (nothing is awaited from the check on).
-        for (let target = this.replayTarget; target > this.lastSent; target = this.replayTarget) {
-          await this.catchUp(target);
-          if (this.lastSent < target) break;
+    return this.queue
+      .run(async () => {
+        try {
+          await this.catchUp(Number.MAX_SAFE_INTEGER);
+          // Until no resync came during the last read (nothing is awaited from the check on).
+          for (let target = this.replayTarget; target > this.lastSent; target = this.replayTarget) {
+            await this.catchUp(target);
+            if (this.lastSent < target) break;
+          }
+        } finally {
+          this.replaying = false;
         }
-      } finally {
-        this.replaying = false;
-      }
-    });
+      })
+      .catch(this.endUnread);
   }
+
+  /**
+   * Storage failed the stream: the client comes back with Last-Event-ID, to
+   * this node or another, and takes what it lacks from there.
+   */
+  private readonly endUnread = () =>
+    this.stream.end(
+      AppException.unavailable("Could not read the room's messages: connect again").toBody(),
+    );
 
   /** The seq of the last message sent, or the start before any. */
   get position(): number {
@@ -85,7 +97,7 @@ export class RoomFeed {
         this.send(message);
       }
     };
-    void this.queue.run(catchUp).catch(() => this.stream.end());
+    void this.queue.run(catchUp).catch(this.endUnread);
   }
 
   /** `json` is the message serialized, once for all streams. */
@@ -97,7 +109,7 @@ export class RoomFeed {
       this.waiting -= bytes;
       return this.deliver(message, json);
     };
-    void this.queue.run(deliver).catch(() => this.stream.end());
+    void this.queue.run(deliver).catch(this.endUnread);
   }
 
   private async deliver(message: MessageJson, json: string): Promise<void> {
