@@ -57,7 +57,7 @@ import {
   type ClientFrame,
 } from './frame-parser';
 import { WsConnection } from './ws-connection';
-import { authenticateUpgrade, rejectUpgrade } from './ws-upgrade';
+import { authenticateUpgrade, refusalFor, rejectUpgrade } from './ws-upgrade';
 
 export const RAW_WS_PATH = '/ws';
 const SOCKET_IO_PATH = '/socket.io/';
@@ -222,8 +222,22 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
         releaseSlot();
         ws.on('error', ignoreError);
         ws.close(WsCloseCode.GoingAway, 'Server shutting down');
-      } else this.accept(ws, outcome.user, outcome.connectionId);
+      } else if (this.confirmed(ws, outcome)) this.accept(ws, outcome.user, outcome.connectionId);
+      else releaseSlot();
     });
+  }
+
+  /** Nothing is awaited from here to the connection's personal channel (see `accept`). */
+  private confirmed(ws: WebSocket, outcome: { confirm(this: void): void }): boolean {
+    try {
+      outcome.confirm();
+      return true;
+    } catch (error) {
+      const refusal = refusalFor(error);
+      ws.on('error', ignoreError);
+      ws.close(refusal.code, refusal.reason);
+      return false;
+    }
   }
 
   private accept(ws: WebSocket, user: AuthUser, connectionId: string): void {

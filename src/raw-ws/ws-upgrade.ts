@@ -24,9 +24,20 @@ export interface Refusal {
   reason: string;
 }
 
-export type UpgradeOutcome = { user: AuthUser; connectionId: string } | { refusal: Refusal };
+export type UpgradeOutcome =
+  | {
+      user: AuthUser;
+      connectionId: string;
+      /**
+       * Throws when the account closed since its token was read: call it
+       * synchronously before subscribing the connection's personal channel
+       * (as `TokenService.admit` asks), and release the slot if it throws.
+       */
+      confirm(this: void): void;
+    }
+  | { refusal: Refusal };
 
-function refusalFor(error: unknown): Refusal {
+export function refusalFor(error: unknown): Refusal {
   switch (toErrorBody(error).code) {
     case ErrorCode.Unauthorized:
       return { code: WsCloseCode.Unauthorized, reason: 'Unauthorized' };
@@ -52,14 +63,7 @@ export async function authenticateUpgrade(
     );
     const connectionId = `ws:${randomUUID()}`;
     await deps.connections.acquire(user.id, connectionId);
-    try {
-      // Nothing is awaited from here to the connection's personal channel.
-      confirm();
-    } catch (error) {
-      deps.connections.release(user.id, connectionId);
-      throw error;
-    }
-    return { user, connectionId };
+    return { user, connectionId, confirm };
   } catch (error) {
     return { refusal: refusalFor(error) };
   }

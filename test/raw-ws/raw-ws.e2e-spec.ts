@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { createConnection } from 'node:net';
-import { WebSocket } from 'ws';
+import { WebSocket, type WebSocketServer } from 'ws';
 import type { MessageJson } from '@app/contract/models';
 import {
   addMember,
@@ -16,6 +16,7 @@ import {
 import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
 import { DeliveryService } from '@app/delivery/delivery.service';
+import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { databaseKinds } from '../support/databases';
@@ -158,6 +159,39 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
         }
       },
     );
+
+    it('closes with 4001 an upgrade whose account closed after its token was read, however late', async () => {
+      const user = await registerUser(t.url);
+      const gateway = t.app.get(RawWsGateway);
+      const server = (gateway as unknown as { server: WebSocketServer }).server;
+      const handleUpgrade = server.handleUpgrade.bind(server);
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let begin!: () => void;
+      const upgrading = new Promise<void>((resolve) => (begin = resolve));
+      // Authenticated, with its slot: the upgrade itself waits (as for a slow client).
+      jest.spyOn(server, 'handleUpgrade').mockImplementationOnce((...args) => {
+        begin();
+        void released.then(() => handleUpgrade(...args));
+      });
+      try {
+        const client = RawClient.open(t.url, user.token);
+        open.push(client);
+        await upgrading;
+        const deleted = await fetch(`${t.url}/api/auth/me`, {
+          method: 'DELETE',
+          headers: { Authorization: `Bearer ${user.token}` },
+        });
+        expect(deleted.ok).toBe(true);
+        release();
+
+        expect(await client.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
+        expect(client.frames).toEqual([]);
+      } finally {
+        release();
+        jest.restoreAllMocks();
+      }
+    });
 
     it('answers an upgrade to an unknown path with 404', async () => {
       const socket = new WebSocket(`${t.url.replace('http', 'ws')}/elsewhere`);
