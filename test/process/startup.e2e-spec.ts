@@ -270,7 +270,8 @@ describe('service process', () => {
     process.kill(onlyChildOf(service.child.pid!), 'SIGTERM');
     const { code } = await service.exited;
     expect(code).toBe(143);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    // Start-up's retries would take far longer.
+    expect(Date.now() - started).toBeLessThan(5_000);
     expect(service.errors()).toContain('SIGTERM received during start-up');
   });
 

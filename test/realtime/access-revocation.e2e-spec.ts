@@ -135,7 +135,7 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     const notified = nextEvent<NotificationJson>(memberSocket, 'notification');
     const rooms = t.app.get(RoomsService);
     const removeMember = rooms.removeMember.bind(rooms);
-    jest.spyOn(rooms, 'removeMember').mockImplementationOnce(async (...args) => {
+    const lostAnswer = jest.spyOn(rooms, 'removeMember').mockImplementationOnce(async (...args) => {
       await removeMember(...args);
       throw new Error('Connection terminated unexpectedly');
     });
@@ -143,6 +143,7 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     const answer = await request(t.url)
       .delete(`/api/rooms/${room.id}/members/${member.id}`)
       .set('Authorization', `Bearer ${owner.token}`);
+    lostAnswer.mockRestore();
     expect(answer.status).toBe(503);
 
     expect(await notified).toMatchObject({ type: 'room:removed', room: { id: room.id } });

@@ -145,7 +145,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       });
       await write.started;
       const closing = t.app.close();
-      await sleep(100);
+      await eventually(() => t.app.get(GracefulShutdown).draining);
 
       const refused = await emitAck(socket, 'chat:message', { roomId: room.id, text: 'too late' });
       expect(refused).toMatchObject({ ok: false, error: { code: 'UNAVAILABLE' } });
@@ -329,7 +329,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
     60_000,
   );
 
-  it('goes on dropping slow consumers while it finishes its sends', async () => {
+  it('goes on checking for slow consumers while it finishes its sends', async () => {
     const t = await startTestApp(kind);
     const checks = jest.spyOn(SlowConsumerWatch.prototype, 'check');
     let finish!: () => void;
