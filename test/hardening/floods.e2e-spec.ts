@@ -113,6 +113,8 @@ describe('floods against the service process', () => {
         const probedIn = phase;
         const [ms] = await ackLatencies(victimSocket, room.id, 1);
         during.push({ phase: probedIn, ms });
+        // The flooder holds the message flood until a probe has run under it.
+        if (probedIn === 'messages' && phase === 'messages') flooder.send('probed:messages');
         // About ten a second: the victim's own budget (600 a minute) then lasts the time limit.
         await sleep(PROBE_PAUSE_MS);
       }

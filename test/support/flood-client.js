@@ -168,6 +168,11 @@ function malformedSocketIo(sessions = 10) {
 /** Tells the test which flood runs from now on, so that it can tell its probes apart. */
 const phase = (name) => process.send(`phase:${name}`);
 
+/** The test says so once one of its probes has run under the message flood. */
+let probedUnderMessages;
+const probed = new Promise((resolve) => (probedUnderMessages = resolve));
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function main() {
   // The WebSocket and HTTP floods first: the connection burst spends this address's budget.
   phase('websocket');
@@ -180,7 +185,8 @@ async function main() {
   floodMessages();
   // Flooding first: the connection burst then spends this address's connection budget.
   await flooding$;
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // At least 300 ms, and until the test has probed under it (however slow the machine).
+  await Promise.all([sleep(300), Promise.race([probed, sleep(20_000)])]);
   phase('connections');
   await burstOfConnections();
 }
@@ -189,7 +195,8 @@ async function main() {
 const done = main()
   .catch((error) => (report.crashed = String(error)))
   .then(() => process.send('floods done'));
-process.on('message', async () => {
+process.on('message', async (message) => {
+  if (message === 'probed:messages') return probedUnderMessages();
   await done;
   flooding = false;
   process.send(report);
