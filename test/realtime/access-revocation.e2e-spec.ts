@@ -18,7 +18,7 @@ import {
   type TestUser,
 } from '../support/api';
 import { databaseKinds } from '../support/databases';
-import { holdNextCall } from '../support/hold';
+import { holdNextCall, type HeldCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import {
   collect,
@@ -70,19 +70,28 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     await sleep(100);
   };
 
+  /**
+   * The member's Socket.IO join of the room, `held` at a step of it while the
+   * owner removes them, then let go once the removal has reached the socket.
+   */
+  const joinOvertakenByRemoval = async (roomId: string, member: TestUser, held: HeldCall) => {
+    const socket = await sockets.connect(member);
+    const notified = nextEvent<NotificationJson>(socket, 'notification');
+    const joining = emitAck(socket, 'chat:join', { roomId });
+    await held.started;
+    await removeMember(t.url, owner, roomId, member.id);
+    expect(await notified).toMatchObject({ type: 'room:removed', room: { id: roomId } });
+    held.release();
+    return { socket, joining };
+  };
+
   it('refuses a Socket.IO join during which its user was removed from the room', async () => {
     const room = await createRoom(t.url, owner, { isPrivate: true });
     const member = await registerUser(t.url);
     await addMember(t.url, owner, room.id, member.id);
-    const socket = await sockets.connect(member);
-    const notified = nextEvent<NotificationJson>(socket, 'notification');
     // The join has entered the room and reads its members when the removal comes.
     const reading = holdNextCall(t.app.get(RoomsService), 'listMembers');
-    const joining = emitAck(socket, 'chat:join', { roomId: room.id });
-    await reading.started;
-    await removeMember(t.url, owner, room.id, member.id);
-    expect(await notified).toMatchObject({ type: 'room:removed', room: { id: room.id } });
-    reading.release();
+    const { socket, joining } = await joinOvertakenByRemoval(room.id, member, reading);
 
     expect(await joining).toEqual({
       ok: false,
@@ -96,15 +105,9 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
   it('refuses a Socket.IO join of a public room during which its user was removed, with CONFLICT', async () => {
     const room = await createRoom(t.url, owner);
     const member = await registerUser(t.url);
-    const socket = await sockets.connect(member);
-    const notified = nextEvent<NotificationJson>(socket, 'notification');
     // The join has made them a member and is entering presence when the removal comes.
     const entering = holdNextCall(t.app.get(PresenceService), 'enter');
-    const joining = emitAck(socket, 'chat:join', { roomId: room.id });
-    await entering.started;
-    await removeMember(t.url, owner, room.id, member.id);
-    expect(await notified).toMatchObject({ type: 'room:removed', room: { id: room.id } });
-    entering.release();
+    const { socket, joining } = await joinOvertakenByRemoval(room.id, member, entering);
 
     expect(await joining).toEqual({
       ok: false,

@@ -414,7 +414,8 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       expect(notes).toEqual([{ type: 'mention', message }]);
     });
 
-    it('notifies the mentions of a message once, also when a send of it again finds it stored', async () => {
+    /** A sender's socket, and what a reader, member of the sender's room, is notified of. */
+    const senderAndReader = async () => {
       const sender = await registerUser(t.url);
       const reader = await registerUser(t.url);
       const room = await createRoom(t.url, sender);
@@ -424,7 +425,11 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
         .send({ userId: reader.id })
         .expect(201);
       const notes = collect<NotificationJson>(await connect(reader), 'notification');
-      const socket = await connect(sender);
+      return { sender, reader, room, notes, socket: await connect(sender) };
+    };
+
+    it('notifies the mentions of a message once, also when a send of it again finds it stored', async () => {
+      const { sender, reader, room, notes, socket } = await senderAndReader();
       const send = (text: string, clientMsgId: string) =>
         emitOk<MessageJson>(socket, 'chat:message', { roomId: room.id, text, clientMsgId });
       const mentioning = `ping @${reader.username}`;
@@ -453,16 +458,7 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
     });
 
     it('notifies the mentions of a message again on its next send, when notifying failed', async () => {
-      const sender = await registerUser(t.url);
-      const reader = await registerUser(t.url);
-      const room = await createRoom(t.url, sender);
-      await request(t.url)
-        .post(`/api/rooms/${room.id}/members`)
-        .set('Authorization', `Bearer ${reader.token}`)
-        .send({ userId: reader.id })
-        .expect(201);
-      const notes = collect<NotificationJson>(await connect(reader), 'notification');
-      const socket = await connect(sender);
+      const { reader, room, notes, socket } = await senderAndReader();
       const users = t.app.get(UsersService);
       const lookup = jest
         .spyOn(users, 'findActiveByUsernames')
