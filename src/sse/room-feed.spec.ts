@@ -18,7 +18,11 @@ class RecordingStream {
   sendJson(_event: string, _json: string, id: number): void {
     this.sent.push(id);
   }
-  overflows(): boolean {
+  /** The backlogs it was asked about. */
+  readonly backlogs: number[] = [];
+
+  overflows(waiting: number): boolean {
+    this.backlogs.push(waiting);
     return false;
   }
   drained(): Promise<void> {
@@ -122,6 +126,22 @@ describe('RoomFeed', () => {
     expect(stream.closed).toBe(true);
     expect(stream.endedWith).toBe('UNAVAILABLE');
     expect(stream.sent).toEqual([]);
+  });
+
+  it('reads what comes live during its first replay from storage, holding none of it', async () => {
+    const { stream, storage, feed, live } = setUp(0, 300);
+    const replayed = feed.replay();
+    await flush();
+    for (let seq = 301; seq <= 305; seq += 1) live(seq);
+    await storage.answerAll();
+    await replayed;
+
+    expect(stream.backlogs).toEqual([]);
+    expect(stream.sent).toEqual(Array.from({ length: 305 }, (_, i) => i + 1));
+    live(306);
+    await flush();
+    expect(stream.sent.at(-1)).toBe(306);
+    expect(stream.backlogs).toHaveLength(1);
   });
 
   it('ends the stream, saying so, when storage fails during its first replay', async () => {

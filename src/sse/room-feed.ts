@@ -100,8 +100,14 @@ export class RoomFeed {
     void this.queue.run(catchUp).catch(this.endUnread);
   }
 
-  /** `json` is the message serialized, once for all streams. */
+  /**
+   * `json` is the message serialized, once for all streams. During the first
+   * replay, which reads it from storage anyway, only its seq is kept: held
+   * whole, the room's traffic would count against a client still taking its
+   * history, and drop a fast one as slow.
+   */
   live(message: MessageJson, json: string): void {
+    if (this.readAgainUpTo(message.seq)) return;
     const bytes = Buffer.byteLength(json);
     this.waiting += bytes;
     if (this.stream.overflows(this.waiting)) return;
