@@ -256,6 +256,10 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       this.config.get('realtime.maxPacketsPerSecond', { infer: true }),
       this.config.get('realtime.maxRoomsPerConnection', { infer: true }),
     );
+    // Control frames count too: ws answers each ping with a pong of its own.
+    ws.on('ping', () => {
+      if (!packets.take()) this.cutOffFlood(connection);
+    });
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (!packets.take()) return this.cutOffFlood(connection);
       const handle = () => this.handleFrame(connection, data, isBinary);

@@ -88,6 +88,13 @@ describe('packet floods on one connection', () => {
     client.close();
   });
 
+  it('closes a raw WebSocket client flooding ping frames with 4029', async () => {
+    const user = await registerUser(t.url);
+    const client = await RawClient.connect(t.url, user.token);
+    for (let i = 0; i < 100; i += 1) client.socket.ping();
+    expect(await client.closed).toEqual({ code: 4029, reason: 'Rate limited' });
+  });
+
   it('closes a raw WebSocket client doing the same with 4029', async () => {
     const user = await registerUser(t.url);
     const client = await RawClient.connect(t.url, user.token);
