@@ -127,13 +127,19 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     expect(await back).toMatchObject({ text: 'welcome back' });
   });
 
-  it('takes a member out whose removal committed but whose answer was lost', async () => {
+  /** A private room of the owner's, with the owner's socket in it and a member's joined. */
+  const memberJoinedPrivateRoom = async () => {
     const member = await registerUser(t.url);
     const room = await createRoom(t.url, owner, { isPrivate: true });
     await addMember(t.url, owner, room.id, member.id);
     const ownerSocket = await ownerIn(room.id);
     const memberSocket = await sockets.connect(member);
     await emitOk(memberSocket, 'chat:join', { roomId: room.id });
+    return { member, room, ownerSocket, memberSocket };
+  };
+
+  it('takes a member out whose removal committed but whose answer was lost', async () => {
+    const { member, room, ownerSocket, memberSocket } = await memberJoinedPrivateRoom();
     const memberGets = collect<MessageJson>(memberSocket, 'chat:message');
     const notified = nextEvent<NotificationJson>(memberSocket, 'notification');
     const rooms = t.app.get(RoomsService);
@@ -155,12 +161,7 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
   });
 
   it('takes a member removed from a private room out of it on Socket.IO and /ws, and tells them', async () => {
-    const member = await registerUser(t.url);
-    const room = await createRoom(t.url, owner, { isPrivate: true });
-    await addMember(t.url, owner, room.id, member.id);
-    const ownerSocket = await ownerIn(room.id);
-    const memberSocket = await sockets.connect(member);
-    await emitOk(memberSocket, 'chat:join', { roomId: room.id });
+    const { member, room, ownerSocket, memberSocket } = await memberJoinedPrivateRoom();
     const memberWs = await rawClient(member);
     await memberWs.request({ type: 'join', room: room.id }, 'joined');
     const memberGets = collect<MessageJson>(memberSocket, 'chat:message');
