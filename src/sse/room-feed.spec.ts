@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { storedMessage } from '@app/contract/message.fixture';
 import type { HistoryPage, HistoryRequest } from '@app/messages/messages.service';
 import { RoomFeed } from './room-feed';
@@ -37,7 +38,8 @@ class RecordingStream {
 /** Storage holding seqs 1..`lastSeq`, whose reads the test answers when it chooses. */
 class Storage {
   lastSeq = 0;
-  readonly reads: Array<{ request: HistoryRequest; answer(): void; fail(): void }> = [];
+  readonly reads: Array<{ request: HistoryRequest; answer(): void; fail(error?: Error): void }> =
+    [];
 
   readonly readPage = (request: HistoryRequest) =>
     new Promise<HistoryPage>((resolve, reject) =>
@@ -50,7 +52,7 @@ class Storage {
           for (let seq = since + 1; seq <= upTo; seq += 1) items.push(message(seq));
           resolve({ items, nextCursor: upTo < this.lastSeq ? upTo : null });
         },
-        fail: () => reject(new Error('storage down')),
+        fail: (error = new Error('Connection terminated unexpectedly')) => reject(error),
       }),
     );
 
@@ -142,6 +144,19 @@ describe('RoomFeed', () => {
     await flush();
     expect(stream.sent.at(-1)).toBe(306);
     expect(stream.backlogs).toHaveLength(1);
+  });
+
+  it('ends the stream with INTERNAL, and logs it, when its replay fails for a bug', async () => {
+    const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    const { stream, storage, feed } = setUp(0, 10);
+    const replayed = feed.replay();
+    await flush();
+    storage.reads.shift()?.fail(new TypeError('a bug'));
+
+    await replayed;
+    expect(stream.endedWith).toBe('INTERNAL');
+    expect(logged).toHaveBeenCalledWith(expect.stringContaining('a bug'));
+    logged.mockRestore();
   });
 
   it('ends the stream, saying so, when storage fails during its first replay', async () => {

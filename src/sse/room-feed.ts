@@ -1,4 +1,6 @@
+import { Logger } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
+import { describeFailure, isUnavailableError, toErrorBody } from '@app/common/errors/to-error-body';
 import { SerialQueue } from '@app/common/serial-queue';
 import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
@@ -6,6 +8,7 @@ import type { HistoryPage, HistoryRequest } from '@app/messages/messages.service
 import type { SseStream } from './sse-stream';
 
 const REPLAY_PAGE_SIZE = 200;
+const logger = new Logger('RoomFeed');
 
 export type PageReader = (request: HistoryRequest) => Promise<HistoryPage>;
 
@@ -22,6 +25,8 @@ export class RoomFeed {
   /** Bytes of live messages queued behind a replay or catch-up. */
   private waiting = 0;
   private replaying = false;
+  /** Until the first replay has read storage to its end: live messages are read from there too. */
+  private readingHistory = false;
   /** Storage's end as resyncs found it while the first replay ran: read up to it after. */
   private replayTarget = 0;
 
@@ -38,16 +43,20 @@ export class RoomFeed {
    */
   replay(): Promise<void> {
     this.replaying = true;
+    this.readingHistory = true;
     return this.queue
       .run(async () => {
         try {
           await this.catchUp(Number.MAX_SAFE_INTEGER);
+          // Later live messages queue behind the rest of the replay, which then ends.
+          this.readingHistory = false;
           // Until no resync came during the last read (nothing is awaited from the check on).
           for (let target = this.replayTarget; target > this.lastSent; target = this.replayTarget) {
             await this.catchUp(target);
             if (this.lastSent < target) break;
           }
         } finally {
+          this.readingHistory = false;
           this.replaying = false;
         }
       })
@@ -56,12 +65,18 @@ export class RoomFeed {
 
   /**
    * Storage failed the stream: the client comes back with Last-Event-ID, to
-   * this node or another, and takes what it lacks from there.
+   * this node or another, and takes what it lacks from there. Anything else
+   * is a failure of ours, logged, and told as one.
    */
-  private readonly endUnread = () =>
+  private readonly endUnread = (error: unknown) => {
+    if (!isUnavailableError(error)) {
+      logger.error(`A room stream failed: ${describeFailure(error)}`);
+      return this.stream.end(toErrorBody(error));
+    }
     this.stream.end(
       AppException.unavailable("Could not read the room's messages: connect again").toBody(),
     );
+  };
 
   /** The seq of the last message sent, or the start before any. */
   get position(): number {
@@ -101,13 +116,16 @@ export class RoomFeed {
   }
 
   /**
-   * `json` is the message serialized, once for all streams. During the first
-   * replay, which reads it from storage anyway, only its seq is kept: held
-   * whole, the room's traffic would count against a client still taking its
-   * history, and drop a fast one as slow.
+   * `json` is the message serialized, once for all streams. While the first
+   * replay reads the history, which it then reads on to this message, only
+   * its seq is kept: held whole, the room's traffic would count against a
+   * client still taking its history, and drop a fast one as slow.
    */
   live(message: MessageJson, json: string): void {
-    if (this.readAgainUpTo(message.seq)) return;
+    if (this.readingHistory) {
+      this.replayTarget = Math.max(this.replayTarget, message.seq);
+      return;
+    }
     const bytes = Buffer.byteLength(json);
     this.waiting += bytes;
     if (this.stream.overflows(this.waiting)) return;
