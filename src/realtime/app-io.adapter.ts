@@ -231,12 +231,21 @@ export class AppIoAdapter extends IoAdapter {
       reply!({ ok: true, data: result ?? {} });
     };
     // An Observable (from an interceptor) runs its handler only once subscribed.
-    return Promise.resolve(callback(data, reply)).then((result) => {
-      if (!isObservable(result)) return succeed(result);
-      return new Promise<void>((settled) => {
-        const done = () => settled();
-        this.transform!(result).subscribe({ next: succeed, error: done, complete: done });
-      });
-    }, logUnansweredFailure);
+    return Promise.resolve(callback(data, reply))
+      .then((result) => {
+        if (!isObservable(result)) return succeed(result);
+        return new Promise<void>((settled, failed) => {
+          const done = () => settled();
+          const next = (value: unknown) => {
+            try {
+              succeed(value);
+            } catch (error) {
+              failed(error instanceof Error ? error : new Error(String(error)));
+            }
+          };
+          this.transform!(result).subscribe({ next, error: done, complete: done });
+        });
+      })
+      .catch(logUnansweredFailure);
   }
 }

@@ -237,6 +237,22 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
         error: { code: 'VALIDATION_FAILED' },
       });
     });
+
+    it('is logged when it is the answer of a success that fails', async () => {
+      const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      // Timing the ack is the answer's first step.
+      jest.spyOn(t.app.get(MetricsService), 'observeAck').mockImplementationOnce(() => {
+        throw new Error('the answer broke');
+      });
+      const room = await createRoom(t.url, ada);
+      const socket = await connect(ada);
+      socket.emit('room:presence', { roomId: room.id }, () => undefined);
+
+      await eventually(() =>
+        logged.mock.calls.some(([message]) => String(message).includes('the answer broke')),
+      );
+      expect(await emitOk(socket, 'room:presence', { roomId: room.id })).toEqual({ users: [] });
+    });
   });
 
   describe('chat:message', () => {
