@@ -38,23 +38,28 @@ class RecordingStream {
 /** Storage holding seqs 1..`lastSeq`, whose reads the test answers when it chooses. */
 class Storage {
   lastSeq = 0;
+  /** Whether a read sees storage as it was when asked (as a query does), not when answered. */
+  asOfRequest = false;
   readonly reads: Array<{ request: HistoryRequest; answer(): void; fail(error?: Error): void }> =
     [];
 
-  readonly readPage = (request: HistoryRequest) =>
-    new Promise<HistoryPage>((resolve, reject) =>
+  readonly readPage = (request: HistoryRequest) => {
+    const askedAt = this.lastSeq;
+    return new Promise<HistoryPage>((resolve, reject) =>
       this.reads.push({
         request,
         answer: () => {
+          const lastSeq = this.asOfRequest ? askedAt : this.lastSeq;
           const since = request.since ?? 0;
-          const upTo = Math.min(this.lastSeq, since + (request.limit ?? 50));
+          const upTo = Math.min(lastSeq, since + (request.limit ?? 50));
           const items = [];
           for (let seq = since + 1; seq <= upTo; seq += 1) items.push(message(seq));
-          resolve({ items, nextCursor: upTo < this.lastSeq ? upTo : null });
+          resolve({ items, nextCursor: upTo < lastSeq ? upTo : null });
         },
         fail: (error = new Error('Connection terminated unexpectedly')) => reject(error),
       }),
     );
+  };
 
   /** Answers every read, those the answers lead to included. */
   async answerAll(): Promise<void> {
@@ -144,6 +149,31 @@ describe('RoomFeed', () => {
     await flush();
     expect(stream.sent.at(-1)).toBe(306);
     expect(stream.backlogs).toHaveLength(1);
+  });
+
+  it('ends its first replay in a busy room: what comes once the history is read queues behind', async () => {
+    const { stream, storage, feed, live } = setUp(0, 10);
+    storage.asOfRequest = true;
+    let reads = 0;
+    const replayed = feed.replay();
+    let done = false;
+    void replayed.then(() => (done = true));
+    // A message comes while each read is under way, faster than the replay could read them.
+    for (let seq = 11; seq <= 30; seq += 1) {
+      await flush();
+      live(seq);
+      const read = storage.reads.shift();
+      if (read) {
+        reads += 1;
+        read.answer();
+      }
+    }
+    await storage.answerAll();
+    await replayed;
+
+    expect(done).toBe(true);
+    expect(reads).toBeLessThanOrEqual(3);
+    expect(stream.sent).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
   });
 
   it('ends the stream with INTERNAL, and logs it, when its replay fails for a bug', async () => {
