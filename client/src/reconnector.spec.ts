@@ -1,4 +1,5 @@
 import type { ConnectionState } from './connection-state';
+import { ChatError } from './errors';
 import { Reconnector } from './reconnector';
 
 const settle = () => jest.advanceTimersByTimeAsync(0);
@@ -93,6 +94,39 @@ describe('Reconnector', () => {
     expect(instance.state).toMatchObject({ status: 'reconnecting', attempt: 1 });
     await jest.advanceTimersByTimeAsync(1_000);
     expect(opens).toBe(2);
+    instance.stop();
+  });
+
+  it('stops as unauthorized when its token provider is refused twice in a row (an ended session)', async () => {
+    const refused = { code: 'UNAUTHORIZED' as const, message: 'Session ended', details: [] };
+    let calls = 0;
+    const { instance, opened } = reconnector(() => {
+      calls += 1;
+      return Promise.reject(new ChatError(refused, 401));
+    });
+    instance.start();
+    await jest.advanceTimersByTimeAsync(120_000);
+    expect({ calls, opened, state: instance.state, timers: jest.getTimerCount() }).toEqual({
+      calls: 2,
+      opened: [],
+      state: { status: 'unauthorized', error: refused },
+      timers: 0,
+    });
+  });
+
+  it('retries with backoff a token provider that failed for any other reason', async () => {
+    let calls = 0;
+    const { instance, opened, states } = reconnector(() => {
+      calls += 1;
+      if (calls === 1)
+        throw new ChatError({ code: 'UNAVAILABLE', message: 'offline', details: [] });
+      return 'fresh';
+    });
+    instance.start();
+    await settle();
+    expect(states.at(-1)).toMatchObject({ status: 'reconnecting', attempt: 1 });
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(opened).toEqual(['fresh']);
     instance.stop();
   });
 

@@ -1,6 +1,7 @@
 import { Backoff, type BackoffOptions } from './backoff';
 import { TypedEmitter } from './emitter';
-import type { ErrorBody } from './contract';
+import { ChatError } from './errors';
+import { ErrorCode, type ErrorBody } from './contract';
 import type { ConnectionState, TokenProvider } from './connection-state';
 import { withTimeout } from './time-limit';
 
@@ -127,9 +128,13 @@ export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
       (token) => {
         if (generation === this.generation) this.openWith(token);
       },
-      () => {
-        // The provider failed or hung (for example its refresh call): a retry may cure it.
-        if (generation === this.generation) this.lost();
+      (error: unknown) => {
+        if (generation !== this.generation) return;
+        // A refresh the service refused (the session ended) is a refused token: no retry cures it.
+        if (error instanceof ChatError && error.code === ErrorCode.Unauthorized)
+          this.rejected(error.body);
+        // It failed otherwise, or hung (a refresh call on a network gone): a retry may cure it.
+        else this.lost();
       },
     );
   }

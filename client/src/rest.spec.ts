@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { ChatError } from './errors';
 import { RestClient } from './rest';
 
@@ -46,6 +47,17 @@ describe('RestClient answers that are not the service’s own', () => {
       message: 'No token: refresh failed',
       details: [],
     });
+  });
+
+  it('fails with the service’s own refusal when its token provider’s refresh was refused', async () => {
+    const refused = { code: 'UNAUTHORIZED' as const, message: 'Session ended', details: [] };
+    const rest = new RestClient({
+      baseUrl: 'http://service',
+      token: () => Promise.reject(new ChatError(refused, 401)),
+      fetch: answering(200, '{}', 'application/json'),
+    });
+    const error = await failure(rest.me());
+    expect({ body: error.body, status: error.status }).toEqual({ body: refused, status: 401 });
   });
 
   it('asks its token provider once for requests made together, and again for later ones', async () => {
@@ -141,6 +153,21 @@ describe('RestClient requests that hang', () => {
     } finally {
       jest.useRealTimers();
     }
+  });
+
+  it('leave nothing on a long-lived caller signal once answered', async () => {
+    const rest = new RestClient({
+      baseUrl: 'http://service',
+      token: () => 't',
+      fetch: answering(200, '{"items":[],"nextCursor":null}', 'application/json'),
+    });
+    const feedClosing = new AbortController();
+    for (let fill = 0; fill < 20; fill += 1)
+      await rest.history('room', {}, { signal: feedClosing.signal });
+    await failure(
+      client(answering(503, 'busy')).history('room', {}, { signal: feedClosing.signal }),
+    );
+    expect(getEventListeners(feedClosing.signal, 'abort')).toHaveLength(0);
   });
 
   it('give an answer under way the longer limit for its body', async () => {

@@ -125,7 +125,22 @@ export class RestClient {
     options: RequestOptions = {},
   ): Promise<T> {
     const abort = new AbortController();
-    options.signal?.addEventListener('abort', () => abort.abort(), { once: true });
+    const forwardAbort = () => abort.abort();
+    // A caller's signal outlives its requests (a room feed's, across every gap fill).
+    options.signal?.addEventListener('abort', forwardAbort, { once: true });
+    try {
+      return await this.answerOf<T>(method, path, options, abort);
+    } finally {
+      options.signal?.removeEventListener('abort', forwardAbort);
+    }
+  }
+
+  private async answerOf<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    options: RequestOptions,
+    abort: AbortController,
+  ): Promise<T> {
     const limit = <R>(work: Promise<R>, timeoutMs: number) =>
       withTimeout(
         work,
@@ -184,6 +199,8 @@ export class RestClient {
         this.tokenAsked = undefined;
       }));
     } catch (error) {
+      // A refresh the service refused (an ended session: UNAUTHORIZED) is told as it was.
+      if (error instanceof ChatError) throw error;
       const reason = error instanceof Error ? error.message : String(error);
       throw new ChatError(clientError('UNAVAILABLE', `No token: ${reason}`));
     }
