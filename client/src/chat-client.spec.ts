@@ -52,6 +52,8 @@ const joinRefusal = (code: ErrorBody['code']): AckResponse<JoinResult> => ({
  */
 class FakeChatServer {
   readonly joinsPerConnection: JoinPayload[][] = [];
+  /** The rooms of every `chat:leave`, in order. */
+  readonly leaves: string[] = [];
   /** Tokens handed over by `auth:renew`, in order. */
   readonly renewals: string[] = [];
   /** The connections of the next this many `auth:renew` are lost before they answer. */
@@ -74,6 +76,10 @@ class FakeChatServer {
             data: { room: room(join.roomId), members: [], missed: [], truncated: false },
           },
         );
+      });
+      socket.on(ClientEvent.Leave, ({ roomId }, ack) => {
+        this.leaves.push(roomId);
+        ack?.({ ok: true, data: {} });
       });
       socket.on(ClientEvent.Presence, (_payload, ack) => ack?.({ ok: true, data: { users: [] } }));
       socket.on(ClientEvent.RenewToken, ({ token }, ack) => {
@@ -189,6 +195,18 @@ describe('ChatClient', () => {
       [{ roomId: ROOM }],
       [{ roomId: ROOM, since: ROOM_LAST_SEQ + 1 }],
     ]);
+  });
+
+  it('leaves a room: the server is told, and only the other room is joined after a reconnect', async () => {
+    chat.connect();
+    await Promise.all([chat.join(ROOM), chat.join(OTHER_ROOM)]);
+    await chat.leave(ROOM);
+    expect(server.leaves).toEqual([ROOM]);
+    server.io.disconnectSockets();
+    await until('the second connection’s join', () => server.joinsPerConnection[1]?.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.joinsPerConnection[1]).toEqual([{ roomId: OTHER_ROOM, since: ROOM_LAST_SEQ }]);
+    expect(chat.lastSeq(ROOM)).toBeUndefined();
   });
 
   it('joins a room joined from a listener of the connected state once', async () => {

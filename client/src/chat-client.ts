@@ -373,7 +373,8 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   }
 
   private retryJoin(room: JoinedRoom): void {
-    if (!this.socket.connected) return;
+    // Left meanwhile: close() could not clear a timer set for a room it no longer knows.
+    if (!this.socket.connected || this.rooms.get(room.feed.roomId) !== room) return;
     const delay = room.rejoin.next();
     if (delay === null) {
       this.lose(room, clientError(ErrorCode.Unavailable, 'Join retries exhausted'));

@@ -530,6 +530,36 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('sends no leave for a room whose refused join waits for its retry, and joins it no more', async () => {
+    const { ws } = client();
+    const errors = record(ws, 'error');
+    const socket = await connected(ws);
+    ws.join(ROOM);
+    socket.error('RATE_LIMITED', { request: 'join', room: ROOM });
+    ws.leave(ROOM);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect({ joins: socket.sentOf('join'), leaves: socket.sentOf('leave'), errors }).toEqual({
+      joins: [{ type: 'join', room: ROOM }],
+      leaves: [],
+      errors: [],
+    });
+    ws.close();
+  });
+
+  it('does not tell the app of a join answered after it left the room', async () => {
+    const { ws } = client();
+    const joined = record(ws, 'joined');
+    const socket = await connected(ws);
+    ws.join(ROOM);
+    ws.leave(ROOM);
+    socket.joined(ROOM);
+    expect({ joined, leaves: socket.sentOf('leave') }).toEqual({
+      joined: [],
+      leaves: [{ type: 'leave', room: ROOM }],
+    });
+    ws.close();
+  });
+
   it('drops a room whose join the server fails on three times', async () => {
     const { ws } = client();
     const lost = record(ws, 'roomLost');

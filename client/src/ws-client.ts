@@ -388,10 +388,11 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     room.joinSent = true;
   }
 
+  /** A join answered after the room was left is not told: its `left` follows. */
   private joined(id: string, lastSeq: number | undefined): void {
     const room = this.rooms.get(id);
-    this.emit('joined', { room: id });
     if (!room) return;
+    this.emit('joined', { room: id });
     clearTimeout(room.retryTimer);
     room.rejoin.reset();
     room.internalErrors = 0;
@@ -413,6 +414,8 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   private joinRefused(id: string, error: ErrorBody): void {
     const room = this.rooms.get(id);
     if (!room) return;
+    // Not in the room on the server: a leave before the retry has nothing to undo.
+    room.joinSent = false;
     const delay = endsRetries(error, room) ? null : room.rejoin.next();
     if (delay === null) {
       this.forget(id);
