@@ -2,10 +2,22 @@ import type { ConfigService } from '@nestjs/config';
 import type { AllConfig } from '@app/config/app-config';
 import { PasswordHasher } from './password-hasher';
 
-const config = { get: () => 4 } as unknown as ConfigService<AllConfig, true>;
+const made: PasswordHasher[] = [];
+
+/** A hasher at `rounds`, with one hashing thread; closed after the suite. */
+function hasherAt(rounds: number): PasswordHasher {
+  const settings = { bcryptRounds: rounds, hashThreads: 1, hashQueueLimit: 100 };
+  const config = {
+    get: (key: string) => (key === 'auth' ? settings : settings.bcryptRounds),
+  } as unknown as ConfigService<AllConfig, true>;
+  const hasher = new PasswordHasher(config);
+  made.push(hasher);
+  return hasher;
+}
 
 describe('PasswordHasher', () => {
-  const hasher = new PasswordHasher(config);
+  const hasher = hasherAt(4);
+  afterAll(() => Promise.all(made.map((each) => each.onApplicationShutdown())));
 
   it('verifies the right password and refuses others', async () => {
     const hash = await hasher.hash('correct horse battery');
@@ -25,7 +37,7 @@ describe('PasswordHasher', () => {
   });
 
   it('makes what an unknown name is compared against before the first login', async () => {
-    const fresh = new PasswordHasher(config);
+    const fresh = hasherAt(4);
     await fresh.onModuleInit();
     const hashing = jest.spyOn(fresh, 'hash');
     await expect(fresh.verifyAgainstNothing('anything')).resolves.toBe(false);
@@ -33,19 +45,13 @@ describe('PasswordHasher', () => {
   });
 
   it('asks for a new hash of one made at another cost', async () => {
-    const atFive = new PasswordHasher({ get: () => 5 } as unknown as ConfigService<
-      AllConfig,
-      true
-    >);
+    const atFive = hasherAt(5);
     expect(hasher.needsRehash(await hasher.hash('pw-12345678'))).toBe(false);
     expect(hasher.needsRehash(await atFive.hash('pw-12345678'))).toBe(true);
   });
 
   it('spends a comparison at the current cost for a wrong password against a cheaper hash', async () => {
-    const atEight = new PasswordHasher({ get: () => 8 } as unknown as ConfigService<
-      AllConfig,
-      true
-    >);
+    const atEight = hasherAt(8);
     const cheap = await hasher.hash('the-password');
     const spent = jest.spyOn(atEight, 'verifyAgainstNothing');
 

@@ -1,23 +1,28 @@
 import { createHash } from 'node:crypto';
-import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import bcrypt from 'bcryptjs';
 import type { AllConfig } from '@app/config/app-config';
+import { PasswordThreads } from './password-threads';
 
 /**
  * bcrypt reads only the first 72 bytes of its input, so passwords are
  * pre-hashed to a fixed 44 characters: every character of a long password counts.
  */
-function prehash(password: string): string {
+export function prehash(password: string): string {
   return createHash('sha256').update(password, 'utf8').digest('base64');
 }
 
 @Injectable()
-export class PasswordHasher implements OnModuleInit {
+export class PasswordHasher implements OnModuleInit, OnApplicationShutdown {
   /** Compared against when a username does not exist, so both paths cost the same. */
   private dummyHash: Promise<string> | undefined;
+  private readonly threads: PasswordThreads;
 
-  constructor(private readonly config: ConfigService<AllConfig, true>) {}
+  constructor(private readonly config: ConfigService<AllConfig, true>) {
+    const { hashThreads, hashQueueLimit } = config.get('auth', { infer: true });
+    this.threads = new PasswordThreads(hashThreads, hashQueueLimit);
+  }
 
   /**
    * Made before the first login: made on demand, it cost the first login of
@@ -28,8 +33,14 @@ export class PasswordHasher implements OnModuleInit {
     await this.dummy();
   }
 
-  hash(password: string): Promise<string> {
-    return bcrypt.hash(prehash(password), this.config.get('auth.bcryptRounds', { infer: true }));
+  /** After the rehashes the shutdown waited for: nothing is hashed any more. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.threads.close();
+  }
+
+  async hash(password: string): Promise<string> {
+    const rounds = this.config.get('auth.bcryptRounds', { infer: true });
+    return (await this.threads.run({ kind: 'hash', input: prehash(password), rounds })) as string;
   }
 
   /**
@@ -38,7 +49,7 @@ export class PasswordHasher implements OnModuleInit {
    * work, which queues behind other logins as theirs does (a timer would not).
    */
   async verify(password: string, hash: string): Promise<boolean> {
-    const valid = await bcrypt.compare(prehash(password), hash);
+    const valid = await this.compare(password, hash);
     if (!valid && this.needsRehash(hash)) await this.verifyAgainstNothing(password);
     return valid;
   }
@@ -54,8 +65,12 @@ export class PasswordHasher implements OnModuleInit {
 
   /** Spends the time of a real comparison and always fails. */
   async verifyAgainstNothing(password: string): Promise<false> {
-    await bcrypt.compare(prehash(password), await this.dummy());
+    await this.compare(password, await this.dummy());
     return false;
+  }
+
+  private async compare(password: string, hash: string): Promise<boolean> {
+    return (await this.threads.run({ kind: 'compare', input: prehash(password), hash })) === true;
   }
 
   private dummy(): Promise<string> {

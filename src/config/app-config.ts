@@ -61,6 +61,10 @@ export interface AuthConfig {
   /** How long after its login a session may still be refreshed. */
   sessionMaxAgeSeconds: number;
   bcryptRounds: number;
+  /** Worker threads that hash passwords, off the event loop. */
+  hashThreads: number;
+  /** Hashes that may wait for a thread; sign-ins beyond are refused (UNAVAILABLE). */
+  hashQueueLimit: number;
 }
 
 export interface RedisConfig {
@@ -169,6 +173,8 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       jwtExpiresInSeconds: parseDuration(env.JWT_EXPIRES_IN),
       sessionMaxAgeSeconds: parseDuration(env.JWT_SESSION_MAX_AGE),
       bcryptRounds: env.BCRYPT_ROUNDS,
+      hashThreads: env.PASSWORD_HASH_THREADS,
+      hashQueueLimit: env.PASSWORD_HASH_QUEUE_LIMIT,
     },
     redis: {
       url: env.REDIS_URL,

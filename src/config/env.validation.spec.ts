@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { InvalidConfigurationError, validateEnvironment } from './env.validation';
 
 /** setTimeout's largest delay; above it Node fires after 1 ms. */
@@ -165,4 +166,18 @@ describe('REDIS_COMMAND_TIMEOUT_MS', () => {
       'REDIS_COMMAND_TIMEOUT_MS: REDIS_COMMAND_TIMEOUT_MS must not be greater than 10000',
     );
   });
+});
+
+describe('password hashing threads', () => {
+  it('keeps a core for the event loop by default, and at least one thread', () => {
+    const threads = validateEnvironment({}).PASSWORD_HASH_THREADS;
+    expect(threads).toBe(Math.min(4, Math.max(1, availableParallelism() - 1)));
+  });
+
+  it.each([
+    ['PASSWORD_HASH_THREADS', '0'],
+    ['PASSWORD_HASH_THREADS', 'two'],
+    ['PASSWORD_HASH_QUEUE_LIMIT', '0'],
+    ['PASSWORD_HASH_QUEUE_LIMIT', '-5'],
+  ])('refuses %s=%s', (name, value) => expect(refusal({ [name]: value })).toContain(name));
 });

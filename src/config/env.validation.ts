@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   isFQDN,
@@ -267,6 +268,19 @@ export class EnvironmentVariables {
   @Min(4)
   @Max(15)
   BCRYPT_ROUNDS = 12;
+
+  /** Threads that hash passwords: all but one core, so that the event loop keeps one. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  PASSWORD_HASH_THREADS = Math.min(4, Math.max(1, availableParallelism() - 1));
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  PASSWORD_HASH_QUEUE_LIMIT = 64;
 
   @IsReadBy(parseTrustProxy)
   TRUST_PROXY = 'false';

@@ -1,0 +1,73 @@
+import { performance } from 'node:perf_hooks';
+import type { Worker } from 'node:worker_threads';
+import bcrypt from 'bcryptjs';
+import { AppException } from '@app/common/errors/app.exception';
+import { ErrorCode } from '@app/common/errors/error-code';
+import { PasswordThreads } from './password-threads';
+
+/** Costly enough (tenths of a second) that a queue forms behind it. */
+const SLOW_ROUNDS = 11;
+
+function refusal(error: unknown) {
+  const exception = error as AppException;
+  return { code: exception.code, retryAfter: exception.retryAfterSeconds };
+}
+
+describe('PasswordThreads', () => {
+  let threads: PasswordThreads;
+  afterEach(() => threads.close());
+
+  it('hashes and compares as bcrypt does', async () => {
+    threads = new PasswordThreads(1, 10);
+    const hash = (await threads.run({ kind: 'hash', input: 'secret', rounds: 4 })) as string;
+    expect(await bcrypt.compare('secret', hash)).toBe(true);
+    expect(await threads.run({ kind: 'compare', input: 'secret', hash })).toBe(true);
+    expect(await threads.run({ kind: 'compare', input: 'guess', hash })).toBe(false);
+  });
+
+  it('leaves the event loop idle while a costly hash runs', async () => {
+    threads = new PasswordThreads(1, 10);
+    await threads.run({ kind: 'hash', input: 'warm-up', rounds: 4 });
+    const start = performance.eventLoopUtilization();
+    await threads.run({ kind: 'hash', input: 'secret', rounds: SLOW_ROUNDS });
+    // bcryptjs on the event loop keeps it busy nearly all along (utilization close to 1).
+    expect(performance.eventLoopUtilization(start).utilization).toBeLessThan(0.5);
+  });
+
+  it('refuses at once, with UNAVAILABLE and a retry hint, what the full queue cannot take', async () => {
+    threads = new PasswordThreads(1, 2);
+    const task = { kind: 'hash', input: 'secret', rounds: SLOW_ROUNDS } as const;
+    const accepted = [threads.run(task), threads.run(task), threads.run(task)];
+    expect(threads.queued).toBe(2);
+    const refused = await threads.run(task).catch(refusal);
+    expect(refused).toEqual({ code: ErrorCode.Unavailable, retryAfter: 1 });
+    expect(await Promise.all(accepted)).toHaveLength(3);
+    expect(threads.queued).toBe(0);
+  });
+
+  it('fails the task of a thread that errs or dies, and goes on with another thread', async () => {
+    threads = new PasswordThreads(1, 10);
+    const malformed = { kind: 'compare', input: 'secret', hash: 42 } as never;
+    await expect(threads.run(malformed)).rejects.toThrow(/Illegal arguments/);
+
+    const slow = threads.run({ kind: 'hash', input: 'secret', rounds: SLOW_ROUNDS });
+    const next = threads.run({ kind: 'hash', input: 'next', rounds: 4 });
+    // The pool's one thread, killed while it works.
+    const [worker] = (threads as unknown as { busy: Map<Worker, unknown> }).busy.keys();
+    await worker.terminate();
+    await expect(slow).rejects.toThrow(/exited/);
+    expect(await bcrypt.compare('next', (await next) as string)).toBe(true);
+  });
+
+  it('refuses what still waits when closed, and anything asked after', async () => {
+    threads = new PasswordThreads(1, 10);
+    const task = { kind: 'hash', input: 'secret', rounds: SLOW_ROUNDS } as const;
+    const running = threads.run(task).catch(refusal);
+    const waiting = threads.run(task).catch(refusal);
+    await threads.close();
+    const unavailable = { code: ErrorCode.Unavailable, retryAfter: undefined };
+    expect(await running).toEqual(unavailable);
+    expect(await waiting).toEqual(unavailable);
+    expect(await threads.run(task).catch(refusal)).toEqual(unavailable);
+  });
+});

@@ -1,0 +1,125 @@
+import { Worker } from 'node:worker_threads';
+import { AppException } from '@app/common/errors/app.exception';
+
+export type PasswordTask =
+  | { kind: 'hash'; input: string; rounds: number }
+  | { kind: 'compare'; input: string; hash: string };
+
+type Answer = { result: string | boolean } | { error: string };
+
+interface Job {
+  task: PasswordTask;
+  resolve(result: string | boolean): void;
+  reject(error: Error): void;
+}
+
+/**
+ * A worker's whole program: bcryptjs's synchronous calls. Given as source, not
+ * as a file, so that it runs the same from `dist/` and under ts-jest.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const bcrypt = require(workerData.bcryptPath);
+parentPort.on('message', (task) => {
+  try {
+    const result = task.kind === 'hash'
+      ? bcrypt.hashSync(task.input, task.rounds)
+      : bcrypt.compareSync(task.input, task.hash);
+    parentPort.postMessage({ result });
+  } catch (error) {
+    parentPort.postMessage({ error: String((error && error.message) || error) });
+  }
+});
+`;
+
+/** Seconds a refused sign-in is told to wait: about what the queue takes to move on. */
+const RETRY_AFTER_SECONDS = 1;
+
+/**
+ * Password hashing in worker threads. bcrypt is pure JavaScript here and
+ * costs a few hundred milliseconds of CPU at production rounds: on the event
+ * loop, a handful of logins a second (unknown names cost the same, on
+ * purpose) would stall every socket of the node. At most `queueLimit` tasks
+ * wait for a thread; more are refused with UNAVAILABLE at once, so that a
+ * flood of sign-ins from many addresses costs the node bounded memory and
+ * bounded waits instead of a queue that only grows.
+ */
+export class PasswordThreads {
+  private readonly idle: Worker[] = [];
+  private readonly busy = new Map<Worker, Job>();
+  private readonly waiting: Job[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly threads: number,
+    private readonly queueLimit: number,
+  ) {}
+
+  run(task: PasswordTask): Promise<string | boolean> {
+    if (this.closed) return Promise.reject(AppException.unavailable('Shutting down'));
+    if (this.waiting.length >= this.queueLimit)
+      return Promise.reject(
+        AppException.unavailable('Too many sign-ins at once: retry shortly', RETRY_AFTER_SECONDS),
+      );
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ task, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Tasks still waiting are refused; those under way end with their threads. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.waiting.splice(0)) job.reject(AppException.unavailable('Shutting down'));
+    const workers = [...this.idle, ...this.busy.keys()];
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+
+  /** Tasks waiting, for metrics and tests. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  private dispatch(): void {
+    while (this.waiting.length > 0) {
+      const worker = this.idle.pop() ?? this.spawn();
+      if (!worker) return;
+      const job = this.waiting.shift() as Job;
+      this.busy.set(worker, job);
+      worker.postMessage(job.task);
+    }
+  }
+
+  private spawn(): Worker | undefined {
+    if (this.closed || this.busy.size + this.idle.length >= this.threads) return undefined;
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { bcryptPath: require.resolve('bcryptjs') },
+    });
+    // Idle threads must not keep a process alive that has nothing else to do.
+    worker.unref();
+    worker.on('message', (answer: Answer) => this.answered(worker, answer));
+    worker.on('error', (error) => this.lost(worker, error));
+    worker.on('exit', (code) => this.lost(worker, new Error(`Hashing thread exited (${code})`)));
+    return worker;
+  }
+
+  private answered(worker: Worker, answer: Answer): void {
+    const job = this.busy.get(worker);
+    this.busy.delete(worker);
+    this.idle.push(worker);
+    if ('error' in answer) job?.reject(new Error(answer.error));
+    else job?.resolve(answer.result);
+    this.dispatch();
+  }
+
+  /** A thread that died fails its task; the next task starts another. */
+  private lost(worker: Worker, error: Error): void {
+    const job = this.busy.get(worker);
+    this.busy.delete(worker);
+    const index = this.idle.indexOf(worker);
+    if (index >= 0) this.idle.splice(index, 1);
+    job?.reject(this.closed ? AppException.unavailable('Shutting down') : error);
+    this.dispatch();
+  }
+}

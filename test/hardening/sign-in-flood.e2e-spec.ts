@@ -1,0 +1,50 @@
+import request from 'supertest';
+import { registerUser, TEST_PASSWORD, uniqueUsername } from '../support/api';
+import { startTestApp, type TestApp } from '../support/test-app';
+
+/** One thread, two waiting: the rest of a burst finds the queue full. */
+const HASHING = {
+  BCRYPT_ROUNDS: '10',
+  PASSWORD_HASH_THREADS: '1',
+  PASSWORD_HASH_QUEUE_LIMIT: '2',
+};
+
+const BURST = 12;
+
+describe('a burst of sign-ins beyond what the hashing threads can queue', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp('sqlite', HASHING);
+  });
+  afterAll(() => t.close());
+
+  it('refuses the excess with UNAVAILABLE and Retry-After, answers the rest, and signs in after', async () => {
+    const user = await registerUser(t.url);
+    const logins = Array.from({ length: BURST }, (_, i) =>
+      request(t.url)
+        .post('/api/auth/login')
+        .send({ username: uniqueUsername(`ghost${i}`), password: 'not-the-password' }),
+    );
+    const answers = await Promise.all(logins);
+
+    const refused = answers.filter((answer) => answer.status === 503);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const answer of refused) {
+      expect(answer.body).toEqual({
+        code: 'UNAVAILABLE',
+        message: 'Too many sign-ins at once: retry shortly',
+        details: [],
+      });
+      expect(answer.headers['retry-after']).toBe('1');
+    }
+    const others = answers.filter((answer) => answer.status !== 503);
+    expect(others.map((answer) => answer.body.code)).toEqual(others.map(() => 'UNAUTHORIZED'));
+
+    await request(t.url)
+      .post('/api/auth/login')
+      .send({ username: user.username, password: TEST_PASSWORD })
+      .expect(200);
+    const registration = { username: uniqueUsername('late'), password: TEST_PASSWORD };
+    await request(t.url).post('/api/auth/register').send(registration).expect(201);
+  });
+});
