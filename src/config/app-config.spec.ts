@@ -85,6 +85,12 @@ describe('loadConfig', () => {
 
     expect(() => loadConfig({ ...production, PORT: '0' })).toThrow(/PORT: 0 .* is for tests/);
     expect(loadConfig({ NODE_ENV: 'test', PORT: '0' }).http.port).toBe(0);
+
+    expect(() => loadConfig({ ...production, BCRYPT_ROUNDS: '9' })).toThrow(
+      /BCRYPT_ROUNDS: 9 is for tests; NODE_ENV=production needs at least 10/,
+    );
+    expect(loadConfig({ ...production, BCRYPT_ROUNDS: '10' }).auth.bcryptRounds).toBe(10);
+    expect(loadConfig({ NODE_ENV: 'test', BCRYPT_ROUNDS: '4' }).auth.bcryptRounds).toBe(4);
   });
 
   it('names every bad variable at once', () => {

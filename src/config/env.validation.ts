@@ -457,7 +457,7 @@ function mismatches(env: EnvironmentVariables): string[] {
         'another waits its turn',
     );
   }
-  problems.push(...storageMismatches(env));
+  problems.push(...storageMismatches(env), ...weakInProduction(env));
   const shutdownNeeds = shutdownReserveMs(env);
   if (env.REDIS_URL && env.SHUTDOWN_TIMEOUT_MS < shutdownNeeds) {
     problems.push(
@@ -494,6 +494,17 @@ function storageMismatches(env: EnvironmentVariables): string[] {
     problems.push('  PORT: 0 (a random port) is for tests; a production node needs a fixed one');
   }
   return problems;
+}
+
+/** Below this a stolen table of password hashes is cheap to crack: for tests only. */
+const MIN_PRODUCTION_BCRYPT_ROUNDS = 10;
+
+function weakInProduction(env: EnvironmentVariables): string[] {
+  if (env.NODE_ENV !== 'production' || env.BCRYPT_ROUNDS >= MIN_PRODUCTION_BCRYPT_ROUNDS) return [];
+  return [
+    `  BCRYPT_ROUNDS: ${env.BCRYPT_ROUNDS} is for tests; NODE_ENV=production needs at least ` +
+      `${MIN_PRODUCTION_BCRYPT_ROUNDS}`,
+  ];
 }
 
 /**
