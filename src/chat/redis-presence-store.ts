@@ -18,6 +18,12 @@ const REFRESH_BATCH = 500;
 const SWEPT_MEMORY_TTLS = 20;
 /** What LEAVE answers for an entry Redis lost with its data. */
 const VANISHED = -2;
+/**
+ * Trouble postpones sweeps by an entry life each time, but not past this many
+ * entry lives after it began: a Redis that flaps for good would otherwise
+ * keep a crashed node's users present in every room, for good.
+ */
+const MAX_SWEEP_POSTPONEMENT_TTLS = 3;
 
 /* A connection's entry lives in the room's sorted set (to list who is here)
  * and in one global sorted set (to find expired entries quickly); both are
@@ -126,6 +132,8 @@ export class RedisPresenceStore extends PresenceStore {
    * a heartbeat, or it would announce all their users gone, then back.
    */
   private sweepsFrom = 0;
+  /** When the trouble that postpones sweeps began; a sweep that runs ends it. */
+  private troubledSince?: number;
 
   constructor(
     private readonly redis: RedisService,
@@ -206,6 +214,7 @@ export class RedisPresenceStore extends PresenceStore {
   async sweep(): Promise<PresenceSweep> {
     const gone: RoomPresence[] = [];
     if (Date.now() < this.sweepsFrom) return { gone };
+    this.troubledSince = undefined;
     for (let round = 0; round < SWEEP_ROUNDS; round += 1) {
       let batch: SweptBatch;
       try {
@@ -251,7 +260,10 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   private troubled(): void {
-    this.sweepsFrom = Date.now() + this.ttlMs;
+    const now = Date.now();
+    this.troubledSince ??= now;
+    const latest = this.troubledSince + MAX_SWEEP_POSTPONEMENT_TTLS * this.ttlMs;
+    this.sweepsFrom = Math.min(now + this.ttlMs, latest);
   }
 
   private run(script: string, { roomId, user, connectionId }: Entry): Promise<number> {

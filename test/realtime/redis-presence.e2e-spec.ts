@@ -132,6 +132,25 @@ describeWithRedis('RedisPresenceStore', () => {
     expect(await store.users('room-0')).toHaveLength(4);
   });
 
+  it('sweeps a dead node’s entries while trouble never ends, three entry lives after it began', async () => {
+    const ttlMs = 300;
+    const live = new RedisPresenceStore(redis, ttlMs);
+    const dead = new RedisPresenceStore(redis, ttlMs);
+    const ada = { id: 'user-ada', username: 'ada' };
+    await dead.enter('room-0', ada, 'conn-ada');
+    redisTrouble();
+    const troubleBegan = Date.now();
+    let sweep = await live.sweep();
+    // Redis troubles every node a few times an entry life, on and on.
+    while (sweep.gone.length === 0 && Date.now() - troubleBegan < 10 * ttlMs) {
+      await sleep(ttlMs / 6);
+      redisTrouble();
+      sweep = await live.sweep();
+    }
+    expect(sweep).toEqual({ gone: [{ roomId: 'room-0', user: ada }] });
+    expect(Date.now() - troubleBegan).toBeGreaterThanOrEqual(3 * ttlMs);
+  });
+
   it('reports the users a heartbeat made present that Redis did not know of, and only those', async () => {
     const ada = { id: 'ada', username: 'ada' };
     const bob = { id: 'bob', username: 'bob' };
