@@ -50,6 +50,33 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
       expect(response.body).toEqual({ code: 'CONFLICT', message: expect.any(String), details: [] });
     });
 
+    it('registers one of two case variants sent at the same moment, and answers the other 409', async () => {
+      const username = uniqueUsername('Twin');
+      const answers = await Promise.all(
+        [username.toUpperCase(), username.toLowerCase()].map((variant) =>
+          request(t.url)
+            .post('/api/auth/register')
+            .send({ username: variant, password: TEST_PASSWORD }),
+        ),
+      );
+      expect(answers.map((answer) => answer.status).sort()).toEqual([201, 409]);
+      const conflict = answers.find((answer) => answer.status === 409)!;
+      expect(conflict.body).toEqual({ code: 'CONFLICT', message: expect.any(String), details: [] });
+    });
+
+    it('keeps a deleted account’s username taken, in any case', async () => {
+      const user = await registerUser(t.url);
+      await request(t.url)
+        .delete('/api/auth/me')
+        .set('Authorization', `Bearer ${user.token}`)
+        .expect(204);
+      const again = await request(t.url)
+        .post('/api/auth/register')
+        .send({ username: user.username.toUpperCase(), password: TEST_PASSWORD })
+        .expect(409);
+      expect(again.body.code).toBe('CONFLICT');
+    });
+
     it.each([
       ['a missing username', { password: 'password-123' }, 'username'],
       ['a too short username', { username: 'ab', password: 'password-123' }, 'username'],
