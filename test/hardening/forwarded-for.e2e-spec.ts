@@ -80,6 +80,18 @@ describe('TRUST_PROXY=1 behind one proxy: a made-up X-Forwarded-For buys no budg
     expect(refused.data?.code).toBe('RATE_LIMITED');
   });
 
+  it('counts every address of one IPv6 /64 as one client on REST', async () => {
+    const login = (forwardedFor: string) =>
+      request(t.url)
+        .post('/api/auth/login')
+        .set('X-Forwarded-For', forwardedFor)
+        .send({ username: 'nobody', password: 'whatever1' });
+    for (let i = 0; i < BUDGET; i += 1)
+      expect((await login(`2001:db8:5:6::${i + 1}`)).status).toBe(401);
+    expect((await login('2001:db8:5:6:ffff::9')).status).toBe(429);
+    expect((await login('2001:db8:5:7::1')).status).toBe(401);
+  });
+
   it('counts every address of one IPv6 /64 as one client on upgrades, as REST does', async () => {
     const headers = (i: number) => ({ 'X-Forwarded-For': `2001:db8:1:2::${i + 1}` });
     open.push(await connectSocket(t.url, user.token, { extraHeaders: headers(0) }));
@@ -95,5 +107,25 @@ describe('TRUST_PROXY=1 behind one proxy: a made-up X-Forwarded-For buys no budg
         headers: { 'X-Forwarded-For': '2001:db8:1:3::1' },
       }),
     );
+  });
+});
+
+describe('TRUST_PROXY left at false: X-Forwarded-For is not read at all', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp('sqlite', { THROTTLE_AUTH_LIMIT: String(BUDGET) });
+  });
+  afterAll(() => t.close());
+
+  it('counts every request against the connection’s own address, whatever the header says', async () => {
+    const attempt = (i: number) =>
+      request(t.url)
+        .post('/api/auth/login')
+        .set('X-Forwarded-For', `203.0.113.${i + 1}`)
+        .send({ username: 'nobody', password: 'whatever1' });
+    for (let i = 0; i < BUDGET; i += 1) expect((await attempt(i)).status).toBe(401);
+    const refused = await attempt(BUDGET);
+    expect(refused.status).toBe(429);
+    expect(refused.body.code).toBe('RATE_LIMITED');
   });
 });
