@@ -66,6 +66,7 @@ export class ChatPage {
       byId<HTMLOListElement>('message-list'),
       byId<HTMLOListElement>('pending-list'),
       session.username,
+      () => (this.loadOlder.hidden = false),
     );
     this.presence = new PresenceView(byId<HTMLUListElement>('presence-list'), session.username);
     this.rooms = new RoomsView(rest, this.abort.signal, {

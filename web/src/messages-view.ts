@@ -7,6 +7,13 @@ export function mentions(text: string, username: string): boolean {
 }
 
 /**
+ * Messages kept on screen while the reader follows the newest: a tab left
+ * open on a busy room would otherwise hold every message it ever saw. Those
+ * let go come back as an older page when the reader scrolls up to them.
+ */
+export const MAX_SHOWN_MESSAGES = 1_000;
+
+/**
  * The conversation: stored messages in seq order, older pages prepended
  * without moving what the reader looks at, and the user's own messages shown
  * as pending until the server has stored them.
@@ -22,6 +29,8 @@ export class MessagesView {
     private readonly list: HTMLOListElement,
     private readonly pendingList: HTMLOListElement,
     private readonly me: string,
+    /** Messages were let go of: there are older ones to page in again. */
+    private readonly letGo: () => void = () => undefined,
   ) {}
 
   /**
@@ -74,7 +83,9 @@ export class MessagesView {
     const stickToBottom = this.isNearBottom();
     const next = this.firstItemAfter(message.seq);
     this.list.insertBefore(this.render(message), next);
-    if (stickToBottom) this.scrollToBottom();
+    if (!stickToBottom) return;
+    this.letGoOfOldest();
+    this.scrollToBottom();
   }
 
   addPending(clientMsgId: string, text: string): void {
@@ -122,6 +133,20 @@ export class MessagesView {
         title: message.createdAt,
       }),
     ]);
+  }
+
+  /** Beyond `MAX_SHOWN_MESSAGES`, the oldest go; the next older page starts where they went. */
+  private letGoOfOldest(): void {
+    let excess = this.list.childElementCount - MAX_SHOWN_MESSAGES;
+    if (excess <= 0) return;
+    for (; excess > 0; excess -= 1) {
+      const oldest = this.list.firstElementChild as HTMLElement;
+      this.seqs.delete(Number(oldest.dataset.seq));
+      oldest.remove();
+    }
+    const first = Number((this.list.firstElementChild as HTMLElement).dataset.seq);
+    this.oldest = this.pagedBack = first;
+    this.letGo();
   }
 
   private track(seq: number): void {
