@@ -59,6 +59,17 @@ describe('PasswordThreads', () => {
     expect(await bcrypt.compare('next', (await next) as string)).toBe(true);
   });
 
+  it('keeps the process alive while a thread works, and not while all are idle', async () => {
+    const ports = () =>
+      process.getActiveResourcesInfo().filter((resource) => resource === 'MessagePort').length;
+    const before = ports();
+    threads = new PasswordThreads(1, 10);
+    const hashing = threads.run({ kind: 'hash', input: 'secret', rounds: 4 });
+    expect(ports()).toBe(before + 1);
+    await hashing;
+    expect(ports()).toBe(before);
+  });
+
   it('refuses what still waits when closed, and anything asked after', async () => {
     threads = new PasswordThreads(1, 10);
     const task = { kind: 'hash', input: 'secret', rounds: SLOW_ROUNDS } as const;

@@ -86,6 +86,8 @@ export class PasswordThreads {
       if (!worker) return;
       const job = this.waiting.shift() as Job;
       this.busy.set(worker, job);
+      // Kept alive while it works: a start-up waits on its first hash with nothing else to keep it.
+      worker.ref();
       worker.postMessage(job.task);
     }
   }
@@ -96,11 +98,12 @@ export class PasswordThreads {
       eval: true,
       workerData: { bcryptPath: require.resolve('bcryptjs') },
     });
-    // Idle threads must not keep a process alive that has nothing else to do.
-    worker.unref();
     worker.on('message', (answer: Answer) => this.answered(worker, answer));
     worker.on('error', (error) => this.lost(worker, error));
     worker.on('exit', (code) => this.lost(worker, new Error(`Hashing thread exited (${code})`)));
+    // Idle threads must not keep a process alive that has nothing else to do. After the
+    // listeners: a first 'message' listener refs the worker's port again.
+    worker.unref();
     return worker;
   }
 
@@ -108,6 +111,7 @@ export class PasswordThreads {
     const job = this.busy.get(worker);
     this.busy.delete(worker);
     this.idle.push(worker);
+    worker.unref();
     if ('error' in answer) job?.reject(new Error(answer.error));
     else job?.resolve(answer.result);
     this.dispatch();
