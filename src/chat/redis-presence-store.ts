@@ -1,6 +1,6 @@
 import type { UserSummaryJson } from '@app/contract/models';
 import { REDIS_NOW_MS } from '@app/redis/redis-time';
-import type { RedisService } from '@app/redis/redis.service';
+import { RedisTrouble, type RedisService } from '@app/redis/redis.service';
 import {
   PresenceStore,
   type PresenceRefresh,
@@ -140,7 +140,9 @@ export class RedisPresenceStore extends PresenceStore {
     private readonly ttlMs: number,
   ) {
     super();
-    redis.onTrouble(() => this.troubled());
+    redis.onTrouble((trouble) =>
+      trouble === RedisTrouble.Restored ? this.restored() : this.troubled(),
+    );
   }
 
   async enter(roomId: string, user: UserSummaryJson, connectionId: string): Promise<boolean> {
@@ -257,6 +259,15 @@ export class RedisPresenceStore extends PresenceStore {
       this.troubled();
       throw error;
     });
+  }
+
+  /**
+   * However long Redis was away, every node gets a whole entry life to beat
+   * before a sweep; the postponements of later trouble count from here.
+   */
+  private restored(): void {
+    this.troubledSince = Date.now();
+    this.sweepsFrom = Math.max(this.sweepsFrom, this.troubledSince + this.ttlMs);
   }
 
   private troubled(): void {

@@ -31,6 +31,12 @@ interface Connection {
  * it does not answer, so callers degrade to local behaviour; both reconnect
  * on their own.
  */
+/** What a trouble listener hears: a connection failed, or one that had failed is back. */
+export enum RedisTrouble {
+  Lost = 'lost',
+  Restored = 'restored',
+}
+
 @Injectable()
 export class RedisService implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(RedisService.name);
@@ -38,7 +44,7 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
   private subscriberClient?: Client;
   private closed = false;
   private lastError?: string;
-  private readonly troubleListeners = new Set<() => void>();
+  private readonly troubleListeners = new Set<(trouble: RedisTrouble) => void>();
   private readonly connections = new Map<Client, Connection>();
   private silenceWatch?: NodeJS.Timeout;
 
@@ -90,7 +96,7 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
    * `listener` runs when a connection to Redis fails and when it is back:
    * for what must not trust timings that Redis's absence may have upset.
    */
-  onTrouble(listener: () => void): () => void {
+  onTrouble(listener: (trouble: RedisTrouble) => void): () => void {
     this.troubleListeners.add(listener);
     return () => this.troubleListeners.delete(listener);
   }
@@ -233,14 +239,14 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
 
   private listen(client: Client, role: string): void {
     let healthy = true;
-    const troubled = () => {
-      for (const listener of this.troubleListeners) listener();
+    const troubled = (trouble: RedisTrouble) => {
+      for (const listener of this.troubleListeners) listener(trouble);
     };
     const lost = (reason: string) => {
       this.lastError = reason;
       if (healthy) this.logger.warn(`Redis ${role} connection lost: ${reason}`);
       healthy = false;
-      troubled();
+      troubled(RedisTrouble.Lost);
     };
     const connection: Connection = { heardAt: performance.now(), lost };
     this.connections.set(client, connection);
@@ -257,7 +263,7 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
       if (healthy) return;
       this.logger.log(`Redis ${role} connection restored`);
       healthy = true;
-      troubled();
+      troubled(RedisTrouble.Restored);
     });
   }
 }

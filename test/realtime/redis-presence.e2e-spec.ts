@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, type RedisClientType } from 'redis';
 import { RedisPresenceStore } from '@app/chat/redis-presence-store';
-import type { RedisService } from '@app/redis/redis.service';
+import { RedisTrouble, type RedisService } from '@app/redis/redis.service';
 
 const describeWithRedis = process.env.REDIS_URL ? describe : describe.skip;
 const TTL_MS = 2_000;
@@ -13,8 +13,9 @@ describeWithRedis('RedisPresenceStore', () => {
   let prefix: string;
   let store: RedisPresenceStore;
   /** What the nodes' RedisService would call when a connection to Redis fails or comes back. */
-  let troubleListeners: Array<() => void>;
-  const redisTrouble = () => troubleListeners.forEach((listener) => listener());
+  let troubleListeners: Array<(trouble: RedisTrouble) => void>;
+  const redisTrouble = (trouble = RedisTrouble.Lost) =>
+    troubleListeners.forEach((listener) => listener(trouble));
   let redis: RedisService;
 
   beforeAll(async () => {
@@ -30,7 +31,7 @@ describeWithRedis('RedisPresenceStore', () => {
       client,
       key: (...parts: string[]) => `${prefix}${parts.join(':')}`,
       answered: <T>(command: Promise<T>) => command,
-      onTrouble: (listener: () => void) => troubleListeners.push(listener),
+      onTrouble: (listener: (trouble: RedisTrouble) => void) => troubleListeners.push(listener),
     } as unknown as RedisService;
     store = new RedisPresenceStore(redis, TTL_MS);
   });
@@ -149,6 +150,28 @@ describeWithRedis('RedisPresenceStore', () => {
     }
     expect(sweep).toEqual({ gone: [{ roomId: 'room-0', user: ada }] });
     expect(Date.now() - troubleBegan).toBeGreaterThanOrEqual(3 * ttlMs);
+  });
+
+  it('gives every node an entry life to beat after Redis is back, however long it was away', async () => {
+    const ttlMs = 300;
+    const live = new RedisPresenceStore(redis, ttlMs);
+    const otherNode = new RedisPresenceStore(redis, ttlMs);
+    const entries = manyEntries(3);
+    for (const { roomId, user, connectionId } of entries)
+      await otherNode.enter(roomId, user, connectionId);
+    // Away for longer than the most that trouble postpones sweeps; no entry was renewed.
+    const awayUntil = Date.now() + 4 * ttlMs;
+    while (Date.now() < awayUntil) {
+      redisTrouble(RedisTrouble.Lost);
+      await sleep(ttlMs / 3);
+    }
+    redisTrouble(RedisTrouble.Restored);
+
+    expect(await live.sweep()).toEqual({ gone: [] });
+    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
+    await sleep(ttlMs + 50);
+    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
+    expect(await live.sweep()).toEqual({ gone: [] });
   });
 
   it('reports the users a heartbeat made present that Redis did not know of, and only those', async () => {
