@@ -1,5 +1,5 @@
-import { availableParallelism } from 'node:os';
 import { InvalidConfigurationError, validateEnvironment } from './env.validation';
+import { usableCores } from './usable-cores';
 
 /** setTimeout's largest delay; above it Node fires after 1 ms. */
 const NODE_TIMER_LIMIT_MS = 2 ** 31 - 1;
@@ -171,7 +171,7 @@ describe('REDIS_COMMAND_TIMEOUT_MS', () => {
 describe('password hashing threads', () => {
   it('keeps a core for the event loop by default, and at least one thread', () => {
     const threads = validateEnvironment({}).PASSWORD_HASH_THREADS;
-    expect(threads).toBe(Math.min(4, Math.max(1, availableParallelism() - 1)));
+    expect(threads).toBe(Math.min(4, Math.max(1, usableCores() - 1)));
   });
 
   it.each([

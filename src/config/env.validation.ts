@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   isFQDN,
@@ -21,6 +20,7 @@ import {
 import { parseDuration, parseRate } from './duration';
 import { parseCorsOrigins } from './cors-origins';
 import { parseTrustProxy } from './trust-proxy';
+import { usableCores } from './usable-cores';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '@app/contract/limits';
 
@@ -269,12 +269,12 @@ export class EnvironmentVariables {
   @Max(15)
   BCRYPT_ROUNDS = 12;
 
-  /** Threads that hash passwords: all but one core, so that the event loop keeps one. */
+  /** Threads that hash passwords: all usable cores but one, so that the event loop keeps one. */
   @Transform(toInt)
   @IsInt()
   @Min(1)
   @Max(64)
-  PASSWORD_HASH_THREADS = Math.min(4, Math.max(1, availableParallelism() - 1));
+  PASSWORD_HASH_THREADS = Math.min(4, Math.max(1, usableCores() - 1));
 
   @Transform(toInt)
   @IsInt()
