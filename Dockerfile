@@ -25,6 +25,9 @@ RUN apt-get update \
 
 # Dependencies first, so that this layer is cached until the lockfile changes.
 # `npm ci` applies patches/ to node_modules (postinstall), so they come with it.
+# The npm of the image (10) ignores package.json's allowScripts, which keeps
+# swagger-ui-dist's analytics script from reporting the build; this does.
+ENV SCARF_ANALYTICS=false
 COPY package.json package-lock.json ./
 COPY patches ./patches
 RUN npm ci
