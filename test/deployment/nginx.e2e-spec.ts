@@ -28,20 +28,23 @@ describeWithNginx('deploy/nginx.conf', () => {
     });
     afterAll(() => proxy?.stop());
 
-    it('tells a browser EventSource to come back, as a stream, since it stops for good on a status', async () => {
-      const response = await fetch(`${proxy.url}/api/events?token=t`, {
-        headers: { Accept: 'text/event-stream' },
-      });
-      expect(response.status).toBe(200);
-      expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
-      expect(response.headers.get('cache-control')).toBe('no-cache');
-      const text = await response.text();
-      expect(text).toMatch(/^retry: (\d+)\nevent: refused\ndata: (.*)\n\n$/);
-      const [, retryMs, data] = /^retry: (\d+)\nevent: refused\ndata: (.*)\n\n$/.exec(text)!;
-      expect(Number(retryMs)).toBeGreaterThanOrEqual(5000);
-      expect(Number(retryMs)).toBeLessThanOrEqual(9500);
-      expect(JSON.parse(data)).toEqual(UNAVAILABLE);
-    });
+    it.each(['/api/events', '/api/events/', '/api/rooms/r/events/'])(
+      'tells a browser EventSource on %s to come back, as a stream, since it stops for good on a status',
+      async (path) => {
+        const response = await fetch(`${proxy.url}${path}?token=t`, {
+          headers: { Accept: 'text/event-stream' },
+        });
+        expect(response.status).toBe(200);
+        expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+        expect(response.headers.get('cache-control')).toBe('no-cache');
+        const text = await response.text();
+        expect(text).toMatch(/^retry: (\d+)\nevent: refused\ndata: (.*)\n\n$/);
+        const [, retryMs, data] = /^retry: (\d+)\nevent: refused\ndata: (.*)\n\n$/.exec(text)!;
+        expect(Number(retryMs)).toBeGreaterThanOrEqual(5000);
+        expect(Number(retryMs)).toBeLessThanOrEqual(9500);
+        expect(JSON.parse(data)).toEqual(UNAVAILABLE);
+      },
+    );
 
     it('spreads the wait of EventSources refused together', async () => {
       const waits = await Promise.all(
