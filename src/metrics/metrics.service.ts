@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Transport } from './transport';
 
 /**
  * The app's own Prometheus registry (not the global one, so that several
@@ -93,6 +94,11 @@ export class MetricsService {
       register: this.registry,
       eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS,
     });
+    // A series for every live transport from the start: a dashboard or alert reads 0, not "no data".
+    for (const transport of [Transport.SocketIo, Transport.Ws, Transport.Sse])
+      this.connections.set({ transport }, 0);
+    this.roomsWithMembers.set(0);
+    this.presenceEntries.set(0);
   }
 
   /** Records the delay of an ack for `event`, from `receivedAt` (`performance.now()`) until now. */

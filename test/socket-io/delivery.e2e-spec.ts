@@ -20,7 +20,7 @@ import {
   socketPool,
   type ClientSocket,
 } from '../support/sockets';
-import { metricValue } from '../support/metrics';
+import { metricValue, requiredSeries } from '../support/metrics';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const seqs = (messages: MessageJson[]) => messages.map((message) => message.seq);
@@ -251,14 +251,14 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
     });
   });
 
-  it('leaves the gauges where they started after 1000 connect/join/disconnect cycles', async () => {
+  it('leaves the gauges where they started after 1000 connect/join/disconnect cycles, /ws ones too', async () => {
     const room = await createRoom(t.url, owner);
     const gauges = async () => {
       const text = await (await fetch(`${t.url}/metrics`)).text();
-      const read = (name: string) =>
-        Number(new RegExp(`^${name}(\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[2] ?? 0);
+      const read = (series: string) => requiredSeries(text, series);
       return {
-        connections: read('realtime_connections'),
+        socketIo: read('realtime_connections{transport="socket.io"}'),
+        ws: read('realtime_connections{transport="ws"}'),
         rooms: read('realtime_rooms_with_members'),
         presence: read('realtime_presence_entries'),
       };
@@ -269,7 +269,13 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
       await emitOk(socket, 'chat:join', room.id);
       socket.close();
     };
+    const rawCycle = async () => {
+      const client = await RawClient.connect(t.url, owner.token);
+      await client.request({ type: 'join', room: room.id }, 'joined');
+      client.close();
+    };
     for (let batch = 0; batch < 100; batch += 1) await Promise.all(range(1, 10).map(cycle));
+    for (let batch = 0; batch < 20; batch += 1) await Promise.all(range(1, 10).map(rawCycle));
     await eventually(async () => JSON.stringify(await gauges()) === JSON.stringify(before), 10_000);
     const presence = await emitOk<{ users: unknown[] }>(await connect(owner), 'room:presence', {
       roomId: room.id,
