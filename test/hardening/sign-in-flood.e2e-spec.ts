@@ -27,7 +27,10 @@ describe('a burst of sign-ins beyond what the hashing threads can queue', () => 
     );
     const answers = await Promise.all(logins);
 
+    // One hashing and two waiting when the burst arrives; each answered one makes room again.
     const refused = answers.filter((answer) => answer.status === 503);
+    const others = answers.filter((answer) => answer.status !== 503);
+    expect(others.length).toBeGreaterThanOrEqual(3);
     expect(refused.length).toBeGreaterThan(0);
     for (const answer of refused) {
       expect(answer.body).toEqual({
@@ -37,7 +40,6 @@ describe('a burst of sign-ins beyond what the hashing threads can queue', () => 
       });
       expect(answer.headers['retry-after']).toBe('1');
     }
-    const others = answers.filter((answer) => answer.status !== 503);
     expect(others.map((answer) => answer.body.code)).toEqual(others.map(() => 'UNAUTHORIZED'));
 
     await request(t.url)
