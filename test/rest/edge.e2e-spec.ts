@@ -139,6 +139,19 @@ describe.each(databaseKinds())('REST edge: errors, docs, health, metrics (%s)', 
     });
   });
 
+  it('reads a body just under 1 MiB: its fields are judged, not its size', async () => {
+    const body = JSON.stringify({ username: 'big', password: 'x'.repeat(1024 * 1024 - 1024) });
+    const response = await request(t.url)
+      .post('/api/auth/register')
+      .set('Content-Type', 'application/json')
+      .send(body)
+      .expect(400);
+    expect(response.body).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      details: [expect.objectContaining({ field: 'password' })],
+    });
+  });
+
   /** By fetch: superagent would serialise a Buffer sent as JSON. */
   const postLogin = async (headers: Record<string, string>, body: Buffer | string) => {
     const response = await fetch(`${t.url}/api/auth/login`, {
