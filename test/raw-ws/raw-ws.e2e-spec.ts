@@ -660,10 +660,14 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       ).toHaveLength(1);
     });
 
-    it('keeps a peer that answers pings', async () => {
+    it('keeps a peer that answers pings, ping after ping', async () => {
       const client = await raw(ada);
-      await sleep(2_500);
+      let pings = 0;
+      client.socket.on('ping', () => (pings += 1));
+      // Past several termination checks, not only the first.
+      await eventually(() => pings >= 4, 10_000);
       expect(client.socket.readyState).toBe(WebSocket.OPEN);
+      await client.request({ type: 'ping' }, 'pong');
     });
 
     it('shares the per-user message budget with Socket.IO', async () => {
