@@ -3,6 +3,7 @@ import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MessageJson } from '@app/contract/models';
+import request from 'supertest';
 import { createRoom, registerUser } from '../support/api';
 import { spawnService, waitUntilReady, type ServiceProcess } from '../support/service-process';
 import { connectSocket, emitOk, eventually, sleep, type ClientSocket } from '../support/sockets';
@@ -15,6 +16,8 @@ function rssBytes(pid: number): number {
 }
 
 interface FloodReport {
+  /** sends of the flooding user the server stored and acknowledged */
+  accepted: number;
   /** RATE_LIMITED answers to the flooding user */
   limited: number;
   /** times the server cut the flooding connection off */
@@ -54,6 +57,9 @@ function countBy(values: string[]): Record<string, number> {
   return counts;
 }
 
+/** Messages a user may send a minute: the floods end well within one. */
+const MESSAGE_BUDGET = 600;
+
 /** Between the victim's probes during the floods, besides the 20 ms each takes. */
 const PROBE_PAUSE_MS = 80;
 
@@ -70,7 +76,7 @@ describe('floods against the service process', () => {
       PORT: String(port),
       SQLITE_PATH: join(dir, 'app.sqlite'),
       // The victim probes all along the floods; the attacker sends thousands a second.
-      RATE_LIMIT_CHAT_MESSAGE: '600/60s',
+      RATE_LIMIT_CHAT_MESSAGE: `${MESSAGE_BUDGET}/60s`,
       RATE_LIMIT_CONNECTIONS_PER_IP: '200/60s',
       MAX_PACKETS_PER_SECOND: '100',
     });
@@ -85,6 +91,8 @@ describe('floods against the service process', () => {
     const url = `http://127.0.0.1:${port}`;
     const [victim, attacker] = await Promise.all([registerUser(url), registerUser(url)]);
     const room = await createRoom(url, victim);
+    // The attacker floods a room of its own, where what gets through is stored.
+    const floodedRoom = await createRoom(url, attacker);
     const victimSocket = await connectSocket(url, victim.token);
     await ackLatencies(victimSocket, room.id, 3);
     const quiet = median(await ackLatencies(victimSocket, room.id, 8));
@@ -93,7 +101,7 @@ describe('floods against the service process', () => {
 
     const flooder = fork(
       join(__dirname, '..', 'support', 'flood-client.js'),
-      [url, attacker.token, room.id],
+      [url, attacker.token, floodedRoom.id],
       { stdio: 'ignore' },
     );
     const messages: unknown[] = [];
@@ -126,12 +134,24 @@ describe('floods against the service process', () => {
     }
     console.log(`floods: ${JSON.stringify(report)}`);
     expect(report.crashed).toBeUndefined();
-    const { limited, cutOff, refusedConnections, httpAnswers, bombClose, malformedClosed } = report;
+    const { accepted, limited, cutOff, refusedConnections, httpAnswers, bombClose } = report;
+    const { malformedClosed } = report;
     // Each session that sent malformed packets was closed by the server.
     expect(malformedClosed).toBe(10);
 
-    // Refused event by event, or cut off for flooding packets: either way it was stopped.
+    // Refused event by event, or cut off for flooding packets: either way it was stopped,
+    // and no more got through than the budget.
     expect(limited + cutOff).toBeGreaterThan(0);
+    expect(accepted).toBeGreaterThan(0);
+    expect(accepted).toBeLessThanOrEqual(MESSAGE_BUDGET);
+    // Seqs are gapless from 1: the room's last is how many were stored, also the sends
+    // whose acks the cut connections never read.
+    const { body: flooded } = await request(url)
+      .get(`/api/rooms/${floodedRoom.id}`)
+      .set('Authorization', `Bearer ${attacker.token}`)
+      .expect(200);
+    expect(flooded.lastSeq).toBeGreaterThanOrEqual(accepted);
+    expect(flooded.lastSeq).toBeLessThanOrEqual(MESSAGE_BUDGET);
     expect(refusedConnections).toBeGreaterThan(0);
     // 431, or the connection cut while the client is still writing its headers.
     expect(httpAnswers).toEqual([
