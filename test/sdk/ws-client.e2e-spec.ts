@@ -131,13 +131,36 @@ describe('WsClient against the real /ws endpoint', () => {
   });
 
   it('keeps a silent link alive with probes the server answers with pong, and still reports later errors', async () => {
-    const instance = client(() => ada.token, { heartbeat: { idleMs: 300, timeoutMs: 2_000 } });
+    const frameTypes: string[] = [];
+    /** The client's socket, telling the frames of each kind it sends and receives. */
+    class Recording extends WebSocket {
+      constructor(address: string) {
+        super(address);
+        this.on('message', (data: Buffer) =>
+          frameTypes.push(`in:${JSON.parse(data.toString()).type}`),
+        );
+      }
+      override send(data: string): void {
+        frameTypes.push(`out:${JSON.parse(data).type}`);
+        super.send(data);
+      }
+    }
+    const instance = client(() => ada.token, {
+      heartbeat: { idleMs: 300, timeoutMs: 2_000 },
+      WebSocket: Recording as unknown as typeof WebSocket,
+    });
     const errors = record(instance, 'error');
     instance.connect();
     await waitForStatus(instance, 'connected');
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     expect(instance.state.status).toBe('connected');
     expect(errors).toEqual([]);
+    // Probed again and again on the silent link, each probe answered.
+    const probes = frameTypes.filter((type) => type === 'out:ping').length;
+    expect(probes).toBeGreaterThanOrEqual(3);
+    expect(frameTypes.filter((type) => type === 'in:pong').length).toBeGreaterThanOrEqual(
+      probes - 1,
+    );
 
     instance.broadcast('not-a-room', { cursor: 1 });
     await waitFor('the refusal of the broadcast', () => errors.length === 1, 5_000);
