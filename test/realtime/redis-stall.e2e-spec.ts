@@ -242,9 +242,10 @@ describe('Redis connections that go silent without closing', () => {
     proxy.stall();
     try {
       await eventually(async () => (await ready()) === 503, 10_000);
-      // Connections made anew were accepted, and are stuck in their setup for the silence allowed.
+      // Connections made anew were accepted, and are stuck in their setup for the silence allowed;
+      // found silent too, they are made anew once more.
       await eventually(() => proxy.opened >= before + 2, 10_000);
-      await sleep(1_500 + 500);
+      await eventually(() => proxy.opened >= before + 4, 10_000);
     } finally {
       proxy.resume();
     }
