@@ -16,6 +16,7 @@ import {
   uniqueUsername,
   type TestUser,
 } from '../support/api';
+import { MAX_SHOWN_MESSAGES } from '../../web/src/limits';
 import { runsUnderCi } from '../support/ci';
 import { REPO_ROOT } from '../support/service-process';
 import { fullHistory, RestartableService, waitFor } from '../sdk/sdk-harness';
@@ -398,7 +399,10 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.waitForSelector(`${messageWithText('dan is here')}.mine`);
     restOfBurstAnswered.open();
     await page.waitForSelector(`#message-list .message[data-seq="${TRUNCATED_JOIN + 10}"]`);
-    expect(await seqsShown(page)).toEqual(range(1, TRUNCATED_JOIN + 11));
+    // In seq order; past the page's limit the oldest were let go, to be paged in again.
+    const newest = TRUNCATED_JOIN + 11;
+    expect(await seqsShown(page)).toEqual(range(newest - MAX_SHOWN_MESSAGES + 1, newest));
+    await page.waitForSelector('#load-older', { state: 'visible' });
   });
 
   it('shows the room clicked last when rooms are clicked in quick succession', async () => {

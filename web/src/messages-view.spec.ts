@@ -1,22 +1,15 @@
 /** @jest-environment jsdom */
 import { beforeEach, describe, expect, it } from '@jest/globals';
 import type { MessageJson } from '../../client/src';
-import { MAX_SHOWN_MESSAGES, MessagesView } from './messages-view';
+import { storedMessage } from '../../client/src/test-fixtures';
+import { MAX_SHOWN_MESSAGES } from './limits';
+import { MessagesView } from './messages-view';
 
 const ROOM = '0190b0b0-0000-7000-8000-0000000000aa';
 
+/** A stored message of another user, numbered `seq`. */
 function message(seq: number, overrides: Partial<MessageJson> = {}): MessageJson {
-  return {
-    id: `0190b0b0-0000-7000-8000-${String(seq).padStart(12, '0')}`,
-    roomId: ROOM,
-    seq,
-    userId: '0190b0b0-0000-7000-8000-0000000000ff',
-    username: 'bob',
-    text: `message ${seq}`,
-    clientMsgId: null,
-    createdAt: new Date(0).toISOString(),
-    ...overrides,
-  };
+  return { ...storedMessage(ROOM, seq), username: 'bob', ...overrides };
 }
 
 const range = (from: number, to: number) =>

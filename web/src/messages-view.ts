@@ -1,17 +1,11 @@
 import { extractMentions, type MessageJson } from '../../client/src';
 import { element, formatTime } from './dom';
+import { MAX_SHOWN_MESSAGES } from './limits';
 
 /** Whether `text` mentions `@username`, read exactly as the service reads it to notify. */
 export function mentions(text: string, username: string): boolean {
   return extractMentions(text).includes(username.toLowerCase());
 }
-
-/**
- * Messages kept on screen while the reader follows the newest: a tab left
- * open on a busy room would otherwise hold every message it ever saw. Those
- * let go come back as an older page when the reader scrolls up to them.
- */
-export const MAX_SHOWN_MESSAGES = 1_000;
 
 /**
  * The conversation: stored messages in seq order, older pages prepended
