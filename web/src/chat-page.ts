@@ -249,8 +249,8 @@ export class ChatPage {
     try {
       const page = await this.rest.history(room.id, { before, limit: HISTORY_PAGE });
       if (this.shown !== shown) return;
-      this.messages.prepend([...page.items].reverse());
-      this.loadOlder.hidden = page.nextCursor === null;
+      if (this.messages.prepend([...page.items].reverse(), before))
+        this.loadOlder.hidden = page.nextCursor === null;
     } catch (error) {
       if (this.shown === shown) this.notice(`Could not load older messages: ${errorText(error)}`);
     } finally {

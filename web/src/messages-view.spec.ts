@@ -79,6 +79,27 @@ describe('MessagesView', () => {
     expect(list.children).toHaveLength(MAX_SHOWN_MESSAGES + 50);
   });
 
+  it('drops an older page whose boundary moved while it was on its way', () => {
+    view.prepend(range(500, 1_499));
+    const before = view.olderPagesBefore;
+    view.append(message(1_500));
+    expect(view.olderPagesBefore).toBe(501);
+    expect(view.prepend(range(450, 499), before)).toBe(false);
+    expect(shownSeqs()[0]).toBe(501);
+    expect(view.prepend(range(451, 500), view.olderPagesBefore)).toBe(true);
+    expect(shownSeqs().slice(0, 2)).toEqual([451, 452]);
+  });
+
+  it('keeps the pages’ boundary when the oldest shown left is one of the user’s own', () => {
+    view.confirm(message(10, { username: 'ada' }));
+    view.confirm(message(11, { username: 'ada' }));
+    view.prepend(range(22, 71));
+    expect(view.olderPagesBefore).toBe(22);
+    for (const each of range(72, 71 + MAX_SHOWN_MESSAGES - 51)) view.append(each);
+    expect(shownSeqs()[0]).toBe(11);
+    expect(view.olderPagesBefore).toBe(22);
+  });
+
   it('keeps every message while the reader is scrolled up among them', () => {
     view.prepend(range(1, MAX_SHOWN_MESSAGES));
     scrolledUp();

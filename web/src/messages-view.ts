@@ -49,12 +49,17 @@ export class MessagesView {
    * pending is stored. All go before what is shown, but for one of the
    * user's own acknowledged while the page was on its way, which may be
    * older than some of them: then each goes in its place by seq.
+   *
+   * A page fetched `before` a boundary that has moved meanwhile (messages let
+   * go of as newer ones came) is dropped, and false returned: shown, it would
+   * leave a hole between it and what is shown now.
    */
-  prepend(messages: readonly MessageJson[]): void {
+  prepend(messages: readonly MessageJson[], before?: number): boolean {
+    if (before !== undefined && before !== this.pagedBack) return false;
     if (messages.length > 0) this.pagedBack = Math.min(this.pagedBack ?? Infinity, messages[0].seq);
     for (const message of messages) this.settlePending(message);
     const fresh = messages.filter((m) => !this.seqs.has(m.seq));
-    if (fresh.length === 0) return;
+    if (fresh.length === 0) return true;
     const heightBefore = this.scroller.scrollHeight;
     const oldestShown = this.oldest;
     if (oldestShown === undefined || fresh.every((m) => m.seq < oldestShown)) {
@@ -63,6 +68,7 @@ export class MessagesView {
       for (const m of fresh) this.list.insertBefore(this.render(m), this.firstItemAfter(m.seq));
     }
     this.scroller.scrollTop += this.scroller.scrollHeight - heightBefore;
+    return true;
   }
 
   /**
@@ -139,7 +145,9 @@ export class MessagesView {
       oldest.remove();
     }
     const first = Number((this.list.firstElementChild as HTMLElement).dataset.seq);
-    this.oldest = this.pagedBack = first;
+    this.oldest = first;
+    // Not back to one of the user's own, older than the first page: the pages end where they did.
+    this.pagedBack = Math.max(this.pagedBack ?? first, first);
     this.letGo();
   }
 
