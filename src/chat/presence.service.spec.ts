@@ -195,4 +195,92 @@ describe('PresenceService', () => {
       expect(unheard).toEqual([]);
     });
   });
+
+  describe('a leave made while Redis was away', () => {
+    const heartbeat = () => jest.advanceTimersByTimeAsync(10_000);
+    let store: LocalPresenceStore;
+    let unheard: unknown[];
+
+    /** A store whose next `failingLeaves` leaves fail, as a Redis away would. */
+    const withStore = (failingLeaves: number) => {
+      store = new LocalPresenceStore();
+      const leave = store.leave.bind(store);
+      let failures = failingLeaves;
+      Object.assign(store, {
+        leave: (...args: Parameters<typeof leave>) =>
+          failures-- > 0 ? Promise.reject(new Error('Redis is down')) : leave(...args),
+      });
+      create(store);
+      unheard = [];
+      presence.whenLeaveUnheard((event) => unheard.push(event));
+      presence.onModuleInit();
+    };
+
+    beforeEach(() => jest.useFakeTimers());
+    afterEach(async () => {
+      await presence.onApplicationShutdown();
+      jest.useRealTimers();
+    });
+
+    it('is announced to the other nodes once the store drops the entry left behind, once only', async () => {
+      withStore(1);
+      await presence.enter('r', ada, 'c1');
+      expect((await presence.leave('r', ada, 'c1')).changed).toBe(true);
+      expect(await store.users('r')).toEqual([ada]);
+
+      await heartbeat();
+      await heartbeat();
+      expect(unheard).toEqual([{ roomId: 'r', user: ada }]);
+      expect(await store.users('r')).toEqual([]);
+    });
+
+    it('is not announced while the user is in the room through another node', async () => {
+      withStore(1);
+      await presence.enter('r', ada, 'c1');
+      await store.enter('r', ada, 'on-another-node');
+      await presence.leave('r', ada, 'c1');
+
+      await heartbeat();
+      expect(unheard).toEqual([]);
+      expect(await store.users('r')).toEqual([ada]);
+    });
+
+    it('is announced when the store lost the entry with its data, and lists the user nowhere', async () => {
+      withStore(0);
+      await presence.enter('r', ada, 'c1');
+      let lost = true;
+      Object.assign(store, {
+        leave: () =>
+          lost ? Promise.reject(new Error('Redis is down')) : Promise.resolve(undefined),
+      });
+      await presence.leave('r', ada, 'c1');
+      // Redis came back empty: the entry vanished, and nobody lists ada.
+      lost = false;
+      Object.assign(store, { users: () => Promise.resolve([]) });
+
+      await heartbeat();
+      expect(unheard).toEqual([{ roomId: 'r', user: ada }]);
+    });
+
+    it('is forgotten once the connection is back in the room', async () => {
+      withStore(1);
+      await presence.enter('r', ada, 'c1');
+      await presence.leave('r', ada, 'c1');
+      await presence.enter('r', ada, 'c1');
+
+      await heartbeat();
+      expect(unheard).toEqual([]);
+    });
+
+    it('waits for the next heartbeat when the store fails it again', async () => {
+      withStore(2);
+      await presence.enter('r', ada, 'c1');
+      await presence.leave('r', ada, 'c1');
+
+      await heartbeat();
+      expect(unheard).toEqual([]);
+      await heartbeat();
+      expect(unheard).toEqual([{ roomId: 'r', user: ada }]);
+    });
+  });
 });
