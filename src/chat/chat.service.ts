@@ -63,19 +63,16 @@ export class ChatService {
     presence.whenExpired(({ roomId, user }) => this.delivery.userLeft(roomId, user));
     presence.whenReturned(({ roomId, user }) => this.delivery.userJoined(roomId, user));
     presence.whenJoinUnheard(({ roomId, user }) => this.delivery.userJoinedElsewhere(roomId, user));
-    presence.whenLeaveUnheard(({ roomId, user }) => this.delivery.userLeftElsewhere(roomId, user));
-    delivery.filterArrivals((arrived) => !this.lateNewsOfSomeoneHere(arrived));
+    delivery.filterArrivals((arrived) => !this.joinHeardHere(arrived));
   }
 
   /**
-   * Another node's late announcement of a join or leave made while Redis was
-   * away, of a user in the room on this node: of a join, this node's
-   * connections were told when the user joined here; of a leave, the user
-   * is here still.
+   * Another node's late announcement of a join made while Redis was away,
+   * of a user who joined the room on this node too meanwhile: this node's
+   * connections were told then.
    */
-  private lateNewsOfSomeoneHere({ elsewhereOnly, event, payload }: Delivery): boolean {
-    const late = event === ServerEvent.UserJoined || event === ServerEvent.UserLeft;
-    if (!elsewhereOnly || !late) return false;
+  private joinHeardHere({ elsewhereOnly, event, payload }: Delivery): boolean {
+    if (!elsewhereOnly || event !== ServerEvent.UserJoined) return false;
     const { roomId, user } = payload as RoomUserEvent;
     return this.presence.isHere(roomId, user.id);
   }

@@ -38,18 +38,11 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
    * store having failed: with Redis away, no other node heard of them.
    */
   private readonly joinsUnheard = new Set<string>();
-  /**
-   * `roomId|connectionId` of leaves announced from this node's count alone,
-   * the store having failed: the others did not hear of them, and the
-   * entry may still be in the store.
-   */
-  private readonly leavesUnheard = new Map<string, Entry>();
   private entryCount = 0;
   private timer?: NodeJS.Timeout;
   private onExpiry: PresenceHandler = () => undefined;
   private onReturn: PresenceHandler = () => undefined;
   private onJoinUnheard: PresenceHandler = () => undefined;
-  private onLeaveUnheard: PresenceHandler = () => undefined;
 
   constructor(
     private readonly store: PresenceStore,
@@ -93,16 +86,6 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     this.onJoinUnheard = handler;
   }
 
-  /**
-   * Called for leaves of this node that the store missed (Redis was away), and
-   * the other nodes with it, once the store is back and the user has no entry
-   * left in the room: the others are to hear of them now; this node's
-   * connections did then.
-   */
-  whenLeaveUnheard(handler: PresenceHandler): void {
-    this.onLeaveUnheard = handler;
-  }
-
   async enter(
     roomId: string,
     user: UserSummaryJson,
@@ -126,10 +109,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   ): Promise<PresenceChange> {
     const lastHere = this.removeLocal(roomId, user, connectionId);
     if (lastHere === undefined) return { roomId, user, changed: false };
-    const changed = await this.track(this.store.leave(roomId, user, connectionId), lastHere, () => {
-      if (lastHere)
-        this.leavesUnheard.set(entryKey(roomId, connectionId), { roomId, user, connectionId });
-    });
+    const changed = await this.track(this.store.leave(roomId, user, connectionId), lastHere);
     return { roomId, user, changed };
   }
 
@@ -192,8 +172,6 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     const entry = users.get(user.id) ?? { user, connections: new Set<string>() };
     users.set(user.id, entry);
     const first = entry.connections.size === 0;
-    // In again: its entry is the store's again, and its join tells who needs to know.
-    this.leavesUnheard.delete(entryKey(roomId, connectionId));
     if (!entry.connections.has(connectionId)) this.entryCount += 1;
     entry.connections.add(connectionId);
     let rooms = this.roomsByConnection.get(connectionId);
@@ -239,7 +217,6 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
       for (const returned of back) this.onReturn(returned);
       this.announceUnheardJoins(added, !error);
       if (error) throw error;
-      await this.announceUnheardLeaves();
       const swept = await this.store.sweep();
       for (const expired of swept.gone) this.onExpiry(expired);
       if (swept.error) throw swept.error;
@@ -260,24 +237,8 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     if (complete) this.joinsUnheard.clear();
   }
 
-  /**
-   * Leaves the store missed are made again now that it answers: the user's
-   * last entry gone, or none found (the store lost its data) and the user
-   * listed nowhere, the other nodes hear of the leave. One that fails again
-   * waits for the next heartbeat.
-   */
-  private async announceUnheardLeaves(): Promise<void> {
-    for (const [key, { roomId, user, connectionId }] of this.leavesUnheard) {
-      const last = await this.store.leave(roomId, user, connectionId);
-      const gone =
-        last ?? !(await this.store.users(roomId)).some((present) => present.id === user.id);
-      this.leavesUnheard.delete(key);
-      if (gone && !this.isHere(roomId, user.id)) this.onLeaveUnheard({ roomId, user });
-    }
-  }
-
   private localEntries() {
-    const entries: Entry[] = [];
+    const entries: Array<{ roomId: string; user: UserSummaryJson; connectionId: string }> = [];
     for (const [roomId, users] of this.local) {
       for (const { user, connections } of users.values()) {
         for (const connectionId of connections) entries.push({ roomId, user, connectionId });
@@ -294,14 +255,4 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
 
 function presenceKey(roomId: string, userId: string): string {
   return `${roomId}|${userId}`;
-}
-
-function entryKey(roomId: string, connectionId: string): string {
-  return `${roomId}|${connectionId}`;
-}
-
-interface Entry {
-  roomId: string;
-  user: UserSummaryJson;
-  connectionId: string;
 }

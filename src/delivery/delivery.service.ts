@@ -295,15 +295,6 @@ export class DeliveryService {
     });
   }
 
-  userLeftElsewhere(roomId: string, user: UserSummaryJson): void {
-    this.publish({
-      channel: roomNames.chat(roomId),
-      event: ServerEvent.UserLeft,
-      payload: { roomId, user },
-      elsewhereOnly: true,
-    });
-  }
-
   broadcast(roomId: string, payload: unknown, from: UserSummaryJson, connectionId: string): void {
     this.publish({
       channel: roomNames.chat(roomId),
