@@ -75,7 +75,7 @@ export class PasswordThreads {
     await Promise.all(workers.map((worker) => worker.terminate()));
   }
 
-  /** Tasks waiting, for metrics and tests. */
+  /** Tasks waiting for a thread. Refusals show in the HTTP metrics, as 503s of the auth routes. */
   get queued(): number {
     return this.waiting.length;
   }

@@ -97,8 +97,6 @@ export class MetricsService {
     // A series for every live transport from the start: a dashboard or alert reads 0, not "no data".
     for (const transport of [Transport.SocketIo, Transport.Ws, Transport.Sse])
       this.connections.set({ transport }, 0);
-    this.roomsWithMembers.set(0);
-    this.presenceEntries.set(0);
   }
 
   /** Records the delay of an ack for `event`, from `receivedAt` (`performance.now()`) until now. */
