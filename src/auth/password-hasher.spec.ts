@@ -1,16 +1,23 @@
 import type { ConfigService } from '@nestjs/config';
 import type { AllConfig } from '@app/config/app-config';
+import { MetricsService } from '@app/metrics/metrics.service';
 import { PasswordHasher } from './password-hasher';
 
 const made: PasswordHasher[] = [];
 
+/** The value of one unlabelled series in a `/metrics` text. */
+function seriesValue(text: string, name: string): number {
+  const line = text.split('\n').find((entry) => entry.startsWith(`${name} `));
+  return Number(line?.split(' ')[1]);
+}
+
 /** A hasher at `rounds`, with one hashing thread; closed after the suite. */
-function hasherAt(rounds: number): PasswordHasher {
+function hasherAt(rounds: number, metrics = new MetricsService()): PasswordHasher {
   const settings = { bcryptRounds: rounds, hashThreads: 1, hashQueueLimit: 100 };
   const config = {
     get: (key: string) => (key === 'auth' ? settings : settings.bcryptRounds),
   } as unknown as ConfigService<AllConfig, true>;
-  const hasher = new PasswordHasher(config);
+  const hasher = new PasswordHasher(config, metrics);
   made.push(hasher);
   return hasher;
 }
@@ -60,5 +67,23 @@ describe('PasswordHasher', () => {
     await expect(atEight.verify('the-password', cheap)).resolves.toBe(true);
     await expect(atEight.verify('wrong', await atEight.hash('right-one'))).resolves.toBe(false);
     expect(spent).toHaveBeenCalledTimes(1);
+  });
+
+  it('shows its threads at work and the tasks waiting for them in the metrics', async () => {
+    const metrics = new MetricsService();
+    const slow = hasherAt(11, metrics);
+    const gauges = async () => {
+      const text = await metrics.render();
+      return [
+        seriesValue(text, 'auth_password_threads_busy'),
+        seriesValue(text, 'auth_password_tasks_waiting'),
+      ];
+    };
+
+    // Settled whatever the checks find: a hash left failing after the suite would end the run.
+    const hashed = Promise.allSettled([slow.hash('first'), slow.hash('second')]);
+    expect(await gauges()).toEqual([1, 1]);
+    expect((await hashed).map((each) => each.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(await gauges()).toEqual([0, 0]);
   });
 });

@@ -3,6 +3,7 @@ import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nest
 import { ConfigService } from '@nestjs/config';
 import bcrypt from 'bcryptjs';
 import type { AllConfig } from '@app/config/app-config';
+import { MetricsService } from '@app/metrics/metrics.service';
 import { PasswordThreads } from './password-threads';
 
 /**
@@ -19,9 +20,15 @@ export class PasswordHasher implements OnModuleInit, OnApplicationShutdown {
   private dummyHash: Promise<string> | undefined;
   private readonly threads: PasswordThreads;
 
-  constructor(private readonly config: ConfigService<AllConfig, true>) {
+  constructor(
+    private readonly config: ConfigService<AllConfig, true>,
+    metrics: MetricsService,
+  ) {
     const { hashThreads, hashQueueLimit } = config.get('auth', { infer: true });
-    this.threads = new PasswordThreads(hashThreads, hashQueueLimit);
+    this.threads = new PasswordThreads(hashThreads, hashQueueLimit, () =>
+      metrics.passwordTasksRefused.inc(),
+    );
+    metrics.watchPasswordThreads(this.threads);
   }
 
   /**

@@ -35,14 +35,17 @@ describe('PasswordThreads', () => {
   });
 
   it('refuses at once, with UNAVAILABLE and a retry hint, what the full queue cannot take', async () => {
-    threads = new PasswordThreads(1, 2);
+    const onRefused = jest.fn();
+    threads = new PasswordThreads(1, 2, onRefused);
     const task = { kind: 'hash', input: 'secret', rounds: SLOW_ROUNDS } as const;
     const accepted = [threads.run(task), threads.run(task), threads.run(task)];
-    expect(threads.queued).toBe(2);
+    expect({ queued: threads.queued, working: threads.working }).toEqual({ queued: 2, working: 1 });
+    expect(onRefused).not.toHaveBeenCalled();
     const refused = await threads.run(task).catch(refusal);
     expect(refused).toEqual({ code: ErrorCode.Unavailable, retryAfter: 1 });
+    expect(onRefused).toHaveBeenCalledTimes(1);
     expect(await Promise.all(accepted)).toHaveLength(3);
-    expect(threads.queued).toBe(0);
+    expect({ queued: threads.queued, working: threads.working }).toEqual({ queued: 0, working: 0 });
   });
 
   it('fails the task of a thread that errs or dies, and goes on with another thread', async () => {

@@ -53,14 +53,17 @@ export class PasswordThreads {
   constructor(
     private readonly threads: number,
     private readonly queueLimit: number,
+    private readonly onRefused: () => void = () => undefined,
   ) {}
 
   run(task: PasswordTask): Promise<string | boolean> {
     if (this.closed) return Promise.reject(AppException.unavailable('Shutting down'));
-    if (this.waiting.length >= this.queueLimit)
+    if (this.waiting.length >= this.queueLimit) {
+      this.onRefused();
       return Promise.reject(
         AppException.unavailable('Too many sign-ins at once: retry shortly', RETRY_AFTER_SECONDS),
       );
+    }
     return new Promise((resolve, reject) => {
       this.waiting.push({ task, resolve, reject });
       this.dispatch();
@@ -75,9 +78,14 @@ export class PasswordThreads {
     await Promise.all(workers.map((worker) => worker.terminate()));
   }
 
-  /** Tasks waiting for a thread. Refusals show in the HTTP metrics, as 503s of the auth routes. */
+  /** Tasks waiting for a thread. */
   get queued(): number {
     return this.waiting.length;
+  }
+
+  /** Threads hashing or checking a password now. */
+  get working(): number {
+    return this.busy.size;
   }
 
   private dispatch(): void {

@@ -14,6 +14,11 @@ import { Transport } from './transport';
  */
 const EVENT_LOOP_SAMPLE_MS = 50;
 
+interface PasswordThreadsState {
+  readonly queued: number;
+  readonly working: number;
+}
+
 @Injectable()
 export class MetricsService {
   readonly registry = new Registry();
@@ -78,6 +83,29 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  /** Read at each scrape, see `watchPasswordThreads`. */
+  private passwordThreads: PasswordThreadsState = { queued: 0, working: 0 };
+
+  readonly passwordTasksWaiting: Gauge = new Gauge({
+    name: 'auth_password_tasks_waiting',
+    help: 'Password hashes and checks waiting for a hashing thread',
+    registers: [this.registry],
+    collect: () => this.passwordTasksWaiting.set(this.passwordThreads.queued),
+  });
+
+  readonly passwordThreadsBusy: Gauge = new Gauge({
+    name: 'auth_password_threads_busy',
+    help: 'Hashing threads at work, of PASSWORD_HASH_THREADS',
+    registers: [this.registry],
+    collect: () => this.passwordThreadsBusy.set(this.passwordThreads.working),
+  });
+
+  readonly passwordTasksRefused = new Counter({
+    name: 'auth_password_tasks_refused_total',
+    help: 'Sign-ins and registrations refused because PASSWORD_HASH_QUEUE_LIMIT tasks already waited',
+    registers: [this.registry],
+  });
+
   readonly ackDuration = new Histogram({
     name: 'realtime_ack_duration_seconds',
     help: 'Time from receiving a live event to acknowledging it',
@@ -107,6 +135,11 @@ export class MetricsService {
       this.ackSeries.set(event, series);
     }
     series.observe((performance.now() - receivedAt) / 1000);
+  }
+
+  /** The hashing threads whose queue and work the `auth_password_*` gauges show. */
+  watchPasswordThreads(threads: PasswordThreadsState): void {
+    this.passwordThreads = threads;
   }
 
   render(): Promise<string> {

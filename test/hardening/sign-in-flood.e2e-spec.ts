@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { registerUser, TEST_PASSWORD, uniqueUsername } from '../support/api';
+import { requiredSeries } from '../support/metrics';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 /** One thread, two waiting: the rest of a burst finds the queue full. */
@@ -41,6 +42,12 @@ describe('a burst of sign-ins beyond what the hashing threads can queue', () => 
       expect(answer.headers['retry-after']).toBe('1');
     }
     expect(others.map((answer) => answer.body.code)).toEqual(others.map(() => 'UNAUTHORIZED'));
+
+    // What an operator sizing PASSWORD_HASH_THREADS reads: the refusals, and a pool idle again.
+    const metrics = (await request(t.url).get('/metrics').expect(200)).text;
+    expect(requiredSeries(metrics, 'auth_password_tasks_refused_total')).toBe(refused.length);
+    expect(requiredSeries(metrics, 'auth_password_tasks_waiting')).toBe(0);
+    expect(requiredSeries(metrics, 'auth_password_threads_busy')).toBe(0);
 
     await request(t.url)
       .post('/api/auth/login')
