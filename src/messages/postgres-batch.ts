@@ -1,7 +1,6 @@
 import { isUniqueViolation } from '@app/database/database-errors';
 import type { PreparedStatement, TransactionRunner } from '@app/database/transaction-runner';
 import {
-  assignSeqs,
   byIdempotencyKey,
   freshOf,
   keyedItems,
@@ -20,8 +19,9 @@ const MAX_ATTEMPTS = 3;
 
 /**
  * One statement, one round trip: it locks the rooms' rows in id order (so
- * that concurrent batches on other nodes cannot deadlock), advances their
- * last seqs and inserts the messages, committing alone. The clientMsgId check
+ * that concurrent batches on other nodes cannot deadlock), refuses the
+ * messages of senders no longer members of a private room, advances the
+ * rooms' last seqs and inserts the rest, committing alone. The clientMsgId check
  * before it takes no lock: a retry racing in from another node meanwhile
  * fails the insert on the unique index, and the next attempt finds it.
  */
@@ -37,11 +37,8 @@ export async function writeOnPostgres(
       const fresh = freshOf(planned);
       if (fresh.messages.length > 0) {
         signal?.throwIfAborted();
-        const advanced = await advanceAndInsert(transactions, fresh);
-        const before = new Map(
-          [...advanced].map(([roomId, lastSeq]) => [roomId, lastSeq - fresh.perRoom.get(roomId)!]),
-        );
-        assignSeqs(fresh, before);
+        const seqs = await advanceAndInsert(transactions, fresh);
+        for (const message of fresh.messages) message.seq = seqs.get(message.id) ?? 0;
       }
       return planned.map(outcomeOf);
     } catch (error) {
@@ -81,36 +78,48 @@ WITH input AS (
   SELECT * FROM json_to_recordset($1::json)
     AS i(id uuid, room_id uuid, ordinal int, user_id uuid, username varchar, text text,
          client_msg_id varchar, created_at timestamptz)
-), counts AS (
-  SELECT room_id, count(*)::int AS n FROM input GROUP BY room_id
 ), locked AS (
   -- NO KEY: serializes the room's batches, not the foreign-key checks of new members.
-  SELECT rooms.id FROM rooms JOIN counts ON counts.room_id = rooms.id
+  SELECT rooms.id, rooms.is_private FROM rooms
+  WHERE rooms.id IN (SELECT room_id FROM input)
   ORDER BY rooms.id FOR NO KEY UPDATE OF rooms
+), allowed AS (
+  -- Judged under the room's lock, which removals take too. A locking read of the
+  -- membership skips one a removal committed while this statement waited for the
+  -- lock; a plain read would still see it in the statement's snapshot.
+  SELECT i.*, row_number() OVER (PARTITION BY i.room_id ORDER BY i.ordinal)::int AS place
+  FROM input i JOIN locked l ON l.id = i.room_id
+  WHERE NOT l.is_private OR EXISTS (
+    SELECT 1 FROM room_members m
+    WHERE m.room_id = l.id AND m.user_id = i.user_id
+    FOR KEY SHARE OF m)
+), counts AS (
+  SELECT room_id, count(*)::int AS n FROM allowed GROUP BY room_id
 ), advanced AS (
   UPDATE rooms SET last_seq = rooms.last_seq + counts.n
-  FROM locked JOIN counts ON counts.room_id = locked.id
-  WHERE rooms.id = locked.id
+  FROM counts WHERE rooms.id = counts.room_id
   RETURNING rooms.id, rooms.last_seq
-), inserted AS (
-  INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at)
-  SELECT i.id, i.room_id, a.last_seq - c.n + i.ordinal, i.user_id, i.username, i.text,
-         i.client_msg_id, i.created_at
-  FROM input i JOIN counts c ON c.room_id = i.room_id JOIN advanced a ON a.id = i.room_id
 )
-SELECT id, last_seq FROM advanced`,
+INSERT INTO messages (id, room_id, seq, user_id, username, text, client_msg_id, created_at)
+SELECT a.id, a.room_id, v.last_seq - c.n + a.place, a.user_id, a.username, a.text,
+       a.client_msg_id, a.created_at
+FROM allowed a JOIN counts c ON c.room_id = a.room_id JOIN advanced v ON v.id = a.room_id
+RETURNING id, seq`,
 };
 
-/** The rooms' last seqs after the batch; a room missing from it does not exist. */
+/**
+ * The seqs of the messages stored; one missing was refused: its room does not
+ * exist, or is private and its sender no longer a member.
+ */
 async function advanceAndInsert(
   transactions: TransactionRunner,
   fresh: Fresh,
 ): Promise<Map<string, number>> {
-  const rows = await transactions.executePrepared<{ id: string; last_seq: number | string }>(
+  const rows = await transactions.executePrepared<{ id: string; seq: number | string }>(
     ADVANCE_AND_INSERT,
     [JSON.stringify(fresh.messages.map((message, i) => inputRow(message, fresh.ordinals[i])))],
   );
-  return new Map(rows.map((row) => [row.id, Number(row.last_seq)]));
+  return new Map(rows.map((row) => [row.id, Number(row.seq)]));
 }
 
 /**

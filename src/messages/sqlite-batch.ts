@@ -12,6 +12,7 @@ import {
   type BatchOutcome,
   type Fresh,
   type MessageRow,
+  type Planned,
 } from './batch-plan';
 import type { Message } from './message.entity';
 
@@ -21,6 +22,7 @@ type SqliteMessageRow = Omit<MessageRow, 'created_at'> & { created_at: string };
 /** The batch's statements, prepared once on the connection. */
 interface Statements {
   findStored: Statement<[string, string, string], SqliteMessageRow>;
+  access: Statement<[string, string], { is_private: number; member: number }>;
   advance: Statement<[number, string], { last_seq: number }>;
   insert: Statement<[string, string, number, string, string, string, string | null, string]>;
 }
@@ -34,6 +36,11 @@ function statementsOf(db: Database): Statements {
       findStored: db.prepare(
         `SELECT id, room_id, seq, user_id, username, text, client_msg_id, created_at FROM messages
          WHERE room_id = ? AND user_id = ? AND client_msg_id = ?`,
+      ),
+      access: db.prepare(
+        `SELECT r.is_private,
+                EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = ?) AS member
+         FROM rooms r WHERE r.id = ?`,
       ),
       advance: db.prepare(
         'UPDATE rooms SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq',
@@ -57,6 +64,26 @@ function storedOnSqlite({ findStored }: Statements, items: AppendMessage[]): Mes
     const row = findStored.get(item.roomId, item.userId, item.clientMsgId!);
     if (!row) return [];
     return [messageOfRow({ ...row, created_at: fromSqliteTime(row.created_at) })];
+  });
+}
+
+/**
+ * The batch without the new messages of senders who may no longer post: the
+ * room is gone, or private and they are not members any more (removed since
+ * their send was let in). Those keep seq 0 and are refused.
+ */
+function withoutOutsiders({ access }: Statements, planned: Planned[]): Planned[] {
+  const verdicts = new Map<string, boolean>();
+  return planned.filter(({ message, created }) => {
+    if (!created) return true;
+    const key = `${message.roomId}\u0000${message.userId}`;
+    let allowed = verdicts.get(key);
+    if (allowed === undefined) {
+      const room = access.get(message.userId, message.roomId);
+      allowed = room !== undefined && (room.is_private === 0 || room.member === 1);
+      verdicts.set(key, allowed);
+    }
+    return allowed;
   });
 }
 
@@ -87,7 +114,8 @@ function insertAll({ insert }: Statements, fresh: Fresh, before: Map<string, num
 
 /**
  * In one transaction that SQLite runs alone, start to end without yielding:
- * read the originals of retries, advance the rooms' last seqs, insert.
+ * read the originals of retries, refuse senders no longer members of a
+ * private room, advance the rooms' last seqs, insert.
  */
 export function writeOnSqlite(
   transactions: TransactionRunner,
@@ -99,7 +127,7 @@ export function writeOnSqlite(
     signal?.throwIfAborted();
     const statements = statementsOf(db);
     const planned = plan(items, byIdempotencyKey(storedOnSqlite(statements, items)));
-    const fresh = freshOf(planned);
+    const fresh = freshOf(withoutOutsiders(statements, planned));
     if (fresh.messages.length > 0) insertAll(statements, fresh, advanceRooms(statements, fresh));
     return planned.map(outcomeOf);
   });

@@ -4,7 +4,14 @@ import type { RawEnvironment } from '@app/config/env.validation';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import * as batches from '@app/messages/message-batch';
 import { MAX_BATCH, MAX_WAITING_MESSAGES, MessageStore } from '@app/messages/message-store.service';
-import { createRoom, postMessage, registerUser, type TestUser } from '../support/api';
+import {
+  addMember,
+  createRoom,
+  postMessage,
+  registerUser,
+  removeMember,
+  type TestUser,
+} from '../support/api';
 import { createTestDatabase, databaseKinds, withPostgres } from '../support/databases';
 import { holdNextCall } from '../support/hold';
 import { sleep } from '../support/sockets';
@@ -140,6 +147,39 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
       status: 'fulfilled',
       value: { created: true, message: { seq: 2 } },
     });
+  });
+
+  it('refuses in a batch the messages of a sender no longer a member of a private room, the rest gapless', async () => {
+    const [owner, former, passer] = await Promise.all([1, 2, 3].map(() => registerUser(t.url)));
+    const room = await createRoom(t.url, owner, { isPrivate: true });
+    const open = await createRoom(t.url, owner);
+    await addMember(t.url, owner, room.id, former.id);
+    await removeMember(t.url, owner, room.id, former.id);
+    const store = t.app.get(MessageStore);
+    const append = (user: TestUser, roomId: string, clientMsgId?: string) =>
+      store.append({ roomId, userId: user.id, username: user.username, text: 'x', clientMsgId });
+
+    // One turn of the event loop: one batch, judged message by message.
+    const outcomes = await Promise.allSettled([
+      append(owner, room.id),
+      append(former, room.id, 'again'),
+      append(owner, room.id),
+      append(former, room.id, 'again'),
+      append(passer, open.id),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+    ]);
+    expect(outcomes[1]).toMatchObject({ reason: { code: 'NOT_FOUND', message: 'Room not found' } });
+    const seqs = outcomes.map((outcome) =>
+      outcome.status === 'fulfilled' ? outcome.value.message.seq : undefined,
+    );
+    expect(seqs).toEqual([1, undefined, 2, undefined, 1]);
+    expect((await append(owner, room.id)).message.seq).toBe(3);
   });
 
   it('writes a failed batch again message by message: only the bad one fails, seqs stay gapless', async () => {
