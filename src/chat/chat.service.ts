@@ -178,8 +178,9 @@ export class ChatService {
     if (!room.isPrivate) await this.rooms.addMember(room.id, connection.user.id);
     assertOpen(connection);
     this.live.track(room.id, room.lastSeq);
+    const wasIn = this.presence.roomsOf(connection.id).has(room.id);
     const change = await this.presence.enter(room.id, summary(connection.user), connection.id);
-    await this.confirmOrLeave(connection, admission, change.changed);
+    await this.confirmOrLeave(connection, admission, { broughtIn: change.changed, wasIn });
     if (change.changed) this.delivery.userJoined(room.id, change.user, connection.id);
     // Closed meanwhile: the close's cleanup has taken its presence out again.
     assertOpen(connection);
@@ -191,17 +192,20 @@ export class ChatService {
    * this join brought in was never announced, so their leaving is not
    * either; one announced by another of their connections is. The join of
    * a public room made them a member, which the removal may have undone or
-   * not: they can join again.
+   * not: they can join again. A join refused for another reason (it took too
+   * long) leaves a connection that was in the room before it as it was:
+   * taken out of presence alone, it would still get the room's messages.
    */
   private async confirmOrLeave(
     connection: Connection,
     admission: Admission,
-    broughtIn: boolean,
+    { broughtIn, wasIn }: { broughtIn: boolean; wasIn: boolean },
   ): Promise<void> {
     try {
       admission.confirm();
       if (admission.removedMeanwhile()) throw removedWhileJoining();
     } catch (error) {
+      if (wasIn && !admission.removedMeanwhile()) throw error;
       const id = admission.room.id;
       const change = await this.presence.leave(id, summary(connection.user), connection.id);
       this.afterLeaving(broughtIn ? { ...change, changed: false } : change);

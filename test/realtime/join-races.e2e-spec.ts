@@ -1,6 +1,7 @@
 import { ChatService } from '@app/chat/chat.service';
 import { LiveDelivery } from '@app/chat/live-delivery';
 import { PresenceService } from '@app/chat/presence.service';
+import { AppException } from '@app/common/errors/app.exception';
 import type { JoinResult } from '@app/contract/socket-events';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
@@ -203,6 +204,71 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     expect(memberGets).toEqual([]);
     // Never in, the member was never announced: neither joining nor leaving.
     expect(announced).toEqual({ joined: [], left: [] });
+  });
+
+  describe('a rejoin refused for taking too long, of a connection in the room all along', () => {
+    /** The next join is refused as one that opened too late to be sure of the removals it missed. */
+    const refuseNextAdmissionAsLate = () => {
+      const rooms = t.app.get(RoomsService);
+      const admit = rooms.admit.bind(rooms);
+      jest.spyOn(rooms, 'admit').mockImplementationOnce(async (userId, roomId) => ({
+        ...(await admit(userId, roomId)),
+        confirm: () => {
+          throw AppException.unavailable('Opening took too long: try again');
+        },
+      }));
+    };
+
+    it('leaves a Socket.IO socket in the room and its presence, as it was', async () => {
+      const member = await registerUser(t.url);
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      await addMember(t.url, owner, room.id, member.id);
+      const socket = await sockets.connect(member);
+      await emitOk(socket, 'chat:join', room.id);
+      const ownerSocket = await sockets.connect(owner);
+      await emitOk(ownerSocket, 'chat:join', room.id);
+      const left = collect(ownerSocket, 'chat:userLeft');
+
+      refuseNextAdmissionAsLate();
+      expect(await emitAck(socket, 'chat:join', { roomId: room.id })).toMatchObject({
+        ok: false,
+        error: { code: 'UNAVAILABLE' },
+      });
+
+      expect(await presentIds(room.id)).toContain(member.id);
+      expect(await emitAck(socket, 'chat:typing', { roomId: room.id })).toEqual({
+        ok: true,
+        data: {},
+      });
+      expect(await getsMessagesOf(socket, room.id)).toBe(true);
+      expect(left).toEqual([]);
+    });
+
+    it('leaves a /ws connection in the room and its presence, as it was', async () => {
+      const member = await registerUser(t.url);
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      await addMember(t.url, owner, room.id, member.id);
+      const client = await RawClient.connect(t.url, member.token);
+      try {
+        await client.request({ type: 'join', room: room.id }, 'joined');
+        refuseNextAdmissionAsLate();
+        expect(await client.request({ type: 'join', room: room.id }, 'joined')).toMatchObject({
+          type: 'error',
+          code: 'UNAVAILABLE',
+        });
+
+        expect(await presentIds(room.id)).toContain(member.id);
+        await postMessage(t.url, owner, room.id, 'still here');
+        const frame = await client.next((next) => next.type === 'chat:message');
+        expect(frame.message).toMatchObject({ text: 'still here' });
+        expect(await client.request({ type: 'leave', room: room.id }, 'left')).toEqual({
+          type: 'left',
+          room: room.id,
+        });
+      } finally {
+        client.close();
+      }
+    });
   });
 
   it('resumes a rejoin whose since is past the room’s last seq from the room’s end', async () => {
