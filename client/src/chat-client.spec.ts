@@ -73,7 +73,13 @@ class FakeChatServer {
         ack?.(
           this.refusals.shift() ?? {
             ok: true,
-            data: { room: room(join.roomId), members: [], missed: [], truncated: false },
+            data: {
+              room: room(join.roomId),
+              members: [],
+              membersTruncated: false,
+              missed: [],
+              truncated: false,
+            },
           },
         );
       });

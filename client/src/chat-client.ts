@@ -59,6 +59,8 @@ export interface ChatClientOptions {
 export interface JoinedEvent {
   room: RoomJson;
   members: UserSummaryJson[];
+  /** More members than `members` holds: the rest by `RestClient.listMembers`. */
+  membersTruncated: boolean;
 }
 
 export interface ChatClientEvents {
@@ -361,7 +363,11 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   private joined(room: JoinedRoom, result: JoinResult): void {
     room.rejoin.reset();
     room.internalErrors = 0;
-    this.emit('joined', { room: result.room, members: result.members });
+    this.emit('joined', {
+      room: result.room,
+      members: result.members,
+      membersTruncated: result.membersTruncated,
+    });
     room.firstJoin.resolve(result);
     this.track(
       room.feed.endSync({

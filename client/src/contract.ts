@@ -4,6 +4,7 @@
  */
 export { ClientEvent, ServerEvent, NotificationType } from '../../src/contract/events';
 export type {
+  MemberJson,
   MessageJson,
   NotificationJson,
   RoomJson,

@@ -1,5 +1,5 @@
 import type { TokenProvider } from './connection-state';
-import type { ErrorBody, MessageJson, RoomJson } from './contract';
+import type { ErrorBody, MemberJson, MessageJson, RoomJson } from './contract';
 import type { AccessTokenJson, PageJson, UserJson } from '../../src/contract/models';
 import { ChatError, clientError, isErrorBody } from './errors';
 import { withTimeout } from './time-limit';
@@ -95,6 +95,14 @@ export class RestClient {
 
   getRoom(roomId: string): Promise<RoomJson> {
     return this.request('GET', `/rooms/${encodeURIComponent(roomId)}`);
+  }
+
+  /** The room's members by id; a join's `members` are the first of them (see `membersTruncated`). */
+  listMembers(
+    roomId: string,
+    query: { limit?: number; cursor?: string } = {},
+  ): Promise<PageJson<MemberJson, string>> {
+    return this.request('GET', `/rooms/${encodeURIComponent(roomId)}/members`, { query });
   }
 
   /** `signal` aborts the request, for a caller that stops waiting (a feed closed). */

@@ -20,6 +20,15 @@ import { PresenceService, type PresenceChange } from './presence.service';
 export const MAX_MISSED_ON_JOIN = 1000;
 
 /**
+ * At most this many members come with a join (with `membersTruncated`), the
+ * rest by `GET /api/rooms/:id/members`: a public room's members only grow
+ * (a join makes its user one), and a list of all of them in every join's
+ * answer would cost each join a read of them all, and a client on a slow
+ * link its connection, dropped as a slow consumer.
+ */
+export const MAX_MEMBERS_ON_JOIN = 1000;
+
+/**
  * ...and at most this share of SLOW_CONSUMER_LIMIT_BYTES, as JSON, together
  * with the room's members: the join's answer waits in the connection's
  * outgoing data while the client reads it, and a thousand long messages
@@ -91,8 +100,8 @@ export class ChatService {
   ): Promise<JoinResult> {
     const room = await this.enter(connection, roomId);
     const lastSeq = subscribe(room.id) ?? this.liveFrom(room);
-    const [members, missed] = await Promise.all([
-      this.rooms.listMembers(room.id),
+    const [memberPage, missed] = await Promise.all([
+      this.rooms.listMembers(room.id, MAX_MEMBERS_ON_JOIN),
       since === undefined
         ? undefined
         : this.messages.page(room.id, {
@@ -100,6 +109,7 @@ export class ChatService {
             limit: MAX_MISSED_ON_JOIN,
           }),
     ]);
+    const members = memberPage.items.map(({ id, username }) => ({ id, username }));
     const found = missed?.items ?? [];
     // The members go in the same answer: a large room's leave the missed messages less room.
     const budget = found.length > 0 ? this.missedBytes() - jsonBytes(members) : 0;
@@ -107,6 +117,7 @@ export class ChatService {
     return {
       room: { ...RoomView.from(room), lastSeq },
       members,
+      membersTruncated: memberPage.nextCursor !== null,
       missed: sent,
       truncated: missed?.nextCursor != null || sent.length < found.length,
     };

@@ -13,6 +13,12 @@ export interface RoomJson {
   lastSeq: number;
 }
 
+/** A room's membership, as listed (`GET /api/rooms/:id/members`) and as added. */
+export interface MemberJson extends UserSummaryJson {
+  roomId: string;
+  joinedAt: string;
+}
+
 export interface MessageJson {
   id: string;
   roomId: string;

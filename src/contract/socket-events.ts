@@ -12,7 +12,9 @@ export interface JoinPayload {
 
 export interface JoinResult {
   room: RoomJson;
+  /** The first members in the order of their ids; the rest, past `membersTruncated`, by REST. */
   members: UserSummaryJson[];
+  membersTruncated: boolean;
   missed: MessageJson[];
   truncated: boolean;
 }

@@ -1,4 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
+import { fromSqliteTime, toSqliteTime } from '@app/database/sqlite-time';
 import type { TransactionRunner } from '@app/database/transaction-runner';
 import {
   assignSeqs,
@@ -54,10 +55,6 @@ function statementsOf(db: Database): Statements {
   }
   return statements;
 }
-
-/** SQLite's own text for an instant, as the ORM writes and reads it: UTC, a space, milliseconds. */
-const toSqliteTime = (date: Date) => date.toISOString().replace('T', ' ').slice(0, -1);
-const fromSqliteTime = (text: string) => new Date(`${text.replace(' ', 'T')}Z`);
 
 function storedOnSqlite({ findStored }: Statements, items: AppendMessage[]): Message[] {
   return keyedItems(items).flatMap((item) => {

@@ -8,7 +8,7 @@ import type { NotificationJson, UserSummaryJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 import { DeliveryEffectKind, DeliveryService, type Delivery } from '@app/delivery/delivery.service';
 import { UsersService } from '@app/users/users.service';
-import { MemberView, RoomView } from './dto/room.view';
+import { memberViewOf, MemberPage, MemberView, RoomView } from './dto/room.view';
 import type { Room } from './room.entity';
 import { RoomsService, type AddAuthorization } from './rooms.service';
 
@@ -96,11 +96,16 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
         by: { id: actor.id, username: actor.username },
       });
     }
+    return memberViewOf(room.id, { id: user.id, username: user.username, joinedAt });
+  }
+
+  /** A page of the members of a room the caller may see, in the order of their ids. */
+  async list(actor: AuthUser, roomId: string, limit: number, cursor?: string): Promise<MemberPage> {
+    const room = await this.rooms.findAccessible(actor.id, roomId);
+    const page = await this.rooms.listMembers(room.id, limit, cursor);
     return {
-      roomId: room.id,
-      id: user.id,
-      username: user.username,
-      joinedAt: joinedAt.toISOString(),
+      items: page.items.map((member) => memberViewOf(room.id, member)),
+      nextCursor: page.nextCursor,
     };
   }
 

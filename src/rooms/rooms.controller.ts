@@ -20,11 +20,11 @@ import type { AuthUser } from '@app/auth/auth-user';
 import { Authenticated } from '@app/auth/authenticated.decorator';
 import { CurrentUser } from '@app/auth/current-user.decorator';
 import { ErrorCode } from '@app/common/errors/error-code';
+import { IdCursorPageQuery } from '@app/common/pagination/page-query.dto';
 import { ApiErrors } from '@app/common/swagger/api-errors.decorator';
 import { AddMemberDto } from './dto/add-member.dto';
 import { CreateRoomDto } from './dto/create-room.dto';
-import { ListRoomsQuery } from './dto/list-rooms.query';
-import { MemberView, RoomPage, RoomView } from './dto/room.view';
+import { MemberPage, MemberView, RoomPage, RoomView } from './dto/room.view';
 import { MembershipService } from './membership.service';
 import { RoomsService } from './rooms.service';
 
@@ -51,7 +51,7 @@ export class RoomsController {
   @Get()
   @ApiOkResponse({ type: RoomPage, description: "Public rooms and the caller's private rooms" })
   @ApiErrors(ErrorCode.ValidationFailed)
-  async list(@CurrentUser() user: AuthUser, @Query() query: ListRoomsQuery): Promise<RoomPage> {
+  async list(@CurrentUser() user: AuthUser, @Query() query: IdCursorPageQuery): Promise<RoomPage> {
     const page = await this.rooms.listVisible(user.id, query.limit, query.cursor);
     return { items: page.items.map((room) => RoomView.from(room)), nextCursor: page.nextCursor };
   }
@@ -62,6 +62,22 @@ export class RoomsController {
   @ApiErrors(ErrorCode.NotFound)
   async get(@CurrentUser() user: AuthUser, @Param('id') id: string): Promise<RoomView> {
     return RoomView.from(await this.rooms.findAccessible(user.id, id));
+  }
+
+  @Get(':id/members')
+  @ApiParam({ name: 'id', format: 'uuid' })
+  @ApiOkResponse({
+    type: MemberPage,
+    description:
+      "The room's members, in the order of their ids. A `chat:join` answers the first 1000 as `members`, with `membersTruncated` when there are more: the rest follow from `cursor` set to the last one's id.",
+  })
+  @ApiErrors(ErrorCode.ValidationFailed, ErrorCode.NotFound)
+  listMembers(
+    @CurrentUser() user: AuthUser,
+    @Param('id') id: string,
+    @Query() query: IdCursorPageQuery,
+  ): Promise<MemberPage> {
+    return this.membership.list(user, id, query.limit, query.cursor);
   }
 
   @Post(':id/members')

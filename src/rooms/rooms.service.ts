@@ -9,6 +9,7 @@ import { SingleFlight } from '@app/common/single-flight';
 import { uuidv7, UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import type { UserSummaryJson } from '@app/contract/models';
 import { isUniqueViolation } from '@app/database/database-errors';
+import { fromSqliteTime } from '@app/database/sqlite-time';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import { User } from '@app/users/user.entity';
 import type { CreateRoomDto } from './dto/create-room.dto';
@@ -43,6 +44,11 @@ export type AddAuthorization = (
   ownerId: string | undefined,
   actorIsMember: () => Promise<boolean>,
 ) => Promise<void>;
+
+/** A member as a listing of the room's members shows them. */
+export interface RoomMemberSummary extends UserSummaryJson {
+  joinedAt: Date;
+}
 
 export interface RoomPageResult {
   items: Room[];
@@ -329,17 +335,36 @@ export class RoomsService {
     return found;
   }
 
-  async listMembers(roomId: string): Promise<UserSummaryJson[]> {
-    const rows = await this.members
+  /**
+   * A page of the room's members (open accounts), in the order of their user
+   * ids, after the id `after`: the primary key's order, so a page of a room
+   * of any size is read from the index without a sort.
+   */
+  async listMembers(
+    roomId: string,
+    limit: number,
+    after?: string,
+  ): Promise<{ items: RoomMemberSummary[]; nextCursor: string | null }> {
+    const query = this.members
       .createQueryBuilder('member')
       .innerJoin(User, 'user', 'user.id = member.userId')
-      .select(['user.id AS id', 'user.username AS username'])
+      .select(['user.id AS id', 'user.username AS username', 'member.joinedAt AS "joinedAt"'])
       .where('member.roomId = :roomId', { roomId })
       .andWhere('user.deletedAt IS NULL')
-      .orderBy('member.joinedAt', 'ASC')
-      .addOrderBy('member.userId', 'ASC')
-      .getRawMany<UserSummaryJson>();
-    return rows.map(({ id, username }) => ({ id, username }));
+      .orderBy('member.userId', 'ASC')
+      .limit(limit + 1);
+    if (after) query.andWhere('member.userId > :after', { after: after.toLowerCase() });
+    const rows = await query.getRawMany<{
+      id: string;
+      username: string;
+      joinedAt: Date | string;
+    }>();
+    const items = rows.slice(0, limit).map(({ id, username, joinedAt }) => ({
+      id,
+      username,
+      joinedAt: typeof joinedAt === 'string' ? fromSqliteTime(joinedAt) : joinedAt,
+    }));
+    return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
   }
 
   /**

@@ -169,6 +169,12 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
       valid: () => ({ before: '5', limit: '10' }),
       query: true,
     },
+    {
+      method: 'get',
+      path: () => `/api/rooms/${roomId}/members`,
+      valid: () => ({ limit: '5', cursor: user.id }),
+      query: true,
+    },
     { method: 'get', path: () => '/api/rooms', valid: () => ({ limit: '5' }), query: true },
     {
       method: 'get',
@@ -385,6 +391,10 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
     [
       'GET /api/rooms/:id/messages',
       () => fc.tuple(segment(() => roomId)).map(([id]) => `/api/rooms/${id}/messages`),
+    ],
+    [
+      'GET /api/rooms/:id/members',
+      () => fc.tuple(segment(() => roomId)).map(([id]) => `/api/rooms/${id}/members`),
     ],
     [
       'DELETE /api/rooms/:id/members/:userId',

@@ -5,13 +5,13 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { LoginDto, RegisterDto } from '@app/auth/dto/credentials.dto';
+import { IdCursorPageQuery } from '@app/common/pagination/page-query.dto';
 import { CHAR_LENGTH } from '@app/common/validators/char-length';
 import { DatabaseModule } from '@app/database/database.module';
 import { HistoryQuery } from '@app/messages/dto/history.query';
 import { MessageBodyDto } from '@app/messages/dto/send-message.dto';
 import { AddMemberDto } from '@app/rooms/dto/add-member.dto';
 import { CreateRoomDto } from '@app/rooms/dto/create-room.dto';
-import { ListRoomsQuery } from '@app/rooms/dto/list-rooms.query';
 import { RoomEventsQuery } from '@app/sse/dto/room-events.query';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { CuttablePostgres } from '../support/cuttable-postgres';
@@ -55,7 +55,8 @@ function validatorsCountingOtherwise(dto: new () => object): string[] {
 
 /** Every DTO a REST route reads from its query, by route as the spec names it. */
 const QUERIES = [
-  ['/api/rooms', ListRoomsQuery],
+  ['/api/rooms', IdCursorPageQuery],
+  ['/api/rooms/{id}/members', IdCursorPageQuery],
   ['/api/rooms/{roomId}/messages', HistoryQuery],
   ['/api/rooms/{id}/events', RoomEventsQuery],
 ] as const;

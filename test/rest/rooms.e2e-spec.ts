@@ -1,15 +1,20 @@
 import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import { DataSource, SelectQueryBuilder, type ObjectLiteral } from 'typeorm';
+import { MAX_MEMBERS_ON_JOIN } from '@app/chat/chat.service';
 import { AppException } from '@app/common/errors/app.exception';
+import { uuidv7 } from '@app/common/ids/uuid-v7';
 import type { NotificationJson } from '@app/contract/models';
+import type { JoinResult } from '@app/contract/socket-events';
 import { RoomMember } from '@app/rooms/room-member.entity';
 import { Room } from '@app/rooms/room.entity';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { TransactionRunner } from '@app/database/transaction-runner';
-import { addMember, createRoom, registerUser, type TestUser } from '../support/api';
+import { User } from '@app/users/user.entity';
+import { addMember, createRoom, registerUser, uniqueUsername, type TestUser } from '../support/api';
 import { databaseKinds, withPostgres } from '../support/databases';
 import { holdNextCall } from '../support/hold';
+import { RestClient } from '../../client/src';
 import { collect, connectSocket, emitOk, eventually, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -222,7 +227,165 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
   });
 
   describe('membership', () => {
-    it('lists members who joined in the same instant in one order on every database', async () => {
+    /** `count` accounts made straight in the database (registering each would hash a password), made members. */
+    async function addManyMembers(roomId: string, count: number): Promise<string[]> {
+      const data = t.app.get(DataSource);
+      const users = Array.from({ length: count }, () => {
+        const username = uniqueUsername('crowd');
+        return {
+          id: uuidv7(),
+          username,
+          usernameKey: username.toLowerCase(),
+          passwordHash: 'not-a-hash',
+          createdAt: new Date(),
+          deletedAt: null,
+        };
+      });
+      for (let start = 0; start < count; start += 100) {
+        const chunk = users.slice(start, start + 100);
+        await data.getRepository(User).insert(chunk);
+        await data
+          .getRepository(RoomMember)
+          .insert(chunk.map((user) => ({ roomId, userId: user.id, joinedAt: new Date() })));
+      }
+      return users.map((user) => user.id);
+    }
+
+    async function memberPages(roomId: string, reader: TestUser, cursor?: string, limit = 200) {
+      const listed: Array<{ id: string }> = [];
+      let next = cursor;
+      do {
+        const query = next === undefined ? { limit } : { limit, cursor: next };
+        const page = await request(t.url)
+          .get(`/api/rooms/${roomId}/members`)
+          .query(query)
+          .set(auth(reader))
+          .expect(200);
+        listed.push(...page.body.items);
+        next = page.body.nextCursor ?? undefined;
+      } while (next !== undefined);
+      return listed;
+    }
+
+    it('answers a join of a crowded room with its first members by id, the rest paged over REST', async () => {
+      const room = await createRoom(t.url, owner);
+      const crowd = await addManyMembers(room.id, MAX_MEMBERS_ON_JOIN + 49);
+      const everyone = [owner.id, ...crowd].sort();
+      const socket = await sockets.connect(other);
+
+      const joined = await emitOk<JoinResult>(socket, 'chat:join', room.id);
+      const members = [...everyone, other.id].sort();
+      expect(joined.members.map((member) => member.id)).toEqual(
+        members.slice(0, MAX_MEMBERS_ON_JOIN),
+      );
+      expect(joined.membersTruncated).toBe(true);
+
+      const rest = await memberPages(room.id, other, joined.members.at(-1)!.id);
+      expect(rest.map((member) => member.id)).toEqual(members.slice(MAX_MEMBERS_ON_JOIN));
+      const all = await memberPages(room.id, other, undefined, 137);
+      expect(all.map((member) => member.id)).toEqual(members);
+      expect(all.find((member) => member.id === owner.id)).toEqual({
+        roomId: room.id,
+        id: owner.id,
+        username: owner.username,
+        joinedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      });
+    });
+
+    if (kind === 'sqlite')
+      it('reads a page of members from the primary key, neither scanning the room nor sorting', async () => {
+        const room = await createRoom(t.url, owner);
+        const pages: Array<[string, unknown[]]> = [];
+        const getRawMany = SelectQueryBuilder.prototype.getRawMany;
+        const spy = jest
+          .spyOn(SelectQueryBuilder.prototype, 'getRawMany')
+          .mockImplementation(function (this: SelectQueryBuilder<ObjectLiteral>) {
+            if (this.expressionMap.mainAlias?.name === 'member')
+              pages.push(this.getQueryAndParameters());
+            return getRawMany.call(this);
+          });
+        try {
+          await request(t.url).get(`/api/rooms/${room.id}/members`).set(auth(owner)).expect(200);
+          await request(t.url)
+            .get(`/api/rooms/${room.id}/members?cursor=${owner.id}`)
+            .set(auth(owner))
+            .expect(200);
+        } finally {
+          spy.mockRestore();
+        }
+
+        expect(pages).toHaveLength(2);
+        for (const [sql, parameters] of pages) {
+          const plan: Array<{ detail: string }> = await t.app
+            .get(DataSource)
+            .query(`EXPLAIN QUERY PLAN ${sql}`, parameters);
+          const steps = plan.map((step) => step.detail);
+          expect(steps.filter((step) => /^SCAN|TEMP B-TREE/.test(step))).toEqual([]);
+        }
+      });
+
+    it('lists the members of a small room in one page, and says a join has them all', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      await addMember(t.url, owner, room.id, other.id);
+      const page = await request(t.url)
+        .get(`/api/rooms/${room.id}/members`)
+        .set(auth(other))
+        .expect(200);
+      expect(page.body).toEqual({
+        items: expect.arrayContaining([
+          expect.objectContaining({ id: owner.id }),
+          expect.objectContaining({ id: other.id }),
+        ]),
+        nextCursor: null,
+      });
+      expect(page.body.items).toHaveLength(2);
+      const joined = await emitOk<JoinResult>(await sockets.connect(other), 'chat:join', room.id);
+      expect(joined.membersTruncated).toBe(false);
+      // The SDK reads the same pages.
+      const rest = new RestClient({ baseUrl: t.url, token: () => other.token });
+      const first = await rest.listMembers(room.id, { limit: 1 });
+      const second = await rest.listMembers(room.id, { limit: 1, cursor: first.nextCursor! });
+      expect([...first.items, ...second.items]).toEqual(page.body.items);
+      expect(second.nextCursor).toBeNull();
+    });
+
+    it('leaves deleted accounts out of the list', async () => {
+      const room = await createRoom(t.url, owner);
+      const leaving = await registerUser(t.url);
+      await addMember(t.url, leaving, room.id, leaving.id);
+      await request(t.url).delete('/api/auth/me').set(auth(leaving)).expect(204);
+      const listed = await memberPages(room.id, owner);
+      expect(listed.map((member) => member.id)).toEqual([owner.id]);
+    });
+
+    it.each([
+      ['a cursor that is not an id', { cursor: 'abc' }],
+      ['a limit over 200', { limit: '201' }],
+      ['a limit of 0', { limit: '0' }],
+    ])('refuses %s with VALIDATION_FAILED', async (_case, query) => {
+      const room = await createRoom(t.url, owner);
+      const response = await request(t.url)
+        .get(`/api/rooms/${room.id}/members`)
+        .query(query)
+        .set(auth(owner))
+        .expect(400);
+      expect(response.body).toEqual({
+        code: 'VALIDATION_FAILED',
+        message: expect.any(String),
+        details: expect.any(Array),
+      });
+    });
+
+    it('answers NOT_FOUND for the members of a private room to anyone not in it', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const response = await request(t.url)
+        .get(`/api/rooms/${room.id}/members`)
+        .set(auth(other))
+        .expect(404);
+      expect(response.body).toEqual({ code: 'NOT_FOUND', message: 'Room not found', details: [] });
+    });
+
+    it('lists members in the order of their ids on every database, also those who joined in one instant', async () => {
       const room = await createRoom(t.url, owner, { isPrivate: true });
       const joiners = await Promise.all([1, 2, 3].map(() => registerUser(t.url)));
       // Added newest account first, so that insertion order is not the answer.
@@ -232,9 +395,9 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .getRepository(RoomMember)
         .update({ roomId: room.id }, { joinedAt: new Date('2026-01-01T00:00:00Z') });
 
-      const members = await t.app.get(RoomsService).listMembers(room.id);
+      const members = await t.app.get(RoomsService).listMembers(room.id, 10);
       const ids = [owner, ...joiners].map((user) => user.id).sort();
-      expect(members.map((member) => member.id)).toEqual(ids);
+      expect(members.items.map((member) => member.id)).toEqual(ids);
     });
 
     it('lets the owner invite to a private room, notifying the invitee once and nobody else', async () => {

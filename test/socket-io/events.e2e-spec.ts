@@ -55,6 +55,7 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
           { id: ada.id, username: ada.username },
           { id: bob.id, username: bob.username },
         ]),
+        membersTruncated: false,
         missed: [],
         truncated: false,
       });

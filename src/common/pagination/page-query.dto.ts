@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsInt, IsOptional, IsUUID, Max, Min } from 'class-validator';
 
 export const MAX_PAGE_SIZE = 200;
 export const DEFAULT_PAGE_SIZE = 50;
@@ -17,4 +17,12 @@ export class LimitQuery {
   @Min(1)
   @Max(MAX_PAGE_SIZE)
   limit: number = DEFAULT_PAGE_SIZE;
+}
+
+/** A page of a listing in the order of ids: the cursor is the last id of the page before. */
+export class IdCursorPageQuery extends LimitQuery {
+  @ApiPropertyOptional({ format: 'uuid', description: 'The `nextCursor` of the previous page' })
+  @IsOptional()
+  @IsUUID('all', { message: 'cursor must be a cursor returned by a previous page' })
+  cursor?: string;
 }

@@ -14,7 +14,7 @@ import { JoinRoomDto } from '@app/chat/dto/join-room.dto';
 import { RoomRefDto } from '@app/chat/dto/room-ref.dto';
 import { SendChatMessageDto } from '@app/chat/dto/send-chat-message.dto';
 import { AppException } from '@app/common/errors/app.exception';
-import { LimitQuery } from '@app/common/pagination/page-query.dto';
+import { IdCursorPageQuery, LimitQuery } from '@app/common/pagination/page-query.dto';
 import { HistoryQuery } from '@app/messages/dto/history.query';
 import { MessageBodyDto } from '@app/messages/dto/send-message.dto';
 import {
@@ -25,7 +25,6 @@ import {
 } from '@app/raw-ws/dto/frames.dto';
 import { AddMemberDto } from '@app/rooms/dto/add-member.dto';
 import { CreateRoomDto } from '@app/rooms/dto/create-room.dto';
-import { ListRoomsQuery } from '@app/rooms/dto/list-rooms.query';
 import { RoomEventsQuery } from '@app/sse/dto/room-events.query';
 import { createValidationPipe, VALIDATION_PIPE_OPTIONS } from './validation.pipe';
 import { validationPlanFor } from './validation-plan';
@@ -46,7 +45,7 @@ const DTOS: Array<[Dto, Record<string, unknown>]> = [
   [AddMemberDto, { userId: ROOM_ID }],
   [LimitQuery, { limit: '20' }],
   [HistoryQuery, { since: '4', limit: '10' }],
-  [ListRoomsQuery, { cursor: ROOM_ID }],
+  [IdCursorPageQuery, { cursor: ROOM_ID }],
   [RoomEventsQuery, { since: '0', token: 'abc' }],
   [FrameTypeDto, { type: 'join' }],
   [PingFrameDto, { type: 'ping' }],

@@ -1,7 +1,8 @@
 import { ApiProperty } from '@nestjs/swagger';
-import type { RoomJson } from '@app/contract/models';
+import type { MemberJson, RoomJson } from '@app/contract/models';
 import { UserSummary } from '@app/users/dto/user.view';
 import type { Room } from '../room.entity';
+import type { RoomMemberSummary } from '../rooms.service';
 
 export class RoomView implements RoomJson {
   @ApiProperty({ format: 'uuid' })
@@ -46,10 +47,31 @@ export class RoomPage {
   nextCursor: string | null;
 }
 
-export class MemberView extends UserSummary {
+export class MemberView extends UserSummary implements MemberJson {
   @ApiProperty({ format: 'uuid' })
   roomId: string;
 
   @ApiProperty({ format: 'date-time' })
   joinedAt: string;
+}
+
+export class MemberPage {
+  @ApiProperty({ type: [MemberView] })
+  items: MemberView[];
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'null exactly when there is nothing more',
+  })
+  nextCursor: string | null;
+}
+
+export function memberViewOf(roomId: string, member: RoomMemberSummary): MemberView {
+  return {
+    roomId,
+    id: member.id,
+    username: member.username,
+    joinedAt: member.joinedAt.toISOString(),
+  };
 }
