@@ -219,11 +219,7 @@ export class ChatGateway
       lastSeq = result.missed.at(-1)?.seq ?? counted;
       return result;
     } finally {
-      // After the ack has gone out (it is sent once this handler's promise settles).
-      if (fenced) {
-        const { roomId: id, fence } = fenced;
-        setImmediate(() => this.socketDelivery.release(socket, id, lastSeq, fence));
-      }
+      if (fenced) this.socketDelivery.releaseAfterAck(socket, fenced.roomId, lastSeq, fenced.fence);
     }
   }
 

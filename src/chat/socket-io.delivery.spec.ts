@@ -136,6 +136,39 @@ describe('SocketIoDelivery', () => {
     expect(socket.emit.mock.calls).toEqual([[ServerEvent.Message, message(4)]]);
   });
 
+  it('sends what an answered join still holds before the next join of the room asks where the socket stands', () => {
+    const rejoining = socket as unknown as AppSocket;
+    live(5);
+    deliveredSeq = 5;
+    // The first join has answered (lastSeq 4); its release waits for the next turn of the loop.
+    socketDelivery.releaseAfterAck(rejoining, ROOM, 4, fence);
+
+    expect(socketDelivery.liveSeqOf(rejoining, ROOM)).toBe(5);
+    const rejoined = socketDelivery.fence(rejoining, ROOM);
+    live(6);
+    deliveredSeq = 6;
+    socketDelivery.release(rejoining, ROOM, 5, rejoined);
+    expect(socket.emit.mock.calls).toEqual([
+      [ServerEvent.Message, message(5)],
+      [ServerEvent.Message, message(6)],
+    ]);
+  });
+
+  it('hands what a fence still holds on to the fence that replaces it', () => {
+    const rejoining = socket as unknown as AppSocket;
+    live(5);
+    const rejoined = socketDelivery.fence(rejoining, ROOM);
+    live(6);
+    deliveredSeq = 6;
+    socketDelivery.release(rejoining, ROOM, 4, fence);
+    expect(socket.emit).not.toHaveBeenCalled();
+    socketDelivery.release(rejoining, ROOM, 4, rejoined);
+    expect(socket.emit.mock.calls).toEqual([
+      [ServerEvent.Message, message(5)],
+      [ServerEvent.Message, message(6)],
+    ]);
+  });
+
   it("applies a delivery's effect to each local socket of its channel, after the event", () => {
     const effect = { kind: DeliveryEffectKind.LeaveRoom, userId: USER, roomId: ROOM } as const;
     listener({

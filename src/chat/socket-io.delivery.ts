@@ -23,6 +23,8 @@ export interface Fence {
   held?: MessageJson[];
   /** The last seq the socket already has. */
   floor: number;
+  /** Where the join's answer left the socket, once known: the fence is released from there. */
+  releaseAt?: number;
 }
 
 export type EffectHandler = (socket: AppSocket, effect: DeliveryEffect) => void;
@@ -61,14 +63,32 @@ export class SocketIoDelivery implements OnApplicationShutdown {
     this.dropAudience?.();
   }
 
-  /** Starts holding back the socket's live messages of the room; `release` takes the fence. */
+  /**
+   * Starts holding back the socket's live messages of the room; `release` takes
+   * the fence. One of an earlier join that is still holding hands its messages
+   * on: replaced, it would never send them.
+   */
   fence(socket: AppSocket, roomId: string): Fence {
     const channel = roomNames.chat(roomId);
+    this.releaseAnswered(socket, roomId);
     const fenced = this.fences.get(channel) ?? new Map<string, Fence>();
-    const fence: Fence = { held: [], floor: Number.POSITIVE_INFINITY };
+    const held = fenced.get(socket.id)?.held ?? [];
+    const fence: Fence = { held, floor: Number.POSITIVE_INFINITY };
     fenced.set(socket.id, fence);
     this.fences.set(channel, fenced);
     return fence;
+  }
+
+  /**
+   * Releases the fence from `lastSeq` once the join's ack has gone out (it is
+   * sent once the handler's promise settles), or earlier, when the next join
+   * of the room asks where the socket stands.
+   */
+  releaseAfterAck(socket: AppSocket, roomId: string, lastSeq: number, fence: Fence): void {
+    fence.releaseAt = lastSeq;
+    setImmediate(() => {
+      if (fence.held) this.release(socket, roomId, lastSeq, fence);
+    });
   }
 
   /**
@@ -96,10 +116,18 @@ export class SocketIoDelivery implements OnApplicationShutdown {
    * having by a join whose fence still skips up to it.
    */
   liveSeqOf(socket: AppSocket, roomId: string): number | undefined {
+    this.releaseAnswered(socket, roomId);
     const delivered = this.live.deliveredSeq(roomId);
     const floor = this.fences.get(roomNames.chat(roomId))?.get(socket.id)?.floor;
     if (floor === undefined || !Number.isFinite(floor)) return delivered;
     return Math.max(delivered ?? floor, floor);
+  }
+
+  /** The fence of a join that has answered, released now rather than on its turn. */
+  private releaseAnswered(socket: AppSocket, roomId: string): void {
+    const fence = this.fences.get(roomNames.chat(roomId))?.get(socket.id);
+    if (fence?.held && fence.releaseAt !== undefined)
+      this.release(socket, roomId, fence.releaseAt, fence);
   }
 
   /** Drops the socket's fences: of one room when it leaves it, of all when it disconnects. */
