@@ -46,6 +46,16 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
     });
     const fetched = await request(t.url).get(`/api/rooms/${room.id}`).set(auth(other)).expect(200);
     expect(fetched.body).toEqual(room);
+    const members = await request(t.url)
+      .get(`/api/rooms/${room.id}/members`)
+      .set(auth(other))
+      .expect(200);
+    expect(members.body).toEqual({
+      items: [
+        { roomId: room.id, id: owner.id, username: owner.username, joinedAt: room.createdAt },
+      ],
+      nextCursor: null,
+    });
   });
 
   it.each([
@@ -535,7 +545,23 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .delete(`/api/rooms/${room.id}/members/${other.id}`)
         .set(auth(other))
         .expect(204);
-      await request(t.url).get(`/api/rooms/${room.id}`).set(auth(other)).expect(404);
+      // Gone from the room for every route a member had, its history and members included.
+      for (const route of ['', '/messages', '/members']) {
+        const response = await request(t.url)
+          .get(`/api/rooms/${room.id}${route}`)
+          .set(auth(other))
+          .expect(404);
+        expect(response.body).toEqual({
+          code: 'NOT_FOUND',
+          message: 'Room not found',
+          details: [],
+        });
+      }
+      await request(t.url)
+        .post(`/api/rooms/${room.id}/messages`)
+        .set(auth(other))
+        .send({ text: 'still here?' })
+        .expect(404);
       await request(t.url)
         .delete(`/api/rooms/${room.id}/members/${third.id}`)
         .set(auth(owner))

@@ -516,6 +516,35 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
   });
 
   describe('chat:leave, chat:typing and room:presence', () => {
+    it('names the room in lower case in answers and events, whatever the case it was sent in', async () => {
+      const room = await createRoom(t.url, ada);
+      const upperCase = room.id.toUpperCase();
+      const watcher = await connect(ada);
+      await emitOk(watcher, 'chat:join', room.id);
+      const events = {
+        joined: nextEvent<UserJoinedEvent>(watcher, 'chat:userJoined'),
+        typing: nextEvent<RoomUserEvent>(watcher, 'chat:typing'),
+        message: nextEvent<MessageJson>(watcher, 'chat:message'),
+        left: nextEvent<RoomUserEvent>(watcher, 'chat:userLeft'),
+      };
+      const socket = await connect(bob);
+
+      const joined = await emitOk<JoinResult>(socket, 'chat:join', { roomId: upperCase });
+      expect(joined.room.id).toBe(room.id);
+      await emitOk(socket, 'chat:typing', { roomId: upperCase });
+      const sent = await emitOk<MessageJson>(socket, 'chat:message', {
+        roomId: upperCase,
+        text: 'hi',
+      });
+      expect(sent.roomId).toBe(room.id);
+      await emitOk(socket, 'chat:leave', { roomId: upperCase });
+
+      expect((await events.joined).roomId).toBe(room.id);
+      expect((await events.typing).roomId).toBe(room.id);
+      expect((await events.message).roomId).toBe(room.id);
+      expect((await events.left).roomId).toBe(room.id);
+    });
+
     it('shows who is here, and tells chat:userLeft only when the last socket of a user leaves', async () => {
       const room = await createRoom(t.url, ada);
       const watcher = await connect(ada);
