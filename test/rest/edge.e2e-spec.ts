@@ -477,6 +477,8 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
           status: 'error',
           checks: { database: { status: 'down' } },
         });
+        // Liveness is the process's alone: no restart for an outage of the database.
+        await request(t.url).get('/health/live').expect(200, { status: 'ok' });
         const unavailable = { code: 'UNAVAILABLE', message: expect.any(String), details: [] };
         const answers = {
           'POST messages': await request(t.url)
