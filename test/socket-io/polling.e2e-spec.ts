@@ -107,4 +107,61 @@ describe('Socket.IO over long-polling, as the seed client connects', () => {
       expect(errors).toEqual([]);
     },
   );
+
+  /**
+   * Engine.IO long-polling by hand, to control when the client asks for
+   * packets: between two polls the server has no request to write to, which
+   * is when a volatile packet is dropped and any other is kept for the next.
+   */
+  class ManualPolling {
+    private constructor(private readonly endpoint: string) {}
+
+    static async open(url: string, token: string): Promise<ManualPolling> {
+      const base = `${url}/socket.io/?EIO=4&transport=polling`;
+      const handshake = await (await fetch(base)).text();
+      const { sid } = JSON.parse(handshake.slice(1)) as { sid: string };
+      const polling = new ManualPolling(`${base}&sid=${sid}`);
+      await polling.send(`40${JSON.stringify({ token })}`);
+      expect((await polling.poll())[0]).toMatch(/^40/);
+      return polling;
+    }
+
+    async send(...packets: string[]): Promise<void> {
+      const response = await fetch(this.endpoint, { method: 'POST', body: packets.join('\x1e') });
+      expect(await response.text()).toBe('ok');
+    }
+
+    /** The packets waiting for this client, as Engine.IO packs them into one answer. */
+    async poll(): Promise<string[]> {
+      return (await (await fetch(this.endpoint)).text()).split('\x1e');
+    }
+
+    close(): Promise<void> {
+      return this.send('1');
+    }
+  }
+
+  it('drops chat:typing for a client that cannot take it now, and keeps messages for it', async () => {
+    const room = await createRoom(t.url, owner);
+    const reader = await registerUser(t.url);
+    const polling = await ManualPolling.open(t.url, reader.token);
+    try {
+      await polling.send(`421${JSON.stringify(['chat:join', room.id])}`);
+      expect((await polling.poll()).some((packet) => packet.startsWith('431'))).toBe(true);
+
+      // No poll pending from here on: the server cannot write to the reader.
+      const typist = await sockets.connect(owner);
+      await emitOk(typist, 'chat:join', room.id);
+      await emitOk(typist, 'chat:typing', { roomId: room.id });
+      await emitOk(typist, 'chat:message', { roomId: room.id, text: 'kept for you' });
+
+      const events = (await polling.poll())
+        .filter((packet) => packet.startsWith('42'))
+        .map((packet) => (JSON.parse(packet.slice(2)) as [string, unknown])[0]);
+      expect(events).toContain('chat:message');
+      expect(events).not.toContain('chat:typing');
+    } finally {
+      await polling.close();
+    }
+  });
 });
