@@ -46,8 +46,21 @@ export class MessagesService {
     private readonly mentionLedger: MentionLedger,
     shutdown: GracefulShutdown,
   ) {
-    // After the sends in flight, which may start more of them.
-    shutdown.register('finish-writes', () => Promise.all(this.notifying).then(() => undefined));
+    // Those of the sends in flight, before the clients they are for are told to go; those of
+    // sends that finish later, before the database closes.
+    shutdown.register('finish-sends', () => this.notificationsOfFinishedSends());
+    shutdown.register('finish-writes', () => this.notificationsUnderWay());
+  }
+
+  private async notificationsOfFinishedSends(): Promise<void> {
+    await this.store.idle();
+    // A finished send starts its notifications once its own continuation has run.
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.notificationsUnderWay();
+  }
+
+  private async notificationsUnderWay(): Promise<void> {
+    await Promise.all(this.notifying);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { createServer, type RequestListener } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import type { MessageJson } from '@app/contract/models';
+import type { MessageJson, NotificationJson } from '@app/contract/models';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
@@ -12,7 +12,7 @@ import { databaseKinds, type DatabaseKind } from '../support/databases';
 import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import { openSse } from '../support/sse';
-import { connectSocket, emitAck, eventually, sleep } from '../support/sockets';
+import { collect, connectSocket, emitAck, eventually, sleep } from '../support/sockets';
 import { TcpProxy } from '../support/tcp-proxy';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -350,7 +350,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
     }
   });
 
-  it('notifies the mentions of its last sends before the database closes', async () => {
+  it('notifies the mentions of its last sends to their connected members before telling clients to go', async () => {
     const t = await startTestApp(kind);
     let stopped = false;
     try {
@@ -359,6 +359,8 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       await addMember(t.url, bob, room.id, bob.id);
       const socket = await connectSocket(t.url, ada.token);
       await emitAck(socket, 'chat:join', { roomId: room.id });
+      const bobSocket = await connectSocket(t.url, bob.token);
+      const bobHeard = collect<NotificationJson>(bobSocket, 'notification');
       const lookup = holdNextCall(t.app.get(UsersService), 'findActiveByUsernames');
       const mentioned = jest.spyOn(t.app.get(DeliveryService), 'mentioned');
       await emitAck(socket, 'chat:message', {
@@ -377,7 +379,15 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
         bob.id,
         expect.objectContaining({ text: `over to you @${bob.username}` }),
       );
+      // On the connection still open: told to go only after it.
+      expect(bobHeard).toEqual([
+        {
+          type: 'mention',
+          message: expect.objectContaining({ text: `over to you @${bob.username}` }),
+        },
+      ]);
       socket.close();
+      bobSocket.close();
     } finally {
       if (!stopped) await t.app.close();
       await t.database.drop();
