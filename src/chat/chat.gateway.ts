@@ -204,15 +204,15 @@ export class ChatGateway
     let lastSeq = since ?? 0;
     try {
       const result = await this.chat.join(connectionOf(socket), roomId, since, (id) => {
-        // In the room all along, and nothing asked again: its live stream goes on from where it
-        // stands, behind the ack as for every join.
-        const stayingAt =
-          since === undefined && socket.rooms.has(roomNames.chat(id))
-            ? this.socketDelivery.liveSeqOf(socket, id)
-            : undefined;
+        // In the room all along: should this join fail, its live stream goes on from where it
+        // stands; and so it does, behind the ack as for every join, when nothing was asked again.
+        const standing = socket.rooms.has(roomNames.chat(id))
+          ? this.socketDelivery.liveSeqOf(socket, id)
+          : undefined;
+        if (standing !== undefined) lastSeq = standing;
         fenced = { roomId: id, fence: this.socketDelivery.fence(socket, id) };
         subscribe(id);
-        return stayingAt;
+        return since === undefined ? standing : undefined;
       });
       const counted =
         since === undefined ? result.room.lastSeq : resumePoint(since, result.room.lastSeq);

@@ -118,7 +118,10 @@ export class SocketIoDelivery implements OnApplicationShutdown {
   liveSeqOf(socket: AppSocket, roomId: string): number | undefined {
     this.releaseAnswered(socket, roomId);
     const delivered = this.live.deliveredSeq(roomId);
-    const floor = this.fences.get(roomNames.chat(roomId))?.get(socket.id)?.floor;
+    const fence = this.fences.get(roomNames.chat(roomId))?.get(socket.id);
+    // Still holding: the socket has what came before the first message held.
+    if (fence?.held?.length) return fence.held[0].seq - 1;
+    const floor = fence?.floor;
     if (floor === undefined || !Number.isFinite(floor)) return delivered;
     return Math.max(delivered ?? floor, floor);
   }

@@ -370,6 +370,27 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
       expect(received.map((message) => message.seq)).toEqual([2]);
     });
 
+    it('does not come live after a rejoin failed, to a socket whose join counted it', async () => {
+      const { room, release } = await roomWithMessageInFlight();
+      const socket = await sockets.connect(await registerUser(t.url));
+      const received = collect<{ seq: number }>(socket, 'chat:message');
+      const joined = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id });
+      expect(joined.room.lastSeq).toBe(1);
+      jest
+        .spyOn(t.app.get(RoomsService), 'listMembers')
+        .mockRejectedValueOnce(new Error('members unreadable'));
+      expect(await emitAck(socket, 'chat:join', { roomId: room.id })).toMatchObject({
+        ok: false,
+        error: { code: 'INTERNAL' },
+      });
+
+      release();
+      const next = nextEvent<{ seq: number }>(socket, 'chat:message');
+      await postMessage(t.url, owner, room.id, 'after');
+      await next;
+      expect(received.map((message) => message.seq)).toEqual([2]);
+    });
+
     it('is counted in a /ws join’s last seq, and does not come again live', async () => {
       const { room, release } = await roomWithMessageInFlight();
       const joiner = await registerUser(t.url);
