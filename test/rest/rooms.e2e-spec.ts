@@ -447,6 +447,50 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       expect([heard[0], heard[2]]).toEqual([[], []]);
     });
 
+    it('invites whom an add whose answer was lost did add, and no one it did not', async () => {
+      const [added, notAdded] = await Promise.all([1, 2].map(() => registerUser(t.url)));
+      const heard = await Promise.all(
+        [added, notAdded].map(async (user) =>
+          collect<NotificationJson>(await sockets.connect(user), 'notification'),
+        ),
+      );
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const rooms = t.app.get(RoomsService);
+      const addMemberAs = rooms.addMemberAs.bind(rooms);
+      const lostAnswer = jest
+        .spyOn(rooms, 'addMemberAs')
+        .mockImplementationOnce(async (...args) => {
+          await addMemberAs(...args);
+          throw new Error('Connection terminated unexpectedly');
+        })
+        .mockImplementationOnce(() =>
+          Promise.reject(new Error('Connection terminated unexpectedly')),
+        );
+      const add = (user: TestUser) =>
+        request(t.url)
+          .post(`/api/rooms/${room.id}/members`)
+          .set(auth(owner))
+          .send({ userId: user.id });
+
+      expect((await add(added)).status).toBe(503);
+      expect((await add(notAdded)).status).toBe(503);
+      lostAnswer.mockRestore();
+
+      await eventually(() => heard[0].length > 0);
+      expect(heard[0]).toEqual([
+        {
+          type: 'room:invited',
+          room: expect.objectContaining({ id: room.id }),
+          by: { id: owner.id, username: owner.username },
+        },
+      ]);
+      // The add done again finds the membership, and invites no one twice.
+      expect((await add(added)).status).toBe(201);
+      await addMember(t.url, owner, room.id, notAdded.id);
+      await eventually(() => heard[1].length > 0);
+      expect(heard.map((notifications) => notifications.length)).toEqual([1, 1]);
+    });
+
     it('forbids a member who is not the owner to add others to a private room', async () => {
       const room = await createRoom(t.url, owner, { isPrivate: true });
       const third = await registerUser(t.url);
