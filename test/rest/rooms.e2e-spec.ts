@@ -26,6 +26,39 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
 
   const sockets = socketPool(() => t.url);
 
+  /** The SQL and parameters of each `method` call on a query of `alias` made during `work`. */
+  async function queriesOf(
+    alias: string,
+    method: 'getMany' | 'getRawMany',
+    work: () => Promise<void>,
+  ): Promise<Array<[string, unknown[]]>> {
+    const queries: Array<[string, unknown[]]> = [];
+    const original = SelectQueryBuilder.prototype[method] as (this: unknown) => Promise<unknown>;
+    const spy = jest.spyOn(SelectQueryBuilder.prototype, method).mockImplementation(function (
+      this: SelectQueryBuilder<ObjectLiteral>,
+    ) {
+      if (this.expressionMap.mainAlias?.name === alias) queries.push(this.getQueryAndParameters());
+      return original.call(this) as never;
+    });
+    try {
+      await work();
+    } finally {
+      spy.mockRestore();
+    }
+    return queries;
+  }
+
+  /** SQLite reads each query from indexes: neither a scan of a table nor a sort. */
+  async function expectReadFromIndexes(queries: Array<[string, unknown[]]>): Promise<void> {
+    for (const [sql, parameters] of queries) {
+      const plan: Array<{ detail: string }> = await t.app
+        .get(DataSource)
+        .query(`EXPLAIN QUERY PLAN ${sql}`, parameters);
+      const steps = plan.map((step) => step.detail);
+      expect(steps.filter((step) => /^SCAN|TEMP B-TREE/.test(step))).toEqual([]);
+    }
+  }
+
   beforeAll(async () => {
     t = await startTestApp(kind);
     owner = await registerUser(t.url);
@@ -195,32 +228,15 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
 
     if (kind === 'sqlite')
       it('reads each page from indexes, neither scanning every room nor sorting', async () => {
-        const pages: Array<[string, unknown[]]> = [];
-        const getMany = SelectQueryBuilder.prototype.getMany;
-        const spy = jest
-          .spyOn(SelectQueryBuilder.prototype, 'getMany')
-          .mockImplementation(function (this: SelectQueryBuilder<ObjectLiteral>) {
-            if (this.expressionMap.mainAlias?.name === 'room')
-              pages.push(this.getQueryAndParameters());
-            return getMany.call(this);
-          });
         const first = await createRoom(t.url, lister, { isPrivate: true });
         await createRoom(t.url, lister);
-        try {
+        const pages = await queriesOf('room', 'getMany', async () => {
           await request(t.url).get('/api/rooms').set(auth(lister)).expect(200);
           await request(t.url).get(`/api/rooms?cursor=${first.id}`).set(auth(lister)).expect(200);
-        } finally {
-          spy.mockRestore();
-        }
+        });
 
         expect(pages).toHaveLength(4);
-        for (const [sql, parameters] of pages) {
-          const plan: Array<{ detail: string }> = await t.app
-            .get(DataSource)
-            .query(`EXPLAIN QUERY PLAN ${sql}`, parameters);
-          const steps = plan.map((step) => step.detail);
-          expect(steps.filter((step) => /^SCAN|TEMP B-TREE/.test(step))).toEqual([]);
-        }
+        await expectReadFromIndexes(pages);
       });
 
     async function listAll(user: TestUser, limit = 2): Promise<string[]> {
@@ -305,33 +321,16 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
     if (kind === 'sqlite')
       it('reads a page of members from the primary key, neither scanning the room nor sorting', async () => {
         const room = await createRoom(t.url, owner);
-        const pages: Array<[string, unknown[]]> = [];
-        const getRawMany = SelectQueryBuilder.prototype.getRawMany;
-        const spy = jest
-          .spyOn(SelectQueryBuilder.prototype, 'getRawMany')
-          .mockImplementation(function (this: SelectQueryBuilder<ObjectLiteral>) {
-            if (this.expressionMap.mainAlias?.name === 'member')
-              pages.push(this.getQueryAndParameters());
-            return getRawMany.call(this);
-          });
-        try {
+        const pages = await queriesOf('member', 'getRawMany', async () => {
           await request(t.url).get(`/api/rooms/${room.id}/members`).set(auth(owner)).expect(200);
           await request(t.url)
             .get(`/api/rooms/${room.id}/members?cursor=${owner.id}`)
             .set(auth(owner))
             .expect(200);
-        } finally {
-          spy.mockRestore();
-        }
+        });
 
         expect(pages).toHaveLength(2);
-        for (const [sql, parameters] of pages) {
-          const plan: Array<{ detail: string }> = await t.app
-            .get(DataSource)
-            .query(`EXPLAIN QUERY PLAN ${sql}`, parameters);
-          const steps = plan.map((step) => step.detail);
-          expect(steps.filter((step) => /^SCAN|TEMP B-TREE/.test(step))).toEqual([]);
-        }
+        await expectReadFromIndexes(pages);
       });
 
     it('lists the members of a small room in one page, and says a join has them all', async () => {

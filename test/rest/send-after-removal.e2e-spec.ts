@@ -59,6 +59,16 @@ describe.each(databaseKinds())('a send let in before its sender was removed (%s)
     return page.body.items.map((message: { text: string }) => message.text);
   }
 
+  /** The send got NOT_FOUND, and the room holds only what `privateRoomWith` put in it, gapless. */
+  async function expectRefusedAndNothingStored(response: request.Response, roomId: string) {
+    expect({ status: response.status, body: response.body }).toEqual({
+      status: 404,
+      body: NOT_FOUND,
+    });
+    expect(await storedTexts(roomId)).toEqual(['welcome', 'thanks']);
+    expect((await postMessage(t.url, owner, roomId, 'next')).seq).toBe(3);
+  }
+
   it('is refused with NOT_FOUND when the removal commits before its write, and takes no seq', async () => {
     const member = await registerUser(t.url);
     const room = await privateRoomWith(member);
@@ -73,13 +83,7 @@ describe.each(databaseKinds())('a send let in before its sender was removed (%s)
     await removeMember(t.url, owner, room.id, member.id);
     writing.release();
 
-    const response = await answer;
-    expect({ status: response.status, body: response.body }).toEqual({
-      status: 404,
-      body: NOT_FOUND,
-    });
-    expect(await storedTexts(room.id)).toEqual(['welcome', 'thanks']);
-    expect((await postMessage(t.url, owner, room.id, 'next')).seq).toBe(3);
+    await expectRefusedAndNothingStored(await answer, room.id);
   });
 
   it('is stored when the removal comes after its write', async () => {
@@ -120,13 +124,7 @@ describe.each(databaseKinds())('a send let in before its sender was removed (%s)
       });
       await removal.query('COMMIT');
 
-      const response = await answer;
-      expect({ status: response.status, body: response.body }).toEqual({
-        status: 404,
-        body: NOT_FOUND,
-      });
+      await expectRefusedAndNothingStored(await answer, room.id);
     });
-    expect(await storedTexts(room.id)).toEqual(['welcome', 'thanks']);
-    expect((await postMessage(t.url, owner, room.id, 'next')).seq).toBe(3);
   });
 });
