@@ -1,5 +1,5 @@
 import type { TokenProvider } from './connection-state';
-import type { ErrorBody, MemberJson, MessageJson, RoomJson } from './contract';
+import type { ErrorBody, MemberJson, MessageJson, RoomJson, UserSummaryJson } from './contract';
 import type { AccessTokenJson, PageJson, UserJson } from '../../src/contract/models';
 import { ChatError, clientError, isErrorBody } from './errors';
 import { withTimeout } from './time-limit';
@@ -87,6 +87,11 @@ export class RestClient {
 
   listRooms(query: { limit?: number; cursor?: string } = {}): Promise<PageJson<RoomJson, string>> {
     return this.request('GET', '/rooms', { query });
+  }
+
+  /** The open account of that name (any case): how to learn the id of someone to add to a room. */
+  findUser(username: string): Promise<UserSummaryJson> {
+    return this.request('GET', '/users', { query: { username } });
   }
 
   createRoom(body: { name: string; isPrivate?: boolean }): Promise<RoomJson> {

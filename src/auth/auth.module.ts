@@ -1,5 +1,5 @@
 import { createSecretKey } from 'node:crypto';
-import { Logger, Module } from '@nestjs/common';
+import { forwardRef, Logger, Module } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { JwtModule, type JwtModuleOptions } from '@nestjs/jwt';
 import type { AllConfig } from '@app/config/app-config';
@@ -30,7 +30,7 @@ function jwtOptions(config: ConfigService<AllConfig, true>): JwtModuleOptions {
 
 @Module({
   imports: [
-    UsersModule,
+    forwardRef(() => UsersModule),
     JwtModule.registerAsync({ inject: [ConfigService], useFactory: jwtOptions }),
   ],
   controllers: [AuthController],

@@ -49,6 +49,10 @@ export class UsersService {
     return this.users.findOneBy({ id, deletedAt: IsNull() });
   }
 
+  findActiveByUsername(username: string): Promise<User | null> {
+    return this.users.findOneBy({ usernameKey: usernameKey(username), deletedAt: IsNull() });
+  }
+
   /** Includes the password hash, which is never selected otherwise. */
   findActiveByUsernameWithHash(username: string): Promise<User | null> {
     return this.users

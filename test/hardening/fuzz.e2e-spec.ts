@@ -175,6 +175,12 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
       valid: () => ({ limit: '5', cursor: user.id }),
       query: true,
     },
+    {
+      method: 'get',
+      path: () => '/api/users',
+      valid: () => ({ username: user.username }),
+      query: true,
+    },
     { method: 'get', path: () => '/api/rooms', valid: () => ({ limit: '5' }), query: true },
     {
       method: 'get',

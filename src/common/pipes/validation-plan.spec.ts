@@ -26,6 +26,7 @@ import {
 import { AddMemberDto } from '@app/rooms/dto/add-member.dto';
 import { CreateRoomDto } from '@app/rooms/dto/create-room.dto';
 import { RoomEventsQuery } from '@app/sse/dto/room-events.query';
+import { FindUserQuery } from '@app/users/dto/find-user.query';
 import { createValidationPipe, VALIDATION_PIPE_OPTIONS } from './validation.pipe';
 import { validationPlanFor } from './validation-plan';
 
@@ -43,6 +44,7 @@ const DTOS: Array<[Dto, Record<string, unknown>]> = [
   [LoginDto, { username: 'ada', password: 'x' }],
   [CreateRoomDto, { name: ' general ', isPrivate: false }],
   [AddMemberDto, { userId: ROOM_ID }],
+  [FindUserQuery, { username: 'ada.l' }],
   [LimitQuery, { limit: '20' }],
   [HistoryQuery, { since: '4', limit: '10' }],
   [IdCursorPageQuery, { cursor: ROOM_ID }],
