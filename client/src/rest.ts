@@ -110,6 +110,13 @@ export class RestClient {
     return this.request('GET', `/rooms/${encodeURIComponent(roomId)}/members`, { query });
   }
 
+  /** The owner adds anyone to a private room; a member of a public room, anyone to it. */
+  addMember(roomId: string, userId: string): Promise<MemberJson> {
+    return this.request('POST', `/rooms/${encodeURIComponent(roomId)}/members`, {
+      body: { userId },
+    });
+  }
+
   /** `signal` aborts the request, for a caller that stops waiting (a feed closed). */
   history(
     roomId: string,

@@ -484,6 +484,33 @@ describeWithBrowser('the chat page in Chromium', () => {
     }
   });
 
+  it('creates a private room and adds someone to it by name, who is told and may open it', async () => {
+    const [owner, hana] = [uniqueUsername('owner'), uniqueUsername('hana')];
+    const ownerPage = await openPage();
+    await register(ownerPage, owner);
+    const hanaPage = await openPage();
+    await register(hanaPage, hana);
+
+    await ownerPage.fill('#create-room [name=name]', 'back office');
+    await ownerPage.check('#create-room [name=private]');
+    await ownerPage.click('#create-room button[type=submit]');
+    await ownerPage.waitForSelector('#room-title:text-is("# back office")');
+    await ownerPage.waitForSelector('#room-list button.private:text-is("# back office")');
+    expect(await ownerPage.isChecked('#create-room [name=private]')).toBe(false);
+
+    await ownerPage.fill('#add-member [name=username]', 'nobody_by_that_name');
+    await ownerPage.click('#add-member button[type=submit]');
+    await ownerPage.waitForSelector(
+      '#notice:text-is("Could not add nobody_by_that_name: User not found")',
+    );
+    await ownerPage.fill('#add-member [name=username]', hana.toUpperCase());
+    await ownerPage.click('#add-member button[type=submit]');
+    await ownerPage.waitForSelector(`#notice:text-is("Added ${hana} to # back office.")`);
+
+    await hanaPage.waitForSelector(`#notice:text-is("${owner} added you to # back office.")`);
+    await openRoom(hanaPage, 'back office', { refresh: false });
+  });
+
   it('lists a room the user is invited to, and says who invited them', async () => {
     const [owner, gina] = [
       await registerUser(service.url, uniqueUsername('owner')),

@@ -10,6 +10,7 @@ import {
   type RoomJson,
   type RoomUserEvent,
 } from '../../client/src';
+import { AddMemberForm } from './add-member-form';
 import { ConnectionView } from './connection-view';
 import { byId, errorText } from './dom';
 import { MessagesView } from './messages-view';
@@ -31,6 +32,7 @@ export class ChatPage {
   private readonly presence: PresenceView;
   private readonly typing = new TypingView(byId('typing'));
   private readonly rooms: RoomsView;
+  private readonly addMember: AddMemberForm;
   private readonly composer = byId<HTMLFormElement>('composer');
   private readonly loadOlder = byId<HTMLButtonElement>('load-older');
   private readonly unsubscribers: Array<() => void> = [];
@@ -73,6 +75,7 @@ export class ChatPage {
       open: (room) => void this.open(room),
       error: (message) => this.notice(message),
     });
+    this.addMember = new AddMemberForm(rest, this.abort.signal, (text) => this.notice(text));
     this.listen();
   }
 
@@ -100,6 +103,7 @@ export class ChatPage {
     for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
     this.connection.reset();
     this.rooms.reset();
+    this.addMember.show(undefined);
     this.typing.reset();
     this.messages.reset();
     this.presence.replace([]);
@@ -217,6 +221,7 @@ export class ChatPage {
     this.rooms.select(room.id);
     this.notice('');
     byId('room-title').textContent = `# ${room.name}`;
+    this.addMember.show(room);
     this.messages.reset();
     for (const pending of this.client.pendingMessages)
       if (pending.roomId === room.id) this.messages.addPending(pending.clientMsgId, pending.text);
@@ -234,6 +239,7 @@ export class ChatPage {
     this.joinedCurrent = false;
     this.loadOlder.hidden = true;
     this.rooms.select(undefined);
+    this.addMember.show(undefined);
     this.setComposerEnabled(false);
     this.typing.reset();
     this.presence.replace([]);

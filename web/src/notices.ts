@@ -15,3 +15,7 @@ export function mentionNotice(author: string, roomName: string | undefined): str
     ? `${author} mentioned you in a room.`
     : `${author} mentioned you in # ${roomName}.`;
 }
+
+export function addedNotice(username: string, roomName: string): string {
+  return `Added ${username} to # ${roomName}.`;
+}

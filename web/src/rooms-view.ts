@@ -114,13 +114,14 @@ export class RoomsView {
 
   private async create(): Promise<void> {
     const input = this.form.elements.namedItem('name') as HTMLInputElement;
+    const isPrivate = (this.form.elements.namedItem('private') as HTMLInputElement).checked;
     const name = input.value.trim();
     if (!name) return;
     try {
-      const room = await this.rest.createRoom({ name });
+      const room = await this.rest.createRoom({ name, isPrivate });
       // Signed out meanwhile: the page may already belong to the next user.
       if (this.signal.aborted) return;
-      input.value = '';
+      this.form.reset();
       this.include(room);
       this.on.open(room);
     } catch (error) {
@@ -150,7 +151,11 @@ export class RoomsView {
 
   private item(room: RoomJson): HTMLLIElement {
     this.names.set(room.id, room.name);
-    const button = element('button', { className: 'room', text: `# ${room.name}` });
+    const button = element('button', {
+      className: room.isPrivate ? 'room private' : 'room',
+      text: `# ${room.name}`,
+      title: room.isPrivate ? 'Private: only its members see it' : undefined,
+    });
     button.type = 'button';
     button.addEventListener('click', () => this.on.open(room));
     return element('li', { data: { roomId: room.id } }, [button]);
