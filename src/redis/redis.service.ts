@@ -13,6 +13,12 @@ const CONNECT_TIMEOUT_MS = 5_000;
 /** How long start-up waits for Redis before it gives up, naming the setting. */
 const STARTUP_WAIT_MS = 15_000;
 const MAX_RECONNECT_DELAY_MS = 2_000;
+/**
+ * The silence watch runs once a ping interval; a gap of more than this many
+ * means the event loop stalled. Pings answered every interval leave a
+ * connection at most about three intervals of silence with a stall under it.
+ */
+const STALL_FACTOR = 1.5;
 
 type Client = RedisClientType;
 
@@ -47,6 +53,8 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
   private readonly troubleListeners = new Set<(trouble: RedisTrouble) => void>();
   private readonly connections = new Map<Client, Connection>();
   private silenceWatch?: NodeJS.Timeout;
+  /** When the silence watch last ran. */
+  private watchedAt = 0;
 
   /** Read once: `answered` runs on live paths. */
   private readonly timeoutMs: number;
@@ -123,6 +131,7 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
       this.abandon();
       throw error;
     }
+    this.watchedAt = performance.now();
     this.silenceWatch = setInterval(() => this.reconnectSilent(), this.pingIntervalMs);
     this.silenceWatch.unref();
   }
@@ -136,6 +145,7 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
    */
   private reconnectSilent(): void {
     if (this.closed) return;
+    if (this.resumedFromStall()) return;
     for (const [client, connection] of this.connections) {
       if (!client.isOpen || !this.silent(client)) continue;
       connection.lost(`no sign of life for ${this.silentAfterMs} ms`);
@@ -144,6 +154,21 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
       // Failures to connect are reported as errors, and retried, by the client itself.
       client.connect().catch(() => undefined);
     }
+  }
+
+  /**
+   * Whether this process, not Redis, went quiet since the last watch: a
+   * stalled event loop neither sent pings nor read their answers, and every
+   * healthy connection would look silent after it. They get a fresh silence
+   * allowed instead; made anew at once, all of them would have every node
+   * catch up from storage.
+   */
+  private resumedFromStall(): boolean {
+    const now = performance.now();
+    const stalled = now - this.watchedAt > STALL_FACTOR * this.pingIntervalMs;
+    this.watchedAt = now;
+    if (stalled) for (const connection of this.connections.values()) connection.heardAt = now;
+    return stalled;
   }
 
   /**

@@ -5,7 +5,7 @@ import { accountClosedDelivery, type Delivery } from '@app/delivery/delivery.ser
 import { RedisDeliveryBus } from '@app/delivery/redis-delivery-bus';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { NodeIdentity } from '@app/realtime/node-identity';
-import { RedisService } from '@app/redis/redis.service';
+import { RedisService, RedisTrouble } from '@app/redis/redis.service';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createApp } from '@app/app.factory';
 import { createRoom, postMessage, registerUser } from '../support/api';
@@ -327,6 +327,39 @@ describe('Redis connections that go silent without closing', () => {
       expect(heard.map((event) => event.user.id)).toEqual([ada.id, ada.id, sentinel.id]);
     } finally {
       await publisher.close();
+    }
+  });
+});
+
+describe('a node whose own event loop stalls longer than Redis may stay silent', () => {
+  let redis: OwnRedis;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    redis = await OwnRedis.start();
+    t = await startTestApp('sqlite', {
+      REDIS_URL: redis.url,
+      REDIS_KEY_PREFIX: 'own-stall:',
+      REDIS_SILENT_AFTER_MS: '1500',
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await redis?.halt();
+  });
+
+  it('keeps its healthy connections to Redis rather than making them anew', async () => {
+    const troubles: RedisTrouble[] = [];
+    const stopListening = t.app.get(RedisService).onTrouble((trouble) => troubles.push(trouble));
+    try {
+      // Held by the process itself, twice the silence Redis is allowed: no ping goes out or is read.
+      const until = performance.now() + 3_000;
+      while (performance.now() < until);
+      // Several rounds of the silence watch, every 500 ms.
+      await sleep(2_000);
+      expect(troubles).toEqual([]);
+    } finally {
+      stopListening();
     }
   });
 });
