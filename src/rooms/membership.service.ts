@@ -88,23 +88,9 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
     await authorize(room.ownerId, () => this.rooms.isMember(room.id, actor.id));
     const user = await this.users.findActiveById(target);
     if (!user) throw AppException.notFound('User not found');
-    const invite = () => {
-      if (user.id !== actor.id) this.invite(user.id, room, actor);
-    };
-    const wasMember = await this.rooms.isMember(room.id, user.id);
-    let joined: Awaited<ReturnType<RoomsService['addMemberAs']>>;
-    try {
-      joined = await this.rooms.addMemberAs(actor.id, room.id, user.id, authorize);
-    } catch (error) {
-      if (!wasMember && isUnavailableError(error)) await this.inviteIfAdded(room, user.id, invite);
-      throw error;
-    }
-    if (joined.added) invite();
-    return memberViewOf(room.id, {
-      id: user.id,
-      username: user.username,
-      joinedAt: joined.joinedAt,
-    });
+    const { added, joinedAt } = await this.rooms.addMemberAs(actor.id, room.id, user.id, authorize);
+    if (added && user.id !== actor.id) this.invite(user.id, room, actor);
+    return memberViewOf(room.id, { id: user.id, username: user.username, joinedAt });
   }
 
   private invite(userId: string, room: Room, by: AuthUser): void {
@@ -113,16 +99,6 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
       room: RoomView.from(room),
       by: { id: by.id, username: by.username },
     });
-  }
-
-  /**
-   * An add whose outcome the database did not tell (its commit's answer
-   * lost) may have happened: if the user is a member now, it did, and must
-   * be announced now. Adding again would find them a member, and tell no one.
-   */
-  private async inviteIfAdded(room: Room, userId: string, invite: () => void): Promise<void> {
-    const isMember = await this.rooms.isMember(room.id, userId).catch(() => undefined);
-    if (isMember === true) invite();
   }
 
   /** A page of the members of a room the caller may see, in the order of their ids. */

@@ -8,6 +8,7 @@ import { ExpiringCache } from '@app/common/expiring-cache';
 import { SingleFlight } from '@app/common/single-flight';
 import { uuidv7, UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import type { UserSummaryJson } from '@app/contract/models';
+import { isUnavailableError } from '@app/common/errors/to-error-body';
 import { isUniqueViolation } from '@app/database/database-errors';
 import { fromSqliteTime } from '@app/database/sqlite-time';
 import { TransactionRunner } from '@app/database/transaction-runner';
@@ -477,6 +478,8 @@ export class RoomsService {
     try {
       await insert(joinedAt);
     } catch (error) {
+      if (isUnavailableError(error) && (await this.insertedAfterAll(roomId, userId, joinedAt)))
+        return { added: true, joinedAt };
       if (!isUniqueViolation(error)) throw error;
       const raced = await this.members.findOneBy({ roomId, userId });
       return { added: false, joinedAt: raced?.joinedAt ?? joinedAt };
@@ -485,6 +488,22 @@ export class RoomsService {
       this.forgetMembership(roomId, userId);
     }
     return { added: true, joinedAt };
+  }
+
+  /**
+   * Whether an insert whose answer was lost (the connection gone with its
+   * commit's answer) did commit: the row is there with the instant this
+   * insert wrote, not another add's. Then it is answered, and announced, as
+   * done; adding again would find the member and tell no one. Unknown when
+   * the database cannot say either.
+   */
+  private async insertedAfterAll(roomId: string, userId: string, joinedAt: Date): Promise<boolean> {
+    try {
+      const row = await this.members.findOneBy({ roomId, userId });
+      return row?.joinedAt.getTime() === joinedAt.getTime();
+    } catch {
+      return false;
+    }
   }
 
   /**

@@ -446,7 +446,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       expect([heard[0], heard[2]]).toEqual([[], []]);
     });
 
-    it('invites whom an add whose answer was lost did add, and no one it did not', async () => {
+    it('answers and invites for an add whose commit’s answer was lost, and not for one that failed', async () => {
       const [added, notAdded] = await Promise.all([1, 2].map(() => registerUser(t.url)));
       const heard = await Promise.all(
         [added, notAdded].map(async (user) =>
@@ -454,26 +454,29 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         ),
       );
       const room = await createRoom(t.url, owner, { isPrivate: true });
-      const rooms = t.app.get(RoomsService);
-      const addMemberAs = rooms.addMemberAs.bind(rooms);
-      const lostAnswer = jest
-        .spyOn(rooms, 'addMemberAs')
-        .mockImplementationOnce(async (...args) => {
-          await addMemberAs(...args);
-          throw new Error('Connection terminated unexpectedly');
-        })
-        .mockImplementationOnce(() =>
-          Promise.reject(new Error('Connection terminated unexpectedly')),
-        );
+      const transactions = t.app.get(TransactionRunner);
+      const run = transactions.run.bind(transactions);
+      const lost = () => new Error('Connection terminated unexpectedly');
       const add = (user: TestUser) =>
         request(t.url)
           .post(`/api/rooms/${room.id}/members`)
           .set(auth(owner))
           .send({ userId: user.id });
 
-      expect((await add(added)).status).toBe(503);
+      // Committed, its answer lost on the way back.
+      const committed = jest.spyOn(transactions, 'run').mockImplementationOnce(async (work) => {
+        await run(work);
+        throw lost();
+      });
+      const answer = await add(added);
+      committed.mockRestore();
+      expect(answer.status).toBe(201);
+      expect(answer.body).toMatchObject({ roomId: room.id, id: added.id });
+
+      // Lost before it reached the database.
+      const failed = jest.spyOn(transactions, 'run').mockRejectedValueOnce(lost());
       expect((await add(notAdded)).status).toBe(503);
-      lostAnswer.mockRestore();
+      failed.mockRestore();
 
       await eventually(() => heard[0].length > 0);
       expect(heard[0]).toEqual([
@@ -483,9 +486,9 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
           by: { id: owner.id, username: owner.username },
         },
       ]);
-      // The add done again finds the membership, and invites no one twice.
+      // Done again: the first finds the membership and invites no one twice; the second adds.
       expect((await add(added)).status).toBe(201);
-      await addMember(t.url, owner, room.id, notAdded.id);
+      expect((await add(notAdded)).status).toBe(201);
       await eventually(() => heard[1].length > 0);
       expect(heard.map((notifications) => notifications.length)).toEqual([1, 1]);
     });
