@@ -90,7 +90,8 @@ export interface ThrottleConfig {
 }
 
 /** Everything a user can do over a live connection that has its own budget. */
-export type RateLimitedAction = 'message' | 'typing' | 'join' | 'presence' | 'connect' | 'renew';
+export type RateLimitedAction =
+  'message' | 'typing' | 'join' | 'presence' | 'connect' | 'renew' | 'lookup';
 
 export interface Rate {
   limit: number;
@@ -200,6 +201,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
         presence: parseRate(env.RATE_LIMIT_ROOM_PRESENCE),
         connect: parseRate(env.RATE_LIMIT_CONNECTIONS_PER_IP),
         renew: parseRate(env.RATE_LIMIT_TOKEN_RENEW),
+        lookup: parseRate(env.RATE_LIMIT_USER_LOOKUP),
       },
     },
     messages: { writeTimeoutMs: env.MESSAGE_WRITE_TIMEOUT_MS },

@@ -384,6 +384,9 @@ export class EnvironmentVariables {
   @IsRate('RATE_LIMIT_TOKEN_RENEW')
   RATE_LIMIT_TOKEN_RENEW = '10/60s';
 
+  @IsRate('RATE_LIMIT_USER_LOOKUP')
+  RATE_LIMIT_USER_LOOKUP = '30/60s';
+
   @Transform(toInt)
   @IsInt()
   @Min(1000)

@@ -102,6 +102,7 @@ describe.each(databaseKinds())('fuzzed input (%s)', (kind) => {
       RATE_LIMIT_CHAT_TYPING: '1000000/1s',
       RATE_LIMIT_ROOM_PRESENCE: '1000000/1s',
       RATE_LIMIT_TOKEN_RENEW: '1000000/1s',
+      RATE_LIMIT_USER_LOOKUP: '1000000/1s',
     });
     user = await registerUser(t.url);
     roomId = (await createRoom(t.url, user)).id;

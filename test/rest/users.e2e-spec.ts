@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { RestClient } from '../../client/src';
-import { createRoom, registerUser, type TestUser } from '../support/api';
+import { createRoom, registerUser, TEST_PASSWORD, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -65,23 +65,32 @@ describe.each(databaseKinds())('users REST (%s)', (kind) => {
   });
 });
 
-describe('users REST: name lookups share the sign-ins’ budget', () => {
+describe('users REST: a budget of name lookups per user', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp('sqlite', { THROTTLE_AUTH_LIMIT: '3' });
+    t = await startTestApp('sqlite', { RATE_LIMIT_USER_LOOKUP: '2/60s', THROTTLE_AUTH_LIMIT: '5' });
   });
   afterAll(() => t.close());
 
-  it('refuses lookups beyond it with RATE_LIMITED', async () => {
-    // Registering and logging in take two of the three.
-    const user = await registerUser(t.url);
-    const lookup = () =>
-      request(t.url)
-        .get('/api/users')
-        .query({ username: user.username })
-        .set({ Authorization: `Bearer ${user.token}` });
-    await lookup().expect(200);
-    const refused = await lookup().expect(429);
+  const lookup = (user: TestUser) =>
+    request(t.url)
+      .get('/api/users')
+      .query({ username: user.username })
+      .set({ Authorization: `Bearer ${user.token}` });
+
+  it('refuses a user’s lookups beyond it, leaving other users and the address’s sign-ins theirs', async () => {
+    // Registering and logging in: two sign-ins each, four of the address's five.
+    const [ada, bob] = [await registerUser(t.url), await registerUser(t.url)];
+    await lookup(ada).expect(200);
+    await lookup(ada).expect(200);
+    const refused = await lookup(ada).expect(429);
     expect(refused.body).toMatchObject({ code: 'RATE_LIMITED' });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+
+    await lookup(bob).expect(200);
+    await request(t.url)
+      .post('/api/auth/login')
+      .send({ username: ada.username, password: TEST_PASSWORD })
+      .expect(200);
   });
 });
