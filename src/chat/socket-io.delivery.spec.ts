@@ -154,25 +154,6 @@ describe('SocketIoDelivery', () => {
     ]);
   });
 
-  it('hands what a fence still holds on to the fence that replaces it, from before the first held', () => {
-    const rejoining = socket as unknown as AppSocket;
-    deliveredSeq = 4;
-    live(5);
-    deliveredSeq = 5;
-    const standing = socketDelivery.liveSeqOf(rejoining, ROOM);
-    expect(standing).toBe(4);
-    const rejoined = socketDelivery.fence(rejoining, ROOM);
-    live(6);
-    deliveredSeq = 6;
-    socketDelivery.release(rejoining, ROOM, 4, fence);
-    expect(socket.emit).not.toHaveBeenCalled();
-    socketDelivery.release(rejoining, ROOM, standing!, rejoined);
-    expect(socket.emit.mock.calls).toEqual([
-      [ServerEvent.Message, message(5)],
-      [ServerEvent.Message, message(6)],
-    ]);
-  });
-
   it("applies a delivery's effect to each local socket of its channel, after the event", () => {
     const effect = { kind: DeliveryEffectKind.LeaveRoom, userId: USER, roomId: ROOM } as const;
     listener({

@@ -65,15 +65,14 @@ export class SocketIoDelivery implements OnApplicationShutdown {
 
   /**
    * Starts holding back the socket's live messages of the room; `release` takes
-   * the fence. One of an earlier join that is still holding hands its messages
-   * on: replaced, it would never send them.
+   * the fence. Joins of one room on one socket take turns (`InSocketOrder`), so
+   * the fence an earlier join made has been released, or is released here.
    */
   fence(socket: AppSocket, roomId: string): Fence {
     const channel = roomNames.chat(roomId);
     this.releaseAnswered(socket, roomId);
     const fenced = this.fences.get(channel) ?? new Map<string, Fence>();
-    const held = fenced.get(socket.id)?.held ?? [];
-    const fence: Fence = { held, floor: Number.POSITIVE_INFINITY };
+    const fence: Fence = { held: [], floor: Number.POSITIVE_INFINITY };
     fenced.set(socket.id, fence);
     this.fences.set(channel, fenced);
     return fence;
@@ -118,10 +117,7 @@ export class SocketIoDelivery implements OnApplicationShutdown {
   liveSeqOf(socket: AppSocket, roomId: string): number | undefined {
     this.releaseAnswered(socket, roomId);
     const delivered = this.live.deliveredSeq(roomId);
-    const fence = this.fences.get(roomNames.chat(roomId))?.get(socket.id);
-    // Still holding: the socket has what came before the first message held.
-    if (fence?.held?.length) return fence.held[0].seq - 1;
-    const floor = fence?.floor;
+    const floor = this.fences.get(roomNames.chat(roomId))?.get(socket.id)?.floor;
     if (floor === undefined || !Number.isFinite(floor)) return delivered;
     return Math.max(delivered ?? floor, floor);
   }
