@@ -509,6 +509,9 @@ describeWithBrowser('the chat page in Chromium', () => {
 
     await hanaPage.waitForSelector(`#notice:text-is("${owner} added you to # back office.")`);
     await openRoom(hanaPage, 'back office', { refresh: false });
+    // Only its owner adds to a private room.
+    expect(await hanaPage.isHidden('#add-member')).toBe(true);
+    expect(await ownerPage.isVisible('#add-member')).toBe(true);
   });
 
   it('lists a room the user is invited to, and says who invited them', async () => {

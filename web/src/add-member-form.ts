@@ -8,10 +8,14 @@ import { addedNotice } from './notices';
  */
 export class AddMemberForm {
   private readonly form = byId<HTMLFormElement>('add-member');
+  private readonly button = this.form.querySelector('button') as HTMLButtonElement;
   private room: RoomJson | undefined;
+  /** An add under way: a second submit (a double click) waits for it rather than add twice. */
+  private adding = false;
 
   constructor(
     private readonly rest: RestClient,
+    private readonly userId: string,
     private readonly signal: AbortSignal,
     private readonly notice: (text: string) => void,
   ) {
@@ -22,10 +26,13 @@ export class AddMemberForm {
     this.form.addEventListener('submit', submit, { signal });
   }
 
-  /** The room the form adds to; none hides it, and a name being typed goes. */
+  /**
+   * The room the form adds to; none hides it, and a name being typed goes.
+   * Only its owner adds to a private room: others get no form for it.
+   */
   show(room: RoomJson | undefined): void {
     this.room = room;
-    this.form.hidden = room === undefined;
+    this.form.hidden = room === undefined || (room.isPrivate && room.ownerId !== this.userId);
     this.form.reset();
   }
 
@@ -33,17 +40,26 @@ export class AddMemberForm {
     const room = this.room;
     const input = this.form.elements.namedItem('username') as HTMLInputElement;
     const name = input.value.trim();
-    if (!room || !name) return;
+    if (!room || !name || this.adding) return;
     // Another room, or another user, by the time the answer comes: it is not theirs to see.
     const stillShown = () => !this.signal.aborted && this.room?.id === room.id;
+    this.setAdding(true);
     try {
       const user = await this.rest.findUser(name);
       await this.rest.addMember(room.id, user.id);
       if (!stillShown()) return;
-      input.value = '';
+      // A next name typed meanwhile stays.
+      if (input.value.trim() === name) input.value = '';
       this.notice(addedNotice(user.username, room.name));
     } catch (error) {
       if (stillShown()) this.notice(`Could not add ${name}: ${errorText(error)}`);
+    } finally {
+      this.setAdding(false);
     }
+  }
+
+  private setAdding(adding: boolean): void {
+    this.adding = adding;
+    this.button.disabled = adding;
   }
 }

@@ -75,7 +75,9 @@ export class ChatPage {
       open: (room) => void this.open(room),
       error: (message) => this.notice(message),
     });
-    this.addMember = new AddMemberForm(rest, this.abort.signal, (text) => this.notice(text));
+    this.addMember = new AddMemberForm(rest, session.userId, this.abort.signal, (text) =>
+      this.notice(text),
+    );
     this.listen();
   }
 

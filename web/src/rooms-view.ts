@@ -157,6 +157,8 @@ export class RoomsView {
       title: room.isPrivate ? 'Private: only its members see it' : undefined,
     });
     button.type = 'button';
+    // The list's "(private)" is drawn by CSS, which screen readers may not say.
+    if (room.isPrivate) button.setAttribute('aria-label', `# ${room.name}, private`);
     button.addEventListener('click', () => this.on.open(room));
     return element('li', { data: { roomId: room.id } }, [button]);
   }
