@@ -89,9 +89,9 @@ export interface ThrottleConfig {
   authTtlMs: number;
 }
 
-/** Everything a user can do over a live connection that has its own budget. */
+/** Everything a user can do that has a budget of its own (live events, name lookups, invitations). */
 export type RateLimitedAction =
-  'message' | 'typing' | 'join' | 'presence' | 'connect' | 'renew' | 'lookup';
+  'message' | 'typing' | 'join' | 'presence' | 'connect' | 'renew' | 'lookup' | 'invite';
 
 export interface Rate {
   limit: number;
@@ -202,6 +202,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
         connect: parseRate(env.RATE_LIMIT_CONNECTIONS_PER_IP),
         renew: parseRate(env.RATE_LIMIT_TOKEN_RENEW),
         lookup: parseRate(env.RATE_LIMIT_USER_LOOKUP),
+        invite: parseRate(env.RATE_LIMIT_ROOM_INVITE),
       },
     },
     messages: { writeTimeoutMs: env.MESSAGE_WRITE_TIMEOUT_MS },

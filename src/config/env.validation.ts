@@ -387,6 +387,9 @@ export class EnvironmentVariables {
   @IsRate('RATE_LIMIT_USER_LOOKUP')
   RATE_LIMIT_USER_LOOKUP = '30/60s';
 
+  @IsRate('RATE_LIMIT_ROOM_INVITE')
+  RATE_LIMIT_ROOM_INVITE = '30/60s';
+
   @Transform(toInt)
   @IsInt()
   @Min(1000)

@@ -1,5 +1,6 @@
 import type { AuthUser } from '@app/auth/auth-user';
 import type { DeliveryService } from '@app/delivery/delivery.service';
+import type { RateLimitService } from '@app/throttling/rate-limit.service';
 import type { UsersService } from '@app/users/users.service';
 import { MembershipService } from './membership.service';
 import type { Room } from './room.entity';
@@ -53,6 +54,7 @@ function setUp(room: Partial<Room>, { added = true, removed = true, members = [O
     rooms as unknown as RoomsService,
     users as unknown as UsersService,
     delivery as unknown as DeliveryService,
+    { consume: () => Promise.resolve() } as unknown as RateLimitService,
   );
   return { service, rooms, delivery };
 }

@@ -7,6 +7,7 @@ import { NotificationType, ServerEvent } from '@app/contract/events';
 import type { NotificationJson, UserSummaryJson } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
 import { DeliveryEffectKind, DeliveryService, type Delivery } from '@app/delivery/delivery.service';
+import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { UsersService } from '@app/users/users.service';
 import { memberViewOf, MemberPage, MemberView, RoomView } from './dto/room.view';
 import type { Room } from './room.entity';
@@ -32,6 +33,7 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
     private readonly rooms: RoomsService,
     private readonly users: UsersService,
     private readonly delivery: DeliveryService,
+    private readonly rateLimits: RateLimitService,
   ) {}
 
   /**
@@ -76,8 +78,10 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
    * answers their membership as it is, and tells no one.
    */
   async add(actor: AuthUser, roomId: string, userId: string): Promise<MemberView> {
-    const room = await this.rooms.findAccessible(actor.id, roomId);
     const target = userId.toLowerCase();
+    // Adding someone else notifies them: a budget per user keeps that from becoming spam.
+    if (target !== actor.id) await this.rateLimits.consume('invite', actor.id);
+    const room = await this.rooms.findAccessible(actor.id, roomId);
     const authorize: AddAuthorization = async (ownerId, actorIsMember) => {
       if (target === actor.id || ownerId === actor.id) return;
       if (room.isPrivate) throw AppException.forbidden('Only the room owner can add other members');

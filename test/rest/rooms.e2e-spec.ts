@@ -987,3 +987,35 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
     });
   });
 });
+
+describe('rooms REST: a budget of invitations per user', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp('sqlite', { RATE_LIMIT_ROOM_INVITE: '2/60s' });
+  });
+  afterAll(() => t.close());
+
+  it('refuses adds of others beyond it, adding and inviting no one; adding oneself is not counted', async () => {
+    const owner = await registerUser(t.url);
+    const invitees = await Promise.all([1, 2, 3].map(() => registerUser(t.url)));
+    const room = await createRoom(t.url, owner, { isPrivate: true });
+    const add = (userId: string) =>
+      request(t.url)
+        .post(`/api/rooms/${room.id}/members`)
+        .set({ Authorization: `Bearer ${owner.token}` })
+        .send({ userId });
+
+    await add(invitees[0].id).expect(201);
+    await add(invitees[1].id).expect(201);
+    const refused = await add(invitees[2].id).expect(429);
+    expect(refused.body).toMatchObject({ code: 'RATE_LIMITED' });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    await request(t.url)
+      .get(`/api/rooms/${room.id}`)
+      .set({ Authorization: `Bearer ${invitees[2].token}` })
+      .expect(404);
+
+    const open = await createRoom(t.url, invitees[2]);
+    await addMember(t.url, owner, open.id, owner.id);
+  });
+});

@@ -17,6 +17,7 @@ export const BASE_TEST_ENV: RawEnvironment = {
   THROTTLE_DEFAULT_LIMIT: '100000',
   MAX_PACKETS_PER_SECOND: '100000',
   RATE_LIMIT_CHAT_MESSAGE: '100000/10s',
+  RATE_LIMIT_ROOM_INVITE: '100000/10s',
 };
 
 export interface TestApp {
