@@ -13,12 +13,6 @@ const CONNECT_TIMEOUT_MS = 5_000;
 /** How long start-up waits for Redis before it gives up, naming the setting. */
 const STARTUP_WAIT_MS = 15_000;
 const MAX_RECONNECT_DELAY_MS = 2_000;
-/**
- * The silence watch runs once a ping interval; a gap of more than this many
- * means the event loop stalled. Pings answered every interval leave a
- * connection at most about three intervals of silence with a stall under it.
- */
-const STALL_FACTOR = 1.5;
 
 type Client = RedisClientType;
 
@@ -145,7 +139,7 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
    */
   private reconnectSilent(): void {
     if (this.closed) return;
-    if (this.resumedFromStall()) return;
+    this.forgiveOwnStall();
     for (const [client, connection] of this.connections) {
       if (!client.isOpen || !this.silent(client)) continue;
       connection.lost(`no sign of life for ${this.silentAfterMs} ms`);
@@ -157,18 +151,19 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
   }
 
   /**
-   * Whether this process, not Redis, went quiet since the last watch: a
-   * stalled event loop neither sent pings nor read their answers, and every
-   * healthy connection would look silent after it. They get a fresh silence
-   * allowed instead; made anew at once, all of them would have every node
-   * catch up from storage.
+   * A stalled event loop neither sent pings nor read their answers: every
+   * connection would look silent after it, be made again, and have the node
+   * catch every room up from storage. The time the stall took beyond one
+   * round of this watch is not held against them; a connection silent before
+   * and after it still ages by a round each round, and is caught.
    */
-  private resumedFromStall(): boolean {
+  private forgiveOwnStall(): void {
     const now = performance.now();
-    const stalled = now - this.watchedAt > STALL_FACTOR * this.pingIntervalMs;
+    const lateMs = now - this.watchedAt - this.pingIntervalMs;
     this.watchedAt = now;
-    if (stalled) for (const connection of this.connections.values()) connection.heardAt = now;
-    return stalled;
+    if (lateMs <= 0) return;
+    for (const connection of this.connections.values())
+      connection.heardAt = Math.min(now, connection.heardAt + lateMs);
   }
 
   /**

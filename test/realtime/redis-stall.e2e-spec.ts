@@ -236,6 +236,25 @@ describe('Redis connections that go silent without closing', () => {
     expect((await fetch(`${silent.url}/health/ready`)).status).toBe(200);
   }, 40_000);
 
+  it('are made again also on a node whose own event loop lags every round', async () => {
+    const connectionsBefore = proxy.opened;
+    proxy.stallOpenConnections();
+    // The process holds itself 450 ms of every 650: each round of the watch (every 500 ms) late.
+    const lagging = setInterval(() => {
+      const until = performance.now() + 450;
+      while (performance.now() < until);
+    }, 200);
+    try {
+      await eventually(() => proxy.opened >= connectionsBefore + 2, 15_000);
+    } finally {
+      clearInterval(lagging);
+    }
+    await eventually(
+      async () => (await fetch(`${silent.url}/health/ready`)).status === 200,
+      15_000,
+    );
+  }, 40_000);
+
   it('makes a connection anew again when the one made anew never finishes its setup', async () => {
     const ready = async () => (await fetch(`${silent.url}/health/ready`)).status;
     const before = proxy.opened;
