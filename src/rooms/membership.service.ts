@@ -79,8 +79,6 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
    */
   async add(actor: AuthUser, roomId: string, userId: string): Promise<MemberView> {
     const target = userId.toLowerCase();
-    // Adding someone else notifies them: a budget per user keeps that from becoming spam.
-    if (target !== actor.id) await this.rateLimits.consume('invite', actor.id);
     const room = await this.rooms.findAccessible(actor.id, roomId);
     const authorize: AddAuthorization = async (ownerId, actorIsMember) => {
       if (target === actor.id || ownerId === actor.id) return;
@@ -92,6 +90,8 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
     await authorize(room.ownerId, () => this.rooms.isMember(room.id, actor.id));
     const user = await this.users.findActiveById(target);
     if (!user) throw AppException.notFound('User not found');
+    // Adding someone else notifies them: a budget per user, spent by adds that may go ahead.
+    if (user.id !== actor.id) await this.rateLimits.consume('invite', actor.id);
     const { added, joinedAt } = await this.rooms.addMemberAs(actor.id, room.id, user.id, authorize);
     if (added && user.id !== actor.id) this.invite(user.id, room, actor);
     return memberViewOf(room.id, { id: user.id, username: user.username, joinedAt });

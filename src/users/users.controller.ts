@@ -23,8 +23,8 @@ export class UsersController {
 
   /**
    * The one way to learn the id of someone to add to a private room. It tells
-   * which names are taken, as registration does, so each user has a budget of
-   * lookups (`RATE_LIMIT_USER_LOOKUP`); an address's sign-ins keep theirs.
+   * which names are taken, so each user has a budget of lookups
+   * (`RATE_LIMIT_USER_LOOKUP`); an address's sign-ins keep theirs.
    */
   @Get()
   @ApiOkResponse({

@@ -1005,6 +1005,14 @@ describe('rooms REST: a budget of invitations per user', () => {
         .set({ Authorization: `Bearer ${owner.token}` })
         .send({ userId });
 
+    // Adds refused for what they are spend nothing: an unknown user, a room not the adder's.
+    await add('01a21548-0000-7000-8000-000000000000').expect(404);
+    const othersRoom = await createRoom(t.url, invitees[0], { isPrivate: true });
+    await request(t.url)
+      .post(`/api/rooms/${othersRoom.id}/members`)
+      .set({ Authorization: `Bearer ${owner.token}` })
+      .send({ userId: invitees[1].id })
+      .expect(404);
     await add(invitees[0].id).expect(201);
     await add(invitees[1].id).expect(201);
     const refused = await add(invitees[2].id).expect(429);
