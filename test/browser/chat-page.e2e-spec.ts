@@ -514,6 +514,26 @@ describeWithBrowser('the chat page in Chromium', () => {
     expect(await ownerPage.isVisible('#add-member')).toBe(true);
   });
 
+  it('offers the Add form in a private room to whom it passed when its owner left', async () => {
+    const [owner, ines] = [
+      await registerUser(service.url, uniqueUsername('owner')),
+      await registerUser(service.url, uniqueUsername('ines')),
+    ];
+    const roomId = await createRoomAs(owner.token, 'handed over', true);
+    await createRoomAs(owner.token, 'elsewhere');
+    await addMember(service.url, owner, roomId, ines.id);
+    const page = await openPage();
+    await logIn(page, ines.username);
+    await openRoom(page, 'handed over');
+    expect(await page.isHidden('#add-member')).toBe(true);
+
+    await removeMember(service.url, owner, roomId, owner.id);
+    // The list still says the room is the old owner's; opening it again reads who owns it now.
+    await openRoom(page, 'elsewhere', { refresh: false });
+    await openRoom(page, 'handed over', { refresh: false });
+    await page.waitForSelector('#add-member', { state: 'visible' });
+  });
+
   it('lists a room the user is invited to, and says who invited them', async () => {
     const [owner, gina] = [
       await registerUser(service.url, uniqueUsername('owner')),

@@ -10,7 +10,7 @@ export class AddMemberForm {
   private readonly form = byId<HTMLFormElement>('add-member');
   private readonly button = this.form.querySelector('button') as HTMLButtonElement;
   private room: RoomJson | undefined;
-  /** An add under way: a second submit (a double click) waits for it rather than add twice. */
+  /** An add under way: a second submit (a double click) is dropped rather than add twice. */
   private adding = false;
 
   constructor(
@@ -24,6 +24,8 @@ export class AddMemberForm {
       void this.add();
     };
     this.form.addEventListener('submit', submit, { signal });
+    // The form outlives a sign-out: an add of the last user's may have left it disabled.
+    this.button.disabled = false;
   }
 
   /**
@@ -32,8 +34,22 @@ export class AddMemberForm {
    */
   show(room: RoomJson | undefined): void {
     this.room = room;
-    this.form.hidden = room === undefined || (room.isPrivate && room.ownerId !== this.userId);
+    this.form.hidden = !this.mayAdd(room);
     this.form.reset();
+  }
+
+  /**
+   * The room as a join read it: its owner may have changed since the list was
+   * (an owner who left hands a room over), so the form may show or go.
+   */
+  roomRead(room: RoomJson): void {
+    if (room.id !== this.room?.id) return;
+    this.room = room;
+    this.form.hidden = !this.mayAdd(room);
+  }
+
+  private mayAdd(room: RoomJson | undefined): boolean {
+    return room !== undefined && (!room.isPrivate || room.ownerId === this.userId);
   }
 
   private async add(): Promise<void> {
@@ -54,7 +70,8 @@ export class AddMemberForm {
     } catch (error) {
       if (stillShown()) this.notice(`Could not add ${name}: ${errorText(error)}`);
     } finally {
-      this.setAdding(false);
+      // Signed out meanwhile: the form is the next user's now.
+      if (!this.signal.aborted) this.setAdding(false);
     }
   }
 

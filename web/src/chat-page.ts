@@ -129,7 +129,10 @@ export class ChatPage {
           this.onSignedOut('Your session expired: log in again.');
       }),
       client.on('message', (message) => this.received(message)),
-      client.on('joined', ({ room }) => this.rejoined(room.id)),
+      client.on('joined', ({ room }) => {
+        this.addMember.roomRead(room);
+        this.rejoined(room.id);
+      }),
       client.on('userJoined', (event) =>
         this.inCurrentRoom(event, () => this.presence.joined(event.user)),
       ),
