@@ -78,8 +78,8 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
    * answers their membership as it is, and tells no one.
    */
   async add(actor: AuthUser, roomId: string, userId: string): Promise<MemberView> {
-    const target = userId.toLowerCase();
     const room = await this.rooms.findAccessible(actor.id, roomId);
+    const target = userId.toLowerCase();
     const authorize: AddAuthorization = async (ownerId, actorIsMember) => {
       if (target === actor.id || ownerId === actor.id) return;
       if (room.isPrivate) throw AppException.forbidden('Only the room owner can add other members');

@@ -1,22 +1,15 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsString, Matches } from 'class-validator';
+import { IsString } from 'class-validator';
 import { CharLength, charRangeSchema, type CharRange } from '@app/common/validators/char-length';
 import { IsStorableText, IsWellFormedText } from '@app/common/validators/storable-text';
-import { USERNAME_LENGTH, USERNAME_PATTERN } from '@app/contract/usernames';
+import { IsUsername } from '@app/common/validators/username';
 
 export const PASSWORD_LENGTH: CharRange = { min: 8, max: 128 };
 export const LOGIN_USERNAME_LENGTH: CharRange = { min: 1, max: 128 };
 export const LOGIN_PASSWORD_LENGTH: CharRange = { min: 1, max: 1024 };
 
 export class RegisterDto {
-  @ApiProperty({
-    ...charRangeSchema(USERNAME_LENGTH),
-    pattern: USERNAME_PATTERN.source,
-    example: 'ada',
-  })
-  @IsString()
-  @CharLength(USERNAME_LENGTH)
-  @Matches(USERNAME_PATTERN, { message: 'username may contain only letters, digits, _ . and -' })
+  @IsUsername()
   username: string;
 
   /** Well-formed, since passwords are hashed as UTF-8: lone surrogates would all become U+FFFD. */
