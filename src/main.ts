@@ -33,15 +33,16 @@ async function bootstrap(): Promise<void> {
       },
     );
   };
+  // Listening ends the start-up: until then (modules' init hooks run in listen) nothing is
+  // accepted, and a signal just ends the process, rather than close the app mid-init.
+  await app.listen(http.port, http.host).catch((error: Error) => {
+    throw new Error(`cannot listen on HOST=${http.host} PORT=${http.port}: ${error.message}`);
+  });
   // Kept for the whole shutdown: a second signal (npm and terminals pass Ctrl-C on
   // to the child too) would otherwise kill the process halfway.
   startedUp();
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-
-  await app.listen(http.port, http.host).catch((error: Error) => {
-    throw new Error(`cannot listen on HOST=${http.host} PORT=${http.port}: ${error.message}`);
-  });
   // The address bound, not getUrl()'s: that names 127.0.0.1 for 0.0.0.0.
   const { port } = app.getHttpServer().address() as AddressInfo;
   logger.log(`Listening on ${http.host}:${port}`);

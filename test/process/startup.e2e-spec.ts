@@ -275,6 +275,18 @@ describe('service process', () => {
     expect(service.errors()).toContain('SIGTERM received during start-up');
   });
 
+  it('ends at once on SIGTERM while its modules start, before it listens', async () => {
+    // The hash an unknown name is compared against is made before listening: seconds at cost 15.
+    const service = await start({ BCRYPT_ROUNDS: '15' });
+    await eventually(() => service.output().includes('Mapped {'), 20_000);
+    expect(service.output()).not.toContain('Listening on');
+
+    service.child.kill('SIGTERM');
+    const { code } = await service.exited;
+    expect(code).toBe(143);
+    expect(service.errors()).toContain('SIGTERM received during start-up');
+  });
+
   it('stops at once, without retrying, when a migration fails', async () => {
     const first = await start({});
     await waitUntilReady(first);
