@@ -23,7 +23,7 @@ type SqliteMessageRow = Omit<MessageRow, 'created_at'> & { created_at: string };
 /** The batch's statements, prepared once on the connection. */
 interface Statements {
   findStored: Statement<[string, string, string], SqliteMessageRow>;
-  access: Statement<[string, string], { is_private: number; member: number }>;
+  mayPost: Statement<[string, string], { allowed: number }>;
   advance: Statement<[number, string], { last_seq: number }>;
   insert: Statement<[string, string, number, string, string, string, string | null, string]>;
 }
@@ -38,9 +38,11 @@ function statementsOf(db: Database): Statements {
         `SELECT id, room_id, seq, user_id, username, text, client_msg_id, created_at FROM messages
          WHERE room_id = ? AND user_id = ? AND client_msg_id = ?`,
       ),
-      access: db.prepare(
-        `SELECT r.is_private,
-                EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = ?) AS member
+      // The membership is read only for a private room: a public one's senders need none.
+      mayPost: db.prepare(
+        `SELECT CASE WHEN r.is_private
+                  THEN EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = ?)
+                  ELSE 1 END AS allowed
          FROM rooms r WHERE r.id = ?`,
       ),
       advance: db.prepare(
@@ -69,15 +71,14 @@ function storedOnSqlite({ findStored }: Statements, items: AppendMessage[]): Mes
  * room is gone, or private and they are not members any more (removed since
  * their send was let in). Those keep seq 0 and are refused.
  */
-function withoutOutsiders({ access }: Statements, planned: Planned[]): Planned[] {
+function withoutOutsiders({ mayPost }: Statements, planned: Planned[]): Planned[] {
   const verdicts = new Map<string, boolean>();
   return planned.filter(({ message, created }) => {
     if (!created) return true;
     const key = `${message.roomId}\u0000${message.userId}`;
     let allowed = verdicts.get(key);
     if (allowed === undefined) {
-      const room = access.get(message.userId, message.roomId);
-      allowed = room !== undefined && (room.is_private === 0 || room.member === 1);
+      allowed = mayPost.get(message.userId, message.roomId)?.allowed === 1;
       verdicts.set(key, allowed);
     }
     return allowed;
