@@ -2,6 +2,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
 @Entity({ name: 'room_members' })
 @Index('IDX_room_members_user_room', ['userId', 'roomId'])
+@Index('IDX_room_members_room_joined', ['roomId', 'joinedAt', 'userId'])
 export class RoomMember {
   @PrimaryColumn({ name: 'room_id', type: 'uuid' })
   roomId: string;

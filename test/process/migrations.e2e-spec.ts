@@ -76,6 +76,18 @@ function indexDefinition(database: TestDatabase, name: string): Promise<string> 
 
 const CLIENT_MSG_INDEX = 'UQ_messages_room_user_client_msg';
 
+/** Reverts, newest first, the migrations applied after `name`, and `name` too when `including`. */
+async function revertBackTo(
+  migrate: (command: string) => Promise<unknown>,
+  name: string,
+  { including = false } = {},
+): Promise<void> {
+  const position = MIGRATIONS.findIndex((Migration) => Migration.name === name);
+  if (position < 0) throw new Error(`No migration ${name}`);
+  const newer = MIGRATIONS.length - position - 1;
+  for (let step = 0; step < newer + (including ? 1 : 0); step += 1) await migrate('revert');
+}
+
 describe('the list of migrations', () => {
   const timestampOf = (name: string) => Number(/(\d{13})$/.exec(name)?.[1]);
 
@@ -117,7 +129,7 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
   it('applies, reverts and re-applies the same migrations', async () => {
     const applied =
       'Applied: InitialSchema1764028800000, PartialClientMsgIdIndex1796193060000, ' +
-      'OwnerAndMembershipIndexes1796900000000';
+      'OwnerAndMembershipIndexes1796900000000, MembersByJoinTime1797000000000';
     // Nothing applied yet: nothing to revert, and no failure.
     expect((await migrate('revert')).stdout).toContain('Nothing to revert');
     expect(await tables(database)).toEqual([]);
@@ -137,9 +149,14 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
       /\(\s*"?user_id"?\s*,\s*"?room_id"?\s*\)/,
     );
     expect(await indexDefinition(database, 'IDX_room_members_user')).toBe('');
+    expect(await indexDefinition(database, 'IDX_room_members_room_joined')).toMatch(
+      /\(\s*"?room_id"?\s*,\s*"?joined_at"?\s*,\s*"?user_id"?\s*\)/,
+    );
 
     expect((await migrate('run')).stdout).toContain('No pending migrations');
 
+    expect((await migrate('revert')).stdout).toContain('Reverted: MembersByJoinTime1797000000000');
+    expect(await indexDefinition(database, 'IDX_room_members_room_joined')).toBe('');
     expect((await migrate('revert')).stdout).toContain(
       'Reverted: OwnerAndMembershipIndexes1796900000000',
     );
@@ -240,7 +257,14 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
     try {
       const applied = await Promise.all(nodes.map((node) => runMigrations(node)));
 
-      expect(applied.map((migrations) => migrations.length).sort()).toEqual([0, 0, 0, 0, 0, 3]);
+      expect(applied.map((migrations) => migrations.length).sort()).toEqual([
+        0,
+        0,
+        0,
+        0,
+        0,
+        MIGRATIONS.length,
+      ]);
     } finally {
       await Promise.all(nodes.map((node) => node.destroy()));
     }
@@ -256,7 +280,7 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
     const node = dataSource(url.toString(), schema('owned'));
     await node.initialize();
     try {
-      expect(await runMigrations(node)).toHaveLength(3);
+      expect(await runMigrations(node)).toHaveLength(MIGRATIONS.length);
     } finally {
       await node.destroy();
     }
@@ -335,9 +359,8 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
       });
     try {
       await migrate('run');
-      // Back to before the clientMsgId index became partial (the latest migration first).
-      await migrate('revert');
-      await migrate('revert');
+      // Back to before the clientMsgId index became partial.
+      await revertBackTo(migrate, 'PartialClientMsgIdIndex1796193060000', { including: true });
       await withPostgres(async (client) => {
         await client.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
         await client.query(
@@ -378,9 +401,9 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
         });
       try {
         await migrate('run');
-        // The latest migration first: then the clientMsgId index is the last one applied.
-        await migrate('revert');
-        if (command === 'run') await migrate('revert');
+        await revertBackTo(migrate, 'PartialClientMsgIdIndex1796193060000', {
+          including: command === 'run',
+        });
         await withPostgres(async (reader) => {
           // A node's transaction that has read messages and is still open.
           await reader.query(`SET search_path TO "${database.env.DATABASE_SCHEMA}"`);
@@ -407,7 +430,7 @@ describePostgres('migrating a PostgreSQL schema that does not exist yet', () => 
 });
 
 describePostgres('the owner and membership indexes on PostgreSQL', () => {
-  const LATEST = 'Applied: OwnerAndMembershipIndexes1796900000000';
+  const LATEST = 'Applied: OwnerAndMembershipIndexes1796900000000, MembersByJoinTime1797000000000';
   let database: TestDatabase;
   const appName = `migrate_idx_${Date.now().toString(36)}`;
   const migrate = (step: string) =>
@@ -424,7 +447,7 @@ describePostgres('the owner and membership indexes on PostgreSQL', () => {
   beforeEach(async () => {
     database = await createTestDatabase('postgres');
     await migrate('run');
-    await migrate('revert');
+    await revertBackTo(migrate, 'OwnerAndMembershipIndexes1796900000000', { including: true });
   });
   afterEach(() => database.drop());
 
@@ -446,6 +469,9 @@ describePostgres('the owner and membership indexes on PostgreSQL', () => {
       expect((await building).stdout).toContain(LATEST);
     });
     expect(await indexDefinition(database, 'IDX_rooms_owner')).toContain('(owner_id)');
+    expect(await indexDefinition(database, 'IDX_room_members_room_joined')).toContain(
+      '(room_id, joined_at, user_id)',
+    );
   });
 
   /**

@@ -29,7 +29,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
   /** The SQL and parameters of each `method` call on a query of `alias` made during `work`. */
   async function queriesOf(
     alias: string,
-    method: 'getMany' | 'getRawMany',
+    method: 'getMany' | 'getRawMany' | 'getRawOne',
     work: () => Promise<void>,
   ): Promise<Array<[string, unknown[]]>> {
     const queries: Array<[string, unknown[]]> = [];
@@ -653,6 +653,26 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .set(auth(other))
         .expect(204);
     });
+
+    if (kind === 'sqlite')
+      it('finds the longest-standing member from an index, not by sorting the room', async () => {
+        const room = await createRoom(t.url, owner);
+        await addMember(t.url, owner, room.id, other.id);
+        const reads = await queriesOf('member', 'getRawOne', async () => {
+          await request(t.url)
+            .delete(`/api/rooms/${room.id}/members/${owner.id}`)
+            .set(auth(owner))
+            .expect(204);
+        });
+
+        expect(reads.filter(([sql]) => /ORDER BY/.test(sql))).toHaveLength(1);
+        await expectReadFromIndexes(reads);
+        const handedOver = await request(t.url)
+          .get(`/api/rooms/${room.id}`)
+          .set(auth(other))
+          .expect(200);
+        expect(handedOver.body.ownerId).toBe(other.id);
+      });
 
     /** `send`'s request, its room access read and held while `meanwhile` runs. */
     async function addWhileAccessHeld(
