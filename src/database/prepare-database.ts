@@ -24,13 +24,26 @@ const logger = new Logger('Migrations');
 async function takeMigrationLock(runner: QueryRunner, keys: LockKeys): Promise<void> {
   for (let tries = 0; ; tries += 1) {
     const [{ locked }] = (await runner.query(MIGRATION_TRY_LOCK, keys)) as Array<{
-      locked: boolean;
+      locked: boolean | null;
     }>;
+    if (locked === null) throw noSchemaSelected();
     if (locked) return;
     // Said once: a start-up that seems stuck is waiting for another node's migrations.
     if (tries === 0) logger.log('Waiting for another node to finish its migrations');
     await sleep(LOCK_RETRY_MS);
   }
+}
+
+/**
+ * No DATABASE_SCHEMA, and no schema of the session's `search_path` exists
+ * (`current_schema()` is null): there is nowhere to migrate to, and no lock
+ * to wait for.
+ */
+function noSchemaSelected(): Error {
+  return new Error(
+    'No schema to migrate: none of the search_path of DATABASE_URL (or of its role) exists. ' +
+      'Create it, or set DATABASE_SCHEMA, which is created when missing',
+  );
 }
 
 type LockKeys = [lockClass: number, schema: string | null];

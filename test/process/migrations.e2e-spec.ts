@@ -197,6 +197,7 @@ describe('the migration script’s errors', () => {
     run(process.execPath, [MIGRATE, 'run'], {
       env: { PATH: process.env.PATH, ...env },
       cwd: REPO_ROOT,
+      timeout: 30_000,
     });
 
   it('names SQLITE_PATH when its directory cannot be made', async () => {
@@ -207,6 +208,19 @@ describe('the migration script’s errors', () => {
       stderr: expect.stringContaining('Cannot create the directory of SQLITE_PATH'),
     });
   });
+
+  (process.env.DATABASE_URL ? it : it.skip)(
+    'says so when no schema of the search_path exists, rather than wait for good',
+    async () => {
+      const url = new URL(process.env.DATABASE_URL!);
+      url.searchParams.set('options', `-c search_path=absent_${randomBytes(4).toString('hex')}`);
+
+      await expect(migrateWith({ DATABASE_URL: url.toString() })).rejects.toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining('No schema to migrate'),
+      });
+    },
+  );
 
   it('names DATABASE_URL when the database does not answer, without the URL', async () => {
     const refused = await migrateWith({
