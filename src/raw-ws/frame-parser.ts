@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { isUUID } from 'class-validator';
 import type { RawData } from 'ws';
 import { AppException } from '@app/common/errors/app.exception';
@@ -19,9 +20,21 @@ function validate<T>(value: unknown, metatype: new () => T): Promise<T> {
   return validation.transform(value, { type: 'body', metatype }) as Promise<T>;
 }
 
+/**
+ * The frame's text. `ws` is told not to check UTF-8 itself, which would
+ * close the connection (1007): the contract answers any bad frame with an
+ * error and keeps it. Decoding alone would turn bad bytes into U+FFFD and
+ * pass them on to others.
+ */
 function textOf(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  return (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8');
+  const bytes = bytesOf(data);
+  if (!isUtf8(bytes)) throw AppException.validation('Text frames must be UTF-8');
+  return bytes.toString('utf8');
+}
+
+function bytesOf(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }
 
 /** The bytes a received frame holds. */
@@ -32,8 +45,9 @@ export function byteLengthOf(data: RawData): number {
 
 function parseJson(data: RawData, isBinary: boolean): unknown {
   if (isBinary) throw AppException.validation('Frames must be JSON text');
+  const text = textOf(data);
   try {
-    return JSON.parse(textOf(data)) as unknown;
+    return JSON.parse(text) as unknown;
   } catch {
     throw AppException.validation('Frame is not valid JSON');
   }

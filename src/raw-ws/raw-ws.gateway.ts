@@ -89,7 +89,7 @@ function destroySocket(this: Duplex): void {
 }
 
 /**
- * `ws` reports a bad frame (oversized, unmasked, invalid UTF-8) as an error
+ * `ws` reports a bad frame (oversized, unmasked) as an error
  * and then closes the connection: the close is what the gateway acts on. A
  * WebSocket error with no listener would end the process.
  */
@@ -135,6 +135,8 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       maxPayload: this.config.get('realtime.maxPayloadBytes', { infer: true }),
       // Compression stays off: nothing to inflate, so no compression bomb.
       perMessageDeflate: false,
+      // Checked when the frame is read, so that bad text gets an error frame, not a close.
+      skipUTF8Validation: true,
       // A peer that does not answer a close (it stopped reading) is cut after this,
       // not ws's 30 s: a connection closed outside the drain's tracking would hold it.
       closeTimeout: SHUTDOWN_GRACES.connectionCloseMs,

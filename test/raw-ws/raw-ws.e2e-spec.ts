@@ -445,6 +445,26 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       expect(await client.request({ type: 'ping' }, 'pong')).toEqual({ type: 'pong' });
     });
 
+    it('answers a text frame of invalid UTF-8 with VALIDATION_FAILED, passing nothing on', async () => {
+      const room = await createRoom(t.url, ada);
+      const sender = await raw(ada);
+      const peer = await raw(bob);
+      for (const client of [sender, peer])
+        await client.request({ type: 'join', room: room.id }, 'joined');
+      const frame = `{"type":"broadcast","room":"${room.id}","payload":"caf\xe9"}`;
+
+      sender.socket.send(Buffer.from(frame, 'latin1'), { binary: false });
+      expect(await sender.next((f) => f.type === 'error')).toEqual({
+        type: 'error',
+        code: 'VALIDATION_FAILED',
+        message: 'Text frames must be UTF-8',
+        details: [],
+      });
+      // The connection stays, and the peer's first message is the next, valid one.
+      sender.send({ type: 'broadcast', room: room.id, payload: 'café' });
+      expect(await peer.next((f) => f.type === 'message')).toMatchObject({ payload: 'café' });
+    });
+
     it('answers a binary frame with VALIDATION_FAILED', async () => {
       const client = await raw(ada);
       client.socket.send(Buffer.from([1, 2, 3]), { binary: true });
