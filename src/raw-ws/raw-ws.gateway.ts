@@ -19,8 +19,7 @@ import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 import { AppException } from '@app/common/errors/app.exception';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { requestUrl } from '@app/common/request-url';
-import { describeFailure, toErrorBody } from '@app/common/errors/to-error-body';
-import { ErrorCode } from '@app/common/errors/error-code';
+import { reportedErrorBody } from '@app/common/errors/to-error-body';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent } from '@app/contract/events';
 import type { MessageJson } from '@app/contract/models';
@@ -196,15 +195,19 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     // hold its socket for good (`/x/../socket.io/` is no Socket.IO upgrade).
     if (request.url?.startsWith(SOCKET_IO_PATH)) return;
     const path = requestUrl(request.url)?.pathname;
-    if (path === undefined) return rejectUpgrade(socket, 400, 'Bad Request');
-    if (path !== RAW_WS_PATH) return rejectUpgrade(socket, 404, 'Not Found');
+    if (path === undefined)
+      return rejectUpgrade(socket, AppException.validation('The request target is no URL'));
+    if (path !== RAW_WS_PATH)
+      return rejectUpgrade(socket, AppException.notFound(`No WebSocket endpoint at ${path}`));
     const http = this.config.get('http', { infer: true });
-    if (!isOriginAllowed(request, http.corsOrigins)) return rejectUpgrade(socket, 403, 'Forbidden');
+    if (!isOriginAllowed(request, http.corsOrigins))
+      return rejectUpgrade(socket, AppException.forbidden('Origin not allowed'));
     const outcome = await authenticateUpgrade(request, {
       tokens: this.tokens,
       rateLimits: this.rateLimits,
       connections: this.connectionSlots,
       trust: this.trust,
+      logger: this.logger,
     });
     // A client gone before the upgrade completes must not keep its connection
     // slot; one gone while it was authenticated has closed already, and `ws`
@@ -235,7 +238,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       outcome.confirm();
       return true;
     } catch (error) {
-      const refusal = refusalFor(error);
+      const refusal = refusalFor(reportedErrorBody(error, this.logger));
       ws.on('error', ignoreError);
       ws.close(refusal.code, refusal.reason);
       return false;
@@ -304,8 +307,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       frame = await validateFrame(value);
       await (refuse ? refuse() : this.dispatch(connection, frame));
     } catch (error) {
-      const body = toErrorBody(error);
-      if (body.code === ErrorCode.Internal) this.logger.error(describeFailure(error));
+      const body = reportedErrorBody(error, this.logger);
       // Only for a refusal: what the error names of the frame, as far as it was read.
       const request = value ? requestOf(value, frame) : {};
       const event = request.request ?? 'unknown';

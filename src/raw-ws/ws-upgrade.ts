@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AuthUser } from '@app/auth/auth-user';
 import { bearerToken, queryToken } from '@app/auth/token-extraction';
 import type { TokenService } from '@app/auth/token.service';
-import { ErrorCode } from '@app/common/errors/error-code';
-import { toErrorBody } from '@app/common/errors/to-error-body';
+import type { AppException } from '@app/common/errors/app.exception';
+import { ErrorCode, HTTP_STATUS_BY_CODE } from '@app/common/errors/error-code';
+import type { ErrorBody } from '@app/common/errors/error-body';
+import { reportedErrorBody } from '@app/common/errors/to-error-body';
 import { clientBudgetKey, type TrustRule } from '@app/realtime/client-address';
 import type { ConnectionTracker } from '@app/realtime/connection-tracker';
 import type { RateLimitService } from '@app/throttling/rate-limit.service';
@@ -16,6 +18,8 @@ export interface UpgradeDependencies {
   rateLimits: RateLimitService;
   connections: ConnectionTracker;
   trust: TrustRule;
+  /** Where a failure of our own is logged: the client is only told to try again later. */
+  logger: { error(message: string): void };
 }
 
 /** Why an upgrade is completed only to be closed at once, as the contract wants for bad tokens. */
@@ -37,8 +41,8 @@ export type UpgradeOutcome =
     }
   | { refusal: Refusal };
 
-export function refusalFor(error: unknown): Refusal {
-  switch (toErrorBody(error).code) {
+export function refusalFor({ code }: ErrorBody): Refusal {
+  switch (code) {
     case ErrorCode.Unauthorized:
       return { code: WsCloseCode.Unauthorized, reason: 'Unauthorized' };
     case ErrorCode.RateLimited:
@@ -65,17 +69,24 @@ export async function authenticateUpgrade(
     await deps.connections.acquire(user.id, connectionId);
     return { user, connectionId, confirm };
   } catch (error) {
-    return { refusal: refusalFor(error) };
+    return { refusal: refusalFor(reportedErrorBody(error, deps.logger)) };
   }
 }
 
 /**
  * Answers an upgrade that must not become a WebSocket at all (a foreign
- * Origin, another path), then closes the connection for good: an upgraded
- * socket is out of the HTTP server's timeouts, so one a client kept half
- * open would hold its descriptor, and the server's close, for good.
+ * Origin, another path) with the contract's error, as REST would, then
+ * closes the connection for good: an upgraded socket is out of the HTTP
+ * server's timeouts, so one a client kept half open would hold its
+ * descriptor, and the server's close, for good.
  */
-export function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
+export function rejectUpgrade(socket: Duplex, error: AppException): void {
+  const status = HTTP_STATUS_BY_CODE[error.code];
+  const body = JSON.stringify(error.toBody());
   socket.once('finish', () => socket.destroy());
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }

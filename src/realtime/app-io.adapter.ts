@@ -111,6 +111,7 @@ export class AppIoAdapter extends IoAdapter {
         tokens: this.app.get(TokenService, { strict: false }),
         budget,
         connections,
+        logger: new Logger('SocketIoHandshake'),
       }),
     );
     return server;

@@ -1,4 +1,4 @@
-import { toErrorBody } from '@app/common/errors/to-error-body';
+import { reportedErrorBody } from '@app/common/errors/to-error-body';
 import { ErrorCode } from '@app/common/errors/error-code';
 import type { TokenService } from '@app/auth/token.service';
 import { bearerToken } from '@app/auth/token-extraction';
@@ -12,11 +12,16 @@ export interface HandshakeDependencies {
   tokens: TokenService;
   budget: SessionBudget;
   connections: ConnectionTracker;
+  /** Where a failure of our own is logged: the client only learns it was one. */
+  logger: { error(message: string): void };
 }
 
 /** The error `connect_error` carries: a fixed message and the contract's error as `data`. */
-function handshakeError(error: unknown): Error & { data: unknown } {
-  const body = toErrorBody(error);
+function handshakeError(
+  error: unknown,
+  logger: HandshakeDependencies['logger'],
+): Error & { data: unknown } {
+  const body = reportedErrorBody(error, logger);
   const message = body.code === ErrorCode.Unauthorized ? AUTHENTICATION_FAILED : body.message;
   return Object.assign(new Error(message), { data: body });
 }
@@ -73,7 +78,7 @@ export function socketHandshake(deps: HandshakeDependencies) {
     };
     authenticate().then(
       () => next(),
-      (error: unknown) => next(handshakeError(error)),
+      (error: unknown) => next(handshakeError(error, deps.logger)),
     );
   };
 }

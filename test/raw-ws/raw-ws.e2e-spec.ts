@@ -108,6 +108,21 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       expect((await allowed.next(() => true)).type).toBe('connected');
     });
 
+    it('closes with 1013 an upgrade whose authentication failed on our side, logging why', async () => {
+      const admit = jest
+        .spyOn(t.app.get(TokenService), 'admit')
+        .mockRejectedValueOnce(new TypeError('tokens.secret is undefined'));
+      const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      try {
+        const client = RawClient.open(t.url, ada.token);
+        expect(await client.closed).toEqual({ code: 1013, reason: 'Try again later' });
+        expect(logged).toHaveBeenCalledWith(expect.stringContaining('tokens.secret is undefined'));
+      } finally {
+        admit.mockRestore();
+        logged.mockRestore();
+      }
+    });
+
     it('closes with 4001 when the token expires mid-connection', async () => {
       const token = forgeToken({
         sub: ada.id,
@@ -123,11 +138,11 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
     });
 
     it.each([
-      ['an unknown path', '/elsewhere', {}],
-      ['a foreign Origin', '/ws', { Origin: 'https://evil.example.net' }],
+      ['an unknown path', '/elsewhere', {}, 404, 'NOT_FOUND'],
+      ['a foreign Origin', '/ws', { Origin: 'https://evil.example.net' }, 403, 'FORBIDDEN'],
     ])(
       'closes the connection of an upgrade refused for %s, even one its client keeps half open',
-      async (_, path, headers) => {
+      async (_, path, headers, status, code) => {
         const server = t.app.getHttpServer();
         const upgraded = new Promise<import('node:stream').Duplex>((resolve) =>
           server.once('upgrade', (_request, serverSide: import('node:stream').Duplex) =>
@@ -150,7 +165,11 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
             socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
             socket.once('end', () => resolve(text));
           });
-          expect(answer).toMatch(/^HTTP\/1\.1 (404|403) /);
+          // With the contract's error, as REST answers.
+          const [head, body] = answer.split('\r\n\r\n');
+          expect(head).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+          expect(head).toContain('Content-Type: application/json');
+          expect(JSON.parse(body)).toEqual({ code, message: expect.any(String), details: [] });
           // The client never ends its side: the server must let go anyway.
           const serverSide = await upgraded;
           await eventually(() => serverSide.destroyed, 5_000);
@@ -736,7 +755,9 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
     it.each(['//', '//:1', 'http://[', 'http://x:99999/'])(
       'answers 400 to an upgrade whose target %j is no URL, and keeps serving',
       async (target) => {
-        expect(await exchange(upgrade(target))).toMatch(/^HTTP\/1\.1 400 /);
+        const answer = await exchange(upgrade(target));
+        expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+        expect(answer).toContain('"code":"VALIDATION_FAILED"');
         expect((await raw(ada)).socket.readyState).toBe(WebSocket.OPEN);
       },
     );

@@ -1,4 +1,6 @@
+import { Logger } from '@nestjs/common';
 import { io } from 'socket.io-client';
+import { TokenService } from '@app/auth/token.service';
 import { badTokensFor, forgeToken, nowSeconds, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { connectSocket, nextEvent, type ClientSocket } from '../support/sockets';
@@ -46,6 +48,24 @@ describe.each(databaseKinds())('Socket.IO handshake (%s)', (kind) => {
       const error = await refused(token);
       expect(error.message).toBe('Authentication failed');
       expect(error.data).toEqual(missing);
+    }
+  });
+
+  it('refuses with INTERNAL a handshake that failed on our side, logging why', async () => {
+    const admit = jest
+      .spyOn(t.app.get(TokenService), 'admit')
+      .mockRejectedValueOnce(new TypeError('tokens.secret is undefined'));
+    const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    try {
+      expect((await refused(user.token)).data).toEqual({
+        code: 'INTERNAL',
+        message: 'Internal server error',
+        details: [],
+      });
+      expect(logged).toHaveBeenCalledWith(expect.stringContaining('tokens.secret is undefined'));
+    } finally {
+      admit.mockRestore();
+      logged.mockRestore();
     }
   });
 

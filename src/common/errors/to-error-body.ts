@@ -152,3 +152,13 @@ export function toErrorBody(error: unknown): ErrorBody {
 export function describeFailure(error: unknown): string {
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
 }
+
+/**
+ * The error's body; a failure of our own (INTERNAL), of which the client is
+ * told nothing, is logged first.
+ */
+export function reportedErrorBody(error: unknown, logger: { error(message: string): void }) {
+  const body = toErrorBody(error);
+  if (body.code === ErrorCode.Internal) logger.error(describeFailure(error));
+  return body;
+}

@@ -1,6 +1,5 @@
 import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
-import { ErrorCode } from '@app/common/errors/error-code';
-import { describeFailure, toErrorBody } from '@app/common/errors/to-error-body';
+import { reportedErrorBody } from '@app/common/errors/to-error-body';
 import { ServerEvent } from '@app/contract/events';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
@@ -22,8 +21,7 @@ export class WsExceptionFilter implements ExceptionFilter {
     const ack = host
       .getArgs()
       .find((arg): arg is (response: unknown) => void => typeof arg === 'function');
-    const error = toErrorBody(exception);
-    if (error.code === ErrorCode.Internal) this.logger.error(describeFailure(exception));
+    const error = reportedErrorBody(exception, this.logger);
     const event = host.switchToWs().getPattern();
     this.metrics.rejectedEvents.inc({ transport: Transport.SocketIo, event, code: error.code });
     if (ack) ack({ ok: false, error });
