@@ -99,6 +99,11 @@ describe('RestClient answers that are not the service’s own', () => {
     expect(error.code).toBe('UNAVAILABLE');
   });
 
+  it('refuses an empty 200 (a proxy’s) as UNAVAILABLE, not as the answer', async () => {
+    const error = await failure(client(answering(200, '')).listRooms());
+    expect(error.code).toBe('UNAVAILABLE');
+  });
+
   it('turns a body cut off mid-read into UNAVAILABLE', async () => {
     const broken = () =>
       Promise.resolve({
