@@ -55,12 +55,19 @@ describe('Reconnector', () => {
     instance.retryNow();
     await settle();
     expect(opens).toBe(given + 1);
+    // Started again with its retries, not one try.
+    expect(instance.state).toMatchObject({ status: 'reconnecting', attempt: 1 });
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect({ opens, state: instance.state }).toEqual({
+      opens: given + 2,
+      state: { status: 'offline', reason: 'retries-exhausted' },
+    });
 
     instance.stop();
     instance.retryNow();
     await jest.advanceTimersByTimeAsync(10_000);
     expect({ opens, state: instance.state }).toEqual({
-      opens: given + 1,
+      opens: given + 2,
       state: { status: 'offline', reason: 'closed' },
     });
   });

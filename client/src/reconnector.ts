@@ -58,13 +58,15 @@ export class Reconnector extends TypedEmitter<{ state: ConnectionState }> {
   }
 
   /**
-   * Skips the wait of a pending retry, or starts again after giving up. A
-   * client never started, or stopped, stays so: only `start()` starts it.
+   * Skips the wait of a pending retry, or starts again after giving up, with
+   * all its retries. A client never started, or stopped, stays so: only
+   * `start()` starts it.
    */
   retryNow(): void {
     const { status } = this.current;
     if (status === 'connected' || status === 'connecting') return;
     if (status === 'offline' && this.current.reason !== 'retries-exhausted') return;
+    if (status !== 'reconnecting') this.backoff.reset();
     this.clearRetry();
     this.authRetried = false;
     this.attempt();
