@@ -30,17 +30,19 @@ export class AddMemberForm {
 
   /**
    * The room the form adds to; none hides it, and a name being typed goes.
-   * Only its owner adds to a private room: others get no form for it.
+   * It shows once the room's join has answered (`roomRead`): only members
+   * add to a public room, which a join makes one of.
    */
   show(room: RoomJson | undefined): void {
     this.room = room;
-    this.form.hidden = !this.mayAdd(room);
+    this.form.hidden = true;
     this.form.reset();
   }
 
   /**
    * The room as a join read it: its owner may have changed since the list was
-   * (an owner who left hands a room over), so the form may show or go.
+   * (an owner who left hands a room over), so the form may show or go. Only
+   * its owner adds to a private room: others get no form for it.
    */
   roomRead(room: RoomJson): void {
     if (room.id !== this.room?.id) return;
@@ -62,6 +64,8 @@ export class AddMemberForm {
     this.setAdding(true);
     try {
       const user = await this.rest.findUser(name);
+      // The next user's token would add in their name.
+      if (!stillShown()) return;
       await this.rest.addMember(room.id, user.id);
       if (!stillShown()) return;
       // A next name typed meanwhile stays.
