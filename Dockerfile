@@ -9,7 +9,10 @@
 #
 #   docker build -t realtime-backend .
 #   docker run --rm -e JWT_SECRET=... -e DATABASE_URL=postgres://... realtime-backend node dist/src/database/migrate.js run
-#   docker run --rm -p 3000:3000 -e JWT_SECRET=... -e DATABASE_URL=postgres://... -e MIGRATIONS_RUN=false realtime-backend
+#   docker run --rm --stop-timeout 15 -p 3000:3000 -e JWT_SECRET=... -e DATABASE_URL=postgres://... -e MIGRATIONS_RUN=false realtime-backend
+#
+# `--stop-timeout 15`: docker's default of 10 s would kill the node as its own
+# drain (SHUTDOWN_TIMEOUT_MS, 10 s) ends, before it has closed its connections.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
