@@ -98,7 +98,7 @@ export class ChatService {
     since: number | undefined,
     subscribe: (roomId: string) => number | undefined,
   ): Promise<JoinResult> {
-    const room = await this.enter(connection, roomId);
+    const { room, removedMeanwhile } = await this.admitAndEnter(connection, roomId);
     const lastSeq = subscribe(room.id) ?? this.liveFrom(room);
     const [memberPage, missed] = await Promise.all([
       this.rooms.listMembers(room.id, MAX_MEMBERS_ON_JOIN),
@@ -109,6 +109,9 @@ export class ChatService {
             limit: MAX_MISSED_ON_JOIN,
           }),
     ]);
+    // A removal seen here while a resync holds deliveries has not taken the connection out
+    // yet: what was read since is not the user's to have.
+    if (room.isPrivate && removedMeanwhile()) throw AppException.notFound('Room not found');
     const members = memberPage.items.map(({ id, username }) => ({ id, username }));
     const found = missed?.items ?? [];
     // The members go in the same answer: a large room's leave the missed messages less room.
@@ -134,12 +137,17 @@ export class ChatService {
    * it must not enter anything: it would stay present for good.
    */
   async enter(connection: Connection, roomId: string): Promise<Room> {
+    return (await this.admitAndEnter(connection, roomId)).room;
+  }
+
+  private async admitAndEnter(connection: Connection, roomId: string): Promise<Admission> {
     const releaseHold = this.live.holdUntilTracked(roomId.toLowerCase());
     try {
       const admission = await this.rooms.admit(connection.user.id, roomId);
       const leaveRoomSlot = this.takeRoomSlot(connection, admission.room.id);
       try {
-        return await this.enterAdmitted(connection, admission);
+        await this.enterAdmitted(connection, admission);
+        return admission;
       } finally {
         leaveRoomSlot();
       }
@@ -183,7 +191,7 @@ export class ChatService {
     };
   }
 
-  private async enterAdmitted(connection: Connection, admission: Admission): Promise<Room> {
+  private async enterAdmitted(connection: Connection, admission: Admission): Promise<void> {
     const room = admission.room;
     assertOpen(connection);
     if (!room.isPrivate) await this.rooms.addMember(room.id, connection.user.id);
@@ -195,7 +203,6 @@ export class ChatService {
     if (change.changed) this.delivery.userJoined(room.id, change.user, connection.id);
     // Closed meanwhile: the close's cleanup has taken its presence out again.
     assertOpen(connection);
-    return room;
   }
 
   /**

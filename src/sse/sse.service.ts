@@ -9,17 +9,19 @@ import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent, SseEvent } from '@app/contract/events';
 import type { MessageJson, RoomStreamConnected, StreamConnected } from '@app/contract/models';
 import { roomNames } from '@app/contract/room-names';
-import { MessagesService } from '@app/messages/messages.service';
+import { MessagesService, type HistoryPage } from '@app/messages/messages.service';
 import { resumePoint } from '@app/messages/seq';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
-import { RoomsService } from '@app/rooms/rooms.service';
-import { RoomFeed } from './room-feed';
+import { RoomsService, type Admission } from '@app/rooms/rooms.service';
+import { RoomFeed, type PageReader } from './room-feed';
 import { SseHub, shuttingDown, type SseSubscriber } from './sse.hub';
 import { SseStream, type SseBacklogLimit } from './sse-stream';
 
 /** The shortest a stream's backlog may go without emptying before its client counts as gone. */
 const MIN_STALL_MS = 30_000;
+
+const NOTHING_MORE: HistoryPage = { items: [], nextCursor: null };
 
 /** Opens the event streams: the caller's personal stream and a room's feed. */
 @Injectable()
@@ -84,10 +86,11 @@ export class SseService {
     since: number | undefined,
     response: Response,
   ): Promise<void> {
-    const { room, confirm } = await this.rooms.admit(user.id, roomId);
+    const admission = await this.rooms.admit(user.id, roomId);
+    const { room, confirm } = admission;
     const stream = new SseStream(response, this.backlogLimit);
     const start = resumePoint(since ?? room.lastSeq, room.lastSeq);
-    const feed = new RoomFeed(stream, (page) => this.messages.page(room.id, page), start);
+    const feed = new RoomFeed(stream, this.pageReader(admission), start);
     const started = await this.start(
       user,
       stream,
@@ -107,6 +110,18 @@ export class SseService {
       () => sendRoomConnected(stream, { userId: user.id, roomId: room.id, since: start }),
     );
     if (started) await feed.replay();
+  }
+
+  /**
+   * The room's stored messages, as its stream reads them. A removal seen here
+   * while a resync holds deliveries ends the stream once they go out; what
+   * storage holds is not the user's to read meanwhile.
+   */
+  private pageReader({ room, removedMeanwhile }: Admission): PageReader {
+    return async (page) => {
+      const read = await this.messages.page(room.id, page);
+      return room.isPrivate && removedMeanwhile() ? NOTHING_MORE : read;
+    };
   }
 
   /**

@@ -5,6 +5,7 @@ import { AppException } from '@app/common/errors/app.exception';
 import type { JoinResult } from '@app/contract/socket-events';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
+import { MessagesService } from '@app/messages/messages.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import {
   addMember,
@@ -15,7 +16,7 @@ import {
   type TestUser,
 } from '../support/api';
 import { databaseKinds } from '../support/databases';
-import { holdNextCall } from '../support/hold';
+import { holdDeliveries, holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import {
   collect,
@@ -204,6 +205,30 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     expect(memberGets).toEqual([]);
     // Never in, the member was never announced: neither joining nor leaving.
     expect(announced).toEqual({ joined: [], left: [] });
+  });
+
+  it('refuses a join whose missed messages were read after a removal a resync still holds back', async () => {
+    const member = await registerUser(t.url);
+    const room = await createRoom(t.url, owner, { isPrivate: true });
+    await addMember(t.url, owner, room.id, member.id);
+    await postMessage(t.url, owner, room.id, 'before');
+    const socket = await sockets.connect(member);
+    const reading = holdNextCall(t.app.get(MessagesService), 'page');
+
+    const joined = emitAck<JoinResult>(socket, 'chat:join', { roomId: room.id, since: 0 });
+    await reading.started;
+    const endResync = holdDeliveries(t.app.get(DeliveryService));
+    // Removed elsewhere: this node has seen the removal, and holds its effect back.
+    await t.app.get(RoomsService).removeMember(room.id, member.id);
+    t.app.get(DeliveryService).membershipEnded(member.id, room, owner);
+    await postMessage(t.url, owner, room.id, 'after the removal');
+    reading.release();
+
+    expect(await joined).toEqual({
+      ok: false,
+      error: { code: 'NOT_FOUND', message: 'Room not found', details: [] },
+    });
+    endResync();
   });
 
   describe('a rejoin refused for taking too long, of a connection in the room all along', () => {

@@ -1,5 +1,6 @@
 import type { MessageJson, RoomJson } from '@app/contract/models';
 import { DeliveryService } from '@app/delivery/delivery.service';
+import { MessagesService } from '@app/messages/messages.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import {
   addMember,
@@ -10,7 +11,7 @@ import {
   type TestUser,
 } from '../support/api';
 import { databaseKinds } from '../support/databases';
-import { holdNextCall } from '../support/hold';
+import { holdDeliveries, holdNextCall } from '../support/hold';
 import { sleep } from '../support/sockets';
 import { openSse, type SseConnection } from '../support/sse';
 import { startTestApp, type TestApp } from '../support/test-app';
@@ -45,7 +46,8 @@ describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
   afterAll(() => t.close());
 
   const stream = async (path: string, user: TestUser) => {
-    const connection = await openSse(`${t.url}${path}?token=${user.token}`);
+    const query = path.includes('?') ? '&' : '?';
+    const connection = await openSse(`${t.url}${path}${query}token=${user.token}`);
     open.push(connection);
     return connection;
   };
@@ -137,6 +139,30 @@ describe.each(databaseKinds())('SSE streams when access ends (%s)', (kind) => {
     await receives(carolRoom, await postMessage(t.url, owner, room.id, 'still here'));
     expect(await endsWithin(carolPersonal, 100)).toBe(false);
   });
+  it('replays nothing read after a removal a resync holds back, and ends the stream once it goes out', async () => {
+    const member = await registerUser(t.url);
+    const room = await privateRoomWith(member);
+    await postMessage(t.url, owner, room.id, 'before');
+    const reading = holdNextCall(t.app.get(MessagesService), 'page');
+    const replaying = await streamOk(`/api/rooms/${room.id}/events?since=0`, member);
+    await reading.started;
+
+    const endResync = holdDeliveries(delivery());
+    // Removed elsewhere: this node has seen the removal, and holds its effect back.
+    await t.app.get(RoomsService).removeMember(room.id, member.id);
+    delivery().membershipEnded(member.id, room, by());
+    await postMessage(t.url, owner, room.id, 'after the removal');
+    reading.release();
+    await reading.finished;
+    await sleep(200);
+    expect(replaying.received.filter((e) => e.event === 'chat:message')).toEqual([]);
+
+    endResync();
+    expect(await endsWithin(replaying, ENDED_WITHIN_MS)).toBe(true);
+    endedWith(replaying, 'NOT_FOUND', 'Room not found');
+    expect(replaying.received.filter((e) => e.event === 'chat:message')).toEqual([]);
+  });
+
   it('refuses a room stream that a removal overtook while it opened', async () => {
     const member = await registerUser(t.url);
     const room = await privateRoomWith(member);

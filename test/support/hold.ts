@@ -1,3 +1,21 @@
+import type { DeliveryService } from '@app/delivery/delivery.service';
+
+/**
+ * Starts a resync that lasts until the returned function is called: what
+ * the bus brings meanwhile is held back, as when this node lost Redis and
+ * reads what it missed. Removals are seen as they arrive all the same.
+ */
+export function holdDeliveries(delivery: DeliveryService): () => void {
+  let end!: () => void;
+  const running = new Promise<void>((resolve) => (end = resolve));
+  const detach = delivery.onResync(() => running);
+  (delivery as unknown as { resync(): void }).resync();
+  return () => {
+    detach();
+    end();
+  };
+}
+
 /** A call held by `holdNextCall`: `started` once it is under way, `release` to let it finish. */
 export interface HeldCall {
   started: Promise<void>;
