@@ -40,7 +40,7 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 /** Waits a moment, as the helpers' timers and token reads take a few turns. */
 const aMoment = () => new Promise((resolve) => setTimeout(resolve, 20));
 
-async function follow(since?: number) {
+async function follow(since?: number, fetch?: typeof globalThis.fetch) {
   FakeEventSource.opened.length = 0;
   const seen: number[] = [];
   const refusals: ErrorBody[] = [];
@@ -50,6 +50,7 @@ async function follow(since?: number) {
     url: 'http://chat.test',
     token: () => `token-${++tokens}`,
     EventSource: FakeEventSource,
+    fetch,
     roomId: ROOM,
     since,
     onMessage: (message: MessageJson) => seen.push(message.seq),
@@ -158,6 +159,39 @@ describe('subscribeRoomEvents with a request no retry can mend', () => {
 
     expect(fatal).toEqual([expect.objectContaining({ code: 'VALIDATION_FAILED' })]);
     expect(FakeEventSource.opened).toHaveLength(1);
+    subscription.close();
+  });
+
+  /** A fetch answering every REST read with `status` and the contract's error. */
+  const answering = (status: number, code: string) => () =>
+    Promise.resolve(
+      new Response(JSON.stringify({ code, message: code, details: [] }), {
+        status,
+        headers: { 'Content-Type': 'application/json' },
+      }),
+    );
+
+  it('asks REST why a browser’s own reconnection of an open stream was refused, and stops on 404', async () => {
+    const { fatal, source, subscription } = await follow(5, answering(404, 'NOT_FOUND'));
+    // A browser's EventSource, which reconnected by itself and was refused, says no more.
+    source.readyState = 2;
+    source.onerror?.({});
+    await aMoment();
+
+    expect(fatal).toEqual([expect.objectContaining({ code: 'NOT_FOUND' })]);
+    expect(FakeEventSource.opened).toHaveLength(1);
+    subscription.close();
+  });
+
+  it('opens a stream with a fresh token at once when that reconnection was refused with 401', async () => {
+    const { fatal, source, subscription } = await follow(5, answering(401, 'UNAUTHORIZED'));
+    source.readyState = 2;
+    source.onerror?.({});
+    await aMoment();
+
+    expect(fatal).toEqual([]);
+    expect(FakeEventSource.opened).toHaveLength(2);
+    expect(FakeEventSource.opened[1].url).toContain('token=token-2');
     subscription.close();
   });
 

@@ -198,16 +198,16 @@ function openResilientStream(
     const url = `${withoutTrailingSlashes(options.url)}${path}?${params.toString()}`;
     const current = new EventSourceImpl(url);
     source = current;
-    let opened = false;
     current.onopen = () => {
-      opened = true;
       refusedInARow = 0;
       backoff.connected();
       streamOpened?.();
     };
     current.onerror = (event) => {
       if (current.readyState !== CLOSED || source !== current) return;
-      if (event.code !== undefined || opened) return gaveUp(event.code);
+      if (event.code !== undefined) return gaveUp(event.code);
+      // A browser's EventSource does not say why, also when a reconnection of its own was
+      // refused (an open stream that fails is otherwise retried by the EventSource).
       probe(restFor(options, token)).then(() => gaveUp(undefined), failedToOpen);
     };
     for (const [type, listener] of Object.entries(listeners))
