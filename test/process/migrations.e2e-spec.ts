@@ -192,6 +192,95 @@ describe.each(databaseKinds())('migration scripts (%s)', (kind) => {
   });
 });
 
+/** A data source of the service's own, with its entities, on the test database. */
+function serviceDataSource(database: TestDatabase): DataSource {
+  return new DataSource(
+    typeormOptions(
+      database.kind === 'sqlite'
+        ? {
+            type: 'better-sqlite3',
+            path: database.env.SQLITE_PATH!,
+            synchronous: 'full',
+            migrationsRun: false,
+          }
+        : {
+            type: 'postgres',
+            url: database.env.DATABASE_URL!,
+            schema: database.env.DATABASE_SCHEMA,
+            poolSize: 2,
+            queryTimeoutMs: 30_000,
+            migrationsRun: false,
+          },
+    ),
+  );
+}
+
+/**
+ * The entities as the ORM reads them, and the tables as the migrations left
+ * them, in the same terms: columns with whether they take null, and indexes
+ * with their columns, uniqueness and condition. (TypeORM reads a PostgreSQL
+ * index's columns back in no set order: their order is checked above, by
+ * each index's definition.)
+ */
+async function schemaOf(dataSource: DataSource, fromDatabase: boolean) {
+  const runner = dataSource.createQueryRunner();
+  try {
+    const described: Record<string, unknown> = {};
+    for (const entity of dataSource.entityMetadatas) {
+      const table = fromDatabase ? await runner.getTable(entity.tablePath) : undefined;
+      const columns = table
+        ? table.columns.map((column) => [column.name, column.isNullable])
+        : entity.columns.map((column) => [column.databaseName, column.isNullable]);
+      const indexes = table
+        ? table.indices.map((index) => describeIndex(index.name, index.columnNames, index))
+        : entity.indices.map((index) =>
+            describeIndex(
+              index.name,
+              index.columns.map((column) => column.databaseName),
+              index,
+            ),
+          );
+      described[entity.tableName] = {
+        columns: columns.sort(),
+        indexes: indexes.sort((a, b) => String(a.name).localeCompare(String(b.name))),
+      };
+    }
+    return described;
+  } finally {
+    await runner.release();
+  }
+}
+
+function describeIndex(
+  name: string | undefined,
+  columns: string[],
+  { isUnique, where }: { isUnique?: boolean; where?: string },
+) {
+  return { name, columns: [...columns].sort(), unique: !!isUnique, where: condition(where) };
+}
+
+/** A partial index's condition, as either database spells it back. */
+const condition = (where: string | undefined) =>
+  where ? where.replace(/[()"]/g, '').trim().toLowerCase() : undefined;
+
+describe.each(databaseKinds())('the migrated schema (%s)', (kind) => {
+  it('is the one the entities describe: every column and every index, nothing more', async () => {
+    const database = await createTestDatabase(kind);
+    const dataSource = serviceDataSource(database);
+    await dataSource.initialize();
+    try {
+      await runMigrations(dataSource);
+      const described = await schemaOf(dataSource, false);
+      const migrated = await schemaOf(dataSource, true);
+
+      expect(migrated).toEqual(described);
+    } finally {
+      await dataSource.destroy();
+      await database.drop();
+    }
+  });
+});
+
 describe('the migration script’s errors', () => {
   const migrateWith = (env: NodeJS.ProcessEnv) =>
     run(process.execPath, [MIGRATE, 'run'], {
