@@ -80,19 +80,6 @@ const MIN_SHUTDOWN_TIMEOUT_MS = SHUTDOWN_GRACES.streamEndMs + 1_000;
 /** The longest REST throttle window: a day. */
 const MAX_THROTTLE_WINDOW_MS = 24 * 60 * 60_000;
 
-/**
- * Far above any use, so that a slip (a zero too many) is refused rather than
- * switch a protection off unnoticed.
- */
-export const SETTING_CEILINGS = {
-  THROTTLE_DEFAULT_LIMIT: 1_000_000,
-  THROTTLE_AUTH_LIMIT: 10_000,
-  MAX_SOCKETS_PER_USER: 10_000,
-  SLOW_CONSUMER_LIMIT_BYTES: 1024 * 1024 * 1024,
-  MAX_PACKETS_PER_SECOND: 100_000,
-  MAX_SSE_STREAMS_PER_USER: 1_000,
-} as const;
-
 /** A duration from `bounds.min` to `bounds.max`; a malformed one is left to DURATION_PATTERN to report. */
 function IsDurationWithin(bounds: { min: string; max: string }, options: ValidationOptions) {
   const [min, max] = [parseDuration(bounds.min), parseDuration(bounds.max)];
@@ -301,7 +288,6 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(1)
-  @Max(SETTING_CEILINGS.THROTTLE_DEFAULT_LIMIT)
   THROTTLE_DEFAULT_LIMIT = 300;
 
   @Transform(toInt)
@@ -313,7 +299,6 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(1)
-  @Max(SETTING_CEILINGS.THROTTLE_AUTH_LIMIT)
   THROTTLE_AUTH_LIMIT = 10;
 
   @Transform(toInt)
@@ -363,7 +348,6 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(1)
-  @Max(SETTING_CEILINGS.MAX_SOCKETS_PER_USER)
   MAX_SOCKETS_PER_USER = 20;
 
   @Transform(toInt)
@@ -375,13 +359,11 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(64 * 1024)
-  @Max(SETTING_CEILINGS.SLOW_CONSUMER_LIMIT_BYTES)
   SLOW_CONSUMER_LIMIT_BYTES = 1024 * 1024;
 
   @Transform(toInt)
   @IsInt()
   @Min(1)
-  @Max(SETTING_CEILINGS.MAX_PACKETS_PER_SECOND)
   MAX_PACKETS_PER_SECOND = 100;
 
   @IsRate('RATE_LIMIT_CHAT_MESSAGE')
@@ -436,7 +418,6 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(1)
-  @Max(SETTING_CEILINGS.MAX_SSE_STREAMS_PER_USER)
   MAX_SSE_STREAMS_PER_USER = 10;
 }
 
