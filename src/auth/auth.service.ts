@@ -1,7 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
+import { usernameKey } from '@app/contract/usernames';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
+import { RateLimitService } from '@app/throttling/rate-limit.service';
 import type { User } from '@app/users/user.entity';
 import { UsersService } from '@app/users/users.service';
 import type { AuthUser } from './auth-user';
@@ -21,6 +23,7 @@ export class AuthService {
     private readonly tokens: TokenService,
     private readonly delivery: DeliveryService,
     private readonly shutdown: GracefulShutdown,
+    private readonly rateLimits: RateLimitService,
   ) {
     shutdown.register('finish-writes', () =>
       Promise.all(this.rehashing.values()).then(() => undefined),
@@ -32,8 +35,14 @@ export class AuthService {
     return this.users.create({ username, passwordHash });
   }
 
-  /** Unknown user and wrong password give the same answer after the same work. */
+  /**
+   * Unknown user and wrong password give the same answer after the same work.
+   * Each name has a budget of attempts over every address, counted for
+   * unknown names alike and before any hashing: guesses at one account from
+   * many addresses stop there.
+   */
   async login({ username, password }: LoginDto): Promise<IssuedToken> {
+    await this.rateLimits.consume('login', usernameKey(username));
     const user = await this.users.findActiveByUsernameWithHash(username);
     const valid = user
       ? await this.hasher.verify(password, user.passwordHash)

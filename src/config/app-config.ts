@@ -91,7 +91,7 @@ export interface ThrottleConfig {
 
 /** Everything a user can do that has a budget of its own (live events, name lookups, invitations). */
 export type RateLimitedAction =
-  'message' | 'typing' | 'join' | 'presence' | 'connect' | 'renew' | 'lookup' | 'invite';
+  'message' | 'typing' | 'join' | 'presence' | 'connect' | 'renew' | 'lookup' | 'invite' | 'login';
 
 export interface Rate {
   limit: number;
@@ -203,6 +203,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
         renew: parseRate(env.RATE_LIMIT_TOKEN_RENEW),
         lookup: parseRate(env.RATE_LIMIT_USER_LOOKUP),
         invite: parseRate(env.RATE_LIMIT_ROOM_INVITE),
+        login: parseRate(env.RATE_LIMIT_LOGIN_PER_ACCOUNT),
       },
     },
     messages: { writeTimeoutMs: env.MESSAGE_WRITE_TIMEOUT_MS },

@@ -390,6 +390,9 @@ export class EnvironmentVariables {
   @IsRate('RATE_LIMIT_ROOM_INVITE')
   RATE_LIMIT_ROOM_INVITE = '30/60s';
 
+  @IsRate('RATE_LIMIT_LOGIN_PER_ACCOUNT')
+  RATE_LIMIT_LOGIN_PER_ACCOUNT = '20/15m';
+
   @Transform(toInt)
   @IsInt()
   @Min(1000)

@@ -1,6 +1,6 @@
 import bcrypt from 'bcryptjs';
 import request from 'supertest';
-import { prehash } from '@app/auth/password-hasher';
+import { PasswordHasher, prehash } from '@app/auth/password-hasher';
 import { UsersService } from '@app/users/users.service';
 import { databaseKinds } from '../support/databases';
 import { eventually } from '../support/sockets';
@@ -376,5 +376,52 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
         .send({ username: user.username, password: 'password-123' })
         .expect(401);
     });
+  });
+});
+
+describe('sign-in attempts per account', () => {
+  let t: TestApp;
+  const login = (username: string, password = 'wrong-password') =>
+    request(t.url).post('/api/auth/login').send({ username, password });
+
+  beforeAll(async () => {
+    t = await startTestApp('sqlite', { RATE_LIMIT_LOGIN_PER_ACCOUNT: '3/60s' });
+  });
+  afterEach(() => jest.restoreAllMocks());
+  afterAll(() => t.close());
+
+  it('refuses the account’s next attempt, the right password too, in any case, without hashing', async () => {
+    const user = await registerUser(t.url);
+    // registerUser logged in once: two attempts are left.
+    await login(user.username).expect(401);
+    await login(user.username.toUpperCase()).expect(401);
+    const verify = jest.spyOn(t.app.get(PasswordHasher), 'verify');
+
+    const refused = await login(user.username, TEST_PASSWORD).expect(429);
+    expect(refused.body).toEqual({
+      code: 'RATE_LIMITED',
+      message: expect.stringContaining('login'),
+      details: [],
+    });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    expect(verify).not.toHaveBeenCalled();
+  });
+
+  it('counts an unknown name as a known one, so that the refusal tells nothing', async () => {
+    const unknown = uniqueUsername();
+    for (let attempt = 0; attempt < 3; attempt += 1) await login(unknown).expect(401);
+    expect((await login(unknown).expect(429)).body.code).toBe('RATE_LIMITED');
+  });
+
+  it('leaves other accounts, and the tokens the account holds, as they were', async () => {
+    const [spent, other] = [await registerUser(t.url), await registerUser(t.url)];
+    for (let attempt = 0; attempt < 2; attempt += 1) await login(spent.username).expect(401);
+    await login(spent.username, TEST_PASSWORD).expect(429);
+
+    await login(other.username, TEST_PASSWORD).expect(200);
+    await request(t.url)
+      .post('/api/auth/refresh')
+      .set('Authorization', `Bearer ${spent.token}`)
+      .expect(200);
   });
 });

@@ -19,6 +19,7 @@ export const BASE_TEST_ENV: RawEnvironment = {
   RATE_LIMIT_CHAT_MESSAGE: '100000/10s',
   RATE_LIMIT_USER_LOOKUP: '100000/60s',
   RATE_LIMIT_ROOM_INVITE: '100000/60s',
+  RATE_LIMIT_LOGIN_PER_ACCOUNT: '100000/60s',
 };
 
 export interface TestApp {
