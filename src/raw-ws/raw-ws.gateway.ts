@@ -56,7 +56,7 @@ import {
   type ClientFrame,
 } from './frame-parser';
 import { WsConnection } from './ws-connection';
-import { authenticateUpgrade, refusalFor, rejectUpgrade } from './ws-upgrade';
+import { authenticateUpgrade, refusalFor, rejectUpgrade, SUPPORTED_VERSIONS } from './ws-upgrade';
 
 export const RAW_WS_PATH = '/ws';
 const SOCKET_IO_PATH = '/socket.io/';
@@ -135,12 +135,17 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
       // Compression stays off: nothing to inflate, so no compression bomb.
       perMessageDeflate: false,
       // Checked when the frame is read, so that bad text gets an error frame, not a close.
+      // (A close frame's reason goes unchecked too: nothing reads it.)
       skipUTF8Validation: true,
       // A peer that does not answer a close (it stopped reading) is cut after this,
       // not ws's 30 s: a connection closed outside the drain's tracking would hold it.
       closeTimeout: SHUTDOWN_GRACES.connectionCloseMs,
     };
     this.server = new WebSocketServer(options);
+    // A handshake `ws` itself refuses (method, key, version) gets the contract's error too.
+    this.server.on('wsClientError', (error: Error, socket: Duplex) =>
+      rejectUpgrade(socket, AppException.validation(error.message), SUPPORTED_VERSIONS),
+    );
   }
 
   onApplicationBootstrap(): void {

@@ -80,13 +80,21 @@ export async function authenticateUpgrade(
  * server's timeouts, so one a client kept half open would hold its
  * descriptor, and the server's close, for good.
  */
-export function rejectUpgrade(socket: Duplex, error: AppException): void {
+export function rejectUpgrade(
+  socket: Duplex,
+  error: AppException,
+  headers: Record<string, string> = {},
+): void {
   const status = HTTP_STATUS_BY_CODE[error.code];
   const body = JSON.stringify(error.toBody());
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
   socket.once('finish', () => socket.destroy());
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n${extra.join('')}` +
       `Content-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
+
+/** The WebSocket versions `ws` speaks, named in every handshake it refuses (RFC 6455, 4.4). */
+export const SUPPORTED_VERSIONS = { 'Sec-WebSocket-Version': '13, 8' };

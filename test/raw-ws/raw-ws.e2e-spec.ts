@@ -17,6 +17,7 @@ import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
+import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { databaseKinds } from '../support/databases';
@@ -759,6 +760,33 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
         expect(answer).toMatch(/^HTTP\/1\.1 400 /);
         expect(answer).toContain('"code":"VALIDATION_FAILED"');
         expect((await raw(ada)).socket.readyState).toBe(WebSocket.OPEN);
+      },
+    );
+
+    it.each([
+      ['an unknown WebSocket version', 'Sec-WebSocket-Version: 99\r\n'],
+      ['no key', 'Sec-WebSocket-Version: 13\r\n'],
+    ])(
+      'answers an authenticated handshake with %s 400 and the contract’s error, freeing its slot',
+      async (_case, headers) => {
+        const slots = t.app.get(ConnectionTracker);
+        const acquired = jest.spyOn(slots, 'acquire');
+        const released = jest.spyOn(slots, 'release');
+        const answer = await exchange(
+          `GET /ws?token=${ada.token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
+            `Connection: Upgrade\r\n${headers}\r\n`,
+        );
+        const [head, body] = answer.split('\r\n\r\n');
+        expect(head).toMatch(/^HTTP\/1\.1 400 /);
+        expect(head).toContain('Sec-WebSocket-Version: 13, 8');
+        expect(JSON.parse(body)).toEqual({
+          code: 'VALIDATION_FAILED',
+          message: expect.stringContaining('Sec-WebSocket-'),
+          details: [],
+        });
+        expect(acquired).toHaveBeenCalledTimes(1);
+        await eventually(() => released.mock.calls.length === 1);
+        jest.restoreAllMocks();
       },
     );
 
