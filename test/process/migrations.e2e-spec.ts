@@ -264,7 +264,7 @@ const condition = (where: string | undefined) =>
   where ? where.replace(/[()"]/g, '').trim().toLowerCase() : undefined;
 
 describe.each(databaseKinds())('the migrated schema (%s)', (kind) => {
-  it('is the one the entities describe: every column and every index, nothing more', async () => {
+  it('has the columns, their nullability and the indexes the entities describe, nothing more', async () => {
     const database = await createTestDatabase(kind);
     const dataSource = serviceDataSource(database);
     await dataSource.initialize();

@@ -228,6 +228,8 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
       ok: false,
       error: { code: 'NOT_FOUND', message: 'Room not found', details: [] },
     });
+    // Taken out again, presence and all.
+    expect(await presentIds(room.id)).not.toContain(member.id);
     endResync();
   });
 
