@@ -80,6 +80,8 @@ export interface RedisConfig {
    * proxy or a firewall in between), would otherwise be trusted for good.
    */
   silentAfterMs: number;
+  /** Whether readiness fails while Redis is away (`redis_connected` tells it either way). */
+  requiredForReadiness: boolean;
 }
 
 export interface ThrottleConfig {
@@ -183,6 +185,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       presenceTtlMs: env.PRESENCE_TTL_MS,
       commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
       silentAfterMs: env.REDIS_SILENT_AFTER_MS,
+      requiredForReadiness: env.READINESS_REQUIRES_REDIS,
     },
     realtime: {
       pingIntervalMs: env.WS_PING_INTERVAL_MS,

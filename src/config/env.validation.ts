@@ -418,6 +418,11 @@ export class EnvironmentVariables {
   @Max(MAX_TIMER_MS)
   REDIS_SILENT_AFTER_MS = 30_000;
 
+  /** Off: a Redis outage, which every node sees at once, does not make every node unready. */
+  @Transform(toBool)
+  @IsBoolean()
+  READINESS_REQUIRES_REDIS = true;
+
   @Transform(toInt)
   @IsInt()
   @Min(1)

@@ -83,6 +83,18 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  /** Read at each scrape, see `watchRedis`; no series without Redis. */
+  private redisConnected?: () => boolean;
+
+  readonly redisConnection: Gauge = new Gauge({
+    name: 'redis_connected',
+    help: 'Whether both Redis connections (commands and subscriptions) are ready: 1 or 0',
+    registers: [this.registry],
+    collect: () => {
+      if (this.redisConnected) this.redisConnection.set(this.redisConnected() ? 1 : 0);
+    },
+  });
+
   /** Read at each scrape, see `watchPasswordThreads`. */
   private passwordThreads: PasswordThreadsState = { queued: 0, working: 0 };
 
@@ -135,6 +147,11 @@ export class MetricsService {
       this.ackSeries.set(event, series);
     }
     series.observe((performance.now() - receivedAt) / 1000);
+  }
+
+  /** Whether Redis is connected, which `redis_connected` shows. */
+  watchRedis(connected: () => boolean): void {
+    this.redisConnected = connected;
   }
 
   /** The hashing threads whose queue and work the `auth_password_*` gauges show. */

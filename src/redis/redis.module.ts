@@ -1,6 +1,9 @@
 import { Global, Module, type OnModuleInit } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import { HealthIndicatorService } from '@nestjs/terminus';
+import type { AllConfig } from '@app/config/app-config';
 import { ReadinessChecks } from '@app/health/readiness-checks';
+import { MetricsService } from '@app/metrics/metrics.service';
 import { RedisService } from './redis.service';
 
 const PING_TIMEOUT_MS = 1_000;
@@ -13,10 +16,19 @@ export class RedisModule implements OnModuleInit {
     private readonly redis: RedisService,
     private readonly readiness: ReadinessChecks,
     private readonly indicators: HealthIndicatorService,
+    private readonly metrics: MetricsService,
+    private readonly config: ConfigService<AllConfig, true>,
   ) {}
 
+  /**
+   * Redis in readiness, unless configured out: an outage of it is every
+   * node's at once, and a balancer that routes on readiness alone would then
+   * have no node to send new clients to, though each serves its own.
+   */
   onModuleInit(): void {
     if (!this.redis.enabled) return;
+    this.metrics.watchRedis(() => this.redis.ready);
+    if (!this.config.get('redis.requiredForReadiness', { infer: true })) return;
     this.readiness.register(async () => {
       const indicator = this.indicators.check('redis');
       // Both connections: without its subscriber a node gets nothing from the others.

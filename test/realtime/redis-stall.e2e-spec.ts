@@ -10,6 +10,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createApp } from '@app/app.factory';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { OwnRedis } from '../support/cluster';
+import { requiredSeries } from '../support/metrics';
 import {
   collect,
   connectSocket,
@@ -380,5 +381,42 @@ describe('a node whose own event loop stalls longer than Redis may stay silent',
     } finally {
       stopListening();
     }
+  });
+});
+
+describe('readiness while Redis is away, with READINESS_REQUIRES_REDIS=false', () => {
+  let redis: OwnRedis;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    redis = await OwnRedis.start();
+    t = await startTestApp('sqlite', {
+      REDIS_URL: redis.url,
+      REDIS_KEY_PREFIX: 'readiness:',
+      READINESS_REQUIRES_REDIS: 'false',
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await redis?.halt();
+  });
+
+  const connected = async () =>
+    requiredSeries(await (await fetch(`${t.url}/metrics`)).text(), 'redis_connected');
+
+  it('stays ready, and redis_connected tells the outage and the return', async () => {
+    await eventually(async () => (await connected()) === 1, 10_000);
+
+    await redis.halt();
+    try {
+      await eventually(async () => (await connected()) === 0, 10_000);
+      const ready = await fetch(`${t.url}/health/ready`);
+      expect(ready.status).toBe(200);
+      const { checks } = (await ready.json()) as { checks: Record<string, unknown> };
+      expect(checks).not.toHaveProperty('redis');
+    } finally {
+      await redis.resume();
+    }
+    await eventually(async () => (await connected()) === 1, 20_000);
   });
 });
