@@ -145,7 +145,8 @@ export class OwnRedis {
 
   async halt(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
+    // Killed before, it has a signal and no exit code: its 'exit' will not come again.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise((resolve) => {
       child.once('exit', resolve);
       child.kill('SIGKILL');
