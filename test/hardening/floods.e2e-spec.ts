@@ -159,10 +159,15 @@ describe('floods against the service process', () => {
       expect.stringMatching(/^HTTP\/1\.1 (400|413)/),
     ]);
     expect(bombClose).toBe(1002);
-    // Loose on purpose: a shared 2-core machine runs the flood, the service and this test.
-    const bound = Math.max(2 * quiet, quiet + 20);
+    // Loose on purpose: a shared 2-core machine runs the flood, the service and this test,
+    // and other suites beside them; quiet is taken again once the floods are over, and the
+    // slower of the two is the baseline, so that load of theirs that came meanwhile is not
+    // laid to the floods.
+    const quietAfter = median(await ackLatencies(victimSocket, room.id, 8));
+    const baseline = Math.max(quiet, quietAfter);
+    const bound = Math.max(2 * baseline, baseline + 20);
     console.log(
-      `victim ack latency: quiet ${quiet.toFixed(1)} ms, during floods ${median(during.map((probe) => probe.ms)).toFixed(1)} ms; ` +
+      `victim ack latency: quiet ${quiet.toFixed(1)} ms (after ${quietAfter.toFixed(1)} ms), during floods ${median(during.map((probe) => probe.ms)).toFixed(1)} ms; ` +
         `probes per flood ${JSON.stringify(countBy(during.map((probe) => probe.phase)))}`,
     );
     // Every flood was running while probed: the server cuts the message flood off within
