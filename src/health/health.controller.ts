@@ -25,7 +25,10 @@ export class HealthController {
 
   /** 200 when every dependency answers; 503 with the contract's error shape and each check's state. */
   @Get('ready')
-  @ApiOkResponse({ description: 'Database (and Redis, when configured) reachable' })
+  @ApiOkResponse({
+    description:
+      'Database reachable, migrations applied, not draining; and Redis, when configured, unless READINESS_REQUIRES_REDIS=false',
+  })
   @ApiServiceUnavailableResponse({ description: 'A dependency is down; `checks` says which' })
   async ready(@Res({ passthrough: true }) response: Response) {
     if (this.shutdown.draining) return notReady(response, 'shutting down', {});

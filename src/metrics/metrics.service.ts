@@ -83,18 +83,6 @@ export class MetricsService {
     registers: [this.registry],
   });
 
-  /** Read at each scrape, see `watchRedis`; no series without Redis. */
-  private redisConnected?: () => boolean;
-
-  readonly redisConnection: Gauge = new Gauge({
-    name: 'redis_connected',
-    help: 'Whether both Redis connections (commands and subscriptions) are ready: 1 or 0',
-    registers: [this.registry],
-    collect: () => {
-      if (this.redisConnected) this.redisConnection.set(this.redisConnected() ? 1 : 0);
-    },
-  });
-
   /** Read at each scrape, see `watchPasswordThreads`. */
   private passwordThreads: PasswordThreadsState = { queued: 0, working: 0 };
 
@@ -149,9 +137,17 @@ export class MetricsService {
     series.observe((performance.now() - receivedAt) / 1000);
   }
 
-  /** Whether Redis is connected, which `redis_connected` shows. */
+  /**
+   * `redis_connected`, read at each scrape: made only with Redis, as an
+   * unlabelled gauge has a series (0) from its start.
+   */
   watchRedis(connected: () => boolean): void {
-    this.redisConnected = connected;
+    const gauge: Gauge = new Gauge({
+      name: 'redis_connected',
+      help: 'Whether both Redis connections (commands and subscriptions) are ready: 1 or 0',
+      registers: [this.registry],
+      collect: () => gauge.set(connected() ? 1 : 0),
+    });
   }
 
   /** The hashing threads whose queue and work the `auth_password_*` gauges show. */

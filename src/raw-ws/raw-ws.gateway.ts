@@ -56,7 +56,13 @@ import {
   type ClientFrame,
 } from './frame-parser';
 import { WsConnection } from './ws-connection';
-import { authenticateUpgrade, refusalFor, rejectUpgrade, SUPPORTED_VERSIONS } from './ws-upgrade';
+import {
+  authenticateUpgrade,
+  refusalFor,
+  rejectUpgrade,
+  speaksVersionOf,
+  SUPPORTED_VERSIONS,
+} from './ws-upgrade';
 
 export const RAW_WS_PATH = '/ws';
 const SOCKET_IO_PATH = '/socket.io/';
@@ -143,8 +149,12 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     };
     this.server = new WebSocketServer(options);
     // A handshake `ws` itself refuses (method, key, version) gets the contract's error too.
-    this.server.on('wsClientError', (error: Error, socket: Duplex) =>
-      rejectUpgrade(socket, AppException.validation(error.message), SUPPORTED_VERSIONS),
+    this.server.on('wsClientError', (error: Error, socket: Duplex, request: IncomingMessage) =>
+      rejectUpgrade(
+        socket,
+        AppException.validation(error.message),
+        speaksVersionOf(request) ? {} : SUPPORTED_VERSIONS,
+      ),
     );
   }
 

@@ -96,5 +96,9 @@ export function rejectUpgrade(
   );
 }
 
-/** The WebSocket versions `ws` speaks, named in every handshake it refuses (RFC 6455, 4.4). */
+/** The WebSocket versions `ws` speaks, named to a client that asked for another (RFC 6455, 4.4). */
 export const SUPPORTED_VERSIONS = { 'Sec-WebSocket-Version': '13, 8' };
+
+export function speaksVersionOf(request: IncomingMessage): boolean {
+  return ['13', '8'].includes(String(request.headers['sec-websocket-version']));
+}

@@ -8,8 +8,9 @@ import { MemoryThrottlerStorage, type ThrottlerStorageRecord } from './memory-th
 const THROTTLER_NAME = 'realtime';
 
 /**
- * Budgets of live actions (messages, typing, joins, connections), one per
- * user (or address) across every transport, kept in the throttler's storage.
+ * Budgets of actions (messages, typing, joins, connections, lookups, invitations,
+ * logins), one per user, address or account name across every transport,
+ * kept in the throttler's storage.
  */
 @Injectable()
 export class RateLimitService {

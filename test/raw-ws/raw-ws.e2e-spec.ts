@@ -764,34 +764,38 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
     );
 
     it.each([
-      ['an unknown WebSocket version', 'Sec-WebSocket-Version: 99\r\n'],
-      ['no key', 'Sec-WebSocket-Version: 13\r\n'],
+      ['an unknown WebSocket version', 'Sec-WebSocket-Version: 99\r\n', true],
+      ['no key', 'Sec-WebSocket-Version: 13\r\n', false],
     ])(
       'answers an authenticated handshake with %s 400 and the contract’s error, freeing its slot',
-      async (_case, headers) => {
+      async (_case, headers, namesVersions) => {
         const user = await registerUser(t.url);
         const slots = t.app.get(ConnectionTracker);
         const acquired = jest.spyOn(slots, 'acquire');
         const released = jest.spyOn(slots, 'release');
-        const answer = await exchange(
-          `GET /ws?token=${user.token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
-            `Connection: Upgrade\r\n${headers}\r\n`,
-        );
-        const [head, body] = answer.split('\r\n\r\n');
-        expect(head).toMatch(/^HTTP\/1\.1 400 /);
-        expect(head).toContain('Sec-WebSocket-Version: 13, 8');
-        expect(JSON.parse(body)).toEqual({
-          code: 'VALIDATION_FAILED',
-          message: expect.stringContaining('Sec-WebSocket-'),
-          details: [],
-        });
-        // Other tests' connections come and go meanwhile: this one's slot is the user's.
-        const slot = acquired.mock.calls.filter(([userId]) => userId === user.id);
-        expect(slot).toHaveLength(1);
-        await eventually(() =>
-          released.mock.calls.some(([userId, id]) => userId === user.id && id === slot[0][1]),
-        );
-        jest.restoreAllMocks();
+        try {
+          const answer = await exchange(
+            `GET /ws?token=${user.token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
+              `Connection: Upgrade\r\n${headers}\r\n`,
+          );
+          const [head, body] = answer.split('\r\n\r\n');
+          expect(head).toMatch(/^HTTP\/1\.1 400 /);
+          // The versions spoken, only to a client that asked for another.
+          expect(head.includes('Sec-WebSocket-Version: 13, 8')).toBe(namesVersions);
+          expect(JSON.parse(body)).toEqual({
+            code: 'VALIDATION_FAILED',
+            message: expect.stringContaining('Sec-WebSocket-'),
+            details: [],
+          });
+          // Other tests' connections come and go meanwhile: this one's slot is the user's.
+          const slot = acquired.mock.calls.filter(([userId]) => userId === user.id);
+          expect(slot).toHaveLength(1);
+          await eventually(() =>
+            released.mock.calls.some(([userId, id]) => userId === user.id && id === slot[0][1]),
+          );
+        } finally {
+          jest.restoreAllMocks();
+        }
       },
     );
 
