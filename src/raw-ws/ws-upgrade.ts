@@ -7,7 +7,7 @@ import type { TokenService } from '@app/auth/token.service';
 import type { AppException } from '@app/common/errors/app.exception';
 import { ErrorCode, HTTP_STATUS_BY_CODE } from '@app/common/errors/error-code';
 import type { ErrorBody } from '@app/common/errors/error-body';
-import { reportedErrorBody } from '@app/common/errors/to-error-body';
+import { reportedErrorBody, type FailureLog } from '@app/common/errors/to-error-body';
 import { clientBudgetKey, type TrustRule } from '@app/realtime/client-address';
 import type { ConnectionTracker } from '@app/realtime/connection-tracker';
 import type { RateLimitService } from '@app/throttling/rate-limit.service';
@@ -19,7 +19,7 @@ export interface UpgradeDependencies {
   connections: ConnectionTracker;
   trust: TrustRule;
   /** Where a failure of our own is logged: the client is only told to try again later. */
-  logger: { error(message: string): void };
+  logger: FailureLog;
 }
 
 /** Why an upgrade is completed only to be closed at once, as the contract wants for bad tokens. */

@@ -1,4 +1,4 @@
-import { reportedErrorBody } from '@app/common/errors/to-error-body';
+import { reportedErrorBody, type FailureLog } from '@app/common/errors/to-error-body';
 import { ErrorCode } from '@app/common/errors/error-code';
 import type { TokenService } from '@app/auth/token.service';
 import { bearerToken } from '@app/auth/token-extraction';
@@ -13,14 +13,11 @@ export interface HandshakeDependencies {
   budget: SessionBudget;
   connections: ConnectionTracker;
   /** Where a failure of our own is logged: the client only learns it was one. */
-  logger: { error(message: string): void };
+  logger: FailureLog;
 }
 
 /** The error `connect_error` carries: a fixed message and the contract's error as `data`. */
-function handshakeError(
-  error: unknown,
-  logger: HandshakeDependencies['logger'],
-): Error & { data: unknown } {
+function handshakeError(error: unknown, logger: FailureLog): Error & { data: unknown } {
   const body = reportedErrorBody(error, logger);
   const message = body.code === ErrorCode.Unauthorized ? AUTHENTICATION_FAILED : body.message;
   return Object.assign(new Error(message), { data: body });

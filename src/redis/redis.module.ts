@@ -21,9 +21,10 @@ export class RedisModule implements OnModuleInit {
   ) {}
 
   /**
-   * Redis in readiness, unless configured out: an outage of it is every
-   * node's at once, and a balancer that routes on readiness alone would then
-   * have no node to send new clients to, though each serves its own.
+   * Redis in readiness, unless configured out: an outage of Redis itself is
+   * every node's at once, and a balancer that routes on readiness alone would
+   * then have no node to send new clients to, though each serves its own
+   * (README: what leaving it out costs).
    */
   onModuleInit(): void {
     if (!this.redis.enabled) return;

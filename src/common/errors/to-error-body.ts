@@ -153,11 +153,16 @@ export function describeFailure(error: unknown): string {
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
 }
 
+/** Where failures of our own are logged (a Nest `Logger`). */
+export interface FailureLog {
+  error(message: string): void;
+}
+
 /**
  * The error's body; a failure of our own (INTERNAL), of which the client is
  * told nothing, is logged first.
  */
-export function reportedErrorBody(error: unknown, logger: { error(message: string): void }) {
+export function reportedErrorBody(error: unknown, logger: FailureLog) {
   const body = toErrorBody(error);
   if (body.code === ErrorCode.Internal) logger.error(describeFailure(error));
   return body;
