@@ -8,6 +8,7 @@ import { NodeIdentity } from '@app/realtime/node-identity';
 import { RedisService, RedisTrouble } from '@app/redis/redis.service';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createApp } from '@app/app.factory';
+import type { RawEnvironment } from '@app/config/env.validation';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { OwnRedis } from '../support/cluster';
 import { requiredSeries } from '../support/metrics';
@@ -351,26 +352,28 @@ describe('Redis connections that go silent without closing', () => {
   });
 });
 
-describe('a node whose own event loop stalls longer than Redis may stay silent', () => {
-  let redis: OwnRedis;
-  let t: TestApp;
-
+/** A node on a Redis server of the describe block's own, which its tests may halt and resume. */
+function nodeOnOwnRedis(env: RawEnvironment): { redis: OwnRedis; t: TestApp } {
+  const own = {} as { redis: OwnRedis; t: TestApp };
   beforeAll(async () => {
-    redis = await OwnRedis.start();
-    t = await startTestApp('sqlite', {
-      REDIS_URL: redis.url,
-      REDIS_KEY_PREFIX: 'own-stall:',
-      REDIS_SILENT_AFTER_MS: '1500',
-    });
+    own.redis = await OwnRedis.start();
+    own.t = await startTestApp('sqlite', { REDIS_URL: own.redis.url, ...env });
   });
   afterAll(async () => {
-    await t?.close();
-    await redis?.halt();
+    await own.t?.close();
+    await own.redis?.halt();
   });
+  return own;
+}
+
+describe('a node whose own event loop stalls longer than Redis may stay silent', () => {
+  const own = nodeOnOwnRedis({ REDIS_KEY_PREFIX: 'own-stall:', REDIS_SILENT_AFTER_MS: '1500' });
 
   it('keeps its healthy connections to Redis rather than making them anew', async () => {
     const troubles: RedisTrouble[] = [];
-    const stopListening = t.app.get(RedisService).onTrouble((trouble) => troubles.push(trouble));
+    const stopListening = own.t.app
+      .get(RedisService)
+      .onTrouble((trouble) => troubles.push(trouble));
     try {
       // Held by the process itself, twice the silence Redis is allowed: no ping goes out or is read.
       const until = performance.now() + 3_000;
@@ -385,37 +388,23 @@ describe('a node whose own event loop stalls longer than Redis may stay silent',
 });
 
 describe('readiness while Redis is away, with READINESS_REQUIRES_REDIS=false', () => {
-  let redis: OwnRedis;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    redis = await OwnRedis.start();
-    t = await startTestApp('sqlite', {
-      REDIS_URL: redis.url,
-      REDIS_KEY_PREFIX: 'readiness:',
-      READINESS_REQUIRES_REDIS: 'false',
-    });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await redis?.halt();
-  });
+  const own = nodeOnOwnRedis({ REDIS_KEY_PREFIX: 'readiness:', READINESS_REQUIRES_REDIS: 'false' });
 
   const connected = async () =>
-    requiredSeries(await (await fetch(`${t.url}/metrics`)).text(), 'redis_connected');
+    requiredSeries(await (await fetch(`${own.t.url}/metrics`)).text(), 'redis_connected');
 
   it('stays ready, and redis_connected tells the outage and the return', async () => {
     await eventually(async () => (await connected()) === 1, 10_000);
 
-    await redis.halt();
+    await own.redis.halt();
     try {
       await eventually(async () => (await connected()) === 0, 10_000);
-      const ready = await fetch(`${t.url}/health/ready`);
+      const ready = await fetch(`${own.t.url}/health/ready`);
       expect(ready.status).toBe(200);
       const { checks } = (await ready.json()) as { checks: Record<string, unknown> };
       expect(checks).not.toHaveProperty('redis');
     } finally {
-      await redis.resume();
+      await own.redis.resume();
     }
     await eventually(async () => (await connected()) === 1, 20_000);
   });
