@@ -4,6 +4,7 @@ import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
 import { jsonBytes, leadingWithinBytes } from '@app/common/json-size';
 import type { AllConfig } from '@app/config/app-config';
+import { JOIN_ANSWER_SHARE_OF_SLOW_CONSUMER_LIMIT } from '@app/contract/limits';
 import type { UserSummaryJson } from '@app/contract/models';
 import type { JoinResult, PresenceResult, RoomUserEvent } from '@app/contract/socket-events';
 import { ServerEvent } from '@app/contract/events';
@@ -18,24 +19,6 @@ import { PresenceService, type PresenceChange } from './presence.service';
 
 /** At most this many missed messages come with a join; the client pages the rest over REST. */
 export const MAX_MISSED_ON_JOIN = 1000;
-
-/**
- * At most this many members come with a join (with `membersTruncated`), the
- * rest by `GET /api/rooms/:id/members`: a public room's members only grow
- * (a join makes its user one), and a list of all of them in every join's
- * answer would cost each join a read of them all, and a client on a slow
- * link its connection, dropped as a slow consumer.
- */
-export const MAX_MEMBERS_ON_JOIN = 1000;
-
-/**
- * ...and at most this share of SLOW_CONSUMER_LIMIT_BYTES, as JSON, together
- * with the room's members: the join's answer waits in the connection's
- * outgoing data while the client reads it, and a thousand long messages
- * would have a client on a slow link dropped as a slow consumer on every
- * join it comes back with.
- */
-const MISSED_SHARE_OF_SLOW_CONSUMER_LIMIT = 0.5;
 
 /** One live connection of a user, on any transport. */
 export interface Connection {
@@ -101,7 +84,10 @@ export class ChatService {
     const { room, removedMeanwhile } = await this.admitAndEnter(connection, roomId);
     const lastSeq = subscribe(room.id) ?? this.liveFrom(room);
     const [memberPage, missed] = await Promise.all([
-      this.rooms.listMembers(room.id, MAX_MEMBERS_ON_JOIN),
+      this.rooms.listMembers(
+        room.id,
+        this.config.get('realtime.joinMembersLimit', { infer: true }),
+      ),
       since === undefined
         ? undefined
         : this.messages.page(room.id, {
@@ -128,7 +114,7 @@ export class ChatService {
 
   private missedBytes(): number {
     const limit = this.config.get('realtime.slowConsumerLimitBytes', { infer: true });
-    return Math.floor(limit * MISSED_SHARE_OF_SLOW_CONSUMER_LIMIT);
+    return Math.floor(limit * JOIN_ANSWER_SHARE_OF_SLOW_CONSUMER_LIMIT);
   }
 
   /**

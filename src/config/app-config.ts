@@ -106,6 +106,8 @@ export interface RealtimeConfig {
   maxPayloadBytes: number;
   maxSocketsPerUser: number;
   maxRoomsPerConnection: number;
+  /** A `chat:join` answers with at most this many members, with `membersTruncated` past them. */
+  joinMembersLimit: number;
   /** A connection with more outgoing data waiting than this is dropped. */
   slowConsumerLimitBytes: number;
   /** Packets a connection may send per second (bursts of twice that): beyond, it is cut off. */
@@ -193,6 +195,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,
       maxSocketsPerUser: env.MAX_SOCKETS_PER_USER,
       maxRoomsPerConnection: env.MAX_ROOMS_PER_CONNECTION,
+      joinMembersLimit: env.JOIN_MEMBERS_LIMIT,
       slowConsumerLimitBytes: env.SLOW_CONSUMER_LIMIT_BYTES,
       maxPacketsPerSecond: env.MAX_PACKETS_PER_SECOND,
       sseHeartbeatMs: env.SSE_HEARTBEAT_MS,

@@ -124,6 +124,24 @@ describe('settings that must fit together', () => {
     );
   });
 
+  it('refuses more join members than half the slow-consumer limit holds at the longest names', () => {
+    expect(validateEnvironment({}).JOIN_MEMBERS_LIMIT).toBe(1000);
+    // {"id":"<36>","username":"<32>"} and a comma: 92 bytes; half of 1 MiB holds 5698.
+    expect(validateEnvironment({ JOIN_MEMBERS_LIMIT: '5698' }).JOIN_MEMBERS_LIMIT).toBe(5698);
+    expect(refusal({ JOIN_MEMBERS_LIMIT: '5699' })).toBe(
+      'Invalid configuration:\n  JOIN_MEMBERS_LIMIT: at most 5698 with SLOW_CONSUMER_LIMIT_BYTES=' +
+        "1048576: a join's answer may take half of that, and 5699 members of the longest names " +
+        'would not fit, so a client on a slow link would be dropped as a slow consumer on every ' +
+        'join; raise both together',
+    );
+    expect(
+      validateEnvironment({ JOIN_MEMBERS_LIMIT: '20000', SLOW_CONSUMER_LIMIT_BYTES: '3680000' })
+        .JOIN_MEMBERS_LIMIT,
+    ).toBe(20000);
+    for (const value of ['0', '-1', '1.5', 'all'])
+      expect(refusal({ JOIN_MEMBERS_LIMIT: value })).toContain('JOIN_MEMBERS_LIMIT: ');
+  });
+
   it('refuses, with Redis, a shutdown timeout a stalled Redis would outlast', () => {
     const withRedis = {
       REDIS_URL: 'redis://redis:6379',

@@ -22,7 +22,11 @@ import { parseCorsOrigins } from './cors-origins';
 import { parseTrustProxy } from './trust-proxy';
 import { usableCores } from './usable-cores';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from '@app/contract/limits';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  JOIN_ANSWER_SHARE_OF_SLOW_CONSUMER_LIMIT,
+  MAX_MEMBER_SUMMARY_JSON_BYTES,
+} from '@app/contract/limits';
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -69,6 +73,14 @@ const MAX_REDIS_COMMAND_TIMEOUT_MS = 10_000;
 
 /** Each room a connection may hold is also a packet it may send at its start (rejoining). */
 const MAX_ROOMS_PER_CONNECTION_LIMIT = 1000;
+
+/**
+ * How many members a `chat:join` answers with by default (the rest by
+ * `GET /api/rooms/:id/members`): a public room's members only grow (a join
+ * makes its user one), and all of a busy room's in every join's answer would
+ * cost each join a read of them all.
+ */
+export const DEFAULT_JOIN_MEMBERS_LIMIT = 1000;
 
 /**
  * The shortest shutdown timeout: a stalled stream's grace, then a second to
@@ -364,6 +376,11 @@ export class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(1)
+  JOIN_MEMBERS_LIMIT = DEFAULT_JOIN_MEMBERS_LIMIT;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
   MAX_PACKETS_PER_SECOND = 100;
 
   @IsRate('RATE_LIMIT_CHAT_MESSAGE')
@@ -444,7 +461,8 @@ function withoutEmptyValues(raw: RawEnvironment): RawEnvironment {
  * Settings valid each alone that do not fit together, each as the line to
  * report: a session outlasts the token it starts with, a client coming
  * back must be able to rejoin every room it may hold, the backlog a client
- * may leave holds two messages of the largest size, and a shutdown must
+ * may leave holds two messages of the largest size and a join's answer its
+ * members, and a shutdown must
  * outlast a stalled Redis, which it waits on twice (the writes that
  * closing connections leave, then closing its clients).
  */
@@ -471,7 +489,7 @@ function mismatches(env: EnvironmentVariables): string[] {
         'another waits its turn',
     );
   }
-  problems.push(...storageMismatches(env), ...weakInProduction(env));
+  problems.push(...joinAnswerMismatches(env), ...storageMismatches(env), ...weakInProduction(env));
   const shutdownNeeds = shutdownReserveMs(env);
   if (env.REDIS_URL && env.SHUTDOWN_TIMEOUT_MS < shutdownNeeds) {
     problems.push(
@@ -482,6 +500,19 @@ function mismatches(env: EnvironmentVariables): string[] {
     );
   }
   return problems;
+}
+
+/** A join's members must fit in the share of the slow-consumer limit its answer may take. */
+function joinAnswerMismatches(env: EnvironmentVariables): string[] {
+  const answerBytes = env.SLOW_CONSUMER_LIMIT_BYTES * JOIN_ANSWER_SHARE_OF_SLOW_CONSUMER_LIMIT;
+  const fitting = Math.floor(answerBytes / MAX_MEMBER_SUMMARY_JSON_BYTES);
+  if (env.JOIN_MEMBERS_LIMIT <= fitting) return [];
+  return [
+    `  JOIN_MEMBERS_LIMIT: at most ${fitting} with SLOW_CONSUMER_LIMIT_BYTES=` +
+      `${env.SLOW_CONSUMER_LIMIT_BYTES}: a join's answer may take half of that, and ` +
+      `${env.JOIN_MEMBERS_LIMIT} members of the longest names would not fit, so a client on a ` +
+      'slow link would be dropped as a slow consumer on every join; raise both together',
+  ];
 }
 
 /**

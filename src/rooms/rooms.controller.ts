@@ -69,7 +69,7 @@ export class RoomsController {
   @ApiOkResponse({
     type: MemberPage,
     description:
-      "The room's members, in the order of their ids. A `chat:join` answers the first 1000 as `members`, with `membersTruncated` when there are more: the rest follow from `cursor` set to the last one's id.",
+      "The room's members, in the order of their ids. A `chat:join` answers the first 1000 (`JOIN_MEMBERS_LIMIT`) as `members`, with `membersTruncated` when there are more: the rest follow from `cursor` set to the last one's id.",
   })
   @ApiErrors(ErrorCode.ValidationFailed, ErrorCode.NotFound)
   listMembers(

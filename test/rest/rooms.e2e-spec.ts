@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import { DataSource, SelectQueryBuilder, type ObjectLiteral } from 'typeorm';
-import { MAX_MEMBERS_ON_JOIN } from '@app/chat/chat.service';
+import { DEFAULT_JOIN_MEMBERS_LIMIT } from '@app/config/env.validation';
 import { AppException } from '@app/common/errors/app.exception';
 import { uuidv7 } from '@app/common/ids/uuid-v7';
 import type { NotificationJson } from '@app/contract/models';
@@ -295,19 +295,19 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
 
     it('answers a join of a crowded room with its first members by id, the rest paged over REST', async () => {
       const room = await createRoom(t.url, owner);
-      const crowd = await addManyMembers(room.id, MAX_MEMBERS_ON_JOIN + 49);
+      const crowd = await addManyMembers(room.id, DEFAULT_JOIN_MEMBERS_LIMIT + 49);
       const everyone = [owner.id, ...crowd].sort();
       const socket = await sockets.connect(other);
 
       const joined = await emitOk<JoinResult>(socket, 'chat:join', room.id);
       const members = [...everyone, other.id].sort();
       expect(joined.members.map((member) => member.id)).toEqual(
-        members.slice(0, MAX_MEMBERS_ON_JOIN),
+        members.slice(0, DEFAULT_JOIN_MEMBERS_LIMIT),
       );
       expect(joined.membersTruncated).toBe(true);
 
       const rest = await memberPages(room.id, other, joined.members.at(-1)!.id);
-      expect(rest.map((member) => member.id)).toEqual(members.slice(MAX_MEMBERS_ON_JOIN));
+      expect(rest.map((member) => member.id)).toEqual(members.slice(DEFAULT_JOIN_MEMBERS_LIMIT));
       const all = await memberPages(room.id, other, undefined, 137);
       expect(all.map((member) => member.id)).toEqual(members);
       expect(all.find((member) => member.id === owner.id)).toEqual({
@@ -356,6 +356,34 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       const second = await rest.listMembers(room.id, { limit: 1, cursor: first.nextCursor! });
       expect([...first.items, ...second.items]).toEqual(page.body.items);
       expect(second.nextCursor).toBeNull();
+    });
+
+    it('answers a join with as many members as JOIN_MEMBERS_LIMIT allows', async () => {
+      const small = await startTestApp(kind, { JOIN_MEMBERS_LIMIT: '2' });
+      const client = socketPool(() => small.url);
+      try {
+        const [first, second, third] = await Promise.all(
+          [1, 2, 3].map(() => registerUser(small.url)),
+        );
+        const room = await createRoom(small.url, first, { isPrivate: true });
+        await addMember(small.url, first, room.id, second.id);
+        const byId = [first.id, second.id, third.id].sort();
+        const socket = await client.connect(second);
+
+        const exact = await emitOk<JoinResult>(socket, 'chat:join', room.id);
+        expect(exact.members.map((member) => member.id)).toEqual(
+          byId.filter((id) => id !== third.id),
+        );
+        expect(exact.membersTruncated).toBe(false);
+
+        await addMember(small.url, first, room.id, third.id);
+        const crowded = await emitOk<JoinResult>(socket, 'chat:join', room.id);
+        expect(crowded.members.map((member) => member.id)).toEqual(byId.slice(0, 2));
+        expect(crowded.membersTruncated).toBe(true);
+      } finally {
+        client.closeAll();
+        await small.close();
+      }
     });
 
     it('leaves deleted accounts out of the list', async () => {

@@ -3,7 +3,7 @@ import { WebSocket } from 'ws';
 import request from 'supertest';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { JoinResult } from '@app/contract/socket-events';
-import { MAX_MEMBERS_ON_JOIN } from '@app/chat/chat.service';
+import { DEFAULT_JOIN_MEMBERS_LIMIT } from '@app/config/env.validation';
 import { MessageStore } from '@app/messages/message-store.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { createRoom, registerUser, type TestUser } from '../support/api';
@@ -235,7 +235,7 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
       const room = await roomOfLongMessages();
       const socket = await connect(owner);
       const alone = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id, since: 0 });
-      const many = Array.from({ length: MAX_MEMBERS_ON_JOIN }, (_, i) => ({
+      const many = Array.from({ length: DEFAULT_JOIN_MEMBERS_LIMIT }, (_, i) => ({
         id: `01a21548-0000-7000-8000-${String(i).padStart(12, '0')}`,
         username: `member_with_a_long_name_${i}`.slice(0, 32),
         joinedAt: new Date(),
@@ -246,7 +246,7 @@ describe.each(databaseKinds())('Socket.IO ordering, recovery and clean-up (%s)',
 
       const crowded = await emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id, since: 0 });
       listMembers.mockRestore();
-      expect(crowded.members).toHaveLength(MAX_MEMBERS_ON_JOIN);
+      expect(crowded.members).toHaveLength(DEFAULT_JOIN_MEMBERS_LIMIT);
       expect(crowded.membersTruncated).toBe(true);
       expect(bytesOf(crowded.missed) + bytesOf(crowded.members)).toBeLessThanOrEqual(half);
       // About 85 KiB of members: some 20 messages of 4000 characters fewer.
