@@ -3,7 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import bcrypt from 'bcryptjs';
 import { AppException } from '@app/common/errors/app.exception';
 import { ErrorCode } from '@app/common/errors/error-code';
-import { PasswordThreads } from './password-threads';
+import { PasswordThreads, startHashingThread } from './password-threads';
 
 /** Costly enough (tenths of a second) that a queue forms behind it. */
 const SLOW_ROUNDS = 11;
@@ -12,6 +12,14 @@ function refusal(error: unknown) {
   const exception = error as AppException;
   return { code: exception.code, retryAfter: exception.retryAfterSeconds };
 }
+
+const creationFailure = new Error('ERR_WORKER_INIT_FAILED');
+
+/** Creates hashing threads, except while `fails()` says thread creation fails. */
+const failingWhile = (fails: () => boolean) => () => {
+  if (fails()) throw creationFailure;
+  return startHashingThread();
+};
 
 describe('PasswordThreads', () => {
   let threads: PasswordThreads;
@@ -60,6 +68,42 @@ describe('PasswordThreads', () => {
     await worker.terminate();
     await expect(slow).rejects.toThrow(/exited/);
     expect(await bcrypt.compare('next', (await next) as string)).toBe(true);
+  });
+
+  it('fails what waits when no thread can be created, and goes on once one can', async () => {
+    let canCreate = false;
+    threads = new PasswordThreads(
+      2,
+      10,
+      undefined,
+      failingWhile(() => !canCreate),
+    );
+    const task = { kind: 'hash', input: 'secret', rounds: 4 } as const;
+    const failed = await Promise.allSettled([threads.run(task), threads.run(task)]);
+    expect(failed).toEqual([
+      { status: 'rejected', reason: creationFailure },
+      { status: 'rejected', reason: creationFailure },
+    ]);
+    expect(threads.queued).toBe(0);
+    canCreate = true;
+    expect(await threads.run({ kind: 'compare', input: 'a', hash: bcrypt.hashSync('a', 4) })).toBe(
+      true,
+    );
+  });
+
+  it('leaves what waits queued for a working thread when another cannot be created', async () => {
+    let canCreate = true;
+    threads = new PasswordThreads(
+      2,
+      10,
+      undefined,
+      failingWhile(() => !canCreate),
+    );
+    const slow = threads.run({ kind: 'hash', input: 'secret', rounds: SLOW_ROUNDS });
+    canCreate = false;
+    const next = threads.run({ kind: 'hash', input: 'next', rounds: 4 });
+    expect({ queued: threads.queued, working: threads.working }).toEqual({ queued: 1, working: 1 });
+    await expect(Promise.all([slow, next])).resolves.toHaveLength(2);
   });
 
   it('keeps the process alive while a thread works, and not while all are idle', async () => {

@@ -32,6 +32,14 @@ parentPort.on('message', (task) => {
 });
 `;
 
+/** A thread that runs WORKER_SOURCE. */
+export function startHashingThread(): Worker {
+  return new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { bcryptPath: require.resolve('bcryptjs') },
+  });
+}
+
 /** Seconds a refused sign-in is told to wait: about what the queue takes to move on. */
 const RETRY_AFTER_SECONDS = 1;
 
@@ -54,6 +62,7 @@ export class PasswordThreads {
     private readonly threads: number,
     private readonly queueLimit: number,
     private readonly onRefused: () => void = () => undefined,
+    private readonly createThread: () => Worker = startHashingThread,
   ) {}
 
   run(task: PasswordTask): Promise<string | boolean> {
@@ -90,7 +99,7 @@ export class PasswordThreads {
 
   private dispatch(): void {
     while (this.waiting.length > 0) {
-      const worker = this.idle.pop() ?? this.spawn();
+      const worker = this.idle.pop() ?? this.spawnOrFail();
       if (!worker) return;
       const job = this.waiting.shift() as Job;
       this.busy.set(worker, job);
@@ -100,12 +109,25 @@ export class PasswordThreads {
     }
   }
 
+  /**
+   * A thread that cannot be created (no memory or threads left) fails what
+   * waits when no other thread will take it, rather than leaving it queued
+   * for good or throwing out of the event handler that got here.
+   */
+  private spawnOrFail(): Worker | undefined {
+    try {
+      return this.spawn();
+    } catch (error) {
+      if (this.busy.size + this.idle.length === 0) {
+        for (const job of this.waiting.splice(0)) job.reject(error as Error);
+      }
+      return undefined;
+    }
+  }
+
   private spawn(): Worker | undefined {
     if (this.closed || this.busy.size + this.idle.length >= this.threads) return undefined;
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { bcryptPath: require.resolve('bcryptjs') },
-    });
+    const worker = this.createThread();
     worker.on('message', (answer: Answer) => this.answered(worker, answer));
     worker.on('error', (error) => this.lost(worker, error));
     worker.on('exit', (code) => this.lost(worker, new Error(`Hashing thread exited (${code})`)));
