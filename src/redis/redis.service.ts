@@ -145,8 +145,13 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
       connection.lost(`no sign of life for ${this.silentAfterMs} ms`);
       connection.heardAt = performance.now();
       client.destroy();
-      // Failures to connect are reported as errors, and retried, by the client itself.
-      client.connect().catch(() => undefined);
+      // On a later turn: a setup still under way learns of the destroy only then, and would
+      // otherwise go on, on a socket of its own that no later destroy reaches (both reading
+      // into one client: every delivery and subscription twice). Failures to connect are
+      // reported as errors, and retried, by the client itself.
+      setImmediate(() => {
+        if (!this.closed && !client.isOpen) client.connect().catch(() => undefined);
+      });
     }
   }
 

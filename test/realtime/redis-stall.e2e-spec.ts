@@ -9,7 +9,7 @@ import { RedisService, RedisTrouble } from '@app/redis/redis.service';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createApp } from '@app/app.factory';
 import type { RawEnvironment } from '@app/config/env.validation';
-import { createRoom, postMessage, registerUser } from '../support/api';
+import { addMember, createRoom, postMessage, registerUser } from '../support/api';
 import { OwnRedis } from '../support/cluster';
 import { requiredSeries } from '../support/metrics';
 import {
@@ -257,9 +257,10 @@ describe('Redis connections that go silent without closing', () => {
     );
   }, 40_000);
 
-  it('makes a connection anew again when the one made anew never finishes its setup', async () => {
+  it('makes a connection anew again when the one made anew never finishes its setup, and only one', async () => {
     const ready = async () => (await fetch(`${silent.url}/health/ready`)).status;
     const before = proxy.opened;
+    const openBefore = proxy.openNow;
     proxy.stall();
     try {
       await eventually(async () => (await ready()) === 503, 10_000);
@@ -271,6 +272,15 @@ describe('Redis connections that go silent without closing', () => {
       proxy.resume();
     }
     await eventually(async () => (await ready()) === 200, 15_000);
+    // No setup given up on went on, on a connection of its own, once Redis answered again.
+    expect(proxy.openNow).toBe(openBefore);
+    const [ada, bob] = await Promise.all([1, 2].map(() => registerUser(silent.url)));
+    const notifications = collect(await sockets.connect(bob), 'notification');
+    const room = await createRoom(otherUrl, ada, { isPrivate: true });
+    await addMember(otherUrl, ada, room.id, bob.id);
+    await eventually(() => notifications.length === 1, 10_000);
+    await sleep(500);
+    expect(notifications).toHaveLength(1);
   }, 40_000);
 
   it('tells the other node of a join made while this one had lost Redis, once it is back', async () => {

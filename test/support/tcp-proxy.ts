@@ -36,6 +36,11 @@ export class TcpProxy {
   /** Client connections accepted so far. */
   opened = 0;
 
+  /** Client connections open now whose client has not closed its side. */
+  get openNow(): number {
+    return [...this.clients].filter((client) => !client.readableEnded).length;
+  }
+
   /** From now on nothing is forwarded either way, on open connections and new ones alike. */
   stall(): void {
     this.stalled = true;
