@@ -92,8 +92,14 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
     if (!user) throw AppException.notFound('User not found');
     // Adding someone else notifies them: a budget per user, spent by adds that may go ahead.
     if (user.id !== actor.id) await this.rateLimits.consume('invite', actor.id);
-    const { added, joinedAt } = await this.rooms.addMemberAs(actor.id, room.id, user.id, authorize);
-    if (added && user.id !== actor.id) this.invite(user.id, room, actor);
+    const { added, joinedAt, ownerId } = await this.rooms.addMemberAs(
+      actor.id,
+      room.id,
+      user.id,
+      authorize,
+    );
+    if (added && user.id !== actor.id)
+      this.invite(user.id, { ...room, ownerId: ownerId ?? room.ownerId }, actor);
     return memberViewOf(room.id, { id: user.id, username: user.username, joinedAt });
   }
 

@@ -374,10 +374,16 @@ export class RoomsService {
    * (see `adoptIfOwnerLeft`): every send to the room locks it too.
    */
   async addMember(roomId: string, userId: string): Promise<{ added: boolean; joinedAt: Date }> {
-    const joined = await this.insertMember(roomId, userId, (joinedAt) =>
-      this.transactions.write((manager) =>
-        manager.insert(RoomMember, { roomId, userId, joinedAt }),
-      ),
+    const joined = await this.insertMember(
+      roomId,
+      userId,
+      async (joinedAt) => {
+        await this.transactions.write((manager) =>
+          manager.insert(RoomMember, { roomId, userId, joinedAt }),
+        );
+        return undefined;
+      },
+      { readFirst: true },
     );
     if (joined.added) await this.adoptIfOwnerLeft(roomId);
     return joined;
@@ -404,37 +410,53 @@ export class RoomsService {
    * Adds a member on `actorId`'s word, judged again under the room's lock,
    * as removals are: the actor's access and the owner were read before, and
    * a removal committed since (of the actor, or the owner's hand-over) must
-   * not be undone by an add that read the room before it. `authorize` judges
-   * the owner read there, and may throw.
+   * not be undone by an add that read the room before it, nor told who is a
+   * member. `authorize` judges the owner read there, and may throw. Answers
+   * the room's owner as the add leaves it (adopted by the new member, if its
+   * owner had left it), unknown when the commit's answer was lost.
    */
-  addMemberAs(
+  async addMemberAs(
     actorId: string,
     roomId: string,
     userId: string,
     authorize: AddAuthorization,
-  ): Promise<{ added: boolean; joinedAt: Date }> {
-    return this.insertMember(roomId, userId, (joinedAt) =>
-      this.transactions.run(async (manager) => {
-        const room = await this.lockRoom(manager, roomId);
-        if (!room) throw AppException.notFound('Room not found');
-        const actorIsMember = () => manager.existsBy(RoomMember, { roomId, userId: actorId });
-        // Before the owner's word: a private room is not there for one removed from it (404, not 403).
-        if (room.isPrivate && !(await actorIsMember()))
-          throw AppException.notFound('Room not found');
-        await authorize(room.ownerId, actorIsMember);
-        await this.insertAndAdopt(manager, room, { roomId, userId, joinedAt });
-      }),
+  ): Promise<{ added: boolean; joinedAt: Date; ownerId?: string }> {
+    let ownerId: string | undefined;
+    const joined = await this.insertMember(
+      roomId,
+      userId,
+      (joinedAt) =>
+        this.transactions.run(async (manager) => {
+          const room = await this.lockRoom(manager, roomId);
+          if (!room) throw AppException.notFound('Room not found');
+          const actorIsMember = () => manager.existsBy(RoomMember, { roomId, userId: actorId });
+          // Before the owner's word: a private room is not there for one removed from it (404, not 403).
+          if (room.isPrivate && !(await actorIsMember()))
+            throw AppException.notFound('Room not found');
+          await authorize(room.ownerId, actorIsMember);
+          ownerId = room.ownerId;
+          const existing = await manager.findOneBy(RoomMember, { roomId, userId });
+          if (existing) return existing.joinedAt;
+          ownerId = await this.insertAndAdopt(manager, room, { roomId, userId, joinedAt });
+          return undefined;
+        }),
+      // Only one's own membership is answered before the room's lock judges the add.
+      { readFirst: actorId === userId },
     );
+    return { ...joined, ownerId };
   }
 
-  /** Inserts the membership, under the room's lock, and adopts the room if its owner left it. */
+  /**
+   * Inserts the membership, under the room's lock, and adopts the room if its
+   * owner left it: the room's owner after.
+   */
   private async insertAndAdopt(
     manager: EntityManager,
     room: Pick<Room, 'ownerId'>,
     member: Pick<RoomMember, 'roomId' | 'userId' | 'joinedAt'>,
-  ): Promise<void> {
+  ): Promise<string> {
     await manager.insert(RoomMember, member);
-    await this.adopt(manager, room, member.roomId, member.userId);
+    return (await this.adopt(manager, room, member.roomId, member.userId)) ?? room.ownerId;
   }
 
   /**
@@ -449,9 +471,9 @@ export class RoomsService {
     room: Pick<Room, 'ownerId'>,
     roomId: string,
     userId: string,
-  ): Promise<void> {
-    if (room.ownerId === userId || (await this.ownerIsMember(manager, roomId))) return;
-    await this.handOver(manager, roomId);
+  ): Promise<string | undefined> {
+    if (room.ownerId === userId || (await this.ownerIsMember(manager, roomId))) return undefined;
+    return this.handOver(manager, roomId);
   }
 
   /** One read: whether the room's owner is among its members (true for a room that does not exist). */
@@ -467,16 +489,23 @@ export class RoomsService {
     return ownerless === undefined;
   }
 
+  /**
+   * `insert` writes the membership joined at the instant given, or answers
+   * since when the user already was a member. With `readFirst`, an existing
+   * membership is answered before `insert` is even tried.
+   */
   private async insertMember(
     roomId: string,
     userId: string,
-    insert: (joinedAt: Date) => Promise<unknown>,
+    insert: (joinedAt: Date) => Promise<Date | undefined>,
+    { readFirst }: { readFirst: boolean },
   ): Promise<{ added: boolean; joinedAt: Date }> {
-    const existing = await this.members.findOneBy({ roomId, userId });
+    const existing = readFirst ? await this.members.findOneBy({ roomId, userId }) : null;
     if (existing) return { added: false, joinedAt: existing.joinedAt };
     const joinedAt = new Date();
     try {
-      await insert(joinedAt);
+      const memberSince = await insert(joinedAt);
+      if (memberSince) return { added: false, joinedAt: memberSince };
     } catch (error) {
       if (isUnavailableError(error) && (await this.insertedAfterAll(roomId, userId, joinedAt)))
         return { added: true, joinedAt };

@@ -587,6 +587,35 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       expect(await t.app.get(RoomsService).isMember(room.id, third.id)).toBe(false);
     });
 
+    it('answers 404, not the membership, to an add of a member by one removed before the lock', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const third = await registerUser(t.url);
+      await addMember(t.url, owner, room.id, third.id);
+      const ownerRule = jest.fn(() => Promise.resolve());
+      const add = t.app.get(RoomsService).addMemberAs(other.id, room.id, third.id, ownerRule);
+      await expect(add).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      expect(ownerRule).not.toHaveBeenCalled();
+    });
+
+    it('invites with the room as the add leaves it: adopted by the invitee when its owner had left', async () => {
+      const room = await createRoom(t.url, owner);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${owner.id}`)
+        .set(auth(owner))
+        .expect(204);
+      const invitee = await registerUser(t.url);
+      const heard = collect<NotificationJson>(await sockets.connect(invitee), 'notification');
+
+      await addMember(t.url, owner, room.id, invitee.id);
+      await eventually(() => heard.length > 0);
+      expect(heard[0]).toMatchObject({
+        type: 'room:invited',
+        room: { id: room.id, ownerId: invitee.id },
+      });
+      const adopted = await request(t.url).get(`/api/rooms/${room.id}`).set(auth(invitee));
+      expect(adopted.body.ownerId).toBe(invitee.id);
+    });
+
     it('answers 404 for an unknown user and 400 for a malformed one', async () => {
       const room = await createRoom(t.url, owner);
       await request(t.url)
