@@ -28,6 +28,19 @@ describe('MemoryThrottlerStorage', () => {
     });
   });
 
+  it('counts nothing while blocked, and starts a new window when a block shorter than it ends', async () => {
+    jest.useFakeTimers({ now: 0 });
+    const storage = new MemoryThrottlerStorage();
+    const hit = () => storage.increment('k', 60_000, 2, 1000, 't');
+    for (let i = 0; i < 3; i += 1) await hit();
+    for (let i = 0; i < 9; i += 1) {
+      jest.advanceTimersByTime(100);
+      expect(await hit()).toMatchObject({ isBlocked: true, totalHits: 3 });
+    }
+    jest.advanceTimersByTime(100);
+    expect(await hit()).toMatchObject({ isBlocked: false, totalHits: 1, timeToExpire: 60 });
+  });
+
   it('ends a window on time when the wall clock is stepped back', async () => {
     jest.useFakeTimers({ now: 3_600_000 });
     const storage = new MemoryThrottlerStorage();

@@ -11,7 +11,8 @@ interface Window {
 const SWEEP_INTERVAL_MS = 10_000;
 
 /**
- * Fixed-window counters in this process's memory. Unlike the throttler's
+ * Fixed-window counters in this process's memory, counted as
+ * `RedisThrottlerStorage` counts them. Unlike the throttler's
  * default storage, it sets no timer per hit: expired windows are swept.
  */
 export class MemoryThrottlerStorage implements ThrottlerStorage {
@@ -47,9 +48,12 @@ export class MemoryThrottlerStorage implements ThrottlerStorage {
       window = { hits: 0, expiresAt: now + ttl, blockedUntil: 0 };
       this.windows.set(id, window);
     }
-    window.hits += 1;
-    if (window.hits > limit && blockDuration > 0 && window.blockedUntil <= now)
-      window.blockedUntil = now + blockDuration;
+    // As in Redis: nothing counts while blocked, and the window ends with the block.
+    if (window.blockedUntil <= now) {
+      window.hits += 1;
+      if (window.hits > limit && blockDuration > 0)
+        window.expiresAt = window.blockedUntil = now + blockDuration;
+    }
     return {
       totalHits: window.hits,
       timeToExpire: Math.ceil((window.expiresAt - now) / 1000),

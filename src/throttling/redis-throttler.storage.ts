@@ -8,17 +8,25 @@ type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>
 /** key, ttl, limit, blockDuration, throttlerName */
 type IncrementRequest = Parameters<ThrottlerStorage['increment']>;
 
-/* Fixed window per key; once over the limit, the key stays blocked for the block duration. */
+/*
+ * Fixed window per key; once over the limit, the key stays blocked for the
+ * block duration. Nothing counts while it is blocked, and its window ends
+ * with the block: a client that keeps trying through a block would otherwise
+ * fill the next window before the block ends, and be blocked again for good.
+ */
 const INCREMENT = `
+local blocked = redis.call('PTTL', KEYS[2])
+if blocked > 0 then
+  return { tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('PTTL', KEYS[1]), blocked }
+end
 local hits = redis.call('INCR', KEYS[1])
 if hits == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-local blocked = redis.call('PTTL', KEYS[2])
-if blocked <= 0 and hits > tonumber(ARGV[2]) and tonumber(ARGV[3]) > 0 then
+if hits > tonumber(ARGV[2]) and tonumber(ARGV[3]) > 0 then
   redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
   blocked = tonumber(ARGV[3])
 end
-return { hits, ttl, blocked }`;
+return { hits, redis.call('PTTL', KEYS[1]), blocked }`;
 
 /** How long the node counts alone after Redis failed, before it asks Redis again. */
 export const LOCAL_COUNTING_MS = 5_000;

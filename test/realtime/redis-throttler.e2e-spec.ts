@@ -62,10 +62,24 @@ describeWithRedis('RedisThrottlerStorage', () => {
     const over = await hit(first, BLOCK_MS);
     expect(over).toMatchObject({ isBlocked: true, timeToBlockExpire: Math.ceil(BLOCK_MS / 1000) });
     await sleep(WINDOW_MS + 100);
-    expect(await hit(second, BLOCK_MS)).toMatchObject({ totalHits: 1, isBlocked: true });
+    expect(await hit(second, BLOCK_MS)).toMatchObject({ totalHits: LIMIT + 1, isBlocked: true });
 
     await sleep(BLOCK_MS - WINDOW_MS);
     expect(await hit(second, BLOCK_MS)).toMatchObject({ isBlocked: false });
+  });
+
+  it('counts nothing during a block, so a client that keeps trying is let through once it ends', async () => {
+    const [first, second] = [node(), node()];
+    for (let i = 0; i <= LIMIT; i += 1) await hit(first, BLOCK_MS);
+    const blockEnds = Date.now() + BLOCK_MS;
+    // Retries all along the block, on both nodes: more than the windows it spans would allow.
+    for (let i = 0; Date.now() < blockEnds - 150; i += 1) {
+      const retry = await hit(i % 2 === 0 ? first : second, BLOCK_MS);
+      expect(retry).toMatchObject({ isBlocked: true, totalHits: LIMIT + 1 });
+      await sleep(100);
+    }
+    await sleep(Math.max(0, blockEnds - Date.now()) + 50);
+    expect(await hit(second, BLOCK_MS)).toMatchObject({ isBlocked: false, totalHits: 1 });
   });
 
   it('answers a key in the order asked when Redis stalls, though later ones are counted locally at once', async () => {
