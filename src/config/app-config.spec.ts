@@ -132,6 +132,11 @@ describe('loadConfig', () => {
       expect(() => loadConfig({ HOST: host })).toThrow(/HOST must be an IP address or a host name/);
   });
 
+  it('answers joins with 1000 members unless JOIN_MEMBERS_LIMIT says otherwise', () => {
+    expect(loadConfig({}).realtime.joinMembersLimit).toBe(1000);
+    expect(loadConfig({ JOIN_MEMBERS_LIMIT: '5000' }).realtime.joinMembersLimit).toBe(5000);
+  });
+
   it('keeps room for two messages of the largest size in what a client may leave unread', () => {
     expect(() =>
       loadConfig({ WS_MAX_PAYLOAD_BYTES: '1048576', SLOW_CONSUMER_LIMIT_BYTES: '2097151' }),

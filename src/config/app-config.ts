@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import { parseDuration, parseRate } from './duration';
 import {
+  DEFAULT_JOIN_MEMBERS_LIMIT,
   shutdownReserveMs,
   validateEnvironment,
   type RawEnvironment,
@@ -195,7 +196,7 @@ export function loadConfig(raw: RawEnvironment = process.env): AllConfig {
       maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,
       maxSocketsPerUser: env.MAX_SOCKETS_PER_USER,
       maxRoomsPerConnection: env.MAX_ROOMS_PER_CONNECTION,
-      joinMembersLimit: env.JOIN_MEMBERS_LIMIT,
+      joinMembersLimit: env.JOIN_MEMBERS_LIMIT ?? DEFAULT_JOIN_MEMBERS_LIMIT,
       slowConsumerLimitBytes: env.SLOW_CONSUMER_LIMIT_BYTES,
       maxPacketsPerSecond: env.MAX_PACKETS_PER_SECOND,
       sseHeartbeatMs: env.SSE_HEARTBEAT_MS,

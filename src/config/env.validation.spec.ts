@@ -125,7 +125,13 @@ describe('settings that must fit together', () => {
   });
 
   it('refuses more join members than half the slow-consumer limit holds at the longest names', () => {
-    expect(validateEnvironment({}).JOIN_MEMBERS_LIMIT).toBe(1000);
+    // Unset, the default applies with any limit, as it did before it was a setting.
+    expect(validateEnvironment({ SLOW_CONSUMER_LIMIT_BYTES: '131072' }).JOIN_MEMBERS_LIMIT).toBe(
+      undefined,
+    );
+    expect(refusal({ SLOW_CONSUMER_LIMIT_BYTES: '131072', JOIN_MEMBERS_LIMIT: '1000' })).toContain(
+      'JOIN_MEMBERS_LIMIT: at most 712 with SLOW_CONSUMER_LIMIT_BYTES=131072',
+    );
     // {"id":"<36>","username":"<32>"} and a comma: 92 bytes; half of 1 MiB holds 5698.
     expect(validateEnvironment({ JOIN_MEMBERS_LIMIT: '5698' }).JOIN_MEMBERS_LIMIT).toBe(5698);
     expect(refusal({ JOIN_MEMBERS_LIMIT: '5699' })).toBe(

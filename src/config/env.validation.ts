@@ -373,10 +373,12 @@ export class EnvironmentVariables {
   @Min(64 * 1024)
   SLOW_CONSUMER_LIMIT_BYTES = 1024 * 1024;
 
+  /** Unset, DEFAULT_JOIN_MEMBERS_LIMIT, with any SLOW_CONSUMER_LIMIT_BYTES as before there was a setting. */
+  @IsOptional()
   @Transform(toInt)
   @IsInt()
   @Min(1)
-  JOIN_MEMBERS_LIMIT = DEFAULT_JOIN_MEMBERS_LIMIT;
+  JOIN_MEMBERS_LIMIT?: number;
 
   @Transform(toInt)
   @IsInt()
@@ -506,7 +508,7 @@ function mismatches(env: EnvironmentVariables): string[] {
 function joinAnswerMismatches(env: EnvironmentVariables): string[] {
   const answerBytes = env.SLOW_CONSUMER_LIMIT_BYTES * JOIN_ANSWER_SHARE_OF_SLOW_CONSUMER_LIMIT;
   const fitting = Math.floor(answerBytes / MAX_MEMBER_SUMMARY_JSON_BYTES);
-  if (env.JOIN_MEMBERS_LIMIT <= fitting) return [];
+  if (env.JOIN_MEMBERS_LIMIT === undefined || env.JOIN_MEMBERS_LIMIT <= fitting) return [];
   return [
     `  JOIN_MEMBERS_LIMIT: at most ${fitting} with SLOW_CONSUMER_LIMIT_BYTES=` +
       `${env.SLOW_CONSUMER_LIMIT_BYTES}: a join's answer may take half of that, and ` +
