@@ -35,6 +35,11 @@ export class KeyedSerialQueue<K> {
     return tail ? tail.then(task) : task();
   }
 
+  /** Whether a task of `key` is queued or running: one asked now would wait. */
+  has(key: K): boolean {
+    return this.tails.has(key);
+  }
+
   /** Keys with tasks queued or running. */
   get size(): number {
     return this.tails.size;

@@ -4,12 +4,10 @@ import type { Connection } from '@app/chat/chat.service';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { SerialQueue } from '@app/common/serial-queue';
 import { WsServerFrameType as ServerFrameType, type WsErrorRequest } from '@app/contract/ws-frames';
+import { WaitingWork } from '@app/realtime/waiting-work';
 
 /** One options object for every send: a delivery goes to every member of its room. */
 const AS_TEXT = { binary: false } as const;
-
-/** What a queued frame costs besides its bytes (its task and promises), as counted against the limit. */
-const FRAME_COST_BYTES = 512;
 
 /** One authenticated raw WebSocket client. */
 export class WsConnection implements Connection {
@@ -20,8 +18,8 @@ export class WsConnection implements Connection {
   /** Frames are handled one at a time, in the order the client sent them. */
   readonly frames = new SerialQueue();
   private closedByServer = false;
-  /** What the frames received and not yet handled hold, counted as `FRAME_COST_BYTES` at least each. */
-  private waitingBytes = 0;
+  /** What the frames received and not yet handled hold. */
+  private readonly waiting: WaitingWork<WsConnection>;
 
   constructor(
     readonly id: string,
@@ -31,7 +29,9 @@ export class WsConnection implements Connection {
     private readonly slowConsumerLimitBytes: number,
     /** Told when the connection is dropped as too slow, whatever was being sent. */
     private readonly droppedAsSlow: () => void = () => undefined,
-  ) {}
+  ) {
+    this.waiting = new WaitingWork(slowConsumerLimitBytes);
+  }
 
   get open(): boolean {
     return this.socket.readyState === WebSocket.OPEN;
@@ -54,11 +54,9 @@ export class WsConnection implements Connection {
    * @returns false when the frame was not queued
    */
   queueFrame(bytes: number, handle: () => Promise<void>): boolean {
-    const cost = Math.max(bytes, FRAME_COST_BYTES);
-    const waiting = this.waitingBytes;
-    if (waiting > 0 && waiting + cost > this.slowConsumerLimitBytes) return false;
-    this.waitingBytes += cost;
-    void this.frames.run(handle).finally(() => (this.waitingBytes -= cost));
+    const cost = this.waiting.admit(this, bytes);
+    if (cost === undefined) return false;
+    void this.frames.run(handle).finally(() => this.waiting.release(this, cost));
     return true;
   }
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { INestApplicationContext } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import { of, type Observable } from 'rxjs';
 import type { Socket } from 'socket.io';
 import { AppIoAdapter } from './app-io.adapter';
@@ -7,10 +8,11 @@ import { AfterSocketOrder, InSocketOrder } from './in-socket-order.decorator';
 // After the adapter, which loads Nest's metadata support; not part of Nest's public API.
 import { WebSocketsController } from '@nestjs/websockets/web-sockets-controller';
 
-/** An adapter whose metrics record nothing, and a socket that is a plain emitter. */
+/** An adapter whose metrics record nothing, with 1 MiB for waiting events, and a socket that is a plain emitter. */
 function setUp() {
   const app = {
-    get: () => ({ observeAck: () => undefined }),
+    get: (token: unknown) =>
+      token === ConfigService ? { get: () => 1024 * 1024 } : { observeAck: () => undefined },
   } as unknown as INestApplicationContext;
   const adapter = new AppIoAdapter(app);
   let sockets = 0;

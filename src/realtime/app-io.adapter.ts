@@ -6,7 +6,10 @@ import { isObservable, type Observable } from 'rxjs';
 import type { Socket as EngineSession } from 'engine.io';
 import type { ServerOptions, Socket } from 'socket.io';
 import { TokenService } from '@app/auth/token.service';
+import { AppException } from '@app/common/errors/app.exception';
 import { reasonOf } from '@app/common/errors/reason-of';
+import { answerEventFailure } from '@app/common/filters/ws-exception.filter';
+import { jsonBytes } from '@app/common/json-size';
 import { KeyedSerialQueue } from '@app/common/serial-queue';
 import type { AllConfig } from '@app/config/app-config';
 import type { AckResponse } from '@app/contract/socket-events';
@@ -20,6 +23,7 @@ import type { AppServer, AppSocket } from './socket-data';
 import { limitPacketRate } from './packet-rate';
 import { REFUSED_SESSION_GRACE_MS, SessionBudget } from './session-budget';
 import { handshakeCompleted, socketHandshake } from './socket-handshake';
+import { WaitingWork } from './waiting-work';
 
 /** A gateway's handler as Nest keeps it, before binding it to a socket. */
 interface GatewayHandler {
@@ -177,7 +181,7 @@ export class AppIoAdapter extends IoAdapter {
           args,
           receivedAt,
         );
-      const dispatch = this.inSocketOrder(handle, socketOrderOf(gateway, methodName));
+      const dispatch = this.inSocketOrder(event, handle, socketOrderOf(gateway, methodName));
       listener = function (this: Socket, ...args: unknown[]) {
         void dispatch(this, args, performance.now());
       };
@@ -186,21 +190,50 @@ export class AppIoAdapter extends IoAdapter {
     return listener;
   }
 
-  /** `handle` as its order asks (see `InSocketOrder`, `AfterSocketOrder`). */
-  private inSocketOrder(handle: Dispatch, order: SocketOrder | undefined): Dispatch {
+  /**
+   * `handle` as its order asks (see `InSocketOrder`, `AfterSocketOrder`). An
+   * event that has to wait is counted against its socket's waiting work, and
+   * refused with UNAVAILABLE past it, as a `/ws` frame is.
+   */
+  private inSocketOrder(event: string, handle: Dispatch, order: SocketOrder | undefined): Dispatch {
     if (!order) return handle;
     const queue = this.socketOrder;
     const keyOf = (socket: Socket, args: unknown[]) => `${socket.id}\n${order.key(args[0])}`;
     const ifConnected = (socket: Socket, args: unknown[], receivedAt: number) => () =>
       socket.connected ? handle(socket, args, receivedAt) : Promise.resolve();
-    if (order.mode === 'turn')
-      return (socket, args, receivedAt) =>
-        queue.run(keyOf(socket, args), ifConnected(socket, args, receivedAt));
-    // Nothing queued on any socket (the usual case): no key to make.
-    return (socket, args, receivedAt) =>
-      queue.size === 0
-        ? handle(socket, args, receivedAt)
-        : queue.after(keyOf(socket, args), ifConnected(socket, args, receivedAt));
+    const enqueue = order.mode === 'turn' ? queue.run.bind(queue) : queue.after.bind(queue);
+    return (socket, args, receivedAt) => {
+      // Nothing queued on any socket (the usual case): no key to make.
+      if (order.mode === 'after' && queue.size === 0) return handle(socket, args, receivedAt);
+      const key = keyOf(socket, args);
+      const task = ifConnected(socket, args, receivedAt);
+      if (!queue.has(key)) return enqueue(key, task);
+      const cost = this.waitingWork().admit(socket, jsonBytes(args));
+      if (cost === undefined) return Promise.resolve(this.refuseWaiting(socket, event, args));
+      return enqueue(key, () => task().finally(() => this.waitingWork().release(socket, cost)));
+    };
+  }
+
+  private waiting?: WaitingWork<Socket>;
+
+  private waitingWork(): WaitingWork<Socket> {
+    this.waiting ??= new WaitingWork(
+      this.app
+        .get(ConfigService<AllConfig, true>)
+        .get('realtime.slowConsumerLimitBytes', { infer: true }),
+    );
+    return this.waiting;
+  }
+
+  private refuseWaiting(socket: Socket, event: string, args: unknown[]): void {
+    const ack = args.findLast(
+      (arg): arg is (response: unknown) => void => typeof arg === 'function',
+    );
+    answerEventFailure(
+      { client: socket, event, ack },
+      AppException.unavailable('Too many events waiting to be handled: send it again later'),
+      { metrics: this.metrics(), logger },
+    );
   }
 
   private handle(

@@ -9,7 +9,9 @@ import { createRoom, registerUser, type TestUser } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { REFUSED_SESSION_GRACE_MS } from '@app/realtime/session-budget';
 import { holdNextCall } from '../support/hold';
+import { RoomsService } from '@app/rooms/rooms.service';
 import {
+  collect,
   connectSocket,
   emitAck,
   emitOk,
@@ -220,6 +222,70 @@ describe.each(databaseKinds())('Socket.IO connection attempts per address (%s)',
 });
 
 const JOIN_ALL_WAIT_MS = 20_000;
+
+describe('Socket.IO events waiting behind a join', () => {
+  const LIMIT_BYTES = 128 * 1024;
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp('sqlite', { SLOW_CONSUMER_LIMIT_BYTES: String(LIMIT_BYTES) });
+  });
+  afterAll(() => t.close());
+
+  it('hold at most the slow-consumer limit: later ones are refused with UNAVAILABLE, and the held ones still run in order', async () => {
+    const ada = await registerUser(t.url);
+    const room = await createRoom(t.url, ada);
+    const socket = await connectSocket(t.url, ada.token);
+    try {
+      const joining = holdNextCall(t.app.get(RoomsService), 'admit');
+      const joined = emitAck(socket, 'chat:join', { roomId: room.id });
+      await joining.started;
+      // About 16 kB each as JSON: a few fit in what a socket's waiting events may hold.
+      const text = (i: number) => `${i} ${'\u{1F600}'.repeat(3990)}`;
+      const sent = 20;
+      const answers = Array.from({ length: sent }, (_, i) =>
+        emitAck<{ seq: number; text: string }>(socket, 'chat:message', {
+          roomId: room.id,
+          text: text(i),
+        }),
+      );
+      const errors = collect<unknown>(socket, 'error');
+      socket.emit('chat:typing', { roomId: room.id, padding: 'x'.repeat(60_000) } as never);
+      await eventually(() => errors.length === 1);
+      joining.release();
+
+      expect(await joined).toMatchObject({ ok: true });
+      const settled = await Promise.all(answers);
+      const taken = settled.filter((answer) => answer.ok);
+      const fitting = Math.floor(LIMIT_BYTES / Buffer.byteLength(JSON.stringify(text(10))));
+      expect(taken.length).toBeGreaterThanOrEqual(fitting - 1);
+      expect(taken.length).toBeLessThanOrEqual(fitting + 1);
+      // The first ones, each stored in the order sent; all the rest refused, none stored.
+      expect(settled.slice(0, taken.length)).toEqual(taken);
+      expect(taken.map((answer) => answer.ok && answer.data.seq)).toEqual(
+        taken.map((_, i) => i + 1),
+      );
+      const refusal = {
+        code: 'UNAVAILABLE',
+        message: 'Too many events waiting to be handled: send it again later',
+        details: [],
+      };
+      expect(new Set(settled.slice(taken.length).map((answer) => JSON.stringify(answer)))).toEqual(
+        new Set([JSON.stringify({ ok: false, error: refusal })]),
+      );
+      expect(errors).toEqual([refusal]);
+      const history = await request(t.url)
+        .get(`/api/rooms/${room.id}/messages?since=0&limit=200`)
+        .set('Authorization', `Bearer ${ada.token}`);
+      expect(history.body.items.map((message: { text: string }) => message.text)).toEqual(
+        taken.map((_, i) => text(i)),
+      );
+      // Nothing waits any more: the next event is taken at once.
+      expect(await emitOk(socket, 'chat:typing', { roomId: room.id })).toEqual({});
+    } finally {
+      socket.close();
+    }
+  });
+});
 
 describe('Socket.IO join budget by default', () => {
   it('lets a connection that holds the most rooms it may rejoin all of them after a reconnect', async () => {

@@ -1,5 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
-import { reportedErrorBody } from '@app/common/errors/to-error-body';
+import type { Socket } from 'socket.io';
+import { reportedErrorBody, type FailureLog } from '@app/common/errors/to-error-body';
 import { ServerEvent } from '@app/contract/events';
 import { MetricsService } from '@app/metrics/metrics.service';
 import { Transport } from '@app/metrics/transport';
@@ -17,14 +18,33 @@ export class WsExceptionFilter implements ExceptionFilter {
   constructor(private readonly metrics: MetricsService) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
-    const client = host.switchToWs().getClient<AppSocket>();
     const ack = host
       .getArgs()
       .find((arg): arg is (response: unknown) => void => typeof arg === 'function');
-    const error = reportedErrorBody(exception, this.logger);
-    const event = host.switchToWs().getPattern();
-    this.metrics.rejectedEvents.inc({ transport: Transport.SocketIo, event, code: error.code });
-    if (ack) ack({ ok: false, error });
-    else client.emit(ServerEvent.Error, error);
+    answerEventFailure(
+      {
+        client: host.switchToWs().getClient<AppSocket>(),
+        event: host.switchToWs().getPattern(),
+        ack,
+      },
+      exception,
+      { metrics: this.metrics, logger: this.logger },
+    );
   }
+}
+
+/**
+ * A Socket.IO event's failure, in the contract's shape: its ack gets
+ * `{ ok: false, error }`, or the client an `error` event when it sent none.
+ * Also for events refused before they reach the filter.
+ */
+export function answerEventFailure(
+  { client, event, ack }: { client: Socket; event: string; ack?: (response: unknown) => void },
+  exception: unknown,
+  { metrics, logger }: { metrics: MetricsService; logger: FailureLog },
+): void {
+  const error = reportedErrorBody(exception, logger);
+  metrics.rejectedEvents.inc({ transport: Transport.SocketIo, event, code: error.code });
+  if (ack) ack({ ok: false, error });
+  else client.emit(ServerEvent.Error, error);
 }
