@@ -40,27 +40,41 @@ function guarded(adapter: RedisAdapter, unreadable: OccasionalWarning): RedisAda
 }
 
 /**
- * The command client as the adapter sees it: the adapter starts its
- * publications (a typing event, a request to the other nodes, an answer)
- * and never awaits them, so one refused while Redis is away would end the
- * process as an unhandled rejection. Each is dropped instead, with a warning
- * at most once a minute: typing is volatile, and requests time out.
+ * A client as the adapter sees it, with the failures of `commands` dropped:
+ * the adapter starts its publications (a typing event, a request to the
+ * other nodes, an answer) and its subscriptions' changes (a namespace made,
+ * or closed at shutdown) and never awaits them, so one refused while Redis
+ * is away would end the process as an unhandled rejection. Each is dropped
+ * instead, with a warning at most once a minute: typing is volatile,
+ * requests time out, and the client subscribes again when it reconnects.
  */
-function withCaughtPublications(client: RedisService['client'], refused: OccasionalWarning) {
+export function withCaughtCommands<Client extends object>(
+  client: Client,
+  commands: readonly string[],
+  refused: OccasionalWarning,
+): Client {
   const drop = (error: unknown) =>
     refused.note(
-      (count) => `Dropped ${count} Socket.IO adapter publication(s), the last: ${reasonOf(error)}`,
+      (count) => `Dropped ${count} Socket.IO adapter command(s), the last: ${reasonOf(error)}`,
     );
-  const publish = (...args: Parameters<typeof client.publish>) =>
-    client.publish(...args).catch(drop);
+  const caught = new Map(
+    commands.map((command) => {
+      const run = Reflect.get(client, command) as (...args: unknown[]) => Promise<unknown>;
+      return [command, (...args: unknown[]) => run.apply(client, args).catch(drop)];
+    }),
+  );
   return new Proxy(client, {
     get(target, property) {
-      if (property === 'publish') return publish;
+      const wrapped = typeof property === 'string' ? caught.get(property) : undefined;
+      if (wrapped) return wrapped;
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
     },
   });
 }
+
+/** What the adapter starts on its subscriber client. */
+const SUBSCRIPTION_COMMANDS = ['subscribe', 'pSubscribe', 'unsubscribe', 'pUnsubscribe'];
 
 /**
  * The Socket.IO server of a node among several: the Redis adapter makes the
@@ -78,8 +92,10 @@ export class RedisIoAdapter extends AppIoAdapter {
     const redis = this.app.get(RedisService, { strict: false });
     await redis.connect();
     const logger = new Logger(RedisIoAdapter.name);
-    const publisher = withCaughtPublications(redis.client, new OccasionalWarning(logger));
-    const createRedisAdapter = createAdapter(publisher, redis.subscriber, {
+    const refused = new OccasionalWarning(logger);
+    const publisher = withCaughtCommands(redis.client, ['publish'], refused);
+    const subscriber = withCaughtCommands(redis.subscriber, SUBSCRIPTION_COMMANDS, refused);
+    const createRedisAdapter = createAdapter(publisher, subscriber, {
       key: redis.key('socket.io'),
     });
     // Socket.IO builds its adapter with `new`, which an arrow function refuses.

@@ -182,9 +182,9 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
   }
 
   /**
-   * Before Socket.IO closes: its Redis adapter unsubscribes without waiting
-   * or handling a failure, and a connection made anew meanwhile would fail
-   * those commands, which ends the process.
+   * Before Socket.IO closes: its Redis adapter unsubscribes without waiting,
+   * and a connection made anew meanwhile would fail those commands (dropped,
+   * see `withCaughtCommands`, but to no purpose).
    */
   beforeApplicationShutdown(): void {
     clearInterval(this.silenceWatch);
@@ -228,9 +228,9 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
   /**
    * Politely: `close()` waits for the commands still pending. If Redis does
    * not answer, the client is left to the process exit rather than
-   * destroyed: destroying it would fail those commands, and some have no
-   * handler (the Socket.IO adapter's unsubscriptions), which ends the
-   * process with an unhandled rejection.
+   * destroyed: destroying it would fail those commands, and one whose
+   * caller does not handle its failure would end the process with an
+   * unhandled rejection.
    */
   private async closeClient(client: Client): Promise<void> {
     const closing = client.close().then(
