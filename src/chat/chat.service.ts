@@ -139,6 +139,8 @@ export class ChatService {
       }
     } finally {
       releaseHold();
+      // The last follower here may have left while this join ran; a join that failed follows nothing.
+      this.untrackIfUnfollowed(roomId.toLowerCase());
     }
   }
 
@@ -230,7 +232,11 @@ export class ChatService {
 
   private afterLeaving(change: PresenceChange): void {
     if (change.changed) this.delivery.userLeft(change.roomId, change.user);
-    if (!this.presence.hasLocalMembers(change.roomId)) this.live.untrack(change.roomId);
+    this.untrackIfUnfollowed(change.roomId);
+  }
+
+  private untrackIfUnfollowed(roomId: string): void {
+    if (!this.presence.hasLocalMembers(roomId)) this.live.untrackUnlessJoining(roomId);
   }
 
   /** The typing indicator to show others; only a connection in the room may send one. */

@@ -101,7 +101,7 @@ describe('LiveDelivery', () => {
   it('lets a fill that outlived its room deliver nothing stale once the room is tracked anew', async () => {
     live.track(ROOM, 0);
     delivery.messageCreated(message(3));
-    live.untrack(ROOM);
+    live.untrackUnlessJoining(ROOM);
     live.track(ROOM, 3);
     delivery.messageCreated(message(4));
 
@@ -109,6 +109,17 @@ describe('LiveDelivery', () => {
     await flush();
     expect(delivered).toEqual([4]);
     expect(live.deliveredSeq(ROOM)).toBe(4);
+  });
+
+  it('keeps ordering a room its last subscriber left while a join of it is under way', () => {
+    live.track(ROOM, 0);
+    delivery.messageCreated(message(1));
+    const release = live.holdUntilTracked(ROOM);
+    live.untrackUnlessJoining(ROOM);
+    expect(live.deliveredSeq(ROOM)).toBe(1);
+    release();
+    live.untrackUnlessJoining(ROOM);
+    expect(live.deliveredSeq(ROOM)).toBeUndefined();
   });
 
   it('moves on past a gap when storage fails, so that clients see the jump', async () => {

@@ -115,8 +115,14 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
     return this.rooms.get(roomId)?.lastSeq;
   }
 
-  untrack(roomId: string): void {
-    this.rooms.delete(roomId);
+  /**
+   * Stops ordering a room its last local subscriber left, unless a join of it
+   * is under way: that join counts the seq this order has reached, and an
+   * order started again from the seq it read would forget what was
+   * delivered meanwhile (its joiner would miss that message live).
+   */
+  untrackUnlessJoining(roomId: string): void {
+    if ((this.pending.get(roomId)?.joins ?? 0) === 0) this.rooms.delete(roomId);
   }
 
   private receive(delivery: Delivery): void {

@@ -354,6 +354,27 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
       expect(await next).toMatchObject({ seq: 2 });
     });
 
+    it('is counted in a Socket.IO join’s last seq when the one follower here left meanwhile', async () => {
+      const room = await createRoom(t.url, owner);
+      const follower = await sockets.connect(owner);
+      await emitOk(follower, 'chat:join', { roomId: room.id });
+      const socket = await sockets.connect(await registerUser(t.url));
+      const held = holdNextCall(t.app.get(RoomsService), 'findAccessible', { after: true });
+      const joining = emitOk<JoinResult>(socket, 'chat:join', { roomId: room.id });
+      await held.started;
+      const heard = nextEvent<{ seq: number }>(follower, 'chat:message');
+      await postMessage(t.url, owner, room.id, 'while joining');
+      await heard;
+      await emitOk(follower, 'chat:leave', { roomId: room.id });
+      held.release();
+
+      expect((await joining).room.lastSeq).toBe(1);
+      const received = collect<{ seq: number }>(socket, 'chat:message');
+      await postMessage(t.url, owner, room.id, 'after');
+      await eventually(() => received.length > 0);
+      expect(received.map((message) => message.seq)).toEqual([2]);
+    });
+
     it.each(cases)('is counted in a /ws join’s last seq, in a room %s', async (_, hold) => {
       const room = await roomFor(hold);
       const joiner = await registerUser(t.url);
