@@ -196,7 +196,9 @@ export class ChatService {
   /**
    * Removed while this join ran: out of presence again, and refused. A user
    * this join brought in was never announced, so their leaving is not
-   * either; one announced by another of their connections is. The join of
+   * either, and when another of their connections came in meanwhile (not
+   * announced, as it was not the first), the join is announced now; one
+   * announced by another of their connections is announced as leaving. The join of
    * a public room made them a member, which the removal may have undone or
    * not: they can join again. A join refused for another reason (it took too
    * long) leaves a connection that was in the room before it as it was:
@@ -215,6 +217,8 @@ export class ChatService {
       const id = admission.room.id;
       const change = await this.presence.leave(id, summary(connection.user), connection.id);
       this.afterLeaving(broughtIn ? { ...change, changed: false } : change);
+      // Another connection of theirs came in meanwhile, told it was not the first: the join is theirs.
+      if (broughtIn && !change.changed) this.delivery.userJoined(id, change.user, connection.id);
       throw error;
     }
   }

@@ -24,6 +24,7 @@ import {
   emitOk,
   eventually,
   nextEvent,
+  sleep,
   socketPool,
   type ClientSocket,
 } from '../support/sockets';
@@ -307,6 +308,35 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     const next = nextEvent<{ seq: number }>(socket, 'chat:message');
     await postMessage(t.url, owner, room.id, 'two');
     expect(await next).toMatchObject({ seq: 2 });
+  });
+
+  it('announces a user whose join failed once another of their connections came in meanwhile', async () => {
+    const user = await registerUser(t.url);
+    const room = await createRoom(t.url, owner);
+    const watcher = await sockets.connect(owner);
+    await emitOk(watcher, 'chat:join', { roomId: room.id });
+    const heard = collect<{ id: string }>(watcher, 'chat:userJoined');
+    const [first, second] = await Promise.all([sockets.connect(user), sockets.connect(user)]);
+    // The first join is refused once in the room, as one that took over a minute is.
+    const rooms = t.app.get(RoomsService);
+    const admit = rooms.admit.bind(rooms);
+    jest.spyOn(rooms, 'admit').mockImplementationOnce(async (...args) => ({
+      ...(await admit(...args)),
+      confirm: () => {
+        throw AppException.unavailable('Joining took too long: join again');
+      },
+    }));
+    const entered = holdNextCall(t.app.get(PresenceService), 'enter', { after: true });
+    const failing = emitAck(first, 'chat:join', { roomId: room.id });
+    await entered.started;
+    await emitOk(second, 'chat:join', { roomId: room.id });
+    entered.release();
+
+    expect(await failing).toMatchObject({ ok: false, error: { code: 'UNAVAILABLE' } });
+    await eventually(() => heard.length > 0);
+    await sleep(200);
+    expect(heard.map((event) => event.id)).toEqual([user.id]);
+    expect(await presentIds(room.id)).toEqual(expect.arrayContaining([owner.id, user.id]));
   });
 
   describe('a message committed while a join runs, after it read the room', () => {
