@@ -217,8 +217,10 @@ export class ChatService {
       const id = admission.room.id;
       const change = await this.presence.leave(id, summary(connection.user), connection.id);
       this.afterLeaving(broughtIn ? { ...change, changed: false } : change);
-      // Another connection of theirs came in meanwhile, told it was not the first: the join is theirs.
-      if (broughtIn && !change.changed) this.delivery.userJoined(id, change.user, connection.id);
+      // Another connection of theirs came in meanwhile, told it was not the first: the join is
+      // theirs. Not when this one had been taken out already (a removal), and announced so.
+      if (broughtIn && change.wasHere && !change.changed)
+        this.delivery.userJoined(id, change.user, connection.id);
       throw error;
     }
   }

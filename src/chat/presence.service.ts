@@ -14,6 +14,11 @@ export interface PresenceChange {
   changed: boolean;
 }
 
+/** A connection's leave: `wasHere` false when it had been taken out of the room already. */
+export interface PresenceLeave extends PresenceChange {
+  wasHere: boolean;
+}
+
 type PresenceHandler = (change: RoomPresence) => void;
 
 /**
@@ -102,18 +107,14 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
     return { roomId, user, changed };
   }
 
-  async leave(
-    roomId: string,
-    user: UserSummaryJson,
-    connectionId: string,
-  ): Promise<PresenceChange> {
+  async leave(roomId: string, user: UserSummaryJson, connectionId: string): Promise<PresenceLeave> {
     const lastHere = this.removeLocal(roomId, user, connectionId);
-    if (lastHere === undefined) return { roomId, user, changed: false };
+    if (lastHere === undefined) return { roomId, user, changed: false, wasHere: false };
     const changed = await this.track(this.store.leave(roomId, user, connectionId), lastHere);
-    return { roomId, user, changed };
+    return { roomId, user, changed, wasHere: true };
   }
 
-  leaveAll(user: UserSummaryJson, connectionId: string): Promise<PresenceChange[]> {
+  leaveAll(user: UserSummaryJson, connectionId: string): Promise<PresenceLeave[]> {
     const rooms = [...(this.roomsByConnection.get(connectionId) ?? [])];
     return Promise.all(rooms.map((roomId) => this.leave(roomId, user, connectionId)));
   }

@@ -339,6 +339,31 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     expect(await presentIds(room.id)).toEqual(expect.arrayContaining([owner.id, user.id]));
   });
 
+  it('does not announce a user whose join failed because they were removed meanwhile', async () => {
+    const user = await registerUser(t.url);
+    const room = await createRoom(t.url, owner, { isPrivate: true });
+    await addMember(t.url, owner, room.id, user.id);
+    const watcher = await sockets.connect(owner);
+    await emitOk(watcher, 'chat:join', { roomId: room.id });
+    const joins = collect<{ id: string }>(watcher, 'chat:userJoined');
+    const socket = await sockets.connect(user);
+    const entered = holdNextCall(t.app.get(PresenceService), 'enter', { after: true });
+    const failing = emitAck(socket, 'chat:join', { roomId: room.id });
+    await entered.started;
+    await removeMember(t.url, owner, room.id, user.id);
+    await eventually(() => !t.app.get(PresenceService).isHere(room.id, user.id));
+    entered.release();
+
+    expect(await failing).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+    // A sentinel's join, announced after anything the failed join would have announced.
+    const sentinel = await registerUser(t.url);
+    await addMember(t.url, owner, room.id, sentinel.id);
+    await emitOk(await sockets.connect(sentinel), 'chat:join', { roomId: room.id });
+    await eventually(() => joins.some((event) => event.id === sentinel.id));
+    expect(joins.map((event) => event.id)).toEqual([sentinel.id]);
+    expect(await presentIds(room.id)).not.toContain(user.id);
+  });
+
   describe('a message committed while a join runs, after it read the room', () => {
     /** Joins, posting a message once the join has read the room's last seq; the join's answer. */
     const joinPastAMessage = async <T>(
