@@ -80,9 +80,11 @@ describe('PasswordThreads', () => {
     );
     const task = { kind: 'hash', input: 'secret', rounds: 4 } as const;
     const failed = await Promise.allSettled([threads.run(task), threads.run(task)]);
-    expect(failed).toEqual([
-      { status: 'rejected', reason: creationFailure },
-      { status: 'rejected', reason: creationFailure },
+    expect(
+      failed.map((outcome) => outcome.status === 'rejected' && refusal(outcome.reason)),
+    ).toEqual([
+      { code: ErrorCode.Unavailable, retryAfter: 1 },
+      { code: ErrorCode.Unavailable, retryAfter: 1 },
     ]);
     expect(threads.queued).toBe(0);
     canCreate = true;

@@ -1,5 +1,7 @@
 import { Worker } from 'node:worker_threads';
+import { Logger } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
+import { reasonOf } from '@app/common/errors/reason-of';
 
 export type PasswordTask =
   | { kind: 'hash'; input: string; rounds: number }
@@ -53,6 +55,7 @@ const RETRY_AFTER_SECONDS = 1;
  * bounded waits instead of a queue that only grows.
  */
 export class PasswordThreads {
+  private readonly logger = new Logger(PasswordThreads.name);
   private readonly idle: Worker[] = [];
   private readonly busy = new Map<Worker, Job>();
   private readonly waiting: Job[] = [];
@@ -111,18 +114,27 @@ export class PasswordThreads {
 
   /**
    * A thread that cannot be created (no memory or threads left) fails what
-   * waits when no other thread will take it, rather than leaving it queued
-   * for good or throwing out of the event handler that got here.
+   * waits when no other thread will take it, with UNAVAILABLE, rather than
+   * leaving it queued for good or throwing out of the event handler that
+   * got here.
    */
   private spawnOrFail(): Worker | undefined {
     try {
       return this.spawn();
     } catch (error) {
-      if (this.busy.size + this.idle.length === 0) {
-        for (const job of this.waiting.splice(0)) job.reject(error as Error);
-      }
+      if (this.busy.size + this.idle.length === 0) this.failWaiting(error);
       return undefined;
     }
+  }
+
+  /** Out of threads or memory for now: what waits is told to retry, and the cause logged. */
+  private failWaiting(cause: unknown): void {
+    this.logger.error(`No hashing thread could be started: ${reasonOf(cause)}`);
+    const refusal = AppException.unavailable(
+      'Sign-ins cannot be handled now: retry shortly',
+      RETRY_AFTER_SECONDS,
+    );
+    for (const job of this.waiting.splice(0)) job.reject(refusal);
   }
 
   private spawn(): Worker | undefined {
