@@ -73,7 +73,7 @@ describeWithRedis('RedisThrottlerStorage', () => {
     for (let i = 0; i <= LIMIT; i += 1) await hit(first, BLOCK_MS);
     const blockEnds = Date.now() + BLOCK_MS;
     // Retries all along the block, on both nodes: more than the windows it spans would allow.
-    for (let i = 0; Date.now() < blockEnds - 150; i += 1) {
+    for (let i = 0; Date.now() < blockEnds - 500; i += 1) {
       const retry = await hit(i % 2 === 0 ? first : second, BLOCK_MS);
       expect(retry).toMatchObject({ isBlocked: true, totalHits: LIMIT + 1 });
       await sleep(100);
