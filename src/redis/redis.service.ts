@@ -20,6 +20,13 @@ type Client = RedisClientType;
 interface Connection {
   /** When it last showed a sign of life (an answer to a ping, ready, an attempt of its own), on the monotonic clock. */
   heardAt: number;
+  /**
+   * Connected, its setup (HELLO, subscriptions) not yet answered. Otherwise,
+   * when not ready, the client waits on its own connect timeout or retry
+   * delay, and is left to them: made anew then, its old attempt would go on
+   * beside the new one.
+   */
+  inSetup: boolean;
   /** Lost for a reason the client does not see itself (it went silent). */
   lost(reason: string): void;
 }
@@ -178,7 +185,8 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
    */
   private silent(client: Client): boolean {
     const connection = this.connections.get(client);
-    return !!connection && performance.now() - connection.heardAt > this.silentAfterMs;
+    if (!connection || !(client.isReady || connection.inSetup)) return false;
+    return performance.now() - connection.heardAt > this.silentAfterMs;
   }
 
   /**
@@ -273,18 +281,26 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
       healthy = false;
       troubled(RedisTrouble.Lost);
     };
-    const connection: Connection = { heardAt: performance.now(), lost };
+    const connection: Connection = { heardAt: performance.now(), inSetup: false, lost };
     this.connections.set(client, connection);
     const heard = () => (connection.heardAt = performance.now());
-    client.on('error', (error: Error) => {
+    const setUpEnded = () => {
       heard();
+      connection.inSetup = false;
+    };
+    client.on('error', (error: Error) => {
+      setUpEnded();
       lost(error.message);
     });
     // Signs of life: an answer, or the client's own attempts to connect again.
     client.on('ping-interval', heard);
-    client.on('reconnecting', heard);
-    client.on('ready', () => {
+    client.on('reconnecting', setUpEnded);
+    client.on('connect', () => {
       heard();
+      connection.inSetup = true;
+    });
+    client.on('ready', () => {
+      setUpEnded();
       if (healthy) return;
       this.logger.log(`Redis ${role} connection restored`);
       healthy = true;

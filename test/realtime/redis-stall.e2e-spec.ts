@@ -283,6 +283,36 @@ describe('Redis connections that go silent without closing', () => {
     expect(notifications).toHaveLength(1);
   }, 40_000);
 
+  it('leaves a client that waits to connect again to its own attempts: one connection each once Redis is back', async () => {
+    const ready = async () => (await fetch(`${silent.url}/health/ready`)).status;
+    const openBefore = proxy.openNow;
+    const redis = silent.app.get(RedisService);
+    const madeAnew = [redis.client, redis.subscriber].map((client) =>
+      jest.spyOn(client, 'destroy'),
+    );
+    await proxy.cut();
+    try {
+      await eventually(async () => (await ready()) === 503, 10_000);
+      // Refused at once, the clients wait their retry delays (up to 2 s), longer than the silence
+      // allowed: each client's own attempts go on, and none is made anew beside them.
+      await sleep(8_000);
+      expect(madeAnew.map((destroy) => destroy.mock.calls.length)).toEqual([0, 0]);
+    } finally {
+      for (const destroy of madeAnew) destroy.mockRestore();
+      await proxy.open();
+    }
+    await eventually(async () => (await ready()) === 200, 15_000);
+    await sleep(500);
+    expect(proxy.openNow).toBe(openBefore);
+    const [ada, bob] = await Promise.all([1, 2].map(() => registerUser(silent.url)));
+    const notifications = collect(await sockets.connect(bob), 'notification');
+    const room = await createRoom(otherUrl, ada, { isPrivate: true });
+    await addMember(otherUrl, ada, room.id, bob.id);
+    await eventually(() => notifications.length === 1, 10_000);
+    await sleep(500);
+    expect(notifications).toHaveLength(1);
+  }, 40_000);
+
   it('tells the other node of a join made while this one had lost Redis, once it is back', async () => {
     const [ada, bob, cy] = await Promise.all([1, 2, 3].map(() => registerUser(silent.url)));
     const room = await createRoom(silent.url, ada);
