@@ -2,6 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
+import { reasonOf } from '@app/common/errors/reason-of';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 import { withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
@@ -107,7 +108,16 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
     await new Promise((resolve) => setImmediate(resolve));
   }
 
+  /** Every step of the phase, each to its end: one that fails is logged and holds up no other. */
   private async run(phase: ShutdownPhase): Promise<void> {
-    await Promise.allSettled(this.steps[phase].map(async (step) => step()));
+    const outcomes = await Promise.allSettled(this.steps[phase].map(async (step) => step()));
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') continue;
+      const error: unknown = outcome.reason;
+      this.logger.error(
+        `A shutdown step (${phase}) failed: ${reasonOf(error)}`,
+        error instanceof Error ? error.stack : undefined,
+      );
+    }
   }
 }
