@@ -302,9 +302,9 @@ describe('deployment files', () => {
       for (const name of ['app', 'migrate']) expect(service(compose, name).init).toBe(true);
     });
 
-    it('gives the app longer to drain than its own shutdown timeout', () => {
+    it('gives the app longer to drain than its own shutdown timeout, both settings by default', () => {
       const app = service(compose, 'app');
-      const grace = /^(\d+)s$/.exec(String(app.stop_grace_period));
+      const grace = /^\$\{STOP_GRACE_PERIOD:-(\d+)s\}$/.exec(String(app.stop_grace_period));
       expect(grace).not.toBeNull();
       const shutdown = /(\d+)\}?$/.exec(environmentOf(app).SHUTDOWN_TIMEOUT_MS ?? '10000');
       const shutdownMs = Number(shutdown?.[1] ?? 10_000);
