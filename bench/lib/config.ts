@@ -120,7 +120,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Ben
     textBytes: n('BENCH_TEXT_BYTES', 100, 100),
     users: n('BENCH_USERS', 20, 10),
     settleMs: n('BENCH_SETTLE_MS', 3_000, 1_000),
-    holdMs: n('BENCH_HOLD_MS', 10_000, 2_000),
+    // Past a ping interval and its timeout (25 s + 20 s on every server here): each connection
+    // held has answered a ping by the check, and one that could not has been dropped.
+    holdMs: n('BENCH_HOLD_MS', 50_000, 2_000),
     connectConcurrency: n('BENCH_CONNECT_CONCURRENCY', 100, 100),
     serverCpu: n('BENCH_SERVER_CPU', 0, 0),
     loadCpu: n('BENCH_LOAD_CPU', 1, 1),
