@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
-import { usernameKey } from '@app/contract/usernames';
+import { couldBeUsername, usernameKey } from '@app/contract/usernames';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
@@ -42,7 +42,8 @@ export class AuthService {
    * many addresses stop there.
    */
   async login({ username, password }: LoginDto): Promise<IssuedToken> {
-    await this.rateLimits.consume('login', usernameKey(username));
+    // A name no account can have needs no budget: there is nothing to guess at, nor to keep.
+    if (couldBeUsername(username)) await this.rateLimits.consume('login', usernameKey(username));
     const user = await this.users.findActiveByUsernameWithHash(username);
     const valid = user
       ? await this.hasher.verify(password, user.passwordHash)

@@ -413,6 +413,11 @@ describe('sign-in attempts per account', () => {
     expect((await login(unknown).expect(429)).body.code).toBe('RATE_LIMITED');
   });
 
+  it('keeps no budget for a name no account can have: refused as wrong, never as too many', async () => {
+    for (const impossible of ['no such name', 'x'.repeat(33), 'ab', 'café'])
+      for (let attempt = 0; attempt < 4; attempt += 1) await login(impossible).expect(401);
+  });
+
   it('leaves other accounts, and the tokens the account holds, as they were', async () => {
     const [spent, other] = [await registerUser(t.url), await registerUser(t.url)];
     for (let attempt = 0; attempt < 2; attempt += 1) await login(spent.username).expect(401);
