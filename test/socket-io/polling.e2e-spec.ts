@@ -141,6 +141,27 @@ describe('Socket.IO over long-polling, as the seed client connects', () => {
     }
   }
 
+  it.each([
+    ['the default transports', {}],
+    ['polling only', { transports: ['polling'] }],
+  ])(
+    'refuses a bad token over %s with connect_error "Authentication failed"',
+    async (_, options) => {
+      const refused = seedClient(t.url, 'not-a-token', options);
+      seeds.push(refused);
+      const error = await new Promise<Error & { data?: unknown }>((resolve) =>
+        refused.once('connect_error', resolve),
+      );
+      expect(error.message).toBe('Authentication failed');
+      expect(error.data).toEqual({
+        code: 'UNAUTHORIZED',
+        message: expect.any(String),
+        details: [],
+      });
+      expect(refused.connected).toBe(false);
+    },
+  );
+
   it('drops chat:typing for a client that cannot take it now, and keeps messages for it', async () => {
     const room = await createRoom(t.url, owner);
     const reader = await registerUser(t.url);
