@@ -188,7 +188,9 @@ export class ChatService {
     const wasIn = this.presence.roomsOf(connection.id).has(room.id);
     const change = await this.presence.enter(room.id, summary(connection.user), connection.id);
     await this.confirmOrLeave(connection, admission, { broughtIn: change.changed, wasIn });
-    if (change.changed) this.delivery.userJoined(room.id, change.user, connection.id);
+    // Not for a connection that closed meanwhile: its close took it out, and said so.
+    if (change.changed && this.presence.roomsOf(connection.id).has(room.id))
+      this.delivery.userJoined(room.id, change.user, connection.id);
     // Closed meanwhile: the close's cleanup has taken its presence out again.
     assertOpen(connection);
   }

@@ -339,6 +339,27 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     expect(await presentIds(room.id)).toEqual(expect.arrayContaining([owner.id, user.id]));
   });
 
+  it('does not announce a user whose only connection closed while its join entered presence', async () => {
+    const user = await registerUser(t.url);
+    const room = await createRoom(t.url, owner);
+    const watcher = await sockets.connect(owner);
+    await emitOk(watcher, 'chat:join', { roomId: room.id });
+    const joins = collect<{ id: string }>(watcher, 'chat:userJoined');
+    const socket = await sockets.connect(user);
+    const entered = holdNextCall(t.app.get(PresenceService), 'enter', { after: true });
+    socket.emit('chat:join', { roomId: room.id });
+    await entered.started;
+    socket.close();
+    await eventually(() => !t.app.get(PresenceService).isHere(room.id, user.id));
+    entered.release();
+
+    // A sentinel's join, announced after anything the closed one's would have been.
+    const sentinel = await registerUser(t.url);
+    await emitOk(await sockets.connect(sentinel), 'chat:join', { roomId: room.id });
+    await eventually(() => joins.some((event) => event.id === sentinel.id));
+    expect(joins.map((event) => event.id)).toEqual([sentinel.id]);
+  });
+
   it('does not announce a user whose join failed because they were removed meanwhile', async () => {
     const user = await registerUser(t.url);
     const room = await createRoom(t.url, owner, { isPrivate: true });
