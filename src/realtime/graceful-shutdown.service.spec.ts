@@ -9,6 +9,8 @@ describe('GracefulShutdown', () => {
 
   it('logs a step that fails, with its phase, and still runs every other step', async () => {
     const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    const warned = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const told = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
     const shutdown = new GracefulShutdown(
       { httpAdapter: undefined } as unknown as HttpAdapterHost,
       { get: () => 1000 } as unknown as ConfigService<AllConfig, true>,
@@ -28,5 +30,9 @@ describe('GracefulShutdown', () => {
       'A shutdown step (tell-clients) failed: socket server already closed',
       'A shutdown step (finish-writes) failed: presence write refused',
     ]);
+    expect(warned).toHaveBeenCalledWith(
+      'Clients told and writes finished, but for 2 failed step(s)',
+    );
+    expect(told).not.toHaveBeenCalledWith('Clients told and writes finished');
   });
 });

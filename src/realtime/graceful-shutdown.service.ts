@@ -94,8 +94,10 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
     if (server) closeConnectionsWhenIdle(server);
     server?.close();
     await this.finishSends();
-    for (const phase of PHASES.slice(1)) await this.run(phase);
-    this.logger.log('Clients told and writes finished');
+    let failed = 0;
+    for (const phase of PHASES.slice(1)) failed += await this.run(phase);
+    if (failed === 0) this.logger.log('Clients told and writes finished');
+    else this.logger.warn(`Clients told and writes finished, but for ${failed} failed step(s)`);
   }
 
   private async finishSends(): Promise<void> {
@@ -108,16 +110,20 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
     await new Promise((resolve) => setImmediate(resolve));
   }
 
-  /** Every step of the phase, each to its end: one that fails is logged and holds up no other. */
-  private async run(phase: ShutdownPhase): Promise<void> {
+  /**
+   * Every step of the phase, each to its end: one that fails is logged and
+   * holds up no other.
+   * @returns how many failed
+   */
+  private async run(phase: ShutdownPhase): Promise<number> {
     const outcomes = await Promise.allSettled(this.steps[phase].map(async (step) => step()));
-    for (const outcome of outcomes) {
-      if (outcome.status === 'fulfilled') continue;
-      const error: unknown = outcome.reason;
+    const failures = outcomes.filter((outcome) => outcome.status === 'rejected');
+    for (const { reason } of failures) {
       this.logger.error(
-        `A shutdown step (${phase}) failed: ${reasonOf(error)}`,
-        error instanceof Error ? error.stack : undefined,
+        `A shutdown step (${phase}) failed: ${reasonOf(reason)}`,
+        reason instanceof Error ? reason.stack : undefined,
       );
     }
+    return failures.length;
   }
 }
