@@ -151,6 +151,8 @@ export class RedisService implements BeforeApplicationShutdown, OnApplicationShu
       if (!client.isOpen || !this.silent(client)) continue;
       connection.lost(`no sign of life for ${this.silentAfterMs} ms`);
       connection.heardAt = performance.now();
+      // A destroy says neither 'error' nor 'reconnecting': the next attempt is not in its setup yet.
+      connection.inSetup = false;
       client.destroy();
       // On a later turn: a setup still under way learns of the destroy only then, and would
       // otherwise go on, on a socket of its own that no later destroy reaches (both reading
