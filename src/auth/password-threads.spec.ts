@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 import bcrypt from 'bcryptjs';
@@ -91,6 +92,34 @@ describe('PasswordThreads', () => {
     expect(await threads.run({ kind: 'compare', input: 'a', hash: bcrypt.hashSync('a', 4) })).toBe(
       true,
     );
+  });
+
+  it('answers UNAVAILABLE for a thread that died before it ever ran, and goes on with another', async () => {
+    let starts = 0;
+    /** The first thread dies in its start (no memory for its isolate): no 'online', an error, an exit. */
+    const failingFirst = () => {
+      starts += 1;
+      if (starts > 1) return startHashingThread();
+      const stillborn = Object.assign(new EventEmitter(), {
+        postMessage: () =>
+          setImmediate(() => {
+            stillborn.emit('error', new Error('ERR_WORKER_INIT_FAILED'));
+            stillborn.emit('exit', 1);
+          }),
+        ref: () => undefined,
+        unref: () => undefined,
+        terminate: () => Promise.resolve(0),
+      });
+      return stillborn as unknown as Worker;
+    };
+    threads = new PasswordThreads(1, 10, undefined, failingFirst);
+    const task = { kind: 'hash', input: 'secret', rounds: 4 } as const;
+
+    expect(await threads.run(task).catch(refusal)).toEqual({
+      code: ErrorCode.Unavailable,
+      retryAfter: 1,
+    });
+    expect(typeof (await threads.run(task))).toBe('string');
   });
 
   it('leaves what waits queued for a working thread when another cannot be created', async () => {

@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { Logger } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
 import { reasonOf } from '@app/common/errors/reason-of';
+import { OccasionalWarning } from '@app/common/occasional-warning';
 
 export type PasswordTask =
   | { kind: 'hash'; input: string; rounds: number }
@@ -55,7 +56,9 @@ const RETRY_AFTER_SECONDS = 1;
  * bounded waits instead of a queue that only grows.
  */
 export class PasswordThreads {
-  private readonly logger = new Logger(PasswordThreads.name);
+  private readonly startFailures = new OccasionalWarning(new Logger(PasswordThreads.name));
+  /** Threads that came online: running JavaScript, not failed in their start. */
+  private readonly started = new WeakSet<Worker>();
   private readonly idle: Worker[] = [];
   private readonly busy = new Map<Worker, Job>();
   private readonly waiting: Job[] = [];
@@ -127,19 +130,27 @@ export class PasswordThreads {
     }
   }
 
-  /** Out of threads or memory for now: what waits is told to retry, and the cause logged. */
+  /** Out of threads or memory for now: what waits is told to retry. */
   private failWaiting(cause: unknown): void {
-    this.logger.error(`No hashing thread could be started: ${reasonOf(cause)}`);
-    const refusal = AppException.unavailable(
+    const refusal = this.startFailure(cause);
+    for (const job of this.waiting.splice(0)) job.reject(refusal);
+  }
+
+  /** A thread that could not start, logged at most once a minute: for the sign-in, a retry later. */
+  private startFailure(cause: unknown): AppException {
+    this.startFailures.note(
+      (count) => `${count} hashing thread(s) could not be started, the last: ${reasonOf(cause)}`,
+    );
+    return AppException.unavailable(
       'Sign-ins cannot be handled now: retry shortly',
       RETRY_AFTER_SECONDS,
     );
-    for (const job of this.waiting.splice(0)) job.reject(refusal);
   }
 
   private spawn(): Worker | undefined {
     if (this.closed || this.busy.size + this.idle.length >= this.threads) return undefined;
     const worker = this.createThread();
+    worker.once('online', () => this.started.add(worker));
     worker.on('message', (answer: Answer) => this.answered(worker, answer));
     worker.on('error', (error) => this.lost(worker, error));
     worker.on('exit', (code) => this.lost(worker, new Error(`Hashing thread exited (${code})`)));
@@ -159,13 +170,19 @@ export class PasswordThreads {
     this.dispatch();
   }
 
-  /** A thread that died fails its task; the next task starts another. */
+  /**
+   * A thread that died fails its task; the next task starts another. One
+   * that died before it ever ran (no memory for its isolate) could not
+   * start, as when it cannot be created.
+   */
   private lost(worker: Worker, error: Error): void {
     const job = this.busy.get(worker);
     this.busy.delete(worker);
     const index = this.idle.indexOf(worker);
     if (index >= 0) this.idle.splice(index, 1);
-    job?.reject(this.closed ? AppException.unavailable('Shutting down') : error);
+    if (this.closed) job?.reject(AppException.unavailable('Shutting down'));
+    else if (!this.started.has(worker)) job?.reject(this.startFailure(error));
+    else job?.reject(error);
     this.dispatch();
   }
 }
