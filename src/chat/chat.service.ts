@@ -188,11 +188,26 @@ export class ChatService {
     const wasIn = this.presence.roomsOf(connection.id).has(room.id);
     const change = await this.presence.enter(room.id, summary(connection.user), connection.id);
     await this.confirmOrLeave(connection, admission, { broughtIn: change.changed, wasIn });
-    // Not for a connection that closed meanwhile: its close took it out, and said so.
-    if (change.changed && this.presence.roomsOf(connection.id).has(room.id))
-      this.delivery.userJoined(room.id, change.user, connection.id);
+    if (change.changed) await this.announceJoin(connection, room.id, change.user);
     // Closed meanwhile: the close's cleanup has taken its presence out again.
     assertOpen(connection);
+  }
+
+  /**
+   * The join of the user's first connection into the room. One that closed
+   * meanwhile was taken out by its close, which said whether the user left;
+   * they may still be here through another connection that came in
+   * meanwhile (told it was not the first), and then the join is theirs.
+   */
+  private async announceJoin(
+    connection: Connection,
+    roomId: string,
+    user: UserSummaryJson,
+  ): Promise<void> {
+    const stillHere =
+      this.presence.roomsOf(connection.id).has(roomId) ||
+      (await this.presence.users(roomId)).some((present) => present.id === user.id);
+    if (stillHere) this.delivery.userJoined(roomId, user, connection.id);
   }
 
   /**

@@ -360,6 +360,31 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     expect(joins.map((event) => event.id)).toEqual([sentinel.id]);
   });
 
+  it('announces a user whose first connection closed while entering, another having come in meanwhile', async () => {
+    const user = await registerUser(t.url);
+    const room = await createRoom(t.url, owner);
+    const watcher = await sockets.connect(owner);
+    await emitOk(watcher, 'chat:join', { roomId: room.id });
+    const joins = collect<{ id: string }>(watcher, 'chat:userJoined');
+    const leaves = collect<{ id: string }>(watcher, 'chat:userLeft');
+    const [first, second] = await Promise.all([sockets.connect(user), sockets.connect(user)]);
+    const entered = holdNextCall(t.app.get(PresenceService), 'enter', { after: true });
+    first.emit('chat:join', { roomId: room.id });
+    await entered.started;
+    await emitOk(second, 'chat:join', { roomId: room.id });
+    const firstId = first.id!;
+    first.close();
+    // Its close has taken it out of the room: the user is still here, through the second.
+    await eventually(() => t.app.get(PresenceService).roomsOf(firstId).size === 0);
+    entered.release();
+
+    await eventually(() => joins.length > 0);
+    await sleep(200);
+    expect(joins.map((event) => event.id)).toEqual([user.id]);
+    expect(leaves).toEqual([]);
+    expect(await presentIds(room.id)).toEqual(expect.arrayContaining([user.id]));
+  });
+
   it('does not announce a user whose join failed because they were removed meanwhile', async () => {
     const user = await registerUser(t.url);
     const room = await createRoom(t.url, owner, { isPrivate: true });
