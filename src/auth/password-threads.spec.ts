@@ -16,6 +16,21 @@ function refusal(error: unknown) {
 
 const creationFailure = new Error('ERR_WORKER_INIT_FAILED');
 
+/** A thread that dies in its start (no memory for its isolate): no 'online', an error, an exit. */
+function stillbornThread(): Worker {
+  const stillborn = Object.assign(new EventEmitter(), {
+    postMessage: () =>
+      setImmediate(() => {
+        stillborn.emit('error', new Error('ERR_WORKER_INIT_FAILED'));
+        stillborn.emit('exit', 1);
+      }),
+    ref: () => undefined,
+    unref: () => undefined,
+    terminate: () => Promise.resolve(0),
+  });
+  return stillborn as unknown as Worker;
+}
+
 /** Creates hashing threads, except while `fails()` says thread creation fails. */
 const failingWhile = (fails: () => boolean) => () => {
   if (fails()) throw creationFailure;
@@ -96,23 +111,9 @@ describe('PasswordThreads', () => {
 
   it('answers UNAVAILABLE for a thread that died before it ever ran, and goes on with another', async () => {
     let starts = 0;
-    /** The first thread dies in its start (no memory for its isolate): no 'online', an error, an exit. */
-    const failingFirst = () => {
-      starts += 1;
-      if (starts > 1) return startHashingThread();
-      const stillborn = Object.assign(new EventEmitter(), {
-        postMessage: () =>
-          setImmediate(() => {
-            stillborn.emit('error', new Error('ERR_WORKER_INIT_FAILED'));
-            stillborn.emit('exit', 1);
-          }),
-        ref: () => undefined,
-        unref: () => undefined,
-        terminate: () => Promise.resolve(0),
-      });
-      return stillborn as unknown as Worker;
-    };
-    threads = new PasswordThreads(1, 10, undefined, failingFirst);
+    threads = new PasswordThreads(1, 10, undefined, () =>
+      ++starts === 1 ? stillbornThread() : startHashingThread(),
+    );
     const task = { kind: 'hash', input: 'secret', rounds: 4 } as const;
 
     expect(await threads.run(task).catch(refusal)).toEqual({
@@ -120,6 +121,17 @@ describe('PasswordThreads', () => {
       retryAfter: 1,
     });
     expect(typeof (await threads.run(task))).toBe('string');
+  });
+
+  it('has a task whose thread died before it ran wait for a thread that works, when one does', async () => {
+    let starts = 0;
+    threads = new PasswordThreads(2, 10, undefined, () =>
+      ++starts === 2 ? stillbornThread() : startHashingThread(),
+    );
+    const slow = threads.run({ kind: 'hash', input: 'secret', rounds: SLOW_ROUNDS });
+    const next = threads.run({ kind: 'hash', input: 'next', rounds: 4 });
+    await expect(Promise.all([slow, next])).resolves.toHaveLength(2);
+    expect(starts).toBe(2);
   });
 
   it('leaves what waits queued for a working thread when another cannot be created', async () => {

@@ -177,12 +177,20 @@ export class PasswordThreads {
    */
   private lost(worker: Worker, error: Error): void {
     const job = this.busy.get(worker);
-    this.busy.delete(worker);
     const index = this.idle.indexOf(worker);
+    // Its 'exit' after its 'error': already handled.
+    if (!job && index < 0) return;
+    this.busy.delete(worker);
     if (index >= 0) this.idle.splice(index, 1);
     if (this.closed) job?.reject(AppException.unavailable('Shutting down'));
-    else if (!this.started.has(worker)) job?.reject(this.startFailure(error));
-    else job?.reject(error);
+    else if (this.started.has(worker)) job?.reject(error);
+    else if (job && this.busy.size + this.idle.length > 0) {
+      // As when a thread cannot be created: the task waits for one that works, and no other
+      // thread is started for it until then.
+      this.startFailure(error);
+      this.waiting.unshift(job);
+      return;
+    } else job?.reject(this.startFailure(error));
     this.dispatch();
   }
 }
