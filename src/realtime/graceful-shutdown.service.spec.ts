@@ -16,6 +16,7 @@ describe('GracefulShutdown', () => {
       { get: () => 1000 } as unknown as ConfigService<AllConfig, true>,
     );
     const ran: string[] = [];
+    shutdown.register('finish-sends', () => Promise.reject(new Error('write queue closed')));
     shutdown.register('tell-clients', () => {
       throw new Error('socket server already closed');
     });
@@ -27,11 +28,12 @@ describe('GracefulShutdown', () => {
 
     expect(ran).toEqual(['told', 'written']);
     expect(logged.mock.calls.map(([message]) => message)).toEqual([
+      'A shutdown step (finish-sends) failed: write queue closed',
       'A shutdown step (tell-clients) failed: socket server already closed',
       'A shutdown step (finish-writes) failed: presence write refused',
     ]);
     expect(warned).toHaveBeenCalledWith(
-      'Clients told and writes finished, but for 2 failed step(s)',
+      'Clients told and writes finished, but for 3 failed step(s)',
     );
     expect(told).not.toHaveBeenCalledWith('Clients told and writes finished');
   });

@@ -93,21 +93,27 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
     const server = this.httpAdapterHost.httpAdapter?.getHttpServer() as Server | undefined;
     if (server) closeConnectionsWhenIdle(server);
     server?.close();
-    await this.finishSends();
-    let failed = 0;
+    let failed = await this.finishSends();
     for (const phase of PHASES.slice(1)) failed += await this.run(phase);
     if (failed === 0) this.logger.log('Clients told and writes finished');
     else this.logger.warn(`Clients told and writes finished, but for ${failed} failed step(s)`);
   }
 
-  private async finishSends(): Promise<void> {
+  /** @returns how many of its steps failed (none counted when they ran late) */
+  private async finishSends(): Promise<number> {
     const withinMs = this.config.get('http.finishSendsWithinMs', { infer: true });
     // run() never rejects (allSettled): a rejection here is the time limit.
-    await withinTime(this.run('finish-sends'), withinMs, () => new Error('late')).catch(() =>
-      this.logger.warn(`Sends still in flight after ${withinMs} ms: telling clients to go anyway`),
-    );
+    const failed = await withinTime(
+      this.run('finish-sends'),
+      withinMs,
+      () => new Error('late'),
+    ).catch(() => {
+      this.logger.warn(`Sends still in flight after ${withinMs} ms: telling clients to go anyway`);
+      return 0;
+    });
     // The acks of finished sends are written in the promise callbacks still queued.
     await new Promise((resolve) => setImmediate(resolve));
+    return failed;
   }
 
   /**
