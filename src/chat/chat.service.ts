@@ -15,7 +15,7 @@ import { RoomView } from '@app/rooms/dto/room.view';
 import type { Room } from '@app/rooms/room.entity';
 import { RoomsService, type Admission } from '@app/rooms/rooms.service';
 import { LiveDelivery } from './live-delivery';
-import { PresenceService, type PresenceChange } from './presence.service';
+import { PresenceService, type PresenceChange, type PresenceLeave } from './presence.service';
 
 /** At most this many missed messages come with a join; the client pages the rest over REST. */
 export const MAX_MISSED_ON_JOIN = 1000;
@@ -43,6 +43,8 @@ function assertOpen(connection: Connection): void {
 export class ChatService {
   /** connection id → rooms it is entering right now */
   private readonly entering = new Map<string, Set<string>>();
+  /** connection id → the leaves of its close, for its joins still under way (see `announceJoin`) */
+  private readonly closedWhileEntering = new Map<string, Promise<PresenceLeave[]>>();
 
   constructor(
     private readonly rooms: RoomsService,
@@ -175,7 +177,9 @@ export class ChatService {
     this.entering.set(connection.id, entering);
     return () => {
       entering.delete(roomId);
-      if (entering.size === 0) this.entering.delete(connection.id);
+      if (entering.size > 0) return;
+      this.entering.delete(connection.id);
+      this.closedWhileEntering.delete(connection.id);
     };
   }
 
@@ -195,19 +199,22 @@ export class ChatService {
 
   /**
    * The join of the user's first connection into the room. One that closed
-   * meanwhile was taken out by its close, which said whether the user left;
-   * they may still be here through another connection that came in
-   * meanwhile (told it was not the first), and then the join is theirs.
+   * meanwhile was taken out by its close: if that was the user's last
+   * connection out, the close said they left; if not, another connection of
+   * theirs came in meanwhile, told it was not the first, and the join is
+   * theirs to announce.
    */
   private async announceJoin(
     connection: Connection,
     roomId: string,
     user: UserSummaryJson,
   ): Promise<void> {
-    const stillHere =
-      this.presence.roomsOf(connection.id).has(roomId) ||
-      (await this.presence.users(roomId)).some((present) => present.id === user.id);
-    if (stillHere) this.delivery.userJoined(roomId, user, connection.id);
+    if (!this.presence.roomsOf(connection.id).has(roomId)) {
+      const leaves = await this.closedWhileEntering.get(connection.id);
+      const left = leaves?.find((leave) => leave.roomId === roomId);
+      if (!left?.wasHere || left.changed) return;
+    }
+    this.delivery.userJoined(roomId, user, connection.id);
   }
 
   /**
@@ -249,8 +256,9 @@ export class ChatService {
   }
 
   async disconnected(connection: Connection): Promise<void> {
-    const changes = await this.presence.leaveAll(summary(connection.user), connection.id);
-    for (const change of changes) this.afterLeaving(change);
+    const leaving = this.presence.leaveAll(summary(connection.user), connection.id);
+    if (this.entering.has(connection.id)) this.closedWhileEntering.set(connection.id, leaving);
+    for (const change of await leaving) this.afterLeaving(change);
   }
 
   private afterLeaving(change: PresenceChange): void {

@@ -385,6 +385,28 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     expect(await presentIds(room.id)).toEqual(expect.arrayContaining([user.id]));
   });
 
+  it('announces a user once when their closed connection’s join ends after a new one came in', async () => {
+    const user = await registerUser(t.url);
+    const room = await createRoom(t.url, owner);
+    const watcher = await sockets.connect(owner);
+    await emitOk(watcher, 'chat:join', { roomId: room.id });
+    const joins = collect<{ id: string }>(watcher, 'chat:userJoined');
+    const first = await sockets.connect(user);
+    const entered = holdNextCall(t.app.get(PresenceService), 'enter', { after: true });
+    first.emit('chat:join', { roomId: room.id });
+    await entered.started;
+    const firstId = first.id!;
+    first.close();
+    await eventually(() => t.app.get(PresenceService).roomsOf(firstId).size === 0);
+    // A reload: the user's new connection comes in first, and announces itself.
+    await emitOk(await sockets.connect(user), 'chat:join', { roomId: room.id });
+    await eventually(() => joins.length > 0);
+    entered.release();
+
+    await sleep(300);
+    expect(joins.map((event) => event.id)).toEqual([user.id]);
+  });
+
   it('does not announce a user whose join failed because they were removed meanwhile', async () => {
     const user = await registerUser(t.url);
     const room = await createRoom(t.url, owner, { isPrivate: true });
