@@ -134,6 +134,25 @@ describe('PasswordThreads', () => {
     expect(starts).toBe(2);
   });
 
+  it('hands a task whose thread died before it ran to a thread that went idle meanwhile', async () => {
+    let starts = 0;
+    /** Dies in its start only once the first thread has answered, and is idle. */
+    const lateStillborn = (): Worker => {
+      const thread = stillbornThread();
+      const post = thread.postMessage.bind(thread);
+      thread.postMessage = (task: unknown) => void firstDone.then(() => post(task));
+      return thread;
+    };
+    threads = new PasswordThreads(2, 10, undefined, () =>
+      ++starts === 2 ? lateStillborn() : startHashingThread(),
+    );
+    const first = threads.run({ kind: 'hash', input: 'first', rounds: 4 });
+    const firstDone = first.then(() => undefined);
+    const second = threads.run({ kind: 'hash', input: 'second', rounds: 4 });
+    await expect(Promise.all([first, second])).resolves.toHaveLength(2);
+    expect(starts).toBe(2);
+  });
+
   it('leaves what waits queued for a working thread when another cannot be created', async () => {
     let canCreate = true;
     threads = new PasswordThreads(

@@ -185,11 +185,11 @@ export class PasswordThreads {
     if (this.closed) job?.reject(AppException.unavailable('Shutting down'));
     else if (this.started.has(worker)) job?.reject(error);
     else if (job && this.busy.size + this.idle.length > 0) {
-      // As when a thread cannot be created: the task waits for one that works, and no other
-      // thread is started for it until then.
+      // As when a thread cannot be created: the task waits for one that works (an idle one
+      // takes it now), and no other thread is started for it until then.
       this.startFailure(error);
       this.waiting.unshift(job);
-      return;
+      if (this.idle.length === 0) return;
     } else job?.reject(this.startFailure(error));
     this.dispatch();
   }
