@@ -16,7 +16,7 @@ import {
   type TestUser,
 } from '../support/api';
 import { databaseKinds } from '../support/databases';
-import { holdDeliveries, holdNextCall } from '../support/hold';
+import { holdDeliveries, holdNextCall, type HeldCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import {
   collect,
@@ -310,12 +310,31 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
     expect(await next).toMatchObject({ seq: 2 });
   });
 
-  it('announces a user whose join failed once another of their connections came in meanwhile', async () => {
+  /** A user, a room and the owner's socket in it, hearing who joins and who leaves. */
+  const watchedRoom = async (options: { isPrivate?: boolean } = {}) => {
     const user = await registerUser(t.url);
-    const room = await createRoom(t.url, owner);
+    const room = await createRoom(t.url, owner, options);
+    if (options.isPrivate) await addMember(t.url, owner, room.id, user.id);
     const watcher = await sockets.connect(owner);
     await emitOk(watcher, 'chat:join', { roomId: room.id });
-    const heard = collect<{ id: string }>(watcher, 'chat:userJoined');
+    return {
+      user,
+      room,
+      joins: collect<{ id: string }>(watcher, 'chat:userJoined'),
+      leaves: collect<{ id: string }>(watcher, 'chat:userLeft'),
+    };
+  };
+
+  /** `join` started, the answer of the presence entry it writes held once it is written. */
+  const heldInPresence = async <T>(join: () => T): Promise<[HeldCall, T]> => {
+    const entered = holdNextCall(t.app.get(PresenceService), 'enter', { after: true });
+    const joining = join();
+    await entered.started;
+    return [entered, joining];
+  };
+
+  it('announces a user whose join failed once another of their connections came in meanwhile', async () => {
+    const { user, room, joins: heard } = await watchedRoom();
     const [first, second] = await Promise.all([sockets.connect(user), sockets.connect(user)]);
     // The first join is refused once in the room, as one that took over a minute is.
     const rooms = t.app.get(RoomsService);
@@ -326,9 +345,9 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
         throw AppException.unavailable('Joining took too long: join again');
       },
     }));
-    const entered = holdNextCall(t.app.get(PresenceService), 'enter', { after: true });
-    const failing = emitAck(first, 'chat:join', { roomId: room.id });
-    await entered.started;
+    const [entered, failing] = await heldInPresence(() =>
+      emitAck(first, 'chat:join', { roomId: room.id }),
+    );
     await emitOk(second, 'chat:join', { roomId: room.id });
     entered.release();
 
@@ -340,15 +359,9 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
   });
 
   it('does not announce a user whose only connection closed while its join entered presence', async () => {
-    const user = await registerUser(t.url);
-    const room = await createRoom(t.url, owner);
-    const watcher = await sockets.connect(owner);
-    await emitOk(watcher, 'chat:join', { roomId: room.id });
-    const joins = collect<{ id: string }>(watcher, 'chat:userJoined');
+    const { user, room, joins } = await watchedRoom();
     const socket = await sockets.connect(user);
-    const entered = holdNextCall(t.app.get(PresenceService), 'enter', { after: true });
-    socket.emit('chat:join', { roomId: room.id });
-    await entered.started;
+    const [entered] = await heldInPresence(() => socket.emit('chat:join', { roomId: room.id }));
     socket.close();
     await eventually(() => !t.app.get(PresenceService).isHere(room.id, user.id));
     entered.release();
@@ -361,16 +374,9 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
   });
 
   it('announces a user whose first connection closed while entering, another having come in meanwhile', async () => {
-    const user = await registerUser(t.url);
-    const room = await createRoom(t.url, owner);
-    const watcher = await sockets.connect(owner);
-    await emitOk(watcher, 'chat:join', { roomId: room.id });
-    const joins = collect<{ id: string }>(watcher, 'chat:userJoined');
-    const leaves = collect<{ id: string }>(watcher, 'chat:userLeft');
+    const { user, room, joins, leaves } = await watchedRoom();
     const [first, second] = await Promise.all([sockets.connect(user), sockets.connect(user)]);
-    const entered = holdNextCall(t.app.get(PresenceService), 'enter', { after: true });
-    first.emit('chat:join', { roomId: room.id });
-    await entered.started;
+    const [entered] = await heldInPresence(() => first.emit('chat:join', { roomId: room.id }));
     await emitOk(second, 'chat:join', { roomId: room.id });
     const firstId = first.id!;
     first.close();
@@ -386,15 +392,9 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
   });
 
   it('announces a user once when their closed connection’s join ends after a new one came in', async () => {
-    const user = await registerUser(t.url);
-    const room = await createRoom(t.url, owner);
-    const watcher = await sockets.connect(owner);
-    await emitOk(watcher, 'chat:join', { roomId: room.id });
-    const joins = collect<{ id: string }>(watcher, 'chat:userJoined');
+    const { user, room, joins } = await watchedRoom();
     const first = await sockets.connect(user);
-    const entered = holdNextCall(t.app.get(PresenceService), 'enter', { after: true });
-    first.emit('chat:join', { roomId: room.id });
-    await entered.started;
+    const [entered] = await heldInPresence(() => first.emit('chat:join', { roomId: room.id }));
     const firstId = first.id!;
     first.close();
     await eventually(() => t.app.get(PresenceService).roomsOf(firstId).size === 0);
@@ -408,16 +408,11 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
   });
 
   it('does not announce a user whose join failed because they were removed meanwhile', async () => {
-    const user = await registerUser(t.url);
-    const room = await createRoom(t.url, owner, { isPrivate: true });
-    await addMember(t.url, owner, room.id, user.id);
-    const watcher = await sockets.connect(owner);
-    await emitOk(watcher, 'chat:join', { roomId: room.id });
-    const joins = collect<{ id: string }>(watcher, 'chat:userJoined');
+    const { user, room, joins } = await watchedRoom({ isPrivate: true });
     const socket = await sockets.connect(user);
-    const entered = holdNextCall(t.app.get(PresenceService), 'enter', { after: true });
-    const failing = emitAck(socket, 'chat:join', { roomId: room.id });
-    await entered.started;
+    const [entered, failing] = await heldInPresence(() =>
+      emitAck(socket, 'chat:join', { roomId: room.id }),
+    );
     await removeMember(t.url, owner, room.id, user.id);
     await eventually(() => !t.app.get(PresenceService).isHere(room.id, user.id));
     entered.release();
