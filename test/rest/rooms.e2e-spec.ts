@@ -253,6 +253,16 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
   });
 
   describe('membership', () => {
+    /** A public room its owner left while alone in it: still its owner, no longer a member. */
+    async function roomItsOwnerLeft() {
+      const room = await createRoom(t.url, owner);
+      await request(t.url)
+        .delete(`/api/rooms/${room.id}/members/${owner.id}`)
+        .set(auth(owner))
+        .expect(204);
+      return room;
+    }
+
     /** `count` accounts made straight in the database (registering each would hash a password), made members. */
     async function addManyMembers(roomId: string, count: number): Promise<string[]> {
       const data = t.app.get(DataSource);
@@ -598,11 +608,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
     });
 
     it('invites with the room as the add leaves it: adopted by the invitee when its owner had left', async () => {
-      const room = await createRoom(t.url, owner);
-      await request(t.url)
-        .delete(`/api/rooms/${room.id}/members/${owner.id}`)
-        .set(auth(owner))
-        .expect(204);
+      const room = await roomItsOwnerLeft();
       const invitee = await registerUser(t.url);
       const heard = collect<NotificationJson>(await sockets.connect(invitee), 'notification');
 
@@ -973,11 +979,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
     });
 
     it('lets the owner leave a room they are alone in; it stays theirs until someone joins', async () => {
-      const room = await createRoom(t.url, owner);
-      await request(t.url)
-        .delete(`/api/rooms/${room.id}/members/${owner.id}`)
-        .set(auth(owner))
-        .expect(204);
+      const room = await roomItsOwnerLeft();
       const left = await request(t.url).get(`/api/rooms/${room.id}`).set(auth(owner)).expect(200);
       expect(left.body.ownerId).toBe(owner.id);
 
@@ -1044,11 +1046,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
     });
 
     it('hands a room its owner left alone to the first who joins it live', async () => {
-      const room = await createRoom(t.url, owner);
-      await request(t.url)
-        .delete(`/api/rooms/${room.id}/members/${owner.id}`)
-        .set(auth(owner))
-        .expect(204);
+      const room = await roomItsOwnerLeft();
       const joiner = await registerUser(t.url);
       const socket = await connectSocket(t.url, joiner.token);
       try {
