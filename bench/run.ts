@@ -3,7 +3,6 @@
  * load generators in child processes; prints one table and writes it, with
  * every figure, to bench/results/<timestamp>.json. See bench/README.md.
  */
-import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Target } from './common/protocol';
@@ -16,7 +15,7 @@ import { RESULTS_DIR } from './lib/paths';
 import { stopAll } from './lib/processes';
 import { buildRows, renderTable } from './lib/report';
 import { DATABASE_LABEL, emptyResults, type Database, type Results } from './lib/results';
-import { registerUsers } from './lib/service-api';
+import { benchUsername, registerUsers } from './lib/service-api';
 import {
   migrate,
   newJwtSecret,
@@ -27,6 +26,7 @@ import {
   type ServerPlacement,
 } from './lib/servers';
 import { runInTurns, type LoadMeasurement, type Scenario } from './lib/measure';
+import { baselineUser } from './lib/topology';
 import { idleSteps, measureIdle } from './phases/idle';
 import { durableScenario, fanoutScenario, measureCluster, rawWsScenario } from './phases/rooms';
 
@@ -106,8 +106,11 @@ async function benchIdle(ctx: BenchContext, results: Results): Promise<void> {
         () => startBaseline('socketio', idlePlacement(ctx)),
         async (server) => {
           // As many users as the service's connections share: one personal room each.
-          const userIds = Array.from({ length: ctx.config.users }, () => randomUUID());
-          results.idle.baseline = await measureIdle(ctx, server, 'baseline', userIds);
+          const tokens = Array.from(
+            { length: ctx.config.users },
+            (_, index) => baselineUser(benchUsername(`idle${index}`)).token,
+          );
+          results.idle.baseline = await measureIdle(ctx, server, 'baseline', tokens);
         },
       ),
     );

@@ -1,18 +1,18 @@
 /**
  * The bare Socket.IO baseline: the reference design's room server minus
- * authentication and storage. A socket joins its personal room, `chat:join`
- * joins `chat:<roomId>` and tells the others, and `chat:message` builds the
- * message the reference would have stored, emits it to the room (sender
- * included) and acks it.
+ * storage. Its middleware verifies the handshake's token, a socket joins its
+ * personal room, `chat:join` joins `chat:<roomId>` and tells the others, and
+ * `chat:message` builds the message the reference would have stored, emits
+ * it to the room (sender included) and acks it.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
-
-interface BaselineUser {
-  id: string;
-  username: string;
-}
+import {
+  baselineSecretFromEnv,
+  verifyBaselineToken,
+  type BaselineUser,
+} from '../common/baseline-auth';
 
 type Ack = (response: { ok: true; data: unknown }) => void;
 
@@ -28,20 +28,21 @@ const host = process.env.HOST ?? '127.0.0.1';
 const httpServer = createServer();
 const io = new Server(httpServer, { pingTimeout: 20000, pingInterval: 25000 });
 
-/** Who the handshake says it is: no check, as the bare server has no auth. */
-function userOf(socket: Socket): BaselineUser {
-  const auth = socket.handshake.auth as { userId?: unknown; username?: unknown };
-  const id = typeof auth.userId === 'string' ? auth.userId : socket.id;
-  return { id, username: typeof auth.username === 'string' ? auth.username : id };
-}
+const secret = baselineSecretFromEnv();
 
 function roomIdOf(payload: unknown): string {
   return typeof payload === 'string' ? payload : String((payload as { roomId?: unknown }).roomId);
 }
 
-io.on('connection', (socket) => {
-  const user = userOf(socket);
+io.use((socket, next) => {
+  const user = verifyBaselineToken(secret, (socket.handshake.auth as { token?: unknown }).token);
+  if (!user) return next(new Error('Authentication failed'));
   socket.data = { user };
+  next();
+});
+
+io.on('connection', (socket: Socket) => {
+  const user = (socket.data as { user: BaselineUser }).user;
   void socket.join(`user:${user.id}`);
 
   socket.on('chat:join', (payload: unknown, ack?: Ack) => {

@@ -1,10 +1,12 @@
 /**
  * The bare `ws` baseline: the reference design's room server (a
- * `Map<room, Set<WebSocket>>`, join / leave / broadcast, JSON frames) minus
- * authentication. One addition: `join` is answered with `{type:"joined"}`,
- * as the service does, so that the load generator knows when it is a member.
+ * `Map<room, Set<WebSocket>>`, join / leave / broadcast, JSON frames), with
+ * its check of the URL's token (close 4001 when bad). One addition: `join` is
+ * answered with `{type:"joined"}`, as the service does, so that the load
+ * generator knows when it is a member.
  */
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { baselineSecretFromEnv, verifyBaselineToken } from '../common/baseline-auth';
 import { textOf } from '../common/ws-text';
 
 interface ClientFrame {
@@ -16,6 +18,7 @@ interface ClientFrame {
 const port = Number(process.env.PORT ?? 3200);
 const host = process.env.HOST ?? '127.0.0.1';
 
+const secret = baselineSecretFromEnv();
 const wss = new WebSocketServer({ port, host });
 const rooms = new Map<string, Set<WebSocket>>();
 
@@ -45,9 +48,18 @@ function parse(data: RawData): ClientFrame | undefined {
   }
 }
 
+/** The reference design's `authenticateFromUrl`: the `?token=` user's id, if the token is good. */
+function authenticateFromUrl(url: string | undefined): string | undefined {
+  const token = new URL(url ?? '/', 'http://localhost').searchParams.get('token');
+  return verifyBaselineToken(secret, token)?.id;
+}
+
 wss.on('connection', (ws, request) => {
-  const userId =
-    new URL(request.url ?? '/', 'http://localhost').searchParams.get('user') ?? 'anonymous';
+  const userId = authenticateFromUrl(request.url);
+  if (!userId) {
+    ws.close(4001, 'Unauthorized');
+    return;
+  }
 
   ws.on('message', (data) => {
     const message = parse(data);

@@ -8,12 +8,8 @@ export type Target = 'service' | 'baseline';
 export interface MemberPlan {
   /** `http://127.0.0.1:<port>`: the node this member connects to. */
   url: string;
-  /** Access token (service only). */
-  token?: string;
-  /** A label the baselines use in place of an authenticated user id. */
-  userId: string;
-  /** The name the bare Socket.IO servers put in messages (the service uses its own). */
-  username?: string;
+  /** Access token: the service's, or one the bench signed for the bare servers. */
+  token: string;
   sender: boolean;
 }
 
@@ -49,7 +45,7 @@ export interface ConnectCommand {
   type: 'connect';
   target: Target;
   url: string;
-  /** Taken in turn: tokens for the service, user ids for the baseline. */
+  /** Access tokens, taken in turn. */
   credentials: string[];
   total: number;
   concurrency: number;

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { sleep, waitUntil, withTimeout } from '../common/clock';
+import { baselineAuthEnv } from './baseline-tokens';
 import { perfNodeArgs } from './perf-record';
 import { launch, profiling, type ManagedProcess } from './processes';
 import { MIGRATE_ENTRY, REPO_ROOT, SERVICE_CWD, SERVICE_ENTRY, WEB_ROOT, scripts } from './paths';
@@ -191,6 +192,7 @@ export async function startBaseline(
       NODE_ENV: 'production',
       HOST: '127.0.0.1',
       PORT: String(port),
+      ...baselineAuthEnv(),
       ...storage,
     },
     cwd: REPO_ROOT,

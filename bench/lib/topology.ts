@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { RoomPlan } from '../common/protocol';
+import { baselineToken } from './baseline-tokens';
 import { benchUsername, createRooms, registerUsers } from './service-api';
 
 /** R rooms of M members, the first S of which send. */
@@ -19,7 +20,7 @@ export interface Placement {
 interface PoolUser {
   id: string;
   username: string;
-  token?: string;
+  token: string;
 }
 
 /** How many users the senders and the receivers share: many connections share a user. */
@@ -48,26 +49,27 @@ function roomPlans(
       return {
         url: sender ? placement.senderUrl : placement.receiverUrl,
         token: user.token,
-        userId: user.id,
-        username: user.username,
         sender,
       };
     }),
   }));
 }
 
+/** A bare server's user: an id and name shaped like the service's, and a token for them. */
+export function baselineUser(username: string): PoolUser {
+  const user = { id: randomUUID(), username };
+  return { ...user, token: baselineToken(user) };
+}
+
 /**
  * The same rooms for a bare server: ids shaped like the service's (UUIDs,
- * names as `registerUser` makes them) and users shared the same way, so
- * that what the servers send differs by the service's `seq` alone.
+ * names as `registerUser` makes them, signed tokens) and users shared the
+ * same way, so that what the servers send differs by the service's `seq` alone.
  */
 export function baselineRooms(url: string, shape: RoomShape, users: number): RoomPlan[] {
   const sizes = poolSizes(shape, users);
   const pool = (prefix: string, count: number) =>
-    Array.from({ length: count }, (_, index) => ({
-      id: randomUUID(),
-      username: benchUsername(`${prefix}${index}`),
-    }));
+    Array.from({ length: count }, (_, index) => baselineUser(benchUsername(`${prefix}${index}`)));
   const roomIds = Array.from({ length: shape.rooms }, () => randomUUID());
   return roomPlans(
     roomIds,

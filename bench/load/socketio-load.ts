@@ -77,16 +77,6 @@ function connect(
   });
 }
 
-function authOf(
-  target: Target,
-  token: string | undefined,
-  userId: string,
-  username?: string,
-): Record<string, string> {
-  if (target === 'service' && token) return { token };
-  return username === undefined ? { userId } : { userId, username };
-}
-
 /* ---------- idle connections ---------- */
 
 async function connectIdle(command: ConnectCommand): Promise<ConnectResult> {
@@ -99,11 +89,7 @@ async function connectIdle(command: ConnectCommand): Promise<ConnectResult> {
     const credential =
       command.credentials[(offset + index) % Math.max(1, command.credentials.length)];
     try {
-      const { ms } = await connect(
-        command.url,
-        authOf(command.target, credential, credential),
-        command.timeoutMs,
-      );
+      const { ms } = await connect(command.url, { token: credential }, command.timeoutMs);
       times.push(ms);
     } catch (error) {
       failed += 1;
@@ -218,7 +204,7 @@ async function setUp(command: SetupCommand): Promise<LoaderReply> {
   const connected = await mapLimited(members, command.concurrency, async (member) => {
     const { socket, ms } = await connect(
       member.plan.url,
-      authOf(command.target, member.plan.token, member.plan.userId, member.plan.username),
+      { token: member.plan.token },
       command.timeoutMs,
     );
     times.push(ms);

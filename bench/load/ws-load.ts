@@ -47,8 +47,8 @@ const members: Member[] = [];
 
 function urlOf(target: Target, plan: MemberPlan): string {
   const base = plan.url.replace(/^http/, 'ws');
-  if (target === 'service') return `${base}/ws?token=${encodeURIComponent(plan.token ?? '')}`;
-  return `${base}/?user=${encodeURIComponent(plan.userId)}`;
+  const path = target === 'service' ? '/ws' : '/';
+  return `${base}${path}?token=${encodeURIComponent(plan.token)}`;
 }
 
 function planMembers(command: SetupCommand): Member[] {

@@ -1,0 +1,40 @@
+import { sign, verify } from 'jsonwebtoken';
+
+/** Who a bare server's token says its client is. */
+export interface BaselineUser {
+  id: string;
+  username: string;
+}
+
+const ALGORITHM = 'HS256';
+
+/** The secret a bare server verifies tokens with: the bench gives it in `JWT_SECRET`. */
+export function baselineSecretFromEnv(): string {
+  const secret = process.env.JWT_SECRET;
+  if (!secret) throw new Error('JWT_SECRET is required: the bare servers check tokens too');
+  return secret;
+}
+
+/** A token a bare server takes, with the claims the service's tokens carry. */
+export function signBaselineToken(secret: string, user: BaselineUser): string {
+  return sign({ sub: user.id, username: user.username }, secret, {
+    algorithm: ALGORITHM,
+    expiresIn: '1h',
+  });
+}
+
+/**
+ * The reference design's `verifyToken`: the token's user, or undefined for
+ * any bad or missing token.
+ */
+export function verifyBaselineToken(secret: string, token: unknown): BaselineUser | undefined {
+  if (typeof token !== 'string' || token === '') return undefined;
+  try {
+    const claims = verify(token, secret, { algorithms: [ALGORITHM] });
+    if (typeof claims === 'string' || typeof claims.sub !== 'string') return undefined;
+    const username = typeof claims.username === 'string' ? claims.username : claims.sub;
+    return { id: claims.sub, username };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,14 @@
+import { randomBytes } from 'node:crypto';
+import { signBaselineToken, type BaselineUser } from '../common/baseline-auth';
+
+/** One secret for every bare server of a run, which signs nothing else. */
+const secret = randomBytes(20).toString('hex');
+
+/** What a bare server needs in its environment to verify the tokens of `baselineToken`. */
+export function baselineAuthEnv(): NodeJS.ProcessEnv {
+  return { JWT_SECRET: secret };
+}
+
+export function baselineToken(user: BaselineUser): string {
+  return signBaselineToken(secret, user);
+}
