@@ -15,7 +15,6 @@ import { RESULTS_DIR } from './lib/paths';
 import { stopAll } from './lib/processes';
 import { buildRows, renderTable } from './lib/report';
 import { DATABASE_LABEL, emptyResults, type Database, type Results } from './lib/results';
-import { benchUsername, registerUsers } from './lib/service-api';
 import {
   migrate,
   newJwtSecret,
@@ -26,7 +25,7 @@ import {
   type ServerPlacement,
 } from './lib/servers';
 import { runInTurns, type LoadMeasurement, type Scenario } from './lib/measure';
-import { baselineUser } from './lib/topology';
+import { baselineIdleTokens, serviceIdleTokens } from './lib/idle-accounts';
 import { idleSteps, measureIdle } from './phases/idle';
 import { durableScenario, fanoutScenario, measureCluster, rawWsScenario } from './phases/rooms';
 
@@ -73,9 +72,13 @@ async function withServer(
   }
 }
 
+/** The idle phase's largest step: connections open at once, each a user of its own. */
+function idleConnections(ctx: BenchContext): number {
+  return Math.max(0, ...idleSteps(ctx).steps);
+}
+
 function placement(ctx: BenchContext): ServerPlacement {
-  const { steps } = idleSteps(ctx);
-  const connections = ctx.config.phases.has('idle') ? Math.max(0, ...steps) : 0;
+  const connections = ctx.config.phases.has('idle') ? idleConnections(ctx) : 0;
   return { cpu: ctx.config.serverCpu, openFiles: openFilesFor(ctx.host, connections) };
 }
 
@@ -84,9 +87,9 @@ function idlePlacement(ctx: BenchContext): ServerPlacement {
   return { ...placement(ctx), inspect: true };
 }
 
-function envOf(storage: Storage[]): NodeJS.ProcessEnv {
+function envOf(storage: Storage[], jwtSecret = newJwtSecret()): NodeJS.ProcessEnv {
   return Object.assign(
-    serviceEnv(newJwtSecret()),
+    serviceEnv(jwtSecret),
     ...storage.map((store) => store.env),
   ) as NodeJS.ProcessEnv;
 }
@@ -105,27 +108,25 @@ async function benchIdle(ctx: BenchContext, results: Results): Promise<void> {
         () => Promise.resolve([]),
         () => startBaseline('socketio', idlePlacement(ctx)),
         async (server) => {
-          // As many users as the service's connections share: one personal room each.
-          const tokens = Array.from(
-            { length: ctx.config.users },
-            (_, index) => baselineUser(benchUsername(`idle${index}`)).token,
-          );
+          const tokens = baselineIdleTokens(idleConnections(ctx));
           results.idle.baseline = await measureIdle(ctx, server, 'baseline', tokens);
         },
       ),
     );
   if (databases.has('sqlite'))
-    await attempt(results, '1 idle · service (SQLite)', () =>
-      withServer(
-        () => storageFor(ctx, 'sqlite'),
-        (storage) => startService('service (SQLite)', envOf(storage), idlePlacement(ctx)),
+    await attempt(results, '1 idle · service (SQLite)', () => {
+      const storage = sqliteStorage();
+      const jwtSecret = newJwtSecret();
+      return withServer(
+        () => Promise.resolve([storage]),
+        () => startService('service (SQLite)', envOf([storage], jwtSecret), idlePlacement(ctx)),
         async (server) => {
-          const users = await registerUsers(server.urls[0], 'idle', ctx.config.users);
-          const tokens = users.map((user) => user.token);
+          const sqlitePath = storage.env.SQLITE_PATH ?? '';
+          const tokens = serviceIdleTokens(sqlitePath, jwtSecret, idleConnections(ctx));
           results.idle.service = await measureIdle(ctx, server, 'service', tokens);
         },
-      ),
-    );
+      );
+    });
 }
 
 /** A server that takes turns with the others of a phase, on fresh storage of its own. */

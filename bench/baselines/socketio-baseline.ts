@@ -8,11 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
-import {
-  baselineSecretFromEnv,
-  verifyBaselineToken,
-  type BaselineUser,
-} from '../common/baseline-auth';
+import { baselineSecretFromEnv, verifyBaselineToken, type TokenUser } from '../common/tokens';
 
 type Ack = (response: { ok: true; data: unknown }) => void;
 
@@ -42,7 +38,7 @@ io.use((socket, next) => {
 });
 
 io.on('connection', (socket: Socket) => {
-  const user = (socket.data as { user: BaselineUser }).user;
+  const user = (socket.data as { user: TokenUser }).user;
   void socket.join(`user:${user.id}`);
 
   socket.on('chat:join', (payload: unknown, ack?: Ack) => {

@@ -14,11 +14,7 @@ import { createServer } from 'node:http';
 import Database from 'better-sqlite3';
 import { Pool } from 'pg';
 import { Server } from 'socket.io';
-import {
-  baselineSecretFromEnv,
-  verifyBaselineToken,
-  type BaselineUser,
-} from '../common/baseline-auth';
+import { baselineSecretFromEnv, verifyBaselineToken, type TokenUser } from '../common/tokens';
 
 type Ack = (response: { ok: true; data: unknown }) => void;
 
@@ -219,7 +215,7 @@ async function main(): Promise<void> {
     next();
   });
   io.on('connection', (socket) => {
-    const user = (socket.data as { user: BaselineUser }).user;
+    const user = (socket.data as { user: TokenUser }).user;
     void socket.join(`user:${user.id}`);
 
     socket.on('chat:join', async (payload: unknown, ack?: Ack) => {

@@ -6,7 +6,7 @@
  * generator knows when it is a member.
  */
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { baselineSecretFromEnv, verifyBaselineToken } from '../common/baseline-auth';
+import { baselineSecretFromEnv, verifyBaselineToken } from '../common/tokens';
 import { textOf } from '../common/ws-text';
 
 interface ClientFrame {

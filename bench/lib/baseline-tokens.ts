@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { signBaselineToken, type BaselineUser } from '../common/baseline-auth';
+import { signToken, type TokenUser } from '../common/tokens';
 
 /** One secret for every bare server of a run, which signs nothing else. */
 const secret = randomBytes(20).toString('hex');
@@ -9,6 +9,6 @@ export function baselineAuthEnv(): NodeJS.ProcessEnv {
   return { JWT_SECRET: secret };
 }
 
-export function baselineToken(user: BaselineUser): string {
-  return signBaselineToken(secret, user);
+export function baselineToken(user: TokenUser): string {
+  return signToken(secret, user);
 }

@@ -1,7 +1,7 @@
 import { sign, verify } from 'jsonwebtoken';
 
-/** Who a bare server's token says its client is. */
-export interface BaselineUser {
+/** Who a token says its client is. */
+export interface TokenUser {
   id: string;
   username: string;
 }
@@ -15,19 +15,24 @@ export function baselineSecretFromEnv(): string {
   return secret;
 }
 
-/** A token a bare server takes, with the claims the service's tokens carry. */
-export function signBaselineToken(secret: string, user: BaselineUser): string {
-  return sign({ sub: user.id, username: user.username }, secret, {
-    algorithm: ALGORITHM,
-    expiresIn: '1h',
-  });
+/**
+ * A token with the claims the service's own tokens carry, signed with
+ * `secret`: a bare server's, or the service's for accounts the bench made.
+ */
+export function signToken(secret: string, user: TokenUser): string {
+  const claims = {
+    sub: user.id,
+    username: user.username,
+    auth_time: Math.floor(Date.now() / 1000),
+  };
+  return sign(claims, secret, { algorithm: ALGORITHM, expiresIn: '1h' });
 }
 
 /**
  * The reference design's `verifyToken`: the token's user, or undefined for
  * any bad or missing token.
  */
-export function verifyBaselineToken(secret: string, token: unknown): BaselineUser | undefined {
+export function verifyBaselineToken(secret: string, token: unknown): TokenUser | undefined {
   if (typeof token !== 'string' || token === '') return undefined;
   try {
     const claims = verify(token, secret, { algorithms: [ALGORITHM] });
