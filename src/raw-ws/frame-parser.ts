@@ -77,6 +77,15 @@ export function readFrame(data: RawData, isBinary: boolean): Record<string, unkn
   return value as Record<string, unknown>;
 }
 
+/** Whether the frame reads as a token renewal (valid or not): a frame that cannot be read is not. */
+export function isAuthFrame(data: RawData, isBinary: boolean): boolean {
+  try {
+    return readFrame(data, isBinary).type === WsClientFrameType.Auth;
+  } catch {
+    return false;
+  }
+}
+
 /** Turns a frame into a validated command, or throws VALIDATION_FAILED saying why. */
 export async function validateFrame(value: Record<string, unknown>): Promise<ClientFrame> {
   const dto = dtoOf(value.type);

@@ -50,6 +50,7 @@ import { RateLimitService } from '@app/throttling/rate-limit.service';
 import type { AuthFrameDto, BroadcastFrameDto, RoomFrameDto } from './dto/frames.dto';
 import {
   byteLengthOf,
+  isAuthFrame,
   readFrame,
   requestOf,
   validateFrame,
@@ -282,6 +283,7 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (!packets.take()) return this.cutOffFlood(connection);
+      if (connection.busy && this.renewAtOnce(connection, data, isBinary)) return;
       const handle = () => this.handleFrame(connection, data, isBinary);
       if (!connection.queueFrame(byteLengthOf(data), handle))
         this.refuseBusy(connection, data, isBinary);
@@ -290,6 +292,19 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     ws.on('error', ignoreError);
     this.tokenExpiries.add(connection, user.tokenExpiresAt);
     connection.send({ type: ServerFrameType.Connected, userId: user.id });
+  }
+
+  /**
+   * A token renewal sent while earlier frames are held up (a join behind a
+   * stalled database) does not wait its turn: the connection would be cut at
+   * the old token's expiry while it waited. One at a time; others queue.
+   * @returns whether the frame was a renewal, now under way
+   */
+  private renewAtOnce(connection: WsConnection, data: RawData, isBinary: boolean): boolean {
+    if (connection.renewing || !isAuthFrame(data, isBinary)) return false;
+    connection.renewing = true;
+    void this.handleFrame(connection, data, isBinary).finally(() => (connection.renewing = false));
+    return true;
   }
 
   /** Told why, in the contract's error shape, as on Socket.IO; then closed once. */

@@ -18,6 +18,8 @@ export class WsConnection implements Connection {
   /** Frames are handled one at a time, in the order the client sent them. */
   readonly frames = new SerialQueue();
   private closedByServer = false;
+  /** A token renewal is under way outside the queue (`busy` when it came). */
+  renewing = false;
   /** What the frames received and not yet handled hold. */
   private readonly waiting: WaitingWork<WsConnection>;
 
@@ -44,6 +46,11 @@ export class WsConnection implements Connection {
    */
   get cutOff(): boolean {
     return this.closedByServer;
+  }
+
+  /** Frames are waiting or being handled: the next one would wait its turn. */
+  get busy(): boolean {
+    return this.waiting.has(this);
   }
 
   /**

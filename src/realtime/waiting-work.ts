@@ -16,7 +16,7 @@ export class WaitingWork<Owner extends object> {
   /**
    * Counts a task of `bytes` for `owner`, unless it would take those
    * waiting past the limit.
-   * @returns its cost, to `release` when it starts, or undefined when refused
+   * @returns its cost, to `release` once it has run, or undefined when refused
    */
   admit(owner: Owner, bytes: number): number | undefined {
     const cost = Math.max(bytes, TASK_COST_BYTES);
@@ -24,6 +24,11 @@ export class WaitingWork<Owner extends object> {
     if (waiting > 0 && waiting + cost > this.limitBytes) return undefined;
     this.bytes.set(owner, waiting + cost);
     return cost;
+  }
+
+  /** Whether `owner` has work waiting or running: what it sends now waits its turn. */
+  has(owner: Owner): boolean {
+    return this.bytes.has(owner);
   }
 
   release(owner: Owner, cost: number): void {

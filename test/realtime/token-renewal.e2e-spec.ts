@@ -7,6 +7,7 @@ import {
   type TestUser,
 } from '../support/api';
 import { TokenService } from '@app/auth/token.service';
+import { RoomsService } from '@app/rooms/rooms.service';
 import { holdNextCall } from '../support/hold';
 import { RawClient } from '../support/raw-ws';
 import {
@@ -148,6 +149,23 @@ describe('renewing the token of a live connection', () => {
       await post(room.id, 'still here');
       const delivered = await client.next((frame) => frame.type === 'chat:message');
       expect((delivered.message as { text: string }).text).toBe('still here');
+      expect((await client.request({ type: 'ping' }, 'pong')).type).toBe('pong');
+    });
+
+    it('renews at once while an earlier frame is held up, rather than be cut at the first expiry waiting behind it', async () => {
+      const room = await createRoom(t.url, ada);
+      const client = await rawOf(tokenOf(ada, SHORT_LIFE_SECONDS));
+      const checking = holdNextCall(t.app.get(RoomsService), 'assertAccessible');
+      client.send({ type: 'broadcast', room: room.id, payload: 'held up' });
+      await checking.started;
+
+      const fresh = tokenOf(ada, 600);
+      expect(await client.request({ type: 'auth', token: fresh }, 'authenticated')).toMatchObject({
+        expiresAt: expiryOf(fresh),
+      });
+      await sleep((SHORT_LIFE_SECONDS + 1.5) * 1000);
+      expect(client.socket.readyState).toBe(client.socket.OPEN);
+      checking.release();
       expect((await client.request({ type: 'ping' }, 'pong')).type).toBe('pong');
     });
 
