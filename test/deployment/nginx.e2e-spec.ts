@@ -28,11 +28,17 @@ describeWithNginx('deploy/nginx.conf', () => {
     });
     afterAll(() => proxy?.stop());
 
-    it.each(['/api/events', '/api/events/', '/api/rooms/r/events/'])(
-      'tells a browser EventSource on %s to come back, as a stream, since it stops for good on a status',
-      async (path) => {
+    it.each([
+      ['/api/events', {}],
+      ['/api/events/', {}],
+      ['/api/rooms/r/events/', {}],
+      // Behind HTTP Basic auth, the browser sends the site's credentials with it.
+      ['/api/events', { Authorization: 'Basic c3RhZmY6c2VjcmV0' }],
+    ])(
+      'tells a browser EventSource on %s (%j) to come back, as a stream, since it stops for good on a status',
+      async (path, headers) => {
         const response = await fetch(`${proxy.url}${path}?token=t`, {
-          headers: { Accept: 'text/event-stream' },
+          headers: { Accept: 'text/event-stream', ...headers },
         });
         expect(response.status).toBe(200);
         expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);

@@ -11,6 +11,7 @@ const REFUSED_FOR_NOW = new Set<ErrorCode>([ErrorCode.RateLimited, ErrorCode.Una
 /** When the refusal does not say when to try again. */
 const DEFAULT_WAIT_MS = 5_000;
 const MAX_WAIT_MS = 60_000;
+const BEARER_SCHEME = /^\s*Bearer\b/i;
 
 /**
  * The event-stream routes' filter. EventSource gives up for good on an error
@@ -41,13 +42,14 @@ export class EventSourceRefusalFilter extends HttpExceptionFilter {
 
 /**
  * A browser's EventSource: a GET that asks for an event stream before
- * anything else, and sets no Authorization header (it cannot; its token is
- * in the query). Fetch-based clients that set one read the status instead.
+ * anything else, without a Bearer token (it cannot set one; its token is in
+ * the query). The browser does send the credentials of a site behind HTTP
+ * Basic auth. Fetch-based clients that set a Bearer token read the status.
  */
 function isEventSource(request: Request): boolean {
   return (
     request.method === 'GET' &&
-    request.headers.authorization === undefined &&
+    !BEARER_SCHEME.test(request.headers.authorization ?? '') &&
     request.accepts(['application/json', 'text/event-stream']) === 'text/event-stream'
   );
 }
