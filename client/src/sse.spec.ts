@@ -40,7 +40,11 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 /** Waits a moment, as the helpers' timers and token reads take a few turns. */
 const aMoment = () => new Promise((resolve) => setTimeout(resolve, 20));
 
-async function follow(since?: number, fetch?: typeof globalThis.fetch) {
+async function follow(
+  since?: number,
+  fetch?: typeof globalThis.fetch,
+  backoff?: { baseMs: number; capMs: number },
+) {
   FakeEventSource.opened.length = 0;
   const seen: number[] = [];
   const refusals: ErrorBody[] = [];
@@ -51,6 +55,7 @@ async function follow(since?: number, fetch?: typeof globalThis.fetch) {
     token: () => `token-${++tokens}`,
     EventSource: FakeEventSource,
     fetch,
+    backoff,
     roomId: ROOM,
     since,
     onMessage: (message: MessageJson) => seen.push(message.seq),
@@ -134,6 +139,28 @@ describe('subscribeRoomEvents when the server ends the stream', () => {
     expect(source.readyState).toBe(2);
     expect(fatal).toEqual([reason]);
     expect(FakeEventSource.opened).toHaveLength(1);
+    subscription.close();
+  });
+
+  it.each([
+    ['a history read that failed', 'INTERNAL'],
+    ['a code it does not know', 'SOMETHING_NEW'],
+  ])('opens another with backoff, from the last seq, after %s', async (_, code) => {
+    const { seen, fatal, source, subscription } = await follow(5, undefined, {
+      baseMs: 10,
+      capMs: 20,
+    });
+    source.message(6);
+
+    source.event('closed', closedBy(code, 'Could not read the room'));
+    const deadline = Date.now() + 2_000;
+    while (FakeEventSource.opened.length < 2 && Date.now() < deadline) await aMoment();
+
+    expect(source.readyState).toBe(2);
+    expect(fatal).toEqual([]);
+    expect(FakeEventSource.opened).toHaveLength(2);
+    expect(new URL(FakeEventSource.opened[1].url).searchParams.get('since')).toBe('6');
+    expect(seen).toEqual([6]);
     subscription.close();
   });
 

@@ -43,6 +43,8 @@ const FINAL_REFUSALS: Readonly<Record<number, ErrorBody['code']>> = {
   403: ErrorCode.Forbidden,
   404: ErrorCode.NotFound,
 };
+/** Why a server ends a stream that no new one would mend. */
+const FINAL_ENDS: ReadonlySet<ErrorBody['code']> = new Set(Object.values(FINAL_REFUSALS));
 /** The first event of every stream (not a Socket.IO event, so not in ServerEvent). */
 export const SSE_CONNECTED_EVENT = SseEvent.Connected;
 
@@ -225,13 +227,15 @@ function openResilientStream(
    * stream at once, with a fresh one (a deleted account is refused there, the
    * second refusal in a row); a private room no longer the user's
    * (`NOT_FOUND`) stops for good; a node that shuts down is left to the
-   * EventSource, which resumes by itself.
+   * EventSource, which resumes by itself. Anything else (a history read that
+   * failed, `INTERNAL`) is tried again, with backoff, from the last seq.
    */
   const endedByServer = (current: EventSourceLike, reason: ErrorBody) => {
     if (reason.code === ErrorCode.Unavailable) return;
     current.close();
     if (reason.code === ErrorCode.Unauthorized) return gaveUp(HTTP_UNAUTHORIZED);
-    fatal(reason);
+    if (FINAL_ENDS.has(reason.code)) return fatal(reason);
+    gaveUp(undefined);
   };
 
   const gaveUp = (status: number | undefined) => {
