@@ -750,6 +750,26 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('asks REST for nothing after a reconnect when the join says nothing was missed', async () => {
+    const rest = restHistory(() => 5);
+    const { ws } = client({ resume: true, fetch: rest.fetch });
+    const seen = record(ws, 'chatMessage');
+    ws.join(ROOM, { since: 3 });
+    const first = await connected(ws);
+    first.joined(ROOM, 5);
+    await settle();
+    first.drop();
+    await jest.advanceTimersByTimeAsync(1_001);
+    FakeSocket.last.accept();
+    FakeSocket.last.joined(ROOM, 5);
+    await settle();
+    FakeSocket.last.frame({ type: WsServerFrameType.ChatMessage, room: ROOM, message: message(6) });
+    await settle();
+    expect(rest.calls).toEqual([3]);
+    expect(seen.map(({ message: m }) => m.seq)).toEqual([4, 5, 6]);
+    ws.close();
+  });
+
   it('catches up after a reconnect even when a gap fill was under way across it', async () => {
     let stored = 8;
     const rest = slowFirstRestHistory(() => stored);

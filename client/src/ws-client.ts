@@ -400,15 +400,17 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   }
 
   /**
-   * Known position: fetch what was missed. Unknown: start at the room's last
-   * seq at join time, so that a later outage can be caught up; servers that
-   * do not tell it leave the start to the first live message.
+   * Known position: fetch what was missed, if the join's lastSeq says
+   * anything was (a server that does not tell it is asked). Unknown: start
+   * at the room's last seq at join time, so that a later outage can be
+   * caught up; servers that do not tell it leave the start to the first
+   * live message.
    */
   private resume(feed: RoomFeed, lastSeq: number | undefined): void {
-    const known = feed.since !== undefined;
-    if (known || lastSeq !== undefined) {
-      this.track(feed.endSync({ roomLastSeq: lastSeq, missed: [], truncated: known }));
-    }
+    const since = feed.since;
+    if (since === undefined && lastSeq === undefined) return;
+    const missedSome = since !== undefined && (lastSeq === undefined || lastSeq > since);
+    this.track(feed.endSync({ roomLastSeq: lastSeq, missed: [], truncated: missedSome }));
   }
 
   private joinRefused(id: string, error: ErrorBody): void {
