@@ -323,6 +323,24 @@ describe('ChatClient', () => {
     expect(received).toEqual([]);
   }, 5_000);
 
+  it('sends on the next connection nothing buffered for the lost one: a room left meanwhile stays left', async () => {
+    chat.connect();
+    await until('the connection', () => chat.state.status === 'connected');
+    await chat.join(ROOM);
+    // A laptop waking from sleep: connected in name, its pings lapsed, so emits are buffered.
+    const { engine } = (chat as unknown as { socket: Socket }).socket.io;
+    (engine as unknown as { _hasPingExpired(): boolean })._hasPingExpired = () => true;
+    const joining = chat.join(OTHER_ROOM);
+    for (const socket of server.io.sockets.sockets.values()) socket.conn.close();
+    await until('the disconnect', () => chat.state.status !== 'connected');
+    await chat.leave(OTHER_ROOM);
+    await expect(joining).rejects.toMatchObject({ code: 'CONFLICT' });
+
+    await until('the next connection', () => chat.state.status === 'connected');
+    await chat.presence(ROOM);
+    expect(server.joinsPerConnection[1].map((join) => join.roomId)).toEqual([ROOM]);
+  }, 5_000);
+
   it('hands a token given while not connected to the next connection, and not one given after close()', async () => {
     await expect(chat.renewToken('fresh')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     chat.connect();

@@ -293,6 +293,10 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
       }
     });
     this.socket.on('disconnect', (reason) => {
+      // Emits buffered while its pings had lapsed would go out first on the next connection,
+      // joins of rooms left meanwhile among them; emptied, their acks fail now instead (the
+      // rooms still joined are joined again, and the outbox sends again, on connect).
+      this.socket.sendBuffer = [];
       if (reason !== 'io client disconnect') this.reconnector.lost();
     });
     this.socket.on(ServerEvent.Message, (message) => this.receive(message));
