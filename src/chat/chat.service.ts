@@ -1,7 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
+import { reasonOf } from '@app/common/errors/reason-of';
 import { jsonBytes, leadingWithinBytes } from '@app/common/json-size';
 import type { AllConfig } from '@app/config/app-config';
 import { JOIN_ANSWER_SHARE_OF_SLOW_CONSUMER_LIMIT } from '@app/contract/limits';
@@ -41,6 +42,7 @@ function assertOpen(connection: Connection): void {
 /** Joining, leaving, presence and typing for live connections of every transport. */
 @Injectable()
 export class ChatService {
+  private readonly logger = new Logger(ChatService.name);
   /** connection id → rooms it is entering right now */
   private readonly entering = new Map<string, Set<string>>();
   /** connection id → the leaves of its close, for its joins still under way (see `announceJoin`) */
@@ -255,10 +257,21 @@ export class ChatService {
     this.afterLeaving(change);
   }
 
+  /**
+   * Never rejects: nothing awaits a close (Nest does not await
+   * `handleDisconnect`), and an unhandled rejection would end the process.
+   */
   async disconnected(connection: Connection): Promise<void> {
-    const leaving = this.presence.leaveAll(summary(connection.user), connection.id);
-    if (this.entering.has(connection.id)) this.closedWhileEntering.set(connection.id, leaving);
-    for (const change of await leaving) this.afterLeaving(change);
+    try {
+      const leaving = this.presence.leaveAll(summary(connection.user), connection.id);
+      if (this.entering.has(connection.id)) this.closedWhileEntering.set(connection.id, leaving);
+      for (const change of await leaving) this.afterLeaving(change);
+    } catch (error) {
+      this.logger.error(
+        `Leaving the rooms of a closed connection failed: ${reasonOf(error)}`,
+        error instanceof Error ? error.stack : undefined,
+      );
+    }
   }
 
   private afterLeaving(change: PresenceChange): void {

@@ -19,6 +19,7 @@ import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 import { AppException } from '@app/common/errors/app.exception';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { requestUrl } from '@app/common/request-url';
+import { reasonOf } from '@app/common/errors/reason-of';
 import { reportedErrorBody } from '@app/common/errors/to-error-body';
 import type { AllConfig } from '@app/config/app-config';
 import { ServerEvent } from '@app/contract/events';
@@ -418,10 +419,14 @@ export class RawWsGateway implements OnApplicationBootstrap, OnApplicationShutdo
     if (effect.kind === DeliveryEffectKind.Disconnect)
       return connection.close(WsCloseCode.Unauthorized, 'Unauthorized');
     this.unsubscribe(connection, roomNames.chat(effect.roomId));
-    void connection.frames.run(async () => {
-      if (!connection.open || !this.chat.hasJoined(connection, effect.roomId)) return;
-      await this.leaveRoom(connection, effect.roomId);
-    });
+    void connection.frames
+      .run(async () => {
+        if (!connection.open || !this.chat.hasJoined(connection, effect.roomId)) return;
+        await this.leaveRoom(connection, effect.roomId);
+      })
+      .catch((error: unknown) =>
+        this.logger.error(`Leaving a room the user lost failed: ${reasonOf(error)}`),
+      );
   }
 
   /** Ephemeral: to every other member of the room on every transport, never stored. */

@@ -15,6 +15,7 @@ import {
 } from '../support/api';
 import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
+import { PresenceService } from '@app/chat/presence.service';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
@@ -658,6 +659,31 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
   });
 
   describe('limits and liveness', () => {
+    it('logs a failure to leave the rooms of a closed connection, rather than end the process', async () => {
+      const room = await createRoom(t.url, ada);
+      const client = await raw(ada);
+      await client.request({ type: 'join', room: room.id }, 'joined');
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      jest
+        .spyOn(t.app.get(PresenceService), 'leaveAll')
+        .mockRejectedValueOnce(new Error('presence store gone'));
+      try {
+        client.close();
+        await eventually(() => logged.mock.calls.length > 0);
+        await sleep(50);
+        expect(unhandled).toEqual([]);
+        expect(String(logged.mock.calls[0][0])).toContain('presence store gone');
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+        logged.mockRestore();
+      }
+      const again = await raw(ada);
+      expect((await again.request({ type: 'join', room: room.id }, 'joined')).type).toBe('joined');
+    });
+
     it('closes with 1009 on a frame over 64 KiB, and keeps serving others', async () => {
       const client = await raw(ada);
       client.send({
