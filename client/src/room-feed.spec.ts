@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { RoomFeed, type MessagePage } from './room-feed';
 import { storedMessage } from './test-fixtures';
 
@@ -302,14 +303,25 @@ describe('RoomFeed', () => {
   });
 
   it('delivers any arrival order exactly once, in seq order', async () => {
-    const { feed: f, delivered } = feed({ since: 0, stored: 30 });
-    f.beginSync();
-    const shuffled = [...range(1, 30), ...range(10, 20)].sort(() => Math.random() - 0.5);
-    const [missed, live] = [shuffled.slice(0, 15), shuffled.slice(15)];
-    for (const m of live.slice(0, 5)) await f.receive(m);
-    await f.endSync({ missed, truncated: false });
-    for (const m of live.slice(5)) await f.receive(m);
-    expect(delivered).toEqual(seqs(1, 30));
+    // Every message once, some twice, in any order; some in the join's answer, some live before it.
+    const arrivals = [...range(1, 30), ...range(10, 20)];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.shuffledSubarray(arrivals, { minLength: arrivals.length }),
+        fc.integer({ min: 0, max: arrivals.length }),
+        fc.integer({ min: 0, max: arrivals.length }),
+        async (shuffled, missedCount, liveBeforeAnswer) => {
+          const { feed: f, delivered } = feed({ since: 0, stored: 30 });
+          f.beginSync();
+          const [missed, live] = [shuffled.slice(0, missedCount), shuffled.slice(missedCount)];
+          for (const m of live.slice(0, liveBeforeAnswer)) await f.receive(m);
+          await f.endSync({ missed, truncated: false });
+          for (const m of live.slice(liveBeforeAnswer)) await f.receive(m);
+          expect(delivered).toEqual(seqs(1, 30));
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('aborts the fill under way when closed', () => {

@@ -374,6 +374,9 @@ describeCluster('faults of a three-node cluster', () => {
       expect(await socketGone).toBe('transport close');
       expect(await ws.closed).toEqual({ code: 1001, reason: 'Server shutting down' });
       await sse.closed;
+      const told = sse.received.at(-1);
+      expect(told?.event).toBe('closed');
+      expect(JSON.parse(told?.data ?? 'null')).toMatchObject({ code: 'UNAVAILABLE' });
 
       const answered = (await Promise.all(acks)).filter((answer) => answer?.ok);
       const history = await fetch(`${url0}/api/rooms/${room.id}/messages?since=0&limit=200`, {

@@ -159,14 +159,17 @@ describe('SSE helpers against the real event streams', () => {
       iat: nowSeconds(),
       exp: nowSeconds() + 2,
     });
-    const tokens = [shortLived, ada.token];
+    // The fresh token is handed over only once a message was posted while no stream was open.
+    let asked = 0;
+    let handFresh!: (token: string) => void;
+    const fresh = new Promise<string>((resolve) => (handFresh = resolve));
     const urls: string[] = [];
     const failedStatuses: (number | undefined)[] = [];
     const seen: string[] = [];
     subscriptions.push(
       subscribeRoomEvents({
         url: app.url,
-        token: () => tokens.shift() ?? ada.token,
+        token: () => (++asked === 1 ? shortLived : fresh),
         EventSource: class extends EventSource {
           constructor(url: string) {
             super(url);
@@ -179,14 +182,18 @@ describe('SSE helpers against the real event streams', () => {
       }),
     );
     await waitFor('the first stream', () => urls.length === 1);
-    await postMessage(app.url, ada, room.id, 'before');
+    const before = await postMessage(app.url, ada, room.id, 'before');
     await waitFor('the message before the expiry', () => seen.length === 1);
-    await waitFor('the stream with the fresh token', () => urls.length === 2, 10_000);
+    await waitFor('the end of the first stream', () => asked === 2, 10_000);
+    await postMessage(app.url, ada, room.id, 'between');
+    handFresh(ada.token);
+    await waitFor('the stream with the fresh token', () => urls.length === 2);
     await postMessage(app.url, ada, room.id, 'after');
-    await waitFor('the message after it', () => seen.length === 2);
+    await waitFor('the messages after it', () => seen.length === 3);
 
-    expect(seen).toEqual(['before', 'after']);
+    expect(seen).toEqual(['before', 'between', 'after']);
     expect(new URL(urls[1]).searchParams.get('token')).toBe(ada.token);
+    expect(new URL(urls[1]).searchParams.get('since')).toBe(String(before.seq));
     // Told why, the helper did not go back with the expired token to be refused first.
     expect(failedStatuses).toEqual([]);
   });

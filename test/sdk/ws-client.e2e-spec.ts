@@ -264,11 +264,22 @@ describe('WsClient across a server restart', () => {
   it('re-joins and fetches the chat messages it missed, in order, once', async () => {
     const ada = await registerUser(service.url);
     const roomId = (await createRoom(service.url, ada, { name: 'raw-restart' })).id;
+    // While `away`, the client cannot reconnect: what is posted then must come from REST.
+    let away: Promise<void> | undefined;
+    let comeBack = () => undefined as void;
+    const historyReads: string[] = [];
     const instance = new WsClient({
       url: service.url,
-      token: () => ada.token,
+      token: async () => {
+        await away;
+        return ada.token;
+      },
       WebSocket,
       backoff: { baseMs: 200, capMs: 1_500 },
+      fetch: (url: string, init: RequestInit) => {
+        historyReads.push(url);
+        return fetch(url, init);
+      },
     });
     const seen: MessageJson[] = [];
     instance.on('chatMessage', ({ message }) => seen.push(message));
@@ -280,17 +291,20 @@ describe('WsClient across a server restart', () => {
       await postMessage(service.url, ada, roomId, 'before');
       await waitFor('the first message', () => seen.length === 1);
 
+      away = new Promise<void>((resolve) => (comeBack = resolve));
       await service.kill();
       await waitForStatus(instance, 'reconnecting');
       await service.start();
       for (const text of ['while away 1', 'while away 2'])
         await postMessage(service.url, ada, roomId, text);
+      comeBack();
       await waitForStatus(instance, 'connected');
       await postMessage(service.url, ada, roomId, 'after');
 
       await waitFor('every message', () => seen.length >= 4);
       const history = await fullHistory(service.url, ada.token, roomId);
       expect(seen).toEqual(history);
+      expect(historyReads).toEqual([expect.stringContaining(`/api/rooms/${roomId}/messages`)]);
     } finally {
       instance.close();
     }
