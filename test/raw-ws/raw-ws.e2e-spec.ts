@@ -125,15 +125,15 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       }
     });
 
-    it('closes with 4001 when the token expires mid-connection', async () => {
-      const token = forgeToken({
-        sub: ada.id,
-        username: ada.username,
-        iat: nowSeconds(),
-        exp: nowSeconds() + 2,
-      });
+    it('closes with 4001 when the token expires mid-connection, not before, and within a second or so', async () => {
+      const exp = nowSeconds() + 2;
+      const token = forgeToken({ sub: ada.id, username: ada.username, iat: nowSeconds(), exp });
       const client = await RawClient.connect(t.url, token);
       expect(await client.closed).toEqual({ code: 4001, reason: 'Unauthorized' });
+      // Expiries are checked once a second (late by up to that, never early), plus some slack.
+      const closedAt = Date.now();
+      expect(closedAt).toBeGreaterThanOrEqual(exp * 1000);
+      expect(closedAt).toBeLessThan(exp * 1000 + 2_500);
       expect(client.frames).toEqual([
         expect.objectContaining({ type: 'error', code: 'UNAUTHORIZED' }),
       ]);

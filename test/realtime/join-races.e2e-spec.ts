@@ -2,7 +2,9 @@ import { ChatService } from '@app/chat/chat.service';
 import { LiveDelivery } from '@app/chat/live-delivery';
 import { PresenceService } from '@app/chat/presence.service';
 import { AppException } from '@app/common/errors/app.exception';
+import { roomNames } from '@app/contract/room-names';
 import type { JoinResult } from '@app/contract/socket-events';
+import type { LocalChannels } from '@app/delivery/local-channels';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
 import { MessagesService } from '@app/messages/messages.service';
@@ -95,6 +97,8 @@ describe.each(databaseKinds())('Joins racing their connection (%s)', (kind) => {
 
     expect(await presentIds(room.id)).not.toContain(joiner.id);
     expect(t.app.get(LiveDelivery).deliveredSeq(room.id)).toBeUndefined();
+    const { channels } = gateway as unknown as { channels: LocalChannels<unknown> };
+    expect(channels.subscribers(roomNames.chat(room.id)).size).toBe(0);
   });
 
   /** Whether the socket gets the room's messages: a round trip on it comes back behind any. */
