@@ -159,6 +159,27 @@ describe('ChatClient', () => {
     await server.close();
   });
 
+  it('drops a room whose missed messages REST refuses for good, and tells the app', async () => {
+    const gone = { code: 'NOT_FOUND', message: 'Room not found', details: [] };
+    const refused = new ChatClient({
+      url: server.url,
+      token: () => 't',
+      fetch: () => Promise.resolve(new Response(JSON.stringify(gone), { status: 404 })),
+    });
+    try {
+      const lost = recordLost(refused);
+      refused.connect();
+      await refused.join(ROOM);
+      // A gap: the feed asks REST for what is missing.
+      server.io.emit(ServerEvent.Message, message(ROOM, ROOM_LAST_SEQ + 3));
+      await until('the room lost', () => lost.length === 1);
+      expect(lost).toEqual([ROOM]);
+      expect(refused.lastSeq(ROOM)).toBeUndefined();
+    } finally {
+      refused.close();
+    }
+  }, 5_000);
+
   it('stops treating a room it was removed from as joined, and passes the notification on', async () => {
     const notifications: NotificationJson[] = [];
     const messages: MessageJson[] = [];

@@ -212,6 +212,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
         deliver: (message) => this.emit('message', message),
         fetchAfter: (feedRoomId, since, signal) =>
           this.rest.history(feedRoomId, { since, limit: HISTORY_PAGE_LIMIT }, { signal }),
+        lost: (error) => this.lose(room, error),
       }),
       firstJoin: deferred(),
       rejoin: new Backoff(REJOIN_BACKOFF),

@@ -1,4 +1,6 @@
 import fc from 'fast-check';
+import type { ErrorBody } from './contract';
+import { ChatError } from './errors';
 import { RoomFeed, type MessagePage } from './room-feed';
 import { storedMessage } from './test-fixtures';
 
@@ -289,6 +291,29 @@ describe('RoomFeed', () => {
       await jest.advanceTimersByTimeAsync(1_001);
       expect(calls).toEqual([2]);
       expect(delivered).toEqual(seqs(3, 8));
+    });
+
+    it('closes and says so, trying no more, when the room is no longer the user’s', async () => {
+      jest.useFakeTimers();
+      const lost: ErrorBody[] = [];
+      let calls = 0;
+      const gone: ErrorBody = { code: 'NOT_FOUND', message: 'Room not found', details: [] };
+      const f = new RoomFeed({
+        roomId: ROOM,
+        since: 2,
+        deliver: () => undefined,
+        fetchAfter: () => {
+          calls += 1;
+          return Promise.reject(new ChatError(gone, 404));
+        },
+        lost: (error) => lost.push(error),
+      });
+      await f.receive(message(5));
+      await jest.advanceTimersByTimeAsync(60_000);
+      await f.receive(message(6));
+
+      expect(lost).toEqual([gone]);
+      expect(calls).toBe(1);
     });
 
     it('stops trying once closed', async () => {

@@ -1,5 +1,6 @@
 import { Backoff, type BackoffOptions } from './backoff';
-import type { MessageJson } from './contract';
+import type { ErrorBody, MessageJson } from './contract';
+import { ChatError, isFinalError } from './errors';
 
 export interface MessagePage {
   items: MessageJson[];
@@ -24,6 +25,11 @@ export interface RoomFeedOptions {
   fetchAfter(roomId: string, since: number, signal: AbortSignal): Promise<MessagePage>;
   /** Between tries of a fill that failed (an outage, a rate limit). */
   fillRetry?: Partial<BackoffOptions>;
+  /**
+   * A fill refused for good (NOT_FOUND, FORBIDDEN: the room is no longer the
+   * user's): the feed has closed, rather than ask again forever.
+   */
+  lost?(error: ErrorBody): void;
 }
 
 export const FILL_RETRY: Partial<BackoffOptions> = { baseMs: 1_000, capMs: 30_000 };
@@ -164,6 +170,11 @@ export class RoomFeed {
       (error: unknown) => {
         this.filling = undefined;
         if (this.closed) return;
+        if (error instanceof ChatError && isFinalError(error.body)) {
+          this.close();
+          this.options.lost?.(error.body);
+          return;
+        }
         this.retryFillLater();
         throw error;
       },

@@ -461,7 +461,7 @@ describe('WsClient', () => {
     FakeSocket.last.accept();
     await settle();
 
-    expect(FakeSocket.last.sent.filter((frame) => frame.type === 'join')).toEqual([]);
+    expect(FakeSocket.last.sentOf('join')).toEqual([]);
     ws.close();
   });
 
@@ -747,6 +747,30 @@ describe('WsClient', () => {
     await settle();
     expect(rest.calls).toEqual([5]);
     expect(seen.map(({ message: m }) => m.seq)).toEqual([6, 7]);
+    ws.close();
+  });
+
+  it('drops a room whose missed messages REST refuses for good, tells the app, and joins it no more', async () => {
+    let reads = 0;
+    const gone = { code: 'NOT_FOUND', message: 'Room not found', details: [] };
+    const fetch = () => {
+      reads += 1;
+      return Promise.resolve(new Response(JSON.stringify(gone), { status: 404 }));
+    };
+    const { ws } = client({ resume: true, fetch });
+    const lost = record(ws, 'roomLost');
+    ws.join(ROOM, { since: 3 });
+    const first = await connected(ws);
+    first.joined(ROOM, 5);
+    await settle();
+    expect(lost).toEqual([{ room: ROOM, error: gone }]);
+
+    first.drop();
+    await jest.advanceTimersByTimeAsync(60_000);
+    FakeSocket.last.accept();
+    await settle();
+    expect(FakeSocket.last.sentOf('join')).toEqual([]);
+    expect(reads).toBe(1);
     ws.close();
   });
 

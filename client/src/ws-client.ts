@@ -289,7 +289,13 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
       deliver: (message) => this.emit('chatMessage', { room, message }),
       fetchAfter: (roomId, after, signal) =>
         rest.history(roomId, { since: after, limit: 200 }, { signal }),
+      lost: (error) => this.lose(room, error),
     });
+  }
+
+  /** Stops treating the room as joined, and tells the app why. */
+  private lose(id: string, error: ErrorBody): void {
+    if (this.forget(id)) this.emit('roomLost', { room: id, error });
   }
 
   /** Stops treating the room as joined: no re-join, no gap fill. */
@@ -420,8 +426,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     room.joinSent = false;
     const delay = endsRetries(error, room) ? null : room.rejoin.next();
     if (delay === null) {
-      this.forget(id);
-      this.emit('roomLost', { room: id, error });
+      this.lose(id, error);
       return;
     }
     room.retryTimer = setTimeout(() => {
