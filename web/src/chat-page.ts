@@ -15,7 +15,7 @@ import { ConnectionView } from './connection-view';
 import { byId, errorText } from './dom';
 import { MessagesView } from './messages-view';
 import { PresenceView } from './presence-view';
-import { invitationNotice, mentionNotice, removalNotice } from './notices';
+import { invitationNotice, mentionNotice, removalNotice, troubleNotice } from './notices';
 import { RoomsView } from './rooms-view';
 import { loadSession, type Session } from './session';
 import { TypingView } from './typing-view';
@@ -154,6 +154,7 @@ export class ChatPage {
           this.closeConversation('You no longer have access to this room.');
       }),
       client.on('notification', (notification) => this.notified(notification)),
+      client.on('error', (error) => this.notice(troubleNotice(error))),
     );
     const { signal } = this.abort;
     byId('retry-now').addEventListener('click', () => this.client.reconnectNow(), { signal });
@@ -173,7 +174,7 @@ export class ChatPage {
   /**
    * Shows the newest page from REST, then joins with `since` so that the SDK
    * delivers the rest. The room becomes current at once, so that the room
-   * clicked last wins over an open still waiting for its leave or history.
+   * clicked last wins over an open still waiting for its history.
    */
   private async open(room: RoomJson): Promise<void> {
     if (this.abort.signal.aborted || this.current?.id === room.id) return;
@@ -181,8 +182,8 @@ export class ChatPage {
     const shown = this.show(room);
     const stillShown = () => this.shown === shown;
     try {
-      if (previous) await this.client.leave(previous.id);
-      if (!stillShown()) return;
+      // Not awaited: on a slow link its ack would hold the next room's history up.
+      if (previous) void this.client.leave(previous.id);
       const page = await this.rest.history(room.id, { limit: HISTORY_PAGE });
       // Another room opened (this one again, perhaps), or a removal closed it, meanwhile.
       if (!stillShown()) return;

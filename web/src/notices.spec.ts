@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { invitationNotice, mentionNotice, removalNotice } from './notices';
+import { invitationNotice, mentionNotice, removalNotice, troubleNotice } from './notices';
 
 describe('removalNotice', () => {
   it('names who removed the user, says when they left themself, and copes without a remover', () => {
@@ -12,6 +12,14 @@ describe('removalNotice', () => {
 describe('invitationNotice', () => {
   it('names who added the user', () => {
     expect(invitationNotice('crew', 'ada')).toBe('ada added you to # crew.');
+  });
+});
+
+describe('troubleNotice', () => {
+  it('says what failed, and what it means for the conversation', () => {
+    expect(troubleNotice({ message: 'Service temporarily unavailable' })).toBe(
+      'Trouble reaching the server (Service temporarily unavailable): some messages may show late.',
+    );
   });
 });
 

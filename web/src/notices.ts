@@ -16,6 +16,15 @@ export function mentionNotice(author: string, roomName: string | undefined): str
     : `${author} mentioned you in # ${roomName}.`;
 }
 
+/**
+ * A failure the SDK could not hide (a catch-up read of missed messages it
+ * goes on retrying, an error the server sent without an ack): the
+ * conversation may lack messages for a while, and the user should know.
+ */
+export function troubleNotice(error: { message: string }): string {
+  return `Trouble reaching the server (${error.message}): some messages may show late.`;
+}
+
 export function addedNotice(username: string, roomName: string): string {
   return `Added ${username} to # ${roomName}.`;
 }
