@@ -45,6 +45,12 @@ export function startHashingThread(): Worker {
 
 /** Seconds a refused sign-in is told to wait: about what the queue takes to move on. */
 const RETRY_AFTER_SECONDS = 1;
+/**
+ * After a thread could not start while others work, no other is started for
+ * this long: under memory pressure each sign-in would otherwise start
+ * another isolate that dies too.
+ */
+const START_RETRY_MS = 5_000;
 
 /**
  * Password hashing in worker threads. bcrypt is pure JavaScript here and
@@ -57,6 +63,9 @@ const RETRY_AFTER_SECONDS = 1;
  */
 export class PasswordThreads {
   private readonly startFailures = new OccasionalWarning(new Logger(PasswordThreads.name));
+  private readonly deaths = new OccasionalWarning(new Logger(PasswordThreads.name));
+  /** No thread is started before this time (`performance.now()`) while others exist. */
+  private noStartsUntil = Number.NEGATIVE_INFINITY;
   /** Threads that came online: running JavaScript, not failed in their start. */
   private readonly started = new WeakSet<Worker>();
   private readonly idle: Worker[] = [];
@@ -122,10 +131,13 @@ export class PasswordThreads {
    * got here.
    */
   private spawnOrFail(): Worker | undefined {
+    const others = this.busy.size + this.idle.length;
+    if (others > 0 && performance.now() < this.noStartsUntil) return undefined;
     try {
       return this.spawn();
     } catch (error) {
-      if (this.busy.size + this.idle.length === 0) this.failWaiting(error);
+      this.noStartsUntil = performance.now() + START_RETRY_MS;
+      if (others === 0) this.failWaiting(error);
       return undefined;
     }
   }
@@ -183,14 +195,26 @@ export class PasswordThreads {
     this.busy.delete(worker);
     if (index >= 0) this.idle.splice(index, 1);
     if (this.closed) job?.reject(AppException.unavailable('Shutting down'));
-    else if (this.started.has(worker)) job?.reject(error);
+    else if (this.started.has(worker)) job?.reject(this.died(error));
     else if (job && this.busy.size + this.idle.length > 0) {
       // As when a thread cannot be created: the task waits for one that works (an idle one
-      // takes it now), and no other thread is started for it until then.
+      // takes it now), and no other thread is started for a while.
       this.startFailure(error);
+      this.noStartsUntil = performance.now() + START_RETRY_MS;
       this.waiting.unshift(job);
       if (this.idle.length === 0) return;
     } else job?.reject(this.startFailure(error));
     this.dispatch();
+  }
+
+  /** A thread that died at work (out of memory, say): for the sign-in, a retry later. */
+  private died(cause: Error): AppException {
+    this.deaths.note(
+      (count) => `${count} hashing thread(s) died at work, the last: ${reasonOf(cause)}`,
+    );
+    return AppException.unavailable(
+      'The sign-in could not be checked: retry shortly',
+      RETRY_AFTER_SECONDS,
+    );
   }
 }
