@@ -112,8 +112,9 @@ export function forgeToken(
 
 /**
  * Tokens every transport must refuse exactly like a missing one, each named:
- * expired, wrongly signed, unsigned, other algorithms, a `sub` that names no
- * possible user (never a database error), and no JWT at all.
+ * expired, wrongly signed, unsigned, other algorithms, a claim the contract
+ * needs missing or of the wrong type, a `sub` that names no possible user
+ * (never a database error), and no JWT at all.
  */
 export function badTokensFor(user: { id: string; username: string }): Array<[string, string]> {
   const claims = { sub: user.id, username: user.username, iat: nowSeconds() };
@@ -125,6 +126,10 @@ export function badTokensFor(user: { id: string; username: string }): Array<[str
     ['HS384', forgeToken(live, { alg: 'HS384' })],
     ['HS512', forgeToken(live, { alg: 'HS512' })],
     ['a numeric sub', forgeToken({ ...live, sub: 42 })],
+    ['no exp', forgeToken(claims)],
+    ['no iat', forgeToken({ sub: user.id, username: user.username, exp: nowSeconds() + 3600 })],
+    ['no username', forgeToken({ sub: user.id, iat: nowSeconds(), exp: nowSeconds() + 3600 })],
+    ['a string auth_time', forgeToken({ ...live, auth_time: String(nowSeconds()) })],
     ...['', 'user-42', 'auth0|123', `${user.id}x`].map((sub): [string, string] => [
       `sub ${JSON.stringify(sub)}`,
       forgeToken({ ...live, sub }),
