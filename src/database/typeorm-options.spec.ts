@@ -10,7 +10,8 @@ const asPgReadsIt = (connectionString: string) => {
 };
 
 const OURS =
-  '-c default_transaction_isolation=read\\ committed -c idle_in_transaction_session_timeout=60000 ' +
+  '-c default_transaction_isolation=read\\ committed -c synchronous_commit=on ' +
+  '-c idle_in_transaction_session_timeout=60000 ' +
   '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 -c search_path=tenant';
 
 describe('postgresConnection', () => {

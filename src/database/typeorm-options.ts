@@ -17,11 +17,15 @@ const KEEPALIVE_IDLE_S = 10;
  * Settings of every PostgreSQL session. Transactions are READ COMMITTED
  * whatever the server's default (the message store's row locks rely on it),
  * set once per connection rather than by a statement per transaction.
+ * Commits are durable before they return, whatever the role's or the
+ * database's `synchronous_commit` (a common tuning turns it off): a message
+ * is acked after its commit, and a crash must not hand its seq to another.
  * Unqualified names in migrations resolve into the configured schema.
  */
 function sessionOptions(schema: string | undefined): string {
   const options = [
     '-c default_transaction_isolation=read\\ committed',
+    '-c synchronous_commit=on',
     // A node that froze, or lost its connection, inside a transaction must not
     // hold its row locks (a room's, which every send to it needs) for hours:
     // the server ends such a session once it has been idle, or gone, that long.

@@ -477,7 +477,7 @@ describe('message store: two app instances, each with its own pool, writing one 
   );
 
   run(
-    'runs READ COMMITTED, which the room row locks rely on, whatever the server default',
+    'runs READ COMMITTED, which the room row locks rely on, and durable commits, whatever the server default',
     async () => {
       const name = `iso_${Date.now().toString(36)}_${process.pid}`;
       await withPostgres(async (client) => {
@@ -485,6 +485,7 @@ describe('message store: two app instances, each with its own pool, writing one 
         await client.query(
           `ALTER DATABASE "${name}" SET default_transaction_isolation = 'serializable'`,
         );
+        await client.query(`ALTER DATABASE "${name}" SET synchronous_commit = 'off'`);
       });
       const url = new URL(process.env.DATABASE_URL!);
       url.pathname = `/${name}`;
@@ -504,6 +505,16 @@ describe('message store: two app instances, each with its own pool, writing one 
         ]);
         expect(levels.flat()).toEqual(
           Array.from({ length: 5 }, () => ({ transaction_isolation: 'read committed' })),
+        );
+        const durability = await Promise.all(
+          Array.from({ length: 3 }, () =>
+            transactions.write((manager) =>
+              manager.query<Array<{ synchronous_commit: string }>>('SHOW synchronous_commit'),
+            ),
+          ),
+        );
+        expect(durability.flat()).toEqual(
+          Array.from({ length: 3 }, () => ({ synchronous_commit: 'on' })),
         );
       } finally {
         await app.close();
