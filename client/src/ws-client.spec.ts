@@ -530,6 +530,23 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('still retries a join refused after a renewal answered ahead of it, as a busy server does', async () => {
+    const { ws } = client();
+    const errors = record(ws, 'error');
+    ws.join(ROOM);
+    const socket = await connected(ws);
+    ws.renewToken('fresh');
+    socket.frame({ type: WsServerFrameType.Authenticated, userId: 'u1', expiresAt: 'later' });
+    socket.error('UNAVAILABLE', { request: 'join', room: ROOM }, 'Too many frames waiting');
+    await jest.advanceTimersByTimeAsync(2_000);
+    expect(socket.sentOf('join')).toEqual([
+      { type: 'join', room: ROOM },
+      { type: 'join', room: ROOM },
+    ]);
+    expect(errors).toEqual([]);
+    ws.close();
+  });
+
   it('sends no leave for a room whose refused join waits for its retry, and joins it no more', async () => {
     const { ws } = client();
     const errors = record(ws, 'error');

@@ -34,8 +34,10 @@ const ANSWERS: Record<SuccessFrame['type'], AnsweredFrame['type']> = {
  * one that names none was sent by the server on its own. The server handles
  * a connection's frames in the order sent, so a success also settles every
  * frame sent before the one it answers; an error settles its frame alone,
- * as one refused because too many frames wait overtakes those. Broadcasts
- * are answered only when refused, and the error says so: they are not kept.
+ * as one refused because too many frames wait overtakes those, and so does
+ * `authenticated`, as a renewal sent while frames wait is handled at once.
+ * Broadcasts are answered only when refused, and the error says so: they
+ * are not kept.
  */
 export class WsReplies {
   private readonly awaiting: AnsweredFrame[] = [];
@@ -45,8 +47,9 @@ export class WsReplies {
   }
 
   answered(frame: SuccessFrame): void {
+    const alone = frame.type === WsServerFrameType.Authenticated;
     // No match: a frame the server sent on its own (a removal's `left`).
-    this.settle(ANSWERS[frame.type], 'room' in frame ? frame.room : undefined);
+    this.settle(ANSWERS[frame.type], 'room' in frame ? frame.room : undefined, { alone });
   }
 
   /** The join, leave, ping or auth an error refuses; `undefined` for a broadcast or the server's own notice. */
