@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { isUUID } from 'class-validator';
 import type { RawData } from 'ws';
+import { MAX_TOKEN_LENGTH } from '@app/auth/dto/renew-token.dto';
 import { AppException } from '@app/common/errors/app.exception';
 import { createValidationPipe } from '@app/common/pipes/validation.pipe';
 import { WsClientFrameType, type WsErrorRequest } from '@app/contract/ws-frames';
@@ -77,8 +78,19 @@ export function readFrame(data: RawData, isBinary: boolean): Record<string, unkn
   return value as Record<string, unknown>;
 }
 
-/** Whether the frame reads as a token renewal (valid or not): a frame that cannot be read is not. */
+/**
+ * Past this, a frame is no token renewal worth reading early: the token's
+ * longest, with room for the envelope (JSON escapes and whitespace).
+ */
+const MAX_AUTH_FRAME_BYTES = 2 * MAX_TOKEN_LENGTH;
+
+/**
+ * Whether the frame reads as a token renewal (valid or not): a frame that
+ * cannot be read is not, nor is one longer than any renewal needs, which is
+ * not parsed twice.
+ */
 export function isAuthFrame(data: RawData, isBinary: boolean): boolean {
+  if (byteLengthOf(data) > MAX_AUTH_FRAME_BYTES) return false;
   try {
     return readFrame(data, isBinary).type === WsClientFrameType.Auth;
   } catch {
