@@ -8,6 +8,11 @@ export class ChatError extends Error {
     readonly body: ErrorBody,
     /** The HTTP status when the error came from REST. */
     readonly status?: number,
+    /**
+     * False for a REST answer without the contract's error body (a proxy's
+     * or a login wall's page), whose `body` was made up from the status.
+     */
+    readonly fromService = true,
   ) {
     super(body.message);
   }

@@ -33,6 +33,7 @@ describe('RestClient answers that are not the service’s own', () => {
     const error = await failure(client(answering(status, '<html>bad gateway</html>')).me());
     expect(error.code).toBe(code);
     expect(error.status).toBe(status);
+    expect(error.fromService).toBe(false);
   });
 
   it('fails as a ChatError when its token provider throws', async () => {
@@ -92,6 +93,7 @@ describe('RestClient answers that are not the service’s own', () => {
     const body = JSON.stringify({ code: 'CONFLICT', message: 'taken', details: [] });
     const error = await failure(client(answering(409, body, 'application/json')).me());
     expect(error.body).toEqual({ code: 'CONFLICT', message: 'taken', details: [] });
+    expect(error.fromService).toBe(true);
   });
 
   it('refuses a 200 that is not JSON (a portal’s page) as UNAVAILABLE', async () => {

@@ -173,7 +173,12 @@ export class RestClient {
       );
     const response = await limit(this.begin(method, path, options, abort.signal), this.timeoutMs);
     const payload = await limit(readJson(response), this.bodyTimeoutMs);
-    if (!response.ok) throw new ChatError(errorBodyOf(payload, response.status), response.status);
+    if (!response.ok)
+      throw new ChatError(
+        errorBodyOf(payload, response.status),
+        response.status,
+        isErrorBody(payload),
+      );
     // Every request of the service is answered with a JSON body: an empty one came from elsewhere.
     if (payload === NOT_JSON || payload === undefined)
       throw new ChatError(clientError('UNAVAILABLE', 'Not a JSON answer'));

@@ -316,6 +316,33 @@ describe('RoomFeed', () => {
       expect(calls).toBe(1);
     });
 
+    it('tries again after a bare 404 or 403 (a proxy’s, a login wall’s), which says nothing of the room', async () => {
+      jest.useFakeTimers();
+      const lost: ErrorBody[] = [];
+      const rest = history(8);
+      let refusals = 0;
+      const delivered: number[] = [];
+      const f = new RoomFeed({
+        roomId: ROOM,
+        since: 2,
+        deliver: (m) => delivered.push(m.seq),
+        fetchAfter: (roomId, since) => {
+          if (refusals++ >= 2) return rest.fetchAfter(roomId, since);
+          const [status, code] =
+            refusals === 1 ? [404, 'NOT_FOUND' as const] : [403, 'FORBIDDEN' as const];
+          const made: ErrorBody = { code, message: `HTTP ${status}`, details: [] };
+          return Promise.reject(new ChatError(made, status, false));
+        },
+        fillRetry: { baseMs: 1_000, capMs: 1_000 },
+        lost: (error) => lost.push(error),
+      });
+      await expect(f.receive(message(8))).rejects.toThrow('HTTP 404');
+      await jest.advanceTimersByTimeAsync(2_002);
+
+      expect(lost).toEqual([]);
+      expect(delivered).toEqual(seqs(3, 8));
+    });
+
     it('stops trying once closed', async () => {
       const { f, calls } = failingFirst(1);
       await expect(f.receive(message(5))).rejects.toThrow('down');

@@ -1,6 +1,6 @@
 import { Backoff, type BackoffOptions } from './backoff';
-import type { ErrorBody, MessageJson } from './contract';
-import { ChatError, isFinalError } from './errors';
+import { ErrorCode, type ErrorBody, type MessageJson } from './contract';
+import { ChatError } from './errors';
 
 export interface MessagePage {
   items: MessageJson[];
@@ -26,10 +26,20 @@ export interface RoomFeedOptions {
   /** Between tries of a fill that failed (an outage, a rate limit). */
   fillRetry?: Partial<BackoffOptions>;
   /**
-   * A fill refused for good (NOT_FOUND, FORBIDDEN: the room is no longer the
-   * user's): the feed has closed, rather than ask again forever.
+   * A fill the service refused for good (NOT_FOUND, FORBIDDEN: the room is
+   * no longer the user's): the feed has closed, rather than ask again
+   * forever. A bare 403 or 404 (a proxy, a login wall) is tried again.
    */
   lost?(error: ErrorBody): void;
+}
+
+/** The service says the room is no longer the user's. */
+function roomGone(error: unknown): error is ChatError {
+  return (
+    error instanceof ChatError &&
+    error.fromService &&
+    (error.body.code === ErrorCode.NotFound || error.body.code === ErrorCode.Forbidden)
+  );
 }
 
 export const FILL_RETRY: Partial<BackoffOptions> = { baseMs: 1_000, capMs: 30_000 };
@@ -170,7 +180,7 @@ export class RoomFeed {
       (error: unknown) => {
         this.filling = undefined;
         if (this.closed) return;
-        if (error instanceof ChatError && isFinalError(error.body)) {
+        if (roomGone(error)) {
           this.close();
           this.options.lost?.(error.body);
           return;
