@@ -262,16 +262,29 @@ export class ChatService {
    * `handleDisconnect`), and an unhandled rejection would end the process.
    */
   async disconnected(connection: Connection): Promise<void> {
+    let changes: PresenceLeave[];
     try {
       const leaving = this.presence.leaveAll(summary(connection.user), connection.id);
       if (this.entering.has(connection.id)) this.closedWhileEntering.set(connection.id, leaving);
-      for (const change of await leaving) this.afterLeaving(change);
+      changes = await leaving;
     } catch (error) {
-      this.logger.error(
-        `Leaving the rooms of a closed connection failed: ${reasonOf(error)}`,
-        error instanceof Error ? error.stack : undefined,
-      );
+      return this.closeFailed(error);
     }
+    // Each room on its own: one that fails leaves the others announced and untracked.
+    for (const change of changes) {
+      try {
+        this.afterLeaving(change);
+      } catch (error) {
+        this.closeFailed(error);
+      }
+    }
+  }
+
+  private closeFailed(error: unknown): void {
+    this.logger.error(
+      `Leaving the rooms of a closed connection failed: ${reasonOf(error)}`,
+      error instanceof Error ? error.stack : undefined,
+    );
   }
 
   private afterLeaving(change: PresenceChange): void {

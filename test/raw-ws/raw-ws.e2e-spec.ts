@@ -659,6 +659,31 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
   });
 
   describe('limits and liveness', () => {
+    it('announces the leave of every room of a closed connection, though one fails', async () => {
+      const rooms = [await createRoom(t.url, ada), await createRoom(t.url, ada)];
+      const client = await raw(ada);
+      for (const room of rooms) await client.request({ type: 'join', room: room.id }, 'joined');
+      const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      const announcing = jest.spyOn(t.app.get(DeliveryService), 'userLeft');
+      announcing.mockImplementationOnce(() => {
+        throw new Error('delivery gone');
+      });
+      try {
+        client.close();
+        await eventually(() => announcing.mock.calls.length === 2);
+        expect(announcing.mock.calls.map(([roomId]) => roomId).sort()).toEqual(
+          rooms.map((room) => room.id).sort(),
+        );
+        expect(logged).toHaveBeenCalledWith(
+          expect.stringContaining('delivery gone'),
+          expect.anything(),
+        );
+      } finally {
+        logged.mockRestore();
+        announcing.mockRestore();
+      }
+    });
+
     it('logs a failure to leave the rooms of a closed connection, rather than end the process', async () => {
       const room = await createRoom(t.url, ada);
       const client = await raw(ada);
