@@ -154,7 +154,10 @@ export class ChatPage {
           this.closeConversation('You no longer have access to this room.');
       }),
       client.on('notification', (notification) => this.notified(notification)),
-      client.on('error', (error) => this.notice(troubleNotice(error))),
+      client.on('error', (error) => {
+        const trouble = troubleNotice(error);
+        if (trouble) this.notice(trouble);
+      }),
     );
     const { signal } = this.abort;
     byId('retry-now').addEventListener('click', () => this.client.reconnectNow(), { signal });

@@ -17,9 +17,15 @@ describe('invitationNotice', () => {
 
 describe('troubleNotice', () => {
   it('says what failed, and what it means for the conversation', () => {
-    expect(troubleNotice({ message: 'Service temporarily unavailable' })).toBe(
+    const message = 'Service temporarily unavailable';
+    expect(troubleNotice({ code: 'UNAVAILABLE', message, details: [] })).toBe(
       'Trouble reaching the server (Service temporarily unavailable): some messages may show late.',
     );
+  });
+
+  it('says nothing of what is no trouble with the server', () => {
+    for (const code of ['UNAUTHORIZED', 'RATE_LIMITED', 'VALIDATION_FAILED'] as const)
+      expect(troubleNotice({ code, message: 'no', details: [] })).toBeUndefined();
   });
 });
 

@@ -1,3 +1,5 @@
+import { ErrorCode, type ErrorBody } from '../../client/src';
+
 /** What the page says when the user is no longer in a room; `remover` is unknown after an outage. */
 export function removalNotice(roomName: string, remover: string | undefined, self: string): string {
   if (remover === undefined) return `You are no longer a member of # ${roomName}.`;
@@ -16,12 +18,20 @@ export function mentionNotice(author: string, roomName: string | undefined): str
     : `${author} mentioned you in # ${roomName}.`;
 }
 
+/** What the SDK reports that means the server could not be reached or failed. */
+const SERVER_TROUBLE: ReadonlySet<ErrorBody['code']> = new Set([
+  ErrorCode.Unavailable,
+  ErrorCode.Internal,
+]);
+
 /**
  * A failure the SDK could not hide (a catch-up read of missed messages it
- * goes on retrying, an error the server sent without an ack): the
- * conversation may lack messages for a while, and the user should know.
+ * goes on retrying): the conversation may lack messages for a while, and
+ * the user should know. Other errors it reports (an expired token, a
+ * refusal the server sent without an ack) are told otherwise, or not at all.
  */
-export function troubleNotice(error: { message: string }): string {
+export function troubleNotice(error: ErrorBody): string | undefined {
+  if (!SERVER_TROUBLE.has(error.code)) return undefined;
   return `Trouble reaching the server (${error.message}): some messages may show late.`;
 }
 
