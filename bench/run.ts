@@ -26,7 +26,7 @@ import {
 } from './lib/servers';
 import { runInTurns, type LoadMeasurement, type Scenario } from './lib/measure';
 import { baselineIdleTokens, serviceIdleTokens } from './lib/idle-accounts';
-import { idleSteps, measureIdle } from './phases/idle';
+import { idleSteps, idleUsersNeeded, measureIdle } from './phases/idle';
 import { durableScenario, fanoutScenario, measureCluster, rawWsScenario } from './phases/rooms';
 
 function log(message: string): void {
@@ -108,7 +108,7 @@ async function benchIdle(ctx: BenchContext, results: Results): Promise<void> {
         () => Promise.resolve([]),
         () => startBaseline('socketio', idlePlacement(ctx)),
         async (server) => {
-          const tokens = baselineIdleTokens(idleConnections(ctx));
+          const tokens = baselineIdleTokens(idleUsersNeeded(ctx));
           results.idle.baseline = await measureIdle(ctx, server, 'baseline', tokens);
         },
       ),
@@ -122,7 +122,7 @@ async function benchIdle(ctx: BenchContext, results: Results): Promise<void> {
         () => startService('service (SQLite)', envOf([storage], jwtSecret), idlePlacement(ctx)),
         async (server) => {
           const sqlitePath = storage.env.SQLITE_PATH ?? '';
-          const tokens = serviceIdleTokens(sqlitePath, jwtSecret, idleConnections(ctx));
+          const tokens = serviceIdleTokens(sqlitePath, jwtSecret, idleUsersNeeded(ctx));
           results.idle.service = await measureIdle(ctx, server, 'service', tokens);
         },
       );

@@ -42,6 +42,8 @@ const ACK_TIMEOUT_MS = 30_000;
 
 let closing = false;
 const sockets: BenchSocket[] = [];
+/** Idle connections tried so far. */
+let attempted = 0;
 const engine = new LoadEngine();
 
 function errorText(error: unknown): string {
@@ -84,7 +86,9 @@ async function connectIdle(command: ConnectCommand): Promise<ConnectResult> {
   const times: number[] = [];
   let failed = 0;
   let firstError: string | undefined;
-  const offset = sockets.length;
+  // Past every credential tried before, failed ones included: each connection a user of its own.
+  const offset = attempted;
+  attempted += missing;
   await mapLimited(Array.from({ length: missing }), command.concurrency, async (_, index) => {
     const credential =
       command.credentials[(offset + index) % Math.max(1, command.credentials.length)];

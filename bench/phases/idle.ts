@@ -41,6 +41,14 @@ export interface IdleResult {
 }
 
 const WARM_UP_CONNECTIONS = 200;
+
+/**
+ * Users the idle phase needs, one per connection: the warm-up's first, so
+ * that what a server keeps of them is in the base and not in a step.
+ */
+export function idleUsersNeeded(ctx: BenchContext): number {
+  return WARM_UP_CONNECTIONS + Math.max(0, ...idleSteps(ctx).steps);
+}
 /** For the pages a collection frees to go back to the system. */
 const GC_SETTLE_MS = 500;
 
@@ -174,13 +182,14 @@ export async function measureIdle(
   credentials: string[],
 ): Promise<IdleResult> {
   const { steps, skipped } = idleSteps(ctx);
-  await warmUp(ctx, server, target, credentials);
+  await warmUp(ctx, server, target, credentials.slice(0, WARM_UP_CONNECTIONS));
+  const stepUsers = credentials.slice(WARM_UP_CONNECTIONS);
   const baseRssBytes = await settledRss(ctx, server);
   const baseRetainedRssBytes = await retainedRss(server);
   const openFiles = openFilesFor(ctx.host, Math.max(0, ...steps));
   const loader = Loader.start('socketio', ctx.config.loadCpu, openFiles);
   try {
-    const input = { ctx, server, loader, target, credentials, baseRssBytes };
+    const input = { ctx, server, loader, target, credentials: stepUsers, baseRssBytes };
     const settled: SettledStep[] = [];
     const retained: number[] = [];
     for (const connections of steps) {
