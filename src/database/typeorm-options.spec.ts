@@ -11,7 +11,7 @@ const asPgReadsIt = (connectionString: string) => {
 
 const OURS =
   '-c default_transaction_isolation=read\\ committed -c synchronous_commit=on ' +
-  '-c idle_in_transaction_session_timeout=60000 ' +
+  '-c idle_in_transaction_session_timeout=60000 -c client_connection_check_interval=1000 ' +
   '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 -c search_path=tenant';
 
 describe('postgresConnection', () => {

@@ -12,6 +12,11 @@ const MIGRATIONS_TABLE = 'migrations';
 const IDLE_IN_TRANSACTION_MS = 60_000;
 /** Idle seconds before either end of a PostgreSQL connection probes whether the other is still there. */
 const KEEPALIVE_IDLE_S = 10;
+/**
+ * How often the server checks, while it runs a statement, that the node
+ * still waits for it (PostgreSQL 14 or later).
+ */
+const CLIENT_CHECK_MS = 1_000;
 
 /**
  * Settings of every PostgreSQL session. Transactions are READ COMMITTED
@@ -30,6 +35,10 @@ function sessionOptions(schema: string | undefined): string {
     // hold its row locks (a room's, which every send to it needs) for hours:
     // the server ends such a session once it has been idle, or gone, that long.
     `-c idle_in_transaction_session_timeout=${IDLE_IN_TRANSACTION_MS}`,
+    // A statement the node gave up on (a write past MESSAGE_WRITE_TIMEOUT_MS, whose sender was
+    // told so) closes its connection: the server cancels it then, rather than let it wait on
+    // a lock and commit minutes later, holding a connection all along.
+    `-c client_connection_check_interval=${CLIENT_CHECK_MS}`,
     `-c tcp_keepalives_idle=${KEEPALIVE_IDLE_S}`,
     '-c tcp_keepalives_interval=5',
     '-c tcp_keepalives_count=3',

@@ -477,6 +477,40 @@ describe('message store: two app instances, each with its own pool, writing one 
   );
 
   run(
+    'has the server cancel a write it gave up on, so that it commits nothing later',
+    async () => {
+      const t = await startTestApp('postgres', { MESSAGE_WRITE_TIMEOUT_MS: '1000' });
+      try {
+        const ada = await registerUser(t.url);
+        const room = await createRoom(t.url, ada);
+        const schema = t.database.env.DATABASE_SCHEMA!;
+        await withPostgres(async (locker) => {
+          // Another transaction holds the room's row: the write waits on it past its time limit.
+          await locker.query('BEGIN');
+          await locker.query(`SELECT 1 FROM "${schema}".rooms WHERE id = $1 FOR UPDATE`, [room.id]);
+          const given = await fetch(`${t.url}/api/rooms/${room.id}/messages`, {
+            method: 'POST',
+            headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ text: 'given up on' }),
+          });
+          expect(given.status).toBe(503);
+          // Past the server's check of its client's connection.
+          await sleep(2_500);
+          await locker.query('COMMIT');
+        });
+        await sleep(500);
+        const stored = await withPostgres((client) =>
+          client.query(`SELECT text FROM "${schema}".messages WHERE room_id = $1`, [room.id]),
+        );
+        expect(stored.rows).toEqual([]);
+      } finally {
+        await t.close();
+      }
+    },
+    30_000,
+  );
+
+  run(
     'runs READ COMMITTED, which the room row locks rely on, and durable commits, whatever the server default',
     async () => {
       const name = `iso_${Date.now().toString(36)}_${process.pid}`;
