@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Database as SqliteDatabase } from 'better-sqlite3';
-import type { Pool, QueryConfig } from 'pg';
+import type { Pool, PoolClient, QueryConfig } from 'pg';
 import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
 import type { BetterSqlite3Driver } from 'typeorm/driver/better-sqlite3/BetterSqlite3Driver';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
@@ -204,22 +204,69 @@ export class TransactionRunner {
    * connection leaves the pool: the message store has given up on it by
    * then, and left in the pool, each such connection would hold a place
    * until TCP gave up, until none was left for the writes that could succeed.
+   *
+   * So does a statement under way when `signal` aborts (its batch was given
+   * up on, whatever it waited for first: a pooled connection, an earlier
+   * statement): the server, seeing its connection closed, cancels it rather
+   * than commit it once a lock it waits on is free.
    */
-  async executePrepared<Row>(statement: PreparedStatement, values: unknown[]): Promise<Row[]> {
+  async executePrepared<Row>(
+    statement: PreparedStatement,
+    values: unknown[],
+    signal?: AbortSignal,
+  ): Promise<Row[]> {
     if (!this.isPostgres)
       throw new Error(`${statement.name}: prepared statements are for PostgreSQL`);
     const pool = (this.dataSource.driver as PostgresDriver).master as Pool;
+    // pg reads `query_timeout` of a query's config; its types do not say so.
+    const query: QueryConfig & { query_timeout: number } = {
+      ...statement,
+      values,
+      query_timeout: this.preparedTimeoutMs,
+    };
     try {
-      // pg reads `query_timeout` of a query's config; its types do not say so.
-      const query: QueryConfig & { query_timeout: number } = {
-        ...statement,
-        values,
-        query_timeout: this.preparedTimeoutMs,
-      };
-      const result = await pool.query<Row & object>(query);
-      return result.rows;
+      return await onPooledClient(pool, signal, (client) =>
+        client.query<Row & object>(query).then((result) => result.rows),
+      );
     } catch (error) {
       throw new QueryFailedError(statement.text, values, error as Error);
     }
+  }
+}
+
+/**
+ * `work` on a client of the pool, as `pool.query` runs it: released when done,
+ * and out of the pool after an error (or once `signal` aborts, which closes
+ * its connection while `work` runs).
+ */
+async function onPooledClient<T>(
+  pool: Pool,
+  signal: AbortSignal | undefined,
+  work: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  if (signal?.aborted) {
+    // Given up on while it waited for the client, which goes back untouched.
+    client.release();
+    signal.throwIfAborted();
+  }
+  let released = false;
+  const release = (error?: Error) => {
+    if (released) return;
+    released = true;
+    client.removeListener('error', release);
+    signal?.removeEventListener('abort', giveUp);
+    client.release(error);
+  };
+  const giveUp = () => release(new Error('Given up on'));
+  client.once('error', release);
+  signal?.addEventListener('abort', giveUp, { once: true });
+  try {
+    const answer = await work(client);
+    release();
+    return answer;
+  } catch (error) {
+    release(error as Error);
+    throw error;
   }
 }

@@ -171,7 +171,8 @@ export class MessageStore implements OnApplicationShutdown {
    * A write the database has not answered within MESSAGE_WRITE_TIMEOUT_MS
    * (a connection that went silent, a server that hangs) is given up on:
    * its senders get UNAVAILABLE, it writes nothing more (a statement
-   * already sent may still commit), its rooms take later messages again,
+   * under way has its connection closed, and a server still there cancels
+   * it, unless it committed just before), its rooms take later messages again,
    * and it no longer counts as in flight. Whether it was stored is unknown;
    * a client sending it again with its clientMsgId gets the stored one back.
    */

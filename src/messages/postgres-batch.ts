@@ -33,11 +33,12 @@ export async function writeOnPostgres(
   for (let attempt = 1; ; attempt += 1) {
     try {
       signal?.throwIfAborted();
-      const planned = plan(items, byIdempotencyKey(await storedOnPostgres(transactions, items)));
+      const stored = await storedOnPostgres(transactions, items, signal);
+      const planned = plan(items, byIdempotencyKey(stored));
       const fresh = freshOf(planned);
       if (fresh.messages.length > 0) {
         signal?.throwIfAborted();
-        const seqs = await advanceAndInsert(transactions, fresh);
+        const seqs = await advanceAndInsert(transactions, fresh, signal);
         for (const message of fresh.messages) message.seq = seqs.get(message.id) ?? 0;
       }
       return planned.map(outcomeOf);
@@ -60,14 +61,16 @@ JOIN unnest($1::uuid[], $2::uuid[], $3::varchar[]) AS k(room_id, user_id, client
 async function storedOnPostgres(
   transactions: TransactionRunner,
   items: AppendMessage[],
+  signal: AbortSignal | undefined,
 ): Promise<Message[]> {
   const keyed = keyedItems(items);
   if (keyed.length === 0) return [];
-  const rows = await transactions.executePrepared<MessageRow>(FIND_STORED, [
+  const keys = [
     keyed.map((item) => item.roomId),
     keyed.map((item) => item.userId),
     keyed.map((item) => item.clientMsgId),
-  ]);
+  ];
+  const rows = await transactions.executePrepared<MessageRow>(FIND_STORED, keys, signal);
   return rows.map(messageOfRow);
 }
 
@@ -114,10 +117,12 @@ RETURNING id, seq`,
 async function advanceAndInsert(
   transactions: TransactionRunner,
   fresh: Fresh,
+  signal: AbortSignal | undefined,
 ): Promise<Map<string, number>> {
   const rows = await transactions.executePrepared<{ id: string; seq: number | string }>(
     ADVANCE_AND_INSERT,
     [JSON.stringify(fresh.messages.map((message, i) => inputRow(message, fresh.ordinals[i])))],
+    signal,
   );
   return new Map(rows.map((row) => [row.id, Number(row.seq)]));
 }

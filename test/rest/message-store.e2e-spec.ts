@@ -511,6 +511,45 @@ describe('message store: two app instances, each with its own pool, writing one 
   );
 
   run(
+    'has the server cancel a statement under way once its write is given up on',
+    async () => {
+      const t = await startTestApp('postgres');
+      try {
+        const ada = await registerUser(t.url);
+        const room = await createRoom(t.url, ada);
+        const schema = t.database.env.DATABASE_SCHEMA!;
+        const renameRoom = {
+          name: 'test.rename-room',
+          text: 'UPDATE rooms SET name = $2 WHERE id = $1',
+        };
+        await withPostgres(async (locker) => {
+          await locker.query('BEGIN');
+          await locker.query(`SELECT 1 FROM "${schema}".rooms WHERE id = $1 FOR UPDATE`, [room.id]);
+          // Its time limit is far off: only the abort, as a write's watchdog sends it, ends it.
+          const giveUp = new AbortController();
+          const renaming = t.app
+            .get(TransactionRunner)
+            .executePrepared(renameRoom, [room.id, 'renamed late'], giveUp.signal);
+          await sleep(300);
+          giveUp.abort();
+          const settled = Promise.race([renaming, sleep(1_000).then(() => 'still waiting')]);
+          await expect(settled).rejects.toThrow();
+          await sleep(2_500);
+          await locker.query('COMMIT');
+        });
+        await sleep(500);
+        const rooms = await withPostgres((client) =>
+          client.query(`SELECT name FROM "${schema}".rooms WHERE id = $1`, [room.id]),
+        );
+        expect(rooms.rows).toEqual([{ name: room.name }]);
+      } finally {
+        await t.close();
+      }
+    },
+    30_000,
+  );
+
+  run(
     'runs READ COMMITTED, which the room row locks rely on, and durable commits, whatever the server default',
     async () => {
       const name = `iso_${Date.now().toString(36)}_${process.pid}`;
