@@ -19,18 +19,23 @@ const KEEPALIVE_IDLE_S = 10;
 const CLIENT_CHECK_MS = 1_000;
 
 /**
+ * Settings of every PostgreSQL session that `DATABASE_URL`'s own `options`
+ * may change. Commits are durable before they return, whatever the role's
+ * or the database's `synchronous_commit` (a common tuning turns it off): a
+ * message is acked after its commit, and a crash must not hand its seq to
+ * another. A deployment that wants more (`remote_apply`) says so in the URL.
+ */
+const SESSION_DEFAULTS = '-c synchronous_commit=on';
+
+/**
  * Settings of every PostgreSQL session. Transactions are READ COMMITTED
  * whatever the server's default (the message store's row locks rely on it),
  * set once per connection rather than by a statement per transaction.
- * Commits are durable before they return, whatever the role's or the
- * database's `synchronous_commit` (a common tuning turns it off): a message
- * is acked after its commit, and a crash must not hand its seq to another.
  * Unqualified names in migrations resolve into the configured schema.
  */
 function sessionOptions(schema: string | undefined): string {
   const options = [
     '-c default_transaction_isolation=read\\ committed',
-    '-c synchronous_commit=on',
     // A node that froze, or lost its connection, inside a transaction must not
     // hold its row locks (a room's, which every send to it needs) for hours:
     // the server ends such a session once it has been idle, or gone, that long.
@@ -48,11 +53,12 @@ function sessionOptions(schema: string | undefined): string {
 }
 
 /**
- * The URL without its `options` parameter, and the session options with the
- * URL's first. pg lets a URL's `options` replace the configured ones whole,
- * which would drop the isolation level and the schema; repeated, the later
- * `-c` of a setting wins, so ours hold. Only the query is rewritten: the rest
- * may be a form only pg reads (`postgres://user@/db?host=/run/postgresql`).
+ * The URL without its `options` parameter, and the session options: our
+ * defaults, then the URL's, then ours. pg lets a URL's `options` replace the
+ * configured ones whole, which would drop the isolation level and the
+ * schema; repeated, the later `-c` of a setting wins, so ours hold, and the
+ * URL's win over our defaults. Only the query is rewritten: the rest may be
+ * a form only pg reads (`postgres://user@/db?host=/run/postgresql`).
  */
 export function postgresConnection(
   url: string,
@@ -63,8 +69,11 @@ export function postgresConnection(
   const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1));
   // As pg reads a repeated parameter: the last one.
   const fromUrl = query.getAll('options').at(-1);
-  if (fromUrl === undefined) return { url, options: ours };
-  return { url: withoutQueryParameters(url, ['options']), options: `${fromUrl} ${ours}` };
+  if (fromUrl === undefined) return { url, options: `${SESSION_DEFAULTS} ${ours}` };
+  return {
+    url: withoutQueryParameters(url, ['options']),
+    options: `${SESSION_DEFAULTS} ${fromUrl} ${ours}`,
+  };
 }
 
 /**
