@@ -200,8 +200,10 @@ export class ChatPage {
       // than messages of others that only the join will bring.
       await this.client.join(room.id, { since: page.items[0]?.seq ?? 0 });
     } catch (error) {
-      // No longer the user's (removed while away): not listed again.
-      if (error instanceof ChatError && isFinalError(error.body)) this.dropRoom(room.id);
+      // No longer the user's (removed while away): not listed again. A proxy's bare 404 says
+      // nothing of the room.
+      if (error instanceof ChatError && error.fromService && isFinalError(error.body))
+        this.dropRoom(room.id);
       // A join left for another room fails too: only the shown room's failure is news.
       // Closed, the room can be clicked again.
       if (stillShown()) this.closeConversation(`Could not open the room: ${errorText(error)}`);

@@ -23,9 +23,13 @@ describe('troubleNotice', () => {
     );
   });
 
-  it('says nothing of what is no trouble with the server', () => {
-    for (const code of ['UNAUTHORIZED', 'RATE_LIMITED', 'VALIDATION_FAILED'] as const)
-      expect(troubleNotice({ code, message: 'no', details: [] })).toBeUndefined();
+  it('says so whatever refused the read, a proxy’s bare 403 included', () => {
+    for (const code of ['FORBIDDEN', 'RATE_LIMITED', 'INTERNAL'] as const)
+      expect(troubleNotice({ code, message: 'no', details: [] })).toContain('some messages');
+  });
+
+  it('leaves an expired or refused session to the sign-out', () => {
+    expect(troubleNotice({ code: 'UNAUTHORIZED', message: 'no', details: [] })).toBeUndefined();
   });
 });
 

@@ -18,20 +18,15 @@ export function mentionNotice(author: string, roomName: string | undefined): str
     : `${author} mentioned you in # ${roomName}.`;
 }
 
-/** What the SDK reports that means the server could not be reached or failed. */
-const SERVER_TROUBLE: ReadonlySet<ErrorBody['code']> = new Set([
-  ErrorCode.Unavailable,
-  ErrorCode.Internal,
-]);
-
 /**
  * A failure the SDK could not hide (a catch-up read of missed messages it
- * goes on retrying): the conversation may lack messages for a while, and
- * the user should know. Other errors it reports (an expired token, a
- * refusal the server sent without an ack) are told otherwise, or not at all.
+ * goes on retrying, whatever refused it: the service, a proxy, a login
+ * wall): the conversation may lack messages for a while, and the user
+ * should know. An expired or refused session is told otherwise (the page
+ * signs out).
  */
 export function troubleNotice(error: ErrorBody): string | undefined {
-  if (!SERVER_TROUBLE.has(error.code)) return undefined;
+  if (error.code === ErrorCode.Unauthorized) return undefined;
   return `Trouble reaching the server (${error.message}): some messages may show late.`;
 }
 
