@@ -288,8 +288,11 @@ export class ChatService {
   }
 
   private afterLeaving(change: PresenceChange): void {
-    if (change.changed) this.delivery.userLeft(change.roomId, change.user);
-    this.untrackIfUnfollowed(change.roomId);
+    try {
+      if (change.changed) this.delivery.userLeft(change.roomId, change.user);
+    } finally {
+      this.untrackIfUnfollowed(change.roomId);
+    }
   }
 
   private untrackIfUnfollowed(roomId: string): void {

@@ -15,6 +15,7 @@ import {
 } from '../support/api';
 import { TokenService } from '@app/auth/token.service';
 import { ChatService } from '@app/chat/chat.service';
+import { LiveDelivery } from '@app/chat/live-delivery';
 import { PresenceService } from '@app/chat/presence.service';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { RawWsGateway } from '@app/raw-ws/raw-ws.gateway';
@@ -678,6 +679,9 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
           expect.stringContaining('delivery gone'),
           expect.anything(),
         );
+        // No follower left on this node: neither room is tracked, the failed one included.
+        const live = t.app.get(LiveDelivery);
+        expect(rooms.map((room) => live.deliveredSeq(room.id))).toEqual([undefined, undefined]);
       } finally {
         logged.mockRestore();
         announcing.mockRestore();
