@@ -90,9 +90,10 @@ async function connectIdle(command: ConnectCommand): Promise<ConnectResult> {
   const offset = attempted;
   attempted += missing;
   await mapLimited(Array.from({ length: missing }), command.concurrency, async (_, index) => {
-    const credential =
-      command.credentials[(offset + index) % Math.max(1, command.credentials.length)];
+    // A user of its own each: none is taken twice, a failed connect's included.
+    const credential = command.credentials[offset + index];
     try {
+      if (credential === undefined) throw new Error('No user left for another connection');
       const { ms } = await connect(command.url, { token: credential }, command.timeoutMs);
       times.push(ms);
     } catch (error) {

@@ -44,10 +44,12 @@ const WARM_UP_CONNECTIONS = 200;
 
 /**
  * Users the idle phase needs, one per connection: the warm-up's first, so
- * that what a server keeps of them is in the base and not in a step.
+ * that what a server keeps of them is in the base and not in a step, and a
+ * tenth more for connects that fail (each attempt takes a user of its own).
  */
 export function idleUsersNeeded(ctx: BenchContext): number {
-  return WARM_UP_CONNECTIONS + Math.max(0, ...idleSteps(ctx).steps);
+  const connections = Math.max(0, ...idleSteps(ctx).steps);
+  return WARM_UP_CONNECTIONS + connections + Math.ceil(connections / 10);
 }
 /** For the pages a collection frees to go back to the system. */
 const GC_SETTLE_MS = 500;
