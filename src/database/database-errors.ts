@@ -14,9 +14,18 @@ export function isUniqueViolation(error: unknown): boolean {
   return UNIQUE_VIOLATION_CODES.has(driverError?.code ?? '');
 }
 
-/** Names the setting to look at; the message never includes the URL, which may hold a password. */
+/** A session setting the service needs that older servers do not know, or refuse there. */
+const NEEDS_POSTGRES_14 = 'client_connection_check_interval';
+
+/**
+ * Names the setting to look at, or the server version needed; the message
+ * never includes the URL, which may hold a password.
+ */
 export function cannotOpen(options: DataSourceOptions, error: unknown): Error {
   const reason = reasonOf(error);
   const setting = options.type === 'postgres' ? 'DATABASE_URL' : 'SQLITE_PATH';
-  return new Error(`Cannot open the database at ${setting}: ${reason}`, { cause: error });
+  const needs = reason.includes(NEEDS_POSTGRES_14)
+    ? ' (the service needs PostgreSQL 14 or later, on Linux, macOS or a BSD)'
+    : '';
+  return new Error(`Cannot open the database at ${setting}: ${reason}${needs}`, { cause: error });
 }
