@@ -105,8 +105,11 @@ describe('toErrorBody', () => {
     ['25P03', 'terminating connection due to idle-in-transaction timeout'],
     ['57014', 'canceling statement due to statement timeout'],
     ['EHOSTUNREACH', 'connect EHOSTUNREACH 10.0.0.5:5432'],
+    ['40P01', 'deadlock detected'],
+    ['40001', 'could not serialize access due to concurrent update'],
+    ['55P03', 'canceling statement due to lock timeout'],
   ])(
-    'reports a PostgreSQL that is gone or takes no writes (%s) as UNAVAILABLE, also wrapped by the ORM',
+    'reports a PostgreSQL that is gone, takes no writes or rolled back for a conflict (%s) as UNAVAILABLE, also wrapped by the ORM',
     (code, text) => {
       const refused = Object.assign(new Error(text), { code });
       expect(toErrorBody(refused).code).toBe('UNAVAILABLE');

@@ -52,6 +52,10 @@ const UNAVAILABLE_DRIVER_CODES = new Set([
   '53300', // too_many_connections
   '53100', // disk_full
   '25006', // read_only_sql_transaction: a standby, or a primary demoted by a failover
+  // Rolled back for a conflict with another transaction, which a later try may not meet:
+  '40P01', // deadlock_detected
+  '40001', // serialization_failure
+  '55P03', // lock_not_available: a lock_timeout set in DATABASE_URL's options
 ]);
 
 /**
