@@ -453,6 +453,58 @@ describe('message store: two app instances, each with its own pool, writing one 
   );
 
   run(
+    'stores a clientMsgId racing in from two app instances once within larger batches, and the rest of both batches',
+    async () => {
+      const { first, second, close } = await twoInstances();
+      try {
+        const user = await registerUser(first.url);
+        const room = await createRoom(first.url, user);
+        const stores = [first.app.get(MessageStore), second.get(MessageStore)];
+        const message = (text: string, clientMsgId: string) => ({
+          roomId: room.id,
+          userId: user.id,
+          username: user.username,
+          text,
+          clientMsgId,
+        });
+        // How often a batch's insert met the other's racing key: the case this test is for.
+        let collisions = 0;
+        for (const app of [first.app, second]) {
+          const runner = app.get(TransactionRunner);
+          const execute = runner.executePrepared.bind(runner);
+          jest.spyOn(runner, 'executePrepared').mockImplementation((statement, values, signal) =>
+            execute(statement, values, signal).catch((error: unknown) => {
+              if (statement.name === 'messages.advance-and-insert') collisions += 1;
+              throw error;
+            }),
+          );
+        }
+        const seqs: number[] = [];
+        for (let round = 0; round < 10; round += 1) {
+          // Appended in one turn, each instance's messages share a batch: the racing one among them.
+          const batches = stores.map((store, node) =>
+            Promise.all([
+              store.append(message(`race ${round}`, `race-${round}`)),
+              ...range(4).map((i) =>
+                store.append(message(`own ${round}.${node}.${i}`, `own-${round}-${node}-${i}`)),
+              ),
+            ]),
+          );
+          const [[raceA, ...ownA], [raceB, ...ownB]] = await Promise.all(batches);
+          expect(raceA.message).toEqual(raceB.message);
+          expect([raceA, raceB].filter((result) => result.created)).toHaveLength(1);
+          expect([...ownA, ...ownB].every((result) => result.created)).toBe(true);
+          seqs.push(raceA.message.seq, ...[...ownA, ...ownB].map((result) => result.message.seq));
+        }
+        expect(seqs.sort((a, b) => a - b)).toEqual(range(90));
+        expect(collisions).toBeGreaterThan(0);
+      } finally {
+        await close();
+      }
+    },
+  );
+
+  run(
     'has the server end sessions idle in a transaction or gone silent, and probes a silent server',
     async () => {
       const t = await startTestApp('postgres');
