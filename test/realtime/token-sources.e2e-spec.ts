@@ -95,6 +95,14 @@ describe.each(databaseKinds())('tokens on live connections (%s)', (kind) => {
       });
     });
 
+    it('Socket.IO: takes no ?token=, which the contract keeps for /ws and SSE', async () => {
+      const connecting = connectSocket(t.url, undefined, { query: { token: ada.token } });
+      await expect(connecting).rejects.toMatchObject({
+        message: 'Authentication failed',
+        data: { code: 'UNAUTHORIZED' },
+      });
+    });
+
     it('Socket.IO: a good header wins over a bad or another user’s auth.token', async () => {
       expect(await identityOf(await socket('garbage', bearer(ada.token)))).toEqual([ada.id]);
       expect(await identityOf(await socket(bob.token, bearer(ada.token)))).toEqual([ada.id]);
