@@ -12,6 +12,8 @@ import { HistoryQuery } from '@app/messages/dto/history.query';
 import { MessageBodyDto } from '@app/messages/dto/send-message.dto';
 import { AddMemberDto } from '@app/rooms/dto/add-member.dto';
 import { CreateRoomDto } from '@app/rooms/dto/create-room.dto';
+import type { MessageJson } from '@app/contract/models';
+import type { AckResponse } from '@app/contract/socket-events';
 import { RoomEventsQuery } from '@app/sse/dto/room-events.query';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { CuttablePostgres } from '../support/cuttable-postgres';
@@ -511,7 +513,52 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
       }
     }, 60_000);
 
-    it('answers a send the database took and never answered with UNAVAILABLE, and frees its room', async () => {
+    it('answers a send whose commit landed but whose answer was lost with UNAVAILABLE; sent again, it is the one stored', async () => {
+      const proxy = await CuttablePostgres.start();
+      const t = await startTestApp(kind, {
+        DATABASE_URL: proxy.url,
+        MESSAGE_WRITE_TIMEOUT_MS: '1500',
+      });
+      const user = await registerUser(t.url);
+      const room = await createRoom(t.url, user);
+      const socket = await connectSocket(t.url, user.token);
+      try {
+        await emitOk(socket, 'chat:join', { roomId: room.id });
+        const send = (text: string, clientMsgId: string) =>
+          emitAck<MessageJson>(socket, 'chat:message', { roomId: room.id, text, clientMsgId });
+        expect((await send('before', 'c-0')).ok).toBe(true);
+
+        // The database gets the write and commits it; its answer never comes back.
+        proxy.muteRepliesOnOpenConnections();
+        expect(await send('answer lost', 'c-1')).toEqual({
+          ok: false,
+          error: { code: 'UNAVAILABLE', message: expect.any(String), details: [] },
+        });
+
+        // Sent again (on a connection that answers, once the muted ones are given up on):
+        // the stored one comes back, not a second copy.
+        let again: AckResponse<MessageJson> | undefined;
+        await eventually(async () => (again = await send('answer lost', 'c-1')).ok, 20_000);
+        expect(again).toMatchObject({ ok: true, data: { seq: 2, text: 'answer lost' } });
+        expect(await send('after', 'c-2')).toMatchObject({ ok: true, data: { seq: 3 } });
+        const history = await request(t.url)
+          .get(`/api/rooms/${room.id}/messages?since=0`)
+          .set('Authorization', `Bearer ${user.token}`)
+          .expect(200);
+        const stored = history.body.items as Array<{ seq: number; text: string }>;
+        expect(stored.map((message) => [message.seq, message.text])).toEqual([
+          [1, 'before'],
+          [2, 'answer lost'],
+          [3, 'after'],
+        ]);
+      } finally {
+        socket.close();
+        await proxy.cut();
+        await t.close();
+      }
+    }, 60_000);
+
+    it('answers a send the database never got with UNAVAILABLE, and frees its room', async () => {
       const proxy = await CuttablePostgres.start();
       const t = await startTestApp(kind, {
         DATABASE_URL: proxy.url,

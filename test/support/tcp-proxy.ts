@@ -13,6 +13,8 @@ export class TcpProxy {
   private stalled = false;
   /** Client sockets of connections that forward nothing any more, whatever `stalled` says. */
   private readonly stalledConnections = new Set<Socket>();
+  /** Client sockets of connections that carry what their client sends, and drop every reply. */
+  private readonly mutedConnections = new Set<Socket>();
 
   protected constructor(
     readonly port: number,
@@ -51,10 +53,20 @@ export class TcpProxy {
     for (const client of this.clients) this.stalledConnections.add(client);
   }
 
+  /**
+   * The connections open now still carry what their clients send, but no
+   * reply comes back (an answer lost after the server acted on the request);
+   * new ones work.
+   */
+  muteRepliesOnOpenConnections(): void {
+    for (const client of this.clients) this.mutedConnections.add(client);
+  }
+
   /** Forwards again, on open connections and new ones alike; what came meanwhile is lost. */
   resume(): void {
     this.stalled = false;
     this.stalledConnections.clear();
+    this.mutedConnections.clear();
   }
 
   /** Drops every connection and refuses new ones; a stall ends with it. */
@@ -78,13 +90,14 @@ export class TcpProxy {
     client.on('close', () => {
       this.clients.delete(client);
       this.stalledConnections.delete(client);
+      this.mutedConnections.delete(client);
     });
     const flows = () => !this.stalled && !this.stalledConnections.has(client);
     client.on('data', (chunk: Buffer) => {
       if (flows()) upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
-      if (flows()) client.write(chunk);
+      if (flows() && !this.mutedConnections.has(client)) client.write(chunk);
     });
     client.on('end', () => {
       if (flows()) upstream.end();
