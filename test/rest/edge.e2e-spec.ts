@@ -513,122 +513,121 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
       }
     }, 60_000);
 
-    it('answers a send whose commit landed but whose answer was lost with UNAVAILABLE; sent again, it is the one stored', async () => {
+    /** What a test of a send through a proxied database gets: a socket in a room, sending. */
+    interface ProxiedSends {
+      proxy: CuttablePostgres;
+      t: TestApp;
+      send(text: string, clientMsgId?: string): Promise<AckResponse<MessageJson>>;
+      /** The room's stored messages, as [seq, text]. */
+      stored(): Promise<Array<[number, string]>>;
+    }
+
+    /** `body` with a joined socket of a fresh user and room, on an app whose database is behind a proxy. */
+    async function sendingThroughProxy(
+      env: Record<string, string>,
+      body: (sends: ProxiedSends) => Promise<void>,
+    ): Promise<void> {
       const proxy = await CuttablePostgres.start();
-      const t = await startTestApp(kind, {
-        DATABASE_URL: proxy.url,
-        MESSAGE_WRITE_TIMEOUT_MS: '1500',
-      });
+      const t = await startTestApp(kind, { DATABASE_URL: proxy.url, ...env });
       const user = await registerUser(t.url);
       const room = await createRoom(t.url, user);
       const socket = await connectSocket(t.url, user.token);
       try {
         await emitOk(socket, 'chat:join', { roomId: room.id });
-        const send = (text: string, clientMsgId: string) =>
+        const send = (text: string, clientMsgId?: string) =>
           emitAck<MessageJson>(socket, 'chat:message', { roomId: room.id, text, clientMsgId });
-        expect((await send('before', 'c-0')).ok).toBe(true);
-
-        // The database gets the write and commits it; its answer never comes back.
-        proxy.muteRepliesOnOpenConnections();
-        expect(await send('answer lost', 'c-1')).toEqual({
-          ok: false,
-          error: { code: 'UNAVAILABLE', message: expect.any(String), details: [] },
-        });
-
-        // Sent again (on a connection that answers, once the muted ones are given up on):
-        // the stored one comes back, not a second copy.
-        let again: AckResponse<MessageJson> | undefined;
-        await eventually(async () => (again = await send('answer lost', 'c-1')).ok, 20_000);
-        expect(again).toMatchObject({ ok: true, data: { seq: 2, text: 'answer lost' } });
-        expect(await send('after', 'c-2')).toMatchObject({ ok: true, data: { seq: 3 } });
-        const history = await request(t.url)
-          .get(`/api/rooms/${room.id}/messages?since=0`)
-          .set('Authorization', `Bearer ${user.token}`)
-          .expect(200);
-        const stored = history.body.items as Array<{ seq: number; text: string }>;
-        expect(stored.map((message) => [message.seq, message.text])).toEqual([
-          [1, 'before'],
-          [2, 'answer lost'],
-          [3, 'after'],
-        ]);
+        const stored = async () => {
+          const history = await request(t.url)
+            .get(`/api/rooms/${room.id}/messages?since=0`)
+            .set('Authorization', `Bearer ${user.token}`)
+            .expect(200);
+          const items = history.body.items as MessageJson[];
+          return items.map((message): [number, string] => [message.seq, message.text]);
+        };
+        await body({ proxy, t, send, stored });
       } finally {
         socket.close();
         await proxy.cut();
         await t.close();
       }
-    }, 60_000);
+    }
 
-    it('answers a send the database never got with UNAVAILABLE, and frees its room', async () => {
-      const proxy = await CuttablePostgres.start();
-      const t = await startTestApp(kind, {
-        DATABASE_URL: proxy.url,
-        MESSAGE_WRITE_TIMEOUT_MS: '1500',
-      });
-      const user = await registerUser(t.url);
-      const room = await createRoom(t.url, user);
-      const socket = await connectSocket(t.url, user.token);
-      try {
-        await emitOk(socket, 'chat:join', { roomId: room.id });
-        const send = (text: string, clientMsgId: string) =>
-          emitAck(socket, 'chat:message', { roomId: room.id, text, clientMsgId });
-        expect((await send('before', 'c-0')).ok).toBe(true);
+    const UNAVAILABLE_ACK = {
+      ok: false,
+      error: { code: 'UNAVAILABLE', message: expect.any(String), details: [] },
+    };
 
-        // The connections open now go silent; new ones work.
-        proxy.stallOpenConnections();
-        expect(await send('unanswered', 'c-1')).toEqual({
-          ok: false,
-          error: { code: 'UNAVAILABLE', message: expect.any(String), details: [] },
-        });
+    it(
+      'answers a send whose commit landed but whose answer was lost with UNAVAILABLE; sent again, it is the one stored',
+      () =>
+        sendingThroughProxy(
+          { MESSAGE_WRITE_TIMEOUT_MS: '1500' },
+          async ({ proxy, send, stored }) => {
+            expect((await send('before', 'c-0')).ok).toBe(true);
 
-        // The write that went unanswered is still waiting, and holds the room no more:
-        // sends go through as soon as they get a connection that answers.
-        await eventually(async () => (await send('after', 'c-2')).ok, 20_000);
-        expect((await send('unanswered', 'c-1')).ok).toBe(true);
-        const history = await request(t.url)
-          .get(`/api/rooms/${room.id}/messages?since=0`)
-          .set('Authorization', `Bearer ${user.token}`)
-          .expect(200);
-        const stored = history.body.items as Array<{ seq: number; text: string }>;
-        expect(stored.map((message) => [message.seq, message.text])).toEqual([
-          [1, 'before'],
-          [2, 'after'],
-          [3, 'unanswered'],
-        ]);
-      } finally {
-        socket.close();
-        await proxy.cut();
-        await t.close();
-      }
-    }, 60_000);
+            // The database gets the write and commits it; its answer never comes back.
+            proxy.muteRepliesOnOpenConnections();
+            expect(await send('answer lost', 'c-1')).toEqual(UNAVAILABLE_ACK);
 
-    it('lets go of the connection of a send given up on, so that silent ones do not fill the pool', async () => {
-      const proxy = await CuttablePostgres.start();
-      const t = await startTestApp(kind, {
-        DATABASE_URL: proxy.url,
-        MESSAGE_WRITE_TIMEOUT_MS: '1000',
-      });
-      const pool = (t.app.get(DataSource).driver as PostgresDriver).master as Pool;
-      const user = await registerUser(t.url);
-      const room = await createRoom(t.url, user);
-      const socket = await connectSocket(t.url, user.token);
-      try {
-        await emitOk(socket, 'chat:join', { roomId: room.id });
-        const send = (text: string) => emitAck(socket, 'chat:message', { roomId: room.id, text });
-        expect((await send('before')).ok).toBe(true);
-        proxy.stallOpenConnections();
-        expect(await send('unanswered')).toMatchObject({
-          ok: false,
-          error: { code: 'UNAVAILABLE' },
-        });
+            // Sent again (on a connection that answers, once the muted ones are given up on):
+            // the stored one comes back, not a second copy.
+            let again: AckResponse<MessageJson> | undefined;
+            await eventually(async () => (again = await send('answer lost', 'c-1')).ok, 20_000);
+            expect(again).toMatchObject({ ok: true, data: { seq: 2, text: 'answer lost' } });
+            expect(await send('after', 'c-2')).toMatchObject({ ok: true, data: { seq: 3 } });
+            expect(await stored()).toEqual([
+              [1, 'before'],
+              [2, 'answer lost'],
+              [3, 'after'],
+            ]);
+          },
+        ),
+      60_000,
+    );
 
-        // Nothing else queries: no connection may stay checked out for the silent write.
-        await eventually(() => pool.totalCount - pool.idleCount === 0, 5_000);
-      } finally {
-        socket.close();
-        await proxy.cut();
-        await t.close();
-      }
-    }, 60_000);
+    it(
+      'answers a send the database never got with UNAVAILABLE, and frees its room',
+      () =>
+        sendingThroughProxy(
+          { MESSAGE_WRITE_TIMEOUT_MS: '1500' },
+          async ({ proxy, send, stored }) => {
+            expect((await send('before', 'c-0')).ok).toBe(true);
+
+            // The connections open now go silent; new ones work.
+            proxy.stallOpenConnections();
+            expect(await send('unanswered', 'c-1')).toEqual(UNAVAILABLE_ACK);
+
+            // The write that went unanswered is still waiting, and holds the room no more:
+            // sends go through as soon as they get a connection that answers.
+            await eventually(async () => (await send('after', 'c-2')).ok, 20_000);
+            expect((await send('unanswered', 'c-1')).ok).toBe(true);
+            expect(await stored()).toEqual([
+              [1, 'before'],
+              [2, 'after'],
+              [3, 'unanswered'],
+            ]);
+          },
+        ),
+      60_000,
+    );
+
+    it(
+      'lets go of the connection of a send given up on, so that silent ones do not fill the pool',
+      () =>
+        sendingThroughProxy({ MESSAGE_WRITE_TIMEOUT_MS: '1000' }, async ({ proxy, t, send }) => {
+          const pool = (t.app.get(DataSource).driver as PostgresDriver).master as Pool;
+          expect((await send('before')).ok).toBe(true);
+          proxy.stallOpenConnections();
+          expect(await send('unanswered')).toMatchObject({
+            ok: false,
+            error: { code: 'UNAVAILABLE' },
+          });
+
+          // Nothing else queries: no connection may stay checked out for the silent write.
+          await eventually(() => pool.totalCount - pool.idleCount === 0, 5_000);
+        }),
+      60_000,
+    );
 
     it('closes pooled connections whose queries went unanswered, so that later requests find ones that answer', async () => {
       const proxy = await CuttablePostgres.start();

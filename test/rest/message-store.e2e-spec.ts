@@ -1,8 +1,10 @@
+import type { INestApplication } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { createApp } from '@app/app.factory';
 import type { RawEnvironment } from '@app/config/env.validation';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import * as batches from '@app/messages/message-batch';
+import type { AppendMessage } from '@app/messages/message-batch';
 import { MAX_BATCH, MAX_WAITING_MESSAGES, MessageStore } from '@app/messages/message-store.service';
 import {
   addMember,
@@ -425,51 +427,51 @@ describe('message store: two app instances, each with its own pool, writing one 
     }
   });
 
-  run(
-    'stores a clientMsgId racing in from two app instances once, with no gap in seq',
-    async () => {
-      const { first, second, close } = await twoInstances();
-      try {
-        const user = await registerUser(first.url);
-        const room = await createRoom(first.url, user);
-        const stores = [first.app.get(MessageStore), second.get(MessageStore)];
-        for (let round = 0; round < 20; round += 1) {
-          const input = {
-            roomId: room.id,
-            userId: user.id,
-            username: user.username,
-            text: `r${round}`,
-            clientMsgId: `race-${round}`,
-          };
-          const results = await Promise.all(stores.map((store) => store.append(input)));
-          expect(results[0].message).toEqual(results[1].message);
-          expect(results.filter((result) => result.created)).toHaveLength(1);
-          expect(results[0].message.seq).toBe(round + 1);
-        }
-      } finally {
-        await close();
+  /** The message stores of two instances, and a message of one user to one room for them. */
+  interface TwoStores {
+    apps: INestApplication[];
+    stores: MessageStore[];
+    message(text: string, clientMsgId: string): AppendMessage;
+  }
+
+  async function withTwoStores(body: (two: TwoStores) => Promise<void>): Promise<void> {
+    const { first, second, close } = await twoInstances();
+    try {
+      const user = await registerUser(first.url);
+      const room = await createRoom(first.url, user);
+      const apps = [first.app, second];
+      const message = (text: string, clientMsgId: string) => ({
+        roomId: room.id,
+        userId: user.id,
+        username: user.username,
+        text,
+        clientMsgId,
+      });
+      await body({ apps, stores: apps.map((app) => app.get(MessageStore)), message });
+    } finally {
+      await close();
+    }
+  }
+
+  run('stores a clientMsgId racing in from two app instances once, with no gap in seq', () =>
+    withTwoStores(async ({ stores, message }) => {
+      for (let round = 0; round < 20; round += 1) {
+        const input = message(`r${round}`, `race-${round}`);
+        const results = await Promise.all(stores.map((store) => store.append(input)));
+        expect(results[0].message).toEqual(results[1].message);
+        expect(results.filter((result) => result.created)).toHaveLength(1);
+        expect(results[0].message.seq).toBe(round + 1);
       }
-    },
+    }),
   );
 
   run(
     'stores a clientMsgId racing in from two app instances once within larger batches, and the rest of both batches',
-    async () => {
-      const { first, second, close } = await twoInstances();
-      try {
-        const user = await registerUser(first.url);
-        const room = await createRoom(first.url, user);
-        const stores = [first.app.get(MessageStore), second.get(MessageStore)];
-        const message = (text: string, clientMsgId: string) => ({
-          roomId: room.id,
-          userId: user.id,
-          username: user.username,
-          text,
-          clientMsgId,
-        });
+    () =>
+      withTwoStores(async ({ apps, stores, message }) => {
         // How often a batch's insert met the other's racing key: the case this test is for.
         let collisions = 0;
-        for (const app of [first.app, second]) {
+        for (const app of apps) {
           const runner = app.get(TransactionRunner);
           const execute = runner.executePrepared.bind(runner);
           jest.spyOn(runner, 'executePrepared').mockImplementation((statement, values, signal) =>
@@ -498,10 +500,7 @@ describe('message store: two app instances, each with its own pool, writing one 
         }
         expect(seqs.sort((a, b) => a - b)).toEqual(range(90));
         expect(collisions).toBeGreaterThan(0);
-      } finally {
-        await close();
-      }
-    },
+      }),
   );
 
   run(
