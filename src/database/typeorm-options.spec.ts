@@ -9,11 +9,12 @@ const asPgReadsIt = (connectionString: string) => {
   return { host: client.host, user: client.user, database: client.database, options };
 };
 
-const DEFAULTS = '-c synchronous_commit=on';
+const DURABLE = '-c synchronous_commit=on';
 const OURS =
   '-c default_transaction_isolation=read\\ committed ' +
   '-c idle_in_transaction_session_timeout=60000 -c client_connection_check_interval=1000 ' +
-  '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 -c search_path=tenant';
+  '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 -c search_path=tenant ' +
+  DURABLE;
 
 describe('postgresConnection', () => {
   it('leaves a URL without options as it is, also one only pg reads', () => {
@@ -21,22 +22,26 @@ describe('postgresConnection', () => {
       'postgres://u:p%40ss@db:5432/app?sslmode=require',
       'postgres://user@/app?host=/var/run/postgresql',
     ])
-      expect(postgresConnection(url, 'tenant')).toEqual({ url, options: `${DEFAULTS} ${OURS}` });
+      expect(postgresConnection(url, 'tenant')).toEqual({ url, options: OURS });
   });
 
-  it('lets the URL’s options change our defaults: a stronger synchronous_commit', () => {
-    const url = 'postgres://db/app?options=-c%20synchronous_commit%3Dremote_apply';
+  it.each([
+    ['keeps a stronger synchronous_commit of the URL', 'remote_apply', 'remote_apply'],
+    ['keeps a durable one that waits for no standby', 'local', 'local'],
+    ['makes one that is not durable durable', 'off', 'on'],
+  ])('%s', (_, asked, kept) => {
+    const url = `postgres://db/app?options=-c%20synchronous_commit%3D${asked}`;
     const { options } = postgresConnection(url, undefined);
     const settings = [...options.matchAll(/-c synchronous_commit=(\w+)/g)].map((match) => match[1]);
     // The later of repeated settings wins.
-    expect(settings.at(-1)).toBe('remote_apply');
+    expect(settings.at(-1)).toBe(kept);
   });
 
   it('puts the URL’s options first and ours after them, keeping everything else', () => {
     const url =
       'postgres://user@/app?host=/var/run/postgresql&options=-c%20statement_timeout%3D5000';
     const connection = postgresConnection(url, 'tenant');
-    expect(connection.options).toBe(`${DEFAULTS} -c statement_timeout=5000 ${OURS}`);
+    expect(connection.options).toBe(`-c statement_timeout=5000 ${OURS}`);
     expect(asPgReadsIt(connection.url)).toMatchObject({
       host: '/var/run/postgresql',
       user: 'user',
@@ -50,7 +55,7 @@ describe('postgresConnection', () => {
       'postgres://db/app?options=-c%20a%3D1&options=-c%20b%3D2',
       undefined,
     );
-    expect(connection.options.startsWith(`${DEFAULTS} -c b=2 `)).toBe(true);
+    expect(connection.options.startsWith('-c b=2 ')).toBe(true);
     expect(connection.url).toBe('postgres://db/app');
   });
 });

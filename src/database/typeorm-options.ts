@@ -19,13 +19,20 @@ const KEEPALIVE_IDLE_S = 10;
 const CLIENT_CHECK_MS = 1_000;
 
 /**
- * Settings of every PostgreSQL session that `DATABASE_URL`'s own `options`
- * may change. Commits are durable before they return, whatever the role's
- * or the database's `synchronous_commit` (a common tuning turns it off): a
- * message is acked after its commit, and a crash must not hand its seq to
- * another. A deployment that wants more (`remote_apply`) says so in the URL.
+ * Commits are durable before they return, whatever the role's or the
+ * database's `synchronous_commit` (a common tuning turns it off): a message
+ * is acked after its commit, and a crash must not hand its seq to another.
+ * A setting of `DATABASE_URL`'s own `options` that flushes locally too
+ * (`local`, `remote_write`, `on`, `remote_apply`) is kept; `off` is not.
  */
-const SESSION_DEFAULTS = '-c synchronous_commit=on';
+const DURABLE_COMMITS = '-c synchronous_commit=on';
+const DURABLE_SETTING =
+  /(^|\s)-c\s*synchronous_commit\s*=\s*(local|remote_write|on|remote_apply)(\s|$)/;
+
+/** Durable commits, unless the URL's options ask for durable ones of their own, which stand. */
+function commitSetting(fromUrl: string | undefined): string[] {
+  return fromUrl !== undefined && DURABLE_SETTING.test(fromUrl) ? [] : [DURABLE_COMMITS];
+}
 
 /**
  * Settings of every PostgreSQL session. Transactions are READ COMMITTED
@@ -53,27 +60,23 @@ function sessionOptions(schema: string | undefined): string {
 }
 
 /**
- * The URL without its `options` parameter, and the session options: our
- * defaults, then the URL's, then ours. pg lets a URL's `options` replace the
- * configured ones whole, which would drop the isolation level and the
- * schema; repeated, the later `-c` of a setting wins, so ours hold, and the
- * URL's win over our defaults. Only the query is rewritten: the rest may be
- * a form only pg reads (`postgres://user@/db?host=/run/postgresql`).
+ * The URL without its `options` parameter, and the session options with the
+ * URL's first. pg lets a URL's `options` replace the configured ones whole,
+ * which would drop the isolation level and the schema; repeated, the later
+ * `-c` of a setting wins, so ours hold. Only the query is rewritten: the rest
+ * may be a form only pg reads (`postgres://user@/db?host=/run/postgresql`).
  */
 export function postgresConnection(
   url: string,
   schema: string | undefined,
 ): { url: string; options: string } {
-  const ours = sessionOptions(schema);
   const queryAt = url.indexOf('?');
   const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1));
   // As pg reads a repeated parameter: the last one.
   const fromUrl = query.getAll('options').at(-1);
-  if (fromUrl === undefined) return { url, options: `${SESSION_DEFAULTS} ${ours}` };
-  return {
-    url: withoutQueryParameters(url, ['options']),
-    options: `${SESSION_DEFAULTS} ${fromUrl} ${ours}`,
-  };
+  const ours = [sessionOptions(schema), ...commitSetting(fromUrl)].join(' ');
+  if (fromUrl === undefined) return { url, options: ours };
+  return { url: withoutQueryParameters(url, ['options']), options: `${fromUrl} ${ours}` };
 }
 
 /**
