@@ -1,5 +1,6 @@
 import { QueryFailedError, type DataSourceOptions } from 'typeorm';
 import { reasonOf } from '@app/common/errors/reason-of';
+import { POSTGRES_CONFLICT_ROLLBACK_CODES } from '@app/common/errors/to-error-body';
 
 const UNIQUE_VIOLATION_CODES = new Set([
   '23505', // PostgreSQL unique_violation
@@ -12,6 +13,17 @@ export function isUniqueViolation(error: unknown): boolean {
   if (!(error instanceof QueryFailedError)) return false;
   const driverError = error.driverError as { code?: string } | undefined;
   return UNIQUE_VIOLATION_CODES.has(driverError?.code ?? '');
+}
+
+/**
+ * The transaction was rolled back for a conflict with another (a deadlock,
+ * a serialization failure, a lock_timeout): a definite outcome, nothing
+ * written, which trying again may get past.
+ */
+export function isRolledBackForConflict(error: unknown): boolean {
+  const source: unknown = error instanceof QueryFailedError ? error.driverError : error;
+  const code = (source as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && POSTGRES_CONFLICT_ROLLBACK_CODES.has(code);
 }
 
 /** A session setting the service needs that older servers do not know, or refuse there. */

@@ -1,4 +1,4 @@
-import { isUniqueViolation } from '@app/database/database-errors';
+import { isRolledBackForConflict, isUniqueViolation } from '@app/database/database-errors';
 import type { PreparedStatement, TransactionRunner } from '@app/database/transaction-runner';
 import {
   byIdempotencyKey,
@@ -43,7 +43,9 @@ export async function writeOnPostgres(
       }
       return planned.map(outcomeOf);
     } catch (error) {
-      if (!isUniqueViolation(error) || attempt >= MAX_ATTEMPTS) throw error;
+      // Planned again: another node stored a key meanwhile, or a conflict rolled it all back.
+      const again = isUniqueViolation(error) || isRolledBackForConflict(error);
+      if (!again || attempt >= MAX_ATTEMPTS) throw error;
     }
   }
 }

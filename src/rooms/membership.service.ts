@@ -2,6 +2,7 @@ import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nest
 import type { AuthUser } from '@app/auth/auth-user';
 import { AppException } from '@app/common/errors/app.exception';
 import { isUnavailableError } from '@app/common/errors/to-error-body';
+import { isRolledBackForConflict } from '@app/database/database-errors';
 import { UUID_PATTERN } from '@app/common/ids/uuid-v7';
 import { NotificationType, ServerEvent } from '@app/contract/events';
 import type { NotificationJson, UserSummaryJson } from '@app/contract/models';
@@ -143,7 +144,9 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
     try {
       removal = await this.rooms.removeMember(room.id, target, authorize);
     } catch (error) {
-      if (wasMember && isUnavailableError(error)) await this.announceIfGone(room, target, by);
+      // An outcome unknown (a lost answer) is read back; a conflict's rollback removed no one.
+      if (wasMember && isUnavailableError(error) && !isRolledBackForConflict(error))
+        await this.announceIfGone(room, target, by);
       throw error;
     }
     if (!removal) throw AppException.notFound('Member not found');

@@ -1,5 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
-import { DataSource, type EntityManager } from 'typeorm';
+import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
 import { createApp } from '@app/app.factory';
 import type { RawEnvironment } from '@app/config/env.validation';
 import { TransactionRunner } from '@app/database/transaction-runner';
@@ -520,6 +520,35 @@ describe('message store: two app instances, each with its own pool, writing one 
         expect(pool.options).toMatchObject({
           keepAlive: true,
           keepAliveInitialDelayMillis: 10_000,
+        });
+      } finally {
+        await t.close();
+      }
+    },
+  );
+
+  run(
+    'plans again a batch that a conflict rolled back (a deadlock), and stores it once',
+    async () => {
+      const t = await startTestApp('postgres');
+      try {
+        const ada = await registerUser(t.url);
+        const room = await createRoom(t.url, ada);
+        const runner = t.app.get(TransactionRunner);
+        const execute = runner.executePrepared.bind(runner);
+        let deadlocks = 0;
+        jest.spyOn(runner, 'executePrepared').mockImplementation((statement, values, signal) => {
+          if (statement.name !== 'messages.advance-and-insert' || deadlocks > 0)
+            return execute(statement, values, signal);
+          deadlocks += 1;
+          const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01' });
+          return Promise.reject(new QueryFailedError(statement.text, values, deadlock));
+        });
+        const stored = await postMessage(t.url, ada, room.id, 'after a deadlock', 'c-1');
+        expect({ deadlocks, seq: stored.seq, text: stored.text }).toEqual({
+          deadlocks: 1,
+          seq: 1,
+          text: 'after a deadlock',
         });
       } finally {
         await t.close();

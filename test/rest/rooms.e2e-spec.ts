@@ -10,6 +10,7 @@ import { RoomMember } from '@app/rooms/room-member.entity';
 import { Room } from '@app/rooms/room.entity';
 import { RoomsService } from '@app/rooms/rooms.service';
 import { TransactionRunner } from '@app/database/transaction-runner';
+import { DeliveryService } from '@app/delivery/delivery.service';
 import { User } from '@app/users/user.entity';
 import { addMember, createRoom, registerUser, uniqueUsername, type TestUser } from '../support/api';
 import { databaseKinds, withPostgres } from '../support/databases';
@@ -581,6 +582,30 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
         .set(auth(other))
         .send({ userId: fourth.id })
         .expect(403);
+    });
+
+    it('reads back no removal a conflict rolled back, announcing none', async () => {
+      const room = await createRoom(t.url, owner, { isPrivate: true });
+      const third = await registerUser(t.url);
+      await addMember(t.url, owner, room.id, third.id);
+      const rooms = t.app.get(RoomsService);
+      const remove = rooms.removeMember.bind(rooms);
+      const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01' });
+      // The membership ended another way meanwhile (the member left); this removal deadlocked.
+      jest.spyOn(rooms, 'removeMember').mockImplementationOnce(async (...args) => {
+        await remove(...args);
+        throw deadlock;
+      });
+      const announcing = jest.spyOn(t.app.get(DeliveryService), 'membershipEnded');
+      try {
+        await request(t.url)
+          .delete(`/api/rooms/${room.id}/members/${third.id}`)
+          .set(auth(owner))
+          .expect(503);
+        expect(announcing).not.toHaveBeenCalled();
+      } finally {
+        announcing.mockRestore();
+      }
     });
 
     it('answers 404, not 403, to an add by one whose membership of the private room ended before the lock', async () => {

@@ -34,6 +34,16 @@ function isRequestHttpError(error: unknown): error is RequestHttpError {
   return expose === true && typeof status === 'number' && status >= 400 && status < 500;
 }
 
+/**
+ * PostgreSQL rolled a transaction back for a conflict with another one:
+ * nothing of it was written, and a later try may not meet the conflict.
+ */
+export const POSTGRES_CONFLICT_ROLLBACK_CODES: ReadonlySet<string> = new Set([
+  '40P01', // deadlock_detected
+  '40001', // serialization_failure
+  '55P03', // lock_not_available: a lock_timeout set in DATABASE_URL's options
+]);
+
 /** Database drivers report a lost or refused connection, or a server that takes no writes, with these codes. */
 const UNAVAILABLE_DRIVER_CODES = new Set([
   'ECONNREFUSED',
@@ -52,10 +62,7 @@ const UNAVAILABLE_DRIVER_CODES = new Set([
   '53300', // too_many_connections
   '53100', // disk_full
   '25006', // read_only_sql_transaction: a standby, or a primary demoted by a failover
-  // Rolled back for a conflict with another transaction, which a later try may not meet:
-  '40P01', // deadlock_detected
-  '40001', // serialization_failure
-  '55P03', // lock_not_available: a lock_timeout set in DATABASE_URL's options
+  ...POSTGRES_CONFLICT_ROLLBACK_CODES,
 ]);
 
 /**
