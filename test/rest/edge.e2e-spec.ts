@@ -17,7 +17,7 @@ import type { AckResponse } from '@app/contract/socket-events';
 import { RoomEventsQuery } from '@app/sse/dto/room-events.query';
 import { createRoom, postMessage, registerUser } from '../support/api';
 import { CuttablePostgres } from '../support/cuttable-postgres';
-import { databaseKinds } from '../support/databases';
+import { databaseKinds, withPostgres } from '../support/databases';
 import { connectSocket, emitAck, emitOk, eventually, sleep } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
 
@@ -562,12 +562,25 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
       () =>
         sendingThroughProxy(
           { MESSAGE_WRITE_TIMEOUT_MS: '1500' },
-          async ({ proxy, send, stored }) => {
+          async ({ proxy, t, send, stored }) => {
+            const storedInDatabase = async () => {
+              const { rows } = await withPostgres((client) =>
+                client.query<{ seq: number; text: string }>(
+                  `SELECT seq, text FROM "${t.database.env.DATABASE_SCHEMA}".messages ORDER BY seq`,
+                ),
+              );
+              return rows.map((row) => [row.seq, row.text]);
+            };
             expect((await send('before', 'c-0')).ok).toBe(true);
 
-            // The database gets the write and commits it; its answer never comes back.
-            proxy.muteRepliesOnOpenConnections();
+            // The database gets the write (its clientMsgId looked up, then the insert) and
+            // commits it; the insert's answer never comes back.
+            proxy.muteRepliesOnOpenConnectionsAfter('messages.advance-and-insert');
             expect(await send('answer lost', 'c-1')).toEqual(UNAVAILABLE_ACK);
+            expect(await storedInDatabase()).toEqual([
+              [1, 'before'],
+              [2, 'answer lost'],
+            ]);
 
             // Sent again (on a connection that answers, once the muted ones are given up on):
             // the stored one comes back, not a second copy.

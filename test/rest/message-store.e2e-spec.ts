@@ -1,7 +1,9 @@
 import type { INestApplication } from '@nestjs/common';
+import type { Client } from 'pg';
 import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
 import { createApp } from '@app/app.factory';
 import type { RawEnvironment } from '@app/config/env.validation';
+import { isUniqueViolation } from '@app/database/database-errors';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import * as batches from '@app/messages/message-batch';
 import type { AppendMessage } from '@app/messages/message-batch';
@@ -16,10 +18,19 @@ import {
 } from '../support/api';
 import { createTestDatabase, databaseKinds, withPostgres } from '../support/databases';
 import { holdNextCall } from '../support/hold';
-import { sleep } from '../support/sockets';
+import { eventually, sleep } from '../support/sockets';
 import { BASE_TEST_ENV, startTestApp, type TestApp } from '../support/test-app';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+/** How many sessions wait on a lock that `locker`'s session holds. */
+async function blockedBy(locker: Client): Promise<number> {
+  const { rows } = await locker.query<{ blocked: number }>(
+    `SELECT count(*)::int AS blocked FROM pg_stat_activity
+     WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`,
+  );
+  return rows[0].blocked;
+}
 
 /** Appends `count` messages `m0`, `m1`, … at once, to the rooms in turn. */
 function appendRoundRobin(
@@ -476,7 +487,8 @@ describe('message store: two app instances, each with its own pool, writing one 
           const execute = runner.executePrepared.bind(runner);
           jest.spyOn(runner, 'executePrepared').mockImplementation((statement, values, signal) =>
             execute(statement, values, signal).catch((error: unknown) => {
-              if (statement.name === 'messages.advance-and-insert') collisions += 1;
+              const insert = statement.name === 'messages.advance-and-insert';
+              if (insert && isUniqueViolation(error)) collisions += 1;
               throw error;
             }),
           );
@@ -574,8 +586,8 @@ describe('message store: two app instances, each with its own pool, writing one 
             body: JSON.stringify({ text: 'given up on' }),
           });
           expect(given.status).toBe(503);
-          // Past the server's check of its client's connection.
-          await sleep(2_500);
+          // The server saw its client gone and cancelled the statement, before the lock frees.
+          await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
           await locker.query('COMMIT');
         });
         await sleep(500);
@@ -610,11 +622,12 @@ describe('message store: two app instances, each with its own pool, writing one 
           const renaming = t.app
             .get(TransactionRunner)
             .executePrepared(renameRoom, [room.id, 'renamed late'], giveUp.signal);
-          await sleep(300);
+          // Given up on once it waits on the lock, not before it was sent.
+          await eventually(async () => (await blockedBy(locker)) === 1, 10_000);
           giveUp.abort();
           const settled = Promise.race([renaming, sleep(1_000).then(() => 'still waiting')]);
           await expect(settled).rejects.toThrow();
-          await sleep(2_500);
+          await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
           await locker.query('COMMIT');
         });
         await sleep(500);

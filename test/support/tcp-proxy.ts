@@ -15,6 +15,8 @@ export class TcpProxy {
   private readonly stalledConnections = new Set<Socket>();
   /** Client sockets of connections that carry what their client sends, and drop every reply. */
   private readonly mutedConnections = new Set<Socket>();
+  /** Client sockets of connections muted once their client sends these bytes. */
+  private readonly mutedAfter = new Map<Socket, string>();
 
   protected constructor(
     readonly port: number,
@@ -54,12 +56,13 @@ export class TcpProxy {
   }
 
   /**
-   * The connections open now still carry what their clients send, but no
-   * reply comes back (an answer lost after the server acted on the request);
-   * new ones work.
+   * Once a connection open now carries `marker` from its client (a
+   * statement's name), it still carries what its client sends, but no reply
+   * comes back: an answer lost after the server acted on the request. New
+   * connections work.
    */
-  muteRepliesOnOpenConnections(): void {
-    for (const client of this.clients) this.mutedConnections.add(client);
+  muteRepliesOnOpenConnectionsAfter(marker: string): void {
+    for (const client of this.clients) this.mutedAfter.set(client, marker);
   }
 
   /** Forwards again, on open connections and new ones alike; what came meanwhile is lost. */
@@ -67,6 +70,7 @@ export class TcpProxy {
     this.stalled = false;
     this.stalledConnections.clear();
     this.mutedConnections.clear();
+    this.mutedAfter.clear();
   }
 
   /** Drops every connection and refuses new ones; a stall ends with it. */
@@ -91,10 +95,14 @@ export class TcpProxy {
       this.clients.delete(client);
       this.stalledConnections.delete(client);
       this.mutedConnections.delete(client);
+      this.mutedAfter.delete(client);
     });
     const flows = () => !this.stalled && !this.stalledConnections.has(client);
     client.on('data', (chunk: Buffer) => {
-      if (flows()) upstream.write(chunk);
+      if (!flows()) return;
+      const marker = this.mutedAfter.get(client);
+      if (marker !== undefined && chunk.includes(marker)) this.mutedConnections.add(client);
+      upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
       if (flows() && !this.mutedConnections.has(client)) client.write(chunk);
