@@ -159,6 +159,31 @@ describe('ChatClient', () => {
     await server.close();
   });
 
+  it('tells a failed catch-up apart from the server’s own errors', async () => {
+    const down = { code: 'UNAVAILABLE', message: 'down', details: [] };
+    const failing = new ChatClient({
+      url: server.url,
+      token: () => 't',
+      fetch: () => Promise.resolve(new Response(JSON.stringify(down), { status: 503 })),
+    });
+    try {
+      const catchUps: ErrorBody[] = [];
+      const errors: ErrorBody[] = [];
+      failing.on('catchUpFailed', (error) => catchUps.push(error));
+      failing.on('error', (error) => errors.push(error));
+      failing.connect();
+      await failing.join(ROOM);
+      server.io.emit(ServerEvent.Message, message(ROOM, ROOM_LAST_SEQ + 3));
+      await until('the failed catch-up', () => catchUps.length === 1);
+      const refusal: ErrorBody = { code: 'FORBIDDEN', message: 'Not in the room', details: [] };
+      server.io.emit(ServerEvent.Error, refusal);
+      await until('the server’s error', () => errors.length === 2);
+      expect({ catchUps, errors }).toEqual({ catchUps: [down], errors: [down, refusal] });
+    } finally {
+      failing.close();
+    }
+  }, 5_000);
+
   it('drops a room whose missed messages REST refuses for good, and tells the app', async () => {
     const gone = { code: 'NOT_FOUND', message: 'Room not found', details: [] };
     const refused = new ChatClient({

@@ -81,6 +81,12 @@ export interface ChatClientEvents {
   notification: NotificationJson;
   /** Errors the server reported without an ack, and failures the SDK could not hide. */
   error: ErrorBody;
+  /**
+   * A REST read of a room's missed messages failed (also told as `error`):
+   * the room may lack messages until the read, tried again by itself,
+   * succeeds.
+   */
+  catchUpFailed: ErrorBody;
 }
 
 type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -402,7 +408,10 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   }
 
   /** A REST gap fill that failed is tried again by the feed itself; the app hears of the failure. */
-  private readonly track = failureReporter((error) => this.emit('error', error));
+  private readonly track = failureReporter((error) => {
+    this.emit('error', error);
+    this.emit('catchUpFailed', error);
+  });
 
   /** socket.io fails an ack whose connection was lost too, not only one timed out. */
   private noAnswer(error: Error): string {

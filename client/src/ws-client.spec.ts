@@ -734,6 +734,7 @@ describe('WsClient', () => {
     const fetch = () => new Promise<Response>((resolve) => (answer = resolve));
     const { ws } = client({ resume: true, fetch });
     const errors = record(ws, 'error');
+    const catchUps = record(ws, 'catchUpFailed');
     ws.join(ROOM);
     const socket = await connected(ws);
     socket.joined(ROOM, 1);
@@ -744,6 +745,10 @@ describe('WsClient', () => {
     answer(new Response('{"code":"UNAVAILABLE","message":"down","details":[]}', { status: 503 }));
     await settle();
     expect(errors).toEqual([{ code: 'UNAVAILABLE', message: 'down', details: [] }]);
+    // Told apart from the server's own errors, which are no catch-up.
+    expect(catchUps).toEqual(errors);
+    socket.error('RATE_LIMITED', { request: 'broadcast', room: ROOM });
+    expect(catchUps).toHaveLength(1);
     ws.close();
   });
 

@@ -111,6 +111,12 @@ export interface WsClientEvents {
    * and is the app's to send again.
    */
   error: ErrorBody & WsErrorRequest;
+  /**
+   * A REST read of a room's missed messages failed (also told as `error`):
+   * the room may lack messages until the read, tried again by itself,
+   * succeeds.
+   */
+  catchUpFailed: ErrorBody;
   /** A queued frame pushed out by a newer one while the queue was full. */
   dropped: WsClientFrame;
 }
@@ -575,7 +581,10 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   }
 
   /** A REST gap fill that failed is tried again by the feed itself; the app hears of the failure. */
-  private readonly track = failureReporter((error) => this.emit('error', error));
+  private readonly track = failureReporter((error) => {
+    this.emit('error', error);
+    this.emit('catchUpFailed', error);
+  });
 }
 
 function globalWebSocket(): WebSocketConstructor {

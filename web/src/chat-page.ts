@@ -15,7 +15,7 @@ import { ConnectionView } from './connection-view';
 import { byId, errorText } from './dom';
 import { MessagesView } from './messages-view';
 import { PresenceView } from './presence-view';
-import { invitationNotice, mentionNotice, removalNotice, troubleNotice } from './notices';
+import { catchUpNotice, invitationNotice, mentionNotice, removalNotice } from './notices';
 import { RoomsView } from './rooms-view';
 import { loadSession, type Session } from './session';
 import { TypingView } from './typing-view';
@@ -154,10 +154,7 @@ export class ChatPage {
           this.closeConversation('You no longer have access to this room.');
       }),
       client.on('notification', (notification) => this.notified(notification)),
-      client.on('error', (error) => {
-        const trouble = troubleNotice(error);
-        if (trouble) this.notice(trouble);
-      }),
+      client.on('catchUpFailed', (error) => this.notice(catchUpNotice(error))),
     );
     const { signal } = this.abort;
     byId('retry-now').addEventListener('click', () => this.client.reconnectNow(), { signal });

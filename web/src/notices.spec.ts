@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { invitationNotice, mentionNotice, removalNotice, troubleNotice } from './notices';
+import { catchUpNotice, invitationNotice, mentionNotice, removalNotice } from './notices';
 
 describe('removalNotice', () => {
   it('names who removed the user, says when they left themself, and copes without a remover', () => {
@@ -15,21 +15,12 @@ describe('invitationNotice', () => {
   });
 });
 
-describe('troubleNotice', () => {
+describe('catchUpNotice', () => {
   it('says what failed, and what it means for the conversation', () => {
     const message = 'Service temporarily unavailable';
-    expect(troubleNotice({ code: 'UNAVAILABLE', message, details: [] })).toBe(
-      'Trouble reaching the server (Service temporarily unavailable): some messages may show late.',
+    expect(catchUpNotice({ code: 'UNAVAILABLE', message, details: [] })).toBe(
+      'Could not fetch missed messages (Service temporarily unavailable): retrying, some may show late.',
     );
-  });
-
-  it('says so whatever refused the read, a proxy’s bare 403 included', () => {
-    for (const code of ['FORBIDDEN', 'RATE_LIMITED', 'INTERNAL'] as const)
-      expect(troubleNotice({ code, message: 'no', details: [] })).toContain('some messages');
-  });
-
-  it('leaves an expired or refused session to the sign-out', () => {
-    expect(troubleNotice({ code: 'UNAUTHORIZED', message: 'no', details: [] })).toBeUndefined();
   });
 });
 

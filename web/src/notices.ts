@@ -1,4 +1,4 @@
-import { ErrorCode, type ErrorBody } from '../../client/src';
+import type { ErrorBody } from '../../client/src';
 
 /** What the page says when the user is no longer in a room; `remover` is unknown after an outage. */
 export function removalNotice(roomName: string, remover: string | undefined, self: string): string {
@@ -19,15 +19,12 @@ export function mentionNotice(author: string, roomName: string | undefined): str
 }
 
 /**
- * A failure the SDK could not hide (a catch-up read of missed messages it
- * goes on retrying, whatever refused it: the service, a proxy, a login
- * wall): the conversation may lack messages for a while, and the user
- * should know. An expired or refused session is told otherwise (the page
- * signs out).
+ * A catch-up read of missed messages failed (the SDK goes on retrying it),
+ * whatever refused it: the service, a proxy, a login wall. The
+ * conversation may lack messages for a while, and the user should know.
  */
-export function troubleNotice(error: ErrorBody): string | undefined {
-  if (error.code === ErrorCode.Unauthorized) return undefined;
-  return `Trouble reaching the server (${error.message}): some messages may show late.`;
+export function catchUpNotice(error: ErrorBody): string {
+  return `Could not fetch missed messages (${error.message}): retrying, some may show late.`;
 }
 
 export function addedNotice(username: string, roomName: string): string {
