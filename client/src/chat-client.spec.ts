@@ -159,13 +159,17 @@ describe('ChatClient', () => {
     await server.close();
   });
 
-  it('tells a failed catch-up apart from the server’s own errors', async () => {
-    const down = { code: 'UNAVAILABLE', message: 'down', details: [] };
-    const failing = new ChatClient({
+  /** A client whose every REST history read is answered so. */
+  const historyAnswering = (status: number, body: ErrorBody) =>
+    new ChatClient({
       url: server.url,
       token: () => 't',
-      fetch: () => Promise.resolve(new Response(JSON.stringify(down), { status: 503 })),
+      fetch: () => Promise.resolve(new Response(JSON.stringify(body), { status })),
     });
+
+  it('tells a failed catch-up apart from the server’s own errors', async () => {
+    const down: ErrorBody = { code: 'UNAVAILABLE', message: 'down', details: [] };
+    const failing = historyAnswering(503, down);
     try {
       const catchUps: ErrorBody[] = [];
       const errors: ErrorBody[] = [];
@@ -185,12 +189,8 @@ describe('ChatClient', () => {
   }, 5_000);
 
   it('drops a room whose missed messages REST refuses for good, and tells the app', async () => {
-    const gone = { code: 'NOT_FOUND', message: 'Room not found', details: [] };
-    const refused = new ChatClient({
-      url: server.url,
-      token: () => 't',
-      fetch: () => Promise.resolve(new Response(JSON.stringify(gone), { status: 404 })),
-    });
+    const gone: ErrorBody = { code: 'NOT_FOUND', message: 'Room not found', details: [] };
+    const refused = historyAnswering(404, gone);
     try {
       const lost = recordLost(refused);
       refused.connect();
@@ -370,21 +370,39 @@ describe('ChatClient', () => {
   }, 5_000);
 
   it('sends on the next connection nothing buffered for the lost one: a room left meanwhile stays left', async () => {
-    chat.connect();
-    await until('the connection', () => chat.state.status === 'connected');
-    await chat.join(ROOM);
-    // A laptop waking from sleep: connected in name, its pings lapsed, so emits are buffered.
-    const { engine } = (chat as unknown as { socket: Socket }).socket.io;
-    (engine as unknown as { _hasPingExpired(): boolean })._hasPingExpired = () => true;
-    const joining = chat.join(OTHER_ROOM);
-    for (const socket of server.io.sockets.sockets.values()) socket.conn.close();
-    await until('the disconnect', () => chat.state.status !== 'connected');
-    await chat.leave(OTHER_ROOM);
-    await expect(joining).rejects.toMatchObject({ code: 'CONFLICT' });
+    // The next connection waits for its token until the room is left: a reconnect may otherwise
+    // come (full jitter) before the test has seen the disconnect.
+    let away: Promise<void> | undefined;
+    let comeBack = () => undefined as void;
+    const waking = new ChatClient({
+      url: server.url,
+      token: async () => {
+        await away;
+        return 't';
+      },
+      backoff: { baseMs: 50, capMs: 100 },
+    });
+    try {
+      waking.connect();
+      await until('the connection', () => waking.state.status === 'connected');
+      await waking.join(ROOM);
+      // A laptop waking from sleep: connected in name, its pings lapsed, so emits are buffered.
+      const { engine } = (waking as unknown as { socket: Socket }).socket.io;
+      (engine as unknown as { _hasPingExpired(): boolean })._hasPingExpired = () => true;
+      const joining = waking.join(OTHER_ROOM);
+      away = new Promise<void>((resolve) => (comeBack = resolve));
+      for (const socket of server.io.sockets.sockets.values()) socket.conn.close();
+      await until('the disconnect', () => waking.state.status !== 'connected');
+      await waking.leave(OTHER_ROOM);
+      await expect(joining).rejects.toMatchObject({ code: 'CONFLICT' });
 
-    await until('the next connection', () => chat.state.status === 'connected');
-    await chat.presence(ROOM);
-    expect(server.joinsPerConnection[1].map((join) => join.roomId)).toEqual([ROOM]);
+      comeBack();
+      await until('the next connection', () => waking.state.status === 'connected');
+      await waking.presence(ROOM);
+      expect(server.joinsPerConnection[1].map((join) => join.roomId)).toEqual([ROOM]);
+    } finally {
+      waking.close();
+    }
   }, 5_000);
 
   it('hands a token given while not connected to the next connection, and not one given after close()', async () => {
