@@ -26,11 +26,35 @@ describe('postgresConnection', () => {
   });
 
   it.each([
-    ['keeps a stronger synchronous_commit of the URL', 'remote_apply', 'remote_apply'],
-    ['keeps a durable one that waits for no standby', 'local', 'local'],
-    ['makes one that is not durable durable', 'off', 'on'],
-  ])('%s', (_, asked, kept) => {
-    const url = `postgres://db/app?options=-c%20synchronous_commit%3D${asked}`;
+    [
+      'keeps a stronger synchronous_commit of the URL',
+      '-c synchronous_commit=remote_apply',
+      'remote_apply',
+    ],
+    ['keeps a durable one that waits for no standby', '-c synchronous_commit=local', 'local'],
+    ['makes one that is not durable durable', '-c synchronous_commit=off', 'on'],
+    [
+      'follows the last of several, as PostgreSQL does',
+      '-c synchronous_commit=on -c synchronous_commit=off',
+      'on',
+    ],
+    [
+      'reads every form PostgreSQL takes',
+      '--synchronous-commit=off -cSYNCHRONOUS_COMMIT=remote_apply',
+      'remote_apply',
+    ],
+    [
+      'reads a later off in any form',
+      '-c synchronous_commit=remote_apply --synchronous-commit=off',
+      'on',
+    ],
+    [
+      'takes no setting from an escaped value',
+      '-c application_name=x\\ -csynchronous_commit=local',
+      'on',
+    ],
+  ])('%s', (_, given, kept) => {
+    const url = `postgres://db/app?options=${encodeURIComponent(given)}`;
     const { options } = postgresConnection(url, undefined);
     const settings = [...options.matchAll(/-c synchronous_commit=(\w+)/g)].map((match) => match[1]);
     // The later of repeated settings wins.

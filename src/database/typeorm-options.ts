@@ -22,16 +22,60 @@ const CLIENT_CHECK_MS = 1_000;
  * Commits are durable before they return, whatever the role's or the
  * database's `synchronous_commit` (a common tuning turns it off): a message
  * is acked after its commit, and a crash must not hand its seq to another.
- * A setting of `DATABASE_URL`'s own `options` that flushes locally too
- * (`local`, `remote_write`, `on`, `remote_apply`) is kept; `off` is not.
+ * The last setting of `DATABASE_URL`'s own `options` is kept when it flushes
+ * locally too (`local`, `remote_write`, `on`, `remote_apply`); `off` is not.
  */
-const DURABLE_COMMITS = '-c synchronous_commit=on';
-const DURABLE_SETTING =
-  /(^|\s)-c\s*synchronous_commit\s*=\s*(local|remote_write|on|remote_apply)(\s|$)/;
+const DURABLE_COMMITS: ReadonlySet<string> = new Set([
+  'local',
+  'remote_write',
+  'on',
+  'remote_apply',
+]);
 
-/** Durable commits, unless the URL's options ask for durable ones of their own, which stand. */
-function commitSetting(fromUrl: string | undefined): string[] {
-  return fromUrl !== undefined && DURABLE_SETTING.test(fromUrl) ? [] : [DURABLE_COMMITS];
+/** Set last, so that it wins: the URL's own durable choice, or `on`. */
+function commitSetting(fromUrl: string | undefined): string {
+  const asked = optionSettings(fromUrl ?? '')
+    .filter(([name]) => name === 'synchronous_commit')
+    .at(-1)?.[1]
+    .toLowerCase();
+  return `-c synchronous_commit=${asked !== undefined && DURABLE_COMMITS.has(asked) ? asked : 'on'}`;
+}
+
+/**
+ * The settings of a startup `options` string, in order, as PostgreSQL reads
+ * them: words split at unescaped whitespace (a backslash escapes the next
+ * character), each `-c name=value`, `-cname=value` or `--name=value`, names
+ * in lower case with dashes read as underscores.
+ */
+export function optionSettings(options: string): Array<[string, string]> {
+  const words = wordsOf(options);
+  const settings: Array<[string, string]> = [];
+  for (let i = 0; i < words.length; i += 1) {
+    const word = words[i];
+    let setting: string | undefined;
+    if (word === '-c') setting = words[(i += 1)];
+    else if (word.startsWith('--')) setting = word.slice(2);
+    else if (word.startsWith('-c')) setting = word.slice(2);
+    const at = setting?.indexOf('=') ?? -1;
+    if (setting === undefined || at <= 0) continue;
+    settings.push([setting.slice(0, at).toLowerCase().replace(/-/g, '_'), setting.slice(at + 1)]);
+  }
+  return settings;
+}
+
+function wordsOf(options: string): string[] {
+  const words: string[] = [];
+  let word = '';
+  for (let i = 0; i < options.length; i += 1) {
+    const char = options[i];
+    if (char === '\\' && i + 1 < options.length) word += options[(i += 1)];
+    else if (/\s/.test(char)) {
+      if (word) words.push(word);
+      word = '';
+    } else word += char;
+  }
+  if (word) words.push(word);
+  return words;
 }
 
 /**
@@ -74,7 +118,7 @@ export function postgresConnection(
   const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1));
   // As pg reads a repeated parameter: the last one.
   const fromUrl = query.getAll('options').at(-1);
-  const ours = [sessionOptions(schema), ...commitSetting(fromUrl)].join(' ');
+  const ours = `${sessionOptions(schema)} ${commitSetting(fromUrl)}`;
   if (fromUrl === undefined) return { url, options: ours };
   return { url: withoutQueryParameters(url, ['options']), options: `${fromUrl} ${ours}` };
 }
