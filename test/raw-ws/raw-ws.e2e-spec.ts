@@ -696,7 +696,7 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       const onUnhandled = (reason: unknown) => unhandled.push(reason);
       process.on('unhandledRejection', onUnhandled);
       const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
-      jest
+      const leaving = jest
         .spyOn(t.app.get(PresenceService), 'leaveAll')
         .mockRejectedValueOnce(new Error('presence store gone'));
       try {
@@ -708,6 +708,7 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       } finally {
         process.off('unhandledRejection', onUnhandled);
         logged.mockRestore();
+        leaving.mockRestore();
       }
       const again = await raw(ada);
       expect((await again.request({ type: 'join', room: room.id }, 'joined')).type).toBe('joined');

@@ -25,9 +25,10 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
 /** How many sessions wait on a lock that `locker`'s session holds. */
 async function blockedBy(locker: Client): Promise<number> {
+  // pg_locks, not pg_stat_activity, which a transaction sees as of its first read.
   const { rows } = await locker.query<{ blocked: number }>(
-    `SELECT count(*)::int AS blocked FROM pg_stat_activity
-     WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`,
+    `SELECT count(DISTINCT pid)::int AS blocked FROM pg_locks
+     WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))`,
   );
   return rows[0].blocked;
 }
@@ -580,12 +581,14 @@ describe('message store: two app instances, each with its own pool, writing one 
           // Another transaction holds the room's row: the write waits on it past its time limit.
           await locker.query('BEGIN');
           await locker.query(`SELECT 1 FROM "${schema}".rooms WHERE id = $1 FOR UPDATE`, [room.id]);
-          const given = await fetch(`${t.url}/api/rooms/${room.id}/messages`, {
+          const giving = fetch(`${t.url}/api/rooms/${room.id}/messages`, {
             method: 'POST',
             headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
             body: JSON.stringify({ text: 'given up on' }),
           });
-          expect(given.status).toBe(503);
+          // The write reached the server and waits on the lock.
+          await eventually(async () => (await blockedBy(locker)) === 1, 10_000);
+          expect((await giving).status).toBe(503);
           // The server saw its client gone and cancelled the statement, before the lock frees.
           await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
           await locker.query('COMMIT');

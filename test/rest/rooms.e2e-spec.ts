@@ -592,7 +592,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
       const remove = rooms.removeMember.bind(rooms);
       const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01' });
       // The membership ended another way meanwhile (the member left); this removal deadlocked.
-      jest.spyOn(rooms, 'removeMember').mockImplementationOnce(async (...args) => {
+      const removing = jest.spyOn(rooms, 'removeMember').mockImplementationOnce(async (...args) => {
         await remove(...args);
         throw deadlock;
       });
@@ -604,6 +604,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
           .expect(503);
         expect(announcing).not.toHaveBeenCalled();
       } finally {
+        removing.mockRestore();
         announcing.mockRestore();
       }
     });
