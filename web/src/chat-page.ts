@@ -154,7 +154,10 @@ export class ChatPage {
           this.closeConversation('You no longer have access to this room.');
       }),
       client.on('notification', (notification) => this.notified(notification)),
-      client.on('catchUpFailed', (error) => this.notice(catchUpNotice(error))),
+      client.on('catchUpFailed', (error) => {
+        const notice = catchUpNotice(error);
+        if (notice) this.notice(notice);
+      }),
     );
     const { signal } = this.abort;
     byId('retry-now').addEventListener('click', () => this.client.reconnectNow(), { signal });

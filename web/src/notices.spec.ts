@@ -22,6 +22,10 @@ describe('catchUpNotice', () => {
       'Could not fetch missed messages (Service temporarily unavailable): retrying, some may show late.',
     );
   });
+
+  it('leaves an ended session to the sign-out', () => {
+    expect(catchUpNotice({ code: 'UNAUTHORIZED', message: 'no', details: [] })).toBeUndefined();
+  });
 });
 
 describe('mentionNotice', () => {

@@ -1,4 +1,4 @@
-import type { ErrorBody } from '../../client/src';
+import { ErrorCode, type ErrorBody } from '../../client/src';
 
 /** What the page says when the user is no longer in a room; `remover` is unknown after an outage. */
 export function removalNotice(roomName: string, remover: string | undefined, self: string): string {
@@ -22,8 +22,10 @@ export function mentionNotice(author: string, roomName: string | undefined): str
  * A catch-up read of missed messages failed (the SDK goes on retrying it),
  * whatever refused it: the service, a proxy, a login wall. The
  * conversation may lack messages for a while, and the user should know.
+ * A session that ended is told otherwise (the page signs out).
  */
-export function catchUpNotice(error: ErrorBody): string {
+export function catchUpNotice(error: ErrorBody): string | undefined {
+  if (error.code === ErrorCode.Unauthorized) return undefined;
   return `Could not fetch missed messages (${error.message}): retrying, some may show late.`;
 }
 
