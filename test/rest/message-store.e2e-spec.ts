@@ -540,86 +540,98 @@ describe('message store: two app instances, each with its own pool, writing one 
     },
   );
 
-  run(
-    'plans again a batch that a conflict rolled back (a deadlock), and stores it once',
-    async () => {
-      const t = await startTestApp('postgres');
-      try {
-        const ada = await registerUser(t.url);
-        const room = await createRoom(t.url, ada);
-        const runner = t.app.get(TransactionRunner);
-        const execute = runner.executePrepared.bind(runner);
-        let deadlocks = 0;
-        jest.spyOn(runner, 'executePrepared').mockImplementation((statement, values, signal) => {
-          if (statement.name !== 'messages.advance-and-insert' || deadlocks > 0)
-            return execute(statement, values, signal);
-          deadlocks += 1;
-          const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01' });
-          return Promise.reject(new QueryFailedError(statement.text, values, deadlock));
+  /** A fresh app on PostgreSQL, with a user and a room of theirs. */
+  interface RoomOnPostgres {
+    t: TestApp;
+    ada: TestUser;
+    room: { id: string; name: string };
+    /** The app's schema, for reads past the app. */
+    schema: string;
+    /** `work` while another transaction holds the room's row, which it frees afterwards. */
+    whileRoomLocked(work: (locker: Client) => Promise<void>): Promise<void>;
+  }
+
+  async function withRoomOnPostgres(
+    env: RawEnvironment,
+    body: (setup: RoomOnPostgres) => Promise<void>,
+  ): Promise<void> {
+    const t = await startTestApp('postgres', env);
+    try {
+      const ada = await registerUser(t.url);
+      const room = await createRoom(t.url, ada);
+      const schema = t.database.env.DATABASE_SCHEMA!;
+      const whileRoomLocked = (work: (locker: Client) => Promise<void>) =>
+        withPostgres(async (locker) => {
+          await locker.query('BEGIN');
+          await locker.query(`SELECT 1 FROM "${schema}".rooms WHERE id = $1 FOR UPDATE`, [room.id]);
+          await work(locker);
+          await locker.query('COMMIT');
         });
-        const stored = await postMessage(t.url, ada, room.id, 'after a deadlock', 'c-1');
-        expect({ deadlocks, seq: stored.seq, text: stored.text }).toEqual({
-          deadlocks: 1,
-          seq: 1,
-          text: 'after a deadlock',
-        });
-      } finally {
-        await t.close();
-      }
-    },
+      await body({ t, ada, room, schema, whileRoomLocked });
+    } finally {
+      await t.close();
+    }
+  }
+
+  run('plans again a batch that a conflict rolled back (a deadlock), and stores it once', () =>
+    withRoomOnPostgres({}, async ({ t, ada, room }) => {
+      const runner = t.app.get(TransactionRunner);
+      const execute = runner.executePrepared.bind(runner);
+      let deadlocks = 0;
+      jest.spyOn(runner, 'executePrepared').mockImplementation((statement, values, signal) => {
+        if (statement.name !== 'messages.advance-and-insert' || deadlocks > 0)
+          return execute(statement, values, signal);
+        deadlocks += 1;
+        const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01' });
+        return Promise.reject(new QueryFailedError(statement.text, values, deadlock));
+      });
+      const stored = await postMessage(t.url, ada, room.id, 'after a deadlock', 'c-1');
+      expect({ deadlocks, seq: stored.seq, text: stored.text }).toEqual({
+        deadlocks: 1,
+        seq: 1,
+        text: 'after a deadlock',
+      });
+    }),
   );
 
   run(
     'has the server cancel a write it gave up on, so that it commits nothing later',
-    async () => {
-      const t = await startTestApp('postgres', { MESSAGE_WRITE_TIMEOUT_MS: '1000' });
-      try {
-        const ada = await registerUser(t.url);
-        const room = await createRoom(t.url, ada);
-        const schema = t.database.env.DATABASE_SCHEMA!;
-        await withPostgres(async (locker) => {
+    () =>
+      withRoomOnPostgres(
+        { MESSAGE_WRITE_TIMEOUT_MS: '1000' },
+        async ({ t, ada, room, schema, whileRoomLocked }) => {
           // Another transaction holds the room's row: the write waits on it past its time limit.
-          await locker.query('BEGIN');
-          await locker.query(`SELECT 1 FROM "${schema}".rooms WHERE id = $1 FOR UPDATE`, [room.id]);
-          const giving = fetch(`${t.url}/api/rooms/${room.id}/messages`, {
-            method: 'POST',
-            headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
-            body: JSON.stringify({ text: 'given up on' }),
+          await whileRoomLocked(async (locker) => {
+            const giving = fetch(`${t.url}/api/rooms/${room.id}/messages`, {
+              method: 'POST',
+              headers: { Authorization: `Bearer ${ada.token}`, 'Content-Type': 'application/json' },
+              body: JSON.stringify({ text: 'given up on' }),
+            });
+            // The write reached the server and waits on the lock.
+            await eventually(async () => (await blockedBy(locker)) === 1, 10_000);
+            expect((await giving).status).toBe(503);
+            // The server saw its client gone and cancelled the statement, before the lock frees.
+            await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
           });
-          // The write reached the server and waits on the lock.
-          await eventually(async () => (await blockedBy(locker)) === 1, 10_000);
-          expect((await giving).status).toBe(503);
-          // The server saw its client gone and cancelled the statement, before the lock frees.
-          await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
-          await locker.query('COMMIT');
-        });
-        await sleep(500);
-        const stored = await withPostgres((client) =>
-          client.query(`SELECT text FROM "${schema}".messages WHERE room_id = $1`, [room.id]),
-        );
-        expect(stored.rows).toEqual([]);
-      } finally {
-        await t.close();
-      }
-    },
+          await sleep(500);
+          const stored = await withPostgres((client) =>
+            client.query(`SELECT text FROM "${schema}".messages WHERE room_id = $1`, [room.id]),
+          );
+          expect(stored.rows).toEqual([]);
+        },
+      ),
     30_000,
   );
 
   run(
     'has the server cancel a statement under way once its write is given up on',
-    async () => {
-      const t = await startTestApp('postgres');
-      try {
-        const ada = await registerUser(t.url);
-        const room = await createRoom(t.url, ada);
-        const schema = t.database.env.DATABASE_SCHEMA!;
+    () =>
+      withRoomOnPostgres({}, async ({ t, room, schema, whileRoomLocked }) => {
         const renameRoom = {
           name: 'test.rename-room',
           text: 'UPDATE rooms SET name = $2 WHERE id = $1',
         };
-        await withPostgres(async (locker) => {
-          await locker.query('BEGIN');
-          await locker.query(`SELECT 1 FROM "${schema}".rooms WHERE id = $1 FOR UPDATE`, [room.id]);
+        await whileRoomLocked(async (locker) => {
           // Its time limit is far off: only the abort, as a write's watchdog sends it, ends it.
           const giveUp = new AbortController();
           const renaming = t.app
@@ -631,17 +643,13 @@ describe('message store: two app instances, each with its own pool, writing one 
           const settled = Promise.race([renaming, sleep(1_000).then(() => 'still waiting')]);
           await expect(settled).rejects.toThrow();
           await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
-          await locker.query('COMMIT');
         });
         await sleep(500);
         const rooms = await withPostgres((client) =>
           client.query(`SELECT name FROM "${schema}".rooms WHERE id = $1`, [room.id]),
         );
         expect(rooms.rows).toEqual([{ name: room.name }]);
-      } finally {
-        await t.close();
-      }
-    },
+      }),
     30_000,
   );
 
