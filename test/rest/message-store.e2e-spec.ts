@@ -25,10 +25,13 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
 /** How many sessions wait on a lock that `locker`'s session holds. */
 async function blockedBy(locker: Client): Promise<number> {
-  // pg_locks, not pg_stat_activity, which a transaction sees as of its first read.
+  // pg_locks, not pg_stat_activity, which a transaction sees as of its first read. Only waits
+  // for its rows: an index built CONCURRENTLY by another test, in another schema of the
+  // database, waits for every open transaction (a virtualxid lock), this one included.
   const { rows } = await locker.query<{ blocked: number }>(
     `SELECT count(DISTINCT pid)::int AS blocked FROM pg_locks
-     WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))`,
+     WHERE NOT granted AND locktype IN ('transactionid', 'tuple')
+       AND pg_backend_pid() = ANY(pg_blocking_pids(pid))`,
   );
   return rows[0].blocked;
 }
