@@ -27,7 +27,7 @@ export class AuthController {
 
   @Post('login')
   @HttpCode(HttpStatus.OK)
-  @StrictRateLimit()
+  @StrictRateLimit({ failuresOnly: true })
   @ApiOkResponse({ type: TokenView })
   @ApiErrors(ErrorCode.ValidationFailed, ErrorCode.Unauthorized)
   login(@Body() dto: LoginDto): Promise<TokenView> {

@@ -37,18 +37,21 @@ export class AuthService {
 
   /**
    * Unknown user and wrong password give the same answer after the same work.
-   * Each name has a budget of attempts over every address, counted for
-   * unknown names alike and before any hashing: guesses at one account from
-   * many addresses stop there.
+   * Each name has a budget of failed attempts over every address, counted for
+   * unknown names alike and before any hashing (a success gives its attempt
+   * back): guesses at one account from many addresses stop there, and its
+   * owner signing in on every device spends none of it.
    */
   async login({ username, password }: LoginDto): Promise<IssuedToken> {
     // A name no account can have needs no budget: there is nothing to guess at, nor to keep.
-    if (couldBeUsername(username)) await this.rateLimits.consume('login', usernameKey(username));
+    const budgeted = couldBeUsername(username);
+    if (budgeted) await this.rateLimits.consume('login', usernameKey(username));
     const user = await this.users.findActiveByUsernameWithHash(username);
     const valid = user
       ? await this.hasher.verify(password, user.passwordHash)
       : await this.hasher.verifyAgainstNothing(password);
     if (!user || !valid) throw AppException.unauthorized('Invalid username or password');
+    if (budgeted) await this.rateLimits.refund('login', usernameKey(username));
     if (this.hasher.needsRehash(user.passwordHash) && !this.shutdown.draining)
       this.rehashInBackground(user, password);
     return this.tokens.issue(user);

@@ -41,6 +41,35 @@ describe('MemoryThrottlerStorage', () => {
     expect(await hit()).toMatchObject({ isBlocked: false, totalHits: 1, timeToExpire: 60 });
   });
 
+  it('gives a hit back within the window, and ends a window emptied so', async () => {
+    jest.useFakeTimers({ now: 0 });
+    const storage = new MemoryThrottlerStorage();
+    const hit = () => storage.increment('k', 1000, 2, 0, 't');
+    await hit();
+    await hit();
+    await storage.refund('k', 't');
+    expect((await hit()).totalHits).toBe(2);
+    await storage.refund('k', 't');
+    await storage.refund('k', 't');
+    await storage.refund('k', 't');
+    jest.advanceTimersByTime(600);
+    expect(await hit()).toMatchObject({ totalHits: 1, timeToExpire: 1 });
+    jest.advanceTimersByTime(600);
+    expect((await hit()).totalHits).toBe(2);
+  });
+
+  it('gives nothing back from a blocked window, nor to another key or throttler', async () => {
+    jest.useFakeTimers({ now: 0 });
+    const storage = new MemoryThrottlerStorage();
+    const hit = () => storage.increment('k', 1000, 1, 5000, 't');
+    await hit();
+    await storage.refund('k', 'other');
+    await storage.refund('other', 't');
+    expect((await hit()).isBlocked).toBe(true);
+    await storage.refund('k', 't');
+    expect(await hit()).toMatchObject({ isBlocked: true, totalHits: 2 });
+  });
+
   it('ends a window on time when the wall clock is stepped back', async () => {
     jest.useFakeTimers({ now: 3_600_000 });
     const storage = new MemoryThrottlerStorage();

@@ -2,6 +2,11 @@ import type { ThrottlerStorage } from '@nestjs/throttler';
 
 export type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
+/** A throttler storage that can also give a hit back (an attempt that turned out to be no abuse). */
+export interface RefundableThrottlerStorage extends ThrottlerStorage {
+  refund(key: string, throttlerName: string): Promise<void>;
+}
+
 interface Window {
   hits: number;
   expiresAt: number;
@@ -15,7 +20,7 @@ const SWEEP_INTERVAL_MS = 10_000;
  * `RedisThrottlerStorage` counts them. Unlike the throttler's
  * default storage, it sets no timer per hit: expired windows are swept.
  */
-export class MemoryThrottlerStorage implements ThrottlerStorage {
+export class MemoryThrottlerStorage implements RefundableThrottlerStorage {
   private readonly windows = new Map<string, Window>();
   private readonly sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
 
@@ -60,6 +65,20 @@ export class MemoryThrottlerStorage implements ThrottlerStorage {
       isBlocked: window.blockedUntil > now,
       timeToBlockExpire: Math.max(0, Math.ceil((window.blockedUntil - now) / 1000)),
     };
+  }
+
+  /**
+   * Gives back one hit of the current window, unless it is blocked (the
+   * block stands). A window emptied so ends: the next hit opens a new one.
+   */
+  refund(key: string, throttlerName: string): Promise<void> {
+    const now = performance.now();
+    const id = `${throttlerName}:${key}`;
+    const window = this.windows.get(id);
+    if (!window || window.expiresAt <= now || window.blockedUntil > now) return Promise.resolve();
+    window.hits -= 1;
+    if (window.hits <= 0) this.windows.delete(id);
+    return Promise.resolve();
   }
 
   private sweep(): void {

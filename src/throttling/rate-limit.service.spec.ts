@@ -24,7 +24,7 @@ describe('RateLimitService', () => {
     const increment = jest.fn<ReturnType<ThrottlerStorage['increment']>, unknown[]>(() =>
       Promise.resolve({ totalHits: 3, timeToExpire: 4, isBlocked: false, timeToBlockExpire: 0 }),
     );
-    const limits = new RateLimitService({ increment }, config);
+    const limits = new RateLimitService({ increment, refund: () => Promise.resolve() }, config);
     expect(limits.consumeNow('message', 'u1')).toBe(false);
     expect(increment).not.toHaveBeenCalled();
     await expect(limits.consume('message', 'u1')).rejects.toMatchObject({

@@ -1,11 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { InjectThrottlerStorage, type ThrottlerStorage } from '@nestjs/throttler';
+import { InjectThrottlerStorage } from '@nestjs/throttler';
 import { AppException } from '@app/common/errors/app.exception';
 import type { AllConfig, RateLimitedAction } from '@app/config/app-config';
-import { MemoryThrottlerStorage, type ThrottlerStorageRecord } from './memory-throttler.storage';
-
-const THROTTLER_NAME = 'realtime';
+import {
+  MemoryThrottlerStorage,
+  type RefundableThrottlerStorage,
+  type ThrottlerStorageRecord,
+} from './memory-throttler.storage';
+import { THROTTLER_REALTIME, THROTTLER_STRICT } from './throttler-names';
 
 /**
  * Budgets of actions (messages, typing, joins, connections, lookups, invitations,
@@ -18,7 +21,7 @@ export class RateLimitService {
   private readonly rates: AllConfig['realtime']['rates'];
 
   constructor(
-    @InjectThrottlerStorage() private readonly storage: ThrottlerStorage,
+    @InjectThrottlerStorage() private readonly storage: RefundableThrottlerStorage,
     config: ConfigService<AllConfig, true>,
   ) {
     this.rates = config.get('realtime.rates', { infer: true });
@@ -33,9 +36,19 @@ export class RateLimitService {
       windowMs,
       limit,
       0,
-      THROTTLER_NAME,
+      THROTTLER_REALTIME,
     );
     assertWithin(action, limit, record);
+  }
+
+  /** Gives back one use of `action` by `subject`: one that turned out harmless. */
+  refund(action: RateLimitedAction, subject: string): Promise<void> {
+    return this.storage.refund(keyOf(action, subject), THROTTLER_REALTIME);
+  }
+
+  /** Gives back the attempt a strict REST route counted under `key`. */
+  refundStrict(key: string): Promise<void> {
+    return this.storage.refund(key, THROTTLER_STRICT);
   }
 
   /**
@@ -51,7 +64,7 @@ export class RateLimitService {
       windowMs,
       limit,
       0,
-      THROTTLER_NAME,
+      THROTTLER_REALTIME,
     );
     assertWithin(action, limit, record);
     return true;

@@ -73,4 +73,29 @@ describe('RedisThrottlerStorage', () => {
     expect(together.map((record) => record.totalHits)).toEqual([4, 2, 3]);
     expect(warn).toHaveBeenCalledTimes(1);
   });
+
+  it('gives a hit back where it is counted while Redis is away', async () => {
+    const { redis, state } = fakeRedis();
+    const storage = new RedisThrottlerStorage(redis);
+    await hit(storage);
+    await hit(storage);
+
+    await storage.refund('k', 'default');
+
+    expect(state.calls).toBe(1);
+    expect((await hit(storage)).totalHits).toBe(2);
+  });
+
+  it('counts alone once a refund finds Redis away', async () => {
+    const { redis, state } = fakeRedis();
+    state.down = false;
+    const storage = new RedisThrottlerStorage(redis);
+    state.down = true;
+
+    await expect(storage.refund('k', 'default')).resolves.toBeUndefined();
+    await hit(storage);
+
+    expect(state.calls).toBe(1);
+    expect(warn).toHaveBeenCalledTimes(1);
+  });
 });

@@ -2,9 +2,12 @@ import { Logger } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { RedisService } from '@app/redis/redis.service';
 import { KeyedInOrder } from '@app/common/serial-queue';
-import { MemoryThrottlerStorage } from './memory-throttler.storage';
+import {
+  MemoryThrottlerStorage,
+  type RefundableThrottlerStorage,
+  type ThrottlerStorageRecord,
+} from './memory-throttler.storage';
 
-type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 /** key, ttl, limit, blockDuration, throttlerName */
 type IncrementRequest = Parameters<ThrottlerStorage['increment']>;
 
@@ -28,6 +31,13 @@ if hits > tonumber(ARGV[2]) and tonumber(ARGV[3]) > 0 then
 end
 return { hits, redis.call('PTTL', KEYS[1]), blocked }`;
 
+/** One hit fewer, unless blocked; a window emptied so ends, as in memory. */
+const REFUND = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local hits = tonumber(redis.call('GET', KEYS[1]) or '0')
+if hits <= 1 then redis.call('DEL', KEYS[1]) else redis.call('DECR', KEYS[1]) end
+return hits`;
+
 /** How long the node counts alone after Redis failed, before it asks Redis again. */
 export const LOCAL_COUNTING_MS = 5_000;
 
@@ -39,7 +49,7 @@ export const LOCAL_COUNTING_MS = 5_000;
  * that does not answer delays one request per period rather than every one
  * (and the log says so once per change, not per request).
  */
-export class RedisThrottlerStorage implements ThrottlerStorage {
+export class RedisThrottlerStorage implements RefundableThrottlerStorage {
   private readonly logger = new Logger(RedisThrottlerStorage.name);
   private readonly fallback = new MemoryThrottlerStorage();
   private countingLocallyUntil: number | undefined;
@@ -59,26 +69,53 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     return this.answers.inOrder(request[0], this.count(...request));
   }
 
-  private async count(...request: IncrementRequest): Promise<ThrottlerStorageRecord> {
+  private count(...request: IncrementRequest): Promise<ThrottlerStorageRecord> {
     const [key, ttl, limit, blockDuration, throttlerName] = request;
-    const local = () => this.fallback.increment(...request);
+    return this.sharedOrLocal(
+      async () => {
+        const args = [String(ttl), String(limit), String(blockDuration)];
+        const [totalHits, ttlMs, blockedMs] = (await this.redis.answered(
+          this.redis.client.eval(INCREMENT, {
+            keys: this.keysOf(throttlerName, key),
+            arguments: args,
+          }),
+        )) as [number, number, number];
+        return {
+          totalHits,
+          timeToExpire: Math.ceil(Math.max(ttlMs, 0) / 1000),
+          isBlocked: blockedMs > 0,
+          timeToBlockExpire: Math.ceil(Math.max(blockedMs, 0) / 1000),
+        };
+      },
+      () => this.fallback.increment(...request),
+    );
+  }
+
+  /** Gives back one hit where it is counted now: Redis, or this node while Redis is away. */
+  refund(key: string, throttlerName: string): Promise<void> {
+    return this.sharedOrLocal(
+      async () => {
+        await this.redis.answered(
+          this.redis.client.eval(REFUND, { keys: this.keysOf(throttlerName, key) }),
+        );
+      },
+      () => this.fallback.refund(key, throttlerName),
+    );
+  }
+
+  private keysOf(throttlerName: string, key: string): string[] {
+    return [
+      this.redis.key('throttle', throttlerName, key),
+      this.redis.key('throttle', throttlerName, key, 'blocked'),
+    ];
+  }
+
+  private async sharedOrLocal<T>(shared: () => Promise<T>, local: () => Promise<T>): Promise<T> {
     if (this.countingLocally()) return local();
     try {
-      const keys = [
-        this.redis.key('throttle', throttlerName, key),
-        this.redis.key('throttle', throttlerName, key, 'blocked'),
-      ];
-      const args = [String(ttl), String(limit), String(blockDuration)];
-      const [totalHits, ttlMs, blockedMs] = (await this.redis.answered(
-        this.redis.client.eval(INCREMENT, { keys, arguments: args }),
-      )) as [number, number, number];
+      const answer = await shared();
       this.sharedAgain();
-      return {
-        totalHits,
-        timeToExpire: Math.ceil(Math.max(ttlMs, 0) / 1000),
-        isBlocked: blockedMs > 0,
-        timeToBlockExpire: Math.ceil(Math.max(blockedMs, 0) / 1000),
-      };
+      return answer;
     } catch (error) {
       this.countAlone(error as Error);
       return local();

@@ -1,17 +1,16 @@
 import { Global, Module } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { APP_GUARD } from '@nestjs/core';
-import { ThrottlerGuard, ThrottlerModule, type ThrottlerModuleOptions } from '@nestjs/throttler';
+import { ThrottlerModule, type ThrottlerModuleOptions } from '@nestjs/throttler';
 import type { ExecutionContext } from '@nestjs/common';
 import type { AllConfig } from '@app/config/app-config';
 import { RedisService } from '@app/redis/redis.service';
+import { AddressThrottlerGuard } from './address-throttler.guard';
 import { RateLimitService } from './rate-limit.service';
 import { MemoryThrottlerStorage } from './memory-throttler.storage';
 import { RedisThrottlerStorage } from './redis-throttler.storage';
 import { STRICT_RATE_LIMIT } from './strict-rate-limit.decorator';
-
-export const THROTTLER_DEFAULT = 'default';
-export const THROTTLER_STRICT = 'strict';
+import { THROTTLER_DEFAULT, THROTTLER_STRICT } from './throttler-names';
 
 function isStrictRoute(context: ExecutionContext): boolean {
   return Reflect.getMetadata(STRICT_RATE_LIMIT, context.getHandler()) === true;
@@ -56,7 +55,7 @@ function throttlerOptions(
       useFactory: throttlerOptions,
     }),
   ],
-  providers: [{ provide: APP_GUARD, useClass: ThrottlerGuard }, RateLimitService],
+  providers: [{ provide: APP_GUARD, useClass: AddressThrottlerGuard }, RateLimitService],
   exports: [RateLimitService],
 })
 export class ThrottlingModule {}

@@ -116,6 +116,27 @@ describeWithRedis('RedisThrottlerStorage', () => {
     }
   });
 
+  it('gives a hit back on every node, and ends a window emptied so', async () => {
+    const [first, second] = [node(), node()];
+    await hit(first);
+    await hit(second);
+    await first.refund('user-1', 'message');
+    expect((await hit(second)).totalHits).toBe(2);
+
+    await second.refund('user-1', 'message');
+    await second.refund('user-1', 'message');
+    await second.refund('user-1', 'message');
+    expect(await client.keys(`${prefix}*`)).toEqual([]);
+    expect((await hit(first)).totalHits).toBe(1);
+  });
+
+  it('gives nothing back from a blocked budget', async () => {
+    const [first, second] = [node(), node()];
+    for (let i = 0; i <= LIMIT; i += 1) await hit(first, BLOCK_MS);
+    await second.refund('user-1', 'message');
+    expect(await hit(second, BLOCK_MS)).toMatchObject({ isBlocked: true, totalHits: LIMIT + 1 });
+  });
+
   it('keeps the budgets of different keys and throttlers apart', async () => {
     const storage = node();
     await hit(storage);

@@ -395,9 +395,9 @@ describe('sign-in attempts per account', () => {
 
   it('refuses the account’s next attempt, the right password too, in any case, without hashing', async () => {
     const user = await registerUser(t.url);
-    // registerUser logged in once: two attempts are left.
     await login(user.username).expect(401);
     await login(user.username.toUpperCase()).expect(401);
+    await login(user.username).expect(401);
     const verify = jest.spyOn(t.app.get(PasswordHasher), 'verify');
 
     const refused = await login(user.username, TEST_PASSWORD).expect(429);
@@ -408,6 +408,14 @@ describe('sign-in attempts per account', () => {
     });
     expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
     expect(verify).not.toHaveBeenCalled();
+  });
+
+  it('gives a successful login’s attempt back: its owner signing in everywhere spends none', async () => {
+    const user = await registerUser(t.url);
+    for (let attempt = 0; attempt < 5; attempt += 1)
+      await login(user.username, TEST_PASSWORD).expect(200);
+    for (let attempt = 0; attempt < 3; attempt += 1) await login(user.username).expect(401);
+    expect((await login(user.username, TEST_PASSWORD).expect(429)).body.code).toBe('RATE_LIMITED');
   });
 
   it('counts an unknown name as a known one, so that the refusal tells nothing', async () => {
@@ -423,7 +431,7 @@ describe('sign-in attempts per account', () => {
 
   it('leaves other accounts, and the tokens the account holds, as they were', async () => {
     const [spent, other] = [await registerUser(t.url), await registerUser(t.url)];
-    for (let attempt = 0; attempt < 2; attempt += 1) await login(spent.username).expect(401);
+    for (let attempt = 0; attempt < 3; attempt += 1) await login(spent.username).expect(401);
     await login(spent.username, TEST_PASSWORD).expect(429);
 
     await login(other.username, TEST_PASSWORD).expect(200);

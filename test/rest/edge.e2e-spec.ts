@@ -15,7 +15,13 @@ import { CreateRoomDto } from '@app/rooms/dto/create-room.dto';
 import type { MessageJson } from '@app/contract/models';
 import type { AckResponse } from '@app/contract/socket-events';
 import { RoomEventsQuery } from '@app/sse/dto/room-events.query';
-import { createRoom, postMessage, registerUser } from '../support/api';
+import {
+  createRoom,
+  postMessage,
+  registerUser,
+  TEST_PASSWORD,
+  uniqueUsername,
+} from '../support/api';
 import { CuttablePostgres } from '../support/cuttable-postgres';
 import { databaseKinds, withPostgres } from '../support/databases';
 import { connectSocket, emitAck, emitOk, eventually, sleep } from '../support/sockets';
@@ -402,6 +408,28 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
       expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
       // Other routes keep their own, larger budget.
       await request(t.url).get('/api/rooms').expect(401);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('spends the address sign-in budget on registrations and failed logins, not on successful ones', async () => {
+    const t = await startTestApp(kind, { THROTTLE_AUTH_LIMIT: '3', THROTTLE_AUTH_TTL_MS: '60000' });
+    const login = (username: string, password: string) =>
+      request(t.url).post('/api/auth/login').send({ username, password });
+    try {
+      const username = uniqueUsername();
+      await request(t.url)
+        .post('/api/auth/register')
+        .send({ username, password: TEST_PASSWORD })
+        .expect(201);
+      for (let attempt = 0; attempt < 5; attempt += 1)
+        await login(username, TEST_PASSWORD).expect(200);
+      await login(username, 'wrong-password').expect(401);
+      await login('nobody', 'wrong-password').expect(401);
+
+      const limited = await login(username, TEST_PASSWORD).expect(429);
+      expect(limited.body).toMatchObject({ code: 'RATE_LIMITED', details: [] });
     } finally {
       await t.close();
     }

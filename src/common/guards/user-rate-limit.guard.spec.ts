@@ -1,9 +1,11 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { ConfigService } from '@nestjs/config';
 import { Reflector } from '@nestjs/core';
-import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { AllConfig } from '@app/config/app-config';
-import { MemoryThrottlerStorage } from '@app/throttling/memory-throttler.storage';
+import {
+  MemoryThrottlerStorage,
+  type RefundableThrottlerStorage,
+} from '@app/throttling/memory-throttler.storage';
 import { RateLimit } from '@app/throttling/rate-limit.decorator';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { UserRateLimitGuard } from './user-rate-limit.guard';
@@ -39,7 +41,7 @@ const config = {
 } as unknown as ConfigService<AllConfig, true>;
 
 /** A storage kept outside the process, as Redis is: it can only answer later. */
-function remoteStorage(): ThrottlerStorage & { keys: string[] } {
+function remoteStorage(): RefundableThrottlerStorage & { keys: string[] } {
   const memory = new MemoryThrottlerStorage();
   const keys: string[] = [];
   return {
@@ -49,6 +51,7 @@ function remoteStorage(): ThrottlerStorage & { keys: string[] } {
       await new Promise((resolve) => setImmediate(resolve));
       return memory.increment(key, ttl, limit, blockDuration, name);
     },
+    refund: (key, name) => memory.refund(key, name),
   };
 }
 
