@@ -91,16 +91,19 @@ export class MembershipService implements OnModuleInit, OnApplicationShutdown {
     await authorize(room.ownerId, () => this.rooms.isMember(room.id, actor.id));
     const user = await this.users.findActiveById(target);
     if (!user) throw AppException.notFound('User not found');
-    // Adding someone else notifies them: a budget per user, spent by adds that may go ahead.
-    if (user.id !== actor.id) await this.rateLimits.consume('invite', actor.id);
+    // Adding someone else notifies them: a budget per user, spent by adds that
+    // may go ahead, and given back by those that find the user a member already.
+    const invites = user.id !== actor.id;
+    if (invites) await this.rateLimits.consume('invite', actor.id);
     const { added, joinedAt, ownerId } = await this.rooms.addMemberAs(
       actor.id,
       room.id,
       user.id,
       authorize,
     );
-    if (added && user.id !== actor.id)
+    if (invites && added)
       this.invite(user.id, { ...room, ownerId: ownerId ?? room.ownerId }, actor);
+    else if (invites) await this.rateLimits.refund('invite', actor.id);
     return memberViewOf(room.id, { id: user.id, username: user.username, joinedAt });
   }
 

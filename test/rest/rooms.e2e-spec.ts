@@ -1115,6 +1115,8 @@ describe('rooms REST: a budget of invitations per user', () => {
       .send({ userId: invitees[1].id })
       .expect(404);
     await add(invitees[0].id).expect(201);
+    // Adding a member again notifies no one, and spends nothing either.
+    for (let again = 0; again < 3; again += 1) await add(invitees[0].id).expect(201);
     await add(invitees[1].id).expect(201);
     const refused = await add(invitees[2].id).expect(429);
     expect(refused.body).toMatchObject({ code: 'RATE_LIMITED' });
