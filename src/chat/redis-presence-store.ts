@@ -20,7 +20,8 @@ const SWEPT_MEMORY_TTLS = 20;
 const VANISHED = -2;
 /**
  * Trouble postpones sweeps by an entry life each time, but not past this many
- * entry lives after it began: a Redis that flaps for good would otherwise
+ * entry lives after it began (or Redis first came back from it): a Redis
+ * that flaps for good would otherwise
  * keep a crashed node's users present in every room, for good.
  */
 const MAX_SWEEP_POSTPONEMENT_TTLS = 3;
@@ -134,6 +135,8 @@ export class RedisPresenceStore extends PresenceStore {
   private sweepsFrom = 0;
   /** When the trouble that postpones sweeps began; a sweep that runs ends it. */
   private troubledSince?: number;
+  /** When Redis first came back during that trouble: a Redis that keeps coming back and going away postpones no further. */
+  private restoredSince?: number;
 
   constructor(
     private readonly redis: RedisService,
@@ -216,7 +219,7 @@ export class RedisPresenceStore extends PresenceStore {
   async sweep(): Promise<PresenceSweep> {
     const gone: RoomPresence[] = [];
     if (Date.now() < this.sweepsFrom) return { gone };
-    this.troubledSince = undefined;
+    this.troubledSince = this.restoredSince = undefined;
     for (let round = 0; round < SWEEP_ROUNDS; round += 1) {
       let batch: SweptBatch;
       try {
@@ -263,18 +266,25 @@ export class RedisPresenceStore extends PresenceStore {
 
   /**
    * However long Redis was away, every node gets a whole entry life to beat
-   * before a sweep; the postponements of later trouble count from here.
+   * before a sweep; postponements count from its first return, as long as
+   * trouble lasts.
    */
   private restored(): void {
-    this.troubledSince = Date.now();
-    this.sweepsFrom = Math.max(this.sweepsFrom, this.troubledSince + this.ttlMs);
+    const now = Date.now();
+    this.restoredSince ??= now;
+    this.sweepsFrom = Math.max(this.sweepsFrom, this.postponedFrom(now));
   }
 
   private troubled(): void {
     const now = Date.now();
     this.troubledSince ??= now;
-    const latest = this.troubledSince + MAX_SWEEP_POSTPONEMENT_TTLS * this.ttlMs;
-    this.sweepsFrom = Math.min(now + this.ttlMs, latest);
+    this.sweepsFrom = this.postponedFrom(now);
+  }
+
+  /** An entry life from now, but no later than the cap counted from when trouble began or Redis first came back. */
+  private postponedFrom(now: number): number {
+    const since = this.restoredSince ?? this.troubledSince ?? now;
+    return Math.min(now + this.ttlMs, since + MAX_SWEEP_POSTPONEMENT_TTLS * this.ttlMs);
   }
 
   private run(script: string, { roomId, user, connectionId }: Entry): Promise<number> {

@@ -152,6 +152,26 @@ describeWithRedis('RedisPresenceStore', () => {
     expect(Date.now() - troubleBegan).toBeGreaterThanOrEqual(3 * ttlMs);
   });
 
+  it('sweeps a dead node’s entries while Redis goes away and comes back on and on, three entry lives after it first came back', async () => {
+    const ttlMs = 300;
+    const live = new RedisPresenceStore(redis, ttlMs);
+    const dead = new RedisPresenceStore(redis, ttlMs);
+    const ada = { id: 'user-ada', username: 'ada' };
+    await dead.enter('room-0', ada, 'conn-ada');
+    redisTrouble(RedisTrouble.Lost);
+    redisTrouble(RedisTrouble.Restored);
+    const firstBack = Date.now();
+    let sweep = await live.sweep();
+    while (sweep.gone.length === 0 && Date.now() - firstBack < 10 * ttlMs) {
+      await sleep(ttlMs / 6);
+      redisTrouble(RedisTrouble.Lost);
+      redisTrouble(RedisTrouble.Restored);
+      sweep = await live.sweep();
+    }
+    expect(sweep).toEqual({ gone: [{ roomId: 'room-0', user: ada }] });
+    expect(Date.now() - firstBack).toBeGreaterThanOrEqual(3 * ttlMs);
+  });
+
   it('gives every node an entry life to beat after Redis is back, however long it was away', async () => {
     const ttlMs = 300;
     const live = new RedisPresenceStore(redis, ttlMs);
