@@ -1,4 +1,5 @@
-import { leadingWithinBytes } from './json-size';
+import fc from 'fast-check';
+import { leadingWithinBytes, receivedJsonBytes } from './json-size';
 
 describe('leadingWithinBytes', () => {
   const item = (text: string) => ({ text });
@@ -31,5 +32,23 @@ describe('leadingWithinBytes', () => {
     const items = [item('x'.repeat(100)), item('y')];
     expect(leadingWithinBytes(items, 10)).toEqual([items[0]]);
     expect(leadingWithinBytes([], 10)).toEqual([]);
+  });
+});
+
+describe('receivedJsonBytes', () => {
+  it('measures any parsed JSON as writing it again would', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const parsed = JSON.parse(JSON.stringify(value)) as unknown;
+        expect(receivedJsonBytes(parsed)).toBe(Buffer.byteLength(JSON.stringify(parsed)));
+      }),
+    );
+  });
+
+  it('measures nesting deeper than JSON.stringify can write', () => {
+    const depth = 100_000;
+    const deep = JSON.parse('['.repeat(depth) + ']'.repeat(depth)) as unknown;
+    expect(() => JSON.stringify(deep)).toThrow(RangeError);
+    expect(receivedJsonBytes(deep)).toBe(2 * depth);
   });
 });

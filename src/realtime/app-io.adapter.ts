@@ -9,7 +9,7 @@ import { TokenService } from '@app/auth/token.service';
 import { AppException } from '@app/common/errors/app.exception';
 import { reasonOf } from '@app/common/errors/reason-of';
 import { answerEventFailure } from '@app/common/filters/ws-exception.filter';
-import { jsonBytes } from '@app/common/json-size';
+import { receivedJsonBytes } from '@app/common/json-size';
 import { KeyedSerialQueue } from '@app/common/serial-queue';
 import type { AllConfig } from '@app/config/app-config';
 import type { AckResponse } from '@app/contract/socket-events';
@@ -182,8 +182,13 @@ export class AppIoAdapter extends IoAdapter {
           receivedAt,
         );
       const dispatch = this.inSocketOrder(event, handle, socketOrderOf(gateway, methodName));
+      // Socket.IO calls this where a throw would end the process: nothing may escape.
       listener = function (this: Socket, ...args: unknown[]) {
-        void dispatch(this, args, performance.now());
+        try {
+          dispatch(this, args, performance.now()).catch(logUnansweredFailure);
+        } catch (error) {
+          logUnansweredFailure(error);
+        }
       };
       this.listeners.set(handler, listener);
     }
@@ -208,7 +213,7 @@ export class AppIoAdapter extends IoAdapter {
       const key = keyOf(socket, args);
       const task = ifConnected(socket, args, receivedAt);
       if (!queue.has(key)) return enqueue(key, task);
-      const cost = this.waitingWork().admit(socket, jsonBytes(args));
+      const cost = this.waitingWork().admit(socket, receivedJsonBytes(args));
       if (cost === undefined) return Promise.resolve(this.refuseWaiting(socket, event, args));
       return enqueue(key, () => task().finally(() => this.waitingWork().release(socket, cost)));
     };

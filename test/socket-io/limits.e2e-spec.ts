@@ -285,6 +285,33 @@ describe('Socket.IO events waiting behind a join', () => {
       socket.close();
     }
   });
+
+  it('measures a waiting event nested deeper than JSON can be written again, and refuses it as too deep', async () => {
+    const ada = await registerUser(t.url);
+    const room = await createRoom(t.url, ada);
+    const socket = await connectSocket(t.url, ada.token);
+    try {
+      const joining = holdNextCall(t.app.get(RoomsService), 'admit');
+      const joined = emitAck(socket, 'chat:join', { roomId: room.id });
+      await joining.started;
+      const errors = collect<unknown>(socket, 'error');
+      // No client writes this (its own JSON.stringify would overflow its stack): sent as raw packet text.
+      const depth = 30_000;
+      const deep = '['.repeat(depth) + ']'.repeat(depth);
+      socket.io.engine.write(`2["chat:message",{"roomId":"${room.id}","text":${deep}}]`);
+      await sleep(100);
+      joining.release();
+
+      expect(await joined).toMatchObject({ ok: true });
+      await eventually(() => errors.length === 1);
+      expect(errors).toEqual([
+        { code: 'VALIDATION_FAILED', message: expect.stringContaining('nested'), details: [] },
+      ]);
+      expect(await emitOk(socket, 'chat:typing', { roomId: room.id })).toEqual({});
+    } finally {
+      socket.close();
+    }
+  });
 });
 
 describe('Socket.IO join budget by default', () => {
