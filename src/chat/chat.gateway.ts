@@ -20,6 +20,7 @@ import { RenewTokenDto, renewTokenResult } from '@app/auth/dto/renew-token.dto';
 import { TokenService } from '@app/auth/token.service';
 import { Deadlines } from '@app/common/deadlines';
 import { AppException } from '@app/common/errors/app.exception';
+import { reasonOf } from '@app/common/errors/reason-of';
 import { WsExceptionFilter } from '@app/common/filters/ws-exception.filter';
 import { WsRoomAccessGuard } from '@app/common/guards/ws-room-access.guard';
 import { roomIdOfPayload } from '@app/common/room-id-of-payload';
@@ -239,10 +240,16 @@ export class ChatGateway
     await this.chat.leave(connectionOf(socket), roomId);
   }
 
-  /** The delivery that carried the effect has already told the socket why. */
+  /**
+   * The delivery that carried the effect has already told the socket why.
+   * Nothing awaits the leave: a failure is logged, as a rejection left
+   * unhandled would end the process.
+   */
   private applyEffect(socket: AppSocket, effect: DeliveryEffect): void {
-    if (effect.kind === DeliveryEffectKind.LeaveRoom) void this.leaveRoom(socket, effect.roomId);
-    else socket.disconnect(true);
+    if (effect.kind === DeliveryEffectKind.Disconnect) return void socket.disconnect(true);
+    this.leaveRoom(socket, effect.roomId).catch((error: unknown) =>
+      this.logger.error(`Leaving a room the user lost failed: ${reasonOf(error)}`),
+    );
   }
 
   @SubscribeMessage(ClientEvent.Message)

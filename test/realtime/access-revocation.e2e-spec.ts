@@ -1,6 +1,8 @@
+import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { PresenceResult, RoomUserEvent } from '@app/contract/socket-events';
+import { ChatService } from '@app/chat/chat.service';
 import { PresenceService } from '@app/chat/presence.service';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
@@ -25,6 +27,7 @@ import {
   connectSocket,
   emitAck,
   emitOk,
+  eventually,
   nextEvent,
   sleep,
   socketPool,
@@ -198,6 +201,31 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
     expect(presence.users.map((user) => user.id)).toEqual([owner.id]);
     const send = await emitAck(memberSocket, 'chat:message', { roomId: room.id, text: 'still?' });
     expect(send).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+  });
+
+  it('logs a failure to leave a room a Socket.IO user lost, rather than end the process; delivery stops all the same', async () => {
+    const { member, room, ownerSocket, memberSocket } = await memberJoinedPrivateRoom();
+    const memberGets = collect<MessageJson>(memberSocket, 'chat:message');
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    const leave = jest
+      .spyOn(t.app.get(ChatService), 'leave')
+      .mockRejectedValueOnce(new Error('presence store gone'));
+    try {
+      await removeMember(t.url, owner, room.id, member.id);
+      await eventually(() => logged.mock.calls.length > 0);
+      await sleep(50);
+      expect(unhandled).toEqual([]);
+      expect(String(logged.mock.calls[0][0])).toContain('presence store gone');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      logged.mockRestore();
+      leave.mockRestore();
+    }
+    await postAndSettle(ownerSocket, room.id, 'after the removal');
+    expect(memberGets).toEqual([]);
   });
 
   it('takes a member who leaves a public room over REST out of it on every connection; they may join again', async () => {
