@@ -20,7 +20,7 @@ import { ConnectionTracker } from './connection-tracker';
 import { socketOrderOf, type SocketOrder } from './in-socket-order.decorator';
 import { isOriginAllowed } from './origin-policy';
 import type { AppServer, AppSocket } from './socket-data';
-import { limitPacketRate } from './packet-rate';
+import { limitPacketRate, packetLimitReaches } from './packet-rate';
 import { REFUSED_SESSION_GRACE_MS, SessionBudget } from './session-budget';
 import { handshakeCompleted, socketHandshake } from './socket-handshake';
 import { WaitingWork } from './waiting-work';
@@ -100,13 +100,16 @@ export class AppIoAdapter extends IoAdapter {
       },
     } satisfies Partial<ServerOptions>) as AppServer;
     closeRefusedSessions(server, budget);
+    server.engine.on('connection', (session: EngineSession) =>
+      limitPacketRate(session, realtime.maxPacketsPerSecond, realtime.maxRoomsPerConnection),
+    );
     const connections = this.app.get(ConnectionTracker, { strict: false });
     // One listener for every socket: the handshake reserved its slot.
     const releaseSlot = function (this: AppSocket) {
       connections.release(this.data.user.id, this.id);
     };
     server.on('connection', (socket: AppSocket) => {
-      limitPacketRate(socket, realtime.maxPacketsPerSecond, realtime.maxRoomsPerConnection);
+      packetLimitReaches(socket);
       handshakeCompleted(socket);
       socket.on('disconnect', releaseSlot);
     });

@@ -10,8 +10,11 @@ const PACKET_LIMIT = Symbol('packetLimit');
 const REJOIN_ALLOWANCE_MS = 10_000;
 
 type LimitedSession = EngineSession & {
-  /** `socket`: the session's latest socket (a client may leave the namespace and connect again). */
-  [PACKET_LIMIT]?: { bucket: TokenBucket; socket: AppSocket };
+  /**
+   * `socket`: the session's latest socket (a client may leave the namespace
+   * and connect again); none before its first namespace connect.
+   */
+  [PACKET_LIMIT]?: { bucket: TokenBucket; socket?: AppSocket };
 };
 
 /** One listener for the packets of every connection: each keeps only its bucket. */
@@ -19,7 +22,7 @@ function countPacket(this: LimitedSession): void {
   const limit = this[PACKET_LIMIT];
   if (!limit || limit.bucket.take()) return;
   const { socket } = limit;
-  if (!socket.connected) return this.close();
+  if (!socket?.connected) return this.close();
   socket.emit(ServerEvent.Error, packetFloodError());
   socket.disconnect(true);
 }
@@ -45,17 +48,21 @@ export function packetFloodError(): ErrorBody {
 /**
  * A connection that floods packets far beyond any per-event budget is cut
  * off as its Engine.IO packets arrive (every packet counts: events, acks,
- * pongs, binary attachments), before they are parsed into events, so that
- * its cost cannot slow down everyone else. One budget per Engine.IO session,
- * however often its client connects to the namespace again.
+ * pongs, binary attachments, namespace connects), before they are parsed
+ * into events, so that its cost cannot slow down everyone else. One budget
+ * per Engine.IO session, from its start, however often its client connects
+ * to the namespace again; a session that floods before its socket is
+ * connected (connects refused one after another) is closed.
  */
-export function limitPacketRate(socket: AppSocket, perSecond: number, maxRooms: number): void {
-  const session = socket.conn as LimitedSession;
-  const limit = session[PACKET_LIMIT];
-  if (limit) {
-    limit.socket = socket;
-    return;
-  }
-  session[PACKET_LIMIT] = { bucket: packetBudget(perSecond, maxRooms), socket };
+export function limitPacketRate(session: EngineSession, perSecond: number, maxRooms: number): void {
+  // One more packet for the namespace connect that opens the session's use.
+  const bucket = packetBudget(perSecond, maxRooms + 1);
+  (session as LimitedSession)[PACKET_LIMIT] = { bucket };
   session.on('packet', countPacket);
+}
+
+/** The socket its session's flood is told to, once connected to the namespace. */
+export function packetLimitReaches(socket: AppSocket): void {
+  const limit = (socket.conn as LimitedSession)[PACKET_LIMIT];
+  if (limit) limit.socket = socket;
 }

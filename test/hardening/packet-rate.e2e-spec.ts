@@ -51,6 +51,15 @@ describe('packet floods on one connection', () => {
     session.socket.close();
   });
 
+  it('closes a session that floods namespace connects, each refused, before any is accepted', async () => {
+    const session = await rawEngineSession(t.url);
+    const closed = new Promise<void>((resolve) => session.socket.once('close', () => resolve()));
+    for (let i = 0; i < 200; i += 1) session.send(`40${JSON.stringify({ token: 'not-a-token' })}`);
+
+    await closed;
+    expect(session.frames.filter((frame) => frame.startsWith('44')).length).toBeLessThan(200);
+  });
+
   it('lets a Socket.IO client coming back send a packet per room and its burst at once', async () => {
     const user = await registerUser(t.url);
     const socket = await connectSocket(t.url, user.token);
