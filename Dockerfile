@@ -51,8 +51,12 @@ ENV NODE_ENV=production
 WORKDIR /app
 
 # The code stays owned by root (read-only for the app); only data/ (the
-# default SQLITE_PATH, used when DATABASE_URL is unset) is writable.
+# default SQLITE_PATH, used when DATABASE_URL is unset) is writable. It is a
+# volume, so that the embedded database outlives the container: mount one of
+# your own there (docker run -v chat-data:/app/data) to keep it across
+# upgrades too.
 RUN mkdir -p /app/data && chown node:node /app/data
+VOLUME /app/data
 
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules

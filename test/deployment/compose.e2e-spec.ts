@@ -429,6 +429,14 @@ describe('deployment files', () => {
       expect(runtime.some((line) => /^EXPOSE\s+3000\b/i.test(line))).toBe(true);
     });
 
+    it('keeps the embedded database in a volume owned by the node user', () => {
+      const volume = runtime.findIndex((line) => /^VOLUME\s+\/app\/data\s*$/i.test(line));
+      const owned = runtime.findIndex((line) => /^RUN\s.*chown node:node \/app\/data/i.test(line));
+      expect(owned).toBeGreaterThanOrEqual(0);
+      // Docker copies the folder's owner into a fresh volume only if it was set before.
+      expect(volume).toBeGreaterThan(owned);
+    });
+
     it('copies only package.json, node_modules and dist into the runtime stage', () => {
       const copies = runtime.filter((line) => /^(COPY|ADD)\s/i.test(line));
       expect(copies.length).toBeGreaterThan(0);
