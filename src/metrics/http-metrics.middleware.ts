@@ -14,6 +14,15 @@ export function countAsStatus(response: Response, status: number): void {
   (response.locals as { countedStatus?: number }).countedStatus = status;
 }
 
+/**
+ * Set on a response that goes on once answered (an event stream): it is
+ * timed until now, when it opens, so that the hours it stays open do not
+ * count as the request's latency.
+ */
+export function timeUntilNow(response: Response): void {
+  (response.locals as { answeredAt?: number }).answeredAt = performance.now();
+}
+
 function countedStatus(response: Response): string {
   if (!response.headersSent) return CLIENT_CLOSED_REQUEST;
   const { countedStatus: counted } = response.locals as { countedStatus?: number };
@@ -22,26 +31,29 @@ function countedStatus(response: Response): string {
 
 /**
  * Times every HTTP request, labelled by its route pattern (never the raw URL),
- * when its response finishes or, for a stream the client leaves, closes. A
- * client that leaves before the answer is counted as 499, not as the status
- * the response was preset with (200, or 201 for a POST); see `countAsStatus`.
+ * when its response finishes or, for a stream the client leaves, closes; an
+ * event stream is timed until it opened (`timeUntilNow`). A client that
+ * leaves before the answer is counted as 499, not as the status the response
+ * was preset with (200, or 201 for a POST); see `countAsStatus`.
  */
 @Injectable()
 export class HttpMetricsMiddleware implements NestMiddleware {
   constructor(private readonly metrics: MetricsService) {}
 
   use(request: Request, response: Response, next: NextFunction): void {
-    const stopTimer = this.metrics.httpRequestDuration.startTimer();
+    const startedAt = performance.now();
     let recorded = false;
     const record = () => {
       if (recorded) return;
       recorded = true;
       const route = (request.route as { path?: string } | undefined)?.path;
-      stopTimer({
+      const { answeredAt = performance.now() } = response.locals as { answeredAt?: number };
+      const labels = {
         method: request.method,
         route: route ? `${request.baseUrl}${route}` : 'unmatched',
         status: countedStatus(response),
-      });
+      };
+      this.metrics.httpRequestDuration.observe(labels, (answeredAt - startedAt) / 1000);
     };
     response.once('finish', record);
     response.once('close', record);

@@ -229,6 +229,7 @@ class FakeResponse extends EventEmitter {
   writableFinished = false;
   destroyed = false;
   req = { method: 'GET' };
+  locals = {};
   status(): void {}
   set(): void {}
   flushHeaders(): void {}

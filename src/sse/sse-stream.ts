@@ -2,6 +2,7 @@ import type { Response } from 'express';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 import { SseEvent } from '@app/contract/events';
+import { timeUntilNow } from '@app/metrics/http-metrics.middleware';
 
 /** How long EventSource waits before it reconnects to an ended stream: its own default. */
 const RECONNECT_MS = 3_000;
@@ -51,6 +52,7 @@ export class SseStream {
       'X-Accel-Buffering': 'no',
     });
     this.response.flushHeaders();
+    timeUntilNow(this.response);
     this.opened = true;
     // EventSource keeps the last retry: it was told, a refusal's long wait included.
     this.write(`retry: ${RECONNECT_MS}\n\n`);

@@ -25,6 +25,7 @@ class FakeResponse extends EventEmitter {
   writableLength = 0;
   writableNeedDrain = false;
   readonly req = { method: 'GET' };
+  readonly locals = {};
   readonly chunks: string[] = [];
 
   status(code: number): this {

@@ -50,14 +50,19 @@ describe('REST observability', () => {
     expect(await metricValue(t.url, series)).toBe(before + 1);
   });
 
-  it('times an event stream that the client closes', async () => {
-    const series =
-      'http_request_duration_seconds_count{method="GET",route="/api/events",status="200"}';
-    const before = await metricValue(t.url, series);
+  it('times an event stream that the client closes until it opened, not for as long as it stayed open', async () => {
+    const series = (part: string) =>
+      `http_request_duration_seconds_${part}{method="GET",route="/api/events",status="200"}`;
+    const [countBefore, sumBefore] = [
+      await metricValue(t.url, series('count')),
+      await metricValue(t.url, series('sum')),
+    ];
     const stream = await openSse(`${t.url}/api/events?token=${ada.token}`);
     await stream.next((event) => event.event === 'connected');
+    await sleep(1_500);
     stream.close();
-    await eventually(async () => (await metricValue(t.url, series)) === before + 1);
+    await eventually(async () => (await metricValue(t.url, series('count'))) === countBefore + 1);
+    expect((await metricValue(t.url, series('sum'))) - sumBefore).toBeLessThan(1);
   });
 
   it('counts a browser EventSource refused as a stream as the refusal it is (429), not 200', async () => {
