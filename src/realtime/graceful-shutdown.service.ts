@@ -53,6 +53,13 @@ export async function graceForClosing(closed: () => boolean): Promise<void> {
   }
 }
 
+/** The server's open connections: those busy with a request, once idle ones are closed. */
+function connectionsOf(server: Server): Promise<number> {
+  return new Promise((resolve) =>
+    server.getConnections((error, count) => resolve(error ? 0 : count)),
+  );
+}
+
 type Step = () => void | Promise<void>;
 
 /**
@@ -90,6 +97,7 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
 
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
+    const startedAt = Date.now();
     const server = this.httpAdapterHost.httpAdapter?.getHttpServer() as Server | undefined;
     if (server) closeConnectionsWhenIdle(server);
     server?.close();
@@ -97,6 +105,25 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
     for (const phase of PHASES.slice(1)) failed += await this.run(phase);
     if (failed === 0) this.logger.log('Clients told and writes finished');
     else this.logger.warn(`Clients told and writes finished, but for ${failed} failed step(s)`);
+    if (server) await this.cutRequestsLeft(server, startedAt);
+  }
+
+  /**
+   * Requests still under way (a body a client sends slowly, a read a stalled
+   * database holds) get as long as the sends in flight, counted from the
+   * start, or the time the phases took; then their connections are cut.
+   * Nest's close of the server would wait for them past the shutdown timeout.
+   */
+  private async cutRequestsLeft(server: Server, startedAt: number): Promise<void> {
+    const deadline = startedAt + this.config.get('http.finishSendsWithinMs', { infer: true });
+    let left = await connectionsOf(server);
+    while (left > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      left = await connectionsOf(server);
+    }
+    if (left === 0) return;
+    this.logger.warn(`Cutting ${left} connection(s) whose requests did not finish in time`);
+    server.closeAllConnections();
   }
 
   /** @returns how many of its steps failed (none counted when they ran late) */

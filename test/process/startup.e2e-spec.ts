@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import {
 import { registerUser } from '../support/api';
 import { runsUnderCi } from '../support/ci';
 import { RawClient } from '../support/raw-ws';
-import { connectSocket, emitAck, eventually } from '../support/sockets';
+import { connectSocket, emitAck, eventually, sleep } from '../support/sockets';
 import { TcpProxy } from '../support/tcp-proxy';
 import { freePort } from '../support/free-port';
 
@@ -314,6 +315,28 @@ describe('service process', () => {
     expect(code).toBe(0);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(service.output()).toContain('SIGTERM received');
+  });
+
+  it('cuts a request still under way once its share of the shutdown is over, and exits 0 in time', async () => {
+    const service = await start({ SHUTDOWN_TIMEOUT_MS: '8000' });
+    await waitUntilReady(service);
+    // A body that never arrives in full: Node would wait for it for minutes.
+    const client = connect(Number(new URL(service.url).port), '127.0.0.1');
+    const cut = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    client.on('error', () => undefined);
+    client.write(
+      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+        'Content-Length: 100\r\n\r\n{"username":',
+    );
+    await sleep(300);
+
+    const started = Date.now();
+    const { code } = await service.stop('SIGTERM');
+
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(8_000);
+    await cut;
+    expect(service.output()).toContain('Cutting 1 connection(s)');
   });
 
   it('finishes its shutdown, exit 0, when a second signal comes during it', async () => {
