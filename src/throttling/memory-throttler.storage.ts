@@ -70,6 +70,8 @@ export class MemoryThrottlerStorage implements RefundableThrottlerStorage {
   /**
    * Gives back one hit of the current window, unless it is blocked (the
    * block stands). A window emptied so ends: the next hit opens a new one.
+   * A refund that comes after the hit's window ended goes to the next one:
+   * the hit was spent in the window before, so no one gains an attempt.
    */
   refund(key: string, throttlerName: string): Promise<void> {
     const now = performance.now();
