@@ -50,13 +50,17 @@ function setUp(room: Partial<Room>, { added = true, removed = true, members = [O
     ),
   };
   const delivery = { notify: jest.fn(), membershipEnded: jest.fn() };
+  const rateLimits = {
+    consume: jest.fn(() => Promise.resolve()),
+    refund: jest.fn(() => Promise.resolve()),
+  };
   const service = new MembershipService(
     rooms as unknown as RoomsService,
     users as unknown as UsersService,
     delivery as unknown as DeliveryService,
-    { consume: () => Promise.resolve() } as unknown as RateLimitService,
+    rateLimits as unknown as RateLimitService,
   );
-  return { service, rooms, delivery };
+  return { service, rooms, delivery, rateLimits };
 }
 
 describe('MembershipService', () => {
@@ -115,12 +119,13 @@ describe('MembershipService', () => {
   });
 
   it('answers an existing membership as it is, and invites nobody again', async () => {
-    const { service, delivery } = setUp({ isPrivate: true }, { added: false });
+    const { service, delivery, rateLimits } = setUp({ isPrivate: true }, { added: false });
     await expect(service.add(user(OWNER), ROOM, OTHER)).resolves.toMatchObject({
       roomId: ROOM,
       id: OTHER,
     });
     expect(delivery.notify).not.toHaveBeenCalled();
+    expect(rateLimits.refund).toHaveBeenCalledWith('invite', OWNER);
   });
 
   it('tells the removed member, who leaves the room everywhere', async () => {
