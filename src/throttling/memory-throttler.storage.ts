@@ -83,11 +83,6 @@ export class MemoryThrottlerStorage implements RefundableThrottlerStorage {
     return Promise.resolve();
   }
 
-  /** Forgets every window. */
-  clear(): void {
-    this.windows.clear();
-  }
-
   private sweep(): void {
     const now = performance.now();
     for (const [id, window] of this.windows) {

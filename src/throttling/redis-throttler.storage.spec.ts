@@ -74,20 +74,6 @@ describe('RedisThrottlerStorage', () => {
     expect(warn).toHaveBeenCalledTimes(1);
   });
 
-  it('counts afresh in memory at a later outage, not on from the one before', async () => {
-    const { redis, state } = fakeRedis();
-    const storage = new RedisThrottlerStorage(redis);
-    await hit(storage);
-    await hit(storage);
-    state.down = false;
-    jest.advanceTimersByTime(LOCAL_COUNTING_MS);
-    await hit(storage);
-
-    state.down = true;
-    jest.advanceTimersByTime(LOCAL_COUNTING_MS);
-    expect((await hit(storage)).totalHits).toBe(1);
-  });
-
   it('gives a hit back where it is counted while Redis is away', async () => {
     const { redis, state } = fakeRedis();
     const storage = new RedisThrottlerStorage(redis);

@@ -141,8 +141,6 @@ export class RedisThrottlerStorage implements RefundableThrottlerStorage {
     if (this.countingLocallyUntil === undefined) return;
     this.countingLocallyUntil = undefined;
     this.probing = false;
-    // What this node counted alone is Redis's to count again: a later outage starts afresh.
-    this.fallback.clear();
     this.logger.log('Rate limits shared over Redis again');
   }
 }
