@@ -137,6 +137,8 @@ export class RedisPresenceStore extends PresenceStore {
   private troubledSince?: number;
   /** When Redis first came back during that trouble: a Redis that keeps coming back and going away postpones no further. */
   private restoredSince?: number;
+  /** When the connection to Redis was lost, until it is back. */
+  private lostSince?: number;
 
   constructor(
     private readonly redis: RedisService,
@@ -144,7 +146,7 @@ export class RedisPresenceStore extends PresenceStore {
   ) {
     super();
     redis.onTrouble((trouble) =>
-      trouble === RedisTrouble.Restored ? this.restored() : this.troubled(),
+      trouble === RedisTrouble.Restored ? this.restored() : this.lost(),
     );
   }
 
@@ -265,14 +267,23 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   /**
-   * However long Redis was away, every node gets a whole entry life to beat
-   * before a sweep; postponements count from its first return, as long as
-   * trouble lasts.
+   * Back after long enough to miss a heartbeat, every node gets a whole
+   * entry life to beat before a sweep (entries may have expired meanwhile).
+   * After briefer drops, postponements count from Redis's first return, as
+   * long as trouble lasts.
    */
   private restored(): void {
     const now = Date.now();
-    this.restoredSince ??= now;
+    const missedHeartbeat = now - (this.lostSince ?? now) >= this.ttlMs / 3;
+    this.lostSince = undefined;
+    if (missedHeartbeat) this.restoredSince = now;
+    else this.restoredSince ??= now;
     this.sweepsFrom = Math.max(this.sweepsFrom, this.postponedFrom(now));
+  }
+
+  private lost(): void {
+    this.lostSince ??= Date.now();
+    this.troubled();
   }
 
   private troubled(): void {

@@ -194,6 +194,32 @@ describeWithRedis('RedisPresenceStore', () => {
     expect(await live.sweep()).toEqual({ gone: [] });
   });
 
+  it('gives every node an entry life to beat after a long outage that follows a brief drop', async () => {
+    const ttlMs = 300;
+    const live = new RedisPresenceStore(redis, ttlMs);
+    const otherNode = new RedisPresenceStore(redis, ttlMs);
+    const entries = manyEntries(3);
+    for (const { roomId, user, connectionId } of entries)
+      await otherNode.enter(roomId, user, connectionId);
+    redisTrouble(RedisTrouble.Lost);
+    redisTrouble(RedisTrouble.Restored);
+    await sleep(ttlMs / 6);
+    // Away past the cap counted from the brief drop's return; no entry was renewed.
+    const awayUntil = Date.now() + 4 * ttlMs;
+    while (Date.now() < awayUntil) {
+      redisTrouble(RedisTrouble.Lost);
+      await sleep(ttlMs / 3);
+    }
+    redisTrouble(RedisTrouble.Restored);
+
+    expect(await live.sweep()).toEqual({ gone: [] });
+    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
+    await sleep(ttlMs + 50);
+    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
+    expect(await live.sweep()).toEqual({ gone: [] });
+    expect(await live.users('room-0')).toHaveLength(1);
+  });
+
   it('reports the users a heartbeat made present that Redis did not know of, and only those', async () => {
     const ada = { id: 'ada', username: 'ada' };
     const bob = { id: 'bob', username: 'bob' };
