@@ -1,5 +1,10 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import {
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
 import { reasonOf } from '@app/common/errors/reason-of';
@@ -53,13 +58,6 @@ export async function graceForClosing(closed: () => boolean): Promise<void> {
   }
 }
 
-/** The server's open connections: those busy with a request, once idle ones are closed. */
-function connectionsOf(server: Server): Promise<number> {
-  return new Promise((resolve) =>
-    server.getConnections((error, count) => resolve(error ? 0 : count)),
-  );
-}
-
 type Step = () => void | Promise<void>;
 
 /**
@@ -72,9 +70,11 @@ type Step = () => void | Promise<void>;
  * the forced exit untold (they send again, with the same clientMsgId).
  */
 @Injectable()
-export class GracefulShutdown implements BeforeApplicationShutdown {
+export class GracefulShutdown implements BeforeApplicationShutdown, OnApplicationBootstrap {
   private readonly logger = new Logger(GracefulShutdown.name);
   private stopping = false;
+  /** The HTTP responses not yet closed. */
+  private readonly responses = new Set<ServerResponse>();
   private readonly steps: Record<ShutdownPhase, Step[]> = {
     'finish-sends': [],
     'tell-clients': [],
@@ -95,35 +95,49 @@ export class GracefulShutdown implements BeforeApplicationShutdown {
     this.steps[phase].push(step);
   }
 
+  /** Kept from the start: a shutdown must know the requests that began before it. */
+  onApplicationBootstrap(): void {
+    this.httpServer()?.on('request', (_request: IncomingMessage, response: ServerResponse) => {
+      this.responses.add(response);
+      response.once('close', () => this.responses.delete(response));
+    });
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
     const startedAt = Date.now();
-    const server = this.httpAdapterHost.httpAdapter?.getHttpServer() as Server | undefined;
+    const server = this.httpServer();
     if (server) closeConnectionsWhenIdle(server);
     server?.close();
     let failed = await this.finishSends();
     for (const phase of PHASES.slice(1)) failed += await this.run(phase);
     if (failed === 0) this.logger.log('Clients told and writes finished');
     else this.logger.warn(`Clients told and writes finished, but for ${failed} failed step(s)`);
-    if (server) await this.cutRequestsLeft(server, startedAt);
+    await this.cutRequestsLeft(startedAt);
+  }
+
+  private httpServer(): Server | undefined {
+    return this.httpAdapterHost.httpAdapter?.getHttpServer() as Server | undefined;
   }
 
   /**
-   * Requests still under way (a body a client sends slowly, a read a stalled
+   * Requests still unanswered (a body a client sends slowly, a read a stalled
    * database holds) get as long as the sends in flight, counted from the
    * start, or the time the phases took; then their connections are cut.
    * Nest's close of the server would wait for them past the shutdown timeout.
+   * Answered ones, an ended event stream still flushing included, are left
+   * to finish.
    */
-  private async cutRequestsLeft(server: Server, startedAt: number): Promise<void> {
+  private async cutRequestsLeft(startedAt: number): Promise<void> {
     const deadline = startedAt + this.config.get('http.finishSendsWithinMs', { infer: true });
-    let left = await connectionsOf(server);
-    while (left > 0 && Date.now() < deadline) {
+    const unanswered = () => [...this.responses].filter((response) => !response.writableEnded);
+    while (unanswered().length > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
-      left = await connectionsOf(server);
     }
-    if (left === 0) return;
-    this.logger.warn(`Cutting ${left} connection(s) whose requests did not finish in time`);
-    server.closeAllConnections();
+    const left = unanswered();
+    if (left.length === 0) return;
+    this.logger.warn(`Cutting ${left.length} request(s) not answered in time`);
+    for (const response of left) response.destroy();
   }
 
   /** @returns how many of its steps failed (none counted when they ran late) */

@@ -336,7 +336,7 @@ describe('service process', () => {
     expect(code).toBe(0);
     expect(Date.now() - started).toBeLessThan(8_000);
     await cut;
-    expect(service.output()).toContain('Cutting 1 connection(s)');
+    expect(service.output()).toContain('Cutting 1 request(s)');
   });
 
   it('finishes its shutdown, exit 0, when a second signal comes during it', async () => {
