@@ -38,23 +38,35 @@ export class AuthService {
   /**
    * Unknown user and wrong password give the same answer after the same work.
    * Each name has a budget of failed attempts over every address, counted for
-   * unknown names alike and before any hashing (a success gives its attempt
-   * back): guesses at one account from many addresses stop there, and its
-   * owner signing in on every device spends none of it.
+   * unknown names alike and before any hashing (a success, or a failure
+   * before any verdict, gives its attempt back): guesses at one account from
+   * many addresses stop there, and its owner signing in on every device
+   * spends none of it.
    */
   async login({ username, password }: LoginDto): Promise<IssuedToken> {
     // A name no account can have needs no budget: there is nothing to guess at, nor to keep.
     const budgeted = couldBeUsername(username);
+    const giveBack = () =>
+      budgeted ? this.rateLimits.refund('login', usernameKey(username)) : Promise.resolve();
     if (budgeted) await this.rateLimits.consume('login', usernameKey(username));
+    const user = await this.checkedUser(username, password).catch(async (error: unknown) => {
+      await giveBack();
+      throw error;
+    });
+    if (!user) throw AppException.unauthorized('Invalid username or password');
+    await giveBack();
+    if (this.hasher.needsRehash(user.passwordHash) && !this.shutdown.draining)
+      this.rehashInBackground(user, password);
+    return this.tokens.issue(user);
+  }
+
+  /** The user whose password this is; undefined for a wrong password or an unknown name. */
+  private async checkedUser(username: string, password: string): Promise<User | undefined> {
     const user = await this.users.findActiveByUsernameWithHash(username);
     const valid = user
       ? await this.hasher.verify(password, user.passwordHash)
       : await this.hasher.verifyAgainstNothing(password);
-    if (!user || !valid) throw AppException.unauthorized('Invalid username or password');
-    if (budgeted) await this.rateLimits.refund('login', usernameKey(username));
-    if (this.hasher.needsRehash(user.passwordHash) && !this.shutdown.draining)
-      this.rehashInBackground(user, password);
-    return this.tokens.issue(user);
+    return user && valid ? user : undefined;
   }
 
   /**

@@ -1,6 +1,7 @@
 import bcrypt from 'bcryptjs';
 import request from 'supertest';
 import { PasswordHasher, prehash } from '@app/auth/password-hasher';
+import { AppException } from '@app/common/errors/app.exception';
 import { UsersService } from '@app/users/users.service';
 import { databaseKinds } from '../support/databases';
 import { eventually } from '../support/sockets';
@@ -414,6 +415,19 @@ describe('sign-in attempts per account', () => {
     const user = await registerUser(t.url);
     for (let attempt = 0; attempt < 5; attempt += 1)
       await login(user.username, TEST_PASSWORD).expect(200);
+    for (let attempt = 0; attempt < 3; attempt += 1) await login(user.username).expect(401);
+    expect((await login(user.username, TEST_PASSWORD).expect(429)).body.code).toBe('RATE_LIMITED');
+  });
+
+  it('gives back an attempt that got no verdict: the password threads could not take it', async () => {
+    const user = await registerUser(t.url);
+    jest
+      .spyOn(t.app.get(PasswordHasher), 'verify')
+      .mockRejectedValue(AppException.unavailable('Too many sign-ins at once: retry shortly', 1));
+    for (let attempt = 0; attempt < 5; attempt += 1)
+      expect((await login(user.username).expect(503)).body.code).toBe('UNAVAILABLE');
+    jest.restoreAllMocks();
+
     for (let attempt = 0; attempt < 3; attempt += 1) await login(user.username).expect(401);
     expect((await login(user.username, TEST_PASSWORD).expect(429)).body.code).toBe('RATE_LIMITED');
   });

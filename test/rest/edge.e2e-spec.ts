@@ -5,6 +5,8 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { LoginDto, RegisterDto } from '@app/auth/dto/credentials.dto';
+import { PasswordHasher } from '@app/auth/password-hasher';
+import { AppException } from '@app/common/errors/app.exception';
 import { IdCursorPageQuery } from '@app/common/pagination/page-query.dto';
 import { CHAR_LENGTH } from '@app/common/validators/char-length';
 import { DatabaseModule } from '@app/database/database.module';
@@ -425,6 +427,13 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
         .expect(201);
       for (let attempt = 0; attempt < 5; attempt += 1)
         await login(username, TEST_PASSWORD).expect(200);
+      // Logins the password threads could not take were judged on nothing: given back too.
+      const busy = jest
+        .spyOn(t.app.get(PasswordHasher), 'verify')
+        .mockRejectedValue(AppException.unavailable('Too many sign-ins at once: retry shortly', 1));
+      for (let attempt = 0; attempt < 5; attempt += 1)
+        await login(username, TEST_PASSWORD).expect(503);
+      busy.mockRestore();
       await login(username, 'wrong-password').expect(401);
       await login('nobody', 'wrong-password').expect(401);
 
