@@ -52,9 +52,9 @@ WORKDIR /app
 
 # The code stays owned by root (read-only for the app); only data/ (the
 # default SQLITE_PATH, used when DATABASE_URL is unset) is writable. It is a
-# volume, so that the embedded database outlives the container: mount one of
-# your own there (docker run -v chat-data:/app/data) to keep it across
-# upgrades too.
+# volume, out of the container's layer; mount a named one there
+# (docker run -v chat-data:/app/data) so that the embedded database outlives
+# the container and its upgrades (an anonymous one goes with `--rm`).
 RUN mkdir -p /app/data && chown node:node /app/data
 VOLUME /app/data
 
