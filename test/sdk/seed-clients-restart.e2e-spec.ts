@@ -37,7 +37,7 @@ class SeedReconnectingWebSocket {
       this.retryCount = 0;
       this.opens += 1;
     };
-    this.ws.onmessage = (event) => this.frames.push(JSON.parse(String(event.data)) as SeedFrame);
+    this.ws.onmessage = (event) => this.frames.push(JSON.parse(event.data as string) as SeedFrame);
     this.ws.onclose = () => this.scheduleReconnect();
     this.ws.onerror = () => this.ws?.close();
   }
