@@ -75,4 +75,17 @@ describe('SlowConsumerWatch', () => {
     expect(watch.check(server, LIMIT)).toBe(1);
     expect(terminated).toEqual(['a']);
   });
+
+  it('counts queued text in the UTF-8 bytes it goes out as', () => {
+    const { server, terminated } = fakeServer({ a: 0 }, { 'chat:1': ['a'] });
+    const conn = (
+      server.sockets.sockets.get('a') as unknown as { conn: { writeBuffer: unknown[] } }
+    ).conn;
+    // Fewer UTF-16 units than the limit, three times as many bytes.
+    conn.writeBuffer.push({ data: '\u20ac'.repeat(Math.ceil(LIMIT / 2)) });
+    const watch = new SlowConsumerWatch();
+    watch.sent('chat:1');
+    expect(watch.check(server, LIMIT)).toBe(1);
+    expect(terminated).toEqual(['a']);
+  });
 });

@@ -8,8 +8,9 @@ export const SLOW_CONSUMER_CHECK_MS = 250;
 /** Every this many checks, every connection is checked: acks and direct emits included. */
 export const FULL_CHECK_EVERY = 8;
 
+/** As it goes out: UTF-8 bytes, up to three per UTF-16 unit of a string. */
 function sizeOf(data: unknown): number {
-  if (typeof data === 'string') return data.length;
+  if (typeof data === 'string') return Buffer.byteLength(data);
   if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
   return 0;
 }
