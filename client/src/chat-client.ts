@@ -45,7 +45,7 @@ export interface ChatClientOptions {
   backoff?: Partial<BackoffOptions>;
   /** A token provider that has not answered by then fails the attempt (default 15 s). */
   tokenTimeoutMs?: number;
-  /** How long to wait for an ack before treating the request as lost. */
+  /** How long to wait for an ack before treating the request as lost (default 35 s). */
   ackTimeoutMs?: number;
   /** The server's `WS_MAX_PAYLOAD_BYTES` (64 KiB by default): larger sends are refused here. */
   maxPayloadBytes?: number;
@@ -106,7 +106,13 @@ interface JoinedRoom extends ServerFailures {
   retryTimer?: ReturnType<typeof setTimeout>;
 }
 
-const DEFAULT_ACK_TIMEOUT_MS = 10_000;
+/**
+ * Longer than the service takes at most to answer a send (twice its
+ * MESSAGE_WRITE_TIMEOUT_MS and a quarter of a second: 30.25 s by default):
+ * one sent again sooner, while a slow database still holds it, only queues
+ * behind it there. A connection that died is found by its heartbeat.
+ */
+export const DEFAULT_ACK_TIMEOUT_MS = 35_000;
 
 const HISTORY_PAGE_LIMIT = 200;
 
