@@ -293,6 +293,29 @@ describe('RoomFeed', () => {
       expect(delivered).toEqual(seqs(3, 8));
     });
 
+    it('reports no failure of its own retries, live messages arriving during one included', async () => {
+      jest.useFakeTimers();
+      const fetches: Array<(error: Error) => void> = [];
+      const f = new RoomFeed({
+        roomId: ROOM,
+        since: 2,
+        deliver: () => undefined,
+        fetchAfter: () => new Promise<MessagePage>((_resolve, reject) => fetches.push(reject)),
+        fillRetry: { baseMs: 1_000, capMs: 1_000 },
+      });
+      const first = f.receive(message(5));
+      fetches[0](new Error('down'));
+      await expect(first).rejects.toThrow('down');
+
+      await jest.advanceTimersByTimeAsync(1_001);
+      expect(fetches).toHaveLength(2);
+      const duringRetry = f.receive(message(6));
+      fetches[1](new Error('still down'));
+
+      await expect(duringRetry).resolves.toBeUndefined();
+      f.close();
+    });
+
     it('closes and says so, trying no more, when the room is no longer the user’s', async () => {
       jest.useFakeTimers();
       const lost: ErrorBody[] = [];

@@ -65,6 +65,8 @@ export class RoomFeed {
   private readonly fillBackoff: Backoff;
   /** Set while a failed fill waits to be tried again: live messages then only wait with it. */
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A fill the feed tried again by itself is under way: its failure was reported once already. */
+  private retrying = false;
   private closed = false;
   private readonly closing = new AbortController();
 
@@ -109,8 +111,10 @@ export class RoomFeed {
   /** A live message; a gap before it is filled from REST unless a join is about to. */
   receive(message: MessageJson): Promise<void> {
     this.accept([message]);
-    // A fill that failed is tried again after its backoff, not at every live message.
-    if (this.syncing || this.pending.size === 0 || this.retryTimer) return Promise.resolve();
+    // A fill that failed is tried again after its backoff, not at every live message,
+    // and its later tries report nothing: one under way covers this message's gap too.
+    if (this.syncing || this.pending.size === 0 || this.retryTimer || this.retrying)
+      return Promise.resolve();
     return this.fill(false);
   }
 
@@ -213,7 +217,11 @@ export class RoomFeed {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       // A join under way brings what is missing itself; its ack fills the rest.
-      if (!this.syncing) this.fill(false).catch(() => undefined);
+      if (this.syncing) return;
+      this.retrying = true;
+      this.fill(false)
+        .catch(() => undefined)
+        .finally(() => (this.retrying = false));
     }, delay);
   }
 
