@@ -234,6 +234,24 @@ describe('WsClient', () => {
     ws.close();
   });
 
+  it('keeps handing on a newer token when an older renewal is answered, taken or refused', async () => {
+    for (const answer of [
+      { type: 'authenticated', userId: 'u1', expiresAt: new Date().toISOString() },
+      { type: 'error', code: 'RATE_LIMITED', message: 'Too many', details: [], request: 'auth' },
+    ]) {
+      const { ws } = client();
+      const first = await connected(ws);
+      ws.renewToken('older');
+      ws.renewToken('newer');
+      first.frame(answer);
+      first.drop();
+      await jest.advanceTimersByTimeAsync(5_001);
+      FakeSocket.last.accept();
+      expect(FakeSocket.last.sentOf('auth')).toEqual([{ type: 'auth', token: 'newer' }]);
+      ws.close();
+    }
+  });
+
   it('sends nothing asked for after close() on the next connection, and says so', async () => {
     const { ws } = client();
     await connected(ws);

@@ -358,10 +358,10 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
         this.stopLeaving(frame.room.toLowerCase());
         return this.emit('left', { room: frame.room });
       case WsServerFrameType.Pong:
-        return this.replies.answered(frame);
-      case WsServerFrameType.Authenticated:
         this.replies.answered(frame);
-        this.renewal = undefined;
+        return;
+      case WsServerFrameType.Authenticated:
+        this.renewalAnswered(this.replies.answered(frame));
         return this.emit('authenticated', { userId: frame.userId, expiresAt: frame.expiresAt });
       case WsServerFrameType.Message:
         return this.emit('message', { room: frame.room, payload: frame.payload });
@@ -483,7 +483,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     const { code, message, details } = frame;
     const error = { code, message, details: details ?? [] };
     const refused = this.replies.refused(frame);
-    if (frame.request === WsClientFrameType.Auth) this.renewal = undefined;
+    this.renewalAnswered(refused);
     if (refused?.type === WsClientFrameType.Join) return this.joinRefused(refused.room, error);
     if (refused?.type === WsClientFrameType.Leave && PASSING_REFUSALS.has(error.code))
       return this.leaveRefused(refused.room, error);
@@ -493,6 +493,12 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
       ...(request === undefined ? {} : { request }),
       ...(room === undefined ? {} : { room }),
     });
+  }
+
+  /** A renewal answered, taken or refused, is handed on no more; a newer one still is. */
+  private renewalAnswered(frame: WsClientFrame | undefined): void {
+    if (frame?.type === WsClientFrameType.Auth && frame.token === this.renewal)
+      this.renewal = undefined;
   }
 
   private closed(code: number, reason: string): void {

@@ -46,10 +46,10 @@ export class WsReplies {
     if (frame.type !== WsClientFrameType.Broadcast) this.awaiting.push(frame);
   }
 
-  answered(frame: SuccessFrame): void {
+  /** The frame it answers; `undefined` for one the server sent on its own (a removal's `left`). */
+  answered(frame: SuccessFrame): AnsweredFrame | undefined {
     const alone = frame.type === WsServerFrameType.Authenticated;
-    // No match: a frame the server sent on its own (a removal's `left`).
-    this.settle(ANSWERS[frame.type], 'room' in frame ? frame.room : undefined, { alone });
+    return this.settle(ANSWERS[frame.type], 'room' in frame ? frame.room : undefined, { alone });
   }
 
   /** The join, leave, ping or auth an error refuses; `undefined` for a broadcast or the server's own notice. */
