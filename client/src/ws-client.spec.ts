@@ -252,6 +252,20 @@ describe('WsClient', () => {
     }
   });
 
+  it('clears a renewal answered after frames sent behind it, as a busy server answers it', async () => {
+    const { ws } = client();
+    const first = await connected(ws);
+    ws.renewToken('fresh');
+    ws.join(ROOM);
+    first.frame({ type: 'joined', room: ROOM, lastSeq: 0 });
+    first.frame({ type: 'authenticated', userId: 'u1', expiresAt: new Date().toISOString() });
+    first.drop();
+    await jest.advanceTimersByTimeAsync(5_001);
+    FakeSocket.last.accept();
+    expect(FakeSocket.last.sentOf('auth')).toEqual([]);
+    ws.close();
+  });
+
   it('sends nothing asked for after close() on the next connection, and says so', async () => {
     const { ws } = client();
     await connected(ws);

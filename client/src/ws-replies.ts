@@ -74,6 +74,12 @@ export class WsReplies {
         entry.type === type && (id === undefined || !('room' in entry) || entry.room === id),
     );
     if (index < 0) return undefined;
-    return alone ? this.awaiting.splice(index, 1)[0] : this.awaiting.splice(0, index + 1).at(-1);
+    if (alone) return this.awaiting.splice(index, 1)[0];
+    // Renewals sent before stay: the server may answer them after this, out of turn.
+    const settled = this.awaiting.splice(0, index + 1);
+    this.awaiting.unshift(
+      ...settled.slice(0, -1).filter((entry) => entry.type === WsClientFrameType.Auth),
+    );
+    return settled.at(-1);
   }
 }
