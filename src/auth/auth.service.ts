@@ -1,5 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppException } from '@app/common/errors/app.exception';
+import { ErrorCode } from '@app/common/errors/error-code';
+import { toErrorBody } from '@app/common/errors/to-error-body';
 import { couldBeUsername, usernameKey } from '@app/contract/usernames';
 import { DeliveryService } from '@app/delivery/delivery.service';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
@@ -38,8 +40,8 @@ export class AuthService {
   /**
    * Unknown user and wrong password give the same answer after the same work.
    * Each name has a budget of failed attempts over every address, counted for
-   * unknown names alike and before any hashing (a success, or a failure
-   * before any verdict, gives its attempt back): guesses at one account from
+   * unknown names alike and before any hashing (a success, or an
+   * UNAVAILABLE before any verdict, gives its attempt back): guesses at one account from
    * many addresses stop there, and its owner signing in on every device
    * spends none of it.
    */
@@ -50,7 +52,7 @@ export class AuthService {
       budgeted ? this.rateLimits.refund('login', usernameKey(username)) : Promise.resolve();
     if (budgeted) await this.rateLimits.consume('login', usernameKey(username));
     const user = await this.checkedUser(username, password).catch(async (error: unknown) => {
-      await giveBack();
+      if (toErrorBody(error).code === ErrorCode.Unavailable) await giveBack();
       throw error;
     });
     if (!user) throw AppException.unauthorized('Invalid username or password');

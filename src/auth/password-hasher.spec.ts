@@ -69,6 +69,14 @@ describe('PasswordHasher', () => {
     expect(spent).toHaveBeenCalledTimes(1);
   });
 
+  it('answers a wrong password as wrong when the padding comparison after it cannot run', async () => {
+    const atEight = hasherAt(8);
+    const cheap = await hasher.hash('the-password');
+    jest.spyOn(atEight, 'verifyAgainstNothing').mockRejectedValueOnce(new Error('no thread free'));
+
+    await expect(atEight.verify('not-the-password', cheap)).resolves.toBe(false);
+  });
+
   it('shows its threads at work and the tasks waiting for them in the metrics', async () => {
     const metrics = new MetricsService();
     const slow = hasherAt(11, metrics);

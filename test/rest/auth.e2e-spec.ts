@@ -432,6 +432,16 @@ describe('sign-in attempts per account', () => {
     expect((await login(user.username, TEST_PASSWORD).expect(429)).body.code).toBe('RATE_LIMITED');
   });
 
+  it('keeps counting an attempt that failed otherwise than UNAVAILABLE', async () => {
+    const user = await registerUser(t.url);
+    jest.spyOn(t.app.get(PasswordHasher), 'verify').mockRejectedValueOnce(new Error('a bug'));
+    expect((await login(user.username).expect(500)).body.code).toBe('INTERNAL');
+    jest.restoreAllMocks();
+
+    for (let attempt = 0; attempt < 2; attempt += 1) await login(user.username).expect(401);
+    expect((await login(user.username, TEST_PASSWORD).expect(429)).body.code).toBe('RATE_LIMITED');
+  });
+
   it('counts an unknown name as a known one, so that the refusal tells nothing', async () => {
     const unknown = uniqueUsername();
     for (let attempt = 0; attempt < 3; attempt += 1) await login(unknown).expect(401);
