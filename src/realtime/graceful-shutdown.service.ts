@@ -11,6 +11,7 @@ import { reasonOf } from '@app/common/errors/reason-of';
 import { SHUTDOWN_GRACES } from '@app/common/shutdown-graces';
 import { withinTime } from '@app/common/time-limit';
 import type { AllConfig } from '@app/config/app-config';
+import { HttpConnections } from './http-connections';
 
 /**
  * What a shutdown does, in this order, once it is `draining` (new work
@@ -36,11 +37,11 @@ const IDLE_SWEEP_MS = 250;
  * the listener found busy are closed once idle: the proxy opens a new one,
  * which is refused, and goes to another node.
  */
-function closeConnectionsWhenIdle(server: Server): void {
+function closeConnectionsWhenIdle(server: Server, connections: HttpConnections): void {
   server.prependListener('request', (_request: IncomingMessage, response: ServerResponse) => {
     response.shouldKeepAlive = false;
   });
-  const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
+  const sweep = setInterval(() => connections.closeIdle(), IDLE_SWEEP_MS);
   sweep.unref();
   server.once('close', () => clearInterval(sweep));
 }
@@ -73,8 +74,7 @@ type Step = () => void | Promise<void>;
 export class GracefulShutdown implements BeforeApplicationShutdown, OnApplicationBootstrap {
   private readonly logger = new Logger(GracefulShutdown.name);
   private stopping = false;
-  /** The HTTP responses not yet closed. */
-  private readonly responses = new Set<ServerResponse>();
+  private readonly connections = new HttpConnections();
   private readonly steps: Record<ShutdownPhase, Step[]> = {
     'finish-sends': [],
     'tell-clients': [],
@@ -95,19 +95,17 @@ export class GracefulShutdown implements BeforeApplicationShutdown, OnApplicatio
     this.steps[phase].push(step);
   }
 
-  /** Kept from the start: a shutdown must know the requests that began before it. */
+  /** Watched from the start: a shutdown must know the connections opened before it. */
   onApplicationBootstrap(): void {
-    this.httpServer()?.on('request', (_request: IncomingMessage, response: ServerResponse) => {
-      this.responses.add(response);
-      response.once('close', () => this.responses.delete(response));
-    });
+    const server = this.httpServer();
+    if (server) this.connections.watch(server);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
     const startedAt = Date.now();
     const server = this.httpServer();
-    if (server) closeConnectionsWhenIdle(server);
+    if (server) closeConnectionsWhenIdle(server, this.connections);
     server?.close();
     let failed = await this.finishSends();
     for (const phase of PHASES.slice(1)) failed += await this.run(phase);
@@ -123,21 +121,18 @@ export class GracefulShutdown implements BeforeApplicationShutdown, OnApplicatio
   /**
    * Requests still unanswered (a body a client sends slowly, a read a stalled
    * database holds) get as long as the sends in flight, counted from the
-   * start, or the time the phases took; then their connections are cut.
-   * Nest's close of the server would wait for them past the shutdown timeout.
-   * Answered ones, an ended event stream still flushing included, are left
-   * to finish.
+   * start, or the time the phases took; then every connection left is cut
+   * (one whose request's headers never came in full too), but those writing
+   * out an answer already ended. Nest's close of the server would wait for
+   * them past the shutdown timeout.
    */
   private async cutRequestsLeft(startedAt: number): Promise<void> {
     const deadline = startedAt + this.config.get('http.finishSendsWithinMs', { infer: true });
-    const unanswered = () => [...this.responses].filter((response) => !response.writableEnded);
-    while (unanswered().length > 0 && Date.now() < deadline) {
+    while (this.connections.unanswered() > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    const left = unanswered();
-    if (left.length === 0) return;
-    this.logger.warn(`Cutting ${left.length} request(s) not answered in time`);
-    for (const response of left) response.destroy();
+    const cut = this.connections.cutAllButAnswered();
+    if (cut > 0) this.logger.warn(`Cut ${cut} request(s) not answered in time`);
   }
 
   /** @returns how many of its steps failed (none counted when they ran late) */
