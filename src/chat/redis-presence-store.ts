@@ -139,6 +139,12 @@ export class RedisPresenceStore extends PresenceStore {
   private restoredSince?: number;
   /** When the connection to Redis was lost, until it is back. */
   private lostSince?: number;
+  /**
+   * After an outage long enough to miss a heartbeat, sweeps wait at least
+   * this long (half an entry life after Redis is back), cap or not: every
+   * node beats first.
+   */
+  private beatsFirstUntil = 0;
 
   constructor(
     private readonly redis: RedisService,
@@ -220,7 +226,7 @@ export class RedisPresenceStore extends PresenceStore {
    */
   async sweep(): Promise<PresenceSweep> {
     const gone: RoomPresence[] = [];
-    if (Date.now() < this.sweepsFrom) return { gone };
+    if (Date.now() < Math.max(this.sweepsFrom, this.beatsFirstUntil)) return { gone };
     this.troubledSince = this.restoredSince = undefined;
     for (let round = 0; round < SWEEP_ROUNDS; round += 1) {
       let batch: SweptBatch;
@@ -267,17 +273,17 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   /**
-   * Back after long enough to miss a heartbeat, every node gets a whole
-   * entry life to beat before a sweep (entries may have expired meanwhile).
-   * After briefer drops, postponements count from Redis's first return, as
-   * long as trouble lasts.
+   * Every node gets an entry life to beat before a sweep, counted from
+   * Redis's first return during the trouble and capped from there; back after
+   * an outage long enough to miss a heartbeat (entries may have expired
+   * meanwhile), at least half an entry life whatever the cap.
    */
   private restored(): void {
     const now = Date.now();
-    const missedHeartbeat = now - (this.lostSince ?? now) >= this.ttlMs / 3;
+    if (now - (this.lostSince ?? now) >= this.ttlMs / 3)
+      this.beatsFirstUntil = now + this.ttlMs / 2;
     this.lostSince = undefined;
-    if (missedHeartbeat) this.restoredSince = now;
-    else this.restoredSince ??= now;
+    this.restoredSince ??= now;
     this.sweepsFrom = Math.max(this.sweepsFrom, this.postponedFrom(now));
   }
 

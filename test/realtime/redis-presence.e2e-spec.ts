@@ -220,6 +220,25 @@ describeWithRedis('RedisPresenceStore', () => {
     expect(await live.users('room-0')).toHaveLength(1);
   });
 
+  it('sweeps a dead node’s entries half an entry life after Redis stays back, though it was away for long again and again', async () => {
+    const ttlMs = 1_000;
+    const live = new RedisPresenceStore(redis, ttlMs);
+    const dead = new RedisPresenceStore(redis, ttlMs);
+    const ada = { id: 'user-ada', username: 'ada' };
+    await dead.enter('room-0', ada, 'conn-ada');
+    const flappingUntil = Date.now() + 3.5 * ttlMs;
+    while (Date.now() < flappingUntil) {
+      redisTrouble(RedisTrouble.Lost);
+      await sleep(ttlMs / 2);
+      redisTrouble(RedisTrouble.Restored);
+      await sleep(ttlMs / 10);
+      expect(await live.sweep()).toEqual({ gone: [] });
+    }
+
+    await sleep(0.7 * ttlMs);
+    expect(await live.sweep()).toEqual({ gone: [{ roomId: 'room-0', user: ada }] });
+  });
+
   it('reports the users a heartbeat made present that Redis did not know of, and only those', async () => {
     const ada = { id: 'ada', username: 'ada' };
     const bob = { id: 'bob', username: 'bob' };
