@@ -107,10 +107,11 @@ interface JoinedRoom extends ServerFailures {
 }
 
 /**
- * Longer than the service takes at most to answer a send (twice its
- * MESSAGE_WRITE_TIMEOUT_MS and a quarter of a second: 30.25 s by default):
- * one sent again sooner, while a slow database still holds it, only queues
- * behind it there. A connection that died is found by its heartbeat.
+ * Longer than the service takes to answer a send whose write waits on a
+ * slow database (twice its MESSAGE_WRITE_TIMEOUT_MS and a quarter of a
+ * second: 30.25 s by default): one sent again sooner, while the database
+ * still holds it, only queues behind it there. Joins and other requests
+ * wait as long. A connection that died is found by its heartbeat.
  */
 export const DEFAULT_ACK_TIMEOUT_MS = 35_000;
 
