@@ -120,19 +120,20 @@ export class GracefulShutdown implements BeforeApplicationShutdown, OnApplicatio
 
   /**
    * Requests still unanswered (a body a client sends slowly, a read a stalled
-   * database holds) get as long as the sends in flight, counted from the
-   * start, or the time the phases took; then every connection left is cut
-   * (one whose request's headers never came in full too), but those writing
-   * out an answer already ended. Nest's close of the server would wait for
-   * them past the shutdown timeout.
+   * database holds), and answers still being written out to a slow reader,
+   * get as long as the sends in flight, counted from the start, or the time
+   * the phases took; then every connection left is cut (one whose request's
+   * headers never came in full too). Nest's close of the server would wait
+   * for them past the shutdown timeout.
    */
   private async cutRequestsLeft(startedAt: number): Promise<void> {
     const deadline = startedAt + this.config.get('http.finishSendsWithinMs', { infer: true });
-    while (this.connections.unanswered() > 0 && Date.now() < deadline) {
+    const busy = () => this.connections.unanswered() + this.connections.writingOut();
+    while (busy() > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    const cut = this.connections.cutAllButAnswered();
-    if (cut > 0) this.logger.warn(`Cut ${cut} request(s) not answered in time`);
+    const cut = this.connections.cutAll();
+    if (cut > 0) this.logger.warn(`Cut ${cut} request(s) not answered or written out in time`);
   }
 
   /** @returns how many of its steps failed (none counted when they ran late) */

@@ -8,6 +8,8 @@ describe('HttpConnections', () => {
   let server: Server;
   let connections: HttpConnections;
   const clients: Socket[] = [];
+  /** The server's ends: a client that reads nothing would not see its own close. */
+  const accepted: Socket[] = [];
 
   beforeEach(async () => {
     connections = new HttpConnections();
@@ -16,11 +18,13 @@ describe('HttpConnections', () => {
       else if (request.url === '/small') response.end('ok');
       // '/held': never answered.
     });
+    server.on('connection', (socket: Socket) => accepted.push(socket));
     connections.watch(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   });
   afterEach(async () => {
     clients.splice(0).forEach((client) => client.destroy());
+    accepted.length = 0;
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   });
@@ -35,7 +39,8 @@ describe('HttpConnections', () => {
     else socket.pause();
     await new Promise((resolve) => socket.once('connect', resolve));
     socket.write(text);
-    return { socket, closed, isClosed: () => socket.destroyed || socket.readyState === 'closed' };
+    const serverEnd = () => accepted.find((each) => each.remotePort === socket.localPort);
+    return { socket, closed, isClosed: () => serverEnd()?.destroyed ?? true };
   };
   const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
 
@@ -53,16 +58,38 @@ describe('HttpConnections', () => {
     expect(connections.unanswered()).toBe(0);
   });
 
-  it('cuts everything but answers being written out, counting the requests left unanswered', async () => {
-    const held = await client('GET /held HTTP/1.1\r\nHost: x\r\n\r\n', { reading: true });
+  it('keeps an answer being written out when the server closes, and closes idle connections', async () => {
+    const idle = await client('GET /small HTTP/1.1\r\nHost: x\r\n\r\n', { reading: true });
     const flushing = await client('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
-    const arriving = await client('GET /small HTTP/1.1\r\nHost: x\r\n', { reading: true });
+    await settle();
+    expect(connections.writingOut()).toBe(1);
+
+    server.close();
+
+    await idle.closed;
+    await settle();
+    expect(flushing.isClosed()).toBe(false);
+  });
+
+  it('counts a pipelined request still unanswered behind one answered after it', async () => {
+    await client('GET /held HTTP/1.1\r\nHost: x\r\n\r\nGET /small HTTP/1.1\r\nHost: x\r\n\r\n', {
+      reading: true,
+    });
     await settle();
     expect(connections.unanswered()).toBe(1);
+  });
 
-    expect(connections.cutAllButAnswered()).toBe(1);
+  it('cuts every connection, counting those with an answer not done', async () => {
+    const held = await client('GET /held HTTP/1.1\r\nHost: x\r\n\r\n', { reading: true });
+    await client('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
+    const arriving = await client('GET /small HTTP/1.1\r\nHost: x\r\n', { reading: true });
+    await settle();
+    expect([connections.unanswered(), connections.writingOut()]).toEqual([1, 1]);
+
+    expect(connections.cutAll()).toBe(2);
 
     await Promise.all([held.closed, arriving.closed]);
-    expect(flushing.isClosed()).toBe(false);
+    await settle();
+    expect([connections.unanswered(), connections.writingOut()]).toEqual([0, 0]);
   });
 });
