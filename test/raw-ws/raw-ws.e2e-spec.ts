@@ -24,6 +24,7 @@ import { RoomsService } from '@app/rooms/rooms.service';
 import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { databaseKinds } from '../support/databases';
 import { holdNextCall } from '../support/hold';
+import { loggedFailure } from '../support/logged-failure';
 import { RawClient } from '../support/raw-ws';
 import {
   connectSocket,
@@ -692,22 +693,14 @@ describe.each(databaseKinds())('raw WebSocket /ws (%s)', (kind) => {
       const room = await createRoom(t.url, ada);
       const client = await raw(ada);
       await client.request({ type: 'join', room: room.id }, 'joined');
-      const unhandled: unknown[] = [];
-      const onUnhandled = (reason: unknown) => unhandled.push(reason);
-      process.on('unhandledRejection', onUnhandled);
-      const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
       const leaving = jest
         .spyOn(t.app.get(PresenceService), 'leaveAll')
         .mockRejectedValueOnce(new Error('presence store gone'));
       try {
-        client.close();
-        await eventually(() => logged.mock.calls.length > 0);
-        await sleep(50);
+        const { logged, unhandled } = await loggedFailure(() => client.close());
         expect(unhandled).toEqual([]);
-        expect(String(logged.mock.calls[0][0])).toContain('presence store gone');
+        expect(logged[0]).toContain('presence store gone');
       } finally {
-        process.off('unhandledRejection', onUnhandled);
-        logged.mockRestore();
         leaving.mockRestore();
       }
       const again = await raw(ada);

@@ -1,4 +1,3 @@
-import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import type { MessageJson, NotificationJson } from '@app/contract/models';
 import type { PresenceResult, RoomUserEvent } from '@app/contract/socket-events';
@@ -21,13 +20,13 @@ import {
 } from '../support/api';
 import { databaseKinds } from '../support/databases';
 import { holdNextCall, type HeldCall } from '../support/hold';
+import { loggedFailure } from '../support/logged-failure';
 import { RawClient } from '../support/raw-ws';
 import {
   collect,
   connectSocket,
   emitAck,
   emitOk,
-  eventually,
   nextEvent,
   sleep,
   socketPool,
@@ -206,22 +205,16 @@ describe.each(databaseKinds())('Access ends on live connections (%s)', (kind) =>
   it('logs a failure to leave a room a Socket.IO user lost, rather than end the process; delivery stops all the same', async () => {
     const { member, room, ownerSocket, memberSocket } = await memberJoinedPrivateRoom();
     const memberGets = collect<MessageJson>(memberSocket, 'chat:message');
-    const unhandled: unknown[] = [];
-    const onUnhandled = (reason: unknown) => unhandled.push(reason);
-    process.on('unhandledRejection', onUnhandled);
-    const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     const leave = jest
       .spyOn(t.app.get(ChatService), 'leave')
       .mockRejectedValueOnce(new Error('presence store gone'));
     try {
-      await removeMember(t.url, owner, room.id, member.id);
-      await eventually(() => logged.mock.calls.length > 0);
-      await sleep(50);
+      const { logged, unhandled } = await loggedFailure(() =>
+        removeMember(t.url, owner, room.id, member.id),
+      );
       expect(unhandled).toEqual([]);
-      expect(String(logged.mock.calls[0][0])).toContain('presence store gone');
+      expect(logged[0]).toContain('presence store gone');
     } finally {
-      process.off('unhandledRejection', onUnhandled);
-      logged.mockRestore();
       leave.mockRestore();
     }
     await postAndSettle(ownerSocket, room.id, 'after the removal');

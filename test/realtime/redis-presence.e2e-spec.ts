@@ -48,6 +48,35 @@ describeWithRedis('RedisPresenceStore', () => {
       connectionId: `conn-${index}`,
     }));
 
+  /** This node, and another holding `count` entries, at an entry life of `ttlMs`. */
+  const withOtherNode = async (ttlMs: number, count: number) => {
+    const live = new RedisPresenceStore(redis, ttlMs);
+    const otherNode = new RedisPresenceStore(redis, ttlMs);
+    const entries = manyEntries(count);
+    for (const { roomId, user, connectionId } of entries)
+      await otherNode.enter(roomId, user, connectionId);
+    return { live, otherNode, entries };
+  };
+
+  /** Redis is back: the other node beats before this one sweeps anything, and again an entry life later. */
+  const expectBeatsBeforeSweeps = async (
+    { live, otherNode, entries }: Awaited<ReturnType<typeof withOtherNode>>,
+    ttlMs: number,
+  ) => {
+    expect(await live.sweep()).toEqual({ gone: [] });
+    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
+    await sleep(ttlMs + 50);
+    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
+    expect(await live.sweep()).toEqual({ gone: [] });
+  };
+
+  /** A node that holds ada in room-0, then dies. */
+  const deadNodeWithAda = async (ttlMs: number) => {
+    const ada = { id: 'user-ada', username: 'ada' };
+    await new RedisPresenceStore(redis, ttlMs).enter('room-0', ada, 'conn-ada');
+    return ada;
+  };
+
   it('keeps every entry of a large heartbeat alive past its first expiry', async () => {
     const entries = manyEntries(1_234);
     await Promise.all(
@@ -136,9 +165,7 @@ describeWithRedis('RedisPresenceStore', () => {
   it('sweeps a dead node’s entries while trouble never ends, three entry lives after it began', async () => {
     const ttlMs = 300;
     const live = new RedisPresenceStore(redis, ttlMs);
-    const dead = new RedisPresenceStore(redis, ttlMs);
-    const ada = { id: 'user-ada', username: 'ada' };
-    await dead.enter('room-0', ada, 'conn-ada');
+    const ada = await deadNodeWithAda(ttlMs);
     redisTrouble();
     const troubleBegan = Date.now();
     let sweep = await live.sweep();
@@ -155,9 +182,7 @@ describeWithRedis('RedisPresenceStore', () => {
   it('sweeps a dead node’s entries while Redis goes away and comes back on and on, three entry lives after it first came back', async () => {
     const ttlMs = 300;
     const live = new RedisPresenceStore(redis, ttlMs);
-    const dead = new RedisPresenceStore(redis, ttlMs);
-    const ada = { id: 'user-ada', username: 'ada' };
-    await dead.enter('room-0', ada, 'conn-ada');
+    const ada = await deadNodeWithAda(ttlMs);
     redisTrouble(RedisTrouble.Lost);
     redisTrouble(RedisTrouble.Restored);
     const firstBack = Date.now();
@@ -172,60 +197,38 @@ describeWithRedis('RedisPresenceStore', () => {
     expect(Date.now() - firstBack).toBeGreaterThanOrEqual(3 * ttlMs);
   });
 
-  it('gives every node an entry life to beat after Redis is back, however long it was away', async () => {
-    const ttlMs = 300;
-    const live = new RedisPresenceStore(redis, ttlMs);
-    const otherNode = new RedisPresenceStore(redis, ttlMs);
-    const entries = manyEntries(3);
-    for (const { roomId, user, connectionId } of entries)
-      await otherNode.enter(roomId, user, connectionId);
-    // Away for longer than the most that trouble postpones sweeps; no entry was renewed.
+  /** Redis away for four entry lives, longer than the most that trouble postpones sweeps. */
+  const awayLong = async (ttlMs: number) => {
     const awayUntil = Date.now() + 4 * ttlMs;
     while (Date.now() < awayUntil) {
       redisTrouble(RedisTrouble.Lost);
       await sleep(ttlMs / 3);
     }
     redisTrouble(RedisTrouble.Restored);
+  };
 
-    expect(await live.sweep()).toEqual({ gone: [] });
-    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
-    await sleep(ttlMs + 50);
-    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
-    expect(await live.sweep()).toEqual({ gone: [] });
+  it('gives every node an entry life to beat after Redis is back, however long it was away', async () => {
+    const nodes = await withOtherNode(300, 3);
+    // No entry was renewed meanwhile.
+    await awayLong(300);
+    await expectBeatsBeforeSweeps(nodes, 300);
   });
 
   it('gives every node an entry life to beat after a long outage that follows a brief drop', async () => {
-    const ttlMs = 300;
-    const live = new RedisPresenceStore(redis, ttlMs);
-    const otherNode = new RedisPresenceStore(redis, ttlMs);
-    const entries = manyEntries(3);
-    for (const { roomId, user, connectionId } of entries)
-      await otherNode.enter(roomId, user, connectionId);
+    const nodes = await withOtherNode(300, 3);
     redisTrouble(RedisTrouble.Lost);
     redisTrouble(RedisTrouble.Restored);
-    await sleep(ttlMs / 6);
+    await sleep(300 / 6);
     // Away past the cap counted from the brief drop's return; no entry was renewed.
-    const awayUntil = Date.now() + 4 * ttlMs;
-    while (Date.now() < awayUntil) {
-      redisTrouble(RedisTrouble.Lost);
-      await sleep(ttlMs / 3);
-    }
-    redisTrouble(RedisTrouble.Restored);
-
-    expect(await live.sweep()).toEqual({ gone: [] });
-    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
-    await sleep(ttlMs + 50);
-    expect(await otherNode.refresh(entries)).toEqual({ back: [], added: [] });
-    expect(await live.sweep()).toEqual({ gone: [] });
-    expect(await live.users('room-0')).toHaveLength(1);
+    await awayLong(300);
+    await expectBeatsBeforeSweeps(nodes, 300);
+    expect(await nodes.live.users('room-0')).toHaveLength(1);
   });
 
   it('sweeps a dead node’s entries half an entry life after Redis stays back, though it was away for long again and again', async () => {
     const ttlMs = 1_000;
     const live = new RedisPresenceStore(redis, ttlMs);
-    const dead = new RedisPresenceStore(redis, ttlMs);
-    const ada = { id: 'user-ada', username: 'ada' };
-    await dead.enter('room-0', ada, 'conn-ada');
+    const ada = await deadNodeWithAda(ttlMs);
     const flappingUntil = Date.now() + 3.5 * ttlMs;
     while (Date.now() < flappingUntil) {
       redisTrouble(RedisTrouble.Lost);

@@ -231,14 +231,20 @@ describe('Socket.IO events waiting behind a join', () => {
   });
   afterAll(() => t.close());
 
-  it('hold at most the slow-consumer limit: later ones are refused with UNAVAILABLE, and the held ones still run in order', async () => {
+  /** A new user's socket whose join of a room of theirs is held in its admission: what it sends next waits. */
+  const joinHeld = async () => {
     const ada = await registerUser(t.url);
     const room = await createRoom(t.url, ada);
     const socket = await connectSocket(t.url, ada.token);
+    const joining = holdNextCall(t.app.get(RoomsService), 'admit');
+    const joined = emitAck(socket, 'chat:join', { roomId: room.id });
+    await joining.started;
+    return { ada, room, socket, joining, joined };
+  };
+
+  it('hold at most the slow-consumer limit: later ones are refused with UNAVAILABLE, and the held ones still run in order', async () => {
+    const { ada, room, socket, joining, joined } = await joinHeld();
     try {
-      const joining = holdNextCall(t.app.get(RoomsService), 'admit');
-      const joined = emitAck(socket, 'chat:join', { roomId: room.id });
-      await joining.started;
       // About 16 kB each as JSON: a few fit in what a socket's waiting events may hold.
       const text = (i: number) => `${i} ${'\u{1F600}'.repeat(3990)}`;
       const sent = 20;
@@ -287,13 +293,8 @@ describe('Socket.IO events waiting behind a join', () => {
   });
 
   it('measures a waiting event nested deeper than JSON can be written again, and refuses it as too deep', async () => {
-    const ada = await registerUser(t.url);
-    const room = await createRoom(t.url, ada);
-    const socket = await connectSocket(t.url, ada.token);
+    const { room, socket, joining, joined } = await joinHeld();
     try {
-      const joining = holdNextCall(t.app.get(RoomsService), 'admit');
-      const joined = emitAck(socket, 'chat:join', { roomId: room.id });
-      await joining.started;
       const errors = collect<unknown>(socket, 'error');
       // No client writes this (its own JSON.stringify would overflow its stack): sent as raw packet text.
       const depth = 30_000;
