@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { ServerEvent } from '@app/contract/events';
 import { storedMessage } from '@app/contract/message.fixture';
 import type { MessageJson } from '@app/contract/models';
@@ -85,6 +86,30 @@ describe('LiveDelivery', () => {
     await flush();
     expect(delivered).toEqual([1, 2, 3, 4, 5]);
     expect(live.deliveredSeq(ROOM)).toBe(5);
+  });
+
+  it('logs a listener failing while a gap fill delivers, rather than leave it unhandled', async () => {
+    const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      live.subscribe((d: Delivery) => {
+        if ((d.payload as MessageJson).seq === 2) throw new Error('listener broke');
+      });
+      live.track(ROOM, 0);
+      delivery.messageCreated(message(1));
+      delivery.messageCreated(message(3));
+      storage.reads[0].answer([2]);
+      await flush();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+
+      expect(unhandled).toEqual([]);
+      expect(String(logged.mock.calls[0]?.[0])).toContain('listener broke');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      logged.mockRestore();
+    }
   });
 
   it('passes events of untracked rooms and other events straight through', () => {

@@ -8,6 +8,7 @@ import {
   type DeliveryListener,
 } from '@app/delivery/delivery.service';
 import { CoalescedRuns } from '@app/common/coalesced-runs';
+import { reasonOf } from '@app/common/errors/reason-of';
 import { MessagesService } from '@app/messages/messages.service';
 import { RoomsService } from '@app/rooms/rooms.service';
 
@@ -152,11 +153,16 @@ export class LiveDelivery implements OnModuleInit, OnApplicationShutdown {
     }
     order.backlog.unshift(delivery);
     const next = message.seq;
-    void this.fill(message.roomId, order, {
+    // Nothing awaits the fill: a listener failing while it delivers is logged, not left unhandled.
+    this.fill(message.roomId, order, {
       since: order.lastSeq,
       limit: next - order.lastSeq - 1,
       next,
-    });
+    }).catch((error: unknown) =>
+      this.logger.error(
+        `Delivering a gap fill in room ${message.roomId} failed: ${reasonOf(error)}`,
+      ),
+    );
   }
 
   /**
