@@ -102,6 +102,16 @@ function record<K extends keyof WsClientEvents>(ws: WsClient, event: K): WsClien
   return seen;
 }
 
+/** The socket the client opens after `socket` drops, once its reconnect delay has passed, accepted. */
+async function reconnectedAfter(socket: FakeSocket): Promise<FakeSocket> {
+  socket.drop();
+  await jest.advanceTimersByTimeAsync(5_001);
+  const next = FakeSocket.last;
+  expect(next).not.toBe(socket);
+  next.accept();
+  return next;
+}
+
 async function connected(ws: WsClient): Promise<FakeSocket> {
   ws.connect();
   await settle();
@@ -206,10 +216,7 @@ describe('WsClient', () => {
     closing.readyState = 2;
     ws.renewToken('fresh');
     expect(closing.sentOf('auth')).toEqual([]);
-    closing.drop();
-    await jest.advanceTimersByTimeAsync(5_001);
-    FakeSocket.last.accept();
-    expect(FakeSocket.last).not.toBe(closing);
+    await reconnectedAfter(closing);
     expect(FakeSocket.last.sentOf('auth')).toEqual([{ type: 'auth', token: 'fresh' }]);
     ws.close();
   });
@@ -219,17 +226,11 @@ describe('WsClient', () => {
     const first = await connected(ws);
     ws.renewToken('fresh');
     expect(first.sentOf('auth')).toEqual([{ type: 'auth', token: 'fresh' }]);
-    first.drop();
-    await jest.advanceTimersByTimeAsync(5_001);
-    const second = FakeSocket.last;
-    second.accept();
+    const second = await reconnectedAfter(first);
     expect(second.sentOf('auth')).toEqual([{ type: 'auth', token: 'fresh' }]);
 
     second.frame({ type: 'authenticated', userId: 'u1', expiresAt: new Date().toISOString() });
-    second.drop();
-    await jest.advanceTimersByTimeAsync(5_001);
-    FakeSocket.last.accept();
-    expect(FakeSocket.last).not.toBe(second);
+    await reconnectedAfter(second);
     expect(FakeSocket.last.sentOf('auth')).toEqual([]);
     ws.close();
   });
@@ -244,9 +245,7 @@ describe('WsClient', () => {
       ws.renewToken('older');
       ws.renewToken('newer');
       first.frame(answer);
-      first.drop();
-      await jest.advanceTimersByTimeAsync(5_001);
-      FakeSocket.last.accept();
+      await reconnectedAfter(first);
       expect(FakeSocket.last.sentOf('auth')).toEqual([{ type: 'auth', token: 'newer' }]);
       ws.close();
     }
@@ -259,9 +258,7 @@ describe('WsClient', () => {
     ws.join(ROOM);
     first.frame({ type: 'joined', room: ROOM, lastSeq: 0 });
     first.frame({ type: 'authenticated', userId: 'u1', expiresAt: new Date().toISOString() });
-    first.drop();
-    await jest.advanceTimersByTimeAsync(5_001);
-    FakeSocket.last.accept();
+    await reconnectedAfter(first);
     expect(FakeSocket.last.sentOf('auth')).toEqual([]);
     ws.close();
   });
