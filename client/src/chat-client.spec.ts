@@ -171,9 +171,9 @@ describe('ChatClient', () => {
     const down: ErrorBody = { code: 'UNAVAILABLE', message: 'down', details: [] };
     const failing = historyAnswering(503, down);
     try {
-      const catchUps: ErrorBody[] = [];
+      const catchUps: Array<{ roomId: string; error: ErrorBody }> = [];
       const errors: ErrorBody[] = [];
-      failing.on('catchUpFailed', (error) => catchUps.push(error));
+      failing.on('catchUpFailed', (failure) => catchUps.push(failure));
       failing.on('error', (error) => errors.push(error));
       failing.connect();
       await failing.join(ROOM);
@@ -182,9 +182,40 @@ describe('ChatClient', () => {
       const refusal: ErrorBody = { code: 'FORBIDDEN', message: 'Not in the room', details: [] };
       server.io.emit(ServerEvent.Error, refusal);
       await until('the server’s error', () => errors.length === 2);
-      expect({ catchUps, errors }).toEqual({ catchUps: [down], errors: [down, refusal] });
+      expect({ catchUps, errors }).toEqual({
+        catchUps: [{ roomId: ROOM, error: down }],
+        errors: [down, refusal],
+      });
     } finally {
       failing.close();
+    }
+  }, 5_000);
+
+  it('names the room a catch-up failed for, and says when it has caught up', async () => {
+    const down: ErrorBody = { code: 'UNAVAILABLE', message: 'down', details: [] };
+    const missed = [message(ROOM, ROOM_LAST_SEQ + 1), message(ROOM, ROOM_LAST_SEQ + 2)];
+    const answers = [
+      new Response(JSON.stringify(down), { status: 503 }),
+      new Response(JSON.stringify({ items: missed, nextCursor: null })),
+    ];
+    const recovering = new ChatClient({
+      url: server.url,
+      token: () => 't',
+      fetch: () => Promise.resolve(answers.shift()!),
+    });
+    try {
+      const told: string[] = [];
+      recovering.on('catchUpFailed', ({ roomId }) => told.push(`failed ${roomId}`));
+      recovering.on('caughtUp', ({ roomId }) => told.push(`caught up ${roomId}`));
+      const messages = recordMessages(recovering);
+      recovering.connect();
+      await recovering.join(ROOM);
+      server.io.emit(ServerEvent.Message, message(ROOM, ROOM_LAST_SEQ + 3));
+      await until('the catch-up', () => told.length === 2);
+      expect(told).toEqual([`failed ${ROOM}`, `caught up ${ROOM}`]);
+      expect(messages.map((m) => m.seq)).toEqual([4, 5, 6]);
+    } finally {
+      recovering.close();
     }
   }, 5_000);
 

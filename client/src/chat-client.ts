@@ -84,9 +84,11 @@ export interface ChatClientEvents {
   /**
    * A REST read of a room's missed messages failed (also told as `error`):
    * the room may lack messages until the read, tried again by itself,
-   * succeeds.
+   * succeeds, which `caughtUp` tells.
    */
-  catchUpFailed: ErrorBody;
+  catchUpFailed: { roomId: string; error: ErrorBody };
+  /** A room whose catch-up had failed has every message again. */
+  caughtUp: { roomId: string };
 }
 
 type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -226,6 +228,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
         fetchAfter: (feedRoomId, since, signal) =>
           this.rest.history(feedRoomId, { since, limit: HISTORY_PAGE_LIMIT }, { signal }),
         lost: (error) => this.lose(room, error),
+        caughtUp: () => this.emit('caughtUp', { roomId: id }),
       }),
       firstJoin: deferred(),
       rejoin: new Backoff(REJOIN_BACKOFF),
@@ -359,7 +362,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
 
   private receive(message: MessageJson): void {
     const room = this.rooms.get(message.roomId.toLowerCase());
-    if (room) this.track(room.feed.receive(message));
+    if (room) this.track(room.feed.receive(message), room.feed.roomId);
   }
 
   private sendJoin(room: JoinedRoom): void {
@@ -393,6 +396,7 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
         missed: result.missed,
         truncated: result.truncated,
       }),
+      room.feed.roomId,
     );
   }
 
@@ -415,9 +419,9 @@ export class ChatClient extends TypedEmitter<ChatClientEvents> {
   }
 
   /** A REST gap fill that failed is tried again by the feed itself; the app hears of the failure. */
-  private readonly track = failureReporter((error) => {
+  private readonly track = failureReporter((error, roomId: string) => {
     this.emit('error', error);
-    this.emit('catchUpFailed', error);
+    this.emit('catchUpFailed', { roomId, error });
   });
 
   /** socket.io fails an ack whose connection was lost too, not only one timed out. */

@@ -88,17 +88,17 @@ export function errorBodyOf(error: unknown): ErrorBody {
  * Reports the failures of work the caller does not await, each once however
  * many callers wait on it: every message held behind a gap shares one fill.
  */
-export function failureReporter(
-  report: (error: ErrorBody) => void,
-): (work: Promise<unknown>) => void {
+export function failureReporter<Context>(
+  report: (error: ErrorBody, context: Context) => void,
+): (work: Promise<unknown>, context: Context) => void {
   const reported = new WeakSet<object>();
-  return (work) => {
+  return (work, context) => {
     work.catch((error: unknown) => {
       if (typeof error === 'object' && error !== null) {
         if (reported.has(error)) return;
         reported.add(error);
       }
-      report(errorBodyOf(error));
+      report(errorBodyOf(error), context);
     });
   };
 }

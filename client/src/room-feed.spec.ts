@@ -253,6 +253,7 @@ describe('RoomFeed', () => {
     function failingFirst(failures: number) {
       jest.useFakeTimers();
       const delivered: number[] = [];
+      const caughtUp: number[] = [];
       const rest = history(8);
       let failed = 0;
       const f = new RoomFeed({
@@ -265,9 +266,42 @@ describe('RoomFeed', () => {
           return Promise.reject(new Error('down'));
         },
         fillRetry: { baseMs: 1_000, capMs: 1_000 },
+        caughtUp: () => caughtUp.push(delivered.length),
       });
-      return { f, delivered, calls: rest.calls };
+      return { f, delivered, calls: rest.calls, caughtUp };
     }
+
+    it('says once when it has caught up again, after the last message it lacked', async () => {
+      const { f, delivered, caughtUp } = failingFirst(2);
+      f.beginSync();
+      await expect(f.endSync({ missed: [], truncated: true })).rejects.toThrow('down');
+      // Two retries, the first failing, each within the 1 s cap.
+      await jest.advanceTimersByTimeAsync(2_002);
+      await f.receive(message(9));
+
+      expect(delivered).toEqual(seqs(3, 9));
+      expect(caughtUp).toEqual([6]);
+    });
+
+    it('has caught up when a join brings everything it lacked', async () => {
+      const { f, delivered, caughtUp } = failingFirst(1);
+      await expect(f.receive(message(5))).rejects.toThrow('down');
+      f.beginSync();
+      await f.endSync({ missed: range(3, 8), truncated: false });
+
+      expect(delivered).toEqual(seqs(3, 8));
+      expect(caughtUp).toEqual([6]);
+    });
+
+    it('says nothing of catching up when no fill had failed', async () => {
+      const { f, delivered, caughtUp } = failingFirst(0);
+      f.beginSync();
+      await f.endSync({ missed: [], truncated: true });
+      await f.receive(message(9));
+
+      expect(delivered).toEqual(seqs(3, 9));
+      expect(caughtUp).toEqual([]);
+    });
 
     it('tries a catch-up again by itself, with backoff, until it succeeds', async () => {
       const { f, delivered } = failingFirst(2);

@@ -31,6 +31,8 @@ export interface RoomFeedOptions {
    * forever. A bare 403 or 404 (a proxy, a login wall) is tried again.
    */
   lost?(error: ErrorBody): void;
+  /** After a fill failed, the feed has every message again, up to the room's end as last read. */
+  caughtUp?(): void;
 }
 
 /** The service says the room is no longer the user's. */
@@ -67,6 +69,8 @@ export class RoomFeed {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** A fill the feed tried again by itself is under way: its failure was reported once already. */
   private retrying = false;
+  /** A fill failed and none has succeeded since: the app was told the room may lack messages. */
+  private behind = false;
   private closed = false;
   private readonly closing = new AbortController();
 
@@ -106,6 +110,7 @@ export class RoomFeed {
     this.dropStale();
     this.accept(result.missed);
     if (result.truncated || this.pending.size > 0) await this.fill(result.truncated);
+    else this.noLongerBehind();
   }
 
   /** A live message; a gap before it is filled from REST unless a join is about to. */
@@ -180,6 +185,7 @@ export class RoomFeed {
       () => {
         this.filling = undefined;
         this.fillBackoff.reset();
+        this.noLongerBehind();
       },
       (error: unknown) => {
         this.filling = undefined;
@@ -189,6 +195,7 @@ export class RoomFeed {
           this.options.lost?.(error.body);
           return;
         }
+        this.behind = true;
         this.retryFillLater();
         throw error;
       },
@@ -209,6 +216,12 @@ export class RoomFeed {
       }
       if (this.lastSeq === before && this.pending.size > 0) this.skipUnfillableGap();
     }
+  }
+
+  private noLongerBehind(): void {
+    if (!this.behind || this.closed) return;
+    this.behind = false;
+    this.options.caughtUp?.();
   }
 
   private retryFillLater(): void {

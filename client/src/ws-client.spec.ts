@@ -775,9 +775,38 @@ describe('WsClient', () => {
     await settle();
     expect(errors).toEqual([{ code: 'UNAVAILABLE', message: 'down', details: [] }]);
     // Told apart from the server's own errors, which are no catch-up.
-    expect(catchUps).toEqual(errors);
+    expect(catchUps).toEqual([{ room: ROOM, error: errors[0] }]);
     socket.error('RATE_LIMITED', { request: 'broadcast', room: ROOM });
     expect(catchUps).toHaveLength(1);
+    ws.close();
+  });
+
+  it('says which room a catch-up failed for, and when it has caught up', async () => {
+    const rest = restHistory(() => 5);
+    let failures = 1;
+    const fetch = (url: string) =>
+      failures-- > 0
+        ? Promise.resolve(
+            new Response('{"code":"UNAVAILABLE","message":"down","details":[]}', { status: 503 }),
+          )
+        : rest.fetch(url);
+    const { ws } = client({ resume: true, fetch });
+    const catchUps = record(ws, 'catchUpFailed');
+    const caughtUp = record(ws, 'caughtUp');
+    const seen = record(ws, 'chatMessage');
+    ws.join(ROOM);
+    const socket = await connected(ws);
+    socket.joined(ROOM, 1);
+    await settle();
+    socket.frame({ type: WsServerFrameType.ChatMessage, room: ROOM, message: message(5) });
+    await settle();
+    expect(catchUps).toMatchObject([{ room: ROOM, error: { code: 'UNAVAILABLE' } }]);
+    expect(caughtUp).toEqual([]);
+
+    await jest.advanceTimersByTimeAsync(1_001);
+
+    expect(caughtUp).toEqual([{ room: ROOM }]);
+    expect(seen.map(({ message: m }) => m.seq)).toEqual([2, 3, 4, 5]);
     ws.close();
   });
 

@@ -114,9 +114,11 @@ export interface WsClientEvents {
   /**
    * A REST read of a room's missed messages failed (also told as `error`):
    * the room may lack messages until the read, tried again by itself,
-   * succeeds.
+   * succeeds, which `caughtUp` tells.
    */
-  catchUpFailed: ErrorBody;
+  catchUpFailed: { room: string; error: ErrorBody };
+  /** A room whose catch-up had failed has every message again. */
+  caughtUp: { room: string };
   /** A queued frame pushed out by a newer one while the queue was full. */
   dropped: WsClientFrame;
 }
@@ -296,6 +298,7 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
       fetchAfter: (roomId, after, signal) =>
         rest.history(roomId, { since: after, limit: 200 }, { signal }),
       lost: (error) => this.lose(room, error),
+      caughtUp: () => this.emit('caughtUp', { room }),
     });
   }
 
@@ -422,7 +425,10 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     const since = feed.since;
     if (since === undefined && lastSeq === undefined) return;
     const missedSome = since !== undefined && (lastSeq === undefined || lastSeq > since);
-    this.track(feed.endSync({ roomLastSeq: lastSeq, missed: [], truncated: missedSome }));
+    this.track(
+      feed.endSync({ roomLastSeq: lastSeq, missed: [], truncated: missedSome }),
+      feed.roomId,
+    );
   }
 
   private joinRefused(id: string, error: ErrorBody): void {
@@ -474,9 +480,9 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
     const feed = room.feed;
     if (!feed) return this.emit('chatMessage', { room: id, message });
     if (feed.since === undefined) {
-      this.track(feed.endSync({ roomLastSeq: message.seq - 1, missed: [], truncated: false }));
+      this.track(feed.endSync({ roomLastSeq: message.seq - 1, missed: [], truncated: false }), id);
     }
-    this.track(feed.receive(message));
+    this.track(feed.receive(message), id);
   }
 
   private serverError(frame: ErrorBody & WsErrorRequest & { type: string }): void {
@@ -587,9 +593,9 @@ export class WsClient extends TypedEmitter<WsClientEvents> {
   }
 
   /** A REST gap fill that failed is tried again by the feed itself; the app hears of the failure. */
-  private readonly track = failureReporter((error) => {
+  private readonly track = failureReporter((error, room: string) => {
     this.emit('error', error);
-    this.emit('catchUpFailed', error);
+    this.emit('catchUpFailed', { room, error });
   });
 }
 

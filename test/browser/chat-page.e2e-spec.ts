@@ -836,6 +836,44 @@ describeWithBrowser('the chat page in Chromium', () => {
     expect(await page.locator('#room-list button:text-is("# read before")').count()).toBe(0);
   });
 
+  it('says which room lacks messages while its catch-up fails, and stops saying so once caught up', async () => {
+    const [fay, gus] = [
+      await registerUser(service.url, uniqueUsername('fay')),
+      await registerUser(service.url, uniqueUsername('gus')),
+    ];
+    const roomId = await createRoomAs(gus.token, 'gappy');
+    const { page } = await openPageHoldingBack('lost on the way');
+    await logIn(page, fay.username);
+    const noticeSeen = gate();
+    let catchUpReads = 0;
+    await page.route(`**/api/rooms/${roomId}/messages?**`, async (route) => {
+      if (!route.request().url().includes('since=')) return route.continue();
+      catchUpReads += 1;
+      if (catchUpReads > 1) {
+        await noticeSeen.opened;
+        return route.continue();
+      }
+      const down = { code: 'UNAVAILABLE', message: 'Service temporarily unavailable', details: [] };
+      return route.fulfill({ status: 503, json: down });
+    });
+    await openRoom(page, 'gappy');
+
+    // The first live copy never arrives: the second shows a gap, filled from REST.
+    await postMessage(service.url, gus, roomId, 'lost on the way');
+    await postMessage(service.url, gus, roomId, 'after the gap');
+    await page.waitForSelector(
+      '#notice:text-is("Could not fetch missed messages of # gappy (Service temporarily unavailable): retrying, some may show late.")',
+    );
+    noticeSeen.open();
+
+    await page.waitForSelector(messageWithText('after the gap'));
+    const texts = await page.$$eval('#message-list .message .text', (items) =>
+      items.map((item) => item.textContent),
+    );
+    expect(texts).toEqual(['lost on the way', 'after the gap']);
+    await page.waitForSelector('#notice:empty', { state: 'attached' });
+  });
+
   // Last: every test above has run its pages by now.
   it('runs every page of these tests without anything blocked by its policy', () => {
     expect(blockedByPolicy).toEqual([]);

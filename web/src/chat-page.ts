@@ -39,6 +39,7 @@ export class ChatPage {
   /** Removes every DOM listener of this page at sign-out, so that a new sign-in starts clean. */
   private readonly abort = new AbortController();
   private current: RoomJson | undefined;
+  private catchUpNoticeOf: string | undefined;
   /**
    * Counts every conversation shown and closed: work begun for one (its
    * history, an older page) finds out whether that one is still on screen,
@@ -154,9 +155,12 @@ export class ChatPage {
           this.closeConversation('You no longer have access to this room.');
       }),
       client.on('notification', (notification) => this.notified(notification)),
-      client.on('catchUpFailed', (error) => {
-        const notice = catchUpNotice(error);
-        if (notice) this.notice(notice);
+      client.on('catchUpFailed', ({ roomId, error }) => {
+        const notice = catchUpNotice(error, this.rooms.nameOf(roomId));
+        if (notice) this.notice(notice, roomId);
+      }),
+      client.on('caughtUp', ({ roomId }) => {
+        if (this.catchUpNoticeOf === roomId) this.notice('');
       }),
     );
     const { signal } = this.abort;
@@ -378,7 +382,9 @@ export class ChatPage {
     }
   }
 
-  private notice(message: string): void {
+  /** `catchUpOf`: the room whose failed catch-up the notice tells, cleared once it has caught up. */
+  private notice(message: string, catchUpOf?: string): void {
     byId('notice').textContent = message;
+    this.catchUpNoticeOf = catchUpOf;
   }
 }

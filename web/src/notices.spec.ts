@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import type { ErrorBody } from '../../client/src';
 import { catchUpNotice, invitationNotice, mentionNotice, removalNotice } from './notices';
 
 describe('removalNotice', () => {
@@ -16,15 +17,22 @@ describe('invitationNotice', () => {
 });
 
 describe('catchUpNotice', () => {
-  it('says what failed, and what it means for the conversation', () => {
+  it('says what failed, where, and what it means for the conversation', () => {
     const message = 'Service temporarily unavailable';
-    expect(catchUpNotice({ code: 'UNAVAILABLE', message, details: [] })).toBe(
-      'Could not fetch missed messages (Service temporarily unavailable): retrying, some may show late.',
+    expect(catchUpNotice({ code: 'UNAVAILABLE', message, details: [] }, 'crew')).toBe(
+      'Could not fetch missed messages of # crew (Service temporarily unavailable): retrying, some may show late.',
+    );
+  });
+
+  it('copes with a room not listed yet', () => {
+    expect(catchUpNotice({ code: 'UNAVAILABLE', message: 'down', details: [] }, undefined)).toBe(
+      'Could not fetch missed messages (down): retrying, some may show late.',
     );
   });
 
   it('leaves an ended session to the sign-out', () => {
-    expect(catchUpNotice({ code: 'UNAUTHORIZED', message: 'no', details: [] })).toBeUndefined();
+    const ended: ErrorBody = { code: 'UNAUTHORIZED', message: 'no', details: [] };
+    expect(catchUpNotice(ended, 'crew')).toBeUndefined();
   });
 });
 

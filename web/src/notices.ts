@@ -24,9 +24,10 @@ export function mentionNotice(author: string, roomName: string | undefined): str
  * conversation may lack messages for a while, and the user should know.
  * A session that ended is told otherwise (the page signs out).
  */
-export function catchUpNotice(error: ErrorBody): string | undefined {
+export function catchUpNotice(error: ErrorBody, roomName: string | undefined): string | undefined {
   if (error.code === ErrorCode.Unauthorized) return undefined;
-  return `Could not fetch missed messages (${error.message}): retrying, some may show late.`;
+  const where = roomName === undefined ? '' : ` of # ${roomName}`;
+  return `Could not fetch missed messages${where} (${error.message}): retrying, some may show late.`;
 }
 
 export function addedNotice(username: string, roomName: string): string {
