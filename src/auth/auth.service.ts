@@ -57,6 +57,9 @@ export class AuthService {
     });
     if (!user) throw AppException.unauthorized('Invalid username or password');
     await giveBack();
+    // Deleted while its password was checked: a token now would never work.
+    if (!(await this.users.findActiveById(user.id)))
+      throw AppException.unauthorized('Invalid username or password');
     if (this.hasher.needsRehash(user.passwordHash) && !this.shutdown.draining)
       this.rehashInBackground(user, password);
     return this.tokens.issue(user);

@@ -152,6 +152,35 @@ describe.each(databaseKinds())('auth REST (%s)', (kind) => {
       expect(payload.exp - payload.iat).toBe(3600);
     });
 
+    it('answers 401 to a login whose account was deleted while its password was checked', async () => {
+      const user = await registerUser(t.url);
+      const hasher = t.app.get(PasswordHasher);
+      const verify = hasher.verify.bind(hasher);
+      const deletedMeanwhile = jest
+        .spyOn(hasher, 'verify')
+        .mockImplementationOnce(async (password, hash) => {
+          const valid = await verify(password, hash);
+          await request(t.url)
+            .delete('/api/auth/me')
+            .set('Authorization', `Bearer ${user.token}`)
+            .expect(204);
+          return valid;
+        });
+      try {
+        const refused = await request(t.url)
+          .post('/api/auth/login')
+          .send({ username: user.username, password: TEST_PASSWORD })
+          .expect(401);
+        expect(refused.body).toEqual({
+          code: 'UNAUTHORIZED',
+          message: 'Invalid username or password',
+          details: [],
+        });
+      } finally {
+        deletedMeanwhile.mockRestore();
+      }
+    });
+
     it('gives the same answer for a wrong password and an unknown user', async () => {
       const user = await registerUser(t.url);
       const wrongPassword = await request(t.url)
