@@ -26,6 +26,25 @@ export function isRolledBackForConflict(error: unknown): boolean {
   return typeof code === 'string' && POSTGRES_CONFLICT_ROLLBACK_CODES.has(code);
 }
 
+/** PostgreSQL classes 22 (data exception), 23 (integrity violation), 54 (program limit exceeded). */
+const POSTGRES_DATA_REFUSAL_CODE = /^(22|23|54)[0-9A-Z]{3}$/;
+const SQLITE_DATA_REFUSAL_CODE = /^SQLITE_(CONSTRAINT|TOOBIG|MISMATCH|RANGE)(_\w+)?$/;
+
+/**
+ * The database refused the statement for the data it carried (a value it
+ * cannot take, a constraint, a limit): nothing of it was written, and
+ * without the item at fault the rest may pass. Any other failure may have
+ * come after a commit (a connection lost with the answer on its way).
+ */
+export function isRefusedForItsData(error: unknown): boolean {
+  // QueryFailedError carries its driver error's code too.
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return (
+    typeof code === 'string' &&
+    (POSTGRES_DATA_REFUSAL_CODE.test(code) || SQLITE_DATA_REFUSAL_CODE.test(code))
+  );
+}
+
 /** A session setting the service needs that older servers do not know, or refuse there. */
 const NEEDS_POSTGRES_14 = 'client_connection_check_interval';
 

@@ -2,7 +2,7 @@ import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
 import type { AllConfig } from '@app/config/app-config';
-import { isUnavailableError } from '@app/common/errors/to-error-body';
+import { isRefusedForItsData } from '@app/database/database-errors';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { writeBatch, type AppendMessage, type BatchOutcome } from './message-batch';
@@ -217,8 +217,9 @@ export class MessageStore implements OnApplicationShutdown {
       );
       items.forEach((item, i) => settle(item, outcomes[i]));
     } catch (error) {
-      // Given up on: its rooms are others' to write now.
-      if (batch.signal.aborted || items.length === 1 || isUnavailableError(error)) {
+      // Given up on (its rooms are others' to write now), or failed in a way that may
+      // have come after its commit: written again, messages without a clientMsgId would be stored twice.
+      if (batch.signal.aborted || items.length === 1 || !isRefusedForItsData(error)) {
         for (const item of items) item.reject(error);
         return;
       }

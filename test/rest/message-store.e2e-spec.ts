@@ -199,16 +199,17 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
     expect((await append(owner, room.id)).message.seq).toBe(3);
   });
 
-  it('writes a failed batch again message by message: only the bad one fails, seqs stay gapless', async () => {
+  it('writes a batch the database refused for its data again message by message: only the bad one fails, seqs stay gapless', async () => {
     const user = await registerUser(t.url);
     const room = await createRoom(t.url, user);
     const store = t.app.get(MessageStore);
     const realWrite = batches.writeBatch;
+    const refusal = { code: kind === 'postgres' ? '22001' : 'SQLITE_TOOBIG' };
     const write = jest
       .spyOn(batches, 'writeBatch')
       .mockImplementation((transactions, items) =>
         items.some((item) => item.text === 'poison')
-          ? Promise.reject(new Error('a failure of the whole batch'))
+          ? Promise.reject(Object.assign(new Error('a value the database cannot take'), refusal))
           : realWrite(transactions, items),
       );
     try {
@@ -266,6 +267,47 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
       write.mockRestore();
     }
   });
+
+  it.each([
+    ['a TLS alert', () => Object.assign(new Error('tlsv1 alert'), { code: 'EPROTO' })],
+    ['a failure of its own', () => new Error('could not read the answer')],
+  ])(
+    'stores nothing twice when a batch that committed fails after all, with %s',
+    async (_, failure) => {
+      const user = await registerUser(t.url);
+      const room = await createRoom(t.url, user);
+      const store = t.app.get(MessageStore);
+      const realWrite = batches.writeBatch;
+      const write = jest
+        .spyOn(batches, 'writeBatch')
+        .mockImplementationOnce(async (transactions, items) => {
+          await realWrite(transactions, items);
+          throw failure();
+        });
+      try {
+        const results = await Promise.allSettled(
+          ['a', 'b', 'c'].map((text) =>
+            store.append({ roomId: room.id, userId: user.id, username: user.username, text }),
+          ),
+        );
+        expect(results.map((result) => result.status)).toEqual([
+          'rejected',
+          'rejected',
+          'rejected',
+        ]);
+        expect(write).toHaveBeenCalledTimes(1);
+        const stored = await store.append({
+          roomId: room.id,
+          userId: user.id,
+          username: user.username,
+          text: 'next',
+        });
+        expect(stored.message.seq).toBe(4);
+      } finally {
+        write.mockRestore();
+      }
+    },
+  );
 
   it('writes nothing more of a batch given up on, once the database answers after all', async () => {
     const slow = await startTestApp(kind, { MESSAGE_WRITE_TIMEOUT_MS: '1000' });
