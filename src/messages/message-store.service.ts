@@ -68,6 +68,12 @@ const OVERDUE_SWEEP_MS = 250;
  * cost more per message than it saves.
  */
 export const OVERLAP_BATCH = 8;
+/**
+ * ...or whatever waits, once the write in flight has been out this long: it
+ * may wait on a room's row another session holds (a node frozen in a
+ * membership change), and other rooms must not wait with it.
+ */
+const SLOW_WRITE_MS = OVERDUE_SWEEP_MS;
 const MAX_WRITES_IN_FLIGHT = 2;
 
 /**
@@ -87,7 +93,8 @@ const MAX_WRITES_IN_FLIGHT = 2;
 export class MessageStore implements OnApplicationShutdown {
   private readonly logger = new Logger(MessageStore.name);
   private readonly pending = new RoomWriteQueue<Pending>();
-  private readonly writes = new Set<Promise<void>>();
+  /** The writes in flight, and when each started (`performance.now()`). */
+  private readonly writes = new Map<Promise<void>, number>();
   /** The start of writes at the end of this turn of the event loop, once scheduled. */
   private soon?: Promise<void>;
   private readonly maxWrites: number;
@@ -143,6 +150,7 @@ export class MessageStore implements OnApplicationShutdown {
     const now = performance.now();
     for (const item of this.pending.expire((waiting) => waiting.deadline <= now))
       item.reject(notTakenInTime());
+    this.startWrites();
     if (this.pending.size > 0) return;
     clearInterval(this.overdueSweep);
     this.overdueSweep = undefined;
@@ -150,7 +158,7 @@ export class MessageStore implements OnApplicationShutdown {
 
   /** Resolves once every write already queued has finished. */
   async idle(): Promise<void> {
-    while (this.writes.size > 0 || this.soon) await Promise.all([...this.writes, this.soon]);
+    while (this.writes.size > 0 || this.soon) await Promise.all([...this.writes.keys(), this.soon]);
   }
 
   /**
@@ -195,17 +203,24 @@ export class MessageStore implements OnApplicationShutdown {
         );
         giveUp.abort();
         for (const item of batch.items) item.reject(unanswered());
+        // Whichever of its rooms stalled it, it stalls no other room's messages again.
+        this.pending.isolate(batch.items);
         finish();
       }, this.writeTimeoutMs);
       const write: Promise<void> = this.commit(batch.items, batch).finally(finish);
-      this.writes.add(write);
+      this.writes.set(write, performance.now());
     }
   }
 
   private mayStartWrite(): boolean {
     const takeable = this.pending.takeable;
     if (this.writes.size === 0) return takeable > 0;
-    return this.writes.size < this.maxWrites && takeable >= OVERLAP_BATCH;
+    if (this.writes.size >= this.maxWrites || takeable === 0) return false;
+    return takeable >= OVERLAP_BATCH || this.oldestWriteAge() >= SLOW_WRITE_MS;
+  }
+
+  private oldestWriteAge(): number {
+    return performance.now() - Math.min(...this.writes.values());
   }
 
   private async commit(items: Pending[], batch: Batch): Promise<void> {
@@ -216,6 +231,7 @@ export class MessageStore implements OnApplicationShutdown {
         batch.signal,
       );
       items.forEach((item, i) => settle(item, outcomes[i]));
+      if (!batch.signal.aborted) this.pending.trust(items);
     } catch (error) {
       // Given up on (its rooms are others' to write now), or failed in a way that may
       // have come after its commit: written again, messages without a clientMsgId would be stored twice.

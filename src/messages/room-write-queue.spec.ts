@@ -13,7 +13,9 @@ type Step =
   | { kind: 'push'; room: number }
   | { kind: 'take'; max: number }
   | { kind: 'release'; which: number }
-  | { kind: 'expire'; keep: number };
+  | { kind: 'expire'; keep: number }
+  | { kind: 'isolate'; room: number }
+  | { kind: 'trust'; room: number };
 
 const steps = fc.array(
   fc.oneof(
@@ -21,11 +23,47 @@ const steps = fc.array(
     fc.record({ kind: fc.constant('take' as const), max: fc.integer({ min: 1, max: 5 }) }),
     fc.record({ kind: fc.constant('release' as const), which: fc.nat() }),
     fc.record({ kind: fc.constant('expire' as const), keep: fc.nat({ max: 12 }) }),
+    fc.record({
+      kind: fc.constantFrom('isolate' as const, 'trust' as const),
+      room: fc.integer({ min: 0, max: 3 }),
+    }),
   ),
   { maxLength: 80 },
 );
 
+/**
+ * What a plain scan in append order takes: the first `max` waiting messages
+ * of free rooms, except that an isolated room goes alone, when it comes first.
+ */
+function plainTake(waiting: Item[], held: Set<string>, isolated: Set<string>, max: number) {
+  const free = waiting.filter((w) => !held.has(w.input.roomId));
+  const first = free[0];
+  if (first && isolated.has(first.input.roomId))
+    return free.filter((w) => w.input.roomId === first.input.roomId).slice(0, max);
+  const taken: Item[] = [];
+  for (const w of free) {
+    if (taken.length === max) break;
+    if (!isolated.has(w.input.roomId)) taken.push(w);
+  }
+  return taken;
+}
+
 describe('RoomWriteQueue', () => {
+  it('writes an isolated room alone, when it comes first, until trusted again', () => {
+    const queue = new RoomWriteQueue<Item>();
+    ['a', 'b', 'a', 'c', 'b'].forEach((room, n) => queue.push(item(room, n)));
+    queue.isolate([item('b', -1)]);
+
+    const first = queue.take(10);
+    expect(numbers(first)).toEqual([0, 2, 3]);
+    expect(numbers(queue.take(10))).toEqual([1, 4]);
+    queue.release(first);
+
+    queue.trust([item('b', -1)]);
+    ['b', 'a'].forEach((room, n) => queue.push(item(room, 5 + n)));
+    expect(numbers(queue.take(10))).toEqual([6]);
+  });
+
   it('takes in append order up to the limit, skipping rooms a write in flight holds', () => {
     const queue = new RoomWriteQueue<Item>();
     ['a', 'b', 'a', 'c', 'b', 'c'].forEach((room, n) => queue.push(item(room, n)));
@@ -60,6 +98,7 @@ describe('RoomWriteQueue', () => {
       fc.property(steps, (script: Step[]) => {
         const queue = new RoomWriteQueue<Item>();
         const inFlight: Item[][] = [];
+        const isolated = new Set<string>();
         const pushed = new Map<string, number[]>();
         const handedOut = new Map<string, number[]>();
         let waiting: Item[] = [];
@@ -74,8 +113,10 @@ describe('RoomWriteQueue', () => {
             const batch = queue.take(step.max);
             const held = new Set(inFlight.flat().map((i) => i.input.roomId));
             // Exactly the first `max` waiting messages whose rooms are free, in append order.
-            const expected = waiting.filter((w) => !held.has(w.input.roomId)).slice(0, step.max);
+            const expected = plainTake(waiting, held, isolated, step.max);
             expect(numbers(batch)).toEqual(numbers(expected));
+            const rooms = new Set(batch.map((taken) => taken.input.roomId));
+            if ([...rooms].some((roomId) => isolated.has(roomId))) expect(rooms.size).toBe(1);
             for (const taken of batch) {
               const roomId = taken.input.roomId;
               handedOut.set(roomId, [...(handedOut.get(roomId) ?? []), taken.n]);
@@ -90,6 +131,15 @@ describe('RoomWriteQueue', () => {
             expect(sorted(numbers(expired))).toEqual(numbers(waiting.filter((w) => w.n < before)));
             for (const w of waiting) if (w.n < before) expiredNumbers.add(w.n);
             waiting = waiting.filter((w) => w.n >= before);
+          } else if (step.kind === 'isolate' || step.kind === 'trust') {
+            const roomId = `r${step.room}`;
+            if (step.kind === 'isolate') {
+              queue.isolate([item(roomId, -1)]);
+              isolated.add(roomId);
+            } else {
+              queue.trust([item(roomId, -1)]);
+              isolated.delete(roomId);
+            }
           } else if (inFlight.length > 0) {
             queue.release(inFlight.splice(step.which % inFlight.length, 1)[0]);
           }

@@ -54,6 +54,8 @@ interface ReadyRoom {
  * room's later message before its earlier one, whichever statement reaches it
  * first. Each room keeps its own line, and the rooms free to write wait in a
  * heap by their oldest message, so a take costs what it takes, not what waits.
+ * A room under suspicion (`isolate`) is written alone until `trust`: a room
+ * whose row another session holds stalls every write it is in, not only its own.
  */
 export class RoomWriteQueue<T extends RoomBound> {
   private readonly lines = new Map<string, RoomLine<T>>();
@@ -61,6 +63,8 @@ export class RoomWriteQueue<T extends RoomBound> {
   private readonly ready = new MinHeap<ReadyRoom>((a, b) => a.order < b.order);
   /** Rooms of the writes in flight; no two writes hold the same room. */
   private readonly held = new Set<string>();
+  /** Rooms written in writes of their own, whose messages join no other room's. */
+  private readonly isolated = new Set<string>();
   private appended = 0;
   private free = 0;
   private waiting = 0;
@@ -90,25 +94,52 @@ export class RoomWriteQueue<T extends RoomBound> {
   /**
    * Takes, in append order, up to `max` waiting messages of rooms no write
    * holds, and holds their rooms until `release`. A room's messages left
-   * behind stay in order behind the taken ones.
+   * behind stay in order behind the taken ones. An isolated room's messages
+   * are taken only alone, when it is the first room free.
    */
   take(max: number): T[] {
     const taken: T[] = [];
     const rooms = new Set<string>();
+    const passedOver: ReadyRoom[] = [];
     while (taken.length < max) {
       const next = this.ready.pop();
       if (!next) break;
       if (!this.isCurrent(next)) continue;
-      const line = this.lines.get(next.roomId)!;
-      taken.push(line.shift().item);
+      if (this.isolated.has(next.roomId)) {
+        if (taken.length > 0) {
+          passedOver.push(next);
+          continue;
+        }
+        this.shiftFrom(next.roomId, max, taken);
+        rooms.add(next.roomId);
+        break;
+      }
+      this.shiftFrom(next.roomId, 1, taken);
       rooms.add(next.roomId);
-      if (line.length > 0) this.ready.push({ roomId: next.roomId, order: line.first!.order });
-      else this.lines.delete(next.roomId);
     }
+    for (const room of passedOver) this.ready.push(room);
     this.free -= taken.length;
     this.waiting -= taken.length;
     for (const roomId of rooms) this.hold(roomId);
     return taken;
+  }
+
+  /** The rooms of a write that stalled: each is written alone from now on. */
+  isolate(batch: T[]): void {
+    for (const item of batch) this.isolated.add(item.input.roomId);
+  }
+
+  /** The rooms of a write that committed: they join others' writes again. */
+  trust(batch: T[]): void {
+    for (const item of batch) this.isolated.delete(item.input.roomId);
+  }
+
+  private shiftFrom(roomId: string, count: number, taken: T[]): void {
+    const line = this.lines.get(roomId)!;
+    for (let shifted = 0; shifted < count && line.length > 0; shifted += 1)
+      taken.push(line.shift().item);
+    if (line.length > 0) this.ready.push({ roomId, order: line.first!.order });
+    else this.lines.delete(roomId);
   }
 
   /**

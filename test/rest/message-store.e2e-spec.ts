@@ -669,6 +669,39 @@ describe('message store: two app instances, each with its own pool, writing one 
   );
 
   run(
+    'keeps other rooms’ sends going while a write waits on a room another session holds',
+    () =>
+      withRoomOnPostgres(
+        { MESSAGE_WRITE_TIMEOUT_MS: '3000' },
+        async ({ t, ada, room, whileRoomLocked }) => {
+          const other = await createRoom(t.url, ada);
+          const store = t.app.get(MessageStore);
+          const append = (roomId: string, text: string) =>
+            store.append({ roomId, userId: ada.id, username: ada.username, text });
+          await whileRoomLocked(async (locker) => {
+            const stalled = append(room.id, 'stalled');
+            await eventually(async () => (await blockedBy(locker)) === 1, 10_000);
+            // Far fewer than a batch's worth, and still not held up by the write that waits.
+            expect((await append(other.id, 'passes')).message.seq).toBe(1);
+            expect(await blockedBy(locker)).toBe(1);
+            await expect(stalled).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+            // Its statement cancelled by the server, which saw its connection closed.
+            await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
+
+            // Appended in one turn, they would share a write: the room now goes alone.
+            const again = append(room.id, 'stalled again');
+            const alongside = append(other.id, 'alongside');
+            expect((await alongside).message.seq).toBe(2);
+            await expect(again).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+            await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
+          });
+          expect((await append(room.id, 'freed')).message.seq).toBe(1);
+        },
+      ),
+    40_000,
+  );
+
+  run(
     'has the server cancel a statement under way once its write is given up on',
     () =>
       withRoomOnPostgres({}, async ({ t, room, schema, whileRoomLocked }) => {
