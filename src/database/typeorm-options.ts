@@ -139,6 +139,7 @@ const URL_TIME_LIMITS = ['statement_timeout', 'lock_timeout', 'query_timeout'];
 
 /** The options to migrate with: the service's, with no time limit on statements or locks. */
 export function forMigrations(options: DataSourceOptions): DataSourceOptions {
+  if (options.type === 'better-sqlite3') return { ...options, timeout: SQLITE_MIGRATION_BUSY_MS };
   if (options.type !== 'postgres') return options;
   const extra = options.extra as { options: string };
   return {
@@ -210,9 +211,20 @@ export function typeormOptions(config: DatabaseConfig): DataSourceOptions {
       db.pragma(`synchronous = ${config.synchronous}`);
     },
     enableWAL: true,
-    timeout: 10_000,
+    timeout: SQLITE_SERVING_BUSY_MS,
   };
 }
+
+/**
+ * How long a write waits for a lock another process holds on the SQLite file
+ * (an operator's shell, a migration run beside the service). better-sqlite3
+ * waits by sleeping on the calling thread, the event loop's: a long wait would
+ * freeze every connection, ping and health check with it. A write that finds
+ * the file still locked fails with UNAVAILABLE, which clients retry.
+ */
+const SQLITE_SERVING_BUSY_MS = 50;
+/** Migrations run before the service serves (or in a process of their own): they may wait. */
+const SQLITE_MIGRATION_BUSY_MS = 10_000;
 
 function makeDirectoryOf(path: string): void {
   try {

@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
+import Database from 'better-sqlite3';
 import request from 'supertest';
 import { createApp } from '@app/app.factory';
 import { createRoom, postMessage, registerUser } from '../support/api';
-import { withPostgres } from '../support/databases';
+import { createTestDatabase, withPostgres } from '../support/databases';
 import { eventually } from '../support/sockets';
 import { runInNewContext } from 'node:vm';
 import { DataSource, QueryFailedError } from 'typeorm';
@@ -109,6 +111,74 @@ describe('a SQLite database that takes no writes', () => {
       await request(t.url).get('/health/ready').expect(200);
     } finally {
       await t.close();
+    }
+  });
+
+  it('refuses writes at once with UNAVAILABLE, rather than freeze the service, while another process holds the file', async () => {
+    const t = await startTestApp('sqlite');
+    const other = new Database(t.database.env.SQLITE_PATH);
+    try {
+      const ada = await registerUser(t.url);
+      const room = await createRoom(t.url, ada);
+      other.prepare('BEGIN IMMEDIATE').run();
+      const startedAt = Date.now();
+      const refused = await request(t.url)
+        .post(`/api/rooms/${room.id}/messages`)
+        .set('Authorization', `Bearer ${ada.token}`)
+        .send({ text: 'while locked' });
+      // better-sqlite3 waits for a lock asleep on the event loop: before, for 10 s.
+      expect(Date.now() - startedAt).toBeLessThan(5_000);
+      expect(refused.status).toBe(503);
+      expect(refused.body).toMatchObject({ code: 'UNAVAILABLE' });
+      for (const write of [
+        () =>
+          request(t.url)
+            .post('/api/auth/register')
+            .send({ username: 'locked_out', password: 'password-123' }),
+        () =>
+          request(t.url)
+            .post('/api/rooms')
+            .set('Authorization', `Bearer ${ada.token}`)
+            .send({ name: 'while locked' }),
+      ]) {
+        const writeStartedAt = Date.now();
+        const answer = await write();
+        expect(Date.now() - writeStartedAt).toBeLessThan(5_000);
+        expect([answer.status, answer.body.code]).toEqual([503, 'UNAVAILABLE']);
+      }
+
+      other.prepare('ROLLBACK').run();
+      expect((await postMessage(t.url, ada, room.id, 'once free')).seq).toBe(1);
+    } finally {
+      other.close();
+      await t.close();
+    }
+  });
+
+  it('migrates at start-up once another process lets go of the file, waiting for it', async () => {
+    const database = await createTestDatabase('sqlite');
+    const path = database.env.SQLITE_PATH!;
+    // Another process (better-sqlite3 waits for a lock asleep on this one's event loop), for longer
+    // than start-up's retries of an open that fails.
+    const holder = spawn(process.execPath, [
+      '-e',
+      `const db = new (require('better-sqlite3'))(${JSON.stringify(path)});
+       db.pragma('journal_mode = WAL');
+       db.exec('CREATE TABLE IF NOT EXISTS held (x INTEGER)');
+       db.exec('BEGIN IMMEDIATE');
+       process.stdout.write('held\\n');
+       setTimeout(() => { db.exec('ROLLBACK'); db.close(); }, 6000);`,
+    ]);
+    let app: Awaited<ReturnType<typeof createApp>> | undefined;
+    try {
+      await new Promise((resolve) => holder.stdout.once('data', resolve));
+      app = await createApp({ ...BASE_TEST_ENV, ...database.env });
+      await app.listen(0, '127.0.0.1');
+      await request(app.getHttpServer()).get('/health/ready').expect(200);
+    } finally {
+      holder.kill();
+      await app?.close().catch(() => undefined);
+      await database.drop();
     }
   });
 
