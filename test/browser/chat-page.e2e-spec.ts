@@ -357,7 +357,7 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.waitForSelector('#auth-form', { state: 'visible' });
     expect(await page.isHidden('#retry-now')).toBe(true);
     await logIn(page, bob.username);
-    expect(await page.textContent('#room-title')).toBe('');
+    expect(await page.textContent('#room-title')).toBe('Pick a room');
     expect(await page.isHidden('#load-older')).toBe(true);
     expect(await page.inputValue('#composer input[name="text"]')).toBe('');
     await page.click('#refresh-rooms');
@@ -448,7 +448,7 @@ describeWithBrowser('the chat page in Chromium', () => {
     creationAnswered.open();
     await created;
     await page.waitForTimeout(SETTLE_MS);
-    expect(await page.textContent('#room-title')).toBe('');
+    expect(await page.textContent('#room-title')).toBe('Pick a room');
     expect(await page.textContent('#notice')).toBe('');
     expect(await page.inputValue('#create-room [name=name]')).toBe('');
   });

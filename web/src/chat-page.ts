@@ -21,6 +21,8 @@ import { loadSession, type Session } from './session';
 import { TypingView } from './typing-view';
 
 const HISTORY_PAGE = 50;
+/** The title before any room is open, as the page is served. */
+const NO_ROOM_TITLE = 'Pick a room';
 /** The server allows a few typing events a second; one every 2 s is plenty for the indicator. */
 const TYPING_EVERY_MS = 2_000;
 
@@ -114,7 +116,7 @@ export class ChatPage {
     this.loadOlder.hidden = true;
     this.setComposerEnabled(false);
     this.notice('');
-    byId('room-title').textContent = '';
+    byId('room-title').textContent = NO_ROOM_TITLE;
     byId('chat-view').hidden = true;
   }
 
