@@ -26,6 +26,15 @@ export function isRolledBackForConflict(error: unknown): boolean {
   return typeof code === 'string' && POSTGRES_CONFLICT_ROLLBACK_CODES.has(code);
 }
 
+/**
+ * A statement the server stopped while it waited: a `lock_timeout` or
+ * `statement_timeout` set in DATABASE_URL's options (or on the role).
+ */
+export function isLockWaitCut(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return code === '55P03' || code === '57014';
+}
+
 /** PostgreSQL classes 22 (data exception), 23 (integrity violation), 54 (program limit exceeded). */
 const POSTGRES_DATA_REFUSAL_CODE = /^(22|23|54)[0-9A-Z]{3}$/;
 const SQLITE_DATA_REFUSAL_CODE = /^SQLITE_(CONSTRAINT|TOOBIG|MISMATCH|RANGE)(_\w+)?$/;

@@ -2,7 +2,7 @@ import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { AppException } from '@app/common/errors/app.exception';
 import type { AllConfig } from '@app/config/app-config';
-import { isRefusedForItsData } from '@app/database/database-errors';
+import { isLockWaitCut, isRefusedForItsData } from '@app/database/database-errors';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import { GracefulShutdown } from '@app/realtime/graceful-shutdown.service';
 import { writeBatch, type AppendMessage, type BatchOutcome } from './message-batch';
@@ -29,6 +29,8 @@ interface Pending {
 interface Batch {
   items: Pending[];
   signal: AbortSignal;
+  /** `performance.now()` when it went out. */
+  startedAt: number;
 }
 
 const unanswered = () =>
@@ -73,7 +75,7 @@ export const OVERLAP_BATCH = 8;
  * may wait on a room's row another session holds (a node frozen in a
  * membership change), and other rooms must not wait with it.
  */
-const SLOW_WRITE_MS = OVERDUE_SWEEP_MS;
+const SLOW_WRITE_MS = 250;
 const MAX_WRITES_IN_FLIGHT = 2;
 
 /**
@@ -93,8 +95,10 @@ const MAX_WRITES_IN_FLIGHT = 2;
 export class MessageStore implements OnApplicationShutdown {
   private readonly logger = new Logger(MessageStore.name);
   private readonly pending = new RoomWriteQueue<Pending>();
-  /** The writes in flight, and when each started (`performance.now()`). */
-  private readonly writes = new Map<Promise<void>, number>();
+  /** The writes in flight, and whether each has been out SLOW_WRITE_MS. */
+  private readonly writes = new Map<Promise<void>, { slow: boolean }>();
+  /** When a write last committed (`performance.now()`). */
+  private lastCommitAt = -Infinity;
   /** The start of writes at the end of this turn of the event loop, once scheduled. */
   private soon?: Promise<void>;
   private readonly maxWrites: number;
@@ -150,7 +154,6 @@ export class MessageStore implements OnApplicationShutdown {
     const now = performance.now();
     for (const item of this.pending.expire((waiting) => waiting.deadline <= now))
       item.reject(notTakenInTime());
-    this.startWrites();
     if (this.pending.size > 0) return;
     clearInterval(this.overdueSweep);
     this.overdueSweep = undefined;
@@ -187,12 +190,18 @@ export class MessageStore implements OnApplicationShutdown {
   private startWrites(): void {
     while (this.mayStartWrite()) {
       const giveUp = new AbortController();
-      const batch: Batch = { items: this.pending.take(MAX_BATCH), signal: giveUp.signal };
+      const startedAt = performance.now();
+      const batch: Batch = {
+        items: this.pending.take(MAX_BATCH),
+        signal: giveUp.signal,
+        startedAt,
+      };
       let done = false;
       const finish = () => {
         if (done) return;
         done = true;
         clearTimeout(watchdog);
+        clearTimeout(slow);
         this.pending.release(batch.items);
         this.writes.delete(write);
         this.startWrites();
@@ -203,24 +212,37 @@ export class MessageStore implements OnApplicationShutdown {
         );
         giveUp.abort();
         for (const item of batch.items) item.reject(unanswered());
-        // Whichever of its rooms stalled it, it stalls no other room's messages again.
-        this.pending.isolate(batch.items);
+        this.suspect(batch);
         finish();
       }, this.writeTimeoutMs);
+      const state = { slow: false };
+      const slow =
+        this.maxWrites > 1
+          ? setTimeout(() => {
+              state.slow = true;
+              this.startWrites();
+            }, SLOW_WRITE_MS)
+          : undefined;
       const write: Promise<void> = this.commit(batch.items, batch).finally(finish);
-      this.writes.set(write, performance.now());
+      this.writes.set(write, state);
     }
+  }
+
+  /**
+   * A write that waited on a lock while others committed stalled on one of
+   * its rooms (another session holds its row): whichever it was, each is
+   * written alone from now on, and stalls no other room's messages again. A
+   * database that stalls as a whole isolates nothing, and keeps group commit.
+   */
+  private suspect(batch: Batch): void {
+    if (this.lastCommitAt > batch.startedAt) this.pending.isolate(batch.items);
   }
 
   private mayStartWrite(): boolean {
     const takeable = this.pending.takeable;
     if (this.writes.size === 0) return takeable > 0;
     if (this.writes.size >= this.maxWrites || takeable === 0) return false;
-    return takeable >= OVERLAP_BATCH || this.oldestWriteAge() >= SLOW_WRITE_MS;
-  }
-
-  private oldestWriteAge(): number {
-    return performance.now() - Math.min(...this.writes.values());
+    return takeable >= OVERLAP_BATCH || [...this.writes.values()].some((write) => write.slow);
   }
 
   private async commit(items: Pending[], batch: Batch): Promise<void> {
@@ -231,8 +253,12 @@ export class MessageStore implements OnApplicationShutdown {
         batch.signal,
       );
       items.forEach((item, i) => settle(item, outcomes[i]));
-      if (!batch.signal.aborted) this.pending.trust(items);
+      if (batch.signal.aborted) return;
+      this.lastCommitAt = performance.now();
+      // Only a message stored new took its room's row lock: a resend found stored did not.
+      this.pending.trust(items.filter((_, i) => isCreated(outcomes[i])));
     } catch (error) {
+      if (isLockWaitCut(error)) this.suspect(batch);
       // Given up on (its rooms are others' to write now), or failed in a way that may
       // have come after its commit: written again, messages without a clientMsgId would be stored twice.
       if (batch.signal.aborted || items.length === 1 || !isRefusedForItsData(error)) {
@@ -244,6 +270,10 @@ export class MessageStore implements OnApplicationShutdown {
       for (const item of items) if (!batch.signal.aborted) await this.commit([item], batch);
     }
   }
+}
+
+function isCreated(outcome: BatchOutcome): boolean {
+  return 'created' in outcome && outcome.created;
 }
 
 function settle(item: Pending, outcome: BatchOutcome): void {

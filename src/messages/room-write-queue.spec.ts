@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { RoomWriteQueue } from './room-write-queue';
+import { MAX_ISOLATED_ROOMS, RoomWriteQueue } from './room-write-queue';
 
 interface Item {
   input: { roomId: string };
@@ -62,6 +62,24 @@ describe('RoomWriteQueue', () => {
     queue.trust([item('b', -1)]);
     ['b', 'a'].forEach((room, n) => queue.push(item(room, 5 + n)));
     expect(numbers(queue.take(10))).toEqual([6]);
+  });
+
+  it('lets the rooms isolated longest ago share writes again past the bound', () => {
+    const queue = new RoomWriteQueue<Item>();
+    const rooms = Array.from({ length: MAX_ISOLATED_ROOMS + 1 }, (_, n) => `r${n}`);
+    queue.isolate(rooms.map((room) => item(room, -1)));
+    // Isolated again: the newest now.
+    queue.isolate([item('r0', -1)]);
+    ['r1', 'r2', 'r0'].forEach((room, n) => queue.push(item(room, n)));
+
+    expect(numbers(queue.take(10))).toEqual([0]);
+    expect(numbers(queue.take(10))).toEqual([1]);
+    expect(numbers(queue.take(10))).toEqual([2]);
+
+    const fresh = new RoomWriteQueue<Item>();
+    fresh.isolate(rooms.map((room) => item(room, -1)));
+    ['r0', 'r1'].forEach((room, n) => fresh.push(item(room, n)));
+    expect(numbers(fresh.take(10))).toEqual([0]);
   });
 
   it('takes in append order up to the limit, skipping rooms a write in flight holds', () => {

@@ -41,6 +41,9 @@ class RoomLine<T> {
   }
 }
 
+/** How many rooms are written alone at most. */
+export const MAX_ISOLATED_ROOMS = 1_000;
+
 /** A room ready to give its first waiting message, as of when it was listed. */
 interface ReadyRoom {
   roomId: string;
@@ -124,9 +127,20 @@ export class RoomWriteQueue<T extends RoomBound> {
     return taken;
   }
 
-  /** The rooms of a write that stalled: each is written alone from now on. */
+  /**
+   * The rooms of a write that stalled: each is written alone from now on.
+   * The oldest go back to sharing writes past MAX_ISOLATED_ROOMS (rooms
+   * deleted, or gone quiet, before a write of theirs committed).
+   */
   isolate(batch: T[]): void {
-    for (const item of batch) this.isolated.add(item.input.roomId);
+    for (const item of batch) {
+      this.isolated.delete(item.input.roomId);
+      this.isolated.add(item.input.roomId);
+    }
+    for (const roomId of this.isolated) {
+      if (this.isolated.size <= MAX_ISOLATED_ROOMS) break;
+      this.isolated.delete(roomId);
+    }
   }
 
   /** The rooms of a write that committed: they join others' writes again. */

@@ -3,6 +3,7 @@ import type { Client } from 'pg';
 import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
 import { createApp } from '@app/app.factory';
 import type { RawEnvironment } from '@app/config/env.validation';
+import { toErrorBody } from '@app/common/errors/to-error-body';
 import { isUniqueViolation } from '@app/database/database-errors';
 import { TransactionRunner } from '@app/database/transaction-runner';
 import * as batches from '@app/messages/message-batch';
@@ -22,6 +23,13 @@ import { eventually, sleep } from '../support/sockets';
 import { BASE_TEST_ENV, startTestApp, type TestApp } from '../support/test-app';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+/** What the client is told of an append: `stored`, or the contract's error code. */
+const answerTo = (append: Promise<unknown>) =>
+  append.then(
+    () => 'stored',
+    (error: unknown) => toErrorBody(error).code,
+  );
 
 /** How many sessions wait on a lock that `locker`'s session holds. */
 async function blockedBy(locker: Client): Promise<number> {
@@ -308,6 +316,36 @@ describe.each(databaseKinds())('message store: group commit (%s)', (kind) => {
       }
     },
   );
+
+  it('keeps writing rooms together after a write given up on while nothing else committed', async () => {
+    const slow = await startTestApp(kind, { MESSAGE_WRITE_TIMEOUT_MS: '1000' });
+    try {
+      const user = await registerUser(slow.url);
+      const rooms = [await createRoom(slow.url, user), await createRoom(slow.url, user)];
+      const store = slow.app.get(MessageStore);
+      const appendToEach = (text: string) =>
+        Promise.allSettled(
+          rooms.map((room) =>
+            store.append({ roomId: room.id, userId: user.id, username: user.username, text }),
+          ),
+        );
+      // The database stalls as a whole: no room is to blame.
+      const write = jest
+        .spyOn(batches, 'writeBatch')
+        .mockImplementationOnce(() => new Promise(() => undefined));
+      try {
+        const stalled = await appendToEach('stalled');
+        expect(stalled.map((result) => result.status)).toEqual(['rejected', 'rejected']);
+        const after = await appendToEach('after');
+        expect(after.map((result) => result.status)).toEqual(['fulfilled', 'fulfilled']);
+        expect(write.mock.calls.map(([, items]) => items.length)).toEqual([2, 2]);
+      } finally {
+        write.mockRestore();
+      }
+    } finally {
+      await slow.close();
+    }
+  });
 
   it('writes nothing more of a batch given up on, once the database answers after all', async () => {
     const slow = await startTestApp(kind, { MESSAGE_WRITE_TIMEOUT_MS: '1000' });
@@ -668,36 +706,42 @@ describe('message store: two app instances, each with its own pool, writing one 
     30_000,
   );
 
-  run(
-    'keeps other rooms’ sends going while a write waits on a room another session holds',
-    () =>
-      withRoomOnPostgres(
-        { MESSAGE_WRITE_TIMEOUT_MS: '3000' },
-        async ({ t, ada, room, whileRoomLocked }) => {
-          const other = await createRoom(t.url, ada);
-          const store = t.app.get(MessageStore);
-          const append = (roomId: string, text: string) =>
-            store.append({ roomId, userId: ada.id, username: ada.username, text });
-          await whileRoomLocked(async (locker) => {
-            const stalled = append(room.id, 'stalled');
-            await eventually(async () => (await blockedBy(locker)) === 1, 10_000);
-            // Far fewer than a batch's worth, and still not held up by the write that waits.
-            expect((await append(other.id, 'passes')).message.seq).toBe(1);
-            expect(await blockedBy(locker)).toBe(1);
-            await expect(stalled).rejects.toMatchObject({ code: 'UNAVAILABLE' });
-            // Its statement cancelled by the server, which saw its connection closed.
-            await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
+  run.each([
+    ['the write given up on', { MESSAGE_WRITE_TIMEOUT_MS: '3000' }],
+    [
+      'a lock_timeout of the URL',
+      { DATABASE_URL: `${process.env.DATABASE_URL ?? ''}?options=-c%20lock_timeout%3D1500` },
+    ],
+  ])(
+    'keeps other rooms’ sends going while a write waits on a room another session holds, ended by %s',
+    (_, env: RawEnvironment) =>
+      withRoomOnPostgres(env, async ({ t, ada, room, whileRoomLocked }) => {
+        const other = await createRoom(t.url, ada);
+        const store = t.app.get(MessageStore);
+        const append = (roomId: string, text: string, clientMsgId?: string) =>
+          store.append({ roomId, userId: ada.id, username: ada.username, text, clientMsgId });
+        await append(room.id, 'kept', 'kept');
+        await whileRoomLocked(async (locker) => {
+          const stalled = append(room.id, 'stalled');
+          await eventually(async () => (await blockedBy(locker)) === 1, 10_000);
+          // Far fewer than a batch's worth, and still not held up by the write that waits.
+          expect((await append(other.id, 'passes')).message.seq).toBe(1);
+          expect(await blockedBy(locker)).toBe(1);
+          expect(await answerTo(stalled)).toBe('UNAVAILABLE');
+          // Its statement ended by the server (timed out, or its connection seen closed).
+          await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
 
-            // Appended in one turn, they would share a write: the room now goes alone.
-            const again = append(room.id, 'stalled again');
-            const alongside = append(other.id, 'alongside');
-            expect((await alongside).message.seq).toBe(2);
-            await expect(again).rejects.toMatchObject({ code: 'UNAVAILABLE' });
-            await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
-          });
-          expect((await append(room.id, 'freed')).message.seq).toBe(1);
-        },
-      ),
+          // A resend found stored takes no lock: it says nothing of the room's row.
+          expect((await append(room.id, 'kept', 'kept')).created).toBe(false);
+          // Appended in one turn, they would share a write: the room now goes alone.
+          const again = append(room.id, 'stalled again');
+          const alongside = append(other.id, 'alongside');
+          expect((await alongside).message.seq).toBe(2);
+          expect(await answerTo(again)).toBe('UNAVAILABLE');
+          await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
+        });
+        expect((await append(room.id, 'freed')).message.seq).toBe(2);
+      }),
     40_000,
   );
 
