@@ -85,18 +85,21 @@ export function errorBodyOf(error: unknown): ErrorBody {
 }
 
 /**
- * Reports the failures of work the caller does not await, each once however
- * many callers wait on it: every message held behind a gap shares one fill.
+ * Reports the failures of work the caller does not await, each once per
+ * context however many callers wait on it: every message held behind a gap
+ * shares one fill. One error may fail the work of several contexts (rooms
+ * waiting on one token request), and is reported for each.
  */
 export function failureReporter<Context>(
   report: (error: ErrorBody, context: Context) => void,
 ): (work: Promise<unknown>, context: Context) => void {
-  const reported = new WeakSet<object>();
+  const reported = new WeakMap<object, Set<Context>>();
   return (work, context) => {
     work.catch((error: unknown) => {
       if (typeof error === 'object' && error !== null) {
-        if (reported.has(error)) return;
-        reported.add(error);
+        const contexts = reported.get(error) ?? new Set<Context>();
+        if (contexts.has(context)) return;
+        reported.set(error, contexts.add(context));
       }
       report(errorBodyOf(error), context);
     });

@@ -283,14 +283,17 @@ describe('RoomFeed', () => {
       expect(caughtUp).toEqual([6]);
     });
 
-    it('has caught up when a join brings everything it lacked', async () => {
-      const { f, delivered, caughtUp } = failingFirst(1);
-      await expect(f.receive(message(5))).rejects.toThrow('down');
+    it('has caught up when a join brings everything it lacked, and fetches nothing more', async () => {
+      const { f, delivered, caughtUp, calls } = failingFirst(1);
+      f.beginSync();
+      await expect(f.endSync({ missed: [], truncated: true })).rejects.toThrow('down');
       f.beginSync();
       await f.endSync({ missed: range(3, 8), truncated: false });
+      await jest.advanceTimersByTimeAsync(2_000);
 
       expect(delivered).toEqual(seqs(3, 8));
       expect(caughtUp).toEqual([6]);
+      expect(calls).toEqual([]);
     });
 
     it('says nothing of catching up when no fill had failed', async () => {

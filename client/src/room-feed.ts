@@ -110,7 +110,16 @@ export class RoomFeed {
     this.dropStale();
     this.accept(result.missed);
     if (result.truncated || this.pending.size > 0) await this.fill(result.truncated);
-    else this.noLongerBehind();
+    else this.caughtUpByJoin();
+  }
+
+  /** The join brought everything up to the room's end: a fill waiting to be tried again has nothing to do. */
+  private caughtUpByJoin(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.catchUpAsked = false;
+    this.fillBackoff.reset();
+    this.noLongerBehind();
   }
 
   /** A live message; a gap before it is filled from REST unless a join is about to. */
