@@ -19,6 +19,7 @@ import {
 } from '../support/api';
 import { createTestDatabase, databaseKinds, withPostgres } from '../support/databases';
 import { holdNextCall } from '../support/hold';
+import { rowLockWaiters } from '../support/row-locks';
 import { eventually, sleep } from '../support/sockets';
 import { BASE_TEST_ENV, startTestApp, type TestApp } from '../support/test-app';
 
@@ -30,19 +31,6 @@ const answerTo = (append: Promise<unknown>) =>
     () => 'stored',
     (error: unknown) => toErrorBody(error).code,
   );
-
-/** How many sessions wait on a lock that `locker`'s session holds. */
-async function blockedBy(locker: Client): Promise<number> {
-  // pg_locks, not pg_stat_activity, which a transaction sees as of its first read. Only waits
-  // for its rows: an index built CONCURRENTLY by another test, in another schema of the
-  // database, waits for every open transaction (a virtualxid lock), this one included.
-  const { rows } = await locker.query<{ blocked: number }>(
-    `SELECT count(DISTINCT pid)::int AS blocked FROM pg_locks
-     WHERE NOT granted AND locktype IN ('transactionid', 'tuple')
-       AND pg_backend_pid() = ANY(pg_blocking_pids(pid))`,
-  );
-  return rows[0].blocked;
-}
 
 /** Appends `count` messages `m0`, `m1`, … at once, to the rooms in turn. */
 function appendRoundRobin(
@@ -691,10 +679,10 @@ describe('message store: two app instances, each with its own pool, writing one 
               body: JSON.stringify({ text: 'given up on' }),
             });
             // The write reached the server and waits on the lock.
-            await eventually(async () => (await blockedBy(locker)) === 1, 10_000);
+            await eventually(async () => (await rowLockWaiters(locker)) === 1, 10_000);
             expect((await giving).status).toBe(503);
             // The server saw its client gone and cancelled the statement, before the lock frees.
-            await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
+            await eventually(async () => (await rowLockWaiters(locker)) === 0, 10_000);
           });
           await sleep(500);
           const stored = await withPostgres((client) =>
@@ -723,13 +711,13 @@ describe('message store: two app instances, each with its own pool, writing one 
         await append(room.id, 'kept', 'kept');
         await whileRoomLocked(async (locker) => {
           const stalled = append(room.id, 'stalled');
-          await eventually(async () => (await blockedBy(locker)) === 1, 10_000);
+          await eventually(async () => (await rowLockWaiters(locker)) === 1, 10_000);
           // Far fewer than a batch's worth, and still not held up by the write that waits.
           expect((await append(other.id, 'passes')).message.seq).toBe(1);
-          expect(await blockedBy(locker)).toBe(1);
+          expect(await rowLockWaiters(locker)).toBe(1);
           expect(await answerTo(stalled)).toBe('UNAVAILABLE');
           // Its statement ended by the server (timed out, or its connection seen closed).
-          await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
+          await eventually(async () => (await rowLockWaiters(locker)) === 0, 10_000);
 
           // A resend found stored takes no lock: it says nothing of the room's row.
           expect((await append(room.id, 'kept', 'kept')).created).toBe(false);
@@ -738,7 +726,7 @@ describe('message store: two app instances, each with its own pool, writing one 
           const alongside = append(other.id, 'alongside');
           expect((await alongside).message.seq).toBe(2);
           expect(await answerTo(again)).toBe('UNAVAILABLE');
-          await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
+          await eventually(async () => (await rowLockWaiters(locker)) === 0, 10_000);
         });
         expect((await append(room.id, 'freed')).message.seq).toBe(2);
       }),
@@ -760,11 +748,11 @@ describe('message store: two app instances, each with its own pool, writing one 
             .get(TransactionRunner)
             .executePrepared(renameRoom, [room.id, 'renamed late'], giveUp.signal);
           // Given up on once it waits on the lock, not before it was sent.
-          await eventually(async () => (await blockedBy(locker)) === 1, 10_000);
+          await eventually(async () => (await rowLockWaiters(locker)) === 1, 10_000);
           giveUp.abort();
           const settled = Promise.race([renaming, sleep(1_000).then(() => 'still waiting')]);
           await expect(settled).rejects.toThrow();
-          await eventually(async () => (await blockedBy(locker)) === 0, 10_000);
+          await eventually(async () => (await rowLockWaiters(locker)) === 0, 10_000);
         });
         await sleep(500);
         const rooms = await withPostgres((client) =>

@@ -15,6 +15,7 @@ import { User } from '@app/users/user.entity';
 import { addMember, createRoom, registerUser, uniqueUsername, type TestUser } from '../support/api';
 import { databaseKinds, withPostgres } from '../support/databases';
 import { holdNextCall } from '../support/hold';
+import { rowLockWaiters } from '../support/row-locks';
 import { RestClient } from '../../client/src';
 import { collect, connectSocket, emitOk, eventually, socketPool } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
@@ -939,7 +940,7 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
     /**
      * The HTTP status of `removal` (actor removes target) made while another
      * node's removal holds the room, as the service does: it has locked the
-     * room's row and run `statements`, and commits 300 ms later.
+     * room's row and run `statements`, and commits once the removal waits for it.
      */
     async function removalWhileAnotherHolds(
       roomId: string,
@@ -955,7 +956,8 @@ describe.each(databaseKinds())('rooms REST (%s)', (kind) => {
           .delete(`/api/rooms/${roomId}/members/${removal.target.id}`)
           .set(auth(removal.actor))
           .then((response) => response.status);
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        // Judged again under the room's lock: the service's removal waits for this one.
+        await eventually(async () => (await rowLockWaiters(client)) > 0, 10_000);
         await client.query('COMMIT');
         return status;
       });

@@ -10,19 +10,9 @@ import {
 } from '../support/api';
 import { databaseKinds, withPostgres } from '../support/databases';
 import { holdNextCall } from '../support/hold';
+import { rowLockWaiters } from '../support/row-locks';
 import { eventually } from '../support/sockets';
 import { startTestApp, type TestApp } from '../support/test-app';
-
-/** How many sessions wait for a lock that the session `pid` holds. */
-function removalBlocks(pid: number): Promise<number> {
-  return withPostgres(async (observer) => {
-    const waiting = await observer.query(
-      'SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))',
-      [pid],
-    );
-    return waiting.rowCount ?? 0;
-  });
-}
 
 const NOT_FOUND = { code: 'NOT_FOUND', message: 'Room not found', details: [] };
 
@@ -110,7 +100,6 @@ describe.each(databaseKinds())('a send let in before its sender was removed (%s)
         room.id,
         member.id,
       ]);
-      const { rows } = await removal.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
 
       const answer = request(t.url)
         .post(`/api/rooms/${room.id}/messages`)
@@ -118,10 +107,7 @@ describe.each(databaseKinds())('a send let in before its sender was removed (%s)
         .send({ text: 'written behind my removal' })
         .then((response) => response);
       // The write is under way once it waits for the removal's lock.
-      await eventually(async () => {
-        const waiting = await removalBlocks(rows[0].pid);
-        return waiting > 0;
-      });
+      await eventually(async () => (await rowLockWaiters(removal)) > 0);
       await removal.query('COMMIT');
 
       await expectRefusedAndNothingStored(await answer, room.id);
