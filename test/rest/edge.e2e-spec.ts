@@ -829,9 +829,8 @@ describe.each(databaseKinds())('REST rate limits and unavailability (%s)', (kind
           dataSource.query('SELECT pg_sleep(4)'),
           dataSource.query('SELECT pg_sleep(4)'),
         ];
-        await sleep(200);
         const pool = (dataSource.driver as PostgresDriver).master as Pool;
-        expect(pool.totalCount - pool.idleCount).toBe(2);
+        await eventually(() => pool.totalCount - pool.idleCount === 2, 10_000);
 
         const probe = await request(t.url).get('/health/ready');
         expect({ status: probe.status, body: probe.body }).toEqual({

@@ -124,7 +124,13 @@ export class OwnRedis {
 
   static async start(): Promise<OwnRedis> {
     const redis = new OwnRedis(await freePort());
-    await redis.resume();
+    try {
+      await redis.resume();
+    } catch (error) {
+      // Never handed to the caller, who could not halt it.
+      await redis.halt();
+      throw error;
+    }
     return redis;
   }
 

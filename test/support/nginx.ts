@@ -109,7 +109,14 @@ async function startOnce(
   const child: ChildProcess = spawn('nginx', [...args, '-g', 'daemon off;'], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = `http://127.0.0.1:${port}`;
-  await waitForListening(url, exited);
+  try {
+    await waitForListening(url, exited);
+  } catch (error) {
+    // Not left running beside the next try, which uses the same directory.
+    child.kill('SIGKILL');
+    await exited;
+    throw error;
+  }
   return {
     url,
     stop: async () => {

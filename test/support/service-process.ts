@@ -72,8 +72,9 @@ export function spawnService(
 export async function waitUntilReady(service: ServiceProcess, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (service.child.exitCode !== null) {
-      throw new Error(`Service exited with ${service.child.exitCode}:\n${service.output()}`);
+    const { exitCode, signalCode } = service.child;
+    if (exitCode !== null || signalCode !== null) {
+      throw new Error(`Service exited with ${exitCode ?? signalCode}:\n${service.output()}`);
     }
     try {
       const response = await fetch(`${service.url}/health/ready`);

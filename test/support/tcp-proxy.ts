@@ -34,7 +34,14 @@ export class TcpProxy {
     // Half-open allowed: a stalled peer does not answer a goodbye either.
     const server = createServer({ allowHalfOpen: true }, (client) => this.forward(client));
     this.server = server;
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
+    // Reopened after a cut, the port may have been taken meanwhile: say so rather than hang.
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
   }
 
   /** Client connections accepted so far. */
