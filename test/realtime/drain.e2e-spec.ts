@@ -57,6 +57,20 @@ class RawHttp {
   }
 }
 
+/** What a test that fails midway must not leave behind: calls held, a drain kept open, an app not closed. */
+interface Leftovers {
+  /** The app's close, once the test began it. */
+  closing?: Promise<void>;
+  release: Array<() => void>;
+}
+
+/** Releases what the test held, closes the app unless the test did, and drops its database. */
+async function cleanUp(t: TestApp, left: Leftovers): Promise<void> {
+  for (const release of left.release) release();
+  await (left.closing ?? t.app.close()).catch(() => undefined);
+  await t.database.drop();
+}
+
 /** Holds the drain open at its last step until the returned function is called. */
 function keepDraining(t: TestApp): () => void {
   let finish!: () => void;
@@ -123,6 +137,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
 
   it('acknowledges and delivers the sends in flight before telling clients to go, and refuses new ones', async () => {
     const t = await startTestApp(kind);
+    const left: Leftovers = { release: [] };
     try {
       const ada = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
@@ -135,6 +150,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       socket.on('chat:message', () => seen.push('live'));
 
       const write = holdNextWrite(t);
+      left.release.push(write.release);
 
       const inFlight = emitAck<MessageJson>(socket, 'chat:message', {
         roomId: room.id,
@@ -144,7 +160,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
         return answer;
       });
       await write.started;
-      const closing = t.app.close();
+      const closing = (left.closing = t.app.close());
       await eventually(() => t.app.get(GracefulShutdown).draining);
 
       const refused = await emitAck(socket, 'chat:message', { roomId: room.id, text: 'too late' });
@@ -168,13 +184,14 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
         details: [],
       });
     } finally {
-      await t.database.drop();
+      await cleanUp(t, left);
     }
   });
 
   it('tells clients to go when a send stalls past its share of the shutdown timeout', async () => {
     // 6 s leaves the sends in flight the least they get: one second.
     const t = await startTestApp(kind, { SHUTDOWN_TIMEOUT_MS: '6000' });
+    const left: Leftovers = { release: [] };
     try {
       const ada = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
@@ -183,13 +200,14 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       let disconnected = false;
       socket.on('disconnect', () => (disconnected = true));
       const write = holdNextWrite(t);
+      left.release.push(write.release);
       const send = emitAck(socket, 'chat:message', { roomId: room.id, text: 'stalled' }).then(
         () => 'answered',
         () => 'cut off',
       );
       await write.started;
 
-      const closing = t.app.close();
+      const closing = (left.closing = t.app.close());
       try {
         await eventually(() => disconnected, 4_000);
         // The client sends it again elsewhere, with the same clientMsgId if it gave one.
@@ -200,13 +218,14 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
         socket.close();
       }
     } finally {
-      await t.database.drop();
+      await cleanUp(t, left);
     }
   });
 
   it('closes a kept-alive connection that outlived the listener once its response is out', async () => {
     const t = await startTestApp(kind);
     const http = new RawHttp(t.url);
+    const left: Leftovers = { release: [] };
     try {
       const ada = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
@@ -214,10 +233,12 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       // Busy when the listener closes (idle connections are closed with it), and the drain
       // kept going by a last step until the test has seen the connection end.
       const write = holdNextWrite(t);
+      left.release.push(write.release);
       http.send('POST', `/api/rooms/${room.id}/messages`, auth, JSON.stringify({ text: 'busy' }));
       await write.started;
       const finish = keepDraining(t);
-      const closing = t.app.close();
+      left.release.push(finish);
+      const closing = (left.closing = t.app.close());
       await sleep(100);
       write.release();
       expect(await http.nextStatus()).toBe(201);
@@ -228,7 +249,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       await closing;
     } finally {
       http.close();
-      await t.database.drop();
+      await cleanUp(t, left);
     }
   });
 
@@ -238,11 +259,13 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
     const lateDoor = createServer(t.app.getHttpAdapter().getInstance() as RequestListener);
     await new Promise<void>((resolve) => lateDoor.listen(0, '127.0.0.1', resolve));
     const lateUrl = `http://127.0.0.1:${(lateDoor.address() as AddressInfo).port}`;
+    const left: Leftovers = { release: [] };
     try {
       const ada = await registerUser(t.url);
       const room = await createRoom(t.url, ada);
       const finish = keepDraining(t);
-      const closing = t.app.close();
+      left.release.push(finish);
+      const closing = (left.closing = t.app.close());
       await eventually(() => t.app.get(GracefulShutdown).draining);
 
       expect((await fetch(`${lateUrl}/health/ready`)).status).toBe(503);
@@ -268,7 +291,7 @@ describe.each(databaseKinds())('Draining a node (%s)', (kind) => {
       await closing;
     } finally {
       lateDoor.close();
-      await t.database.drop();
+      await cleanUp(t, left);
     }
   });
 
