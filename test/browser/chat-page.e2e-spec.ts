@@ -864,6 +864,7 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.waitForSelector(
       '#notice:text-is("Could not fetch missed messages of # gappy (Service temporarily unavailable): retrying, some may show late.")',
     );
+    await page.waitForSelector(`#room-list li.behind[data-room-id="${roomId}"]`);
     noticeSeen.open();
 
     await page.waitForSelector(messageWithText('after the gap'));
@@ -872,6 +873,7 @@ describeWithBrowser('the chat page in Chromium', () => {
     );
     expect(texts).toEqual(['lost on the way', 'after the gap']);
     await page.waitForSelector('#notice:empty', { state: 'attached' });
+    expect(await page.locator('#room-list li.behind').count()).toBe(0);
   });
 
   // Last: every test above has run its pages by now.

@@ -146,6 +146,8 @@ export class ChatPage {
         this.inCurrentRoom(event, () => this.someoneTypes(event.user.username)),
       ),
       client.on('roomLost', ({ roomId, error }) => {
+        // No longer followed: nothing is being fetched for it.
+        this.rooms.markBehind(roomId, false);
         // A server failing on the join is no loss of access: the room stays listed.
         if (!isFinalError(error)) {
           if (roomId === this.current?.id)
@@ -159,9 +161,13 @@ export class ChatPage {
       client.on('notification', (notification) => this.notified(notification)),
       client.on('catchUpFailed', ({ roomId, error }) => {
         const notice = catchUpNotice(error, this.rooms.nameOf(roomId));
-        if (notice) this.notice(notice, roomId);
+        if (!notice) return;
+        // The notice may be replaced by another; the room's mark stays until it has caught up.
+        this.rooms.markBehind(roomId, true);
+        this.notice(notice, roomId);
       }),
       client.on('caughtUp', ({ roomId }) => {
+        this.rooms.markBehind(roomId, false);
         if (this.catchUpNoticeOf === roomId) this.notice('');
       }),
     );
@@ -192,7 +198,7 @@ export class ChatPage {
     const stillShown = () => this.shown === shown;
     try {
       // Not awaited: on a slow link its ack would hold the next room's history up.
-      if (previous) void this.client.leave(previous.id);
+      if (previous) this.leave(previous.id);
       const page = await this.rest.history(room.id, { limit: HISTORY_PAGE });
       // Another room opened (this one again, perhaps), or a removal closed it, meanwhile.
       if (!stillShown()) return;
@@ -220,6 +226,12 @@ export class ChatPage {
   private reconnected(): void {
     if (this.connectedBefore) void this.rooms.refresh();
     this.connectedBefore = true;
+  }
+
+  /** Left for another room: its messages are no longer fetched, nor missing. */
+  private leave(roomId: string): void {
+    void this.client.leave(roomId);
+    this.rooms.markBehind(roomId, false);
   }
 
   private dropRoom(roomId: string): void {

@@ -21,6 +21,8 @@ export class RoomsView {
   private refreshes = 0;
   /** Names of the rooms listed, by id. */
   private readonly names = new Map<string, string>();
+  /** Rooms whose missed messages are still being fetched after a failed try. */
+  private readonly behind = new Set<string>();
 
   constructor(
     private readonly rest: RestClient,
@@ -101,14 +103,30 @@ export class RoomsView {
     this.selected = undefined;
     this.nextCursor = null;
     this.own.clear();
+    this.behind.clear();
     this.list.replaceChildren();
     this.form.reset();
   }
 
   select(roomId: string | undefined): void {
     this.selected = roomId;
+    this.paint();
+  }
+
+  /** Marks a room that may lack messages (its catch-up failed and is being tried again), or no longer. */
+  markBehind(roomId: string, behind: boolean): void {
+    if (behind) this.behind.add(roomId);
+    else this.behind.delete(roomId);
+    this.paint();
+  }
+
+  private paint(): void {
     for (const item of this.list.querySelectorAll<HTMLElement>('li')) {
-      item.classList.toggle('selected', item.dataset.roomId === roomId);
+      const roomId = item.dataset.roomId;
+      item.classList.toggle('selected', roomId === this.selected);
+      const behind = roomId !== undefined && this.behind.has(roomId);
+      item.classList.toggle('behind', behind);
+      item.title = behind ? 'Missed messages are still being fetched' : '';
     }
   }
 
