@@ -16,11 +16,15 @@ function setUp() {
   } as unknown as INestApplicationContext;
   const adapter = new AppIoAdapter(app);
   let sockets = 0;
-  const socket = () =>
-    Object.assign(new EventEmitter(), {
+  const socket = () => {
+    const anyListeners: unknown[] = [];
+    return Object.assign(new EventEmitter(), {
       id: `s${++sockets}`,
       connected: true,
+      onAny: (listener: unknown) => anyListeners.push(listener),
+      listenersAny: () => anyListeners,
     }) as unknown as Socket;
+  };
   // Nest's flattens a handler's Observable; these handlers return it as it is.
   const transform = (result: unknown) => result as Observable<unknown>;
   const ackOf = (socket: Socket, event: string, payload: unknown) =>

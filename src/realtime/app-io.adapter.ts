@@ -38,6 +38,8 @@ type SharedListener = (this: Socket, ...args: unknown[]) => void;
 type Dispatch = (socket: Socket, args: unknown[], receivedAt: number) => Promise<void>;
 
 const logger = new Logger('SocketIoEvents');
+/** What the metrics call an event no gateway listens to. */
+const UNKNOWN_EVENT = '(unknown)';
 
 /**
  * Failures were answered by the exception filter: one that still gets here
@@ -147,6 +149,7 @@ export class AppIoAdapter extends IoAdapter {
     this.transform ??= transform;
     for (const handler of handlers)
       socket.on(handler.message as string, this.sharedListener(handler, gateway));
+    this.refuseUnknownEvents(socket);
   }
 
   /**
@@ -164,7 +167,32 @@ export class AppIoAdapter extends IoAdapter {
       socket.on(message as string, (...args: unknown[]) => {
         void this.handle(message as string, callback, isAckHandledManually, args);
       });
+    this.refuseUnknownEvents(socket);
   }
+
+  /**
+   * An event no gateway listens to (a typo, an older client) is answered
+   * VALIDATION_FAILED, as `/ws` answers an unknown frame type, rather than
+   * left unanswered: a client awaiting its ack would wait for ever.
+   */
+  private refuseUnknownEvents(socket: Socket): void {
+    const metrics = () => this.metrics();
+    this.unknownEvents ??= function (this: Socket, event: unknown, ...args: unknown[]) {
+      if (typeof event === 'string' && this.listenerCount(event) > 0) return;
+      const ack = args.findLast(
+        (arg): arg is (response: unknown) => void => typeof arg === 'function',
+      );
+      // Named as one: a client's event names must not become metric labels.
+      answerEventFailure(
+        { client: this, event: UNKNOWN_EVENT, ack },
+        AppException.validation('Unknown event'),
+        { metrics: metrics(), logger },
+      );
+    };
+    if (!socket.listenersAny().includes(this.unknownEvents)) socket.onAny(this.unknownEvents);
+  }
+
+  private unknownEvents?: (this: Socket, event: unknown, ...args: unknown[]) => void;
 
   private transform?: (data: unknown) => Observable<unknown>;
   private readonly listeners = new WeakMap<GatewayHandler, SharedListener>();

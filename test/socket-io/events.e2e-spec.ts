@@ -220,6 +220,26 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
     });
   });
 
+  describe('an event no gateway listens to', () => {
+    it('is answered VALIDATION_FAILED, with an ack or as an error event, and the socket served on', async () => {
+      const socket = await connect(ada);
+      const answer = await emitAck(socket, 'chat:mesage', { roomId: ABSENT_ROOM, text: 'typo' });
+      expect(answer).toEqual({
+        ok: false,
+        error: { code: 'VALIDATION_FAILED', message: 'Unknown event', details: [] },
+      });
+      const error = nextEvent<{ code: string; message: string }>(socket, 'error');
+      // The typed client knows only the contract's events.
+      (socket as unknown as { emit(event: string): void }).emit('no:such:event');
+      expect(await error).toMatchObject({ code: 'VALIDATION_FAILED', message: 'Unknown event' });
+
+      const room = await createRoom(t.url, ada);
+      expect(await emitOk<JoinResult>(socket, 'chat:join', room.id)).toMatchObject({
+        room: { id: room.id },
+      });
+    });
+  });
+
   describe('a failure the exception filter cannot answer', () => {
     it('is logged, and the socket goes on being served', async () => {
       const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
