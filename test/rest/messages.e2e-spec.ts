@@ -40,6 +40,7 @@ describe.each(databaseKinds())('messages REST (%s)', (kind) => {
   it.each([
     ['no text', {}],
     ['blank text', { text: '   \n ' }],
+    ['text of zero-width characters and fillers only', { text: '\u200b\u2060\u3164' }],
     ['text over 4000 characters', { text: 'x'.repeat(4001) }],
     ['a number for text', { text: 42 }],
     ['an array for text', { text: ['hi'] }],

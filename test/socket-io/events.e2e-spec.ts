@@ -370,6 +370,7 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
     it.each([
       ['no text', {}],
       ['blank text', { text: '  ' }],
+      ['text of a zero-width space only', { text: '\u200b' }],
       ['text over 4000 characters', { text: 'x'.repeat(4001) }],
       ['a number for text', { text: 5 }],
       ['a number for clientMsgId', { text: 'x', clientMsgId: 5 }],

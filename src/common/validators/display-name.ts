@@ -18,6 +18,24 @@ export function isDisplayName(value: unknown): boolean {
   return typeof value === 'string' && VISIBLE.test(value) && !CONTROL.test(value);
 }
 
+/** Text that shows at least one character: not only zero-width spaces, joiners or fillers. */
+export function showsACharacter(value: unknown): boolean {
+  return typeof value === 'string' && VISIBLE.test(value);
+}
+
+export function ShowsACharacter(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'showsACharacter',
+      validator: {
+        validate: showsACharacter,
+        defaultMessage: (args) => `${args?.property ?? 'text'} must show at least one character`,
+      },
+    },
+    options,
+  );
+}
+
 export function IsDisplayName(options?: ValidationOptions): PropertyDecorator {
   return ValidateBy(
     {

@@ -2,6 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsOptional, IsString } from 'class-validator';
 import { CharLength, charRangeSchema, type CharRange } from '@app/common/validators/char-length';
+import { ShowsACharacter } from '@app/common/validators/display-name';
 import { IsStorableText } from '@app/common/validators/storable-text';
 
 export const MESSAGE_MAX_LENGTH = 4000;
@@ -20,13 +21,15 @@ const emptyAsAbsent = ({ value }: { value: unknown }) => (value === '' ? undefin
 export class MessageBodyDto {
   @ApiProperty({
     ...charRangeSchema(MESSAGE_TEXT_LENGTH),
-    description: 'Trimmed before its length is checked; stored trimmed',
+    description:
+      'Trimmed before its length is checked; stored trimmed. Must show a character: zero-width characters and fillers alone are refused',
     example: 'hello @ada',
   })
   @Transform(trimText)
   @IsString()
   @CharLength(MESSAGE_TEXT_LENGTH)
   @IsStorableText()
+  @ShowsACharacter()
   text: string;
 
   @ApiPropertyOptional({
