@@ -141,6 +141,27 @@ describe('toErrorBody', () => {
     expect(toErrorBody(new TypeError('secret internals')).message).toBe('Internal server error');
   });
 
+  it('keeps a parse failure of our own internal: only the body parser’s is the client’s JSON', () => {
+    const ownParse = (() => {
+      try {
+        JSON.parse('{stored');
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(toErrorBody(ownParse).code).toBe('INTERNAL');
+    const bodyParse = Object.assign(new SyntaxError('Unexpected token'), {
+      status: 400,
+      expose: true,
+      type: 'entity.parse.failed',
+    });
+    expect(toErrorBody(bodyParse)).toEqual({
+      code: 'VALIDATION_FAILED',
+      message: 'Malformed JSON body',
+      details: [],
+    });
+  });
+
   it('tells a SQLite file that takes no writes from one another process has locked', () => {
     const sqlite = (code: string) => Object.assign(new Error(code), { code });
     expect(

@@ -148,9 +148,6 @@ export function toErrorBody(error: unknown): ErrorBody {
   if (error instanceof ThrottlerException) {
     return { code: ErrorCode.RateLimited, message: 'Too many requests', details: [] };
   }
-  if (error instanceof SyntaxError) {
-    return { code: ErrorCode.ValidationFailed, message: 'Malformed JSON body', details: [] };
-  }
   if (error instanceof HttpException) return fromHttpException(error);
   if (isRequestHttpError(error)) return fromRequestHttpError(error);
   if (isUnavailableError(error)) {
