@@ -43,6 +43,7 @@ import { Transport } from '@app/metrics/transport';
 import { trustRule, type TrustRule } from '@app/realtime/client-address';
 import { ConnectionTracker } from '@app/realtime/connection-tracker';
 import { GracefulShutdown, graceForClosing } from '@app/realtime/graceful-shutdown.service';
+import { rejectUpgrade } from '@app/realtime/http-refusals';
 import { isOriginAllowed } from '@app/realtime/origin-policy';
 import { packetBudget, packetFloodError } from '@app/realtime/packet-rate';
 import type { Room } from '@app/rooms/room.entity';
@@ -58,13 +59,7 @@ import {
   type ClientFrame,
 } from './frame-parser';
 import { WsConnection } from './ws-connection';
-import {
-  authenticateUpgrade,
-  refusalFor,
-  rejectUpgrade,
-  speaksVersionOf,
-  SUPPORTED_VERSIONS,
-} from './ws-upgrade';
+import { authenticateUpgrade, refusalFor, speaksVersionOf, SUPPORTED_VERSIONS } from './ws-upgrade';
 
 export const RAW_WS_PATH = '/ws';
 const SOCKET_IO_PATH = '/socket.io/';

@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import type { AuthUser } from '@app/auth/auth-user';
 import { bearerToken, queryToken } from '@app/auth/token-extraction';
 import type { TokenService } from '@app/auth/token.service';
-import type { AppException } from '@app/common/errors/app.exception';
-import { ErrorCode, HTTP_STATUS_BY_CODE } from '@app/common/errors/error-code';
+import { ErrorCode } from '@app/common/errors/error-code';
 import type { ErrorBody } from '@app/common/errors/error-body';
 import { reportedErrorBody, type FailureLog } from '@app/common/errors/to-error-body';
 import { clientBudgetKey, type TrustRule } from '@app/realtime/client-address';
@@ -71,29 +69,6 @@ export async function authenticateUpgrade(
   } catch (error) {
     return { refusal: refusalFor(reportedErrorBody(error, deps.logger)) };
   }
-}
-
-/**
- * Answers an upgrade that must not become a WebSocket at all (a foreign
- * Origin, another path) with the contract's error, as REST would, then
- * closes the connection for good: an upgraded socket is out of the HTTP
- * server's timeouts, so one a client kept half open would hold its
- * descriptor, and the server's close, for good.
- */
-export function rejectUpgrade(
-  socket: Duplex,
-  error: AppException,
-  headers: Record<string, string> = {},
-): void {
-  const status = HTTP_STATUS_BY_CODE[error.code];
-  const body = JSON.stringify(error.toBody());
-  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
-  socket.once('finish', () => socket.destroy());
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n${extra.join('')}` +
-      `Content-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
 }
 
 /** The WebSocket versions `ws` speaks, named to a client that asked for another (RFC 6455, 4.4). */

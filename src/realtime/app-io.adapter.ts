@@ -18,7 +18,7 @@ import { RateLimitService } from '@app/throttling/rate-limit.service';
 import { trustRule } from './client-address';
 import { ConnectionTracker } from './connection-tracker';
 import { socketOrderOf, type SocketOrder } from './in-socket-order.decorator';
-import { isOriginAllowed } from './origin-policy';
+import { refuseForeignOrigins } from './origin-policy';
 import type { AppServer, AppSocket } from './socket-data';
 import { limitPacketRate, packetLimitReaches } from './packet-rate';
 import { REFUSED_SESSION_GRACE_MS, SessionBudget } from './session-budget';
@@ -96,11 +96,12 @@ export class AppIoAdapter extends IoAdapter {
       // Other upgrades (`/ws`) are answered by their own transport, sometimes after an async auth check.
       destroyUpgrade: false,
       cors: { origin: http.corsOrigins.includes('*') ? true : http.corsOrigins, credentials: true },
+      // Origins are checked before, for every request (`refuseForeignOrigins`).
       allowRequest: (request, callback) => {
-        if (!isOriginAllowed(request, http.corsOrigins)) return callback(null, false);
         void budget.spendOnNewSession(request).then(() => callback(null, true));
       },
     } satisfies Partial<ServerOptions>) as AppServer;
+    server.engine.use(refuseForeignOrigins(http.corsOrigins));
     closeRefusedSessions(server, budget);
     server.engine.on('connection', (session: EngineSession) =>
       limitPacketRate(session, realtime.maxPacketsPerSecond, realtime.maxRoomsPerConnection),

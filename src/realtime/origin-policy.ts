@@ -1,4 +1,7 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { AppException } from '@app/common/errors/app.exception';
+import { refuseRequest, rejectUpgrade } from './http-refusals';
 
 /**
  * Browsers send `Origin` with every WebSocket upgrade and cross-origin request.
@@ -13,4 +16,19 @@ export function isOriginAllowed(request: IncomingMessage, allowlist: readonly st
   } catch {
     return false;
   }
+}
+
+/**
+ * Engine.IO middleware, run for polling requests and upgrades alike: a
+ * foreign Origin gets 403 in the contract's shape, as `/ws` and REST answer
+ * it, rather than Engine.IO's own (a numeric code, or an HTML 400 on upgrade).
+ */
+export function refuseForeignOrigins(allowlist: readonly string[]) {
+  return (request: IncomingMessage, response: unknown, next: (error?: Error) => void): void => {
+    if (isOriginAllowed(request, allowlist)) return next();
+    const refusal = AppException.forbidden('Origin not allowed');
+    // An upgrade's response is Engine.IO's stand-in, which writes nothing: the socket is answered.
+    if (request.headers.upgrade) rejectUpgrade((response as { socket: Duplex }).socket, refusal);
+    else refuseRequest(response as ServerResponse, refusal);
+  };
 }

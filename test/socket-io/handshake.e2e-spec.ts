@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { Logger } from '@nestjs/common';
 import { io } from 'socket.io-client';
 import { TokenService } from '@app/auth/token.service';
@@ -111,6 +112,37 @@ describe.each(databaseKinds())('Socket.IO handshake (%s)', (kind) => {
         await expect(withOrigin('https://evil.example.net', transport)).rejects.toThrow();
       },
     );
+
+    it('answers a foreign Origin 403 in the contract’s shape, on polling and on upgrade', async () => {
+      const forbidden = { code: 'FORBIDDEN', message: 'Origin not allowed', details: [] };
+      const polling = await fetch(`${t.url}/socket.io/?EIO=4&transport=polling`, {
+        headers: { Origin: 'https://evil.example.net' },
+      });
+      expect(polling.status).toBe(403);
+      expect(await polling.json()).toEqual(forbidden);
+
+      const upgrade = await new Promise<{ status?: number; body: string }>((resolve, reject) => {
+        const request = httpRequest(`${t.url}/socket.io/?EIO=4&transport=websocket`, {
+          headers: {
+            Origin: 'https://evil.example.net',
+            Connection: 'Upgrade',
+            Upgrade: 'websocket',
+            'Sec-WebSocket-Version': '13',
+            'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+          },
+        });
+        request.on('response', (response) => {
+          let body = '';
+          response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          response.on('end', () => resolve({ status: response.statusCode, body }));
+        });
+        request.on('upgrade', () => reject(new Error('upgraded')));
+        request.on('error', reject);
+        request.end();
+      });
+      expect(upgrade.status).toBe(403);
+      expect(JSON.parse(upgrade.body)).toEqual(forbidden);
+    });
 
     it.each(['polling', 'websocket'] as const)(
       'accepts an allowed Origin and the own origin on %s',
