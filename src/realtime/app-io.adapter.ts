@@ -148,8 +148,10 @@ export class AppIoAdapter extends IoAdapter {
     transform: (data: unknown) => Observable<unknown>,
   ): void {
     this.transform ??= transform;
-    for (const handler of handlers)
+    for (const handler of handlers) {
+      this.handledEvents.add(handler.message as string);
       socket.on(handler.message as string, this.sharedListener(handler, gateway));
+    }
     this.refuseUnknownEvents(socket);
   }
 
@@ -164,10 +166,12 @@ export class AppIoAdapter extends IoAdapter {
     transform: (data: unknown) => Observable<unknown>,
   ): void {
     this.transform ??= transform;
-    for (const { message, callback, isAckHandledManually } of handlers)
+    for (const { message, callback, isAckHandledManually } of handlers) {
+      this.handledEvents.add(message as string);
       socket.on(message as string, (...args: unknown[]) => {
         void this.handle(message as string, callback, isAckHandledManually, args);
       });
+    }
     this.refuseUnknownEvents(socket);
   }
 
@@ -178,8 +182,10 @@ export class AppIoAdapter extends IoAdapter {
    */
   private refuseUnknownEvents(socket: Socket): void {
     const metrics = () => this.metrics();
+    const handled = this.handledEvents;
     this.unknownEvents ??= function (this: Socket, event: unknown, ...args: unknown[]) {
-      if (typeof event === 'string' && this.listenerCount(event) > 0) return;
+      // Not `listenerCount`: Socket.IO itself listens to `error` on every socket.
+      if (typeof event === 'string' && handled.has(event)) return;
       const ack = args.findLast(
         (arg): arg is (response: unknown) => void => typeof arg === 'function',
       );
@@ -194,6 +200,8 @@ export class AppIoAdapter extends IoAdapter {
   }
 
   private unknownEvents?: (this: Socket, event: unknown, ...args: unknown[]) => void;
+  /** The events the gateways handle, over every gateway bound. */
+  private readonly handledEvents = new Set<string>();
 
   private transform?: (data: unknown) => Observable<unknown>;
   private readonly listeners = new WeakMap<GatewayHandler, SharedListener>();

@@ -1,4 +1,4 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AppException } from '@app/common/errors/app.exception';
 import { HTTP_STATUS_BY_CODE } from '@app/common/errors/error-code';
@@ -18,6 +18,8 @@ export function rejectUpgrade(
   const status = HTTP_STATUS_BY_CODE[error.code];
   const body = JSON.stringify(error.toBody());
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  // A client resetting meanwhile must not be an unhandled error, whoever else listens.
+  socket.on('error', () => socket.destroy());
   socket.once('finish', () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n${extra.join('')}` +
@@ -27,7 +29,10 @@ export function rejectUpgrade(
 }
 
 /** Answers a plain HTTP request with the contract's error, as REST would. */
-export function refuseRequest(response: ServerResponse, error: AppException): void {
+export function refuseRequest(
+  response: ServerResponse<IncomingMessage>,
+  error: AppException,
+): void {
   const body = JSON.stringify(error.toBody());
   response.writeHead(HTTP_STATUS_BY_CODE[error.code], {
     'Content-Type': 'application/json; charset=utf-8',

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { AppException } from '@app/common/errors/app.exception';
 import { refuseRequest, rejectUpgrade } from './http-refusals';
@@ -27,8 +27,9 @@ export function refuseForeignOrigins(allowlist: readonly string[]) {
   return (request: IncomingMessage, response: unknown, next: (error?: Error) => void): void => {
     if (isOriginAllowed(request, allowlist)) return next();
     const refusal = AppException.forbidden('Origin not allowed');
+    if (response instanceof ServerResponse)
+      return refuseRequest(response as ServerResponse<IncomingMessage>, refusal);
     // An upgrade's response is Engine.IO's stand-in, which writes nothing: the socket is answered.
-    if (request.headers.upgrade) rejectUpgrade((response as { socket: Duplex }).socket, refusal);
-    else refuseRequest(response as ServerResponse, refusal);
+    rejectUpgrade((response as { socket: Duplex }).socket, refusal);
   };
 }

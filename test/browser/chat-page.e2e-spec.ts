@@ -841,7 +841,9 @@ describeWithBrowser('the chat page in Chromium', () => {
       await registerUser(service.url, uniqueUsername('fay')),
       await registerUser(service.url, uniqueUsername('gus')),
     ];
-    const roomId = await createRoomAs(gus.token, 'gappy');
+    // Private: its mark must not hide the "(private)" drawn after its name.
+    const roomId = await createRoomAs(gus.token, 'gappy', true);
+    await addMember(service.url, gus, roomId, fay.id);
     const { page } = await openPageHoldingBack('lost on the way');
     await logIn(page, fay.username);
     const noticeSeen = gate();
@@ -864,7 +866,20 @@ describeWithBrowser('the chat page in Chromium', () => {
     await page.waitForSelector(
       '#notice:text-is("Could not fetch missed messages of # gappy (Service temporarily unavailable): retrying, some may show late.")',
     );
-    await page.waitForSelector(`#room-list li.behind[data-room-id="${roomId}"]`);
+    const marked = `#room-list li.behind[data-room-id="${roomId}"] .room`;
+    await page.waitForSelector(marked);
+    const drawn = (pseudo: string) =>
+      page.$eval(
+        marked,
+        (button, which) =>
+          (
+            globalThis as unknown as {
+              getComputedStyle(element: unknown, pseudo: string): { content: string };
+            }
+          ).getComputedStyle(button, which).content,
+        pseudo,
+      );
+    expect([await drawn('::before'), await drawn('::after')]).toEqual(['"⟳ "', '" (private)"']);
     noticeSeen.open();
 
     await page.waitForSelector(messageWithText('after the gap'));

@@ -233,6 +233,12 @@ describe.each(databaseKinds())('Socket.IO chat events (%s)', (kind) => {
       (socket as unknown as { emit(event: string): void }).emit('no:such:event');
       expect(await error).toMatchObject({ code: 'VALIDATION_FAILED', message: 'Unknown event' });
 
+      // Socket.IO listens to `error` itself on every socket: still none of the service's events.
+      expect(await emitAck(socket, 'error', {})).toMatchObject({
+        ok: false,
+        error: { code: 'VALIDATION_FAILED', message: 'Unknown event' },
+      });
+
       const room = await createRoom(t.url, ada);
       expect(await emitOk<JoinResult>(socket, 'chat:join', room.id)).toMatchObject({
         room: { id: room.id },
