@@ -113,25 +113,27 @@ export class LoadEngine {
    * this run, on a stream the receiver follows, counts as a delivery;
    * duplicates and deliveries on other streams are counted as errors by the
    * receiver's tracker, and messages of an earlier run as late. Between
-   * runs, the next run counts them (see `BetweenRuns`).
+   * runs, the next run counts them (see `BetweenRuns`). True for the
+   * message's first delivery to this receiver, whichever run it belongs to.
    */
-  delivered(receiver: Receiver, stream: string, n: number, sentAt: number): void {
+  delivered(receiver: Receiver, stream: string, n: number, sentAt: number): boolean {
     const seen = receiver.tracker.see(stream, n);
-    if (seen !== 'new') return;
+    if (seen !== 'new') return false;
     const state = this.state;
     if (!state) {
       if (n <= (this.expected.get(stream) ?? 0)) this.between.late += 1;
       else this.between.ahead.push({ stream, n });
-      return;
+      return true;
     }
     if (n <= (state.expectedBefore.get(stream) ?? 0)) {
       state.late += 1;
-      return;
+      return true;
     }
     const at = now();
     state.deliveries += 1;
     state.lastEventAt = Math.max(state.lastEventAt, at);
     if (receiver.timed) state.latency.add(at - sentAt);
+    return true;
   }
 
   /** The server acknowledged a message; `n` is its number in `stream`. */

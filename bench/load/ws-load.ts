@@ -72,8 +72,9 @@ function planMembers(command: SetupCommand): Member[] {
 function onFrame(member: Member, frame: ServerFrame): void {
   if (frame.type === 'message' && 'payload' in frame) {
     const { s, n, t } = frame.payload;
-    engine.delivered(member.receiver, s, n, t);
-    const sender = member.probe ? sendersByKey.get(s) : undefined;
+    // A duplicate settles nothing: releasing on it would let its sender have more in flight.
+    const first = engine.delivered(member.receiver, s, n, t);
+    const sender = member.probe && first ? sendersByKey.get(s) : undefined;
     if (sender) engine.release(sender);
   } else if (frame.type === 'joined') {
     member.joined?.();

@@ -1,6 +1,7 @@
 import type { Stamp } from '../../bench/common/message-text';
 import type { RunCommand } from '../../bench/common/protocol';
 import { LoadEngine, type Sender } from '../../bench/load/engine';
+import { StreamTracker } from '../../bench/load/stream-tracker';
 
 /** The bench's load engine (`npm run bench` is not part of `npm test`): what it counts must be right there. */
 describe('the bench load engine', () => {
@@ -50,6 +51,15 @@ describe('the bench load engine', () => {
     // They were acked as soon as they went out, yet waited as long as the stall.
     expect(result.ackMs.max).toBeGreaterThanOrEqual(stallMs - 30);
     expect(result.skipped).toBe(0);
+  });
+
+  it('tells a message’s first delivery from a duplicate, which settles no send of the raw WebSocket loader', () => {
+    const engine = new LoadEngine();
+    const receiver = { tracker: new StreamTracker(['room']), timed: true };
+
+    expect(engine.delivered(receiver, 'room', 1, performance.now())).toBe(true);
+    expect(engine.delivered(receiver, 'room', 1, performance.now())).toBe(false);
+    expect(engine.delivered(receiver, 'room', 2, performance.now())).toBe(true);
   });
 
   it('charges a connection dropped between two runs to the next run', async () => {
