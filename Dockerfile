@@ -73,7 +73,7 @@ EXPOSE 3000
 # unhealthy. Longer ones belong in a migration step of their own, as in
 # docker-compose.yml.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10m --retries=3 \
-  CMD ["node", "-e", "const p=process.env.PORT||3000;require('node:http').get({host:'127.0.0.1',port:p,path:'/health/live',timeout:4000},r=>process.exit(r.statusCode===200?0:1)).on('timeout',()=>process.exit(1)).on('error',()=>process.exit(1))"]
+  CMD ["node", "dist/src/health/liveness-probe.js"]
 
 # main.ts drains on SIGTERM (SHUTDOWN_TIMEOUT_MS), so run node directly as PID 1.
 CMD ["node", "dist/src/main.js"]

@@ -456,8 +456,10 @@ describe('deployment files', () => {
     it('checks liveness with node and starts dist/src/main.js', () => {
       const healthcheck = runtime.find((line) => /^HEALTHCHECK\s/i.test(line));
       expect(healthcheck).toBeDefined();
-      expect(healthcheck).toContain('/health/live');
-      expect(healthcheck).toMatch(/CMD\s+\[\s*"node"/);
+      // The probe reads HOST and PORT as the service does (test/process/liveness-probe).
+      expect(healthcheck).toMatch(
+        /CMD\s+\[\s*"node",\s*"dist\/src\/health\/liveness-probe\.js"\s*\]/,
+      );
       const cmd = runtime.filter((line) => /^CMD\s/i.test(line)).pop();
       expect(cmd).toBeDefined();
       expect(JSON.parse(String(cmd).replace(/^CMD\s+/i, ''))).toEqual(['node', 'dist/src/main.js']);
