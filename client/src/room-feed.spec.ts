@@ -296,6 +296,36 @@ describe('RoomFeed', () => {
       expect(calls).toEqual([]);
     });
 
+    it('says once it has caught up when a join does so while its retry is under way and fails', async () => {
+      jest.useFakeTimers();
+      const fetches: Array<(error: Error) => void> = [];
+      const caughtUp: string[] = [];
+      const f = new RoomFeed({
+        roomId: ROOM,
+        since: 2,
+        deliver: () => undefined,
+        fetchAfter: () => new Promise((_, reject) => fetches.push(reject)),
+        fillRetry: { baseMs: 1_000, capMs: 1_000 },
+        caughtUp: () => caughtUp.push('caught up'),
+      });
+      f.beginSync();
+      const first = f.endSync({ missed: [], truncated: true });
+      fetches[0](new Error('down'));
+      await expect(first).rejects.toThrow('down');
+      await jest.advanceTimersByTimeAsync(1_001);
+      expect(fetches).toHaveLength(2);
+
+      f.beginSync();
+      await f.endSync({ missed: range(3, 8), truncated: false });
+      fetches[1](new Error('down again'));
+      await jest.advanceTimersByTimeAsync(5_000);
+
+      expect(caughtUp).toEqual(['caught up']);
+      expect(fetches).toHaveLength(2);
+      await f.receive(message(9));
+      expect(caughtUp).toEqual(['caught up']);
+    });
+
     it('says nothing of catching up when no fill had failed', async () => {
       const { f, delivered, caughtUp } = failingFirst(0);
       f.beginSync();

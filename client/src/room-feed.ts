@@ -71,6 +71,8 @@ export class RoomFeed {
   private retrying = false;
   /** A fill failed and none has succeeded since: the app was told the room may lack messages. */
   private behind = false;
+  /** Joins that brought everything up to the room's end: a fill under way meanwhile read for nothing. */
+  private joinsCaughtUp = 0;
   private closed = false;
   private readonly closing = new AbortController();
 
@@ -115,6 +117,7 @@ export class RoomFeed {
 
   /** The join brought everything up to the room's end: a fill waiting to be tried again has nothing to do. */
   private caughtUpByJoin(): void {
+    this.joinsCaughtUp += 1;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.catchUpAsked = false;
@@ -204,6 +207,8 @@ export class RoomFeed {
           this.options.lost?.(error.body);
           return;
         }
+        // A join caught the feed up while this fill failed: nothing is missing.
+        if (this.pending.size === 0 && !this.catchUpAsked) return;
         this.behind = true;
         this.retryFillLater();
         throw error;
@@ -215,12 +220,13 @@ export class RoomFeed {
   private async fillUntilContiguous(): Promise<void> {
     while (!this.closed && (this.catchUpAsked || this.pending.size > 0)) {
       const asked = this.catchUpAsked;
+      const joinsBefore = this.joinsCaughtUp;
       this.catchUpAsked = false;
       const before = this.lastSeq;
       try {
         await this.fetchEverythingAfter();
       } catch (error) {
-        this.catchUpAsked ||= asked;
+        if (this.joinsCaughtUp === joinsBefore) this.catchUpAsked ||= asked;
         throw error;
       }
       if (this.lastSeq === before && this.pending.size > 0) this.skipUnfillableGap();
