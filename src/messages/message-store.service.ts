@@ -242,7 +242,13 @@ export class MessageStore implements OnApplicationShutdown {
     const takeable = this.pending.takeable;
     if (this.writes.size === 0) return takeable > 0;
     if (this.writes.size >= this.maxWrites || takeable === 0) return false;
-    return takeable >= OVERLAP_BATCH || [...this.writes.values()].some((write) => write.slow);
+    return takeable >= OVERLAP_BATCH || this.anyWriteSlow();
+  }
+
+  /** Asked at every append while a write is in flight: no array made for it. */
+  private anyWriteSlow(): boolean {
+    for (const write of this.writes.values()) if (write.slow) return true;
+    return false;
   }
 
   private async commit(items: Pending[], batch: Batch): Promise<void> {
